@@ -1,0 +1,82 @@
+"""The one exception family of :mod:`atlas_log`.
+
+::
+
+    Error
+    ├── FormatError                  malformed input: bad base64, bad note, bad checkpoint text, bad JSON
+    ├── VerificationError            input parsed, but does not prove what it claims
+    │   ├── ProofError               an inclusion or consistency proof failed
+    │   │   └── RootMismatchError    carries the expected and the calculated root
+    │   ├── SignatureError           a note or DSSE signature did not verify
+    │   └── InconsistentLogError     two signed checkpoints no consistency proof joins (evidence)
+    └── LogAPIError                  the log answered an HTTP request with an error or garbage
+
+Foreign exceptions (``binascii.Error``, ``ValueError``, ``InvalidSignature``, ``httpx.HTTPError``) are
+caught where they arise and re-raised as one of these with ``raise ... from``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "Error",
+    "FormatError",
+    "InconsistentLogError",
+    "LogAPIError",
+    "ProofError",
+    "RootMismatchError",
+    "SignatureError",
+    "VerificationError",
+]
+
+
+class Error(Exception):
+    """Root of every exception :mod:`atlas_log` raises on purpose."""
+
+
+class FormatError(Error):
+    """Input does not follow the format it claims (strict parsing failed)."""
+
+
+class VerificationError(Error):
+    """Input is well formed but does not verify."""
+
+
+class ProofError(VerificationError):
+    """A Merkle inclusion or consistency proof is invalid."""
+
+
+class RootMismatchError(ProofError):
+    """The proof is well formed but leads to a different root than the one expected."""
+
+    def __init__(self, expected: bytes, calculated: bytes) -> None:
+        super().__init__(f"root mismatch: expected {expected.hex()}, calculated {calculated.hex()}")
+        self.expected = expected
+        self.calculated = calculated
+
+
+class SignatureError(VerificationError):
+    """A signature did not verify, or no signature from a trusted key was found."""
+
+
+class InconsistentLogError(VerificationError):
+    """Two checkpoints signed by the log cannot both be true.
+
+    The attributes are portable evidence: both signed notes exactly as received and the proof hashes the
+    log supplied (empty when the log refused to give one).
+    """
+
+    def __init__(self, reason: str, old_checkpoint: bytes, new_checkpoint: bytes, proof: list[bytes]) -> None:
+        super().__init__(f"log is inconsistent: {reason}")
+        self.reason = reason
+        self.old_checkpoint = old_checkpoint
+        self.new_checkpoint = new_checkpoint
+        self.proof = proof
+
+
+class LogAPIError(Error):
+    """The log's HTTP API returned an error status or an unparseable answer."""
+
+    def __init__(self, message: str, status: int | None = None, problem_type: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.problem_type = problem_type
