@@ -1,0 +1,143 @@
+"""``atlas-log``: the command-line client (checkpoint, get, verify, demo)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from atlas_log._encoding import b64encode
+from atlas_log.errors import Error
+from atlas_log.http import AsyncLogClient, LogClient
+from atlas_log.note import Verifier
+from atlas_log.receipt import Receipt, verify_receipt
+from atlas_log.submission import demo_submission
+
+DEFAULT_SERVER = "http://127.0.0.1:8080"
+
+
+def _vkey(args: argparse.Namespace, http: httpx.Client | None) -> Verifier:
+    if args.vkey:
+        return Verifier.from_vkey(args.vkey)
+    if http is None:
+        raise SystemExit("atlas-log: --vkey is required (or --server to fetch the log's key)")
+    key = http.get("/api/v1/log").json()["verifierKey"]
+    print(f"warning: trusting the key the server announced ({key}); pin it with --vkey", file=sys.stderr)
+    return Verifier.from_vkey(key)
+
+
+def _client(args: argparse.Namespace) -> httpx.Client:
+    return httpx.Client(base_url=args.server, timeout=30)
+
+
+def _cmd_checkpoint(args: argparse.Namespace) -> int:
+    with _client(args) as http:
+        client = LogClient(http, _vkey(args, http), state_file=Path(args.state) if args.state else None)
+        cp, note = client.checkpoint()
+    if args.json:
+        print(json.dumps({"origin": cp.origin, "size": cp.size, "rootHash": b64encode(cp.root_hash),
+                          "note": note.decode()}))
+    else:
+        sys.stdout.write(note.decode())
+    return 0
+
+
+def _cmd_get(args: argparse.Namespace) -> int:
+    with _client(args) as http:
+        client = LogClient(http, _vkey(args, http))
+        entry = client.get_entry(args.index)
+        cp, _ = client.checkpoint()
+        from atlas_log._encoding import b64decode
+        from atlas_log.merkle import LeafHash, leaf_hash
+
+        leaf = b64decode(entry["leaf"], "leaf")
+        if leaf_hash(leaf) != b64decode(entry["leafHash"], "leafHash"):
+            raise SystemExit("atlas-log: the served leaf does not match its leaf hash")
+        client.verify_inclusion(LeafHash(leaf_hash(leaf)), args.index, cp)
+    entry["verified"] = {"treeSize": cp.size, "rootHash": b64encode(cp.root_hash)}
+    print(json.dumps(entry, indent=2))
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    http = _client(args) if args.server and not args.vkey else None
+    verifier = _vkey(args, http)
+    failed = 0
+    for path in args.receipts:
+        try:
+            receipt = Receipt.from_json(json.loads(Path(path).read_text()))
+            cp = verify_receipt(receipt, verifier)
+            print(f"OK   {path}: entry {receipt.log_index} is in {cp.origin} at size {cp.size}")
+        except (Error, ValueError, OSError) as exc:
+            failed += 1
+            print(f"FAIL {path}: {exc}")
+    return 1 if failed else 0
+
+
+async def _demo(args: argparse.Namespace) -> int:
+    key = Ed25519PrivateKey.generate()
+    out = Path(args.receipts) if args.receipts else None
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+    async with httpx.AsyncClient(base_url=args.server, timeout=60) as http:
+        vkey = args.vkey or (await http.get("/api/v1/log")).json()["verifierKey"]
+        client = AsyncLogClient(http, vkey)
+        sem = asyncio.Semaphore(args.concurrency)
+        done = 0
+        started = time.monotonic()
+
+        async def one(n: int) -> None:
+            nonlocal done
+            async with sem:
+                receipt = await client.submit(demo_submission(key, n))
+            if out:
+                (out / f"receipt-{receipt.log_index:08d}.json").write_text(json.dumps(receipt.to_json(), indent=2))
+            done += 1
+            if args.count >= 100 and done % max(1, args.count // 20) == 0:
+                print(f"  {done}/{args.count} entries ({done / (time.monotonic() - started):.0f}/s)", file=sys.stderr)
+
+        await asyncio.gather(*(one(n) for n in range(args.count)))
+    print(f"submitted {args.count} entries in {time.monotonic() - started:.1f}s; every receipt verified"
+          + (f"; saved to {out}" if out else ""))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="atlas-log", description="Atlas Log client")
+    parser.add_argument("--server", default=os.environ.get("ATLAS_LOG_URL", DEFAULT_SERVER), help="log URL")
+    parser.add_argument("--vkey", default=os.environ.get("ATLAS_LOG_VKEY"), help="the log's verifier key (pin it)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("checkpoint", help="fetch and verify the latest checkpoint")
+    p.add_argument("--state", help="trusted-state file: prove consistency with the last checkpoint seen")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_checkpoint)
+    p = sub.add_parser("get", help="fetch an entry and verify its inclusion in the latest checkpoint")
+    p.add_argument("index", type=int)
+    p.set_defaults(func=_cmd_get)
+    p = sub.add_parser("verify", help="verify receipt files offline")
+    p.add_argument("receipts", nargs="+")
+    p.set_defaults(func=_cmd_verify)
+    p = sub.add_parser("demo", help="submit N distinct signed demo entries")
+    p.add_argument("--count", type=int, default=1)
+    p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument("--receipts", help="folder to save each receipt in")
+    p.set_defaults(func=lambda a: asyncio.run(_demo(a)))
+    args = parser.parse_args(argv)
+    # Subcommand options may also follow the subcommand.
+    try:
+        return int(args.func(args))
+    except (Error, httpx.HTTPError) as exc:
+        print(f"atlas-log: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

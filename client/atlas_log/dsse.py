@@ -1,0 +1,190 @@
+"""DSSE envelopes (secure-systems-lab/dsse envelope.md v1.0.2): parsing, PAE, signing and verification.
+
+Signatures are over ``PAE(payloadType, payload)``, never over the raw payload. Accepted keys: Ed25519,
+ECDSA P-256 (SHA-256) and P-384 (SHA-384), RSA >= 2048 bits with PKCS#1 v1.5 or PSS over SHA-256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NewType
+
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from atlas_log._encoding import b64decode, b64encode
+from atlas_log.errors import FormatError, SignatureError
+
+__all__ = [
+    "MAX_SIGNATURES",
+    "Envelope",
+    "EnvelopeSignature",
+    "PublicKey",
+    "SpkiDer",
+    "pae",
+    "parse_envelope",
+    "sign_envelope",
+    "verify_envelope",
+]
+
+SpkiDer = NewType("SpkiDer", bytes)
+"""A DER SubjectPublicKeyInfo."""
+
+MAX_SIGNATURES = 16
+MAX_KEYID = 256
+MIN_RSA_BITS = 2048
+
+
+def pae(payload_type: str, payload: bytes) -> bytes:
+    """DSSE pre-authentication encoding: ``"DSSEv1" SP LEN(type) SP type SP LEN(body) SP body``."""
+    t = payload_type.encode()
+    return b"DSSEv1 %d %s %d %s" % (len(t), t, len(payload), payload)
+
+
+@dataclass(frozen=True, slots=True)
+class EnvelopeSignature:
+    sig: bytes
+    keyid: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """A parsed DSSE envelope; ``payload`` is the decoded body."""
+
+    payload_type: str
+    payload: bytes
+    signatures: tuple[EnvelopeSignature, ...]
+
+    def pae(self) -> bytes:
+        return pae(self.payload_type, self.payload)
+
+    def to_json(self) -> dict[str, Any]:
+        sigs: list[dict[str, str]] = []
+        for s in self.signatures:
+            sigs.append({"keyid": s.keyid, "sig": b64encode(s.sig)} if s.keyid else {"sig": b64encode(s.sig)})
+        return {"payloadType": self.payload_type, "payload": b64encode(self.payload), "signatures": sigs}
+
+
+def _str(obj: Mapping[str, Any], key: str, what: str, *, required: bool = True) -> str:
+    v = obj.get(key)
+    if v is None and not required:
+        return ""
+    if not isinstance(v, str):
+        raise FormatError(f"{what}.{key} must be a string")
+    return v
+
+
+def parse_envelope(obj: Any) -> Envelope:
+    """Parse a DSSE envelope from decoded JSON; strict base64, 1..16 signatures, no unknown members."""
+    if not isinstance(obj, dict):
+        raise FormatError("dsseEnvelope must be a JSON object")
+    unknown = set(obj) - {"payloadType", "payload", "signatures"}
+    if unknown:
+        raise FormatError(f"dsseEnvelope has unknown members: {sorted(unknown)}")
+    payload_type = _str(obj, "payloadType", "dsseEnvelope")
+    if not payload_type:
+        raise FormatError("dsseEnvelope.payloadType must not be empty")
+    payload = b64decode(_str(obj, "payload", "dsseEnvelope"), "dsseEnvelope.payload")
+    raw_sigs = obj.get("signatures")
+    if not isinstance(raw_sigs, list) or not 1 <= len(raw_sigs) <= MAX_SIGNATURES:
+        raise FormatError(f"dsseEnvelope.signatures must be a list of 1..{MAX_SIGNATURES} signatures")
+    sigs = []
+    for i, s in enumerate(raw_sigs):
+        if not isinstance(s, dict) or set(s) - {"sig", "keyid"}:
+            raise FormatError(f"dsseEnvelope.signatures[{i}] must be an object with 'sig' and optional 'keyid'")
+        keyid = _str(s, "keyid", f"dsseEnvelope.signatures[{i}]", required=False)
+        if len(keyid) > MAX_KEYID:
+            raise FormatError(f"dsseEnvelope.signatures[{i}].keyid is longer than {MAX_KEYID} characters")
+        sig = b64decode(_str(s, "sig", f"dsseEnvelope.signatures[{i}]"), f"dsseEnvelope.signatures[{i}].sig")
+        if not sig:
+            raise FormatError(f"dsseEnvelope.signatures[{i}].sig is empty")
+        sigs.append(EnvelopeSignature(sig, keyid))
+    return Envelope(payload_type, payload, tuple(sigs))
+
+
+class PublicKey:
+    """A signer's public key, loaded from DER SPKI or PEM, restricted to the accepted algorithms."""
+
+    __slots__ = ("_key", "spki")
+
+    def __init__(self, spki: SpkiDer) -> None:
+        try:
+            key = serialization.load_der_public_key(spki)
+        except (ValueError, UnsupportedAlgorithm) as exc:
+            raise FormatError(f"public key is not a DER SubjectPublicKeyInfo: {exc}") from exc
+        if isinstance(key, ec.EllipticCurvePublicKey):
+            if not isinstance(key.curve, ec.SECP256R1 | ec.SECP384R1):
+                raise FormatError(f"ECDSA curve {key.curve.name} is not accepted (P-256 or P-384)")
+        elif isinstance(key, rsa.RSAPublicKey):
+            if key.key_size < MIN_RSA_BITS:
+                raise FormatError(f"RSA key of {key.key_size} bits is too small (minimum {MIN_RSA_BITS})")
+        elif not isinstance(key, Ed25519PublicKey):
+            raise FormatError(f"key type {type(key).__name__} is not accepted (Ed25519, ECDSA, RSA)")
+        self._key = key
+        self.spki = spki
+
+    @classmethod
+    def from_pem(cls, pem: str | bytes) -> PublicKey:
+        data = pem.encode() if isinstance(pem, str) else pem
+        try:
+            key = serialization.load_pem_public_key(data)
+        except (ValueError, UnsupportedAlgorithm) as exc:
+            raise FormatError(f"public key is not a PEM SubjectPublicKeyInfo: {exc}") from exc
+        der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        return cls(SpkiDer(der))
+
+    @property
+    def fingerprint(self) -> str:
+        """Lowercase hex SHA-256 of the DER SPKI: how entries name their signers."""
+        return hashlib.sha256(self.spki).hexdigest()
+
+    def verify(self, signature: bytes, message: bytes) -> bool:
+        key = self._key
+        try:
+            if isinstance(key, Ed25519PublicKey):
+                key.verify(signature, message)
+            elif isinstance(key, ec.EllipticCurvePublicKey):
+                alg = hashes.SHA384() if isinstance(key.curve, ec.SECP384R1) else hashes.SHA256()
+                key.verify(signature, message, ec.ECDSA(alg))
+            else:
+                assert isinstance(key, rsa.RSAPublicKey)
+                try:
+                    key.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
+                except InvalidSignature:
+                    pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.AUTO)
+                    key.verify(signature, message, pss, hashes.SHA256())
+        except InvalidSignature:
+            return False
+        return True
+
+
+def verify_envelope(envelope: Envelope, keys: Sequence[PublicKey]) -> list[PublicKey]:
+    """Check that *every* signature verifies over PAE with one of ``keys``; return the signing key of each.
+
+    ``keyid`` hints are not trusted: each signature is tried against every key.
+    """
+    if not keys:
+        raise SignatureError("no public key was supplied to verify the envelope with")
+    message = envelope.pae()
+    signers = []
+    for i, s in enumerate(envelope.signatures):
+        key = next((k for k in keys if k.verify(s.sig, message)), None)
+        if key is None:
+            raise SignatureError(f"signature {i} does not verify over PAE(payloadType, payload) with any supplied key")
+        signers.append(key)
+    return signers
+
+
+def sign_envelope(payload_type: str, payload: bytes, key: Ed25519PrivateKey | ec.EllipticCurvePrivateKey) -> Envelope:
+    """Sign a payload into a one-signature envelope (Ed25519 or ECDSA)."""
+    message = pae(payload_type, payload)
+    if isinstance(key, Ed25519PrivateKey):
+        sig = key.sign(message)
+    else:
+        alg = hashes.SHA384() if isinstance(key.curve, ec.SECP384R1) else hashes.SHA256()
+        sig = key.sign(message, ec.ECDSA(alg))
+    return Envelope(payload_type, payload, (EnvelopeSignature(sig),))

@@ -1,0 +1,105 @@
+"""The canonical log entry: what a leaf commits to, encoded as RFC 8785 (JCS) JSON.
+
+``body`` describes the submission (hashes of the envelope and PAE, the verified signers) and is the
+deduplication key (``entryId = SHA-256(JCS(body))``). The leaf adds the integration time:
+``leaf = JCS({"body": body, "integratedTime": t})`` and ``leafHash = SHA-256(0x00 ‖ leaf)``.
+Anyone holding the raw envelope can recompute the body and check it against the leaf.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import rfc8785
+
+from atlas_log._encoding import b64encode
+from atlas_log.dsse import Envelope, PublicKey
+from atlas_log.errors import FormatError
+
+__all__ = ["API_VERSION", "MAX_LEAF_SIZE", "Entry", "build_body", "canonical_json", "parse_leaf"]
+
+API_VERSION = "atlas-log/v1"
+MAX_LEAF_SIZE = 65_535  # an entry bundle prefixes each entry with a uint16 length (tlog-tiles)
+
+
+def canonical_json(obj: Any) -> bytes:
+    """RFC 8785 canonical JSON bytes."""
+    try:
+        return rfc8785.dumps(obj)
+    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
+        raise FormatError(f"value cannot be canonicalised as JSON: {exc}") from exc
+
+
+def _sha256(data: bytes) -> dict[str, str]:
+    return {"sha256": hashlib.sha256(data).hexdigest()}
+
+
+def _predicate_type(envelope: Envelope) -> str | None:
+    if not envelope.payload_type.startswith("application/vnd.in-toto"):
+        return None
+    try:
+        statement = json.loads(envelope.payload)
+    except ValueError:
+        return None
+    value = statement.get("predicateType") if isinstance(statement, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def build_body(envelope: Envelope, signers: Sequence[PublicKey], tee: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The entry body for a verified envelope; ``signers[i]`` is the key that verified signature ``i``."""
+    if len(signers) != len(envelope.signatures):
+        raise ValueError("one signer per signature is required")
+    return {
+        "apiVersion": API_VERSION,
+        "payloadType": envelope.payload_type,
+        "payloadHash": _sha256(envelope.payload),
+        "paeHash": _sha256(envelope.pae()),
+        "envelopeHash": _sha256(canonical_json(envelope.to_json())),
+        "predicateType": _predicate_type(envelope),
+        "signatures": [
+            {"keyid": s.keyid, "sig": b64encode(s.sig), "verifier": {"spkiSha256": k.fingerprint}}
+            for s, k in zip(envelope.signatures, signers, strict=True)
+        ],
+        "tee": tee,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A log entry: its body, integration time, and the derived identifiers."""
+
+    body: dict[str, Any]
+    integrated_time: int
+
+    @property
+    def entry_id(self) -> bytes:
+        """``SHA-256(JCS(body))``: equal bodies are the same entry."""
+        return hashlib.sha256(canonical_json(self.body)).digest()
+
+    def leaf(self) -> bytes:
+        """The leaf bytes (RFC 8785 JSON); raises :class:`FormatError` beyond :data:`MAX_LEAF_SIZE`."""
+        data = canonical_json({"body": self.body, "integratedTime": self.integrated_time})
+        if len(data) > MAX_LEAF_SIZE:
+            raise FormatError(f"entry leaf is {len(data)} bytes, more than {MAX_LEAF_SIZE}")
+        return data
+
+
+def parse_leaf(leaf: bytes) -> Entry:
+    """Parse leaf bytes back into an :class:`Entry`, demanding that they are exactly canonical."""
+    try:
+        obj = json.loads(leaf)
+    except ValueError as exc:
+        raise FormatError(f"leaf is not JSON: {exc}") from exc
+    if not isinstance(obj, dict) or set(obj) != {"body", "integratedTime"}:
+        raise FormatError("leaf must be an object with exactly 'body' and 'integratedTime'")
+    body, t = obj["body"], obj["integratedTime"]
+    if not isinstance(body, dict) or not isinstance(t, int) or isinstance(t, bool):
+        raise FormatError("leaf body must be an object and integratedTime an integer")
+    entry = Entry(body, t)
+    if entry.leaf() != leaf:
+        raise FormatError("leaf is not in RFC 8785 canonical form")
+    return entry

@@ -1,0 +1,93 @@
+"""Receipts: what the log returns for an admitted entry, verifiable offline.
+
+JSON form (binary fields standard base64)::
+
+    {"entryId": hex, "logIndex": int, "leafHash": b64, "leaf": b64,
+     "inclusionProof": {"logIndex": int, "treeSize": int, "hashes": [b64, ...]},
+     "checkpoint": "<signed note text>"}
+
+:func:`verify_receipt` checks, with no I/O: the checkpoint's signature under the log's verifier key, that
+the leaf hashes to ``leafHash``, and that the inclusion proof leads from that leaf to the checkpoint's root.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from atlas_log._encoding import b64decode, b64encode, hexdecode
+from atlas_log.checkpoint import Checkpoint, open_checkpoint
+from atlas_log.entry import canonical_json, parse_leaf
+from atlas_log.errors import FormatError, ProofError
+from atlas_log.merkle import LeafHash, leaf_hash, verify_inclusion
+from atlas_log.note import Verifier
+
+__all__ = ["Receipt", "verify_receipt"]
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    entry_id: bytes
+    log_index: int
+    leaf_hash: LeafHash
+    leaf: bytes
+    tree_size: int
+    hashes: tuple[bytes, ...]
+    checkpoint: bytes
+
+    @classmethod
+    def from_json(cls, obj: Any) -> Receipt:
+        """Parse a receipt strictly; raise :class:`FormatError` on any deviation."""
+        try:
+            proof = obj["inclusionProof"]
+            index, size, hashes = proof["logIndex"], proof["treeSize"], proof["hashes"]
+            if not isinstance(index, int) or not isinstance(size, int) or not isinstance(hashes, list):
+                raise TypeError("logIndex/treeSize must be integers and hashes a list")
+            if obj["logIndex"] != index:
+                raise FormatError("receipt logIndex differs from inclusionProof.logIndex")
+            if not isinstance(obj["checkpoint"], str):
+                raise TypeError("checkpoint must be the signed note text")
+            return cls(
+                entry_id=hexdecode(obj["entryId"], "entryId", 32),
+                log_index=index,
+                leaf_hash=LeafHash(b64decode(obj["leafHash"], "leafHash")),
+                leaf=b64decode(obj["leaf"], "leaf"),
+                tree_size=size,
+                hashes=tuple(b64decode(h, "inclusionProof.hashes") for h in hashes),
+                checkpoint=obj["checkpoint"].encode(),
+            )
+        except (KeyError, TypeError) as exc:
+            raise FormatError(f"malformed receipt: {exc}") from exc
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "entryId": self.entry_id.hex(),
+            "logIndex": self.log_index,
+            "leafHash": b64encode(self.leaf_hash),
+            "leaf": b64encode(self.leaf),
+            "inclusionProof": {
+                "logIndex": self.log_index,
+                "treeSize": self.tree_size,
+                "hashes": [b64encode(h) for h in self.hashes],
+            },
+            "checkpoint": self.checkpoint.decode(),
+        }
+
+
+def verify_receipt(receipt: Receipt | dict[str, Any], vkey: str | Verifier) -> Checkpoint:
+    """Verify a receipt offline against the log's verifier key; return the checkpoint it is proved against.
+
+    Raises :class:`~atlas_log.errors.FormatError` or :class:`~atlas_log.errors.VerificationError`.
+    """
+    r = receipt if isinstance(receipt, Receipt) else Receipt.from_json(receipt)
+    verifier = vkey if isinstance(vkey, Verifier) else Verifier.from_vkey(vkey)
+    cp = open_checkpoint(r.checkpoint, verifier)
+    if cp.size != r.tree_size:
+        raise ProofError(f"inclusion proof is for size {r.tree_size}, checkpoint is for size {cp.size}")
+    if leaf_hash(r.leaf) != r.leaf_hash:
+        raise ProofError("leaf does not hash to leafHash")
+    if hashlib.sha256(canonical_json(parse_leaf(r.leaf).body)).digest() != r.entry_id:
+        raise ProofError("entryId is not the hash of the leaf's body")
+    verify_inclusion(r.leaf_hash, r.log_index, r.tree_size, list(r.hashes), cp.root_hash)
+    return cp

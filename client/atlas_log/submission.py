@@ -1,0 +1,54 @@
+"""Building the JSON body of ``POST /api/v1/entries``."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from atlas_log._encoding import b64encode
+from atlas_log.dsse import Envelope, sign_envelope
+from atlas_log.entry import API_VERSION
+
+__all__ = ["INTOTO_PAYLOAD_TYPE", "build_submission", "demo_submission", "intoto_statement", "spki_der"]
+
+INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
+DEMO_PREDICATE = "https://atlas-log.dev/demo/v1"
+
+
+def spki_der(key: Ed25519PrivateKey | ec.EllipticCurvePrivateKey) -> bytes:
+    """The DER SubjectPublicKeyInfo of a private key's public half."""
+    return key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def build_submission(envelope: Envelope, public_keys: Sequence[bytes], **extra: Any) -> dict[str, Any]:
+    """The request body for an envelope and the DER SPKIs of its signers."""
+    return {
+        "apiVersion": API_VERSION,
+        "dsseEnvelope": envelope.to_json(),
+        "verificationMaterial": {"publicKeys": [{"spki": b64encode(k)} for k in public_keys]},
+        **extra,
+    }
+
+
+def intoto_statement(subjects: Sequence[tuple[str, str]], predicate_type: str, predicate: dict[str, Any]) -> bytes:
+    """An in-toto Statement v1 (JSON bytes); ``subjects`` are ``(name, sha256 hex)`` pairs."""
+    statement = {
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": name, "digest": {"sha256": digest}} for name, digest in subjects],
+        "predicateType": predicate_type,
+        "predicate": predicate,
+    }
+    return json.dumps(statement, separators=(",", ":"), sort_keys=True).encode()
+
+
+def demo_submission(key: Ed25519PrivateKey, n: int) -> dict[str, Any]:
+    """A distinct, validly signed demo entry: a statement about a random artifact."""
+    digest = os.urandom(32).hex()
+    payload = intoto_statement([(f"demo-artifact-{n}", digest)], DEMO_PREDICATE, {"sequence": n})
+    return build_submission(sign_envelope(INTOTO_PAYLOAD_TYPE, payload, key), [spki_der(key)])

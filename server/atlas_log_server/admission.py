@@ -1,0 +1,122 @@
+"""Admission: turn a submitted JSON body into a verified entry, or a problem naming what to fix.
+
+The pipeline runs in order: schema and size, DSSE signatures over PAE, then each configured gate (the
+TEE quote check slots in here), then the canonical leaf. Nothing is written before every step passed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from atlas_log._encoding import b64decode
+from atlas_log.dsse import Envelope, PublicKey, SpkiDer, parse_envelope, verify_envelope
+from atlas_log.entry import API_VERSION, Entry, build_body
+from atlas_log.errors import FormatError, SignatureError
+from atlas_log.merkle import leaf_hash
+
+from atlas_log_server.errors import Problem
+from atlas_log_server.log.sequencer import PendingEntry
+
+MAX_KEYS = 16
+_TOP_LEVEL = {"apiVersion", "dsseEnvelope", "verificationMaterial", "tee", "annotations"}
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """A parsed submission whose signatures have verified."""
+
+    raw: bytes
+    envelope: Envelope
+    signers: tuple[PublicKey, ...]
+    tee: Any
+
+
+Gate = Callable[[Submission], dict[str, Any] | None]
+"""An admission step after the signature check; returns the verdict the leaf records (or None), or raises Problem."""
+
+
+def _reject(slug: str, detail: str, status: int = 400) -> Problem:
+    return Problem(status, slug, detail)
+
+
+def no_tee_gate(sub: Submission) -> dict[str, Any] | None:
+    """The gate used until TEE verification is configured: a `tee` block cannot be checked, so it is refused."""
+    if sub.tee is not None:
+        raise _reject("tee-unsupported", "this log does not verify TEE evidence yet; submit without a 'tee' block", 422)
+    return None
+
+
+def _keys(material: Any) -> list[PublicKey]:
+    if not isinstance(material, dict) or set(material) - {"publicKeys"}:
+        raise _reject("invalid-submission", "verificationMaterial must be an object with 'publicKeys'")
+    raw = material.get("publicKeys")
+    if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_KEYS:
+        raise _reject("invalid-submission", f"verificationMaterial.publicKeys must list 1..{MAX_KEYS} keys")
+    keys = []
+    for i, k in enumerate(raw):
+        where = f"verificationMaterial.publicKeys[{i}]"
+        if not isinstance(k, dict) or set(k) - {"spki", "pem", "keyid"} or ("spki" in k) == ("pem" in k):
+            raise _reject("invalid-submission", f"{where} must have exactly one of 'spki' (base64 DER) or 'pem'")
+        try:
+            if "spki" in k:
+                if not isinstance(k["spki"], str):
+                    raise FormatError(f"{where}.spki must be a base64 string")
+                keys.append(PublicKey(SpkiDer(b64decode(k["spki"], f"{where}.spki"))))
+            else:
+                if not isinstance(k["pem"], str):
+                    raise FormatError(f"{where}.pem must be a PEM string")
+                keys.append(PublicKey.from_pem(k["pem"]))
+        except FormatError as exc:
+            raise _reject("invalid-public-key", f"{where}: {exc}") from exc
+    return keys
+
+
+class Admission:
+    """The ordered admission pipeline."""
+
+    def __init__(self, gates: Sequence[Gate] = (no_tee_gate,)) -> None:
+        self.gates = tuple(gates)
+
+    def parse(self, raw: bytes) -> Submission:
+        """Schema and signature checks."""
+        try:
+            obj = json.loads(raw)
+        except (ValueError, RecursionError) as exc:
+            raise _reject("invalid-json", f"request body is not valid JSON: {exc}") from exc
+        if not isinstance(obj, dict):
+            raise _reject("invalid-submission", "request body must be a JSON object")
+        unknown = set(obj) - _TOP_LEVEL
+        if unknown:
+            raise _reject("invalid-submission", f"unknown members {sorted(unknown)}; allowed: {sorted(_TOP_LEVEL)}")
+        if obj.get("apiVersion", API_VERSION) != API_VERSION:
+            raise _reject("unsupported-api-version", f"apiVersion must be {API_VERSION!r}")
+        if "dsseEnvelope" not in obj:
+            raise _reject("invalid-submission", "dsseEnvelope is required")
+        try:
+            envelope = parse_envelope(obj["dsseEnvelope"])
+        except FormatError as exc:
+            raise _reject("invalid-envelope", str(exc)) from exc
+        keys = _keys(obj.get("verificationMaterial"))
+        try:
+            signers = verify_envelope(envelope, keys)
+        except SignatureError as exc:
+            raise _reject("signature-invalid", str(exc)) from exc
+        return Submission(raw, envelope, tuple(signers), obj.get("tee"))
+
+    def admit(self, raw: bytes, now: int) -> PendingEntry:
+        """Run the whole pipeline; the result is ready for the sequencer."""
+        sub = self.parse(raw)
+        tee: dict[str, Any] | None = None
+        for gate in self.gates:
+            verdict = gate(sub)
+            if verdict is not None:
+                tee = verdict
+        entry = Entry(build_body(sub.envelope, sub.signers, tee), now)
+        try:
+            leaf = entry.leaf()
+        except FormatError as exc:
+            raise _reject("entry-too-large", str(exc), 413) from exc
+        return PendingEntry(entry.entry_id, leaf_hash(leaf), leaf, raw, now)

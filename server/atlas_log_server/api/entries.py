@@ -1,0 +1,159 @@
+"""POST /api/v1/entries (admission → receipt) and entry reads."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from atlas_log._encoding import b64decode, b64encode
+from atlas_log.errors import FormatError
+from atlas_log.merkle import leaf_hash, verify_inclusion
+from atlas_log.receipt import Receipt
+
+from atlas_log_server.api.deps import log_context
+from atlas_log_server.context import LogContext
+from atlas_log_server.db.repository import StoredEntry
+from atlas_log_server.errors import Problem, bad_request, not_found
+from atlas_log_server.log.sequencer import Overloaded, PendingEntry, Sequenced
+
+router = APIRouter(prefix="/api/v1", tags=["entries"])
+
+Ctx = Annotated[LogContext, Depends(log_context)]
+
+SUBMISSION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["dsseEnvelope", "verificationMaterial"],
+    "additionalProperties": False,
+    "properties": {
+        "apiVersion": {"type": "string", "enum": ["atlas-log/v1"]},
+        "dsseEnvelope": {
+            "type": "object",
+            "required": ["payloadType", "payload", "signatures"],
+            "additionalProperties": False,
+            "properties": {
+                "payloadType": {"type": "string", "minLength": 1},
+                "payload": {"type": "string", "format": "byte"},
+                "signatures": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": 16,
+                    "items": {
+                        "type": "object",
+                        "required": ["sig"],
+                        "additionalProperties": False,
+                        "properties": {"sig": {"type": "string", "format": "byte"}, "keyid": {"type": "string"}},
+                    },
+                },
+            },
+        },
+        "verificationMaterial": {
+            "type": "object",
+            "required": ["publicKeys"],
+            "additionalProperties": False,
+            "properties": {
+                "publicKeys": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": 16,
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "spki": {"type": "string", "format": "byte"},
+                            "pem": {"type": "string"},
+                            "keyid": {"type": "string"},
+                        },
+                    },
+                }
+            },
+        },
+        "annotations": {"type": "object"},
+    },
+}
+
+
+async def build_receipt(ctx: LogContext, pending: PendingEntry, placed: Sequenced) -> Receipt:
+    """A receipt from one consistent snapshot, self-verified before it is returned."""
+    batch = placed.batch
+    if batch.old_size <= placed.index < batch.checkpoint.size:
+        size, note, root = batch.checkpoint.size, batch.note, batch.checkpoint.root_hash
+        hashes = batch.inclusion_proof(placed.index)
+    else:  # logged by an earlier batch: prove against the current checkpoint, from tiles
+        state = await ctx.repo.state()
+        if state.checkpoint is None:
+            raise Problem(503, "not-ready", "the log has no checkpoint yet", headers={"Retry-After": "1"})
+        size, note, root = state.size, state.checkpoint, state.root_hash
+        hashes = await ctx.proofs.inclusion(placed.index, size)
+    if placed.created:
+        entry_id, leaf = pending.entry_id, pending.leaf
+    else:
+        stored = await ctx.repo.entry_by_index(placed.index)
+        if stored is None:
+            raise Problem(503, "not-ready", "the entry is not readable yet", headers={"Retry-After": "1"})
+        entry_id, leaf = stored.entry_id, stored.leaf
+    lh = leaf_hash(leaf)
+    verify_inclusion(lh, placed.index, size, hashes, root)
+    return Receipt(entry_id, placed.index, lh, leaf, size, tuple(hashes), note)
+
+
+@router.post(
+    "/entries",
+    status_code=201,
+    summary="Submit a DSSE-signed entry; returns a receipt with an inclusion proof and signed checkpoint",
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": SUBMISSION_SCHEMA}}}},
+    responses={200: {"description": "the entry was already logged; its existing receipt"}},
+)
+async def submit_entry(request: Request, ctx: Ctx) -> Response:
+    raw = await request.body()
+    pending: PendingEntry = ctx.admission.admit(raw, int(time.time()))
+    try:
+        placed = await ctx.sequencer.submit(pending)
+    except Overloaded as exc:
+        raise Problem(503, "overloaded", str(exc), headers={"Retry-After": "1"}) from exc
+    receipt = await build_receipt(ctx, pending, placed)
+    return JSONResponse(receipt.to_json(), status_code=201 if placed.created else 200)
+
+
+def entry_json(e: StoredEntry) -> dict[str, Any]:
+    try:
+        submission: Any = json.loads(e.submission)
+    except ValueError:
+        submission = b64encode(e.submission)
+    return {
+        "logIndex": e.index,
+        "entryId": e.entry_id.hex(),
+        "leafHash": b64encode(e.leaf_hash),
+        "leaf": b64encode(e.leaf),
+        "integratedTime": e.integrated_time,
+        "submission": submission,
+    }
+
+
+@router.get("/entries/{index}", summary="An entry by log index, with the submission it was admitted from")
+async def get_entry(index: int, ctx: Ctx) -> dict[str, Any]:
+    if index < 0:
+        raise bad_request("invalid-index", "index must be a non-negative integer")
+    e = await ctx.repo.entry_by_index(index)
+    if e is None:
+        raise not_found("entry-not-found", f"no entry at index {index}")
+    return entry_json(e)
+
+
+@router.get("/entries", summary="An entry by its leaf hash (base64 or 64 hex digits)")
+async def find_entry(ctx: Ctx, leaf_hash: Annotated[str, Query(alias="leafHash", max_length=100)]) -> dict[str, Any]:
+    try:
+        if len(leaf_hash) == 64 and all(c in "0123456789abcdef" for c in leaf_hash):
+            digest = bytes.fromhex(leaf_hash)
+        else:
+            digest = b64decode(leaf_hash, "leafHash")
+    except FormatError as exc:
+        raise bad_request("invalid-leaf-hash", str(exc)) from exc
+    if len(digest) != 32:
+        raise bad_request("invalid-leaf-hash", "leafHash must be 32 bytes")
+    e = await ctx.repo.entry_by_leaf_hash(digest)
+    if e is None:
+        raise not_found("entry-not-found", "no entry with that leaf hash")
+    return entry_json(e)

@@ -1,0 +1,41 @@
+"""Log metadata and health endpoints."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+
+from atlas_log._encoding import b64encode
+
+from atlas_log_server.api.deps import log_context
+from atlas_log_server.context import LogContext
+from atlas_log_server.errors import Problem
+
+router = APIRouter(tags=["log"])
+Ctx = Annotated[LogContext, Depends(log_context)]
+
+
+@router.get("/api/v1/log", summary="The log's origin, verifier key and current size")
+async def log_info(ctx: Ctx) -> dict[str, Any]:
+    state = await ctx.repo.state()
+    return {
+        "origin": state.origin,
+        "verifierKey": ctx.verifier.vkey,
+        "treeSize": state.size,
+        "rootHash": b64encode(state.root_hash),
+    }
+
+
+@router.get("/healthz", summary="Liveness: the process is serving")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Readiness: the database answers")
+async def readyz(ctx: Ctx) -> dict[str, Any]:
+    try:
+        state = await ctx.repo.state()
+    except Exception as exc:
+        raise Problem(503, "not-ready", "the database is not reachable", headers={"Retry-After": "1"}) from exc
+    return {"status": "ready", "treeSize": state.size}

@@ -1,0 +1,57 @@
+"""C2SP tlog-tiles read API: the checkpoint, hash tiles and entry bundles."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import Response
+
+from atlas_log.errors import FormatError
+from atlas_log.merkle import HASH_SIZE
+from atlas_log.tiles import TILE_WIDTH, parse_tile_path, tile_width
+
+from atlas_log_server.api.deps import log_context
+from atlas_log_server.context import LogContext
+from atlas_log_server.errors import Problem, not_found
+
+router = APIRouter(tags=["tiles"])
+Ctx = Annotated[LogContext, Depends(log_context)]
+
+IMMUTABLE = "public, max-age=31536000, immutable"
+PARTIAL = "public, max-age=86400"  # a .p/W tile never changes either, but may be deleted once full
+
+
+@router.get("/checkpoint", summary="The latest signed checkpoint (C2SP signed note)", response_class=Response)
+async def checkpoint(ctx: Ctx) -> Response:
+    state = await ctx.repo.state()
+    if state.checkpoint is None:
+        raise Problem(404, "no-checkpoint", "the log has not signed a checkpoint yet (it is empty)")
+    return Response(
+        state.checkpoint, media_type="text/plain; charset=utf-8", headers={"Cache-Control": "no-cache, max-age=0"}
+    )
+
+
+@router.get("/tile/{path:path}", summary="A hash tile or entry bundle (tlog-tiles paths)", response_class=Response)
+async def tile(path: str, ctx: Ctx) -> Response:
+    try:
+        addr = parse_tile_path("tile/" + path)
+    except FormatError as exc:
+        raise Problem(404, "invalid-tile-path", str(exc)) from exc
+    size = (await ctx.repo.state()).size
+    level = 0 if addr.level is None else addr.level
+    available = tile_width(level, addr.index, size)
+    if available < addr.width:
+        raise not_found("tile-not-found", f"{addr.path()} does not exist at tree size {size}")
+    cache = IMMUTABLE if addr.width == TILE_WIDTH else PARTIAL
+    if addr.level is None:
+        leaves = await ctx.repo.leaves(addr.index * TILE_WIDTH, addr.width)
+        if len(leaves) != addr.width:
+            raise Problem(503, "not-ready", "entries are not readable yet", headers={"Retry-After": "1"})
+        body = b"".join(len(leaf).to_bytes(2, "big") + leaf for leaf in leaves)
+    else:
+        data = (await ctx.repo.tiles([(addr.level, addr.index)])).get((addr.level, addr.index), b"")
+        if len(data) < addr.width * HASH_SIZE:
+            raise Problem(503, "not-ready", "tile is not readable yet", headers={"Retry-After": "1"})
+        body = data[: addr.width * HASH_SIZE]
+    return Response(body, media_type="application/octet-stream", headers={"Cache-Control": cache})

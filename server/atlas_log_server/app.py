@@ -1,0 +1,77 @@
+"""The application factory: ``create_app(settings)`` wires storage, signer, sequencer and routes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from atlas_log.checkpoint import Checkpoint, sign_checkpoint
+from atlas_log.merkle import EMPTY_ROOT
+
+from atlas_log_server.admission import Admission
+from atlas_log_server.api import entries, health, proofs, tiles
+from atlas_log_server.api.limits import BodyLimitMiddleware
+from atlas_log_server.config import Settings
+from atlas_log_server.context import LogContext
+from atlas_log_server.db import migrate
+from atlas_log_server.db.engine import create_pool, resolve_database_url
+from atlas_log_server.db.repository import Repository
+from atlas_log_server.errors import install_handlers
+from atlas_log_server.log.proofs import ProofService
+from atlas_log_server.log.sequencer import Sequencer
+from atlas_log_server.log.signer import CheckpointSigner, load_or_create_key
+
+_log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the ASGI app. Nothing connects or starts until the lifespan runs."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        url = await asyncio.to_thread(resolve_database_url, settings)
+        if settings.migrate_on_start:
+            await asyncio.to_thread(migrate.upgrade, url)
+        signer, created = load_or_create_key(settings.signing_key_path, settings.origin)
+        if created:
+            _log.warning("generated a new checkpoint signing key in %s", settings.signing_key_path)
+        pool = await create_pool(url, settings.pool_size)
+        try:
+            repo = Repository(pool, settings.origin)
+            await repo.init_log(sign_checkpoint(Checkpoint(settings.origin, 0, EMPTY_ROOT), signer))
+            sequencer = Sequencer(
+                repo,
+                CheckpointSigner(signer),
+                max_batch=settings.batch_max_size,
+                max_age_s=settings.batch_max_age_ms / 1000,
+                max_pending=settings.max_pending,
+            )
+            app.state.log = LogContext(
+                settings, repo, sequencer, ProofService(repo, settings.tile_cache_tiles), Admission(), signer.verifier
+            )
+            task = asyncio.create_task(sequencer.run(), name="sequencer")
+            try:
+                yield
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        finally:
+            await pool.close()
+
+    app = FastAPI(
+        title="Atlas Log",
+        version="0.1.0",
+        summary="A transparency log for the machine-learning lifecycle.",
+        lifespan=lifespan,
+    )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    install_handlers(app)
+    for router in (entries.router, proofs.router, tiles.router, health.router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,110 @@
+"""``atlas-log-server``: serve, migrate, keygen."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from atlas_log.note import Signer
+
+from atlas_log_server.config import Settings
+from atlas_log_server.db import migrate
+from atlas_log_server.db.engine import resolve_database_url
+from atlas_log_server.log.signer import load_or_create_key
+
+
+def _settings(**overrides: object) -> Settings:
+    values = {k: v for k, v in overrides.items() if v is not None}
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from atlas_log_server.app import create_app
+
+    settings = _settings(host=args.host, port=args.port)
+    url = resolve_database_url(settings)
+    migrate.upgrade(url)
+    signer, created = load_or_create_key(settings.signing_key_path, settings.origin)
+    where = "embedded PostgreSQL in " + str(settings.data_dir / "pgdata") if not settings.database_url else "external PostgreSQL"
+    base = f"http://{settings.host}:{settings.port}"
+    print(
+        f"Atlas Log serving {settings.origin} on {base} ({where})\n"
+        f"  checkpoint key {'generated' if created else 'loaded'}: {settings.signing_key_path}\n"
+        f"  verifier key:  {signer.verifier.vkey}\n"
+        f"  submit a first entry:   atlas-log demo --count 1 --server {base} --receipts ./receipts\n"
+        f"  check it offline:       atlas-log verify --vkey '{signer.verifier.vkey}' ./receipts/*.json\n"
+        f"  latest checkpoint:      curl {base}/checkpoint",
+        flush=True,
+    )
+    # The data base URL is resolved; the app reuses it rather than starting a second embedded server.
+    settings = settings.model_copy(update={"database_url": url, "migrate_on_start": False})
+    uvicorn.run(
+        create_app(settings), host=settings.host, port=settings.port, log_level=args.log_level,
+        access_log=False, timeout_graceful_shutdown=5,
+    )
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    settings = _settings()
+    url = resolve_database_url(settings)
+    if args.downgrade:
+        migrate.downgrade(url, args.revision or "base")
+    else:
+        migrate.upgrade(url, args.revision or "head")
+    print("migrations applied")
+    return 0
+
+
+def _keygen(args: argparse.Namespace) -> int:
+    settings = _settings(key_file=args.key_file, origin=args.origin)
+    path = settings.signing_key_path
+    if path.exists() and not args.print_only:
+        signer, _ = load_or_create_key(path, settings.origin)
+        print(f"key already exists in {path}; not overwriting", file=sys.stderr)
+    elif args.print_only:
+        signer = Signer.generate(settings.origin)
+        print(signer.skey)
+    else:
+        signer, _ = load_or_create_key(path, settings.origin)
+        print(f"wrote {path}", file=sys.stderr)
+    print(signer.verifier.vkey)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="atlas-log-server", description="Atlas Log transparency log server")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("serve", help="run the log (settings from ATLAS_* environment variables)")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--log-level", default="info")
+    p.set_defaults(func=_serve)
+    p = sub.add_parser("migrate", help="apply the database migrations")
+    p.add_argument("--revision")
+    p.add_argument("--downgrade", action="store_true")
+    p.set_defaults(func=_migrate)
+    p = sub.add_parser("keygen", help="create the checkpoint signing key (prints its verifier key)")
+    p.add_argument("--key-file")
+    p.add_argument("--origin")
+    p.add_argument("--print-only", action="store_true", help="print a new private key instead of writing it")
+    p.set_defaults(func=_keygen)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except Exception as exc:  # a configuration or startup error: say what, not a traceback
+        from pydantic import ValidationError
+
+        if isinstance(exc, ValidationError | OSError | ValueError):
+            print(f"atlas-log-server: {exc}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""The server's one settings object: read from ``ATLAS_*`` environment variables, validated at startup."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_ORIGIN = "atlas-log.localhost/dev"
+DEFAULT_BATCH_MAX_SIZE = 512
+DEFAULT_BATCH_MAX_AGE_MS = 10
+DEFAULT_MAX_BODY_BYTES = 1 << 20
+DEFAULT_POOL_SIZE = 10
+DEFAULT_TILE_CACHE_TILES = 8192  # full tiles kept in memory per process (~16 KiB each with inner nodes)
+
+
+class Settings(BaseSettings):
+    """Every tunable of the server. Build one in ``main``/tests and pass it to ``create_app``."""
+
+    model_config = SettingsConfigDict(env_prefix="ATLAS_", extra="ignore", frozen=True)
+
+    database_url: str | None = Field(
+        default=None, description="PostgreSQL URL; unset = embedded PostgreSQL in data_dir/pgdata"
+    )
+    data_dir: Path = Field(default=Path(".atlas-log"), description="holds the embedded database and the log key")
+    key_file: Path | None = Field(default=None, description="checkpoint signing key; default data_dir/log.key")
+    origin: str = Field(default=DEFAULT_ORIGIN, description="the log's origin line and key name")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    batch_max_size: int = Field(default=DEFAULT_BATCH_MAX_SIZE, ge=1, le=10_000)
+    batch_max_age_ms: float = Field(default=DEFAULT_BATCH_MAX_AGE_MS, ge=0, le=10_000)
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1024)
+    pool_size: int = Field(default=DEFAULT_POOL_SIZE, ge=2, le=200)
+    tile_cache_tiles: int = Field(default=DEFAULT_TILE_CACHE_TILES, ge=0)
+    max_pending: int = Field(default=10_000, ge=1, description="admitted entries waiting for a batch before 503")
+    migrate_on_start: bool = Field(default=True, description="apply Alembic migrations when the server starts")
+
+    @field_validator("origin")
+    @classmethod
+    def _origin_is_a_key_name(cls, v: str) -> str:
+        if not re.fullmatch(r"[^\s+]+", v):
+            raise ValueError("origin must be non-empty with no spaces or '+' (it is also the key name)")
+        return v
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_only(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"postgres(ql)?(\+asyncpg)?://", v):
+            raise ValueError("database_url must be a postgresql:// URL")
+        return v
+
+    @model_validator(mode="after")
+    def _resolve_key_file(self) -> Settings:
+        if self.key_file is None:
+            object.__setattr__(self, "key_file", self.data_dir / "log.key")
+        return self
+
+    @property
+    def signing_key_path(self) -> Path:
+        assert self.key_file is not None
+        return self.key_file

@@ -1,0 +1,23 @@
+"""The components a request handler uses, created by the app's lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from atlas_log.note import Verifier
+
+from atlas_log_server.admission import Admission
+from atlas_log_server.config import Settings
+from atlas_log_server.db.repository import Repository
+from atlas_log_server.log.proofs import ProofService
+from atlas_log_server.log.sequencer import Sequencer
+
+
+@dataclass
+class LogContext:
+    settings: Settings
+    repo: Repository
+    sequencer: Sequencer
+    proofs: ProofService
+    admission: Admission
+    verifier: Verifier

@@ -1,0 +1,36 @@
+"""Connections: the asyncpg pool the repository uses, and URLs for Alembic (SQLAlchemy)."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from atlas_log_server.config import Settings
+from atlas_log_server.db.embedded import EmbeddedPostgres
+
+
+def resolve_database_url(settings: Settings) -> str:
+    """The configured URL, or the embedded server's (started on demand) when none is configured."""
+    if settings.database_url:
+        return settings.database_url
+    return EmbeddedPostgres(settings.data_dir).start()
+
+
+def asyncpg_dsn(url: str) -> str:
+    """asyncpg takes plain ``postgresql://`` URLs."""
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1).replace("postgres://", "postgresql://", 1)
+
+
+def sqlalchemy_url(url: str) -> str:
+    """SQLAlchemy needs the driver named: ``postgresql+asyncpg://``."""
+    return "postgresql+asyncpg://" + asyncpg_dsn(url).split("://", 1)[1]
+
+
+async def create_pool(url: str, size: int) -> asyncpg.Pool:
+    """A connection pool with the session settings every connection of the log uses."""
+    return await asyncpg.create_pool(
+        asyncpg_dsn(url),
+        min_size=1,
+        max_size=size,
+        command_timeout=60,
+        server_settings={"application_name": "atlas-log", "lock_timeout": "30s", "statement_timeout": "60s"},
+    )

@@ -1,0 +1,71 @@
+"""The schema as SQLAlchemy metadata: what the Alembic migrations must produce (a test compares them)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Index,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    Table,
+    Text,
+    func,
+)
+
+metadata = MetaData()
+
+log_state = Table(
+    "log_state",
+    metadata,
+    Column("origin", Text, primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("root_hash", LargeBinary, nullable=False),
+    # The right edge of the tree: one hash per set bit of `size`, largest subtree first.
+    Column("frontier", LargeBinary, nullable=False),
+    Column("checkpoint", LargeBinary, nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("size >= 0", name="log_state_size_nonnegative"),
+    CheckConstraint("length(root_hash) = 32", name="log_state_root_32"),
+    CheckConstraint("length(frontier) % 32 = 0", name="log_state_frontier_hashes"),
+)
+
+entries = Table(
+    "entries",
+    metadata,
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("entry_id", LargeBinary, nullable=False, unique=True),
+    Column("leaf_hash", LargeBinary, nullable=False, unique=True),
+    Column("leaf", LargeBinary, nullable=False),
+    # The submission exactly as received (JSON), so anyone can re-verify what the leaf commits to.
+    Column("submission", LargeBinary, nullable=False),
+    Column("integrated_time", BigInteger, nullable=False),
+    CheckConstraint("idx >= 0", name="entries_idx_nonnegative"),
+    CheckConstraint("length(leaf_hash) = 32 AND length(entry_id) = 32", name="entries_hash_lengths"),
+    CheckConstraint("length(leaf) <= 65535", name="entries_leaf_fits_bundle"),
+)
+
+tiles = Table(
+    "tiles",
+    metadata,
+    Column("level", SmallInteger, primary_key=True, autoincrement=False),
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("hashes", LargeBinary, nullable=False),
+    CheckConstraint("level BETWEEN 0 AND 63", name="tiles_level_range"),
+    CheckConstraint("length(hashes) BETWEEN 32 AND 8192 AND length(hashes) % 32 = 0", name="tiles_hashes_shape"),
+)
+
+checkpoints = Table(
+    "checkpoints",
+    metadata,
+    Column("size", BigInteger, primary_key=True, autoincrement=False),
+    Column("root_hash", LargeBinary, nullable=False),
+    Column("note", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("length(root_hash) = 32", name="checkpoints_root_32"),
+)
+
+Index("entries_integrated_time", entries.c.integrated_time)

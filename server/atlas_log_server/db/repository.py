@@ -1,0 +1,210 @@
+"""Every SQL statement of the log. Callers get typed rows; nothing else here knows SQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import asyncpg
+
+from atlas_log.merkle import EMPTY_ROOT, HASH_SIZE, RootHash
+
+
+class StorageError(Exception):
+    """The database refused or lost a write the log relies on (raised inside a rolled-back transaction)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LogState:
+    origin: str
+    size: int
+    root_hash: RootHash
+    frontier: tuple[bytes, ...]
+    checkpoint: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewEntry:
+    index: int
+    entry_id: bytes
+    leaf_hash: bytes
+    leaf: bytes
+    submission: bytes
+    integrated_time: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEntry:
+    index: int
+    entry_id: bytes
+    leaf_hash: bytes
+    leaf: bytes
+    submission: bytes
+    integrated_time: int
+
+
+def _split_hashes(data: bytes) -> tuple[bytes, ...]:
+    return tuple(data[i : i + HASH_SIZE] for i in range(0, len(data), HASH_SIZE))
+
+
+def _state(row: asyncpg.Record) -> LogState:
+    return LogState(
+        row["origin"], row["size"], RootHash(row["root_hash"]), _split_hashes(row["frontier"]), row["checkpoint"]
+    )
+
+
+_ENTRY_COLUMNS = "idx, entry_id, leaf_hash, leaf, submission, integrated_time"
+
+
+def _entry(row: asyncpg.Record) -> StoredEntry:
+    return StoredEntry(
+        row["idx"], row["entry_id"], row["leaf_hash"], row["leaf"], row["submission"], row["integrated_time"]
+    )
+
+
+class BatchTransaction:
+    """The statements of one sequencing batch, all inside one transaction that holds the tree-state lock."""
+
+    def __init__(self, conn: asyncpg.Connection, origin: str) -> None:
+        self._conn = conn
+        self._origin = origin
+
+    async def lock_state(self) -> LogState:
+        """Lock the tree-state row: concurrent batches (any process) queue here, so batches serialise."""
+        row = await self._conn.fetchrow("SELECT * FROM log_state WHERE origin = $1 FOR UPDATE", self._origin)
+        if row is None:
+            raise StorageError(f"log {self._origin!r} is not initialised")
+        return _state(row)
+
+    async def existing(self, entry_ids: Sequence[bytes]) -> dict[bytes, int]:
+        rows = await self._conn.fetch("SELECT entry_id, idx FROM entries WHERE entry_id = ANY($1::bytea[])", entry_ids)
+        return {r["entry_id"]: r["idx"] for r in rows}
+
+    async def insert_entries(self, entries: Sequence[NewEntry]) -> None:
+        await self._conn.copy_records_to_table(
+            "entries",
+            records=[(e.index, e.entry_id, e.leaf_hash, e.leaf, e.submission, e.integrated_time) for e in entries],
+            columns=["idx", "entry_id", "leaf_hash", "leaf", "submission", "integrated_time"],
+        )
+
+    async def write_tiles(self, writes: Iterable[tuple[int, int, int, bytes]]) -> None:
+        """Apply ``(level, index, existing_width, appended_hashes)``: insert new tiles, extend partial ones."""
+        inserts = []
+        for level, index, width, data in writes:
+            if width == 0:
+                inserts.append((level, index, data))
+                continue
+            status = await self._conn.execute(
+                "UPDATE tiles SET hashes = hashes || $3 WHERE level = $1 AND idx = $2 AND length(hashes) = $4",
+                level,
+                index,
+                data,
+                width * HASH_SIZE,
+            )
+            if status != "UPDATE 1":
+                raise StorageError(f"tile {level}/{index} does not have the expected width {width}")
+        if inserts:
+            await self._conn.executemany("INSERT INTO tiles (level, idx, hashes) VALUES ($1, $2, $3)", inserts)
+
+    async def save_checkpoint(self, size: int, root: bytes, frontier: Sequence[bytes], note: bytes) -> None:
+        await self._conn.execute(
+            "INSERT INTO checkpoints (size, root_hash, note) VALUES ($1, $2, $3)", size, root, note
+        )
+        status = await self._conn.execute(
+            "UPDATE log_state SET size = $2, root_hash = $3, frontier = $4, checkpoint = $5, updated_at = now() "
+            "WHERE origin = $1",
+            self._origin,
+            size,
+            root,
+            b"".join(frontier),
+            note,
+        )
+        if status != "UPDATE 1":
+            raise StorageError("tree state row vanished during the batch")
+
+
+class Repository:
+    """Reads and the sequencing transaction, over an asyncpg pool."""
+
+    def __init__(self, pool: asyncpg.Pool, origin: str) -> None:
+        self.pool = pool
+        self.origin = origin
+
+    async def init_log(self, empty_checkpoint: bytes) -> LogState:
+        """Create the tree-state row for this origin if absent; refuse a database that holds another log.
+
+        ``empty_checkpoint`` is the signed size-0 checkpoint, stored when the log has none yet, so that
+        ``/checkpoint`` always has something signed to serve.
+        """
+        async with self.pool.acquire() as conn:
+            await conn.execute(
+                "INSERT INTO log_state (origin, size, root_hash, frontier) VALUES ($1, 0, $2, '') "
+                "ON CONFLICT (origin) DO NOTHING",
+                self.origin,
+                EMPTY_ROOT,
+            )
+            others = await conn.fetch("SELECT origin FROM log_state WHERE origin <> $1", self.origin)
+            if others:
+                raise StorageError(
+                    f"database already holds log {others[0]['origin']!r}; refusing to serve {self.origin!r} from it"
+                )
+            async with conn.transaction():
+                row = await conn.fetchrow("SELECT * FROM log_state WHERE origin = $1 FOR UPDATE", self.origin)
+                assert row is not None
+                if row["checkpoint"] is None and row["size"] == 0:
+                    await conn.execute(
+                        "INSERT INTO checkpoints (size, root_hash, note) VALUES (0, $1, $2) ON CONFLICT DO NOTHING",
+                        EMPTY_ROOT,
+                        empty_checkpoint,
+                    )
+                    row = await conn.fetchrow(
+                        "UPDATE log_state SET checkpoint = $2 WHERE origin = $1 RETURNING *", self.origin, empty_checkpoint
+                    )
+        assert row is not None
+        return _state(row)
+
+    @asynccontextmanager
+    async def batch(self) -> AsyncIterator[BatchTransaction]:
+        async with self.pool.acquire() as conn, conn.transaction():
+            yield BatchTransaction(conn, self.origin)
+
+    async def state(self) -> LogState:
+        row = await self.pool.fetchrow("SELECT * FROM log_state WHERE origin = $1", self.origin)
+        if row is None:
+            raise StorageError(f"log {self.origin!r} is not initialised")
+        return _state(row)
+
+    async def entry_by_index(self, index: int) -> StoredEntry | None:
+        row = await self.pool.fetchrow(f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE idx = $1", index)
+        return None if row is None else _entry(row)
+
+    async def entry_by_leaf_hash(self, leaf_hash: bytes) -> StoredEntry | None:
+        row = await self.pool.fetchrow(f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE leaf_hash = $1", leaf_hash)
+        return None if row is None else _entry(row)
+
+    async def entry_by_id(self, entry_id: bytes) -> StoredEntry | None:
+        row = await self.pool.fetchrow(f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE entry_id = $1", entry_id)
+        return None if row is None else _entry(row)
+
+    async def leaves(self, start: int, count: int) -> list[bytes]:
+        rows = await self.pool.fetch(
+            "SELECT leaf FROM entries WHERE idx >= $1 AND idx < $2 ORDER BY idx", start, start + count
+        )
+        return [r["leaf"] for r in rows]
+
+    async def tiles(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """Current contents of the given tiles (a partial tile may have grown since; tiles only grow)."""
+        if not keys:
+            return {}
+        rows = await self.pool.fetch(
+            "SELECT t.level, t.idx, t.hashes FROM tiles t "
+            "JOIN unnest($1::smallint[], $2::bigint[]) AS k(level, idx) ON t.level = k.level AND t.idx = k.idx",
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+        )
+        return {(r["level"], r["idx"]): r["hashes"] for r in rows}
+
+    async def checkpoint_at(self, size: int) -> bytes | None:
+        row = await self.pool.fetchrow("SELECT note FROM checkpoints WHERE size = $1", size)
+        return None if row is None else bytes(row["note"])

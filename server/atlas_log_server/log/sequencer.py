@@ -1,0 +1,225 @@
+"""The sequencer: batches admitted entries and appends each batch in one PostgreSQL transaction.
+
+One batch = lock the tree-state row, skip entries already logged, assign indices, insert the entries,
+extend the tiles, compute the new root from the stored right-edge frontier, sign a checkpoint (after
+proving it consistent with the previous one), commit. Only then are the waiting submitters told.
+Several processes may run a sequencer on one database: the row lock serialises their batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from atlas_log.checkpoint import Checkpoint
+from atlas_log.merkle import HASH_SIZE, CompactRange, Hash, NodeSource, consistency_proof, inclusion_proof, node_hash
+from atlas_log.tiles import TILE_HEIGHT, TILE_WIDTH
+
+from atlas_log_server.db.repository import NewEntry, Repository
+from atlas_log_server.log.signer import CheckpointSigner
+
+_log = logging.getLogger(__name__)
+
+
+class Overloaded(Exception):
+    """Too many entries are waiting for a batch; the caller should retry later."""
+
+
+@dataclass(frozen=True, slots=True)
+class PendingEntry:
+    """An admitted entry waiting for an index."""
+
+    entry_id: bytes
+    leaf_hash: bytes
+    leaf: bytes
+    submission: bytes
+    integrated_time: int
+
+
+class BatchNodes:
+    """Node source for the tree right after a batch: the old frontier plus every node the batch completed.
+
+    It can serve any node an inclusion proof of a new leaf, or a consistency proof from the old size, needs.
+    """
+
+    __slots__ = ("nodes", "old_size")
+
+    def __init__(self, old: CompactRange) -> None:
+        self.old_size = old.size
+        self.nodes: dict[tuple[int, int], bytes] = {(h, i): d for h, i, d in old.nodes()}
+
+    def add(self, height: int, index: int, digest: bytes) -> None:
+        self.nodes[(height, index)] = digest
+
+    def __call__(self, height: int, index: int) -> bytes:
+        d = self.nodes.get((height, index))
+        if d is None:
+            if height == 0:
+                raise LookupError(f"leaf {index} is not part of this batch")
+            # A node straddling the old right edge: combine its halves.
+            d = node_hash(self(height - 1, 2 * index), self(height - 1, 2 * index + 1))
+            self.nodes[(height, index)] = d
+        return d
+
+
+@dataclass(slots=True)
+class Batch:
+    """The outcome of one committed batch: the signed checkpoint and the nodes to prove its new leaves."""
+
+    checkpoint: Checkpoint
+    note: bytes
+    old_size: int
+    source: NodeSource
+    sequenced_at: float = field(default_factory=time.monotonic)
+
+    def inclusion_proof(self, index: int) -> list[Hash]:
+        """Proof for a leaf this batch added, against this batch's checkpoint."""
+        if not self.old_size <= index < self.checkpoint.size:
+            raise LookupError(f"index {index} was not added by this batch")
+        return inclusion_proof(index, self.checkpoint.size, self.source)
+
+
+@dataclass(frozen=True, slots=True)
+class Sequenced:
+    """Where an entry ended up: its index, whether this submission created it, and the batch."""
+
+    index: int
+    created: bool
+    batch: Batch
+
+
+def _tile_writes(rows: dict[int, tuple[int, bytearray]]) -> list[tuple[int, int, int, bytes]]:
+    """Split new node hashes per tile level into ``(level, tile index, existing width, appended hashes)``."""
+    writes = []
+    for level, (first, data) in rows.items():
+        pos, off = first, 0
+        while off < len(data):
+            within = pos % TILE_WIDTH
+            take = min(TILE_WIDTH - within, (len(data) - off) // HASH_SIZE)
+            writes.append((level, pos // TILE_WIDTH, within, bytes(data[off : off + take * HASH_SIZE])))
+            pos += take
+            off += take * HASH_SIZE
+    return writes
+
+
+class Sequencer:
+    """Collects admitted entries into batches (by count and age) and appends them."""
+
+    def __init__(
+        self,
+        repo: Repository,
+        signer: CheckpointSigner,
+        *,
+        max_batch: int,
+        max_age_s: float,
+        max_pending: int,
+    ) -> None:
+        self.repo = repo
+        self.signer = signer
+        self.max_batch = max_batch
+        self.max_age_s = max_age_s
+        self._queue: asyncio.Queue[tuple[PendingEntry, asyncio.Future[Sequenced]]] = asyncio.Queue(max_pending)
+        self.batches = 0
+        self.last_batch_size = 0
+
+    async def submit(self, entry: PendingEntry) -> Sequenced:
+        """Queue ``entry`` and wait until its batch has committed; raises :class:`Overloaded` when full."""
+        fut: asyncio.Future[Sequenced] = asyncio.get_running_loop().create_future()
+        try:
+            self._queue.put_nowait((entry, fut))
+        except asyncio.QueueFull:
+            raise Overloaded("too many entries waiting to be sequenced") from None
+        return await fut
+
+    async def run(self) -> None:
+        """Batch forever; cancel the task to stop (queued submitters are then failed)."""
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                batch = [await self._queue.get()]
+                deadline = loop.time() + self.max_age_s
+                while len(batch) < self.max_batch:
+                    try:
+                        batch.append(self._queue.get_nowait())
+                        continue
+                    except asyncio.QueueEmpty:
+                        pass
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        break
+                    try:
+                        batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+                    except TimeoutError:
+                        break
+                waiting = [(e, f) for e, f in batch if not f.done()]
+                if not waiting:
+                    continue
+                try:
+                    results = await self.append([e for e, _ in waiting])
+                except Exception as exc:  # every waiter learns of the failure; nothing was committed
+                    _log.exception("batch of %d entries failed", len(waiting))
+                    for _, f in waiting:
+                        if not f.done():
+                            f.set_exception(exc)
+                    continue
+                for (_, f), r in zip(waiting, results, strict=True):
+                    if not f.done():
+                        f.set_result(r)
+        finally:
+            while not self._queue.empty():
+                _, f = self._queue.get_nowait()
+                if not f.done():
+                    f.set_exception(Overloaded("server is shutting down"))
+
+    async def append(self, entries: Sequence[PendingEntry]) -> list[Sequenced]:
+        """Append one batch in one transaction; returns where each entry is (in order)."""
+        async with self.repo.batch() as tx:
+            state = await tx.lock_state()
+            existing = await tx.existing([e.entry_id for e in entries])
+            frontier = CompactRange(state.size, state.frontier)
+            if frontier.root() != state.root_hash:
+                raise RuntimeError("stored frontier does not match the stored root")
+            nodes = BatchNodes(frontier)
+            rows: dict[int, tuple[int, bytearray]] = {}
+
+            def on_node(height: int, index: int, digest: bytes) -> None:
+                nodes.add(height, index, digest)
+                if height % TILE_HEIGHT == 0:
+                    row = rows.get(height // TILE_HEIGHT)
+                    if row is None:
+                        rows[height // TILE_HEIGHT] = row = (index, bytearray())
+                    row[1].extend(digest)
+
+            placed: list[tuple[int, bool]] = []
+            new: list[NewEntry] = []
+            for e in entries:
+                idx = existing.get(e.entry_id)
+                if idx is not None:
+                    placed.append((idx, False))
+                    continue
+                idx = frontier.size
+                existing[e.entry_id] = idx
+                frontier.append(e.leaf_hash, on_node)
+                new.append(NewEntry(idx, e.entry_id, e.leaf_hash, e.leaf, e.submission, e.integrated_time))
+                placed.append((idx, True))
+
+            previous = Checkpoint(self.repo.origin, state.size, state.root_hash)
+            if new:
+                checkpoint = Checkpoint(self.repo.origin, frontier.size, frontier.root())
+                proof = consistency_proof(state.size, frontier.size, nodes) if state.size else []
+                note = self.signer.sign(previous, checkpoint, proof)
+                await tx.insert_entries(new)
+                await tx.write_tiles(_tile_writes(rows))
+                await tx.save_checkpoint(checkpoint.size, checkpoint.root_hash, frontier.hashes, note)
+            else:
+                checkpoint = previous
+                note = state.checkpoint or b""
+        if new:
+            self.signer.committed(checkpoint)
+            self.batches += 1
+            self.last_batch_size = len(new)
+        batch = Batch(checkpoint, note, state.size, nodes)
+        return [Sequenced(idx, created, batch) for idx, created in placed]
