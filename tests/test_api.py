@@ -1,0 +1,178 @@
+"""End-to-end: a real server process over HTTP."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from atlas_log.checkpoint import open_checkpoint
+from atlas_log.errors import FormatError, VerificationError
+from atlas_log.http import LogClient
+from atlas_log.merkle import LeafHash, leaf_hash, verify_consistency, verify_inclusion
+from atlas_log.note import Verifier
+from atlas_log.receipt import Receipt, verify_receipt
+from atlas_log.submission import demo_submission
+from atlas_log.tiles import TileLevels, TileSource, parse_bundle, proof_tiles
+from tests.conftest import ServerProcess
+
+PROBLEM = "https://atlas-log.dev/problems/"
+
+
+def problem(resp: httpx.Response, status: int, slug: str) -> None:
+    assert resp.status_code == status, resp.text
+    assert resp.headers["content-type"] == "application/problem+json"
+    body = resp.json()
+    assert body["type"] == PROBLEM + slug, body
+    assert body["detail"]
+
+
+@pytest.fixture
+def http(server: ServerProcess) -> httpx.Client:
+    return httpx.Client(base_url=server.url, timeout=30)
+
+
+def test_submit_returns_verified_receipt_and_resubmission_is_idempotent(server: ServerProcess, http: httpx.Client) -> None:
+    key = Ed25519PrivateKey.generate()
+    sub = demo_submission(key, 0)
+    r = http.post("/api/v1/entries", json=sub)
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert set(body) >= {"logIndex", "leafHash", "inclusionProof", "checkpoint"}
+    assert set(body["inclusionProof"]) == {"logIndex", "treeSize", "hashes"}
+    cp = verify_receipt(body, server.vkey)
+    assert cp.size == 1
+    again = http.post("/api/v1/entries", json=sub)
+    assert again.status_code == 200
+    assert again.json()["logIndex"] == body["logIndex"]
+    assert httpx.get(server.url + "/api/v1/log").json()["treeSize"] == 1
+
+
+def test_reads_agree_with_each_other(server: ServerProcess, http: httpx.Client) -> None:
+    client = LogClient(http, server.vkey)
+    key = Ed25519PrivateKey.generate()
+    receipts = [client.submit(demo_submission(key, i)) for i in range(300)]
+    cp, note = client.checkpoint()
+    assert cp.size == 300
+    v = Verifier.from_vkey(server.vkey)
+    assert open_checkpoint(http.get("/checkpoint").content, v) == cp
+    for r in receipts[::37]:
+        client.verify_inclusion(r.leaf_hash, r.log_index, cp)
+        entry = http.get(f"/api/v1/entries/{r.log_index}").json()
+        assert base64.b64decode(entry["leaf"]) == r.leaf
+        by_hash = http.get("/api/v1/entries", params={"leafHash": base64.b64encode(r.leaf_hash).decode()}).json()
+        assert by_hash["logIndex"] == r.log_index
+        assert http.get("/api/v1/entries", params={"leafHash": r.leaf_hash.hex()}).json()["logIndex"] == r.log_index
+        assert entry["submission"]["dsseEnvelope"]["payloadType"] == "application/vnd.in-toto+json"
+    # Consistency between every earlier receipt's checkpoint and the latest.
+    for r in receipts[::50]:
+        old = verify_receipt(r, v)
+        if old.size < cp.size:
+            verify_consistency(old.size, cp.size, client.consistency_proof(old.size, cp.size), old.root_hash, cp.root_hash)
+    # The tiles recompute the same root and the entry bundles hash to the level-0 tiles.
+    tiles = {}
+    for addr in proof_tiles(300):
+        resp = http.get("/" + addr.path())
+        assert resp.status_code == 200
+        want = "immutable" if addr.full else "max-age=86400"
+        assert want in resp.headers["cache-control"]
+        tiles[(addr.level, addr.index)] = TileLevels(resp.content)
+    assert TileSource(300, tiles).root() == cp.root_hash
+    bundle = parse_bundle(http.get("/tile/entries/000").content)
+    assert [leaf_hash(b) for b in bundle] == [r.leaf_hash for r in receipts[:256]]
+    assert "immutable" in http.get("/tile/entries/000").headers["cache-control"]
+    assert len(parse_bundle(http.get("/tile/entries/001.p/44").content)) == 44
+
+
+def test_tile_errors(http: httpx.Client) -> None:
+    problem(http.get("/tile/0/000"), 404, "tile-not-found")
+    problem(http.get("/tile/0/5"), 404, "invalid-tile-path")
+    problem(http.get("/tile/entries/000.p/300"), 404, "invalid-tile-path")
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "slug"),
+    [
+        ("/api/v1/proofs/inclusion?index=0&treeSize=5", 400, "tree-size-too-large"),
+        ("/api/v1/proofs/inclusion?index=5&treeSize=5", 400, "index-out-of-range"),
+        ("/api/v1/proofs/inclusion?index=-1&treeSize=5", 400, "invalid-request"),
+        ("/api/v1/proofs/inclusion?index=abc&treeSize=5", 400, "invalid-request"),
+        ("/api/v1/proofs/consistency?from=3&to=2", 400, "invalid-range"),
+        ("/api/v1/proofs/consistency?from=0&to=2", 400, "invalid-request"),
+        ("/api/v1/proofs/consistency?from=1&to=99", 400, "tree-size-too-large"),
+        ("/api/v1/entries/7", 404, "entry-not-found"),
+        ("/api/v1/entries/-7", 400, "invalid-index"),
+        ("/api/v1/entries?leafHash=zz", 400, "invalid-leaf-hash"),
+        ("/api/v1/nothing", 404, "not-found"),
+    ],
+)
+def test_bad_reads_are_problems(http: httpx.Client, path: str, status: int, slug: str) -> None:
+    http.post("/api/v1/entries", json=demo_submission(Ed25519PrivateKey.generate(), 0))
+    problem(http.get(path), status, slug)
+
+
+def _signed() -> dict:
+    return demo_submission(Ed25519PrivateKey.generate(), 1)
+
+
+def _mutate(f):  # type: ignore[no-untyped-def]
+    sub = _signed()
+    f(sub)
+    return sub
+
+
+BAD_SUBMISSIONS = {
+    "not-json": (b"{not json", 400, "invalid-json"),
+    "array": (b"[]", 400, "invalid-submission"),
+    "unknown-member": (_mutate(lambda s: s.update(extra=1)), 400, "invalid-submission"),
+    "api-version": (_mutate(lambda s: s.update(apiVersion="v0")), 400, "unsupported-api-version"),
+    "no-envelope": (_mutate(lambda s: s.pop("dsseEnvelope")), 400, "invalid-submission"),
+    "bad-base64": (_mutate(lambda s: s["dsseEnvelope"].update(payload="###")), 400, "invalid-envelope"),
+    "unpadded-base64": (_mutate(lambda s: s["dsseEnvelope"].update(payload="YQ")), 400, "invalid-envelope"),
+    "no-signatures": (_mutate(lambda s: s["dsseEnvelope"].update(signatures=[])), 400, "invalid-envelope"),
+    "tampered-payload": (
+        _mutate(lambda s: s["dsseEnvelope"].update(payload=base64.b64encode(b'{"x":1}').decode())), 400, "signature-invalid"
+    ),
+    "wrong-key": (
+        _mutate(lambda s: s["verificationMaterial"].update(publicKeys=_signed()["verificationMaterial"]["publicKeys"])),
+        400,
+        "signature-invalid",
+    ),
+    "bad-key": (_mutate(lambda s: s["verificationMaterial"].update(publicKeys=[{"spki": "AAAA"}])), 400, "invalid-public-key"),
+    "no-keys": (_mutate(lambda s: s.update(verificationMaterial={"publicKeys": []})), 400, "invalid-submission"),
+    "tee-block": (_mutate(lambda s: s.update(tee={"type": "intel-tdx"})), 422, "tee-unsupported"),
+    "too-large": (b'{"x":"' + b"a" * (2 << 20) + b'"}', 413, "body-too-large"),
+    "deep-json": (b"[" * 400_000 + b"]" * 400_000, 400, "invalid-json"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_SUBMISSIONS))
+def test_bad_submissions_are_problems_and_write_nothing(server: ServerProcess, http: httpx.Client, case: str) -> None:
+    body, status, slug = BAD_SUBMISSIONS[case]
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    problem(http.post("/api/v1/entries", content=data, headers={"content-type": "application/json"}), status, slug)
+    assert http.get("/api/v1/log").json()["treeSize"] == 0
+
+
+def test_empty_log_serves_signed_empty_checkpoint(server: ServerProcess, http: httpx.Client) -> None:
+    cp = open_checkpoint(http.get("/checkpoint").content, Verifier.from_vkey(server.vkey))
+    assert cp.size == 0
+    info = http.get("/api/v1/log").json()
+    assert info["treeSize"] == 0 and info["origin"] == cp.origin
+
+
+def test_receipt_tamper_detected(server: ServerProcess, http: httpx.Client) -> None:
+    body = http.post("/api/v1/entries", json=_signed()).json()
+    verify_receipt(body, server.vkey)
+    r = Receipt.from_json(body)
+    forged = Receipt(r.entry_id, r.log_index, LeafHash(leaf_hash(b"other")), b"other", r.tree_size, r.hashes, r.checkpoint)
+    with pytest.raises(FormatError):
+        verify_receipt(forged, server.vkey)
+    other = http.post("/api/v1/entries", json=_signed()).json()
+    swapped = Receipt.from_json({**body, "leaf": other["leaf"], "leafHash": other["leafHash"], "entryId": other["entryId"]})
+    with pytest.raises(VerificationError):
+        verify_receipt(swapped, server.vkey)
+    verify_inclusion(r.leaf_hash, r.log_index, r.tree_size, list(r.hashes), open_checkpoint(r.checkpoint, Verifier.from_vkey(server.vkey)).root_hash)
