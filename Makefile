@@ -1,0 +1,36 @@
+# The two commands of the quick start. Each creates .venv as needed.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: run test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.server: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[server]"
+	touch $@
+
+$(VENV)/.dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@ $(VENV)/.server
+
+## make run: start the log on an embedded PostgreSQL at http://127.0.0.1:8080
+run: $(VENV)/.server
+	$(BIN)/atlas-log-server serve
+
+## make test: lint, type-check and run the whole test suite
+test: $(VENV)/.dev
+	$(BIN)/ruff check client server tests bench migrations
+	$(BIN)/mypy
+	$(BIN)/python -m pytest
+
+bench: $(VENV)/.dev
+	$(BIN)/python bench/sequencer.py
+	$(BIN)/python bench/admission.py
+	$(BIN)/python bench/proofs.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
