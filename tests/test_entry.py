@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from atlas_log._encoding import b64decode, hexdecode
+from atlas_log.dsse import PublicKey, SpkiDer, parse_envelope, verify_envelope
+from atlas_log.entry import MAX_LEAF_SIZE, Entry, build_body, canonical_json, parse_leaf
+from atlas_log.errors import FormatError
+from atlas_log.submission import demo_submission
+
+
+def _entry(t: int = 1700000000) -> Entry:
+    sub = demo_submission(Ed25519PrivateKey.generate(), 1)
+    env = parse_envelope(sub["dsseEnvelope"])
+    keys = [PublicKey(SpkiDer(b64decode(k["spki"]))) for k in sub["verificationMaterial"]["publicKeys"]]
+    return Entry(build_body(env, verify_envelope(env, keys)), t)
+
+
+def test_leaf_round_trip_and_ids() -> None:
+    e = _entry()
+    leaf = e.leaf()
+    assert parse_leaf(leaf) == e
+    assert e.entry_id == hashlib.sha256(canonical_json(e.body)).digest()
+    assert _entry().entry_id != e.entry_id  # a different signed statement is a different entry
+    assert Entry(e.body, 5).entry_id == e.entry_id  # the id ignores integration time
+    body = e.body
+    assert body["predicateType"] == "https://atlas-log.dev/demo/v1"
+    assert body["signatures"][0]["verifier"]["spkiSha256"]
+
+
+def test_non_canonical_leaves_rejected() -> None:
+    e = _entry()
+    pretty = json.dumps({"body": e.body, "integratedTime": e.integrated_time}, indent=1).encode()
+    with pytest.raises(FormatError, match="canonical"):
+        parse_leaf(pretty)
+    for bad in (b"[]", b"{}", b'{"body":{},"integratedTime":true}', b"nope"):
+        with pytest.raises(FormatError):
+            parse_leaf(bad)
+
+
+def test_leaf_size_cap() -> None:
+    with pytest.raises(FormatError):
+        Entry({"x": "a" * MAX_LEAF_SIZE}, 1).leaf()
+
+
+def test_canonical_json_is_rfc8785() -> None:
+    assert canonical_json({"b": 1, "a": [1.0, "é"]}) == '{"a":[1,"é"],"b":1}'.encode()
+
+
+@pytest.mark.parametrize("text", ["ABC", "0", "zz", "0A"])
+def test_hex_is_strict(text: str) -> None:
+    with pytest.raises(FormatError):
+        hexdecode(text)

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import atlas_log
+
+
+def test_public_names_are_pinned() -> None:
+    assert atlas_log.__all__ == sorted(atlas_log.__all__)
+    assert set(atlas_log.__all__) == {
+        "AsyncLogClient", "Checkpoint", "Error", "FormatError", "InconsistentLogError", "LogAPIError", "LogClient",
+        "ProofError", "Receipt", "RootMismatchError", "SignatureError", "Signer", "TrustedState",
+        "VerificationError", "Verifier", "__version__", "open_checkpoint", "verify_receipt",
+    }
+    for name in atlas_log.__all__:
+        assert hasattr(atlas_log, name)
+
+
+def test_client_does_not_import_the_server_stack() -> None:
+    code = (
+        "import sys, atlas_log, atlas_log.cli, atlas_log.tiles, atlas_log.submission;"
+        "bad = [m for m in ('fastapi', 'sqlalchemy', 'asyncpg', 'alembic', 'atlas_log_server', 'uvicorn')"
+        " if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_every_error_is_one_family() -> None:
+    for name in ("FormatError", "VerificationError", "ProofError", "RootMismatchError", "SignatureError",
+                 "InconsistentLogError", "LogAPIError"):
+        assert issubclass(getattr(atlas_log, name), atlas_log.Error)
