@@ -36,6 +36,8 @@ def test_demo_then_verify_get_checkpoint(server: ServerProcess, tmp_path: Path, 
 
 
 def test_wrong_pinned_key_fails(server: ServerProcess, capsys: pytest.CaptureFixture[str]) -> None:
-    other = "atlas-log.localhost/dev+530d903a+AekyeRrm56hApGFkyQR4ZCbV54Id2LKaANYcrnKv3U2k"
+    from atlas_log.note import Signer
+
+    other = Signer.generate("atlas-log.localhost/dev").verifier.vkey  # right name, wrong key
     assert cli.main(["--server", server.url, "--vkey", other, "checkpoint"]) == 1
     assert "no signature from a trusted key" in capsys.readouterr().err
