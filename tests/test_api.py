@@ -35,7 +35,9 @@ def http(server: ServerProcess) -> httpx.Client:
     return httpx.Client(base_url=server.url, timeout=30)
 
 
-def test_submit_returns_verified_receipt_and_resubmission_is_idempotent(server: ServerProcess, http: httpx.Client) -> None:
+def test_submit_returns_verified_receipt_and_resubmission_is_idempotent(
+    server: ServerProcess, http: httpx.Client
+) -> None:
     key = Ed25519PrivateKey.generate()
     sub = demo_submission(key, 0)
     r = http.post("/api/v1/entries", json=sub)
@@ -55,7 +57,7 @@ def test_reads_agree_with_each_other(server: ServerProcess, http: httpx.Client) 
     client = LogClient(http, server.vkey)
     key = Ed25519PrivateKey.generate()
     receipts = [client.submit(demo_submission(key, i)) for i in range(300)]
-    cp, note = client.checkpoint()
+    cp, _ = client.checkpoint()
     assert cp.size == 300
     v = Verifier.from_vkey(server.vkey)
     assert open_checkpoint(http.get("/checkpoint").content, v) == cp
@@ -71,7 +73,9 @@ def test_reads_agree_with_each_other(server: ServerProcess, http: httpx.Client) 
     for r in receipts[::50]:
         old = verify_receipt(r, v)
         if old.size < cp.size:
-            verify_consistency(old.size, cp.size, client.consistency_proof(old.size, cp.size), old.root_hash, cp.root_hash)
+            verify_consistency(
+                old.size, cp.size, client.consistency_proof(old.size, cp.size), old.root_hash, cp.root_hash
+            )
     # The tiles recompute the same root and the entry bundles hash to the level-0 tiles.
     tiles = {}
     for addr in proof_tiles(300):
@@ -134,14 +138,20 @@ BAD_SUBMISSIONS = {
     "unpadded-base64": (_mutate(lambda s: s["dsseEnvelope"].update(payload="YQ")), 400, "invalid-envelope"),
     "no-signatures": (_mutate(lambda s: s["dsseEnvelope"].update(signatures=[])), 400, "invalid-envelope"),
     "tampered-payload": (
-        _mutate(lambda s: s["dsseEnvelope"].update(payload=base64.b64encode(b'{"x":1}').decode())), 400, "signature-invalid"
+        _mutate(lambda s: s["dsseEnvelope"].update(payload=base64.b64encode(b'{"x":1}').decode())),
+        400,
+        "signature-invalid",
     ),
     "wrong-key": (
         _mutate(lambda s: s["verificationMaterial"].update(publicKeys=_signed()["verificationMaterial"]["publicKeys"])),
         400,
         "signature-invalid",
     ),
-    "bad-key": (_mutate(lambda s: s["verificationMaterial"].update(publicKeys=[{"spki": "AAAA"}])), 400, "invalid-public-key"),
+    "bad-key": (
+        _mutate(lambda s: s["verificationMaterial"].update(publicKeys=[{"spki": "AAAA"}])),
+        400,
+        "invalid-public-key",
+    ),
     "no-keys": (_mutate(lambda s: s.update(verificationMaterial={"publicKeys": []})), 400, "invalid-submission"),
     "tee-block": (_mutate(lambda s: s.update(tee={"type": "intel-tdx"})), 422, "tee-unsupported"),
     "too-large": (b'{"x":"' + b"a" * (2 << 20) + b'"}', 413, "body-too-large"),
@@ -168,11 +178,21 @@ def test_receipt_tamper_detected(server: ServerProcess, http: httpx.Client) -> N
     body = http.post("/api/v1/entries", json=_signed()).json()
     verify_receipt(body, server.vkey)
     r = Receipt.from_json(body)
-    forged = Receipt(r.entry_id, r.log_index, LeafHash(leaf_hash(b"other")), b"other", r.tree_size, r.hashes, r.checkpoint)
+    forged = Receipt(
+        r.entry_id, r.log_index, LeafHash(leaf_hash(b"other")), b"other", r.tree_size, r.hashes, r.checkpoint
+    )
     with pytest.raises(FormatError):
         verify_receipt(forged, server.vkey)
     other = http.post("/api/v1/entries", json=_signed()).json()
-    swapped = Receipt.from_json({**body, "leaf": other["leaf"], "leafHash": other["leafHash"], "entryId": other["entryId"]})
+    swapped = Receipt.from_json(
+        {**body, "leaf": other["leaf"], "leafHash": other["leafHash"], "entryId": other["entryId"]}
+    )
     with pytest.raises(VerificationError):
         verify_receipt(swapped, server.vkey)
-    verify_inclusion(r.leaf_hash, r.log_index, r.tree_size, list(r.hashes), open_checkpoint(r.checkpoint, Verifier.from_vkey(server.vkey)).root_hash)
+    verify_inclusion(
+        r.leaf_hash,
+        r.log_index,
+        r.tree_size,
+        list(r.hashes),
+        open_checkpoint(r.checkpoint, Verifier.from_vkey(server.vkey)).root_hash,
+    )

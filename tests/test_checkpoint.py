@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import base64
 import json
+
 import pytest
 from cryptography.hazmat.primitives import serialization
 

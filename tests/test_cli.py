@@ -11,7 +11,9 @@ from atlas_log import cli
 from tests.conftest import ServerProcess
 
 
-def test_demo_then_verify_get_checkpoint(server: ServerProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_then_verify_get_checkpoint(
+    server: ServerProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     vkey = server.vkey
     base = ["--server", server.url, "--vkey", vkey]
     assert cli.main([*base, "demo", "--count", "25", "--receipts", str(tmp_path / "r")]) == 0

@@ -7,7 +7,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from atlas_log.dsse import Envelope, EnvelopeSignature, PublicKey, SpkiDer, pae, parse_envelope, sign_envelope, verify_envelope
+from atlas_log.dsse import (
+    Envelope,
+    EnvelopeSignature,
+    PublicKey,
+    SpkiDer,
+    pae,
+    parse_envelope,
+    sign_envelope,
+    verify_envelope,
+)
 from atlas_log.errors import FormatError, SignatureError
 
 
@@ -17,11 +26,17 @@ def _spki(key: object) -> PublicKey:
 
 
 def test_pae_spec_vector() -> None:
-    assert pae("http://example.com/HelloWorld", b"hello world") == b"DSSEv1 29 http://example.com/HelloWorld 11 hello world"
+    assert (
+        pae("http://example.com/HelloWorld", b"hello world")
+        == b"DSSEv1 29 http://example.com/HelloWorld 11 hello world"
+    )
 
 
-@pytest.mark.parametrize("key", [Ed25519PrivateKey.generate(), ec.generate_private_key(ec.SECP256R1()),
-                                 ec.generate_private_key(ec.SECP384R1())], ids=["ed25519", "p256", "p384"])
+@pytest.mark.parametrize(
+    "key",
+    [Ed25519PrivateKey.generate(), ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP384R1())],
+    ids=["ed25519", "p256", "p384"],
+)
 def test_sign_verify_round_trip(key: object) -> None:
     env = sign_envelope("text/plain", b"payload", key)  # type: ignore[arg-type]
     parsed = parse_envelope(env.to_json())
@@ -48,7 +63,7 @@ def test_rsa_pkcs1_and_pss(pss: bool) -> None:
 
 def test_weak_and_foreign_keys_rejected() -> None:
     with pytest.raises(FormatError, match="too small"):
-        _spki(rsa.generate_private_key(65537, 1024))
+        _spki(rsa.generate_private_key(65537, 1024))  # noqa: S505 (the point is that it is refused)
     with pytest.raises(FormatError, match="curve"):
         _spki(ec.generate_private_key(ec.SECP521R1()))
     with pytest.raises(FormatError):

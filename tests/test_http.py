@@ -25,7 +25,9 @@ class FakeLog:
         self.broken_proofs = False
 
     def note(self) -> bytes:
-        return sign_checkpoint(Checkpoint(ORIGIN, self.size, RootHash(reference.mth(self.leaves[: self.size]))), self.signer)
+        return sign_checkpoint(
+            Checkpoint(ORIGIN, self.size, RootHash(reference.mth(self.leaves[: self.size]))), self.signer
+        )
 
     def handler(self, request: httpx.Request) -> httpx.Response:
         p, q = request.url.path, request.url.params
@@ -38,8 +40,13 @@ class FakeLog:
             return httpx.Response(200, json={"hashes": [base64.b64encode(h).decode() for h in proof]})
         if p == "/api/v1/proofs/inclusion":
             i, n = int(q["index"]), int(q["treeSize"])
-            return httpx.Response(200, json={"leafHash": base64.b64encode(self.leaves[i]).decode(),
-                                             "hashes": [base64.b64encode(h).decode() for h in reference.path(i, self.leaves[:n])]})
+            return httpx.Response(
+                200,
+                json={
+                    "leafHash": base64.b64encode(self.leaves[i]).decode(),
+                    "hashes": [base64.b64encode(h).decode() for h in reference.path(i, self.leaves[:n])],
+                },
+            )
         return httpx.Response(404, json={"type": "https://atlas-log.dev/problems/not-found", "detail": "nope"})
 
 
@@ -100,10 +107,15 @@ def test_errors_are_log_api_errors() -> None:
     with pytest.raises(LogAPIError) as e:
         client.get_entry(3)
     assert e.value.status == 404 and e.value.problem_type == "https://atlas-log.dev/problems/not-found"
-    garbage = httpx.Client(base_url="http://log", transport=httpx.MockTransport(lambda r: httpx.Response(200, content=b"<html>")))
+    garbage = httpx.Client(
+        base_url="http://log", transport=httpx.MockTransport(lambda r: httpx.Response(200, content=b"<html>"))
+    )
     with pytest.raises(LogAPIError):
         LogClient(garbage, SIGNER.verifier).consistency_proof(1, 2)
-    down = httpx.Client(base_url="http://log", transport=httpx.MockTransport(lambda r: (_ for _ in ()).throw(httpx.ConnectError("down"))))
+    down = httpx.Client(
+        base_url="http://log",
+        transport=httpx.MockTransport(lambda r: (_ for _ in ()).throw(httpx.ConnectError("down"))),
+    )
     with pytest.raises(LogAPIError):
         LogClient(down, SIGNER.verifier).checkpoint()
 
@@ -130,7 +142,7 @@ def test_async_twin_agrees() -> None:
 
 
 def test_inclusion_mismatch_is_proof_error() -> None:
-    log, http = make(LEAVES, SIGNER)
+    _, http = make(LEAVES, SIGNER)
     client = LogClient(http, SIGNER.verifier)
     cp, _ = client.checkpoint()
     wrong = Checkpoint(ORIGIN, cp.size, RootHash(bytes(32)))

@@ -85,8 +85,16 @@ def test_hasher_goldens() -> None:
 
 def test_generated_proofs_match_happy_path_vectors() -> None:
     # The happy-path vectors are over the 8 canonical leaves; regenerate their proofs.
-    data = [b"", b"\x00", b"\x10", b"\x20\x21", b"\x30\x31", b"\x40\x41\x42\x43",
-            bytes.fromhex("5051525354555657"), bytes.fromhex("606162636465666768696a6b6c6d6e6f")]
+    data = [
+        b"",
+        b"\x00",
+        b"\x10",
+        b"\x20\x21",
+        b"\x30\x31",
+        b"\x40\x41\x42\x43",
+        bytes.fromhex("5051525354555657"),
+        bytes.fromhex("606162636465666768696a6b6c6d6e6f"),
+    ]
     leaves = [reference.leaf(d) for d in data]
     checked = 0
     for path in INCLUSION:

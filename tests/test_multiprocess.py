@@ -24,9 +24,10 @@ async def _submit_all(urls: list[str], vkey: str) -> list[Receipt]:
     key = Ed25519PrivateKey.generate()
     subs = [demo_submission(key, i) for i in range(ENTRIES)]
     limits = httpx.Limits(max_connections=32)
-    async with httpx.AsyncClient(base_url=urls[0], timeout=60, limits=limits) as a, httpx.AsyncClient(
-        base_url=urls[1], timeout=60, limits=limits
-    ) as b:
+    async with (
+        httpx.AsyncClient(base_url=urls[0], timeout=60, limits=limits) as a,
+        httpx.AsyncClient(base_url=urls[1], timeout=60, limits=limits) as b,
+    ):
         clients = [AsyncLogClient(a, vkey), AsyncLogClient(b, vkey)]
         sem = asyncio.Semaphore(48)
 

@@ -29,7 +29,10 @@ def test_private_key_form_round_trips() -> None:
     s = Signer.from_skey(PETER_SKEY)
     assert s.verifier.vkey == PETER_VKEY
     assert s.skey == PETER_SKEY
-    msg = format_note("If you think cryptography is the answer to your problem,\n", [s.sign("If you think cryptography is the answer to your problem,\n")])
+    msg = format_note(
+        "If you think cryptography is the answer to your problem,\n",
+        [s.sign("If you think cryptography is the answer to your problem,\n")],
+    )
     open_note(msg, [Verifier.from_vkey(PETER_VKEY)])
 
 

@@ -9,9 +9,24 @@ import atlas_log
 def test_public_names_are_pinned() -> None:
     assert atlas_log.__all__ == sorted(atlas_log.__all__)
     assert set(atlas_log.__all__) == {
-        "AsyncLogClient", "Checkpoint", "Error", "FormatError", "InconsistentLogError", "LogAPIError", "LogClient",
-        "ProofError", "Receipt", "RootMismatchError", "SignatureError", "Signer", "TrustedState",
-        "VerificationError", "Verifier", "__version__", "open_checkpoint", "verify_receipt",
+        "AsyncLogClient",
+        "Checkpoint",
+        "Error",
+        "FormatError",
+        "InconsistentLogError",
+        "LogAPIError",
+        "LogClient",
+        "ProofError",
+        "Receipt",
+        "RootMismatchError",
+        "SignatureError",
+        "Signer",
+        "TrustedState",
+        "VerificationError",
+        "Verifier",
+        "__version__",
+        "open_checkpoint",
+        "verify_receipt",
     }
     for name in atlas_log.__all__:
         assert hasattr(atlas_log, name)
@@ -28,6 +43,13 @@ def test_client_does_not_import_the_server_stack() -> None:
 
 
 def test_every_error_is_one_family() -> None:
-    for name in ("FormatError", "VerificationError", "ProofError", "RootMismatchError", "SignatureError",
-                 "InconsistentLogError", "LogAPIError"):
+    for name in (
+        "FormatError",
+        "VerificationError",
+        "ProofError",
+        "RootMismatchError",
+        "SignatureError",
+        "InconsistentLogError",
+        "LogAPIError",
+    ):
         assert issubclass(getattr(atlas_log, name), atlas_log.Error)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import os
 
 import asyncpg
@@ -15,7 +16,6 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from atlas_log.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
 from atlas_log.merkle import EMPTY_ROOT, LeafHash, RootHash, verify_consistency, verify_inclusion
 from atlas_log.note import Signer
-from atlas_log.tiles import TileLevels, TileSource, proof_tiles
 from atlas_log_server.db import migrate
 from atlas_log_server.db.engine import create_pool, sqlalchemy_url
 from atlas_log_server.db.models import metadata
@@ -48,9 +48,7 @@ def test_migrations_round_trip_and_match_models(db_url: str) -> None:
     async def diff() -> list[object]:
         engine = create_async_engine(sqlalchemy_url(db_url))
         async with engine.connect() as conn:
-            result = await conn.run_sync(
-                lambda c: compare_metadata(MigrationContext.configure(c), metadata)
-            )
+            result = await conn.run_sync(lambda c: compare_metadata(MigrationContext.configure(c), metadata))
         await engine.dispose()
         return list(result)
 
@@ -72,7 +70,9 @@ async def test_append_only_rules_hold_in_the_database(db_url: str) -> None:
             "DELETE FROM tiles WHERE level = 0 AND idx = 1",
             "UPDATE tiles SET hashes = hashes || hashes WHERE level = 0 AND idx = 0",  # full tile
             "UPDATE tiles SET hashes = substring(hashes FROM 1 FOR 32) WHERE level = 0 AND idx = 1",  # shrink
-            "UPDATE tiles SET hashes = '\\x00'::bytea || substring(hashes FROM 2) || hashes WHERE level = 0 AND idx = 1",
+            # same length plus more, but the existing prefix changed
+            "UPDATE tiles SET hashes = '\\x00'::bytea || substring(hashes FROM 2) || hashes "
+            "WHERE level = 0 AND idx = 1",
             "UPDATE log_state SET size = 1",
             "DELETE FROM log_state",
         ):
@@ -92,7 +92,7 @@ async def test_sequencer_builds_the_reference_tree_and_dedupes(db_url: str) -> N
     items = [pending(i) for i in range(700)]
     results = []
     cuts = [0, 1, 5, 255, 256, 300, 513, 700]
-    for a, b in zip(cuts, cuts[1:], strict=False):
+    for a, b in itertools.pairwise(cuts):
         results += await seq.append(items[a:b])
     assert [r.index for r in results] == list(range(700))
     again = await seq.append([items[3], items[3], pending(700)])
@@ -135,7 +135,9 @@ async def test_concurrent_sequencers_make_one_consistent_tree(db_url: str) -> No
     for r in results[::97]:
         cp = r.batch.checkpoint
         verify_inclusion(LeafHash(by_index[r.index]), r.index, cp.size, r.batch.inclusion_proof(r.index), cp.root_hash)
-        verify_consistency(cp.size, final.size, await proofs.consistency(cp.size, final.size), cp.root_hash, final.root_hash)
+        verify_consistency(
+            cp.size, final.size, await proofs.consistency(cp.size, final.size), cp.root_hash, final.root_hash
+        )
     for _, seq in logs:
         seq.task.cancel()  # type: ignore[attr-defined]
     for repo_, _ in logs:

@@ -39,8 +39,19 @@ def test_paths_round_trip(addr: TileAddress) -> None:
 
 @pytest.mark.parametrize(
     "path",
-    ["tile/0/5", "tile/0/x000/005", "tile/64/000", "tile/01/000", "tile/0/000.p/256", "tile/0/000.p/0",
-     "tile/0/000.p/012", "tile/0/1000", "tile/entries/000.p", "tile/0/x1/000", "tile/0/000/"],
+    [
+        "tile/0/5",
+        "tile/0/x000/005",
+        "tile/64/000",
+        "tile/01/000",
+        "tile/0/000.p/256",
+        "tile/0/000.p/0",
+        "tile/0/000.p/012",
+        "tile/0/1000",
+        "tile/entries/000.p",
+        "tile/0/x1/000",
+        "tile/0/000/",
+    ],
 )
 def test_bad_paths_rejected(path: str) -> None:
     with pytest.raises(FormatError):
@@ -129,7 +140,9 @@ def test_random_sizes_up_to_a_million(big_tree: Tree, data: st.DataObject) -> No
     assert src.root() == root
     assert src.inclusion_proof(index) == reference.path(index, leaves)
     assert src.consistency_proof(old) == reference.proof(old, leaves)
-    merkle.verify_inclusion(merkle.LeafHash(leaves[index]), index, size, src.inclusion_proof(index), merkle.RootHash(root))
+    merkle.verify_inclusion(
+        merkle.LeafHash(leaves[index]), index, size, src.inclusion_proof(index), merkle.RootHash(root)
+    )
 
 
 def test_missing_tile_is_a_format_error() -> None:

@@ -43,8 +43,11 @@ def _cmd_checkpoint(args: argparse.Namespace) -> int:
         client = LogClient(http, _vkey(args, http), state_file=Path(args.state) if args.state else None)
         cp, note = client.checkpoint()
     if args.json:
-        print(json.dumps({"origin": cp.origin, "size": cp.size, "rootHash": b64encode(cp.root_hash),
-                          "note": note.decode()}))
+        print(
+            json.dumps(
+                {"origin": cp.origin, "size": cp.size, "rootHash": b64encode(cp.root_hash), "note": note.decode()}
+            )
+        )
     else:
         sys.stdout.write(note.decode())
     return 0
@@ -105,8 +108,10 @@ async def _demo(args: argparse.Namespace) -> int:
                 print(f"  {done}/{args.count} entries ({done / (time.monotonic() - started):.0f}/s)", file=sys.stderr)
 
         await asyncio.gather(*(one(n) for n in range(args.count)))
-    print(f"submitted {args.count} entries in {time.monotonic() - started:.1f}s; every receipt verified"
-          + (f"; saved to {out}" if out else ""))
+    print(
+        f"submitted {args.count} entries in {time.monotonic() - started:.1f}s; every receipt verified"
+        + (f"; saved to {out}" if out else "")
+    )
     return 0
 
 

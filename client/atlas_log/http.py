@@ -31,8 +31,11 @@ def _json(resp: httpx.Response) -> Any:
             problem_type, detail = body.get("type"), body.get("detail", detail)
         except ValueError:
             pass
-        raise LogAPIError(f"{resp.request.method} {resp.request.url.path}: {resp.status_code} {detail}",
-                          resp.status_code, problem_type)
+        raise LogAPIError(
+            f"{resp.request.method} {resp.request.url.path}: {resp.status_code} {detail}",
+            resp.status_code,
+            problem_type,
+        )
     try:
         return resp.json()
     except ValueError as exc:
@@ -172,4 +175,3 @@ class AsyncLogClient(_Base):
         except httpx.HTTPError as exc:
             raise LogAPIError(f"POST /api/v1/entries: {exc}") from exc
         return _verified_receipt(obj, self.verifier)
-

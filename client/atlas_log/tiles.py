@@ -47,7 +47,9 @@ class TileAddress:
         return self.width == TILE_WIDTH
 
     def path(self) -> str:
-        return bundle_path(self.index, self.width) if self.level is None else tile_path(self.level, self.index, self.width)
+        return (
+            bundle_path(self.index, self.width) if self.level is None else tile_path(self.level, self.index, self.width)
+        )
 
 
 def tile_index_path(n: int) -> str:

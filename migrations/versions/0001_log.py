@@ -32,7 +32,8 @@ BEGIN
         RAISE EXCEPTION 'atlas-log: tiles are never deleted' USING ERRCODE = 'restrict_violation';
     END IF;
     IF length(OLD.hashes) = 8192 THEN
-        RAISE EXCEPTION 'atlas-log: full tile %/% is immutable', OLD.level, OLD.idx USING ERRCODE = 'restrict_violation';
+        RAISE EXCEPTION 'atlas-log: full tile %/% is immutable', OLD.level, OLD.idx
+            USING ERRCODE = 'restrict_violation';
     END IF;
     IF NEW.level <> OLD.level OR NEW.idx <> OLD.idx
        OR length(NEW.hashes) <= length(OLD.hashes)
@@ -91,9 +92,7 @@ def upgrade() -> None:
         sa.Column("idx", sa.BigInteger(), primary_key=True, autoincrement=False),
         sa.Column("hashes", sa.LargeBinary(), nullable=False),
         sa.CheckConstraint("level BETWEEN 0 AND 63", name="tiles_level_range"),
-        sa.CheckConstraint(
-            "length(hashes) BETWEEN 32 AND 8192 AND length(hashes) % 32 = 0", name="tiles_hashes_shape"
-        ),
+        sa.CheckConstraint("length(hashes) BETWEEN 32 AND 8192 AND length(hashes) % 32 = 0", name="tiles_hashes_shape"),
     )
     op.create_table(
         "checkpoints",

@@ -16,7 +16,6 @@ from atlas_log.dsse import Envelope, PublicKey, SpkiDer, parse_envelope, verify_
 from atlas_log.entry import API_VERSION, Entry, build_body
 from atlas_log.errors import FormatError, SignatureError
 from atlas_log.merkle import leaf_hash
-
 from atlas_log_server.errors import Problem
 from atlas_log_server.log.sequencer import PendingEntry
 

@@ -12,7 +12,6 @@ from fastapi import FastAPI
 
 from atlas_log.checkpoint import Checkpoint, sign_checkpoint
 from atlas_log.merkle import EMPTY_ROOT
-
 from atlas_log_server.admission import Admission
 from atlas_log_server.api import entries, health, proofs, tiles
 from atlas_log_server.api.limits import BodyLimitMiddleware

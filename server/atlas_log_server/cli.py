@@ -8,7 +8,6 @@ import sys
 from collections.abc import Sequence
 
 from atlas_log.note import Signer
-
 from atlas_log_server.config import Settings
 from atlas_log_server.db import migrate
 from atlas_log_server.db.engine import resolve_database_url
@@ -29,7 +28,11 @@ def _serve(args: argparse.Namespace) -> int:
     url = resolve_database_url(settings)
     migrate.upgrade(url)
     signer, created = load_or_create_key(settings.signing_key_path, settings.origin)
-    where = "embedded PostgreSQL in " + str(settings.data_dir / "pgdata") if not settings.database_url else "external PostgreSQL"
+    where = (
+        "embedded PostgreSQL in " + str(settings.data_dir / "pgdata")
+        if not settings.database_url
+        else "external PostgreSQL"
+    )
     base = f"http://{settings.host}:{settings.port}"
     print(
         f"Atlas Log serving {settings.origin} on {base} ({where})\n"
@@ -43,8 +46,12 @@ def _serve(args: argparse.Namespace) -> int:
     # The data base URL is resolved; the app reuses it rather than starting a second embedded server.
     settings = settings.model_copy(update={"database_url": url, "migrate_on_start": False})
     uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_level=args.log_level,
-        access_log=False, timeout_graceful_shutdown=5,
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=args.log_level,
+        access_log=False,
+        timeout_graceful_shutdown=5,
     )
     return 0
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from atlas_log.note import Verifier
-
 from atlas_log_server.admission import Admission
 from atlas_log_server.config import Settings
 from atlas_log_server.db.repository import Repository

@@ -13,7 +13,6 @@ from atlas_log._encoding import b64decode, b64encode
 from atlas_log.errors import FormatError
 from atlas_log.merkle import leaf_hash, verify_inclusion
 from atlas_log.receipt import Receipt
-
 from atlas_log_server.api.deps import log_context
 from atlas_log_server.context import LogContext
 from atlas_log_server.db.repository import StoredEntry

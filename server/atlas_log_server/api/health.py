@@ -7,7 +7,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 
 from atlas_log._encoding import b64encode
-
 from atlas_log_server.api.deps import log_context
 from atlas_log_server.context import LogContext
 from atlas_log_server.errors import Problem

@@ -7,7 +7,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 
 from atlas_log._encoding import b64encode
-
 from atlas_log_server.api.deps import log_context
 from atlas_log_server.context import LogContext
 from atlas_log_server.errors import bad_request, not_found
@@ -18,7 +17,9 @@ NonNegative = Annotated[int, Query(ge=0, le=(1 << 63) - 1)]
 
 
 @router.get("/inclusion", summary="Inclusion proof of the leaf at `index` in the tree of `treeSize` leaves")
-async def inclusion(ctx: Ctx, index: NonNegative, tree_size: Annotated[int, Query(alias="treeSize", ge=1, le=(1 << 63) - 1)]) -> dict[str, Any]:
+async def inclusion(
+    ctx: Ctx, index: NonNegative, tree_size: Annotated[int, Query(alias="treeSize", ge=1, le=(1 << 63) - 1)]
+) -> dict[str, Any]:
     if index >= tree_size:
         raise bad_request("index-out-of-range", f"index {index} must be smaller than treeSize {tree_size}")
     state = await ctx.repo.state()

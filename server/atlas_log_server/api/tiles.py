@@ -10,7 +10,6 @@ from fastapi.responses import Response
 from atlas_log.errors import FormatError
 from atlas_log.merkle import HASH_SIZE
 from atlas_log.tiles import TILE_WIDTH, parse_tile_path, tile_width
-
 from atlas_log_server.api.deps import log_context
 from atlas_log_server.context import LogContext
 from atlas_log_server.errors import Problem, not_found

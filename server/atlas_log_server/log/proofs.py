@@ -6,7 +6,6 @@ from collections import OrderedDict
 
 from atlas_log.merkle import HASH_SIZE, Hash
 from atlas_log.tiles import TileLevels, TileSource, proof_tiles
-
 from atlas_log_server.db.repository import Repository, StorageError
 
 

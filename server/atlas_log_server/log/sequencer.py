@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from atlas_log.checkpoint import Checkpoint
 from atlas_log.merkle import HASH_SIZE, CompactRange, Hash, NodeSource, consistency_proof, inclusion_proof, node_hash
 from atlas_log.tiles import TILE_HEIGHT, TILE_WIDTH
-
 from atlas_log_server.db.repository import NewEntry, Repository
 from atlas_log_server.log.signer import CheckpointSigner
 

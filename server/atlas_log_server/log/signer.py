@@ -51,9 +51,12 @@ class CheckpointSigner:
         if new.origin != self.origin or previous.origin != self.origin:
             raise SigningRefused(f"signer for {self.origin!r} will not sign for another origin")
         last = self._last
-        if last is not None and (previous.size < last.size or (previous.size == last.size and previous.root_hash != last.root_hash)):
+        if last is not None and (
+            previous.size < last.size or (previous.size == last.size and previous.root_hash != last.root_hash)
+        ):
             raise SigningRefused(
-                f"stored tree state (size {previous.size}) is behind or different from the last signed (size {last.size})"
+                f"stored tree state (size {previous.size}) is behind or differs from the last signed "
+                f"(size {last.size})"
             )
         if new.size < previous.size:
             raise SigningRefused(f"new size {new.size} is smaller than the last signed size {previous.size}")
