@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -90,6 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--host")
     p.add_argument("--port", type=int)
     p.add_argument("--log-level", default="info")
+    p.add_argument("--workers", type=int, default=1, help="worker processes appending to the same log")
     p.set_defaults(func=_serve)
     p = sub.add_parser("migrate", help="apply the database migrations")
     p.add_argument("--revision")

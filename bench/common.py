@@ -1,0 +1,127 @@
+"""Shared by the benchmarks: which PostgreSQL, a fresh migrated database, server processes, results."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+
+from atlas_log_server.db import migrate
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpus": os.cpu_count(), "cpu": cpu, "python": platform.python_version(), "platform": platform.platform()}
+
+
+def server_url() -> str:
+    """ATLAS_BENCH_DATABASE_URL, else the local PostgreSQL on 127.0.0.1:5432 if it answers, else embedded."""
+    url = os.environ.get("ATLAS_BENCH_DATABASE_URL") or os.environ.get("ATLAS_TEST_DATABASE_URL")
+    if url:
+        return url
+    local = "postgresql://postgres@127.0.0.1:5432/postgres"
+    try:
+        asyncio.run(asyncio.wait_for(_ping(local), 2))
+        return local
+    except Exception:  # noqa: BLE001 - any failure means "not there"
+        from atlas_log_server.db.embedded import EmbeddedPostgres
+
+        return EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="atlas-bench-"))).start()
+
+
+async def _ping(url: str) -> None:
+    conn = await asyncpg.connect(url)
+    await conn.close()
+
+
+def with_database(url: str, name: str) -> str:
+    p = urlsplit(url)
+    return urlunsplit((p.scheme, p.netloc, "/" + name, p.query, p.fragment))
+
+
+def fresh_database(name: str) -> str:
+    base = server_url()
+
+    async def create() -> None:
+        conn = await asyncpg.connect(base)
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+        await conn.close()
+
+    asyncio.run(create())
+    url = with_database(base, name)
+    migrate.upgrade(url)
+    return url
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """An ``atlas-log-server serve`` process."""
+
+    def __init__(self, db_url: str, data_dir: Path, workers: int = 1, **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "atlas_log_server.cli", "serve", "--port", str(self.port), "--log-level", "warning",
+             "--workers", str(workers)],
+            env={**os.environ, "ATLAS_DATABASE_URL": db_url, "ATLAS_DATA_DIR": str(data_dir), **env},
+            stdout=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("server did not start")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(20)
+
+
+def loadgen(url: str, requests_file: Path, concurrency: int, duration: float, warmup: int = 0) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "loadgen.py"), "--url", url, "--requests", str(requests_file),
+         "--concurrency", str(concurrency), "--duration", str(duration), "--warmup", str(warmup)],
+        capture_output=True, text=True, check=True,
+    )
+    result: dict[str, Any] = json.loads(out.stdout)
+    return result
+
+
+def report(name: str, result: dict[str, Any]) -> None:
+    result = {"benchmark": name, "machine": machine(), "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+              **result}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
