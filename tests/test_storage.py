@@ -103,17 +103,20 @@ async def test_sequencer_builds_the_reference_tree_and_dedupes(db_url: str) -> N
     cp = open_checkpoint(state.checkpoint or b"", signer.verifier)
     assert cp.size == 701
     # Proofs from the stored tiles match the reference at every size a checkpoint was signed for.
-    proofs = ProofService(repo, 100)
-    for size in (1, 5, 255, 256, 300, 513, 700, 701):
-        src = await proofs.source(size)
-        assert src.root() == reference.mth(leaves[:size])
-        for i in {0, size // 2, size - 1}:
-            assert await proofs.inclusion(i, size) == reference.path(i, leaves[:size])
-        assert await proofs.consistency(1, size) == reference.proof(1, leaves[:size])
+    for capacity in (0, 3, 100):
+        await _check_proofs(ProofService(repo, capacity), leaves)
     # Receipts from the batch itself verify.
     last = again[2].batch
     verify_inclusion(LeafHash(leaves[700]), 700, 701, last.inclusion_proof(700), RootHash(cp.root_hash))
     await repo.pool.close()
+
+
+async def _check_proofs(proofs: ProofService, leaves: list[bytes]) -> None:
+    for size in (1, 5, 255, 256, 300, 513, 700, 701):
+        assert await proofs.root(size) == reference.mth(leaves[:size])
+        for i in {0, size // 2, size - 1}:
+            assert await proofs.inclusion(i, size) == (leaves[i], reference.path(i, leaves[:size]))
+        assert await proofs.consistency(1, size) == reference.proof(1, leaves[:size])
 
 
 async def test_concurrent_sequencers_make_one_consistent_tree(db_url: str) -> None:

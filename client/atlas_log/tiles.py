@@ -21,6 +21,7 @@ __all__ = [
     "TileLevels",
     "TileSource",
     "bundle_path",
+    "node_tile",
     "parse_bundle",
     "parse_tile_path",
     "proof_tiles",
@@ -142,8 +143,8 @@ class TileLevels:
             self.levels.append(row)
 
 
-def _node_tile(height: int, index: int) -> tuple[int, int, int, int]:
-    """(tile level, tile index, height inside the tile, index inside that row) of a perfect node."""
+def node_tile(height: int, index: int) -> tuple[int, int, int, int]:
+    """Where a perfect node lives: (tile level, tile index, height inside the tile, index in that row)."""
     level, r = divmod(height, TILE_HEIGHT)
     first = index << r  # the node's first entry at tile level `level`
     return level, first >> TILE_HEIGHT, r, (first & (TILE_WIDTH - 1)) >> r
@@ -158,7 +159,7 @@ def proof_tiles(size: int, *, index: int | None = None, old_size: int | None = N
     need: set[TileAddress] = set()
 
     def record(height: int, node: int) -> bytes:
-        level, tindex, _, _ = _node_tile(height, node)
+        level, tindex, _, _ = node_tile(height, node)
         need.add(TileAddress(level, tindex, tile_width(level, tindex, size)))
         return bytes(HASH_SIZE)
 
@@ -185,7 +186,7 @@ class TileSource:
         self.tiles = tiles
 
     def __call__(self, height: int, index: int) -> bytes:
-        level, tindex, r, pos = _node_tile(height, index)
+        level, tindex, r, pos = node_tile(height, index)
         try:
             t = self.tiles[(level, tindex)]
         except KeyError:

@@ -85,7 +85,7 @@ async def build_receipt(ctx: LogContext, pending: PendingEntry, placed: Sequence
         if state.checkpoint is None:
             raise Problem(503, "not-ready", "the log has no checkpoint yet", headers={"Retry-After": "1"})
         size, note, root = state.size, state.checkpoint, state.root_hash
-        hashes = await ctx.proofs.inclusion(placed.index, size)
+        _, hashes = await ctx.proofs.inclusion(placed.index, size)
     if placed.created:
         entry_id, leaf = pending.entry_id, pending.leaf
     else:

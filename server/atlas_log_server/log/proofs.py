@@ -1,53 +1,80 @@
-"""Proofs for the read path, computed from tiles through an in-process cache of immutable full tiles."""
+"""Proofs for the read path, computed from tiles through an in-process cache of immutable tiles.
+
+A full tile never changes, and neither does a partial tile of a given width (a wider one is a different
+tile), so both are cached by ``(level, index, width)``: a warm proof costs no database round trip and a
+single pass over the proof's nodes.
+"""
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
+from typing import TypeVar
 
-from atlas_log.merkle import HASH_SIZE, Hash
-from atlas_log.tiles import TileLevels, TileSource, proof_tiles
+from atlas_log.merkle import HASH_SIZE, Hash, LeafHash, NodeSource, consistency_proof, inclusion_proof, subtree_root
+from atlas_log.tiles import TileLevels, node_tile, tile_path, tile_width
+
 from atlas_log_server.db.repository import Repository, StorageError
+
+T = TypeVar("T")
+_PLACEHOLDER = bytes(HASH_SIZE)
 
 
 class ProofService:
     def __init__(self, repo: Repository, cache_tiles: int) -> None:
         self.repo = repo
         self.capacity = cache_tiles
-        self._cache: OrderedDict[tuple[int, int], TileLevels] = OrderedDict()
+        self._cache: OrderedDict[tuple[int, int, int], TileLevels] = OrderedDict()
+        self.known_size = 0  # the largest tree size this process has seen committed
 
-    async def source(self, size: int, *, index: int | None = None, old_size: int | None = None) -> TileSource:
-        """A node source holding every tile the requested proof needs at tree ``size``."""
-        tiles: dict[tuple[int, int], TileLevels] = {}
-        missing = []
-        for addr in proof_tiles(size, index=index, old_size=old_size):
-            assert addr.level is not None
-            key = (addr.level, addr.index)
-            cached = self._cache.get(key) if addr.full else None
-            if cached is not None:
-                self._cache.move_to_end(key)
-                tiles[key] = cached
-            else:
-                missing.append(addr)
-        if missing:
-            fetched = await self.repo.tiles([(a.level, a.index) for a in missing if a.level is not None])
-            for a in missing:
-                assert a.level is not None
-                key = (a.level, a.index)
-                data = fetched.get(key)
-                if data is None or len(data) < a.width * HASH_SIZE:
-                    raise StorageError(f"tile {a.path()} is missing from storage")
-                levels = TileLevels(data[: a.width * HASH_SIZE])
-                tiles[key] = levels
-                if a.full and self.capacity:
-                    self._cache[key] = levels
-                    if len(self._cache) > self.capacity:
-                        self._cache.popitem(last=False)
-        return TileSource(size, tiles)
+    async def _compute(self, size: int, fn: Callable[[NodeSource], T]) -> T:
+        """Run ``fn`` over the tree of ``size`` leaves; tiles not in the cache are loaded and ``fn`` rerun.
 
-    async def inclusion(self, index: int, size: int) -> list[Hash]:
-        return (await self.source(size, index=index)).inclusion_proof(index)
+        Which nodes a proof needs does not depend on their values, so the second pass never misses.
+        """
+        local: dict[tuple[int, int], TileLevels] = {}
+        for _ in range(2):
+            missing: set[tuple[int, int, int]] = set()
+
+            def source(height: int, index: int) -> bytes:
+                level, tindex, r, pos = node_tile(height, index)
+                t = local.get((level, tindex))
+                if t is None:
+                    key = (level, tindex, tile_width(level, tindex, size))
+                    t = self._cache.get(key)
+                    if t is None:
+                        missing.add(key)
+                        return _PLACEHOLDER
+                    local[(level, tindex)] = t
+                return t.levels[r][pos]
+
+            result = fn(source)
+            if not missing:
+                return result
+            await self._load(missing, local)
+        raise StorageError("tiles changed while a proof was computed")
+
+    async def _load(self, keys: set[tuple[int, int, int]], local: dict[tuple[int, int], TileLevels]) -> None:
+        fetched = await self.repo.tiles([(level, index) for level, index, _ in keys])
+        for level, index, width in keys:
+            data = fetched.get((level, index))
+            if data is None or len(data) < width * HASH_SIZE:
+                raise StorageError(f"tile {tile_path(level, index, width)} is missing from storage")
+            levels = TileLevels(data[: width * HASH_SIZE])
+            local[(level, index)] = levels
+            if self.capacity:
+                self._cache[(level, index, width)] = levels
+                if len(self._cache) > self.capacity:
+                    self._cache.popitem(last=False)
+
+    async def root(self, size: int) -> Hash:
+        return await self._compute(size, lambda src: subtree_root(0, size, src))
+
+    async def inclusion(self, index: int, size: int) -> tuple[LeafHash, list[Hash]]:
+        """The leaf hash at ``index`` (from its level-0 tile) and its inclusion proof in the tree of ``size``."""
+        return await self._compute(size, lambda src: (LeafHash(src(0, index)), inclusion_proof(index, size, src)))
 
     async def consistency(self, old_size: int, size: int) -> list[Hash]:
         if old_size == size:
             return []
-        return (await self.source(size, old_size=old_size)).consistency_proof(old_size)
+        return await self._compute(size, lambda src: consistency_proof(old_size, size, src))
