@@ -15,7 +15,6 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from atlas_log.submission import demo_submission
-
 from bench.common import Server, fresh_database, loadgen, report
 
 

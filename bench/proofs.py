@@ -24,7 +24,6 @@ from atlas_log_server.db.engine import create_pool
 from atlas_log_server.db.repository import Repository
 from atlas_log_server.log.sequencer import PendingEntry, Sequencer
 from atlas_log_server.log.signer import CheckpointSigner
-
 from bench.common import Server, fresh_database, loadgen, report
 
 ORIGIN = "atlas-log.localhost/dev"
@@ -56,7 +55,8 @@ def measure(n: int, tmp: Path, requests: int, duration: float, workers: int) -> 
     reqs = tmp / f"proofs-{n}.jsonl"
     with reqs.open("w") as f:
         for _ in range(requests):
-            f.write(json.dumps({"method": "GET", "path": f"/api/v1/proofs/inclusion?index={rng.randrange(n)}&treeSize={n}"}) + "\n")
+            path = f"/api/v1/proofs/inclusion?index={rng.randrange(n)}&treeSize={n}"
+            f.write(json.dumps({"method": "GET", "path": path}) + "\n")
     health = tmp / "health.jsonl"
     health.write_text('{"method": "GET", "path": "/healthz"}\n' * 100_000)
     server = Server(url, data, workers=workers)

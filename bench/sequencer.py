@@ -23,7 +23,6 @@ from atlas_log_server.db.engine import create_pool
 from atlas_log_server.db.repository import Repository
 from atlas_log_server.log.sequencer import PendingEntry, Sequencer
 from atlas_log_server.log.signer import CheckpointSigner
-
 from bench.common import fresh_database, report
 
 ORIGIN = "bench.example/log"

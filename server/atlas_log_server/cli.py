@@ -44,16 +44,20 @@ def _serve(args: argparse.Namespace) -> int:
         f"  latest checkpoint:      curl {base}/checkpoint",
         flush=True,
     )
-    # The data base URL is resolved; the app reuses it rather than starting a second embedded server.
-    settings = settings.model_copy(update={"database_url": url, "migrate_on_start": False})
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=args.log_level,
-        access_log=False,
-        timeout_graceful_shutdown=5,
-    )
+    # The database URL is resolved and migrated once here; the app (or each worker) reuses it.
+    common = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": args.log_level,
+        "access_log": False,
+        "timeout_graceful_shutdown": 5,
+    }
+    if args.workers > 1:
+        os.environ.update(ATLAS_DATABASE_URL=url, ATLAS_MIGRATE_ON_START="false")
+        uvicorn.run("atlas_log_server.asgi:app", factory=True, workers=args.workers, **common)
+    else:
+        settings = settings.model_copy(update={"database_url": url, "migrate_on_start": False})
+        uvicorn.run(create_app(settings), **common)
     return 0
 
 

@@ -10,7 +10,6 @@ import json
 from fastapi import APIRouter, Request, Response
 
 from atlas_log._encoding import b64encode
-
 from atlas_log_server.api.deps import log_context
 from atlas_log_server.api.params import int_param, int_params_doc
 from atlas_log_server.context import LogContext

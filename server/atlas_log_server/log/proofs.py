@@ -13,7 +13,6 @@ from typing import TypeVar
 
 from atlas_log.merkle import HASH_SIZE, Hash, LeafHash, NodeSource, consistency_proof, inclusion_proof, subtree_root
 from atlas_log.tiles import TileLevels, node_tile, tile_path, tile_width
-
 from atlas_log_server.db.repository import Repository, StorageError
 
 T = TypeVar("T")
@@ -36,7 +35,7 @@ class ProofService:
         for _ in range(2):
             missing: set[tuple[int, int, int]] = set()
 
-            def source(height: int, index: int) -> bytes:
+            def source(height: int, index: int, missing: set[tuple[int, int, int]] = missing) -> bytes:
                 level, tindex, r, pos = node_tile(height, index)
                 t = local.get((level, tindex))
                 if t is None:
