@@ -79,25 +79,23 @@ def free_port() -> int:
 class ServerProcess:
     """``atlas-log-server serve`` in a real child process."""
 
-    def __init__(self, db_url: str, data_dir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, db_url: str | None, data_dir: Path, env: dict[str, str] | None = None, wait: float = 60) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = data_dir / f"server-{self.port}.log"
         data_dir.mkdir(parents=True, exist_ok=True)
-        full_env = {
-            **os.environ,
-            "ATLAS_DATABASE_URL": db_url,
-            "ATLAS_DATA_DIR": str(data_dir),
-            **(env or {}),
-        }
+        full_env = {k: v for k, v in os.environ.items() if k != "ATLAS_DATABASE_URL"}
+        full_env.update({"ATLAS_DATA_DIR": str(data_dir), **(env or {})})
+        if db_url is not None:  # None: the server starts its own embedded PostgreSQL in data_dir
+            full_env["ATLAS_DATABASE_URL"] = db_url
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "atlas_log_server.cli", "serve", "--port", str(self.port), "--log-level", "warning"],
+            [sys.executable, "-m", "atlas_log_server.cli", "serve", "--port", str(self.port)],
             env=full_env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
-        self._wait_ready()
+        self._wait_ready(wait)
 
     def _wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
