@@ -28,9 +28,9 @@ test: $(VENV)/.dev
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.dev
-	$(BIN)/python bench/sequencer.py
-	$(BIN)/python bench/admission.py
-	$(BIN)/python bench/proofs.py
+	$(BIN)/python -m bench.sequencer
+	$(BIN)/python -m bench.admission
+	$(BIN)/python -m bench.proofs
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -59,8 +59,9 @@ async def run(url: str, path: str, concurrency: int, duration: float, warmup: in
     with open(path) as f:
         queue = [_encode(host, json.loads(line)) for line in f if line.strip()]
     if warmup:
-        await asyncio.gather(*(_worker(host, port, queue[:warmup], time.monotonic() + 60, [], Counter(), [k])
-                               for k in range(0, warmup, max(1, warmup // 8))))
+        shared = [0]
+        await asyncio.gather(*(_worker(host, port, queue[:warmup], time.monotonic() + 300, [], Counter(), shared)
+                               for _ in range(concurrency)))
         queue = queue[warmup:]
     latencies: list[float] = []
     statuses: Counter[int] = Counter()
