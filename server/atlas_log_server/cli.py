@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from atlas_log.note import Signer
 from atlas_log_server.config import Settings
@@ -18,6 +19,17 @@ from atlas_log_server.log.signer import load_or_create_key
 def _settings(**overrides: object) -> Settings:
     values = {k: v for k, v in overrides.items() if v is not None}
     return Settings(**values)  # type: ignore[arg-type]
+
+
+def _client_command() -> str:
+    """How to run the client from here: the script next to this interpreter, relative when it is below cwd."""
+    script = Path(sys.executable).parent / "atlas-log"
+    if not script.exists():
+        return "atlas-log"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -35,12 +47,13 @@ def _serve(args: argparse.Namespace) -> int:
         else "external PostgreSQL"
     )
     base = f"http://{settings.host}:{settings.port}"
+    client = _client_command()
     print(
         f"Atlas Log serving {settings.origin} on {base} ({where})\n"
         f"  checkpoint key {'generated' if created else 'loaded'}: {settings.signing_key_path}\n"
         f"  verifier key:  {signer.verifier.vkey}\n"
-        f"  submit a first entry:   atlas-log demo --count 1 --server {base} --receipts ./receipts\n"
-        f"  check it offline:       atlas-log verify --vkey '{signer.verifier.vkey}' ./receipts/*.json\n"
+        f"  submit a first entry:   {client} demo --count 1 --server {base} --receipts ./receipts\n"
+        f"  check it offline:       {client} verify --vkey '{signer.verifier.vkey}' ./receipts/*.json\n"
         f"  latest checkpoint:      curl {base}/checkpoint",
         flush=True,
     )
