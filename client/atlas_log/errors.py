@@ -8,6 +8,7 @@
     │   ├── ProofError               an inclusion or consistency proof failed
     │   │   └── RootMismatchError    carries the expected and the calculated root
     │   ├── SignatureError           a note or DSSE signature did not verify
+    │   ├── QuoteError               a TDX quote was rejected; ``code`` names the failed check
     │   └── InconsistentLogError     two signed checkpoints no consistency proof joins (evidence)
     └── LogAPIError                  the log answered an HTTP request with an error or garbage
 
@@ -23,6 +24,7 @@ __all__ = [
     "InconsistentLogError",
     "LogAPIError",
     "ProofError",
+    "QuoteError",
     "RootMismatchError",
     "SignatureError",
     "VerificationError",
@@ -56,6 +58,19 @@ class RootMismatchError(ProofError):
 
 class SignatureError(VerificationError):
     """A signature did not verify, or no signature from a trusted key was found."""
+
+
+class QuoteError(VerificationError):
+    """A TDX quote (or the collateral it was checked against) was rejected.
+
+    ``code`` is a stable identifier of the failed check (for example ``pck-revoked``); the message says
+    what failed in words.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
 
 
 class InconsistentLogError(VerificationError):
