@@ -25,6 +25,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.x509.oid import ExtensionOID, NameOID
 
 from atlas_log.errors import QuoteError
 from atlas_log.tdx.collateral import Collateral, raw_members
@@ -107,7 +108,7 @@ def _cert_window(cert: x509.Certificate, now: int, what: str) -> None:
 
 
 def _cn(cert: x509.Certificate) -> str:
-    attrs = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    attrs = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     return str(attrs[0].value) if attrs else ""
 
 
@@ -143,6 +144,11 @@ def _issued_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
     except (ValueError, TypeError, InvalidSignature):
         return False
     return True
+
+
+def _crl_signed_by(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:
+    key = issuer.public_key()
+    return isinstance(key, ec.EllipticCurvePublicKey) and crl.is_signature_valid(key)
 
 
 def _hex(value: Any, size: int, what: str) -> bytes:
@@ -224,7 +230,7 @@ def _crl(der: bytes, what: str) -> _Crl:
         raise QuoteError("crl-invalid", f"{what} is not a DER CRL") from exc
     if crl.next_update_utc is None:
         raise QuoteError("crl-invalid", f"{what} has no nextUpdate")
-    for oid in (x509.ExtensionOID.CRL_NUMBER, x509.ExtensionOID.AUTHORITY_KEY_IDENTIFIER):
+    for oid in (ExtensionOID.CRL_NUMBER, ExtensionOID.AUTHORITY_KEY_IDENTIFIER):
         try:
             crl.extensions.get_extension_for_oid(oid)
         except x509.ExtensionNotFound as exc:
@@ -243,7 +249,7 @@ def _parse_collateral(c: Collateral, roots: frozenset[str]) -> _ParsedCollateral
     root = tcb.root
     if root_crl.crl.issuer.public_bytes() != root.subject.public_bytes():
         raise QuoteError("crl-invalid", "root CA CRL is not issued by the root")
-    if not root_crl.crl.is_signature_valid(root.public_key()):  # type: ignore[arg-type]
+    if not _crl_signed_by(root_crl.crl, root):
         raise QuoteError("crl-signature-invalid", "root CA CRL signature does not verify")
     for sj, what in ((tcb, "TCB info"), (qe, "QE identity")):
         if sj.root.public_bytes(serialization.Encoding.DER) != root.public_bytes(serialization.Encoding.DER):
@@ -487,8 +493,8 @@ def _verify(
     crl_ok = cache.get(
         "crl-sig",
         (collateral.pck_crl, chain.intermediate.public_bytes(serialization.Encoding.DER)),
-        lambda: pck_crl.is_signature_valid(chain.intermediate.public_key()),
-    )  # type: ignore[arg-type]
+        lambda: _crl_signed_by(pck_crl, chain.intermediate),
+    )
     if not crl_ok:
         raise QuoteError("crl-signature-invalid", "PCK CRL signature does not verify with the PCK CA key")
     if pck_crl.get_revoked_certificate_by_serial_number(chain.leaf.serial_number) is not None:
