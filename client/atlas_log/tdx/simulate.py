@@ -425,7 +425,12 @@ class SimulatedPlatform:
     @classmethod
     def load(cls, folder: Path) -> SimulatedPlatform:
         state = json.loads((folder / "platform.json").read_text())
-        keys = {k: serialization.load_pem_private_key(v.encode(), None) for k, v in state["keys"].items()}
+        keys: dict[str, ec.EllipticCurvePrivateKey] = {}
+        for k, v in state["keys"].items():
+            key = serialization.load_pem_private_key(v.encode(), None)
+            if not isinstance(key, ec.EllipticCurvePrivateKey):
+                raise ValueError(f"simulated platform key {k} is not an EC key")
+            keys[k] = key
         certs = {k: x509.load_pem_x509_certificate(v.encode()) for k, v in state["certs"].items()}
         levels = tuple(TcbLevel(tuple(a), b, tuple(c), d, tuple(e)) for a, b, c, d, e in state["tcb_levels"])
         return cls(
@@ -434,11 +439,11 @@ class SimulatedPlatform:
             keys["pck_ca_key"],
             certs["pck_ca"],
             keys["pck_key"],
-            certs["pck"],  # type: ignore[arg-type]
+            certs["pck"],
             keys["tcb_key"],
             certs["tcb_cert"],
             keys["attestation_key"],
-            bytes.fromhex(state["fmspc"]),  # type: ignore[arg-type]
+            bytes.fromhex(state["fmspc"]),
             bytes.fromhex(state["pce_id"]),
             tuple(state["sgx_svns"]),
             state["pcesvn"],

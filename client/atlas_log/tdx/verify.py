@@ -239,6 +239,13 @@ def _crl(der: bytes, what: str) -> _Crl:
 
 
 def _parse_collateral(c: Collateral, roots: frozenset[str]) -> _ParsedCollateral:
+    try:
+        return _parse_collateral_unchecked(c, roots)
+    except (ValueError, TypeError, AttributeError) as exc:  # lazily parsed certificate or CRL fields
+        raise QuoteError("collateral-malformed", f"collateral is malformed: {exc}") from exc
+
+
+def _parse_collateral_unchecked(c: Collateral, roots: frozenset[str]) -> _ParsedCollateral:
     tcb = _signed_json(c.tcb_info, "tcbInfo", c.tcb_info_issuer_chain, roots, "TCB info")
     qe = _signed_json(c.qe_identity, "enclaveIdentity", c.qe_identity_issuer_chain, roots, "QE identity")
     if tcb.body.get("id") != "TDX" or tcb.body.get("version") != 3:
@@ -271,6 +278,13 @@ class _PckChain:
 
 
 def _pck_chain(pem: bytes, roots: frozenset[str]) -> _PckChain:
+    try:
+        return _pck_chain_unchecked(pem, roots)
+    except (ValueError, TypeError) as exc:  # cryptography parses certificate fields lazily
+        raise QuoteError("certificate-chain-invalid", f"PCK chain certificate is malformed: {exc}") from exc
+
+
+def _pck_chain_unchecked(pem: bytes, roots: frozenset[str]) -> _PckChain:
     chain = _load_chain(pem, "PCK certificate chain")
     if len(chain) != 3:
         raise QuoteError("certificate-chain-invalid", f"PCK chain holds {len(chain)} certificates, not 3")
@@ -611,6 +625,9 @@ def verify_quote(
         _verify(quote, collateral, now, policy or _DEFAULT_POLICY, frozenset(roots), cache or _NO_CACHE, facts)
     except QuoteError as exc:
         return Verdict(False, exc.code, exc.message, **_fact_fields(facts))
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
+        # Last line of defence: malformed input that slipped past a specific check is still a rejection.
+        return Verdict(False, "malformed-input", f"quote or collateral is malformed: {exc}", **_fact_fields(facts))
     return Verdict(True, **_fact_fields(facts))
 
 
