@@ -191,3 +191,23 @@ def test_simulated_platform_persists(tmp_path: Path, platform: SimulatedPlatform
     again = SimulatedPlatform.load(tmp_path)
     assert again.root_fingerprint == platform.root_fingerprint
     assert _verify(again, again.quote(), platform.collateral()) == (True, None)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_cli_tdx_verify(name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from atlas_log import cli
+
+    d = vectors_dir("tdx", name)
+    case = json.loads((d / "case.json").read_text())
+    now = (case["valid_from"] + case["valid_until"]) // 2
+    rc = cli.main(["tdx", "verify", str(d / "quote.bin"), "--collateral", str(d), "--at", str(now), "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == (0 if case["expect"]["accept"] else 1)
+    assert out["accept"] == case["expect"]["accept"]
+    assert {"accept", "tcb_status", "advisory_ids", "fmspc", "reason"} <= set(out)
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps({"mr_td": ["00" * 48]}))
+    rc = cli.main(["tdx", "verify", str(d / "quote.bin"), "--collateral", str(d), "--at", str(now),
+                   "--policy", str(policy)])
+    assert rc == 1
+    assert "REJECTED" in capsys.readouterr().out

@@ -85,6 +85,28 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _cmd_tdx_verify(args: argparse.Namespace) -> int:
+    from atlas_log.tdx import INTEL_ROOT_SPKI_SHA256, Policy, collateral_from_dir, verify_quote
+
+    try:
+        quote = Path(args.quote).read_bytes()
+        policy = Policy.from_json(json.loads(Path(args.policy).read_text())) if args.policy else None
+    except (OSError, ValueError) as exc:
+        print(f"atlas-log: {exc}", file=sys.stderr)
+        return 2
+    collateral = collateral_from_dir(args.collateral)
+    roots = args.root or [INTEL_ROOT_SPKI_SHA256]
+    verdict = verify_quote(quote, collateral, args.at, policy, roots=roots)
+    if args.json:
+        print(json.dumps(verdict.to_json(), indent=2))
+    elif verdict.accept:
+        print(f"ACCEPTED: TCB status {verdict.tcb_status}, FMSPC {verdict.fmspc}, "
+              f"advisories {list(verdict.advisory_ids) or 'none'}, collateral valid until {verdict.collateral_expiry}")
+    else:
+        print(f"REJECTED ({verdict.code}): {verdict.reason}")
+    return 0 if verdict.accept else 1
+
+
 async def _demo(args: argparse.Namespace) -> int:
     key = Ed25519PrivateKey.generate()
     out = Path(args.receipts) if args.receipts else None
@@ -130,6 +152,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = sub.add_parser("verify", help="verify receipt files offline")
     p.add_argument("receipts", nargs="+")
     p.set_defaults(func=_cmd_verify)
+    p = sub.add_parser("tdx", help="Intel TDX quote tools")
+    tdx = p.add_subparsers(dest="tdx_command", required=True)
+    p = tdx.add_parser("verify", help="verify a TDX quote against a PCS-replay collateral folder (offline)")
+    p.add_argument("quote", help="raw quote file")
+    p.add_argument("--collateral", required=True, help="PCS-replay folder (tcb.json, qe_identity.json, CRLs, chains)")
+    p.add_argument("--at", type=int, required=True, help="verification time, Unix seconds")
+    p.add_argument("--policy", help="JSON policy file (allowed_statuses, denied_advisories, mr_td, rtmr, ...)")
+    p.add_argument("--root", action="append", help="trusted root SPKI SHA-256 (default: the Intel SGX Root CA)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_tdx_verify)
     p = sub.add_parser("demo", help="submit N distinct signed demo entries")
     p.add_argument("--count", type=int, default=1)
     p.add_argument("--concurrency", type=int, default=16)
