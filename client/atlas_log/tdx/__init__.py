@@ -8,7 +8,7 @@ from atlas_log.tdx.binding import KEY_TAG, PAYLOAD_TAG, key_report_data, payload
 from atlas_log.tdx.collateral import Collateral, collateral_from_dir
 from atlas_log.tdx.policy import Policy
 from atlas_log.tdx.quote import Quote, parse_quote
-from atlas_log.tdx.verify import INTEL_ROOT_SPKI_SHA256, VerificationCache, Verdict, verify_quote
+from atlas_log.tdx.verify import INTEL_ROOT_SPKI_SHA256, Verdict, VerificationCache, verify_quote
 
 __all__ = [
     "INTEL_ROOT_SPKI_SHA256",
@@ -17,8 +17,8 @@ __all__ = [
     "Collateral",
     "Policy",
     "Quote",
-    "VerificationCache",
     "Verdict",
+    "VerificationCache",
     "collateral_from_dir",
     "key_report_data",
     "parse_quote",
