@@ -19,6 +19,7 @@ import asyncpg
 import httpx
 import pytest
 
+from atlas_log.tdx.simulate import SimulatedPlatform
 from atlas_log_server.db import migrate
 
 _counter = itertools.count()
@@ -83,6 +84,7 @@ class ServerProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = data_dir / f"server-{self.port}.log"
+        self.data_dir = data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
         full_env = {k: v for k, v in os.environ.items() if k != "ATLAS_DATABASE_URL"}
         full_env.update({"ATLAS_DATA_DIR": str(data_dir), **(env or {})})
@@ -109,6 +111,11 @@ class ServerProcess:
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"server not ready in {timeout}s: {self.log_path.read_text()[-3000:]}")
+
+    @property
+    def platform(self) -> SimulatedPlatform:
+        """The simulated TDX platform the server trusts (created in its data folder at first start)."""
+        return SimulatedPlatform.load(self.data_dir / "simulated-tdx")
 
     @property
     def vkey(self) -> str:

@@ -39,7 +39,7 @@ def test_submit_returns_verified_receipt_and_resubmission_is_idempotent(
     server: ServerProcess, http: httpx.Client
 ) -> None:
     key = Ed25519PrivateKey.generate()
-    sub = demo_submission(key, 0)
+    sub = demo_submission(key, 0, server.platform)
     r = http.post("/api/v1/entries", json=sub)
     assert r.status_code == 201, r.text
     body = r.json()
@@ -56,7 +56,8 @@ def test_submit_returns_verified_receipt_and_resubmission_is_idempotent(
 def test_reads_agree_with_each_other(server: ServerProcess, http: httpx.Client) -> None:
     client = LogClient(http, server.vkey)
     key = Ed25519PrivateKey.generate()
-    receipts = [client.submit(demo_submission(key, i)) for i in range(300)]
+    platform = server.platform
+    receipts = [client.submit(demo_submission(key, i, platform)) for i in range(300)]
     cp, _ = client.checkpoint()
     assert cp.size == 300
     v = Verifier.from_vkey(server.vkey)
@@ -113,8 +114,8 @@ def test_tile_errors(http: httpx.Client) -> None:
         ("/api/v1/nothing", 404, "not-found"),
     ],
 )
-def test_bad_reads_are_problems(http: httpx.Client, path: str, status: int, slug: str) -> None:
-    http.post("/api/v1/entries", json=demo_submission(Ed25519PrivateKey.generate(), 0))
+def test_bad_reads_are_problems(server: ServerProcess, http: httpx.Client, path: str, status: int, slug: str) -> None:
+    http.post("/api/v1/entries", json=demo_submission(Ed25519PrivateKey.generate(), 0, server.platform))
     problem(http.get(path), status, slug)
 
 
@@ -153,7 +154,11 @@ BAD_SUBMISSIONS = {
         "invalid-public-key",
     ),
     "no-keys": (_mutate(lambda s: s.update(verificationMaterial={"publicKeys": []})), 400, "invalid-submission"),
-    "tee-block": (_mutate(lambda s: s.update(tee={"type": "intel-tdx"})), 422, "tee-unsupported"),
+    "tee-no-quote": (_mutate(lambda s: s.update(tee={"type": "intel-tdx"})), 400, "invalid-tee"),
+    "tee-wrong-type": (_mutate(lambda s: s.update(tee={"type": "sev-snp", "quote": "AAAA"})), 400, "invalid-tee"),
+    "tee-missing": (_signed(), 422, "tee-required"),
+    "tee-bad-quote": (_mutate(lambda s: s.update(tee={"type": "intel-tdx", "quote": "AAAA"})), 422,
+                      "tdx-quote-malformed"),
     "too-large": (b'{"x":"' + b"a" * (2 << 20) + b'"}', 413, "body-too-large"),
     "deep-json": (b"[" * 400_000 + b"]" * 400_000, 400, "invalid-json"),
 }
@@ -175,7 +180,7 @@ def test_empty_log_serves_signed_empty_checkpoint(server: ServerProcess, http: h
 
 
 def test_receipt_tamper_detected(server: ServerProcess, http: httpx.Client) -> None:
-    body = http.post("/api/v1/entries", json=_signed()).json()
+    body = http.post("/api/v1/entries", json=demo_submission(Ed25519PrivateKey.generate(), 1, server.platform)).json()
     verify_receipt(body, server.vkey)
     r = Receipt.from_json(body)
     forged = Receipt(
@@ -183,7 +188,7 @@ def test_receipt_tamper_detected(server: ServerProcess, http: httpx.Client) -> N
     )
     with pytest.raises(FormatError):
         verify_receipt(forged, server.vkey)
-    other = http.post("/api/v1/entries", json=_signed()).json()
+    other = http.post("/api/v1/entries", json=demo_submission(Ed25519PrivateKey.generate(), 2, server.platform)).json()
     swapped = Receipt.from_json(
         {**body, "leaf": other["leaf"], "leafHash": other["leafHash"], "entryId": other["entryId"]}
     )
@@ -196,3 +201,41 @@ def test_receipt_tamper_detected(server: ServerProcess, http: httpx.Client) -> N
         list(r.hashes),
         open_checkpoint(r.checkpoint, Verifier.from_vkey(server.vkey)).root_hash,
     )
+
+
+def test_attested_entry_records_the_verdict_and_evidence_replays(server: ServerProcess, http: httpx.Client) -> None:
+    from atlas_log.tdx import collateral_from_dir  # noqa: F401  (the CLI replays the same folder layout)
+
+    body = http.post("/api/v1/entries", json=demo_submission(Ed25519PrivateKey.generate(), 5, server.platform)).json()
+    leaf = json.loads(base64.b64decode(body["leaf"]))
+    tee = leaf["body"]["tee"]
+    assert tee["tcbStatus"] == "UpToDate" and tee["simulated"] is True and tee["binding"] == "atlas-log/tdx-bind/v1"
+    assert set(tee["collateral"]) >= {"tcb_info", "qe_identity", "pck_crl", "root_ca_crl", "set"}
+    info = http.get("/api/v1/log").json()["attestation"]
+    assert info["mode"] == "simulated" and "SIMULATED" in info["warning"]
+
+
+def test_quote_bound_to_another_entry_is_rejected(server: ServerProcess, http: httpx.Client) -> None:
+    platform = server.platform
+    key = Ed25519PrivateKey.generate()
+    a, b = demo_submission(key, 1, platform), demo_submission(key, 2, platform)
+    a["tee"] = b["tee"]  # a valid quote, but bound to another payload
+    problem(http.post("/api/v1/entries", json=a), 422, "tdx-binding-mismatch")
+    debug = demo_submission(key, 3)
+    from atlas_log.submission import tdx_tee
+
+    debug["tee"] = tdx_tee(platform.quote(bytes(64), td_attributes=bytes.fromhex("0100001000000000")))
+    problem(http.post("/api/v1/entries", json=debug), 422, "tdx-td-debug")
+    unknown_nonce = demo_submission(key, 4, platform, nonce=b"\x01" * 32)
+    problem(http.post("/api/v1/entries", json=unknown_nonce), 422, "tdx-nonce-unknown")
+    assert http.get("/api/v1/log").json()["treeSize"] == 0
+
+
+def test_checkpoint_root_as_nonce_is_accepted(server: ServerProcess, http: httpx.Client) -> None:
+    key = Ed25519PrivateKey.generate()
+    first = http.post("/api/v1/entries", json=demo_submission(key, 1, server.platform))
+    root = open_checkpoint(first.json()["checkpoint"].encode(), Verifier.from_vkey(server.vkey)).root_hash
+    r = http.post("/api/v1/entries", json=demo_submission(key, 2, server.platform, nonce=root))
+    assert r.status_code == 201, r.text
+    tee = json.loads(base64.b64decode(r.json()["leaf"]))["body"]["tee"]
+    assert tee["nonce"] == root.hex() and tee["nonceCheckpointSize"] == 1

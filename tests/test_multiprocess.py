@@ -15,14 +15,15 @@ from atlas_log.merkle import verify_consistency
 from atlas_log.note import Verifier
 from atlas_log.receipt import Receipt, verify_receipt
 from atlas_log.submission import demo_submission
+from atlas_log.tdx.simulate import SimulatedPlatform
 from tests.conftest import ServerProcess
 
 ENTRIES = 10_000
 
 
-async def _submit_all(urls: list[str], vkey: str) -> list[Receipt]:
+async def _submit_all(urls: list[str], vkey: str, platform: SimulatedPlatform) -> list[Receipt]:
     key = Ed25519PrivateKey.generate()
-    subs = [demo_submission(key, i) for i in range(ENTRIES)]
+    subs = [demo_submission(key, i, platform) for i in range(ENTRIES)]
     limits = httpx.Limits(max_connections=32)
     async with (
         httpx.AsyncClient(base_url=urls[0], timeout=60, limits=limits) as a,
@@ -44,7 +45,7 @@ def test_two_processes_10k_entries_all_receipts_verify(db_url: str, tmp_path: Pa
     try:
         vkey = servers[0].vkey
         assert servers[1].vkey == vkey
-        receipts = asyncio.run(_submit_all([s.url for s in servers], vkey))
+        receipts = asyncio.run(_submit_all([s.url for s in servers], vkey, servers[0].platform))
         verifier = Verifier.from_vkey(vkey)
         final_note = httpx.get(servers[1].url + "/checkpoint").content
         final = open_checkpoint(final_note, verifier)

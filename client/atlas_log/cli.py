@@ -20,6 +20,7 @@ from atlas_log.http import AsyncLogClient, LogClient
 from atlas_log.note import Verifier
 from atlas_log.receipt import Receipt, verify_receipt
 from atlas_log.submission import demo_submission
+from atlas_log.tdx.simulate import SimulatedPlatform
 
 DEFAULT_SERVER = "http://127.0.0.1:8080"
 
@@ -100,15 +101,30 @@ def _cmd_tdx_verify(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(verdict.to_json(), indent=2))
     elif verdict.accept:
-        print(f"ACCEPTED: TCB status {verdict.tcb_status}, FMSPC {verdict.fmspc}, "
-              f"advisories {list(verdict.advisory_ids) or 'none'}, collateral valid until {verdict.collateral_expiry}")
+        print(
+            f"ACCEPTED: TCB status {verdict.tcb_status}, FMSPC {verdict.fmspc}, "
+            f"advisories {list(verdict.advisory_ids) or 'none'}, collateral valid until {verdict.collateral_expiry}"
+        )
     else:
         print(f"REJECTED ({verdict.code}): {verdict.reason}")
     return 0 if verdict.accept else 1
 
 
+def _platform(args: argparse.Namespace) -> SimulatedPlatform | None:
+    """The simulated TDX platform to quote with: --simulated-platform, else the dev server's default folder."""
+    folder = Path(args.simulated_platform) if args.simulated_platform else Path(".atlas-log/simulated-tdx")
+    if (folder / "platform.json").exists():
+        return SimulatedPlatform.load(folder)
+    if args.simulated_platform:
+        raise SystemExit(f"atlas-log: no simulated platform in {folder}")
+    return None
+
+
 async def _demo(args: argparse.Namespace) -> int:
     key = Ed25519PrivateKey.generate()
+    platform = _platform(args)
+    if platform is None:
+        print("note: no simulated TDX platform found; submitting entries without quotes", file=sys.stderr)
     out = Path(args.receipts) if args.receipts else None
     if out:
         out.mkdir(parents=True, exist_ok=True)
@@ -122,7 +138,7 @@ async def _demo(args: argparse.Namespace) -> int:
         async def one(n: int) -> None:
             nonlocal done
             async with sem:
-                receipt = await client.submit(demo_submission(key, n))
+                receipt = await client.submit(demo_submission(key, n, platform))
             if out:
                 (out / f"receipt-{receipt.log_index:08d}.json").write_text(json.dumps(receipt.to_json(), indent=2))
             done += 1
@@ -166,6 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--count", type=int, default=1)
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--receipts", help="folder to save each receipt in")
+    p.add_argument("--simulated-platform", help="simulated TDX platform folder (default .atlas-log/simulated-tdx)")
     p.set_defaults(func=lambda a: asyncio.run(_demo(a)))
     args = parser.parse_args(argv)
     # Subcommand options may also follow the subcommand.

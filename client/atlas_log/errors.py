@@ -10,7 +10,8 @@
     │   ├── SignatureError           a note or DSSE signature did not verify
     │   ├── QuoteError               a TDX quote was rejected; ``code`` names the failed check
     │   └── InconsistentLogError     two signed checkpoints no consistency proof joins (evidence)
-    └── LogAPIError                  the log answered an HTTP request with an error or garbage
+    ├── LogAPIError                  the log answered an HTTP request with an error or garbage
+    └── CollateralFetchError         Intel PCS (or a PCCS) did not deliver collateral
 
 Foreign exceptions (``binascii.Error``, ``ValueError``, ``InvalidSignature``, ``httpx.HTTPError``) are
 caught where they arise and re-raised as one of these with ``raise ... from``.
@@ -19,6 +20,7 @@ caught where they arise and re-raised as one of these with ``raise ... from``.
 from __future__ import annotations
 
 __all__ = [
+    "CollateralFetchError",
     "Error",
     "FormatError",
     "InconsistentLogError",
@@ -95,3 +97,12 @@ class LogAPIError(Error):
         super().__init__(message)
         self.status = status
         self.problem_type = problem_type
+
+
+class CollateralFetchError(Error):
+    """A collateral request failed; ``retry_after`` (seconds) is set when the service said when to retry."""
+
+    def __init__(self, message: str, status: int | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after

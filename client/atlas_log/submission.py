@@ -14,8 +14,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from atlas_log._encoding import b64encode
 from atlas_log.dsse import Envelope, sign_envelope
 from atlas_log.entry import API_VERSION
+from atlas_log.tdx.binding import PAYLOAD_TAG, ZERO_NONCE, payload_report_data
+from atlas_log.tdx.simulate import SimulatedPlatform
 
-__all__ = ["INTOTO_PAYLOAD_TYPE", "build_submission", "demo_submission", "intoto_statement", "spki_der"]
+__all__ = ["INTOTO_PAYLOAD_TYPE", "build_submission", "demo_submission", "intoto_statement", "spki_der", "tdx_tee"]
 
 INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 DEMO_PREDICATE = "https://atlas-log.dev/demo/v1"
@@ -47,8 +49,23 @@ def intoto_statement(subjects: Sequence[tuple[str, str]], predicate_type: str, p
     return json.dumps(statement, separators=(",", ":"), sort_keys=True).encode()
 
 
-def demo_submission(key: Ed25519PrivateKey, n: int) -> dict[str, Any]:
-    """A distinct, validly signed demo entry: a statement about a random artifact."""
+def tdx_tee(quote: bytes, *, binding: str = PAYLOAD_TAG, nonce: bytes = ZERO_NONCE) -> dict[str, Any]:
+    """The ``tee`` block of a submission carrying a TDX quote."""
+    return {"type": "intel-tdx", "quote": b64encode(quote), "binding": binding, "nonce": nonce.hex()}
+
+
+def demo_submission(
+    key: Ed25519PrivateKey, n: int, platform: SimulatedPlatform | None = None, nonce: bytes = ZERO_NONCE
+) -> dict[str, Any]:
+    """A distinct, validly signed demo entry: a statement about a random artifact.
+
+    With a simulated TDX ``platform``, the entry carries a quote bound to its payload and signer.
+    """
     digest = os.urandom(32).hex()
     payload = intoto_statement([(f"demo-artifact-{n}", digest)], DEMO_PREDICATE, {"sequence": n})
-    return build_submission(sign_envelope(INTOTO_PAYLOAD_TYPE, payload, key), [spki_der(key)])
+    spki = spki_der(key)
+    extra = {}
+    if platform is not None:
+        rd = payload_report_data(INTOTO_PAYLOAD_TYPE, payload, spki, nonce)
+        extra["tee"] = tdx_tee(platform.quote(rd), nonce=nonce)
+    return build_submission(sign_envelope(INTOTO_PAYLOAD_TYPE, payload, key), [spki], **extra)

@@ -7,7 +7,7 @@ TEE quote check slots in here), then the canonical leaf. Nothing is written befo
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,15 +33,16 @@ class Submission:
     tee: Any
 
 
-Gate = Callable[[Submission], dict[str, Any] | None]
-"""An admission step after the signature check; returns the verdict the leaf records (or None), or raises Problem."""
+Gate = Callable[[Submission, int], Awaitable[dict[str, Any] | None]]
+"""An admission step after the signature check, given the admission time; returns what the leaf records
+under ``tee`` (or None), or raises :class:`Problem`."""
 
 
 def _reject(slug: str, detail: str, status: int = 400) -> Problem:
     return Problem(status, slug, detail)
 
 
-def no_tee_gate(sub: Submission) -> dict[str, Any] | None:
+async def no_tee_gate(sub: Submission, now: int) -> dict[str, Any] | None:
     """The gate used until TEE verification is configured: a `tee` block cannot be checked, so it is refused."""
     if sub.tee is not None:
         raise _reject("tee-unsupported", "this log does not verify TEE evidence yet; submit without a 'tee' block", 422)
@@ -105,12 +106,12 @@ class Admission:
             raise _reject("signature-invalid", str(exc)) from exc
         return Submission(raw, envelope, tuple(signers), obj.get("tee"))
 
-    def admit(self, raw: bytes, now: int) -> PendingEntry:
+    async def admit(self, raw: bytes, now: int) -> PendingEntry:
         """Run the whole pipeline; the result is ready for the sequencer."""
         sub = self.parse(raw)
         tee: dict[str, Any] | None = None
         for gate in self.gates:
-            verdict = gate(sub)
+            verdict = await gate(sub, now)
             if verdict is not None:
                 tee = verdict
         entry = Entry(build_body(sub.envelope, sub.signers, tee), now)

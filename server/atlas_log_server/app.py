@@ -15,6 +15,7 @@ from atlas_log.merkle import EMPTY_ROOT
 from atlas_log_server.admission import Admission
 from atlas_log_server.api import entries, health, proofs, tiles
 from atlas_log_server.api.limits import BodyLimitMiddleware
+from atlas_log_server.attest.setup import build_attestation
 from atlas_log_server.config import Settings
 from atlas_log_server.context import LogContext
 from atlas_log_server.db import migrate
@@ -50,16 +51,29 @@ def create_app(settings: Settings) -> FastAPI:
                 max_age_s=settings.batch_max_age_ms / 1000,
                 max_pending=settings.max_pending,
             )
+            attestation = await asyncio.to_thread(build_attestation, settings, pool, repo)
             app.state.log = LogContext(
-                settings, repo, sequencer, ProofService(repo, settings.tile_cache_tiles), Admission(), signer.verifier
+                settings,
+                repo,
+                sequencer,
+                ProofService(repo, settings.tile_cache_tiles),
+                Admission([attestation.gate]),
+                signer.verifier,
+                attestation,
             )
-            task = asyncio.create_task(sequencer.run(), name="sequencer")
+            tasks = [
+                asyncio.create_task(sequencer.run(), name="sequencer"),
+                asyncio.create_task(attestation.store.refresh_loop(), name="collateral-refresh"),
+            ]
             try:
                 yield
             finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                for task in tasks:
+                    task.cancel()
+                for task in tasks:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+                await attestation.http.aclose()
         finally:
             await pool.close()
 

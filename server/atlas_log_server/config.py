@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -36,6 +37,27 @@ class Settings(BaseSettings):
     tile_cache_tiles: int = Field(default=DEFAULT_TILE_CACHE_TILES, ge=0)
     max_pending: int = Field(default=10_000, ge=1, description="admitted entries waiting for a batch before 503")
     migrate_on_start: bool = Field(default=True, description="apply Alembic migrations when the server starts")
+    tdx_mode: Literal["simulated", "intel"] = Field(
+        default="simulated",
+        description="simulated: a local simulated TDX platform and PCS (development); "
+        "intel: Intel PCS and the pinned Intel SGX Root CA (production)",
+    )
+    allow_unattested: bool = Field(default=False, description="admit entries without a TDX quote")
+    pcs_url: str | None = Field(
+        default=None, description="PCS or PCCS base URL (default: Intel PCS, or the local stand-in in simulated mode)"
+    )
+    pcs_root_crl_url: str | None = Field(
+        default=None,
+        description="root CA CRL URL (default: Intel's, or <pcs_url>/sgx/certification/v4/rootcacrl for a PCCS)",
+    )
+    tdx_policy_file: Path | None = Field(default=None, description="JSON TDX policy (default: UpToDate only)")
+    tdx_extra_roots: list[str] = Field(default_factory=list, description="more trusted root SPKI SHA-256s")
+    nonce_max_age_s: int = Field(default=600, ge=1, description="oldest checkpoint a quote nonce may name")
+    require_fresh_nonce: bool = Field(default=False, description="quotes must name a recent checkpoint root")
+    collateral_refresh_margin_s: int = Field(
+        default=3 * 86_400, ge=60, description="refetch collateral this long before it expires"
+    )
+    simulated_platform_dir: Path | None = Field(default=None, description="default data_dir/simulated-tdx")
 
     @field_validator("origin")
     @classmethod
@@ -55,7 +77,17 @@ class Settings(BaseSettings):
     def _resolve_key_file(self) -> Settings:
         if self.key_file is None:
             object.__setattr__(self, "key_file", self.data_dir / "log.key")
+        if self.simulated_platform_dir is None:
+            object.__setattr__(self, "simulated_platform_dir", self.data_dir / "simulated-tdx")
+        for root in self.tdx_extra_roots:
+            if not re.fullmatch(r"[0-9a-f]{64}", root):
+                raise ValueError("tdx_extra_roots must be SHA-256 fingerprints in lowercase hex")
         return self
+
+    @property
+    def platform_dir(self) -> Path:
+        assert self.simulated_platform_dir is not None
+        return self.simulated_platform_dir
 
     @property
     def signing_key_path(self) -> Path:

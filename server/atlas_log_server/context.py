@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from atlas_log.note import Verifier
 from atlas_log_server.admission import Admission
+from atlas_log_server.attest.setup import Attestation
 from atlas_log_server.config import Settings
 from atlas_log_server.db.repository import Repository
 from atlas_log_server.log.proofs import ProofService
@@ -20,3 +21,4 @@ class LogContext:
     proofs: ProofService
     admission: Admission
     verifier: Verifier
+    attestation: Attestation

@@ -33,7 +33,14 @@ from atlas_log.tdx.pck import PckExtension, parse_pck_extension
 from atlas_log.tdx.policy import Policy
 from atlas_log.tdx.quote import INTEL_QE_VENDOR_ID, Quote, parse_quote
 
-__all__ = ["INTEL_ROOT_SPKI_SHA256", "Verdict", "VerificationCache", "verify_quote"]
+__all__ = [
+    "INTEL_ROOT_SPKI_SHA256",
+    "Verdict",
+    "VerificationCache",
+    "collateral_validity",
+    "quote_platform",
+    "verify_quote",
+]
 
 # SHA-256 of the Intel SGX Root CA's SubjectPublicKeyInfo: the one trust anchor of production verification.
 INTEL_ROOT_SPKI_SHA256 = "a0af031289f5d5d4132f9186068a7fc13628633ba235777472e29b6b6c67a49e"
@@ -599,6 +606,37 @@ def _verify(
             raise QuoteError("rtmr-not-allowed", f"RTMR{i} is not on the policy's allow-list")
     if policy.mr_config_id is not None and body.mr_config_id.hex() not in policy.mr_config_id:
         raise QuoteError("mrconfigid-not-allowed", "MRCONFIGID is not on the policy's allow-list")
+
+
+def quote_platform(
+    quote: bytes, roots: Iterable[str] = (INTEL_ROOT_SPKI_SHA256,), cache: VerificationCache | None = None
+) -> tuple[str, str]:
+    """``(FMSPC, "platform" | "processor")`` of the PCK certificate in a quote: which collateral it needs.
+
+    Raises :class:`QuoteError` when the quote or its PCK chain is malformed or untrusted.
+    """
+    q = parse_quote(quote)
+    rs = frozenset(roots)
+    chain = (cache or _NO_CACHE).get("pck", (q.pck_chain_pem, rs), lambda: _pck_chain(q.pck_chain_pem, rs))
+    ca = "processor" if "Processor" in _cn(chain.intermediate) else "platform"
+    return chain.extension.fmspc.hex().upper(), ca
+
+
+def collateral_validity(
+    collateral: Collateral, roots: Iterable[str] = (INTEL_ROOT_SPKI_SHA256,)
+) -> tuple[int, int]:
+    """Check collateral's signatures and chains (no quote needed); return its window ``[not_before, not_after)``.
+
+    The window is the intersection of the TCB info, QE identity, both CRLs and the signing certificates.
+    Raises :class:`QuoteError` when the collateral is malformed, badly signed or from an untrusted root.
+    """
+    c = _parse_collateral(collateral, frozenset(roots))
+    starts = [c.tcb.issue, c.qe.issue, c.pck_crl.this_update, c.root_crl.this_update]
+    ends = [c.tcb.next_update, c.qe.next_update, c.pck_crl.next_update, c.root_crl.next_update]
+    for cert in (c.tcb.signing_cert, c.tcb.root):
+        starts.append(_ts(cert.not_valid_before_utc))
+        ends.append(_ts(cert.not_valid_after_utc))
+    return max(starts), min(ends)
 
 
 _DEFAULT_POLICY = Policy()

@@ -107,7 +107,7 @@ async def build_receipt(ctx: LogContext, pending: PendingEntry, placed: Sequence
 )
 async def submit_entry(request: Request, ctx: Ctx) -> Response:
     raw = await request.body()
-    pending: PendingEntry = ctx.admission.admit(raw, int(time.time()))
+    pending: PendingEntry = await ctx.admission.admit(raw, int(time.time()))
     try:
         placed = await ctx.sequencer.submit(pending)
     except Overloaded as exc:

@@ -23,6 +23,7 @@ async def log_info(ctx: Ctx) -> dict[str, Any]:
         "verifierKey": ctx.verifier.vkey,
         "treeSize": state.size,
         "rootHash": b64encode(state.root_hash),
+        "attestation": ctx.attestation.summary,
     }
 
 

@@ -28,8 +28,13 @@ def int_params_doc(*specs: tuple[str, int, str]) -> dict[str, Any]:
     """OpenAPI ``parameters`` for :func:`int_param` arguments: ``(name, minimum, description)``."""
     return {
         "parameters": [
-            {"name": n, "in": "query", "required": True, "description": d,
-             "schema": {"type": "integer", "minimum": m, "maximum": MAX_INT}}
+            {
+                "name": n,
+                "in": "query",
+                "required": True,
+                "description": d,
+                "schema": {"type": "integer", "minimum": m, "maximum": MAX_INT},
+            }
             for n, m, d in specs
         ]
     }

@@ -45,12 +45,14 @@ async def inclusion(request: Request) -> Response:
     ctx = log_context(request)
     await _check_size(ctx, tree_size, "treeSize")
     leaf_hash, hashes = await ctx.proofs.inclusion(index, tree_size)
-    return _json({
-        "logIndex": index,
-        "treeSize": tree_size,
-        "leafHash": b64encode(leaf_hash),
-        "hashes": [b64encode(h) for h in hashes],
-    })
+    return _json(
+        {
+            "logIndex": index,
+            "treeSize": tree_size,
+            "leafHash": b64encode(leaf_hash),
+            "hashes": [b64encode(h) for h in hashes],
+        }
+    )
 
 
 @router.get(

@@ -69,3 +69,28 @@ checkpoints = Table(
 )
 
 Index("entries_integrated_time", entries.c.integrated_time)
+
+pcs_collateral = Table(
+    "pcs_collateral",
+    metadata,
+    Column("digest", Text, primary_key=True),
+    Column("fmspc", Text, nullable=False),
+    Column("ca", Text, nullable=False),
+    *(
+        Column(part, LargeBinary, nullable=False)
+        for part in (
+            "tcb_info",
+            "tcb_info_issuer_chain",
+            "qe_identity",
+            "qe_identity_issuer_chain",
+            "pck_crl",
+            "pck_crl_issuer_chain",
+            "root_ca_crl",
+        )
+    ),
+    Column("not_before", BigInteger, nullable=False),
+    Column("not_after", BigInteger, nullable=False),
+    Column("fetched_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+Index("checkpoints_root_hash", checkpoints.c.root_hash)
+Index("pcs_collateral_platform", pcs_collateral.c.fmspc, pcs_collateral.c.ca, pcs_collateral.c.not_after)

@@ -207,6 +207,15 @@ class Repository:
         )
         return {(r["level"], r["idx"]): r["hashes"] for r in rows}
 
+    async def checkpoint_by_root(self, root: bytes) -> tuple[int, float] | None:
+        """(size, age in seconds) of the first checkpoint with this root hash, if any."""
+        row = await self.pool.fetchrow(
+            "SELECT size, extract(epoch FROM now() - created_at)::float8 AS age FROM checkpoints "
+            "WHERE root_hash = $1 ORDER BY size LIMIT 1",
+            root,
+        )
+        return None if row is None else (row["size"], row["age"])
+
     async def checkpoint_at(self, size: int) -> bytes | None:
         row = await self.pool.fetchrow("SELECT note FROM checkpoints WHERE size = $1", size)
         return None if row is None else bytes(row["note"])

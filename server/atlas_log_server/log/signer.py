@@ -55,8 +55,7 @@ class CheckpointSigner:
             previous.size < last.size or (previous.size == last.size and previous.root_hash != last.root_hash)
         ):
             raise SigningRefused(
-                f"stored tree state (size {previous.size}) is behind or differs from the last signed "
-                f"(size {last.size})"
+                f"stored tree state (size {previous.size}) is behind or differs from the last signed (size {last.size})"
             )
         if new.size < previous.size:
             raise SigningRefused(f"new size {new.size} is smaller than the last signed size {previous.size}")

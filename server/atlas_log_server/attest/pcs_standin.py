@@ -1,0 +1,114 @@
+"""A local stand-in for Intel PCS: serves PCS-replay folders and simulated platforms at the PCS v4 paths.
+
+Each source is mounted under its own prefix (``""`` for a single one), because QE identity and the CRLs
+are not keyed by platform: ``<prefix>/tdx/certification/v4/tcb?fmspc=``, ``<prefix>/tdx/certification/v4/
+qe/identity``, ``<prefix>/sgx/certification/v4/pckcrl?ca=&encoding=der`` and
+``<prefix>/sgx/certification/v4/rootcacrl`` (DER), issuer chains URL-encoded in the headers as PCS does.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from urllib.parse import quote
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from atlas_log.tdx.collateral import Collateral, collateral_from_dir
+from atlas_log.tdx.simulate import SimulatedPlatform
+
+Source = Callable[[], Collateral]
+
+
+def folder_source(path: Path) -> Source:
+    collateral = collateral_from_dir(path)
+    return lambda: collateral
+
+
+def simulated_source(platform: SimulatedPlatform, refresh_s: int = 86_400) -> Source:
+    """Fresh collateral for a simulated platform, reissued every ``refresh_s`` seconds (as PCS reissues)."""
+    state: dict[int, Collateral] = {}
+
+    def get() -> Collateral:
+        epoch = int(time.time()) // refresh_s
+        if epoch not in state:
+            state.clear()
+            state[epoch] = platform.collateral(epoch * refresh_s - 60)
+        return state[epoch]
+
+    return get
+
+
+def _chain_header(pem: bytes) -> str:
+    return quote(pem.decode(), safe="")
+
+
+def _fmspc(c: Collateral) -> str:
+    return str(json.loads(c.tcb_info)["tcbInfo"]["fmspc"]).upper()
+
+
+def create_standin_app(sources: Mapping[str, Source]) -> Starlette:
+    def source(request: Request) -> Collateral:
+        prefix = request.path_params.get("prefix", "")
+        if prefix not in sources:
+            raise KeyError(prefix)
+        return sources[prefix]()
+
+    async def tcb(request: Request) -> Response:
+        try:
+            c = source(request)
+        except KeyError:
+            return Response(status_code=404)
+        if request.query_params.get("fmspc", "").upper() != _fmspc(c):
+            return Response(status_code=404)
+        return Response(
+            c.tcb_info,
+            media_type="application/json",
+            headers={"TCB-Info-Issuer-Chain": _chain_header(c.tcb_info_issuer_chain)},
+        )
+
+    async def qe(request: Request) -> Response:
+        try:
+            c = source(request)
+        except KeyError:
+            return Response(status_code=404)
+        return Response(
+            c.qe_identity,
+            media_type="application/json",
+            headers={"SGX-Enclave-Identity-Issuer-Chain": _chain_header(c.qe_identity_issuer_chain)},
+        )
+
+    async def pckcrl(request: Request) -> Response:
+        try:
+            c = source(request)
+        except KeyError:
+            return Response(status_code=404)
+        if request.query_params.get("ca") not in ("platform", "processor"):
+            return Response(status_code=400)
+        return Response(
+            c.pck_crl,
+            media_type="application/pkix-crl",
+            headers={"SGX-PCK-CRL-Issuer-Chain": _chain_header(c.pck_crl_issuer_chain)},
+        )
+
+    async def rootcrl(request: Request) -> Response:
+        try:
+            c = source(request)
+        except KeyError:
+            return Response(status_code=404)
+        return Response(c.root_ca_crl, media_type="application/pkix-crl")
+
+    routes = []
+    for base in ("", "/{prefix}"):
+        routes += [
+            Route(base + "/tdx/certification/v4/tcb", tcb),
+            Route(base + "/tdx/certification/v4/qe/identity", qe),
+            Route(base + "/sgx/certification/v4/pckcrl", pckcrl),
+            Route(base + "/sgx/certification/v4/rootcacrl", rootcrl),
+        ]
+    return Starlette(routes=routes)
