@@ -239,3 +239,23 @@ def test_checkpoint_root_as_nonce_is_accepted(server: ServerProcess, http: httpx
     assert r.status_code == 201, r.text
     tee = json.loads(base64.b64decode(r.json()["leaf"]))["body"]["tee"]
     assert tee["nonce"] == root.hex() and tee["nonceCheckpointSize"] == 1
+
+
+def test_evidence_replays_offline_with_the_cli(server: ServerProcess, http: httpx.Client, tmp_path: object,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from pathlib import Path
+
+    from atlas_log import cli
+
+    body = http.post("/api/v1/entries", json=demo_submission(Ed25519PrivateKey.generate(), 9, server.platform)).json()
+    out = Path(str(tmp_path)) / "evidence"
+    assert cli.main(["--server", server.url, "evidence", str(body["logIndex"]), "--out", str(out)]) == 0
+    replay = capsys.readouterr().out.split("replay: atlas-log ", 1)[1].split()
+    assert cli.main([*replay, "--json"]) == 0
+    verdict = json.loads(capsys.readouterr().out)
+    recorded = json.loads((out / "verdict.json").read_text())
+    assert verdict["accept"] and verdict["tcb_status"] == recorded["tcbStatus"]
+    assert verdict["td"]["report_data"] == recorded["reportData"]
+    assert {k: v for k, v in verdict["collateral_digests"].items()} == {
+        k: v for k, v in recorded["collateral"].items() if k != "set"}
+    problem(http.get("/api/v1/entries/99/evidence"), 404, "entry-not-found")

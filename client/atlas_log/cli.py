@@ -120,6 +120,29 @@ def _platform(args: argparse.Namespace) -> SimulatedPlatform | None:
     return None
 
 
+def _cmd_evidence(args: argparse.Namespace) -> int:
+    """Write an entry's quote and collateral as a PCS-replay folder that `atlas-log tdx verify` reads."""
+    from atlas_log._encoding import b64decode
+    from atlas_log.tdx.collateral import replay_files
+
+    with _client(args) as http:
+        resp = http.get(f"/api/v1/entries/{args.index}/evidence")
+        if resp.status_code != 200:
+            print(f"atlas-log: {resp.status_code} {resp.text[:300]}", file=sys.stderr)
+            return 1
+        ev = resp.json()
+    out = Path(args.out)
+    (out / "pcs").mkdir(parents=True, exist_ok=True)
+    (out / "quote.bin").write_bytes(b64decode(ev["quote"], "quote"))
+    for field, name in replay_files().items():
+        (out / "pcs" / name).write_bytes(b64decode(ev["collateral"][field], field))
+    (out / "verdict.json").write_text(json.dumps(ev["verdict"], indent=2))
+    roots = " ".join(f"--root {r}" for r in ev["trustedRoots"])
+    print(f"wrote {out}; replay: atlas-log tdx verify {out / 'quote.bin'} --collateral {out} "
+          f"--at {ev['verifiedAt']} {roots}")
+    return 0
+
+
 async def _demo(args: argparse.Namespace) -> int:
     key = Ed25519PrivateKey.generate()
     platform = _platform(args)
@@ -168,6 +191,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = sub.add_parser("verify", help="verify receipt files offline")
     p.add_argument("receipts", nargs="+")
     p.set_defaults(func=_cmd_verify)
+    p = sub.add_parser("evidence", help="download an entry's quote and collateral as a PCS-replay folder")
+    p.add_argument("index", type=int)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_cmd_evidence)
     p = sub.add_parser("tdx", help="Intel TDX quote tools")
     tdx = p.add_subparsers(dest="tdx_command", required=True)
     p = tdx.add_parser("verify", help="verify a TDX quote against a PCS-replay collateral folder (offline)")

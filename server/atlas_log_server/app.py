@@ -10,7 +10,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from atlas_log.checkpoint import Checkpoint, sign_checkpoint
+from atlas_log.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
+from atlas_log.errors import Error
 from atlas_log.merkle import EMPTY_ROOT
 from atlas_log_server.admission import Admission
 from atlas_log_server.api import entries, health, proofs, tiles
@@ -43,7 +44,14 @@ def create_app(settings: Settings) -> FastAPI:
         pool = await create_pool(url, settings.pool_size)
         try:
             repo = Repository(pool, settings.origin)
-            await repo.init_log(sign_checkpoint(Checkpoint(settings.origin, 0, EMPTY_ROOT), signer))
+            state = await repo.init_log(sign_checkpoint(Checkpoint(settings.origin, 0, EMPTY_ROOT), signer))
+            try:
+                open_checkpoint(state.checkpoint or b"", signer.verifier)
+            except Error as exc:
+                raise RuntimeError(
+                    f"the log's latest checkpoint was not signed by the key in {settings.signing_key_path}; "
+                    "refusing to serve this database with another key"
+                ) from exc
             sequencer = Sequencer(
                 repo,
                 CheckpointSigner(signer),

@@ -74,6 +74,27 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pcs_standin(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from atlas_log.tdx.simulate import SimulatedPlatform
+    from atlas_log_server.attest.pcs_standin import create_standin_app, folder_source, simulated_source
+
+    sources = {}
+    for spec in args.folder or []:
+        name, _, path = spec.partition("=")
+        sources[name] = folder_source(Path(path))
+    for spec in args.simulated or []:
+        name, _, path = spec.partition("=")
+        sources[name] = simulated_source(SimulatedPlatform.load(Path(path)))
+    if not sources:
+        print("atlas-log-server: give at least one --folder NAME=DIR or --simulated NAME=DIR", file=sys.stderr)
+        return 2
+    print(f"PCS stand-in on http://{args.host}:{args.port}/<name>/... serving {sorted(sources)}", flush=True)
+    uvicorn.run(create_standin_app(sources), host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
 def _migrate(args: argparse.Namespace) -> int:
     settings = _settings()
     url = resolve_database_url(settings)
@@ -110,6 +131,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--log-level", default="info")
     p.add_argument("--workers", type=int, default=1, help="worker processes appending to the same log")
     p.set_defaults(func=_serve)
+    p = sub.add_parser("pcs-standin", help="serve PCS-replay folders / simulated platforms at the Intel PCS paths")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8081)
+    p.add_argument("--folder", action="append", help="NAME=DIR: a PCS-replay folder served under /NAME")
+    p.add_argument("--simulated", action="append", help="NAME=DIR: a saved simulated platform under /NAME "
+                   "(an empty NAME serves it at the root)")
+    p.set_defaults(func=_pcs_standin)
     p = sub.add_parser("migrate", help="apply the database migrations")
     p.add_argument("--revision")
     p.add_argument("--downgrade", action="store_true")

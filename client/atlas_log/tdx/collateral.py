@@ -14,7 +14,7 @@ from pathlib import Path
 
 from atlas_log.errors import QuoteError
 
-__all__ = ["Collateral", "collateral_from_dir", "raw_members"]
+__all__ = ["Collateral", "collateral_from_dir", "raw_members", "replay_files"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +53,11 @@ _FILES = {
     "pck_crl_issuer_chain": "pckcrl.issuer-chain.pem",
     "root_ca_crl": "rootcacrl.der",
 }
+
+
+def replay_files() -> dict[str, str]:
+    """Collateral field -> file name in a PCS-replay folder's ``pcs/``."""
+    return dict(_FILES)
 
 
 def collateral_from_dir(path: str | Path) -> Collateral:

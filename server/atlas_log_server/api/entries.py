@@ -141,6 +141,33 @@ async def get_entry(index: int, ctx: Ctx) -> dict[str, Any]:
     return entry_json(e)
 
 
+@router.get(
+    "/entries/{index}/evidence",
+    summary="The raw TDX quote of an entry and the exact PCS collateral it was verified with",
+)
+async def get_evidence(index: int, ctx: Ctx) -> dict[str, Any]:
+    if index < 0:
+        raise bad_request("invalid-index", "index must be a non-negative integer")
+    e = await ctx.repo.entry_by_index(index)
+    if e is None:
+        raise not_found("entry-not-found", f"no entry at index {index}")
+    tee = json.loads(e.leaf)["body"].get("tee")
+    submission = json.loads(e.submission)
+    if not isinstance(tee, dict) or "quoteSha256" not in tee:
+        raise not_found("no-evidence", f"entry {index} carries no quote of its own")
+    collateral = await ctx.attestation.store.by_digest(tee["collateral"]["set"])
+    if collateral is None:
+        raise Problem(500, "evidence-missing", "the collateral this entry was verified with is not stored")
+    return {
+        "logIndex": index,
+        "quote": submission["tee"]["quote"],
+        "verifiedAt": tee["verifiedAt"],
+        "trustedRoots": ctx.attestation.summary["trustedRoots"],
+        "collateral": {name: b64encode(getattr(collateral, name)) for name in collateral.digests()},
+        "verdict": tee,
+    }
+
+
 @router.get("/entries", summary="An entry by its leaf hash (base64 or 64 hex digits)")
 async def find_entry(ctx: Ctx, leaf_hash: Annotated[str, Query(alias="leafHash", max_length=100)]) -> dict[str, Any]:
     try:

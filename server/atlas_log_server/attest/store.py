@@ -120,17 +120,24 @@ class CollateralStore:
         now = int(self.clock())
         return {f"{k[0]}/{k[1]}": v.not_after - now for k, v in self._mem.items()}
 
+    async def refresh_once(self) -> int:
+        """Refetch cached collateral that is within the refresh margin of expiry; return how many succeeded."""
+        now = int(self.clock())
+        done = 0
+        for key, cached in list(self._mem.items()):
+            if cached.not_after - now > self.margin:
+                continue
+            try:
+                async with self._locks.setdefault(key, asyncio.Lock()):
+                    await self._fetch(key)
+                done += 1
+            except (CollateralFetchError, QuoteError, OSError, asyncpg.PostgresError) as exc:
+                self.refresh_failures += 1
+                _log.warning("collateral refresh for %s failed: %s", key, exc)
+        return done
+
     async def refresh_loop(self, interval_s: float = 60) -> None:
-        """Refetch any cached collateral within the refresh margin of expiry; runs until cancelled."""
+        """Run :meth:`refresh_once` every ``interval_s`` seconds until cancelled."""
         while True:
             await asyncio.sleep(interval_s)
-            now = int(self.clock())
-            for key, cached in list(self._mem.items()):
-                if cached.not_after - now > self.margin:
-                    continue
-                try:
-                    async with self._locks.setdefault(key, asyncio.Lock()):
-                        await self._fetch(key)
-                except (CollateralFetchError, QuoteError, OSError, asyncpg.PostgresError) as exc:
-                    self.refresh_failures += 1
-                    _log.warning("collateral refresh for %s failed: %s", key, exc)
+            await self.refresh_once()
