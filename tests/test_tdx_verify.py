@@ -87,7 +87,12 @@ def platform() -> SimulatedPlatform:
 
 def _verify(p: SimulatedPlatform, quote: bytes, coll: Collateral | None = None, now: int = NOW + 3600,
             policy: Policy | None = None, roots: list[str] | None = None) -> tuple[bool, str | None]:
-    v = verify_quote(quote, coll or p.collateral(), now, policy, roots=roots or [p.root_fingerprint])
+    args = (quote, coll or p.collateral(), now, policy)
+    rs = roots or [p.root_fingerprint]
+    v = verify_quote(*args, roots=rs)
+    # Every simulated case also checks that caches never change a verdict (cold, then warm).
+    cache = VerificationCache()
+    assert verify_quote(*args, roots=rs, cache=cache) == v == verify_quote(*args, roots=rs, cache=cache)
     return v.accept, v.code
 
 
@@ -211,3 +216,4 @@ def test_cli_tdx_verify(name: str, tmp_path: Path, capsys: pytest.CaptureFixture
                    "--policy", str(policy)])
     assert rc == 1
     assert "REJECTED" in capsys.readouterr().out
+
