@@ -259,3 +259,34 @@ def test_evidence_replays_offline_with_the_cli(server: ServerProcess, http: http
     assert {k: v for k, v in verdict["collateral_digests"].items()} == {
         k: v for k, v in recorded["collateral"].items() if k != "set"}
     problem(http.get("/api/v1/entries/99/evidence"), 404, "entry-not-found")
+
+
+def test_key_mode_one_quote_attests_a_pipeline_key(server: ServerProcess, http: httpx.Client) -> None:
+    from atlas_log.dsse import sign_envelope
+    from atlas_log.submission import INTOTO_PAYLOAD_TYPE, build_submission, intoto_statement, spki_der, tdx_tee
+    from atlas_log.tdx.binding import KEY_TAG, key_report_data
+
+    key = Ed25519PrivateKey.generate()
+    spki = spki_der(key)
+    import hashlib
+
+    statement = intoto_statement([("spki", hashlib.sha256(spki).hexdigest())],
+                                 "https://atlas-log.dev/tee/key-attestation/v1", {})
+    attest = build_submission(sign_envelope(INTOTO_PAYLOAD_TYPE, statement, key), [spki],
+                              tee=tdx_tee(server.platform.quote(key_report_data(spki)), binding=KEY_TAG))
+    r = http.post("/api/v1/entries", json=attest)
+    assert r.status_code == 201, r.text
+    idx = r.json()["logIndex"]
+    later = demo_submission(key, 7)
+    later["tee"] = {"type": "intel-tdx", "binding": KEY_TAG, "keyAttestationEntry": idx}
+    r2 = http.post("/api/v1/entries", json=later)
+    assert r2.status_code == 201, r2.text
+    tee = json.loads(base64.b64decode(r2.json()["leaf"]))["body"]["tee"]
+    assert tee["keyAttestationEntry"] == idx and tee["tcbStatus"] == "UpToDate"
+    stranger = demo_submission(Ed25519PrivateKey.generate(), 8)
+    stranger["tee"] = {"type": "intel-tdx", "binding": KEY_TAG, "keyAttestationEntry": idx}
+    problem(http.post("/api/v1/entries", json=stranger), 422, "tdx-key-not-attested")
+    # A payload-mode quote does not attest a key.
+    wrong = build_submission(sign_envelope(INTOTO_PAYLOAD_TYPE, statement, key), [spki],
+                             tee=tdx_tee(server.platform.quote(key_report_data(spki))))
+    problem(http.post("/api/v1/entries", json=wrong), 422, "tdx-binding-mismatch")
