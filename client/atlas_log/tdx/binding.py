@@ -30,8 +30,11 @@ def payload_report_data(payload_type: str, payload: bytes, spki_der: bytes, nonc
     if len(nonce) != 32:
         raise ValueError("the binding nonce is 32 bytes")
     return hashlib.sha512(
-        PAYLOAD_TAG.encode() + b"\x00" + hashlib.sha256(pae(payload_type, payload)).digest()
-        + hashlib.sha256(spki_der).digest() + nonce
+        PAYLOAD_TAG.encode()
+        + b"\x00"
+        + hashlib.sha256(pae(payload_type, payload)).digest()
+        + hashlib.sha256(spki_der).digest()
+        + nonce
     ).digest()
 
 

@@ -13,6 +13,14 @@ SGX_EXTENSION_OID = "1.2.840.113741.1.13.1"
 _TCB = SGX_EXTENSION_OID + ".2"
 
 
+def _oid_value(oid: str) -> bytes:
+    return der.encode_oid(oid)[2:]  # the content octets, compared as bytes (no decoding per certificate)
+
+
+_FMSPC, _PCEID, _TCB_OID = (_oid_value(f"{SGX_EXTENSION_OID}.{n}") for n in (4, 3, 2))
+_COMPONENTS = [_oid_value(f"{_TCB}.{i}") for i in range(1, 19)]
+
+
 @dataclass(frozen=True, slots=True)
 class PckExtension:
     fmspc: bytes  # 6 bytes
@@ -39,19 +47,21 @@ def parse_pck_extension(cert: x509.Certificate) -> PckExtension:
         (outer,) = der.read_all(value.value)
         if outer.tag != der.SEQUENCE:
             raise der.DerError("SGX extension is not a SEQUENCE")
-        fields: dict[str, der.Tlv] = {}
+        fields: dict[bytes, der.Tlv] = {}
         for item in der.read_all(outer.value):
             oid, val = der.read_all(item.value)
-            fields[der.decode_oid(oid.value)] = val
-        comps: dict[str, der.Tlv] = {}
-        for item in der.read_all(fields[_TCB].value):
+            if oid.tag != der.OID:
+                raise der.DerError("SGX extension item does not start with an OID")
+            fields[oid.value] = val
+        comps: dict[bytes, der.Tlv] = {}
+        for item in der.read_all(fields[_TCB_OID].value):
             oid, val = der.read_all(item.value)
-            comps[der.decode_oid(oid.value)] = val
-        svns = tuple(der.decode_int(comps[f"{_TCB}.{i}"].value) for i in range(1, 17))
-        pce_svn = der.decode_int(comps[f"{_TCB}.17"].value)
-        cpu_svn = comps[f"{_TCB}.18"].value
-        fmspc = fields[SGX_EXTENSION_OID + ".4"].value
-        pce_id = fields[SGX_EXTENSION_OID + ".3"].value
+            comps[oid.value] = val
+        svns = tuple(der.decode_int(comps[o].value) for o in _COMPONENTS[:16])
+        pce_svn = der.decode_int(comps[_COMPONENTS[16]].value)
+        cpu_svn = comps[_COMPONENTS[17]].value
+        fmspc = fields[_FMSPC].value
+        pce_id = fields[_PCEID].value
     except (der.DerError, KeyError, ValueError) as exc:
         raise _fail(f"SGX extension is malformed or incomplete: {exc}") from exc
     if len(fmspc) != 6 or len(pce_id) != 2 or len(cpu_svn) != 16 or not all(0 <= s <= 255 for s in svns):

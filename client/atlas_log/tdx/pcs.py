@@ -52,8 +52,13 @@ def _crl_bytes(body: bytes) -> bytes:
 class PcsClient:
     """Fetches TDX collateral. ``base_url`` is Intel PCS by default; ``root_crl_url`` likewise."""
 
-    def __init__(self, http: httpx.AsyncClient, base_url: str = INTEL_PCS_URL,
-                 root_crl_url: str = INTEL_ROOT_CRL_URL, retries: int = 2) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        base_url: str = INTEL_PCS_URL,
+        root_crl_url: str = INTEL_ROOT_CRL_URL,
+        retries: int = 2,
+    ) -> None:
         self.http = http
         self.base_url = base_url.rstrip("/")
         self.root_crl_url = root_crl_url

@@ -31,7 +31,7 @@ from atlas_log.errors import QuoteError
 from atlas_log.tdx.collateral import Collateral, raw_members
 from atlas_log.tdx.pck import PckExtension, parse_pck_extension
 from atlas_log.tdx.policy import Policy
-from atlas_log.tdx.quote import INTEL_QE_VENDOR_ID, Quote, parse_quote
+from atlas_log.tdx.quote import INTEL_QE_VENDOR_ID, QeReport, Quote, parse_quote
 
 __all__ = [
     "INTEL_ROOT_SPKI_SHA256",
@@ -108,10 +108,6 @@ def _window(start: int, end: int, now: int, what: str, *, kind: str = "collatera
         raise QuoteError(f"{kind}-not-yet-valid", f"{what} is not valid until {start} (now {now})")
     if now >= end:
         raise QuoteError(f"{kind}-expired", f"{what} expired at {end} (now {now})")
-
-
-def _cert_window(cert: x509.Certificate, now: int, what: str) -> None:
-    _window(_ts(cert.not_valid_before_utc), _ts(cert.not_valid_after_utc), now, what, kind="certificate")
 
 
 def _cn(cert: x509.Certificate) -> str:
@@ -193,6 +189,9 @@ class _ParsedCollateral:
     pck_crl: _Crl
     root_crl: _Crl
     digests: dict[str, str]
+    # The PCK CA of the CRL issuer chain, checked against the root, whose key verified the PCK CRL (DER;
+    # empty when the issuer chain was unusable and the CRL must be checked against the quote's own CA).
+    pck_crl_ca_der: bytes
 
 
 def _load_chain(pem: bytes, what: str) -> list[x509.Certificate]:
@@ -202,10 +201,7 @@ def _load_chain(pem: bytes, what: str) -> list[x509.Certificate]:
         raise QuoteError("certificate-chain-invalid", f"{what} is not a PEM certificate chain") from exc
 
 
-def _signed_json(body: bytes, member: str, chain_pem: bytes, roots: frozenset[str], what: str) -> _SignedJson:
-    members = raw_members(body, what)
-    if set(members) != {member, "signature"}:
-        raise QuoteError("collateral-malformed", f"{what} must hold exactly '{member}' and 'signature'")
+def _signing_chain(chain_pem: bytes, roots: frozenset[str], what: str) -> tuple[x509.Certificate, x509.Certificate]:
     chain = _load_chain(chain_pem, f"{what} issuer chain")
     if len(chain) != 2:
         raise QuoteError("certificate-chain-invalid", f"{what} issuer chain must hold 2 certificates")
@@ -214,6 +210,14 @@ def _signed_json(body: bytes, member: str, chain_pem: bytes, roots: frozenset[st
         raise QuoteError("untrusted-root", f"{what} issuer chain does not end in a trusted root")
     if "TCB Signing" not in _cn(signing) or not _issued_by(signing, root):
         raise QuoteError("certificate-chain-invalid", f"{what} signing certificate is not issued by the root")
+    return signing, root
+
+
+def _signed_json(body: bytes, member: str, chain: tuple[x509.Certificate, x509.Certificate], what: str) -> _SignedJson:
+    members = raw_members(body, what)
+    if set(members) != {member, "signature"}:
+        raise QuoteError("collateral-malformed", f"{what} must hold exactly '{member}' and 'signature'")
+    signing, root = chain
     sig_hex = json.loads(members["signature"])
     signature = _hex(sig_hex, 64, f"{what} signature")
     if not _ecdsa_ok(signing.public_key(), _raw_sig(signature), members[member].encode()):
@@ -253,8 +257,15 @@ def _parse_collateral(c: Collateral, roots: frozenset[str]) -> _ParsedCollateral
 
 
 def _parse_collateral_unchecked(c: Collateral, roots: frozenset[str]) -> _ParsedCollateral:
-    tcb = _signed_json(c.tcb_info, "tcbInfo", c.tcb_info_issuer_chain, roots, "TCB info")
-    qe = _signed_json(c.qe_identity, "enclaveIdentity", c.qe_identity_issuer_chain, roots, "QE identity")
+    tcb_chain = _signing_chain(c.tcb_info_issuer_chain, roots, "TCB info")
+    # PCS signs both with the same certificate: check an identical chain once.
+    qe_chain = (
+        tcb_chain
+        if c.qe_identity_issuer_chain == c.tcb_info_issuer_chain
+        else _signing_chain(c.qe_identity_issuer_chain, roots, "QE identity")
+    )
+    tcb = _signed_json(c.tcb_info, "tcbInfo", tcb_chain, "TCB info")
+    qe = _signed_json(c.qe_identity, "enclaveIdentity", qe_chain, "QE identity")
     if tcb.body.get("id") != "TDX" or tcb.body.get("version") != 3:
         raise QuoteError("collateral-malformed", "TCB info is not TDX TCB info version 3")
     if qe.body.get("id") != "TD_QE" or qe.body.get("version") != 2:
@@ -270,7 +281,28 @@ def _parse_collateral_unchecked(c: Collateral, roots: frozenset[str]) -> _Parsed
             raise QuoteError("certificate-chain-invalid", f"{what} chain ends in another root")
         if root_crl.crl.get_revoked_certificate_by_serial_number(sj.signing_cert.serial_number) is not None:
             raise QuoteError("tcb-signing-revoked", f"the {what} signing certificate is revoked")
-    return _ParsedCollateral(tcb, qe, _crl(c.pck_crl, "PCK CRL"), root_crl, c.digests())
+    pck_crl = _crl(c.pck_crl, "PCK CRL")
+    return _ParsedCollateral(tcb, qe, pck_crl, root_crl, c.digests(), _crl_ca(c, pck_crl, root))
+
+
+def _crl_ca(c: Collateral, pck_crl: _Crl, root: x509.Certificate) -> bytes:
+    """The PCK CA from the CRL's issuer chain, if it is issued by the root and signed the CRL (else b"").
+
+    The chain is a convenience (the CA that matters is the one in each quote's PCK chain): a quote whose CA is
+    byte-identical to this one needs no second check of the CRL signature or of the CA's certificate.
+    """
+    try:
+        chain = x509.load_pem_x509_certificates(c.pck_crl_issuer_chain.rstrip(b"\0"))
+    except ValueError:
+        return b""
+    if len(chain) != 2 or chain[1].public_bytes(serialization.Encoding.DER) != root.public_bytes(
+        serialization.Encoding.DER
+    ):
+        return b""
+    ca = chain[0]
+    if not _issued_by(ca, root) or not _crl_signed_by(pck_crl.crl, ca):
+        return b""
+    return ca.public_bytes(serialization.Encoding.DER)
 
 
 # --- the PCK chain carried in the quote ---------------------------------------------------------------
@@ -282,16 +314,26 @@ class _PckChain:
     intermediate: x509.Certificate
     root: x509.Certificate
     extension: PckExtension
+    leaf_der: bytes
+    root_der: bytes
 
 
-def _pck_chain(pem: bytes, roots: frozenset[str]) -> _PckChain:
+@dataclass(frozen=True, slots=True)
+class _Link:
+    """What holds between one collateral set and one PCK chain, whatever the time: checked once."""
+
+    windows: tuple[tuple[int, int, str, str], ...]  # (start, end, what, kind) to check against `now`
+    expiry: int
+
+
+def _pck_chain(pem: bytes, roots: frozenset[str], verified_root: bytes = b"", verified_ca: bytes = b"") -> _PckChain:
     try:
-        return _pck_chain_unchecked(pem, roots)
+        return _pck_chain_unchecked(pem, roots, verified_root, verified_ca)
     except (ValueError, TypeError) as exc:  # cryptography parses certificate fields lazily
         raise QuoteError("certificate-chain-invalid", f"PCK chain certificate is malformed: {exc}") from exc
 
 
-def _pck_chain_unchecked(pem: bytes, roots: frozenset[str]) -> _PckChain:
+def _pck_chain_unchecked(pem: bytes, roots: frozenset[str], verified_root: bytes, verified_ca: bytes) -> _PckChain:
     chain = _load_chain(pem, "PCK certificate chain")
     if len(chain) != 3:
         raise QuoteError("certificate-chain-invalid", f"PCK chain holds {len(chain)} certificates, not 3")
@@ -308,11 +350,20 @@ def _pck_chain_unchecked(pem: bytes, roots: frozenset[str]) -> _PckChain:
         raise QuoteError("certificate-chain-invalid", "PCK chain certificates do not have the expected names")
     if _spki_sha256(root) not in roots:
         raise QuoteError("untrusted-root", "PCK chain does not end in a trusted root")
-    if not _issued_by(root, root):
+    root_der = root.public_bytes(serialization.Encoding.DER)
+    # The root is pinned by its key; its self-signature was already checked if it is the collateral's root.
+    if root_der != verified_root and not _issued_by(root, root):
         raise QuoteError("untrusted-root", "the root is not self-signed")
-    if not _issued_by(inter, root) or not _issued_by(leaf, inter):
+    inter_ok = (
+        root_der == verified_root
+        and inter.public_bytes(serialization.Encoding.DER) == verified_ca
+        and verified_ca != b""
+    ) or _issued_by(inter, root)
+    if not inter_ok or not _issued_by(leaf, inter):
         raise QuoteError("certificate-chain-invalid", "PCK chain signatures do not verify")
-    return _PckChain(leaf, inter, root, parse_pck_extension(leaf))
+    return _PckChain(
+        leaf, inter, root, parse_pck_extension(leaf), leaf.public_bytes(serialization.Encoding.DER), root_der
+    )
 
 
 # --- caches -------------------------------------------------------------------------------------------
@@ -338,6 +389,22 @@ class VerificationCache:
         if len(t) > self.size:
             t.popitem(last=False)
         return value
+
+    def only(self, *tables: str) -> VerificationCache:
+        """A new cache holding copies of just these tables (e.g. ``"collateral"`` after a refresh)."""
+        other = VerificationCache(self.size)
+        for name in tables:
+            if name in self._tables:
+                other._tables[name] = OrderedDict(self._tables[name])
+        return other
+
+
+def prime_cache(
+    cache: VerificationCache, collateral: Collateral, roots: Iterable[str] = (INTEL_ROOT_SPKI_SHA256,)
+) -> None:
+    """Parse and verify ``collateral`` into ``cache`` now (the server does this when it fetches collateral)."""
+    rs = frozenset(roots)
+    cache.get("collateral", (collateral.digest, rs), lambda: _parse_collateral(collateral, rs))
 
 
 class _NoCache(VerificationCache):
@@ -451,6 +518,81 @@ def _evaluate(
 # --- the procedure --------------------------------------------------------------------------------------
 
 
+def _link(coll: _ParsedCollateral, chain: _PckChain, root_der: bytes) -> _Link:
+    """Time-independent checks between collateral and a PCK chain: same root, revocation, CRL issuer, FMSPC."""
+    if chain.root_der != root_der:
+        raise QuoteError("certificate-chain-invalid", "collateral and PCK chain end in different roots")
+    root_crl, pck_crl = coll.root_crl.crl, coll.pck_crl.crl
+    if root_crl.get_revoked_certificate_by_serial_number(chain.intermediate.serial_number) is not None:
+        raise QuoteError("pck-ca-revoked", "the PCK CA certificate is revoked by the root CA CRL")
+    if root_crl.get_revoked_certificate_by_serial_number(chain.root.serial_number) is not None:
+        raise QuoteError("root-revoked", "the root certificate is listed in the root CA CRL")
+    if pck_crl.issuer.public_bytes() != chain.leaf.issuer.public_bytes():
+        raise QuoteError("crl-invalid", "PCK CRL is not from the PCK certificate's issuer (platform vs processor)")
+    inter_der = chain.intermediate.public_bytes(serialization.Encoding.DER)
+    if (inter_der != coll.pck_crl_ca_der or not inter_der) and not _crl_signed_by(pck_crl, chain.intermediate):
+        raise QuoteError("crl-signature-invalid", "PCK CRL signature does not verify with the PCK CA key")
+    if pck_crl.get_revoked_certificate_by_serial_number(chain.leaf.serial_number) is not None:
+        raise QuoteError("pck-revoked", "the PCK certificate is revoked")
+    tcb, ext = coll.tcb.body, chain.extension
+    if str(tcb.get("fmspc", "")).lower() != ext.fmspc.hex() or str(tcb.get("pceId", "")).lower() != ext.pce_id.hex():
+        raise QuoteError("tcb-info-mismatch", "TCB info is for another FMSPC or PCE-ID than the PCK certificate")
+    windows = [
+        (_ts(cert.not_valid_before_utc), _ts(cert.not_valid_after_utc), what, "certificate")
+        for cert, what in (
+            (chain.root, "root CA"),
+            (chain.intermediate, "PCK CA"),
+            (chain.leaf, "PCK certificate"),
+            (coll.tcb.signing_cert, "TCB signing certificate"),
+        )
+    ]
+    windows += [
+        (c.this_update, c.next_update, what, "collateral")
+        for c, what in ((coll.root_crl, "root CA CRL"), (coll.pck_crl, "PCK CRL"))
+    ]
+    windows += [
+        (j.issue, j.next_update, what, "collateral") for j, what in ((coll.tcb, "TCB info"), (coll.qe, "QE identity"))
+    ]
+    return _Link(tuple(windows), min(w[1] for w in windows))
+
+
+def _check_module(tcb: dict[str, Any], tee_svn: bytes, mr_signer_seam: bytes, seam_attributes: bytes) -> bool:
+    ident = _module_identity(tcb, tee_svn)
+    module = ident if ident is not None else tcb.get("tdxModule")
+    if not isinstance(module, dict):
+        raise QuoteError("collateral-malformed", "TCB info has no tdxModule")
+    if mr_signer_seam != _hex(module.get("mrsigner"), 48, "tdxModule.mrsigner"):
+        raise QuoteError("tdx-module-mismatch", "MRSIGNERSEAM does not match the TDX module identity")
+    if any(seam_attributes):
+        raise QuoteError("tdx-module-mismatch", "SEAMATTRIBUTES must be zero")
+    return True
+
+
+def _check_qe(qe: dict[str, Any], qr: QeReport) -> tuple[str, tuple[str, ...]]:
+    misc = int(_hex(qe.get("miscselect"), 4, "miscselect").hex(), 16)
+    misc_mask = int(_hex(qe.get("miscselectMask"), 4, "miscselectMask").hex(), 16)
+    attrs, attrs_mask = _hex(qe.get("attributes"), 16, "attributes"), _hex(qe.get("attributesMask"), 16, "mask")
+    if (qr.misc_select & misc_mask) != misc or bytes(
+        a & m for a, m in zip(qr.attributes, attrs_mask, strict=True)
+    ) != attrs:
+        raise QuoteError("qe-identity-mismatch", "QE MISCSELECT or ATTRIBUTES do not match the QE identity")
+    if qr.mr_signer != _hex(qe.get("mrsigner"), 32, "mrsigner") or qr.isv_prod_id != qe.get("isvprodid"):
+        raise QuoteError("qe-identity-mismatch", "QE MRSIGNER or ISVPRODID do not match the QE identity")
+    levels = sorted(
+        (
+            lv
+            for lv in qe.get("tcbLevels", []) or []
+            if isinstance(lv, dict) and isinstance(lv.get("tcb", {}).get("isvsvn"), int)
+        ),
+        key=lambda lv: lv["tcb"]["isvsvn"],
+        reverse=True,
+    )
+    level = next((lv for lv in levels if lv["tcb"]["isvsvn"] <= qr.isv_svn), None)
+    if level is None:
+        raise QuoteError("qe-tcb-not-supported", f"QE ISVSVN {qr.isv_svn} matches no QE identity TCB level")
+    return _status(level, "QE TCB level")
+
+
 def _verify(
     raw: bytes,
     collateral: Collateral,
@@ -477,66 +619,31 @@ def _verify(
         "tee_tcb_svn": body.tee_tcb_svn.hex(),
         "report_data": body.report_data.hex(),
     }
-    coll = cache.get("collateral", (collateral.digest, roots), lambda: _parse_collateral(collateral, roots))
+    digest = collateral.digest
+    coll = cache.get("collateral", (digest, roots), lambda: _parse_collateral(collateral, roots))
     facts["collateral_digests"] = coll.digests
-    chain = cache.get("pck", (quote.pck_chain_pem, roots), lambda: _pck_chain(quote.pck_chain_pem, roots))  # B, D
+    root_der = coll.tcb.root.public_bytes(serialization.Encoding.DER)
+    pem = quote.pck_chain_pem
+    chain = cache.get("pck", (pem, roots), lambda: _pck_chain(pem, roots, root_der, coll.pck_crl_ca_der))  # B, D
     ext = chain.extension
     facts["fmspc"] = ext.fmspc.hex().upper()
     tcb, qe = coll.tcb.body, coll.qe.body
     facts["tcb_evaluation_data_number"] = tcb.get("tcbEvaluationDataNumber")
-    if coll.tcb.root.public_bytes(serialization.Encoding.DER) != chain.root.public_bytes(serialization.Encoding.DER):
-        raise QuoteError("certificate-chain-invalid", "collateral and PCK chain end in different roots")
+    link = cache.get("link", (digest, pem, roots), lambda: _link(coll, chain, root_der))  # C, E5
     # Time: every certificate, CRL and signed document must be valid now (B4, C1-2, E3, F).
-    expiries = []
-    for cert, what in (
-        (chain.root, "root CA"),
-        (chain.intermediate, "PCK CA"),
-        (chain.leaf, "PCK certificate"),
-        (coll.tcb.signing_cert, "TCB signing certificate"),
-    ):
-        _cert_window(cert, now, what)
-        expiries.append(_ts(cert.not_valid_after_utc))
-    for crl, what in ((coll.root_crl, "root CA CRL"), (coll.pck_crl, "PCK CRL")):
-        _window(crl.this_update, crl.next_update, now, what)
-        expiries.append(crl.next_update)
-    for sj, what in ((coll.tcb, "TCB info"), (coll.qe, "QE identity")):
-        _window(sj.issue, sj.next_update, now, what)
-        expiries.append(sj.next_update)
-    facts["collateral_expiry"] = min(expiries)
-    # C: revocation of the chain; the PCK CRL must come from the leaf's own issuer.
-    root_crl, pck_crl = coll.root_crl.crl, coll.pck_crl.crl
-    if root_crl.get_revoked_certificate_by_serial_number(chain.intermediate.serial_number) is not None:
-        raise QuoteError("pck-ca-revoked", "the PCK CA certificate is revoked by the root CA CRL")
-    if root_crl.get_revoked_certificate_by_serial_number(chain.root.serial_number) is not None:
-        raise QuoteError("root-revoked", "the root certificate is listed in the root CA CRL")
-    if pck_crl.issuer.public_bytes() != chain.leaf.issuer.public_bytes():
-        raise QuoteError("crl-invalid", "PCK CRL is not from the PCK certificate's issuer (platform vs processor)")
-    crl_ok = cache.get(
-        "crl-sig",
-        (collateral.pck_crl, chain.intermediate.public_bytes(serialization.Encoding.DER)),
-        lambda: _crl_signed_by(pck_crl, chain.intermediate),
-    )
-    if not crl_ok:
-        raise QuoteError("crl-signature-invalid", "PCK CRL signature does not verify with the PCK CA key")
-    if pck_crl.get_revoked_certificate_by_serial_number(chain.leaf.serial_number) is not None:
-        raise QuoteError("pck-revoked", "the PCK certificate is revoked")
-    # E5: the TCB info is for this platform.
-    if str(tcb.get("fmspc", "")).lower() != ext.fmspc.hex() or str(tcb.get("pceId", "")).lower() != ext.pce_id.hex():
-        raise QuoteError("tcb-info-mismatch", "TCB info is for another FMSPC or PCE-ID than the PCK certificate")
+    for start, end, what, kind in link.windows:
+        _window(start, end, now, what, kind=kind)
+    facts["collateral_expiry"] = link.expiry
     # G: TDX module identity.
-    ident = _module_identity(tcb, body.tee_tcb_svn)
-    module = ident if ident is not None else tcb.get("tdxModule")
-    if not isinstance(module, dict):
-        raise QuoteError("collateral-malformed", "TCB info has no tdxModule")
-    if body.mr_signer_seam != _hex(module.get("mrsigner"), 48, "tdxModule.mrsigner"):
-        raise QuoteError("tdx-module-mismatch", "MRSIGNERSEAM does not match the TDX module identity")
-    if any(body.seam_attributes):
-        raise QuoteError("tdx-module-mismatch", "SEAMATTRIBUTES must be zero")
+    cache.get(
+        "module",
+        (digest, body.tee_tcb_svn, body.mr_signer_seam, body.seam_attributes),
+        lambda: _check_module(tcb, body.tee_tcb_svn, body.mr_signer_seam, body.seam_attributes),
+    )
     # H: QE report signed by the PCK key.
-    leaf_der = chain.leaf.public_bytes(serialization.Encoding.DER)
     qe_sig_ok = cache.get(
         "qe-report",
-        (leaf_der, quote.qe_report.raw, quote.qe_report_signature),
+        (chain.leaf_der, quote.qe_report.raw, quote.qe_report_signature),
         lambda: _ecdsa_ok(chain.leaf.public_key(), _raw_sig(quote.qe_report_signature), quote.qe_report.raw),
     )
     if not qe_sig_ok:
@@ -545,36 +652,14 @@ def _verify(
     if hashlib.sha256(quote.attestation_key + quote.qe_auth_data).digest() != quote.qe_report.report_data[:32]:
         raise QuoteError("attestation-key-binding-invalid", "QE report data does not bind the attestation key")
     # J: the QE is Intel's TD quoting enclave at an acceptable TCB.
-    qr = quote.qe_report
-    misc = int(_hex(qe.get("miscselect"), 4, "miscselect").hex(), 16)
-    misc_mask = int(_hex(qe.get("miscselectMask"), 4, "miscselectMask").hex(), 16)
-    attrs, attrs_mask = _hex(qe.get("attributes"), 16, "attributes"), _hex(qe.get("attributesMask"), 16, "mask")
-    if (qr.misc_select & misc_mask) != misc or bytes(
-        a & m for a, m in zip(qr.attributes, attrs_mask, strict=True)
-    ) != attrs:
-        raise QuoteError("qe-identity-mismatch", "QE MISCSELECT or ATTRIBUTES do not match the QE identity")
-    if qr.mr_signer != _hex(qe.get("mrsigner"), 32, "mrsigner") or qr.isv_prod_id != qe.get("isvprodid"):
-        raise QuoteError("qe-identity-mismatch", "QE MRSIGNER or ISVPRODID do not match the QE identity")
-    qe_levels = sorted(
-        (
-            lv
-            for lv in qe.get("tcbLevels", []) or []
-            if isinstance(lv, dict) and isinstance(lv.get("tcb", {}).get("isvsvn"), int)
-        ),
-        key=lambda lv: lv["tcb"]["isvsvn"],
-        reverse=True,
-    )
-    qe_level = next((lv for lv in qe_levels if lv["tcb"]["isvsvn"] <= qr.isv_svn), None)
-    if qe_level is None:
-        raise QuoteError("qe-tcb-not-supported", f"QE ISVSVN {qr.isv_svn} matches no QE identity TCB level")
-    qe_status = _status(qe_level, "QE TCB level")
+    qe_status = cache.get("qe", (digest, quote.qe_report.raw), lambda: _check_qe(qe, quote.qe_report))
     # K: the quote itself.
     if not _ecdsa_ok(_p256_key(quote.attestation_key), _raw_sig(quote.signature), quote.signed):
         raise QuoteError("quote-signature-invalid", "quote signature does not verify with the attestation key")
     # L: TCB status (launch), and for TDX 1.5 the relaunch rule with TEE_TCB_SVN2.
     status, advisories = cache.get(
         "tcb",
-        (collateral.digest, ext, body.tee_tcb_svn, qe_status),
+        (digest, ext, body.tee_tcb_svn, qe_status),
         lambda: _evaluate(tcb, ext, body.tee_tcb_svn, qe_status),
     )
     if body.tee_tcb_svn2 is not None and status in ("OutOfDate", "OutOfDateConfigurationNeeded"):
@@ -622,9 +707,7 @@ def quote_platform(
     return chain.extension.fmspc.hex().upper(), ca
 
 
-def collateral_validity(
-    collateral: Collateral, roots: Iterable[str] = (INTEL_ROOT_SPKI_SHA256,)
-) -> tuple[int, int]:
+def collateral_validity(collateral: Collateral, roots: Iterable[str] = (INTEL_ROOT_SPKI_SHA256,)) -> tuple[int, int]:
     """Check collateral's signatures and chains (no quote needed); return its window ``[not_before, not_after)``.
 
     The window is the intersection of the TCB info, QE identity, both CRLs and the signing certificates.
