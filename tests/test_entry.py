@@ -5,6 +5,8 @@ import json
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from atlas_log._encoding import b64decode, hexdecode
 from atlas_log.dsse import PublicKey, SpkiDer, parse_envelope, verify_envelope
@@ -55,3 +57,35 @@ def test_canonical_json_is_rfc8785() -> None:
 def test_hex_is_strict(text: str) -> None:
     with pytest.raises(FormatError):
         hexdecode(text)
+
+
+JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**60), 2**60)
+    | st.text()
+    | st.floats(allow_nan=False, allow_infinity=False),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(JSON)
+def test_canonical_json_fast_path_equals_rfc8785(value: object) -> None:
+    import rfc8785
+
+    try:
+        want = rfc8785.dumps(value)
+    except Exception:
+        with pytest.raises(FormatError):
+            canonical_json(value)
+        return
+    assert canonical_json(value) == want
+
+
+def test_control_characters_and_unicode_escape_like_rfc8785() -> None:
+    import rfc8785
+
+    value = {"k": '\x00\x01\x08\t\n\x0b\x0c\r\x1f"\\\x7f\u2028é😀', "é": 1, "z": [True, None, -5]}
+    assert canonical_json(value) == rfc8785.dumps(value)

@@ -116,7 +116,7 @@ class Admission:
                 tee = verdict
         entry = Entry(build_body(sub.envelope, sub.signers, tee), now)
         try:
-            leaf = entry.leaf()
+            entry_id, leaf = entry.encode()
         except FormatError as exc:
             raise _reject("entry-too-large", str(exc), 413) from exc
-        return PendingEntry(entry.entry_id, leaf_hash(leaf), leaf, raw, now)
+        return PendingEntry(entry_id, leaf_hash(leaf), leaf, raw, now)
