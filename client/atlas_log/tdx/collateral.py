@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from atlas_log.errors import QuoteError
@@ -28,19 +28,21 @@ class Collateral:
     pck_crl: bytes  # DER body of GET /sgx/certification/v4/pckcrl?ca=…&encoding=der
     pck_crl_issuer_chain: bytes  # PEM (informational: the CRL's issuer is checked against the PCK chain)
     root_ca_crl: bytes  # DER Intel SGX Root CA CRL
+    digest: str = field(init=False, repr=False, compare=False)
+    """One SHA-256 over all parts (length-prefixed): the cache key and identity of this collateral set."""
+
+    def __post_init__(self) -> None:
+        h = hashlib.sha256()
+        for name in _FILES:
+            part = getattr(self, name)
+            if not isinstance(part, bytes):
+                raise TypeError(f"collateral part {name} must be bytes")
+            h.update(len(part).to_bytes(8, "big") + part)
+        object.__setattr__(self, "digest", h.hexdigest())
 
     def digests(self) -> dict[str, str]:
         """SHA-256 (hex) of each part: what an entry records so the exact collateral can be found again."""
         return {name: hashlib.sha256(getattr(self, name)).hexdigest() for name in _FILES}
-
-    @property
-    def digest(self) -> str:
-        """One SHA-256 over all parts (length-prefixed): the cache key and identity of this collateral set."""
-        h = hashlib.sha256()
-        for name in _FILES:
-            part = getattr(self, name)
-            h.update(len(part).to_bytes(8, "big") + part)
-        return h.hexdigest()
 
 
 # Collateral field -> file in a PCS-replay folder (pcs/…).

@@ -172,7 +172,7 @@ class SimulatedPlatform:
     revoked_pck_ca: bool = False
     collateral_days: int = 30
     tcb_evaluation_data_number: int = 17
-    extra: dict[str, Any] = field(default_factory=dict)
+    qe_signatures: dict[tuple[int, bytes], bytes] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def create(
@@ -381,7 +381,11 @@ class SimulatedPlatform:
             + bytes(60)
             + qe_rd
         )
-        qe_sig = _raw(self.pck_key.sign(qe_report, ec.ECDSA(hashes.SHA256())))
+        # A real QE certifies its attestation key once and reuses that signed report in every quote.
+        key = (self.pck.serial_number, qe_report)
+        qe_sig = self.qe_signatures.get(key)
+        if qe_sig is None:
+            qe_sig = self.qe_signatures[key] = _raw(self.pck_key.sign(qe_report, ec.ECDSA(hashes.SHA256())))
         chain = _pem(self.pck) + _pem(self.pck_ca) + _pem(self.root) + b"\0"
         cert_data = qe_report + qe_sig + struct.pack("<H", len(auth)) + auth + struct.pack("<HI", 5, len(chain)) + chain
         quote_sig = _raw(self.attestation_key.sign(signed, ec.ECDSA(hashes.SHA256())))
