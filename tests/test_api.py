@@ -154,6 +154,9 @@ BAD_SUBMISSIONS = {
         "invalid-public-key",
     ),
     "no-keys": (_mutate(lambda s: s.update(verificationMaterial={"publicKeys": []})), 400, "invalid-submission"),
+    "lone-surrogate": (
+        b'{"dsseEnvelope":{"payloadType":"\\ud800","payload":"YQ==","signatures":[{"sig":"YQ=="}]},'
+        b'"verificationMaterial":{"publicKeys":[{"spki":"AAAA"}]}}', 400, "invalid-envelope"),
     "tee-no-quote": (_mutate(lambda s: s.update(tee={"type": "intel-tdx"})), 400, "invalid-tee"),
     "tee-wrong-type": (_mutate(lambda s: s.update(tee={"type": "sev-snp", "quote": "AAAA"})), 400, "invalid-tee"),
     "tee-missing": (_signed(), 422, "tee-required"),

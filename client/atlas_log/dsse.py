@@ -75,6 +75,10 @@ def _str(obj: Mapping[str, Any], key: str, what: str, *, required: bool = True) 
         return ""
     if not isinstance(v, str):
         raise FormatError(f"{what}.{key} must be a string")
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate from a \ud800 escape
+        raise FormatError(f"{what}.{key} is not valid Unicode") from exc
     return v
 
 

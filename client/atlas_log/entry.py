@@ -83,7 +83,10 @@ def build_body(envelope: Envelope, signers: Sequence[PublicKey], tee: dict[str, 
         "payloadType": envelope.payload_type,
         "payloadHash": _sha256(envelope.payload),
         "paeHash": _sha256(envelope.pae()),
-        "envelopeHash": _sha256(canonical_json(envelope.to_json())),
+        # An envelope's JSON is only ASCII keys and strings: its RFC 8785 form needs no type walk.
+        "envelopeHash": _sha256(
+            json.dumps(envelope.to_json(), ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+        ),
         "predicateType": _predicate_type(envelope),
         "signatures": [
             {"keyid": s.keyid, "sig": b64encode(s.sig), "verifier": {"spkiSha256": k.fingerprint}}

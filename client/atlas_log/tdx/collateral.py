@@ -68,9 +68,9 @@ def collateral_from_dir(path: str | Path) -> Collateral:
     if (base / "pcs").is_dir():
         base = base / "pcs"
     parts = {}
-    for field, name in _FILES.items():
+    for part, name in _FILES.items():
         try:
-            parts[field] = (base / name).read_bytes()
+            parts[part] = (base / name).read_bytes()
         except OSError as exc:
             raise QuoteError("collateral-missing", f"cannot read {base / name}: {exc.strerror}") from exc
     return Collateral(**parts)
