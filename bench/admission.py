@@ -49,17 +49,20 @@ def main() -> None:
         server.stop()
     ok = admission["statuses"].get("201", 0)
     target = 2000 if args.unattested else 1500
-    report("admission-unattested" if args.unattested else "admission", {
-        "attested": not args.unattested,
-        "workers": args.workers,
-        "concurrency": args.concurrency,
-        "admission": admission,
-        "healthz_ceiling": ceiling,
-        "admission_vs_healthz": round(admission["rps"] / ceiling["rps"], 3),
-        "all_201": ok == admission["requests"],
-        "targets": {"entries_per_s": target, "p99_ms": 250},
-        "target_met": admission["rps"] >= target and admission["latency_ms"]["p99"] <= 250,
-    })
+    report(
+        "admission-unattested" if args.unattested else "admission",
+        {
+            "attested": not args.unattested,
+            "workers": args.workers,
+            "concurrency": args.concurrency,
+            "admission": admission,
+            "healthz_ceiling": ceiling,
+            "admission_vs_healthz": round(admission["rps"] / ceiling["rps"], 3),
+            "all_201": ok == admission["requests"],
+            "targets": {"entries_per_s": target, "p99_ms": 250},
+            "target_met": admission["rps"] >= target and admission["latency_ms"]["p99"] <= 250,
+        },
+    )
 
 
 if __name__ == "__main__":

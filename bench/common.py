@@ -90,8 +90,18 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         data_dir.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "atlas_log_server.cli", "serve", "--port", str(self.port), "--log-level", "warning",
-             "--workers", str(workers)],
+            [
+                sys.executable,
+                "-m",
+                "atlas_log_server.cli",
+                "serve",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+                "--workers",
+                str(workers),
+            ],
             env={**os.environ, "ATLAS_DATABASE_URL": db_url, "ATLAS_DATA_DIR": str(data_dir), **env},
             stdout=subprocess.DEVNULL,
         )
@@ -111,17 +121,35 @@ class Server:
 
 def loadgen(url: str, requests_file: Path, concurrency: int, duration: float, warmup: int = 0) -> dict[str, Any]:
     out = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "loadgen.py"), "--url", url, "--requests", str(requests_file),
-         "--concurrency", str(concurrency), "--duration", str(duration), "--warmup", str(warmup)],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            str(ROOT / "bench" / "loadgen.py"),
+            "--url",
+            url,
+            "--requests",
+            str(requests_file),
+            "--concurrency",
+            str(concurrency),
+            "--duration",
+            str(duration),
+            "--warmup",
+            str(warmup),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     result: dict[str, Any] = json.loads(out.stdout)
     return result
 
 
 def report(name: str, result: dict[str, Any]) -> None:
-    result = {"benchmark": name, "machine": machine(), "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              **result}
+    result = {
+        "benchmark": name,
+        "machine": machine(),
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **result,
+    }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

@@ -16,8 +16,15 @@ from collections import Counter
 from urllib.parse import urlsplit
 
 
-async def _worker(host: str, port: int, queue: list[bytes], deadline: float, latencies: list[float],
-                  statuses: Counter[int], cursor: list[int]) -> None:
+async def _worker(
+    host: str,
+    port: int,
+    queue: list[bytes],
+    deadline: float,
+    latencies: list[float],
+    statuses: Counter[int],
+    cursor: list[int],
+) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     try:
         while time.monotonic() < deadline:
@@ -60,15 +67,20 @@ async def run(url: str, path: str, concurrency: int, duration: float, warmup: in
         queue = [_encode(host, json.loads(line)) for line in f if line.strip()]
     if warmup:
         shared = [0]
-        await asyncio.gather(*(_worker(host, port, queue[:warmup], time.monotonic() + 300, [], Counter(), shared)
-                               for _ in range(concurrency)))
+        await asyncio.gather(
+            *(
+                _worker(host, port, queue[:warmup], time.monotonic() + 300, [], Counter(), shared)
+                for _ in range(concurrency)
+            )
+        )
         queue = queue[warmup:]
     latencies: list[float] = []
     statuses: Counter[int] = Counter()
     cursor = [0]
     start = time.monotonic()
-    await asyncio.gather(*(_worker(host, port, queue, start + duration, latencies, statuses, cursor)
-                           for _ in range(concurrency)))
+    await asyncio.gather(
+        *(_worker(host, port, queue, start + duration, latencies, statuses, cursor) for _ in range(concurrency))
+    )
     elapsed = time.monotonic() - start
     latencies.sort()
 

@@ -41,8 +41,11 @@ async def build(url: str, n: int, key: Path) -> None:
         batch = []
         for i in range(start, min(n, start + 4096)):
             leaf = b"bench-leaf-%d" % i
-            batch.append(PendingEntry(hashlib.sha256(leaf).digest(), hashlib.sha256(b"\x00" + leaf).digest(), leaf,
-                                      b"{}", 1_795_000_000))
+            batch.append(
+                PendingEntry(
+                    hashlib.sha256(leaf).digest(), hashlib.sha256(b"\x00" + leaf).digest(), leaf, b"{}", 1_795_000_000
+                )
+            )
         await seq.append(batch)
     await pool.close()
 
@@ -90,17 +93,20 @@ def main() -> None:
     rps_ratio = large["proofs"]["rps"] / small["proofs"]["rps"]
     # Mean latency follows from Little's law at a fixed concurrency: concurrency / throughput.
     mean_ratio = small["proofs"]["rps"] / large["proofs"]["rps"]
-    report("proofs" if args.workers == 1 else f"proofs-{args.workers}workers", {
-        "workers": args.workers,
-        "small": small,
-        "large": large,
-        "large_vs_small_p50_latency": round(p50_ratio, 3),
-        "large_vs_small_rps": round(rps_ratio, 3),
-        "large_vs_small_mean_latency": round(mean_ratio, 3),
-        "large_vs_healthz_rps": round(large["proofs"]["rps"] / large["healthz_ceiling"]["rps"], 3),
-        "targets": {"proofs_per_s": 5000, "latency_ratio_max": 1.2},
-        "target_met": large["proofs"]["rps"] >= 5000 and p50_ratio <= 1.2,
-    })
+    report(
+        "proofs" if args.workers == 1 else f"proofs-{args.workers}workers",
+        {
+            "workers": args.workers,
+            "small": small,
+            "large": large,
+            "large_vs_small_p50_latency": round(p50_ratio, 3),
+            "large_vs_small_rps": round(rps_ratio, 3),
+            "large_vs_small_mean_latency": round(mean_ratio, 3),
+            "large_vs_healthz_rps": round(large["proofs"]["rps"] / large["healthz_ceiling"]["rps"], 3),
+            "targets": {"proofs_per_s": 5000, "latency_ratio_max": 1.2},
+            "target_met": large["proofs"]["rps"] >= 5000 and p50_ratio <= 1.2,
+        },
+    )
 
 
 if __name__ == "__main__":

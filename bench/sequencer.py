@@ -34,8 +34,11 @@ def make(n: int, tag: bytes) -> list[PendingEntry]:
     pad = os.urandom(LEAF_BYTES - 40)
     for i in range(n):
         leaf = tag + i.to_bytes(8, "big") + pad
-        out.append(PendingEntry(hashlib.sha256(leaf).digest(), hashlib.sha256(b"\x00" + leaf).digest(), leaf,
-                                b"{}", 1_795_000_000))
+        out.append(
+            PendingEntry(
+                hashlib.sha256(leaf).digest(), hashlib.sha256(b"\x00" + leaf).digest(), leaf, b"{}", 1_795_000_000
+            )
+        )
     return out
 
 
@@ -44,8 +47,7 @@ async def main(n: int, url: str) -> None:
     signer = Signer.generate(ORIGIN)
     repo = Repository(pool, ORIGIN)
     await repo.init_log(sign_checkpoint(Checkpoint(ORIGIN, 0, EMPTY_ROOT), signer))
-    seq = Sequencer(repo, CheckpointSigner(signer), max_batch=DEFAULT_BATCH_MAX_SIZE, max_age_s=0.01,
-                    max_pending=n + 1)
+    seq = Sequencer(repo, CheckpointSigner(signer), max_batch=DEFAULT_BATCH_MAX_SIZE, max_age_s=0.01, max_pending=n + 1)
 
     items = make(n, b"append")
     start = time.perf_counter()
@@ -62,8 +64,10 @@ async def main(n: int, url: str) -> None:
 
     rows = [(e.entry_id, e.leaf_hash, e.leaf, e.submission, e.integrated_time) for e in make(n, b"copy")]
     async with pool.acquire() as conn:
-        await conn.execute("CREATE TABLE copy_floor (entry_id bytea UNIQUE, leaf_hash bytea UNIQUE, leaf bytea, "
-                           "submission bytea, integrated_time bigint)")
+        await conn.execute(
+            "CREATE TABLE copy_floor (entry_id bytea UNIQUE, leaf_hash bytea UNIQUE, leaf bytea, "
+            "submission bytea, integrated_time bigint)"
+        )
         start = time.perf_counter()
         for i in range(0, n, DEFAULT_BATCH_MAX_SIZE):
             async with conn.transaction():
@@ -72,17 +76,20 @@ async def main(n: int, url: str) -> None:
     state = await repo.state()
     await pool.close()
     assert state.size == 2 * n
-    report("sequencer", {
-        "leaves": n,
-        "leaf_bytes": LEAF_BYTES,
-        "batch_size": DEFAULT_BATCH_MAX_SIZE,
-        "append_leaves_per_s": round(n / append_s),
-        "submit_leaves_per_s": round(n / submit_s),
-        "copy_floor_rows_per_s": round(n / copy_s),
-        "append_vs_copy_floor": round((n / append_s) / (n / copy_s), 3),
-        "target_leaves_per_s": 20_000,
-        "target_met": n / append_s >= 20_000 and n / submit_s >= 20_000,
-    })
+    report(
+        "sequencer",
+        {
+            "leaves": n,
+            "leaf_bytes": LEAF_BYTES,
+            "batch_size": DEFAULT_BATCH_MAX_SIZE,
+            "append_leaves_per_s": round(n / append_s),
+            "submit_leaves_per_s": round(n / submit_s),
+            "copy_floor_rows_per_s": round(n / copy_s),
+            "append_vs_copy_floor": round((n / append_s) / (n / copy_s), 3),
+            "target_leaves_per_s": 20_000,
+            "target_met": n / append_s >= 20_000 and n / submit_s >= 20_000,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -28,8 +28,14 @@ from bench.common import ROOT, report
 def _dcap_collateral(c: Collateral) -> Any:
     tcb, qe = raw_members(c.tcb_info, "tcb"), raw_members(c.qe_identity, "qe")
     return dcap_qvl.QuoteCollateralV3(
-        c.pck_crl_issuer_chain.decode(), c.root_ca_crl, c.pck_crl, c.tcb_info_issuer_chain.decode(), tcb["tcbInfo"],
-        bytes.fromhex(json.loads(tcb["signature"])), c.qe_identity_issuer_chain.decode(), qe["enclaveIdentity"],
+        c.pck_crl_issuer_chain.decode(),
+        c.root_ca_crl,
+        c.pck_crl,
+        c.tcb_info_issuer_chain.decode(),
+        tcb["tcbInfo"],
+        bytes.fromhex(json.loads(tcb["signature"])),
+        c.qe_identity_issuer_chain.decode(),
+        qe["enclaveIdentity"],
         bytes.fromhex(json.loads(qe["signature"])),
     )
 
@@ -43,8 +49,11 @@ def _rate(fn: Any, seconds: float) -> dict[str, float]:
         t = time.perf_counter()
         fn()
         samples.append(time.perf_counter() - t)
-    return {"per_s": round(len(samples) / sum(samples), 1), "median_ms": round(statistics.median(samples) * 1000, 4),
-            "n": len(samples)}
+    return {
+        "per_s": round(len(samples) / sum(samples), 1),
+        "median_ms": round(statistics.median(samples) * 1000, 4),
+        "n": len(samples),
+    }
 
 
 def main() -> None:
@@ -71,21 +80,24 @@ def main() -> None:
     uncached = _rate(lambda: verify_quote(quote, coll, now), args.seconds)
     cold = _rate(lambda: verify_quote(quote, coll, now, cache=primed.only("collateral")), args.seconds)
     warm = _rate(lambda: verify_quote(quote, coll, now, cache=cache), args.seconds)
-    report("tdx", {
-        "case": args.case,
-        "verdicts": {"ours": ours.tcb_status, "dcap_qvl": theirs.status},
-        "dcap_qvl": dcap,
-        "ours_cold": cold,
-        "ours_uncached": uncached,
-        "ours_warm": warm,
-        "warm_vs_dcap_qvl": round(warm["per_s"] / dcap["per_s"], 2),
-        "cold_vs_dcap_qvl": round(cold["per_s"] / dcap["per_s"], 2),
-        "uncached_vs_dcap_qvl": round(uncached["per_s"] / dcap["per_s"], 2),
-        "targets": {"warm_ratio": 5, "cold_ratio": 1},
-        "warm_target_met": warm["per_s"] >= 5 * dcap["per_s"],
-        "cold_target_met": cold["per_s"] >= dcap["per_s"],
-        "uncached_at_least_dcap_qvl": uncached["per_s"] >= dcap["per_s"],
-    })
+    report(
+        "tdx",
+        {
+            "case": args.case,
+            "verdicts": {"ours": ours.tcb_status, "dcap_qvl": theirs.status},
+            "dcap_qvl": dcap,
+            "ours_cold": cold,
+            "ours_uncached": uncached,
+            "ours_warm": warm,
+            "warm_vs_dcap_qvl": round(warm["per_s"] / dcap["per_s"], 2),
+            "cold_vs_dcap_qvl": round(cold["per_s"] / dcap["per_s"], 2),
+            "uncached_vs_dcap_qvl": round(uncached["per_s"] / dcap["per_s"], 2),
+            "targets": {"warm_ratio": 5, "cold_ratio": 1},
+            "warm_target_met": warm["per_s"] >= 5 * dcap["per_s"],
+            "cold_target_met": cold["per_s"] >= dcap["per_s"],
+            "uncached_at_least_dcap_qvl": uncached["per_s"] >= dcap["per_s"],
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -156,12 +156,18 @@ BAD_SUBMISSIONS = {
     "no-keys": (_mutate(lambda s: s.update(verificationMaterial={"publicKeys": []})), 400, "invalid-submission"),
     "lone-surrogate": (
         b'{"dsseEnvelope":{"payloadType":"\\ud800","payload":"YQ==","signatures":[{"sig":"YQ=="}]},'
-        b'"verificationMaterial":{"publicKeys":[{"spki":"AAAA"}]}}', 400, "invalid-envelope"),
+        b'"verificationMaterial":{"publicKeys":[{"spki":"AAAA"}]}}',
+        400,
+        "invalid-envelope",
+    ),
     "tee-no-quote": (_mutate(lambda s: s.update(tee={"type": "intel-tdx"})), 400, "invalid-tee"),
     "tee-wrong-type": (_mutate(lambda s: s.update(tee={"type": "sev-snp", "quote": "AAAA"})), 400, "invalid-tee"),
     "tee-missing": (_signed(), 422, "tee-required"),
-    "tee-bad-quote": (_mutate(lambda s: s.update(tee={"type": "intel-tdx", "quote": "AAAA"})), 422,
-                      "tdx-quote-malformed"),
+    "tee-bad-quote": (
+        _mutate(lambda s: s.update(tee={"type": "intel-tdx", "quote": "AAAA"})),
+        422,
+        "tdx-quote-malformed",
+    ),
     "too-large": (b'{"x":"' + b"a" * (2 << 20) + b'"}', 413, "body-too-large"),
     "deep-json": (b"[" * 400_000 + b"]" * 400_000, 400, "invalid-json"),
 }
@@ -244,8 +250,9 @@ def test_checkpoint_root_as_nonce_is_accepted(server: ServerProcess, http: httpx
     assert tee["nonce"] == root.hex() and tee["nonceCheckpointSize"] == 1
 
 
-def test_evidence_replays_offline_with_the_cli(server: ServerProcess, http: httpx.Client, tmp_path: object,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_evidence_replays_offline_with_the_cli(
+    server: ServerProcess, http: httpx.Client, tmp_path: object, capsys: pytest.CaptureFixture[str]
+) -> None:
     from pathlib import Path
 
     from atlas_log import cli
@@ -260,7 +267,8 @@ def test_evidence_replays_offline_with_the_cli(server: ServerProcess, http: http
     assert verdict["accept"] and verdict["tcb_status"] == recorded["tcbStatus"]
     assert verdict["td"]["report_data"] == recorded["reportData"]
     assert {k: v for k, v in verdict["collateral_digests"].items()} == {
-        k: v for k, v in recorded["collateral"].items() if k != "set"}
+        k: v for k, v in recorded["collateral"].items() if k != "set"
+    }
     problem(http.get("/api/v1/entries/99/evidence"), 404, "entry-not-found")
 
 
@@ -273,10 +281,14 @@ def test_key_mode_one_quote_attests_a_pipeline_key(server: ServerProcess, http: 
     spki = spki_der(key)
     import hashlib
 
-    statement = intoto_statement([("spki", hashlib.sha256(spki).hexdigest())],
-                                 "https://atlas-log.dev/tee/key-attestation/v1", {})
-    attest = build_submission(sign_envelope(INTOTO_PAYLOAD_TYPE, statement, key), [spki],
-                              tee=tdx_tee(server.platform.quote(key_report_data(spki)), binding=KEY_TAG))
+    statement = intoto_statement(
+        [("spki", hashlib.sha256(spki).hexdigest())], "https://atlas-log.dev/tee/key-attestation/v1", {}
+    )
+    attest = build_submission(
+        sign_envelope(INTOTO_PAYLOAD_TYPE, statement, key),
+        [spki],
+        tee=tdx_tee(server.platform.quote(key_report_data(spki)), binding=KEY_TAG),
+    )
     r = http.post("/api/v1/entries", json=attest)
     assert r.status_code == 201, r.text
     idx = r.json()["logIndex"]
@@ -290,6 +302,9 @@ def test_key_mode_one_quote_attests_a_pipeline_key(server: ServerProcess, http: 
     stranger["tee"] = {"type": "intel-tdx", "binding": KEY_TAG, "keyAttestationEntry": idx}
     problem(http.post("/api/v1/entries", json=stranger), 422, "tdx-key-not-attested")
     # A payload-mode quote does not attest a key.
-    wrong = build_submission(sign_envelope(INTOTO_PAYLOAD_TYPE, statement, key), [spki],
-                             tee=tdx_tee(server.platform.quote(key_report_data(spki))))
+    wrong = build_submission(
+        sign_envelope(INTOTO_PAYLOAD_TYPE, statement, key),
+        [spki],
+        tee=tdx_tee(server.platform.quote(key_report_data(spki))),
+    )
     problem(http.post("/api/v1/entries", json=wrong), 422, "tdx-binding-mismatch")

@@ -17,8 +17,10 @@ def test_demo_then_verify_get_checkpoint(
     vkey = server.vkey
     base = ["--server", server.url, "--vkey", vkey]
     platform = str(server.data_dir / "simulated-tdx")
-    assert cli.main([*base, "demo", "--count", "25", "--receipts", str(tmp_path / "r"),
-                     "--simulated-platform", platform]) == 0
+    assert (
+        cli.main([*base, "demo", "--count", "25", "--receipts", str(tmp_path / "r"), "--simulated-platform", platform])
+        == 0
+    )
     files = sorted((tmp_path / "r").glob("*.json"))
     assert len(files) == 25
     assert cli.main(["--vkey", vkey, "verify", *map(str, files)]) == 0

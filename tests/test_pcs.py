@@ -31,8 +31,16 @@ def standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Sim
     platform = SimulatedPlatform.create()
     platform.save(folder)
     port = free_port()
-    args = [sys.executable, "-m", "atlas_log_server.cli", "pcs-standin", "--port", str(port), "--simulated",
-            f"sim={folder}"]
+    args = [
+        sys.executable,
+        "-m",
+        "atlas_log_server.cli",
+        "pcs-standin",
+        "--port",
+        str(port),
+        "--simulated",
+        f"sim={folder}",
+    ]
     for case in CASES:
         args += ["--folder", f"{case.name}={case}"]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -90,12 +98,15 @@ def _scripted(statuses: list[int], retry_after: str = "0") -> tuple[httpx.MockTr
     return httpx.MockTransport(handler), calls
 
 
-@pytest.mark.parametrize(("statuses", "ok", "calls_made"), [
-    ([503, 200], True, 2),
-    ([429, 429, 200], True, 3),
-    ([429, 429, 429], False, 3),
-    ([404], False, 1),
-])
+@pytest.mark.parametrize(
+    ("statuses", "ok", "calls_made"),
+    [
+        ([503, 200], True, 2),
+        ([429, 429, 200], True, 3),
+        ([429, 429, 429], False, 3),
+        ([404], False, 1),
+    ],
+)
 def test_retries_and_errors(statuses: list[int], ok: bool, calls_made: int) -> None:
     transport, calls = _scripted(statuses)
 
@@ -140,8 +151,13 @@ def test_store_caches_persists_and_refreshes(standin: tuple[str, SimulatedPlatfo
             assert await store.get(fmspc, "platform") is first
             assert await pool.fetchval("SELECT count(*) FROM pcs_collateral") == 1
             # A new process finds it in PostgreSQL without asking PCS.
-            offline = CollateralStore(pool, PcsClient(http, "http://127.0.0.1:9"), [platform.root_fingerprint],
-                                      3 * 86400, clock=lambda: clock[0])
+            offline = CollateralStore(
+                pool,
+                PcsClient(http, "http://127.0.0.1:9"),
+                [platform.root_fingerprint],
+                3 * 86400,
+                clock=lambda: clock[0],
+            )
             assert await offline.get(fmspc, "platform") == first
             assert await offline.by_digest(first.digest) == first
             # Near expiry, the refresher fetches again (the stand-in reissues daily).
@@ -182,13 +198,25 @@ def test_server_fetches_collateral_over_http_from_a_standin(db_url: str, tmp_pat
     platform = SimulatedPlatform.create()
     platform.save(data / "simulated-tdx")
     port = free_port()
-    standin = subprocess.Popen([sys.executable, "-m", "atlas_log_server.cli", "pcs-standin", "--port", str(port),
-                                "--simulated", f"={data / 'simulated-tdx'}"], stdout=subprocess.DEVNULL)
+    standin = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "atlas_log_server.cli",
+            "pcs-standin",
+            "--port",
+            str(port),
+            "--simulated",
+            f"={data / 'simulated-tdx'}",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
     server = ServerProcess(db_url, data, env={"ATLAS_PCS_URL": f"http://127.0.0.1:{port}"})
     try:
         assert server.platform.root_fingerprint == platform.root_fingerprint
-        r = httpx.post(server.url + "/api/v1/entries", json=demo_submission(Ed25519PrivateKey.generate(), 1, platform),
-                       timeout=60)
+        r = httpx.post(
+            server.url + "/api/v1/entries", json=demo_submission(Ed25519PrivateKey.generate(), 1, platform), timeout=60
+        )
         assert r.status_code == 201, r.text
         info = httpx.get(server.url + "/api/v1/log").json()["attestation"]
         assert info["pcsUrl"] == f"http://127.0.0.1:{port}"

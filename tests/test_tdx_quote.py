@@ -52,8 +52,8 @@ def test_zero_padding_is_tolerated() -> None:
         lambda q: q[:2] + struct.pack("<H", 3) + q[4:],
         lambda q: q[:4] + struct.pack("<I", 0) + q[8:],
         lambda q: q[:632] + struct.pack("<I", 10**6) + q[636:],
-        lambda q: q[:632 + 4 + 128] + struct.pack("<H", 5) + q[632 + 4 + 130:],
-        lambda q: q[:632 + 4 + 130] + struct.pack("<I", 1) + q[632 + 4 + 134:],
+        lambda q: q[: 632 + 4 + 128] + struct.pack("<H", 5) + q[632 + 4 + 130 :],
+        lambda q: q[: 632 + 4 + 130] + struct.pack("<I", 1) + q[632 + 4 + 134 :],
     ],
 )
 def test_malformed_quotes_are_typed_errors(mutate) -> None:  # type: ignore[no-untyped-def]
@@ -84,8 +84,11 @@ def test_fuzz_random_bytes(data: bytes) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.sampled_from(range(len(QUOTES))), st.lists(st.tuples(st.integers(0, 5999), st.integers(0, 255)),
-                                                      min_size=1, max_size=8), st.integers(0, 6000))
+@given(
+    st.sampled_from(range(len(QUOTES))),
+    st.lists(st.tuples(st.integers(0, 5999), st.integers(0, 255)), min_size=1, max_size=8),
+    st.integers(0, 6000),
+)
 def test_fuzz_mutated_quotes(which: int, edits: list[tuple[int, int]], cut: int) -> None:
     data = bytearray(QUOTES[which])
     for off, val in edits:

@@ -39,9 +39,15 @@ def test_real_case_verdict_inside_window(name: str) -> None:
             assert v.tcb_status == case["expect"]["tcb_status"]
             assert list(v.advisory_ids) == case["expect"]["advisory_ids"]
             assert v.collateral_expiry == hi
-            assert set(v.collateral_digests) == {"tcb_info", "tcb_info_issuer_chain", "qe_identity",
-                                                 "qe_identity_issuer_chain", "pck_crl", "pck_crl_issuer_chain",
-                                                 "root_ca_crl"}
+            assert set(v.collateral_digests) == {
+                "tcb_info",
+                "tcb_info_issuer_chain",
+                "qe_identity",
+                "qe_identity_issuer_chain",
+                "pck_crl",
+                "pck_crl_issuer_chain",
+                "root_ca_crl",
+            }
         else:
             assert v.code == "tcb-level-not-found", v
         assert v.fmspc and v.td["mr_td"]
@@ -85,8 +91,14 @@ def platform() -> SimulatedPlatform:
     return SimulatedPlatform.create(NOW)
 
 
-def _verify(p: SimulatedPlatform, quote: bytes, coll: Collateral | None = None, now: int = NOW + 3600,
-            policy: Policy | None = None, roots: list[str] | None = None) -> tuple[bool, str | None]:
+def _verify(
+    p: SimulatedPlatform,
+    quote: bytes,
+    coll: Collateral | None = None,
+    now: int = NOW + 3600,
+    policy: Policy | None = None,
+    roots: list[str] | None = None,
+) -> tuple[bool, str | None]:
     args = (quote, coll or p.collateral(), now, policy)
     rs = roots or [p.root_fingerprint]
     v = verify_quote(*args, roots=rs)
@@ -122,8 +134,9 @@ REJECTIONS = {
     "untrusted-root": lambda p: _verify(p, p.quote(), roots=["00" * 32]),
     "collateral-expired": lambda p: _verify(p, p.quote(), now=NOW + 31 * 86400),
     "collateral-not-yet-valid": lambda p: _verify(p, p.quote(), p.collateral(NOW + 7200), now=NOW + 3600),
-    "certificate-expired": lambda p: _verify(p, p.quote(), p.collateral(NOW + 11 * 365 * 86400),
-                                             now=NOW + 11 * 365 * 86400 + 10),
+    "certificate-expired": lambda p: _verify(
+        p, p.quote(), p.collateral(NOW + 11 * 365 * 86400), now=NOW + 11 * 365 * 86400 + 10
+    ),
     "pck-revoked": lambda p: _verify(p, p.quote(), p.variant(revoked_pck=True).collateral()),
     "pck-ca-revoked": lambda p: _verify(p, p.quote(), p.variant(revoked_pck_ca=True).collateral()),
     "tcb-info-signature-invalid": _tcb_info_bad_signature,
@@ -134,12 +147,17 @@ REJECTIONS = {
     "quote-signature-invalid": lambda p: _verify(p, _flip(p.quote(), 600)),
     "td-debug": lambda p: _verify(p, p.quote(td_attributes=bytes.fromhex("0100001000000000"))),
     "tcb-level-not-found": lambda p: _verify(
-        p, p.quote(), p.variant(tcb_levels=(TcbLevel((9,) * 16, 99, (0,) * 16, "UpToDate"),)).collateral()),
+        p, p.quote(), p.variant(tcb_levels=(TcbLevel((9,) * 16, 99, (0,) * 16, "UpToDate"),)).collateral()
+    ),
     "tcb-status-not-allowed": lambda p: _verify(
-        p, p.quote(), p.variant(tcb_levels=(TcbLevel(p.sgx_svns, p.pcesvn, (0,) * 16, "OutOfDate"),)).collateral()),
+        p, p.quote(), p.variant(tcb_levels=(TcbLevel(p.sgx_svns, p.pcesvn, (0,) * 16, "OutOfDate"),)).collateral()
+    ),
     "advisory-denied": lambda p: _verify(
-        p, p.quote(), p.variant(tcb_levels=(TcbLevel(p.sgx_svns, p.pcesvn, (0,) * 16, "UpToDate", ("SA-1",)),)
-                                ).collateral(), policy=Policy(denied_advisories=frozenset({"SA-1"}))),
+        p,
+        p.quote(),
+        p.variant(tcb_levels=(TcbLevel(p.sgx_svns, p.pcesvn, (0,) * 16, "UpToDate", ("SA-1",)),)).collateral(),
+        policy=Policy(denied_advisories=frozenset({"SA-1"})),
+    ),
     "mrtd-not-allowed": lambda p: _verify(p, p.quote(), policy=Policy(mr_td=frozenset({"ab" * 48}))),
     "rtmr-not-allowed": lambda p: _verify(p, p.quote(), policy=Policy(rtmr=(None, None, frozenset({"cd" * 48}), None))),
     "mrconfigid-not-allowed": lambda p: _verify(p, p.quote(), policy=Policy(mr_config_id=frozenset({"ef" * 48}))),
@@ -163,21 +181,33 @@ def test_at_least_fifteen_distinct_rejections() -> None:
 
 def test_outofdate_is_accepted_when_policy_allows(platform: SimulatedPlatform) -> None:
     p = platform.variant(tcb_levels=(TcbLevel(platform.sgx_svns, platform.pcesvn, (0,) * 16, "OutOfDate", ("A",)),))
-    v = verify_quote(p.quote(), p.collateral(), NOW + 10, Policy(allowed_statuses=frozenset({"OutOfDate"})),
-                     roots=[p.root_fingerprint])
+    v = verify_quote(
+        p.quote(),
+        p.collateral(),
+        NOW + 10,
+        Policy(allowed_statuses=frozenset({"OutOfDate"})),
+        roots=[p.root_fingerprint],
+    )
     assert v.accept and v.tcb_status == "OutOfDate" and v.advisory_ids == ("A",)
 
 
 def test_relaunch_advised_for_tdx15(platform: SimulatedPlatform) -> None:
     # Launched with an old module (matches only the OutOfDate level), now updated in place (SVN2 current).
     old = bytes([3, 1, 1]) + bytes(13)
-    p = platform.variant(tcb_levels=(
-        TcbLevel(platform.sgx_svns, platform.pcesvn, (0, 0, 2) + (0,) * 13, "UpToDate"),
-        TcbLevel(platform.sgx_svns, platform.pcesvn, (0,) * 16, "OutOfDate"),
-    ))
+    p = platform.variant(
+        tcb_levels=(
+            TcbLevel(platform.sgx_svns, platform.pcesvn, (0, 0, 2) + (0,) * 13, "UpToDate"),
+            TcbLevel(platform.sgx_svns, platform.pcesvn, (0,) * 16, "OutOfDate"),
+        )
+    )
     q = p.quote(version=5, body_type=3, tee_tcb_svn=old, tee_tcb_svn2=platform.tee_tcb_svn)
-    v = verify_quote(q, p.collateral(), NOW + 10, Policy(allowed_statuses=frozenset({"TDRelaunchAdvised"})),
-                     roots=[p.root_fingerprint])
+    v = verify_quote(
+        q,
+        p.collateral(),
+        NOW + 10,
+        Policy(allowed_statuses=frozenset({"TDRelaunchAdvised"})),
+        roots=[p.root_fingerprint],
+    )
     assert v.accept and v.tcb_status == "TDRelaunchAdvised"
 
 
@@ -212,8 +242,8 @@ def test_cli_tdx_verify(name: str, tmp_path: Path, capsys: pytest.CaptureFixture
     assert {"accept", "tcb_status", "advisory_ids", "fmspc", "reason"} <= set(out)
     policy = tmp_path / "policy.json"
     policy.write_text(json.dumps({"mr_td": ["00" * 48]}))
-    rc = cli.main(["tdx", "verify", str(d / "quote.bin"), "--collateral", str(d), "--at", str(now),
-                   "--policy", str(policy)])
+    rc = cli.main(
+        ["tdx", "verify", str(d / "quote.bin"), "--collateral", str(d), "--at", str(now), "--policy", str(policy)]
+    )
     assert rc == 1
     assert "REJECTED" in capsys.readouterr().out
-

@@ -138,8 +138,10 @@ def _cmd_evidence(args: argparse.Namespace) -> int:
         (out / "pcs" / name).write_bytes(b64decode(ev["collateral"][field], field))
     (out / "verdict.json").write_text(json.dumps(ev["verdict"], indent=2))
     roots = " ".join(f"--root {r}" for r in ev["trustedRoots"])
-    print(f"wrote {out}; replay: atlas-log tdx verify {out / 'quote.bin'} --collateral {out} "
-          f"--at {ev['verifiedAt']} {roots}")
+    print(
+        f"wrote {out}; replay: atlas-log tdx verify {out / 'quote.bin'} --collateral {out} "
+        f"--at {ev['verifiedAt']} {roots}"
+    )
     return 0
 
 

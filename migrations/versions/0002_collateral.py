@@ -17,8 +17,15 @@ down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-PARTS = ("tcb_info", "tcb_info_issuer_chain", "qe_identity", "qe_identity_issuer_chain", "pck_crl",
-         "pck_crl_issuer_chain", "root_ca_crl")
+PARTS = (
+    "tcb_info",
+    "tcb_info_issuer_chain",
+    "qe_identity",
+    "qe_identity_issuer_chain",
+    "pck_crl",
+    "pck_crl_issuer_chain",
+    "root_ca_crl",
+)
 
 
 def upgrade() -> None:

@@ -52,7 +52,12 @@ def _serve(args: argparse.Namespace) -> int:
         f"Atlas Log serving {settings.origin} on {base} ({where})\n"
         f"  checkpoint key {'generated' if created else 'loaded'}: {settings.signing_key_path}\n"
         f"  verifier key:  {signer.verifier.vkey}\n"
-        f"  submit a first entry:   {client} demo --count 1 --server {base} --receipts ./receipts\n"
+        + (
+            f"  TDX: SIMULATED platform in {settings.platform_dir} (development only; quotes prove nothing)\n"
+            if settings.tdx_mode == "simulated"
+            else "  TDX: Intel PCS, pinned Intel SGX Root CA\n"
+        )
+        + f"  submit a first entry:   {client} demo --count 1 --server {base} --receipts ./receipts\n"
         f"  check it offline:       {client} verify --vkey '{signer.verifier.vkey}' ./receipts/*.json\n"
         f"  latest checkpoint:      curl {base}/checkpoint",
         flush=True,
@@ -135,8 +140,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8081)
     p.add_argument("--folder", action="append", help="NAME=DIR: a PCS-replay folder served under /NAME")
-    p.add_argument("--simulated", action="append", help="NAME=DIR: a saved simulated platform under /NAME "
-                   "(an empty NAME serves it at the root)")
+    p.add_argument(
+        "--simulated",
+        action="append",
+        help="NAME=DIR: a saved simulated platform under /NAME (an empty NAME serves it at the root)",
+    )
     p.set_defaults(func=_pcs_standin)
     p = sub.add_parser("migrate", help="apply the database migrations")
     p.add_argument("--revision")
