@@ -14,7 +14,7 @@ from pathlib import Path
 
 from atlas_log.errors import QuoteError
 
-__all__ = ["Collateral", "collateral_from_dir", "raw_members", "replay_files"]
+__all__ = ["COLLATERAL_PARTS", "Collateral", "collateral_from_dir", "raw_members", "replay_files"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +55,10 @@ _FILES = {
     "pck_crl_issuer_chain": "pckcrl.issuer-chain.pem",
     "root_ca_crl": "rootcacrl.der",
 }
+
+
+COLLATERAL_PARTS = tuple(_FILES)
+"""The fields of :class:`Collateral`, in order."""
 
 
 def replay_files() -> dict[str, str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from urllib.parse import quote
 
@@ -53,62 +53,40 @@ def _fmspc(c: Collateral) -> str:
 
 
 def create_standin_app(sources: Mapping[str, Source]) -> Starlette:
-    def source(request: Request) -> Collateral:
-        prefix = request.path_params.get("prefix", "")
-        if prefix not in sources:
-            raise KeyError(prefix)
-        return sources[prefix]()
+    def handler(respond: Callable[[Request, Collateral], Response]) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            prefix = request.path_params.get("prefix", "")
+            if prefix not in sources:
+                return Response(status_code=404)
+            return respond(request, sources[prefix]())
 
-    async def tcb(request: Request) -> Response:
-        try:
-            c = source(request)
-        except KeyError:
-            return Response(status_code=404)
+        return endpoint
+
+    def tcb(request: Request, c: Collateral) -> Response:
         if request.query_params.get("fmspc", "").upper() != _fmspc(c):
             return Response(status_code=404)
-        return Response(
-            c.tcb_info,
-            media_type="application/json",
-            headers={"TCB-Info-Issuer-Chain": _chain_header(c.tcb_info_issuer_chain)},
-        )
+        headers = {"TCB-Info-Issuer-Chain": _chain_header(c.tcb_info_issuer_chain)}
+        return Response(c.tcb_info, media_type="application/json", headers=headers)
 
-    async def qe(request: Request) -> Response:
-        try:
-            c = source(request)
-        except KeyError:
-            return Response(status_code=404)
-        return Response(
-            c.qe_identity,
-            media_type="application/json",
-            headers={"SGX-Enclave-Identity-Issuer-Chain": _chain_header(c.qe_identity_issuer_chain)},
-        )
+    def qe(request: Request, c: Collateral) -> Response:
+        headers = {"SGX-Enclave-Identity-Issuer-Chain": _chain_header(c.qe_identity_issuer_chain)}
+        return Response(c.qe_identity, media_type="application/json", headers=headers)
 
-    async def pckcrl(request: Request) -> Response:
-        try:
-            c = source(request)
-        except KeyError:
-            return Response(status_code=404)
+    def pckcrl(request: Request, c: Collateral) -> Response:
         if request.query_params.get("ca") not in ("platform", "processor"):
             return Response(status_code=400)
-        return Response(
-            c.pck_crl,
-            media_type="application/pkix-crl",
-            headers={"SGX-PCK-CRL-Issuer-Chain": _chain_header(c.pck_crl_issuer_chain)},
-        )
+        headers = {"SGX-PCK-CRL-Issuer-Chain": _chain_header(c.pck_crl_issuer_chain)}
+        return Response(c.pck_crl, media_type="application/pkix-crl", headers=headers)
 
-    async def rootcrl(request: Request) -> Response:
-        try:
-            c = source(request)
-        except KeyError:
-            return Response(status_code=404)
+    def rootcrl(request: Request, c: Collateral) -> Response:
         return Response(c.root_ca_crl, media_type="application/pkix-crl")
 
     routes = []
     for base in ("", "/{prefix}"):
         routes += [
-            Route(base + "/tdx/certification/v4/tcb", tcb),
-            Route(base + "/tdx/certification/v4/qe/identity", qe),
-            Route(base + "/sgx/certification/v4/pckcrl", pckcrl),
-            Route(base + "/sgx/certification/v4/rootcacrl", rootcrl),
+            Route(base + "/tdx/certification/v4/tcb", handler(tcb)),
+            Route(base + "/tdx/certification/v4/qe/identity", handler(qe)),
+            Route(base + "/sgx/certification/v4/pckcrl", handler(pckcrl)),
+            Route(base + "/sgx/certification/v4/rootcacrl", handler(rootcrl)),
         ]
     return Starlette(routes=routes)

@@ -14,20 +14,12 @@ from dataclasses import dataclass
 import asyncpg
 
 from atlas_log.errors import CollateralFetchError, QuoteError
-from atlas_log.tdx.collateral import Collateral
+from atlas_log.tdx.collateral import COLLATERAL_PARTS, Collateral
 from atlas_log.tdx.pcs import PcsClient
 from atlas_log.tdx.verify import collateral_validity
 
 _log = logging.getLogger(__name__)
-_PARTS = (
-    "tcb_info",
-    "tcb_info_issuer_chain",
-    "qe_identity",
-    "qe_identity_issuer_chain",
-    "pck_crl",
-    "pck_crl_issuer_chain",
-    "root_ca_crl",
-)
+_PARTS = COLLATERAL_PARTS
 
 
 @dataclass(frozen=True, slots=True)

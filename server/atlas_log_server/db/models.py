@@ -16,6 +16,8 @@ from sqlalchemy import (
     func,
 )
 
+from atlas_log.tdx.collateral import COLLATERAL_PARTS
+
 metadata = MetaData()
 
 log_state = Table(
@@ -76,18 +78,7 @@ pcs_collateral = Table(
     Column("digest", Text, primary_key=True),
     Column("fmspc", Text, nullable=False),
     Column("ca", Text, nullable=False),
-    *(
-        Column(part, LargeBinary, nullable=False)
-        for part in (
-            "tcb_info",
-            "tcb_info_issuer_chain",
-            "qe_identity",
-            "qe_identity_issuer_chain",
-            "pck_crl",
-            "pck_crl_issuer_chain",
-            "root_ca_crl",
-        )
-    ),
+    *(Column(part, LargeBinary, nullable=False) for part in COLLATERAL_PARTS),
     Column("not_before", BigInteger, nullable=False),
     Column("not_after", BigInteger, nullable=False),
     Column("fetched_at", DateTime(timezone=True), nullable=False, server_default=func.now()),

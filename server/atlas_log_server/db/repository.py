@@ -25,17 +25,9 @@ class LogState:
 
 
 @dataclass(frozen=True, slots=True)
-class NewEntry:
-    index: int
-    entry_id: bytes
-    leaf_hash: bytes
-    leaf: bytes
-    submission: bytes
-    integrated_time: int
-
-
-@dataclass(frozen=True, slots=True)
 class StoredEntry:
+    """An entry row: written by the sequencer, read back by everyone else."""
+
     index: int
     entry_id: bytes
     leaf_hash: bytes
@@ -81,7 +73,7 @@ class BatchTransaction:
         rows = await self._conn.fetch("SELECT entry_id, idx FROM entries WHERE entry_id = ANY($1::bytea[])", entry_ids)
         return {r["entry_id"]: r["idx"] for r in rows}
 
-    async def insert_entries(self, entries: Sequence[NewEntry]) -> None:
+    async def insert_entries(self, entries: Sequence[StoredEntry]) -> None:
         await self._conn.copy_records_to_table(
             "entries",
             records=[(e.index, e.entry_id, e.leaf_hash, e.leaf, e.submission, e.integrated_time) for e in entries],

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from atlas_log.checkpoint import Checkpoint
 from atlas_log.merkle import HASH_SIZE, CompactRange, Hash, NodeSource, consistency_proof, inclusion_proof, node_hash
 from atlas_log.tiles import TILE_HEIGHT, TILE_WIDTH
-from atlas_log_server.db.repository import NewEntry, Repository
+from atlas_log_server.db.repository import Repository, StoredEntry
 from atlas_log_server.log.signer import CheckpointSigner
 
 _log = logging.getLogger(__name__)
@@ -193,7 +193,7 @@ class Sequencer:
                     row[1].extend(digest)
 
             placed: list[tuple[int, bool]] = []
-            new: list[NewEntry] = []
+            new: list[StoredEntry] = []
             for e in entries:
                 idx = existing.get(e.entry_id)
                 if idx is not None:
@@ -202,7 +202,7 @@ class Sequencer:
                 idx = frontier.size
                 existing[e.entry_id] = idx
                 frontier.append(e.leaf_hash, on_node)
-                new.append(NewEntry(idx, e.entry_id, e.leaf_hash, e.leaf, e.submission, e.integrated_time))
+                new.append(StoredEntry(idx, e.entry_id, e.leaf_hash, e.leaf, e.submission, e.integrated_time))
                 placed.append((idx, True))
 
             previous = Checkpoint(self.repo.origin, state.size, state.root_hash)
