@@ -42,13 +42,6 @@ def _reject(slug: str, detail: str, status: int = 400) -> Problem:
     return Problem(status, slug, detail)
 
 
-async def no_tee_gate(sub: Submission, now: int) -> dict[str, Any] | None:
-    """The gate used until TEE verification is configured: a `tee` block cannot be checked, so it is refused."""
-    if sub.tee is not None:
-        raise _reject("tee-unsupported", "this log does not verify TEE evidence yet; submit without a 'tee' block", 422)
-    return None
-
-
 def _keys(material: Any) -> list[PublicKey]:
     if not isinstance(material, dict) or set(material) - {"publicKeys"}:
         raise _reject("invalid-submission", "verificationMaterial must be an object with 'publicKeys'")
@@ -77,7 +70,7 @@ def _keys(material: Any) -> list[PublicKey]:
 class Admission:
     """The ordered admission pipeline."""
 
-    def __init__(self, gates: Sequence[Gate] = (no_tee_gate,)) -> None:
+    def __init__(self, gates: Sequence[Gate]) -> None:
         self.gates = tuple(gates)
 
     def parse(self, raw: bytes) -> Submission:
