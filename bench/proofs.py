@@ -40,12 +40,8 @@ async def build(url: str, n: int, key: Path) -> None:
     for start in range(0, n, 4096):
         batch = []
         for i in range(start, min(n, start + 4096)):
-            leaf = b"bench-leaf-%d" % i
-            batch.append(
-                PendingEntry(
-                    hashlib.sha256(leaf).digest(), hashlib.sha256(b"\x00" + leaf).digest(), leaf, b"{}", 1_795_000_000
-                )
-            )
+            body = b'{"bench":%d}' % i
+            batch.append(PendingEntry(hashlib.sha256(body).digest(), body, b"{}", 1_795_000_000))
         await seq.append(batch)
     await pool.close()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import itertools
+import json
 import os
 
 import asyncpg
@@ -14,6 +15,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from atlas_log.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
+from atlas_log.entry import encode_leaf
 from atlas_log.merkle import EMPTY_ROOT, LeafHash, RootHash, verify_consistency, verify_inclusion
 from atlas_log.note import Signer
 from atlas_log_server.db import migrate
@@ -29,8 +31,13 @@ ORIGIN = "test.example/log"
 
 
 def pending(i: int, salt: bytes = b"") -> PendingEntry:
-    leaf = b"leaf-" + salt + str(i).encode()
-    return PendingEntry(hashlib.sha256(leaf).digest(), hashlib.sha256(b"\x00" + leaf).digest(), leaf, b"{}", 1)
+    body = json.dumps({"n": i, "salt": salt.hex()}).encode()
+    return PendingEntry(hashlib.sha256(body).digest(), body, b"{}", 1)
+
+
+def expected_leaf_hash(p: PendingEntry) -> bytes:
+    """The leaf the sequencer builds for an entry that names no artifacts."""
+    return hashlib.sha256(b"\x00" + encode_leaf(p.body, p.integrated_time, {})).digest()
 
 
 async def _log(db_url: str, signer: Signer, pool_size: int = 4) -> tuple[Repository, Sequencer]:
@@ -97,7 +104,7 @@ async def test_sequencer_builds_the_reference_tree_and_dedupes(db_url: str) -> N
     assert [r.index for r in results] == list(range(700))
     again = await seq.append([items[3], items[3], pending(700)])
     assert [(r.index, r.created) for r in again] == [(3, False), (3, False), (700, True)]
-    leaves = [i.leaf_hash for i in items] + [pending(700).leaf_hash]
+    leaves = [expected_leaf_hash(i) for i in items] + [expected_leaf_hash(pending(700))]
     state = await repo.state()
     assert state.size == 701 and state.root_hash == reference.mth(leaves)
     cp = open_checkpoint(state.checkpoint or b"", signer.verifier)
@@ -130,7 +137,7 @@ async def test_concurrent_sequencers_make_one_consistent_tree(db_url: str) -> No
     assert sorted(r.index for r in results) == list(range(1500))
     repo = logs[0][0]
     state = await repo.state()
-    by_index = {r.index: items[n].leaf_hash for n, r in enumerate(results)}
+    by_index = {r.index: expected_leaf_hash(items[n]) for n, r in enumerate(results)}
     assert state.root_hash == reference.mth([by_index[i] for i in range(1500)])
     # Every batch's checkpoint is consistent with the final one.
     final = open_checkpoint(state.checkpoint or b"", signer.verifier)

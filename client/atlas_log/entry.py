@@ -19,8 +19,19 @@ import rfc8785
 from atlas_log._encoding import b64encode
 from atlas_log.dsse import Envelope, PublicKey
 from atlas_log.errors import FormatError
+from atlas_log.intoto import Extraction
 
-__all__ = ["API_VERSION", "MAX_LEAF_SIZE", "Entry", "build_body", "canonical_json", "parse_leaf"]
+__all__ = [
+    "API_VERSION",
+    "LINKED_ROLES",
+    "MAX_LEAF_SIZE",
+    "Entry",
+    "build_body",
+    "canonical_json",
+    "encode_leaf",
+    "index_summary",
+    "parse_leaf",
+]
 
 API_VERSION = "atlas-log/v1"
 MAX_LEAF_SIZE = 65_535  # an entry bundle prefixes each entry with a uint16 length (tlog-tiles)
@@ -63,6 +74,23 @@ def _sha256(data: bytes) -> dict[str, str]:
     return {"sha256": hashlib.sha256(data).hexdigest()}
 
 
+LINKED_ROLES = ("subject", "evaluated", "material", "eval_data")
+
+
+def index_summary(extraction: Extraction) -> dict[str, Any]:
+    """What the leaf commits to about the extraction: subject and material digests, and a digest of all facts
+    (with their roles, names and JSON paths), which anyone can recompute from the stored payload."""
+    facts = [f.to_json() for f in extraction.facts]
+    return {
+        "predicateType": extraction.predicate_type,
+        "legacy": extraction.legacy,
+        "subjects": extraction.digests("subject", "evaluated"),
+        "materials": extraction.digests("material", "eval_data"),
+        "factCount": len(facts),
+        "factsSha256": hashlib.sha256(canonical_json(facts)).hexdigest(),
+    }
+
+
 def _predicate_type(envelope: Envelope) -> str | None:
     if not envelope.payload_type.startswith("application/vnd.in-toto"):
         return None
@@ -74,8 +102,14 @@ def _predicate_type(envelope: Envelope) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def build_body(envelope: Envelope, signers: Sequence[PublicKey], tee: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The entry body for a verified envelope; ``signers[i]`` is the key that verified signature ``i``."""
+def build_body(
+    envelope: Envelope,
+    signers: Sequence[PublicKey],
+    tee: dict[str, Any] | None = None,
+    index: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The entry body for a verified envelope; ``signers[i]`` is the key that verified signature ``i``;
+    ``index`` is what was extracted from the payload (see :func:`index_summary`)."""
     if len(signers) != len(envelope.signatures):
         raise ValueError("one signer per signature is required")
     return {
@@ -93,15 +127,23 @@ def build_body(envelope: Envelope, signers: Sequence[PublicKey], tee: dict[str, 
             for s, k in zip(envelope.signatures, signers, strict=True)
         ],
         "tee": tee,
+        "index": index,
     }
 
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """A log entry: its body, integration time, and the derived identifiers."""
+    """A log entry: its body, integration time, and back-links, with the derived identifiers.
+
+    ``links`` maps each artifact digest the entry names as subject or material (``alg:hex``) to the log index
+    of the previous entry naming it (``None`` for the first): the chain that lets a reader of an artifact's
+    history detect an entry dropped from the middle. It depends on the log's position, so it sits beside the
+    body, outside the deduplication key.
+    """
 
     body: dict[str, Any]
     integrated_time: int
+    links: dict[str, int | None] | None = None
 
     @property
     def entry_id(self) -> bytes:
@@ -115,13 +157,20 @@ class Entry:
     def encode(self) -> tuple[bytes, bytes]:
         """``(entryId, leaf)`` from one canonicalisation of the body."""
         body = canonical_json(self.body)
-        if isinstance(self.integrated_time, bool) or not 0 <= self.integrated_time <= _MAX_SAFE_INT:
-            raise FormatError("integratedTime must be a non-negative safe integer")
-        # JCS of {"body": ..., "integratedTime": t}: "body" sorts before "integratedTime".
-        data = b'{"body":' + body + b',"integratedTime":' + str(self.integrated_time).encode() + b"}"
-        if len(data) > MAX_LEAF_SIZE:
-            raise FormatError(f"entry leaf is {len(data)} bytes, more than {MAX_LEAF_SIZE}")
-        return hashlib.sha256(body).digest(), data
+        return hashlib.sha256(body).digest(), encode_leaf(body, self.integrated_time, self.links)
+
+
+def encode_leaf(body: bytes, integrated_time: int, links: dict[str, int | None] | None) -> bytes:
+    """The leaf from the body's canonical bytes: JCS of ``{"body", "integratedTime"[, "links"]}`` (keys in order)."""
+    if isinstance(integrated_time, bool) or not 0 <= integrated_time <= _MAX_SAFE_INT:
+        raise FormatError("integratedTime must be a non-negative safe integer")
+    data = b'{"body":' + body + b',"integratedTime":' + str(integrated_time).encode()
+    if links is not None:
+        data += b',"links":' + canonical_json(links)
+    data += b"}"
+    if len(data) > MAX_LEAF_SIZE:
+        raise FormatError(f"entry leaf is {len(data)} bytes, more than {MAX_LEAF_SIZE}")
+    return data
 
 
 def parse_leaf(leaf: bytes) -> Entry:
@@ -130,12 +179,17 @@ def parse_leaf(leaf: bytes) -> Entry:
         obj = json.loads(leaf)
     except ValueError as exc:
         raise FormatError(f"leaf is not JSON: {exc}") from exc
-    if not isinstance(obj, dict) or set(obj) != {"body", "integratedTime"}:
-        raise FormatError("leaf must be an object with exactly 'body' and 'integratedTime'")
-    body, t = obj["body"], obj["integratedTime"]
+    if not isinstance(obj, dict) or not {"body", "integratedTime"} <= set(obj) <= {"body", "integratedTime", "links"}:
+        raise FormatError("leaf must be an object with 'body', 'integratedTime' and optional 'links'")
+    body, t, links = obj["body"], obj["integratedTime"], obj.get("links")
     if not isinstance(body, dict) or not isinstance(t, int) or isinstance(t, bool):
         raise FormatError("leaf body must be an object and integratedTime an integer")
-    entry = Entry(body, t)
+    if links is not None and (
+        not isinstance(links, dict)
+        or not all(v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 0) for v in links.values())
+    ):
+        raise FormatError("leaf links must map digests to earlier log indices or null")
+    entry = Entry(body, t, links)
     if entry.leaf() != leaf:
         raise FormatError("leaf is not in RFC 8785 canonical form")
     return entry

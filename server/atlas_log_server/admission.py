@@ -6,6 +6,7 @@ TEE quote check slots in here), then the canonical leaf. Nothing is written befo
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -13,9 +14,9 @@ from typing import Any
 
 from atlas_log._encoding import b64decode
 from atlas_log.dsse import Envelope, PublicKey, SpkiDer, parse_envelope, verify_envelope
-from atlas_log.entry import API_VERSION, Entry, build_body
+from atlas_log.entry import API_VERSION, LINKED_ROLES, MAX_LEAF_SIZE, build_body, canonical_json, index_summary
 from atlas_log.errors import FormatError, SignatureError
-from atlas_log.merkle import leaf_hash
+from atlas_log.intoto import Extraction, extract
 from atlas_log_server.errors import Problem
 from atlas_log_server.log.sequencer import PendingEntry
 
@@ -31,6 +32,7 @@ class Submission:
     envelope: Envelope
     signers: tuple[PublicKey, ...]
     tee: Any
+    extraction: Extraction
 
 
 Gate = Callable[[Submission, int], Awaitable[dict[str, Any] | None]]
@@ -97,7 +99,11 @@ class Admission:
             signers = verify_envelope(envelope, keys)
         except SignatureError as exc:
             raise _reject("signature-invalid", str(exc)) from exc
-        return Submission(raw, envelope, tuple(signers), obj.get("tee"))
+        try:
+            extraction = extract(envelope.payload_type, envelope.payload)
+        except FormatError as exc:
+            raise _reject("invalid-statement", f"the payload's statement or predicate is invalid: {exc}") from exc
+        return Submission(raw, envelope, tuple(signers), obj.get("tee"), extraction)
 
     async def admit(self, raw: bytes, now: int) -> PendingEntry:
         """Run the whole pipeline; the result is ready for the sequencer."""
@@ -107,9 +113,14 @@ class Admission:
             verdict = await gate(sub, now)
             if verdict is not None:
                 tee = verdict
-        entry = Entry(build_body(sub.envelope, sub.signers, tee), now)
-        try:
-            entry_id, leaf = entry.encode()
-        except FormatError as exc:
-            raise _reject("entry-too-large", str(exc), 413) from exc
-        return PendingEntry(entry_id, leaf_hash(leaf), leaf, raw, now)
+        ex = sub.extraction
+        body = canonical_json(build_body(sub.envelope, sub.signers, tee, index_summary(ex)))
+        linked = tuple(ex.digests(*LINKED_ROLES))
+        # The leaf adds the integration time and one back-link per linked digest: bound its size now, so a
+        # batch never meets an entry it cannot encode.
+        bound = len(body) + sum(len(d) + 24 for d in linked) + 64
+        if bound > MAX_LEAF_SIZE:
+            raise _reject("entry-too-large", f"the entry's leaf would be about {bound} bytes; the limit is "
+                          f"{MAX_LEAF_SIZE} (fewer signatures, subjects or materials per entry)", 413)
+        facts = tuple((f"{a}:{h}", f.role, f.name, f.path) for f in ex.facts for a, h in f.digests)
+        return PendingEntry(hashlib.sha256(body).digest(), body, raw, now, linked, facts)

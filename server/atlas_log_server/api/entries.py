@@ -86,8 +86,8 @@ async def build_receipt(ctx: LogContext, pending: PendingEntry, placed: Sequence
             raise Problem(503, "not-ready", "the log has no checkpoint yet", headers={"Retry-After": "1"})
         size, note, root = state.size, state.checkpoint, state.root_hash
         _, hashes = await ctx.proofs.inclusion(placed.index, size)
-    if placed.created:
-        entry_id, leaf = pending.entry_id, pending.leaf
+    if placed.created and placed.leaf is not None:
+        entry_id, leaf = pending.entry_id, placed.leaf
     else:
         stored = await ctx.repo.entry_by_index(placed.index)
         if stored is None:

@@ -7,6 +7,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
+    ForeignKey,
     Index,
     LargeBinary,
     MetaData,
@@ -85,3 +86,15 @@ pcs_collateral = Table(
 )
 Index("checkpoints_root_hash", checkpoints.c.root_hash)
 Index("pcs_collateral_platform", pcs_collateral.c.fmspc, pcs_collateral.c.ca, pcs_collateral.c.not_after)
+
+entry_artifacts = Table(
+    "entry_artifacts",
+    metadata,
+    Column("idx", BigInteger, ForeignKey("entries.idx"), nullable=False),
+    Column("digest", Text, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("name", Text, nullable=True),
+    Column("json_path", Text, nullable=False),
+)
+Index("entry_artifacts_digest", entry_artifacts.c.digest, entry_artifacts.c.idx)
+Index("entry_artifacts_idx", entry_artifacts.c.idx)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from atlas_log.entry import LINKED_ROLES
 from atlas_log.merkle import EMPTY_ROOT, HASH_SIZE, RootHash
 
 
@@ -79,6 +80,24 @@ class BatchTransaction:
             records=[(e.index, e.entry_id, e.leaf_hash, e.leaf, e.submission, e.integrated_time) for e in entries],
             columns=["idx", "entry_id", "leaf_hash", "leaf", "submission", "integrated_time"],
         )
+
+    async def last_naming(self, digests: Sequence[str]) -> dict[str, int]:
+        """For each digest, the newest entry naming it as subject or material (back-link targets)."""
+        if not digests:
+            return {}
+        rows = await self._conn.fetch(
+            "SELECT digest, max(idx) AS idx FROM entry_artifacts WHERE digest = ANY($1::text[]) "
+            "AND role = ANY($2::text[]) GROUP BY digest",
+            digests,
+            list(LINKED_ROLES),
+        )
+        return {r["digest"]: r["idx"] for r in rows}
+
+    async def insert_artifacts(self, rows: Sequence[tuple[int, str, str, str | None, str]]) -> None:
+        if rows:
+            await self._conn.copy_records_to_table(
+                "entry_artifacts", records=rows, columns=["idx", "digest", "role", "name", "json_path"]
+            )
 
     async def write_tiles(self, writes: Iterable[tuple[int, int, int, bytes]]) -> None:
         """Apply ``(level, index, existing_width, appended_hashes)``: insert new tiles, extend partial ones."""

@@ -15,7 +15,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from atlas_log.checkpoint import Checkpoint
-from atlas_log.merkle import HASH_SIZE, CompactRange, Hash, NodeSource, consistency_proof, inclusion_proof, node_hash
+from atlas_log.entry import encode_leaf
+from atlas_log.merkle import (
+    HASH_SIZE,
+    CompactRange,
+    Hash,
+    NodeSource,
+    consistency_proof,
+    inclusion_proof,
+    leaf_hash,
+    node_hash,
+)
 from atlas_log.tiles import TILE_HEIGHT, TILE_WIDTH
 from atlas_log_server.db.repository import Repository, StoredEntry
 from atlas_log_server.log.signer import CheckpointSigner
@@ -29,13 +39,14 @@ class Overloaded(Exception):
 
 @dataclass(frozen=True, slots=True)
 class PendingEntry:
-    """An admitted entry waiting for an index."""
+    """An admitted entry waiting for an index; its leaf is built when the index (and back-links) are known."""
 
     entry_id: bytes
-    leaf_hash: bytes
-    leaf: bytes
+    body: bytes  # canonical JSON of the entry body
     submission: bytes
     integrated_time: int
+    linked: tuple[str, ...] = ()  # subject and material digests ("alg:hex") the leaf links back for
+    facts: tuple[tuple[str, str, str | None, str], ...] = ()  # (digest, role, name, JSON path) for the index
 
 
 class BatchNodes:
@@ -83,11 +94,13 @@ class Batch:
 
 @dataclass(frozen=True, slots=True)
 class Sequenced:
-    """Where an entry ended up: its index, whether this submission created it, and the batch."""
+    """Where an entry ended up: its index, whether this submission created it, the batch, and (when it did)
+    the leaf it became."""
 
     index: int
     created: bool
     batch: Batch
+    leaf: bytes | None = None
 
 
 def _tile_writes(rows: dict[int, tuple[int, bytearray]]) -> list[tuple[int, int, int, bytes]]:
@@ -192,18 +205,25 @@ class Sequencer:
                         rows[height // TILE_HEIGHT] = row = (index, bytearray())
                     row[1].extend(digest)
 
-            placed: list[tuple[int, bool]] = []
+            placed: list[tuple[int, bool, bytes | None]] = []
             new: list[StoredEntry] = []
+            facts: list[tuple[int, str, str, str | None, str]] = []
+            last = await tx.last_naming(sorted({d for e in entries for d in e.linked}))
             for e in entries:
                 idx = existing.get(e.entry_id)
                 if idx is not None:
-                    placed.append((idx, False))
+                    placed.append((idx, False, None))
                     continue
                 idx = frontier.size
                 existing[e.entry_id] = idx
-                frontier.append(e.leaf_hash, on_node)
-                new.append(StoredEntry(idx, e.entry_id, e.leaf_hash, e.leaf, e.submission, e.integrated_time))
-                placed.append((idx, True))
+                links = {d: last.get(d) for d in e.linked}
+                last.update(dict.fromkeys(e.linked, idx))
+                leaf = encode_leaf(e.body, e.integrated_time, links)
+                lh = leaf_hash(leaf)
+                frontier.append(lh, on_node)
+                new.append(StoredEntry(idx, e.entry_id, lh, leaf, e.submission, e.integrated_time))
+                facts.extend((idx, *f) for f in e.facts)
+                placed.append((idx, True, leaf))
 
             previous = Checkpoint(self.repo.origin, state.size, state.root_hash)
             if new:
@@ -211,6 +231,7 @@ class Sequencer:
                 proof = consistency_proof(state.size, frontier.size, nodes) if state.size else []
                 note = self.signer.sign(previous, checkpoint, proof)
                 await tx.insert_entries(new)
+                await tx.insert_artifacts(facts)
                 await tx.write_tiles(_tile_writes(rows))
                 await tx.save_checkpoint(checkpoint.size, checkpoint.root_hash, frontier.hashes, note)
             else:
@@ -221,4 +242,4 @@ class Sequencer:
             self.batches += 1
             self.last_batch_size = len(new)
         batch = Batch(checkpoint, note, state.size, nodes)
-        return [Sequenced(idx, created, batch) for idx, created in placed]
+        return [Sequenced(idx, created, batch, leaf) for idx, created, leaf in placed]
