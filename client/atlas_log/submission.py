@@ -17,7 +17,15 @@ from atlas_log.entry import API_VERSION
 from atlas_log.tdx.binding import PAYLOAD_TAG, ZERO_NONCE, payload_report_data
 from atlas_log.tdx.simulate import SimulatedPlatform
 
-__all__ = ["INTOTO_PAYLOAD_TYPE", "build_submission", "demo_submission", "intoto_statement", "spki_der", "tdx_tee"]
+__all__ = [
+    "INTOTO_PAYLOAD_TYPE",
+    "build_submission",
+    "demo_submission",
+    "intoto_statement",
+    "signed_submission",
+    "spki_der",
+    "tdx_tee",
+]
 
 INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 DEMO_PREDICATE = "https://atlas-log.dev/demo/v1"
@@ -63,9 +71,20 @@ def demo_submission(
     """
     digest = os.urandom(32).hex()
     payload = intoto_statement([(f"demo-artifact-{n}", digest)], DEMO_PREDICATE, {"sequence": n})
+    return signed_submission(key, payload, platform, nonce)
+
+
+def signed_submission(
+    key: Ed25519PrivateKey,
+    payload: bytes,
+    platform: SimulatedPlatform | None = None,
+    nonce: bytes = ZERO_NONCE,
+    payload_type: str = INTOTO_PAYLOAD_TYPE,
+) -> dict[str, Any]:
+    """Sign ``payload`` into a submission; with a simulated ``platform``, attach a quote bound to it."""
     spki = spki_der(key)
     extra = {}
     if platform is not None:
-        rd = payload_report_data(INTOTO_PAYLOAD_TYPE, payload, spki, nonce)
+        rd = payload_report_data(payload_type, payload, spki, nonce)
         extra["tee"] = tdx_tee(platform.quote(rd), nonce=nonce)
-    return build_submission(sign_envelope(INTOTO_PAYLOAD_TYPE, payload, key), [spki], **extra)
+    return build_submission(sign_envelope(payload_type, payload, key), [spki], **extra)

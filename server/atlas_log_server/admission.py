@@ -120,7 +120,11 @@ class Admission:
         # batch never meets an entry it cannot encode.
         bound = len(body) + sum(len(d) + 24 for d in linked) + 64
         if bound > MAX_LEAF_SIZE:
-            raise _reject("entry-too-large", f"the entry's leaf would be about {bound} bytes; the limit is "
-                          f"{MAX_LEAF_SIZE} (fewer signatures, subjects or materials per entry)", 413)
+            raise _reject(
+                "entry-too-large",
+                f"the entry's leaf would be about {bound} bytes; the limit is "
+                f"{MAX_LEAF_SIZE} (fewer signatures, subjects or materials per entry)",
+                413,
+            )
         facts = tuple((f"{a}:{h}", f.role, f.name, f.path) for f in ex.facts for a, h in f.digests)
         return PendingEntry(hashlib.sha256(body).digest(), body, raw, now, linked, facts)

@@ -14,7 +14,7 @@ from atlas_log.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
 from atlas_log.errors import Error
 from atlas_log.merkle import EMPTY_ROOT
 from atlas_log_server.admission import Admission
-from atlas_log_server.api import entries, health, proofs, tiles
+from atlas_log_server.api import artifacts, entries, health, proofs, tiles
 from atlas_log_server.api.limits import BodyLimitMiddleware
 from atlas_log_server.attest.setup import build_attestation
 from atlas_log_server.config import Settings
@@ -93,6 +93,6 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     install_handlers(app)
-    for router in (entries.router, proofs.router, tiles.router, health.router):
+    for router in (entries.router, proofs.router, tiles.router, health.router, artifacts.router):
         app.include_router(router)
     return app

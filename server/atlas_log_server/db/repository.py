@@ -218,6 +218,18 @@ class Repository:
         )
         return {(r["level"], r["idx"]): r["hashes"] for r in rows}
 
+    async def history(self, digest: str, before: int, limit: int) -> list[tuple[int, bytes, list[str]]]:
+        """Entries naming ``digest`` with index < ``before``, newest first: (index, leaf, roles)."""
+        rows = await self.pool.fetch(
+            "SELECT a.idx, e.leaf, array_agg(DISTINCT a.role ORDER BY a.role) AS roles "
+            "FROM entry_artifacts a JOIN entries e ON e.idx = a.idx "
+            "WHERE a.digest = $1 AND a.idx < $2 GROUP BY a.idx, e.leaf ORDER BY a.idx DESC LIMIT $3",
+            digest,
+            before,
+            limit,
+        )
+        return [(r["idx"], bytes(r["leaf"]), list(r["roles"])) for r in rows]
+
     async def checkpoint_by_root(self, root: bytes) -> tuple[int, float] | None:
         """(size, age in seconds) of the first checkpoint with this root hash, if any."""
         row = await self.pool.fetchrow(

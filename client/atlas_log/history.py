@@ -1,0 +1,130 @@
+"""Verifying an artifact's history as the log answers it (``GET /api/v1/artifacts/{alg}:{hex}/history``).
+
+:func:`verify_history` checks, with no I/O: the checkpoint's signature; every entry's inclusion proof against
+that one checkpoint; that each leaf really names the artifact (its body's index summary, or its back-links);
+and that the back-link chain has no gap: each entry that links the artifact points at the next older entry
+in the answer, and the oldest of a complete answer points at nothing. An entry dropped from the middle of a
+history, or a history cut short, is detected.
+
+Verified entries are remembered by (leaf hash, index, checkpoint) in a :class:`HistoryCache`, so repeated or
+overlapping verifications skip the hashing they already did.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from atlas_log._encoding import b64decode
+from atlas_log.checkpoint import Checkpoint, open_checkpoint
+from atlas_log.entry import Entry, parse_leaf
+from atlas_log.errors import FormatError, VerificationError
+from atlas_log.merkle import leaf_hash, verify_inclusion
+from atlas_log.note import Verifier
+
+__all__ = ["HistoryCache", "VerifiedEntry", "VerifiedHistory", "verify_history"]
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedEntry:
+    log_index: int
+    leaf_hash: bytes
+    entry: Entry
+    roles: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedHistory:
+    artifact: str
+    checkpoint: Checkpoint
+    entries: tuple[VerifiedEntry, ...]  # newest first
+    complete: bool  # False when the log paginated: older entries exist
+
+
+class HistoryCache:
+    """Bounded memo of entries already verified against a given checkpoint root."""
+
+    def __init__(self, size: int = 100_000) -> None:
+        self.size = size
+        self._verified: OrderedDict[tuple[bytes, int, int, bytes], Entry] = OrderedDict()
+        self.hits = 0
+
+    def get(self, key: tuple[bytes, int, int, bytes]) -> Entry | None:
+        entry = self._verified.get(key)
+        if entry is not None:
+            self._verified.move_to_end(key)
+            self.hits += 1
+        return entry
+
+    def put(self, key: tuple[bytes, int, int, bytes], entry: Entry) -> None:
+        self._verified[key] = entry
+        if len(self._verified) > self.size:
+            self._verified.popitem(last=False)
+
+
+def _names(entry: Entry, artifact: str) -> bool:
+    index = entry.body.get("index")
+    said = []
+    if isinstance(index, dict):
+        for key in ("subjects", "materials"):
+            if isinstance(index.get(key), list):
+                said += index[key]
+    return artifact in said or (entry.links is not None and artifact in entry.links)
+
+
+def verify_history(
+    answer: dict[str, Any], vkey: str | Verifier, artifact: str | None = None, *, cache: HistoryCache | None = None
+) -> VerifiedHistory:
+    """Verify a history answer for ``artifact`` (default: the one the answer names). Raises on any failure."""
+    verifier = vkey if isinstance(vkey, Verifier) else Verifier.from_vkey(vkey)
+    try:
+        name = artifact or answer["artifact"]
+        if answer["artifact"] != name:
+            raise VerificationError(f"the answer is about {answer['artifact']}, not {name}")
+        cp = open_checkpoint(answer["checkpoint"].encode(), verifier)
+        if answer["treeSize"] != cp.size:
+            raise VerificationError("the answer's treeSize is not its checkpoint's size")
+        raw_entries = answer["entries"]
+        complete = answer.get("next") is None
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise FormatError(f"malformed history answer: {exc}") from exc
+    verified: list[VerifiedEntry] = []
+    for item in raw_entries:
+        try:
+            index, leaf = item["logIndex"], b64decode(item["leaf"], "leaf")
+            proof = [b64decode(h, "inclusionProof") for h in item["inclusionProof"]]
+            roles = tuple(item.get("roles", ()))
+        except (KeyError, TypeError) as exc:
+            raise FormatError(f"malformed history entry: {exc}") from exc
+        lh = leaf_hash(leaf)
+        key = (lh, index, cp.size, cp.root_hash)
+        entry = cache.get(key) if cache is not None else None
+        if entry is None:
+            verify_inclusion(lh, index, cp.size, proof, cp.root_hash)
+            entry = parse_leaf(leaf)
+            if cache is not None:
+                cache.put(key, entry)
+        if not _names(entry, name):
+            raise VerificationError(f"entry {index} does not name {name} although the index says it does")
+        verified.append(VerifiedEntry(index, lh, entry, roles))
+    if any(a.log_index <= b.log_index for a, b in itertools.pairwise(verified)):
+        raise VerificationError("history entries are not strictly newest first")
+    chain = [v for v in verified if v.entry.links is not None and name in v.entry.links]
+    for newer, older in itertools.pairwise(chain):
+        assert newer.entry.links is not None
+        if newer.entry.links[name] != older.log_index:
+            raise VerificationError(
+                f"history gap: entry {newer.log_index} links {name} back to {newer.entry.links[name]}, "
+                f"but the next entry in the answer is {older.log_index}"
+            )
+    if chain and complete:
+        oldest = chain[-1]
+        assert oldest.entry.links is not None
+        if oldest.entry.links[name] is not None:
+            raise VerificationError(
+                f"history gap: the oldest entry {oldest.log_index} links back to {oldest.entry.links[name]}, "
+                "which the answer omits"
+            )
+    return VerifiedHistory(name, cp, tuple(verified), complete)

@@ -1,0 +1,60 @@
+"""The regulator's view: an artifact's history, with every entry's leaf and inclusion proof against one checkpoint."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+
+from atlas_log._encoding import b64encode
+from atlas_log.errors import FormatError
+from atlas_log.intoto import normalise_digest
+from atlas_log_server.api.deps import log_context
+from atlas_log_server.context import LogContext
+from atlas_log_server.errors import bad_request
+
+router = APIRouter(prefix="/api/v1/artifacts", tags=["artifacts"])
+Ctx = Annotated[LogContext, Depends(log_context)]
+MAX_PAGE = 1000
+
+
+def parse_artifact(artifact: str) -> str:
+    alg, sep, value = artifact.partition(":")
+    if not sep:
+        raise bad_request("invalid-digest", "artifacts are named <alg>:<hex>, e.g. sha256:ab12…")
+    try:
+        a, h = normalise_digest(alg, value)
+    except FormatError as exc:
+        raise bad_request("invalid-digest", str(exc)) from exc
+    return f"{a}:{h}"
+
+
+@router.get("/{artifact}/history", summary="Every entry naming an artifact, newest first, with proofs")
+async def history(
+    artifact: str,
+    ctx: Ctx,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+    before: Annotated[int | None, Query(ge=0, le=(1 << 63) - 1)] = None,
+) -> dict[str, Any]:
+    digest = parse_artifact(artifact)
+    state = await ctx.repo.state()
+    rows = await ctx.repo.history(digest, before if before is not None else state.size, limit + 1)
+    page, more = rows[:limit], len(rows) > limit
+    entries = []
+    for idx, leaf, roles in page:
+        _, hashes = await ctx.proofs.inclusion(idx, state.size)
+        entries.append(
+            {
+                "logIndex": idx,
+                "roles": roles,
+                "leaf": b64encode(leaf),
+                "inclusionProof": [b64encode(h) for h in hashes],
+            }
+        )
+    return {
+        "artifact": digest,
+        "treeSize": state.size,
+        "checkpoint": (state.checkpoint or b"").decode(),
+        "entries": entries,
+        "next": page[-1][0] if more else None,
+    }

@@ -1,0 +1,107 @@
+"""An artifact's history over HTTP: proofs against one checkpoint, back-link chains, dropped entries detected."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from atlas_log.errors import FormatError, VerificationError
+from atlas_log.history import HistoryCache, verify_history
+from atlas_log.intoto import SLSA_V1
+from atlas_log.submission import intoto_statement, signed_submission
+from tests.conftest import ServerProcess
+
+
+def _digest(name: str) -> str:
+    return hashlib.sha256(name.encode()).hexdigest()
+
+
+def _training(model: str, inputs: list[str]) -> bytes:
+    return intoto_statement(
+        [(model, _digest(model))],
+        SLSA_V1,
+        {
+            "buildDefinition": {
+                "buildType": "https://atlas-log.dev/ml/training/v1",
+                "externalParameters": {"inputs": [{"name": i, "digest": {"sha256": _digest(i)}} for i in inputs]},
+            },
+            "runDetails": {"builder": {"id": "https://example.com/trainer"}},
+        },
+    )
+
+
+@pytest.fixture
+def history_log(server: ServerProcess) -> tuple[ServerProcess, httpx.Client]:
+    http = httpx.Client(base_url=server.url, timeout=30)
+    key = Ed25519PrivateKey.generate()
+    platform = server.platform
+    # The dataset is consumed by three training runs; interleave unrelated entries.
+    for n, payload in enumerate(
+        [
+            _training("model-v1", ["dataset-d"]),
+            _training("other", ["unrelated"]),
+            _training("model-v2", ["dataset-d", "model-v1"]),
+            _training("model-v3", ["dataset-d"]),
+        ]
+    ):
+        r = http.post("/api/v1/entries", json=signed_submission(key, payload, platform))
+        assert r.status_code == 201, (n, r.text)
+    return server, http
+
+
+def test_history_verifies_and_is_ordered(history_log: tuple[ServerProcess, httpx.Client]) -> None:
+    server, http = history_log
+    answer = http.get(f"/api/v1/artifacts/sha256:{_digest('dataset-d')}/history").json()
+    h = verify_history(answer, server.vkey)
+    assert [e.log_index for e in h.entries] == [3, 2, 0] and h.complete
+    assert all("material" in e.roles for e in h.entries)
+    assert h.entries[0].entry.links == {f"sha256:{_digest('dataset-d')}": 2, f"sha256:{_digest('model-v3')}": None}
+    model = verify_history(
+        http.get(f"/api/v1/artifacts/SHA-256:{_digest('model-v1').upper()}/history").json(), server.vkey
+    )
+    assert [(e.log_index, e.roles) for e in model.entries] == [(2, ("material",)), (0, ("subject",))]
+
+
+def test_dropped_or_truncated_history_is_detected(history_log: tuple[ServerProcess, httpx.Client]) -> None:
+    server, http = history_log
+    answer = http.get(f"/api/v1/artifacts/sha256:{_digest('dataset-d')}/history").json()
+    middle = copy.deepcopy(answer)
+    del middle["entries"][1]
+    with pytest.raises(VerificationError, match="gap"):
+        verify_history(middle, server.vkey)
+    oldest = copy.deepcopy(answer)
+    del oldest["entries"][-1]
+    with pytest.raises(VerificationError, match="gap"):
+        verify_history(oldest, server.vkey)
+    forged = copy.deepcopy(answer)
+    forged["entries"][0]["leaf"] = answer["entries"][1]["leaf"]
+    with pytest.raises(VerificationError):
+        verify_history(forged, server.vkey)
+    with pytest.raises(VerificationError):
+        verify_history(answer, server.vkey, f"sha256:{_digest('other')}")
+    with pytest.raises(FormatError):
+        verify_history({"artifact": "x"}, server.vkey)
+
+
+def test_pagination_and_cache(history_log: tuple[ServerProcess, httpx.Client]) -> None:
+    server, http = history_log
+    digest = f"sha256:{_digest('dataset-d')}"
+    page = http.get(f"/api/v1/artifacts/{digest}/history", params={"limit": 2}).json()
+    assert page["next"] == 2
+    first = verify_history(page, server.vkey)
+    assert not first.complete
+    rest = verify_history(
+        http.get(f"/api/v1/artifacts/{digest}/history", params={"limit": 2, "before": page["next"]}).json(), server.vkey
+    )
+    assert [e.log_index for e in first.entries + rest.entries] == [3, 2, 0] and rest.complete
+    cache = HistoryCache()
+    full = http.get(f"/api/v1/artifacts/{digest}/history").json()
+    verify_history(full, server.vkey, cache=cache)
+    verify_history(full, server.vkey, cache=cache)
+    assert cache.hits == 3
+    bad = http.get("/api/v1/artifacts/sha256:abcd/history")
+    assert bad.status_code == 400 and bad.json()["type"].endswith("/invalid-digest")
