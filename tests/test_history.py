@@ -105,3 +105,30 @@ def test_pagination_and_cache(history_log: tuple[ServerProcess, httpx.Client]) -
     assert cache.hits == 3
     bad = http.get("/api/v1/artifacts/sha256:abcd/history")
     assert bad.status_code == 400 and bad.json()["type"].endswith("/invalid-digest")
+
+
+def test_lineage_up_and_down(history_log: tuple[ServerProcess, httpx.Client]) -> None:
+    from atlas_log.history import verify_lineage
+
+    server, http = history_log
+    d = {n: f"sha256:{_digest(n)}" for n in ("dataset-d", "model-v1", "model-v2", "model-v3", "other", "unrelated")}
+    up = verify_lineage(http.get(f"/api/v1/artifacts/{d['model-v2']}/lineage", params={"direction": "up"}).json(),
+                        server.vkey)
+    assert set(up.edges) == {(d["dataset-d"], d["model-v2"], 2), (d["model-v1"], d["model-v2"], 2),
+                             (d["dataset-d"], d["model-v1"], 0)}
+    down = verify_lineage(http.get(f"/api/v1/artifacts/{d['dataset-d']}/lineage",
+                                   params={"direction": "down", "depth": 3}).json(), server.vkey)
+    assert {(s, t) for s, t, _ in down.edges} == {(d["dataset-d"], d["model-v1"]), (d["dataset-d"], d["model-v2"]),
+                                                  (d["dataset-d"], d["model-v3"]), (d["model-v1"], d["model-v2"])}
+    assert d["other"] not in down.nodes
+    shallow = verify_lineage(http.get(f"/api/v1/artifacts/{d['model-v2']}/lineage",
+                                      params={"direction": "up", "depth": 1}).json(), server.vkey)
+    assert {e[2] for e in shallow.edges} == {2}
+    # An edge the cited entry does not state is caught.
+    answer = http.get(f"/api/v1/artifacts/{d['model-v2']}/lineage").json()
+    answer["edges"].append({"from": d["unrelated"], "to": d["model-v2"], "logIndex": 2})
+    answer["nodes"].append(d["unrelated"])
+    with pytest.raises(VerificationError, match="does not state"):
+        verify_lineage(answer, server.vkey)
+    bad = http.get(f"/api/v1/artifacts/{d['model-v2']}/lineage", params={"direction": "sideways"})
+    assert bad.status_code == 400

@@ -24,7 +24,14 @@ from atlas_log.errors import FormatError, VerificationError
 from atlas_log.merkle import leaf_hash, verify_inclusion
 from atlas_log.note import Verifier
 
-__all__ = ["HistoryCache", "VerifiedEntry", "VerifiedHistory", "verify_history"]
+__all__ = [
+    "HistoryCache",
+    "VerifiedEntry",
+    "VerifiedHistory",
+    "VerifiedLineage",
+    "verify_history",
+    "verify_lineage",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,13 +71,38 @@ class HistoryCache:
             self._verified.popitem(last=False)
 
 
-def _names(entry: Entry, artifact: str) -> bool:
+def _verified_entries(items: Any, cp: Checkpoint, cache: HistoryCache | None) -> list[VerifiedEntry]:
+    """Each item's leaf, included in the checkpoint's tree at its index (proofs verified, or found in the cache)."""
+    out = []
+    if not isinstance(items, list):
+        raise FormatError("entries must be a list")
+    for item in items:
+        try:
+            index, leaf = item["logIndex"], b64decode(item["leaf"], "leaf")
+            roles = tuple(item.get("roles", ()))
+            lh = leaf_hash(leaf)
+            key = (lh, index, cp.size, cp.root_hash)
+            entry = cache.get(key) if cache is not None else None
+            if entry is None:
+                proof = [b64decode(h, "inclusionProof") for h in item["inclusionProof"]]
+                verify_inclusion(lh, index, cp.size, proof, cp.root_hash)
+                entry = parse_leaf(leaf)
+                if cache is not None:
+                    cache.put(key, entry)
+        except (KeyError, TypeError) as exc:
+            raise FormatError(f"malformed entry in the answer: {exc}") from exc
+        out.append(VerifiedEntry(index, lh, entry, roles))
+    return out
+
+
+def _said(entry: Entry, key: str) -> list[str]:
     index = entry.body.get("index")
-    said = []
-    if isinstance(index, dict):
-        for key in ("subjects", "materials"):
-            if isinstance(index.get(key), list):
-                said += index[key]
+    value = index.get(key) if isinstance(index, dict) else None
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+def _names(entry: Entry, artifact: str) -> bool:
+    said = _said(entry, "subjects") + _said(entry, "materials")
     return artifact in said or (entry.links is not None and artifact in entry.links)
 
 
@@ -91,24 +123,11 @@ def verify_history(
     except (KeyError, TypeError, AttributeError) as exc:
         raise FormatError(f"malformed history answer: {exc}") from exc
     verified: list[VerifiedEntry] = []
-    for item in raw_entries:
-        try:
-            index, leaf = item["logIndex"], b64decode(item["leaf"], "leaf")
-            proof = [b64decode(h, "inclusionProof") for h in item["inclusionProof"]]
-            roles = tuple(item.get("roles", ()))
-        except (KeyError, TypeError) as exc:
-            raise FormatError(f"malformed history entry: {exc}") from exc
-        lh = leaf_hash(leaf)
-        key = (lh, index, cp.size, cp.root_hash)
-        entry = cache.get(key) if cache is not None else None
-        if entry is None:
-            verify_inclusion(lh, index, cp.size, proof, cp.root_hash)
-            entry = parse_leaf(leaf)
-            if cache is not None:
-                cache.put(key, entry)
+    for v in _verified_entries(raw_entries, cp, cache):
+        entry, index = v.entry, v.log_index
         if not _names(entry, name):
             raise VerificationError(f"entry {index} does not name {name} although the index says it does")
-        verified.append(VerifiedEntry(index, lh, entry, roles))
+        verified.append(v)
     if any(a.log_index <= b.log_index for a, b in itertools.pairwise(verified)):
         raise VerificationError("history entries are not strictly newest first")
     chain = [v for v in verified if v.entry.links is not None and name in v.entry.links]
@@ -128,3 +147,43 @@ def verify_history(
                 "which the answer omits"
             )
     return VerifiedHistory(name, cp, tuple(verified), complete)
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedLineage:
+    artifact: str
+    direction: str
+    checkpoint: Checkpoint
+    nodes: tuple[str, ...]
+    edges: tuple[tuple[str, str, int], ...]  # (input, output, entry index)
+    entries: dict[int, VerifiedEntry]
+
+
+def verify_lineage(
+    answer: dict[str, Any], vkey: str | Verifier, artifact: str | None = None, *, cache: HistoryCache | None = None
+) -> VerifiedLineage:
+    """Verify a lineage answer: the checkpoint, every entry's inclusion, and that each edge ``input → output``
+    is stated by its entry (the input among its materials, the output among its subjects)."""
+    verifier = vkey if isinstance(vkey, Verifier) else Verifier.from_vkey(vkey)
+    try:
+        name = artifact or answer["artifact"]
+        if answer["artifact"] != name:
+            raise VerificationError(f"the answer is about {answer['artifact']}, not {name}")
+        cp = open_checkpoint(answer["checkpoint"].encode(), verifier)
+        if answer["treeSize"] != cp.size:
+            raise VerificationError("the answer's treeSize is not its checkpoint's size")
+        edges = tuple((e["from"], e["to"], e["logIndex"]) for e in answer["edges"])
+        nodes = tuple(answer["nodes"])
+        direction = answer["direction"]
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise FormatError(f"malformed lineage answer: {exc}") from exc
+    entries = {v.log_index: v for v in _verified_entries(answer.get("entries"), cp, cache)}
+    for src, dst, idx in edges:
+        v = entries.get(idx)
+        if v is None:
+            raise VerificationError(f"edge {src} -> {dst} cites entry {idx}, which the answer does not prove")
+        if src not in _said(v.entry, "materials") or dst not in _said(v.entry, "subjects"):
+            raise VerificationError(f"entry {idx} does not state {src} -> {dst}")
+        if src not in nodes or dst not in nodes:
+            raise VerificationError(f"edge {src} -> {dst} names an artifact missing from the nodes")
+    return VerifiedLineage(name, direction, cp, nodes, edges, entries)

@@ -58,3 +58,50 @@ async def history(
         "entries": entries,
         "next": page[-1][0] if more else None,
     }
+
+
+SUBJECT_ROLES = ("subject", "evaluated")
+MATERIAL_ROLES = ("material", "eval_data")
+MAX_DEPTH = 20
+MAX_EDGES = 10_000
+
+
+@router.get("/{artifact}/lineage", summary="The graph of artifacts upstream or downstream of an artifact, with proofs")
+async def lineage(
+    artifact: str,
+    ctx: Ctx,
+    direction: Annotated[str, Query(pattern="^(up|down)$")] = "up",
+    depth: Annotated[int, Query(ge=1, le=MAX_DEPTH)] = 5,
+) -> dict[str, Any]:
+    """``up``: what the artifact was made from, recursively; ``down``: what was made from it. Edges always point
+    from material to subject (input to output) and name the entry that states them."""
+    digest = parse_artifact(artifact)
+    state = await ctx.repo.state()
+    if direction == "up":
+        rows = await ctx.repo.lineage(digest, SUBJECT_ROLES, MATERIAL_ROLES, depth, state.size, MAX_EDGES + 1)
+        edges = [(dst, src, idx) for src, dst, idx in rows]
+    else:
+        rows = await ctx.repo.lineage(digest, MATERIAL_ROLES, SUBJECT_ROLES, depth, state.size, MAX_EDGES + 1)
+        edges = list(rows)
+    truncated = len(edges) > MAX_EDGES
+    edges = edges[:MAX_EDGES]
+    indices = sorted({idx for _, _, idx in edges})
+    leaves = await ctx.repo.leaves_at(indices)
+    entries = []
+    for idx in indices:
+        _, hashes = await ctx.proofs.inclusion(idx, state.size)
+        entries.append(
+            {"logIndex": idx, "leaf": b64encode(leaves[idx]), "inclusionProof": [b64encode(h) for h in hashes]}
+        )
+    nodes = sorted({digest} | {d for src, dst, _ in edges for d in (src, dst)})
+    return {
+        "artifact": digest,
+        "direction": direction,
+        "depth": depth,
+        "treeSize": state.size,
+        "checkpoint": (state.checkpoint or b"").decode(),
+        "nodes": nodes,
+        "edges": [{"from": src, "to": dst, "logIndex": idx} for src, dst, idx in edges],
+        "entries": entries,
+        "truncated": truncated,
+    }

@@ -230,6 +230,41 @@ class Repository:
         )
         return [(r["idx"], bytes(r["leaf"]), list(r["roles"])) for r in rows]
 
+    async def lineage(
+        self, digest: str, from_roles: Sequence[str], to_roles: Sequence[str], depth: int, below: int, limit: int
+    ) -> list[tuple[str, str, int]]:
+        """Edges reachable from ``digest``: an entry naming an artifact in ``from_roles`` links it to every
+        artifact the entry names in ``to_roles``; repeated up to ``depth`` hops, never revisiting an artifact on
+        a path (cycle guard). Returns (from, to, entry index) for entries below index ``below``."""
+        rows = await self.pool.fetch(
+            """
+            WITH RECURSIVE walk(src, dst, idx, depth, path) AS (
+                SELECT a.digest, b.digest, a.idx, 1, ARRAY[a.digest, b.digest]
+                FROM entry_artifacts a
+                JOIN entry_artifacts b ON b.idx = a.idx AND b.role = ANY($3::text[]) AND b.digest <> a.digest
+                WHERE a.digest = $1 AND a.role = ANY($2::text[]) AND a.idx < $5
+              UNION
+                SELECT a.digest, b.digest, a.idx, w.depth + 1, w.path || b.digest
+                FROM walk w
+                JOIN entry_artifacts a ON a.digest = w.dst AND a.role = ANY($2::text[]) AND a.idx < $5
+                JOIN entry_artifacts b ON b.idx = a.idx AND b.role = ANY($3::text[]) AND b.digest <> a.digest
+                WHERE w.depth < $4 AND NOT b.digest = ANY(w.path)
+            )
+            SELECT DISTINCT src, dst, idx FROM walk ORDER BY idx, src, dst LIMIT $6
+            """,
+            digest,
+            list(from_roles),
+            list(to_roles),
+            depth,
+            below,
+            limit,
+        )
+        return [(r["src"], r["dst"], r["idx"]) for r in rows]
+
+    async def leaves_at(self, indices: Sequence[int]) -> dict[int, bytes]:
+        rows = await self.pool.fetch("SELECT idx, leaf FROM entries WHERE idx = ANY($1::bigint[])", list(indices))
+        return {r["idx"]: bytes(r["leaf"]) for r in rows}
+
     async def checkpoint_by_root(self, root: bytes) -> tuple[int, float] | None:
         """(size, age in seconds) of the first checkpoint with this root hash, if any."""
         row = await self.pool.fetchrow(
