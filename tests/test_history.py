@@ -112,17 +112,29 @@ def test_lineage_up_and_down(history_log: tuple[ServerProcess, httpx.Client]) ->
 
     server, http = history_log
     d = {n: f"sha256:{_digest(n)}" for n in ("dataset-d", "model-v1", "model-v2", "model-v3", "other", "unrelated")}
-    up = verify_lineage(http.get(f"/api/v1/artifacts/{d['model-v2']}/lineage", params={"direction": "up"}).json(),
-                        server.vkey)
-    assert set(up.edges) == {(d["dataset-d"], d["model-v2"], 2), (d["model-v1"], d["model-v2"], 2),
-                             (d["dataset-d"], d["model-v1"], 0)}
-    down = verify_lineage(http.get(f"/api/v1/artifacts/{d['dataset-d']}/lineage",
-                                   params={"direction": "down", "depth": 3}).json(), server.vkey)
-    assert {(s, t) for s, t, _ in down.edges} == {(d["dataset-d"], d["model-v1"]), (d["dataset-d"], d["model-v2"]),
-                                                  (d["dataset-d"], d["model-v3"]), (d["model-v1"], d["model-v2"])}
+    up = verify_lineage(
+        http.get(f"/api/v1/artifacts/{d['model-v2']}/lineage", params={"direction": "up"}).json(), server.vkey
+    )
+    assert set(up.edges) == {
+        (d["dataset-d"], d["model-v2"], 2),
+        (d["model-v1"], d["model-v2"], 2),
+        (d["dataset-d"], d["model-v1"], 0),
+    }
+    down = verify_lineage(
+        http.get(f"/api/v1/artifacts/{d['dataset-d']}/lineage", params={"direction": "down", "depth": 3}).json(),
+        server.vkey,
+    )
+    assert {(s, t) for s, t, _ in down.edges} == {
+        (d["dataset-d"], d["model-v1"]),
+        (d["dataset-d"], d["model-v2"]),
+        (d["dataset-d"], d["model-v3"]),
+        (d["model-v1"], d["model-v2"]),
+    }
     assert d["other"] not in down.nodes
-    shallow = verify_lineage(http.get(f"/api/v1/artifacts/{d['model-v2']}/lineage",
-                                      params={"direction": "up", "depth": 1}).json(), server.vkey)
+    shallow = verify_lineage(
+        http.get(f"/api/v1/artifacts/{d['model-v2']}/lineage", params={"direction": "up", "depth": 1}).json(),
+        server.vkey,
+    )
     assert {e[2] for e in shallow.edges} == {2}
     # An edge the cited entry does not state is caught.
     answer = http.get(f"/api/v1/artifacts/{d['model-v2']}/lineage").json()
@@ -132,3 +144,26 @@ def test_lineage_up_and_down(history_log: tuple[ServerProcess, httpx.Client]) ->
         verify_lineage(answer, server.vkey)
     bad = http.get(f"/api/v1/artifacts/{d['model-v2']}/lineage", params={"direction": "sideways"})
     assert bad.status_code == 400
+
+
+def test_cli_history_and_lineage(
+    history_log: tuple[ServerProcess, httpx.Client], capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from atlas_log import cli
+
+    server, _ = history_log
+    base = ["--server", server.url, "--vkey", server.vkey]
+    d = f"sha256:{_digest('dataset-d')}"
+    assert cli.main([*base, "history", d, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [e["logIndex"] for e in out["entries"]] == [3, 2, 0]
+    assert out["entries"][0]["tcbStatus"] == "UpToDate" and out["entries"][0]["simulatedTee"] is True
+    assert cli.main([*base, "history", d]) == 0
+    assert "3 entries" in capsys.readouterr().out
+    assert cli.main([*base, "lineage", f"sha256:{_digest('model-v2')}"]) == 0
+    tree = capsys.readouterr().out
+    assert f"sha256:{_digest('dataset-d')}" in tree and "└── " in tree and "[entry #0]" in tree
+    assert cli.main([*base, "lineage", d, "--direction", "down", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["edges"]) == 4

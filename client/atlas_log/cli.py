@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -120,6 +121,108 @@ def _platform(args: argparse.Namespace) -> SimulatedPlatform | None:
     return None
 
 
+def _progress(done: int, total: int, started: float) -> None:
+    """A one-line progress report on stderr for verifications that take more than a moment."""
+    if time.monotonic() - started > 0.5 and sys.stderr.isatty():
+        print(f"\r  verified {done}/{total} entries", end="" if done < total else "\n", file=sys.stderr)
+
+
+def _cmd_history(args: argparse.Namespace) -> int:
+    from atlas_log.history import HistoryCache, verify_history
+
+    cache = HistoryCache()
+    with _client(args) as http:
+        verifier = _vkey(args, http)
+        rows: list[dict[str, Any]] = []
+        before, started = None, time.monotonic()
+        while True:
+            params: dict[str, int] = {"limit": 500} if before is None else {"limit": 500, "before": before}
+            resp = http.get(f"/api/v1/artifacts/{args.digest}/history", params=params)
+            if resp.status_code != 200:
+                print(f"atlas-log: {resp.status_code} {resp.text[:300]}", file=sys.stderr)
+                return 1
+            page = verify_history(resp.json(), verifier, cache=cache)
+            if rows and page.entries and rows[-1]["links_to"] not in (None, page.entries[0].log_index):
+                raise SystemExit("atlas-log: history pages do not chain: an entry is missing between them")
+            for e in page.entries:
+                index = e.entry.body.get("index") or {}
+                tee = e.entry.body.get("tee") or {}
+                rows.append(
+                    {
+                        "logIndex": e.log_index,
+                        "roles": list(e.roles),
+                        "predicateType": index.get("predicateType"),
+                        "integratedTime": e.entry.integrated_time,
+                        "tcbStatus": tee.get("tcbStatus"),
+                        "simulatedTee": tee.get("simulated"),
+                        "signers": [s["verifier"]["spkiSha256"] for s in e.entry.body.get("signatures", [])],
+                        "links_to": (e.entry.links or {}).get(page.artifact),
+                    }
+                )
+            _progress(len(rows), len(rows) + (0 if page.complete else 1), started)
+            if page.complete:
+                break
+            before = resp.json()["next"]
+    if args.json:
+        print(
+            json.dumps(
+                {"artifact": page.artifact, "verifiedAgainst": {"treeSize": page.checkpoint.size}, "entries": rows},
+                indent=2,
+            )
+        )
+        return 0
+    print(f"{page.artifact}: {len(rows)} entries, verified against tree size {page.checkpoint.size}")
+    for r in rows:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r["integratedTime"]))
+        tee = f"TDX {r['tcbStatus']}{' (simulated)' if r['simulatedTee'] else ''}" if r["tcbStatus"] else "no TEE"
+        print(f"  #{r['logIndex']:<8} {when}  {'/'.join(r['roles']):<18} {r['predicateType'] or '-'}  {tee}")
+    return 0
+
+
+def _cmd_lineage(args: argparse.Namespace) -> int:
+    from atlas_log.history import verify_lineage
+
+    with _client(args) as http:
+        verifier = _vkey(args, http)
+        resp = http.get(
+            f"/api/v1/artifacts/{args.digest}/lineage", params={"direction": args.direction, "depth": args.depth}
+        )
+        if resp.status_code != 200:
+            print(f"atlas-log: {resp.status_code} {resp.text[:300]}", file=sys.stderr)
+            return 1
+        lin = verify_lineage(resp.json(), verifier)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "artifact": lin.artifact,
+                    "direction": lin.direction,
+                    "nodes": list(lin.nodes),
+                    "edges": [{"from": s, "to": t, "logIndex": i} for s, t, i in lin.edges],
+                },
+                indent=2,
+            )
+        )
+        return 0
+    children: dict[str, list[tuple[str, int]]] = {}
+    for src, dst, idx in lin.edges:
+        parent, child = (dst, src) if lin.direction == "up" else (src, dst)
+        children.setdefault(parent, []).append((child, idx))
+    word = "made from" if lin.direction == "up" else "used to make"
+    print(f"{lin.artifact} ({word}; {len(lin.edges)} edges, verified against tree size {lin.checkpoint.size})")
+
+    def render(node: str, prefix: str, seen: frozenset[str]) -> None:
+        kids = sorted(children.get(node, []))
+        for i, (child, idx) in enumerate(kids):
+            last = i == len(kids) - 1
+            print(f"{prefix}{'└── ' if last else '├── '}{child}  [entry #{idx}]")
+            if child not in seen:
+                render(child, prefix + ("    " if last else "│   "), seen | {child})
+
+    render(lin.artifact, "", frozenset({lin.artifact}))
+    return 0
+
+
 def _cmd_evidence(args: argparse.Namespace) -> int:
     """Write an entry's quote and collateral as a PCS-replay folder that `atlas-log tdx verify` reads."""
     from atlas_log._encoding import b64decode
@@ -193,6 +296,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = sub.add_parser("verify", help="verify receipt files offline")
     p.add_argument("receipts", nargs="+")
     p.set_defaults(func=_cmd_verify)
+    p = sub.add_parser("history", help="an artifact's verified history (every entry naming it)")
+    p.add_argument("digest", help="<alg>:<hex>, e.g. sha256:…")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_history)
+    p = sub.add_parser("lineage", help="an artifact's verified lineage, as a tree")
+    p.add_argument("digest")
+    p.add_argument("--direction", choices=["up", "down"], default="up")
+    p.add_argument("--depth", type=int, default=5)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_lineage)
     p = sub.add_parser("evidence", help="download an entry's quote and collateral as a PCS-replay folder")
     p.add_argument("index", type=int)
     p.add_argument("--out", required=True)
