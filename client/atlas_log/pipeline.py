@@ -1,0 +1,233 @@
+"""The pipeline SDK: hash what a step read and wrote, describe it as a statement, sign it, attest it, submit
+it, keep the receipt — in one call (:func:`record_step`), or piece by piece.
+
+Hashing streams (constant memory for multi-GB files) and reports progress through an optional callback.
+Quote providers: :class:`ConfigfsTsmProvider` (Linux ``/sys/kernel/config/tsm/report``: write the 64-byte
+REPORTDATA to ``inblob``, read the quote from ``outblob``) and :class:`SimulatedProvider` (development).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from atlas_log.errors import Error
+from atlas_log.http import LogClient
+from atlas_log.intoto import DEPLOYMENT_V1, MODEL_SIGNING_V1, SLSA_V1, TEST_RESULT
+from atlas_log.receipt import Receipt
+from atlas_log.submission import INTOTO_PAYLOAD_TYPE, intoto_statement, signed_submission, spki_der, tdx_tee
+from atlas_log.tdx.binding import ZERO_NONCE, payload_report_data
+from atlas_log.tdx.simulate import SimulatedPlatform
+
+__all__ = [
+    "ConfigfsTsmProvider",
+    "QuoteProvider",
+    "SimulatedProvider",
+    "deployment_statement",
+    "evaluation_statement",
+    "hash_file",
+    "hash_tree",
+    "model_digest",
+    "model_statement",
+    "record_step",
+    "training_statement",
+]
+
+CHUNK = 1 << 20
+Progress = Callable[[int, int], None]  # (bytes done, bytes total)
+
+
+def hash_file(path: str | Path, progress: Progress | None = None) -> str:
+    """SHA-256 (hex) of a file, read in 1 MiB chunks."""
+    p = Path(path)
+    total, done = p.stat().st_size, 0
+    h = hashlib.sha256()
+    with p.open("rb") as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+            done += len(chunk)
+            if progress is not None:
+                progress(done, total)
+    return h.hexdigest()
+
+
+def hash_tree(root: str | Path, ignore: Iterable[str] = (), progress: Progress | None = None) -> dict[str, str]:
+    """SHA-256 of every regular file below ``root``, keyed by POSIX relative path, sorted by path."""
+    base = Path(root)
+    skip = set(ignore)
+    files = sorted(
+        p
+        for p in base.rglob("*")
+        if p.is_file() and not p.is_symlink() and not skip.intersection(p.relative_to(base).parts)
+    )
+    total = sum(p.stat().st_size for p in files)
+    done = 0
+    out: dict[str, str] = {}
+    for p in files:
+        size = p.stat().st_size
+
+        def inner(d: int, _t: int, offset: int = done) -> None:
+            if progress is not None:
+                progress(offset + d, total)
+
+        out[p.relative_to(base).as_posix()] = hash_file(p, inner)
+        done += size
+    return out
+
+
+def model_digest(files: Mapping[str, str]) -> str:
+    """The OpenSSF model-signing root digest: SHA-256 over the raw file digests in name order."""
+    return hashlib.sha256(b"".join(bytes.fromhex(files[name]) for name in sorted(files))).hexdigest()
+
+
+def _descriptor(name: str, digest: str, role: str | None = None) -> dict[str, Any]:
+    d: dict[str, Any] = {"name": name, "digest": {"sha256": digest}}
+    if role:
+        d["annotations"] = {"mlRole": role}
+    return d
+
+
+def training_statement(
+    outputs: Mapping[str, str],
+    inputs: Mapping[str, tuple[str, str | None]],
+    *,
+    build_type: str = "https://atlas-log.dev/ml/training/v1",
+    builder: str,
+    parameters: Mapping[str, Any] | None = None,
+) -> bytes:
+    """SLSA v1 provenance of a training or preprocessing step. ``outputs``: name → sha256; ``inputs``:
+    name → (sha256, mlRole such as ``training-data``, ``base-model``, ``code``)."""
+    return intoto_statement(
+        list(outputs.items()),
+        SLSA_V1,
+        {
+            "buildDefinition": {
+                "buildType": build_type,
+                "externalParameters": {
+                    "inputs": [_descriptor(n, d, r) for n, (d, r) in inputs.items()],
+                    **({"parameters": dict(parameters)} if parameters else {}),
+                },
+            },
+            "runDetails": {"builder": {"id": builder}},
+        },
+    )
+
+
+def model_statement(name: str, files: Mapping[str, str]) -> bytes:
+    """A model-signing-compatible statement: subject = root digest, resources = the files."""
+    return intoto_statement(
+        [(name, model_digest(files))],
+        MODEL_SIGNING_V1,
+        {
+            "serialization": {"method": "files", "hash_type": "sha256", "allow_symlinks": False},
+            "resources": [{"name": n, "algorithm": "sha256", "digest": files[n]} for n in sorted(files)],
+        },
+    )
+
+
+def evaluation_statement(
+    model: tuple[str, str], data: Mapping[str, str], result: str, metrics: Mapping[str, Any] | None = None
+) -> bytes:
+    """An in-toto test-result statement: the evaluated model, the evaluation data, PASSED or FAILED."""
+    return intoto_statement(
+        [model],
+        TEST_RESULT,
+        {
+            "result": result,
+            "configuration": [_descriptor(n, d, "test-data") for n, d in data.items()],
+            **({"metrics": dict(metrics)} if metrics else {}),
+        },
+    )
+
+
+def deployment_statement(service: tuple[str, str], models: Mapping[str, str], environment: str) -> bytes:
+    """Our deployment predicate: a service (subject) deploys models (inputs) in an environment."""
+    return intoto_statement(
+        [service],
+        DEPLOYMENT_V1,
+        {
+            "models": [_descriptor(n, d, "model") for n, d in models.items()],
+            "environment": environment,
+        },
+    )
+
+
+class QuoteProvider(Protocol):
+    def quote(self, report_data: bytes) -> bytes: ...
+
+
+@dataclass
+class SimulatedProvider:
+    """Quotes from a simulated platform (development and tests only)."""
+
+    platform: SimulatedPlatform
+
+    def quote(self, report_data: bytes) -> bytes:
+        return self.platform.quote(report_data)
+
+
+@dataclass
+class ConfigfsTsmProvider:
+    """Quotes from the Linux configfs-tsm interface inside a TD.
+
+    Uses (creating if needed) the entry ``<root>/<entry>``; the kernel's ``generation`` counter, when present,
+    guards against another writer between our ``inblob`` write and ``outblob`` read.
+    """
+
+    root: Path = Path("/sys/kernel/config/tsm/report")
+    entry: str = "atlas-log"
+
+    def quote(self, report_data: bytes) -> bytes:
+        if len(report_data) != 64:
+            raise ValueError("REPORTDATA is 64 bytes")
+        d = self.root / self.entry
+        try:
+            d.mkdir(exist_ok=True)
+            for _ in range(3):
+                before = self._generation(d)
+                (d / "inblob").write_bytes(report_data)
+                quote = (d / "outblob").read_bytes()
+                after = self._generation(d)
+                if before is None or after == before + 1:
+                    return quote
+        except OSError as exc:
+            raise Error(f"configfs-tsm at {d} failed: {exc}") from exc
+        raise Error(f"configfs-tsm at {d}: another process kept writing inblob")
+
+    @staticmethod
+    def _generation(d: Path) -> int | None:
+        try:
+            return int((d / "generation").read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+
+def record_step(
+    client: LogClient,
+    key: Ed25519PrivateKey,
+    statement: bytes,
+    provider: QuoteProvider | None,
+    *,
+    receipt_path: str | Path | None = None,
+    nonce: bytes = ZERO_NONCE,
+) -> Receipt:
+    """Sign ``statement``, attest it (a quote bound to it and this key), submit it, verify and save the receipt."""
+    submission = signed_submission(key, statement)
+    if provider is not None:
+        rd = payload_report_data(INTOTO_PAYLOAD_TYPE, statement, spki_der(key), nonce)
+        submission["tee"] = tdx_tee(provider.quote(rd), nonce=nonce)
+    receipt = client.submit(submission)
+    if receipt_path is not None:
+        path = Path(receipt_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(json.dumps(receipt.to_json(), indent=2))
+        os.replace(tmp, path)
+    return receipt

@@ -1,0 +1,102 @@
+"""The pipeline SDK: streaming hashing, statements, quote providers, and record_step against a real server."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from atlas_log.errors import Error
+from atlas_log.http import LogClient
+from atlas_log.intoto import extract
+from atlas_log.pipeline import (
+    ConfigfsTsmProvider,
+    SimulatedProvider,
+    evaluation_statement,
+    hash_file,
+    hash_tree,
+    model_digest,
+    model_statement,
+    record_step,
+    training_statement,
+)
+from atlas_log.receipt import Receipt, verify_receipt
+from atlas_log.submission import INTOTO_PAYLOAD_TYPE
+from atlas_log.tdx.binding import payload_report_data
+from atlas_log.tdx.simulate import SimulatedPlatform
+from tests.conftest import ServerProcess
+from tests.vectors import vectors_dir
+
+
+def test_streaming_hash_with_progress(tmp_path: Path) -> None:
+    big = tmp_path / "weights.bin"
+    with big.open("wb") as f:
+        for _ in range(24):
+            f.write(os.urandom(1 << 20))
+    seen: list[tuple[int, int]] = []
+    assert hash_file(big, lambda d, t: seen.append((d, t))) == hashlib.sha256(big.read_bytes()).hexdigest()
+    assert len(seen) == 24 and seen[-1] == (24 << 20, 24 << 20)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+def test_model_digest_matches_model_signing() -> None:
+    d = vectors_dir("model-signing", "v1.1.0-elliptic-key")
+    files = hash_tree(d, ignore=["ignore-me", "model.sig"])
+    assert sorted(files) == ["signme-1", "signme-2"]
+    bundle = json.loads((d / "model.sig").read_text())
+    import base64
+
+    statement = json.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"]))
+    assert statement["subject"][0]["digest"]["sha256"] == model_digest(files)
+    ours = extract(INTOTO_PAYLOAD_TYPE, model_statement("m", files))
+    assert ours.digests("subject") == [f"sha256:{model_digest(files)}"]
+
+
+def test_configfs_tsm_provider_against_a_folder(tmp_path: Path) -> None:
+    platform = SimulatedPlatform.create()
+    rd = payload_report_data(INTOTO_PAYLOAD_TYPE, b"{}", b"spki")
+    entry = tmp_path / "report" / "atlas-log"
+    entry.mkdir(parents=True)
+    quote = platform.quote(rd) + bytes(2000)  # the kernel's buffer is zero-padded
+    (entry / "outblob").write_bytes(quote)
+    got = ConfigfsTsmProvider(tmp_path / "report").quote(rd)
+    assert got == quote and (entry / "inblob").read_bytes() == rd
+    # The kernel bumps `generation` on every inblob write; a counter that does not move means the outblob
+    # cannot be trusted to answer our inblob, and the provider refuses it.
+    (entry / "generation").write_text("5\n")
+    with pytest.raises(Error, match="kept writing"):
+        ConfigfsTsmProvider(tmp_path / "report").quote(rd)
+
+
+def test_record_step_end_to_end(server: ServerProcess, tmp_path: Path) -> None:
+    data = tmp_path / "train.csv"
+    data.write_text("x,y\n1,2\n")
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.bin").write_bytes(os.urandom(4096))
+    files = hash_tree(model)
+    key = Ed25519PrivateKey.generate()
+    provider = SimulatedProvider(server.platform)
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        client = LogClient(http, server.vkey)
+        train = training_statement(
+            {"model": model_digest(files)},
+            {"train.csv": (hash_file(data), "training-data")},
+            builder="https://example.com/pipeline/train",
+            parameters={"epochs": 3},
+        )
+        r1 = record_step(client, key, train, provider, receipt_path=tmp_path / "receipts" / "train.json")
+        saved = Receipt.from_json(json.loads((tmp_path / "receipts" / "train.json").read_text()))
+        assert saved == r1 and verify_receipt(saved, server.vkey).size == 1
+        ev = evaluation_statement(
+            ("model", model_digest(files)), {"test.csv": hashlib.sha256(b"t").hexdigest()}, "PASSED", {"accuracy": 0.93}
+        )
+        r2 = record_step(client, key, ev, provider)
+        assert r2.log_index == 1
+        hist = http.get(f"/api/v1/artifacts/sha256:{model_digest(files)}/history").json()
+        assert [e["logIndex"] for e in hist["entries"]] == [1, 0]
