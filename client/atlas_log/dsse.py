@@ -113,7 +113,7 @@ def parse_envelope(obj: Any) -> Envelope:
 class PublicKey:
     """A signer's public key, loaded from DER SPKI or PEM, restricted to the accepted algorithms."""
 
-    __slots__ = ("_key", "spki")
+    __slots__ = ("_key", "certificate", "spki")
 
     def __init__(self, spki: SpkiDer) -> None:
         try:
@@ -130,10 +130,13 @@ class PublicKey:
             raise FormatError(f"key type {type(key).__name__} is not accepted (Ed25519, ECDSA, RSA)")
         self._key = key
         self.spki = spki
+        self.certificate: dict[str, Any] | None = None  # identity of an X.509 signing certificate, if any
 
     @classmethod
     def from_pem(cls, pem: str | bytes) -> PublicKey:
         data = pem.encode() if isinstance(pem, str) else pem
+        start = data.find(b"-----BEGIN")  # tools such as certtool print a description before the block
+        data = data[start:] if start > 0 else data
         try:
             key = serialization.load_pem_public_key(data)
         except (ValueError, UnsupportedAlgorithm) as exc:

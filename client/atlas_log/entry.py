@@ -123,7 +123,11 @@ def build_body(
         ),
         "predicateType": _predicate_type(envelope),
         "signatures": [
-            {"keyid": s.keyid, "sig": b64encode(s.sig), "verifier": {"spkiSha256": k.fingerprint}}
+            {
+                "keyid": s.keyid,
+                "sig": b64encode(s.sig),
+                "verifier": {"spkiSha256": k.fingerprint, **({"certificate": k.certificate} if k.certificate else {})},
+            }
             for s, k in zip(envelope.signatures, signers, strict=True)
         ],
         "tee": tee,

@@ -12,7 +12,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography import x509
+
 from atlas_log._encoding import b64decode
+from atlas_log.bundle import parse_bundle, signing_certificate
 from atlas_log.dsse import Envelope, PublicKey, SpkiDer, parse_envelope, verify_envelope
 from atlas_log.entry import API_VERSION, LINKED_ROLES, MAX_LEAF_SIZE, build_body, canonical_json, index_summary
 from atlas_log.errors import FormatError, SignatureError
@@ -21,7 +24,7 @@ from atlas_log_server.errors import Problem
 from atlas_log_server.log.sequencer import PendingEntry
 
 MAX_KEYS = 16
-_TOP_LEVEL = {"apiVersion", "dsseEnvelope", "verificationMaterial", "tee", "annotations"}
+_TOP_LEVEL = {"apiVersion", "dsseEnvelope", "sigstoreBundle", "verificationMaterial", "tee", "annotations"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,11 +75,12 @@ def _keys(material: Any) -> list[PublicKey]:
 class Admission:
     """The ordered admission pipeline."""
 
-    def __init__(self, gates: Sequence[Gate]) -> None:
+    def __init__(self, gates: Sequence[Gate], x509_roots: Sequence[x509.Certificate] = ()) -> None:
         self.gates = tuple(gates)
+        self.x509_roots = tuple(x509_roots)
 
-    def parse(self, raw: bytes) -> Submission:
-        """Schema and signature checks."""
+    def parse(self, raw: bytes, now: int) -> Submission:
+        """Schema, signature (and certificate chain) and statement checks."""
         try:
             obj = json.loads(raw)
         except (ValueError, RecursionError) as exc:
@@ -88,13 +92,24 @@ class Admission:
             raise _reject("invalid-submission", f"unknown members {sorted(unknown)}; allowed: {sorted(_TOP_LEVEL)}")
         if obj.get("apiVersion", API_VERSION) != API_VERSION:
             raise _reject("unsupported-api-version", f"apiVersion must be {API_VERSION!r}")
-        if "dsseEnvelope" not in obj:
-            raise _reject("invalid-submission", "dsseEnvelope is required")
+        if ("dsseEnvelope" in obj) == ("sigstoreBundle" in obj):
+            raise _reject("invalid-submission", "exactly one of dsseEnvelope or sigstoreBundle is required")
+        chain: tuple[bytes, ...] = ()
         try:
-            envelope = parse_envelope(obj["dsseEnvelope"])
+            if "sigstoreBundle" in obj:
+                bundle = parse_bundle(obj["sigstoreBundle"])
+                envelope, chain = bundle.envelope, bundle.chain
+            else:
+                envelope = parse_envelope(obj["dsseEnvelope"])
         except FormatError as exc:
             raise _reject("invalid-envelope", str(exc)) from exc
-        keys = _keys(obj.get("verificationMaterial"))
+        try:
+            if chain:
+                keys = [signing_certificate(chain, self.x509_roots, now)]
+            else:
+                keys = _keys(obj.get("verificationMaterial"))
+        except SignatureError as exc:
+            raise _reject("certificate-untrusted", str(exc), 422) from exc
         try:
             signers = verify_envelope(envelope, keys)
         except SignatureError as exc:
@@ -107,7 +122,7 @@ class Admission:
 
     async def admit(self, raw: bytes, now: int) -> PendingEntry:
         """Run the whole pipeline; the result is ready for the sequencer."""
-        sub = self.parse(raw)
+        sub = self.parse(raw, now)
         tee: dict[str, Any] | None = None
         for gate in self.gates:
             verdict = await gate(sub, now)

@@ -7,7 +7,9 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
+from cryptography import x509
 from fastapi import FastAPI
 
 from atlas_log.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
@@ -28,6 +30,11 @@ from atlas_log_server.log.sequencer import Sequencer
 from atlas_log_server.log.signer import CheckpointSigner, load_or_create_key
 
 _log = logging.getLogger(__name__)
+
+
+def load_x509_roots(path: Path | None) -> list[x509.Certificate]:
+    """The configured roots for certificate-signed entries (none unless configured)."""
+    return [] if path is None else x509.load_pem_x509_certificates(path.read_bytes())
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -65,7 +72,7 @@ def create_app(settings: Settings) -> FastAPI:
                 repo,
                 sequencer,
                 ProofService(repo, settings.tile_cache_tiles),
-                Admission([attestation.gate]),
+                Admission([attestation.gate], load_x509_roots(settings.x509_roots_file)),
                 signer.verifier,
                 attestation,
             )

@@ -57,6 +57,7 @@ class Settings(BaseSettings):
     collateral_refresh_margin_s: int = Field(
         default=3 * 86_400, ge=60, description="refetch collateral this long before it expires"
     )
+    x509_roots_file: Path | None = Field(default=None, description="PEM roots for certificate-signed entries")
     simulated_platform_dir: Path | None = Field(default=None, description="default data_dir/simulated-tdx")
 
     @field_validator("origin")
