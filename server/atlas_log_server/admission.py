@@ -142,4 +142,8 @@ class Admission:
                 413,
             )
         facts = tuple((f"{a}:{h}", f.role, f.name, f.path) for f in ex.facts for a, h in f.digests)
-        return PendingEntry(hashlib.sha256(body).digest(), body, raw, now, linked, facts)
+        # Signer keys are indexed like artifacts, so "everything this key signed" is one lookup.
+        facts += tuple(
+            (f"sha256:{k.fingerprint}", "signer", None, f"$.signatures[{i}]") for i, k in enumerate(sub.signers)
+        )
+        return PendingEntry(hashlib.sha256(body).digest(), body, raw, now, linked, facts, ex.predicate_type)

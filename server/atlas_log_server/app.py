@@ -100,6 +100,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     install_handlers(app)
-    for router in (entries.router, proofs.router, tiles.router, health.router, artifacts.router):
+    routers = (entries.router, proofs.router, tiles.router, health.router, artifacts.router, artifacts.search_router)
+    for router in routers:
         app.include_router(router)
     return app

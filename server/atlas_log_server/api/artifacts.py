@@ -105,3 +105,43 @@ async def lineage(
         "entries": entries,
         "truncated": truncated,
     }
+
+
+search_router = APIRouter(prefix="/api/v1", tags=["artifacts"])
+
+
+@search_router.get("/search", summary="Entries by artifact name, predicate type, signer and time range, with proofs")
+async def search(
+    ctx: Ctx,
+    name: Annotated[str | None, Query(max_length=512)] = None,
+    predicate_type: Annotated[str | None, Query(alias="predicateType", max_length=512)] = None,
+    signer: Annotated[str | None, Query(description="sha256:<hex> of the signer's SPKI", max_length=80)] = None,
+    since: Annotated[int | None, Query(alias="from", ge=0, le=(1 << 53))] = None,
+    until: Annotated[int | None, Query(alias="to", ge=0, le=(1 << 53))] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+    before: Annotated[int | None, Query(ge=0, le=(1 << 63) - 1)] = None,
+) -> dict[str, Any]:
+    if name is None and predicate_type is None and signer is None and since is None and until is None:
+        raise bad_request("invalid-search", "give at least one of name, predicateType, signer, from, to")
+    signer_digest = parse_artifact(signer) if signer is not None else None
+    state = await ctx.repo.state()
+    rows = await ctx.repo.search(
+        name=name,
+        predicate_type=predicate_type,
+        signer=signer_digest,
+        since=since,
+        until=until,
+        before=before if before is not None else state.size,
+        limit=limit + 1,
+    )
+    page = rows[:limit]
+    entries = []
+    for idx, leaf in page:
+        _, hashes = await ctx.proofs.inclusion(idx, state.size)
+        entries.append({"logIndex": idx, "leaf": b64encode(leaf), "inclusionProof": [b64encode(h) for h in hashes]})
+    return {
+        "treeSize": state.size,
+        "checkpoint": (state.checkpoint or b"").decode(),
+        "entries": entries,
+        "next": page[-1][0] if len(rows) > limit else None,
+    }

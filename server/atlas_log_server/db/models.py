@@ -46,6 +46,7 @@ entries = Table(
     # The submission exactly as received (JSON), so anyone can re-verify what the leaf commits to.
     Column("submission", LargeBinary, nullable=False),
     Column("integrated_time", BigInteger, nullable=False),
+    Column("predicate_type", Text, nullable=True),
     CheckConstraint("idx >= 0", name="entries_idx_nonnegative"),
     CheckConstraint("length(leaf_hash) = 32 AND length(entry_id) = 32", name="entries_hash_lengths"),
     CheckConstraint("length(leaf) <= 65535", name="entries_leaf_fits_bundle"),
@@ -98,3 +99,5 @@ entry_artifacts = Table(
 )
 Index("entry_artifacts_digest", entry_artifacts.c.digest, entry_artifacts.c.idx)
 Index("entry_artifacts_idx", entry_artifacts.c.idx)
+Index("entry_artifacts_name", func.lower(entry_artifacts.c.name))
+Index("entries_predicate_type", entries.c.predicate_type, entries.c.idx)

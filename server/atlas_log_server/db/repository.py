@@ -35,6 +35,7 @@ class StoredEntry:
     leaf: bytes
     submission: bytes
     integrated_time: int
+    predicate_type: str | None = None
 
 
 def _split_hashes(data: bytes) -> tuple[bytes, ...]:
@@ -77,8 +78,11 @@ class BatchTransaction:
     async def insert_entries(self, entries: Sequence[StoredEntry]) -> None:
         await self._conn.copy_records_to_table(
             "entries",
-            records=[(e.index, e.entry_id, e.leaf_hash, e.leaf, e.submission, e.integrated_time) for e in entries],
-            columns=["idx", "entry_id", "leaf_hash", "leaf", "submission", "integrated_time"],
+            records=[
+                (e.index, e.entry_id, e.leaf_hash, e.leaf, e.submission, e.integrated_time, e.predicate_type)
+                for e in entries
+            ],
+            columns=["idx", "entry_id", "leaf_hash", "leaf", "submission", "integrated_time", "predicate_type"],
         )
 
     async def last_naming(self, digests: Sequence[str]) -> dict[str, int]:
@@ -264,6 +268,37 @@ class Repository:
     async def leaves_at(self, indices: Sequence[int]) -> dict[int, bytes]:
         rows = await self.pool.fetch("SELECT idx, leaf FROM entries WHERE idx = ANY($1::bigint[])", list(indices))
         return {r["idx"]: bytes(r["leaf"]) for r in rows}
+
+    async def search(
+        self,
+        *,
+        name: str | None,
+        predicate_type: str | None,
+        signer: str | None,
+        since: int | None,
+        until: int | None,
+        before: int,
+        limit: int,
+    ) -> list[tuple[int, bytes]]:
+        """Entries matching every given filter, newest first, with index < ``before``: (index, leaf)."""
+        rows = await self.pool.fetch(
+            "SELECT e.idx, e.leaf FROM entries e WHERE e.idx < $6 "
+            "AND ($1::text IS NULL OR EXISTS (SELECT 1 FROM entry_artifacts a WHERE a.idx = e.idx "
+            "     AND lower(a.name) = lower($1))) "
+            "AND ($2::text IS NULL OR e.predicate_type = $2) "
+            "AND ($3::text IS NULL OR EXISTS (SELECT 1 FROM entry_artifacts s WHERE s.idx = e.idx "
+            "     AND s.role = 'signer' AND s.digest = $3)) "
+            "AND ($4::bigint IS NULL OR e.integrated_time >= $4) AND ($5::bigint IS NULL OR e.integrated_time < $5) "
+            "ORDER BY e.idx DESC LIMIT $7",
+            name,
+            predicate_type,
+            signer,
+            since,
+            until,
+            before,
+            limit,
+        )
+        return [(r["idx"], bytes(r["leaf"])) for r in rows]
 
     async def checkpoint_by_root(self, root: bytes) -> tuple[int, float] | None:
         """(size, age in seconds) of the first checkpoint with this root hash, if any."""

@@ -47,6 +47,7 @@ class PendingEntry:
     integrated_time: int
     linked: tuple[str, ...] = ()  # subject and material digests ("alg:hex") the leaf links back for
     facts: tuple[tuple[str, str, str | None, str], ...] = ()  # (digest, role, name, JSON path) for the index
+    predicate_type: str | None = None
 
 
 class BatchNodes:
@@ -221,7 +222,7 @@ class Sequencer:
                 leaf = encode_leaf(e.body, e.integrated_time, links)
                 lh = leaf_hash(leaf)
                 frontier.append(lh, on_node)
-                new.append(StoredEntry(idx, e.entry_id, lh, leaf, e.submission, e.integrated_time))
+                new.append(StoredEntry(idx, e.entry_id, lh, leaf, e.submission, e.integrated_time, e.predicate_type))
                 facts.extend((idx, *f) for f in e.facts)
                 placed.append((idx, True, leaf))
 
