@@ -14,7 +14,7 @@ $(VENV)/.server: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,examples]"
 	touch $@ $(VENV)/.server
 
 ## make run: start the log on an embedded PostgreSQL at http://127.0.0.1:8080

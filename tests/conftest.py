@@ -23,6 +23,7 @@ from atlas_log.tdx.simulate import SimulatedPlatform
 from atlas_log_server.db import migrate
 
 _counter = itertools.count()
+ROOT_DIR = Path(__file__).resolve().parent.parent
 
 
 def with_database(url: str, name: str) -> str:
