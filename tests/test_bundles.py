@@ -69,3 +69,49 @@ def test_certificate_from_an_unconfigured_root_is_refused(server: ServerProcess)
     sub, _, _ = _submission(server, "v1.1.0-certificate", with_key=False)
     r = httpx.post(server.url + "/api/v1/entries", json=sub, timeout=30)
     assert r.status_code == 422 and r.json()["type"].endswith("/certificate-untrusted")
+
+
+def test_cli_submit_bundle_and_statement(
+    bundle_server: ServerProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from atlas_log import cli
+    from atlas_log.submission import intoto_statement
+
+    base = ["--server", bundle_server.url, "--vkey", bundle_server.vkey]
+    platform = ["--simulated-platform", str(bundle_server.data_dir / "simulated-tdx")]
+    keys = vectors_dir("model-signing", "keys")
+    bundle = vectors_dir("model-signing", "v1.1.0-elliptic-key") / "model.sig"
+    assert (
+        cli.main(
+            [
+                *base,
+                "submit",
+                "--bundle",
+                str(bundle),
+                "--public-key",
+                str(keys / "signing-key-pub.pem"),
+                *platform,
+                "--receipt",
+                str(tmp_path / "r1.json"),
+            ]
+        )
+        == 0
+    )
+    assert "logged at index 0" in capsys.readouterr().out
+    cert_bundle = vectors_dir("model-signing", "v1.1.0-certificate") / "model.sig"
+    assert cli.main([*base, "submit", "--bundle", str(cert_bundle), *platform]) == 0
+    key = ec.generate_private_key(ec.SECP256R1())
+    (tmp_path / "k.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    (tmp_path / "s.json").write_bytes(intoto_statement([("x", "ab" * 32)], "https://example.com/p", {}))
+    assert (
+        cli.main(
+            [*base, "submit", "--statement", str(tmp_path / "s.json"), "--key", str(tmp_path / "k.pem"), *platform]
+        )
+        == 0
+    )
+    assert "logged at index 2" in capsys.readouterr().out

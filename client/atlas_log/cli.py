@@ -13,14 +13,20 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from atlas_log._encoding import b64encode
+from atlas_log.bundle import parse_bundle
+from atlas_log.dsse import PublicKey, sign_envelope
 from atlas_log.errors import Error
 from atlas_log.http import AsyncLogClient, LogClient
 from atlas_log.note import Verifier
 from atlas_log.receipt import Receipt, verify_receipt
-from atlas_log.submission import demo_submission
+from atlas_log.submission import build_submission, demo_submission, signed_submission, spki_der, tdx_tee
+from atlas_log.tdx.binding import payload_report_data
 from atlas_log.tdx.simulate import SimulatedPlatform
 
 DEFAULT_SERVER = "http://127.0.0.1:8080"
@@ -223,6 +229,61 @@ def _cmd_lineage(args: argparse.Namespace) -> int:
     return 0
 
 
+def _quote_provider(args: argparse.Namespace) -> Any:
+    from atlas_log.pipeline import ConfigfsTsmProvider, SimulatedProvider
+
+    if args.configfs_tsm:
+        return ConfigfsTsmProvider()
+    platform = _platform(args)
+    return SimulatedProvider(platform) if platform is not None else None
+
+
+def _cmd_submit(args: argparse.Namespace) -> int:
+    """Submit a statement signed with a local key, or an existing Sigstore bundle (model-signing), with a quote."""
+
+    provider = _quote_provider(args)
+    if args.bundle:
+        bundle_obj = json.loads(Path(args.bundle).read_text())
+        bundle = parse_bundle(bundle_obj)
+        submission: dict[str, Any] = {"sigstoreBundle": bundle_obj}
+        spki: bytes | None = None
+        if args.public_key:
+            pem = Path(args.public_key).read_text()
+            submission["verificationMaterial"] = {"publicKeys": [{"pem": pem}]}
+            spki = PublicKey.from_pem(pem).spki
+        elif bundle.chain:
+            cert = x509.load_der_x509_certificate(bundle.chain[0])
+            spki = cert.public_key().public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        if provider is not None and spki is not None:
+            env = bundle.envelope
+            submission["tee"] = tdx_tee(provider.quote(payload_report_data(env.payload_type, env.payload, spki)))
+    else:
+        if not (args.statement and args.key):
+            raise SystemExit("atlas-log: give --statement FILE --key KEY.pem, or --bundle FILE [--public-key PEM]")
+        key = serialization.load_pem_private_key(Path(args.key).read_bytes(), None)
+        if not isinstance(key, Ed25519PrivateKey | ec.EllipticCurvePrivateKey):
+            raise SystemExit("atlas-log: the signing key must be Ed25519 or ECDSA P-256/P-384")
+        payload = Path(args.statement).read_bytes()
+        if isinstance(key, Ed25519PrivateKey):
+            submission = signed_submission(key, payload, payload_type=args.payload_type)
+        else:
+            submission = build_submission(sign_envelope(args.payload_type, payload, key), [spki_der(key)])
+        if provider is not None:
+            rd = payload_report_data(args.payload_type, payload, spki_der(key))
+            submission["tee"] = tdx_tee(provider.quote(rd))
+    with _client(args) as http:
+        receipt = LogClient(http, _vkey(args, http)).submit(submission)
+    if args.receipt:
+        Path(args.receipt).write_text(json.dumps(receipt.to_json(), indent=2))
+    print(
+        f"logged at index {receipt.log_index} (tree size {receipt.tree_size}); receipt verified"
+        + (f", saved to {args.receipt}" if args.receipt else "")
+    )
+    return 0
+
+
 def _cmd_evidence(args: argparse.Namespace) -> int:
     """Write an entry's quote and collateral as a PCS-replay folder that `atlas-log tdx verify` reads."""
     from atlas_log._encoding import b64decode
@@ -296,6 +357,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = sub.add_parser("verify", help="verify receipt files offline")
     p.add_argument("receipts", nargs="+")
     p.set_defaults(func=_cmd_verify)
+    p = sub.add_parser("submit", help="submit a signed statement, or a model-signing bundle, with a TDX quote")
+    p.add_argument("--statement", help="in-toto statement (or other payload) file to sign and submit")
+    p.add_argument("--key", help="PEM private key to sign with (Ed25519 or ECDSA)")
+    p.add_argument("--payload-type", default="application/vnd.in-toto+json")
+    p.add_argument("--bundle", help="a Sigstore bundle (e.g. model.sig from model-signing) to submit as is")
+    p.add_argument("--public-key", help="PEM public key of a key-signed bundle")
+    p.add_argument("--simulated-platform", help="simulated TDX platform folder (default .atlas-log/simulated-tdx)")
+    p.add_argument("--configfs-tsm", action="store_true", help="quote with /sys/kernel/config/tsm inside a TD")
+    p.add_argument("--receipt", help="file to save the verified receipt in")
+    p.set_defaults(func=_cmd_submit)
     p = sub.add_parser("history", help="an artifact's verified history (every entry naming it)")
     p.add_argument("digest", help="<alg>:<hex>, e.g. sha256:…")
     p.add_argument("--json", action="store_true")
