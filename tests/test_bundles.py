@@ -115,3 +115,18 @@ def test_cli_submit_bundle_and_statement(
         == 0
     )
     assert "logged at index 2" in capsys.readouterr().out
+
+
+def test_plain_dsse_with_an_x509_chain(bundle_server: ServerProcess) -> None:
+    sub, _, _ = _submission(bundle_server, "v1.1.0-certificate", with_key=False)
+    bundle = sub.pop("sigstoreBundle")
+    sub["dsseEnvelope"] = bundle["dsseEnvelope"]
+    sub["verificationMaterial"] = {
+        "x509CertificateChain": [
+            c["rawBytes"] for c in bundle["verificationMaterial"]["x509CertificateChain"]["certificates"]
+        ]
+    }
+    r = httpx.post(bundle_server.url + "/api/v1/entries", json=sub, timeout=30)
+    assert r.status_code == 201, r.text
+    leaf = json.loads(base64.b64decode(r.json()["leaf"]))
+    assert leaf["body"]["signatures"][0]["verifier"]["certificate"]["subject"] == "intermediate-ca"

@@ -47,9 +47,24 @@ def _reject(slug: str, detail: str, status: int = 400) -> Problem:
     return Problem(status, slug, detail)
 
 
+def _chain(material: Any) -> tuple[bytes, ...]:
+    """``verificationMaterial.x509CertificateChain``: base64 DER certificates, leaf first (empty if absent)."""
+    if not isinstance(material, dict) or "x509CertificateChain" not in material:
+        return ()
+    raw = material["x509CertificateChain"]
+    if not isinstance(raw, list) or not 1 <= len(raw) <= 10 or not all(isinstance(c, str) for c in raw):
+        raise _reject("invalid-submission", "verificationMaterial.x509CertificateChain must list 1..10 base64 DERs")
+    try:
+        return tuple(b64decode(c, "x509CertificateChain") for c in raw)
+    except FormatError as exc:
+        raise _reject("invalid-submission", str(exc)) from exc
+
+
 def _keys(material: Any) -> list[PublicKey]:
-    if not isinstance(material, dict) or set(material) - {"publicKeys"}:
-        raise _reject("invalid-submission", "verificationMaterial must be an object with 'publicKeys'")
+    if not isinstance(material, dict) or set(material) - {"publicKeys", "x509CertificateChain"}:
+        raise _reject(
+            "invalid-submission", "verificationMaterial must be an object with 'publicKeys' or 'x509CertificateChain'"
+        )
     raw = material.get("publicKeys")
     if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_KEYS:
         raise _reject("invalid-submission", f"verificationMaterial.publicKeys must list 1..{MAX_KEYS} keys")
@@ -104,6 +119,7 @@ class Admission:
         except FormatError as exc:
             raise _reject("invalid-envelope", str(exc)) from exc
         try:
+            chain = chain or _chain(obj.get("verificationMaterial"))
             if chain:
                 keys = [signing_certificate(chain, self.x509_roots, now)]
             else:
