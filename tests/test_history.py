@@ -167,3 +167,27 @@ def test_cli_history_and_lineage(
     assert f"sha256:{_digest('dataset-d')}" in tree and "└── " in tree and "[entry #0]" in tree
     assert cli.main([*base, "lineage", d, "--direction", "down", "--json"]) == 0
     assert len(json.loads(capsys.readouterr().out)["edges"]) == 4
+
+
+def test_digest_aliases_join_one_history(server: ServerProcess) -> None:
+    import copy
+
+    platform = server.platform
+    key = Ed25519PrivateKey.generate()
+    s256, s512 = hashlib.sha256(b"weights").hexdigest(), hashlib.sha512(b"weights").hexdigest()
+    made = intoto_statement([("m", s256)], "https://example.com/export", {})
+    made = made.replace(f'"sha256":"{s256}"'.encode(), f'"sha256":"{s256}","sha512":"{s512}"'.encode())
+    used = _training("served", [])
+    used = used.replace(b'"inputs":[]', b'"inputs":[{"name":"m","digest":{"sha512":"' + s512.encode() + b'"}}]')
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        for payload in (made, used):
+            r = http.post("/api/v1/entries", json=signed_submission(key, payload, platform))
+            assert r.status_code == 201, r.text
+        answer = http.get(f"/api/v1/artifacts/sha256:{s256}/history").json()
+    assert answer["aliases"] == [f"sha512:{s512}"]
+    h = verify_history(answer, server.vkey)
+    assert [e.log_index for e in h.entries] == [1, 0]
+    unproven = copy.deepcopy(answer)
+    del unproven["entries"][1]  # without the entry naming both digests, the alias is not evidenced
+    with pytest.raises(VerificationError):
+        verify_history(unproven, server.vkey)

@@ -122,12 +122,22 @@ def verify_history(
         complete = answer.get("next") is None
     except (KeyError, TypeError, AttributeError) as exc:
         raise FormatError(f"malformed history answer: {exc}") from exc
-    verified: list[VerifiedEntry] = []
-    for v in _verified_entries(raw_entries, cp, cache):
-        entry, index = v.entry, v.log_index
-        if not _names(entry, name):
-            raise VerificationError(f"entry {index} does not name {name} although the index says it does")
-        verified.append(v)
+    verified = _verified_entries(raw_entries, cp, cache)
+    # Aliases (other digests of the same artifact) count only when a verified entry names both together.
+    claimed = answer.get("aliases") or []
+    aliases = {
+        a
+        for a in claimed
+        if isinstance(a, str)
+        and any(
+            name in _said(v.entry, key) and a in _said(v.entry, key)
+            for v in verified
+            for key in ("subjects", "materials")
+        )
+    }
+    for v in verified:
+        if not (_names(v.entry, name) or any(_names(v.entry, a) for a in aliases)):
+            raise VerificationError(f"entry {v.log_index} does not name {name} although the index says it does")
     if any(a.log_index <= b.log_index for a, b in itertools.pairwise(verified)):
         raise VerificationError("history entries are not strictly newest first")
     chain = [v for v in verified if v.entry.links is not None and name in v.entry.links]

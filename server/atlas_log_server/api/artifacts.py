@@ -38,7 +38,8 @@ async def history(
 ) -> dict[str, Any]:
     digest = parse_artifact(artifact)
     state = await ctx.repo.state()
-    rows = await ctx.repo.history(digest, before if before is not None else state.size, limit + 1)
+    aliases = await ctx.repo.aliases(digest)
+    rows = await ctx.repo.history([digest, *aliases], before if before is not None else state.size, limit + 1)
     page, more = rows[:limit], len(rows) > limit
     entries = []
     for idx, leaf, roles in page:
@@ -53,6 +54,7 @@ async def history(
         )
     return {
         "artifact": digest,
+        "aliases": aliases,
         "treeSize": state.size,
         "checkpoint": (state.checkpoint or b"").decode(),
         "entries": entries,

@@ -222,13 +222,24 @@ class Repository:
         )
         return {(r["level"], r["idx"]): r["hashes"] for r in rows}
 
-    async def history(self, digest: str, before: int, limit: int) -> list[tuple[int, bytes, list[str]]]:
-        """Entries naming ``digest`` with index < ``before``, newest first: (index, leaf, roles)."""
+    async def aliases(self, digest: str) -> list[str]:
+        """Other digests of the same artifact: named together with ``digest`` in one descriptor of some entry
+        (e.g. its sha256 and sha512)."""
+        rows = await self.pool.fetch(
+            "SELECT DISTINCT b.digest FROM entry_artifacts a JOIN entry_artifacts b "
+            "ON b.idx = a.idx AND b.role = a.role AND b.json_path = a.json_path "
+            "WHERE a.digest = $1 AND b.digest <> $1 AND a.role <> 'signer' ORDER BY b.digest",
+            digest,
+        )
+        return [r["digest"] for r in rows]
+
+    async def history(self, digests: Sequence[str], before: int, limit: int) -> list[tuple[int, bytes, list[str]]]:
+        """Entries naming any of ``digests`` with index < ``before``, newest first: (index, leaf, roles)."""
         rows = await self.pool.fetch(
             "SELECT a.idx, e.leaf, array_agg(DISTINCT a.role ORDER BY a.role) AS roles "
             "FROM entry_artifacts a JOIN entries e ON e.idx = a.idx "
-            "WHERE a.digest = $1 AND a.idx < $2 GROUP BY a.idx, e.leaf ORDER BY a.idx DESC LIMIT $3",
-            digest,
+            "WHERE a.digest = ANY($1::text[]) AND a.idx < $2 GROUP BY a.idx, e.leaf ORDER BY a.idx DESC LIMIT $3",
+            list(digests),
             before,
             limit,
         )
