@@ -12,10 +12,25 @@ from tests.conftest import ROOT_DIR, ServerProcess
 
 def test_pytorch_pipeline_example(server: ServerProcess, tmp_path: Path) -> None:
     out = subprocess.run(
-        [sys.executable, str(ROOT_DIR / "examples" / "pytorch_pipeline.py"), "--server", server.url,
-         "--vkey", server.vkey, "--workdir", str(tmp_path / "run"),
-         "--simulated-platform", str(server.data_dir / "simulated-tdx"), "--samples", "4000", "--epochs", "5"],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            str(ROOT_DIR / "examples" / "pytorch_pipeline.py"),
+            "--server",
+            server.url,
+            "--vkey",
+            server.vkey,
+            "--workdir",
+            str(tmp_path / "run"),
+            "--simulated-platform",
+            str(server.data_dir / "simulated-tdx"),
+            "--samples",
+            "4000",
+            "--epochs",
+            "5",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     report = json.loads(out.stdout)

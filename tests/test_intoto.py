@@ -144,3 +144,16 @@ def test_other_predicates_keep_subjects_only() -> None:
     ex = extract(INTOTO_PAYLOAD_TYPE, intoto_statement([("x", H["a"])], "https://example.com/p", {"k": 1}))
     assert [f.role for f in ex.facts] == ["subject"]
     assert extract("text/plain", b"anything").facts == ()
+
+
+def test_versions_come_from_annotations() -> None:
+    stmt = json.dumps(
+        {
+            "_type": "https://in-toto.io/Statement/v1",
+            "predicateType": "https://example.com/p",
+            "predicate": {},
+            "subject": [{"name": "fraud-detector", "digest": {"sha256": H["a"]}, "annotations": {"version": "2.1.0"}}],
+        }
+    ).encode()
+    (fact,) = extract(INTOTO_PAYLOAD_TYPE, stmt).facts
+    assert (fact.name, fact.version) == ("fraud-detector", "2.1.0")

@@ -70,6 +70,11 @@ class Fact:
     uri: str | None = None
     annotations: tuple[tuple[str, str], ...] = ()
 
+    @property
+    def version(self) -> str | None:
+        """The artifact's version, from the descriptor's ``version`` annotation (our published convention)."""
+        return dict(self.annotations).get("version")
+
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"role": self.role, "digests": [f"{a}:{h}" for a, h in self.digests], "path": self.path}
         if self.name is not None:
@@ -212,6 +217,9 @@ def extract(payload_type: str, payload: bytes) -> Extraction:
             tuple(sorted(normalise_digest(a, v) for a, v in s["digest"].items())),
             f"$.subject[{i}]",
             s.get("name") if isinstance(s.get("name"), str) else None,
+            annotations=tuple(sorted((str(k), str(v)) for k, v in s["annotations"].items()))
+            if isinstance(s.get("annotations"), dict)
+            else (),
         )
         for i, s in enumerate(st["subject"])
     ]

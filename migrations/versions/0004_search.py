@@ -1,4 +1,4 @@
-"""Search support: each entry's predicate type, and case-insensitive artifact names.
+"""Search support: each entry's predicate type, case-insensitive artifact names, and artifact versions.
 
 Revision ID: 0004
 Revises: 0003
@@ -22,9 +22,11 @@ def upgrade() -> None:
     op.add_column("entries", sa.Column("predicate_type", sa.Text(), nullable=True))
     op.create_index("entries_predicate_type", "entries", ["predicate_type", "idx"])
     op.create_index("entry_artifacts_name", "entry_artifacts", [sa.text("lower(name)")])
+    op.add_column("entry_artifacts", sa.Column("version", sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
+    op.drop_column("entry_artifacts", "version")
     op.drop_index("entry_artifacts_name", "entry_artifacts")
     op.drop_index("entries_predicate_type", "entries")
     op.drop_column("entries", "predicate_type")

@@ -157,9 +157,9 @@ class Admission:
                 f"{MAX_LEAF_SIZE} (fewer signatures, subjects or materials per entry)",
                 413,
             )
-        facts = tuple((f"{a}:{h}", f.role, f.name, f.path) for f in ex.facts for a, h in f.digests)
+        facts = tuple((f"{a}:{h}", f.role, f.name, f.path, f.version) for f in ex.facts for a, h in f.digests)
         # Signer keys are indexed like artifacts, so "everything this key signed" is one lookup.
         facts += tuple(
-            (f"sha256:{k.fingerprint}", "signer", None, f"$.signatures[{i}]") for i, k in enumerate(sub.signers)
+            (f"sha256:{k.fingerprint}", "signer", None, f"$.signatures[{i}]", None) for i, k in enumerate(sub.signers)
         )
         return PendingEntry(hashlib.sha256(body).digest(), body, raw, now, linked, facts, ex.predicate_type)

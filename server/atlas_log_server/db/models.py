@@ -96,6 +96,7 @@ entry_artifacts = Table(
     Column("role", Text, nullable=False),
     Column("name", Text, nullable=True),
     Column("json_path", Text, nullable=False),
+    Column("version", Text, nullable=True),
 )
 Index("entry_artifacts_digest", entry_artifacts.c.digest, entry_artifacts.c.idx)
 Index("entry_artifacts_idx", entry_artifacts.c.idx)

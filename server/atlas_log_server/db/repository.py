@@ -97,10 +97,10 @@ class BatchTransaction:
         )
         return {r["digest"]: r["idx"] for r in rows}
 
-    async def insert_artifacts(self, rows: Sequence[tuple[int, str, str, str | None, str]]) -> None:
+    async def insert_artifacts(self, rows: Sequence[tuple[int, str, str, str | None, str, str | None]]) -> None:
         if rows:
             await self._conn.copy_records_to_table(
-                "entry_artifacts", records=rows, columns=["idx", "digest", "role", "name", "json_path"]
+                "entry_artifacts", records=rows, columns=["idx", "digest", "role", "name", "json_path", "version"]
             )
 
     async def write_tiles(self, writes: Iterable[tuple[int, int, int, bytes]]) -> None:

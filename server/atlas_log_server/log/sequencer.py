@@ -46,7 +46,7 @@ class PendingEntry:
     submission: bytes
     integrated_time: int
     linked: tuple[str, ...] = ()  # subject and material digests ("alg:hex") the leaf links back for
-    facts: tuple[tuple[str, str, str | None, str], ...] = ()  # (digest, role, name, JSON path) for the index
+    facts: tuple[tuple[str, str, str | None, str, str | None], ...] = ()  # (digest, role, name, path, version)
     predicate_type: str | None = None
 
 
@@ -208,7 +208,7 @@ class Sequencer:
 
             placed: list[tuple[int, bool, bytes | None]] = []
             new: list[StoredEntry] = []
-            facts: list[tuple[int, str, str, str | None, str]] = []
+            facts: list[tuple[int, str, str, str | None, str, str | None]] = []
             last = await tx.last_naming(sorted({d for e in entries for d in e.linked}))
             for e in entries:
                 idx = existing.get(e.entry_id)
