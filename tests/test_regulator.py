@@ -221,3 +221,25 @@ def test_search_filters_and_errors(pipeline: Any) -> None:
     assert len(page["entries"]) == 2 and page["next"] is not None
     assert http.get("/api/v1/search", params={"from": 0, "to": 1}).json()["entries"] == []
     assert http.get("/api/v1/search").status_code == 400
+
+
+def test_search_reports_names_and_versions(server: ServerProcess) -> None:
+    import json
+
+    from atlas_log.submission import signed_submission
+
+    key = Ed25519PrivateKey.generate()
+    for version, digest in (("1.0", h("v1")), ("2.0", h("v2"))):
+        statement = json.dumps(
+            {
+                "_type": "https://in-toto.io/Statement/v1",
+                "predicateType": "https://example.com/p",
+                "predicate": {},
+                "subject": [{"name": "Churn-Model", "digest": {"sha256": digest}, "annotations": {"version": version}}],
+            }
+        ).encode()
+        r = httpx.post(server.url + "/api/v1/entries", json=signed_submission(key, statement, server.platform))
+        assert r.status_code == 201, r.text
+    found = httpx.get(server.url + "/api/v1/search", params={"name": "churn-model"}).json()
+    versions = {a["version"]: a["digest"] for e in found["entries"] for a in e["artifacts"]}
+    assert versions == {"1.0": f"sha256:{h('v1')}", "2.0": f"sha256:{h('v2')}"}

@@ -137,10 +137,18 @@ async def search(
         limit=limit + 1,
     )
     page = rows[:limit]
+    named = await ctx.repo.named([idx for idx, _ in page])
     entries = []
     for idx, leaf in page:
         _, hashes = await ctx.proofs.inclusion(idx, state.size)
-        entries.append({"logIndex": idx, "leaf": b64encode(leaf), "inclusionProof": [b64encode(h) for h in hashes]})
+        entries.append(
+            {
+                "logIndex": idx,
+                "leaf": b64encode(leaf),
+                "inclusionProof": [b64encode(h) for h in hashes],
+                "artifacts": named.get(idx, []),
+            }
+        )
     return {
         "treeSize": state.size,
         "checkpoint": (state.checkpoint or b"").decode(),

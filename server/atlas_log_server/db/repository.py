@@ -276,6 +276,20 @@ class Repository:
         )
         return [(r["src"], r["dst"], r["idx"]) for r in rows]
 
+    async def named(self, indices: Sequence[int]) -> dict[int, list[dict[str, str | None]]]:
+        """The named artifacts (name, version, digest, role) of these entries, from the index."""
+        rows = await self.pool.fetch(
+            "SELECT idx, digest, role, name, version FROM entry_artifacts "
+            "WHERE idx = ANY($1::bigint[]) AND name IS NOT NULL ORDER BY idx, json_path, digest",
+            list(indices),
+        )
+        out: dict[int, list[dict[str, str | None]]] = {}
+        for r in rows:
+            out.setdefault(r["idx"], []).append(
+                {"name": r["name"], "version": r["version"], "digest": r["digest"], "role": r["role"]}
+            )
+        return out
+
     async def leaves_at(self, indices: Sequence[int]) -> dict[int, bytes]:
         rows = await self.pool.fetch("SELECT idx, leaf FROM entries WHERE idx = ANY($1::bigint[])", list(indices))
         return {r["idx"]: bytes(r["leaf"]) for r in rows}
