@@ -106,10 +106,8 @@ def _names(entry: Entry, artifact: str) -> bool:
     return artifact in said or (entry.links is not None and artifact in entry.links)
 
 
-def verify_history(
-    answer: dict[str, Any], vkey: str | Verifier, artifact: str | None = None, *, cache: HistoryCache | None = None
-) -> VerifiedHistory:
-    """Verify a history answer for ``artifact`` (default: the one the answer names). Raises on any failure."""
+def _open_answer(answer: Any, vkey: str | Verifier, artifact: str | None, what: str) -> tuple[str, Checkpoint]:
+    """The artifact an answer is about (it must be the one asked for) and its verified checkpoint."""
     verifier = vkey if isinstance(vkey, Verifier) else Verifier.from_vkey(vkey)
     try:
         name = artifact or answer["artifact"]
@@ -118,6 +116,17 @@ def verify_history(
         cp = open_checkpoint(answer["checkpoint"].encode(), verifier)
         if answer["treeSize"] != cp.size:
             raise VerificationError("the answer's treeSize is not its checkpoint's size")
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise FormatError(f"malformed {what} answer: {exc}") from exc
+    return str(name), cp
+
+
+def verify_history(
+    answer: dict[str, Any], vkey: str | Verifier, artifact: str | None = None, *, cache: HistoryCache | None = None
+) -> VerifiedHistory:
+    """Verify a history answer for ``artifact`` (default: the one the answer names). Raises on any failure."""
+    name, cp = _open_answer(answer, vkey, artifact, "history")
+    try:
         raw_entries = answer["entries"]
         complete = answer.get("next") is None
     except (KeyError, TypeError, AttributeError) as exc:
@@ -174,14 +183,8 @@ def verify_lineage(
 ) -> VerifiedLineage:
     """Verify a lineage answer: the checkpoint, every entry's inclusion, and that each edge ``input → output``
     is stated by its entry (the input among its materials, the output among its subjects)."""
-    verifier = vkey if isinstance(vkey, Verifier) else Verifier.from_vkey(vkey)
+    name, cp = _open_answer(answer, vkey, artifact, "lineage")
     try:
-        name = artifact or answer["artifact"]
-        if answer["artifact"] != name:
-            raise VerificationError(f"the answer is about {answer['artifact']}, not {name}")
-        cp = open_checkpoint(answer["checkpoint"].encode(), verifier)
-        if answer["treeSize"] != cp.size:
-            raise VerificationError("the answer's treeSize is not its checkpoint's size")
         edges = tuple((e["from"], e["to"], e["logIndex"]) for e in answer["edges"])
         nodes = tuple(answer["nodes"])
         direction = answer["direction"]
