@@ -100,6 +100,34 @@ def _pcs_standin(args: argparse.Namespace) -> int:
     return 0
 
 
+def _witness(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from atlas_log.note import Verifier
+    from atlas_log_server.witness.app import create_witness_app
+    from atlas_log_server.witness.key import load_or_create_witness_key
+    from atlas_log_server.witness.state import WitnessState
+
+    signer, created = load_or_create_witness_key(Path(args.key), args.name)
+    logs = [Verifier.from_vkey(v) for v in args.log]
+    print(
+        f"witness {args.name} on http://{args.host}:{args.port}/add-checkpoint "
+        f"({'new key' if created else 'key loaded'}; {len(logs)} logs)\n  verifier key: {signer.verifier.vkey}",
+        flush=True,
+    )
+    app = create_witness_app(signer, logs, WitnessState(Path(args.state)), rate_per_s=args.rate)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    return 0
+
+
+def _witness_vkey(args: argparse.Namespace) -> int:
+    from atlas_log_server.witness.key import load_or_create_witness_key
+
+    signer, _ = load_or_create_witness_key(Path(args.key), args.name)
+    print(signer.verifier.vkey)
+    return 0
+
+
 def _migrate(args: argparse.Namespace) -> int:
     settings = _settings()
     url = resolve_database_url(settings)
@@ -146,6 +174,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="NAME=DIR: a saved simulated platform under /NAME (an empty NAME serves it at the root)",
     )
     p.set_defaults(func=_pcs_standin)
+    p = sub.add_parser("witness", help="run a C2SP tlog-witness that cosigns the configured logs' checkpoints")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8082)
+    p.add_argument("--name", required=True, help="the witness's key name, e.g. witness.example.com")
+    p.add_argument("--key", required=True, help="key file (generated when absent)")
+    p.add_argument("--state", required=True, help="folder for the witness's durable state")
+    p.add_argument("--log", action="append", required=True, help="a log's verifier key (repeat for more logs)")
+    p.add_argument("--rate", type=float, default=10.0, help="add-checkpoint requests per second per log")
+    p.set_defaults(func=_witness)
+    p = sub.add_parser("witness-vkey", help="print a witness's verifier key")
+    p.add_argument("--name", required=True)
+    p.add_argument("--key", required=True)
+    p.set_defaults(func=_witness_vkey)
     p = sub.add_parser("migrate", help="apply the database migrations")
     p.add_argument("--revision")
     p.add_argument("--downgrade", action="store_true")

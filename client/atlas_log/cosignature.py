@@ -1,0 +1,115 @@
+"""C2SP tlog-cosignature v1 (https://c2sp.org/tlog-cosignature): timestamped Ed25519 cosignatures, type 0x04.
+
+A cosignature line is a note signature whose bytes are ``timestamp (u64, big-endian) ‖ Ed25519 signature``
+over::
+
+    cosignature/v1
+    time <timestamp>
+    <the checkpoint's note text>
+
+It states: as of that time, this is the largest consistent tree head the cosigner has seen for the origin.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from atlas_log._encoding import b64decode, b64encode
+from atlas_log.errors import FormatError, SignatureError
+from atlas_log.note import KeyID, Note, NoteSignature, key_id
+
+__all__ = ["ALG_COSIGNATURE_V1", "CosignatureSigner", "CosignatureVerifier", "verify_cosignatures"]
+
+ALG_COSIGNATURE_V1 = 0x04
+MAX_TIMESTAMP = (1 << 63) - 1
+
+
+def _message(text: str, timestamp: int) -> bytes:
+    return f"cosignature/v1\ntime {timestamp}\n{text}".encode()
+
+
+class CosignatureVerifier:
+    """A witness's public key: checks its cosignature lines on checkpoints."""
+
+    __slots__ = ("_key", "key_id", "name", "public_key")
+
+    def __init__(self, name: str, public_key: bytes) -> None:
+        if not re.fullmatch(r"[^\s+]+", name) or len(public_key) != 32:
+            raise FormatError("a cosigner needs a name without spaces or '+' and a 32-byte Ed25519 key")
+        self.name = name
+        self.public_key = public_key
+        self.key_id: KeyID = key_id(name, ALG_COSIGNATURE_V1, public_key)
+        self._key = Ed25519PublicKey.from_public_bytes(public_key)
+
+    @classmethod
+    def from_vkey(cls, vkey: str) -> CosignatureVerifier:
+        """``<name>+<hex key ID>+<base64(0x04 ‖ key)>``; an Ed25519 (0x01) vkey is accepted and re-keyed as 0x04."""
+        parts = vkey.split("+", 2)
+        if len(parts) != 3 or not re.fullmatch(r"[0-9a-f]{8}", parts[1]):
+            raise FormatError("cosigner key must be <name>+<hex key ID>+<base64 key>")
+        raw = b64decode(parts[2], "cosigner key")
+        if len(raw) != 33 or raw[0] not in (0x01, ALG_COSIGNATURE_V1):
+            raise FormatError("cosigner key must be type 0x04 (or 0x01) with a 32-byte Ed25519 key")
+        v = cls(parts[0], raw[1:])
+        if raw[0] == ALG_COSIGNATURE_V1 and f"{v.key_id:08x}" != parts[1]:
+            raise FormatError(f"cosigner key ID {parts[1]} does not match the key")
+        return v
+
+    @property
+    def vkey(self) -> str:
+        return f"{self.name}+{self.key_id:08x}+{b64encode(bytes([ALG_COSIGNATURE_V1]) + self.public_key)}"
+
+    def timestamp(self, text: str, signature: bytes) -> int | None:
+        """The cosignature's timestamp if ``signature`` (timestamp ‖ sig) verifies over ``text``, else None."""
+        if len(signature) != 8 + 64:
+            return None
+        ts = int.from_bytes(signature[:8], "big")
+        if ts > MAX_TIMESTAMP:
+            return None
+        try:
+            self._key.verify(signature[8:], _message(text, ts))
+        except InvalidSignature:
+            return None
+        return ts
+
+
+class CosignatureSigner:
+    """A witness's private key (C2SP private-key text form with type 0x04 is not standard: keep it as a seed)."""
+
+    __slots__ = ("_key", "verifier")
+
+    def __init__(self, name: str, private_key: Ed25519PrivateKey) -> None:
+        self._key = private_key
+        pub = private_key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        self.verifier = CosignatureVerifier(name, pub)
+
+    def sign(self, text: str, timestamp: int) -> NoteSignature:
+        if not 0 < timestamp <= MAX_TIMESTAMP:
+            raise FormatError("cosignature timestamps are positive and below 2**63")
+        sig = self._key.sign(_message(text, timestamp))
+        return NoteSignature(self.verifier.name, self.verifier.key_id, timestamp.to_bytes(8, "big") + sig)
+
+
+def verify_cosignatures(note: Note, witnesses: Sequence[CosignatureVerifier], quorum: int) -> list[str]:
+    """Names of the witnesses whose cosignatures on ``note`` verify; raise unless at least ``quorum`` do.
+
+    A cosignature line from a known witness that fails to verify invalidates the note (signed-note rules).
+    """
+    known = {(w.name, w.key_id): w for w in witnesses}
+    good: list[str] = []
+    for sig in note.signatures:
+        w = known.get((sig.name, sig.key_id))
+        if w is None:
+            continue
+        if w.timestamp(note.text, sig.signature) is None:
+            raise SignatureError(f"cosignature by {w.name} does not verify")
+        if w.name not in good:
+            good.append(w.name)
+    if len(good) < quorum:
+        raise SignatureError(f"only {len(good)} of the required {quorum} witness cosignatures verify")
+    return good

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from atlas_log.cosignature import CosignatureSigner, CosignatureVerifier, verify_cosignatures
+from atlas_log.errors import FormatError, SignatureError
+from atlas_log.note import Note, NoteSignature, Signer
+
+TEXT = "example.com/log\n5\n" + "A" * 43 + "=\n"
+
+
+def test_sign_verify_and_key_id() -> None:
+    s = CosignatureSigner("witness.example", Ed25519PrivateKey.generate())
+    v = s.verifier
+    assert v.key_id == int.from_bytes(hashlib.sha256(b"witness.example\n\x04" + v.public_key).digest()[:4], "big")
+    sig = s.sign(TEXT, 1679315147)
+    assert len(sig.signature) == 76 and v.timestamp(TEXT, sig.signature) == 1679315147
+    assert CosignatureVerifier.from_vkey(v.vkey).key_id == v.key_id
+    forged_time = (1679315148).to_bytes(8, "big") + sig.signature[8:]
+    assert v.timestamp(TEXT, forged_time) is None
+    assert v.timestamp(TEXT.replace("5", "6"), sig.signature) is None
+
+
+def test_log_vkey_is_rekeyed_as_cosigner() -> None:
+    log = Signer.generate("witness.example")
+    v = CosignatureVerifier.from_vkey(log.verifier.vkey)
+    assert v.public_key == log.verifier.public_key and v.key_id != log.verifier.key_id
+    with pytest.raises(FormatError):
+        CosignatureVerifier.from_vkey("witness.example+00000000+AQ==")
+
+
+def test_quorum() -> None:
+    a, b = (CosignatureSigner(f"w{i}.example", Ed25519PrivateKey.generate()) for i in range(2))
+    note = Note(TEXT, (a.sign(TEXT, 100), b.sign(TEXT, 101)))
+    assert verify_cosignatures(note, [a.verifier, b.verifier], 2) == ["w0.example", "w1.example"]
+    with pytest.raises(SignatureError, match="only 1 of the required 2"):
+        verify_cosignatures(Note(TEXT, (a.sign(TEXT, 100),)), [a.verifier, b.verifier], 2)
+    bad = NoteSignature(a.verifier.name, a.verifier.key_id, bytes(76))
+    with pytest.raises(SignatureError, match="does not verify"):
+        verify_cosignatures(Note(TEXT, (bad,)), [a.verifier], 1)
