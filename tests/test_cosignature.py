@@ -17,7 +17,7 @@ def test_sign_verify_and_key_id() -> None:
     v = s.verifier
     assert v.key_id == int.from_bytes(hashlib.sha256(b"witness.example\n\x04" + v.public_key).digest()[:4], "big")
     sig = s.sign(TEXT, 1679315147)
-    assert len(sig.signature) == 76 and v.timestamp(TEXT, sig.signature) == 1679315147
+    assert len(sig.signature) == 72 and v.timestamp(TEXT, sig.signature) == 1679315147
     assert CosignatureVerifier.from_vkey(v.vkey).key_id == v.key_id
     forged_time = (1679315148).to_bytes(8, "big") + sig.signature[8:]
     assert v.timestamp(TEXT, forged_time) is None
