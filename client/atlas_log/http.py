@@ -6,6 +6,7 @@ proof verification, :func:`~atlas_log.monitor.verify_advance`). Pass ``base_url`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +14,11 @@ import httpx
 
 from atlas_log._encoding import b64decode
 from atlas_log.checkpoint import Checkpoint, open_checkpoint
+from atlas_log.cosignature import CosignatureVerifier, verify_cosignatures
 from atlas_log.errors import FormatError, LogAPIError
 from atlas_log.merkle import LeafHash, verify_inclusion
 from atlas_log.monitor import TrustedState, verify_advance
-from atlas_log.note import Verifier
+from atlas_log.note import Verifier, parse_note
 from atlas_log.receipt import Receipt, verify_receipt
 
 __all__ = ["AsyncLogClient", "LogClient"]
@@ -65,16 +67,33 @@ def _verified_receipt(obj: Any, verifier: Verifier) -> Receipt:
 
 
 class _Base:
-    def __init__(self, verifier: Verifier | str, state_file: Path | None) -> None:
+    def __init__(
+        self, verifier: Verifier | str, state_file: Path | None, witnesses: Sequence[CosignatureVerifier], quorum: int
+    ) -> None:
         self.verifier = verifier if isinstance(verifier, Verifier) else Verifier.from_vkey(verifier)
         self.trusted = TrustedState(self.verifier, state_file)
+        self.witnesses = tuple(witnesses)
+        self.quorum = quorum
+
+    def _witnessed(self, note: bytes) -> None:
+        """Enforce the k-of-n witness policy on a checkpoint note (no-op when quorum is 0)."""
+        if self.quorum:
+            verify_cosignatures(parse_note(note), self.witnesses, self.quorum)
 
 
 class LogClient(_Base):
     """Synchronous client. ``http`` must carry the log's ``base_url``; ``verifier`` pins the log's key."""
 
-    def __init__(self, http: httpx.Client, verifier: Verifier | str, *, state_file: Path | None = None) -> None:
-        super().__init__(verifier, state_file)
+    def __init__(
+        self,
+        http: httpx.Client,
+        verifier: Verifier | str,
+        *,
+        state_file: Path | None = None,
+        witnesses: Sequence[CosignatureVerifier] = (),
+        quorum: int = 0,
+    ) -> None:
+        super().__init__(verifier, state_file, witnesses, quorum)
         self.http = http
 
     def _get(self, path: str, **params: Any) -> Any:
@@ -90,6 +109,7 @@ class LogClient(_Base):
         except httpx.HTTPError as exc:
             raise LogAPIError(f"GET /checkpoint: {exc}") from exc
         cp = open_checkpoint(note, self.verifier)
+        self._witnessed(note)
         old = self.trusted.size
         proof = self.consistency_proof(old, cp.size) if 0 < old < cp.size else []
         return self.trusted.advance(note, proof), note
@@ -121,7 +141,8 @@ class LogClient(_Base):
         return _verified_receipt(obj, self.verifier)
 
     def verify_receipt_current(self, receipt: Receipt) -> Checkpoint:
-        """Verify a receipt, then prove its checkpoint is consistent with the log's latest (trusted) one."""
+        """Verify a receipt, then prove its checkpoint is consistent with the log's latest (trusted, and under a
+        witness policy witnessed) one: this upgrades a receipt to a witnessed checkpoint."""
         cp = verify_receipt(receipt, self.verifier)
         latest, note = self.checkpoint()
         if latest.size > cp.size:
@@ -132,8 +153,16 @@ class LogClient(_Base):
 class AsyncLogClient(_Base):
     """The asynchronous twin of :class:`LogClient` over an ``httpx.AsyncClient``."""
 
-    def __init__(self, http: httpx.AsyncClient, verifier: Verifier | str, *, state_file: Path | None = None) -> None:
-        super().__init__(verifier, state_file)
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        verifier: Verifier | str,
+        *,
+        state_file: Path | None = None,
+        witnesses: Sequence[CosignatureVerifier] = (),
+        quorum: int = 0,
+    ) -> None:
+        super().__init__(verifier, state_file, witnesses, quorum)
         self.http = http
 
     async def _get(self, path: str, **params: Any) -> Any:
@@ -148,6 +177,7 @@ class AsyncLogClient(_Base):
         except httpx.HTTPError as exc:
             raise LogAPIError(f"GET /checkpoint: {exc}") from exc
         cp = open_checkpoint(note, self.verifier)
+        self._witnessed(note)
         old = self.trusted.size
         proof = await self.consistency_proof(old, cp.size) if 0 < old < cp.size else []
         return self.trusted.advance(note, proof), note

@@ -13,15 +13,17 @@ the leaf hashes to ``leafHash``, and that the inclusion proof leads from that le
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from atlas_log._encoding import b64decode, b64encode, hexdecode
 from atlas_log.checkpoint import Checkpoint, open_checkpoint
+from atlas_log.cosignature import CosignatureVerifier, verify_cosignatures
 from atlas_log.entry import canonical_json, parse_leaf
 from atlas_log.errors import FormatError, ProofError
 from atlas_log.merkle import LeafHash, leaf_hash, verify_inclusion
-from atlas_log.note import Verifier
+from atlas_log.note import Verifier, parse_note
 
 __all__ = ["Receipt", "verify_receipt"]
 
@@ -75,14 +77,24 @@ class Receipt:
         }
 
 
-def verify_receipt(receipt: Receipt | dict[str, Any], vkey: str | Verifier) -> Checkpoint:
+def verify_receipt(
+    receipt: Receipt | dict[str, Any],
+    vkey: str | Verifier,
+    *,
+    witnesses: Sequence[CosignatureVerifier] = (),
+    quorum: int = 0,
+) -> Checkpoint:
     """Verify a receipt offline against the log's verifier key; return the checkpoint it is proved against.
+
+    With ``quorum > 0`` the checkpoint must also carry that many valid cosignatures from ``witnesses``.
 
     Raises :class:`~atlas_log.errors.FormatError` or :class:`~atlas_log.errors.VerificationError`.
     """
     r = receipt if isinstance(receipt, Receipt) else Receipt.from_json(receipt)
     verifier = vkey if isinstance(vkey, Verifier) else Verifier.from_vkey(vkey)
     cp = open_checkpoint(r.checkpoint, verifier)
+    if quorum:
+        verify_cosignatures(parse_note(r.checkpoint), witnesses, quorum)
     if cp.size != r.tree_size:
         raise ProofError(f"inclusion proof is for size {r.tree_size}, checkpoint is for size {cp.size}")
     if leaf_hash(r.leaf) != r.leaf_hash:

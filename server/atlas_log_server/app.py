@@ -26,6 +26,7 @@ from atlas_log_server.db.engine import create_pool, resolve_database_url
 from atlas_log_server.db.repository import Repository
 from atlas_log_server.errors import install_handlers
 from atlas_log_server.log.proofs import ProofService
+from atlas_log_server.log.publisher import Publisher, WitnessEndpoint
 from atlas_log_server.log.sequencer import Sequencer
 from atlas_log_server.log.signer import CheckpointSigner, load_or_create_key
 
@@ -80,6 +81,16 @@ def create_app(settings: Settings) -> FastAPI:
                 asyncio.create_task(sequencer.run(), name="sequencer"),
                 asyncio.create_task(attestation.store.refresh_loop(), name="collateral-refresh"),
             ]
+            if settings.witnesses:
+                publisher = Publisher(
+                    repo,
+                    app.state.log.proofs,
+                    [WitnessEndpoint.parse(w) for w in settings.witnesses],
+                    settings.witness_quorum,
+                    settings.checkpoint_interval_s,
+                    attestation.http,
+                )
+                tasks.append(asyncio.create_task(publisher.run(), name="publisher"))
             try:
                 yield
             finally:

@@ -58,6 +58,9 @@ class Settings(BaseSettings):
         default=3 * 86_400, ge=60, description="refetch collateral this long before it expires"
     )
     x509_roots_file: Path | None = Field(default=None, description="PEM roots for certificate-signed entries")
+    witnesses: list[str] = Field(default_factory=list, description='witnesses as JSON ["<url> <vkey>", ...]')
+    witness_quorum: int = Field(default=0, ge=0, description="cosignatures a checkpoint needs to be published")
+    checkpoint_interval_s: float = Field(default=1.0, gt=0, le=3600, description="publishing interval")
     simulated_platform_dir: Path | None = Field(default=None, description="default data_dir/simulated-tdx")
 
     @field_validator("origin")
@@ -80,6 +83,8 @@ class Settings(BaseSettings):
             object.__setattr__(self, "key_file", self.data_dir / "log.key")
         if self.simulated_platform_dir is None:
             object.__setattr__(self, "simulated_platform_dir", self.data_dir / "simulated-tdx")
+        if self.witness_quorum > len(self.witnesses):
+            raise ValueError("witness_quorum is larger than the number of configured witnesses")
         for root in self.tdx_extra_roots:
             if not re.fullmatch(r"[0-9a-f]{64}", root):
                 raise ValueError("tdx_extra_roots must be SHA-256 fingerprints in lowercase hex")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Annotated, Any
@@ -113,7 +114,38 @@ async def submit_entry(request: Request, ctx: Ctx) -> Response:
     except Overloaded as exc:
         raise Problem(503, "overloaded", str(exc), headers={"Retry-After": "1"}) from exc
     receipt = await build_receipt(ctx, pending, placed)
+    if request.query_params.get("wait") == "witnessed":
+        receipt = await _witnessed(ctx, receipt)
     return JSONResponse(receipt.to_json(), status_code=201 if placed.created else 200)
+
+
+WITNESS_WAIT_S = 30.0
+
+
+async def _witnessed(ctx: LogContext, receipt: Receipt) -> Receipt:
+    """The receipt proved against the first published (witness-cosigned) checkpoint that includes the entry."""
+    if not ctx.settings.witnesses:
+        raise bad_request("no-witnesses", "this log has no witnesses configured; omit wait=witnessed")
+    deadline = asyncio.get_running_loop().time() + WITNESS_WAIT_S
+    while True:
+        published = await ctx.repo.latest_published()
+        if published is not None and published[0] > receipt.log_index:
+            size, note = published
+            leaf_hash_, hashes = await ctx.proofs.inclusion(receipt.log_index, size)
+            if leaf_hash_ != receipt.leaf_hash:
+                raise Problem(500, "internal-error", "the published tree disagrees with the receipt")
+            return Receipt(
+                receipt.entry_id, receipt.log_index, receipt.leaf_hash, receipt.leaf, size, tuple(hashes), note
+            )
+        if asyncio.get_running_loop().time() > deadline:
+            raise Problem(
+                503,
+                "witness-timeout",
+                f"entry {receipt.log_index} is logged, but no witnessed checkpoint "
+                f"includes it yet; fetch its proof later",
+                headers={"Retry-After": "5"},
+            )
+        await asyncio.sleep(0.1)
 
 
 def entry_json(e: StoredEntry) -> dict[str, Any]:

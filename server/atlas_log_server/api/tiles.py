@@ -23,12 +23,15 @@ PARTIAL = "public, max-age=86400"  # a .p/W tile never changes either, but may b
 
 @router.get("/checkpoint", summary="The latest signed checkpoint (C2SP signed note)", response_class=Response)
 async def checkpoint(ctx: Ctx) -> Response:
-    state = await ctx.repo.state()
-    if state.checkpoint is None:
-        raise Problem(404, "no-checkpoint", "the log has not signed a checkpoint yet (it is empty)")
-    return Response(
-        state.checkpoint, media_type="text/plain; charset=utf-8", headers={"Cache-Control": "no-cache, max-age=0"}
-    )
+    note: bytes | None
+    if ctx.settings.witnesses:  # a witnessed log serves what its witnesses cosigned
+        published = await ctx.repo.latest_published()
+        note = None if published is None else published[1]
+    else:
+        note = (await ctx.repo.state()).checkpoint
+    if note is None:
+        raise Problem(503, "no-checkpoint", "no checkpoint has been published yet", headers={"Retry-After": "1"})
+    return Response(note, media_type="text/plain; charset=utf-8", headers={"Cache-Control": "no-cache, max-age=0"})
 
 
 @router.get("/tile/{path:path}", summary="A hash tile or entry bundle (tlog-tiles paths)", response_class=Response)

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Text,
     func,
 )
+from sqlalchemy import Integer as sa_Integer
 
 from atlas_log.tdx.collateral import COLLATERAL_PARTS
 
@@ -102,3 +103,12 @@ Index("entry_artifacts_digest", entry_artifacts.c.digest, entry_artifacts.c.idx)
 Index("entry_artifacts_idx", entry_artifacts.c.idx)
 Index("entry_artifacts_name", func.lower(entry_artifacts.c.name))
 Index("entries_predicate_type", entries.c.predicate_type, entries.c.idx)
+
+published_checkpoints = Table(
+    "published_checkpoints",
+    metadata,
+    Column("size", BigInteger, primary_key=True, autoincrement=False),
+    Column("note", LargeBinary, nullable=False),
+    Column("cosigners", sa_Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)

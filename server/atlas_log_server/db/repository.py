@@ -334,6 +334,18 @@ class Repository:
         )
         return None if row is None else (row["size"], row["age"])
 
+    async def publish(self, size: int, note: bytes, cosigners: int) -> None:
+        await self.pool.execute(
+            "INSERT INTO published_checkpoints (size, note, cosigners) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            size,
+            note,
+            cosigners,
+        )
+
+    async def latest_published(self) -> tuple[int, bytes] | None:
+        row = await self.pool.fetchrow("SELECT size, note FROM published_checkpoints ORDER BY size DESC LIMIT 1")
+        return None if row is None else (row["size"], bytes(row["note"]))
+
     async def checkpoint_at(self, size: int) -> bytes | None:
         row = await self.pool.fetchrow("SELECT note FROM checkpoints WHERE size = $1", size)
         return None if row is None else bytes(row["note"])

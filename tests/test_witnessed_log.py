@@ -1,0 +1,116 @@
+"""A log with two witnesses (real processes) and a 2-of-2 policy: published checkpoints carry both
+cosignatures, wait=witnessed receipts verify under the policy, and receipts upgrade by consistency."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from atlas_log.cosignature import CosignatureVerifier
+from atlas_log.errors import SignatureError
+from atlas_log.http import LogClient
+from atlas_log.note import Signer
+from atlas_log.receipt import Receipt, verify_receipt
+from atlas_log.submission import demo_submission
+from tests.conftest import ServerProcess
+from tests.test_witness import Witness
+
+
+class LogWitness(Witness):
+    """A witness process for a given log key (the log's key is generated before the log starts)."""
+
+    def __init__(self, folder: Path, log_vkey: str, name: str) -> None:
+        self.log_vkey, self.name = log_vkey, name
+        super().__init__(folder)
+
+    def start(self) -> None:
+        import subprocess
+        import sys
+        import time
+
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "atlas_log_server.cli",
+                "witness",
+                "--port",
+                str(self.port),
+                "--name",
+                self.name,
+                "--key",
+                str(self.folder / "w.key"),
+                "--state",
+                str(self.folder / "state"),
+                "--log",
+                self.log_vkey,
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        self.proc.stdout.readline()
+        self.vkey = self.proc.stdout.readline().split("verifier key: ")[1].strip()
+        for _ in range(200):
+            try:
+                httpx.get(self.url + "/healthz", timeout=1)
+                return
+            except httpx.HTTPError:
+                time.sleep(0.05)
+
+
+def test_witnessed_checkpoints_and_receipts(db_url: str, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    log_key = Signer.generate("atlas-log.localhost/dev")
+    data.mkdir(parents=True)
+    (data / "log.key").write_text(log_key.skey + "\n")
+    witnesses = [LogWitness(tmp_path / f"w{i}", log_key.verifier.vkey, f"witness.example/w{i}") for i in range(2)]
+    server = ServerProcess(
+        db_url,
+        data,
+        env={
+            "ATLAS_WITNESSES": json.dumps([f"{w.url} {w.vkey}" for w in witnesses]),
+            "ATLAS_WITNESS_QUORUM": "2",
+            "ATLAS_CHECKPOINT_INTERVAL_S": "0.2",
+        },
+    )
+    try:
+        policy = [CosignatureVerifier.from_vkey(w.vkey) for w in witnesses]
+        key = Ed25519PrivateKey.generate()
+        first = httpx.post(server.url + "/api/v1/entries", json=demo_submission(key, 1, server.platform), timeout=30)
+        assert first.status_code == 201
+        r = httpx.post(
+            server.url + "/api/v1/entries",
+            params={"wait": "witnessed"},
+            json=demo_submission(key, 2, server.platform),
+            timeout=60,
+        )
+        assert r.status_code == 201, r.text
+        cp = verify_receipt(r.json(), log_key.verifier, witnesses=policy, quorum=2)
+        assert cp.size >= 2
+        unwitnessed = Receipt.from_json(first.json())
+        with pytest.raises(SignatureError):  # a batch checkpoint carries no cosignatures
+            verify_receipt(unwitnessed, log_key.verifier, witnesses=policy, quorum=1)
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            client = LogClient(http, log_key.verifier, witnesses=policy, quorum=2)
+            latest = client.verify_receipt_current(unwitnessed)  # upgraded through a consistency proof
+            assert latest.size >= 2
+            strict = LogClient(
+                http,
+                log_key.verifier,
+                witnesses=[
+                    *policy[:1],
+                    CosignatureVerifier.from_vkey(Signer.generate("witness.example/other").verifier.vkey),
+                ],
+                quorum=2,
+            )
+            with pytest.raises(SignatureError):
+                strict.checkpoint()
+    finally:
+        server.stop()
+        for w in witnesses:
+            w.stop()
