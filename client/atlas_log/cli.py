@@ -284,6 +284,63 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_monitor(args: argparse.Namespace) -> int:
+    from atlas_log.cosignature import CosignatureVerifier
+    from atlas_log.monitoring import Monitor
+
+    verifier = Verifier.from_vkey(args.vkey_pinned)
+    witnesses = [CosignatureVerifier.from_vkey(w) for w in args.witness or []]
+    out = Path(args.evidence_dir)
+    with httpx.Client(timeout=10) as http:
+        mon = Monitor(
+            http,
+            args.log,
+            verifier,
+            peers=args.peer or [],
+            witnesses=witnesses,
+            quorum=args.quorum,
+            state_file=Path(args.state) if args.state else None,
+        )
+        while True:
+            result = mon.round()
+            for i, ev in enumerate(result.evidence):
+                out.mkdir(parents=True, exist_ok=True)
+                path = out / f"evidence-{int(time.time())}-{i}.json"
+                path.write_text(json.dumps(ev, indent=2))
+                if args.webhook:
+                    try:
+                        http.post(args.webhook, json=ev, timeout=10)
+                    except httpx.HTTPError as exc:
+                        print(f"webhook failed: {exc}", file=sys.stderr)
+            print(
+                json.dumps(
+                    {
+                        "size": result.size,
+                        "views": result.views,
+                        "problems": result.problems,
+                        "evidence": len(result.evidence),
+                    }
+                ),
+                flush=True,
+            )
+            if result.evidence:
+                return 3
+            if args.once:
+                return 1 if result.problems else 0
+            time.sleep(args.interval)
+
+
+def _cmd_verify_evidence(args: argparse.Namespace) -> int:
+    from atlas_log.evidence import verify_evidence
+
+    try:
+        print(verify_evidence(json.loads(Path(args.file).read_text()), args.vkey))
+    except (Error, ValueError, OSError) as exc:
+        print(f"evidence does not hold: {exc}")
+        return 1
+    return 0
+
+
 def _cmd_evidence(args: argparse.Namespace) -> int:
     """Write an entry's quote and collateral as a PCS-replay folder that `atlas-log tdx verify` reads."""
     from atlas_log._encoding import b64decode
@@ -377,6 +434,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--depth", type=int, default=5)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_lineage)
+    p = sub.add_parser("monitor", help="follow a log, prove consistency, compare views, write evidence")
+    p.add_argument("--log", action="append", required=True, help="log URL (repeat for more vantage points)")
+    p.add_argument("--vkey", dest="vkey_pinned", required=True, help="the log's verifier key")
+    p.add_argument("--witness", action="append", help="a witness cosigner vkey (repeat)")
+    p.add_argument("--quorum", type=int, default=0, help="witness cosignatures every checkpoint needs")
+    p.add_argument("--peer", action="append", help="another monitor's URL serving its /checkpoint")
+    p.add_argument("--state", help="trusted-state file")
+    p.add_argument("--evidence-dir", default="evidence")
+    p.add_argument("--webhook", help="URL to POST evidence to")
+    p.add_argument("--once", action="store_true")
+    p.add_argument("--interval", type=float, default=10.0)
+    p.set_defaults(func=_cmd_monitor)
+    p = sub.add_parser("verify-evidence", help="check a piece of evidence on its own")
+    p.add_argument("file")
+    p.set_defaults(func=_cmd_verify_evidence)
     p = sub.add_parser("evidence", help="download an entry's quote and collateral as a PCS-replay folder")
     p.add_argument("index", type=int)
     p.add_argument("--out", required=True)

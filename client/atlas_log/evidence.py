@@ -1,0 +1,67 @@
+"""Portable evidence that a log misbehaved, and its offline check.
+
+JSON form::
+
+    {"type": "atlas-log/evidence/v1", "kind": "inconsistent" | "fork" | "rollback",
+     "log": "<verifier key>", "reason": "...",
+     "checkpoints": ["<signed note>", "<signed note>"], "proof": ["<b64>", ...]}
+
+Evidence holds when both notes carry valid signatures by the log's key and no consistency proof can join
+them: the same size with two roots, a smaller later size, or a proof (from the log itself) that fails.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from atlas_log._encoding import b64decode, b64encode
+from atlas_log.checkpoint import open_checkpoint
+from atlas_log.errors import FormatError, InconsistentLogError, ProofError, VerificationError
+from atlas_log.merkle import verify_consistency
+from atlas_log.note import Verifier
+
+__all__ = ["EVIDENCE_TYPE", "evidence_from_error", "verify_evidence"]
+
+EVIDENCE_TYPE = "atlas-log/evidence/v1"
+
+
+def evidence_from_error(err: InconsistentLogError, verifier: Verifier, kind: str = "inconsistent") -> dict[str, Any]:
+    return {
+        "type": EVIDENCE_TYPE,
+        "kind": kind,
+        "log": verifier.vkey,
+        "reason": err.reason,
+        "checkpoints": [err.old_checkpoint.decode(), err.new_checkpoint.decode()],
+        "proof": [b64encode(h) for h in err.proof],
+    }
+
+
+def verify_evidence(evidence: Any, vkey: str | None = None) -> str:
+    """Check evidence offline; return a sentence saying what it proves, or raise :class:`VerificationError`.
+
+    ``vkey`` pins the log's key; by default the key named in the evidence is used (and reported).
+    """
+    try:
+        if evidence["type"] != EVIDENCE_TYPE:
+            raise FormatError(f"not {EVIDENCE_TYPE} evidence")
+        verifier = Verifier.from_vkey(vkey or evidence["log"])
+        a_note, b_note = (c.encode() for c in evidence["checkpoints"])
+        proof = [b64decode(h, "proof") for h in evidence.get("proof", [])]
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise FormatError(f"malformed evidence: {exc}") from exc
+    a, b = open_checkpoint(a_note, verifier), open_checkpoint(b_note, verifier)
+    first, second = (a, b) if a.size <= b.size else (b, a)
+    if a.size == b.size:
+        if a.root_hash == b.root_hash:
+            raise VerificationError("both checkpoints state the same tree: no misbehaviour shown")
+        return f"log {verifier.name} signed two different trees of size {a.size}"
+    if b.size < a.size and evidence.get("kind") == "rollback":
+        return f"log {verifier.name} rolled back from size {a.size} to {b.size} (if both were served in that order)"
+    try:
+        verify_consistency(first.size, second.size, proof, first.root_hash, second.root_hash)
+    except ProofError as exc:
+        return (
+            f"log {verifier.name} signed trees of sizes {first.size} and {second.size} that the supplied proof "
+            f"does not join ({exc}); ask the log for a valid proof, which cannot exist for a fork"
+        )
+    raise VerificationError("the supplied proof joins the two checkpoints: no misbehaviour shown")

@@ -1,0 +1,66 @@
+"""The monitor against honest, lagging and forked views of one log (same key), and evidence checked offline."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from atlas_log.errors import VerificationError
+from atlas_log.evidence import verify_evidence
+from atlas_log.monitoring import Monitor
+from atlas_log.note import Signer
+from tests import reference
+from tests.test_http import FakeLog
+
+ORIGIN = "http.example/log"
+SIGNER = Signer.generate(ORIGIN)
+LEAVES = [reference.leaf(str(i).encode()) for i in range(50)]
+FORKED = [*LEAVES[:4], reference.leaf(b"evil"), *LEAVES[5:]]
+
+
+def _client(views: dict[str, FakeLog]) -> httpx.Client:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return views[request.url.host].handler(request)
+
+    return httpx.Client(transport=httpx.MockTransport(handler))
+
+
+def test_honest_and_lagging_views_give_no_evidence() -> None:
+    honest, mirror = FakeLog(SIGNER, LEAVES), FakeLog(SIGNER, LEAVES)
+    honest.size, mirror.size = 30, 20
+    mon = Monitor(_client({"log": honest, "mirror": mirror}), ["http://log", "http://mirror"], SIGNER.verifier)
+    r = mon.round()
+    assert r.evidence == [] and r.size == 30 and r.views == {"http://mirror": 20, "http://log": 30}
+    honest.size = 45
+    assert mon.round().size == 45
+
+
+def test_fork_is_reported_with_evidence_that_verifies(tmp_path: Path) -> None:
+    honest, forked = FakeLog(SIGNER, LEAVES), FakeLog(SIGNER, FORKED)
+    honest.size, forked.size = 10, 20
+    mon = Monitor(_client({"log": honest, "evil": forked}), ["http://log", "http://evil"], SIGNER.verifier)
+    r = mon.round()
+    assert len(r.evidence) == 1
+    ev = r.evidence[0]
+    assert "does not join" in verify_evidence(ev, SIGNER.verifier.vkey)
+    same_size = FakeLog(SIGNER, FORKED)
+    same_size.size = 10
+    r2 = Monitor(_client({"log": honest, "evil": same_size}), ["http://log", "http://evil"], SIGNER.verifier).round()
+    assert r2.evidence and "two different trees" in verify_evidence(r2.evidence[0])
+    # Evidence from a consistent pair does not hold.
+    honest.size = 20
+    good = {
+        **ev,
+        "checkpoints": [ev["checkpoints"][0], honest.note().decode()],
+        "proof": [base64.b64encode(p).decode() for p in reference.proof(10, LEAVES[:20])],
+    }
+    with pytest.raises(VerificationError):
+        verify_evidence(good)
+    (tmp_path / "ev.json").write_text(json.dumps(ev))
+    from atlas_log import cli
+
+    assert cli.main(["verify-evidence", str(tmp_path / "ev.json")]) == 0
