@@ -64,3 +64,37 @@ def test_fork_is_reported_with_evidence_that_verifies(tmp_path: Path) -> None:
     from atlas_log import cli
 
     assert cli.main(["verify-evidence", str(tmp_path / "ev.json")]) == 0
+
+
+def test_monitor_serves_its_view_to_peers() -> None:
+    from atlas_log.monitoring import serve_checkpoint
+    from tests.conftest import free_port
+
+    honest = FakeLog(SIGNER, LEAVES)
+    honest.size = 25
+    first = Monitor(_client({"log": honest}), ["http://log"], SIGNER.verifier)
+    first.round()
+    port = free_port()
+    server = serve_checkpoint(first, "127.0.0.1", port)
+    try:
+        served = httpx.get(f"http://127.0.0.1:{port}/checkpoint").content
+        assert served == honest.note()
+        # A second monitor compares its view of a forked log with the first monitor's (as a peer).
+        forked = FakeLog(SIGNER, FORKED)
+        forked.size = 25
+        views = {"evil": forked}
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            if request.url.host == "127.0.0.1":
+                return httpx.Response(200, content=served)
+            return views[request.url.host].handler(request)
+
+        second = Monitor(
+            httpx.Client(transport=httpx.MockTransport(handler)),
+            ["http://evil"],
+            SIGNER.verifier,
+            peers=[f"http://127.0.0.1:{port}"],
+        )
+        assert second.round().evidence
+    finally:
+        server.shutdown()

@@ -286,7 +286,7 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 
 def _cmd_monitor(args: argparse.Namespace) -> int:
     from atlas_log.cosignature import CosignatureVerifier
-    from atlas_log.monitoring import Monitor
+    from atlas_log.monitoring import Monitor, serve_checkpoint
 
     verifier = Verifier.from_vkey(args.vkey_pinned)
     witnesses = [CosignatureVerifier.from_vkey(w) for w in args.witness or []]
@@ -301,6 +301,9 @@ def _cmd_monitor(args: argparse.Namespace) -> int:
             quorum=args.quorum,
             state_file=Path(args.state) if args.state else None,
         )
+        if args.listen:
+            host, _, port = args.listen.rpartition(":")
+            serve_checkpoint(mon, host or "127.0.0.1", int(port))
         while True:
             result = mon.round()
             for i, ev in enumerate(result.evidence):
@@ -445,6 +448,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--webhook", help="URL to POST evidence to")
     p.add_argument("--once", action="store_true")
     p.add_argument("--interval", type=float, default=10.0)
+    p.add_argument("--listen", help="HOST:PORT to serve the latest verified checkpoint at /checkpoint for peers")
     p.set_defaults(func=_cmd_monitor)
     p = sub.add_parser("verify-evidence", help="check a piece of evidence on its own")
     p.add_argument("file")

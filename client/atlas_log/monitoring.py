@@ -9,8 +9,10 @@ two views of one size must have one root, and a smaller view must be provably a 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,7 @@ from atlas_log.merkle import verify_consistency
 from atlas_log.monitor import TrustedState
 from atlas_log.note import Verifier, parse_note
 
-__all__ = ["Monitor", "RoundResult"]
+__all__ = ["Monitor", "RoundResult", "serve_checkpoint"]
 
 
 @dataclass
@@ -112,3 +114,27 @@ class Monitor:
         except (ProofError, Error):
             return False
         return True
+
+
+def serve_checkpoint(monitor: Monitor, host: str, port: int) -> ThreadingHTTPServer:
+    """Serve the monitor's latest verified checkpoint at ``/checkpoint`` (for peer monitors), from a thread."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            note = monitor.trusted.note
+            if self.path != "/checkpoint" or note is None:
+                self.send_response(404)
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", str(len(note)))
+            self.end_headers()
+            self.wfile.write(note)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    threading.Thread(target=server.serve_forever, name="monitor-checkpoint", daemon=True).start()
+    return server
