@@ -19,7 +19,7 @@ from atlas_log.http import LogClient
 from atlas_log.note import Signer
 from atlas_log.submission import demo_submission
 from tests.conftest import ServerProcess, _admin, with_database
-from tests.test_witnessed_log import LogWitness
+from tests.test_witness import Witness
 
 
 def test_forked_log_is_caught(
@@ -35,7 +35,7 @@ def test_forked_log_is_caught(
         urls.append(with_database(pg_url, db))
         (tmp_path / name).mkdir()
         (tmp_path / name / "log.key").write_text(key.skey + "\n")
-    witnesses = [LogWitness(tmp_path / f"w{i}", key.verifier.vkey, f"witness.example/w{i}") for i in range(2)]
+    witnesses = [Witness(tmp_path / f"w{i}", key.verifier.vkey, f"witness.example/w{i}") for i in range(2)]
     honest = ServerProcess(
         urls[0],
         tmp_path / "honest",

@@ -38,8 +38,10 @@ def body(old: int, new: int, proof: list[bytes] | None = None, n: bytes | None =
 
 
 class Witness:
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
+    """A witness process for one log (by default this module's test log)."""
+
+    def __init__(self, folder: Path, log_vkey: str = LOG.verifier.vkey, name: str = "witness.example/w1") -> None:
+        self.folder, self.log_vkey, self.name = folder, log_vkey, name
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.start()
@@ -54,13 +56,13 @@ class Witness:
                 "--port",
                 str(self.port),
                 "--name",
-                "witness.example/w1",
+                self.name,
                 "--key",
                 str(self.folder / "w.key"),
                 "--state",
                 str(self.folder / "state"),
                 "--log",
-                LOG.verifier.vkey,
+                self.log_vkey,
                 "--rate",
                 "1000",
             ],

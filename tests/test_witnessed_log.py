@@ -20,55 +20,12 @@ from tests.conftest import ServerProcess
 from tests.test_witness import Witness
 
 
-class LogWitness(Witness):
-    """A witness process for a given log key (the log's key is generated before the log starts)."""
-
-    def __init__(self, folder: Path, log_vkey: str, name: str) -> None:
-        self.log_vkey, self.name = log_vkey, name
-        super().__init__(folder)
-
-    def start(self) -> None:
-        import subprocess
-        import sys
-        import time
-
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "atlas_log_server.cli",
-                "witness",
-                "--port",
-                str(self.port),
-                "--name",
-                self.name,
-                "--key",
-                str(self.folder / "w.key"),
-                "--state",
-                str(self.folder / "state"),
-                "--log",
-                self.log_vkey,
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        self.proc.stdout.readline()
-        self.vkey = self.proc.stdout.readline().split("verifier key: ")[1].strip()
-        for _ in range(200):
-            try:
-                httpx.get(self.url + "/healthz", timeout=1)
-                return
-            except httpx.HTTPError:
-                time.sleep(0.05)
-
-
 def test_witnessed_checkpoints_and_receipts(db_url: str, tmp_path: Path) -> None:
     data = tmp_path / "data"
     log_key = Signer.generate("atlas-log.localhost/dev")
     data.mkdir(parents=True)
     (data / "log.key").write_text(log_key.skey + "\n")
-    witnesses = [LogWitness(tmp_path / f"w{i}", log_key.verifier.vkey, f"witness.example/w{i}") for i in range(2)]
+    witnesses = [Witness(tmp_path / f"w{i}", log_key.verifier.vkey, f"witness.example/w{i}") for i in range(2)]
     server = ServerProcess(
         db_url,
         data,
