@@ -81,13 +81,16 @@ def index_summary(extraction: Extraction) -> dict[str, Any]:
     """What the leaf commits to about the extraction: subject and material digests, and a digest of all facts
     (with their roles, names and JSON paths), which anyone can recompute from the stored payload."""
     facts = [f.to_json() for f in extraction.facts]
+    # Facts hold only strings and lists of strings under fixed ASCII keys: their RFC 8785 form is the compact,
+    # sorted JSON, with no type walk needed.
+    facts_json = json.dumps(facts, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode("utf-8")
     return {
         "predicateType": extraction.predicate_type,
         "legacy": extraction.legacy,
         "subjects": extraction.digests("subject", "evaluated"),
         "materials": extraction.digests("material", "eval_data"),
         "factCount": len(facts),
-        "factsSha256": hashlib.sha256(canonical_json(facts)).hexdigest(),
+        "factsSha256": hashlib.sha256(facts_json).hexdigest(),
     }
 
 

@@ -21,7 +21,9 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.create_table(
         "entry_artifacts",
-        sa.Column("idx", sa.BigInteger(), sa.ForeignKey("entries.idx"), nullable=False),
+        # No foreign key: rows are written in the same transaction as their entry, and a per-row
+        # referential check would cost more than the whole append.
+        sa.Column("idx", sa.BigInteger(), nullable=False),
         sa.Column("digest", sa.Text(), nullable=False),
         sa.Column("role", sa.Text(), nullable=False),
         sa.Column("name", sa.Text(), nullable=True),

@@ -21,7 +21,12 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.add_column("entries", sa.Column("predicate_type", sa.Text(), nullable=True))
     op.create_index("entries_predicate_type", "entries", ["predicate_type", "idx"])
-    op.create_index("entry_artifacts_name", "entry_artifacts", [sa.text("lower(name)")])
+    op.create_index(
+        "entry_artifacts_name",
+        "entry_artifacts",
+        [sa.text("lower(name)")],
+        postgresql_where=sa.text("name IS NOT NULL"),
+    )
     op.add_column("entry_artifacts", sa.Column("version", sa.Text(), nullable=True))
 
 

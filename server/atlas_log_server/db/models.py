@@ -7,7 +7,6 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
-    ForeignKey,
     Index,
     LargeBinary,
     MetaData,
@@ -92,7 +91,7 @@ Index("pcs_collateral_platform", pcs_collateral.c.fmspc, pcs_collateral.c.ca, pc
 entry_artifacts = Table(
     "entry_artifacts",
     metadata,
-    Column("idx", BigInteger, ForeignKey("entries.idx"), nullable=False),
+    Column("idx", BigInteger, nullable=False),
     Column("digest", Text, nullable=False),
     Column("role", Text, nullable=False),
     Column("name", Text, nullable=True),
@@ -101,7 +100,7 @@ entry_artifacts = Table(
 )
 Index("entry_artifacts_digest", entry_artifacts.c.digest, entry_artifacts.c.idx)
 Index("entry_artifacts_idx", entry_artifacts.c.idx)
-Index("entry_artifacts_name", func.lower(entry_artifacts.c.name))
+Index("entry_artifacts_name", func.lower(entry_artifacts.c.name), postgresql_where=entry_artifacts.c.name.isnot(None))
 Index("entries_predicate_type", entries.c.predicate_type, entries.c.idx)
 
 published_checkpoints = Table(
