@@ -158,7 +158,7 @@ BAD_SUBMISSIONS = {
         b'{"dsseEnvelope":{"payloadType":"\\ud800","payload":"YQ==","signatures":[{"sig":"YQ=="}]},'
         b'"verificationMaterial":{"publicKeys":[{"spki":"AAAA"}]}}',
         400,
-        "invalid-envelope",
+        "invalid-json",
     ),
     "tee-no-quote": (_mutate(lambda s: s.update(tee={"type": "intel-tdx"})), 400, "invalid-tee"),
     "tee-wrong-type": (_mutate(lambda s: s.update(tee={"type": "sev-snp", "quote": "AAAA"})), 400, "invalid-tee"),

@@ -7,11 +7,11 @@ TEE quote check slots in here), then the canonical leaf. Nothing is written befo
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from cryptography import x509
 
 from atlas_log._encoding import b64decode
@@ -97,7 +97,7 @@ class Admission:
     def parse(self, raw: bytes, now: int) -> Submission:
         """Schema, signature (and certificate chain) and statement checks."""
         try:
-            obj = json.loads(raw)
+            obj = orjson.loads(raw)  # strict: rejects lone surrogates, NaN and integers beyond 64 bits
         except (ValueError, RecursionError) as exc:
             raise _reject("invalid-json", f"request body is not valid JSON: {exc}") from exc
         if not isinstance(obj, dict):

@@ -12,6 +12,7 @@ call, so a cache hit never changes a verdict.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections import OrderedDict
@@ -124,7 +125,8 @@ def _raw_sig(sig: bytes) -> bytes:
     return encode_dss_signature(int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big"))
 
 
-def _p256_key(raw: bytes) -> ec.EllipticCurvePublicKey:
+@functools.lru_cache(maxsize=4096)
+def _p256_key(raw: bytes) -> ec.EllipticCurvePublicKey:  # a platform's attestation key recurs in every quote
     try:
         return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), b"\x04" + raw)
     except ValueError as exc:

@@ -7,8 +7,8 @@ import json
 import time
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.responses import JSONResponse
 
 from atlas_log._encoding import b64decode, b64encode
 from atlas_log.errors import FormatError
@@ -116,7 +116,9 @@ async def submit_entry(request: Request, ctx: Ctx) -> Response:
     receipt = await build_receipt(ctx, pending, placed)
     if request.query_params.get("wait") == "witnessed":
         receipt = await _witnessed(ctx, receipt)
-    return JSONResponse(receipt.to_json(), status_code=201 if placed.created else 200)
+    return Response(
+        orjson.dumps(receipt.to_json()), status_code=201 if placed.created else 200, media_type="application/json"
+    )
 
 
 WITNESS_WAIT_S = 30.0
