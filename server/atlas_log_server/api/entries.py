@@ -195,7 +195,8 @@ async def get_evidence(index: int, ctx: Ctx) -> dict[str, Any]:
     return {
         "logIndex": index,
         "quote": submission["tee"]["quote"],
-        "verifiedAt": tee["verifiedAt"],
+        # The quote was verified at admission: the entry's integration time.
+        "verifiedAt": e.integrated_time,
         "trustedRoots": ctx.attestation.summary["trustedRoots"],
         "collateral": {name: b64encode(getattr(collateral, name)) for name in collateral.digests()},
         "verdict": tee,

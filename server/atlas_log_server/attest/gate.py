@@ -143,7 +143,6 @@ class TdxGate:
                 "xfam": td["xfam"],
                 "collateral": {**verdict.collateral_digests, "set": collateral.digest},
                 "collateralExpiry": verdict.collateral_expiry,
-                "verifiedAt": now,
             }
         )
         return summary
