@@ -89,3 +89,21 @@ def test_control_characters_and_unicode_escape_like_rfc8785() -> None:
 
     value = {"k": '\x00\x01\x08\t\n\x0b\x0c\r\x1f"\\\x7f\u2028é😀', "é": 1, "z": [True, None, -5]}
     assert canonical_json(value) == rfc8785.dumps(value)
+
+
+def test_entry_id_ignores_the_tee_verdict() -> None:
+    from atlas_log.entry import entry_id
+
+    e = _entry()
+    tee = {
+        "type": "intel-tdx",
+        "binding": "atlas-log/tdx-bind/v1",
+        "quoteSha256": "ab" * 32,
+        "nonce": "00" * 32,
+        "tcbStatus": "UpToDate",
+        "collateral": {"set": "1"},
+    }
+    a = {**e.body, "tee": tee}
+    refreshed = {**e.body, "tee": {**tee, "collateral": {"set": "2"}, "tcbStatus": "OutOfDate"}}
+    other_quote = {**e.body, "tee": {**tee, "quoteSha256": "cd" * 32}}
+    assert entry_id(a) == entry_id(refreshed) != entry_id(other_quote)

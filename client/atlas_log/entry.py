@@ -1,7 +1,8 @@
 """The canonical log entry: what a leaf commits to, encoded as RFC 8785 (JCS) JSON.
 
 ``body`` describes the submission (hashes of the envelope and PAE, the verified signers) and is the
-deduplication key (``entryId = SHA-256(JCS(body))``). The leaf adds the integration time:
+deduplication key (``entryId``: SHA-256 of the canonical body, its TEE verdict reduced to what the submission
+determines; see :func:`entry_id`). The leaf adds the integration time:
 ``leaf = JCS({"body": body, "integratedTime": t})`` and ``leafHash = SHA-256(0x00 ‖ leaf)``.
 Anyone holding the raw envelope can recompute the body and check it against the leaf.
 """
@@ -29,6 +30,7 @@ __all__ = [
     "build_body",
     "canonical_json",
     "encode_leaf",
+    "entry_id",
     "index_summary",
     "parse_leaf",
 ]
@@ -38,6 +40,20 @@ MAX_LEAF_SIZE = 65_535  # an entry bundle prefixes each entry with a uint16 leng
 
 
 _MAX_SAFE_INT = (1 << 53) - 1
+
+# What a submission determines of its TEE block; the rest is the verdict, which depends on the collateral in
+# force when it was checked and so must not decide whether two submissions are the same entry.
+_TEE_IDENTITY = ("type", "binding", "signatureIndex", "spkiSha256", "nonce", "quoteSha256", "keyAttestationEntry")
+
+
+def entry_id(body: dict[str, Any]) -> bytes:
+    """The deduplication key: SHA-256 of the canonical body with the TEE verdict reduced to what the
+    submission itself determines (so a resubmission is the same entry even after a collateral refresh)."""
+    identity = dict(body)
+    tee = body.get("tee")
+    if isinstance(tee, dict):
+        identity["tee"] = {k: tee[k] for k in _TEE_IDENTITY if k in tee}
+    return hashlib.sha256(canonical_json(identity)).digest()
 
 
 def _plain(obj: Any) -> bool:
@@ -164,7 +180,7 @@ class Entry:
     def encode(self) -> tuple[bytes, bytes]:
         """``(entryId, leaf)`` from one canonicalisation of the body."""
         body = canonical_json(self.body)
-        return hashlib.sha256(body).digest(), encode_leaf(body, self.integrated_time, self.links)
+        return entry_id(self.body), encode_leaf(body, self.integrated_time, self.links)
 
 
 def encode_leaf(body: bytes, integrated_time: int, links: dict[str, int | None] | None) -> bytes:

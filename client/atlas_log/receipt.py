@@ -12,7 +12,6 @@ the leaf hashes to ``leafHash``, and that the inclusion proof leads from that le
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 from atlas_log._encoding import b64decode, b64encode, hexdecode
 from atlas_log.checkpoint import Checkpoint, open_checkpoint
 from atlas_log.cosignature import CosignatureVerifier, verify_cosignatures
-from atlas_log.entry import canonical_json, parse_leaf
+from atlas_log.entry import entry_id, parse_leaf
 from atlas_log.errors import FormatError, ProofError
 from atlas_log.merkle import LeafHash, leaf_hash, verify_inclusion
 from atlas_log.note import Verifier, parse_note
@@ -99,7 +98,7 @@ def verify_receipt(
         raise ProofError(f"inclusion proof is for size {r.tree_size}, checkpoint is for size {cp.size}")
     if leaf_hash(r.leaf) != r.leaf_hash:
         raise ProofError("leaf does not hash to leafHash")
-    if hashlib.sha256(canonical_json(parse_leaf(r.leaf).body)).digest() != r.entry_id:
+    if entry_id(parse_leaf(r.leaf).body) != r.entry_id:
         raise ProofError("entryId is not the hash of the leaf's body")
     verify_inclusion(r.leaf_hash, r.log_index, r.tree_size, list(r.hashes), cp.root_hash)
     return cp

@@ -6,7 +6,6 @@ TEE quote check slots in here), then the canonical leaf. Nothing is written befo
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +16,15 @@ from cryptography import x509
 from atlas_log._encoding import b64decode
 from atlas_log.bundle import parse_bundle, signing_certificate
 from atlas_log.dsse import Envelope, PublicKey, SpkiDer, parse_envelope, verify_envelope
-from atlas_log.entry import API_VERSION, LINKED_ROLES, MAX_LEAF_SIZE, build_body, canonical_json, index_summary
+from atlas_log.entry import (
+    API_VERSION,
+    LINKED_ROLES,
+    MAX_LEAF_SIZE,
+    build_body,
+    canonical_json,
+    entry_id,
+    index_summary,
+)
 from atlas_log.errors import FormatError, SignatureError
 from atlas_log.intoto import Extraction, extract
 from atlas_log_server.errors import Problem
@@ -145,7 +152,8 @@ class Admission:
             if verdict is not None:
                 tee = verdict
         ex = sub.extraction
-        body = canonical_json(build_body(sub.envelope, sub.signers, tee, index_summary(ex)))
+        body_obj = build_body(sub.envelope, sub.signers, tee, index_summary(ex))
+        body = canonical_json(body_obj)
         linked = tuple(ex.digests(*LINKED_ROLES))
         # The leaf adds the integration time and one back-link per linked digest: bound its size now, so a
         # batch never meets an entry it cannot encode.
@@ -162,4 +170,4 @@ class Admission:
         facts += tuple(
             (f"sha256:{k.fingerprint}", "signer", None, f"$.signatures[{i}]", None) for i, k in enumerate(sub.signers)
         )
-        return PendingEntry(hashlib.sha256(body).digest(), body, raw, now, linked, facts, ex.predicate_type)
+        return PendingEntry(entry_id(body_obj), body, raw, now, linked, facts, ex.predicate_type)
