@@ -31,6 +31,9 @@ bench: $(VENV)/.dev
 	$(BIN)/python -m bench.sequencer
 	$(BIN)/python -m bench.admission
 	$(BIN)/python -m bench.proofs
+	$(BIN)/python -m bench.tdx
+	$(BIN)/python -m bench.history
+	$(BIN)/python -m bench.example
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
