@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from atlas_log._encoding import b64decode, b64encode
 from atlas_log.errors import FormatError, SignatureError
 from atlas_log.merkle import HASH_SIZE, RootHash
-from atlas_log.note import Note, NoteSignature, Signer, Verifier, format_note, open_note
+from atlas_log.note import Signer, Verifier, format_note, open_note
 
-__all__ = ["Checkpoint", "SignedCheckpoint", "open_checkpoint", "parse_checkpoint", "sign_checkpoint"]
+__all__ = ["Checkpoint", "open_checkpoint", "parse_checkpoint", "sign_checkpoint"]
 
 _SIZE = re.compile(r"\A(0|[1-9][0-9]{0,19})\Z")
 MAX_SIZE = (1 << 63) - 1
@@ -61,23 +61,6 @@ def parse_checkpoint(text: str) -> Checkpoint:
     if len(raw) != HASH_SIZE:
         raise FormatError(f"checkpoint root hash must be {HASH_SIZE} bytes, got {len(raw)}")
     return Checkpoint(origin, int(size), RootHash(raw), tuple(ext))
-
-
-@dataclass(frozen=True, slots=True)
-class SignedCheckpoint:
-    """A checkpoint together with the exact signed note it came from."""
-
-    checkpoint: Checkpoint
-    note: Note
-
-    @property
-    def raw(self) -> bytes:
-        return self.note.to_bytes()
-
-    def with_signatures(self, extra: tuple[NoteSignature, ...]) -> SignedCheckpoint:
-        """The same checkpoint with more signature lines (e.g. witness cosignatures) appended."""
-        sigs = self.note.signatures + tuple(s for s in extra if s not in self.note.signatures)
-        return SignedCheckpoint(self.checkpoint, Note(self.note.text, sigs))
 
 
 def open_checkpoint(note: bytes, verifier: Verifier, origin: str | None = None) -> Checkpoint:

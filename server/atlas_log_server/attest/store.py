@@ -19,7 +19,6 @@ from atlas_log.tdx.pcs import PcsClient
 from atlas_log.tdx.verify import collateral_validity
 
 _log = logging.getLogger(__name__)
-_PARTS = COLLATERAL_PARTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +44,6 @@ class CollateralStore:
         self.clock = clock
         self._mem: dict[tuple[str, str], _Cached] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
-        self.refresh_failures = 0
 
     async def get(self, fmspc: str, ca: str) -> Collateral:
         """Valid collateral for a platform: from memory, else PostgreSQL, else PCS (then stored)."""
@@ -77,12 +75,14 @@ class CollateralStore:
         if int(self.clock()) >= not_after:
             raise CollateralFetchError(f"PCS served collateral for {key[0]} that expired at {not_after}")
         await self.pool.execute(
-            "INSERT INTO pcs_collateral (digest, fmspc, ca, " + ", ".join(_PARTS) + ", not_before, not_after) "
+            "INSERT INTO pcs_collateral (digest, fmspc, ca, "
+            + ", ".join(COLLATERAL_PARTS)
+            + ", not_before, not_after) "
             "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (digest) DO NOTHING",
             collateral.digest,
             key[0],
             key[1],
-            *(getattr(collateral, p) for p in _PARTS),
+            *(getattr(collateral, p) for p in COLLATERAL_PARTS),
             not_before,
             not_after,
         )
@@ -101,11 +101,11 @@ class CollateralStore:
         )
         if row is None:
             return None
-        return _Cached(Collateral(*(bytes(row[p]) for p in _PARTS)), row["not_before"], row["not_after"])
+        return _Cached(Collateral(*(bytes(row[p]) for p in COLLATERAL_PARTS)), row["not_before"], row["not_after"])
 
     async def by_digest(self, digest: str) -> Collateral | None:
         row = await self.pool.fetchrow("SELECT * FROM pcs_collateral WHERE digest = $1", digest)
-        return None if row is None else Collateral(*(bytes(row[p]) for p in _PARTS))
+        return None if row is None else Collateral(*(bytes(row[p]) for p in COLLATERAL_PARTS))
 
     def freshness(self) -> dict[str, int]:
         """Seconds until each cached platform's collateral expires."""
@@ -124,7 +124,6 @@ class CollateralStore:
                     await self._fetch(key)
                 done += 1
             except (CollateralFetchError, QuoteError, OSError, asyncpg.PostgresError) as exc:
-                self.refresh_failures += 1
                 _log.warning("collateral refresh for %s failed: %s", key, exc)
         return done
 

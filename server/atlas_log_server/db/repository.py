@@ -200,10 +200,6 @@ class Repository:
         row = await self.pool.fetchrow(_SELECT_ENTRY + "leaf_hash = $1", leaf_hash)
         return None if row is None else _entry(row)
 
-    async def entry_by_id(self, entry_id: bytes) -> StoredEntry | None:
-        row = await self.pool.fetchrow(_SELECT_ENTRY + "entry_id = $1", entry_id)
-        return None if row is None else _entry(row)
-
     async def leaves(self, start: int, count: int) -> list[bytes]:
         rows = await self.pool.fetch(
             "SELECT leaf FROM entries WHERE idx >= $1 AND idx < $2 ORDER BY idx", start, start + count
@@ -345,7 +341,3 @@ class Repository:
     async def latest_published(self) -> tuple[int, bytes] | None:
         row = await self.pool.fetchrow("SELECT size, note FROM published_checkpoints ORDER BY size DESC LIMIT 1")
         return None if row is None else (row["size"], bytes(row["note"]))
-
-    async def checkpoint_at(self, size: int) -> bytes | None:
-        row = await self.pool.fetchrow("SELECT note FROM checkpoints WHERE size = $1", size)
-        return None if row is None else bytes(row["note"])

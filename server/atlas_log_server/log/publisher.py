@@ -54,7 +54,6 @@ class Publisher:
         self.quorum = quorum
         self.interval_s = interval_s
         self.http = http
-        self.failures = 0
 
     async def publish_once(self) -> int | None:
         """Publish the latest checkpoint if it is newer than the last published one; return its size."""
@@ -67,7 +66,6 @@ class Publisher:
         lines = await asyncio.gather(*(self._cosign(w, note, size) for w in self.witnesses))
         got = [line for line in lines if line is not None]
         if len(got) < self.quorum:
-            self.failures += 1
             _log.warning("checkpoint %d has %d of %d required cosignatures; not published", size, len(got), self.quorum)
             return None
         await self.repo.publish(size, note + b"".join(got), len(got))
@@ -114,6 +112,5 @@ class Publisher:
             try:
                 await self.publish_once()
             except Exception:  # a failed round must not stop publishing; the next round retries
-                self.failures += 1
                 _log.exception("publishing failed")
             await asyncio.sleep(self.interval_s)

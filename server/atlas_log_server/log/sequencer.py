@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from atlas_log.checkpoint import Checkpoint
 from atlas_log.entry import encode_leaf
@@ -84,7 +83,6 @@ class Batch:
     note: bytes
     old_size: int
     source: NodeSource
-    sequenced_at: float = field(default_factory=time.monotonic)
 
     def inclusion_proof(self, index: int) -> list[Hash]:
         """Proof for a leaf this batch added, against this batch's checkpoint."""
@@ -135,8 +133,6 @@ class Sequencer:
         self.max_batch = max_batch
         self.max_age_s = max_age_s
         self._queue: asyncio.Queue[tuple[PendingEntry, asyncio.Future[Sequenced]]] = asyncio.Queue(max_pending)
-        self.batches = 0
-        self.last_batch_size = 0
 
     async def submit(self, entry: PendingEntry) -> Sequenced:
         """Queue ``entry`` and wait until its batch has committed; raises :class:`Overloaded` when full."""
@@ -240,7 +236,5 @@ class Sequencer:
                 note = state.checkpoint or b""
         if new:
             self.signer.committed(checkpoint)
-            self.batches += 1
-            self.last_batch_size = len(new)
         batch = Batch(checkpoint, note, state.size, nodes)
         return [Sequenced(idx, created, batch, leaf) for idx, created, leaf in placed]
