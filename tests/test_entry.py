@@ -107,3 +107,24 @@ def test_entry_id_ignores_the_tee_verdict() -> None:
     refreshed = {**e.body, "tee": {**tee, "collateral": {"set": "2"}, "tcbStatus": "OutOfDate"}}
     other_quote = {**e.body, "tee": {**tee, "quoteSha256": "cd" * 32}}
     assert entry_id(a) == entry_id(refreshed) != entry_id(other_quote)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(st.sampled_from(["apiVersion", "tee", "index", "é", "signatures"]), JSON, max_size=5),
+    st.none() | st.dictionaries(st.sampled_from(["type", "quoteSha256", "tcbStatus", "nonce"]), st.text(), max_size=4),
+)
+def test_encode_body_equals_the_general_encoding(body: dict, tee: dict | None) -> None:  # type: ignore[type-arg]
+    from atlas_log.entry import encode_body
+
+    if tee is not None:
+        body = {**body, "tee": tee}
+    try:
+        want_body = canonical_json(body)
+    except FormatError:
+        return
+    identity = dict(body)
+    keep = ("type", "binding", "signatureIndex", "spkiSha256", "nonce", "quoteSha256", "keyAttestationEntry")
+    if isinstance(body.get("tee"), dict):
+        identity["tee"] = {k: v for k, v in body["tee"].items() if k in keep}
+    assert encode_body(body) == (want_body, hashlib.sha256(canonical_json(identity)).digest())

@@ -19,9 +19,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from atlas_log._encoding import b64decode, b64encode
+from atlas_log._encoding import b64encode
 from atlas_log.errors import FormatError, SignatureError
-from atlas_log.note import KeyID, Note, NoteSignature, key_id
+from atlas_log.note import KeyID, Note, NoteSignature, key_id, split_vkey
 
 __all__ = ["ALG_COSIGNATURE_V1", "CosignatureSigner", "CosignatureVerifier", "verify_cosignatures"]
 
@@ -49,15 +49,12 @@ class CosignatureVerifier:
     @classmethod
     def from_vkey(cls, vkey: str) -> CosignatureVerifier:
         """``<name>+<hex key ID>+<base64(0x04 ‖ key)>``; an Ed25519 (0x01) vkey is accepted and re-keyed as 0x04."""
-        parts = vkey.split("+", 2)
-        if len(parts) != 3 or not re.fullmatch(r"[0-9a-f]{8}", parts[1]):
-            raise FormatError("cosigner key must be <name>+<hex key ID>+<base64 key>")
-        raw = b64decode(parts[2], "cosigner key")
+        name, kid, raw = split_vkey(vkey)
         if len(raw) != 33 or raw[0] not in (0x01, ALG_COSIGNATURE_V1):
             raise FormatError("cosigner key must be type 0x04 (or 0x01) with a 32-byte Ed25519 key")
-        v = cls(parts[0], raw[1:])
-        if raw[0] == ALG_COSIGNATURE_V1 and f"{v.key_id:08x}" != parts[1]:
-            raise FormatError(f"cosigner key ID {parts[1]} does not match the key")
+        v = cls(name, raw[1:])
+        if raw[0] == ALG_COSIGNATURE_V1 and v.key_id != kid:
+            raise FormatError(f"cosigner key ID {kid:08x} does not match the key")
         return v
 
     @property

@@ -29,6 +29,7 @@ __all__ = [
     "Entry",
     "build_body",
     "canonical_json",
+    "encode_body",
     "encode_leaf",
     "entry_id",
     "index_summary",
@@ -49,11 +50,31 @@ _TEE_IDENTITY = ("type", "binding", "signatureIndex", "spkiSha256", "nonce", "qu
 def entry_id(body: dict[str, Any]) -> bytes:
     """The deduplication key: SHA-256 of the canonical body with the TEE verdict reduced to what the
     submission itself determines (so a resubmission is the same entry even after a collateral refresh)."""
-    identity = dict(body)
+    return encode_body(body)[1]
+
+
+def encode_body(body: dict[str, Any]) -> tuple[bytes, bytes]:
+    """``(canonical body, entryId)``, canonicalising each top-level member once for both.
+
+    RFC 8785 serialises an object as its members sorted by key, each value canonical; with ASCII keys the
+    sort is Python's, so the body and its identity share every member but ``tee``.
+    """
+    if not all(isinstance(k, str) and k.isascii() for k in body):
+        identity = dict(body)  # unusual keys: the general path
+        if isinstance(body.get("tee"), dict):
+            identity["tee"] = {k: body["tee"][k] for k in _TEE_IDENTITY if k in body["tee"]}
+        return canonical_json(body), hashlib.sha256(canonical_json(identity)).digest()
+    members = {k: canonical_json(v) for k, v in body.items()}
+
+    def assemble(m: dict[str, bytes]) -> bytes:
+        return b"{" + b",".join(json.dumps(k).encode() + b":" + m[k] for k in sorted(m)) + b"}"
+
+    full = assemble(members)
     tee = body.get("tee")
-    if isinstance(tee, dict):
-        identity["tee"] = {k: tee[k] for k in _TEE_IDENTITY if k in tee}
-    return hashlib.sha256(canonical_json(identity)).digest()
+    if not isinstance(tee, dict):
+        return full, hashlib.sha256(full).digest()
+    members["tee"] = canonical_json({k: tee[k] for k in _TEE_IDENTITY if k in tee})
+    return full, hashlib.sha256(assemble(members)).digest()
 
 
 def _plain(obj: Any) -> bool:
@@ -179,8 +200,8 @@ class Entry:
 
     def encode(self) -> tuple[bytes, bytes]:
         """``(entryId, leaf)`` from one canonicalisation of the body."""
-        body = canonical_json(self.body)
-        return entry_id(self.body), encode_leaf(body, self.integrated_time, self.links)
+        body, eid = encode_body(self.body)
+        return eid, encode_leaf(body, self.integrated_time, self.links)
 
 
 def encode_leaf(body: bytes, integrated_time: int, links: dict[str, int | None] | None) -> bytes:

@@ -32,6 +32,7 @@ __all__ = [
     "key_id",
     "open_note",
     "parse_note",
+    "split_vkey",
 ]
 
 KeyID = NewType("KeyID", int)
@@ -53,6 +54,17 @@ def key_id(name: str, alg: int, public_key: bytes) -> KeyID:
 def _check_name(name: str) -> None:
     if not _NAME.match(name):
         raise FormatError(f"key name {name!r} must be non-empty and contain no spaces or '+'")
+
+
+def split_vkey(vkey: str) -> tuple[str, KeyID, bytes]:
+    """The parts of a verifier key ``<name>+<hex key ID>+<base64(type ‖ key)>``: name, key ID, type ‖ key."""
+    parts = vkey.split("+", 2)
+    if len(parts) != 3 or not re.fullmatch(r"[0-9a-f]{8}", parts[1]):
+        raise FormatError("verifier key must be <name>+<8 lowercase hex digit key ID>+<base64 key>")
+    raw = b64decode(parts[2], "verifier key")
+    if not raw:
+        raise FormatError("verifier key has no key bytes")
+    return parts[0], KeyID(int(parts[1], 16)), raw
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,18 +151,12 @@ class Verifier:
     @classmethod
     def from_vkey(cls, vkey: str) -> Verifier:
         """Parse a verifier key ``<name>+<hex key ID>+<base64(type ‖ key)>`` and check its key ID."""
-        parts = vkey.split("+", 2)
-        if len(parts) != 3:
-            raise FormatError("verifier key must be <name>+<hex key ID>+<base64 key>")
-        name, hex_id, b64 = parts
-        if not re.fullmatch(r"[0-9a-f]{8}", hex_id):
-            raise FormatError("verifier key ID must be 8 lowercase hex digits")
-        raw = b64decode(b64, "verifier key")
-        if not raw or raw[0] != ALG_ED25519:
+        name, kid, raw = split_vkey(vkey)
+        if raw[0] != ALG_ED25519:
             raise FormatError("verifier key type must be Ed25519 (0x01)")
         v = cls(name, raw[1:])
-        if v.key_id != int(hex_id, 16):
-            raise FormatError(f"verifier key ID {hex_id} does not match the key ({v.key_id:08x})")
+        if v.key_id != kid:
+            raise FormatError(f"verifier key ID {kid:08x} does not match the key ({v.key_id:08x})")
         return v
 
     @property

@@ -21,8 +21,7 @@ from atlas_log.entry import (
     LINKED_ROLES,
     MAX_LEAF_SIZE,
     build_body,
-    canonical_json,
-    entry_id,
+    encode_body,
     index_summary,
 )
 from atlas_log.errors import FormatError, SignatureError
@@ -152,8 +151,7 @@ class Admission:
             if verdict is not None:
                 tee = verdict
         ex = sub.extraction
-        body_obj = build_body(sub.envelope, sub.signers, tee, index_summary(ex))
-        body = canonical_json(body_obj)
+        body, eid = encode_body(build_body(sub.envelope, sub.signers, tee, index_summary(ex)))
         linked = tuple(ex.digests(*LINKED_ROLES))
         # The leaf adds the integration time and one back-link per linked digest: bound its size now, so a
         # batch never meets an entry it cannot encode.
@@ -170,4 +168,4 @@ class Admission:
         facts += tuple(
             (f"sha256:{k.fingerprint}", "signer", None, f"$.signatures[{i}]", None) for i, k in enumerate(sub.signers)
         )
-        return PendingEntry(entry_id(body_obj), body, raw, now, linked, facts, ex.predicate_type)
+        return PendingEntry(eid, body, raw, now, linked, facts, ex.predicate_type)

@@ -596,7 +596,7 @@ def _check_qe(qe: dict[str, Any], qr: QeReport) -> tuple[str, tuple[str, ...]]:
 
 
 def _verify(
-    raw: bytes,
+    raw: bytes | Quote,
     collateral: Collateral,
     now: int,
     policy: Policy,
@@ -604,7 +604,7 @@ def _verify(
     cache: VerificationCache,
     facts: dict[str, Any],
 ) -> None:
-    quote: Quote = parse_quote(raw)  # A
+    quote = raw if isinstance(raw, Quote) else parse_quote(raw)  # A
     facts["quote_version"] = quote.version
     if quote.qe_vendor_id != INTEL_QE_VENDOR_ID:
         raise QuoteError("qe-vendor-unknown", "QE vendor ID is not Intel's")
@@ -696,13 +696,13 @@ def _verify(
 
 
 def quote_platform(
-    quote: bytes, roots: Iterable[str] = (INTEL_ROOT_SPKI_SHA256,), cache: VerificationCache | None = None
+    quote: bytes | Quote, roots: Iterable[str] = (INTEL_ROOT_SPKI_SHA256,), cache: VerificationCache | None = None
 ) -> tuple[str, str]:
     """``(FMSPC, "platform" | "processor")`` of the PCK certificate in a quote: which collateral it needs.
 
     Raises :class:`QuoteError` when the quote or its PCK chain is malformed or untrusted.
     """
-    q = parse_quote(quote)
+    q = quote if isinstance(quote, Quote) else parse_quote(quote)
     rs = frozenset(roots)
     chain = (cache or _NO_CACHE).get("pck", (q.pck_chain_pem, rs), lambda: _pck_chain(q.pck_chain_pem, rs))
     ca = "processor" if "Processor" in _cn(chain.intermediate) else "platform"
@@ -729,7 +729,7 @@ _NO_CACHE = _NoCache()
 
 
 def verify_quote(
-    quote: bytes,
+    quote: bytes | Quote,
     collateral: Collateral,
     now: int,
     policy: Policy | None = None,
@@ -737,7 +737,8 @@ def verify_quote(
     roots: Iterable[str] = (INTEL_ROOT_SPKI_SHA256,),
     cache: VerificationCache | None = None,
 ) -> Verdict:
-    """Verify a TDX quote against collateral at time ``now`` (Unix seconds) under ``policy``.
+    """Verify a TDX quote (raw, or already parsed by :func:`parse_quote`) against collateral at time ``now``
+    (Unix seconds) under ``policy``.
 
     ``roots`` are SHA-256 fingerprints (hex) of trusted root SubjectPublicKeyInfos; the default pins the Intel
     SGX Root CA. Never raises for a bad quote or bad collateral: the verdict says ``accept=False`` with the

@@ -16,6 +16,7 @@ from atlas_log._encoding import b64decode, hexdecode
 from atlas_log.errors import CollateralFetchError, FormatError, QuoteError
 from atlas_log.tdx.binding import KEY_TAG, PAYLOAD_TAG, ZERO_NONCE, key_report_data, payload_report_data
 from atlas_log.tdx.policy import Policy
+from atlas_log.tdx.quote import parse_quote
 from atlas_log.tdx.verify import VerificationCache, quote_platform, verify_quote
 from atlas_log_server.admission import Submission
 from atlas_log_server.attest.store import CollateralStore
@@ -92,7 +93,8 @@ class TdxGate:
         except FormatError as exc:
             raise Problem(400, "invalid-tee", str(exc)) from exc
         try:
-            fmspc, ca = quote_platform(quote, self.roots, self.cache)
+            parsed = parse_quote(quote)  # once: the platform lookup and the verification share it
+            fmspc, ca = quote_platform(parsed, self.roots, self.cache)
         except QuoteError as exc:
             raise _reject("tdx-" + exc.code, exc.message) from exc
         try:
@@ -112,7 +114,7 @@ class TdxGate:
                 f"PCS served collateral that does not verify: {exc}",
                 headers={"Retry-After": "60"},
             ) from exc
-        verdict = verify_quote(quote, collateral, now, self.policy, roots=self.roots, cache=self.cache)
+        verdict = verify_quote(parsed, collateral, now, self.policy, roots=self.roots, cache=self.cache)
         if not verdict.accept:
             raise _reject("tdx-" + (verdict.code or "rejected"), verdict.reason or "the quote was rejected")
         env = sub.envelope
