@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -81,7 +81,14 @@ def free_port() -> int:
 class ServerProcess:
     """``atlas-log-server serve`` in a real child process."""
 
-    def __init__(self, db_url: str | None, data_dir: Path, env: dict[str, str] | None = None, wait: float = 60) -> None:
+    def __init__(
+        self,
+        db_url: str | None,
+        data_dir: Path,
+        env: dict[str, str] | None = None,
+        wait: float = 60,
+        args: Sequence[str] = (),
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = data_dir / f"server-{self.port}.log"
@@ -93,7 +100,7 @@ class ServerProcess:
             full_env["ATLAS_DATABASE_URL"] = db_url
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "atlas_log_server.cli", "serve", "--port", str(self.port)],
+            [sys.executable, "-m", "atlas_log_server.cli", "serve", "--port", str(self.port), *args],
             env=full_env,
             stdout=self._log,
             stderr=subprocess.STDOUT,

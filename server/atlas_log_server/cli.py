@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from atlas_log.note import Signer
 from atlas_log_server.config import Settings
@@ -36,6 +37,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from atlas_log_server.app import create_app
+    from atlas_log_server.workers import bind_sockets, supervise
 
     settings = _settings(host=args.host, port=args.port)
     url = resolve_database_url(settings)
@@ -47,6 +49,13 @@ def _serve(args: argparse.Namespace) -> int:
         else "external PostgreSQL"
     )
     base = f"http://{settings.host}:{settings.port}"
+    sockets = []
+    if args.workers > 1:
+        try:
+            sockets = bind_sockets(settings.host, settings.port, args.workers)
+        except OSError as exc:
+            print(f"cannot listen on {base}: {exc}", file=sys.stderr)
+            return 1
     client = _client_command()
     print(
         f"Atlas Log serving {settings.origin} on {base} ({where})\n"
@@ -63,19 +72,12 @@ def _serve(args: argparse.Namespace) -> int:
         flush=True,
     )
     # The database URL is resolved and migrated once here; the app (or each worker) reuses it.
-    common = {
-        "host": settings.host,
-        "port": settings.port,
-        "log_level": args.log_level,
-        "access_log": False,
-        "timeout_graceful_shutdown": 5,
-    }
-    if args.workers > 1:
+    common: dict[str, Any] = {"log_level": args.log_level, "access_log": False, "timeout_graceful_shutdown": 5}
+    if sockets:
         os.environ.update(ATLAS_DATABASE_URL=url, ATLAS_MIGRATE_ON_START="false")
-        uvicorn.run("atlas_log_server.asgi:app", factory=True, workers=args.workers, **common)
-    else:
-        settings = settings.model_copy(update={"database_url": url, "migrate_on_start": False})
-        uvicorn.run(create_app(settings), **common)
+        return supervise("atlas_log_server.asgi:app", sockets, common)
+    settings = settings.model_copy(update={"database_url": url, "migrate_on_start": False})
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, **common)
     return 0
 
 

@@ -7,6 +7,8 @@ from fastapi import Request
 from atlas_log_server.context import LogContext
 
 
-def log_context(request: Request) -> LogContext:
+async def log_context(request: Request) -> LogContext:
+    # A coroutine, so FastAPI calls it inline: a plain function would be sent to a worker thread on every
+    # request.
     ctx: LogContext = request.app.state.log
     return ctx

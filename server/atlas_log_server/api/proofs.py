@@ -42,7 +42,7 @@ async def inclusion(request: Request) -> Response:
     index, tree_size = int_param(request, "index"), int_param(request, "treeSize", 1)
     if index >= tree_size:
         raise bad_request("index-out-of-range", f"index {index} must be smaller than treeSize {tree_size}")
-    ctx = log_context(request)
+    ctx = await log_context(request)
     await _check_size(ctx, tree_size, "treeSize")
     leaf_hash, hashes = await ctx.proofs.inclusion(index, tree_size)
     return _json(
@@ -65,7 +65,7 @@ async def consistency(request: Request) -> Response:
     first, second = int_param(request, "from", 1), int_param(request, "to", 1)
     if first > second:
         raise bad_request("invalid-range", f"from ({first}) must not exceed to ({second})")
-    ctx = log_context(request)
+    ctx = await log_context(request)
     await _check_size(ctx, second, "to")
     hashes = await ctx.proofs.consistency(first, second)
     return _json({"from": first, "to": second, "hashes": [b64encode(h) for h in hashes]})

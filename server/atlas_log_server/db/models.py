@@ -85,7 +85,7 @@ pcs_collateral = Table(
     Column("not_after", BigInteger, nullable=False),
     Column("fetched_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
-Index("checkpoints_root_hash", checkpoints.c.root_hash)
+Index("checkpoints_root_hash", checkpoints.c.root_hash, checkpoints.c.size)
 Index("pcs_collateral_platform", pcs_collateral.c.fmspc, pcs_collateral.c.ca, pcs_collateral.c.not_after)
 
 entry_artifacts = Table(

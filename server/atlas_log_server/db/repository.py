@@ -89,13 +89,15 @@ class BatchTransaction:
         """For each digest, the newest entry naming it as subject or material (back-link targets)."""
         if not digests:
             return {}
+        # One index probe per digest: with ``digest = ANY($1)`` the prepared statement's generic plan
+        # scans the whole table once the table is large, and the batch holds the log's lock meanwhile.
         rows = await self._conn.fetch(
-            "SELECT digest, max(idx) AS idx FROM entry_artifacts WHERE digest = ANY($1::text[]) "
-            "AND role = ANY($2::text[]) GROUP BY digest",
+            "SELECT d.digest, (SELECT a.idx FROM entry_artifacts a WHERE a.digest = d.digest "
+            "AND a.role = ANY($2::text[]) ORDER BY a.idx DESC LIMIT 1) AS idx FROM unnest($1::text[]) AS d(digest)",
             digests,
             list(LINKED_ROLES),
         )
-        return {r["digest"]: r["idx"] for r in rows}
+        return {r["digest"]: r["idx"] for r in rows if r["idx"] is not None}
 
     async def insert_artifacts(self, rows: Sequence[tuple[int, str, str, str | None, str, str | None]]) -> None:
         if rows:
@@ -210,13 +212,14 @@ class Repository:
         """Current contents of the given tiles (a partial tile may have grown since; tiles only grow)."""
         if not keys:
             return {}
+        # A scalar subquery per key keeps one primary-key probe each whatever plan the statement caches.
         rows = await self.pool.fetch(
-            "SELECT t.level, t.idx, t.hashes FROM tiles t "
-            "JOIN unnest($1::smallint[], $2::bigint[]) AS k(level, idx) ON t.level = k.level AND t.idx = k.idx",
+            "SELECT k.level, k.idx, (SELECT t.hashes FROM tiles t WHERE t.level = k.level AND t.idx = k.idx) "
+            "AS hashes FROM unnest($1::smallint[], $2::bigint[]) AS k(level, idx)",
             [k[0] for k in keys],
             [k[1] for k in keys],
         )
-        return {(r["level"], r["idx"]): r["hashes"] for r in rows}
+        return {(r["level"], r["idx"]): r["hashes"] for r in rows if r["hashes"] is not None}
 
     async def aliases(self, digest: str) -> list[str]:
         """Other digests of the same artifact: named together with ``digest`` in one descriptor of some entry
