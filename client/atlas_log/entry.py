@@ -21,6 +21,7 @@ from atlas_log._encoding import b64encode
 from atlas_log.dsse import Envelope, PublicKey
 from atlas_log.errors import FormatError
 from atlas_log.intoto import Extraction
+from atlas_log.tdx.verify import Verdict
 
 __all__ = [
     "API_VERSION",
@@ -129,6 +130,32 @@ def index_summary(extraction: Extraction) -> dict[str, Any]:
         "factCount": len(facts),
         "factsSha256": hashlib.sha256(facts_json).hexdigest(),
     }
+
+
+def quote_record(quote: bytes, verdict: Verdict, collateral_set: str) -> dict[str, Any]:
+    """What an attested entry's ``tee`` records of its quote and of the accepting verdict, beside the
+    request's own summary: the measurements, the TCB outcome and the exact collateral used."""
+    td = verdict.td
+    return {
+        "quoteSha256": hashlib.sha256(quote).hexdigest(),
+        "reportData": td["report_data"],
+        "tcbStatus": verdict.tcb_status,
+        "advisoryIds": list(verdict.advisory_ids),
+        "fmspc": verdict.fmspc,
+        "tcbEvaluationDataNumber": verdict.tcb_evaluation_data_number,
+        "mrTd": td["mr_td"],
+        "rtmr": td["rtmr"],
+        "mrConfigId": td["mr_config_id"],
+        "mrOwner": td["mr_owner"],
+        "tdAttributes": td["td_attributes"],
+        "xfam": td["xfam"],
+        "collateral": {**verdict.collateral_digests, "set": collateral_set},
+        "collateralExpiry": verdict.collateral_expiry,
+    }
+
+
+# What an entry attested through an earlier key-attestation entry inherits from that entry's record.
+INHERITED_TEE = ("tcbStatus", "advisoryIds", "fmspc", "mrTd", "rtmr", "mrConfigId", "tdAttributes", "collateralExpiry")
 
 
 def _predicate_type(envelope: Envelope) -> str | None:

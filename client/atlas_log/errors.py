@@ -4,6 +4,7 @@
 
     Error
     ├── FormatError                  malformed input: bad base64, bad note, bad checkpoint text, bad JSON
+    │   └── SubmissionError          a submission is not admissible; ``code`` names the failed step
     ├── VerificationError            input parsed, but does not prove what it claims
     │   ├── ProofError               an inclusion or consistency proof failed
     │   │   └── RootMismatchError    carries the expected and the calculated root
@@ -29,6 +30,7 @@ __all__ = [
     "QuoteError",
     "RootMismatchError",
     "SignatureError",
+    "SubmissionError",
     "VerificationError",
 ]
 
@@ -39,6 +41,20 @@ class Error(Exception):
 
 class FormatError(Error):
     """Input does not follow the format it claims (strict parsing failed)."""
+
+
+class SubmissionError(FormatError):
+    """A submission (``POST /api/v1/entries`` body) is not admissible.
+
+    ``code`` is the stable problem type the log answers with (for example ``signature-invalid``); the
+    message says what to fix. Signature and certificate failures are among them: what is rejected is the
+    submission as a whole.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
 
 
 class VerificationError(Error):

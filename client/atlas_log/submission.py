@@ -1,27 +1,40 @@
-"""Building the JSON body of ``POST /api/v1/entries``."""
+"""The JSON body of ``POST /api/v1/entries``: building one (clients) and parsing one strictly (the log at
+admission, monitors when they re-verify what the log admitted)."""
 
 from __future__ import annotations
 
 import json
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import orjson
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from atlas_log._encoding import b64encode
-from atlas_log.dsse import Envelope, sign_envelope
+from atlas_log._encoding import b64decode, b64encode, hexdecode
+from atlas_log.bundle import parse_bundle, signing_certificate
+from atlas_log.dsse import Envelope, PublicKey, SpkiDer, parse_envelope, sign_envelope, verify_envelope
 from atlas_log.entry import API_VERSION
-from atlas_log.tdx.binding import PAYLOAD_TAG, ZERO_NONCE, payload_report_data
+from atlas_log.errors import FormatError, SignatureError, SubmissionError
+from atlas_log.intoto import Extraction, extract
+from atlas_log.tdx.binding import KEY_TAG, PAYLOAD_TAG, ZERO_NONCE, key_report_data, payload_report_data
 from atlas_log.tdx.simulate import SimulatedPlatform
 
 __all__ = [
     "INTOTO_PAYLOAD_TYPE",
+    "ParsedSubmission",
+    "TeeRequest",
     "build_submission",
     "demo_submission",
+    "expected_report_data",
     "intoto_statement",
+    "is_key_attestation",
+    "parse_submission",
+    "parse_tee",
     "signed_submission",
     "spki_der",
     "tdx_tee",
@@ -88,3 +101,184 @@ def signed_submission(
         rd = payload_report_data(payload_type, payload, spki, nonce)
         extra["tee"] = tdx_tee(platform.quote(rd), nonce=nonce)
     return build_submission(sign_envelope(payload_type, payload, key), [spki], **extra)
+
+
+MAX_KEYS = 16
+_TOP_LEVEL = {"apiVersion", "dsseEnvelope", "sigstoreBundle", "verificationMaterial", "tee", "annotations"}
+_TEE_MEMBERS = {"type", "quote", "binding", "nonce", "signatureIndex", "keyAttestationEntry", "eventLog"}
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedSubmission:
+    """A submission whose signatures (and certificate chain, if any) verified, with its statement's extraction.
+    ``signers[i]`` is the key that verified signature ``i``; ``tee`` is the raw ``tee`` member (or None)."""
+
+    envelope: Envelope
+    signers: tuple[PublicKey, ...]
+    tee: Any
+    extraction: Extraction
+
+
+def _chain(material: Any) -> tuple[bytes, ...]:
+    """``verificationMaterial.x509CertificateChain``: base64 DER certificates, leaf first (empty if absent)."""
+    if not isinstance(material, dict) or "x509CertificateChain" not in material:
+        return ()
+    raw = material["x509CertificateChain"]
+    if not isinstance(raw, list) or not 1 <= len(raw) <= 10 or not all(isinstance(c, str) for c in raw):
+        raise SubmissionError(
+            "invalid-submission", "verificationMaterial.x509CertificateChain must list 1..10 base64 DERs"
+        )
+    try:
+        return tuple(b64decode(c, "x509CertificateChain") for c in raw)
+    except FormatError as exc:
+        raise SubmissionError("invalid-submission", str(exc)) from exc
+
+
+def _keys(material: Any) -> list[PublicKey]:
+    if not isinstance(material, dict) or set(material) - {"publicKeys", "x509CertificateChain"}:
+        raise SubmissionError(
+            "invalid-submission", "verificationMaterial must be an object with 'publicKeys' or 'x509CertificateChain'"
+        )
+    raw = material.get("publicKeys")
+    if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_KEYS:
+        raise SubmissionError("invalid-submission", f"verificationMaterial.publicKeys must list 1..{MAX_KEYS} keys")
+    keys = []
+    for i, k in enumerate(raw):
+        where = f"verificationMaterial.publicKeys[{i}]"
+        if not isinstance(k, dict) or set(k) - {"spki", "pem", "keyid"} or ("spki" in k) == ("pem" in k):
+            raise SubmissionError(
+                "invalid-submission", f"{where} must have exactly one of 'spki' (base64 DER) or 'pem'"
+            )
+        try:
+            if "spki" in k:
+                if not isinstance(k["spki"], str):
+                    raise FormatError(f"{where}.spki must be a base64 string")
+                keys.append(PublicKey(SpkiDer(b64decode(k["spki"], f"{where}.spki"))))
+            else:
+                if not isinstance(k["pem"], str):
+                    raise FormatError(f"{where}.pem must be a PEM string")
+                keys.append(PublicKey.from_pem(k["pem"]))
+        except FormatError as exc:
+            raise SubmissionError("invalid-public-key", f"{where}: {exc}") from exc
+    return keys
+
+
+def parse_submission(raw: bytes, now: int, x509_roots: Sequence[x509.Certificate] = ()) -> ParsedSubmission:
+    """Parse and check a submission: its shape, its signatures over PAE (keys given, or an X.509 chain that
+    leads to ``x509_roots`` at ``now``) and its statement. Raises :class:`SubmissionError` whose ``code`` is
+    the log's problem type: ``invalid-json``, ``invalid-submission``, ``unsupported-api-version``,
+    ``invalid-envelope``, ``invalid-public-key``, ``certificate-untrusted``, ``signature-invalid`` or
+    ``invalid-statement``. The ``tee`` member is returned as is (see :func:`parse_tee`)."""
+    try:
+        obj = orjson.loads(raw)  # strict: rejects lone surrogates, NaN and integers beyond 64 bits
+    except (ValueError, RecursionError) as exc:
+        raise SubmissionError("invalid-json", f"request body is not valid JSON: {exc}") from exc
+    if not isinstance(obj, dict):
+        raise SubmissionError("invalid-submission", "request body must be a JSON object")
+    unknown = set(obj) - _TOP_LEVEL
+    if unknown:
+        raise SubmissionError("invalid-submission", f"unknown members {sorted(unknown)}; allowed: {sorted(_TOP_LEVEL)}")
+    if obj.get("apiVersion", API_VERSION) != API_VERSION:
+        raise SubmissionError("unsupported-api-version", f"apiVersion must be {API_VERSION!r}")
+    if ("dsseEnvelope" in obj) == ("sigstoreBundle" in obj):
+        raise SubmissionError("invalid-submission", "exactly one of dsseEnvelope or sigstoreBundle is required")
+    chain: tuple[bytes, ...] = ()
+    try:
+        if "sigstoreBundle" in obj:
+            bundle = parse_bundle(obj["sigstoreBundle"])
+            envelope, chain = bundle.envelope, bundle.chain
+        else:
+            envelope = parse_envelope(obj["dsseEnvelope"])
+    except FormatError as exc:
+        raise SubmissionError("invalid-envelope", str(exc)) from exc
+    try:
+        chain = chain or _chain(obj.get("verificationMaterial"))
+        keys = [signing_certificate(chain, x509_roots, now)] if chain else _keys(obj.get("verificationMaterial"))
+    except SignatureError as exc:
+        raise SubmissionError("certificate-untrusted", str(exc)) from exc
+    try:
+        signers = verify_envelope(envelope, keys)
+    except SignatureError as exc:
+        raise SubmissionError("signature-invalid", str(exc)) from exc
+    try:
+        extraction = extract(envelope.payload_type, envelope.payload)
+    except FormatError as exc:
+        raise SubmissionError("invalid-statement", f"the payload's statement or predicate is invalid: {exc}") from exc
+    return ParsedSubmission(envelope, tuple(signers), obj.get("tee"), extraction)
+
+
+@dataclass(frozen=True, slots=True)
+class TeeRequest:
+    """A submission's ``tee`` block, checked for shape: which signature's key it binds, how, with which
+    nonce, and either its quote or the earlier entry that attested the key."""
+
+    binding: str
+    signature_index: int
+    nonce: bytes
+    quote: bytes | None
+    key_attestation_entry: int | None
+
+    def summary(self, signer: PublicKey) -> dict[str, Any]:
+        """What every attested entry's ``tee`` records of the request itself."""
+        return {
+            "type": "intel-tdx",
+            "binding": self.binding,
+            "signatureIndex": self.signature_index,
+            "spkiSha256": signer.fingerprint,
+            "nonce": self.nonce.hex(),
+        }
+
+
+def parse_tee(tee: Any, signers: int) -> TeeRequest:
+    """Check a ``tee`` block (not its quote); raises :class:`SubmissionError` with code ``invalid-tee``."""
+
+    def bad(message: str) -> SubmissionError:
+        return SubmissionError("invalid-tee", message)
+
+    if not isinstance(tee, dict) or set(tee) - _TEE_MEMBERS:
+        raise bad(f"'tee' must be an object with members from {sorted(_TEE_MEMBERS)}")
+    if tee.get("type") != "intel-tdx":
+        raise bad("tee.type must be 'intel-tdx'")
+    binding = tee.get("binding", PAYLOAD_TAG)
+    if binding not in (PAYLOAD_TAG, KEY_TAG):
+        raise bad(f"tee.binding must be {PAYLOAD_TAG!r} or {KEY_TAG!r}")
+    index = tee.get("signatureIndex", 0)
+    if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < signers:
+        raise bad("tee.signatureIndex must index a signature of the envelope")
+    try:
+        nonce = hexdecode(tee.get("nonce", ZERO_NONCE.hex()), "tee.nonce", 32)
+    except FormatError as exc:
+        raise bad(str(exc)) from exc
+    if "keyAttestationEntry" in tee:
+        entry = tee["keyAttestationEntry"]
+        if binding != KEY_TAG or "quote" in tee:
+            raise bad("keyAttestationEntry goes with binding atlas-log/tdx-key/v1 and no quote")
+        if not isinstance(entry, int) or isinstance(entry, bool) or entry < 0:
+            raise bad("tee.keyAttestationEntry must be a log index")
+        return TeeRequest(binding, index, nonce, None, entry)
+    if not isinstance(tee.get("quote"), str):
+        raise bad("tee.quote (base64 DCAP quote) is required")
+    try:
+        quote = b64decode(tee["quote"], "tee.quote")
+    except FormatError as exc:
+        raise bad(str(exc)) from exc
+    return TeeRequest(binding, index, nonce, quote, None)
+
+
+def expected_report_data(request: TeeRequest, envelope: Envelope, signer: PublicKey) -> bytes:
+    """The REPORTDATA a quote must carry for this request: the payload binding (this exact statement, signer
+    and nonce) or the key binding (this signer's key and nonce)."""
+    if request.binding == PAYLOAD_TAG:
+        return payload_report_data(envelope.payload_type, envelope.payload, signer.spki, request.nonce)
+    return key_report_data(signer.spki, request.nonce)
+
+
+def is_key_attestation(tee: Any, fingerprint: str) -> bool:
+    """Whether an entry's recorded ``tee`` is a quote-attested key binding for the key ``fingerprint``
+    (so later entries signed by that key may point to it instead of carrying a quote)."""
+    return (
+        isinstance(tee, dict)
+        and tee.get("binding") == KEY_TAG
+        and "quoteSha256" in tee
+        and tee.get("spkiSha256") == fingerprint
+    )

@@ -16,7 +16,11 @@ from atlas_log._encoding import b64decode, b64encode
 from atlas_log.errors import FormatError
 from atlas_log.merkle import leaf_hash, verify_inclusion
 from atlas_log.receipt import Receipt
+from atlas_log.tdx.collateral import Collateral
+from atlas_log.tiles import TILE_WIDTH
 from atlas_log_server.api.deps import log_context
+from atlas_log_server.api.params import int_param, int_params_doc
+from atlas_log_server.api.tiles import IMMUTABLE
 from atlas_log_server.context import LogContext
 from atlas_log_server.db.repository import StoredEntry
 from atlas_log_server.errors import Problem, bad_request, not_found
@@ -219,9 +223,54 @@ async def get_evidence(index: int, ctx: Ctx) -> dict[str, Any]:
         # The quote was verified at admission: the entry's integration time.
         "verifiedAt": e.integrated_time,
         "trustedRoots": ctx.attestation.summary["trustedRoots"],
-        "collateral": {name: b64encode(getattr(collateral, name)) for name in collateral.digests()},
+        "collateral": _collateral_json(collateral),
         "verdict": tee,
     }
+
+
+def _collateral_json(collateral: Collateral) -> dict[str, str]:
+    return {name: b64encode(getattr(collateral, name)) for name in collateral.digests()}
+
+
+@router.get(
+    "/collateral/{digest}",
+    summary="A set of PCS collateral the log verified quotes with, by the digest entries record (tee.collateral.set)",
+)
+async def get_collateral(digest: str, ctx: Ctx) -> Response:
+    if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
+        raise bad_request("invalid-digest", "the collateral digest is 64 lowercase hex digits")
+    collateral = await ctx.attestation.store.by_digest(digest)
+    if collateral is None:
+        raise not_found("collateral-not-found", f"no stored collateral set has digest {digest}")
+    body = orjson.dumps({"digest": digest, "collateral": _collateral_json(collateral)})
+    return Response(body, media_type="application/json", headers={"Cache-Control": IMMUTABLE})
+
+
+MAX_SUBMISSIONS = TILE_WIDTH
+
+
+@router.get(
+    "/submissions",
+    summary="The submissions entries were admitted from, for a range of log indices (monitors re-verify them)",
+    openapi_extra=int_params_doc(
+        ("start", 0, "first log index"), ("count", 1, f"how many entries, at most {MAX_SUBMISSIONS}")
+    ),
+    response_class=Response,
+)
+async def get_submissions(request: Request) -> Response:
+    start, count = int_param(request, "start"), int_param(request, "count", 1)
+    if count > MAX_SUBMISSIONS:
+        raise bad_request("invalid-request", f"count must be at most {MAX_SUBMISSIONS}")
+    ctx = await log_context(request)
+    size = (await ctx.repo.state()).size
+    if start + count > size:
+        raise not_found("entry-not-found", f"entries {start}..{start + count - 1} do not all exist at tree size {size}")
+    raws = await ctx.repo.submissions(start, count)
+    if len(raws) != count:
+        raise Problem(503, "not-ready", "entries are not readable yet", headers={"Retry-After": "1"})
+    # Each stored submission is the JSON object it was admitted as: the array embeds them byte for byte.
+    body = b'{"start":' + str(start).encode() + b',"submissions":[' + b",".join(raws) + b"]}"
+    return Response(body, media_type="application/json", headers={"Cache-Control": IMMUTABLE})
 
 
 @router.get("/entries", summary="An entry by its leaf hash (base64 or 64 hex digits)")

@@ -208,6 +208,12 @@ class Repository:
         )
         return [r["leaf"] for r in rows]
 
+    async def submissions(self, start: int, count: int) -> list[bytes]:
+        rows = await self.pool.fetch(
+            "SELECT submission FROM entries WHERE idx >= $1 AND idx < $2 ORDER BY idx", start, start + count
+        )
+        return [bytes(r["submission"]) for r in rows]
+
     async def tiles(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
         """Current contents of the given tiles (a partial tile may have grown since; tiles only grow)."""
         if not keys:

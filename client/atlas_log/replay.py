@@ -1,0 +1,332 @@
+"""Replay: rebuild a log's tree from its entry bundles and re-verify every entry from the submission it was
+admitted from, trusting nothing the log says about it.
+
+Per entry (pure, :func:`check_entry`): the submission parses and its signatures verify; the quote, if any,
+verifies against the collateral the entry names (fetched by digest, checked against that digest) at the
+entry's integration time, under the monitor's own trust roots; its REPORTDATA binds this statement (or
+key) and nonce; and the body the log committed to is, byte for byte, the one these facts produce. Across
+entries (sequential, :class:`Replay`): the leaves rebuild the signed root; every back-link names the
+previous entry naming that artifact; every key-attestation reference names an earlier entry attesting that
+key, whose verdict is the one inherited; every nonce is the root of the tree at the size the entry says
+(proved by a consistency proof to the rebuilt root).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+from cryptography import x509
+
+from atlas_log._encoding import b64decode, b64encode
+from atlas_log.checkpoint import Checkpoint
+from atlas_log.entry import INHERITED_TEE, LINKED_ROLES, build_body, encode_body, encode_leaf, index_summary
+from atlas_log.entry import quote_record as _quote_record
+from atlas_log.errors import Error, FormatError, ProofError
+from atlas_log.merkle import CompactRange, RootHash, leaf_hash, verify_consistency, verify_inclusion
+from atlas_log.submission import expected_report_data, is_key_attestation, parse_submission, parse_tee
+from atlas_log.tdx.binding import ZERO_NONCE
+from atlas_log.tdx.collateral import COLLATERAL_PARTS, Collateral
+from atlas_log.tdx.policy import TCB_STATUSES, Policy
+from atlas_log.tdx.quote import parse_quote
+from atlas_log.tdx.verify import INTEL_ROOT_SPKI_SHA256, VerificationCache, verify_quote
+from atlas_log.tiles import TILE_WIDTH, bundle_path, parse_bundle
+
+__all__ = ["Checked", "Replay", "ReplayResult", "Trust", "check_entry", "collateral_from_json"]
+
+# The log's own policy is not known to a monitor: any TCB status is replayed, and what the verdict says must
+# equal what the entry recorded. Debug TDs, bad signatures and broken chains fail whatever the policy.
+_ANY_STATUS = Policy(allowed_statuses=frozenset(TCB_STATUSES))
+
+
+@dataclass(frozen=True, slots=True)
+class Trust:
+    """What the replaying party trusts: TDX root CA key fingerprints and X.509 roots (DER) for
+    certificate-signed entries."""
+
+    tdx_roots: tuple[str, ...] = (INTEL_ROOT_SPKI_SHA256,)
+    x509_roots: tuple[bytes, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """One entry checked on its own; ``problem`` says why it does not verify (None when it does). The other
+    fields are what the sequential checks need."""
+
+    index: int
+    leaf_hash: bytes
+    problem: str | None = None
+    linked: tuple[str, ...] = ()
+    links: Mapping[str, int | None] = field(default_factory=dict)
+    nonce: tuple[int, bytes] | None = None  # (checkpoint size, root) the quote's nonce names
+    key_reference: tuple[int, str, Mapping[str, Any]] | None = None  # (entry, signer key, inherited verdict)
+    attests_key: tuple[str, Mapping[str, Any]] | None = None  # (key fingerprint, recorded verdict)
+
+
+def collateral_from_json(obj: Any) -> Collateral:
+    """A collateral set from its JSON form (base64 members, as the log serves it)."""
+    try:
+        return Collateral(*(b64decode(obj[name], name) for name in COLLATERAL_PARTS))
+    except (KeyError, TypeError) as exc:
+        raise FormatError(f"collateral must have base64 members {list(COLLATERAL_PARTS)}") from exc
+
+
+def check_entry(
+    index: int,
+    leaf: bytes,
+    submission: bytes,
+    collateral: Callable[[str], Collateral | None],
+    trust: Trust,
+    cache: VerificationCache | None = None,
+) -> Checked:
+    """Re-verify one entry from its submission (see the module docstring); never raises for a bad entry."""
+    lh = leaf_hash(leaf)
+    try:
+        return _check(index, leaf, lh, submission, collateral, trust, cache)
+    except (Error, KeyError, TypeError, ValueError) as exc:
+        return Checked(index, lh, f"entry {index}: {exc}")
+
+
+def _check(
+    index: int,
+    leaf: bytes,
+    lh: bytes,
+    raw: bytes,
+    collateral: Callable[[str], Collateral | None],
+    trust: Trust,
+    cache: VerificationCache | None,
+) -> Checked:
+    try:
+        stored = orjson.loads(leaf)
+        body, t, links = stored["body"], stored["integratedTime"], stored.get("links")
+        recorded = body.get("tee")
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        return Checked(index, lh, f"entry {index}: the leaf is not an entry: {exc}")
+    roots = tuple(x509.load_der_x509_certificate(r) for r in trust.x509_roots)
+    sub = parse_submission(raw, t, roots)
+    tee: dict[str, Any] | None = None
+    nonce: tuple[int, bytes] | None = None
+    key_reference = attests_key = None
+    if sub.tee is not None:
+        request = parse_tee(sub.tee, len(sub.signers))
+        signer = sub.signers[request.signature_index]
+        if not isinstance(recorded, dict) or not isinstance(recorded.get("simulated"), bool):
+            return Checked(index, lh, f"entry {index}: the submission has a tee block but the entry records none")
+        tee = {**request.summary(signer), "simulated": recorded["simulated"]}
+        if request.nonce != ZERO_NONCE:
+            size = recorded.get("nonceCheckpointSize")
+            if not isinstance(size, int) or isinstance(size, bool) or not 0 < size <= index:
+                return Checked(index, lh, f"entry {index}: the nonce names no earlier checkpoint size")
+            tee["nonceCheckpointSize"] = size
+            nonce = (size, request.nonce)
+        if request.key_attestation_entry is not None:
+            inherited = {k: recorded[k] for k in INHERITED_TEE if k in recorded}
+            tee.update(inherited, keyAttestationEntry=request.key_attestation_entry)
+            key_reference = (request.key_attestation_entry, signer.fingerprint, inherited)
+        else:
+            assert request.quote is not None
+            digest = recorded.get("collateral", {}).get("set")
+            coll = collateral(digest) if isinstance(digest, str) else None
+            if coll is None or coll.digest != digest:
+                return Checked(index, lh, f"entry {index}: the collateral it names ({digest}) is not available")
+            verdict = verify_quote(parse_quote(request.quote), coll, t, _ANY_STATUS, roots=trust.tdx_roots, cache=cache)
+            if not verdict.accept:
+                return Checked(index, lh, f"entry {index}: its quote does not verify: {verdict.code}: {verdict.reason}")
+            if verdict.td.get("report_data") != expected_report_data(request, sub.envelope, signer).hex():
+                return Checked(index, lh, f"entry {index}: the quote's REPORTDATA does not bind this entry")
+            tee.update(_quote_record(request.quote, verdict, coll.digest))
+            if is_key_attestation(tee, signer.fingerprint):
+                attests_key = (signer.fingerprint, {k: tee[k] for k in INHERITED_TEE if k in tee})
+    ex = sub.extraction
+    linked = tuple(ex.digests(*LINKED_ROLES))
+    expected, _ = encode_body(build_body(sub.envelope, sub.signers, tee, index_summary(ex)))
+    if not isinstance(links, dict) or set(links) != set(linked):
+        return Checked(index, lh, f"entry {index}: its back-links do not cover the artifacts it names")
+    if encode_leaf(expected, t, links) != leaf:
+        return Checked(index, lh, f"entry {index}: the logged body is not the one its submission produces")
+    return Checked(index, lh, None, linked, links, nonce, key_reference, attests_key)
+
+
+@dataclass
+class ReplayResult:
+    size: int = 0
+    entries: int = 0
+    seconds: float = 0.0
+    problems: list[str] = field(default_factory=list)
+    bad_entries: list[int] = field(default_factory=list)
+
+
+# One HTTP client, collateral cache and verification cache per worker process.
+_worker: dict[str, Any] = {}
+
+
+def _init_worker(url: str, trust: Trust) -> None:
+    _worker.update(http=httpx.Client(base_url=url, timeout=60), trust=trust, cache=VerificationCache(), coll={})
+
+
+def _collateral(digest: str) -> Collateral | None:
+    known: dict[str, Collateral | None] = _worker["coll"]
+    if digest not in known:
+        if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
+            return None
+        resp = _worker["http"].get(f"/api/v1/collateral/{digest}")
+        known[digest] = collateral_from_json(resp.json()["collateral"]) if resp.status_code == 200 else None
+    return known[digest]
+
+
+def _check_block(block: int, width: int) -> list[Checked]:
+    """Fetch one entry bundle and its submissions from the log and check every entry in it."""
+    http: httpx.Client = _worker["http"]
+    resp = http.get("/" + bundle_path(block, width))
+    resp.raise_for_status()
+    leaves = parse_bundle(resp.content)
+    start = block * TILE_WIDTH
+    resp = http.get("/api/v1/submissions", params={"start": start, "count": width})
+    resp.raise_for_status()
+    raws = [orjson.dumps(s) for s in orjson.loads(resp.content)["submissions"]]
+    if len(leaves) != width or len(raws) != width:
+        raise FormatError(f"the log served {len(leaves)} leaves and {len(raws)} submissions for block {block}")
+    trust, cache = _worker["trust"], _worker["cache"]
+    return [
+        check_entry(start + i, leaf, raw, _collateral, trust, cache)
+        for i, (leaf, raw) in enumerate(zip(leaves, raws, strict=True))
+    ]
+
+
+class Replay:
+    """Replays the log at ``url`` with ``workers`` processes checking entries. It keeps its state (the
+    rebuilt tree, the last entry naming each artifact, the key attestations seen), so each :meth:`run`
+    continues where the previous one stopped."""
+
+    def __init__(self, url: str, trust: Trust, workers: int | None = None) -> None:
+        self.url = url.rstrip("/")
+        self.trust = trust
+        self.workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
+        self.tree = CompactRange()
+        self._last: dict[str, int] = {}
+        self._keys: dict[int, tuple[str, Mapping[str, Any]]] = {}
+
+    def _blocks(self, start: int, size: int) -> Iterator[list[Checked]]:
+        first = start // TILE_WIDTH
+        blocks = [
+            (b, min(TILE_WIDTH, size - b * TILE_WIDTH)) for b in range(first, (size + TILE_WIDTH - 1) // TILE_WIDTH)
+        ]
+        if not blocks:
+            return
+        if self.workers == 1:
+            _init_worker(self.url, self.trust)
+            yield from (_check_block(b, w) for b, w in blocks)
+            return
+        with ProcessPoolExecutor(self.workers, initializer=_init_worker, initargs=(self.url, self.trust)) as pool:
+            yield from pool.map(_check_block, *zip(*blocks, strict=True), chunksize=1)
+
+    def run(self, checkpoint: Checkpoint, progress: Callable[[int, int], None] | None = None) -> ReplayResult:
+        """Replay the entries from where the last run stopped up to ``checkpoint`` (already verified)."""
+        started = time.perf_counter()
+        result = ReplayResult(size=checkpoint.size)
+        begin = self.tree.size
+        if checkpoint.size < begin:
+            result.problems.append(f"the log now signs size {checkpoint.size}, below the {begin} entries replayed")
+            return result
+        nonces: dict[int, set[bytes]] = {}
+        for block in self._blocks(begin, checkpoint.size):
+            for c in block:
+                if c.index < self.tree.size:  # the partial block replayed last time
+                    continue
+                self.tree.append(c.leaf_hash)
+                problem = c.problem or self._sequential(c, self._last, self._keys)
+                if problem:
+                    result.problems.append(problem)
+                    result.bad_entries.append(c.index)
+                if c.nonce is not None:
+                    nonces.setdefault(c.nonce[0], set()).add(c.nonce[1])
+                for d in c.linked:
+                    self._last[d] = c.index
+                if c.attests_key is not None:
+                    self._keys[c.index] = c.attests_key
+            result.entries = self.tree.size - begin
+            if progress:
+                progress(self.tree.size, checkpoint.size)
+        if self.tree.size != checkpoint.size or self.tree.root() != checkpoint.root_hash:
+            result.problems.append(
+                f"the {self.tree.size} entries served do not rebuild the signed tree of size {checkpoint.size}"
+            )
+        else:
+            result.problems.extend(self._check_nonces(nonces, checkpoint))
+        result.seconds = time.perf_counter() - started
+        return result
+
+    @staticmethod
+    def _sequential(c: Checked, last: dict[str, int], keys: dict[int, tuple[str, Mapping[str, Any]]]) -> str | None:
+        for d in c.linked:
+            if c.links.get(d) != last.get(d):
+                return (
+                    f"entry {c.index}: its back-link for {d} is {c.links.get(d)}, "
+                    f"but the previous entry naming it is {last.get(d)}"
+                )
+        if c.key_reference is not None:
+            ref, fingerprint, inherited = c.key_reference
+            attested = keys.get(ref) if ref < c.index else None
+            if attested is None or attested[0] != fingerprint:
+                return f"entry {c.index}: entry {ref} is not an earlier quote-attested key entry for its signer"
+            if dict(inherited) != dict(attested[1]):
+                return f"entry {c.index}: the verdict it records differs from the one entry {ref} attested"
+        return None
+
+    def _check_nonces(self, nonces: Mapping[int, set[bytes]], checkpoint: Checkpoint) -> list[str]:
+        """Every nonce must be the root at the size the entry named: one consistency proof per size."""
+        problems = []
+        with httpx.Client(base_url=self.url, timeout=30) as http:
+            for size, roots in sorted(nonces.items()):
+                if len(roots) > 1:
+                    problems.append(f"entries name {len(roots)} different roots for checkpoint size {size}")
+                    continue
+                root = next(iter(roots))
+                try:
+                    proof = (
+                        [
+                            b64decode(h, "proof")
+                            for h in http.get(
+                                "/api/v1/proofs/consistency", params={"from": size, "to": checkpoint.size}
+                            ).json()["hashes"]
+                        ]
+                        if size < checkpoint.size
+                        else []
+                    )
+                    verify_consistency(size, checkpoint.size, proof, RootHash(root), checkpoint.root_hash)
+                except (ProofError, FormatError, KeyError, ValueError, httpx.HTTPError) as exc:
+                    problems.append(f"a nonce is not the root of the tree at size {size}: {exc}")
+        return problems
+
+
+def entry_evidence(url: str, vkey: str, note: bytes, checkpoint: Checkpoint, index: int, reason: str) -> dict[str, Any]:
+    """Portable evidence that the entry at ``index`` does not verify: the signed checkpoint, the entry's
+    leaf with its inclusion proof, its submission, and the collateral it names."""
+    with httpx.Client(base_url=url.rstrip("/"), timeout=30) as http:
+        proof_obj = http.get("/api/v1/proofs/inclusion", params={"index": index, "treeSize": checkpoint.size}).json()
+        entry = http.get(f"/api/v1/entries/{index}").json()
+        leaf = b64decode(entry["leaf"], "leaf")
+        proof = [b64decode(h, "proof") for h in proof_obj["hashes"]]
+        verify_inclusion(leaf_hash(leaf), index, checkpoint.size, proof, checkpoint.root_hash)
+        digest = (orjson.loads(leaf)["body"].get("tee") or {}).get("collateral", {}).get("set")
+        coll = http.get(f"/api/v1/collateral/{digest}").json().get("collateral") if digest else None
+    return {
+        "type": "atlas-log/evidence/v1",
+        "kind": "bad-entry",
+        "log": vkey,
+        "reason": reason,
+        "checkpoints": [note.decode()],
+        "entry": {
+            "logIndex": index,
+            "leaf": b64encode(leaf),
+            "inclusionProof": [b64encode(h) for h in proof],
+            "submission": b64encode(orjson.dumps(entry["submission"])),
+            "collateral": coll,
+        },
+    }
