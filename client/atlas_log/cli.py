@@ -284,9 +284,46 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _trust(args: argparse.Namespace) -> Any:
+    from atlas_log.replay import Trust
+
+    return Trust(tdx_roots=tuple(args.tdx_root)) if args.tdx_root else Trust()
+
+
+MAX_ENTRY_EVIDENCE = 10
+
+
+def _replay_round(replay: Any, note: bytes, verifier: Verifier, result: Any) -> None:
+    """Replay up to the monitor's verified checkpoint; failing entries become problems and evidence."""
+    from atlas_log.checkpoint import open_checkpoint
+    from atlas_log.replay import entry_evidence
+
+    checkpoint = open_checkpoint(note, verifier)
+    outcome = replay.run(checkpoint, lambda done, total: print(f"replayed {done}/{total}", file=sys.stderr))
+    print(
+        json.dumps(
+            {
+                "replayed": outcome.entries,
+                "seconds": round(outcome.seconds, 3),
+                "entriesPerSecond": round(outcome.entries / outcome.seconds) if outcome.seconds else None,
+                "problems": len(outcome.problems),
+            }
+        ),
+        file=sys.stderr,
+        flush=True,
+    )
+    result.problems.extend(outcome.problems)
+    for index, reason in outcome.bad_entries[:MAX_ENTRY_EVIDENCE]:
+        try:
+            result.evidence.append(entry_evidence(replay.url, verifier.vkey, note, checkpoint, index, reason))
+        except (Error, httpx.HTTPError, KeyError, ValueError) as exc:
+            result.problems.append(f"could not gather evidence for entry {index}: {exc}")
+
+
 def _cmd_monitor(args: argparse.Namespace) -> int:
     from atlas_log.cosignature import CosignatureVerifier
     from atlas_log.monitoring import Monitor, serve_checkpoint
+    from atlas_log.replay import Replay
 
     verifier = Verifier.from_vkey(args.vkey_pinned)
     witnesses = [CosignatureVerifier.from_vkey(w) for w in args.witness or []]
@@ -304,8 +341,11 @@ def _cmd_monitor(args: argparse.Namespace) -> int:
         if args.listen:
             host, _, port = args.listen.rpartition(":")
             serve_checkpoint(mon, host or "127.0.0.1", int(port))
+        replay = Replay(args.log[0], _trust(args), args.replay_workers) if args.replay else None
         while True:
             result = mon.round()
+            if replay is not None and mon.trusted.note is not None:
+                _replay_round(replay, mon.trusted.note, verifier, result)
             for i, ev in enumerate(result.evidence):
                 out.mkdir(parents=True, exist_ok=True)
                 path = out / f"evidence-{int(time.time())}-{i}.json"
@@ -337,7 +377,7 @@ def _cmd_verify_evidence(args: argparse.Namespace) -> int:
     from atlas_log.evidence import verify_evidence
 
     try:
-        print(verify_evidence(json.loads(Path(args.file).read_text()), args.vkey))
+        print(verify_evidence(json.loads(Path(args.file).read_text()), args.vkey, _trust(args)))
     except (Error, ValueError, OSError) as exc:
         print(f"evidence does not hold: {exc}")
         return 1
@@ -449,9 +489,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--once", action="store_true")
     p.add_argument("--interval", type=float, default=10.0)
     p.add_argument("--listen", help="HOST:PORT to serve the latest verified checkpoint at /checkpoint for peers")
+    p.add_argument(
+        "--replay", action="store_true", help="rebuild the tree from the entry bundles and re-verify every entry"
+    )
+    p.add_argument(
+        "--tdx-root", action="append", help="trusted TDX root CA key SHA-256 (repeat; default: Intel's root)"
+    )
+    p.add_argument("--replay-workers", type=int, help="processes re-verifying entries (default: one per CPU)")
     p.set_defaults(func=_cmd_monitor)
     p = sub.add_parser("verify-evidence", help="check a piece of evidence on its own")
     p.add_argument("file")
+    p.add_argument("--tdx-root", action="append", help="trusted TDX root CA key SHA-256 for entry evidence")
     p.set_defaults(func=_cmd_verify_evidence)
     p = sub.add_parser("evidence", help="download an entry's quote and collateral as a PCS-replay folder")
     p.add_argument("index", type=int)

@@ -17,8 +17,9 @@ from typing import Any
 from atlas_log._encoding import b64decode, b64encode
 from atlas_log.checkpoint import open_checkpoint
 from atlas_log.errors import FormatError, InconsistentLogError, ProofError, VerificationError
-from atlas_log.merkle import verify_consistency
+from atlas_log.merkle import leaf_hash, verify_consistency, verify_inclusion
 from atlas_log.note import Verifier
+from atlas_log.replay import Trust, check_entry, collateral_from_json
 
 __all__ = ["EVIDENCE_TYPE", "evidence_from_error", "verify_evidence"]
 
@@ -36,15 +37,19 @@ def evidence_from_error(err: InconsistentLogError, verifier: Verifier, kind: str
     }
 
 
-def verify_evidence(evidence: Any, vkey: str | None = None) -> str:
+def verify_evidence(evidence: Any, vkey: str | None = None, trust: Trust | None = None) -> str:
     """Check evidence offline; return a sentence saying what it proves, or raise :class:`VerificationError`.
 
-    ``vkey`` pins the log's key; by default the key named in the evidence is used (and reported).
+    ``vkey`` pins the log's key; by default the key named in the evidence is used (and reported). ``trust``
+    (TDX and X.509 roots) is what an entry's quote and certificates are re-verified against; by default
+    Intel's root.
     """
     try:
         if evidence["type"] != EVIDENCE_TYPE:
             raise FormatError(f"not {EVIDENCE_TYPE} evidence")
         verifier = Verifier.from_vkey(vkey or evidence["log"])
+        if evidence.get("kind") == "bad-entry":
+            return _bad_entry(evidence, verifier, trust or Trust())
         a_note, b_note = (c.encode() for c in evidence["checkpoints"])
         proof = [b64decode(h, "proof") for h in evidence.get("proof", [])]
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -65,3 +70,32 @@ def verify_evidence(evidence: Any, vkey: str | None = None) -> str:
             f"does not join ({exc}); ask the log for a valid proof, which cannot exist for a fork"
         )
     raise VerificationError("the supplied proof joins the two checkpoints: no misbehaviour shown")
+
+
+def _bad_entry(evidence: dict[str, Any], verifier: Verifier, trust: Trust) -> str:
+    """Evidence of an entry the log committed to that does not verify: the signed checkpoint, the leaf with
+    its inclusion proof, the submission the log served for it, and the collateral it names."""
+    checkpoint = open_checkpoint(evidence["checkpoints"][0].encode(), verifier)
+    e = evidence["entry"]
+    index, leaf = e["logIndex"], b64decode(e["leaf"], "leaf")
+    if not isinstance(index, int) or isinstance(index, bool):
+        raise FormatError("entry.logIndex must be an integer")
+    proof = [b64decode(h, "proof") for h in e["inclusionProof"]]
+    verify_inclusion(leaf_hash(leaf), index, checkpoint.size, proof, checkpoint.root_hash)
+    coll = collateral_from_json(e["collateral"]) if e.get("collateral") else None
+    checked = check_entry(
+        index,
+        leaf,
+        b64decode(e["submission"], "submission"),
+        lambda digest: coll if coll is not None and coll.digest == digest else None,
+        trust,
+    )
+    if checked.problem is None:
+        raise VerificationError(
+            f"entry {index} verifies on its own; the stated reason ({evidence.get('reason')}) depends on other "
+            "entries (check them with `atlas-log history`)"
+        )
+    return (
+        f"log {verifier.name} committed, in its tree of size {checkpoint.size}, to an entry that does not "
+        f"verify: {checked.problem}"
+    )

@@ -159,7 +159,7 @@ class ReplayResult:
     entries: int = 0
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
-    bad_entries: list[int] = field(default_factory=list)
+    bad_entries: list[tuple[int, str]] = field(default_factory=list)  # (index, reason)
 
 
 # One HTTP client, collateral cache and verification cache per worker process.
@@ -243,7 +243,7 @@ class Replay:
                 problem = c.problem or self._sequential(c, self._last, self._keys)
                 if problem:
                     result.problems.append(problem)
-                    result.bad_entries.append(c.index)
+                    result.bad_entries.append((c.index, problem))
                 if c.nonce is not None:
                     nonces.setdefault(c.nonce[0], set()).add(c.nonce[1])
                 for d in c.linked:
