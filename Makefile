@@ -33,6 +33,7 @@ bench: $(VENV)/.dev
 	$(BIN)/python -m bench.proofs
 	$(BIN)/python -m bench.tdx
 	$(BIN)/python -m bench.history
+	$(BIN)/python -m bench.replay
 	$(BIN)/python -m bench.example
 
 clean:
