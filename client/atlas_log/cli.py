@@ -293,13 +293,22 @@ def _trust(args: argparse.Namespace) -> Any:
 MAX_ENTRY_EVIDENCE = 10
 
 
+def _replay_progress(done: int, total: int) -> None:
+    if done == total or done % 10_240 == 0:
+        print(f"replayed {done}/{total}", file=sys.stderr, flush=True)
+
+
 def _replay_round(replay: Any, note: bytes, verifier: Verifier, result: Any) -> None:
     """Replay up to the monitor's verified checkpoint; failing entries become problems and evidence."""
     from atlas_log.checkpoint import open_checkpoint
     from atlas_log.replay import entry_evidence
 
     checkpoint = open_checkpoint(note, verifier)
-    outcome = replay.run(checkpoint, lambda done, total: print(f"replayed {done}/{total}", file=sys.stderr))
+    try:
+        outcome = replay.run(checkpoint, _replay_progress)
+    except Exception as exc:  # the log stopped answering mid-replay: a problem of this round; the next continues
+        result.problems.append(f"replay stopped at entry {replay.tree.size}: {exc}")
+        return
     print(
         json.dumps(
             {

@@ -2,12 +2,16 @@
 
 JSON form::
 
-    {"type": "atlas-log/evidence/v1", "kind": "inconsistent" | "fork" | "rollback",
+    {"type": "atlas-log/evidence/v1", "kind": "inconsistent" | "fork" | "rollback" | "bad-entry",
      "log": "<verifier key>", "reason": "...",
      "checkpoints": ["<signed note>", "<signed note>"], "proof": ["<b64>", ...]}
 
 Evidence holds when both notes carry valid signatures by the log's key and no consistency proof can join
 them: the same size with two roots, a smaller later size, or a proof (from the log itself) that fails.
+
+Kind ``bad-entry`` (from a replay) holds one checkpoint and ``"entry": {"logIndex", "leaf",
+"inclusionProof", "submission", "collateral"}``: it holds when the leaf is provably in the signed tree and
+does not verify against the submission the log served for it.
 """
 
 from __future__ import annotations

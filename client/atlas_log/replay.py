@@ -38,7 +38,7 @@ from atlas_log.tdx.quote import parse_quote
 from atlas_log.tdx.verify import INTEL_ROOT_SPKI_SHA256, VerificationCache, verify_quote
 from atlas_log.tiles import TILE_WIDTH, bundle_path, parse_bundle
 
-__all__ = ["Checked", "Replay", "ReplayResult", "Trust", "check_entry", "collateral_from_json"]
+__all__ = ["Checked", "Replay", "ReplayResult", "Trust", "check_entry", "collateral_from_json", "entry_evidence"]
 
 # The log's own policy is not known to a monitor: any TCB status is replayed, and what the verdict says must
 # equal what the entry recorded. Debug TDs, bad signatures and broken chains fail whatever the policy.
@@ -89,7 +89,7 @@ def check_entry(
     lh = leaf_hash(leaf)
     try:
         return _check(index, leaf, lh, submission, collateral, trust, cache)
-    except (Error, KeyError, TypeError, ValueError) as exc:
+    except (Error, KeyError, TypeError, ValueError, AttributeError) as exc:  # any malformed member
         return Checked(index, lh, f"entry {index}: {exc}")
 
 
