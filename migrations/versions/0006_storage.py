@@ -22,7 +22,9 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.execute("ALTER TABLE entries ALTER COLUMN submission SET STORAGE EXTERNAL, ALTER COLUMN leaf SET STORAGE EXTERNAL")
+    op.execute(
+        "ALTER TABLE entries ALTER COLUMN submission SET STORAGE EXTERNAL, ALTER COLUMN leaf SET STORAGE EXTERNAL"
+    )
     op.drop_index("checkpoints_root_hash", "checkpoints")
     op.create_index("checkpoints_root_hash", "checkpoints", ["root_hash", "size"])
 
@@ -30,4 +32,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("checkpoints_root_hash", "checkpoints")
     op.create_index("checkpoints_root_hash", "checkpoints", ["root_hash"])
-    op.execute("ALTER TABLE entries ALTER COLUMN submission SET STORAGE EXTENDED, ALTER COLUMN leaf SET STORAGE EXTENDED")
+    op.execute(
+        "ALTER TABLE entries ALTER COLUMN submission SET STORAGE EXTENDED, ALTER COLUMN leaf SET STORAGE EXTENDED"
+    )
