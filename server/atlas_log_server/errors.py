@@ -10,6 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from atlas_log_server.db.engine import database_unavailable
+
 PROBLEM_BASE = "https://atlas-log.dev/problems/"
 PROBLEM_JSON = "application/problem+json"
 
@@ -73,6 +75,15 @@ def install_handlers(app: FastAPI) -> None:
         return Problem(exc.status_code, slug, detail, headers=dict(exc.headers or {})).response()
 
     async def on_error(request: Request, exc: Exception) -> Response:
+        if database_unavailable(exc):
+            _log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+            return Problem(
+                503,
+                "database-unavailable",
+                "the log's database is not reachable right now; retry later (an entry submitted again is "
+                "never logged twice: the log answers with its receipt)",
+                headers={"Retry-After": "2"},
+            ).response()
         _log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         return Problem(500, "internal-error", "the server failed to handle this request").response()
 

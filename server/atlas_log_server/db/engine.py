@@ -34,3 +34,19 @@ async def create_pool(url: str, size: int) -> asyncpg.Pool:
         command_timeout=60,
         server_settings={"application_name": "atlas-log", "lock_timeout": "30s", "statement_timeout": "60s"},
     )
+
+
+# PostgreSQL is down, restarting, out of connections or cut off: the request may succeed if retried later.
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+)
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database cannot serve right now (answered with 503 and Retry-After)."""
+    return isinstance(exc, _UNAVAILABLE)

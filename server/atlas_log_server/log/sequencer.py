@@ -26,6 +26,7 @@ from atlas_log.merkle import (
     node_hash,
 )
 from atlas_log.tiles import TILE_HEIGHT, TILE_WIDTH
+from atlas_log_server.db.engine import database_unavailable
 from atlas_log_server.db.repository import Repository, StoredEntry
 from atlas_log_server.log.signer import CheckpointSigner
 
@@ -168,8 +169,11 @@ class Sequencer:
                     continue
                 try:
                     results = await self.append([e for e, _ in waiting])
-                except Exception as exc:  # every waiter learns of the failure; nothing was committed
-                    _log.exception("batch of %d entries failed", len(waiting))
+                except Exception as exc:  # every waiter learns of the failure
+                    if database_unavailable(exc):
+                        _log.warning("batch of %d entries failed: database unavailable: %s", len(waiting), exc)
+                    else:
+                        _log.exception("batch of %d entries failed", len(waiting))
                     for _, f in waiting:
                         if not f.done():
                             f.set_exception(exc)

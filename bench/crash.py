@@ -1,0 +1,247 @@
+"""Crash safety: SIGKILL server processes at random moments while entries are submitted to them at a high rate.
+
+Two (``--servers``) ``atlas-log-server serve`` processes share one PostgreSQL database. Client threads submit
+distinct entries to both as fast as they answer, retrying a submission whose connection died (the same entry:
+the log must answer with the one receipt, never a second leaf), and poll ``/checkpoint``. A killer thread
+SIGKILLs a random server every ``--min``..``--max`` seconds and restarts it, ``--kills`` times.
+
+Afterwards, against the final checkpoint: every receipt any client received verifies (its own inclusion proof
+and checkpoint signature, then a consistency proof to the final tree); every checkpoint ever served (in a
+receipt or at ``/checkpoint``) is consistent with the final one; no leaf and no entry exists twice; and every
+index below the tree size holds exactly one entry. Prints JSON (and writes bench/results/crash.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from atlas_log._encoding import b64decode
+from atlas_log.checkpoint import open_checkpoint
+from atlas_log.merkle import verify_consistency
+from atlas_log.note import Verifier
+from atlas_log.receipt import verify_receipt
+from atlas_log.submission import demo_submission
+from bench.common import free_port, fresh_database, report
+
+
+class Proc:
+    """One server process on a fixed port, restartable."""
+
+    def __init__(self, db_url: str, data_dir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.db_url, self.data_dir = db_url, data_dir
+        self.log = (data_dir / f"server-{self.port}.log").open("ab")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> float:
+        t0 = time.monotonic()
+        env = {
+            **os.environ,
+            "ATLAS_DATABASE_URL": self.db_url,
+            "ATLAS_DATA_DIR": str(self.data_dir),
+            "ATLAS_ALLOW_UNATTESTED": "true",
+            "ATLAS_BATCH_MAX_AGE_MS": "5",
+        }
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "atlas_log_server.cli", "serve", "--port", str(self.port), "--log-level", "warning"],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        while time.monotonic() - t0 < 60:
+            try:
+                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
+                    return time.monotonic() - t0
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        raise RuntimeError(f"server on {self.port} did not come back")
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(20)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--servers", type=int, default=2)
+    ap.add_argument("--kills", type=int, default=50)
+    ap.add_argument("--clients", type=int, default=16, help="submitting threads")
+    ap.add_argument("--min", type=float, default=0.3, help="shortest pause between kills (s)")
+    ap.add_argument("--max", type=float, default=1.5, help="longest pause between kills (s)")
+    ap.add_argument("--seed", type=int, default=None)
+    args = ap.parse_args()
+    rng = random.Random(args.seed)
+    tmp = Path(tempfile.mkdtemp(prefix="atlas-bench-crash-"))
+    db_url = fresh_database("atlas_bench_crash")
+    procs = [Proc(db_url, tmp) for _ in range(args.servers)]
+    for p in procs:
+        p.start()
+    vkey = httpx.get(procs[0].url + "/api/v1/log").json()["verifierKey"]
+    verifier = Verifier.from_vkey(vkey)
+
+    receipts: list[dict[str, Any]] = []
+    notes: list[bytes] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+    counts = {"submitted": 0, "retries": 0, "created": 0, "existing": 0, "errors": {}}
+
+    def client(n: int) -> None:
+        key = Ed25519PrivateKey.generate()
+        i = 0
+        with httpx.Client(timeout=30) as http:
+            while not stop.is_set():
+                body = demo_submission(key, i)
+                i += 1
+                while not stop.is_set():  # the same entry until some server gives its receipt
+                    url = rng.choice(procs).url
+                    try:
+                        r = http.post(url + "/api/v1/entries", json=body)
+                    except httpx.HTTPError as exc:
+                        with lock:
+                            counts["retries"] += 1
+                            key_ = type(exc).__name__
+                            counts["errors"][key_] = counts["errors"].get(key_, 0) + 1
+                        time.sleep(0.05)
+                        continue
+                    if r.status_code in (200, 201):
+                        with lock:
+                            receipts.append(r.json())
+                            counts["created" if r.status_code == 201 else "existing"] += 1
+                            counts["submitted"] += 1
+                        break
+                    with lock:
+                        counts["retries"] += 1
+                        counts["errors"][str(r.status_code)] = counts["errors"].get(str(r.status_code), 0) + 1
+                    time.sleep(0.05)
+
+    def poller() -> None:
+        with httpx.Client(timeout=5) as http:
+            while not stop.is_set():
+                try:
+                    r = http.get(rng.choice(procs).url + "/checkpoint")
+                    if r.status_code == 200:
+                        with lock:
+                            notes.append(r.content)
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.05)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(args.clients)]
+    threads.append(threading.Thread(target=poller))
+    for t in threads:
+        t.start()
+    restarts: list[float] = []
+    started = time.monotonic()
+    try:
+        for _ in range(args.kills):
+            time.sleep(rng.uniform(args.min, args.max))
+            victim = rng.choice(procs)
+            victim.kill()
+            restarts.append(victim.start())
+        time.sleep(1)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    elapsed = time.monotonic() - started
+
+    final_note = httpx.get(procs[0].url + "/checkpoint").content
+    final = open_checkpoint(final_note, verifier)
+    proofs: dict[int, list[bytes]] = {}
+
+    def consistency(size: int) -> list[bytes]:
+        if size not in proofs:
+            obj = httpx.get(procs[0].url + "/api/v1/proofs/consistency", params={"from": size, "to": final.size}).json()
+            proofs[size] = [b64decode(h, "proof") for h in obj["hashes"]]
+        return proofs[size]
+
+    def consistent(note: bytes) -> None:
+        cp = open_checkpoint(note, verifier)
+        if 0 < cp.size < final.size:
+            verify_consistency(cp.size, final.size, consistency(cp.size), cp.root_hash, final.root_hash)
+        elif cp.size == final.size and cp.root_hash != final.root_hash:
+            raise AssertionError("two roots for one size")
+        elif cp.size > final.size:
+            raise AssertionError("a checkpoint larger than the final one")
+
+    failures: list[str] = []
+    for r in receipts:
+        try:
+            verify_receipt(r, verifier)
+            consistent(r["checkpoint"].encode())
+        except Exception as exc:  # every failure is reported; none may happen
+            failures.append(f"receipt {r.get('logIndex')}: {exc}")
+    for note in set(notes):
+        try:
+            consistent(note)
+        except Exception as exc:  # every failure is reported; none may happen
+            failures.append(f"checkpoint: {exc}")
+
+    async def db_checks() -> dict[str, int]:
+        conn = await asyncpg.connect(db_url)
+        try:
+            row = await conn.fetchrow(
+                "SELECT count(*) AS n, count(DISTINCT leaf_hash) AS leaves, count(DISTINCT entry_id) AS ids, "
+                "min(idx) AS lo, max(idx) AS hi FROM entries"
+            )
+            return dict(row)
+        finally:
+            await conn.close()
+
+    db = asyncio.run(db_checks())
+    for p in procs:
+        p.stop()
+    if not (db["n"] == db["leaves"] == db["ids"] == final.size and db["lo"] == 0 and db["hi"] == final.size - 1):
+        failures.append(f"database rows {db} do not match the final tree size {final.size}")
+    indices = [r["logIndex"] for r in receipts]
+    report(
+        "crash",
+        {
+            "servers": args.servers,
+            "kills": args.kills,
+            "seconds": round(elapsed, 1),
+            "final_tree_size": final.size,
+            "receipts": len(receipts),
+            "distinct_receipt_indices": len(set(indices)),
+            "receipts_201": counts["created"],
+            "receipts_200_existing": counts["existing"],
+            "client_retries": counts["retries"],
+            "retry_causes": counts["errors"],
+            "checkpoints_polled": len(set(notes)),
+            "restart_seconds": {
+                "median": round(sorted(restarts)[len(restarts) // 2], 2),
+                "max": round(max(restarts), 2),
+            },
+            "database": db,
+            "failures": failures[:20],
+            "failure_count": len(failures),
+            "ok": not failures,
+        },
+    )
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
