@@ -1,7 +1,8 @@
-"""Faults: the database goes away under load and comes back."""
+"""Faults: the database goes away under load and comes back; a backup taken under load restores."""
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from atlas_log.receipt import verify_receipt
 from atlas_log.submission import demo_submission
 from atlas_log_server.db import migrate
 from tests.conftest import ServerProcess
-from tests.pgcluster import Cluster
+from tests.pgcluster import BIN, Cluster
 
 
 @pytest.fixture
@@ -101,3 +102,56 @@ def test_database_restart_under_load(cluster: Cluster, tmp_path: Path) -> None:
     assert len({r["logIndex"] for r in receipts}) == len(receipts) <= final.size
     server.stop()
     print(f"{len(receipts)} receipts, {len(unavailable)} answers 503 during the outage, final size {final.size}")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_backup_taken_under_load_restores_a_consistent_log(cluster: Cluster, tmp_path: Path) -> None:
+    """The operator procedure of the README: ``pg_dump -Fc`` while the log runs, ``pg_restore`` into a fresh
+    database, start a server on it."""
+    migrate.upgrade(cluster.url)
+    server = ServerProcess(cluster.url, tmp_path / "data", env={"ATLAS_ALLOW_UNATTESTED": "true"})
+    verifier = Verifier.from_vkey(server.vkey)
+    stop = threading.Event()
+
+    def load() -> None:
+        key = Ed25519PrivateKey.generate()
+        n = 0
+        with httpx.Client(base_url=server.url, timeout=60) as http:
+            while not stop.is_set():
+                assert http.post("/api/v1/entries", json=demo_submission(key, n)).status_code == 201
+                n += 1
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(2)
+        before = httpx.get(server.url + "/checkpoint").content  # the last checkpoint served before the dump
+        dump = tmp_path / "log.dump"
+        subprocess.run([BIN / "pg_dump", "-Fc", "-f", dump, cluster.url], check=True, capture_output=True)
+        time.sleep(1)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    server.stop()
+
+    restored_url = cluster.url.rsplit("/", 1)[0] + "/restored"
+    subprocess.run(
+        [BIN / "createdb", "-h", "127.0.0.1", "-p", str(cluster.port), "-U", "postgres", "restored"], check=True
+    )
+    subprocess.run([BIN / "pg_restore", "--exit-on-error", "-d", restored_url, dump], check=True, capture_output=True)
+    # The same key (data folder) serves the restored database; it grows from the restored state.
+    restored = ServerProcess(restored_url, tmp_path / "data", env={"ATLAS_ALLOW_UNATTESTED": "true"})
+    try:
+        old = open_checkpoint(before, verifier)
+        with httpx.Client(base_url=restored.url, timeout=30) as http:
+            now = open_checkpoint(http.get("/checkpoint").content, verifier)
+            assert now.size >= old.size > 0
+            hashes = http.get("/api/v1/proofs/consistency", params={"from": old.size, "to": now.size}).json()["hashes"]
+            verify_consistency(old.size, now.size, [b64decode(h, "h") for h in hashes], old.root_hash, now.root_hash)
+            receipt = http.post("/api/v1/entries", json=demo_submission(Ed25519PrivateKey.generate(), 0)).json()
+            assert verify_receipt(receipt, verifier).size == now.size + 1
+    finally:
+        restored.stop()
