@@ -29,6 +29,9 @@ from atlas_log_server.log.proofs import ProofService
 from atlas_log_server.log.publisher import Publisher, WitnessEndpoint
 from atlas_log_server.log.sequencer import Sequencer
 from atlas_log_server.log.signer import CheckpointSigner, load_or_create_key
+from atlas_log_server.logs import RequestIdMiddleware, configure_logging
+from atlas_log_server.metrics import Metrics
+from atlas_log_server.metrics import router as metrics_router
 
 _log = logging.getLogger(__name__)
 
@@ -66,8 +69,9 @@ def create_app(settings: Settings) -> FastAPI:
                 max_batch=settings.batch_max_size,
                 max_age_s=settings.batch_max_age_ms / 1000,
                 max_pending=settings.max_pending,
+                metrics=metrics,
             )
-            attestation = await asyncio.to_thread(build_attestation, settings, pool, repo)
+            attestation = await asyncio.to_thread(build_attestation, settings, pool, repo, metrics)
             app.state.log = LogContext(
                 settings,
                 repo,
@@ -76,6 +80,7 @@ def create_app(settings: Settings) -> FastAPI:
                 Admission([attestation.gate], load_x509_roots(settings.x509_roots_file)),
                 signer.verifier,
                 attestation,
+                metrics,
             )
             tasks = [
                 asyncio.create_task(sequencer.run(), name="sequencer"),
@@ -89,6 +94,7 @@ def create_app(settings: Settings) -> FastAPI:
                     settings.witness_quorum,
                     settings.checkpoint_interval_s,
                     attestation.http,
+                    metrics,
                 )
                 tasks.append(asyncio.create_task(publisher.run(), name="publisher"))
             try:
@@ -103,6 +109,8 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             await pool.close()
 
+    configure_logging(settings.log_format, settings.log_level)
+    metrics = Metrics()
     app = FastAPI(
         title="Atlas Log",
         version="0.1.0",
@@ -110,8 +118,18 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestIdMiddleware)
+    app.state.metrics = metrics
     install_handlers(app)
-    routers = (entries.router, proofs.router, tiles.router, health.router, artifacts.router, artifacts.search_router)
+    routers = (
+        entries.router,
+        proofs.router,
+        tiles.router,
+        health.router,
+        artifacts.router,
+        artifacts.search_router,
+        metrics_router,
+    )
     for router in routers:
         app.include_router(router)
     return app

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,9 +38,12 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from atlas_log_server.app import create_app
+    from atlas_log_server.logs import configure_logging
+    from atlas_log_server.metrics import MULTIPROC_ENV
     from atlas_log_server.workers import bind_sockets, supervise
 
-    settings = _settings(host=args.host, port=args.port)
+    settings = _settings(host=args.host, port=args.port, log_level=args.log_level)
+    configure_logging(settings.log_format, settings.log_level)
     url = resolve_database_url(settings)
     migrate.upgrade(url)
     signer, created = load_or_create_key(settings.signing_key_path, settings.origin)
@@ -72,9 +76,23 @@ def _serve(args: argparse.Namespace) -> int:
         flush=True,
     )
     # The database URL is resolved and migrated once here; the app (or each worker) reuses it.
-    common: dict[str, Any] = {"log_level": args.log_level, "access_log": False, "timeout_graceful_shutdown": 5}
+    common: dict[str, Any] = {
+        "log_level": settings.log_level,
+        "log_config": None,  # the app configures logging (JSON lines with request IDs)
+        "access_log": False,  # the app writes its own access lines
+        "timeout_graceful_shutdown": 5,
+    }
     if sockets:
-        os.environ.update(ATLAS_DATABASE_URL=url, ATLAS_MIGRATE_ON_START="false")
+        # Each worker builds the app from the environment; metrics of all workers meet in one folder.
+        metrics_dir = settings.data_dir / "metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        os.environ.update(
+            ATLAS_DATABASE_URL=url,
+            ATLAS_MIGRATE_ON_START="false",
+            ATLAS_LOG_LEVEL=settings.log_level,
+            **{MULTIPROC_ENV: str(metrics_dir.resolve())},
+        )
         return supervise("atlas_log_server.asgi:app", sockets, common)
     settings = settings.model_copy(update={"database_url": url, "migrate_on_start": False})
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, **common)
@@ -163,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = sub.add_parser("serve", help="run the log (settings from ATLAS_* environment variables)")
     p.add_argument("--host")
     p.add_argument("--port", type=int)
-    p.add_argument("--log-level", default="info")
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     p.add_argument("--workers", type=int, default=1, help="worker processes appending to the same log")
     p.set_defaults(func=_serve)
     p = sub.add_parser("pcs-standin", help="serve PCS-replay folders / simulated platforms at the Intel PCS paths")

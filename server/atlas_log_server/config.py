@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     witness_quorum: int = Field(default=0, ge=0, description="cosignatures a checkpoint needs to be published")
     checkpoint_interval_s: float = Field(default=1.0, gt=0, le=3600, description="publishing interval")
     simulated_platform_dir: Path | None = Field(default=None, description="default data_dir/simulated-tdx")
+    log_format: Literal["json", "text"] = Field(default="json", description="log lines as JSON objects or text")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="lowest level logged (info includes one access line per request)"
+    )
 
     @field_validator("origin")
     @classmethod

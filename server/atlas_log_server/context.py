@@ -11,6 +11,7 @@ from atlas_log_server.config import Settings
 from atlas_log_server.db.repository import Repository
 from atlas_log_server.log.proofs import ProofService
 from atlas_log_server.log.sequencer import Sequencer
+from atlas_log_server.metrics import Metrics
 
 
 @dataclass
@@ -22,3 +23,4 @@ class LogContext:
     admission: Admission
     verifier: Verifier
     attestation: Attestation
+    metrics: Metrics

@@ -22,6 +22,7 @@ from atlas_log_server.api.deps import log_context
 from atlas_log_server.api.params import int_param, int_params_doc
 from atlas_log_server.api.tiles import IMMUTABLE
 from atlas_log_server.context import LogContext
+from atlas_log_server.db.engine import database_unavailable
 from atlas_log_server.db.repository import StoredEntry
 from atlas_log_server.errors import Problem, bad_request, not_found
 from atlas_log_server.log.sequencer import Overloaded, PendingEntry, Sequenced
@@ -121,6 +122,21 @@ class _BareRoute(APIRoute):
 
 async def submit_entry(request: Request) -> Response:
     ctx = await log_context(request)
+    started = time.perf_counter()
+    try:
+        response, created = await _submit(request, ctx)
+    except Problem as exc:
+        ctx.metrics.admissions.labels(exc.slug).inc()
+        raise
+    except Exception as exc:
+        ctx.metrics.admissions.labels("database-unavailable" if database_unavailable(exc) else "internal-error").inc()
+        raise
+    ctx.metrics.admissions.labels("logged" if created else "existing").inc()
+    ctx.metrics.receipt_seconds.observe(time.perf_counter() - started)
+    return response
+
+
+async def _submit(request: Request, ctx: LogContext) -> tuple[Response, bool]:
     raw = await request.body()
     pending: PendingEntry = await ctx.admission.admit(raw, int(time.time()))
     try:
@@ -130,9 +146,8 @@ async def submit_entry(request: Request) -> Response:
     receipt = await build_receipt(ctx, pending, placed)
     if request.query_params.get("wait") == "witnessed":
         receipt = await _witnessed(ctx, receipt)
-    return Response(
-        orjson.dumps(receipt.to_json()), status_code=201 if placed.created else 200, media_type="application/json"
-    )
+    body = orjson.dumps(receipt.to_json())
+    return Response(body, status_code=201 if placed.created else 200, media_type="application/json"), placed.created
 
 
 router.add_api_route(

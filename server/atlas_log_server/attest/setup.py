@@ -17,6 +17,7 @@ from atlas_log_server.attest.gate import TdxGate
 from atlas_log_server.attest.store import CollateralStore
 from atlas_log_server.config import Settings
 from atlas_log_server.db.repository import Repository
+from atlas_log_server.metrics import Metrics
 
 
 @dataclass
@@ -27,7 +28,7 @@ class Attestation:
     summary: dict[str, Any]
 
 
-def build_attestation(settings: Settings, pool: asyncpg.Pool, repo: Repository) -> Attestation:
+def build_attestation(settings: Settings, pool: asyncpg.Pool, repo: Repository, metrics: Metrics) -> Attestation:
     policy = (
         Policy.from_json(json.loads(settings.tdx_policy_file.read_text())) if settings.tdx_policy_file else Policy()
     )
@@ -44,7 +45,9 @@ def build_attestation(settings: Settings, pool: asyncpg.Pool, repo: Repository) 
         else pcs_url.rstrip("/") + "/sgx/certification/v4/rootcacrl"
     )
     http = httpx.AsyncClient(timeout=10)
-    store = CollateralStore(pool, PcsClient(http, pcs_url, root_crl_url), roots, settings.collateral_refresh_margin_s)
+    store = CollateralStore(
+        pool, PcsClient(http, pcs_url, root_crl_url), roots, settings.collateral_refresh_margin_s, metrics=metrics
+    )
     gate = TdxGate(
         store,
         repo,

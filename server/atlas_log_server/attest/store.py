@@ -17,6 +17,7 @@ from atlas_log.errors import CollateralFetchError, QuoteError
 from atlas_log.tdx.collateral import COLLATERAL_PARTS, Collateral
 from atlas_log.tdx.pcs import PcsClient
 from atlas_log.tdx.verify import collateral_validity
+from atlas_log_server.metrics import Metrics
 
 _log = logging.getLogger(__name__)
 
@@ -36,8 +37,10 @@ class CollateralStore:
         roots: list[str],
         refresh_margin_s: int,
         clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
     ) -> None:
         self.pool = pool
+        self.metrics = metrics
         self.pcs = pcs
         self.roots = roots
         self.margin = refresh_margin_s
@@ -58,16 +61,21 @@ class CollateralStore:
                 return hit.collateral
             stored = await self._load(key, now)
             if stored is not None and now < stored.not_after - self.margin:
-                self._mem[key] = stored
+                self._cache(key, stored)
                 return stored.collateral
             try:
                 fresh = await self._fetch(key)
             except (CollateralFetchError, QuoteError):
                 if stored is not None:  # PCS is down but what we hold is still valid
-                    self._mem[key] = stored
+                    self._cache(key, stored)
                     return stored.collateral
                 raise
             return fresh.collateral
+
+    def _cache(self, key: tuple[str, str], cached: _Cached) -> None:
+        self._mem[key] = cached
+        if self.metrics is not None:
+            self.metrics.collateral_expiry.labels(f"{key[0]}/{key[1]}").set(cached.not_after - int(self.clock()))
 
     async def _fetch(self, key: tuple[str, str]) -> _Cached:
         collateral = await self.pcs.collateral(*key)
@@ -87,7 +95,7 @@ class CollateralStore:
             not_after,
         )
         cached = _Cached(collateral, not_before, not_after)
-        self._mem[key] = cached
+        self._cache(key, cached)
         _log.info("collateral for FMSPC %s (%s) fetched; valid until %d", key[0], key[1], not_after)
         return cached
 
@@ -125,6 +133,11 @@ class CollateralStore:
                 done += 1
             except (CollateralFetchError, QuoteError, OSError, asyncpg.PostgresError) as exc:
                 _log.warning("collateral refresh for %s failed: %s", key, exc)
+                if self.metrics is not None:
+                    self.metrics.collateral_refresh_failures.inc()
+        if self.metrics is not None:
+            for platform, seconds in self.freshness().items():
+                self.metrics.collateral_expiry.labels(platform).set(seconds)
         return done
 
     async def refresh_loop(self, interval_s: float = 60) -> None:

@@ -19,6 +19,7 @@ from atlas_log.errors import Error
 from atlas_log.note import parse_note
 from atlas_log_server.db.repository import Repository
 from atlas_log_server.log.proofs import ProofService
+from atlas_log_server.metrics import Metrics
 
 _log = logging.getLogger(__name__)
 
@@ -47,8 +48,10 @@ class Publisher:
         quorum: int,
         interval_s: float,
         http: httpx.AsyncClient,
+        metrics: Metrics | None = None,
     ) -> None:
         self.repo = repo
+        self.metrics = metrics
         self.proofs = proofs
         self.witnesses = witnesses
         self.quorum = quorum
@@ -64,6 +67,9 @@ class Publisher:
         note = state.checkpoint
         size = parse_checkpoint(parse_note(note).text).size
         lines = await asyncio.gather(*(self._cosign(w, note, size) for w in self.witnesses))
+        if self.metrics is not None:
+            for w, line in zip(self.witnesses, lines, strict=True):
+                self.metrics.cosignatures.labels(w.url, "cosigned" if line else "failed").inc()
         got = [line for line in lines if line is not None]
         if len(got) < self.quorum:
             _log.warning("checkpoint %d has %d of %d required cosignatures; not published", size, len(got), self.quorum)

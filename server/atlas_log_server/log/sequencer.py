@@ -29,6 +29,7 @@ from atlas_log.tiles import TILE_HEIGHT, TILE_WIDTH
 from atlas_log_server.db.engine import database_unavailable
 from atlas_log_server.db.repository import Repository, StoredEntry
 from atlas_log_server.log.signer import CheckpointSigner
+from atlas_log_server.metrics import Metrics
 
 _log = logging.getLogger(__name__)
 
@@ -128,8 +129,10 @@ class Sequencer:
         max_batch: int,
         max_age_s: float,
         max_pending: int,
+        metrics: Metrics | None = None,
     ) -> None:
         self.repo = repo
+        self.metrics = metrics
         self.signer = signer
         self.max_batch = max_batch
         self.max_age_s = max_age_s
@@ -167,6 +170,7 @@ class Sequencer:
                 waiting = [(e, f) for e, f in batch if not f.done()]
                 if not waiting:
                     continue
+                started = loop.time()
                 try:
                     results = await self.append([e for e, _ in waiting])
                 except Exception as exc:  # every waiter learns of the failure
@@ -178,6 +182,10 @@ class Sequencer:
                         if not f.done():
                             f.set_exception(exc)
                     continue
+                if self.metrics is not None:
+                    self.metrics.batch_entries.observe(len(waiting))
+                    self.metrics.batch_seconds.observe(loop.time() - started)
+                    self.metrics.tree_size.set(results[-1].batch.checkpoint.size)
                 for (_, f), r in zip(waiting, results, strict=True):
                     if not f.done():
                         f.set_result(r)

@@ -1,0 +1,18 @@
+"""The settings object: every setting is documented in the README's one table."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from atlas_log_server.config import Settings
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def test_every_setting_is_in_the_readme_table() -> None:
+    table = "\n".join(line for line in README.read_text().splitlines() if line.startswith("| `ATLAS_"))
+    documented = set(re.findall(r"`(ATLAS_[A-Z0-9_]+)`", table))
+    expected = {"ATLAS_" + name.upper() for name in Settings.model_fields}
+    assert expected <= documented, sorted(expected - documented)
+    assert documented <= expected | {"ATLAS_HOST", "ATLAS_PORT"}, sorted(documented - expected)
