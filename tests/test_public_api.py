@@ -34,8 +34,11 @@ def test_public_names_are_pinned() -> None:
 
 def test_client_does_not_import_the_server_stack() -> None:
     code = (
-        "import sys, atlas_log, atlas_log.cli, atlas_log.tiles, atlas_log.submission;"
-        "bad = [m for m in ('fastapi', 'sqlalchemy', 'asyncpg', 'alembic', 'atlas_log_server', 'uvicorn')"
+        "import sys, atlas_log, atlas_log.cli, atlas_log.tiles, atlas_log.submission, atlas_log.replay,"
+        " atlas_log.evidence, atlas_log.monitoring, atlas_log.history;"
+        # Nothing beyond the client's own dependencies (orjson and prometheus_client are server extras).
+        "bad = [m for m in ('fastapi', 'sqlalchemy', 'asyncpg', 'alembic', 'atlas_log_server', 'uvicorn',"
+        " 'orjson', 'prometheus_client')"
         " if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

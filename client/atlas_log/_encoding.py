@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 
 from atlas_log.errors import FormatError
@@ -43,3 +44,26 @@ def hexdecode(text: str, what: str = "value", length: int | None = None) -> byte
     if length is not None and len(out) != length:
         raise FormatError(f"{what} must be {length} bytes, got {len(out)}")
     return out
+
+
+_INT64 = 1 << 63
+
+
+def _finite_int(text: str) -> int:
+    value = int(text)
+    if not -_INT64 <= value < (1 << 64):
+        raise ValueError(f"integer {text[:30]} does not fit in 64 bits")
+    return value
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def json_loads(data: bytes | str, what: str = "value") -> object:
+    """Parse JSON strictly (UTF-8, no NaN or Infinity, integers within 64 bits); raise :class:`FormatError`."""
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        return json.loads(text, parse_int=_finite_int, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:
+        raise FormatError(f"{what} is not valid JSON: {exc}") from exc

@@ -13,6 +13,7 @@ key, whose verdict is the one inherited; every nonce is the root of the tree at 
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -21,10 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import orjson
 from cryptography import x509
 
-from atlas_log._encoding import b64decode, b64encode
+from atlas_log._encoding import b64decode, b64encode, json_loads
 from atlas_log.checkpoint import Checkpoint
 from atlas_log.entry import INHERITED_TEE, LINKED_ROLES, build_body, encode_body, encode_leaf, index_summary
 from atlas_log.entry import quote_record as _quote_record
@@ -80,7 +80,7 @@ def collateral_from_json(obj: Any) -> Collateral:
 def check_entry(
     index: int,
     leaf: bytes,
-    submission: bytes,
+    submission: bytes | dict[str, Any],
     collateral: Callable[[str], Collateral | None],
     trust: Trust,
     cache: VerificationCache | None = None,
@@ -97,16 +97,16 @@ def _check(
     index: int,
     leaf: bytes,
     lh: bytes,
-    raw: bytes,
+    raw: bytes | dict[str, Any],
     collateral: Callable[[str], Collateral | None],
     trust: Trust,
     cache: VerificationCache | None,
 ) -> Checked:
     try:
-        stored = orjson.loads(leaf)
+        stored: Any = json_loads(leaf, "leaf")
         body, t, links = stored["body"], stored["integratedTime"], stored.get("links")
         recorded = body.get("tee")
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (FormatError, KeyError, TypeError, AttributeError) as exc:
         return Checked(index, lh, f"entry {index}: the leaf is not an entry: {exc}")
     roots = tuple(x509.load_der_x509_certificate(r) for r in trust.x509_roots)
     sub = parse_submission(raw, t, roots)
@@ -189,7 +189,10 @@ def _check_block(block: int, width: int) -> list[Checked]:
     start = block * TILE_WIDTH
     resp = http.get("/api/v1/submissions", params={"start": start, "count": width})
     resp.raise_for_status()
-    raws = [orjson.dumps(s) for s in orjson.loads(resp.content)["submissions"]]
+    served = json_loads(resp.content, "submissions")
+    raws = served.get("submissions") if isinstance(served, dict) else None
+    if not isinstance(raws, list):
+        raise FormatError("the log's submissions answer has no 'submissions' list")
     if len(leaves) != width or len(raws) != width:
         raise FormatError(f"the log served {len(leaves)} leaves and {len(raws)} submissions for block {block}")
     trust, cache = _worker["trust"], _worker["cache"]
@@ -314,7 +317,7 @@ def entry_evidence(url: str, vkey: str, note: bytes, checkpoint: Checkpoint, ind
         leaf = b64decode(entry["leaf"], "leaf")
         proof = [b64decode(h, "proof") for h in proof_obj["hashes"]]
         verify_inclusion(leaf_hash(leaf), index, checkpoint.size, proof, checkpoint.root_hash)
-        digest = (orjson.loads(leaf)["body"].get("tee") or {}).get("collateral", {}).get("set")
+        digest = (json.loads(leaf)["body"].get("tee") or {}).get("collateral", {}).get("set")
         coll = http.get(f"/api/v1/collateral/{digest}").json().get("collateral") if digest else None
     return {
         "type": "atlas-log/evidence/v1",
@@ -326,7 +329,7 @@ def entry_evidence(url: str, vkey: str, note: bytes, checkpoint: Checkpoint, ind
             "logIndex": index,
             "leaf": b64encode(leaf),
             "inclusionProof": [b64encode(h) for h in proof],
-            "submission": b64encode(orjson.dumps(entry["submission"])),
+            "submission": b64encode(json.dumps(entry["submission"]).encode()),
             "collateral": coll,
         },
     }

@@ -9,13 +9,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from atlas_log._encoding import b64decode, b64encode, hexdecode
+from atlas_log._encoding import b64decode, b64encode, hexdecode, json_loads
 from atlas_log.bundle import parse_bundle, signing_certificate
 from atlas_log.dsse import Envelope, PublicKey, SpkiDer, parse_envelope, sign_envelope, verify_envelope
 from atlas_log.entry import API_VERSION
@@ -163,16 +162,19 @@ def _keys(material: Any) -> list[PublicKey]:
     return keys
 
 
-def parse_submission(raw: bytes, now: int, x509_roots: Sequence[x509.Certificate] = ()) -> ParsedSubmission:
-    """Parse and check a submission: its shape, its signatures over PAE (keys given, or an X.509 chain that
-    leads to ``x509_roots`` at ``now``) and its statement. Raises :class:`SubmissionError` whose ``code`` is
-    the log's problem type: ``invalid-json``, ``invalid-submission``, ``unsupported-api-version``,
-    ``invalid-envelope``, ``invalid-public-key``, ``certificate-untrusted``, ``signature-invalid`` or
-    ``invalid-statement``. The ``tee`` member is returned as is (see :func:`parse_tee`)."""
+def parse_submission(
+    submission: bytes | dict[str, Any], now: int, x509_roots: Sequence[x509.Certificate] = ()
+) -> ParsedSubmission:
+    """Parse and check a submission (its JSON bytes, or the object a caller already decoded): its shape, its
+    signatures over PAE (keys given, or an X.509 chain that leads to ``x509_roots`` at ``now``) and its
+    statement. Raises :class:`SubmissionError` whose ``code`` is the log's problem type: ``invalid-json``,
+    ``invalid-submission``, ``unsupported-api-version``, ``invalid-envelope``, ``invalid-public-key``,
+    ``certificate-untrusted``, ``signature-invalid`` or ``invalid-statement``. The ``tee`` member is returned
+    as is (see :func:`parse_tee`)."""
     try:
-        obj = orjson.loads(raw)  # strict: rejects lone surrogates, NaN and integers beyond 64 bits
-    except (ValueError, RecursionError) as exc:
-        raise SubmissionError("invalid-json", f"request body is not valid JSON: {exc}") from exc
+        obj = json_loads(submission, "request body") if isinstance(submission, bytes) else submission
+    except FormatError as exc:
+        raise SubmissionError("invalid-json", str(exc)) from exc
     if not isinstance(obj, dict):
         raise SubmissionError("invalid-submission", "request body must be a JSON object")
     unknown = set(obj) - _TOP_LEVEL

@@ -8,11 +8,12 @@ line when it completes. Problem responses never carry internals; the logs do (wi
 from __future__ import annotations
 
 import contextvars
+import itertools
 import json
 import logging
+import os
 import re
 import time
-import uuid
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -63,13 +64,16 @@ class RequestIdMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        # A random per-process prefix and a counter: unique IDs without a system call per request.
+        self._prefix = os.urandom(8).hex()
+        self._counter = itertools.count()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         given = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
-        rid = given if _VALID_ID.fullmatch(given) else uuid.uuid4().hex
+        rid = given if _VALID_ID.fullmatch(given) else f"{self._prefix}{next(self._counter):016x}"
         token = _request_id.set(rid)
         started = time.perf_counter()
         status = 500
