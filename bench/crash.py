@@ -56,7 +56,6 @@ class Proc:
             "ATLAS_DATABASE_URL": self.db_url,
             "ATLAS_DATA_DIR": str(self.data_dir),
             "ATLAS_ALLOW_UNATTESTED": "true",
-            "ATLAS_BATCH_MAX_AGE_MS": "5",
         }
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "atlas_log_server.cli", "serve", "--port", str(self.port), "--log-level", "warning"],

@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_ORIGIN = "atlas-log.localhost/dev"
 DEFAULT_BATCH_MAX_SIZE = 512
-DEFAULT_BATCH_MAX_AGE_MS = 10
+DEFAULT_BATCH_MAX_AGE_MS = 5
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 DEFAULT_POOL_SIZE = 10
 DEFAULT_TILE_CACHE_TILES = 8192  # full tiles kept in memory per process (~16 KiB each with inner nodes)
