@@ -15,8 +15,9 @@ from fastapi import FastAPI
 from atlas_log.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
 from atlas_log.errors import Error
 from atlas_log.merkle import EMPTY_ROOT
+from atlas_log_server.access import AccessControl
 from atlas_log_server.admission import Admission
-from atlas_log_server.api import artifacts, entries, health, proofs, tiles
+from atlas_log_server.api import admin, artifacts, entries, health, proofs, tiles
 from atlas_log_server.api.limits import BodyLimitMiddleware
 from atlas_log_server.attest.setup import build_attestation
 from atlas_log_server.config import Settings
@@ -81,6 +82,9 @@ def create_app(settings: Settings) -> FastAPI:
                 signer.verifier,
                 attestation,
                 metrics,
+                AccessControl(
+                    pool, require_tokens=settings.require_tokens, admin_token_sha256=settings.admin_token_sha256
+                ),
             )
             tasks = [
                 asyncio.create_task(sequencer.run(), name="sequencer"),
@@ -129,6 +133,7 @@ def create_app(settings: Settings) -> FastAPI:
         artifacts.router,
         artifacts.search_router,
         metrics_router,
+        admin.router,
     )
     for router in routers:
         app.include_router(router)

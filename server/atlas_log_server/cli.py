@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import os
+import secrets
 import shutil
 import sys
 from collections.abc import Sequence
@@ -175,6 +177,13 @@ def _keygen(args: argparse.Namespace) -> int:
     return 0
 
 
+def _admin_token(args: argparse.Namespace) -> int:
+    token = "atladm_" + secrets.token_urlsafe(32)
+    print(f"admin token (give it to the operator; it is not stored): {token}")
+    print(f"ATLAS_ADMIN_TOKEN_SHA256={hashlib.sha256(token.encode()).hexdigest()}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="atlas-log-server", description="Atlas Log transparency log server")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -207,6 +216,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--name", required=True)
     p.add_argument("--key", required=True)
     p.set_defaults(func=_witness_vkey)
+    p = sub.add_parser("admin-token", help="create an admin token and print the SHA-256 to configure")
+    p.set_defaults(func=_admin_token)
     p = sub.add_parser("migrate", help="apply the database migrations")
     p.add_argument("--revision")
     p.add_argument("--downgrade", action="store_true")

@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     witness_quorum: int = Field(default=0, ge=0, description="cosignatures a checkpoint needs to be published")
     checkpoint_interval_s: float = Field(default=1.0, gt=0, le=3600, description="publishing interval")
     simulated_platform_dir: Path | None = Field(default=None, description="default data_dir/simulated-tdx")
+    require_tokens: bool = Field(default=False, description="submissions need a tenant's bearer token")
+    admin_token_sha256: str | None = Field(
+        default=None, description="SHA-256 (hex) of the admin token; admin operations are disabled when unset"
+    )
     log_format: Literal["json", "text"] = Field(default="json", description="log lines as JSON objects or text")
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="lowest level logged (info includes one access line per request)"
@@ -92,6 +96,8 @@ class Settings(BaseSettings):
         for root in self.tdx_extra_roots:
             if not re.fullmatch(r"[0-9a-f]{64}", root):
                 raise ValueError("tdx_extra_roots must be SHA-256 fingerprints in lowercase hex")
+        if self.admin_token_sha256 is not None and not re.fullmatch(r"[0-9a-f]{64}", self.admin_token_sha256):
+            raise ValueError("admin_token_sha256 must be the SHA-256 of the admin token in lowercase hex")
         return self
 
     @property

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from atlas_log.note import Verifier
+from atlas_log_server.access import AccessControl
 from atlas_log_server.admission import Admission
 from atlas_log_server.attest.setup import Attestation
 from atlas_log_server.config import Settings
@@ -24,3 +25,4 @@ class LogContext:
     verifier: Verifier
     attestation: Attestation
     metrics: Metrics
+    access: AccessControl

@@ -137,6 +137,7 @@ async def submit_entry(request: Request) -> Response:
 
 
 async def _submit(request: Request, ctx: LogContext) -> tuple[Response, bool]:
+    await ctx.access.authorize_submission(request)
     raw = await request.body()
     pending: PendingEntry = await ctx.admission.admit(raw, int(time.time()))
     try:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
     CheckConstraint,
     Column,
+    Date,
     DateTime,
+    Float,
+    ForeignKey,
     Index,
     LargeBinary,
     MetaData,
@@ -110,4 +114,33 @@ published_checkpoints = Table(
     Column("note", LargeBinary, nullable=False),
     Column("cosigners", sa_Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("rate_per_s", Float, nullable=False),
+    Column("burst", sa_Integer, nullable=False),
+    Column("daily_quota", BigInteger, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("tenant", Text, ForeignKey("tenants.name"), nullable=False),
+    Column("secret_sha256", LargeBinary, nullable=False),
+    Column("scopes", ARRAY(Text), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+
+tenant_usage = Table(
+    "tenant_usage",
+    metadata,
+    Column("tenant", Text, ForeignKey("tenants.name"), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("used", BigInteger, nullable=False),
 )

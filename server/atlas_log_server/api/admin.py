@@ -1,0 +1,65 @@
+"""Admin operations (the admin token): tenants, their tokens, revocation."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from atlas_log_server.access import SCOPES
+from atlas_log_server.api.deps import log_context
+from atlas_log_server.context import LogContext
+from atlas_log_server.errors import Problem, not_found
+
+
+async def admin_context(request: Request) -> LogContext:
+    ctx = await log_context(request)
+    ctx.access.require_admin(request)
+    return ctx
+
+
+router = APIRouter(prefix="/admin/v1", tags=["admin"])
+Admin = Annotated[LogContext, Depends(admin_context)]
+TenantName = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")]
+
+
+class TenantSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    rate_per_s: float = Field(alias="ratePerSecond", gt=0, le=1_000_000)
+    burst: int = Field(ge=1, le=1_000_000)
+    daily_quota: int | None = Field(default=None, alias="dailyQuota", ge=0)
+
+
+class TokenSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    scopes: list[str] = Field(default_factory=lambda: ["submit"], min_length=1, max_length=8)
+
+
+@router.put("/tenants/{name}", summary="Create or update a tenant's rate limit and daily quota")
+async def put_tenant(name: TenantName, spec: TenantSpec, ctx: Admin) -> dict[str, Any]:
+    await ctx.access.put_tenant(name, spec.rate_per_s, spec.burst, spec.daily_quota)
+    return {"name": name, "ratePerSecond": spec.rate_per_s, "burst": spec.burst, "dailyQuota": spec.daily_quota}
+
+
+@router.get("/tenants", summary="Tenants with today's usage and their live tokens (never the secrets)")
+async def list_tenants(ctx: Admin) -> dict[str, Any]:
+    return {"tenants": await ctx.access.tenants()}
+
+
+@router.post("/tenants/{name}/tokens", status_code=201, summary="Issue a token (its secret is shown only here)")
+async def create_token(name: TenantName, spec: TokenSpec, ctx: Admin) -> dict[str, Any]:
+    scopes = frozenset(spec.scopes)
+    if scopes - SCOPES:
+        raise Problem(400, "invalid-request", f"unknown scopes {sorted(scopes - SCOPES)}; known: {sorted(SCOPES)}")
+    issued = await ctx.access.issue_token(name, scopes)
+    if issued is None:
+        raise not_found("tenant-not-found", f"no tenant {name!r}; create it with PUT /admin/v1/tenants/{name}")
+    return {"id": issued[0], "token": issued[1], "tenant": name, "scopes": sorted(scopes)}
+
+
+@router.delete("/tokens/{token_id}", summary="Revoke a token", status_code=204, response_class=Response)
+async def revoke_token(token_id: Annotated[str, Path(pattern=r"^[0-9a-f]{16}$")], ctx: Admin) -> Response:
+    if not await ctx.access.revoke(token_id):
+        raise not_found("token-not-found", f"no token {token_id}")
+    return Response(status_code=204)
