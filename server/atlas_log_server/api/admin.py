@@ -28,7 +28,7 @@ class TenantSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     rate_per_s: float = Field(alias="ratePerSecond", gt=0, le=1_000_000)
     burst: int = Field(ge=1, le=1_000_000)
-    daily_quota: int | None = Field(default=None, alias="dailyQuota", ge=0)
+    daily_quota: int | None = Field(default=None, alias="dailyQuota", ge=0, le=(1 << 63) - 1)
 
 
 class TokenSpec(BaseModel):

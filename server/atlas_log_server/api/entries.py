@@ -19,7 +19,7 @@ from atlas_log.receipt import Receipt
 from atlas_log.tdx.collateral import Collateral
 from atlas_log.tiles import TILE_WIDTH
 from atlas_log_server.api.deps import log_context
-from atlas_log_server.api.params import int_param, int_params_doc
+from atlas_log_server.api.params import MAX_INT, int_param, int_params_doc
 from atlas_log_server.api.tiles import IMMUTABLE
 from atlas_log_server.context import LogContext
 from atlas_log_server.db.engine import database_unavailable
@@ -30,6 +30,11 @@ from atlas_log_server.log.sequencer import Overloaded, PendingEntry, Sequenced
 router = APIRouter(prefix="/api/v1", tags=["entries"])
 
 Ctx = Annotated[LogContext, Depends(log_context)]
+
+
+def _check_index(index: int) -> None:
+    if not 0 <= index <= MAX_INT:
+        raise bad_request("invalid-index", f"a log index is an integer from 0 to {MAX_INT}")
 
 SUBMISSION_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -208,8 +213,7 @@ def entry_json(e: StoredEntry) -> dict[str, Any]:
 
 @router.get("/entries/{index}", summary="An entry by log index, with the submission it was admitted from")
 async def get_entry(index: int, ctx: Ctx) -> dict[str, Any]:
-    if index < 0:
-        raise bad_request("invalid-index", "index must be a non-negative integer")
+    _check_index(index)
     e = await ctx.repo.entry_by_index(index)
     if e is None:
         raise not_found("entry-not-found", f"no entry at index {index}")
@@ -221,8 +225,7 @@ async def get_entry(index: int, ctx: Ctx) -> dict[str, Any]:
     summary="The raw TDX quote of an entry and the exact PCS collateral it was verified with",
 )
 async def get_evidence(index: int, ctx: Ctx) -> dict[str, Any]:
-    if index < 0:
-        raise bad_request("invalid-index", "index must be a non-negative integer")
+    _check_index(index)
     e = await ctx.repo.entry_by_index(index)
     if e is None:
         raise not_found("entry-not-found", f"no entry at index {index}")
