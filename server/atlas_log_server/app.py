@@ -121,7 +121,7 @@ def create_app(settings: Settings) -> FastAPI:
         summary="A transparency log for the machine-learning lifecycle.",
         lifespan=lifespan,
     )
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
     app.add_middleware(RequestIdMiddleware)
     app.state.metrics = metrics
     install_handlers(app)

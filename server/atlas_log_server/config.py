@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     batch_max_size: int = Field(default=DEFAULT_BATCH_MAX_SIZE, ge=1, le=10_000)
     batch_max_age_ms: float = Field(default=DEFAULT_BATCH_MAX_AGE_MS, ge=0, le=10_000)
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1024)
+    body_timeout_s: float = Field(default=30.0, gt=0, le=3600, description="time to receive a request body")
     pool_size: int = Field(default=DEFAULT_POOL_SIZE, ge=2, le=200)
     tile_cache_tiles: int = Field(default=DEFAULT_TILE_CACHE_TILES, ge=0)
     max_pending: int = Field(default=10_000, ge=1, description="admitted entries waiting for a batch before 503")

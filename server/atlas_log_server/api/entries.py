@@ -36,6 +36,7 @@ def _check_index(index: int) -> None:
     if not 0 <= index <= MAX_INT:
         raise bad_request("invalid-index", f"a log index is an integer from 0 to {MAX_INT}")
 
+
 SUBMISSION_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["dsseEnvelope", "verificationMaterial"],

@@ -1,6 +1,9 @@
-"""Request body size cap (413 problem+json), enforced before the body reaches a handler."""
+"""Request body limits, enforced before the body reaches a handler: a size cap (413) and a deadline for
+receiving the whole body (408), so a client that sends slowly cannot hold a worker's request open."""
 
 from __future__ import annotations
+
+import asyncio
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -11,10 +14,15 @@ class _TooLarge(Exception):
     pass
 
 
+class _TooSlow(Exception):
+    pass
+
+
 class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
 
     def _problem(self) -> Problem:
         return Problem(413, "body-too-large", f"request body exceeds {self.max_bytes} bytes")
@@ -34,10 +42,14 @@ class BodyLimitMiddleware:
                     return
         seen = 0
         started = False
+        deadline = asyncio.get_running_loop().time() + self.timeout_s
 
         async def limited_receive() -> Message:
             nonlocal seen
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - asyncio.get_running_loop().time()))
+            except TimeoutError:
+                raise _TooSlow from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
@@ -55,3 +67,7 @@ class BodyLimitMiddleware:
         except _TooLarge:
             if not started:
                 await self._problem().response()(scope, receive, send)
+        except _TooSlow:
+            if not started:
+                slow = Problem(408, "request-timeout", f"the request body did not arrive within {self.timeout_s:g} s")
+                await slow.response()(scope, receive, send)
