@@ -44,12 +44,17 @@ class BodyLimitMiddleware:
         started = False
         deadline = asyncio.get_running_loop().time() + self.timeout_s
 
+        body_done = False
+
         async def limited_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, body_done
+            if body_done:  # the deadline covers the body only, not a later wait for the client to disconnect
+                return await receive()
             try:
                 message = await asyncio.wait_for(receive(), max(0.0, deadline - asyncio.get_running_loop().time()))
             except TimeoutError:
                 raise _TooSlow from None
+            body_done = message["type"] != "http.request" or not message.get("more_body", False)
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
