@@ -83,3 +83,37 @@ def sign_checkpoint(checkpoint: Checkpoint, signer: Signer) -> bytes:
         raise FormatError(f"signer {signer.name!r} may not sign for origin {checkpoint.origin!r}")
     text = checkpoint.text()
     return format_note(text, [signer.sign(text)])
+
+
+# Extension lines of a frozen log's final checkpoint (same size and root as its last checkpoint).
+FROZEN_LINE = "atlas-log-frozen"
+SUCCESSOR_PREFIX = "atlas-log-successor "
+
+
+@dataclass(frozen=True, slots=True)
+class Succession:
+    """What a frozen log's final checkpoint says: it will never grow, and (optionally) which log succeeds it."""
+
+    url: str | None = None
+    vkey: str | None = None
+
+
+def succession(checkpoint: Checkpoint) -> Succession | None:
+    """The succession a frozen log's final checkpoint declares; None for a live log's checkpoint."""
+    if FROZEN_LINE not in checkpoint.extensions:
+        return None
+    for line in checkpoint.extensions:
+        if line.startswith(SUCCESSOR_PREFIX):
+            url, _, vkey = line[len(SUCCESSOR_PREFIX) :].partition(" ")
+            return Succession(url or None, vkey or None)
+    return Succession()
+
+
+def frozen_checkpoint(checkpoint: Checkpoint, successor_url: str | None, successor_vkey: str | None) -> Checkpoint:
+    """The final checkpoint of a log frozen at ``checkpoint`` (same tree), naming its successor if any."""
+    lines = [FROZEN_LINE]
+    if successor_url or successor_vkey:
+        if successor_vkey is not None:
+            Verifier.from_vkey(successor_vkey)  # a successor key that does not parse is refused here
+        lines.append(f"{SUCCESSOR_PREFIX}{successor_url or '-'} {successor_vkey or ''}".rstrip())
+    return Checkpoint(checkpoint.origin, checkpoint.size, checkpoint.root_hash, (*checkpoint.extensions, *lines))

@@ -330,6 +330,7 @@ def _replay_round(replay: Any, note: bytes, verifier: Verifier, result: Any) -> 
 
 
 def _cmd_monitor(args: argparse.Namespace) -> int:
+    from atlas_log.checkpoint import succession
     from atlas_log.cosignature import CosignatureVerifier
     from atlas_log.monitoring import Monitor, serve_checkpoint
     from atlas_log.replay import Replay
@@ -351,8 +352,17 @@ def _cmd_monitor(args: argparse.Namespace) -> int:
             host, _, port = args.listen.rpartition(":")
             serve_checkpoint(mon, host or "127.0.0.1", int(port))
         replay = Replay(args.log[0], _trust(args), args.replay_workers) if args.replay else None
+        successor: Monitor | None = None
         while True:
             result = mon.round()
+            frozen = succession(mon.trusted.checkpoint) if mon.trusted.checkpoint is not None else None
+            if frozen is not None and successor is None and args.follow_successor and frozen.url and frozen.vkey:
+                # The frozen log stays watched (it must never grow again); its successor is followed too.
+                successor = Monitor(http, [frozen.url], Verifier.from_vkey(frozen.vkey))
+            if successor is not None:
+                later = successor.round()
+                result.problems.extend(f"successor: {p}" for p in later.problems)
+                result.evidence.extend(later.evidence)
             if replay is not None and mon.trusted.note is not None:
                 _replay_round(replay, mon.trusted.note, verifier, result)
             for i, ev in enumerate(result.evidence):
@@ -371,6 +381,8 @@ def _cmd_monitor(args: argparse.Namespace) -> int:
                         "views": result.views,
                         "problems": result.problems,
                         "evidence": len(result.evidence),
+                        "frozen": None if frozen is None else {"successorUrl": frozen.url, "successorKey": frozen.vkey},
+                        "successorSize": None if successor is None else successor.trusted.size,
                     }
                 ),
                 flush=True,
@@ -505,6 +517,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--tdx-root", action="append", help="trusted TDX root CA key SHA-256 (repeat; default: Intel's root)"
     )
     p.add_argument("--replay-workers", type=int, help="processes re-verifying entries (default: one per CPU)")
+    p.add_argument(
+        "--follow-successor", action="store_true", help="when the log is frozen, also follow the successor it names"
+    )
     p.set_defaults(func=_cmd_monitor)
     p = sub.add_parser("verify-evidence", help="check a piece of evidence on its own")
     p.add_argument("file")

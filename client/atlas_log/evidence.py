@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from atlas_log._encoding import b64decode, b64encode
-from atlas_log.checkpoint import open_checkpoint
+from atlas_log.checkpoint import open_checkpoint, succession
 from atlas_log.errors import FormatError, InconsistentLogError, ProofError, VerificationError
 from atlas_log.merkle import leaf_hash, verify_consistency, verify_inclusion
 from atlas_log.note import Verifier
@@ -66,6 +66,8 @@ def verify_evidence(evidence: Any, vkey: str | None = None, trust: Trust | None 
         return f"log {verifier.name} signed two different trees of size {a.size}"
     if b.size < a.size and evidence.get("kind") == "rollback":
         return f"log {verifier.name} rolled back from size {a.size} to {b.size} (if both were served in that order)"
+    if succession(first) is not None and second.size > first.size:
+        return f"log {verifier.name} declared itself frozen at size {first.size} and then signed size {second.size}"
     try:
         verify_consistency(first.size, second.size, proof, first.root_hash, second.root_hash)
     except ProofError as exc:

@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from atlas_log.checkpoint import Checkpoint, open_checkpoint
+from atlas_log.checkpoint import Checkpoint, open_checkpoint, succession
 from atlas_log.errors import FormatError, InconsistentLogError, ProofError
 from atlas_log.merkle import EMPTY_ROOT, verify_consistency
 from atlas_log.note import Verifier
@@ -37,6 +37,13 @@ def verify_advance(verifier: Verifier, old: bytes | None, new: bytes, proof: Seq
         if new_cp.root_hash != old_cp.root_hash:
             raise InconsistentLogError(f"two different roots for size {new_cp.size}", old, new, list(proof))
         return new_cp
+    if succession(old_cp) is not None:
+        raise InconsistentLogError(
+            f"the log declared itself frozen at size {old_cp.size}, then signed size {new_cp.size}",
+            old,
+            new,
+            list(proof),
+        )
     if old_cp.size == 0:
         if old_cp.root_hash != EMPTY_ROOT:
             raise InconsistentLogError("empty checkpoint with a non-empty root", old, new, list(proof))
@@ -77,7 +84,9 @@ class TrustedState:
     def advance(self, new: bytes, proof: Sequence[bytes]) -> Checkpoint:
         """Accept ``new`` if it extends the trusted checkpoint (``proof`` from our size); persist it."""
         cp = verify_advance(self.verifier, self.note, new, proof)
-        if self.checkpoint is None or cp.size > self.checkpoint.size:
+        # A frozen log's final checkpoint replaces the trusted one of the same size: growth after it is evidence.
+        freezes = cp.size == getattr(self.checkpoint, "size", -1) and succession(cp) is not None
+        if self.checkpoint is None or cp.size > self.checkpoint.size or freezes:
             self.note, self.checkpoint = new, cp
             self._save()
         return cp

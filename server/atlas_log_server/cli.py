@@ -177,6 +177,39 @@ def _keygen(args: argparse.Namespace) -> int:
     return 0
 
 
+def _freeze(args: argparse.Namespace) -> int:
+    """Freeze the log: sign a final checkpoint of the current tree that names the successor; read-only after."""
+    import asyncio
+
+    from atlas_log.checkpoint import frozen_checkpoint, open_checkpoint, sign_checkpoint
+    from atlas_log.errors import Error
+    from atlas_log_server.db.engine import create_pool
+    from atlas_log_server.db.repository import LogState, Repository
+
+    settings = _settings()
+    url = resolve_database_url(settings)
+    signer, _ = load_or_create_key(settings.signing_key_path, settings.origin)
+
+    def final(state: LogState) -> bytes:
+        current = open_checkpoint(state.checkpoint or b"", signer.verifier)
+        return sign_checkpoint(frozen_checkpoint(current, args.successor_url, args.successor_vkey), signer)
+
+    async def run() -> bytes:
+        pool = await create_pool(url, 2)
+        try:
+            return await Repository(pool, settings.origin).freeze(final)
+        finally:
+            await pool.close()
+
+    try:
+        note = asyncio.run(run())
+    except Error as exc:
+        print(f"cannot freeze: {exc}", file=sys.stderr)
+        return 1
+    print(note.decode(), end="")
+    return 0
+
+
 def _admin_token(args: argparse.Namespace) -> int:
     token = "atladm_" + secrets.token_urlsafe(32)
     print(f"admin token (give it to the operator; it is not stored): {token}")
@@ -216,6 +249,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--name", required=True)
     p.add_argument("--key", required=True)
     p.set_defaults(func=_witness_vkey)
+    p = sub.add_parser("freeze", help="freeze the log (final checkpoint naming a successor); read-only after")
+    p.add_argument("--successor-url", help="where the successor log serves")
+    p.add_argument("--successor-vkey", help="the successor log's verifier key")
+    p.set_defaults(func=_freeze)
     p = sub.add_parser("admin-token", help="create an admin token and print the SHA-256 to configure")
     p.set_defaults(func=_admin_token)
     p = sub.add_parser("migrate", help="apply the database migrations")

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.routing import APIRoute
 
 from atlas_log._encoding import b64decode, b64encode
+from atlas_log.checkpoint import open_checkpoint, succession
 from atlas_log.errors import FormatError
 from atlas_log.merkle import leaf_hash, verify_inclusion
 from atlas_log.receipt import Receipt
@@ -25,7 +26,7 @@ from atlas_log_server.context import LogContext
 from atlas_log_server.db.engine import database_unavailable
 from atlas_log_server.db.repository import StoredEntry
 from atlas_log_server.errors import Problem, bad_request, not_found
-from atlas_log_server.log.sequencer import Overloaded, PendingEntry, Sequenced
+from atlas_log_server.log.sequencer import LogFrozen, Overloaded, PendingEntry, Sequenced
 
 router = APIRouter(prefix="/api/v1", tags=["entries"])
 
@@ -86,6 +87,12 @@ SUBMISSION_SCHEMA: dict[str, Any] = {
         "annotations": {"type": "object"},
     },
 }
+
+
+def frozen_problem(note: bytes, ctx: LogContext) -> Problem:
+    found = succession(open_checkpoint(note, ctx.verifier))
+    where = f"; its successor is {found.url} (key {found.vkey})" if found is not None and found.url else ""
+    return Problem(410, "log-frozen", f"this log is frozen and accepts no entries{where}")
 
 
 async def build_receipt(ctx: LogContext, pending: PendingEntry, placed: Sequenced) -> Receipt:
@@ -150,6 +157,8 @@ async def _submit(request: Request, ctx: LogContext) -> tuple[Response, bool]:
         placed = await ctx.sequencer.submit(pending)
     except Overloaded as exc:
         raise Problem(503, "overloaded", str(exc), headers={"Retry-After": "1"}) from exc
+    except LogFrozen as exc:
+        raise frozen_problem(exc.note, ctx) from exc
     receipt = await build_receipt(ctx, pending, placed)
     if request.query_params.get("wait") == "witnessed":
         receipt = await _witnessed(ctx, receipt)

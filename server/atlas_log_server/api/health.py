@@ -24,6 +24,7 @@ async def log_info(ctx: Ctx) -> dict[str, Any]:
         "treeSize": state.size,
         "rootHash": b64encode(state.root_hash),
         "attestation": ctx.attestation.summary,
+        "frozen": None if state.frozen_note is None else {"checkpoint": state.frozen_note.decode()},
     }
 
 

@@ -28,7 +28,8 @@ async def checkpoint(ctx: Ctx) -> Response:
         published = await ctx.repo.latest_published()
         note = None if published is None else published[1]
     else:
-        note = (await ctx.repo.state()).checkpoint
+        state = await ctx.repo.state()
+        note = state.frozen_note or state.checkpoint
     if note is None:
         raise Problem(503, "no-checkpoint", "no checkpoint has been published yet", headers={"Retry-After": "1"})
     return Response(note, media_type="text/plain; charset=utf-8", headers={"Cache-Control": "no-cache, max-age=0"})

@@ -35,6 +35,7 @@ log_state = Table(
     Column("frontier", LargeBinary, nullable=False),
     Column("checkpoint", LargeBinary, nullable=True),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("frozen_note", LargeBinary, nullable=True),  # the final checkpoint of a frozen log
     CheckConstraint("size >= 0", name="log_state_size_nonnegative"),
     CheckConstraint("length(root_hash) = 32", name="log_state_root_32"),
     CheckConstraint("length(frontier) % 32 = 0", name="log_state_frontier_hashes"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -23,6 +23,7 @@ class LogState:
     root_hash: RootHash
     frontier: tuple[bytes, ...]
     checkpoint: bytes | None
+    frozen_note: bytes | None = None  # the final checkpoint, once the log is frozen
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +45,12 @@ def _split_hashes(data: bytes) -> tuple[bytes, ...]:
 
 def _state(row: asyncpg.Record) -> LogState:
     return LogState(
-        row["origin"], row["size"], RootHash(row["root_hash"]), _split_hashes(row["frontier"]), row["checkpoint"]
+        row["origin"],
+        row["size"],
+        RootHash(row["root_hash"]),
+        _split_hashes(row["frontier"]),
+        row["checkpoint"],
+        row["frozen_note"],
     )
 
 
@@ -182,6 +188,20 @@ class Repository:
                     )
         assert row is not None
         return _state(row)
+
+    async def freeze(self, make_note: Callable[[LogState], bytes]) -> bytes:
+        """Freeze the log at its current tree: ``make_note`` signs the final checkpoint for the locked state.
+        Batches wait on the same lock, and the database refuses any change of a frozen state."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow("SELECT * FROM log_state WHERE origin = $1 FOR UPDATE", self.origin)
+            if row is None:
+                raise StorageError(f"log {self.origin!r} is not initialised")
+            state = _state(row)
+            if state.frozen_note is not None:
+                return state.frozen_note
+            note = make_note(state)
+            await conn.execute("UPDATE log_state SET frozen_note = $2 WHERE origin = $1", self.origin, note)
+            return note
 
     @asynccontextmanager
     async def batch(self) -> AsyncIterator[BatchTransaction]:

@@ -38,6 +38,14 @@ class Overloaded(Exception):
     """Too many entries are waiting for a batch; the caller should retry later."""
 
 
+class LogFrozen(Exception):
+    """The log was frozen: it is read-only; ``note`` is its final checkpoint (naming any successor)."""
+
+    def __init__(self, note: bytes) -> None:
+        super().__init__("the log is frozen")
+        self.note = note
+
+
 @dataclass(frozen=True, slots=True)
 class PendingEntry:
     """An admitted entry waiting for an index; its leaf is built when the index (and back-links) are known."""
@@ -174,7 +182,9 @@ class Sequencer:
                 try:
                     results = await self.append([e for e, _ in waiting])
                 except Exception as exc:  # every waiter learns of the failure
-                    if database_unavailable(exc):
+                    if isinstance(exc, LogFrozen):
+                        pass
+                    elif database_unavailable(exc):
                         _log.warning("batch of %d entries failed: database unavailable: %s", len(waiting), exc)
                     else:
                         _log.exception("batch of %d entries failed", len(waiting))
@@ -199,6 +209,8 @@ class Sequencer:
         """Append one batch in one transaction; returns where each entry is (in order)."""
         async with self.repo.batch() as tx:
             state = await tx.lock_state()
+            if state.frozen_note is not None:
+                raise LogFrozen(state.frozen_note)
             existing = await tx.existing([e.entry_id for e in entries])
             frontier = CompactRange(state.size, state.frontier)
             if frontier.root() != state.root_hash:
