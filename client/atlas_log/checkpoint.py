@@ -12,9 +12,17 @@ from dataclasses import dataclass
 from atlas_log._encoding import b64decode, b64encode
 from atlas_log.errors import FormatError, SignatureError
 from atlas_log.merkle import HASH_SIZE, RootHash
-from atlas_log.note import Signer, Verifier, format_note, open_note
+from atlas_log.note import NoteSigner, Verifier, format_note, open_note
 
-__all__ = ["Checkpoint", "open_checkpoint", "parse_checkpoint", "sign_checkpoint"]
+__all__ = [
+    "Checkpoint",
+    "Succession",
+    "frozen_checkpoint",
+    "open_checkpoint",
+    "parse_checkpoint",
+    "sign_checkpoint",
+    "succession",
+]
 
 _SIZE = re.compile(r"\A(0|[1-9][0-9]{0,19})\Z")
 MAX_SIZE = (1 << 63) - 1
@@ -77,7 +85,7 @@ def open_checkpoint(note: bytes, verifier: Verifier, origin: str | None = None) 
     return cp
 
 
-def sign_checkpoint(checkpoint: Checkpoint, signer: Signer) -> bytes:
+def sign_checkpoint(checkpoint: Checkpoint, signer: NoteSigner) -> bytes:
     """Sign a checkpoint as a C2SP signed note; the signer's name must be the origin."""
     if signer.name != checkpoint.origin:
         raise FormatError(f"signer {signer.name!r} may not sign for origin {checkpoint.origin!r}")

@@ -12,7 +12,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import NewType
+from typing import NewType, Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -26,6 +26,7 @@ __all__ = [
     "KeyID",
     "Note",
     "NoteSignature",
+    "NoteSigner",
     "Signer",
     "Verifier",
     "format_note",
@@ -222,6 +223,19 @@ class Signer:
         if not text.endswith("\n"):
             raise FormatError("note text must end with a newline")
         return NoteSignature(self.name, self.verifier.key_id, self._key.sign(text.encode()))
+
+
+class NoteSigner(Protocol):
+    """Anything that signs note text as one named key: a :class:`Signer` holding the key, or an interface to
+    a key held elsewhere (an HSM or KMS)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def verifier(self) -> Verifier: ...
+
+    def sign(self, text: str) -> NoteSignature: ...
 
 
 def open_note(msg: bytes, verifiers: Sequence[Verifier]) -> tuple[Note, list[NoteSignature]]:

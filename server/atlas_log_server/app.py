@@ -29,7 +29,7 @@ from atlas_log_server.errors import install_handlers
 from atlas_log_server.log.proofs import ProofService
 from atlas_log_server.log.publisher import Publisher, WitnessEndpoint
 from atlas_log_server.log.sequencer import Sequencer
-from atlas_log_server.log.signer import CheckpointSigner, load_or_create_key
+from atlas_log_server.log.signer import CheckpointSigner, CommandSigner, load_signer
 from atlas_log_server.logs import RequestIdMiddleware, configure_logging
 from atlas_log_server.metrics import Metrics
 from atlas_log_server.metrics import router as metrics_router
@@ -50,7 +50,7 @@ def create_app(settings: Settings) -> FastAPI:
         url = await asyncio.to_thread(resolve_database_url, settings)
         if settings.migrate_on_start:
             await asyncio.to_thread(migrate.upgrade, url)
-        signer, created = load_or_create_key(settings.signing_key_path, settings.origin)
+        signer, created = load_signer(settings)
         if created:
             _log.warning("generated a new checkpoint signing key in %s", settings.signing_key_path)
         pool = await create_pool(url, settings.pool_size)
@@ -112,6 +112,8 @@ def create_app(settings: Settings) -> FastAPI:
                 await attestation.http.aclose()
         finally:
             await pool.close()
+            if isinstance(signer, CommandSigner):
+                signer.close()
 
     configure_logging(settings.log_format, settings.log_level)
     metrics = Metrics()

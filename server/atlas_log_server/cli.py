@@ -17,7 +17,7 @@ from atlas_log.note import Signer
 from atlas_log_server.config import Settings
 from atlas_log_server.db import migrate
 from atlas_log_server.db.engine import resolve_database_url
-from atlas_log_server.log.signer import load_or_create_key
+from atlas_log_server.log.signer import CommandSigner, load_or_create_key, load_signer
 
 
 def _settings(**overrides: object) -> Settings:
@@ -48,7 +48,9 @@ def _serve(args: argparse.Namespace) -> int:
     configure_logging(settings.log_format, settings.log_level)
     url = resolve_database_url(settings)
     migrate.upgrade(url)
-    signer, created = load_or_create_key(settings.signing_key_path, settings.origin)
+    signer, created = load_signer(settings)
+    if isinstance(signer, CommandSigner):
+        signer.close()  # the app starts its own
     where = (
         "embedded PostgreSQL in " + str(settings.data_dir / "pgdata")
         if not settings.database_url
@@ -65,7 +67,7 @@ def _serve(args: argparse.Namespace) -> int:
     client = _client_command()
     print(
         f"Atlas Log serving {settings.origin} on {base} ({where})\n"
-        f"  checkpoint key {'generated' if created else 'loaded'}: {settings.signing_key_path}\n"
+        f"  checkpoint key {'generated' if created else 'loaded'}: {settings.signer_command or settings.signing_key_path}\n"
         f"  verifier key:  {signer.verifier.vkey}\n"
         + (
             f"  TDX: SIMULATED platform in {settings.platform_dir} (development only; quotes prove nothing)\n"
@@ -188,7 +190,7 @@ def _freeze(args: argparse.Namespace) -> int:
 
     settings = _settings()
     url = resolve_database_url(settings)
-    signer, _ = load_or_create_key(settings.signing_key_path, settings.origin)
+    signer, _ = load_signer(settings)
 
     def final(state: LogState) -> bytes:
         current = open_checkpoint(state.checkpoint or b"", signer.verifier)

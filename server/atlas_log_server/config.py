@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     witness_quorum: int = Field(default=0, ge=0, description="cosignatures a checkpoint needs to be published")
     checkpoint_interval_s: float = Field(default=1.0, gt=0, le=3600, description="publishing interval")
     simulated_platform_dir: Path | None = Field(default=None, description="default data_dir/simulated-tdx")
+    signer_command: str | None = Field(
+        default=None, description="external signer command (one base64 message per line in, signature out)"
+    )
+    signer_vkey: str | None = Field(default=None, description="verifier key of the external signer's key")
     require_tokens: bool = Field(default=False, description="submissions need a tenant's bearer token")
     admin_token_sha256: str | None = Field(
         default=None, description="SHA-256 (hex) of the admin token; admin operations are disabled when unset"
@@ -97,6 +101,8 @@ class Settings(BaseSettings):
         for root in self.tdx_extra_roots:
             if not re.fullmatch(r"[0-9a-f]{64}", root):
                 raise ValueError("tdx_extra_roots must be SHA-256 fingerprints in lowercase hex")
+        if (self.signer_command is None) != (self.signer_vkey is None):
+            raise ValueError("signer_command and signer_vkey go together (an external signer and its key)")
         if self.admin_token_sha256 is not None and not re.fullmatch(r"[0-9a-f]{64}", self.admin_token_sha256):
             raise ValueError("admin_token_sha256 must be the SHA-256 of the admin token in lowercase hex")
         return self

@@ -1,15 +1,27 @@
-"""The checkpoint signer: signs only checkpoints consistent with the last one it signed (tlog-checkpoint)."""
+"""The checkpoint signer: signs only checkpoints consistent with the last one it signed (tlog-checkpoint).
+
+The key is a file (generated on first start) or held by an external signer: a long-running command that
+reads one base64 message per line on stdin and answers with one base64 Ed25519 signature per line on stdout
+(the interface an HSM or KMS adapter implements). Every external signature is verified against the
+configured verifier key before it is used.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
+import shlex
+import subprocess
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 from atlas_log.checkpoint import Checkpoint, sign_checkpoint
 from atlas_log.errors import Error, ProofError
 from atlas_log.merkle import verify_consistency
-from atlas_log.note import Signer
+from atlas_log.note import NoteSignature, NoteSigner, Signer, Verifier
+from atlas_log_server.config import Settings
 
 
 class SigningRefused(Exception):
@@ -35,10 +47,66 @@ def load_or_create_key(path: Path, origin: str) -> tuple[Signer, bool]:
     return signer, True
 
 
+class CommandSigner:
+    """A :class:`~atlas_log.note.NoteSigner` whose key lives in an external signer process."""
+
+    def __init__(self, command: str, verifier: Verifier, timeout_s: float = 10.0) -> None:
+        self._verifier = verifier
+        self.timeout_s = timeout_s
+        self._lock = threading.Lock()
+        self._proc = subprocess.Popen(
+            shlex.split(command), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
+        )
+
+    @property
+    def name(self) -> str:
+        return self._verifier.name
+
+    @property
+    def verifier(self) -> Verifier:
+        return self._verifier
+
+    def sign(self, text: str) -> NoteSignature:
+        with self._lock:
+            assert self._proc.stdin is not None and self._proc.stdout is not None
+            if self._proc.poll() is not None:
+                raise SigningRefused(f"the external signer exited with {self._proc.returncode}")
+            self._proc.stdin.write(base64.b64encode(text.encode()).decode() + "\n")
+            self._proc.stdin.flush()
+            answer = self._proc.stdout.readline().strip()
+        try:
+            signature = base64.b64decode(answer, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise SigningRefused(f"the external signer answered {answer[:40]!r}, not a base64 signature") from exc
+        if not self._verifier.verify(text, signature):
+            raise SigningRefused("the external signer's signature does not verify with the configured key")
+        return NoteSignature(self.name, self._verifier.key_id, signature)
+
+    def close(self) -> None:
+        if self._proc.stdin is not None:
+            self._proc.stdin.close()
+        try:
+            self._proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+
+
+def load_signer(settings: Settings) -> tuple[NoteSigner, bool]:
+    """The configured checkpoint key: an external signer (``ATLAS_SIGNER_COMMAND`` with
+    ``ATLAS_SIGNER_VKEY``) or the key file (created when absent). Returns (signer, created)."""
+    if settings.signer_command:
+        assert settings.signer_vkey is not None  # the settings validator demands both
+        verifier = Verifier.from_vkey(settings.signer_vkey)
+        if verifier.name != settings.origin:
+            raise SigningRefused(f"the signer key is for origin {verifier.name!r}, not {settings.origin!r}")
+        return CommandSigner(settings.signer_command, verifier), False
+    return load_or_create_key(settings.signing_key_path, settings.origin)
+
+
 class CheckpointSigner:
     """Signs checkpoints for one origin after proving each is consistent with its predecessor."""
 
-    def __init__(self, signer: Signer) -> None:
+    def __init__(self, signer: NoteSigner) -> None:
         self.signer = signer
         self._last: Checkpoint | None = None  # the newest checkpoint this process knows was committed
 
