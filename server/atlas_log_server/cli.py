@@ -65,9 +65,10 @@ def _serve(args: argparse.Namespace) -> int:
             print(f"cannot listen on {base}: {exc}", file=sys.stderr)
             return 1
     client = _client_command()
+    key_source = settings.signer_command or settings.signing_key_path
     print(
         f"Atlas Log serving {settings.origin} on {base} ({where})\n"
-        f"  checkpoint key {'generated' if created else 'loaded'}: {settings.signer_command or settings.signing_key_path}\n"
+        f"  checkpoint key {'generated' if created else 'loaded'}: {key_source}\n"
         f"  verifier key:  {signer.verifier.vkey}\n"
         + (
             f"  TDX: SIMULATED platform in {settings.platform_dir} (development only; quotes prove nothing)\n"
