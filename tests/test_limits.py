@@ -1,4 +1,5 @@
-"""Request body limits over a real socket: a client that sends its body too slowly gets 408, in time."""
+"""Request limits over a real server: a body sent too slowly gets 408 in time; JSON nested too deep and lists
+longer than allowed get clear 400s."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from atlas_log.submission import demo_submission
 from tests.conftest import ServerProcess
 
 
@@ -38,3 +42,13 @@ def test_a_slow_body_is_cut_off_with_408(impatient: ServerProcess) -> None:
     assert head.startswith(b"HTTP/1.1 408"), head
     assert json.loads(body)["type"].endswith("/request-timeout")
     assert 0.8 <= waited < 5
+
+
+def test_deep_or_wide_json_is_a_clear_400(impatient: ServerProcess) -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    r = httpx.post(impatient.url + "/api/v1/entries", content=deep, timeout=30)
+    assert r.status_code == 400 and r.json()["type"].endswith("/invalid-json")
+    body = demo_submission(Ed25519PrivateKey.generate(), 0)
+    keys = body["verificationMaterial"]["publicKeys"] * 17  # more keys than a submission may list
+    r = httpx.post(impatient.url + "/api/v1/entries", json={**body, "verificationMaterial": {"publicKeys": keys}})
+    assert r.status_code == 400 and "1..16" in r.json()["detail"]
