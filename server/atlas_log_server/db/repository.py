@@ -78,8 +78,14 @@ class BatchTransaction:
         return _state(row)
 
     async def existing(self, entry_ids: Sequence[bytes]) -> dict[bytes, int]:
-        rows = await self._conn.fetch("SELECT entry_id, idx FROM entries WHERE entry_id = ANY($1::bytea[])", entry_ids)
-        return {r["entry_id"]: r["idx"] for r in rows}
+        # One unique-index probe per id, whatever plan the statement caches (a plan made while the table was
+        # empty would otherwise scan it on every batch, under the log's lock).
+        rows = await self._conn.fetch(
+            "SELECT k.id, (SELECT e.idx FROM entries e WHERE e.entry_id = k.id) AS idx "
+            "FROM unnest($1::bytea[]) AS k(id)",
+            entry_ids,
+        )
+        return {r["id"]: r["idx"] for r in rows if r["idx"] is not None}
 
     async def insert_entries(self, entries: Sequence[StoredEntry]) -> None:
         await self._conn.copy_records_to_table(
@@ -202,6 +208,10 @@ class Repository:
             note = make_note(state)
             await conn.execute("UPDATE log_state SET frozen_note = $2 WHERE origin = $1", self.origin, note)
             return note
+
+    async def analyze(self) -> None:
+        """Refresh the planner's statistics of the growing tables (their cached plans are then re-made)."""
+        await self.pool.execute("ANALYZE entries, entry_artifacts, tiles, checkpoints")
 
     @asynccontextmanager
     async def batch(self) -> AsyncIterator[BatchTransaction]:

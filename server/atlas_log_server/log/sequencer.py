@@ -145,6 +145,7 @@ class Sequencer:
         self.max_batch = max_batch
         self.max_age_s = max_age_s
         self._queue: asyncio.Queue[tuple[PendingEntry, asyncio.Future[Sequenced]]] = asyncio.Queue(max_pending)
+        self._analyzing: asyncio.Task[None] | None = None
 
     async def submit(self, entry: PendingEntry) -> Sequenced:
         """Queue ``entry`` and wait until its batch has committed; raises :class:`Overloaded` when full."""
@@ -192,6 +193,7 @@ class Sequencer:
                         if not f.done():
                             f.set_exception(exc)
                     continue
+                self._analyze_on_growth(results[-1].batch)
                 if self.metrics is not None:
                     self.metrics.batch_entries.observe(len(waiting))
                     self.metrics.batch_seconds.observe(loop.time() - started)
@@ -204,6 +206,23 @@ class Sequencer:
                 _, f = self._queue.get_nowait()
                 if not f.done():
                     f.set_exception(Overloaded("server is shutting down"))
+
+    def _analyze_on_growth(self, batch: Batch) -> None:
+        """Refresh the planner's statistics each time the log doubles (from 1,024 entries): plans made for a
+        small table stay fast as it grows, whether or not autovacuum runs."""
+        old, new = batch.old_size, batch.checkpoint.size
+        if new < 1024 or old.bit_length() == new.bit_length() or self._analyzing is not None:
+            return
+
+        async def analyze() -> None:
+            try:
+                await self.repo.analyze()
+            except Exception as exc:  # statistics are an optimisation; the log is correct without them
+                _log.warning("refreshing table statistics failed: %s", exc)
+            finally:
+                self._analyzing = None
+
+        self._analyzing = asyncio.get_running_loop().create_task(analyze())
 
     async def append(self, entries: Sequence[PendingEntry]) -> list[Sequenced]:
         """Append one batch in one transaction; returns where each entry is (in order)."""
