@@ -28,6 +28,7 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--unattested", action="store_true")
+    ap.add_argument("--tag", default="", help="suffix for the result file name (e.g. a long run)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="atlas-bench-admission-"))
     health = tmp / "health.jsonl"
@@ -50,7 +51,7 @@ def main() -> None:
     ok = admission["statuses"].get("201", 0)
     target = 2000 if args.unattested else 1500
     report(
-        "admission-unattested" if args.unattested else "admission",
+        ("admission-unattested" if args.unattested else "admission") + (f"-{args.tag}" if args.tag else ""),
         {
             "attested": not args.unattested,
             "workers": args.workers,
