@@ -183,11 +183,9 @@ class Sequencer:
                 try:
                     results = await self.append([e for e, _ in waiting])
                 except Exception as exc:  # every waiter learns of the failure
-                    if isinstance(exc, LogFrozen):
-                        pass
-                    elif database_unavailable(exc):
+                    if database_unavailable(exc):
                         _log.warning("batch of %d entries failed: database unavailable: %s", len(waiting), exc)
-                    else:
+                    elif not isinstance(exc, LogFrozen):  # a frozen log refusing entries is no failure
                         _log.exception("batch of %d entries failed", len(waiting))
                     for _, f in waiting:
                         if not f.done():
@@ -202,6 +200,8 @@ class Sequencer:
                     if not f.done():
                         f.set_result(r)
         finally:
+            if self._analyzing is not None:
+                self._analyzing.cancel()
             while not self._queue.empty():
                 _, f = self._queue.get_nowait()
                 if not f.done():
