@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -22,7 +24,18 @@ def test_serve_with_no_database_url_uses_embedded_postgres(tmp_path: Path) -> No
         out = server.log_path.read_text()
         vkey = httpx.get(server.url + "/api/v1/log").json()["verifierKey"]
         assert f"verifier key:  {vkey}" in out
-        assert "atlas-log demo --count 1" in out
+        # The commands the banner prints work as printed (run from the data folder's parent, as `make run`).
+        submit = next(line for line in out.splitlines() if "submit a first entry:" in line).split(":", 1)[1]
+        verify = next(line for line in out.splitlines() if "check it offline:" in line).split(":", 1)[1]
+        client = f"{sys.executable} -m atlas_log.cli"
+        work = tmp_path / "work"
+        (work / ".atlas-log").mkdir(parents=True)
+        (work / ".atlas-log" / "simulated-tdx").symlink_to(data / "simulated-tdx")
+        for command in (submit, verify):
+            line = client + " " + command.strip().split(" ", 1)[1]
+            run = subprocess.run(["bash", "-c", line], cwd=work, capture_output=True, text=True, timeout=120)
+            assert run.returncode == 0, line + "\n" + run.stdout + run.stderr
+        assert len(list((work / "receipts").glob("*.json"))) == 1
         assert (data / "pgdata" / "PG_VERSION").exists()
         assert Signer.from_skey((data / "log.key").read_text()).verifier.vkey == vkey
         assert oct((data / "log.key").stat().st_mode & 0o777) == "0o600"

