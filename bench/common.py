@@ -83,40 +83,49 @@ def free_port() -> int:
 
 
 class Server:
-    """An ``atlas-log-server serve`` process."""
+    """An ``atlas-log-server serve`` process on a port of its own; :meth:`kill` and :meth:`start` restart it
+    on the same port (fault runs)."""
 
     def __init__(self, db_url: str, data_dir: Path, workers: int = 1, **env: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         data_dir.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "atlas_log_server.cli",
-                "serve",
-                "--port",
-                str(self.port),
-                "--log-level",
-                "warning",
-                "--workers",
-                str(workers),
-            ],
-            env={**os.environ, "ATLAS_DATABASE_URL": db_url, "ATLAS_DATA_DIR": str(data_dir), **env},
-            stdout=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        self.args = [
+            sys.executable,
+            "-m",
+            "atlas_log_server.cli",
+            "serve",
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warning",
+            "--workers",
+            str(workers),
+        ]
+        self.env = {**os.environ, "ATLAS_DATABASE_URL": db_url, "ATLAS_DATA_DIR": str(data_dir), **env}
+        self.start()
+
+    def start(self) -> float:
+        """Start the process and wait until it is ready; returns the seconds that took."""
+        started = time.monotonic()
+        self.proc = subprocess.Popen(self.args, env=self.env, stdout=subprocess.DEVNULL)
+        while time.monotonic() - started < 60:
             try:
                 if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
-                    return
+                    return time.monotonic() - started
             except httpx.HTTPError:
-                time.sleep(0.1)
-        raise RuntimeError("server did not start")
+                time.sleep(0.05)
+        raise RuntimeError(f"server on port {self.port} did not start")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown of any kind."""
+        self.proc.kill()
+        self.proc.wait()
 
     def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(20)
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(20)
 
 
 def loadgen(url: str, requests_file: Path, concurrency: int, duration: float, warmup: int = 0) -> dict[str, Any]:

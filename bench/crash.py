@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -36,50 +33,7 @@ from atlas_log.merkle import verify_consistency
 from atlas_log.note import Verifier
 from atlas_log.receipt import verify_receipt
 from atlas_log.submission import demo_submission
-from bench.common import free_port, fresh_database, report
-
-
-class Proc:
-    """One server process on a fixed port, restartable."""
-
-    def __init__(self, db_url: str, data_dir: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.db_url, self.data_dir = db_url, data_dir
-        self.log = (data_dir / f"server-{self.port}.log").open("ab")
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> float:
-        t0 = time.monotonic()
-        env = {
-            **os.environ,
-            "ATLAS_DATABASE_URL": self.db_url,
-            "ATLAS_DATA_DIR": str(self.data_dir),
-            "ATLAS_ALLOW_UNATTESTED": "true",
-        }
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "atlas_log_server.cli", "serve", "--port", str(self.port), "--log-level", "warning"],
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        while time.monotonic() - t0 < 60:
-            try:
-                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
-                    return time.monotonic() - t0
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        raise RuntimeError(f"server on {self.port} did not come back")
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(20)
+from bench.common import Server, fresh_database, report
 
 
 def main() -> None:
@@ -94,9 +48,7 @@ def main() -> None:
     rng = random.Random(args.seed)
     tmp = Path(tempfile.mkdtemp(prefix="atlas-bench-crash-"))
     db_url = fresh_database("atlas_bench_crash")
-    procs = [Proc(db_url, tmp) for _ in range(args.servers)]
-    for p in procs:
-        p.start()
+    procs = [Server(db_url, tmp, ATLAS_ALLOW_UNATTESTED="true") for _ in range(args.servers)]
     vkey = httpx.get(procs[0].url + "/api/v1/log").json()["verifierKey"]
     verifier = Verifier.from_vkey(vkey)
 
