@@ -41,3 +41,18 @@ def test_quorum() -> None:
     bad = NoteSignature(a.verifier.name, a.verifier.key_id, bytes(76))
     with pytest.raises(SignatureError, match="does not verify"):
         verify_cosignatures(Note(TEXT, (bad,)), [a.verifier], 1)
+
+
+def test_cosigner_vkey_whose_key_id_does_not_match_is_refused() -> None:
+    """signed-note §Verifier keys: the ID in a vkey is hash(name, type, key). A 0x01 vkey for a cosigner is
+    re-keyed as 0x04, but its own ID must still be the 0x01 ID of that name and key, or a typo (or a swapped
+    name) would silently pin a different witness identity than the operator wrote down."""
+    log = Signer.generate("witness.example")
+    name, kid, key = log.verifier.vkey.split("+", 2)
+    wrong_id = f"{name}+{int(kid, 16) ^ 1:08x}+{key}"
+    other_name = f"witness.other+{kid}+{key}"
+    cname, ckid, ckey = CosignatureSigner("witness.example", Ed25519PrivateKey.generate()).verifier.vkey.split("+", 2)
+    wrong_0x04 = f"{cname}+{int(ckid, 16) ^ 1:08x}+{ckey}"
+    for vkey in (wrong_id, other_name, wrong_0x04):
+        with pytest.raises(FormatError, match="key ID"):
+            CosignatureVerifier.from_vkey(vkey)

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from atlas_log._encoding import b64encode
 from atlas_log.errors import FormatError, SignatureError
-from atlas_log.note import KeyID, Note, NoteSignature, key_id, split_vkey
+from atlas_log.note import ALG_ED25519, KeyID, Note, NoteSignature, key_id, split_vkey
 
 __all__ = ["ALG_COSIGNATURE_V1", "CosignatureSigner", "CosignatureVerifier", "verify_cosignatures"]
 
@@ -48,13 +48,18 @@ class CosignatureVerifier:
 
     @classmethod
     def from_vkey(cls, vkey: str) -> CosignatureVerifier:
-        """``<name>+<hex key ID>+<base64(0x04 ‖ key)>``; an Ed25519 (0x01) vkey is accepted and re-keyed as 0x04."""
+        """``<name>+<hex key ID>+<base64(0x04 ‖ key)>``; an Ed25519 (0x01) vkey is accepted and re-keyed as 0x04.
+
+        Either way the vkey's key ID must be ``key_id(name, type, key)`` for the type it is written with
+        (signed-note §Verifier keys), so a vkey whose ID belongs to another name or key is refused.
+        """
         name, kid, raw = split_vkey(vkey)
-        if len(raw) != 33 or raw[0] not in (0x01, ALG_COSIGNATURE_V1):
+        if len(raw) != 33 or raw[0] not in (ALG_ED25519, ALG_COSIGNATURE_V1):
             raise FormatError("cosigner key must be type 0x04 (or 0x01) with a 32-byte Ed25519 key")
         v = cls(name, raw[1:])
-        if raw[0] == ALG_COSIGNATURE_V1 and v.key_id != kid:
-            raise FormatError(f"cosigner key ID {kid:08x} does not match the key")
+        expected = key_id(name, raw[0], raw[1:])
+        if kid != expected:
+            raise FormatError(f"cosigner key ID {kid:08x} does not match its name and key (expected {expected:08x})")
         return v
 
     @property
