@@ -5,7 +5,13 @@ import hashlib
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from atlas_log.cosignature import CosignatureSigner, CosignatureVerifier, verify_cosignatures
+from atlas_log.cosignature import (
+    DEFAULT_COSIGNATURE_MAX_FUTURE_S,
+    CosignatureSigner,
+    CosignatureVerifier,
+    CosignatureWindow,
+    verify_cosignatures,
+)
 from atlas_log.errors import FormatError, SignatureError
 from atlas_log.note import Note, NoteSignature, Signer
 
@@ -35,12 +41,12 @@ def test_log_vkey_is_rekeyed_as_cosigner() -> None:
 def test_quorum() -> None:
     a, b = (CosignatureSigner(f"w{i}.example", Ed25519PrivateKey.generate()) for i in range(2))
     note = Note(TEXT, (a.sign(TEXT, 100), b.sign(TEXT, 101)))
-    assert verify_cosignatures(note, [a.verifier, b.verifier], 2) == ["w0.example", "w1.example"]
+    assert verify_cosignatures(note, [a.verifier, b.verifier], 2, now=200) == ["w0.example", "w1.example"]
     with pytest.raises(SignatureError, match="only 1 of the required 2"):
-        verify_cosignatures(Note(TEXT, (a.sign(TEXT, 100),)), [a.verifier, b.verifier], 2)
+        verify_cosignatures(Note(TEXT, (a.sign(TEXT, 100),)), [a.verifier, b.verifier], 2, now=200)
     bad = NoteSignature(a.verifier.name, a.verifier.key_id, bytes(76))
     with pytest.raises(SignatureError, match="does not verify"):
-        verify_cosignatures(Note(TEXT, (bad,)), [a.verifier], 1)
+        verify_cosignatures(Note(TEXT, (bad,)), [a.verifier], 1, now=200)
 
 
 def test_cosigner_vkey_whose_key_id_does_not_match_is_refused() -> None:
@@ -56,3 +62,27 @@ def test_cosigner_vkey_whose_key_id_does_not_match_is_refused() -> None:
     for vkey in (wrong_id, other_name, wrong_0x04):
         with pytest.raises(FormatError, match="key ID"):
             CosignatureVerifier.from_vkey(vkey)
+
+
+def test_cosignature_timestamps_are_checked_against_the_verifiers_clock() -> None:
+    """tlog-cosignature §Signed message: verifiers MAY reject future timestamps. A cosignature dated ahead
+    of the verifier's clock (a witness key that pre-dated its cosignatures, or a badly skewed witness) would
+    pass any freshness bound for as long as its date lies ahead, so it does not count toward the quorum;
+    with a maximum age, neither does a cosignature that says nothing about the present."""
+    a, b = (CosignatureSigner(f"w{i}.example", Ed25519PrivateKey.generate()) for i in range(2))
+    now = 1_800_000_000
+    ahead = now + DEFAULT_COSIGNATURE_MAX_FUTURE_S
+    note = Note(TEXT, (a.sign(TEXT, ahead), b.sign(TEXT, ahead + 1)))
+    with pytest.raises(SignatureError, match=r"w1\.example.*1 s beyond the allowed clock skew"):
+        verify_cosignatures(note, [a.verifier, b.verifier], 2, now=now)
+    assert verify_cosignatures(note, [a.verifier, b.verifier], 1, now=now) == ["w0.example"]
+    assert verify_cosignatures(note, [a.verifier, b.verifier], 2, now=now + 1) == ["w0.example", "w1.example"]
+
+    old = Note(TEXT, (a.sign(TEXT, now - 3600), b.sign(TEXT, now - 60)))
+    assert verify_cosignatures(old, [a.verifier, b.verifier], 2, now=now) == ["w0.example", "w1.example"]
+    fresh = CosignatureWindow(max_age_s=600)
+    with pytest.raises(SignatureError, match=r"w0\.example.*3600 s old.*600 s"):
+        verify_cosignatures(old, [a.verifier, b.verifier], 2, now=now, window=fresh)
+    assert verify_cosignatures(old, [a.verifier, b.verifier], 1, now=now, window=fresh) == ["w1.example"]
+    with pytest.raises(FormatError):
+        CosignatureWindow(max_future_s=-1)

@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import time
 from dataclasses import dataclass
 
 import httpx
 
 from atlas_log.checkpoint import parse_checkpoint
-from atlas_log.cosignature import CosignatureVerifier
+from atlas_log.cosignature import DEFAULT_WINDOW, CosignatureVerifier
 from atlas_log.errors import Error
 from atlas_log.note import parse_note
 from atlas_log_server.db.repository import Repository
@@ -106,8 +107,13 @@ class Publisher:
             except Error:
                 return None
             mine = [s for s in sigs if (s.name, s.key_id) == (w.verifier.name, w.verifier.key_id)]
-            if not mine or w.verifier.timestamp(text, mine[0].signature) is None:
+            ts = w.verifier.timestamp(text, mine[0].signature) if mine else None
+            if ts is None:
                 _log.warning("witness %s returned a cosignature that does not verify", w.url)
+                return None
+            late = DEFAULT_WINDOW.problem(ts, int(time.time()))
+            if late is not None:  # clients would not count it: publishing it would only fail their quorum
+                _log.warning("witness %s returned a cosignature %s", w.url, late)
                 return None
             w.known_size = size
             return mine[0].line().encode()
