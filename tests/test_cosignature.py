@@ -86,3 +86,15 @@ def test_cosignature_timestamps_are_checked_against_the_verifiers_clock() -> Non
     assert verify_cosignatures(old, [a.verifier, b.verifier], 1, now=now, window=fresh) == ["w1.example"]
     with pytest.raises(FormatError):
         CosignatureWindow(max_future_s=-1)
+
+
+def test_a_cosignature_dated_zero_never_counts() -> None:
+    """tlog-witness: a checkpoint cosignature's timestamp MUST NOT be zero (0 is reserved for subtree
+    cosignatures, which say nothing about time). A witness key that signed one must not satisfy a policy."""
+    key = Ed25519PrivateKey.generate()
+    w = CosignatureSigner("w0.example", key).verifier
+    sig = key.sign(f"cosignature/v1\ntime 0\n{TEXT}".encode())
+    note = Note(TEXT, (NoteSignature(w.name, w.key_id, bytes(8) + sig),))
+    assert w.timestamp(TEXT, bytes(8) + sig) == 0  # the signature itself is valid
+    with pytest.raises(SignatureError, match="dated 0"):
+        verify_cosignatures(note, [w], 1, now=1_800_000_000)

@@ -125,6 +125,8 @@ class CosignatureWindow:
 
     def problem(self, timestamp: int, now: int) -> str | None:
         """Why a cosignature dated ``timestamp`` is outside the window at ``now``, or None if it is inside."""
+        if timestamp == 0:  # tlog-witness: a checkpoint cosignature's timestamp MUST NOT be zero
+            return "dated 0, which a checkpoint cosignature never is"
         if timestamp > now + self.max_future_s:
             return (
                 f"dated {timestamp}, {timestamp - now - self.max_future_s} s beyond the allowed clock skew of "
