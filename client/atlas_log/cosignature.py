@@ -27,6 +27,7 @@ from atlas_log.note import ALG_ED25519, KeyID, Note, NoteSignature, key_id, spli
 __all__ = [
     "ALG_COSIGNATURE_V1",
     "DEFAULT_COSIGNATURE_MAX_FUTURE_S",
+    "DEFAULT_WINDOW",
     "CosignatureSigner",
     "CosignatureVerifier",
     "CosignatureWindow",
