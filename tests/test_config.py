@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+from pydantic import ValidationError
+
 from atlas_log_server.config import Settings
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -16,3 +19,11 @@ def test_every_setting_is_in_the_readme_table() -> None:
     expected = {"ATLAS_" + name.upper() for name in Settings.model_fields}
     assert expected <= documented, sorted(expected - documented)
     assert documented <= expected | {"ATLAS_HOST", "ATLAS_PORT"}, sorted(documented - expected)
+
+
+def test_fresh_nonces_need_a_publishing_interval_within_half_the_nonce_age() -> None:
+    """A publisher that looks less often than half the nonce lifetime could let every root it offers go stale."""
+    with pytest.raises(ValidationError, match="nonce_max_age_s / 2"):
+        Settings(require_fresh_nonce=True, nonce_max_age_s=4, checkpoint_interval_s=3)
+    Settings(require_fresh_nonce=True, nonce_max_age_s=4, checkpoint_interval_s=2)
+    Settings(require_fresh_nonce=False, nonce_max_age_s=4, checkpoint_interval_s=3)

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from atlas_log.checkpoint import Checkpoint, sign_checkpoint
-from atlas_log.cosignature import CosignatureVerifier, verify_cosignatures
+from atlas_log.cosignature import CosignatureVerifier, CosignatureWindow, verify_cosignatures
 from atlas_log.merkle import EMPTY_ROOT, RootHash
 from atlas_log.note import Signer, parse_note
 from tests import reference
@@ -40,8 +40,10 @@ def body(old: int, new: int, proof: list[bytes] | None = None, n: bytes | None =
 class Witness:
     """A witness process for one log (by default this module's test log)."""
 
-    def __init__(self, folder: Path, log_vkey: str = LOG.verifier.vkey, name: str = "witness.example/w1") -> None:
-        self.folder, self.log_vkey, self.name = folder, log_vkey, name
+    def __init__(
+        self, folder: Path, log_vkey: str = LOG.verifier.vkey, name: str = "witness.example/w1", rate: float = 1000
+    ) -> None:
+        self.folder, self.log_vkey, self.name, self.rate = folder, log_vkey, name, rate
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.start()
@@ -64,7 +66,7 @@ class Witness:
                 "--log",
                 self.log_vkey,
                 "--rate",
-                "1000",
+                str(self.rate),
             ],
             stdout=subprocess.PIPE,
             text=True,
@@ -97,7 +99,9 @@ def witness(tmp_path: Path) -> Iterator[Witness]:
 def cosigned(w: Witness, resp: httpx.Response, n: int) -> None:
     assert resp.status_code == 200, resp.text
     full = parse_note(note(n) + resp.content)
-    assert verify_cosignatures(full, [CosignatureVerifier.from_vkey(w.vkey)], 1) == ["witness.example/w1"]
+    window = CosignatureWindow(max_future_s=5, max_age_s=60)  # a witness cosigns with its current time
+    got = verify_cosignatures(full, [CosignatureVerifier.from_vkey(w.vkey)], 1, now=int(time.time()), window=window)
+    assert got == ["witness.example/w1"]
 
 
 def test_first_checkpoint_extension_and_stale_size(witness: Witness) -> None:
@@ -143,3 +147,28 @@ def test_state_survives_a_restart(witness: Witness) -> None:
     stale = witness.post(body(0, 12))
     assert stale.status_code == 409 and stale.text == "10\n"
     cosigned(witness, witness.post(body(10, 12)), 12)
+
+
+def test_junk_and_replays_cannot_starve_the_logs_checkpoints(tmp_path: Path) -> None:
+    """The per-log budget (burst 20, here refilled at one request per 1000 s) is charged only by a checkpoint
+    that the log signed and that advances the witness. Anyone can post junk under the log's origin, or replay
+    the log's own signed checkpoints; neither may use up the budget the log needs for its real checkpoints."""
+    w = Witness(tmp_path, rate=0.001)
+    try:
+        forger = Signer.generate(ORIGIN)
+        for _ in range(25):  # unsigned junk: a checkpoint under the log's origin signed by another key
+            assert w.post(body(0, 5, n=note(5, forger))).status_code == 403
+        cosigned(w, w.post(body(0, 5)), 5)
+        for _ in range(25):  # replays of the log's own signed checkpoint: the same tree, and a stale size
+            cosigned(w, w.post(body(5, 5)), 5)
+            assert w.post(body(0, 13)).status_code == 409
+        bad_proof = [bytes(32)] * len(reference.proof(5, LEAVES[:13]))
+        for _ in range(25):  # a signed newer checkpoint with a bad proof never advances the witness
+            assert w.post(body(5, 13, bad_proof)).status_code == 422
+        cosigned(w, w.post(body(5, 13)), 13)
+        for n in range(14, 14 + 18):  # the log's own advancing checkpoints: 20 in all fit the burst
+            cosigned(w, w.post(body(n - 1, n)), n)
+        limited = w.post(body(31, 32))
+        assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1
+    finally:
+        w.stop()

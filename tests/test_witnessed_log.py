@@ -4,13 +4,14 @@ cosignatures, wait=witnessed receipts verify under the policy, and receipts upgr
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from atlas_log.cosignature import CosignatureVerifier
+from atlas_log.cosignature import CosignatureVerifier, CosignatureWindow
 from atlas_log.errors import SignatureError
 from atlas_log.http import LogClient
 from atlas_log.note import Signer
@@ -71,3 +72,51 @@ def test_witnessed_checkpoints_and_receipts(db_url: str, tmp_path: Path) -> None
         server.stop()
         for w in witnesses:
             w.stop()
+
+
+def test_an_idle_witnessed_log_stays_fresh(db_url: str, tmp_path: Path) -> None:
+    """With fresh nonces required, an idle witnessed log re-publishes its unchanged checkpoint with fresh
+    cosignatures: a client that demands cosignatures younger than the nonce age keeps accepting its view, and
+    the root it serves keeps being accepted as a nonce."""
+    max_age = 4
+    data = tmp_path / "data"
+    log_key = Signer.generate("atlas-log.localhost/dev")
+    data.mkdir(parents=True)
+    (data / "log.key").write_text(log_key.skey + "\n")
+    witness = Witness(tmp_path / "w", log_key.verifier.vkey, "witness.example/w0")
+    server = ServerProcess(
+        db_url,
+        data,
+        env={
+            "ATLAS_WITNESSES": json.dumps([f"{witness.url} {witness.vkey}"]),
+            "ATLAS_WITNESS_QUORUM": "1",
+            "ATLAS_CHECKPOINT_INTERVAL_S": "0.2",
+            "ATLAS_REQUIRE_FRESH_NONCE": "true",
+            "ATLAS_NONCE_MAX_AGE_S": str(max_age),
+        },
+    )
+    try:
+        key = Ed25519PrivateKey.generate()
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            client = LogClient(
+                http,
+                log_key.verifier,
+                witnesses=[CosignatureVerifier.from_vkey(witness.vkey)],
+                quorum=1,
+                cosignature_window=CosignatureWindow(max_future_s=5, max_age_s=max_age),
+            )
+            for n in (1, 2):
+                deadline = time.monotonic() + 10
+                while http.get("/checkpoint").status_code != 200 and time.monotonic() < deadline:
+                    time.sleep(0.1)  # the first publication follows the start within an interval
+                cp, _ = client.checkpoint()
+                r = http.post("/api/v1/entries", json=demo_submission(key, n, server.platform, cp.root_hash))
+                assert r.status_code == 201, r.text
+                time.sleep(max_age + 2)  # idle past the nonce age and the cosignature age
+            cp, _ = client.checkpoint()  # still a view cosigned within the last max_age seconds
+            assert cp.size == 2
+            r = http.post("/api/v1/entries", json=demo_submission(key, 3, server.platform, cp.root_hash))
+            assert r.status_code == 201, r.text
+    finally:
+        server.stop()
+        witness.stop()

@@ -331,7 +331,7 @@ def _replay_round(replay: Any, note: bytes, verifier: Verifier, result: Any) -> 
 
 def _cmd_monitor(args: argparse.Namespace) -> int:
     from atlas_log.checkpoint import succession
-    from atlas_log.cosignature import CosignatureVerifier
+    from atlas_log.cosignature import CosignatureVerifier, CosignatureWindow
     from atlas_log.monitoring import Monitor, serve_checkpoint
     from atlas_log.replay import Replay
 
@@ -347,6 +347,7 @@ def _cmd_monitor(args: argparse.Namespace) -> int:
             witnesses=witnesses,
             quorum=args.quorum,
             state_file=Path(args.state) if args.state else None,
+            cosignature_window=CosignatureWindow(max_age_s=args.cosignature_max_age),
         )
         if args.listen:
             host, _, port = args.listen.rpartition(":")
@@ -503,6 +504,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--vkey", dest="vkey_pinned", required=True, help="the log's verifier key")
     p.add_argument("--witness", action="append", help="a witness cosigner vkey (repeat)")
     p.add_argument("--quorum", type=int, default=0, help="witness cosignatures every checkpoint needs")
+    p.add_argument(
+        "--cosignature-max-age",
+        type=int,
+        default=None,
+        help="seconds: a cosignature older than this does not count toward the quorum (default: no limit)",
+    )
     p.add_argument("--peer", action="append", help="another monitor's URL serving its /checkpoint")
     p.add_argument("--state", help="trusted-state file")
     p.add_argument("--evidence-dir", default="evidence")

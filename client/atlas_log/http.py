@@ -6,6 +6,7 @@ proof verification, :func:`~atlas_log.monitor.verify_advance`). Pass ``base_url`
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import httpx
 
 from atlas_log._encoding import b64decode
 from atlas_log.checkpoint import Checkpoint, open_checkpoint
-from atlas_log.cosignature import CosignatureVerifier, verify_cosignatures
+from atlas_log.cosignature import DEFAULT_WINDOW, CosignatureVerifier, CosignatureWindow, verify_cosignatures
 from atlas_log.errors import FormatError, LogAPIError
 from atlas_log.merkle import LeafHash, verify_inclusion
 from atlas_log.monitor import TrustedState, verify_advance
@@ -68,21 +69,32 @@ def _verified_receipt(obj: Any, verifier: Verifier) -> Receipt:
 
 class _Base:
     def __init__(
-        self, verifier: Verifier | str, state_file: Path | None, witnesses: Sequence[CosignatureVerifier], quorum: int
+        self,
+        verifier: Verifier | str,
+        state_file: Path | None,
+        witnesses: Sequence[CosignatureVerifier],
+        quorum: int,
+        window: CosignatureWindow,
     ) -> None:
         self.verifier = verifier if isinstance(verifier, Verifier) else Verifier.from_vkey(verifier)
         self.trusted = TrustedState(self.verifier, state_file)
         self.witnesses = tuple(witnesses)
         self.quorum = quorum
+        self.window = window
 
     def _witnessed(self, note: bytes) -> None:
-        """Enforce the k-of-n witness policy on a checkpoint note (no-op when quorum is 0)."""
+        """Enforce the k-of-n witness policy on a checkpoint note, with cosignature dates checked against
+        this machine's clock (no-op when quorum is 0)."""
         if self.quorum:
-            verify_cosignatures(parse_note(note), self.witnesses, self.quorum)
+            verify_cosignatures(parse_note(note), self.witnesses, self.quorum, now=int(time.time()), window=self.window)
 
 
 class LogClient(_Base):
-    """Synchronous client. ``http`` must carry the log's ``base_url``; ``verifier`` pins the log's key."""
+    """Synchronous client. ``http`` must carry the log's ``base_url``; ``verifier`` pins the log's key.
+
+    Under a witness policy (``quorum > 0``) every checkpoint fetched must carry ``quorum`` cosignatures from
+    ``witnesses`` dated inside ``cosignature_window``; give it a ``max_age_s`` to demand a current view.
+    """
 
     def __init__(
         self,
@@ -92,8 +104,9 @@ class LogClient(_Base):
         state_file: Path | None = None,
         witnesses: Sequence[CosignatureVerifier] = (),
         quorum: int = 0,
+        cosignature_window: CosignatureWindow = DEFAULT_WINDOW,
     ) -> None:
-        super().__init__(verifier, state_file, witnesses, quorum)
+        super().__init__(verifier, state_file, witnesses, quorum, cosignature_window)
         self.http = http
 
     def _get(self, path: str, **params: Any) -> Any:
@@ -161,8 +174,9 @@ class AsyncLogClient(_Base):
         state_file: Path | None = None,
         witnesses: Sequence[CosignatureVerifier] = (),
         quorum: int = 0,
+        cosignature_window: CosignatureWindow = DEFAULT_WINDOW,
     ) -> None:
-        super().__init__(verifier, state_file, witnesses, quorum)
+        super().__init__(verifier, state_file, witnesses, quorum, cosignature_window)
         self.http = http
 
     async def _get(self, path: str, **params: Any) -> Any:

@@ -10,6 +10,7 @@ two views of one size must have one root, and a smaller view must be provably a 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,7 +21,7 @@ import httpx
 
 from atlas_log._encoding import b64decode
 from atlas_log.checkpoint import open_checkpoint
-from atlas_log.cosignature import CosignatureVerifier, verify_cosignatures
+from atlas_log.cosignature import DEFAULT_WINDOW, CosignatureVerifier, CosignatureWindow, verify_cosignatures
 from atlas_log.errors import Error, InconsistentLogError, ProofError
 from atlas_log.evidence import evidence_from_error
 from atlas_log.merkle import verify_consistency
@@ -49,8 +50,10 @@ class Monitor:
         witnesses: Sequence[CosignatureVerifier] = (),
         quorum: int = 0,
         state_file: Path | None = None,
+        cosignature_window: CosignatureWindow = DEFAULT_WINDOW,
     ) -> None:
         self.http = http
+        self.window = cosignature_window
         self.logs = [u.rstrip("/") for u in logs]
         self.peers = [u.rstrip("/") for u in peers]
         self.verifier = verifier
@@ -80,7 +83,8 @@ class Monitor:
                 note = self._get(f"{url}/checkpoint")
                 open_checkpoint(note, self.verifier)
                 if self.quorum:
-                    verify_cosignatures(parse_note(note), self.witnesses, self.quorum)
+                    now = int(time.time())
+                    verify_cosignatures(parse_note(note), self.witnesses, self.quorum, now=now, window=self.window)
                 views[url] = note
             except (Error, httpx.HTTPError) as exc:
                 result.problems.append(f"{url}: {exc}")

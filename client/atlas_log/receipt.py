@@ -12,6 +12,7 @@ the leaf hashes to ``leafHash``, and that the inclusion proof leads from that le
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -82,10 +83,13 @@ def verify_receipt(
     *,
     witnesses: Sequence[CosignatureVerifier] = (),
     quorum: int = 0,
+    now: int | None = None,
 ) -> Checkpoint:
     """Verify a receipt offline against the log's verifier key; return the checkpoint it is proved against.
 
-    With ``quorum > 0`` the checkpoint must also carry that many valid cosignatures from ``witnesses``.
+    With ``quorum > 0`` the checkpoint must also carry that many valid cosignatures from ``witnesses``,
+    none dated beyond the allowed clock skew ahead of ``now`` (POSIX seconds; default: this machine's clock).
+    A receipt is kept for years, so old cosignatures are fine here.
 
     Raises :class:`~atlas_log.errors.FormatError` or :class:`~atlas_log.errors.VerificationError`.
     """
@@ -93,7 +97,8 @@ def verify_receipt(
     verifier = vkey if isinstance(vkey, Verifier) else Verifier.from_vkey(vkey)
     cp = open_checkpoint(r.checkpoint, verifier)
     if quorum:
-        verify_cosignatures(parse_note(r.checkpoint), witnesses, quorum)
+        clock = int(time.time()) if now is None else now
+        verify_cosignatures(parse_note(r.checkpoint), witnesses, quorum, now=clock)
     if cp.size != r.tree_size:
         raise ProofError(f"inclusion proof is for size {r.tree_size}, checkpoint is for size {cp.size}")
     if leaf_hash(r.leaf) != r.leaf_hash:

@@ -90,7 +90,7 @@ def create_app(settings: Settings) -> FastAPI:
                 asyncio.create_task(sequencer.run(), name="sequencer"),
                 asyncio.create_task(attestation.store.refresh_loop(), name="collateral-refresh"),
             ]
-            if settings.witnesses:
+            if settings.witnesses or settings.require_fresh_nonce:
                 publisher = Publisher(
                     repo,
                     app.state.log.proofs,
@@ -99,6 +99,9 @@ def create_app(settings: Settings) -> FastAPI:
                     settings.checkpoint_interval_s,
                     attestation.http,
                     metrics,
+                    # Fresh nonces must stay obtainable from an idle log: its root is re-published twice
+                    # per nonce lifetime, so a root just fetched has at least half the lifetime left.
+                    republish_s=settings.nonce_max_age_s / 2 if settings.require_fresh_nonce else None,
                 )
                 tasks.append(asyncio.create_task(publisher.run(), name="publisher"))
             try:

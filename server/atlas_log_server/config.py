@@ -98,6 +98,11 @@ class Settings(BaseSettings):
             object.__setattr__(self, "simulated_platform_dir", self.data_dir / "simulated-tdx")
         if self.witness_quorum > len(self.witnesses):
             raise ValueError("witness_quorum is larger than the number of configured witnesses")
+        if self.require_fresh_nonce and self.checkpoint_interval_s > self.nonce_max_age_s / 2:
+            raise ValueError(
+                "with require_fresh_nonce, checkpoint_interval_s must be at most nonce_max_age_s / 2, or an idle "
+                "log could not re-publish its checkpoint before every root it offers as a nonce is stale"
+            )
         for root in self.tdx_extra_roots:
             if not re.fullmatch(r"[0-9a-f]{64}", root):
                 raise ValueError("tdx_extra_roots must be SHA-256 fingerprints in lowercase hex")

@@ -114,7 +114,8 @@ published_checkpoints = Table(
     Column("size", BigInteger, primary_key=True, autoincrement=False),
     Column("note", LargeBinary, nullable=False),
     Column("cosigners", sa_Integer, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # An idle log re-publishes its unchanged checkpoint: a publication is one (size, time).
+    Column("created_at", DateTime(timezone=True), primary_key=True, server_default=func.now()),
 )
 
 tenants = Table(

@@ -361,10 +361,15 @@ class Repository:
         return [(r["idx"], bytes(r["leaf"])) for r in rows]
 
     async def checkpoint_by_root(self, root: bytes) -> tuple[int, float] | None:
-        """(size, age in seconds) of the first checkpoint with this root hash, if any."""
+        """(size, age in seconds) of the first checkpoint with this root hash, if any.
+
+        The age is that of its newest publication (or of its signing, if later): an idle log re-publishes
+        its unchanged checkpoint, and the root it serves is then as young as that re-publication.
+        """
         row = await self.pool.fetchrow(
-            "SELECT size, extract(epoch FROM now() - created_at)::float8 AS age FROM checkpoints "
-            "WHERE root_hash = $1 ORDER BY size LIMIT 1",
+            "SELECT c.size, extract(epoch FROM now() - greatest(c.created_at, "
+            "(SELECT max(p.created_at) FROM published_checkpoints p WHERE p.size = c.size)))::float8 AS age "
+            "FROM checkpoints c WHERE c.root_hash = $1 ORDER BY c.size LIMIT 1",
             root,
         )
         return None if row is None else (row["size"], row["age"])
@@ -378,5 +383,15 @@ class Repository:
         )
 
     async def latest_published(self) -> tuple[int, bytes] | None:
-        row = await self.pool.fetchrow("SELECT size, note FROM published_checkpoints ORDER BY size DESC LIMIT 1")
+        row = await self.pool.fetchrow(
+            "SELECT size, note FROM published_checkpoints ORDER BY size DESC, created_at DESC LIMIT 1"
+        )
         return None if row is None else (row["size"], bytes(row["note"]))
+
+    async def latest_publication(self) -> tuple[int, float] | None:
+        """(size, age in seconds by the database's clock) of the newest publication, if any."""
+        row = await self.pool.fetchrow(
+            "SELECT size, extract(epoch FROM now() - created_at)::float8 AS age FROM published_checkpoints "
+            "ORDER BY size DESC, created_at DESC LIMIT 1"
+        )
+        return None if row is None else (row["size"], row["age"])

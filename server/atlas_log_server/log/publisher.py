@@ -2,6 +2,7 @@
 (C2SP tlog-witness, with a consistency proof from each witness's last size), attach the cosignatures it gets,
 and publish the result when at least ``quorum`` witnesses cosigned. ``/checkpoint`` serves the latest
 published checkpoint. A witness that answers 409 tells its size; the publisher resynchronises and retries.
+With a re-publication interval, an unchanged checkpoint is re-published (re-cosigned) that often.
 """
 
 from __future__ import annotations
@@ -9,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import time
 from dataclasses import dataclass
 
 import httpx
 
 from atlas_log.checkpoint import parse_checkpoint
-from atlas_log.cosignature import CosignatureVerifier
+from atlas_log.cosignature import DEFAULT_WINDOW, CosignatureVerifier
 from atlas_log.errors import Error
 from atlas_log.note import parse_note
 from atlas_log_server.db.repository import Repository
@@ -49,8 +51,10 @@ class Publisher:
         interval_s: float,
         http: httpx.AsyncClient,
         metrics: Metrics | None = None,
+        republish_s: float | None = None,
     ) -> None:
         self.repo = repo
+        self.republish_s = republish_s
         self.metrics = metrics
         self.proofs = proofs
         self.witnesses = witnesses
@@ -59,11 +63,21 @@ class Publisher:
         self.http = http
 
     async def publish_once(self) -> int | None:
-        """Publish the latest checkpoint if it is newer than the last published one; return its size."""
+        """Publish the latest checkpoint if it is newer than the last published one, or (with ``republish_s``)
+        if the same checkpoint was last published at least that long ago; return its size.
+
+        Re-publishing an idle log's checkpoint (with fresh cosignatures) keeps its root young: admission
+        measures a nonce's age from the newest publication of its root, so with fresh nonces required a
+        log that sees no submissions still offers a nonce that will be accepted.
+        """
         state = await self.repo.state()
-        latest = await self.repo.latest_published()
-        if state.checkpoint is None or (latest is not None and latest[0] >= state.size):
+        latest = await self.repo.latest_publication()
+        if state.checkpoint is None:
             return None
+        if latest is not None and latest[0] >= state.size:
+            due = self.republish_s is not None and latest[0] == state.size and latest[1] >= self.republish_s
+            if not due:
+                return None
         note = state.checkpoint
         size = parse_checkpoint(parse_note(note).text).size
         lines = await asyncio.gather(*(self._cosign(w, note, size) for w in self.witnesses))
@@ -106,8 +120,13 @@ class Publisher:
             except Error:
                 return None
             mine = [s for s in sigs if (s.name, s.key_id) == (w.verifier.name, w.verifier.key_id)]
-            if not mine or w.verifier.timestamp(text, mine[0].signature) is None:
+            ts = w.verifier.timestamp(text, mine[0].signature) if mine else None
+            if ts is None:
                 _log.warning("witness %s returned a cosignature that does not verify", w.url)
+                return None
+            late = DEFAULT_WINDOW.problem(ts, int(time.time()))
+            if late is not None:  # clients would not count it: publishing it would only fail their quorum
+                _log.warning("witness %s returned a cosignature %s", w.url, late)
                 return None
             w.known_size = size
             return mine[0].line().encode()

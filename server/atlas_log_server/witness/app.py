@@ -4,6 +4,8 @@ It cosigns a checkpoint only if a configured log signed it and it is consistent 
 witness cosigned for that log. Status codes follow the spec: 400 malformed, 403 no valid signature from the
 log's key, 404 unknown origin, 409 stale old size (body: the current size, ``text/x.tlog.size``), 422 bad
 proof or impossible tree; plus 413 for oversized requests and 429 (with Retry-After) past the per-log rate.
+The rate is charged only by checkpoints that advance the witness (validly signed and proved), so nobody
+without the log's key can exhaust it; re-cosigning the current tree is free and writes nothing.
 """
 
 from __future__ import annotations
@@ -88,9 +90,6 @@ def create_witness_app(
         log = known.get(cp.origin)
         if log is None:
             return _text(404, f"unknown log origin {cp.origin!r}")
-        wait = buckets[cp.origin].take()
-        if wait:
-            return _text(429, "rate limit for this log exceeded", {"Retry-After": str(max(1, int(wait + 0.999)))})
         try:
             open_note(note_bytes, [log])
         except (SignatureError, FormatError) as exc:
@@ -113,7 +112,16 @@ def create_witness_app(
                     verify_consistency(old, cp.size, proof, current.root, cp.root_hash)
                 except ProofError as exc:
                     return _text(422, f"consistency proof does not verify: {exc}")
-            state.put(cp.origin, Witnessed(cp.size, cp.root_hash, note_bytes))
+            if cp.size > current.size:
+                # Only a checkpoint that advances this witness spends the log's budget: it is signed by the
+                # log and proved consistent, and once accepted it is the current state, so nobody but the
+                # log can spend the budget twice. Junk (403), replays of the current tree, stale sizes (409)
+                # and bad proofs (422) cost one verification each and never starve the log's checkpoints.
+                wait = buckets[cp.origin].take()
+                if wait:
+                    retry = str(max(1, int(wait + 0.999)))
+                    return _text(429, "rate limit for this log exceeded", {"Retry-After": retry})
+                state.put(cp.origin, Witnessed(cp.size, cp.root_hash, note_bytes))
         line = signer.sign(note.text, int(time.time())).line()
         return PlainTextResponse(line)
 
