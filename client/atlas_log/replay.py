@@ -40,9 +40,16 @@ from atlas_log.tiles import TILE_WIDTH, bundle_path, parse_bundle
 
 __all__ = ["Checked", "Replay", "ReplayResult", "Trust", "check_entry", "collateral_from_json", "entry_evidence"]
 
-# The log's own policy is not known to a monitor: any TCB status is replayed, and what the verdict says must
-# equal what the entry recorded. Debug TDs, bad signatures and broken chains fail whatever the policy.
-_ANY_STATUS = Policy(allowed_statuses=frozenset(TCB_STATUSES))
+# The log's own policy is not known to a monitor: any TCB status and TD attributes but DEBUG are replayed, and
+# what the verdict says must equal what the entry recorded. Debug TDs, bad signatures and broken chains fail
+# whatever the policy.
+_ANY_STATUS = Policy(
+    allowed_statuses=frozenset(TCB_STATUSES),
+    require_sept_ve_disable=False,
+    allow_migratable=True,
+    allow_perfmon=True,
+    allow_reserved_td_attributes=True,
+)
 
 
 @dataclass(frozen=True, slots=True)

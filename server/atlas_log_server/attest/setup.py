@@ -71,6 +71,10 @@ def build_attestation(settings: Settings, pool: asyncpg.Pool, repo: Repository, 
             "deniedAdvisories": sorted(policy.denied_advisories),
             "mrTdAllowList": sorted(policy.mr_td) if policy.mr_td is not None else None,
             "minTcbEvaluationDataNumber": policy.min_tcb_evaluation_data_number,
+            "requireSeptVeDisable": policy.require_sept_ve_disable,
+            "allowMigratable": policy.allow_migratable,
+            "allowPerfmon": policy.allow_perfmon,
+            "allowReservedTdAttributes": policy.allow_reserved_td_attributes,
         },
     }
     if settings.tdx_mode == "simulated":
