@@ -58,6 +58,7 @@ def build_attestation(settings: Settings, pool: asyncpg.Pool, repo: Repository, 
         allow_unattested=settings.allow_unattested,
         nonce_max_age_s=settings.nonce_max_age_s,
         require_fresh_nonce=settings.require_fresh_nonce,
+        key_attestation_max_age_s=settings.key_attestation_max_age_s,
     )
     summary = {
         "mode": settings.tdx_mode,
@@ -66,6 +67,7 @@ def build_attestation(settings: Settings, pool: asyncpg.Pool, repo: Repository, 
         "pcsUrl": pcs_url,
         "allowUnattested": settings.allow_unattested,
         "requireFreshNonce": settings.require_fresh_nonce,
+        "keyAttestationMaxAgeS": settings.key_attestation_max_age_s,
         "policy": {
             "allowedStatuses": sorted(policy.allowed_statuses),
             "deniedAdvisories": sorted(policy.denied_advisories),
