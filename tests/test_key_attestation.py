@@ -198,3 +198,40 @@ def test_the_default_maximum_age_is_a_day() -> None:
     from atlas_log_server.config import Settings
 
     assert Settings().key_attestation_max_age_s == 86_400
+
+
+def test_replay_rederives_a_key_attested_entry_from_the_cited_quote(server: ServerProcess) -> None:
+    from atlas_log._encoding import b64decode
+    from atlas_log.replay import Replay, Trust, check_entry, collateral_from_json
+
+    platform = server.platform
+    http = httpx.Client(base_url=server.url, timeout=30)
+    key = Ed25519PrivateKey.generate()
+    idx = _attest(http, platform, key)
+    _tee(_cite(http, key, idx))
+    served = [http.get(f"/api/v1/entries/{i}").json() for i in (0, 1)]
+    leaves = [b64decode(e["leaf"], "leaf") for e in served]
+    subs = [json.dumps(e["submission"]).encode() for e in served]
+    digest = json.loads(leaves[1])["body"]["tee"]["collateral"]["set"]
+    coll = collateral_from_json(http.get(f"/api/v1/collateral/{digest}").json()["collateral"])
+    trust = Trust(tdx_roots=(platform.root_fingerprint,))
+    quote = b64decode(served[0]["submission"]["tee"]["quote"], "quote")
+
+    def check(i: int, cited: bytes | None) -> Any:
+        return check_entry(i, leaves[i], subs[i], lambda d: coll, trust, cited_quote=lambda _: cited)
+
+    attestation, citing = check(0, None), check(1, quote)
+    assert attestation.problem is None and citing.problem is None and attestation.attests_key is not None
+    attested = {0: attestation.attests_key}
+    assert Replay._sequential(citing, {}, attested) is None
+    # The log serves another quote for the cited entry (same key, same measurements): the verdict re-derives
+    # identically, but it is not the quote entry 0 attested.
+    other = check(1, platform.quote(key_report_data(spki_der(key))))
+    assert other.problem is None
+    assert "differs" in (Replay._sequential(other, {}, attested) or "")
+    # A cited quote that does not verify at the entry's integration time, or that the log does not serve.
+    debug = platform.quote(key_report_data(spki_der(key)), td_attributes=(1 | 1 << 28).to_bytes(8, "little"))
+    assert "td-debug" in (check(1, debug).problem or "")
+    assert "does not serve" in (check(1, None).problem or "")
+    # Offline (one entry's evidence, no cited quote at hand): taken as recorded, never called misbehaviour.
+    assert check_entry(1, leaves[1], subs[1], lambda d: coll, trust).problem is None
