@@ -183,6 +183,16 @@ def test_cited_attestation_is_reverified_under_the_current_policy_and_mode(
     again = _attest(http, platform, keys["honest"], mr_td=ALLOWED_MRTD)
     assert _tee(_cite(http, keys["honest"], again))["simulated"] is False
 
+    # A monitor replays this whole log cleanly: it does not know the policies of the day, so OutOfDate and
+    # migratable TDs replay, and every citing entry re-derives from the quote it cites.
+    from atlas_log.checkpoint import open_checkpoint
+    from atlas_log.note import Verifier
+    from atlas_log.replay import Replay, Trust
+
+    checkpoint = open_checkpoint(http.get("/checkpoint").content, Verifier.from_vkey(server.vkey))
+    result = Replay(server.url, Trust(tdx_roots=(platform.root_fingerprint,)), workers=1).run(checkpoint)
+    assert result.problems == [] and result.entries == checkpoint.size == 12
+
 
 def test_cited_attestation_older_than_the_maximum_age_is_refused(servers: Callable[..., ServerProcess]) -> None:
     server = servers(ATLAS_KEY_ATTESTATION_MAX_AGE_S="2")
