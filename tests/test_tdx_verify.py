@@ -108,6 +108,11 @@ def _verify(
     return v.accept, v.code
 
 
+def _attrs(*bits: int) -> bytes:
+    """TDATTRIBUTES with exactly these bits set (the field is a little-endian u64)."""
+    return sum(1 << b for b in bits).to_bytes(8, "little")
+
+
 def _flip(data: bytes, offset: int) -> bytes:
     b = bytearray(data)
     b[offset] ^= 0x01
@@ -146,6 +151,11 @@ REJECTIONS = {
     "attestation-key-binding-invalid": lambda p: _verify(p, p.quote(bind_attestation_key=False)),
     "quote-signature-invalid": lambda p: _verify(p, _flip(p.quote(), 600)),
     "td-debug": lambda p: _verify(p, p.quote(td_attributes=bytes.fromhex("0100001000000000"))),
+    # TD attributes beyond DEBUG (u64 little-endian; bit 28 SEPT_VE_DISABLE is the simulator's default).
+    "td-sept-ve-not-disabled": lambda p: _verify(p, p.quote(td_attributes=_attrs())),
+    "td-migratable": lambda p: _verify(p, p.quote(td_attributes=_attrs(28, 29))),
+    "td-perfmon": lambda p: _verify(p, p.quote(td_attributes=_attrs(28, 63))),
+    "td-attributes-reserved": lambda p: _verify(p, p.quote(td_attributes=_attrs(28, 40))),
     "tcb-level-not-found": lambda p: _verify(
         p, p.quote(), p.variant(tcb_levels=(TcbLevel((9,) * 16, 99, (0,) * 16, "UpToDate"),)).collateral()
     ),
@@ -216,9 +226,62 @@ def test_policy_from_json() -> None:
     assert pol.mr_td == frozenset({"ab" * 48})
     from atlas_log.errors import FormatError
 
-    for bad in ({"allowed_statuses": ["Fine"]}, {"mr_td": ["ab"]}, {"nope": 1}, {"rtmr": [None]}, []):
+    bad_values: list[object] = [{"allowed_statuses": ["Fine"]}, {"mr_td": ["ab"]}, {"nope": 1}, {"rtmr": [None]}, []]
+    bad_values += [{"allow_migratable": 1}, {"require_sept_ve_disable": "no"}]
+    for bad in bad_values:
         with pytest.raises(FormatError):
             Policy.from_json(bad)
+
+
+@pytest.mark.parametrize(
+    ("bits", "member"),
+    [((), "require_sept_ve_disable"), ((28, 29), "allow_migratable"), ((28, 63), "allow_perfmon")],
+)
+def test_td_attribute_rejections_are_policy(platform: SimulatedPlatform, bits: tuple[int, ...], member: str) -> None:
+    # Rejected by default (above); a policy file that opts in accepts exactly that attribute and no other.
+    quote = platform.quote(td_attributes=_attrs(*bits))
+    opt_in = Policy.from_json({member: member.startswith("allow_")})
+    assert _verify(platform, quote, policy=opt_in) == (True, None)
+    assert _verify(platform, platform.quote(td_attributes=_attrs(28, 40)), policy=opt_in)[1] == "td-attributes-reserved"
+    assert _verify(platform, platform.quote(td_attributes=_attrs(0, 28)), policy=opt_in)[1] == "td-debug"
+
+
+def test_reserved_td_attributes_are_policy(platform: SimulatedPlatform) -> None:
+    # Bits 1-27 and 32-62 are reserved in the TDX module ABI (reference/tdx.md §1.3); an operator running a
+    # newer module whose TDs set one (e.g. LASS, bit 27) can allow them explicitly.
+    quote = platform.quote(td_attributes=_attrs(27, 28))
+    assert _verify(platform, quote)[1] == "td-attributes-reserved"
+    assert _verify(platform, quote, policy=Policy.from_json({"allow_reserved_td_attributes": True})) == (True, None)
+    # PKS (30) and KL (31) are hardening features, allowed by default.
+    assert _verify(platform, platform.quote(td_attributes=_attrs(28, 30, 31))) == (True, None)
+
+
+def test_simulated_quotes_set_sept_ve_disable(platform: SimulatedPlatform) -> None:
+    from atlas_log.tdx.quote import parse_quote
+
+    assert parse_quote(platform.quote()).body.td_attributes == _attrs(28)
+
+
+def test_real_quotes_td_attributes_under_the_default_policy() -> None:
+    # The real samples: v4-uptodate and v5 carry SEPT_VE_DISABLE only; the SPR sample carries PKS only, with
+    # SEPT_VE_DISABLE clear (its guest may disable SEPT #VE at run time, which the quote cannot show), so the
+    # default policy rejects it at step M and a policy with require_sept_ve_disable=false accepts its attributes.
+    from atlas_log.tdx.quote import parse_quote
+    from atlas_log.tdx.verify import td_attributes_problem
+
+    found = {}
+    for name in CASES:
+        quote, _, _ = _case(name)
+        attrs = parse_quote(quote).body.td_attributes
+        problem = td_attributes_problem(attrs, Policy())
+        found[name] = (attrs.hex(), None if problem is None else problem.code)
+    assert found == {
+        "v4-spr-no-matching-tcb-level": ("0000004000000000", "td-sept-ve-not-disabled"),
+        "v4-uptodate": ("0000001000000000", None),
+        "v5-no-matching-tcb-level": ("0000001000000000", None),
+    }
+    relaxed = Policy.from_json({"require_sept_ve_disable": False})
+    assert td_attributes_problem(bytes.fromhex("0000004000000000"), relaxed) is None
 
 
 def test_simulated_platform_persists(tmp_path: Path, platform: SimulatedPlatform) -> None:

@@ -135,10 +135,22 @@ def index_summary(extraction: Extraction) -> dict[str, Any]:
 def quote_record(quote: bytes, verdict: Verdict, collateral_set: str) -> dict[str, Any]:
     """What an attested entry's ``tee`` records of its quote and of the accepting verdict, beside the
     request's own summary: the measurements, the TCB outcome and the exact collateral used."""
-    td = verdict.td
     return {
         "quoteSha256": hashlib.sha256(quote).hexdigest(),
-        "reportData": td["report_data"],
+        "reportData": verdict.td["report_data"],
+        **verdict_record(verdict, collateral_set),
+    }
+
+
+def verdict_record(verdict: Verdict, collateral_set: str) -> dict[str, Any]:
+    """The accepting verdict as an entry's ``tee`` records it: measurements, TCB outcome, collateral used.
+
+    An entry citing a ``keyAttestationEntry`` records this for the cited quote re-verified when the entry was
+    admitted (collateral in force then, the log's policy then), not a copy of the cited entry's verdict; it
+    records no ``quoteSha256``, as it carries no quote of its own.
+    """
+    td = verdict.td
+    return {
         "tcbStatus": verdict.tcb_status,
         "advisoryIds": list(verdict.advisory_ids),
         "fmspc": verdict.fmspc,
@@ -152,10 +164,6 @@ def quote_record(quote: bytes, verdict: Verdict, collateral_set: str) -> dict[st
         "collateral": {**verdict.collateral_digests, "set": collateral_set},
         "collateralExpiry": verdict.collateral_expiry,
     }
-
-
-# What an entry attested through an earlier key-attestation entry inherits from that entry's record.
-INHERITED_TEE = ("tcbStatus", "advisoryIds", "fmspc", "mrTd", "rtmr", "mrConfigId", "tdAttributes", "collateralExpiry")
 
 
 def _predicate_type(envelope: Envelope) -> str | None:

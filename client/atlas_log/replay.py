@@ -7,12 +7,14 @@ entry's integration time, under the monitor's own trust roots; its REPORTDATA bi
 key) and nonce; and the body the log committed to is, byte for byte, the one these facts produce. Across
 entries (sequential, :class:`Replay`): the leaves rebuild the signed root; every back-link names the
 previous entry naming that artifact; every key-attestation reference names an earlier entry attesting that
-key, whose verdict is the one inherited; every nonce is the root of the tree at the size the entry says
+key, with the quote the citing entry was re-verified with (at its own integration time, against the
+collateral it names) and in the same TDX mode; every nonce is the root of the tree at the size the entry says
 (proved by a consistency proof to the rebuilt root).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -26,7 +28,7 @@ from cryptography import x509
 
 from atlas_log._encoding import b64decode, b64encode, json_loads
 from atlas_log.checkpoint import Checkpoint
-from atlas_log.entry import INHERITED_TEE, LINKED_ROLES, build_body, encode_body, encode_leaf, index_summary
+from atlas_log.entry import LINKED_ROLES, build_body, encode_body, encode_leaf, index_summary, verdict_record
 from atlas_log.entry import quote_record as _quote_record
 from atlas_log.errors import Error, FormatError, ProofError
 from atlas_log.merkle import CompactRange, RootHash, leaf_hash, verify_consistency, verify_inclusion
@@ -40,9 +42,16 @@ from atlas_log.tiles import TILE_WIDTH, bundle_path, parse_bundle
 
 __all__ = ["Checked", "Replay", "ReplayResult", "Trust", "check_entry", "collateral_from_json", "entry_evidence"]
 
-# The log's own policy is not known to a monitor: any TCB status is replayed, and what the verdict says must
-# equal what the entry recorded. Debug TDs, bad signatures and broken chains fail whatever the policy.
-_ANY_STATUS = Policy(allowed_statuses=frozenset(TCB_STATUSES))
+# The log's own policy is not known to a monitor: any TCB status and TD attributes but DEBUG are replayed, and
+# what the verdict says must equal what the entry recorded. Debug TDs, bad signatures and broken chains fail
+# whatever the policy.
+_ANY_STATUS = Policy(
+    allowed_statuses=frozenset(TCB_STATUSES),
+    require_sept_ve_disable=False,
+    allow_migratable=True,
+    allow_perfmon=True,
+    allow_reserved_td_attributes=True,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +74,8 @@ class Checked:
     linked: tuple[str, ...] = ()
     links: Mapping[str, int | None] = field(default_factory=dict)
     nonce: tuple[int, bytes] | None = None  # (checkpoint size, root) the quote's nonce names
-    key_reference: tuple[int, str, Mapping[str, Any]] | None = None  # (entry, signer key, inherited verdict)
-    attests_key: tuple[str, Mapping[str, Any]] | None = None  # (key fingerprint, recorded verdict)
+    key_reference: tuple[int, str, Mapping[str, Any]] | None = None  # (entry, signer key, quote hash and mode)
+    attests_key: tuple[str, Mapping[str, Any]] | None = None  # (key fingerprint, quote hash and mode)
 
 
 def collateral_from_json(obj: Any) -> Collateral:
@@ -84,11 +93,17 @@ def check_entry(
     collateral: Callable[[str], Collateral | None],
     trust: Trust,
     cache: VerificationCache | None = None,
+    cited_quote: Callable[[int], bytes | None] | None = None,
 ) -> Checked:
-    """Re-verify one entry from its submission (see the module docstring); never raises for a bad entry."""
+    """Re-verify one entry from its submission (see the module docstring); never raises for a bad entry.
+
+    ``cited_quote(i)`` is the raw quote of entry ``i`` as the log serves it (None: not served). An entry
+    citing a key attestation records that quote re-verified at its own integration time, so without
+    ``cited_quote`` (offline evidence of one entry) its verdict is taken as recorded, not re-derived.
+    """
     lh = leaf_hash(leaf)
     try:
-        return _check(index, leaf, lh, submission, collateral, trust, cache)
+        return _check(index, leaf, lh, submission, collateral, trust, cache, cited_quote)
     except (Error, KeyError, TypeError, ValueError, AttributeError) as exc:  # any malformed member
         return Checked(index, lh, f"entry {index}: {exc}")
 
@@ -101,6 +116,7 @@ def _check(
     collateral: Callable[[str], Collateral | None],
     trust: Trust,
     cache: VerificationCache | None,
+    cited_quote: Callable[[int], bytes | None] | None,
 ) -> Checked:
     try:
         stored: Any = json_loads(leaf, "leaf")
@@ -125,24 +141,31 @@ def _check(
                 return Checked(index, lh, f"entry {index}: the nonce names no earlier checkpoint size")
             tee["nonceCheckpointSize"] = size
             nonce = (size, request.nonce)
-        if request.key_attestation_entry is not None:
-            inherited = {k: recorded[k] for k in INHERITED_TEE if k in recorded}
-            tee.update(inherited, keyAttestationEntry=request.key_attestation_entry)
-            key_reference = (request.key_attestation_entry, signer.fingerprint, inherited)
+        ref = request.key_attestation_entry
+        quote = request.quote if ref is None else cited_quote(ref) if cited_quote is not None else None
+        if ref is not None and cited_quote is None:
+            tee.update(_verdict_part(recorded), keyAttestationEntry=ref)  # offline: not re-derivable
+        elif quote is None:
+            return Checked(index, lh, f"entry {index}: the log does not serve the quote of entry {ref} it cites")
         else:
-            assert request.quote is not None
             digest = recorded.get("collateral", {}).get("set")
             coll = collateral(digest) if isinstance(digest, str) else None
             if coll is None or coll.digest != digest:
                 return Checked(index, lh, f"entry {index}: the collateral it names ({digest}) is not available")
-            verdict = verify_quote(parse_quote(request.quote), coll, t, _ANY_STATUS, roots=trust.tdx_roots, cache=cache)
+            verdict = verify_quote(parse_quote(quote), coll, t, _ANY_STATUS, roots=trust.tdx_roots, cache=cache)
+            whose = "its quote" if ref is None else f"the quote of entry {ref} it cites"
             if not verdict.accept:
-                return Checked(index, lh, f"entry {index}: its quote does not verify: {verdict.code}: {verdict.reason}")
-            if verdict.td.get("report_data") != expected_report_data(request, sub.envelope, signer).hex():
+                return Checked(index, lh, f"entry {index}: {whose} does not verify: {verdict.code}: {verdict.reason}")
+            if ref is not None:
+                # The gate re-verified the cited quote when it admitted this entry: the same derivation.
+                tee.update(verdict_record(verdict, coll.digest), keyAttestationEntry=ref)
+                key_reference = (ref, signer.fingerprint, _key_identity(quote, tee["simulated"]))
+            elif verdict.td.get("report_data") != expected_report_data(request, sub.envelope, signer).hex():
                 return Checked(index, lh, f"entry {index}: the quote's REPORTDATA does not bind this entry")
-            tee.update(_quote_record(request.quote, verdict, coll.digest))
-            if is_key_attestation(tee, signer.fingerprint):
-                attests_key = (signer.fingerprint, {k: tee[k] for k in INHERITED_TEE if k in tee})
+            else:
+                tee.update(_quote_record(quote, verdict, coll.digest))
+                if is_key_attestation(tee, signer.fingerprint):
+                    attests_key = (signer.fingerprint, _key_identity(quote, tee["simulated"]))
     ex = sub.extraction
     linked = tuple(ex.digests(*LINKED_ROLES))
     expected, _ = encode_body(build_body(sub.envelope, sub.signers, tee, index_summary(ex)))
@@ -151,6 +174,22 @@ def _check(
     if encode_leaf(expected, t, links) != leaf:
         return Checked(index, lh, f"entry {index}: the logged body is not the one its submission produces")
     return Checked(index, lh, None, linked, links, nonce, key_reference, attests_key)
+
+
+def _key_identity(quote: bytes, simulated: Any) -> dict[str, Any]:
+    """What an entry citing a key attestation and the attestation it cites must agree on."""
+    return {"quoteSha256": hashlib.sha256(quote).hexdigest(), "simulated": simulated}
+
+
+# The members of entry.verdict_record.
+_VERDICT_MEMBERS = (
+    *("tcbStatus", "advisoryIds", "fmspc", "tcbEvaluationDataNumber", "mrTd", "rtmr", "mrConfigId", "mrOwner"),
+    *("tdAttributes", "xfam", "collateral", "collateralExpiry"),
+)
+
+
+def _verdict_part(recorded: dict[str, Any]) -> dict[str, Any]:
+    return {k: recorded[k] for k in _VERDICT_MEMBERS if k in recorded}
 
 
 @dataclass
@@ -167,7 +206,9 @@ _worker: dict[str, Any] = {}
 
 
 def _init_worker(url: str, trust: Trust) -> None:
-    _worker.update(http=httpx.Client(base_url=url, timeout=60), trust=trust, cache=VerificationCache(), coll={})
+    _worker.update(
+        http=httpx.Client(base_url=url, timeout=60), trust=trust, cache=VerificationCache(), coll={}, cited={}
+    )
 
 
 def _collateral(digest: str) -> Collateral | None:
@@ -178,6 +219,18 @@ def _collateral(digest: str) -> Collateral | None:
         resp = _worker["http"].get(f"/api/v1/collateral/{digest}")
         known[digest] = collateral_from_json(resp.json()["collateral"]) if resp.status_code == 200 else None
     return known[digest]
+
+
+def _cited_quote(index: int) -> bytes | None:
+    """The raw quote of entry ``index`` as the log serves it (its submission's ``tee.quote``)."""
+    known: dict[int, bytes | None] = _worker["cited"]
+    if index not in known:
+        resp = _worker["http"].get("/api/v1/submissions", params={"start": index, "count": 1})
+        try:
+            known[index] = b64decode(resp.json()["submissions"][0]["tee"]["quote"], "tee.quote")
+        except (ValueError, KeyError, IndexError, TypeError, FormatError):
+            known[index] = None
+    return known[index]
 
 
 def _check_block(block: int, width: int) -> list[Checked]:
@@ -197,7 +250,7 @@ def _check_block(block: int, width: int) -> list[Checked]:
         raise FormatError(f"the log served {len(leaves)} leaves and {len(raws)} submissions for block {block}")
     trust, cache = _worker["trust"], _worker["cache"]
     return [
-        check_entry(start + i, leaf, raw, _collateral, trust, cache)
+        check_entry(start + i, leaf, raw, _collateral, trust, cache, _cited_quote)
         for i, (leaf, raw) in enumerate(zip(leaves, raws, strict=True))
     ]
 
@@ -279,7 +332,10 @@ class Replay:
             if attested is None or attested[0] != fingerprint:
                 return f"entry {c.index}: entry {ref} is not an earlier quote-attested key entry for its signer"
             if dict(inherited) != dict(attested[1]):
-                return f"entry {c.index}: the verdict it records differs from the one entry {ref} attested"
+                return (
+                    f"entry {c.index}: the quote or TDX mode it was re-verified with differs from the one entry "
+                    f"{ref} attested"
+                )
         return None
 
     def _check_nonces(self, nonces: Mapping[int, set[bytes]], checkpoint: Checkpoint) -> list[str]:

@@ -14,6 +14,7 @@ DEFAULT_BATCH_MAX_SIZE = 512
 DEFAULT_BATCH_MAX_AGE_MS = 5
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 DEFAULT_POOL_SIZE = 10
+DEFAULT_KEY_ATTESTATION_MAX_AGE_S = 86_400  # a key attested by a quote is trusted for a pipeline run, not forever
 DEFAULT_TILE_CACHE_TILES = 8192  # full tiles kept in memory per process (~16 KiB each with inner nodes)
 
 
@@ -55,6 +56,11 @@ class Settings(BaseSettings):
     tdx_extra_roots: list[str] = Field(default_factory=list, description="more trusted root SPKI SHA-256s")
     nonce_max_age_s: int = Field(default=600, ge=1, description="oldest checkpoint a quote nonce may name")
     require_fresh_nonce: bool = Field(default=False, description="quotes must name a recent checkpoint root")
+    key_attestation_max_age_s: int = Field(
+        default=DEFAULT_KEY_ATTESTATION_MAX_AGE_S,
+        ge=1,
+        description="oldest key-attestation entry (by integration time) a keyAttestationEntry may cite",
+    )
     collateral_refresh_margin_s: int = Field(
         default=3 * 86_400, ge=60, description="refetch collateral this long before it expires"
     )

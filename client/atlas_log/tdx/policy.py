@@ -39,7 +39,9 @@ def _hexset(values: Any, what: str, size: int) -> frozenset[str] | None:
 class Policy:
     """Which verified quotes to accept. The default accepts ``UpToDate`` only.
 
-    Debug TDs are always rejected. ``None`` for an allow-list means "any value".
+    Debug TDs are always rejected. ``None`` for an allow-list means "any value". TD attributes beyond DEBUG
+    (reference/tdx.md §1.3, "TDATTRIBUTES bits") follow dcap-qvl's strict defaults: SEPT_VE_DISABLE must be
+    set, and MIGRATABLE, PERFMON and reserved bits are rejected, each unless the policy says otherwise.
     """
 
     allowed_statuses: frozenset[str] = frozenset({"UpToDate"})
@@ -48,6 +50,10 @@ class Policy:
     rtmr: tuple[frozenset[str] | None, ...] = (None, None, None, None)
     mr_config_id: frozenset[str] | None = None
     min_tcb_evaluation_data_number: int | None = None
+    require_sept_ve_disable: bool = True
+    allow_migratable: bool = False
+    allow_perfmon: bool = False
+    allow_reserved_td_attributes: bool = False
 
     def __post_init__(self) -> None:
         unknown = self.allowed_statuses - TCB_STATUSES
@@ -59,7 +65,9 @@ class Policy:
     @classmethod
     def from_json(cls, obj: Any) -> Policy:
         """``{"allowed_statuses": [...], "denied_advisories": [...], "mr_td": [...], "rtmr": [[...]|null x4],
-        "mr_config_id": [...], "min_tcb_evaluation_data_number": N}``; every member optional."""
+        "mr_config_id": [...], "min_tcb_evaluation_data_number": N, "require_sept_ve_disable": true,
+        "allow_migratable": false, "allow_perfmon": false, "allow_reserved_td_attributes": false}``; every
+        member optional (the values shown for the booleans are the defaults)."""
         if not isinstance(obj, dict):
             raise FormatError("policy must be a JSON object")
         known = {
@@ -69,6 +77,7 @@ class Policy:
             "rtmr",
             "mr_config_id",
             "min_tcb_evaluation_data_number",
+            *_FLAGS,
         }
         if set(obj) - known:
             raise FormatError(f"unknown policy members: {sorted(set(obj) - known)}")
@@ -82,6 +91,10 @@ class Policy:
         minimum = obj.get("min_tcb_evaluation_data_number")
         if minimum is not None and (not isinstance(minimum, int) or isinstance(minimum, bool)):
             raise FormatError("min_tcb_evaluation_data_number must be an integer")
+        flags = {name: obj.get(name, default) for name, default in _FLAGS.items()}
+        for name, value in flags.items():
+            if not isinstance(value, bool):
+                raise FormatError(f"policy {name} must be true or false")
         return cls(
             allowed_statuses=frozenset(statuses),
             denied_advisories=frozenset(advisories),
@@ -89,4 +102,14 @@ class Policy:
             rtmr=tuple(_hexset(r, f"rtmr[{i}]", 48) for i, r in enumerate(rtmr)),
             mr_config_id=_hexset(obj.get("mr_config_id"), "mr_config_id", 48),
             min_tcb_evaluation_data_number=minimum,
+            **flags,
         )
+
+
+# The policy file's boolean members and their defaults (the dataclass defaults).
+_FLAGS = {
+    "require_sept_ve_disable": True,
+    "allow_migratable": False,
+    "allow_perfmon": False,
+    "allow_reserved_td_attributes": False,
+}

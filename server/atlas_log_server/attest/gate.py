@@ -1,25 +1,32 @@
 """The TDX admission gate: an entry is admitted only with a quote that verifies and commits to it.
 
-Order: the ``tee`` block's shape → (key mode with a key-attestation entry: that entry must attest this
-signer's key) → the quote's platform → cached, verified collateral → ``verify_quote`` under the policy →
-the REPORTDATA binding → the nonce (zero, or the root of a recent checkpoint). Every failure is a 4xx
-problem whose type names the reason; an unavailable PCS is a 503 with ``Retry-After``.
+Order: the ``tee`` block's shape → the nonce (zero, or the root of a recent checkpoint) → the quote's
+platform → cached, verified collateral → ``verify_quote`` under the policy → the REPORTDATA binding. Every
+failure is a 4xx problem whose type names the reason; an unavailable PCS is a 503 with ``Retry-After``.
+
+Key mode with a ``keyAttestationEntry``: that entry must attest this signer's key, be at most
+``key_attestation_max_age_s`` old, come from the TDX mode the log runs now, and its stored quote must pass
+today — re-verified against the collateral in force now, under the current policy and roots. The new entry
+records that verdict, not a copy of the old one (a key attested under collateral since revoked, or a policy
+since tightened, must not keep signing entries the log calls attested).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
-from atlas_log.entry import INHERITED_TEE, quote_record
-from atlas_log.errors import CollateralFetchError, QuoteError, SubmissionError
+from atlas_log._encoding import b64decode
+from atlas_log.entry import quote_record, verdict_record
+from atlas_log.errors import CollateralFetchError, FormatError, QuoteError, SubmissionError
 from atlas_log.submission import ParsedSubmission, expected_report_data, is_key_attestation, parse_tee
 from atlas_log.tdx.binding import ZERO_NONCE
 from atlas_log.tdx.policy import Policy
 from atlas_log.tdx.quote import parse_quote
-from atlas_log.tdx.verify import VerificationCache, quote_platform, verify_quote
+from atlas_log.tdx.verify import Verdict, VerificationCache, quote_platform, verify_quote
 from atlas_log_server.attest.store import CollateralStore
-from atlas_log_server.db.repository import Repository
+from atlas_log_server.db.repository import Repository, StoredEntry
 from atlas_log_server.errors import Problem
 
 
@@ -40,6 +47,7 @@ class TdxGate:
         allow_unattested: bool,
         nonce_max_age_s: int,
         require_fresh_nonce: bool,
+        key_attestation_max_age_s: int,
     ) -> None:
         self.store = store
         self.repo = repo
@@ -50,6 +58,7 @@ class TdxGate:
         self.allow_unattested = allow_unattested
         self.nonce_max_age_s = nonce_max_age_s
         self.require_fresh_nonce = require_fresh_nonce
+        self.key_attestation_max_age_s = key_attestation_max_age_s
 
     async def __call__(self, sub: ParsedSubmission, now: int) -> dict[str, Any] | None:
         tee = sub.tee
@@ -65,13 +74,30 @@ class TdxGate:
         summary: dict[str, Any] = {**request.summary(signer), "simulated": self.simulated}
         summary.update(await self._nonce(request.nonce))
         if request.key_attestation_entry is not None:
-            return await self._attested_key(request.key_attestation_entry, signer.fingerprint, summary)
+            return await self._attested_key(request.key_attestation_entry, signer.fingerprint, summary, now)
         assert request.quote is not None
         try:
-            parsed = parse_quote(request.quote)  # once: the platform lookup and the verification share it
-            fmspc, ca = quote_platform(parsed, self.roots, self.cache)
+            verdict, collateral_set = await self._verify(request.quote, now)
         except QuoteError as exc:
             raise _reject("tdx-" + exc.code, exc.message) from exc
+        if not verdict.accept:
+            raise _reject("tdx-" + (verdict.code or "rejected"), verdict.reason or "the quote was rejected")
+        if verdict.td.get("report_data") != expected_report_data(request, sub.envelope, signer).hex():
+            raise _reject(
+                "tdx-binding-mismatch",
+                f"the quote's REPORTDATA is not the {request.binding} binding of this entry, signer and nonce",
+            )
+        return {**summary, **quote_record(request.quote, verdict, collateral_set)}
+
+    async def _verify(self, quote: bytes, now: int) -> tuple[Verdict, str]:
+        """``verify_quote`` at ``now`` against the collateral in force now, under the current policy and roots;
+        returns the verdict and the digest of the collateral set used.
+
+        Raises :class:`QuoteError` when the quote or its PCK chain is malformed or untrusted, and a 503
+        :class:`Problem` when valid collateral cannot be had.
+        """
+        parsed = parse_quote(quote)  # once: the platform lookup and the verification share it
+        fmspc, ca = quote_platform(parsed, self.roots, self.cache)
         try:
             collateral = await self.store.get(fmspc, ca)
         except CollateralFetchError as exc:
@@ -90,14 +116,7 @@ class TdxGate:
                 headers={"Retry-After": "60"},
             ) from exc
         verdict = verify_quote(parsed, collateral, now, self.policy, roots=self.roots, cache=self.cache)
-        if not verdict.accept:
-            raise _reject("tdx-" + (verdict.code or "rejected"), verdict.reason or "the quote was rejected")
-        if verdict.td.get("report_data") != expected_report_data(request, sub.envelope, signer).hex():
-            raise _reject(
-                "tdx-binding-mismatch",
-                f"the quote's REPORTDATA is not the {request.binding} binding of this entry, signer and nonce",
-            )
-        return {**summary, **quote_record(request.quote, verdict, collateral.digest)}
+        return verdict, collateral.digest
 
     async def _nonce(self, nonce: bytes) -> dict[str, Any]:
         if nonce == ZERO_NONCE:
@@ -114,12 +133,47 @@ class TdxGate:
             )
         return {"nonceCheckpointSize": size}
 
-    async def _attested_key(self, idx: int, fingerprint: str, summary: dict[str, Any]) -> dict[str, Any]:
+    async def _attested_key(self, idx: int, fingerprint: str, summary: dict[str, Any], now: int) -> dict[str, Any]:
         entry = await self.repo.entry_by_index(idx)
         attested = json.loads(entry.leaf)["body"].get("tee") if entry is not None else None
-        if not is_key_attestation(attested, fingerprint) or not isinstance(attested, dict):
+        if entry is None or not is_key_attestation(attested, fingerprint) or not isinstance(attested, dict):
             raise _reject(
                 "tdx-key-not-attested", f"entry {idx} is not a quote-attested key entry for this signer's key"
             )
-        inherited = {k: attested[k] for k in INHERITED_TEE if k in attested}
-        return {**summary, **inherited, "keyAttestationEntry": idx}
+        renew = "log a new key attestation (a fresh quote binding this key) and cite that entry"
+        age = now - entry.integrated_time
+        if age > self.key_attestation_max_age_s:
+            raise _reject(
+                "tdx-key-attestation-expired",
+                f"entry {idx} attested this key {age} s ago; this log accepts key attestations up to "
+                f"{self.key_attestation_max_age_s} s old (ATLAS_KEY_ATTESTATION_MAX_AGE_S): {renew}",
+            )
+        if attested.get("simulated") is not self.simulated:
+            then, now_mode = ("simulated", "Intel") if not self.simulated else ("Intel", "simulated")
+            raise _reject(
+                "tdx-key-attestation-rejected",
+                f"entry {idx} was attested while this log ran {then} TDX; it now runs {now_mode} TDX, and an "
+                f"attestation is not carried across modes: {renew}",
+            )
+        try:
+            verdict, collateral_set = await self._verify(_stored_quote(entry, attested), now)
+        except QuoteError as exc:
+            verdict, collateral_set = Verdict(False, exc.code, exc.message), ""
+        if not verdict.accept:
+            raise _reject(
+                "tdx-key-attestation-rejected",
+                f"the quote of entry {idx} would not be accepted today ({verdict.code}: {verdict.reason}): {renew}",
+            )
+        return {**summary, **verdict_record(verdict, collateral_set), "keyAttestationEntry": idx}
+
+
+def _stored_quote(entry: StoredEntry, recorded: dict[str, Any]) -> bytes:
+    """The raw quote of a quote-attested entry, from the submission it was admitted from, checked against the
+    ``quoteSha256`` its leaf commits to (the stored submission is not itself under the tree)."""
+    try:
+        quote = b64decode(json.loads(entry.submission)["tee"]["quote"], "tee.quote")
+    except (FormatError, ValueError, KeyError, TypeError) as exc:
+        raise Problem(500, "evidence-missing", f"the stored submission of entry {entry.index} is unreadable") from exc
+    if hashlib.sha256(quote).hexdigest() != recorded.get("quoteSha256"):
+        raise Problem(500, "evidence-missing", f"the stored quote of entry {entry.index} is not the one it logged")
+    return quote

@@ -58,6 +58,7 @@ def build_attestation(settings: Settings, pool: asyncpg.Pool, repo: Repository, 
         allow_unattested=settings.allow_unattested,
         nonce_max_age_s=settings.nonce_max_age_s,
         require_fresh_nonce=settings.require_fresh_nonce,
+        key_attestation_max_age_s=settings.key_attestation_max_age_s,
     )
     summary = {
         "mode": settings.tdx_mode,
@@ -66,11 +67,16 @@ def build_attestation(settings: Settings, pool: asyncpg.Pool, repo: Repository, 
         "pcsUrl": pcs_url,
         "allowUnattested": settings.allow_unattested,
         "requireFreshNonce": settings.require_fresh_nonce,
+        "keyAttestationMaxAgeS": settings.key_attestation_max_age_s,
         "policy": {
             "allowedStatuses": sorted(policy.allowed_statuses),
             "deniedAdvisories": sorted(policy.denied_advisories),
             "mrTdAllowList": sorted(policy.mr_td) if policy.mr_td is not None else None,
             "minTcbEvaluationDataNumber": policy.min_tcb_evaluation_data_number,
+            "requireSeptVeDisable": policy.require_sept_ve_disable,
+            "allowMigratable": policy.allow_migratable,
+            "allowPerfmon": policy.allow_perfmon,
+            "allowReservedTdAttributes": policy.allow_reserved_td_attributes,
         },
     }
     if settings.tdx_mode == "simulated":
