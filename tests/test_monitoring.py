@@ -46,11 +46,11 @@ def test_fork_is_reported_with_evidence_that_verifies(tmp_path: Path) -> None:
     r = mon.round()
     assert len(r.evidence) == 1
     ev = r.evidence[0]
-    assert "does not join" in verify_evidence(ev, SIGNER.verifier.vkey)
+    assert "do not join" in verify_evidence(ev, SIGNER.verifier.vkey)
     same_size = FakeLog(SIGNER, FORKED)
     same_size.size = 10
     r2 = Monitor(_client({"log": honest, "evil": same_size}), ["http://log", "http://evil"], SIGNER.verifier).round()
-    assert r2.evidence and "two different trees" in verify_evidence(r2.evidence[0])
+    assert r2.evidence and "two different trees" in verify_evidence(r2.evidence[0], SIGNER.verifier.vkey)
     # Evidence from a consistent pair does not hold.
     honest.size = 20
     good = {
@@ -59,11 +59,30 @@ def test_fork_is_reported_with_evidence_that_verifies(tmp_path: Path) -> None:
         "proof": [base64.b64encode(p).decode() for p in reference.proof(10, LEAVES[:20])],
     }
     with pytest.raises(VerificationError):
-        verify_evidence(good)
+        verify_evidence(good, SIGNER.verifier.vkey)
     (tmp_path / "ev.json").write_text(json.dumps(ev))
     from atlas_log import cli
 
-    assert cli.main(["verify-evidence", str(tmp_path / "ev.json")]) == 0
+    assert cli.main(["--vkey", SIGNER.verifier.vkey, "verify-evidence", str(tmp_path / "ev.json")]) == 0
+
+
+@pytest.mark.parametrize("trusted", [8, 10])
+def test_a_fork_found_by_rollback_or_growth_gives_evidence_only_from_a_proof_that_shows_it(trusted: int) -> None:
+    """The forked log is larger, or the monitor already trusts its larger view and then sees the honest,
+    smaller one; the older size is a power of two or not. A forked log serving broken proofs gives the
+    monitor a problem to report, never evidence that would not hold."""
+    for forked_first in (False, True):
+        honest, forked = FakeLog(SIGNER, LEAVES), FakeLog(SIGNER, FORKED)
+        honest.size, forked.size = trusted, 20
+        mon = Monitor(_client({"log": honest, "evil": forked}), ["http://log", "http://evil"], SIGNER.verifier)
+        if forked_first:
+            mon.trusted.advance(forked.note(), [])
+        r = mon.round()
+        assert len(r.evidence) == 1, r.problems
+        assert "do not join" in verify_evidence(r.evidence[0], SIGNER.verifier.vkey)
+    forked.broken_proofs = True
+    r = Monitor(_client({"log": honest, "evil": forked}), ["http://log", "http://evil"], SIGNER.verifier).round()
+    assert r.evidence == [] and any("no evidence written" in p for p in r.problems)
 
 
 def test_monitor_serves_its_view_to_peers() -> None:

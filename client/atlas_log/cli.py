@@ -301,6 +301,7 @@ def _replay_progress(done: int, total: int) -> None:
 def _replay_round(replay: Any, note: bytes, verifier: Verifier, result: Any) -> None:
     """Replay up to the monitor's verified checkpoint; failing entries become problems and evidence."""
     from atlas_log.checkpoint import open_checkpoint
+    from atlas_log.evidence import verify_evidence
     from atlas_log.replay import entry_evidence
 
     checkpoint = open_checkpoint(note, verifier)
@@ -324,9 +325,16 @@ def _replay_round(replay: Any, note: bytes, verifier: Verifier, result: Any) -> 
     result.problems.extend(outcome.problems)
     for index, reason in outcome.bad_entries[:MAX_ENTRY_EVIDENCE]:
         try:
-            result.evidence.append(entry_evidence(replay.url, verifier.vkey, note, checkpoint, index, reason))
+            evidence = entry_evidence(replay.url, verifier.vkey, note, checkpoint, index, reason)
         except (Error, httpx.HTTPError, KeyError, ValueError) as exc:
             result.problems.append(f"could not gather evidence for entry {index}: {exc}")
+            continue
+        try:  # only what proves misbehaviour to others is written as evidence (e.g. not a swapped submission)
+            verify_evidence(evidence, verifier, replay.trust)
+        except Error as exc:
+            result.problems.append(f"entry {index} is not evidence against the log: {exc}")
+            continue
+        result.evidence.append(evidence)
 
 
 def _cmd_monitor(args: argparse.Namespace) -> int:
@@ -397,6 +405,10 @@ def _cmd_monitor(args: argparse.Namespace) -> int:
 def _cmd_verify_evidence(args: argparse.Namespace) -> int:
     from atlas_log.evidence import verify_evidence
 
+    if not args.vkey:
+        # The key an evidence file names proves nothing: anyone can make a key with the log's name.
+        print("evidence does not hold: no log key is pinned; give the log's verifier key with --vkey")
+        return 1
     try:
         print(verify_evidence(json.loads(Path(args.file).read_text()), args.vkey, _trust(args)))
     except (Error, ValueError, OSError) as exc:

@@ -22,7 +22,7 @@ from atlas_log._encoding import b64decode
 from atlas_log.checkpoint import open_checkpoint
 from atlas_log.cosignature import CosignatureVerifier, verify_cosignatures
 from atlas_log.errors import Error, InconsistentLogError, ProofError
-from atlas_log.evidence import evidence_from_error
+from atlas_log.evidence import inconsistency_evidence, verify_evidence
 from atlas_log.merkle import verify_consistency
 from atlas_log.monitor import TrustedState
 from atlas_log.note import Verifier, parse_note
@@ -99,11 +99,52 @@ class Monitor:
                         continue
                     kind = "fork"
                 result.problems.append(f"{url}: {exc}")
-                result.evidence.append(evidence_from_error(exc, self.verifier, kind))
+                evidence = self._evidence(url, exc, kind)
+                if evidence is None:
+                    result.problems.append(f"{url}: no log served a proof that shows the fork; no evidence written")
+                else:
+                    result.evidence.append(evidence)
             except Error as exc:
                 result.problems.append(f"{url}: {exc}")
         result.size = self.trusted.size
         return result
+
+    def _evidence(self, url: str, err: InconsistentLogError, kind: str) -> dict[str, Any] | None:
+        """Evidence of ``err`` that holds under the pinned key, or None when no log's proofs show it.
+
+        Trees of different sizes need the larger tree's own proof that its first leaves have another root:
+        asked of the log that served the view, then of every other log URL (a peer's view, or the smaller
+        side of a fork, has no such proof to give).
+        """
+        a, b = (open_checkpoint(n, self.verifier) for n in (err.old_checkpoint, err.new_checkpoint))
+        small, large = min(a.size, b.size), max(a.size, b.size)
+        attempts: list[tuple[list[bytes], list[bytes]]] = [([], [])]  # enough for one size, or a frozen log
+        if 0 < small < large:
+            for base in dict.fromkeys([url, *self.logs]):
+                if base not in self.logs:
+                    continue
+                try:
+                    proof = self._proof(base, small, large)
+                    path = self._path(base, small, large) if small & (small - 1) == 0 else []
+                except (Error, httpx.HTTPError, KeyError, TypeError, ValueError):
+                    continue
+                attempts.append((proof, path))
+        for proof, path in attempts:
+            evidence = inconsistency_evidence(
+                self.verifier, err.old_checkpoint, err.new_checkpoint, proof, err.reason, kind, path
+            )
+            try:
+                verify_evidence(evidence, self.verifier)
+            except Error:
+                continue
+            return evidence
+        return None
+
+    def _path(self, base: str, index: int, size: int) -> list[bytes]:
+        resp = self.http.get(f"{base}/api/v1/proofs/inclusion", params={"index": index, "treeSize": size}, timeout=10)
+        if resp.status_code != 200:
+            raise Error(f"the log refused an inclusion proof of {index} in {size}: {resp.status_code}")
+        return [b64decode(h, "proof") for h in resp.json()["hashes"]]
 
     def _is_prefix(self, url: str, small: bytes, large: bytes) -> bool:
         a, b = open_checkpoint(small, self.verifier), open_checkpoint(large, self.verifier)
