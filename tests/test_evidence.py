@@ -27,7 +27,7 @@ from atlas_log.intoto import extract
 from atlas_log.merkle import RootHash, leaf_hash
 from atlas_log.monitor import verify_advance
 from atlas_log.note import Signer
-from atlas_log.replay import Trust
+from atlas_log.replay import TIME_TOLERANCE_S, Trust
 from atlas_log.submission import demo_submission, parse_tee, spki_der
 from atlas_log.tdx.collateral import COLLATERAL_PARTS
 from atlas_log.tdx.simulate import SimulatedPlatform
@@ -241,3 +241,28 @@ def test_an_entry_the_log_should_have_refused_is_upheld() -> None:
     leaves = [_leaf(good, NOW - DAY), _leaf(bad_sig, NOW - DAY)]
     sentence = verify_evidence(_bad_entry(leaves, 1, bad_sig), VKEY, TRUST)
     assert "does not verify" in sentence and "signature" in sentence
+
+
+def _backdated(leaves: list[bytes], first: int, second: int) -> dict[str, Any]:
+    hashes = [leaf_hash(leaf) for leaf in leaves]
+    return {
+        "type": EVIDENCE_TYPE,
+        "kind": "backdated",
+        "log": VKEY,
+        "reason": "time went back",
+        "checkpoints": [_note(hashes, len(hashes))],
+        "entries": [
+            {"logIndex": i, "leaf": _b64(leaves[i]), "inclusionProof": [_b64(h) for h in reference.path(i, hashes)]}
+            for i in (first, second)
+        ],
+    }
+
+
+def test_backdated_evidence_holds_only_for_a_step_back_beyond_the_tolerance() -> None:
+    start = NOW - DAY
+    times = [start, start + 10, start + 9 - TIME_TOLERANCE_S, start + 11 - TIME_TOLERANCE_S]
+    leaves = [_leaf(demo_submission(SUBMITTER, i, PLATFORM), t) for i, t in enumerate(times)]
+    assert "entry 2 is backdated" in verify_evidence(_backdated(leaves, 1, 2), VKEY)
+    for first, second in [(2, 1), (1, 3), (0, 1), (2, 2)]:  # wrong order, within the tolerance, forward, itself
+        with pytest.raises(Error):
+            verify_evidence(_backdated(leaves, first, second), VKEY)

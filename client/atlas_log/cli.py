@@ -8,7 +8,8 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -298,15 +299,16 @@ def _replay_progress(done: int, total: int) -> None:
         print(f"replayed {done}/{total}", file=sys.stderr, flush=True)
 
 
-def _replay_round(replay: Any, note: bytes, verifier: Verifier, result: Any) -> None:
-    """Replay up to the monitor's verified checkpoint; failing entries become problems and evidence."""
+def _replay_round(replay: Any, note: bytes, verifier: Verifier, result: Any, seen_at: int) -> None:
+    """Replay up to the monitor's verified checkpoint (first seen at ``seen_at``); failing entries become
+    problems, and evidence when it holds."""
     from atlas_log.checkpoint import open_checkpoint
     from atlas_log.evidence import verify_evidence
-    from atlas_log.replay import entry_evidence
+    from atlas_log.replay import entry_evidence, order_evidence
 
     checkpoint = open_checkpoint(note, verifier)
     try:
-        outcome = replay.run(checkpoint, _replay_progress)
+        outcome = replay.run(checkpoint, _replay_progress, seen_at)
     except Exception as exc:  # the log stopped answering mid-replay: a problem of this round; the next continues
         result.problems.append(f"replay stopped at entry {replay.tree.size}: {exc}")
         return
@@ -323,9 +325,16 @@ def _replay_round(replay: Any, note: bytes, verifier: Verifier, result: Any) -> 
         flush=True,
     )
     result.problems.extend(outcome.problems)
-    for index, reason in outcome.bad_entries[:MAX_ENTRY_EVIDENCE]:
+    gather: list[tuple[int, Callable[[], dict[str, Any]]]] = [
+        (index, partial(entry_evidence, replay.url, verifier.vkey, note, checkpoint, index, reason))
+        for index, reason in outcome.bad_entries[:MAX_ENTRY_EVIDENCE]
+    ] + [
+        (index, partial(order_evidence, replay.url, verifier.vkey, note, checkpoint, earlier, index, reason))
+        for earlier, index, reason in outcome.backdated[:MAX_ENTRY_EVIDENCE]
+    ]
+    for index, collect in gather:
         try:
-            evidence = entry_evidence(replay.url, verifier.vkey, note, checkpoint, index, reason)
+            evidence = collect()
         except (Error, httpx.HTTPError, KeyError, ValueError) as exc:
             result.problems.append(f"could not gather evidence for entry {index}: {exc}")
             continue
@@ -361,6 +370,8 @@ def _cmd_monitor(args: argparse.Namespace) -> int:
             serve_checkpoint(mon, host or "127.0.0.1", int(port))
         replay = Replay(args.log[0], _trust(args), args.replay_workers) if args.replay else None
         successor: Monitor | None = None
+        seen_note: bytes | None = None
+        seen_at = 0
         while True:
             result = mon.round()
             frozen = succession(mon.trusted.checkpoint) if mon.trusted.checkpoint is not None else None
@@ -371,8 +382,10 @@ def _cmd_monitor(args: argparse.Namespace) -> int:
                 later = successor.round()
                 result.problems.extend(f"successor: {p}" for p in later.problems)
                 result.evidence.extend(later.evidence)
+            if mon.trusted.note != seen_note:  # entries it covers were dated before this moment
+                seen_note, seen_at = mon.trusted.note, int(time.time())
             if replay is not None and mon.trusted.note is not None:
-                _replay_round(replay, mon.trusted.note, verifier, result)
+                _replay_round(replay, mon.trusted.note, verifier, result, seen_at)
             for i, ev in enumerate(result.evidence):
                 out.mkdir(parents=True, exist_ok=True)
                 path = out / f"evidence-{int(time.time())}-{i}.json"

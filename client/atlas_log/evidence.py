@@ -29,7 +29,13 @@ submission is the one the leaf commits to (its envelope hash, each signer's key 
 hash; the tee request members are taken from the leaf), the evidence carries the collateral the leaf names,
 and that submission does not verify at the leaf's ``integratedTime`` under the verifier's trust roots. An
 X.509 chain is not committed by the leaf (only the signing certificate's identity), so a chain that does
-not verify proves nothing about the log.
+not verify proves nothing about the log. An entry dated before the collateral it names was issued (or after
+it expired) is such an entry: its quote does not verify at its own time.
+
+Kind ``backdated`` holds one checkpoint and ``"entries": [{"logIndex", "leaf", "inclusionProof"}, ...]``
+(two): it holds when both leaves are in the signed tree, the first precedes the second, and the second is
+dated more than :data:`~atlas_log.replay.TIME_TOLERANCE_S` before the first. The log stamps entries when it
+admits them and sequences them in that order within that tolerance; this is its stated contract.
 """
 
 from __future__ import annotations
@@ -56,7 +62,7 @@ from atlas_log.merkle import (
     verify_inclusion,
 )
 from atlas_log.note import Verifier
-from atlas_log.replay import Trust, check_entry, collateral_from_json
+from atlas_log.replay import TIME_TOLERANCE_S, Trust, check_entry, collateral_from_json
 
 __all__ = ["EVIDENCE_TYPE", "evidence_from_error", "inconsistency_evidence", "verify_evidence"]
 
@@ -126,6 +132,8 @@ def verify_evidence(evidence: Any, vkey: str | Verifier, trust: Trust | None = N
             raise VerificationError(f"the evidence is about the key {named}, not the pinned {verifier.vkey}")
         if evidence.get("kind") == "bad-entry":
             return _bad_entry(evidence, verifier, trust or Trust())
+        if evidence.get("kind") == "backdated":
+            return _backdated(evidence, verifier)
         notes = evidence["checkpoints"]
         if not isinstance(notes, list) or len(notes) != 2 or not all(isinstance(n, str) for n in notes):
             raise FormatError("checkpoints must list two signed notes, the smaller tree first")
@@ -173,6 +181,37 @@ def _inconsistent(
     return (
         f"log {name} signed trees of sizes {older.size} and {newer.size} that do not join: the first "
         f"{older.size} leaves of the newer tree have root {prefix_root.hex()}, not {older.root_hash.hex()}"
+    )
+
+
+def _backdated(evidence: dict[str, Any], verifier: Verifier) -> str:
+    """Two entries of one signed tree, the later one dated beyond the tolerance before the earlier one."""
+    try:
+        checkpoint = open_checkpoint(evidence["checkpoints"][0].encode(), verifier)
+        first, second = evidence["entries"]
+        entries = []
+        for e in (first, second):
+            index, leaf = e["logIndex"], b64decode(e["leaf"], "leaf")
+            if not isinstance(index, int) or isinstance(index, bool):
+                raise FormatError("entries[].logIndex must be an integer")
+            proof = [b64decode(h, "proof") for h in e["inclusionProof"]]
+            entries.append((index, leaf, proof))
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise FormatError(f"malformed backdated evidence: {exc}") from exc
+    for index, leaf, proof in entries:
+        verify_inclusion(leaf_hash(leaf), index, checkpoint.size, proof, checkpoint.root_hash)
+    (i, leaf_i, _), (j, leaf_j, _) = entries
+    if not i < j:
+        raise VerificationError(f"entry {i} does not precede entry {j}: list the earlier entry first")
+    t_i, t_j = parse_leaf(leaf_i).integrated_time, parse_leaf(leaf_j).integrated_time
+    if t_j >= t_i - TIME_TOLERANCE_S:
+        raise VerificationError(
+            f"entry {j} is dated {t_i - t_j}s before entry {i}, within the {TIME_TOLERANCE_S}s tolerance: "
+            "no misbehaviour shown"
+        )
+    return (
+        f"log {verifier.name} dated entry {j} at {t_j}, {t_i - t_j}s before entry {i} ({t_i}) that precedes it "
+        f"in its tree of size {checkpoint.size}: beyond the {TIME_TOLERANCE_S}s tolerance, entry {j} is backdated"
     )
 
 
