@@ -266,3 +266,13 @@ def test_backdated_evidence_holds_only_for_a_step_back_beyond_the_tolerance() ->
     for first, second in [(2, 1), (1, 3), (0, 1), (2, 2)]:  # wrong order, within the tolerance, forward, itself
         with pytest.raises(Error):
             verify_evidence(_backdated(leaves, first, second), VKEY)
+
+
+def test_a_simulated_entry_checked_under_intels_root_alone_is_not_evidence() -> None:
+    """The log records that the quote is simulated; that it does not chain to Intel proves nothing."""
+    sub = demo_submission(SUBMITTER, 0, PLATFORM)
+    ev = _bad_entry([_leaf(sub, NOW - DAY)], 0, sub)
+    with pytest.raises(Error, match="simulated"):
+        verify_evidence(ev, VKEY)
+    with pytest.raises(Error, match="verifies on its own"):
+        verify_evidence(ev, VKEY, TRUST)

@@ -29,8 +29,9 @@ submission is the one the leaf commits to (its envelope hash, each signer's key 
 hash; the tee request members are taken from the leaf), the evidence carries the collateral the leaf names,
 and that submission does not verify at the leaf's ``integratedTime`` under the verifier's trust roots. An
 X.509 chain is not committed by the leaf (only the signing certificate's identity), so a chain that does
-not verify proves nothing about the log. An entry dated before the collateral it names was issued (or after
-it expired) is such an entry: its quote does not verify at its own time.
+not verify proves nothing about the log; nor does a quote the leaf itself records as simulated, checked
+under Intel's root alone (pin the simulated root to check it). An entry dated before the collateral it
+names was issued (or after it expired) is a bad entry: its quote does not verify at its own time.
 
 Kind ``backdated`` holds one checkpoint and ``"entries": [{"logIndex", "leaf", "inclusionProof"}, ...]``
 (two): it holds when both leaves are in the signed tree, the first precedes the second, and the second is
@@ -63,6 +64,7 @@ from atlas_log.merkle import (
 )
 from atlas_log.note import Verifier
 from atlas_log.replay import TIME_TOLERANCE_S, Trust, check_entry, collateral_from_json
+from atlas_log.tdx.verify import INTEL_ROOT_SPKI_SHA256 as INTEL_ROOT
 
 __all__ = ["EVIDENCE_TYPE", "evidence_from_error", "inconsistency_evidence", "verify_evidence"]
 
@@ -237,6 +239,11 @@ def _bad_entry(evidence: dict[str, Any], verifier: Verifier, trust: Trust) -> st
         return f"{where} a leaf at index {index} that is not an entry: {exc}"
     committed = _committed_submission(entry.body, submission, entry.integrated_time, trust)
     named = _named_collateral(entry.body)
+    if named is not None and entry.body["tee"].get("simulated") is True and set(trust.tdx_roots) <= {INTEL_ROOT}:
+        # The log says this quote is simulated: that it does not chain to Intel's root is no misbehaviour.
+        raise VerificationError(
+            f"entry {index} records a simulated TDX platform; pin that platform's root with --tdx-root to check it"
+        )
     if named is not None and (coll is None or coll.digest != named):
         raise VerificationError(f"the evidence lacks the collateral set {named} that entry {index} names")
     checked = check_entry(index, leaf, committed, lambda digest: coll if digest == named else None, trust)
