@@ -156,6 +156,11 @@ def test_cli_refuses_each_forgery_and_requires_the_pinned_key(
     # Real evidence holds only with the key pinned.
     rc, _ = _verify_cli(tmp_path, _fork(6, 20), "--vkey", VKEY)
     assert rc == 0 and "do not join" in capsys.readouterr().out
+    path = tmp_path / "fork.json"
+    path.write_text(json.dumps(_fork(6, 20)))
+    assert cli.main(["verify-evidence", str(path), "--vkey", VKEY]) == 0
+    assert cli.main(["verify-evidence", str(path), "--vkey", impostor.verifier.vkey]) == 1
+    assert "evidence does not hold" in capsys.readouterr().out
     rc, _ = _verify_cli(tmp_path, _fork(6, 20))
     assert rc != 0 and "evidence does not hold" in capsys.readouterr().out
 

@@ -418,12 +418,13 @@ def _cmd_monitor(args: argparse.Namespace) -> int:
 def _cmd_verify_evidence(args: argparse.Namespace) -> int:
     from atlas_log.evidence import verify_evidence
 
-    if not args.vkey:
+    vkey = args.evidence_vkey or args.vkey
+    if not vkey:
         # The key an evidence file names proves nothing: anyone can make a key with the log's name.
         print("evidence does not hold: no log key is pinned; give the log's verifier key with --vkey")
         return 1
     try:
-        print(verify_evidence(json.loads(Path(args.file).read_text()), args.vkey, _trust(args)))
+        print(verify_evidence(json.loads(Path(args.file).read_text()), vkey, _trust(args)))
     except (Error, ValueError, OSError) as exc:
         print(f"evidence does not hold: {exc}")
         return 1
@@ -546,8 +547,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--follow-successor", action="store_true", help="when the log is frozen, also follow the successor it names"
     )
     p.set_defaults(func=_cmd_monitor)
-    p = sub.add_parser("verify-evidence", help="check a piece of evidence on its own")
+    p = sub.add_parser("verify-evidence", help="check a piece of evidence against the log's pinned key")
     p.add_argument("file")
+    p.add_argument("--vkey", dest="evidence_vkey", help="the log's verifier key (required here or before the command)")
     p.add_argument("--tdx-root", action="append", help="trusted TDX root CA key SHA-256 for entry evidence")
     p.set_defaults(func=_cmd_verify_evidence)
     p = sub.add_parser("evidence", help="download an entry's quote and collateral as a PCS-replay folder")
