@@ -14,10 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from atlas_log import cli
 from atlas_log._encoding import b64decode
+from atlas_log.bundle import parse_bundle, signing_certificate
 from atlas_log.checkpoint import Checkpoint, sign_checkpoint
 from atlas_log.dsse import PublicKey, SpkiDer, parse_envelope
 from atlas_log.entry import LINKED_ROLES, build_body, encode_body, encode_leaf, index_summary, quote_record
@@ -33,6 +36,7 @@ from atlas_log.tdx.collateral import COLLATERAL_PARTS
 from atlas_log.tdx.simulate import SimulatedPlatform
 from atlas_log.tdx.verify import verify_quote
 from tests import reference
+from tests.vectors import vectors_dir
 
 ORIGIN = "evidence.example/log"
 LOG = Signer.generate(ORIGIN)
@@ -281,3 +285,35 @@ def test_a_simulated_entry_checked_under_intels_root_alone_is_not_evidence() -> 
         verify_evidence(ev, VKEY)
     with pytest.raises(Error, match="verifies on its own"):
         verify_evidence(ev, VKEY, TRUST)
+
+
+def test_a_certificate_chain_the_leaf_does_not_commit_to_proves_nothing() -> None:
+    """The leaf records the signing certificate's identity, not its chain: a chain broken by whoever wrote
+    the evidence, or one the verifier cannot check, is refused; a bad signature under a good chain holds."""
+    bundle = json.loads((vectors_dir("model-signing", "v1.1.0-certificate") / "model.sig").read_text())
+    ca = x509.load_pem_x509_certificate((vectors_dir("model-signing", "keys") / "ca-cert.pem").read_bytes())
+    trust = Trust(x509_roots=(ca.public_bytes(serialization.Encoding.DER),))
+    parsed = parse_bundle(bundle)
+    t = int(x509.load_der_x509_certificate(parsed.chain[0]).not_valid_before_utc.timestamp()) + DAY
+
+    def leaf_for(b: dict[str, Any]) -> bytes:
+        envelope = parse_envelope(b["dsseEnvelope"])
+        key = signing_certificate(parsed.chain, [ca], t)
+        extraction = extract(envelope.payload_type, envelope.payload)
+        body, _ = encode_body(build_body(envelope, [key], None, index_summary(extraction)))
+        return encode_leaf(body, t, {d: None for d in extraction.digests(*LINKED_ROLES)})
+
+    sub = {"sigstoreBundle": bundle}
+    with pytest.raises(Error, match="verifies on its own"):
+        verify_evidence(_bad_entry([leaf_for(bundle)], 0, sub, collateral=False), VKEY, trust)
+    with pytest.raises(Error, match="certificate chain"):  # no X.509 roots: nothing can be said
+        verify_evidence(_bad_entry([leaf_for(bundle)], 0, sub, collateral=False), VKEY)
+    broken = json.loads(json.dumps(bundle))
+    del broken["verificationMaterial"]["x509CertificateChain"]["certificates"][1]
+    with pytest.raises(Error, match="certificate chain"):
+        verify_evidence(_bad_entry([leaf_for(bundle)], 0, {"sigstoreBundle": broken}, collateral=False), VKEY, trust)
+    bad_sig = json.loads(json.dumps(bundle))
+    sig = bad_sig["dsseEnvelope"]["signatures"][0]["sig"]
+    bad_sig["dsseEnvelope"]["signatures"][0]["sig"] = ("A" if sig[0] != "A" else "B") + sig[1:]
+    ev = _bad_entry([leaf_for(bad_sig)], 0, {"sigstoreBundle": bad_sig}, collateral=False)
+    assert "signature" in verify_evidence(ev, VKEY, trust)

@@ -295,12 +295,14 @@ def _committed_submission(body: dict[str, Any], submission: Any, at: int, trust:
             # The chain is not committed: if it does not verify, whoever wrote the evidence may have broken it.
             try:
                 roots = tuple(x509.load_der_x509_certificate(r) for r in trust.x509_roots)
-                signing_certificate(chain, roots, at)
+                certified = signing_certificate(chain, roots, at)
             except (VerificationError, ValueError) as exc:
                 raise VerificationError(
                     f"the entry's certificate chain does not verify under the trusted roots ({exc}); the leaf "
                     "does not commit to the chain, so this proves nothing about the log"
                 ) from exc
+            if certified.fingerprint not in recorded:
+                raise not_committed("its certificate is for a key the entry does not record")
             rebuilt["verificationMaterial"] = {"x509CertificateChain": [b64encode(c) for c in chain]}
         else:
             keys = {k.fingerprint: k for k in map(_public_key, material["publicKeys"])}
