@@ -7,9 +7,13 @@ wrong order, another entry's submission, a key of its own with the log's name. N
 from __future__ import annotations
 
 import base64
+import copy
+import functools
 import json
 import os
+import random
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -317,3 +321,30 @@ def test_a_certificate_chain_the_leaf_does_not_commit_to_proves_nothing() -> Non
     bad_sig["dsseEnvelope"]["signatures"][0]["sig"] = ("A" if sig[0] != "A" else "B") + sig[1:]
     ev = _bad_entry([leaf_for(bad_sig)], 0, {"sigstoreBundle": bad_sig}, collateral=False)
     assert "signature" in verify_evidence(ev, VKEY, trust)
+
+
+def _members(obj: Any, at: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    if isinstance(obj, dict | list):
+        for k, v in obj.items() if isinstance(obj, dict) else enumerate(obj):
+            yield (*at, k)
+            yield from _members(v, (*at, k))
+
+
+def test_no_mutation_of_honest_evidence_is_upheld_and_only_our_errors_escape() -> None:
+    """Every member of honest (non-)evidence replaced or removed: the verdict is a sentence or an
+    :class:`Error`, never another exception, and evidence of nothing never becomes evidence."""
+    subs = [demo_submission(SUBMITTER, i, PLATFORM) for i in range(2)]
+    leaves = [_leaf(s, NOW - DAY + i) for i, s in enumerate(subs)]
+    honest = [_bad_entry(leaves, 0, subs[0]), _backdated(leaves, 0, 1), _inconsistent([_note(HONEST, 6)] * 2, [])]
+    odd: list[Any] = [None, 0, -1, True, "", "AAAA", [], {}, [1], {"a": 1}, 2**70, 1.5]
+    rng = random.Random(7)
+    for _ in range(600):
+        evidence = copy.deepcopy(rng.choice(honest))
+        *parent, last = rng.choice(list(_members(evidence)))
+        target = functools.reduce(lambda o, k: o[k], parent, evidence)
+        if rng.random() < 0.3:
+            del target[last]
+        else:
+            target[last] = rng.choice(odd)
+        with pytest.raises(Error):
+            verify_evidence(evidence, VKEY, TRUST)
