@@ -213,7 +213,8 @@ def _backdated(evidence: dict[str, Any], verifier: Verifier) -> str:
         )
     return (
         f"log {verifier.name} dated entry {j} at {t_j}, {t_i - t_j}s before entry {i} ({t_i}) that precedes it "
-        f"in its tree of size {checkpoint.size}: beyond the {TIME_TOLERANCE_S}s tolerance, entry {j} is backdated"
+        f"in its tree of size {checkpoint.size}: beyond the {TIME_TOLERANCE_S}s tolerance, entry {j} is backdated "
+        f"(or entry {i} post-dated)"
     )
 
 

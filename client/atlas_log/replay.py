@@ -280,7 +280,8 @@ class Replay:
                         result.problems.append(late)
                         if self._latest is not None and c.integrated_time < self._latest[1] - TIME_TOLERANCE_S:
                             result.backdated.append((self._latest[0], c.index, late))
-                    if self._latest is None or c.integrated_time > self._latest[1]:
+                    elif self._latest is None or c.integrated_time > self._latest[1]:
+                        # A future-dated entry is reported once; it does not make its successors look backdated.
                         self._latest = (c.index, c.integrated_time)
                 if c.nonce is not None:
                     nonces.setdefault(c.nonce[0], set()).add(c.nonce[1])
