@@ -117,3 +117,22 @@ def test_monitor_serves_its_view_to_peers() -> None:
         assert second.round().evidence
     finally:
         server.shutdown()
+
+
+def test_a_lagging_mirror_that_cannot_prove_beyond_its_size_is_no_fork() -> None:
+    """The monitor trusts size 30 from the log, then sees a mirror at 20 that (honestly) cannot prove
+    consistency to a size it does not have: the log proves the mirror's view a prefix."""
+    log, mirror = FakeLog(SIGNER, LEAVES), FakeLog(SIGNER, LEAVES)
+    log.size, mirror.size = 30, 20
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "mirror" and int(request.url.params.get("to", 0)) > mirror.size:
+            return httpx.Response(400, json={"type": "https://atlas-log.dev/problems/tree-size", "detail": "no"})
+        return {"log": log, "mirror": mirror}[request.url.host].handler(request)
+
+    mon = Monitor(
+        httpx.Client(transport=httpx.MockTransport(handler)), ["http://log", "http://mirror"], SIGNER.verifier
+    )
+    mon.trusted.advance(log.note(), [])
+    r = mon.round()
+    assert r.evidence == [] and r.problems == [] and r.size == 30

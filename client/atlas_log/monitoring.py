@@ -21,7 +21,7 @@ import httpx
 from atlas_log._encoding import b64decode
 from atlas_log.checkpoint import open_checkpoint
 from atlas_log.cosignature import CosignatureVerifier, verify_cosignatures
-from atlas_log.errors import Error, InconsistentLogError, ProofError
+from atlas_log.errors import Error, InconsistentLogError
 from atlas_log.evidence import inconsistency_evidence, verify_evidence
 from atlas_log.merkle import verify_consistency
 from atlas_log.monitor import TrustedState
@@ -147,14 +147,18 @@ class Monitor:
         return [b64decode(h, "proof") for h in resp.json()["hashes"]]
 
     def _is_prefix(self, url: str, small: bytes, large: bytes) -> bool:
+        """Whether any log proves ``small`` a prefix of ``large``: a lagging mirror cannot prove up to a size
+        it does not have yet, so the other log URLs are asked too."""
         a, b = open_checkpoint(small, self.verifier), open_checkpoint(large, self.verifier)
         if a.size == 0:
             return True
-        try:
-            verify_consistency(a.size, b.size, self._proof(url, a.size, b.size), a.root_hash, b.root_hash)
-        except (ProofError, Error):
-            return False
-        return True
+        for base in dict.fromkeys([url if url in self.logs else self.logs[0], *self.logs]):
+            try:
+                verify_consistency(a.size, b.size, self._proof(base, a.size, b.size), a.root_hash, b.root_hash)
+            except (Error, httpx.HTTPError, KeyError, TypeError, ValueError):
+                continue
+            return True
+        return False
 
 
 def serve_checkpoint(monitor: Monitor, host: str, port: int) -> ThreadingHTTPServer:
