@@ -4,7 +4,9 @@ between them (and the witness quorum), and produce evidence when the log rolls b
 Each round: fetch ``/checkpoint`` from every log URL and peer monitor; verify each (log signature, quorum);
 advance the trusted state through a consistency proof; then cross-check every view against the trusted one:
 two views of one size must have one root, and a smaller view must be provably a prefix of the larger
-(proof fetched from the log). Anything else is written out as evidence (see :mod:`atlas_log.evidence`).
+(proof fetched from the logs). Anything else is a problem, and is written out as evidence only when the
+evidence holds under the pinned key (see :mod:`atlas_log.evidence`): a fork between trees of different
+sizes needs the larger tree's own proof, which a log may refuse to give.
 """
 
 from __future__ import annotations
