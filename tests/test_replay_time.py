@@ -84,6 +84,7 @@ def hostile() -> Iterator[list[HostileLog]]:
     yield logs
     for log in logs:
         log.server.shutdown()
+        log.server.server_close()
 
 
 def _monitor(
