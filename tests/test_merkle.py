@@ -182,3 +182,19 @@ def test_compact_range_matches_reference(start: int, extra: int) -> None:
     for (h, i), d in seen.items():
         assert d == reference.mth(leaves[i << h : (i + 1) << h])
     assert [reference.mth(leaves[i << h : (i + 1) << h]) for h, i, _ in resumed.nodes()] == resumed.hashes
+
+
+def test_consistency_prefix_root_is_the_root_a_proof_states() -> None:
+    """From a consistency proof, the root of the first ``m`` leaves; None when ``m`` is a power of two (the
+    proof omits it). A proof of another tree states that tree's prefix root, which is what fork evidence uses."""
+    leaves = [reference.leaf(bytes([i])) for i in range(40)]
+    other = [*leaves[:3], reference.leaf(b"x"), *leaves[4:]]
+    for n in range(2, 40):
+        for m in range(1, n):
+            for tree in (leaves, other):
+                root = merkle.consistency_prefix_root(m, n, reference.proof(m, tree[:n]))
+                assert root == (None if m & (m - 1) == 0 else reference.mth(tree[:m])), (m, n)
+    with pytest.raises(ProofError):
+        merkle.consistency_prefix_root(6, 20, reference.proof(6, leaves[:20])[:-1])
+    with pytest.raises(ProofError):
+        merkle.consistency_prefix_root(20, 6, [])

@@ -46,11 +46,11 @@ def test_fork_is_reported_with_evidence_that_verifies(tmp_path: Path) -> None:
     r = mon.round()
     assert len(r.evidence) == 1
     ev = r.evidence[0]
-    assert "does not join" in verify_evidence(ev, SIGNER.verifier.vkey)
+    assert "do not join" in verify_evidence(ev, SIGNER.verifier.vkey)
     same_size = FakeLog(SIGNER, FORKED)
     same_size.size = 10
     r2 = Monitor(_client({"log": honest, "evil": same_size}), ["http://log", "http://evil"], SIGNER.verifier).round()
-    assert r2.evidence and "two different trees" in verify_evidence(r2.evidence[0])
+    assert r2.evidence and "two different trees" in verify_evidence(r2.evidence[0], SIGNER.verifier.vkey)
     # Evidence from a consistent pair does not hold.
     honest.size = 20
     good = {
@@ -59,11 +59,30 @@ def test_fork_is_reported_with_evidence_that_verifies(tmp_path: Path) -> None:
         "proof": [base64.b64encode(p).decode() for p in reference.proof(10, LEAVES[:20])],
     }
     with pytest.raises(VerificationError):
-        verify_evidence(good)
+        verify_evidence(good, SIGNER.verifier.vkey)
     (tmp_path / "ev.json").write_text(json.dumps(ev))
     from atlas_log import cli
 
-    assert cli.main(["verify-evidence", str(tmp_path / "ev.json")]) == 0
+    assert cli.main(["--vkey", SIGNER.verifier.vkey, "verify-evidence", str(tmp_path / "ev.json")]) == 0
+
+
+@pytest.mark.parametrize("trusted", [8, 10])
+def test_a_fork_found_by_rollback_or_growth_gives_evidence_only_from_a_proof_that_shows_it(trusted: int) -> None:
+    """The forked log is larger, or the monitor already trusts its larger view and then sees the honest,
+    smaller one; the older size is a power of two or not. A forked log serving broken proofs gives the
+    monitor a problem to report, never evidence that would not hold."""
+    for forked_first in (False, True):
+        honest, forked = FakeLog(SIGNER, LEAVES), FakeLog(SIGNER, FORKED)
+        honest.size, forked.size = trusted, 20
+        mon = Monitor(_client({"log": honest, "evil": forked}), ["http://log", "http://evil"], SIGNER.verifier)
+        if forked_first:
+            mon.trusted.advance(forked.note(), [])
+        r = mon.round()
+        assert len(r.evidence) == 1, r.problems
+        assert "do not join" in verify_evidence(r.evidence[0], SIGNER.verifier.vkey)
+    forked.broken_proofs = True
+    r = Monitor(_client({"log": honest, "evil": forked}), ["http://log", "http://evil"], SIGNER.verifier).round()
+    assert r.evidence == [] and any("no evidence written" in p for p in r.problems)
 
 
 def test_monitor_serves_its_view_to_peers() -> None:
@@ -98,3 +117,22 @@ def test_monitor_serves_its_view_to_peers() -> None:
         assert second.round().evidence
     finally:
         server.shutdown()
+
+
+def test_a_lagging_mirror_that_cannot_prove_beyond_its_size_is_no_fork() -> None:
+    """The monitor trusts size 30 from the log, then sees a mirror at 20 that (honestly) cannot prove
+    consistency to a size it does not have: the log proves the mirror's view a prefix."""
+    log, mirror = FakeLog(SIGNER, LEAVES), FakeLog(SIGNER, LEAVES)
+    log.size, mirror.size = 30, 20
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "mirror" and int(request.url.params.get("to", 0)) > mirror.size:
+            return httpx.Response(400, json={"type": "https://atlas-log.dev/problems/tree-size", "detail": "no"})
+        return {"log": log, "mirror": mirror}[request.url.host].handler(request)
+
+    mon = Monitor(
+        httpx.Client(transport=httpx.MockTransport(handler)), ["http://log", "http://mirror"], SIGNER.verifier
+    )
+    mon.trusted.advance(log.note(), [])
+    r = mon.round()
+    assert r.evidence == [] and r.problems == [] and r.size == 30

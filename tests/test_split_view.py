@@ -90,7 +90,7 @@ def test_forked_log_is_caught(
         )
         assert rc == 3
         (ev_file,) = evidence_dir.glob("*.json")
-        assert "does not join" in verify_evidence(json.loads(ev_file.read_text()), key.verifier.vkey)
+        assert "do not join" in verify_evidence(json.loads(ev_file.read_text()), key.verifier.vkey)
         capsys.readouterr()
         # A client that trusted the honest view raises, with both signed checkpoints and the proof.
         state = tmp_path / "trusted.json"

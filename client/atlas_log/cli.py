@@ -8,7 +8,8 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -298,14 +299,16 @@ def _replay_progress(done: int, total: int) -> None:
         print(f"replayed {done}/{total}", file=sys.stderr, flush=True)
 
 
-def _replay_round(replay: Any, note: bytes, verifier: Verifier, result: Any) -> None:
-    """Replay up to the monitor's verified checkpoint; failing entries become problems and evidence."""
+def _replay_round(replay: Any, note: bytes, verifier: Verifier, result: Any, seen_at: int) -> None:
+    """Replay up to the monitor's verified checkpoint (first seen at ``seen_at``); failing entries become
+    problems, and evidence when it holds."""
     from atlas_log.checkpoint import open_checkpoint
-    from atlas_log.replay import entry_evidence
+    from atlas_log.evidence import verify_evidence
+    from atlas_log.replay import entry_evidence, order_evidence
 
     checkpoint = open_checkpoint(note, verifier)
     try:
-        outcome = replay.run(checkpoint, _replay_progress)
+        outcome = replay.run(checkpoint, _replay_progress, seen_at)
     except Exception as exc:  # the log stopped answering mid-replay: a problem of this round; the next continues
         result.problems.append(f"replay stopped at entry {replay.tree.size}: {exc}")
         return
@@ -322,11 +325,25 @@ def _replay_round(replay: Any, note: bytes, verifier: Verifier, result: Any) -> 
         flush=True,
     )
     result.problems.extend(outcome.problems)
-    for index, reason in outcome.bad_entries[:MAX_ENTRY_EVIDENCE]:
+    gather: list[tuple[int, Callable[[], dict[str, Any]]]] = [
+        (index, partial(entry_evidence, replay.url, verifier.vkey, note, checkpoint, index, reason))
+        for index, reason in outcome.bad_entries[:MAX_ENTRY_EVIDENCE]
+    ] + [
+        (index, partial(order_evidence, replay.url, verifier.vkey, note, checkpoint, earlier, index, reason))
+        for earlier, index, reason in outcome.backdated[:MAX_ENTRY_EVIDENCE]
+    ]
+    for index, collect in gather:
         try:
-            result.evidence.append(entry_evidence(replay.url, verifier.vkey, note, checkpoint, index, reason))
+            evidence = collect()
         except (Error, httpx.HTTPError, KeyError, ValueError) as exc:
             result.problems.append(f"could not gather evidence for entry {index}: {exc}")
+            continue
+        try:  # only what proves misbehaviour to others is written as evidence (e.g. not a swapped submission)
+            verify_evidence(evidence, verifier, replay.trust)
+        except Error as exc:
+            result.problems.append(f"entry {index} is not evidence against the log: {exc}")
+            continue
+        result.evidence.append(evidence)
 
 
 def _cmd_monitor(args: argparse.Namespace) -> int:
@@ -354,6 +371,8 @@ def _cmd_monitor(args: argparse.Namespace) -> int:
             serve_checkpoint(mon, host or "127.0.0.1", int(port))
         replay = Replay(args.log[0], _trust(args), args.replay_workers) if args.replay else None
         successor: Monitor | None = None
+        seen_note: bytes | None = None
+        seen_at = 0
         while True:
             result = mon.round()
             frozen = succession(mon.trusted.checkpoint) if mon.trusted.checkpoint is not None else None
@@ -364,8 +383,10 @@ def _cmd_monitor(args: argparse.Namespace) -> int:
                 later = successor.round()
                 result.problems.extend(f"successor: {p}" for p in later.problems)
                 result.evidence.extend(later.evidence)
+            if mon.trusted.note != seen_note:  # entries it covers were dated before this moment
+                seen_note, seen_at = mon.trusted.note, int(time.time())
             if replay is not None and mon.trusted.note is not None:
-                _replay_round(replay, mon.trusted.note, verifier, result)
+                _replay_round(replay, mon.trusted.note, verifier, result, seen_at)
             for i, ev in enumerate(result.evidence):
                 out.mkdir(parents=True, exist_ok=True)
                 path = out / f"evidence-{int(time.time())}-{i}.json"
@@ -398,8 +419,13 @@ def _cmd_monitor(args: argparse.Namespace) -> int:
 def _cmd_verify_evidence(args: argparse.Namespace) -> int:
     from atlas_log.evidence import verify_evidence
 
+    vkey = args.evidence_vkey or args.vkey
+    if not vkey:
+        # The key an evidence file names proves nothing: anyone can make a key with the log's name.
+        print("evidence does not hold: no log key is pinned; give the log's verifier key with --vkey")
+        return 1
     try:
-        print(verify_evidence(json.loads(Path(args.file).read_text()), args.vkey, _trust(args)))
+        print(verify_evidence(json.loads(Path(args.file).read_text()), vkey, _trust(args)))
     except (Error, ValueError, OSError) as exc:
         print(f"evidence does not hold: {exc}")
         return 1
@@ -528,8 +554,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--follow-successor", action="store_true", help="when the log is frozen, also follow the successor it names"
     )
     p.set_defaults(func=_cmd_monitor)
-    p = sub.add_parser("verify-evidence", help="check a piece of evidence on its own")
+    p = sub.add_parser("verify-evidence", help="check a piece of evidence against the log's pinned key")
     p.add_argument("file")
+    p.add_argument("--vkey", dest="evidence_vkey", help="the log's verifier key (required here or before the command)")
     p.add_argument("--tdx-root", action="append", help="trusted TDX root CA key SHA-256 for entry evidence")
     p.set_defaults(func=_cmd_verify_evidence)
     p = sub.add_parser("evidence", help="download an entry's quote and collateral as a PCS-replay folder")

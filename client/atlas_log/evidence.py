@@ -4,104 +4,332 @@ JSON form::
 
     {"type": "atlas-log/evidence/v1", "kind": "inconsistent" | "fork" | "rollback" | "bad-entry",
      "log": "<verifier key>", "reason": "...",
-     "checkpoints": ["<signed note>", "<signed note>"], "proof": ["<b64>", ...]}
+     "checkpoints": ["<older signed note>", "<newer signed note>"], "proof": ["<b64>", ...],
+     "prefixRoot": "<b64>"}
 
-Evidence holds when both notes carry valid signatures by the log's key and no consistency proof can join
-them: the same size with two roots, a smaller later size, or a proof (from the log itself) that fails.
+Evidence is checked against the log key the verifier pins; the key an evidence file names is never trusted
+(anyone can make a key with the log's name). ``kind`` and ``reason`` are labels: the checks decide.
+
+Two checkpoints hold as evidence when both are signed by the pinned key, the smaller tree comes first, and
+they cannot both be true:
+
+* the same size with two roots; or
+* the older declares the log frozen and the newer is larger; or
+* the newer is larger, and ``proof`` is a consistency proof (RFC 9162 §2.1.4.2) that verifies from
+  ``prefixRoot`` at the older size to the newer root, where ``prefixRoot`` is not the older root. A proof
+  that verifies pins the root of the newer tree's first leaves (SHA-256 is collision resistant), so the
+  newer tree does not extend the older one.
+
+A proof that fails shows nothing (anyone can write one), nor does a smaller tree signed "later": the order
+in which a log served its checkpoints is not signed, and an honest prefix is no rollback.
 
 Kind ``bad-entry`` (from a replay) holds one checkpoint and ``"entry": {"logIndex", "leaf",
-"inclusionProof", "submission", "collateral"}``: it holds when the leaf is provably in the signed tree and
-does not verify against the submission the log served for it.
+"inclusionProof", "submission", "collateral"}``. It holds when the leaf is in the signed tree, the
+submission is the one the leaf commits to (its envelope hash, each signer's key fingerprint and its quote
+hash; the tee request members are taken from the leaf), the evidence carries the collateral the leaf names,
+and that submission does not verify at the leaf's ``integratedTime`` under the verifier's trust roots. An
+X.509 chain is not committed by the leaf (only the signing certificate's identity), so a chain that does
+not verify proves nothing about the log; nor does a quote the leaf itself records as simulated, checked
+under Intel's root alone (pin the simulated root to check it). An entry dated before the collateral it
+names was issued (or after it expired) is a bad entry: its quote does not verify at its own time.
+
+Kind ``backdated`` holds one checkpoint and ``"entries": [{"logIndex", "leaf", "inclusionProof"}, ...]``
+(two): it holds when both leaves are in the signed tree, the first precedes the second, and the second is
+dated more than :data:`~atlas_log.replay.TIME_TOLERANCE_S` before the first. The log stamps entries when it
+admits them and sequences them in that order within that tolerance; this is its stated contract.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+from collections.abc import Sequence
 from typing import Any
 
-from atlas_log._encoding import b64decode, b64encode
-from atlas_log.checkpoint import open_checkpoint, succession
-from atlas_log.errors import FormatError, InconsistentLogError, ProofError, VerificationError
-from atlas_log.merkle import leaf_hash, verify_consistency, verify_inclusion
-from atlas_log.note import Verifier
-from atlas_log.replay import Trust, check_entry, collateral_from_json
+from cryptography import x509
 
-__all__ = ["EVIDENCE_TYPE", "evidence_from_error", "verify_evidence"]
+from atlas_log._encoding import b64decode, b64encode, json_loads
+from atlas_log.bundle import parse_bundle, signing_certificate
+from atlas_log.checkpoint import Checkpoint, open_checkpoint, succession
+from atlas_log.dsse import PublicKey, SpkiDer, parse_envelope
+from atlas_log.entry import canonical_json, parse_leaf
+from atlas_log.errors import FormatError, InconsistentLogError, ProofError, VerificationError
+from atlas_log.merkle import (
+    EMPTY_ROOT,
+    RootHash,
+    consistency_prefix_root,
+    leaf_hash,
+    verify_consistency,
+    verify_inclusion,
+)
+from atlas_log.note import Verifier
+from atlas_log.replay import TIME_TOLERANCE_S, Trust, check_entry, collateral_from_json
+from atlas_log.tdx.verify import INTEL_ROOT_SPKI_SHA256 as INTEL_ROOT
+
+__all__ = ["EVIDENCE_TYPE", "evidence_from_error", "inconsistency_evidence", "verify_evidence"]
 
 EVIDENCE_TYPE = "atlas-log/evidence/v1"
 
 
-def evidence_from_error(err: InconsistentLogError, verifier: Verifier, kind: str = "inconsistent") -> dict[str, Any]:
-    return {
+def inconsistency_evidence(
+    verifier: Verifier,
+    a: bytes,
+    b: bytes,
+    proof: Sequence[bytes],
+    reason: str,
+    kind: str = "inconsistent",
+    path: Sequence[bytes] = (),
+) -> dict[str, Any]:
+    """Evidence from two signed notes of the log (in either order), smaller tree first.
+
+    ``proof`` is the log's consistency proof from the smaller size to the larger. ``path`` is the log's
+    inclusion path of leaf ``m`` (the smaller size) in the larger tree: when ``m`` is a power of two the
+    consistency proof omits the root of the first ``m`` leaves, and that root is one of the path's hashes.
+    Nothing is checked here beyond what picking ``prefixRoot`` needs; :func:`verify_evidence` decides.
+    """
+    first, second = sorted((a, b), key=lambda note: open_checkpoint(note, verifier).size)
+    small, large = open_checkpoint(first, verifier), open_checkpoint(second, verifier)
+    evidence: dict[str, Any] = {
         "type": EVIDENCE_TYPE,
         "kind": kind,
         "log": verifier.vkey,
-        "reason": err.reason,
-        "checkpoints": [err.old_checkpoint.decode(), err.new_checkpoint.decode()],
-        "proof": [b64encode(h) for h in err.proof],
+        "reason": reason,
+        "checkpoints": [first.decode(), second.decode()],
+        "proof": [b64encode(h) for h in proof],
     }
+    if 0 < small.size < large.size:
+        try:
+            derived = consistency_prefix_root(small.size, large.size, proof)
+        except ProofError:
+            derived = None
+        for candidate in [derived] if derived is not None else list(path):
+            try:
+                verify_consistency(small.size, large.size, proof, RootHash(candidate), large.root_hash)
+            except ProofError:
+                continue
+            evidence["prefixRoot"] = b64encode(candidate)
+            break
+    return evidence
 
 
-def verify_evidence(evidence: Any, vkey: str | None = None, trust: Trust | None = None) -> str:
-    """Check evidence offline; return a sentence saying what it proves, or raise :class:`VerificationError`.
+def evidence_from_error(
+    err: InconsistentLogError, verifier: Verifier, kind: str = "inconsistent", path: Sequence[bytes] = ()
+) -> dict[str, Any]:
+    """Evidence from what a client with trusted state raised (see :func:`inconsistency_evidence`)."""
+    return inconsistency_evidence(verifier, err.old_checkpoint, err.new_checkpoint, err.proof, err.reason, kind, path)
 
-    ``vkey`` pins the log's key; by default the key named in the evidence is used (and reported). ``trust``
-    (TDX and X.509 roots) is what an entry's quote and certificates are re-verified against; by default
-    Intel's root.
+
+def verify_evidence(evidence: Any, vkey: str | Verifier, trust: Trust | None = None) -> str:
+    """Check evidence offline against the pinned log key ``vkey``; return a sentence saying what it proves,
+    or raise :class:`VerificationError` (:class:`FormatError` when malformed). The rules are in the module
+    docstring. ``trust`` (TDX and X.509 roots) is what an entry's quote and certificates are re-verified
+    against; by default Intel's root.
     """
+    verifier = vkey if isinstance(vkey, Verifier) else Verifier.from_vkey(vkey)
     try:
         if evidence["type"] != EVIDENCE_TYPE:
             raise FormatError(f"not {EVIDENCE_TYPE} evidence")
-        verifier = Verifier.from_vkey(vkey or evidence["log"])
+        named = evidence.get("log")
+        if named is not None and named != verifier.vkey:
+            raise VerificationError(f"the evidence is about the key {named}, not the pinned {verifier.vkey}")
         if evidence.get("kind") == "bad-entry":
             return _bad_entry(evidence, verifier, trust or Trust())
-        a_note, b_note = (c.encode() for c in evidence["checkpoints"])
+        if evidence.get("kind") == "backdated":
+            return _backdated(evidence, verifier)
+        notes = evidence["checkpoints"]
+        if not isinstance(notes, list) or len(notes) != 2 or not all(isinstance(n, str) for n in notes):
+            raise FormatError("checkpoints must list two signed notes, the smaller tree first")
         proof = [b64decode(h, "proof") for h in evidence.get("proof", [])]
+        prefix = evidence.get("prefixRoot")
+        prefix_root = None if prefix is None else RootHash(b64decode(prefix, "prefixRoot"))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise FormatError(f"malformed evidence: {exc}") from exc
-    a, b = open_checkpoint(a_note, verifier), open_checkpoint(b_note, verifier)
-    first, second = (a, b) if a.size <= b.size else (b, a)
-    if a.size == b.size:
-        if a.root_hash == b.root_hash:
-            raise VerificationError("both checkpoints state the same tree: no misbehaviour shown")
-        return f"log {verifier.name} signed two different trees of size {a.size}"
-    if b.size < a.size and evidence.get("kind") == "rollback":
-        return f"log {verifier.name} rolled back from size {a.size} to {b.size} (if both were served in that order)"
-    if succession(first) is not None and second.size > first.size:
-        return f"log {verifier.name} declared itself frozen at size {first.size} and then signed size {second.size}"
-    try:
-        verify_consistency(first.size, second.size, proof, first.root_hash, second.root_hash)
-    except ProofError as exc:
-        return (
-            f"log {verifier.name} signed trees of sizes {first.size} and {second.size} that the supplied proof "
-            f"does not join ({exc}); ask the log for a valid proof, which cannot exist for a fork"
+    older, newer = (open_checkpoint(n.encode(), verifier) for n in notes)
+    return _inconsistent(verifier.name, older, newer, proof, prefix_root)
+
+
+def _inconsistent(
+    name: str, older: Checkpoint, newer: Checkpoint, proof: list[bytes], prefix_root: RootHash | None
+) -> str:
+    if older.size > newer.size:
+        raise VerificationError(
+            f"the checkpoints are out of order (size {older.size} before {newer.size}): list the smaller tree "
+            "first; a smaller tree served later proves nothing, as the order of serving is not signed"
         )
-    raise VerificationError("the supplied proof joins the two checkpoints: no misbehaviour shown")
+    if older.size == newer.size:
+        if hmac.compare_digest(older.root_hash, newer.root_hash):
+            raise VerificationError("both checkpoints state the same tree: no misbehaviour shown")
+        return f"log {name} signed two different trees of size {older.size}"
+    if succession(older) is not None:
+        return f"log {name} declared itself frozen at size {older.size} and then signed size {newer.size}"
+    if older.size == 0:
+        if not hmac.compare_digest(older.root_hash, EMPTY_ROOT):
+            return f"log {name} signed an empty tree with a root that is not the empty tree's"
+        raise VerificationError("the empty tree is a prefix of every tree: no misbehaviour shown")
+    if prefix_root is None:
+        raise VerificationError(
+            "trees of different sizes need prefixRoot (the root of the newer tree's first "
+            f"{older.size} leaves) and a proof from it to the newer root: nothing shown"
+        )
+    try:
+        verify_consistency(older.size, newer.size, proof, prefix_root, newer.root_hash)
+    except ProofError as exc:
+        raise VerificationError(
+            f"the proof does not lead from prefixRoot at size {older.size} to the signed root of size "
+            f"{newer.size} ({exc}): a proof that fails shows nothing"
+        ) from exc
+    if hmac.compare_digest(prefix_root, older.root_hash):
+        raise VerificationError("the proof joins the two checkpoints: no misbehaviour shown")
+    return (
+        f"log {name} signed trees of sizes {older.size} and {newer.size} that do not join: the first "
+        f"{older.size} leaves of the newer tree have root {prefix_root.hex()}, not {older.root_hash.hex()}"
+    )
+
+
+def _backdated(evidence: dict[str, Any], verifier: Verifier) -> str:
+    """Two entries of one signed tree, the later one dated beyond the tolerance before the earlier one."""
+    try:
+        checkpoint = open_checkpoint(evidence["checkpoints"][0].encode(), verifier)
+        first, second = evidence["entries"]
+        entries = []
+        for e in (first, second):
+            index, leaf = e["logIndex"], b64decode(e["leaf"], "leaf")
+            if not isinstance(index, int) or isinstance(index, bool):
+                raise FormatError("entries[].logIndex must be an integer")
+            proof = [b64decode(h, "proof") for h in e["inclusionProof"]]
+            entries.append((index, leaf, proof))
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise FormatError(f"malformed backdated evidence: {exc}") from exc
+    for index, leaf, proof in entries:
+        verify_inclusion(leaf_hash(leaf), index, checkpoint.size, proof, checkpoint.root_hash)
+    (i, leaf_i, _), (j, leaf_j, _) = entries
+    if not i < j:
+        raise VerificationError(f"entry {i} does not precede entry {j}: list the earlier entry first")
+    t_i, t_j = parse_leaf(leaf_i).integrated_time, parse_leaf(leaf_j).integrated_time
+    if t_j >= t_i - TIME_TOLERANCE_S:
+        raise VerificationError(
+            f"entry {j} is dated {t_i - t_j}s before entry {i}, within the {TIME_TOLERANCE_S}s tolerance: "
+            "no misbehaviour shown"
+        )
+    return (
+        f"log {verifier.name} dated entry {j} at {t_j}, {t_i - t_j}s before entry {i} ({t_i}) that precedes it "
+        f"in its tree of size {checkpoint.size}: beyond the {TIME_TOLERANCE_S}s tolerance, entry {j} is backdated "
+        f"(or entry {i} post-dated)"
+    )
 
 
 def _bad_entry(evidence: dict[str, Any], verifier: Verifier, trust: Trust) -> str:
-    """Evidence of an entry the log committed to that does not verify: the signed checkpoint, the leaf with
-    its inclusion proof, the submission the log served for it, and the collateral it names."""
-    checkpoint = open_checkpoint(evidence["checkpoints"][0].encode(), verifier)
-    e = evidence["entry"]
-    index, leaf = e["logIndex"], b64decode(e["leaf"], "leaf")
-    if not isinstance(index, int) or isinstance(index, bool):
-        raise FormatError("entry.logIndex must be an integer")
-    proof = [b64decode(h, "proof") for h in e["inclusionProof"]]
+    """An entry the log committed to that does not verify (see the module docstring)."""
+    try:
+        checkpoint = open_checkpoint(evidence["checkpoints"][0].encode(), verifier)
+        e = evidence["entry"]
+        index, leaf = e["logIndex"], b64decode(e["leaf"], "leaf")
+        if not isinstance(index, int) or isinstance(index, bool):
+            raise FormatError("entry.logIndex must be an integer")
+        proof = [b64decode(h, "proof") for h in e["inclusionProof"]]
+        raw = e["submission"]
+        submission = json_loads(b64decode(raw, "submission"), "submission") if isinstance(raw, str) else raw
+        coll = collateral_from_json(e["collateral"]) if e.get("collateral") else None
+    except (KeyError, TypeError, IndexError, AttributeError) as exc:
+        raise FormatError(f"malformed bad-entry evidence: {exc}") from exc
     verify_inclusion(leaf_hash(leaf), index, checkpoint.size, proof, checkpoint.root_hash)
-    coll = collateral_from_json(e["collateral"]) if e.get("collateral") else None
-    checked = check_entry(
-        index,
-        leaf,
-        b64decode(e["submission"], "submission"),
-        lambda digest: coll if coll is not None and coll.digest == digest else None,
-        trust,
-    )
+    where = f"log {verifier.name} committed, in its tree of size {checkpoint.size}, to"
+    try:
+        entry = parse_leaf(leaf)
+    except FormatError as exc:
+        return f"{where} a leaf at index {index} that is not an entry: {exc}"
+    committed = _committed_submission(entry.body, submission, entry.integrated_time, trust)
+    named = _named_collateral(entry.body)
+    if named is not None and entry.body["tee"].get("simulated") is True and set(trust.tdx_roots) <= {INTEL_ROOT}:
+        # The log says this quote is simulated: that it does not chain to Intel's root is no misbehaviour.
+        raise VerificationError(
+            f"entry {index} records a simulated TDX platform; pin that platform's root with --tdx-root to check it"
+        )
+    if named is not None and (coll is None or coll.digest != named):
+        raise VerificationError(f"the evidence lacks the collateral set {named} that entry {index} names")
+    checked = check_entry(index, leaf, committed, lambda digest: coll if digest == named else None, trust)
     if checked.problem is None:
         raise VerificationError(
             f"entry {index} verifies on its own; the stated reason ({evidence.get('reason')}) depends on other "
             "entries (check them with `atlas-log history`)"
         )
-    return (
-        f"log {verifier.name} committed, in its tree of size {checkpoint.size}, to an entry that does not "
-        f"verify: {checked.problem}"
-    )
+    return f"{where} an entry that does not verify: {checked.problem}"
+
+
+def _named_collateral(body: Any) -> str | None:
+    tee = body.get("tee") if isinstance(body, dict) else None
+    if not isinstance(tee, dict) or "keyAttestationEntry" in tee:
+        return None
+    digest = (tee.get("collateral") or {}).get("set") if isinstance(tee.get("collateral"), dict) else None
+    return digest if isinstance(digest, str) else None
+
+
+def _committed_submission(body: dict[str, Any], submission: Any, at: int, trust: Trust) -> dict[str, Any]:
+    """The submission rebuilt from only what the leaf ``body`` commits to, or :class:`VerificationError`
+    when ``submission`` is not the one the leaf commits to.
+
+    Members the leaf does not commit to (annotations, a bundle's other parts, the tee request's nonce and
+    binding) could be changed by whoever wrote the evidence to make an honest entry fail; they are dropped,
+    or taken from the leaf.
+    """
+
+    def not_committed(what: str) -> VerificationError:
+        return VerificationError(f"the submission is not the one the leaf commits to: {what}")
+
+    try:
+        if not isinstance(submission, dict):
+            raise FormatError("the submission must be a JSON object")
+        chain: tuple[bytes, ...] = ()
+        if "sigstoreBundle" in submission:
+            bundle = parse_bundle(submission["sigstoreBundle"])
+            envelope, chain = bundle.envelope, bundle.chain
+        else:
+            envelope = parse_envelope(submission["dsseEnvelope"])
+        material = submission.get("verificationMaterial") or {}
+        if not chain and "x509CertificateChain" in material:
+            chain = tuple(b64decode(c, "x509CertificateChain") for c in material["x509CertificateChain"])
+        recorded = [s["verifier"]["spkiSha256"] for s in body["signatures"]]
+        if {"sha256": hashlib.sha256(canonical_json(envelope.to_json())).hexdigest()} != body["envelopeHash"]:
+            raise not_committed("its envelope has another hash")
+        rebuilt: dict[str, Any] = {"dsseEnvelope": envelope.to_json()}
+        if chain:
+            # The chain is not committed: if it does not verify, whoever wrote the evidence may have broken it.
+            try:
+                roots = tuple(x509.load_der_x509_certificate(r) for r in trust.x509_roots)
+                certified = signing_certificate(chain, roots, at)
+            except (VerificationError, ValueError) as exc:
+                raise VerificationError(
+                    f"the entry's certificate chain does not verify under the trusted roots ({exc}); the leaf "
+                    "does not commit to the chain, so this proves nothing about the log"
+                ) from exc
+            if certified.fingerprint not in recorded:
+                raise not_committed("its certificate is for a key the entry does not record")
+            rebuilt["verificationMaterial"] = {"x509CertificateChain": [b64encode(c) for c in chain]}
+        else:
+            keys = {k.fingerprint: k for k in map(_public_key, material["publicKeys"])}
+            if not set(recorded) <= set(keys):
+                raise not_committed("it lacks a signer key the entry records")
+            spkis = [b64encode(keys[fp].spki) for fp in dict.fromkeys(recorded)]
+            rebuilt["verificationMaterial"] = {"publicKeys": [{"spki": s} for s in spkis]}
+        tee = body.get("tee")
+        if isinstance(tee, dict):
+            request = {k: tee[k] for k in ("binding", "signatureIndex", "nonce") if k in tee}
+            rebuilt["tee"] = {"type": "intel-tdx", **request}
+            if "keyAttestationEntry" in tee:
+                rebuilt["tee"]["keyAttestationEntry"] = tee["keyAttestationEntry"]
+            else:
+                quote = submission["tee"]["quote"]
+                if hashlib.sha256(b64decode(quote, "tee.quote")).hexdigest() != tee.get("quoteSha256"):
+                    raise not_committed("its quote has another hash")
+                rebuilt["tee"]["quote"] = quote
+        elif tee is not None:
+            raise FormatError("the entry's tee record is not an object")
+    except (FormatError, KeyError, TypeError, AttributeError) as exc:
+        raise VerificationError(f"cannot tell that the submission is the one the leaf commits to: {exc}") from exc
+    return rebuilt
+
+
+def _public_key(member: Any) -> PublicKey:
+    if "spki" in member:
+        return PublicKey(SpkiDer(b64decode(member["spki"], "publicKeys.spki")))
+    return PublicKey.from_pem(member["pem"])

@@ -26,6 +26,7 @@ __all__ = [
     "LeafHash",
     "NodeSource",
     "RootHash",
+    "consistency_prefix_root",
     "consistency_proof",
     "inclusion_proof",
     "leaf_hash",
@@ -130,6 +131,28 @@ def verify_consistency(size1: int, size2: int, proof: Sequence[bytes], root1: Ro
     new = _chain_border_right(new, rest[inner:])
     if not hmac.compare_digest(new, root2):
         raise RootMismatchError(root2, new)
+
+
+def consistency_prefix_root(size1: int, size2: int, proof: Sequence[bytes]) -> RootHash | None:
+    """The root of the first ``size1`` leaves that a consistency proof to ``size2`` leaves states, or None
+    when ``size1`` is a power of two (RFC 9162 §2.1.4.2: that root is the verifier's seed, not in the proof).
+
+    Nothing is verified here: the result means something only once :func:`verify_consistency` accepts it
+    with the second tree's root. Preconditions as there, with ``0 < size1 < size2``.
+    """
+    if not 0 < size1 < size2:
+        raise ProofError(f"need 0 < size1 < size2, got {size1}, {size2}")
+    _check_hash_sizes(proof)
+    level = _ctz(size1)
+    if size1 == 1 << level:
+        return None
+    index, size = (size1 - 1) >> level, (size2 - 1) >> level
+    inner = (index ^ size).bit_length()
+    border = bin(index >> inner).count("1")
+    if len(proof) != 1 + inner + border:
+        raise ProofError(f"wrong proof size {len(proof)}, want {1 + inner + border}")
+    old = _chain_inner_right(proof[0], proof[1 : 1 + inner], index)
+    return RootHash(_chain_border_right(old, proof[1 + inner :]))
 
 
 def _check_hash_sizes(proof: Sequence[bytes]) -> None:

@@ -4,7 +4,9 @@ between them (and the witness quorum), and produce evidence when the log rolls b
 Each round: fetch ``/checkpoint`` from every log URL and peer monitor; verify each (log signature, quorum);
 advance the trusted state through a consistency proof; then cross-check every view against the trusted one:
 two views of one size must have one root, and a smaller view must be provably a prefix of the larger
-(proof fetched from the log). Anything else is written out as evidence (see :mod:`atlas_log.evidence`).
+(proof fetched from the logs). Anything else is a problem, and is written out as evidence only when the
+evidence holds under the pinned key (see :mod:`atlas_log.evidence`): a fork between trees of different
+sizes needs the larger tree's own proof, which a log may refuse to give.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ import httpx
 from atlas_log._encoding import b64decode
 from atlas_log.checkpoint import open_checkpoint
 from atlas_log.cosignature import DEFAULT_WINDOW, CosignatureVerifier, CosignatureWindow, verify_cosignatures
-from atlas_log.errors import Error, InconsistentLogError, ProofError
-from atlas_log.evidence import evidence_from_error
+from atlas_log.errors import Error, InconsistentLogError
+from atlas_log.evidence import inconsistency_evidence, verify_evidence
 from atlas_log.merkle import verify_consistency
 from atlas_log.monitor import TrustedState
 from atlas_log.note import Verifier, parse_note
@@ -103,21 +105,66 @@ class Monitor:
                         continue
                     kind = "fork"
                 result.problems.append(f"{url}: {exc}")
-                result.evidence.append(evidence_from_error(exc, self.verifier, kind))
+                evidence = self._evidence(url, exc, kind)
+                if evidence is None:
+                    result.problems.append(f"{url}: no log served a proof that shows the fork; no evidence written")
+                else:
+                    result.evidence.append(evidence)
             except Error as exc:
                 result.problems.append(f"{url}: {exc}")
         result.size = self.trusted.size
         return result
 
+    def _evidence(self, url: str, err: InconsistentLogError, kind: str) -> dict[str, Any] | None:
+        """Evidence of ``err`` that holds under the pinned key, or None when no log's proofs show it.
+
+        Trees of different sizes need the larger tree's own proof that its first leaves have another root:
+        asked of the log that served the view, then of every other log URL (a peer's view, or the smaller
+        side of a fork, has no such proof to give).
+        """
+        a, b = (open_checkpoint(n, self.verifier) for n in (err.old_checkpoint, err.new_checkpoint))
+        small, large = min(a.size, b.size), max(a.size, b.size)
+        attempts: list[tuple[list[bytes], list[bytes]]] = [([], [])]  # enough for one size, or a frozen log
+        if 0 < small < large:
+            for base in dict.fromkeys([url, *self.logs]):
+                if base not in self.logs:
+                    continue
+                try:
+                    proof = self._proof(base, small, large)
+                    path = self._path(base, small, large) if small & (small - 1) == 0 else []
+                except (Error, httpx.HTTPError, KeyError, TypeError, ValueError):
+                    continue
+                attempts.append((proof, path))
+        for proof, path in attempts:
+            evidence = inconsistency_evidence(
+                self.verifier, err.old_checkpoint, err.new_checkpoint, proof, err.reason, kind, path
+            )
+            try:
+                verify_evidence(evidence, self.verifier)
+            except Error:
+                continue
+            return evidence
+        return None
+
+    def _path(self, base: str, index: int, size: int) -> list[bytes]:
+        resp = self.http.get(f"{base}/api/v1/proofs/inclusion", params={"index": index, "treeSize": size}, timeout=10)
+        if resp.status_code != 200:
+            raise Error(f"the log refused an inclusion proof of {index} in {size}: {resp.status_code}")
+        return [b64decode(h, "proof") for h in resp.json()["hashes"]]
+
     def _is_prefix(self, url: str, small: bytes, large: bytes) -> bool:
+        """Whether any log proves ``small`` a prefix of ``large``: a lagging mirror cannot prove up to a size
+        it does not have yet, so the other log URLs are asked too."""
         a, b = open_checkpoint(small, self.verifier), open_checkpoint(large, self.verifier)
         if a.size == 0:
             return True
-        try:
-            verify_consistency(a.size, b.size, self._proof(url, a.size, b.size), a.root_hash, b.root_hash)
-        except (ProofError, Error):
-            return False
-        return True
+        for base in dict.fromkeys([url if url in self.logs else self.logs[0], *self.logs]):
+            try:
+                verify_consistency(a.size, b.size, self._proof(base, a.size, b.size), a.root_hash, b.root_hash)
+            except (Error, httpx.HTTPError, KeyError, TypeError, ValueError):
+                continue
+            return True
+        return False
 
 
 def serve_checkpoint(monitor: Monitor, host: str, port: int) -> ThreadingHTTPServer:

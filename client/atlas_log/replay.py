@@ -40,7 +40,22 @@ from atlas_log.tdx.quote import parse_quote
 from atlas_log.tdx.verify import INTEL_ROOT_SPKI_SHA256, VerificationCache, verify_quote
 from atlas_log.tiles import TILE_WIDTH, bundle_path, parse_bundle
 
-__all__ = ["Checked", "Replay", "ReplayResult", "Trust", "check_entry", "collateral_from_json", "entry_evidence"]
+__all__ = [
+    "TIME_TOLERANCE_S",
+    "Checked",
+    "Replay",
+    "ReplayResult",
+    "Trust",
+    "check_entry",
+    "collateral_from_json",
+    "entry_evidence",
+    "order_evidence",
+]
+
+# How far an entry's integratedTime may precede an earlier entry's, and follow the moment a monitor first saw
+# the checkpoint covering it: the log stamps entries at admission, several processes (and hosts) admit at
+# once, and batching, pushback and clock skew reorder those stamps by seconds. Beyond this it is backdating.
+TIME_TOLERANCE_S = 300
 
 # The log's own policy is not known to a monitor: any TCB status and TD attributes but DEBUG are replayed, and
 # what the verdict says must equal what the entry recorded. Debug TDs, bad signatures and broken chains fail
@@ -76,6 +91,7 @@ class Checked:
     nonce: tuple[int, bytes] | None = None  # (checkpoint size, root) the quote's nonce names
     key_reference: tuple[int, str, Mapping[str, Any]] | None = None  # (entry, signer key, quote hash and mode)
     attests_key: tuple[str, Mapping[str, Any]] | None = None  # (key fingerprint, quote hash and mode)
+    integrated_time: int | None = None  # of an entry that verifies on its own
 
 
 def collateral_from_json(obj: Any) -> Collateral:
@@ -173,7 +189,7 @@ def _check(
         return Checked(index, lh, f"entry {index}: its back-links do not cover the artifacts it names")
     if encode_leaf(expected, t, links) != leaf:
         return Checked(index, lh, f"entry {index}: the logged body is not the one its submission produces")
-    return Checked(index, lh, None, linked, links, nonce, key_reference, attests_key)
+    return Checked(index, lh, None, linked, links, nonce, key_reference, attests_key, integrated_time=t)
 
 
 def _key_identity(quote: bytes, simulated: Any) -> dict[str, Any]:
@@ -199,6 +215,7 @@ class ReplayResult:
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
     bad_entries: list[tuple[int, str]] = field(default_factory=list)  # (index, reason)
+    backdated: list[tuple[int, int, str]] = field(default_factory=list)  # (earlier index, later index, reason)
 
 
 # One HTTP client, collateral cache and verification cache per worker process.
@@ -267,6 +284,7 @@ class Replay:
         self.tree = CompactRange()
         self._last: dict[str, int] = {}
         self._keys: dict[int, tuple[str, Mapping[str, Any]]] = {}
+        self._latest: tuple[int, int] | None = None  # (index, integratedTime) of the latest-dated entry so far
 
     def _blocks(self, start: int, size: int) -> Iterator[list[Checked]]:
         first = start // TILE_WIDTH
@@ -282,8 +300,17 @@ class Replay:
         with ProcessPoolExecutor(self.workers, initializer=_init_worker, initargs=(self.url, self.trust)) as pool:
             yield from pool.map(_check_block, *zip(*blocks, strict=True), chunksize=1)
 
-    def run(self, checkpoint: Checkpoint, progress: Callable[[int, int], None] | None = None) -> ReplayResult:
-        """Replay the entries from where the last run stopped up to ``checkpoint`` (already verified)."""
+    def run(
+        self,
+        checkpoint: Checkpoint,
+        progress: Callable[[int, int], None] | None = None,
+        seen_at: int | None = None,
+    ) -> ReplayResult:
+        """Replay the entries from where the last run stopped up to ``checkpoint`` (already verified).
+
+        ``seen_at`` is when the caller first held ``checkpoint`` (Unix seconds): no entry it covers may be
+        dated later than that, give or take :data:`TIME_TOLERANCE_S`.
+        """
         started = time.perf_counter()
         result = ReplayResult(size=checkpoint.size)
         begin = self.tree.size
@@ -300,6 +327,15 @@ class Replay:
                 if problem:
                     result.problems.append(problem)
                     result.bad_entries.append((c.index, problem))
+                elif c.integrated_time is not None:
+                    late = self._time_problem(c.index, c.integrated_time, self._latest, seen_at)
+                    if late is not None:
+                        result.problems.append(late)
+                        if self._latest is not None and c.integrated_time < self._latest[1] - TIME_TOLERANCE_S:
+                            result.backdated.append((self._latest[0], c.index, late))
+                    elif self._latest is None or c.integrated_time > self._latest[1]:
+                        # A future-dated entry is reported once; it does not make its successors look backdated.
+                        self._latest = (c.index, c.integrated_time)
                 if c.nonce is not None:
                     nonces.setdefault(c.nonce[0], set()).add(c.nonce[1])
                 for d in c.linked:
@@ -338,6 +374,22 @@ class Replay:
                 )
         return None
 
+    @staticmethod
+    def _time_problem(index: int, t: int, latest: tuple[int, int] | None, seen_at: int | None) -> str | None:
+        """Entry ``index`` dated ``t``: not before the latest-dated earlier entry (``(index, time)``), nor
+        after ``seen_at``, by more than :data:`TIME_TOLERANCE_S`."""
+        if latest is not None and t < latest[1] - TIME_TOLERANCE_S:
+            return (
+                f"entry {index}: its integratedTime {t} is {latest[1] - t}s before entry {latest[0]}'s "
+                f"({latest[1]}), more than the {TIME_TOLERANCE_S}s the log's stamps may step back: backdated"
+            )
+        if seen_at is not None and t > seen_at + TIME_TOLERANCE_S:
+            return (
+                f"entry {index}: its integratedTime {t} is {t - seen_at}s in the future of the checkpoint "
+                f"covering it (first seen at {seen_at})"
+            )
+        return None
+
     def _check_nonces(self, nonces: Mapping[int, set[bytes]], checkpoint: Checkpoint) -> list[str]:
         """Every nonce must be the root at the size the entry named: one consistency proof per size."""
         problems = []
@@ -362,6 +414,33 @@ class Replay:
                 except (ProofError, FormatError, KeyError, ValueError, httpx.HTTPError) as exc:
                     problems.append(f"a nonce is not the root of the tree at size {size}: {exc}")
         return problems
+
+
+def order_evidence(
+    url: str, vkey: str, note: bytes, checkpoint: Checkpoint, earlier: int, later: int, reason: str
+) -> dict[str, Any]:
+    """Portable evidence that entry ``later`` is dated more than :data:`TIME_TOLERANCE_S` before entry
+    ``earlier``, which precedes it in the signed tree: both leaves with their inclusion proofs."""
+    entries = []
+    with httpx.Client(base_url=url.rstrip("/"), timeout=30) as http:
+        for index in (earlier, later):
+            params = {"index": index, "treeSize": checkpoint.size}
+            proof = [
+                b64decode(h, "proof") for h in http.get("/api/v1/proofs/inclusion", params=params).json()["hashes"]
+            ]
+            leaf = b64decode(http.get(f"/api/v1/entries/{index}").json()["leaf"], "leaf")
+            verify_inclusion(leaf_hash(leaf), index, checkpoint.size, proof, checkpoint.root_hash)
+            entries.append(
+                {"logIndex": index, "leaf": b64encode(leaf), "inclusionProof": [b64encode(h) for h in proof]}
+            )
+    return {
+        "type": "atlas-log/evidence/v1",
+        "kind": "backdated",
+        "log": vkey,
+        "reason": reason,
+        "checkpoints": [note.decode()],
+        "entries": entries,
+    }
 
 
 def entry_evidence(url: str, vkey: str, note: bytes, checkpoint: Checkpoint, index: int, reason: str) -> dict[str, Any]:
