@@ -26,6 +26,7 @@ from atlas_log_server.db import migrate
 from atlas_log_server.db.engine import create_pool, resolve_database_url
 from atlas_log_server.db.repository import Repository
 from atlas_log_server.errors import install_handlers
+from atlas_log_server.log.last_signed import LastSignedFile
 from atlas_log_server.log.proofs import ProofService
 from atlas_log_server.log.publisher import Publisher, WitnessEndpoint
 from atlas_log_server.log.sequencer import Sequencer
@@ -64,9 +65,16 @@ def create_app(settings: Settings) -> FastAPI:
                     f"the log's latest checkpoint was not signed by the key in {settings.signing_key_path}; "
                     "refusing to serve this database with another key"
                 ) from exc
+            record = LastSignedFile.beside(settings.signing_key_path, signer.verifier.vkey)
+            checkpoint_signer = CheckpointSigner(signer, record)
+            refusal = await asyncio.to_thread(
+                checkpoint_signer.adopt, Checkpoint(settings.origin, state.size, state.root_hash)
+            )
+            if refusal is not None:  # reads are still served; every batch is refused with this message
+                _log.error("refusing writes: %s", refusal)
             sequencer = Sequencer(
                 repo,
-                CheckpointSigner(signer),
+                checkpoint_signer,
                 max_batch=settings.batch_max_size,
                 max_age_s=settings.batch_max_age_ms / 1000,
                 max_pending=settings.max_pending,

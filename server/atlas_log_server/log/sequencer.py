@@ -269,15 +269,16 @@ class Sequencer:
             if new:
                 checkpoint = Checkpoint(self.repo.origin, frontier.size, frontier.root())
                 proof = consistency_proof(state.size, frontier.size, nodes) if state.size else []
-                note = self.signer.sign(previous, checkpoint, proof)
                 await tx.insert_entries(new)
                 await tx.insert_artifacts(facts)
                 await tx.write_tiles(_tile_writes(rows))
+                # Signed last, just before the commit, off the event loop (file lock, fsync, external signer).
+                note = await asyncio.to_thread(self.signer.sign, previous, checkpoint, proof)
                 await tx.save_checkpoint(checkpoint.size, checkpoint.root_hash, frontier.hashes, note)
             else:
                 checkpoint = previous
                 note = state.checkpoint or b""
         if new:
-            self.signer.committed(checkpoint)
+            await asyncio.to_thread(self.signer.committed, checkpoint)
         batch = Batch(checkpoint, note, state.size, nodes)
         return [Sequenced(idx, created, batch, leaf) for idx, created, leaf in placed]

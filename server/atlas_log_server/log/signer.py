@@ -22,6 +22,7 @@ from atlas_log.errors import Error, ProofError
 from atlas_log.merkle import verify_consistency
 from atlas_log.note import NoteSignature, NoteSigner, Signer, Verifier
 from atlas_log_server.config import Settings
+from atlas_log_server.log.last_signed import LastSignedFile, RecordRefused, SignedRecord, TreeHead, check_database
 
 
 class SigningRefused(Exception):
@@ -104,21 +105,44 @@ def load_signer(settings: Settings) -> tuple[NoteSigner, bool]:
 
 
 class CheckpointSigner:
-    """Signs checkpoints for one origin after proving each is consistent with its predecessor."""
+    """Signs checkpoints for one origin after proving each is consistent with its predecessor.
 
-    def __init__(self, signer: NoteSigner) -> None:
+    With a :class:`LastSignedFile` it also refuses to sign over a database that is behind (or beside) what
+    the key already signed, whichever process signed it; without one it only remembers this process's last.
+    ``sign`` and ``committed`` block (file locks, fsync, an external signer): call them off the event loop.
+    """
+
+    def __init__(self, signer: NoteSigner, record: LastSignedFile | None = None) -> None:
         self.signer = signer
+        self.record = record
         self._last: Checkpoint | None = None  # the newest checkpoint this process knows was committed
 
     @property
     def origin(self) -> str:
         return self.signer.name
 
+    def adopt(self, database: Checkpoint) -> str | None:
+        """At start: compare the database's tree with the record. Returns why writes will be refused, or
+        ``None`` when the record agrees (creating it when there is none, confirming a batch that committed)."""
+        if self.record is None:
+            return None
+        head = TreeHead(database.size, database.root_hash)
+        with self.record.locked():
+            try:
+                found = self.record.read()
+                check_database(found, head, self.record.path)
+            except RecordRefused as exc:
+                return str(exc)
+            if found is None or (found.pending and found.signed == head):
+                self.record.write(SignedRecord(self.record.key, head, head))
+        return None
+
     def sign(self, previous: Checkpoint, new: Checkpoint, proof: Sequence[bytes]) -> bytes:
-        """Sign ``new`` if ``proof`` proves it extends ``previous`` (the last committed checkpoint)."""
+        """Sign ``new`` if ``proof`` proves it extends ``previous`` (the last committed checkpoint) and
+        ``previous`` is what the record says this key signed; the record names ``new`` before it returns."""
         if new.origin != self.origin or previous.origin != self.origin:
             raise SigningRefused(f"signer for {self.origin!r} will not sign for another origin")
-        last = self._last
+        last = self._last if self.record is None else None  # the record, when there is one, knows better
         if last is not None and (
             previous.size < last.size or (previous.size == last.size and previous.root_hash != last.root_hash)
         ):
@@ -132,12 +156,35 @@ class CheckpointSigner:
                 verify_consistency(previous.size, new.size, proof, previous.root_hash, new.root_hash)
             except ProofError as exc:
                 raise SigningRefused(f"new checkpoint is not consistent with the last one: {exc}") from exc
+        if self.record is None:
+            return self._sign(new)
+        base = TreeHead(previous.size, previous.root_hash)
+        with self.record.locked():
+            try:
+                check_database(self.record.read(), base, self.record.path)
+            except RecordRefused as exc:
+                raise SigningRefused(str(exc)) from exc
+            note = self._sign(new)
+            # Recorded before the caller commits: a database that later loses this tree is caught.
+            self.record.write(SignedRecord(self.record.key, base, TreeHead(new.size, new.root_hash)))
+        return note
+
+    def _sign(self, new: Checkpoint) -> bytes:
         try:
             return sign_checkpoint(new, self.signer)
         except Error as exc:
             raise SigningRefused(str(exc)) from exc
 
     def committed(self, checkpoint: Checkpoint) -> None:
-        """Record that ``checkpoint`` is durably the log's state (call after the batch commits)."""
+        """Record that ``checkpoint`` is durably the log's state (call after the batch commits, before anyone
+        is told of it)."""
         if self._last is None or checkpoint.size >= self._last.size:
             self._last = checkpoint
+        if self.record is None:
+            return
+        head = TreeHead(checkpoint.size, checkpoint.root_hash)
+        with self.record.locked():
+            found = self.record.read()
+            # Another process may have signed past it already; its record then names this tree as committed.
+            if found is not None and found.pending and found.signed == head:
+                self.record.write(SignedRecord(found.key, head, head))

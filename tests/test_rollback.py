@@ -1,0 +1,105 @@
+"""A rolled-back database cannot make the log sign a second tree of a size it already signed.
+
+The signer keeps a durable record of the last checkpoint it signed beside the key; a server whose database is
+behind that record (restored from a backup, failed over to a lagging replica, migrated down and up) serves
+reads but refuses writes, and says how to recover.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from atlas_log.checkpoint import open_checkpoint
+from atlas_log.note import Verifier
+from atlas_log.submission import demo_submission
+from atlas_log_server import cli
+from tests.conftest import ServerProcess, _admin, with_database
+
+ENV = {"ATLAS_ALLOW_UNATTESTED": "true"}
+
+
+def _post(server: ServerProcess, key: Ed25519PrivateKey, n: int) -> httpx.Response:
+    return httpx.post(server.url + "/api/v1/entries", json=demo_submission(key, n), timeout=30)
+
+
+def _assert_writes_refused(
+    server: ServerProcess, key: Ed25519PrivateKey, signed: bytes, last_size: int, vkey: str
+) -> None:
+    """Reads work; a new entry is refused (before the guard it was logged as a second tree of ``signed``'s
+    size); the refusal names ``last_size``, the newest size the log signed."""
+    verifier = Verifier.from_vkey(vkey)
+    started = time.monotonic()
+    served = open_checkpoint(httpx.get(server.url + "/checkpoint").content, verifier)
+    assert time.monotonic() - started < 2
+    earlier = open_checkpoint(signed, verifier)
+    assert served.size < earlier.size  # the database really is behind what the log signed
+    r = _post(server, key, 1000)
+    if r.status_code == 201:  # the attack worked: show what it produced before failing
+        forked = open_checkpoint(r.json()["checkpoint"].encode(), verifier)
+        raise AssertionError(f"signed size {forked.size} root {forked.root_hash.hex()} over a rolled-back database")
+    assert r.status_code == 503, r.text
+    problem = r.json()
+    assert problem["type"].endswith("/signing-refused")
+    assert f"already signed a tree of size {last_size}" in problem["detail"] and "rolled back" in problem["detail"]
+    assert "freeze" in problem["detail"]  # says how to recover
+    assert "rolled back" in server.log_path.read_text()  # and the operator saw it at start
+
+
+def test_a_database_restored_from_a_backup_gets_no_writes(db_url: str, pg_url: str, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    key = Ed25519PrivateKey.generate()
+    server = ServerProcess(db_url, data, env=ENV)
+    try:
+        assert [_post(server, key, i).status_code for i in range(2)] == [201, 201]
+        vkey = server.vkey
+    finally:
+        server.stop()
+    name = db_url.rsplit("/", 1)[1]
+    backup = name + "_backup"
+    asyncio.run(_admin(pg_url, f'CREATE DATABASE "{backup}" TEMPLATE "{name}"'))  # the nightly backup
+    try:
+        server = ServerProcess(db_url, data, env=ENV)
+        try:
+            r = _post(server, key, 2)
+            assert r.status_code == 201
+            signed = r.json()["checkpoint"].encode()  # size 3, handed to a client
+            assert _post(server, key, 3).status_code == 201
+        finally:
+            server.stop()
+        # The database is lost and restored from the backup; the key folder survives.
+        server = ServerProcess(with_database(pg_url, backup), data, env=ENV)
+        try:
+            _assert_writes_refused(server, key, signed, 4, vkey)
+            assert httpx.get(server.url + "/api/v1/entries/1").status_code == 200
+        finally:
+            server.stop()
+    finally:
+        asyncio.run(_admin(pg_url, f'DROP DATABASE IF EXISTS "{backup}" WITH (FORCE)'))
+
+
+def test_migrating_down_and_up_gets_no_writes(db_url: str, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    key = Ed25519PrivateKey.generate()
+    server = ServerProcess(db_url, data, env=ENV)
+    try:
+        signed = [_post(server, key, i) for i in range(2)][-1].json()["checkpoint"].encode()
+        vkey = server.vkey
+    finally:
+        server.stop()
+    os.environ["ATLAS_DATABASE_URL"] = db_url
+    try:
+        assert cli.main(["migrate", "--downgrade"]) == 0
+        assert cli.main(["migrate"]) == 0
+    finally:
+        del os.environ["ATLAS_DATABASE_URL"]
+    server = ServerProcess(db_url, data, env=ENV)
+    try:
+        _assert_writes_refused(server, key, signed, 2, vkey)
+    finally:
+        server.stop()
