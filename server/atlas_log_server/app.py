@@ -57,7 +57,8 @@ def create_app(settings: Settings) -> FastAPI:
         pool = await create_pool(url, settings.pool_size)
         try:
             repo = Repository(pool, settings.origin)
-            state = await repo.init_log(sign_checkpoint(Checkpoint(settings.origin, 0, EMPTY_ROOT), signer))
+            empty = await asyncio.to_thread(sign_checkpoint, Checkpoint(settings.origin, 0, EMPTY_ROOT), signer)
+            state = await repo.init_log(empty)
             try:
                 open_checkpoint(state.checkpoint or b"", signer.verifier)
             except Error as exc:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import select
 import shlex
 import subprocess
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,7 +23,7 @@ from atlas_log.checkpoint import Checkpoint, sign_checkpoint
 from atlas_log.errors import Error, ProofError
 from atlas_log.merkle import verify_consistency
 from atlas_log.note import NoteSignature, NoteSigner, Signer, Verifier
-from atlas_log_server.config import Settings
+from atlas_log_server.config import DEFAULT_SIGNER_TIMEOUT_S, Settings
 from atlas_log_server.log.last_signed import LastSignedFile, RecordRefused, SignedRecord, TreeHead, check_database
 
 
@@ -48,16 +50,27 @@ def load_or_create_key(path: Path, origin: str) -> tuple[Signer, bool]:
     return signer, True
 
 
-class CommandSigner:
-    """A :class:`~atlas_log.note.NoteSigner` whose key lives in an external signer process."""
+class SignerUnavailable(Exception):
+    """The external signer did not answer in time, or is not running; the next signature restarts it."""
 
-    def __init__(self, command: str, verifier: Verifier, timeout_s: float = 10.0) -> None:
+
+class CommandSigner:
+    """A :class:`~atlas_log.note.NoteSigner` whose key lives in an external signer process.
+
+    Every signature is bounded by ``timeout_s``: a signer that does not answer in time is killed (a late
+    answer would pair with the next message) and started again for the next signature. ``sign`` blocks for
+    at most that long, so callers run it off the event loop.
+    """
+
+    def __init__(self, command: str, verifier: Verifier, timeout_s: float = DEFAULT_SIGNER_TIMEOUT_S) -> None:
         self._verifier = verifier
         self.timeout_s = timeout_s
+        self._argv = shlex.split(command)
         self._lock = threading.Lock()
-        self._proc = subprocess.Popen(
-            shlex.split(command), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
-        )
+        self._proc: subprocess.Popen[bytes] | None = self._start()
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(self._argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
 
     @property
     def name(self) -> str:
@@ -69,12 +82,7 @@ class CommandSigner:
 
     def sign(self, text: str) -> NoteSignature:
         with self._lock:
-            assert self._proc.stdin is not None and self._proc.stdout is not None
-            if self._proc.poll() is not None:
-                raise SigningRefused(f"the external signer exited with {self._proc.returncode}")
-            self._proc.stdin.write(base64.b64encode(text.encode()).decode() + "\n")
-            self._proc.stdin.flush()
-            answer = self._proc.stdout.readline().strip()
+            answer = self._exchange(base64.b64encode(text.encode()) + b"\n")
         try:
             signature = base64.b64decode(answer, validate=True)
         except (binascii.Error, ValueError) as exc:
@@ -83,13 +91,68 @@ class CommandSigner:
             raise SigningRefused("the external signer's signature does not verify with the configured key")
         return NoteSignature(self.name, self._verifier.key_id, signature)
 
-    def close(self) -> None:
-        if self._proc.stdin is not None:
-            self._proc.stdin.close()
+    def _exchange(self, message: bytes) -> bytes:
+        """Send one line and read one line back within the timeout (caller holds the lock)."""
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            if proc is not None:
+                self._discard()
+            try:
+                proc = self._proc = self._start()
+            except OSError as exc:
+                raise SignerUnavailable(f"the external signer cannot be started: {exc}") from exc
+        assert proc.stdin is not None and proc.stdout is not None
+        deadline = time.monotonic() + self.timeout_s
         try:
-            self._proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
+            proc.stdin.write(message)
+            line = bytearray()
+            while not line.endswith(b"\n"):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not select.select([proc.stdout], [], [], remaining)[0]:
+                    self._discard()
+                    raise SignerUnavailable(
+                        f"the external signer did not answer within {self.timeout_s:g} s; it was stopped and "
+                        "is started again for the next checkpoint"
+                    )
+                chunk = os.read(proc.stdout.fileno(), 4096)
+                if not chunk:
+                    code = proc.poll()
+                    self._discard()
+                    raise SignerUnavailable(f"the external signer exited (status {code}) without answering")
+                line += chunk
+        except OSError as exc:  # a broken pipe: it died before reading
+            self._discard()
+            raise SignerUnavailable(f"the external signer is not running: {exc}") from exc
+        if not line.endswith(b"\n") or line.count(b"\n") != 1:
+            self._discard()  # more than one answer: the line protocol is out of step
+            raise SignerUnavailable("the external signer answered more than one line")
+        return bytes(line).strip()
+
+    def _discard(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        proc.kill()
+        proc.wait()
+        for pipe in (proc.stdin, proc.stdout):
+            if pipe is not None:
+                pipe.close()
+
+    def close(self) -> None:
+        with self._lock:
+            proc = self._proc
+            if proc is None:
+                return
+            if proc.stdin is not None:
+                proc.stdin.close()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
+            self._proc = None
 
 
 def load_signer(settings: Settings) -> tuple[NoteSigner, bool]:
@@ -100,7 +163,7 @@ def load_signer(settings: Settings) -> tuple[NoteSigner, bool]:
         verifier = Verifier.from_vkey(settings.signer_vkey)
         if verifier.name != settings.origin:
             raise SigningRefused(f"the signer key is for origin {verifier.name!r}, not {settings.origin!r}")
-        return CommandSigner(settings.signer_command, verifier), False
+        return CommandSigner(settings.signer_command, verifier, settings.signer_timeout_s), False
     return load_or_create_key(settings.signing_key_path, settings.origin)
 
 
