@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -69,7 +71,9 @@ def test_a_database_restored_from_a_backup_gets_no_writes(db_url: str, pg_url: s
             r = _post(server, key, 2)
             assert r.status_code == 201
             signed = r.json()["checkpoint"].encode()  # size 3, handed to a client
-            assert _post(server, key, 3).status_code == 201
+            r = _post(server, key, 3)
+            assert r.status_code == 201
+            newest = open_checkpoint(r.json()["checkpoint"].encode(), Verifier.from_vkey(vkey))
         finally:
             server.stop()
         # The database is lost and restored from the backup; the key folder survives.
@@ -79,6 +83,15 @@ def test_a_database_restored_from_a_backup_gets_no_writes(db_url: str, pg_url: s
             assert httpx.get(server.url + "/api/v1/entries/1").status_code == 200
         finally:
             server.stop()
+        # The way out: freeze. The final checkpoint is the newest the log signed (size 4), not the restored
+        # size 2, which a client holding size 4 would take for a log going back in time.
+        env = {**os.environ, "ATLAS_DATABASE_URL": with_database(pg_url, backup), "ATLAS_DATA_DIR": str(data)}
+        cmd = [sys.executable, "-m", "atlas_log_server.cli", "freeze", "--no-successor", "--yes"]
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        final = open_checkpoint(out.stdout.encode(), Verifier.from_vkey(vkey))
+        assert (final.size, final.root_hash) == (newest.size, newest.root_hash)
+        assert "entries 2 to 3 are not in this database" in out.stderr
     finally:
         asyncio.run(_admin(pg_url, f'DROP DATABASE IF EXISTS "{backup}" WITH (FORCE)'))
 
@@ -94,7 +107,7 @@ def test_migrating_down_and_up_gets_no_writes(db_url: str, tmp_path: Path) -> No
         server.stop()
     os.environ["ATLAS_DATABASE_URL"] = db_url
     try:
-        assert cli.main(["migrate", "--downgrade"]) == 0
+        assert cli.main(["migrate", "--downgrade", "--yes"]) == 0
         assert cli.main(["migrate"]) == 0
     finally:
         del os.environ["ATLAS_DATABASE_URL"]

@@ -50,6 +50,19 @@ def load_or_create_key(path: Path, origin: str) -> tuple[Signer, bool]:
     return signer, True
 
 
+def replace_key(path: Path, origin: str) -> Signer:
+    """Write a new key over the one in ``path`` (mode 0600, atomically): the old key is destroyed."""
+    signer = Signer.generate(origin)
+    tmp = path.with_name(path.name + ".new")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(signer.skey + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return signer
+
+
 class SignerUnavailable(Exception):
     """The external signer did not answer in time, or is not running; the next signature restarts it."""
 
