@@ -107,3 +107,15 @@ def test_processes_sharing_a_key_folder_accept_each_others_records(tmp_path: Pat
     record = SignedRecord.decode((tmp_path / "log.key.last-signed").read_bytes())
     assert record.committed == record.signed == TreeHead(14, cp(14).root_hash)
     assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
+
+
+def test_a_record_that_cannot_be_used_refuses_signing_with_a_reason(tmp_path: Path) -> None:
+    key = Signer.generate(ORIGIN)
+    signer = _signer(tmp_path / "log.key", key)
+    assert signer.adopt(cp(1)) is None
+    record = tmp_path / "log.key.last-signed"
+    record.unlink()
+    record.mkdir()  # something in the way of the file (even root cannot write a file there)
+    with pytest.raises(SigningRefused, match="writable, durable storage"):
+        signer.sign(cp(1), cp(2), proof(1, 2))
+    assert "writable, durable storage" in (signer.adopt(cp(1)) or "")

@@ -71,7 +71,7 @@ class Settings(BaseSettings):
     signer_timeout_s: float = Field(
         default=DEFAULT_SIGNER_TIMEOUT_S,
         gt=0,
-        le=600,
+        le=25,  # below the connections' 30 s lock_timeout: batches of other processes queue behind the signature
         description="longest wait for one external signature (the tree-state lock is held meanwhile); then 503",
     )
     require_tokens: bool = Field(default=False, description="submissions need a tenant's bearer token")

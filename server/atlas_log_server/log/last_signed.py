@@ -138,8 +138,11 @@ class LastSignedFile:
     @contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the record's lock (blocking): read-check-write sequences of all processes serialise here."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise self._unwritable(exc) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -152,6 +155,8 @@ class LastSignedFile:
             data = self.path.read_bytes()
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            raise self._unwritable(exc) from exc
         try:
             record = SignedRecord.decode(data)
         except ValueError as exc:
@@ -162,15 +167,24 @@ class LastSignedFile:
     def write(self, record: SignedRecord) -> None:
         """Replace the record atomically and durably (temp file, fsync, rename, fsync of the folder)."""
         tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            os.write(fd, record.encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)
-        dir_fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.write(fd, record.encode())
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, self.path)
+            dir_fd = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError as exc:
+            raise self._unwritable(exc) from exc
+
+    def _unwritable(self, exc: OSError) -> RecordRefused:
+        return RecordRefused(
+            f"the signer's record {self.path} cannot be used ({exc}); it must be on writable, durable storage "
+            "beside the key (the key's folder), shared by every server of the log"
+        )

@@ -28,7 +28,7 @@ from atlas_log.merkle import (
 from atlas_log.tiles import TILE_HEIGHT, TILE_WIDTH
 from atlas_log_server.db.engine import database_unavailable
 from atlas_log_server.db.repository import Repository, StoredEntry
-from atlas_log_server.log.signer import CheckpointSigner
+from atlas_log_server.log.signer import CheckpointSigner, SignerUnavailable, SigningRefused
 from atlas_log_server.metrics import Metrics
 
 _log = logging.getLogger(__name__)
@@ -185,6 +185,8 @@ class Sequencer:
                 except Exception as exc:  # every waiter learns of the failure
                     if database_unavailable(exc):
                         _log.warning("batch of %d entries failed: database unavailable: %s", len(waiting), exc)
+                    elif isinstance(exc, SigningRefused | SignerUnavailable):  # the message says what to do
+                        _log.error("batch of %d entries not signed: %s", len(waiting), exc)
                     elif not isinstance(exc, LogFrozen):  # a frozen log refusing entries is no failure
                         _log.exception("batch of %d entries failed", len(waiting))
                     for _, f in waiting:

@@ -203,14 +203,14 @@ class CheckpointSigner:
         if self.record is None:
             return None
         head = TreeHead(database.size, database.root_hash)
-        with self.record.locked():
-            try:
+        try:
+            with self.record.locked():
                 found = self.record.read()
                 check_database(found, head, self.record.path)
-            except RecordRefused as exc:
-                return str(exc)
-            if found is None or (found.pending and found.signed == head):
-                self.record.write(SignedRecord(self.record.key, head, head))
+                if found is None or (found.pending and found.signed == head):
+                    self.record.write(SignedRecord(self.record.key, head, head))
+        except RecordRefused as exc:
+            return str(exc)
         return None
 
     def sign(self, previous: Checkpoint, new: Checkpoint, proof: Sequence[bytes]) -> bytes:
@@ -235,14 +235,14 @@ class CheckpointSigner:
         if self.record is None:
             return self._sign(new)
         base = TreeHead(previous.size, previous.root_hash)
-        with self.record.locked():
-            try:
+        try:
+            with self.record.locked():
                 check_database(self.record.read(), base, self.record.path)
-            except RecordRefused as exc:
-                raise SigningRefused(str(exc)) from exc
-            note = self._sign(new)
-            # Recorded before the caller commits: a database that later loses this tree is caught.
-            self.record.write(SignedRecord(self.record.key, base, TreeHead(new.size, new.root_hash)))
+                note = self._sign(new)
+                # Recorded before the caller commits: a database that later loses this tree is caught.
+                self.record.write(SignedRecord(self.record.key, base, TreeHead(new.size, new.root_hash)))
+        except RecordRefused as exc:
+            raise SigningRefused(str(exc)) from exc
         return note
 
     def _sign(self, new: Checkpoint) -> bytes:
@@ -259,8 +259,11 @@ class CheckpointSigner:
         if self.record is None:
             return
         head = TreeHead(checkpoint.size, checkpoint.root_hash)
-        with self.record.locked():
-            found = self.record.read()
-            # Another process may have signed past it already; its record then names this tree as committed.
-            if found is not None and found.pending and found.signed == head:
-                self.record.write(SignedRecord(found.key, head, head))
+        try:
+            with self.record.locked():
+                found = self.record.read()
+                # Another process may have signed past it already; its record then names this tree as committed.
+                if found is not None and found.pending and found.signed == head:
+                    self.record.write(SignedRecord(found.key, head, head))
+        except RecordRefused as exc:  # no receipt for a checkpoint the record does not hold as committed
+            raise SigningRefused(str(exc)) from exc
