@@ -119,3 +119,17 @@ def test_a_record_that_cannot_be_used_refuses_signing_with_a_reason(tmp_path: Pa
     with pytest.raises(SigningRefused, match="writable, durable storage"):
         signer.sign(cp(1), cp(2), proof(1, 2))
     assert "writable, durable storage" in (signer.adopt(cp(1)) or "")
+
+
+def test_a_key_folder_restored_from_an_older_copy_moves_forward_only_to_a_database_that_extends_it(
+    tmp_path: Path,
+) -> None:
+    key = Signer.generate(ORIGIN)
+    signer = _signer(tmp_path / "log.key", key)
+    signer.adopt(cp(3))  # the record an older copy of the key folder holds
+    assert "ahead" in (signer.adopt(cp(6)) or "")  # no evidence that the database passed through size 3
+    assert "ahead" in (signer.adopt(cp(6), TreeHead(3, cp(3, OTHER).root_hash)) or "")  # another tree 3
+    assert signer.adopt(cp(6), TreeHead(3, cp(3).root_hash)) is None  # its checkpoints hold the record's tree
+    signer.sign(cp(6), cp(7), proof(6, 7))
+    with pytest.raises(SigningRefused, match="rolled back"):
+        signer.sign(cp(3), cp(4), proof(3, 4))

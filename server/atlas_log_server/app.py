@@ -26,7 +26,7 @@ from atlas_log_server.db import migrate
 from atlas_log_server.db.engine import create_pool, resolve_database_url
 from atlas_log_server.db.repository import Repository
 from atlas_log_server.errors import install_handlers
-from atlas_log_server.log.last_signed import LastSignedFile
+from atlas_log_server.log.last_signed import LastSignedFile, RecordRefused, TreeHead
 from atlas_log_server.log.proofs import ProofService
 from atlas_log_server.log.publisher import Publisher, WitnessEndpoint
 from atlas_log_server.log.sequencer import Sequencer
@@ -41,6 +41,18 @@ _log = logging.getLogger(__name__)
 def load_x509_roots(path: Path | None) -> list[x509.Certificate]:
     """The configured roots for certificate-signed entries (none unless configured)."""
     return [] if path is None else x509.load_pem_x509_certificates(path.read_bytes())
+
+
+async def _recorded_tree_held(record: LastSignedFile, repo: Repository, size: int) -> TreeHead | None:
+    """The record's newest tree if the database (larger) has a checkpoint of exactly it, else ``None``."""
+    try:
+        found = await asyncio.to_thread(record.read)
+    except RecordRefused:
+        return None  # adopt() reports it
+    if found is None or found.signed.size >= size:
+        return None
+    held = await repo.checkpoint_by_root(found.signed.root)
+    return found.signed if held is not None and held[0] == found.signed.size else None
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -69,7 +81,9 @@ def create_app(settings: Settings) -> FastAPI:
             record = LastSignedFile.beside(settings.signing_key_path, signer.verifier.vkey)
             checkpoint_signer = CheckpointSigner(signer, record)
             refusal = await asyncio.to_thread(
-                checkpoint_signer.adopt, Checkpoint(settings.origin, state.size, state.root_hash)
+                checkpoint_signer.adopt,
+                Checkpoint(settings.origin, state.size, state.root_hash),
+                await _recorded_tree_held(record, repo, state.size),
             )
             if refusal is not None:  # reads are still served; every batch is refused with this message
                 _log.error("refusing writes: %s", refusal)

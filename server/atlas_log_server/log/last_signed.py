@@ -112,9 +112,9 @@ def check_database(record: SignedRecord | None, database: TreeHead, where: Path)
     if database.size > record.signed.size:
         raise RecordRefused(
             f"the database holds a tree of size {database.size}, ahead of the last checkpoint recorded in {where} "
-            f"(size {record.signed.size}): another server signs for this database with a key folder of its own, "
-            "or the record was replaced by an older copy. Every server of one log must share one key folder; "
-            "this server refuses writes"
+            f"(size {record.signed.size}), and its checkpoints do not include that tree: another server signs "
+            "for this database with a key folder of its own, or the database is not this log's. Every server "
+            "of one log must share one key folder; this server refuses writes"
         )
     raise RecordRefused(
         f"the database's tree of size {database.size} is not one this log signed (recorded in {where}: size "

@@ -197,17 +197,23 @@ class CheckpointSigner:
     def origin(self) -> str:
         return self.signer.name
 
-    def adopt(self, database: Checkpoint) -> str | None:
+    def adopt(self, database: Checkpoint, held: TreeHead | None = None) -> str | None:
         """At start: compare the database's tree with the record. Returns why writes will be refused, or
-        ``None`` when the record agrees (creating it when there is none, confirming a batch that committed)."""
+        ``None`` when the record agrees (creating it when there is none, confirming a batch that committed).
+
+        ``held`` is a tree the database's own checkpoint history holds: when the record's newest tree is
+        ``held`` and the database is larger, the database extends the record (a key folder restored from an
+        older copy), and the record moves forward to it."""
         if self.record is None:
             return None
         head = TreeHead(database.size, database.root_hash)
         try:
             with self.record.locked():
                 found = self.record.read()
-                check_database(found, head, self.record.path)
-                if found is None or (found.pending and found.signed == head):
+                extends = found is not None and found.signed == held and head.size > found.signed.size
+                if not extends:
+                    check_database(found, head, self.record.path)
+                if found is None or extends or (found.pending and found.signed == head):
                     self.record.write(SignedRecord(self.record.key, head, head))
         except RecordRefused as exc:
             return str(exc)
