@@ -123,6 +123,17 @@ def test_a_hung_or_dead_signer_is_a_503_and_reads_keep_working(db_url: str, tmp_
             verify_receipt(r.json(), hsm.verifier.vkey)
     finally:
         server.stop()
+    # A server (re)started while its signer hangs serves reads, and writes once the signer answers.
+    (tmp_path / "hsm.key.hang").touch()
+    server = ServerProcess(db_url, tmp_path / "data", env=env)
+    try:
+        assert httpx.get(server.url + "/checkpoint", timeout=5).status_code == 200
+        r = submit(2)
+        assert r.status_code == 503 and r.json()["type"].endswith("/signer-unavailable"), r.text
+        (tmp_path / "hsm.key.hang").unlink()
+        assert submit(2).status_code == 201
+    finally:
+        server.stop()
 
 
 @pytest.mark.parametrize(

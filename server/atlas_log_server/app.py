@@ -24,13 +24,13 @@ from atlas_log_server.config import Settings
 from atlas_log_server.context import LogContext
 from atlas_log_server.db import migrate
 from atlas_log_server.db.engine import create_pool, resolve_database_url
-from atlas_log_server.db.repository import Repository
+from atlas_log_server.db.repository import Repository, StorageError
 from atlas_log_server.errors import install_handlers
 from atlas_log_server.log.last_signed import LastSignedFile, RecordRefused, TreeHead
 from atlas_log_server.log.proofs import ProofService
 from atlas_log_server.log.publisher import Publisher, WitnessEndpoint
 from atlas_log_server.log.sequencer import Sequencer
-from atlas_log_server.log.signer import CheckpointSigner, CommandSigner, load_signer
+from atlas_log_server.log.signer import CheckpointSigner, CommandSigner, SignerUnavailable, load_signer
 from atlas_log_server.logs import RequestIdMiddleware, configure_logging
 from atlas_log_server.metrics import Metrics
 from atlas_log_server.metrics import router as metrics_router
@@ -41,6 +41,18 @@ _log = logging.getLogger(__name__)
 def load_x509_roots(path: Path | None) -> list[x509.Certificate]:
     """The configured roots for certificate-signed entries (none unless configured)."""
     return [] if path is None else x509.load_pem_x509_certificates(path.read_bytes())
+
+
+async def _existing_checkpoint(repo: Repository, unavailable: SignerUnavailable) -> bytes:
+    """The database's latest checkpoint when the signer cannot sign at start (else ``unavailable`` is raised)."""
+    try:
+        existing = (await repo.state()).checkpoint
+    except StorageError:
+        existing = None
+    if existing is None:
+        raise unavailable
+    _log.error("serving reads only until the external signer answers: %s", unavailable)
+    return existing
 
 
 async def _recorded_tree_held(record: LastSignedFile, repo: Repository, size: int) -> TreeHead | None:
@@ -69,7 +81,12 @@ def create_app(settings: Settings) -> FastAPI:
         pool = await create_pool(url, settings.pool_size)
         try:
             repo = Repository(pool, settings.origin)
-            empty = await asyncio.to_thread(sign_checkpoint, Checkpoint(settings.origin, 0, EMPTY_ROOT), signer)
+            try:
+                empty = await asyncio.to_thread(sign_checkpoint, Checkpoint(settings.origin, 0, EMPTY_ROOT), signer)
+            except SignerUnavailable as exc:
+                # A log that has its checkpoints serves reads without the signer; submissions get 503 until
+                # it answers again. A new log cannot start without its first checkpoint.
+                empty = await _existing_checkpoint(repo, exc)
             state = await repo.init_log(empty)
             try:
                 open_checkpoint(state.checkpoint or b"", signer.verifier)
