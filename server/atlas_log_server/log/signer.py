@@ -3,7 +3,10 @@
 The key is a file (generated on first start) or held by an external signer: a long-running command that
 reads one base64 message per line on stdin and answers with one base64 Ed25519 signature per line on stdout
 (the interface an HSM or KMS adapter implements). Every external signature is verified against the
-configured verifier key before it is used.
+configured verifier key before it is used, and waited for at most ``ATLAS_SIGNER_TIMEOUT_S``.
+
+In both key modes the signer keeps a durable record of the last checkpoint it signed beside the key file
+(:mod:`atlas_log_server.log.last_signed`) and refuses to sign over a database that went back in time.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from atlas_log_server.log.last_signed import LastSignedFile, RecordRefused, Sign
 
 
 class SigningRefused(Exception):
-    """The signer was asked to sign a checkpoint that could fork the log."""
+    """The signer was asked to sign a checkpoint that could fork the log (the message says what to do)."""
 
 
 def load_or_create_key(path: Path, origin: str) -> tuple[Signer, bool]:
