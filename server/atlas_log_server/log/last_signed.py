@@ -107,7 +107,7 @@ def check_database(record: SignedRecord | None, database: TreeHead, where: Path)
             f"a size already signed, so this server refuses writes (reads keep working). Recover by rolling "
             f"the database forward to tree size {last.size} or beyond (restore a newer backup, promote an "
             "up-to-date replica), or freeze this log (`atlas-log-server freeze`, which signs its final "
-            "checkpoint at the recorded size) and start a successor"
+            "checkpoint at the recorded size) and start a successor. A new, empty log needs its own origin and key"
         )
     if database.size > record.signed.size:
         raise RecordRefused(
