@@ -66,7 +66,16 @@ def test_the_record_is_checked_before_every_signature() -> None:
             check_database(record, TreeHead(size, root), where)
         assert str(where) in str(caught.value)
     assert SignedRecord.decode(record.encode()) == record
-    for bad in (b"", b"{}", b'{"key": "k", "committed": {"size": 1, "root": "AA=="}, "signed": {"size": 1}}'):
+    final = SignedRecord("k", TreeHead(5, bytes(32)), TreeHead(5, bytes(32)), frozen=True)
+    assert SignedRecord.decode(final.encode()) == final
+    with pytest.raises(RecordRefused, match="frozen at size 5"):
+        check_database(final, TreeHead(5, bytes(32)), where)  # not even its own tree: nothing follows it
+    for bad in (
+        b"",
+        b"{}",
+        final.encode().replace(b"true", b"1"),
+        b'{"key": "k", "committed": {"size": 1, "root": "AA=="}, "signed": {"size": 1}}',
+    ):
         with pytest.raises(ValueError):
             SignedRecord.decode(bad)
 

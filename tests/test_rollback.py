@@ -116,3 +116,30 @@ def test_migrating_down_and_up_gets_no_writes(db_url: str, tmp_path: Path) -> No
         _assert_writes_refused(server, key, signed, 2, vkey)
     finally:
         server.stop()
+
+
+def test_migrating_a_frozen_log_down_and_up_does_not_unfreeze_it(db_url: str, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    key = Ed25519PrivateKey.generate()
+    server = ServerProcess(db_url, data, env=ENV)
+    try:
+        assert _post(server, key, 0).status_code == 201
+    finally:
+        server.stop()
+    env = {**os.environ, "ATLAS_DATABASE_URL": db_url, "ATLAS_DATA_DIR": str(data)}
+    for args in (["freeze", "--no-successor", "--yes"], ["migrate", "--downgrade", "--revision", "0007", "--yes"]):
+        out = subprocess.run([sys.executable, "-m", "atlas_log_server.cli", *args], env=env, capture_output=True)
+        assert out.returncode == 0, out.stderr
+    os.environ["ATLAS_DATABASE_URL"] = db_url
+    try:
+        assert cli.main(["migrate"]) == 0  # the frozen state is gone from the database...
+    finally:
+        del os.environ["ATLAS_DATABASE_URL"]
+    server = ServerProcess(db_url, data, env=ENV)
+    try:
+        assert httpx.get(server.url + "/api/v1/log").json()["frozen"] is None
+        r = _post(server, key, 1)  # ...but not from the signer: nothing is signed past the final checkpoint
+        assert r.status_code == 503, r.text
+        assert r.json()["type"].endswith("/signing-refused") and "frozen at size 1" in r.json()["detail"]
+    finally:
+        server.stop()

@@ -102,7 +102,7 @@ def create_app(settings: Settings) -> FastAPI:
                 Checkpoint(settings.origin, state.size, state.root_hash),
                 await _recorded_tree_held(record, repo, state.size),
             )
-            if refusal is not None:  # reads are still served; every batch is refused with this message
+            if refusal is not None and state.frozen_note is None:  # reads are served; batches are refused
                 _log.error("refusing writes: %s", refusal)
             sequencer = Sequencer(
                 repo,

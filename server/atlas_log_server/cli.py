@@ -209,7 +209,7 @@ def _freeze(args: argparse.Namespace) -> int:
     from atlas_log.merkle import RootHash
     from atlas_log_server.db.engine import create_pool
     from atlas_log_server.db.repository import LogState, Repository
-    from atlas_log_server.log.last_signed import LastSignedFile, RecordRefused, TreeHead, check_database
+    from atlas_log_server.log.last_signed import LastSignedFile, RecordRefused, SignedRecord, TreeHead, check_database
 
     if args.no_successor == bool(args.successor_url or args.successor_vkey):
         print(
@@ -227,13 +227,20 @@ def _freeze(args: argparse.Namespace) -> int:
 
     def final(state: LogState) -> bytes:
         current = open_checkpoint(state.checkpoint or b"", signer.verifier)
+        tree = TreeHead(state.size, state.root_hash)
         with record.locked():
             found = record.read()
-            try:
-                check_database(found, TreeHead(state.size, state.root_hash), record.path)
-            except RecordRefused:
-                if found is None or state.size >= found.committed.size:
-                    raise
+            behind = found is not None and state.size < found.committed.size
+            if found is not None and found.frozen:  # freezing again re-signs the recorded final tree
+                if tree != found.committed and not behind:
+                    raise RecordRefused(
+                        f"the log was frozen at size {found.committed.size} (recorded in {record.path}); this "
+                        f"database's tree of size {state.size} is not that one"
+                    )
+            elif not behind:
+                check_database(found, tree, record.path)
+            if behind:
+                assert found is not None
                 # A rolled-back database: the final checkpoint must be the newest tree clients may hold, or
                 # they would take the freeze for the log going back in time.
                 last = found.committed
@@ -244,7 +251,12 @@ def _freeze(args: argparse.Namespace) -> int:
                     "this database (proofs for them need a database that has them)",
                     file=sys.stderr,
                 )
-        return sign_checkpoint(frozen_checkpoint(current, args.successor_url, args.successor_vkey), signer)
+            note = sign_checkpoint(frozen_checkpoint(current, args.successor_url, args.successor_vkey), signer)
+            # Recorded before the database commits the freeze: a database that later loses its frozen state
+            # (a migration down and up) cannot make the key sign past the final checkpoint.
+            final_tree = TreeHead(current.size, current.root_hash)
+            record.write(SignedRecord(record.key, final_tree, final_tree, frozen=True))
+        return note
 
     async def run() -> bytes | None:
         pool = await create_pool(url, 2)

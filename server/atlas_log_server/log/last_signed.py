@@ -66,13 +66,20 @@ class SignedRecord:
     key: str
     committed: TreeHead
     signed: TreeHead
+    frozen: bool = False  # a final checkpoint of ``committed`` was signed: nothing may follow it
 
     @property
     def pending(self) -> bool:
         return self.signed != self.committed
 
     def encode(self) -> bytes:
-        body = {"key": self.key, "committed": self.committed.to_json(), "signed": self.signed.to_json()}
+        body: dict[str, object] = {
+            "key": self.key,
+            "committed": self.committed.to_json(),
+            "signed": self.signed.to_json(),
+        }
+        if self.frozen:
+            body["frozen"] = True
         return json.dumps(body, sort_keys=True).encode() + b"\n"
 
     @classmethod
@@ -82,7 +89,11 @@ class SignedRecord:
             obj = json.loads(data)
             if not isinstance(obj, dict) or not isinstance(obj.get("key"), str):
                 raise ValueError("not a record")
-            record = cls(obj["key"], TreeHead.from_json(obj.get("committed")), TreeHead.from_json(obj.get("signed")))
+            frozen = obj.get("frozen", False)
+            if not isinstance(frozen, bool):
+                raise ValueError("frozen is true or false")
+            committed, signed = TreeHead.from_json(obj.get("committed")), TreeHead.from_json(obj.get("signed"))
+            record = cls(obj["key"], committed, signed, frozen)
         except (binascii.Error, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ValueError(str(exc)) from exc
         if record.signed.size < record.committed.size:
@@ -96,9 +107,16 @@ def check_database(record: SignedRecord | None, database: TreeHead, where: Path)
     Pure: the record (``None``: this key has signed nothing that was recorded) against the database's tree.
     The message says what happened and how to recover; ``where`` names the record file in it.
     """
+    last = None if record is None else record.committed
+    if record is not None and record.frozen:
+        raise RecordRefused(
+            f"this log was frozen at size {record.committed.size} (its final checkpoint is recorded in {where}) "
+            "and signs no later tree, whatever its database says now (a migration down and up drops the "
+            "database's frozen state); its successor takes new entries"
+        )
     if record is None or database in (record.signed, record.committed):
         return
-    last = record.committed
+    assert last is not None
     if database.size < last.size:
         raise RecordRefused(
             f"the database holds a tree of size {database.size}, but this log already signed a tree of size "
