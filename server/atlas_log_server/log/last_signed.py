@@ -14,8 +14,9 @@ The record holds two tree heads:
 A database equal to ``signed`` is current. A database equal to ``committed`` while ``signed`` is ahead means the
 last batch never committed (the process crashed or the database failed between record and commit); nobody was
 told of that checkpoint (receipts are sent only after it is marked committed), so signing over it is allowed.
-Anything else is refused. Writes are atomic (temp file, fsync, rename, fsync of the folder) and serialised
-between processes that share the key folder by ``flock`` on ``<record>.lock``.
+Anything else is refused. ``freeze`` records ``frozen`` with the final tree before the database commits
+it; a frozen record refuses every later tree. Writes are atomic (temp file, fsync, rename, fsync of the
+folder) and serialised between processes that share the key folder by ``flock`` on ``<record>.lock``.
 """
 
 from __future__ import annotations
