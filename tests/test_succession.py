@@ -43,7 +43,7 @@ def test_freeze_hands_over_to_a_successor(db_url: str, pg_url: str, tmp_path: Pa
 
         env = {**os.environ, "ATLAS_DATABASE_URL": db_url, "ATLAS_DATA_DIR": str(tmp_path / "old")}
         cmd = [sys.executable, "-m", "atlas_log_server.cli", "freeze", "--successor-url", new.url]
-        out = subprocess.run([*cmd, "--successor-vkey", new.vkey], env=env, capture_output=True, text=True)
+        out = subprocess.run([*cmd, "--successor-vkey", new.vkey, "--yes"], env=env, capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
         final_note = out.stdout.encode()
 

@@ -24,12 +24,13 @@ from atlas_log_server.config import Settings
 from atlas_log_server.context import LogContext
 from atlas_log_server.db import migrate
 from atlas_log_server.db.engine import create_pool, resolve_database_url
-from atlas_log_server.db.repository import Repository
+from atlas_log_server.db.repository import Repository, StorageError
 from atlas_log_server.errors import install_handlers
+from atlas_log_server.log.last_signed import LastSignedFile, RecordRefused, TreeHead
 from atlas_log_server.log.proofs import ProofService
 from atlas_log_server.log.publisher import Publisher, WitnessEndpoint
 from atlas_log_server.log.sequencer import Sequencer
-from atlas_log_server.log.signer import CheckpointSigner, CommandSigner, load_signer
+from atlas_log_server.log.signer import CheckpointSigner, CommandSigner, SignerUnavailable, load_signer
 from atlas_log_server.logs import RequestIdMiddleware, configure_logging
 from atlas_log_server.metrics import Metrics
 from atlas_log_server.metrics import router as metrics_router
@@ -40,6 +41,30 @@ _log = logging.getLogger(__name__)
 def load_x509_roots(path: Path | None) -> list[x509.Certificate]:
     """The configured roots for certificate-signed entries (none unless configured)."""
     return [] if path is None else x509.load_pem_x509_certificates(path.read_bytes())
+
+
+async def _existing_checkpoint(repo: Repository, unavailable: SignerUnavailable) -> bytes:
+    """The database's latest checkpoint when the signer cannot sign at start (else ``unavailable`` is raised)."""
+    try:
+        existing = (await repo.state()).checkpoint
+    except StorageError:
+        existing = None
+    if existing is None:
+        raise unavailable
+    _log.error("serving reads only until the external signer answers: %s", unavailable)
+    return existing
+
+
+async def _recorded_tree_held(record: LastSignedFile, repo: Repository, size: int) -> TreeHead | None:
+    """The record's newest tree if the database (larger) has a checkpoint of exactly it, else ``None``."""
+    try:
+        found = await asyncio.to_thread(record.read)
+    except RecordRefused:
+        return None  # adopt() reports it
+    if found is None or found.signed.size >= size:
+        return None
+    held = await repo.checkpoint_by_root(found.signed.root)
+    return found.signed if held is not None and held[0] == found.signed.size else None
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -56,7 +81,13 @@ def create_app(settings: Settings) -> FastAPI:
         pool = await create_pool(url, settings.pool_size)
         try:
             repo = Repository(pool, settings.origin)
-            state = await repo.init_log(sign_checkpoint(Checkpoint(settings.origin, 0, EMPTY_ROOT), signer))
+            try:
+                empty = await asyncio.to_thread(sign_checkpoint, Checkpoint(settings.origin, 0, EMPTY_ROOT), signer)
+            except SignerUnavailable as exc:
+                # A log that has its checkpoints serves reads without the signer; submissions get 503 until
+                # it answers again. A new log cannot start without its first checkpoint.
+                empty = await _existing_checkpoint(repo, exc)
+            state = await repo.init_log(empty)
             try:
                 open_checkpoint(state.checkpoint or b"", signer.verifier)
             except Error as exc:
@@ -64,9 +95,18 @@ def create_app(settings: Settings) -> FastAPI:
                     f"the log's latest checkpoint was not signed by the key in {settings.signing_key_path}; "
                     "refusing to serve this database with another key"
                 ) from exc
+            record = LastSignedFile.beside(settings.signing_key_path, signer.verifier.vkey)
+            checkpoint_signer = CheckpointSigner(signer, record)
+            refusal = await asyncio.to_thread(
+                checkpoint_signer.adopt,
+                Checkpoint(settings.origin, state.size, state.root_hash),
+                await _recorded_tree_held(record, repo, state.size),
+            )
+            if refusal is not None and state.frozen_note is None:  # reads are served; batches are refused
+                _log.error("refusing writes: %s", refusal)
             sequencer = Sequencer(
                 repo,
-                CheckpointSigner(signer),
+                checkpoint_signer,
                 max_batch=settings.batch_max_size,
                 max_age_s=settings.batch_max_age_ms / 1000,
                 max_pending=settings.max_pending,

@@ -17,7 +17,7 @@ from atlas_log.note import Signer
 from atlas_log_server.config import Settings
 from atlas_log_server.db import migrate
 from atlas_log_server.db.engine import resolve_database_url
-from atlas_log_server.log.signer import CommandSigner, load_or_create_key, load_signer
+from atlas_log_server.log.signer import CommandSigner, load_or_create_key, load_signer, replace_key
 
 
 def _settings(**overrides: object) -> Settings:
@@ -157,7 +157,18 @@ def _migrate(args: argparse.Namespace) -> int:
     settings = _settings()
     url = resolve_database_url(settings)
     if args.downgrade:
-        migrate.downgrade(url, args.revision or "base")
+        target = args.revision or "base"
+        size = migrate.logged_entries(url)
+        if size and not args.yes:
+            print(
+                f"atlas-log-server: not migrating down: the log in this database has {size} entries; downgrading "
+                f"to {target} drops the tables and columns of every later migration (to base: all {size} entries "
+                "with their tiles, checkpoints and evidence; from 0008: the frozen state), and the log's key will "
+                "refuse to sign for it afterwards. Back the database up, then run again with --yes",
+                file=sys.stderr,
+            )
+            return 1
+        migrate.downgrade(url, target)
     else:
         migrate.upgrade(url, args.revision or "head")
     print("migrations applied")
@@ -167,12 +178,21 @@ def _migrate(args: argparse.Namespace) -> int:
 def _keygen(args: argparse.Namespace) -> int:
     settings = _settings(key_file=args.key_file, origin=args.origin)
     path = settings.signing_key_path
-    if path.exists() and not args.print_only:
-        signer, _ = load_or_create_key(path, settings.origin)
-        print(f"key already exists in {path}; not overwriting", file=sys.stderr)
-    elif args.print_only:
+    if args.print_only:
         signer = Signer.generate(settings.origin)
         print(signer.skey)
+    elif path.exists() and not args.yes:
+        signer, _ = load_or_create_key(path, settings.origin)
+        print(
+            f"atlas-log-server: a key already exists in {path}; kept. Replacing it (--yes) would destroy the only "
+            f"key that signs {settings.origin} (verifier key {signer.verifier.vkey}): servers with a new key refuse "
+            "this log's database; freeze the log and start a successor instead",
+            file=sys.stderr,
+        )
+        return 1
+    elif path.exists():
+        signer = replace_key(path, settings.origin)
+        print(f"replaced the key in {path}", file=sys.stderr)
     else:
         signer, _ = load_or_create_key(path, settings.origin)
         print(f"wrote {path}", file=sys.stderr)
@@ -184,30 +204,87 @@ def _freeze(args: argparse.Namespace) -> int:
     """Freeze the log: sign a final checkpoint of the current tree that names the successor; read-only after."""
     import asyncio
 
-    from atlas_log.checkpoint import frozen_checkpoint, open_checkpoint, sign_checkpoint
+    from atlas_log.checkpoint import Checkpoint, frozen_checkpoint, open_checkpoint, sign_checkpoint
     from atlas_log.errors import Error
+    from atlas_log.merkle import RootHash
     from atlas_log_server.db.engine import create_pool
     from atlas_log_server.db.repository import LogState, Repository
+    from atlas_log_server.log.last_signed import LastSignedFile, RecordRefused, SignedRecord, TreeHead, check_database
 
+    if args.no_successor == bool(args.successor_url or args.successor_vkey):
+        print(
+            "atlas-log-server: name the successor (--successor-url and --successor-vkey) or pass --no-successor",
+            file=sys.stderr,
+        )
+        return 1
+    if not args.no_successor and not (args.successor_url and args.successor_vkey):
+        print("atlas-log-server: a successor needs both --successor-url and --successor-vkey", file=sys.stderr)
+        return 1
     settings = _settings()
     url = resolve_database_url(settings)
     signer, _ = load_signer(settings)
+    record = LastSignedFile.beside(settings.signing_key_path, signer.verifier.vkey)
 
     def final(state: LogState) -> bytes:
         current = open_checkpoint(state.checkpoint or b"", signer.verifier)
-        return sign_checkpoint(frozen_checkpoint(current, args.successor_url, args.successor_vkey), signer)
+        tree = TreeHead(state.size, state.root_hash)
+        with record.locked():
+            found = record.read()
+            behind = found is not None and state.size < found.committed.size
+            if found is not None and found.frozen:  # freezing again re-signs the recorded final tree
+                if tree != found.committed and not behind:
+                    raise RecordRefused(
+                        f"the log was frozen at size {found.committed.size} (recorded in {record.path}); this "
+                        f"database's tree of size {state.size} is not that one"
+                    )
+            elif not behind:
+                check_database(found, tree, record.path)
+            if behind:
+                assert found is not None
+                # A rolled-back database: the final checkpoint must be the newest tree clients may hold, or
+                # they would take the freeze for the log going back in time.
+                last = found.committed
+                current = Checkpoint(settings.origin, last.size, RootHash(last.root))
+                print(
+                    f"the database holds size {state.size}, but the log signed size {last.size}: the final "
+                    f"checkpoint is at size {last.size}; entries {state.size} to {last.size - 1} are not in "
+                    "this database (proofs for them need a database that has them)",
+                    file=sys.stderr,
+                )
+            note = sign_checkpoint(frozen_checkpoint(current, args.successor_url, args.successor_vkey), signer)
+            # Recorded before the database commits the freeze: a database that later loses its frozen state
+            # (a migration down and up) cannot make the key sign past the final checkpoint.
+            final_tree = TreeHead(current.size, current.root_hash)
+            record.write(SignedRecord(record.key, final_tree, final_tree, frozen=True))
+        return note
 
-    async def run() -> bytes:
+    async def run() -> bytes | None:
         pool = await create_pool(url, 2)
         try:
-            return await Repository(pool, settings.origin).freeze(final)
+            repo = Repository(pool, settings.origin)
+            if not args.yes:
+                state = await repo.state()
+                then = f"hands over to {args.successor_url}" if args.successor_url else "names no successor"
+                print(
+                    f"atlas-log-server: not freezing: freezing {settings.origin} (tree size {state.size}) is "
+                    f"permanent: it signs a final checkpoint that {then}; the log never accepts another entry, and "
+                    "clients treat any later checkpoint of this key as misbehaviour. Run again with --yes",
+                    file=sys.stderr,
+                )
+                return None
+            return await repo.freeze(final)
         finally:
             await pool.close()
 
     try:
         note = asyncio.run(run())
-    except Error as exc:
+    except (Error, RecordRefused) as exc:
         print(f"cannot freeze: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if isinstance(signer, CommandSigner):
+            signer.close()
+    if note is None:
         return 1
     print(note.decode(), end="")
     return 0
@@ -255,29 +332,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = sub.add_parser("freeze", help="freeze the log (final checkpoint naming a successor); read-only after")
     p.add_argument("--successor-url", help="where the successor log serves")
     p.add_argument("--successor-vkey", help="the successor log's verifier key")
+    p.add_argument("--no-successor", action="store_true", help="freeze without naming a successor")
+    p.add_argument("--yes", action="store_true", help="really freeze (it is permanent)")
     p.set_defaults(func=_freeze)
     p = sub.add_parser("admin-token", help="create an admin token and print the SHA-256 to configure")
     p.set_defaults(func=_admin_token)
     p = sub.add_parser("migrate", help="apply the database migrations")
     p.add_argument("--revision")
     p.add_argument("--downgrade", action="store_true")
+    p.add_argument("--yes", action="store_true", help="migrate down even though the log has entries")
     p.set_defaults(func=_migrate)
     p = sub.add_parser("keygen", help="create the checkpoint signing key (prints its verifier key)")
     p.add_argument("--key-file")
     p.add_argument("--origin")
     p.add_argument("--print-only", action="store_true", help="print a new private key instead of writing it")
+    p.add_argument("--yes", action="store_true", help="replace an existing key (destroys it)")
     p.set_defaults(func=_keygen)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args))
-    except Exception as exc:  # a configuration or startup error: say what, not a traceback
+    except Exception as exc:  # say what went wrong, not a traceback
         from pydantic import ValidationError
 
-        if isinstance(exc, ValidationError | OSError | ValueError):
+        if isinstance(exc, ValidationError | OSError | ValueError):  # configuration or startup
             print(f"atlas-log-server: {exc}", file=sys.stderr)
             return 2
-        raise
+        logging.getLogger(__name__).debug("%s failed", args.command, exc_info=exc)
+        print(f"atlas-log-server {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ DEFAULT_BATCH_MAX_AGE_MS = 5
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 DEFAULT_POOL_SIZE = 10
 DEFAULT_KEY_ATTESTATION_MAX_AGE_S = 86_400  # a key attested by a quote is trusted for a pipeline run, not forever
+DEFAULT_SIGNER_TIMEOUT_S = 10.0  # an external signer that has not answered by then is restarted
 DEFAULT_TILE_CACHE_TILES = 8192  # full tiles kept in memory per process (~16 KiB each with inner nodes)
 
 
@@ -73,6 +74,12 @@ class Settings(BaseSettings):
         default=None, description="external signer command (one base64 message per line in, signature out)"
     )
     signer_vkey: str | None = Field(default=None, description="verifier key of the external signer's key")
+    signer_timeout_s: float = Field(
+        default=DEFAULT_SIGNER_TIMEOUT_S,
+        gt=0,
+        le=25,  # below the connections' 30 s lock_timeout: batches of other processes queue behind the signature
+        description="longest wait for one external signature (the tree-state lock is held meanwhile); then 503",
+    )
     require_tokens: bool = Field(default=False, description="submissions need a tenant's bearer token")
     admin_token_sha256: str | None = Field(
         default=None, description="SHA-256 (hex) of the admin token; admin operations are disabled when unset"

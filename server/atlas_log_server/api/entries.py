@@ -27,6 +27,7 @@ from atlas_log_server.db.engine import database_unavailable
 from atlas_log_server.db.repository import StoredEntry
 from atlas_log_server.errors import Problem, bad_request, not_found
 from atlas_log_server.log.sequencer import LogFrozen, Overloaded, PendingEntry, Sequenced
+from atlas_log_server.log.signer import SignerUnavailable, SigningRefused
 
 router = APIRouter(prefix="/api/v1", tags=["entries"])
 
@@ -159,6 +160,10 @@ async def _submit(request: Request, ctx: LogContext) -> tuple[Response, bool]:
         raise Problem(503, "overloaded", str(exc), headers={"Retry-After": "1"}) from exc
     except LogFrozen as exc:
         raise frozen_problem(exc.note, ctx) from exc
+    except SignerUnavailable as exc:
+        raise Problem(503, "signer-unavailable", str(exc), headers={"Retry-After": "5"}) from exc
+    except SigningRefused as exc:  # the operator must act (the message says how); retrying alone will not help
+        raise Problem(503, "signing-refused", str(exc), headers={"Retry-After": "60"}) from exc
     receipt = await build_receipt(ctx, pending, placed)
     if request.query_params.get("wait") == "witnessed":
         receipt = await _witnessed(ctx, receipt)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+import asyncpg
 from alembic import command
 from alembic.config import Config
+
+from atlas_log_server.db.engine import asyncpg_dsn
 
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
@@ -32,3 +36,18 @@ def upgrade(url: str, revision: str = "head") -> None:
 
 def downgrade(url: str, revision: str = "base") -> None:
     command.downgrade(alembic_config(url), revision)
+
+
+def logged_entries(url: str) -> int:
+    """How many entries the log in the database at ``url`` holds (0 before the first migration)."""
+
+    async def count() -> int:
+        conn = await asyncpg.connect(asyncpg_dsn(url))
+        try:
+            if await conn.fetchval("SELECT to_regclass('log_state')") is None:
+                return 0
+            return int(await conn.fetchval("SELECT coalesce(max(size), 0) FROM log_state"))
+        finally:
+            await conn.close()
+
+    return asyncio.run(count())

@@ -28,7 +28,7 @@ from atlas_log.merkle import (
 from atlas_log.tiles import TILE_HEIGHT, TILE_WIDTH
 from atlas_log_server.db.engine import database_unavailable
 from atlas_log_server.db.repository import Repository, StoredEntry
-from atlas_log_server.log.signer import CheckpointSigner
+from atlas_log_server.log.signer import CheckpointSigner, SignerUnavailable, SigningRefused
 from atlas_log_server.metrics import Metrics
 
 _log = logging.getLogger(__name__)
@@ -185,6 +185,8 @@ class Sequencer:
                 except Exception as exc:  # every waiter learns of the failure
                     if database_unavailable(exc):
                         _log.warning("batch of %d entries failed: database unavailable: %s", len(waiting), exc)
+                    elif isinstance(exc, SigningRefused | SignerUnavailable):  # the message says what to do
+                        _log.error("batch of %d entries not signed: %s", len(waiting), exc)
                     elif not isinstance(exc, LogFrozen):  # a frozen log refusing entries is no failure
                         _log.exception("batch of %d entries failed", len(waiting))
                     for _, f in waiting:
@@ -269,15 +271,16 @@ class Sequencer:
             if new:
                 checkpoint = Checkpoint(self.repo.origin, frontier.size, frontier.root())
                 proof = consistency_proof(state.size, frontier.size, nodes) if state.size else []
-                note = self.signer.sign(previous, checkpoint, proof)
                 await tx.insert_entries(new)
                 await tx.insert_artifacts(facts)
                 await tx.write_tiles(_tile_writes(rows))
+                # Signed last, just before the commit, off the event loop (file lock, fsync, external signer).
+                note = await asyncio.to_thread(self.signer.sign, previous, checkpoint, proof)
                 await tx.save_checkpoint(checkpoint.size, checkpoint.root_hash, frontier.hashes, note)
             else:
                 checkpoint = previous
                 note = state.checkpoint or b""
         if new:
-            self.signer.committed(checkpoint)
+            await asyncio.to_thread(self.signer.committed, checkpoint)
         batch = Batch(checkpoint, note, state.size, nodes)
         return [Sequenced(idx, created, batch, leaf) for idx, created, leaf in placed]

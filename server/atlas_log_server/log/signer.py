@@ -3,7 +3,10 @@
 The key is a file (generated on first start) or held by an external signer: a long-running command that
 reads one base64 message per line on stdin and answers with one base64 Ed25519 signature per line on stdout
 (the interface an HSM or KMS adapter implements). Every external signature is verified against the
-configured verifier key before it is used.
+configured verifier key before it is used, and waited for at most ``ATLAS_SIGNER_TIMEOUT_S``.
+
+In both key modes the signer keeps a durable record of the last checkpoint it signed beside the key file
+(:mod:`atlas_log_server.log.last_signed`) and refuses to sign over a database that went back in time.
 """
 
 from __future__ import annotations
@@ -11,9 +14,11 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import select
 import shlex
 import subprocess
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,11 +26,12 @@ from atlas_log.checkpoint import Checkpoint, sign_checkpoint
 from atlas_log.errors import Error, ProofError
 from atlas_log.merkle import verify_consistency
 from atlas_log.note import NoteSignature, NoteSigner, Signer, Verifier
-from atlas_log_server.config import Settings
+from atlas_log_server.config import DEFAULT_SIGNER_TIMEOUT_S, Settings
+from atlas_log_server.log.last_signed import LastSignedFile, RecordRefused, SignedRecord, TreeHead, check_database
 
 
 class SigningRefused(Exception):
-    """The signer was asked to sign a checkpoint that could fork the log."""
+    """The signer was asked to sign a checkpoint that could fork the log (the message says what to do)."""
 
 
 def load_or_create_key(path: Path, origin: str) -> tuple[Signer, bool]:
@@ -47,16 +53,40 @@ def load_or_create_key(path: Path, origin: str) -> tuple[Signer, bool]:
     return signer, True
 
 
-class CommandSigner:
-    """A :class:`~atlas_log.note.NoteSigner` whose key lives in an external signer process."""
+def replace_key(path: Path, origin: str) -> Signer:
+    """Write a new key over the one in ``path`` (mode 0600, atomically): the old key is destroyed."""
+    signer = Signer.generate(origin)
+    tmp = path.with_name(path.name + ".new")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(signer.skey + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return signer
 
-    def __init__(self, command: str, verifier: Verifier, timeout_s: float = 10.0) -> None:
+
+class SignerUnavailable(Exception):
+    """The external signer did not answer in time, or is not running; the next signature restarts it."""
+
+
+class CommandSigner:
+    """A :class:`~atlas_log.note.NoteSigner` whose key lives in an external signer process.
+
+    Every signature is bounded by ``timeout_s``: a signer that does not answer in time is killed (a late
+    answer would pair with the next message) and started again for the next signature. ``sign`` blocks for
+    at most that long, so callers run it off the event loop.
+    """
+
+    def __init__(self, command: str, verifier: Verifier, timeout_s: float = DEFAULT_SIGNER_TIMEOUT_S) -> None:
         self._verifier = verifier
         self.timeout_s = timeout_s
+        self._argv = shlex.split(command)
         self._lock = threading.Lock()
-        self._proc = subprocess.Popen(
-            shlex.split(command), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
-        )
+        self._proc: subprocess.Popen[bytes] | None = self._start()
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(self._argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
 
     @property
     def name(self) -> str:
@@ -68,12 +98,7 @@ class CommandSigner:
 
     def sign(self, text: str) -> NoteSignature:
         with self._lock:
-            assert self._proc.stdin is not None and self._proc.stdout is not None
-            if self._proc.poll() is not None:
-                raise SigningRefused(f"the external signer exited with {self._proc.returncode}")
-            self._proc.stdin.write(base64.b64encode(text.encode()).decode() + "\n")
-            self._proc.stdin.flush()
-            answer = self._proc.stdout.readline().strip()
+            answer = self._exchange(base64.b64encode(text.encode()) + b"\n")
         try:
             signature = base64.b64decode(answer, validate=True)
         except (binascii.Error, ValueError) as exc:
@@ -82,13 +107,68 @@ class CommandSigner:
             raise SigningRefused("the external signer's signature does not verify with the configured key")
         return NoteSignature(self.name, self._verifier.key_id, signature)
 
-    def close(self) -> None:
-        if self._proc.stdin is not None:
-            self._proc.stdin.close()
+    def _exchange(self, message: bytes) -> bytes:
+        """Send one line and read one line back within the timeout (caller holds the lock)."""
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            if proc is not None:
+                self._discard()
+            try:
+                proc = self._proc = self._start()
+            except OSError as exc:
+                raise SignerUnavailable(f"the external signer cannot be started: {exc}") from exc
+        assert proc.stdin is not None and proc.stdout is not None
+        deadline = time.monotonic() + self.timeout_s
         try:
-            self._proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
+            proc.stdin.write(message)
+            line = bytearray()
+            while not line.endswith(b"\n"):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not select.select([proc.stdout], [], [], remaining)[0]:
+                    self._discard()
+                    raise SignerUnavailable(
+                        f"the external signer did not answer within {self.timeout_s:g} s; it was stopped and "
+                        "is started again for the next checkpoint"
+                    )
+                chunk = os.read(proc.stdout.fileno(), 4096)
+                if not chunk:
+                    code = proc.poll()
+                    self._discard()
+                    raise SignerUnavailable(f"the external signer exited (status {code}) without answering")
+                line += chunk
+        except OSError as exc:  # a broken pipe: it died before reading
+            self._discard()
+            raise SignerUnavailable(f"the external signer is not running: {exc}") from exc
+        if not line.endswith(b"\n") or line.count(b"\n") != 1:
+            self._discard()  # more than one answer: the line protocol is out of step
+            raise SignerUnavailable("the external signer answered more than one line")
+        return bytes(line).strip()
+
+    def _discard(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        proc.kill()
+        proc.wait()
+        for pipe in (proc.stdin, proc.stdout):
+            if pipe is not None:
+                pipe.close()
+
+    def close(self) -> None:
+        with self._lock:
+            proc = self._proc
+            if proc is None:
+                return
+            if proc.stdin is not None:
+                proc.stdin.close()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
+            self._proc = None
 
 
 def load_signer(settings: Settings) -> tuple[NoteSigner, bool]:
@@ -99,26 +179,55 @@ def load_signer(settings: Settings) -> tuple[NoteSigner, bool]:
         verifier = Verifier.from_vkey(settings.signer_vkey)
         if verifier.name != settings.origin:
             raise SigningRefused(f"the signer key is for origin {verifier.name!r}, not {settings.origin!r}")
-        return CommandSigner(settings.signer_command, verifier), False
+        return CommandSigner(settings.signer_command, verifier, settings.signer_timeout_s), False
     return load_or_create_key(settings.signing_key_path, settings.origin)
 
 
 class CheckpointSigner:
-    """Signs checkpoints for one origin after proving each is consistent with its predecessor."""
+    """Signs checkpoints for one origin after proving each is consistent with its predecessor.
 
-    def __init__(self, signer: NoteSigner) -> None:
+    With a :class:`LastSignedFile` it also refuses to sign over a database that is behind (or beside) what
+    the key already signed, whichever process signed it; without one it only remembers this process's last.
+    ``sign`` and ``committed`` block (file locks, fsync, an external signer): call them off the event loop.
+    """
+
+    def __init__(self, signer: NoteSigner, record: LastSignedFile | None = None) -> None:
         self.signer = signer
+        self.record = record
         self._last: Checkpoint | None = None  # the newest checkpoint this process knows was committed
 
     @property
     def origin(self) -> str:
         return self.signer.name
 
+    def adopt(self, database: Checkpoint, held: TreeHead | None = None) -> str | None:
+        """At start: compare the database's tree with the record. Returns why writes will be refused, or
+        ``None`` when the record agrees (creating it when there is none, confirming a batch that committed).
+
+        ``held`` is a tree the database's own checkpoint history holds: when the record's newest tree is
+        ``held`` and the database is larger, the database extends the record (a key folder restored from an
+        older copy), and the record moves forward to it."""
+        if self.record is None:
+            return None
+        head = TreeHead(database.size, database.root_hash)
+        try:
+            with self.record.locked():
+                found = self.record.read()
+                extends = found is not None and found.signed == held and head.size > found.signed.size
+                if not extends:
+                    check_database(found, head, self.record.path)
+                if found is None or extends or (found.pending and found.signed == head):
+                    self.record.write(SignedRecord(self.record.key, head, head))
+        except RecordRefused as exc:
+            return str(exc)
+        return None
+
     def sign(self, previous: Checkpoint, new: Checkpoint, proof: Sequence[bytes]) -> bytes:
-        """Sign ``new`` if ``proof`` proves it extends ``previous`` (the last committed checkpoint)."""
+        """Sign ``new`` if ``proof`` proves it extends ``previous`` (the last committed checkpoint) and
+        ``previous`` is what the record says this key signed; the record names ``new`` before it returns."""
         if new.origin != self.origin or previous.origin != self.origin:
             raise SigningRefused(f"signer for {self.origin!r} will not sign for another origin")
-        last = self._last
+        last = self._last if self.record is None else None  # the record, when there is one, knows better
         if last is not None and (
             previous.size < last.size or (previous.size == last.size and previous.root_hash != last.root_hash)
         ):
@@ -132,12 +241,38 @@ class CheckpointSigner:
                 verify_consistency(previous.size, new.size, proof, previous.root_hash, new.root_hash)
             except ProofError as exc:
                 raise SigningRefused(f"new checkpoint is not consistent with the last one: {exc}") from exc
+        if self.record is None:
+            return self._sign(new)
+        base = TreeHead(previous.size, previous.root_hash)
+        try:
+            with self.record.locked():
+                check_database(self.record.read(), base, self.record.path)
+                note = self._sign(new)
+                # Recorded before the caller commits: a database that later loses this tree is caught.
+                self.record.write(SignedRecord(self.record.key, base, TreeHead(new.size, new.root_hash)))
+        except RecordRefused as exc:
+            raise SigningRefused(str(exc)) from exc
+        return note
+
+    def _sign(self, new: Checkpoint) -> bytes:
         try:
             return sign_checkpoint(new, self.signer)
         except Error as exc:
             raise SigningRefused(str(exc)) from exc
 
     def committed(self, checkpoint: Checkpoint) -> None:
-        """Record that ``checkpoint`` is durably the log's state (call after the batch commits)."""
+        """Record that ``checkpoint`` is durably the log's state (call after the batch commits, before anyone
+        is told of it)."""
         if self._last is None or checkpoint.size >= self._last.size:
             self._last = checkpoint
+        if self.record is None:
+            return
+        head = TreeHead(checkpoint.size, checkpoint.root_hash)
+        try:
+            with self.record.locked():
+                found = self.record.read()
+                # Another process may have signed past it already; its record then names this tree as committed.
+                if found is not None and found.pending and found.signed == head:
+                    self.record.write(SignedRecord(found.key, head, head))
+        except RecordRefused as exc:  # no receipt for a checkpoint the record does not hold as committed
+            raise SigningRefused(str(exc)) from exc
