@@ -19,7 +19,7 @@ from atlas_log.errors import FormatError, LogAPIError
 from atlas_log.merkle import LeafHash, verify_inclusion
 from atlas_log.monitor import TrustedState, verify_advance
 from atlas_log.note import Verifier, parse_note
-from atlas_log.receipt import Receipt, verify_receipt
+from atlas_log.receipt import Receipt, SubmittedEntry, verify_receipt, verify_receipt_for
 
 __all__ = ["AsyncLogClient", "LogClient"]
 
@@ -57,13 +57,11 @@ def _checkpoint_bytes(resp: httpx.Response) -> bytes:
     return resp.content
 
 
-def _verified_receipt(obj: Any, verifier: Verifier) -> Receipt:
+def _parsed_receipt(obj: Any) -> Receipt:
     try:
-        receipt = Receipt.from_json(obj)
+        return Receipt.from_json(obj)
     except FormatError as exc:
         raise LogAPIError(f"malformed receipt: {exc}") from exc
-    verify_receipt(receipt, verifier)
-    return receipt
 
 
 class _Base:
@@ -79,6 +77,30 @@ class _Base:
         """Enforce the k-of-n witness policy on a checkpoint note (no-op when quorum is 0)."""
         if self.quorum:
             verify_cosignatures(parse_note(note), self.witnesses, self.quorum)
+
+    def _submit_params(self) -> dict[str, str] | None:
+        # Under a witness policy only a receipt proved against a cosigned checkpoint can be accepted.
+        return {"wait": "witnessed"} if self.quorum else None
+
+    def _receipt_for(self, resp: httpx.Response, sent: SubmittedEntry) -> tuple[Receipt, Checkpoint]:
+        """The receipt in ``resp``, verified (log key, witness policy) and checked to be for ``sent``."""
+        receipt = _parsed_receipt(_json(resp))
+        cp = verify_receipt(receipt, self.verifier, witnesses=self.witnesses, quorum=self.quorum)
+        verify_receipt_for(receipt, sent, new_leaf=resp.status_code == 201)
+        return receipt, cp
+
+    def _join_span(self, cp: Checkpoint) -> tuple[int, int] | None:
+        """The consistency proof (from, to) that joins ``cp`` and the trusted checkpoint, if one is needed."""
+        lo, hi = sorted((cp.size, self.trusted.size))
+        return (lo, hi) if self.trusted.checkpoint is not None and 0 < lo < hi else None
+
+    def _join(self, note: bytes, cp: Checkpoint, proof: Sequence[bytes]) -> None:
+        """Prove ``note`` consistent with the trusted state: a newer one advances it, an older one must be a
+        prefix of it; raises :class:`~atlas_log.errors.InconsistentLogError` with both notes otherwise."""
+        if self.trusted.note is None or cp.size >= self.trusted.size:
+            self.trusted.advance(note, proof)
+        else:
+            verify_advance(self.verifier, note, self.trusted.note, proof)
 
 
 class LogClient(_Base):
@@ -133,20 +155,34 @@ class LogClient(_Base):
         return result
 
     def submit(self, submission: dict[str, Any]) -> Receipt:
-        """POST an entry; the receipt is verified before it is returned."""
+        """POST an entry and return its receipt once it is proved to be for this submission.
+
+        The receipt must verify under the log's key and the witness policy, its leaf must be the entry built
+        from ``submission`` (:func:`~atlas_log.receipt.verify_receipt_for`), and its checkpoint must be
+        consistent with the trusted state (which it advances). Raises :class:`~atlas_log.errors.Error`.
+        """
+        sent = SubmittedEntry.from_submission(submission)
         try:
-            obj = _json(self.http.post("/api/v1/entries", json=submission))
+            resp = self.http.post("/api/v1/entries", json=submission, params=self._submit_params())
         except httpx.HTTPError as exc:
             raise LogAPIError(f"POST /api/v1/entries: {exc}") from exc
-        return _verified_receipt(obj, self.verifier)
+        receipt, cp = self._receipt_for(resp, sent)
+        span = self._join_span(cp)
+        self._join(receipt.checkpoint, cp, self.consistency_proof(*span) if span else [])
+        return receipt
 
     def verify_receipt_current(self, receipt: Receipt) -> Checkpoint:
         """Verify a receipt, then prove its checkpoint is consistent with the log's latest (trusted, and under a
-        witness policy witnessed) one: this upgrades a receipt to a witnessed checkpoint."""
+        witness policy witnessed) one: this upgrades a receipt to a witnessed checkpoint.
+
+        A latest checkpoint of the receipt's size must have the same root, a larger one is joined by a consistency
+        proof, a smaller one is a rollback: each failure raises :class:`~atlas_log.errors.InconsistentLogError`
+        carrying the receipt's checkpoint and the latest one as evidence.
+        """
         cp = verify_receipt(receipt, self.verifier)
         latest, note = self.checkpoint()
-        if latest.size > cp.size:
-            verify_advance(self.verifier, receipt.checkpoint, note, self.consistency_proof(cp.size, latest.size))
+        proof = self.consistency_proof(cp.size, latest.size) if latest.size > cp.size else []
+        verify_advance(self.verifier, receipt.checkpoint, note, proof)
         return latest
 
 
@@ -200,8 +236,21 @@ class AsyncLogClient(_Base):
         return result
 
     async def submit(self, submission: dict[str, Any]) -> Receipt:
+        """See :meth:`LogClient.submit`."""
+        sent = SubmittedEntry.from_submission(submission)
         try:
-            obj = _json(await self.http.post("/api/v1/entries", json=submission))
+            resp = await self.http.post("/api/v1/entries", json=submission, params=self._submit_params())
         except httpx.HTTPError as exc:
             raise LogAPIError(f"POST /api/v1/entries: {exc}") from exc
-        return _verified_receipt(obj, self.verifier)
+        receipt, cp = self._receipt_for(resp, sent)
+        span = self._join_span(cp)
+        self._join(receipt.checkpoint, cp, await self.consistency_proof(*span) if span else [])
+        return receipt
+
+    async def verify_receipt_current(self, receipt: Receipt) -> Checkpoint:
+        """See :meth:`LogClient.verify_receipt_current`."""
+        cp = verify_receipt(receipt, self.verifier)
+        latest, note = await self.checkpoint()
+        proof = await self.consistency_proof(cp.size, latest.size) if latest.size > cp.size else []
+        verify_advance(self.verifier, receipt.checkpoint, note, proof)
+        return latest
