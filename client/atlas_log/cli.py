@@ -134,50 +134,63 @@ def _progress(done: int, total: int, started: float) -> None:
 
 
 def _cmd_history(args: argparse.Namespace) -> int:
-    from atlas_log.history import HistoryCache, verify_history
+    from atlas_log.history import HistoryCache, VerifiedHistory, verify_history
 
     cache = HistoryCache()
     with _client(args) as http:
-        verifier = _vkey(args, http)
-        rows: list[dict[str, Any]] = []
-        before, started = None, time.monotonic()
-        while True:
-            params: dict[str, int] = {"limit": 500} if before is None else {"limit": 500, "before": before}
+        client = LogClient(http, _vkey(args, http))
+        history: VerifiedHistory | None = None
+        started = time.monotonic()
+        while history is None or history.next_before is not None:
+            params = {"limit": 500} if history is None else {"limit": 500, "before": history.next_before}
             resp = http.get(f"/api/v1/artifacts/{args.digest}/history", params=params)
             if resp.status_code != 200:
                 print(f"atlas-log: {resp.status_code} {resp.text[:300]}", file=sys.stderr)
                 return 1
-            page = verify_history(resp.json(), verifier, cache=cache)
-            if rows and page.entries and rows[-1]["links_to"] not in (None, page.entries[0].log_index):
-                raise SystemExit("atlas-log: history pages do not chain: an entry is missing between them")
-            for e in page.entries:
-                index = e.entry.body.get("index") or {}
-                tee = e.entry.body.get("tee") or {}
-                rows.append(
-                    {
-                        "logIndex": e.log_index,
-                        "roles": list(e.roles),
-                        "predicateType": index.get("predicateType"),
-                        "integratedTime": e.entry.integrated_time,
-                        "tcbStatus": tee.get("tcbStatus"),
-                        "simulatedTee": tee.get("simulated"),
-                        "signers": [s["verifier"]["spkiSha256"] for s in e.entry.body.get("signatures", [])],
-                        "links_to": (e.entry.links or {}).get(page.artifact),
-                    }
-                )
-            _progress(len(rows), len(rows) + (0 if page.complete else 1), started)
-            if page.complete:
-                break
-            before = resp.json()["next"]
+            answer = resp.json()
+            # The library chains the pages; every page's checkpoint must be one consistent log.
+            history = verify_history(answer, client.verifier, cache=cache, after=history)
+            client.prove_consistent(str(answer["checkpoint"]).encode())
+            done = len(history.entries)
+            _progress(done, done + (0 if history.next_before is None else 1), started)
+    rows: list[dict[str, Any]] = []
+    for e in history.entries:
+        index = e.entry.body.get("index") or {}
+        tee = e.entry.body.get("tee") or {}
+        rows.append(
+            {
+                "logIndex": e.log_index,
+                "roles": list(e.roles),
+                "predicateType": index.get("predicateType"),
+                "integratedTime": e.entry.integrated_time,
+                "tcbStatus": tee.get("tcbStatus"),
+                "simulatedTee": tee.get("simulated"),
+                "signers": [s["verifier"]["spkiSha256"] for s in e.entry.body.get("signatures", [])],
+                "links_to": (e.entry.links or {}).get(history.artifact),
+            }
+        )
     if args.json:
         print(
             json.dumps(
-                {"artifact": page.artifact, "verifiedAgainst": {"treeSize": page.checkpoint.size}, "entries": rows},
+                {
+                    "artifact": history.artifact,
+                    "verifiedAgainst": {"treeSize": history.tree_size},
+                    "complete": history.complete,
+                    "gapFreeFrom": history.gap_free_from,
+                    "entries": rows,
+                },
                 indent=2,
             )
         )
         return 0
-    print(f"{page.artifact}: {len(rows)} entries, verified against tree size {page.checkpoint.size}")
+    print(f"{history.artifact}: {len(rows)} entries, verified against tree size {history.tree_size}")
+    if history.gap_free_from is not None:
+        print(
+            f"  proved: gap-free from entry #{history.gap_free_from} back to the first entry naming it; "
+            f"newer entries cannot be excluded (no completeness proof)"
+        )
+    else:
+        print("  not proved gap-free (entries without back-links); newer entries cannot be excluded")
     for r in rows:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r["integratedTime"]))
         tee = f"TDX {r['tcbStatus']}{' (simulated)' if r['simulatedTee'] else ''}" if r["tcbStatus"] else "no TEE"

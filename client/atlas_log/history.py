@@ -2,9 +2,15 @@
 
 :func:`verify_history` checks, with no I/O: the checkpoint's signature; every entry's inclusion proof against
 that one checkpoint; that each leaf really names the artifact (its body's index summary, or its back-links);
-and that the back-link chain has no gap: each entry that links the artifact points at the next older entry
-in the answer, and the oldest of a complete answer points at nothing. An entry dropped from the middle of a
-history, or a history cut short, is detected.
+and that the back-link chains have no gap: for the artifact and each proven alias, each entry that links it
+points at the next older entry in the answer, across pages (``after=``), and once the log says there are no
+older pages the oldest points at nothing. An entry dropped from the middle of a history, between two pages, or
+a history cut short, is detected.
+
+What is *not* proved is that no entry newer than the newest one returned names the artifact: a log can
+withhold its newest entries, and only completeness proofs (a later issue) can exclude that. So a verified
+history reports what it proved, ``gap_free_from`` (the newest index from which it is gap-free back to the
+first entry naming the artifact), and ``complete`` stays False.
 
 Verified entries are remembered by (leaf hash, index, checkpoint) in a :class:`HistoryCache`, so repeated or
 overlapping verifications skip the hashing they already did.
@@ -44,10 +50,41 @@ class VerifiedEntry:
 
 @dataclass(frozen=True, slots=True)
 class VerifiedHistory:
+    """What :func:`verify_history` proved about an artifact's history (all pages verified so far).
+
+    ``entries`` (newest first) are each included in the tree of the checkpoint of the page that carried them;
+    ``checkpoint`` is the first (newest) page's. Pages proved against different checkpoints are not proved
+    consistent with each other here: a client fetching them proves each page's checkpoint consistent with its
+    trusted state (:meth:`~atlas_log.http.LogClient.prove_consistent`).
+    ``next_before`` is the cursor of the next (older) page, or None when the log says there is none.
+    ``links`` maps the artifact and each proven alias to the index the next older entry naming it must have
+    (None: the chain reached the first entry naming it); :func:`verify_history` uses it to chain pages.
+    """
+
     artifact: str
     checkpoint: Checkpoint
     entries: tuple[VerifiedEntry, ...]  # newest first
-    complete: bool  # False when the log paginated: older entries exist
+    aliases: frozenset[str]
+    next_before: int | None
+    links: tuple[tuple[str, int | None], ...]
+    reaches_first: bool  # no older page, and every entry and back-link chain ends at the first entry
+
+    @property
+    def complete(self) -> bool:
+        """Always False: that no *newer* entry names the artifact needs completeness proofs, not yet given."""
+        return False
+
+    @property
+    def gap_free_from(self) -> int | None:
+        """The newest index from which the history is proved gap-free back to the first entry naming the
+        artifact, or None when that was not proved (older pages remain, or an entry carries no back-links)."""
+        return self.entries[0].log_index if self.reaches_first and self.entries else None
+
+    @property
+    def tree_size(self) -> int:
+        """The size of the tree the first page was proved against: entries newer than ``entries[0]`` below it
+        are not excluded (see :attr:`complete`)."""
+        return self.checkpoint.size
 
 
 class HistoryCache:
@@ -122,25 +159,51 @@ def _open_answer(answer: Any, vkey: str | Verifier, artifact: str | None, what: 
 
 
 def verify_history(
-    answer: dict[str, Any], vkey: str | Verifier, artifact: str | None = None, *, cache: HistoryCache | None = None
+    answer: dict[str, Any],
+    vkey: str | Verifier,
+    artifact: str | None = None,
+    *,
+    cache: HistoryCache | None = None,
+    after: VerifiedHistory | None = None,
 ) -> VerifiedHistory:
-    """Verify a history answer for ``artifact`` (default: the one the answer names). Raises on any failure."""
-    name, cp = _open_answer(answer, vkey, artifact, "history")
+    """Verify a history answer for ``artifact`` (default: the one the answer names). Raises on any failure.
+
+    With ``after`` (the result for the previous, newer pages) the answer must be the page that follows it
+    (asked with ``before=after.next_before``): about the same artifact, strictly older, and joined to it by the
+    back-links of the artifact and of every proven alias. The result then holds all pages so far.
+    """
+    name, cp = _open_answer(answer, vkey, artifact if after is None else after.artifact, "history")
     try:
         raw_entries = answer["entries"]
-        complete = answer.get("next") is None
+        next_before = answer.get("next")
+        claimed = answer.get("aliases") or []
     except (KeyError, TypeError, AttributeError) as exc:
         raise FormatError(f"malformed history answer: {exc}") from exc
     verified = _verified_entries(raw_entries, cp, cache)
+    if next_before is not None and (
+        not isinstance(next_before, int)
+        or isinstance(next_before, bool)
+        or not verified
+        or next_before != verified[-1].log_index
+    ):
+        raise VerificationError(f"the answer's next cursor {next_before!r} is not the index of its oldest entry")
+    if after is not None:
+        if after.next_before is None:
+            raise VerificationError("the previous page said there were no older entries")
+        if verified and verified[0].log_index >= after.next_before:
+            raise VerificationError(
+                f"the page is not older than the previous one: it starts at {verified[0].log_index}, "
+                f"which is not below {after.next_before}"
+            )
     # Aliases (other digests of the same artifact) count only when a verified entry names both together.
-    claimed = answer.get("aliases") or []
-    aliases = {
+    previous = after.entries if after is not None else ()
+    aliases = set(after.aliases if after is not None else ()) | {
         a
         for a in claimed
         if isinstance(a, str)
         and any(
             name in _said(v.entry, key) and a in _said(v.entry, key)
-            for v in verified
+            for v in itertools.chain(previous, verified)
             for key in ("subjects", "materials")
         )
     }
@@ -149,23 +212,47 @@ def verify_history(
             raise VerificationError(f"entry {v.log_index} does not name {name} although the index says it does")
     if any(a.log_index <= b.log_index for a, b in itertools.pairwise(verified)):
         raise VerificationError("history entries are not strictly newest first")
-    chain = [v for v in verified if v.entry.links is not None and name in v.entry.links]
-    for newer, older in itertools.pairwise(chain):
-        assert newer.entry.links is not None
-        if newer.entry.links[name] != older.log_index:
-            raise VerificationError(
-                f"history gap: entry {newer.log_index} links {name} back to {newer.entry.links[name]}, "
-                f"but the next entry in the answer is {older.log_index}"
-            )
-    if chain and complete:
-        oldest = chain[-1]
-        assert oldest.entry.links is not None
-        if oldest.entry.links[name] is not None:
-            raise VerificationError(
-                f"history gap: the oldest entry {oldest.log_index} links back to {oldest.entry.links[name]}, "
-                "which the answer omits"
-            )
-    return VerifiedHistory(name, cp, tuple(verified), complete)
+    links = _follow_links(verified, [name, *sorted(aliases)], dict(after.links) if after is not None else {})
+    if next_before is None:
+        for digest, older in links.items():
+            if older is not None:
+                raise VerificationError(
+                    f"history gap: the oldest entry naming {digest} links back to entry {older}, which the answer omits"
+                )
+    everything = (*previous, *verified)
+    # Gap-freeness rests on the back-links: an entry without one (an older format) leaves it unproved.
+    linked = all(v.entry.links is not None and any(d in v.entry.links for d in links) for v in everything)
+    return VerifiedHistory(
+        name,
+        cp if after is None else after.checkpoint,
+        everything,
+        frozenset(aliases),
+        next_before,
+        tuple(sorted(links.items())),
+        next_before is None and linked,
+    )
+
+
+def _follow_links(
+    verified: list[VerifiedEntry], digests: list[str], expected: dict[str, int | None]
+) -> dict[str, int | None]:
+    """Walk the entries (newest first) along each digest's back-links; return, per digest, the index the next
+    older entry naming it must have. ``expected`` holds the same from newer pages. Raises on any gap."""
+    for v in verified:
+        if v.entry.links is None:
+            continue
+        for digest in digests:
+            if digest not in v.entry.links:
+                continue
+            if digest in expected and expected[digest] != v.log_index:
+                want = expected[digest]
+                raise VerificationError(
+                    f"history gap: the entry naming {digest} before entry {v.log_index} links back to "
+                    + ("nothing (it claims to be the first)" if want is None else f"entry {want}")
+                    + f", but the next entry in the answer is {v.log_index}"
+                )
+            expected[digest] = v.entry.links[digest]
+    return expected
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,11 +265,31 @@ class VerifiedLineage:
     entries: dict[int, VerifiedEntry]
 
 
+def _reachable(artifact: str, direction: str, edges: tuple[tuple[str, str, int], ...]) -> set[tuple[str, str, int]]:
+    """The edges reachable from ``artifact``: ``up`` follows edges backwards from outputs to inputs, ``down``
+    forwards from inputs to outputs."""
+    seen, frontier, reached = {artifact}, [artifact], set()
+    by_node: dict[str, list[tuple[str, str, int]]] = {}
+    for e in edges:
+        by_node.setdefault(e[1] if direction == "up" else e[0], []).append(e)
+    while frontier:
+        for e in by_node.get(frontier.pop(), []):
+            reached.add(e)
+            nxt = e[0] if direction == "up" else e[1]
+            if nxt not in seen:
+                seen.add(nxt)
+                frontier.append(nxt)
+    return reached
+
+
 def verify_lineage(
     answer: dict[str, Any], vkey: str | Verifier, artifact: str | None = None, *, cache: HistoryCache | None = None
 ) -> VerifiedLineage:
-    """Verify a lineage answer: the checkpoint, every entry's inclusion, and that each edge ``input → output``
-    is stated by its entry (the input among its materials, the output among its subjects)."""
+    """Verify a lineage answer: the checkpoint, every entry's inclusion, that each edge ``input → output``
+    is stated by its entry (the input among its materials, the output among its subjects), and that every edge
+    is reachable from ``artifact`` in the answer's direction (an answer may not graft on another lineage).
+
+    Like a history, a lineage is not proved complete: the log may leave edges out."""
     name, cp = _open_answer(answer, vkey, artifact, "lineage")
     try:
         edges = tuple((e["from"], e["to"], e["logIndex"]) for e in answer["edges"])
@@ -191,6 +298,15 @@ def verify_lineage(
     except (KeyError, TypeError, AttributeError) as exc:
         raise FormatError(f"malformed lineage answer: {exc}") from exc
     entries = {v.log_index: v for v in _verified_entries(answer.get("entries"), cp, cache)}
+    if direction not in ("up", "down"):
+        raise FormatError(f"lineage direction must be 'up' or 'down', not {direction!r}")
+    unreachable = set(edges) - _reachable(name, direction, edges)
+    if unreachable:
+        src, dst, idx = min(unreachable, key=lambda e: e[2])
+        raise VerificationError(
+            f"edge {src} -> {dst} (entry {idx}) is not reachable from {name} going {direction}: "
+            "the answer claims lineage it does not connect to the artifact"
+        )
     for src, dst, idx in edges:
         v = entries.get(idx)
         if v is None:

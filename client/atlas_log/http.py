@@ -166,10 +166,18 @@ class LogClient(_Base):
             resp = self.http.post("/api/v1/entries", json=submission, params=self._submit_params())
         except httpx.HTTPError as exc:
             raise LogAPIError(f"POST /api/v1/entries: {exc}") from exc
-        receipt, cp = self._receipt_for(resp, sent)
-        span = self._join_span(cp)
-        self._join(receipt.checkpoint, cp, self.consistency_proof(*span) if span else [])
+        receipt, _ = self._receipt_for(resp, sent)
+        self.prove_consistent(receipt.checkpoint)
         return receipt
+
+    def prove_consistent(self, note: bytes) -> Checkpoint:
+        """Prove a signed checkpoint (one a receipt or an answer was proved against) consistent with the trusted
+        state: a newer one advances it, an older one must be a prefix of it. Raises
+        :class:`~atlas_log.errors.InconsistentLogError` with both notes and the proof."""
+        cp = open_checkpoint(note, self.verifier)
+        span = self._join_span(cp)
+        self._join(note, cp, self.consistency_proof(*span) if span else [])
+        return cp
 
     def verify_receipt_current(self, receipt: Receipt) -> Checkpoint:
         """Verify a receipt, then prove its checkpoint is consistent with the log's latest (trusted, and under a
