@@ -6,6 +6,7 @@ proof verification, :func:`~atlas_log.monitor.verify_advance`). Pass ``base_url`
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from atlas_log.note import Verifier, parse_note
 from atlas_log.receipt import Receipt, SubmittedEntry, verify_receipt, verify_receipt_for
 
 __all__ = ["AsyncLogClient", "LogClient"]
+
+MAX_PROVED_CHECKPOINTS = 1024
 
 
 def _json(resp: httpx.Response) -> Any:
@@ -72,6 +75,9 @@ class _Base:
         self.trusted = TrustedState(self.verifier, state_file)
         self.witnesses = tuple(witnesses)
         self.quorum = quorum
+        # Checkpoints already proved consistent with the trusted state, (size, root): receipts of one batch share
+        # a checkpoint, so one proof serves them all. Consistency is transitive, so later advances keep them valid.
+        self._consistent: set[tuple[int, bytes]] = set()
 
     def _witnessed(self, note: bytes) -> None:
         """Enforce the k-of-n witness policy on a checkpoint note (no-op when quorum is 0)."""
@@ -94,6 +100,9 @@ class _Base:
         lo, hi = sorted((cp.size, self.trusted.size))
         return (lo, hi) if self.trusted.checkpoint is not None and 0 < lo < hi else None
 
+    def _known(self, cp: Checkpoint) -> bool:
+        return (cp.size, cp.root_hash) in self._consistent
+
     def _join(self, note: bytes, cp: Checkpoint, proof: Sequence[bytes]) -> None:
         """Prove ``note`` consistent with the trusted state: a newer one advances it, an older one must be a
         prefix of it; raises :class:`~atlas_log.errors.InconsistentLogError` with both notes otherwise."""
@@ -101,6 +110,9 @@ class _Base:
             self.trusted.advance(note, proof)
         else:
             verify_advance(self.verifier, note, self.trusted.note, proof)
+        if len(self._consistent) >= MAX_PROVED_CHECKPOINTS:
+            self._consistent.clear()
+        self._consistent.add((cp.size, cp.root_hash))
 
 
 class LogClient(_Base):
@@ -175,8 +187,9 @@ class LogClient(_Base):
         state: a newer one advances it, an older one must be a prefix of it. Raises
         :class:`~atlas_log.errors.InconsistentLogError` with both notes and the proof."""
         cp = open_checkpoint(note, self.verifier)
-        span = self._join_span(cp)
-        self._join(note, cp, self.consistency_proof(*span) if span else [])
+        if not self._known(cp):
+            span = self._join_span(cp)
+            self._join(note, cp, self.consistency_proof(*span) if span else [])
         return cp
 
     def verify_receipt_current(self, receipt: Receipt) -> Checkpoint:
@@ -208,6 +221,7 @@ class AsyncLogClient(_Base):
     ) -> None:
         super().__init__(verifier, state_file, witnesses, quorum)
         self.http = http
+        self._join_lock = asyncio.Lock()
 
     async def _get(self, path: str, **params: Any) -> Any:
         try:
@@ -250,10 +264,19 @@ class AsyncLogClient(_Base):
             resp = await self.http.post("/api/v1/entries", json=submission, params=self._submit_params())
         except httpx.HTTPError as exc:
             raise LogAPIError(f"POST /api/v1/entries: {exc}") from exc
-        receipt, cp = self._receipt_for(resp, sent)
-        span = self._join_span(cp)
-        self._join(receipt.checkpoint, cp, await self.consistency_proof(*span) if span else [])
+        receipt, _ = self._receipt_for(resp, sent)
+        await self.prove_consistent(receipt.checkpoint)
         return receipt
+
+    async def prove_consistent(self, note: bytes) -> Checkpoint:
+        """See :meth:`LogClient.prove_consistent`."""
+        cp = open_checkpoint(note, self.verifier)
+        # Concurrent submits must not interleave: a proof is only valid for the trusted size it was asked from.
+        async with self._join_lock:
+            if not self._known(cp):
+                span = self._join_span(cp)
+                self._join(note, cp, await self.consistency_proof(*span) if span else [])
+        return cp
 
     async def verify_receipt_current(self, receipt: Receipt) -> Checkpoint:
         """See :meth:`LogClient.verify_receipt_current`."""
