@@ -173,12 +173,13 @@ def test_inclusion_mismatch_is_proof_error() -> None:
 
 class TamperingProxy:
     """A real HTTP server forwarding to ``upstream``; ``on_submit`` may replace a POSTed body (and query) before
-    it is forwarded, ``on_receipt`` may replace the receipt the log answered with."""
+    it is forwarded, ``on_receipt`` may replace the receipt the log answered with, ``on_get`` a JSON answer."""
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
         self.on_submit: Callable[[dict[str, Any], dict[str, str]], tuple[dict[str, Any], dict[str, str]]] | None = None
         self.on_receipt: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+        self.on_get: Callable[[str, Any], Any] | None = None  # (path, JSON answer) -> the answer to serve
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -203,6 +204,9 @@ class TamperingProxy:
                 content = resp.content
                 if method == "POST" and resp.status_code in (200, 201) and proxy.on_receipt is not None:
                     content = json.dumps(proxy.on_receipt(resp.json())).encode()
+                is_json = resp.headers.get("Content-Type", "").startswith("application/json")
+                if method == "GET" and resp.status_code == 200 and is_json and proxy.on_get is not None:
+                    content = json.dumps(proxy.on_get(url.path, resp.json())).encode()
                 self.send_response(resp.status_code)
                 self.send_header("Content-Type", resp.headers.get("Content-Type", "application/json"))
                 self.send_header("Content-Length", str(len(content)))

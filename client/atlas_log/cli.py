@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from atlas_log._encoding import b64encode
 from atlas_log.bundle import parse_bundle
 from atlas_log.dsse import PublicKey, sign_envelope
-from atlas_log.errors import Error
+from atlas_log.errors import Error, SubmissionError
 from atlas_log.http import AsyncLogClient, LogClient
 from atlas_log.note import Verifier
 from atlas_log.receipt import Receipt, verify_receipt
@@ -62,19 +62,54 @@ def _cmd_checkpoint(args: argparse.Namespace) -> int:
 
 
 def _cmd_get(args: argparse.Namespace) -> int:
+    """Print what the entry's leaf proves (``verified``); whatever else the log served and the leaf does not
+    prove goes under ``unverified``, never beside the verified values."""
+    from atlas_log._encoding import b64decode
+    from atlas_log.entry import entry_id, parse_leaf
+    from atlas_log.merkle import LeafHash, leaf_hash
+    from atlas_log.receipt import SubmittedEntry, verify_leaf_for
+
     with _client(args) as http:
         client = LogClient(http, _vkey(args, http))
-        entry = client.get_entry(args.index)
+        served = client.get_entry(args.index)
         cp, _ = client.checkpoint()
-        from atlas_log._encoding import b64decode
-        from atlas_log.merkle import LeafHash, leaf_hash
-
-        leaf = b64decode(entry["leaf"], "leaf")
-        if leaf_hash(leaf) != b64decode(entry["leafHash"], "leafHash"):
-            raise SystemExit("atlas-log: the served leaf does not match its leaf hash")
-        client.verify_inclusion(LeafHash(leaf_hash(leaf)), args.index, cp)
-    entry["verified"] = {"treeSize": cp.size, "rootHash": b64encode(cp.root_hash)}
-    print(json.dumps(entry, indent=2))
+        if not isinstance(served, dict) or not isinstance(served.get("leaf"), str):
+            raise SystemExit("atlas-log: the log served no leaf for this entry")
+        leaf = b64decode(served["leaf"], "leaf")
+        lh = LeafHash(leaf_hash(leaf))
+        client.verify_inclusion(lh, args.index, cp)
+    entry = parse_leaf(leaf)
+    verified: dict[str, Any] = {
+        "leafHash": b64encode(lh),
+        "entryId": entry_id(entry.body).hex(),
+        "entry": {"body": entry.body, "integratedTime": entry.integrated_time, "links": entry.links},
+        "inclusion": {"treeSize": cp.size, "rootHash": b64encode(cp.root_hash)},
+    }
+    # What the log says beside the leaf is shown as verified only where it equals what the leaf proves.
+    proved = {
+        "logIndex": args.index,
+        "leaf": served["leaf"],
+        "leafHash": verified["leafHash"],
+        "entryId": verified["entryId"],
+        "integratedTime": entry.integrated_time,
+    }
+    unverified = {k: v for k, v in served.items() if k != "submission" and (k not in proved or proved[k] != v)}
+    submission = served.get("submission")
+    if submission is not None:
+        try:
+            if not isinstance(submission, dict):
+                raise SubmissionError("invalid-submission", "the served submission is not a JSON object")
+            verify_leaf_for(leaf, SubmittedEntry.from_submission(submission), new_leaf=True)
+            # Checked against the leaf: the envelope's payload and signer keys, and the quote that attested it.
+            checked = ("apiVersion", "dsseEnvelope", "sigstoreBundle", "verificationMaterial", "tee")
+            verified["submission"] = {k: v for k, v in submission.items() if k in checked}
+            rest = {k: v for k, v in submission.items() if k not in checked}
+            if rest:
+                unverified["submission"] = rest
+        except Error as exc:
+            unverified["submission"] = submission
+            unverified["submissionMismatch"] = str(exc)
+    print(json.dumps({"logIndex": args.index, "verified": verified, "unverified": unverified}, indent=2))
     return 0
 
 

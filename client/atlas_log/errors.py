@@ -94,13 +94,14 @@ class QuoteError(VerificationError):
 
 
 class ReceiptMismatchError(VerificationError):
-    """The log answered a submission with a receipt (possibly valid on its own) whose leaf is not the entry built
-    from that submission: ``field`` names what differs, ``receipt`` is the receipt as received (evidence)."""
+    """The log answered a submission with a receipt (possibly valid on its own), or served a submission, whose
+    leaf is not the entry built from that submission: ``field`` names what differs, ``evidence`` holds the
+    receipt (JSON) or the leaf as received."""
 
-    def __init__(self, field: str, message: str, receipt: bytes) -> None:
-        super().__init__(f"the receipt is not for the submitted entry: {message}")
+    def __init__(self, field: str, message: str, evidence: bytes) -> None:
+        super().__init__(f"the entry is not the one built from the submission: {message}")
         self.field = field
-        self.receipt = receipt
+        self.evidence = evidence
 
 
 class InconsistentLogError(VerificationError):

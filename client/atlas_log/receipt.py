@@ -34,7 +34,7 @@ from atlas_log.merkle import LeafHash, leaf_hash, verify_inclusion
 from atlas_log.note import Verifier, parse_note
 from atlas_log.submission import _chain, _keys, parse_tee
 
-__all__ = ["Receipt", "SubmittedEntry", "verify_receipt", "verify_receipt_for"]
+__all__ = ["Receipt", "SubmittedEntry", "verify_leaf_for", "verify_receipt", "verify_receipt_for"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,19 +187,25 @@ def _digest(value: Any) -> Any:
 
 def verify_receipt_for(receipt: Receipt, sent: SubmittedEntry, *, new_leaf: bool) -> None:
     """Check that ``receipt``'s leaf is the entry of the submission ``sent`` (no I/O; verify the receipt itself
-    with :func:`verify_receipt`).
+    with :func:`verify_receipt`). See :func:`verify_leaf_for`; the error carries the receipt as evidence."""
+    verify_leaf_for(receipt.leaf, sent, new_leaf=new_leaf, evidence=json.dumps(receipt.to_json()).encode())
+
+
+def verify_leaf_for(leaf: bytes, sent: SubmittedEntry, *, new_leaf: bool, evidence: bytes | None = None) -> None:
+    """Check that the entry in ``leaf`` is the one built from the submission ``sent`` (no I/O).
 
     Compared: payload type, payload and PAE hashes, the set of signer SPKI fingerprints, and for an attested
     submission that the leaf's ``tee`` binds this signer; when the log says it created the leaf (``new_leaf``,
     HTTP 201) also the binding, nonce and this quote's hash (or key-attestation entry). An existing leaf may have
     been attested by another quote of the same statement (ml-provenance.md §4: one attestation, one entry).
-    Raises :class:`ReceiptMismatchError` naming the first field that differs.
+    Raises :class:`ReceiptMismatchError` naming the first field that differs, with ``evidence`` (default: the
+    leaf).
     """
 
     def mismatch(field: str, message: str) -> ReceiptMismatchError:
-        return ReceiptMismatchError(field, message, json.dumps(receipt.to_json()).encode())
+        return ReceiptMismatchError(field, message, leaf if evidence is None else evidence)
 
-    body = parse_leaf(receipt.leaf).body
+    body = parse_leaf(leaf).body
     if body.get("payloadType") != sent.payload_type:
         raise mismatch("payloadType", f"it logs payload type {body.get('payloadType')!r}, not {sent.payload_type!r}")
     if _digest(body.get("payloadHash")) != sent.payload_sha256 or _digest(body.get("paeHash")) != sent.pae_sha256:
