@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from atlas_log.checkpoint import Checkpoint, sign_checkpoint
@@ -279,6 +280,31 @@ def test_async_submit_rejects_a_receipt_for_another_entry(
     asyncio.run(run())
 
 
+def test_record_step_and_the_cli_get_the_receipt_check(
+    hostile: tuple[ServerProcess, TamperingProxy, LogClient], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from atlas_log import cli
+    from atlas_log.pipeline import SimulatedProvider, record_step
+
+    server, proxy, client = hostile
+    key = Ed25519PrivateKey.generate()
+    other = demo_submission(key, 2, server.platform)
+    proxy.on_submit = lambda sub, params: (other, params)
+    statement = intoto_statement([("m", "cd" * 32)], "https://atlas-log.dev/demo/v1", {})
+    saved = tmp_path / "receipt.json"
+    with pytest.raises(ReceiptMismatchError):
+        record_step(client, key, statement, SimulatedProvider(server.platform), receipt_path=saved)
+    assert not saved.exists()  # no receipt for somebody else's entry is kept
+    (tmp_path / "s.json").write_bytes(statement)
+    (tmp_path / "k.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    argv = ["--server", proxy.url, "--vkey", server.vkey, "submit", "--statement", str(tmp_path / "s.json")]
+    argv += ["--key", str(tmp_path / "k.pem"), "--simulated-platform", str(server.data_dir / "simulated-tdx")]
+    assert cli.main([*argv, "--receipt", str(saved)]) == 1
+    assert "not the one built from the submission" in capsys.readouterr().err and not saved.exists()
+
+
 def test_submit_rejects_a_receipt_by_another_signer(hostile: tuple[ServerProcess, TamperingProxy, LogClient]) -> None:
     _, proxy, client = hostile
     mine, theirs = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
@@ -383,3 +409,17 @@ def test_verify_receipt_current_refuses_another_tree_of_the_same_size() -> None:
     assert e.value.old_checkpoint == receipt.checkpoint and e.value.new_checkpoint == log.note()
     log.leaves = [*LEAVES[:5], receipt.leaf_hash, *LEAVES[6:]]
     assert LogClient(http, SIGNER.verifier).verify_receipt_current(receipt).size == 20
+
+
+def test_async_verify_receipt_current_refuses_a_rollback() -> None:
+    log = FakeLog(SIGNER, list(LEAVES))
+    log.size = 20
+    receipt = _receipt_in(log, 5)
+    log.size = 12
+
+    async def run() -> None:
+        async with httpx.AsyncClient(base_url="http://log", transport=httpx.MockTransport(log.handler)) as http:
+            with pytest.raises(InconsistentLogError, match="rollback"):
+                await AsyncLogClient(http, SIGNER.verifier).verify_receipt_current(receipt)
+
+    asyncio.run(run())
