@@ -151,6 +151,10 @@ def test_lineage_rejects_an_edge_not_reachable_from_the_artifact(
     answer["nodes"] += [d["other"], d["unrelated"]]
     with pytest.raises(VerificationError, match="not reachable"):
         verify_lineage(answer, server.vkey)
+    stray = http.get(f"/api/v1/artifacts/{d['model-v2']}/lineage").json()
+    stray["nodes"].append(d["other"])  # a node the answer connects to nothing
+    with pytest.raises(VerificationError, match="not reachable"):
+        verify_lineage(stray, server.vkey)
 
 
 def test_lineage_up_and_down(history_log: tuple[ServerProcess, httpx.Client]) -> None:

@@ -307,6 +307,9 @@ def verify_lineage(
             f"edge {src} -> {dst} (entry {idx}) is not reachable from {name} going {direction}: "
             "the answer claims lineage it does not connect to the artifact"
         )
+    stray = set(nodes) - {name} - {d for src, dst, _ in edges for d in (src, dst)}
+    if stray:
+        raise VerificationError(f"node {min(stray)} is in no edge of the answer: not reachable from {name}")
     for src, dst, idx in edges:
         v = entries.get(idx)
         if v is None:
