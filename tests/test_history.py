@@ -80,6 +80,10 @@ def test_dropped_or_truncated_history_is_detected(history_log: tuple[ServerProce
     del oldest["entries"][-1]
     with pytest.raises(VerificationError, match="gap"):
         verify_history(oldest, server.vkey)
+    recast = copy.deepcopy(answer)
+    recast["entries"][0]["roles"] = ["subject"]  # the dataset recast as the output of entry 3
+    with pytest.raises(VerificationError, match="role"):
+        verify_history(recast, server.vkey)
     forged = copy.deepcopy(answer)
     forged["entries"][0]["leaf"] = answer["entries"][1]["leaf"]
     with pytest.raises(VerificationError):

@@ -42,6 +42,9 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class VerifiedEntry:
+    """An entry proved included at ``log_index``; in a history, each of ``roles`` is proved by the leaf up to
+    the pairs its summary joins (subject/evaluated, material/eval_data)."""
+
     log_index: int
     leaf_hash: bytes
     entry: Entry
@@ -143,6 +146,25 @@ def _names(entry: Entry, artifact: str) -> bool:
     return artifact in said or (entry.links is not None and artifact in entry.links)
 
 
+# Which of the leaf's index lists proves a role. The leaf's summary joins subject with evaluated and material
+# with eval_data, so a role is proved only up to that pair.
+_ROLE_LISTS = {"subject": "subjects", "evaluated": "subjects", "material": "materials", "eval_data": "materials"}
+
+
+def _holds(entry: Entry, role: str, digests: set[str]) -> bool:
+    """Whether the leaf names one of ``digests`` in ``role`` (for ``signer``: as a signer key's SHA-256)."""
+    if role == "signer":
+        sigs = entry.body.get("signatures")
+        keys = {
+            f"sha256:{s['verifier']['spkiSha256']}"
+            for s in (sigs if isinstance(sigs, list) else [])
+            if isinstance(s, dict) and isinstance(s.get("verifier"), dict) and "spkiSha256" in s["verifier"]
+        }
+        return bool(keys & digests)
+    key = _ROLE_LISTS.get(role)
+    return key is not None and bool(set(_said(entry, key)) & digests)
+
+
 def _open_answer(answer: Any, vkey: str | Verifier, artifact: str | None, what: str) -> tuple[str, Checkpoint]:
     """The artifact an answer is about (it must be the one asked for) and its verified checkpoint."""
     verifier = vkey if isinstance(vkey, Verifier) else Verifier.from_vkey(vkey)
@@ -210,6 +232,11 @@ def verify_history(
     for v in verified:
         if not (_names(v.entry, name) or any(_names(v.entry, a) for a in aliases)):
             raise VerificationError(f"entry {v.log_index} does not name {name} although the index says it does")
+        if not all(isinstance(r, str) for r in v.roles):
+            raise FormatError(f"entry {v.log_index}: roles must be strings")
+        for role in v.roles:
+            if not _holds(v.entry, role, {name, *aliases}):
+                raise VerificationError(f"entry {v.log_index} does not name {name} in the role {role!r} claimed")
     if any(a.log_index <= b.log_index for a, b in itertools.pairwise(verified)):
         raise VerificationError("history entries are not strictly newest first")
     links = _follow_links(verified, [name, *sorted(aliases)], dict(after.links) if after is not None else {})
