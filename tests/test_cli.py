@@ -68,8 +68,8 @@ def test_get_prints_only_what_the_leaf_proves(server: ServerProcess, capsys: pyt
         assert "dsseEnvelope" in honest["verified"]["submission"] and not honest["unverified"]
         other = demo_submission(key, 9, server.platform)  # validly signed and attested, but not this entry's
 
-        def lie(path: str, answer: Any) -> Any:
-            if path == "/api/v1/entries/1":
+        def lie(url: httpx.URL, answer: Any) -> Any:
+            if url.path == "/api/v1/entries/1":
                 return {**answer, "integratedTime": 1234567, "submission": other, "entryId": "ab" * 32}
             return answer
 

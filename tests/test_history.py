@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+from typing import Any
 
 import httpx
 import pytest
@@ -136,6 +137,43 @@ def test_library_enforces_page_chaining(history_log: tuple[ServerProcess, httpx.
     lying["next"] = 1  # a cursor that skips: it must be the page's oldest entry
     with pytest.raises(VerificationError, match="next"):
         verify_history(lying, server.vkey)
+
+
+def test_log_client_history_chains_pages_and_proves_their_checkpoints(
+    history_log: tuple[ServerProcess, httpx.Client],
+) -> None:
+    from atlas_log.http import LogClient
+    from tests.test_http import TamperingProxy
+
+    server, _ = history_log
+    proxy = TamperingProxy(server.url)
+    try:
+        with httpx.Client(base_url=proxy.url, timeout=30) as http:
+            client = LogClient(http, server.vkey)
+            h = client.history(f"SHA-256:{_digest('dataset-d').upper()}", page_size=1)
+            assert [e.log_index for e in h.entries] == [3, 2, 0] and h.gap_free_from == 3 and not h.complete
+            assert client.trusted.size == 4
+
+            def skip(url: httpx.URL, answer: Any) -> Any:
+                # Asked for the page before 3, the log serves the page before 2.
+                if url.path.endswith("/history") and url.params.get("before") == "3":
+                    return httpx.get(server.url + url.path, params={"limit": 1, "before": 2}).json()
+                return answer
+
+            proxy.on_get = skip
+            with pytest.raises(VerificationError, match="gap"):
+                client.history(f"sha256:{_digest('dataset-d')}", page_size=1)
+
+            def other_artifact(url: httpx.URL, answer: Any) -> Any:
+                if url.path.endswith("/history"):
+                    return httpx.get(server.url + f"/api/v1/artifacts/sha256:{_digest('model-v1')}/history").json()
+                return answer
+
+            proxy.on_get = other_artifact
+            with pytest.raises(VerificationError, match="not sha256"):
+                client.history(f"sha256:{_digest('dataset-d')}")
+    finally:
+        proxy.close()
 
 
 def test_lineage_rejects_an_edge_not_reachable_from_the_artifact(

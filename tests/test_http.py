@@ -180,7 +180,7 @@ class TamperingProxy:
         self.upstream = upstream
         self.on_submit: Callable[[dict[str, Any], dict[str, str]], tuple[dict[str, Any], dict[str, str]]] | None = None
         self.on_receipt: Callable[[dict[str, Any]], dict[str, Any]] | None = None
-        self.on_get: Callable[[str, Any], Any] | None = None  # (path, JSON answer) -> the answer to serve
+        self.on_get: Callable[[httpx.URL, Any], Any] | None = None  # (upstream URL, JSON answer) -> answer served
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -207,7 +207,7 @@ class TamperingProxy:
                     content = json.dumps(proxy.on_receipt(resp.json())).encode()
                 is_json = resp.headers.get("Content-Type", "").startswith("application/json")
                 if method == "GET" and resp.status_code == 200 and is_json and proxy.on_get is not None:
-                    content = json.dumps(proxy.on_get(url.path, resp.json())).encode()
+                    content = json.dumps(proxy.on_get(url, resp.json())).encode()
                 self.send_response(resp.status_code)
                 self.send_header("Content-Type", resp.headers.get("Content-Type", "application/json"))
                 self.send_header("Content-Length", str(len(content)))

@@ -169,25 +169,18 @@ def _progress(done: int, total: int, started: float) -> None:
 
 
 def _cmd_history(args: argparse.Namespace) -> int:
-    from atlas_log.history import HistoryCache, VerifiedHistory, verify_history
+    from atlas_log.history import HistoryCache, VerifiedHistory
 
-    cache = HistoryCache()
+    started = time.monotonic()
+
+    def progress(page: VerifiedHistory) -> None:
+        done = len(page.entries)
+        _progress(done, done + (0 if page.next_before is None else 1), started)
+
     with _client(args) as http:
         client = LogClient(http, _vkey(args, http))
-        history: VerifiedHistory | None = None
-        started = time.monotonic()
-        while history is None or history.next_before is not None:
-            params = {"limit": 500} if history is None else {"limit": 500, "before": history.next_before}
-            resp = http.get(f"/api/v1/artifacts/{args.digest}/history", params=params)
-            if resp.status_code != 200:
-                print(f"atlas-log: {resp.status_code} {resp.text[:300]}", file=sys.stderr)
-                return 1
-            answer = resp.json()
-            # The library chains the pages; every page's checkpoint must be one consistent log.
-            history = verify_history(answer, client.verifier, cache=cache, after=history)
-            client.prove_consistent(str(answer["checkpoint"]).encode())
-            done = len(history.entries)
-            _progress(done, done + (0 if history.next_before is None else 1), started)
+        # The library chains the pages and proves every page's checkpoint consistent with the first.
+        history = client.history(args.digest, cache=HistoryCache(), progress=progress)
     rows: list[dict[str, Any]] = []
     for e in history.entries:
         index = e.entry.body.get("index") or {}

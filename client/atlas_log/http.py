@@ -7,9 +7,10 @@ proof verification, :func:`~atlas_log.monitor.verify_advance`). Pass ``base_url`
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -17,6 +18,8 @@ from atlas_log._encoding import b64decode
 from atlas_log.checkpoint import Checkpoint, open_checkpoint
 from atlas_log.cosignature import CosignatureVerifier, verify_cosignatures
 from atlas_log.errors import FormatError, LogAPIError
+from atlas_log.history import HistoryCache, VerifiedHistory, verify_history
+from atlas_log.intoto import normalise_digest
 from atlas_log.merkle import LeafHash, verify_inclusion
 from atlas_log.monitor import TrustedState, verify_advance
 from atlas_log.note import Verifier, parse_note
@@ -25,6 +28,7 @@ from atlas_log.receipt import Receipt, SubmittedEntry, verify_receipt, verify_re
 __all__ = ["AsyncLogClient", "LogClient"]
 
 MAX_PROVED_CHECKPOINTS = 1024
+DEFAULT_HISTORY_PAGE = 500
 
 
 def _json(resp: httpx.Response) -> Any:
@@ -191,6 +195,32 @@ class LogClient(_Base):
             span = self._join_span(cp)
             self._join(note, cp, self.consistency_proof(*span) if span else [])
         return cp
+
+    def history(
+        self,
+        artifact: str,
+        *,
+        page_size: int = DEFAULT_HISTORY_PAGE,
+        cache: HistoryCache | None = None,
+        progress: Callable[[VerifiedHistory], None] | None = None,
+    ) -> VerifiedHistory:
+        """Every page of ``artifact``'s history (``alg:hex``), verified about that artifact, chained page to page
+        (:func:`~atlas_log.history.verify_history` with ``after=``), each page's checkpoint proved consistent
+        with the trusted state. The result says what was proved (``gap_free_from``; ``complete`` is False)."""
+        alg, _, value = artifact.partition(":")
+        name = ":".join(normalise_digest(alg, value))
+        path = f"/api/v1/artifacts/{quote(name, safe=':')}/history"
+        history: VerifiedHistory | None = None
+        while history is None or history.next_before is not None:
+            params: dict[str, int] = {"limit": page_size}
+            if history is not None and history.next_before is not None:
+                params["before"] = history.next_before
+            answer = self._get(path, **params)
+            history = verify_history(answer, self.verifier, name, cache=cache, after=history)
+            self.prove_consistent(str(answer["checkpoint"]).encode())
+            if progress is not None:
+                progress(history)
+        return history
 
     def verify_receipt_current(self, receipt: Receipt) -> Checkpoint:
         """Verify a receipt, then prove its checkpoint is consistent with the log's latest (trusted, and under a
