@@ -172,6 +172,19 @@ def test_log_client_history_chains_pages_and_proves_their_checkpoints(
             proxy.on_get = other_artifact
             with pytest.raises(VerificationError, match="not sha256"):
                 client.history(f"sha256:{_digest('dataset-d')}")
+
+        def other_lineage(url: httpx.URL, answer: Any) -> Any:
+            if url.path.endswith("/lineage"):
+                other = f"/api/v1/artifacts/sha256:{_digest('model-v1')}/lineage"
+                return httpx.get(server.url + other, params={"direction": "down"}).json()
+            return answer
+
+        proxy.on_get = other_lineage
+        from atlas_log import cli
+
+        base = ["--server", proxy.url, "--vkey", server.vkey]
+        assert cli.main([*base, "lineage", f"sha256:{_digest('model-v2')}"]) == 1
+        assert cli.main([*base, "lineage", f"sha256:{_digest('model-v1')}"]) == 1  # asked up, answered down
     finally:
         proxy.close()
 

@@ -228,16 +228,20 @@ def _cmd_history(args: argparse.Namespace) -> int:
 
 def _cmd_lineage(args: argparse.Namespace) -> int:
     from atlas_log.history import verify_lineage
+    from atlas_log.intoto import normalise_digest
 
+    alg, _, value = args.digest.partition(":")
+    digest = ":".join(normalise_digest(alg, value))
     with _client(args) as http:
         verifier = _vkey(args, http)
         resp = http.get(
-            f"/api/v1/artifacts/{args.digest}/lineage", params={"direction": args.direction, "depth": args.depth}
+            f"/api/v1/artifacts/{digest}/lineage", params={"direction": args.direction, "depth": args.depth}
         )
         if resp.status_code != 200:
             print(f"atlas-log: {resp.status_code} {resp.text[:300]}", file=sys.stderr)
             return 1
-        lin = verify_lineage(resp.json(), verifier)
+        # About the artifact and in the direction asked: the log may not answer another question.
+        lin = verify_lineage(resp.json(), verifier, digest, direction=args.direction)
     if args.json:
         print(
             json.dumps(

@@ -310,28 +310,36 @@ def _reachable(artifact: str, direction: str, edges: tuple[tuple[str, str, int],
 
 
 def verify_lineage(
-    answer: dict[str, Any], vkey: str | Verifier, artifact: str | None = None, *, cache: HistoryCache | None = None
+    answer: dict[str, Any],
+    vkey: str | Verifier,
+    artifact: str | None = None,
+    *,
+    direction: str | None = None,
+    cache: HistoryCache | None = None,
 ) -> VerifiedLineage:
     """Verify a lineage answer: the checkpoint, every entry's inclusion, that each edge ``input → output``
     is stated by its entry (the input among its materials, the output among its subjects), and that every edge
-    is reachable from ``artifact`` in the answer's direction (an answer may not graft on another lineage).
+    is reachable from ``artifact`` in the answer's direction (an answer may not graft on another lineage); with
+    ``direction``, the answer must be in that direction.
 
     Like a history, a lineage is not proved complete: the log may leave edges out."""
     name, cp = _open_answer(answer, vkey, artifact, "lineage")
     try:
         edges = tuple((e["from"], e["to"], e["logIndex"]) for e in answer["edges"])
         nodes = tuple(answer["nodes"])
-        direction = answer["direction"]
+        answered = answer["direction"]
     except (KeyError, TypeError, AttributeError) as exc:
         raise FormatError(f"malformed lineage answer: {exc}") from exc
     entries = {v.log_index: v for v in _verified_entries(answer.get("entries"), cp, cache)}
-    if direction not in ("up", "down"):
-        raise FormatError(f"lineage direction must be 'up' or 'down', not {direction!r}")
-    unreachable = set(edges) - _reachable(name, direction, edges)
+    if answered not in ("up", "down"):
+        raise FormatError(f"lineage direction must be 'up' or 'down', not {answered!r}")
+    if direction is not None and answered != direction:
+        raise VerificationError(f"the answer is the lineage {answered}, not {direction} as asked")
+    unreachable = set(edges) - _reachable(name, answered, edges)
     if unreachable:
         src, dst, idx = min(unreachable, key=lambda e: e[2])
         raise VerificationError(
-            f"edge {src} -> {dst} (entry {idx}) is not reachable from {name} going {direction}: "
+            f"edge {src} -> {dst} (entry {idx}) is not reachable from {name} going {answered}: "
             "the answer claims lineage it does not connect to the artifact"
         )
     stray = set(nodes) - {name} - {d for src, dst, _ in edges for d in (src, dst)}
@@ -345,4 +353,4 @@ def verify_lineage(
             raise VerificationError(f"entry {idx} does not state {src} -> {dst}")
         if src not in nodes or dst not in nodes:
             raise VerificationError(f"edge {src} -> {dst} names an artifact missing from the nodes")
-    return VerifiedLineage(name, direction, cp, nodes, edges, entries)
+    return VerifiedLineage(name, answered, cp, nodes, edges, entries)
