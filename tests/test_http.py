@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from atlas_log.checkpoint import Checkpoint, sign_checkpoint
 from atlas_log.cosignature import CosignatureVerifier
-from atlas_log.entry import Entry
+from atlas_log.entry import Entry, parse_leaf
 from atlas_log.errors import (
     InconsistentLogError,
     LogAPIError,
@@ -360,6 +360,33 @@ def test_submit_refuses_a_receipt_inconsistent_with_trusted_state(
         client.submit(demo_submission(key, 9, server.platform))
     assert e.value.new_checkpoint == trusted or e.value.old_checkpoint == trusted
     assert client.trusted.note == trusted
+
+
+def test_submit_rejects_a_leaf_that_misstates_the_statement(
+    hostile: tuple[ServerProcess, TamperingProxy, LogClient],
+) -> None:
+    server, proxy, client = hostile
+    log_key = Signer.from_skey((server.data_dir / "log.key").read_text())
+
+    def misstate(receipt: dict[str, Any]) -> dict[str, Any]:
+        # The log (it holds its key) logs the signed payload's hash but claims it is about another artifact.
+        entry = parse_leaf(base64.b64decode(receipt["leaf"]))
+        body = {**entry.body, "index": {**entry.body["index"], "subjects": [f"sha256:{'ee' * 32}"]}}
+        eid, leaf = Entry(body, entry.integrated_time, entry.links).encode()
+        note = sign_checkpoint(Checkpoint(log_key.name, 1, RootHash(leaf_hash(leaf))), log_key)
+        proof = {"logIndex": 0, "treeSize": 1, "hashes": []}
+        return {
+            "entryId": eid.hex(),
+            "logIndex": 0,
+            "leafHash": base64.b64encode(leaf_hash(leaf)).decode(),
+            "leaf": base64.b64encode(leaf).decode(),
+            "inclusionProof": proof,
+            "checkpoint": note.decode(),
+        }
+
+    proxy.on_receipt = misstate
+    with pytest.raises(ReceiptMismatchError, match="index"):
+        client.submit(demo_submission(Ed25519PrivateKey.generate(), 1, server.platform))
 
 
 def test_submit_enforces_the_witness_policy(server: ServerProcess) -> None:

@@ -28,8 +28,9 @@ from atlas_log.bundle import parse_bundle
 from atlas_log.checkpoint import Checkpoint, open_checkpoint
 from atlas_log.cosignature import CosignatureVerifier, verify_cosignatures
 from atlas_log.dsse import PublicKey, SpkiDer, parse_envelope, verify_envelope
-from atlas_log.entry import entry_id, parse_leaf
+from atlas_log.entry import canonical_json, entry_id, index_summary, parse_leaf
 from atlas_log.errors import FormatError, ProofError, ReceiptMismatchError, SubmissionError
+from atlas_log.intoto import extract
 from atlas_log.merkle import LeafHash, leaf_hash, verify_inclusion
 from atlas_log.note import Verifier, parse_note
 from atlas_log.submission import _chain, _keys, parse_tee
@@ -128,6 +129,7 @@ class SubmittedEntry:
     payload_sha256: str
     pae_sha256: str
     signers: frozenset[str]
+    index: bytes  # canonical JSON of what the statement says (entry.index_summary): the leaf's ``index``
     tee_signer: str | None = None
     tee_binding: str | None = None
     tee_nonce: str | None = None
@@ -162,6 +164,10 @@ class SubmittedEntry:
             raise
         except (FormatError, ValueError) as exc:  # SignatureError is a VerificationError: it passes through
             raise SubmissionError("invalid-submission", f"the submission cannot be checked: {exc}") from exc
+        try:
+            index = canonical_json(index_summary(extract(envelope.payload_type, envelope.payload)))
+        except FormatError as exc:
+            raise SubmissionError("invalid-statement", f"the payload's statement is invalid: {exc}") from exc
         fields: dict[str, Any] = {}
         if submission.get("tee") is not None:
             request = parse_tee(submission["tee"], len(signers))
@@ -177,6 +183,7 @@ class SubmittedEntry:
             payload_sha256=hashlib.sha256(envelope.payload).hexdigest(),
             pae_sha256=hashlib.sha256(envelope.pae()).hexdigest(),
             signers=frozenset(k.fingerprint for k in signers),
+            index=index,
             **fields,
         )
 
@@ -194,12 +201,13 @@ def verify_receipt_for(receipt: Receipt, sent: SubmittedEntry, *, new_leaf: bool
 def verify_leaf_for(leaf: bytes, sent: SubmittedEntry, *, new_leaf: bool, evidence: bytes | None = None) -> None:
     """Check that the entry in ``leaf`` is the one built from the submission ``sent`` (no I/O).
 
-    Compared: payload type, payload and PAE hashes, the set of signer SPKI fingerprints, and for an attested
-    submission that the leaf's ``tee`` binds this signer; when the log says it created the leaf (``new_leaf``,
-    HTTP 201) also the binding, nonce and this quote's hash (or key-attestation entry). An existing leaf may have
-    been attested by another quote of the same statement (ml-provenance.md §4: one attestation, one entry).
-    Raises :class:`ReceiptMismatchError` naming the first field that differs, with ``evidence`` (default: the
-    leaf).
+    Compared: payload type, payload and PAE hashes, the set of signer SPKI fingerprints, the index summary of
+    what the statement says, and for an attested submission that the leaf's ``tee`` binds this signer; when the
+    log says it created the leaf (``new_leaf``, HTTP 201) also the binding, nonce and this quote's hash (or
+    key-attestation entry). An existing leaf may have been attested by another quote of the same statement
+    (ml-provenance.md §4: one attestation, one entry). Not compared: the envelope hash, signature encodings and
+    key ids, the entry id (deduplication may answer with an equal entry encoded differently). Raises
+    :class:`ReceiptMismatchError` naming the first field that differs, with ``evidence`` (default: the leaf).
     """
 
     def mismatch(field: str, message: str) -> ReceiptMismatchError:
@@ -217,6 +225,12 @@ def verify_leaf_for(leaf: bytes, sent: SubmittedEntry, *, new_leaf: bool, eviden
         logged = None
     if logged != sent.signers:
         raise mismatch("signatures", f"it logs signer keys {sorted(logged or ())}, not {sorted(sent.signers)}")
+    try:
+        said = canonical_json(body.get("index"))
+    except FormatError:
+        said = b""
+    if said != sent.index:
+        raise mismatch("index", "its index (predicate type, subjects, materials, facts) is not what the statement says")
     if sent.tee_signer is None:
         return
     tee = body.get("tee")
