@@ -3,7 +3,8 @@
 dataset -> preprocessing -> training -> evaluation -> deployment, each step hashed, described (SLSA v1,
 model-signing digests, test-result, deployment), signed, attested with a TDX quote bound to it (the
 simulated platform of a development server, or configfs-tsm inside a real TD), submitted, receipt saved.
-At the end it verifies the deployed model's full history and upstream lineage against one checkpoint, and
+At the end it verifies the deployed model's history (gap-free back to its first entry; newer entries cannot
+yet be excluded) and upstream lineage against one checkpoint, and
 prints JSON with the share of run time spent on provenance.
 
     make run                                   # in another terminal
@@ -199,6 +200,8 @@ def main() -> int:
         "model": f"sha256:{model}",
         "accuracy": round(accuracy, 4),
         "history_entries": [e.log_index for e in history.entries],
+        "history_gap_free_from": history.gap_free_from,
+        "history_complete": history.complete,
         "upstream_edges": len(lineage.edges),
         "training_s": round(training_s, 3),
         "provenance_s": round(clock.provenance, 3),

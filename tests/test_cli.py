@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from atlas_log import cli
+from atlas_log.submission import demo_submission
 from tests.conftest import ServerProcess
+from tests.test_http import TamperingProxy
 
 
 def test_demo_then_verify_get_checkpoint(
@@ -47,3 +52,34 @@ def test_wrong_pinned_key_fails(server: ServerProcess, capsys: pytest.CaptureFix
     other = Signer.generate("atlas-log.localhost/dev").verifier.vkey  # right name, wrong key
     assert cli.main(["--server", server.url, "--vkey", other, "checkpoint"]) == 1
     assert "no signature from a trusted key" in capsys.readouterr().err
+
+
+def test_get_prints_only_what_the_leaf_proves(server: ServerProcess, capsys: pytest.CaptureFixture[str]) -> None:
+    key = Ed25519PrivateKey.generate()
+    for n in range(2):
+        r = httpx.post(server.url + "/api/v1/entries", json=demo_submission(key, n, server.platform), timeout=30)
+        assert r.status_code == 201, r.text
+    proxy = TamperingProxy(server.url)
+    try:
+        base = ["--server", proxy.url, "--vkey", server.vkey]
+        assert cli.main([*base, "get", "1"]) == 0
+        honest = json.loads(capsys.readouterr().out)
+        assert honest["logIndex"] == 1 and honest["verified"]["inclusion"]["treeSize"] == 2
+        assert "dsseEnvelope" in honest["verified"]["submission"] and not honest["unverified"]
+        other = demo_submission(key, 9, server.platform)  # validly signed and attested, but not this entry's
+
+        def lie(url: httpx.URL, answer: Any) -> Any:
+            if url.path == "/api/v1/entries/1":
+                return {**answer, "integratedTime": 1234567, "submission": other, "entryId": "ab" * 32}
+            return answer
+
+        proxy.on_get = lie
+        assert cli.main([*base, "get", "1"]) == 0
+        out = json.loads(capsys.readouterr().out)
+    finally:
+        proxy.close()
+    shown = json.dumps({k: v for k, v in out.items() if k != "unverified"})
+    assert "1234567" not in shown and "ab" * 32 not in shown and other["tee"]["quote"] not in shown
+    assert out["verified"]["entry"]["integratedTime"] == honest["verified"]["entry"]["integratedTime"]
+    assert out["unverified"]["integratedTime"] == 1234567 and out["unverified"]["entryId"] == "ab" * 32
+    assert out["unverified"]["submission"] == other and "payload" in out["unverified"]["submissionMismatch"]

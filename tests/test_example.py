@@ -35,5 +35,6 @@ def test_pytorch_pipeline_example(server: ServerProcess, tmp_path: Path) -> None
     assert out.returncode == 0, out.stderr[-3000:]
     report = json.loads(out.stdout)
     assert report["history_entries"] == [4, 3, 2]  # deploy, evaluate, train
+    assert report["history_gap_free_from"] == 4 and report["history_complete"] is False
     assert report["upstream_edges"] >= 3 and report["accuracy"] > 0.8
     assert (tmp_path / "run" / "deploy.receipt.json").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+from typing import Any
 
 import httpx
 import pytest
@@ -57,7 +58,10 @@ def test_history_verifies_and_is_ordered(history_log: tuple[ServerProcess, httpx
     server, http = history_log
     answer = http.get(f"/api/v1/artifacts/sha256:{_digest('dataset-d')}/history").json()
     h = verify_history(answer, server.vkey)
-    assert [e.log_index for e in h.entries] == [3, 2, 0] and h.complete
+    assert [e.log_index for e in h.entries] == [3, 2, 0]
+    # Proved: no gap from entry 3 back to the first entry naming the artifact. Not proved: that no entry newer
+    # than 3 names it (the log could withhold the newest), so the history is not called complete.
+    assert h.gap_free_from == 3 and not h.complete and h.tree_size == 4
     assert all("material" in e.roles for e in h.entries)
     assert h.entries[0].entry.links == {f"sha256:{_digest('dataset-d')}": 2, f"sha256:{_digest('model-v3')}": None}
     model = verify_history(
@@ -77,6 +81,10 @@ def test_dropped_or_truncated_history_is_detected(history_log: tuple[ServerProce
     del oldest["entries"][-1]
     with pytest.raises(VerificationError, match="gap"):
         verify_history(oldest, server.vkey)
+    recast = copy.deepcopy(answer)
+    recast["entries"][0]["roles"] = ["subject"]  # the dataset recast as the output of entry 3
+    with pytest.raises(VerificationError, match="role"):
+        verify_history(recast, server.vkey)
     forged = copy.deepcopy(answer)
     forged["entries"][0]["leaf"] = answer["entries"][1]["leaf"]
     with pytest.raises(VerificationError):
@@ -93,11 +101,14 @@ def test_pagination_and_cache(history_log: tuple[ServerProcess, httpx.Client]) -
     page = http.get(f"/api/v1/artifacts/{digest}/history", params={"limit": 2}).json()
     assert page["next"] == 2
     first = verify_history(page, server.vkey)
-    assert not first.complete
+    assert first.next_before == 2 and first.gap_free_from is None and not first.complete
     rest = verify_history(
-        http.get(f"/api/v1/artifacts/{digest}/history", params={"limit": 2, "before": page["next"]}).json(), server.vkey
+        http.get(f"/api/v1/artifacts/{digest}/history", params={"limit": 2, "before": first.next_before}).json(),
+        server.vkey,
+        after=first,
     )
-    assert [e.log_index for e in first.entries + rest.entries] == [3, 2, 0] and rest.complete
+    assert [e.log_index for e in rest.entries] == [3, 2, 0]  # the pages, chained
+    assert rest.next_before is None and rest.gap_free_from == 3 and not rest.complete
     cache = HistoryCache()
     full = http.get(f"/api/v1/artifacts/{digest}/history").json()
     verify_history(full, server.vkey, cache=cache)
@@ -105,6 +116,100 @@ def test_pagination_and_cache(history_log: tuple[ServerProcess, httpx.Client]) -
     assert cache.hits == 3
     bad = http.get("/api/v1/artifacts/sha256:abcd/history")
     assert bad.status_code == 400 and bad.json()["type"].endswith("/invalid-digest")
+
+
+def test_library_enforces_page_chaining(history_log: tuple[ServerProcess, httpx.Client]) -> None:
+    server, http = history_log
+    url = f"/api/v1/artifacts/sha256:{_digest('dataset-d')}/history"
+    first = verify_history(http.get(url, params={"limit": 1}).json(), server.vkey)
+    assert [e.log_index for e in first.entries] == [3] and first.next_before == 3
+    # Asked for the page before 3, the log serves the one before 2: entry 2 silently dropped between pages.
+    skipping = http.get(url, params={"before": 2}).json()
+    with pytest.raises(VerificationError, match="gap"):
+        verify_history(skipping, server.vkey, after=first)
+    overlapping = http.get(url, params={"before": 4}).json()
+    with pytest.raises(VerificationError, match="older"):
+        verify_history(overlapping, server.vkey, after=first)
+    other = http.get(f"/api/v1/artifacts/sha256:{_digest('model-v1')}/history", params={"before": 3}).json()
+    with pytest.raises(VerificationError):
+        verify_history(other, server.vkey, after=first)
+    lying = http.get(url, params={"limit": 1}).json()
+    lying["next"] = 1  # a cursor that skips: it must be the page's oldest entry
+    with pytest.raises(VerificationError, match="next"):
+        verify_history(lying, server.vkey)
+
+
+def test_log_client_history_chains_pages_and_proves_their_checkpoints(
+    history_log: tuple[ServerProcess, httpx.Client],
+) -> None:
+    from atlas_log.http import LogClient
+    from tests.test_http import TamperingProxy
+
+    server, _ = history_log
+    proxy = TamperingProxy(server.url)
+    try:
+        with httpx.Client(base_url=proxy.url, timeout=30) as http:
+            client = LogClient(http, server.vkey)
+            h = client.history(f"SHA-256:{_digest('dataset-d').upper()}", page_size=1)
+            assert [e.log_index for e in h.entries] == [3, 2, 0] and h.gap_free_from == 3 and not h.complete
+            assert client.trusted.size == 4
+
+            def skip(url: httpx.URL, answer: Any) -> Any:
+                # Asked for the page before 3, the log serves the page before 2.
+                if url.path.endswith("/history") and url.params.get("before") == "3":
+                    return httpx.get(server.url + url.path, params={"limit": 1, "before": 2}).json()
+                return answer
+
+            proxy.on_get = skip
+            with pytest.raises(VerificationError, match="gap"):
+                client.history(f"sha256:{_digest('dataset-d')}", page_size=1)
+
+            def other_artifact(url: httpx.URL, answer: Any) -> Any:
+                if url.path.endswith("/history"):
+                    return httpx.get(server.url + f"/api/v1/artifacts/sha256:{_digest('model-v1')}/history").json()
+                return answer
+
+            proxy.on_get = other_artifact
+            with pytest.raises(VerificationError, match="not sha256"):
+                client.history(f"sha256:{_digest('dataset-d')}")
+
+        def other_lineage(url: httpx.URL, answer: Any) -> Any:
+            if url.path.endswith("/lineage"):
+                other = f"/api/v1/artifacts/sha256:{_digest('model-v1')}/lineage"
+                return httpx.get(server.url + other, params={"direction": "down"}).json()
+            return answer
+
+        proxy.on_get = other_lineage
+        from atlas_log import cli
+
+        base = ["--server", proxy.url, "--vkey", server.vkey]
+        assert cli.main([*base, "lineage", f"sha256:{_digest('model-v2')}"]) == 1
+        assert cli.main([*base, "lineage", f"sha256:{_digest('model-v1')}"]) == 1  # asked up, answered down
+    finally:
+        proxy.close()
+
+
+def test_lineage_rejects_an_edge_not_reachable_from_the_artifact(
+    history_log: tuple[ServerProcess, httpx.Client],
+) -> None:
+    from atlas_log.history import verify_lineage
+
+    server, http = history_log
+    d = {n: f"sha256:{_digest(n)}" for n in ("model-v2", "other", "unrelated")}
+    answer = http.get(f"/api/v1/artifacts/{d['model-v2']}/lineage").json()
+    verify_lineage(answer, server.vkey)
+    # A true, proved edge of the same log, but of another artifact's lineage: not part of this answer.
+    foreign = http.get(f"/api/v1/artifacts/{d['other']}/lineage").json()
+    assert foreign["checkpoint"] == answer["checkpoint"]
+    answer["edges"] += foreign["edges"]
+    answer["entries"] += foreign["entries"]
+    answer["nodes"] += [d["other"], d["unrelated"]]
+    with pytest.raises(VerificationError, match="not reachable"):
+        verify_lineage(answer, server.vkey)
+    stray = http.get(f"/api/v1/artifacts/{d['model-v2']}/lineage").json()
+    stray["nodes"].append(d["other"])  # a node the answer connects to nothing
+    with pytest.raises(VerificationError, match="not reachable"):
+        verify_lineage(stray, server.vkey)
 
 
 def test_lineage_up_and_down(history_log: tuple[ServerProcess, httpx.Client]) -> None:
@@ -159,9 +264,12 @@ def test_cli_history_and_lineage(
     assert cli.main([*base, "history", d, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert [e["logIndex"] for e in out["entries"]] == [3, 2, 0]
+    assert out["complete"] is False and out["gapFreeFrom"] == 3
     assert out["entries"][0]["tcbStatus"] == "UpToDate" and out["entries"][0]["simulatedTee"] is True
     assert cli.main([*base, "history", d]) == 0
-    assert "3 entries" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "3 entries" in text and "gap-free from entry #3 back to the first" in text
+    assert "newer entries cannot be excluded" in text
     assert cli.main([*base, "lineage", f"sha256:{_digest('model-v2')}"]) == 0
     tree = capsys.readouterr().out
     assert f"sha256:{_digest('dataset-d')}" in tree and "└── " in tree and "[entry #0]" in tree
@@ -179,15 +287,21 @@ def test_digest_aliases_join_one_history(server: ServerProcess) -> None:
     made = made.replace(f'"sha256":"{s256}"'.encode(), f'"sha256":"{s256}","sha512":"{s512}"'.encode())
     used = _training("served", [])
     used = used.replace(b'"inputs":[]', b'"inputs":[{"name":"m","digest":{"sha512":"' + s512.encode() + b'"}}]')
+    used_again = used.replace(b'"served"', b'"served-again"')
     with httpx.Client(base_url=server.url, timeout=30) as http:
-        for payload in (made, used):
+        for payload in (made, used, used_again):
             r = http.post("/api/v1/entries", json=signed_submission(key, payload, platform))
             assert r.status_code == 201, r.text
         answer = http.get(f"/api/v1/artifacts/sha256:{s256}/history").json()
     assert answer["aliases"] == [f"sha512:{s512}"]
     h = verify_history(answer, server.vkey)
-    assert [e.log_index for e in h.entries] == [1, 0]
+    assert [e.log_index for e in h.entries] == [2, 1, 0] and h.gap_free_from == 2
     unproven = copy.deepcopy(answer)
-    del unproven["entries"][1]  # without the entry naming both digests, the alias is not evidenced
+    del unproven["entries"][2]  # without the entry naming both digests, the alias is not evidenced
     with pytest.raises(VerificationError):
         verify_history(unproven, server.vkey)
+    # Entry 1 names the artifact only by its sha512 alias: dropping it breaks the alias's back-link chain.
+    dropped = copy.deepcopy(answer)
+    del dropped["entries"][1]
+    with pytest.raises(VerificationError, match="gap"):
+        verify_history(dropped, server.vkey)

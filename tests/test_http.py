@@ -5,16 +5,35 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from atlas_log.checkpoint import Checkpoint, sign_checkpoint
-from atlas_log.errors import InconsistentLogError, LogAPIError, ProofError
+from atlas_log.cosignature import CosignatureVerifier
+from atlas_log.entry import Entry, parse_leaf
+from atlas_log.errors import (
+    InconsistentLogError,
+    LogAPIError,
+    ProofError,
+    ReceiptMismatchError,
+    SignatureError,
+)
 from atlas_log.http import AsyncLogClient, LogClient
-from atlas_log.merkle import LeafHash, RootHash
+from atlas_log.merkle import LeafHash, RootHash, leaf_hash
 from atlas_log.note import Signer
+from atlas_log.receipt import Receipt
+from atlas_log.submission import demo_submission, intoto_statement, signed_submission, spki_der, tdx_tee
+from atlas_log.tdx.binding import ZERO_NONCE, payload_report_data
 from tests import reference
+from tests.conftest import ServerProcess
 
 ORIGIN = "http.example/log"
 
@@ -148,3 +167,286 @@ def test_inclusion_mismatch_is_proof_error() -> None:
     wrong = Checkpoint(ORIGIN, cp.size, RootHash(bytes(32)))
     with pytest.raises(ProofError):
         client.verify_inclusion(LeafHash(LEAVES[1]), 1, wrong)
+
+
+# --- A hostile log answering submissions: a real server behind a real tampering HTTP proxy ---------------------
+
+
+class TamperingProxy:
+    """A real HTTP server forwarding to ``upstream``; ``on_submit`` may replace a POSTed body (and query) before
+    it is forwarded, ``on_receipt`` may replace the receipt the log answered with, ``on_get`` a JSON answer."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.on_submit: Callable[[dict[str, Any], dict[str, str]], tuple[dict[str, Any], dict[str, str]]] | None = None
+        self.on_receipt: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+        self.on_get: Callable[[httpx.URL, Any], Any] | None = None  # (upstream URL, JSON answer) -> answer served
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _forward(self, method: str) -> None:
+                url = httpx.URL(proxy.upstream + self.path)
+                params = dict(url.params)
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if method == "POST" and proxy.on_submit is not None:
+                    sub, params = proxy.on_submit(json.loads(body), params)
+                    body = json.dumps(sub).encode()
+                resp = httpx.request(
+                    method,
+                    url.copy_with(query=None),
+                    params=params,
+                    content=body or None,
+                    headers={"Content-Type": "application/json"},
+                    timeout=60,
+                )
+                content = resp.content
+                if method == "POST" and resp.status_code in (200, 201) and proxy.on_receipt is not None:
+                    content = json.dumps(proxy.on_receipt(resp.json())).encode()
+                is_json = resp.headers.get("Content-Type", "").startswith("application/json")
+                if method == "GET" and resp.status_code == 200 and is_json and proxy.on_get is not None:
+                    content = json.dumps(proxy.on_get(url, resp.json())).encode()
+                self.send_response(resp.status_code)
+                self.send_header("Content-Type", resp.headers.get("Content-Type", "application/json"))
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+
+            def do_GET(self) -> None:
+                self._forward("GET")
+
+            def do_POST(self) -> None:
+                self._forward("POST")
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def hostile(db_url: str, tmp_path: Path) -> Iterator[tuple[ServerProcess, TamperingProxy, LogClient]]:
+    """A real log (which also admits unattested entries, so an attestation can be dropped) behind a proxy."""
+    server = ServerProcess(db_url, tmp_path / "data", env={"ATLAS_ALLOW_UNATTESTED": "true"})
+    proxy = TamperingProxy(server.url)
+    try:
+        with httpx.Client(base_url=proxy.url, timeout=60) as http:
+            yield server, proxy, LogClient(http, server.vkey)
+    finally:
+        proxy.close()
+        server.stop()
+
+
+def test_submit_accepts_the_honest_receipt_and_its_resubmission(
+    hostile: tuple[ServerProcess, TamperingProxy, LogClient],
+) -> None:
+    server, _, client = hostile
+    key = Ed25519PrivateKey.generate()
+    sub = demo_submission(key, 1, server.platform)
+    first = client.submit(sub)
+    again = client.submit(sub)  # the existing entry's receipt (200), checked the same way
+    assert again.log_index == first.log_index and client.trusted.size >= 1
+
+
+def test_submit_rejects_a_receipt_for_another_entry(hostile: tuple[ServerProcess, TamperingProxy, LogClient]) -> None:
+    server, proxy, client = hostile
+    key = Ed25519PrivateKey.generate()
+    other = demo_submission(key, 2, server.platform)  # validly signed and attested, but not what was sent
+    proxy.on_submit = lambda sub, params: (other, params)
+    with pytest.raises(ReceiptMismatchError, match="payload"):
+        client.submit(demo_submission(key, 1, server.platform))
+
+
+def test_async_submit_rejects_a_receipt_for_another_entry(
+    hostile: tuple[ServerProcess, TamperingProxy, LogClient],
+) -> None:
+    server, proxy, _ = hostile
+    key = Ed25519PrivateKey.generate()
+    other = demo_submission(key, 2, server.platform)
+    proxy.on_submit = lambda sub, params: (other, params)
+
+    async def run() -> None:
+        async with httpx.AsyncClient(base_url=proxy.url, timeout=60) as http:
+            client = AsyncLogClient(http, server.vkey)
+            with pytest.raises(ReceiptMismatchError, match="payload"):
+                await client.submit(demo_submission(key, 1, server.platform))
+
+    asyncio.run(run())
+
+
+def test_record_step_and_the_cli_get_the_receipt_check(
+    hostile: tuple[ServerProcess, TamperingProxy, LogClient], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from atlas_log import cli
+    from atlas_log.pipeline import SimulatedProvider, record_step
+
+    server, proxy, client = hostile
+    key = Ed25519PrivateKey.generate()
+    other = demo_submission(key, 2, server.platform)
+    proxy.on_submit = lambda sub, params: (other, params)
+    statement = intoto_statement([("m", "cd" * 32)], "https://atlas-log.dev/demo/v1", {})
+    saved = tmp_path / "receipt.json"
+    with pytest.raises(ReceiptMismatchError):
+        record_step(client, key, statement, SimulatedProvider(server.platform), receipt_path=saved)
+    assert not saved.exists()  # no receipt for somebody else's entry is kept
+    (tmp_path / "s.json").write_bytes(statement)
+    (tmp_path / "k.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    argv = ["--server", proxy.url, "--vkey", server.vkey, "submit", "--statement", str(tmp_path / "s.json")]
+    argv += ["--key", str(tmp_path / "k.pem"), "--simulated-platform", str(server.data_dir / "simulated-tdx")]
+    assert cli.main([*argv, "--receipt", str(saved)]) == 1
+    assert "not the one built from the submission" in capsys.readouterr().err and not saved.exists()
+
+
+def test_submit_rejects_a_receipt_by_another_signer(hostile: tuple[ServerProcess, TamperingProxy, LogClient]) -> None:
+    _, proxy, client = hostile
+    mine, theirs = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    payload = intoto_statement([("m", "ab" * 32)], "https://atlas-log.dev/demo/v1", {})
+    proxy.on_submit = lambda sub, params: (signed_submission(theirs, payload), params)
+    with pytest.raises(ReceiptMismatchError, match="signer"):
+        client.submit(signed_submission(mine, payload))
+
+
+def test_submit_rejects_a_receipt_that_dropped_the_attestation(
+    hostile: tuple[ServerProcess, TamperingProxy, LogClient],
+) -> None:
+    server, proxy, client = hostile
+    proxy.on_submit = lambda sub, params: ({k: v for k, v in sub.items() if k != "tee"}, params)
+    with pytest.raises(ReceiptMismatchError, match="attest"):
+        client.submit(demo_submission(Ed25519PrivateKey.generate(), 1, server.platform))
+
+
+def test_submit_rejects_a_new_leaf_with_another_quote(hostile: tuple[ServerProcess, TamperingProxy, LogClient]) -> None:
+    server, proxy, client = hostile
+    key = Ed25519PrivateKey.generate()
+    sub = demo_submission(key, 1, server.platform)
+    envelope = sub["dsseEnvelope"]
+    rd = payload_report_data(envelope["payloadType"], base64.b64decode(envelope["payload"]), spki_der(key), ZERO_NONCE)
+    other_quote = server.platform.quote(rd)  # a second, equally valid quote of the same statement
+    assert base64.b64encode(other_quote).decode() != sub["tee"]["quote"]
+    proxy.on_submit = lambda s, params: ({**s, "tee": tdx_tee(other_quote)}, params)
+    with pytest.raises(ReceiptMismatchError, match="quote"):
+        client.submit(sub)
+
+
+def test_submit_refuses_a_receipt_inconsistent_with_trusted_state(
+    hostile: tuple[ServerProcess, TamperingProxy, LogClient],
+) -> None:
+    server, proxy, client = hostile
+    key = Ed25519PrivateKey.generate()
+    for n in range(3):
+        client.submit(demo_submission(key, n, server.platform))
+    trusted = client.trusted.note
+    assert client.trusted.size == 3
+    log_key = Signer.from_skey((server.data_dir / "log.key").read_text())
+
+    def fork(receipt: dict[str, Any]) -> dict[str, Any]:
+        # The log (it holds its key) proves the entry into a one-leaf tree of its own: a valid receipt on its
+        # own, but a tree the client's trusted size-3 checkpoint does not extend.
+        leaf = base64.b64decode(receipt["leaf"])
+        note = sign_checkpoint(Checkpoint(log_key.name, 1, RootHash(leaf_hash(leaf))), log_key)
+        proof = {"logIndex": 0, "treeSize": 1, "hashes": []}
+        return {**receipt, "logIndex": 0, "inclusionProof": proof, "checkpoint": note.decode()}
+
+    proxy.on_receipt = fork
+    with pytest.raises(InconsistentLogError) as e:
+        client.submit(demo_submission(key, 9, server.platform))
+    assert e.value.new_checkpoint == trusted or e.value.old_checkpoint == trusted
+    assert client.trusted.note == trusted
+
+
+def test_submit_rejects_a_leaf_that_misstates_the_statement(
+    hostile: tuple[ServerProcess, TamperingProxy, LogClient],
+) -> None:
+    server, proxy, client = hostile
+    log_key = Signer.from_skey((server.data_dir / "log.key").read_text())
+
+    def misstate(receipt: dict[str, Any]) -> dict[str, Any]:
+        # The log (it holds its key) logs the signed payload's hash but claims it is about another artifact.
+        entry = parse_leaf(base64.b64decode(receipt["leaf"]))
+        body = {**entry.body, "index": {**entry.body["index"], "subjects": [f"sha256:{'ee' * 32}"]}}
+        eid, leaf = Entry(body, entry.integrated_time, entry.links).encode()
+        note = sign_checkpoint(Checkpoint(log_key.name, 1, RootHash(leaf_hash(leaf))), log_key)
+        proof = {"logIndex": 0, "treeSize": 1, "hashes": []}
+        return {
+            "entryId": eid.hex(),
+            "logIndex": 0,
+            "leafHash": base64.b64encode(leaf_hash(leaf)).decode(),
+            "leaf": base64.b64encode(leaf).decode(),
+            "inclusionProof": proof,
+            "checkpoint": note.decode(),
+        }
+
+    proxy.on_receipt = misstate
+    with pytest.raises(ReceiptMismatchError, match="index"):
+        client.submit(demo_submission(Ed25519PrivateKey.generate(), 1, server.platform))
+
+
+def test_submit_enforces_the_witness_policy(server: ServerProcess) -> None:
+    witness = CosignatureVerifier.from_vkey(Signer.generate("witness.example/w").verifier.vkey)
+    proxy = TamperingProxy(server.url)
+    # The log ignores the request for a witnessed receipt and answers with a bare batch checkpoint.
+    proxy.on_submit = lambda sub, params: (sub, {k: v for k, v in params.items() if k != "wait"})
+    try:
+        with httpx.Client(base_url=proxy.url, timeout=60) as http:
+            client = LogClient(http, server.vkey, witnesses=[witness], quorum=1)
+            with pytest.raises(SignatureError, match="witness"):
+                client.submit(demo_submission(Ed25519PrivateKey.generate(), 1, server.platform))
+    finally:
+        proxy.close()
+
+
+# --- verify_receipt_current: an advance is proved, never assumed ------------------------------------------------
+
+
+def _receipt_in(log: FakeLog, index: int) -> Receipt:
+    """A receipt for a real entry leaf placed at ``index`` of ``log`` (at its current size)."""
+    eid, leaf = Entry({"apiVersion": "atlas-log/v1", "n": index}, 1).encode()
+    log.leaves = [*log.leaves[:index], leaf_hash(leaf), *log.leaves[index + 1 :]]
+    proof = reference.path(index, log.leaves[: log.size])
+    return Receipt(eid, index, leaf_hash(leaf), leaf, log.size, tuple(proof), log.note())
+
+
+def test_verify_receipt_current_refuses_a_rollback_with_both_checkpoints() -> None:
+    log, http = make(list(LEAVES), SIGNER)
+    log.size = 20
+    receipt = _receipt_in(log, 5)
+    log.size = 12  # the log's database was rolled back below the receipt's tree
+    client = LogClient(http, SIGNER.verifier)
+    with pytest.raises(InconsistentLogError, match="rollback") as e:
+        client.verify_receipt_current(receipt)
+    assert e.value.old_checkpoint == receipt.checkpoint and e.value.new_checkpoint == log.note()
+
+
+def test_verify_receipt_current_refuses_another_tree_of_the_same_size() -> None:
+    log, http = make(list(LEAVES), SIGNER)
+    log.size = 20
+    receipt = _receipt_in(log, 5)
+    log.leaves = [*log.leaves[:9], reference.leaf(b"rewritten"), *log.leaves[10:]]
+    client = LogClient(http, SIGNER.verifier)
+    with pytest.raises(InconsistentLogError, match="two different roots") as e:
+        client.verify_receipt_current(receipt)
+    assert e.value.old_checkpoint == receipt.checkpoint and e.value.new_checkpoint == log.note()
+    log.leaves = [*LEAVES[:5], receipt.leaf_hash, *LEAVES[6:]]
+    assert LogClient(http, SIGNER.verifier).verify_receipt_current(receipt).size == 20
+
+
+def test_async_verify_receipt_current_refuses_a_rollback() -> None:
+    log = FakeLog(SIGNER, list(LEAVES))
+    log.size = 20
+    receipt = _receipt_in(log, 5)
+    log.size = 12
+
+    async def run() -> None:
+        async with httpx.AsyncClient(base_url="http://log", transport=httpx.MockTransport(log.handler)) as http:
+            with pytest.raises(InconsistentLogError, match="rollback"):
+                await AsyncLogClient(http, SIGNER.verifier).verify_receipt_current(receipt)
+
+    asyncio.run(run())

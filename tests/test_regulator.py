@@ -207,6 +207,8 @@ def test_q5_was_each_model_evaluated_before_deployment(pipeline: Any) -> None:
     answers = {}
     for model in ("m1", "m2"):
         hist = _history(server, http, sha(model), cache)
+        # The answer rests on what was proved: nothing was dropped from the newest entry back to the first.
+        assert hist.gap_free_from == hist.entries[0].log_index and not hist.complete
         evals = [v.log_index for v in hist.entries if _ptype(v) == TEST_RESULT]
         deploys = [v.log_index for v in hist.entries if _ptype(v) == DEPLOYMENT_V1]
         answers[model] = bool(deploys) and bool(evals) and min(evals) < min(deploys)

@@ -57,6 +57,8 @@ def test_witnessed_checkpoints_and_receipts(db_url: str, tmp_path: Path) -> None
             client = LogClient(http, log_key.verifier, witnesses=policy, quorum=2)
             latest = client.verify_receipt_current(unwitnessed)  # upgraded through a consistency proof
             assert latest.size >= 2
+            # Under a witness policy submit() asks for, and checks, a receipt against a cosigned checkpoint.
+            assert client.submit(demo_submission(key, 3, server.platform)).tree_size >= 3
             strict = LogClient(
                 http,
                 log_key.verifier,

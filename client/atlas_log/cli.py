@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from atlas_log._encoding import b64encode
 from atlas_log.bundle import parse_bundle
 from atlas_log.dsse import PublicKey, sign_envelope
-from atlas_log.errors import Error
+from atlas_log.errors import Error, SubmissionError
 from atlas_log.http import AsyncLogClient, LogClient
 from atlas_log.note import Verifier
 from atlas_log.receipt import Receipt, verify_receipt
@@ -63,19 +63,54 @@ def _cmd_checkpoint(args: argparse.Namespace) -> int:
 
 
 def _cmd_get(args: argparse.Namespace) -> int:
+    """Print what the entry's leaf proves (``verified``); whatever else the log served and the leaf does not
+    prove goes under ``unverified``, never beside the verified values."""
+    from atlas_log._encoding import b64decode
+    from atlas_log.entry import entry_id, parse_leaf
+    from atlas_log.merkle import LeafHash, leaf_hash
+    from atlas_log.receipt import SubmittedEntry, verify_leaf_for
+
     with _client(args) as http:
         client = LogClient(http, _vkey(args, http))
-        entry = client.get_entry(args.index)
+        served = client.get_entry(args.index)
         cp, _ = client.checkpoint()
-        from atlas_log._encoding import b64decode
-        from atlas_log.merkle import LeafHash, leaf_hash
-
-        leaf = b64decode(entry["leaf"], "leaf")
-        if leaf_hash(leaf) != b64decode(entry["leafHash"], "leafHash"):
-            raise SystemExit("atlas-log: the served leaf does not match its leaf hash")
-        client.verify_inclusion(LeafHash(leaf_hash(leaf)), args.index, cp)
-    entry["verified"] = {"treeSize": cp.size, "rootHash": b64encode(cp.root_hash)}
-    print(json.dumps(entry, indent=2))
+        if not isinstance(served, dict) or not isinstance(served.get("leaf"), str):
+            raise SystemExit("atlas-log: the log served no leaf for this entry")
+        leaf = b64decode(served["leaf"], "leaf")
+        lh = LeafHash(leaf_hash(leaf))
+        client.verify_inclusion(lh, args.index, cp)
+    entry = parse_leaf(leaf)
+    verified: dict[str, Any] = {
+        "leafHash": b64encode(lh),
+        "entryId": entry_id(entry.body).hex(),
+        "entry": {"body": entry.body, "integratedTime": entry.integrated_time, "links": entry.links},
+        "inclusion": {"treeSize": cp.size, "rootHash": b64encode(cp.root_hash)},
+    }
+    # What the log says beside the leaf is shown as verified only where it equals what the leaf proves.
+    proved = {
+        "logIndex": args.index,
+        "leaf": served["leaf"],
+        "leafHash": verified["leafHash"],
+        "entryId": verified["entryId"],
+        "integratedTime": entry.integrated_time,
+    }
+    unverified = {k: v for k, v in served.items() if k != "submission" and (k not in proved or proved[k] != v)}
+    submission = served.get("submission")
+    if submission is not None:
+        try:
+            if not isinstance(submission, dict):
+                raise SubmissionError("invalid-submission", "the served submission is not a JSON object")
+            verify_leaf_for(leaf, SubmittedEntry.from_submission(submission), new_leaf=True)
+            # Checked against the leaf: the envelope's payload and signer keys, and the quote that attested it.
+            checked = ("apiVersion", "dsseEnvelope", "sigstoreBundle", "verificationMaterial", "tee")
+            verified["submission"] = {k: v for k, v in submission.items() if k in checked}
+            rest = {k: v for k, v in submission.items() if k not in checked}
+            if rest:
+                unverified["submission"] = rest
+        except Error as exc:
+            unverified["submission"] = submission
+            unverified["submissionMismatch"] = str(exc)
+    print(json.dumps({"logIndex": args.index, "verified": verified, "unverified": unverified}, indent=2))
     return 0
 
 
@@ -135,50 +170,56 @@ def _progress(done: int, total: int, started: float) -> None:
 
 
 def _cmd_history(args: argparse.Namespace) -> int:
-    from atlas_log.history import HistoryCache, verify_history
+    from atlas_log.history import HistoryCache, VerifiedHistory
 
-    cache = HistoryCache()
+    started = time.monotonic()
+
+    def progress(page: VerifiedHistory) -> None:
+        done = len(page.entries)
+        _progress(done, done + (0 if page.next_before is None else 1), started)
+
     with _client(args) as http:
-        verifier = _vkey(args, http)
-        rows: list[dict[str, Any]] = []
-        before, started = None, time.monotonic()
-        while True:
-            params: dict[str, int] = {"limit": 500} if before is None else {"limit": 500, "before": before}
-            resp = http.get(f"/api/v1/artifacts/{args.digest}/history", params=params)
-            if resp.status_code != 200:
-                print(f"atlas-log: {resp.status_code} {resp.text[:300]}", file=sys.stderr)
-                return 1
-            page = verify_history(resp.json(), verifier, cache=cache)
-            if rows and page.entries and rows[-1]["links_to"] not in (None, page.entries[0].log_index):
-                raise SystemExit("atlas-log: history pages do not chain: an entry is missing between them")
-            for e in page.entries:
-                index = e.entry.body.get("index") or {}
-                tee = e.entry.body.get("tee") or {}
-                rows.append(
-                    {
-                        "logIndex": e.log_index,
-                        "roles": list(e.roles),
-                        "predicateType": index.get("predicateType"),
-                        "integratedTime": e.entry.integrated_time,
-                        "tcbStatus": tee.get("tcbStatus"),
-                        "simulatedTee": tee.get("simulated"),
-                        "signers": [s["verifier"]["spkiSha256"] for s in e.entry.body.get("signatures", [])],
-                        "links_to": (e.entry.links or {}).get(page.artifact),
-                    }
-                )
-            _progress(len(rows), len(rows) + (0 if page.complete else 1), started)
-            if page.complete:
-                break
-            before = resp.json()["next"]
+        client = LogClient(http, _vkey(args, http))
+        # The library chains the pages and proves every page's checkpoint consistent with the first.
+        history = client.history(args.digest, cache=HistoryCache(), progress=progress)
+    rows: list[dict[str, Any]] = []
+    for e in history.entries:
+        index = e.entry.body.get("index") or {}
+        tee = e.entry.body.get("tee") or {}
+        rows.append(
+            {
+                "logIndex": e.log_index,
+                "roles": list(e.roles),
+                "predicateType": index.get("predicateType"),
+                "integratedTime": e.entry.integrated_time,
+                "tcbStatus": tee.get("tcbStatus"),
+                "simulatedTee": tee.get("simulated"),
+                "signers": [s["verifier"]["spkiSha256"] for s in e.entry.body.get("signatures", [])],
+                "links_to": (e.entry.links or {}).get(history.artifact),
+            }
+        )
     if args.json:
         print(
             json.dumps(
-                {"artifact": page.artifact, "verifiedAgainst": {"treeSize": page.checkpoint.size}, "entries": rows},
+                {
+                    "artifact": history.artifact,
+                    "verifiedAgainst": {"treeSize": history.tree_size},
+                    "complete": history.complete,
+                    "gapFreeFrom": history.gap_free_from,
+                    "entries": rows,
+                },
                 indent=2,
             )
         )
         return 0
-    print(f"{page.artifact}: {len(rows)} entries, verified against tree size {page.checkpoint.size}")
+    print(f"{history.artifact}: {len(rows)} entries, verified against tree size {history.tree_size}")
+    if history.gap_free_from is not None:
+        print(
+            f"  proved: gap-free from entry #{history.gap_free_from} back to the first entry naming it; "
+            f"newer entries cannot be excluded (no completeness proof)"
+        )
+    else:
+        print("  not proved gap-free (entries without back-links); newer entries cannot be excluded")
     for r in rows:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r["integratedTime"]))
         tee = f"TDX {r['tcbStatus']}{' (simulated)' if r['simulatedTee'] else ''}" if r["tcbStatus"] else "no TEE"
@@ -188,16 +229,20 @@ def _cmd_history(args: argparse.Namespace) -> int:
 
 def _cmd_lineage(args: argparse.Namespace) -> int:
     from atlas_log.history import verify_lineage
+    from atlas_log.intoto import normalise_digest
 
+    alg, _, value = args.digest.partition(":")
+    digest = ":".join(normalise_digest(alg, value))
     with _client(args) as http:
         verifier = _vkey(args, http)
         resp = http.get(
-            f"/api/v1/artifacts/{args.digest}/lineage", params={"direction": args.direction, "depth": args.depth}
+            f"/api/v1/artifacts/{digest}/lineage", params={"direction": args.direction, "depth": args.depth}
         )
         if resp.status_code != 200:
             print(f"atlas-log: {resp.status_code} {resp.text[:300]}", file=sys.stderr)
             return 1
-        lin = verify_lineage(resp.json(), verifier)
+        # About the artifact and in the direction asked: the log may not answer another question.
+        lin = verify_lineage(resp.json(), verifier, digest, direction=args.direction)
     if args.json:
         print(
             json.dumps(

@@ -10,6 +10,7 @@
     │   │   └── RootMismatchError    carries the expected and the calculated root
     │   ├── SignatureError           a note or DSSE signature did not verify
     │   ├── QuoteError               a TDX quote was rejected; ``code`` names the failed check
+    │   ├── ReceiptMismatchError     a valid receipt, but for another entry than the one submitted
     │   └── InconsistentLogError     two signed checkpoints no consistency proof joins (evidence)
     ├── LogAPIError                  the log answered an HTTP request with an error or garbage
     └── CollateralFetchError         Intel PCS (or a PCCS) did not deliver collateral
@@ -28,6 +29,7 @@ __all__ = [
     "LogAPIError",
     "ProofError",
     "QuoteError",
+    "ReceiptMismatchError",
     "RootMismatchError",
     "SignatureError",
     "SubmissionError",
@@ -89,6 +91,17 @@ class QuoteError(VerificationError):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+
+
+class ReceiptMismatchError(VerificationError):
+    """The log answered a submission with a receipt (possibly valid on its own), or served a submission, whose
+    leaf is not the entry built from that submission: ``field`` names what differs, ``evidence`` holds the
+    receipt (JSON) or the leaf as received."""
+
+    def __init__(self, field: str, message: str, evidence: bytes) -> None:
+        super().__init__(f"the entry is not the one built from the submission: {message}")
+        self.field = field
+        self.evidence = evidence
 
 
 class InconsistentLogError(VerificationError):

@@ -2,9 +2,15 @@
 
 :func:`verify_history` checks, with no I/O: the checkpoint's signature; every entry's inclusion proof against
 that one checkpoint; that each leaf really names the artifact (its body's index summary, or its back-links);
-and that the back-link chain has no gap: each entry that links the artifact points at the next older entry
-in the answer, and the oldest of a complete answer points at nothing. An entry dropped from the middle of a
-history, or a history cut short, is detected.
+and that the back-link chains have no gap: for the artifact and each proven alias, each entry that links it
+points at the next older entry in the answer, across pages (``after=``), and once the log says there are no
+older pages the oldest points at nothing. An entry dropped from the middle of a history, between two pages, or
+a history cut short, is detected.
+
+What is *not* proved is that no entry newer than the newest one returned names the artifact: a log can
+withhold its newest entries, and only completeness proofs (a later issue) can exclude that. So a verified
+history reports what it proved, ``gap_free_from`` (the newest index from which it is gap-free back to the
+first entry naming the artifact), and ``complete`` stays False.
 
 Verified entries are remembered by (leaf hash, index, checkpoint) in a :class:`HistoryCache`, so repeated or
 overlapping verifications skip the hashing they already did.
@@ -36,6 +42,9 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class VerifiedEntry:
+    """An entry proved included at ``log_index``; in a history, each of ``roles`` is proved by the leaf up to
+    the pairs its summary joins (subject/evaluated, material/eval_data)."""
+
     log_index: int
     leaf_hash: bytes
     entry: Entry
@@ -44,10 +53,41 @@ class VerifiedEntry:
 
 @dataclass(frozen=True, slots=True)
 class VerifiedHistory:
+    """What :func:`verify_history` proved about an artifact's history (all pages verified so far).
+
+    ``entries`` (newest first) are each included in the tree of the checkpoint of the page that carried them;
+    ``checkpoint`` is the first (newest) page's. Pages proved against different checkpoints are not proved
+    consistent with each other here: a client fetching them proves each page's checkpoint consistent with its
+    trusted state (:meth:`~atlas_log.http.LogClient.prove_consistent`).
+    ``next_before`` is the cursor of the next (older) page, or None when the log says there is none.
+    ``links`` maps the artifact and each proven alias to the index the next older entry naming it must have
+    (None: the chain reached the first entry naming it); :func:`verify_history` uses it to chain pages.
+    """
+
     artifact: str
     checkpoint: Checkpoint
     entries: tuple[VerifiedEntry, ...]  # newest first
-    complete: bool  # False when the log paginated: older entries exist
+    aliases: frozenset[str]
+    next_before: int | None
+    links: tuple[tuple[str, int | None], ...]
+    reaches_first: bool  # no older page, and every entry and back-link chain ends at the first entry
+
+    @property
+    def complete(self) -> bool:
+        """Always False: that no *newer* entry names the artifact needs completeness proofs, not yet given."""
+        return False
+
+    @property
+    def gap_free_from(self) -> int | None:
+        """The newest index from which the history is proved gap-free back to the first entry naming the
+        artifact, or None when that was not proved (older pages remain, or an entry carries no back-links)."""
+        return self.entries[0].log_index if self.reaches_first and self.entries else None
+
+    @property
+    def tree_size(self) -> int:
+        """The size of the tree the first page was proved against: entries newer than ``entries[0]`` below it
+        are not excluded (see :attr:`complete`)."""
+        return self.checkpoint.size
 
 
 class HistoryCache:
@@ -106,6 +146,25 @@ def _names(entry: Entry, artifact: str) -> bool:
     return artifact in said or (entry.links is not None and artifact in entry.links)
 
 
+# Which of the leaf's index lists proves a role. The leaf's summary joins subject with evaluated and material
+# with eval_data, so a role is proved only up to that pair.
+_ROLE_LISTS = {"subject": "subjects", "evaluated": "subjects", "material": "materials", "eval_data": "materials"}
+
+
+def _holds(entry: Entry, role: str, digests: set[str]) -> bool:
+    """Whether the leaf names one of ``digests`` in ``role`` (for ``signer``: as a signer key's SHA-256)."""
+    if role == "signer":
+        sigs = entry.body.get("signatures")
+        keys = {
+            f"sha256:{s['verifier']['spkiSha256']}"
+            for s in (sigs if isinstance(sigs, list) else [])
+            if isinstance(s, dict) and isinstance(s.get("verifier"), dict) and "spkiSha256" in s["verifier"]
+        }
+        return bool(keys & digests)
+    key = _ROLE_LISTS.get(role)
+    return key is not None and bool(set(_said(entry, key)) & digests)
+
+
 def _open_answer(answer: Any, vkey: str | Verifier, artifact: str | None, what: str) -> tuple[str, Checkpoint]:
     """The artifact an answer is about (it must be the one asked for) and its verified checkpoint."""
     verifier = vkey if isinstance(vkey, Verifier) else Verifier.from_vkey(vkey)
@@ -122,50 +181,105 @@ def _open_answer(answer: Any, vkey: str | Verifier, artifact: str | None, what: 
 
 
 def verify_history(
-    answer: dict[str, Any], vkey: str | Verifier, artifact: str | None = None, *, cache: HistoryCache | None = None
+    answer: dict[str, Any],
+    vkey: str | Verifier,
+    artifact: str | None = None,
+    *,
+    cache: HistoryCache | None = None,
+    after: VerifiedHistory | None = None,
 ) -> VerifiedHistory:
-    """Verify a history answer for ``artifact`` (default: the one the answer names). Raises on any failure."""
-    name, cp = _open_answer(answer, vkey, artifact, "history")
+    """Verify a history answer for ``artifact`` (default: the one the answer names). Raises on any failure.
+
+    With ``after`` (the result for the previous, newer pages) the answer must be the page that follows it
+    (asked with ``before=after.next_before``): about the same artifact, strictly older, and joined to it by the
+    back-links of the artifact and of every proven alias. The result then holds all pages so far.
+    """
+    name, cp = _open_answer(answer, vkey, artifact if after is None else after.artifact, "history")
     try:
         raw_entries = answer["entries"]
-        complete = answer.get("next") is None
+        next_before = answer.get("next")
+        claimed = answer.get("aliases") or []
     except (KeyError, TypeError, AttributeError) as exc:
         raise FormatError(f"malformed history answer: {exc}") from exc
     verified = _verified_entries(raw_entries, cp, cache)
+    if next_before is not None and (
+        not isinstance(next_before, int)
+        or isinstance(next_before, bool)
+        or not verified
+        or next_before != verified[-1].log_index
+    ):
+        raise VerificationError(f"the answer's next cursor {next_before!r} is not the index of its oldest entry")
+    if after is not None:
+        if after.next_before is None:
+            raise VerificationError("the previous page said there were no older entries")
+        if verified and verified[0].log_index >= after.next_before:
+            raise VerificationError(
+                f"the page is not older than the previous one: it starts at {verified[0].log_index}, "
+                f"which is not below {after.next_before}"
+            )
     # Aliases (other digests of the same artifact) count only when a verified entry names both together.
-    claimed = answer.get("aliases") or []
-    aliases = {
+    previous = after.entries if after is not None else ()
+    aliases = set(after.aliases if after is not None else ()) | {
         a
         for a in claimed
         if isinstance(a, str)
         and any(
             name in _said(v.entry, key) and a in _said(v.entry, key)
-            for v in verified
+            for v in itertools.chain(previous, verified)
             for key in ("subjects", "materials")
         )
     }
     for v in verified:
         if not (_names(v.entry, name) or any(_names(v.entry, a) for a in aliases)):
             raise VerificationError(f"entry {v.log_index} does not name {name} although the index says it does")
+        if not all(isinstance(r, str) for r in v.roles):
+            raise FormatError(f"entry {v.log_index}: roles must be strings")
+        for role in v.roles:
+            if not _holds(v.entry, role, {name, *aliases}):
+                raise VerificationError(f"entry {v.log_index} does not name {name} in the role {role!r} claimed")
     if any(a.log_index <= b.log_index for a, b in itertools.pairwise(verified)):
         raise VerificationError("history entries are not strictly newest first")
-    chain = [v for v in verified if v.entry.links is not None and name in v.entry.links]
-    for newer, older in itertools.pairwise(chain):
-        assert newer.entry.links is not None
-        if newer.entry.links[name] != older.log_index:
-            raise VerificationError(
-                f"history gap: entry {newer.log_index} links {name} back to {newer.entry.links[name]}, "
-                f"but the next entry in the answer is {older.log_index}"
-            )
-    if chain and complete:
-        oldest = chain[-1]
-        assert oldest.entry.links is not None
-        if oldest.entry.links[name] is not None:
-            raise VerificationError(
-                f"history gap: the oldest entry {oldest.log_index} links back to {oldest.entry.links[name]}, "
-                "which the answer omits"
-            )
-    return VerifiedHistory(name, cp, tuple(verified), complete)
+    links = _follow_links(verified, [name, *sorted(aliases)], dict(after.links) if after is not None else {})
+    if next_before is None:
+        for digest, older in links.items():
+            if older is not None:
+                raise VerificationError(
+                    f"history gap: the oldest entry naming {digest} links back to entry {older}, which the answer omits"
+                )
+    everything = (*previous, *verified)
+    # Gap-freeness rests on the back-links: an entry without one (an older format) leaves it unproved.
+    linked = all(v.entry.links is not None and any(d in v.entry.links for d in links) for v in everything)
+    return VerifiedHistory(
+        name,
+        cp if after is None else after.checkpoint,
+        everything,
+        frozenset(aliases),
+        next_before,
+        tuple(sorted(links.items())),
+        next_before is None and linked,
+    )
+
+
+def _follow_links(
+    verified: list[VerifiedEntry], digests: list[str], expected: dict[str, int | None]
+) -> dict[str, int | None]:
+    """Walk the entries (newest first) along each digest's back-links; return, per digest, the index the next
+    older entry naming it must have. ``expected`` holds the same from newer pages. Raises on any gap."""
+    for v in verified:
+        if v.entry.links is None:
+            continue
+        for digest in digests:
+            if digest not in v.entry.links:
+                continue
+            if digest in expected and expected[digest] != v.log_index:
+                want = expected[digest]
+                raise VerificationError(
+                    f"history gap: the entry naming {digest} before entry {v.log_index} links back to "
+                    + ("nothing (it claims to be the first)" if want is None else f"entry {want}")
+                    + f", but the next entry in the answer is {v.log_index}"
+                )
+            expected[digest] = v.entry.links[digest]
+    return expected
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,19 +292,59 @@ class VerifiedLineage:
     entries: dict[int, VerifiedEntry]
 
 
+def _reachable(artifact: str, direction: str, edges: tuple[tuple[str, str, int], ...]) -> set[tuple[str, str, int]]:
+    """The edges reachable from ``artifact``: ``up`` follows edges backwards from outputs to inputs, ``down``
+    forwards from inputs to outputs."""
+    seen, frontier, reached = {artifact}, [artifact], set()
+    by_node: dict[str, list[tuple[str, str, int]]] = {}
+    for e in edges:
+        by_node.setdefault(e[1] if direction == "up" else e[0], []).append(e)
+    while frontier:
+        for e in by_node.get(frontier.pop(), []):
+            reached.add(e)
+            nxt = e[0] if direction == "up" else e[1]
+            if nxt not in seen:
+                seen.add(nxt)
+                frontier.append(nxt)
+    return reached
+
+
 def verify_lineage(
-    answer: dict[str, Any], vkey: str | Verifier, artifact: str | None = None, *, cache: HistoryCache | None = None
+    answer: dict[str, Any],
+    vkey: str | Verifier,
+    artifact: str | None = None,
+    *,
+    direction: str | None = None,
+    cache: HistoryCache | None = None,
 ) -> VerifiedLineage:
-    """Verify a lineage answer: the checkpoint, every entry's inclusion, and that each edge ``input → output``
-    is stated by its entry (the input among its materials, the output among its subjects)."""
+    """Verify a lineage answer: the checkpoint, every entry's inclusion, that each edge ``input → output``
+    is stated by its entry (the input among its materials, the output among its subjects), and that every edge
+    is reachable from ``artifact`` in the answer's direction (an answer may not graft on another lineage); with
+    ``direction``, the answer must be in that direction.
+
+    Like a history, a lineage is not proved complete: the log may leave edges out."""
     name, cp = _open_answer(answer, vkey, artifact, "lineage")
     try:
         edges = tuple((e["from"], e["to"], e["logIndex"]) for e in answer["edges"])
         nodes = tuple(answer["nodes"])
-        direction = answer["direction"]
+        answered = answer["direction"]
     except (KeyError, TypeError, AttributeError) as exc:
         raise FormatError(f"malformed lineage answer: {exc}") from exc
     entries = {v.log_index: v for v in _verified_entries(answer.get("entries"), cp, cache)}
+    if answered not in ("up", "down"):
+        raise FormatError(f"lineage direction must be 'up' or 'down', not {answered!r}")
+    if direction is not None and answered != direction:
+        raise VerificationError(f"the answer is the lineage {answered}, not {direction} as asked")
+    unreachable = set(edges) - _reachable(name, answered, edges)
+    if unreachable:
+        src, dst, idx = min(unreachable, key=lambda e: e[2])
+        raise VerificationError(
+            f"edge {src} -> {dst} (entry {idx}) is not reachable from {name} going {answered}: "
+            "the answer claims lineage it does not connect to the artifact"
+        )
+    stray = set(nodes) - {name} - {d for src, dst, _ in edges for d in (src, dst)}
+    if stray:
+        raise VerificationError(f"node {min(stray)} is in no edge of the answer: not reachable from {name}")
     for src, dst, idx in edges:
         v = entries.get(idx)
         if v is None:
@@ -199,4 +353,4 @@ def verify_lineage(
             raise VerificationError(f"entry {idx} does not state {src} -> {dst}")
         if src not in nodes or dst not in nodes:
             raise VerificationError(f"edge {src} -> {dst} names an artifact missing from the nodes")
-    return VerifiedLineage(name, direction, cp, nodes, edges, entries)
+    return VerifiedLineage(name, answered, cp, nodes, edges, entries)

@@ -6,10 +6,12 @@ proof verification, :func:`~atlas_log.monitor.verify_advance`). Pass ``base_url`
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -17,12 +19,17 @@ from atlas_log._encoding import b64decode
 from atlas_log.checkpoint import Checkpoint, open_checkpoint
 from atlas_log.cosignature import DEFAULT_WINDOW, CosignatureVerifier, CosignatureWindow, verify_cosignatures
 from atlas_log.errors import FormatError, LogAPIError
+from atlas_log.history import HistoryCache, VerifiedHistory, verify_history
+from atlas_log.intoto import normalise_digest
 from atlas_log.merkle import LeafHash, verify_inclusion
 from atlas_log.monitor import TrustedState, verify_advance
 from atlas_log.note import Verifier, parse_note
-from atlas_log.receipt import Receipt, verify_receipt
+from atlas_log.receipt import Receipt, SubmittedEntry, verify_receipt, verify_receipt_for
 
 __all__ = ["AsyncLogClient", "LogClient"]
+
+MAX_PROVED_CHECKPOINTS = 1024
+DEFAULT_HISTORY_PAGE = 500
 
 
 def _json(resp: httpx.Response) -> Any:
@@ -58,13 +65,11 @@ def _checkpoint_bytes(resp: httpx.Response) -> bytes:
     return resp.content
 
 
-def _verified_receipt(obj: Any, verifier: Verifier) -> Receipt:
+def _parsed_receipt(obj: Any) -> Receipt:
     try:
-        receipt = Receipt.from_json(obj)
+        return Receipt.from_json(obj)
     except FormatError as exc:
         raise LogAPIError(f"malformed receipt: {exc}") from exc
-    verify_receipt(receipt, verifier)
-    return receipt
 
 
 class _Base:
@@ -81,12 +86,45 @@ class _Base:
         self.witnesses = tuple(witnesses)
         self.quorum = quorum
         self.window = window
+        # Checkpoints already proved consistent with the trusted state, (size, root): receipts of one batch share
+        # a checkpoint, so one proof serves them all. Consistency is transitive, so later advances keep them valid.
+        self._consistent: set[tuple[int, bytes]] = set()
 
     def _witnessed(self, note: bytes) -> None:
         """Enforce the k-of-n witness policy on a checkpoint note, with cosignature dates checked against
         this machine's clock (no-op when quorum is 0)."""
         if self.quorum:
             verify_cosignatures(parse_note(note), self.witnesses, self.quorum, now=int(time.time()), window=self.window)
+
+    def _submit_params(self) -> dict[str, str] | None:
+        # Under a witness policy only a receipt proved against a cosigned checkpoint can be accepted.
+        return {"wait": "witnessed"} if self.quorum else None
+
+    def _receipt_for(self, resp: httpx.Response, sent: SubmittedEntry) -> tuple[Receipt, Checkpoint]:
+        """The receipt in ``resp``, verified (log key, witness policy) and checked to be for ``sent``."""
+        receipt = _parsed_receipt(_json(resp))
+        cp = verify_receipt(receipt, self.verifier, witnesses=self.witnesses, quorum=self.quorum)
+        verify_receipt_for(receipt, sent, new_leaf=resp.status_code == 201)
+        return receipt, cp
+
+    def _join_span(self, cp: Checkpoint) -> tuple[int, int] | None:
+        """The consistency proof (from, to) that joins ``cp`` and the trusted checkpoint, if one is needed."""
+        lo, hi = sorted((cp.size, self.trusted.size))
+        return (lo, hi) if self.trusted.checkpoint is not None and 0 < lo < hi else None
+
+    def _known(self, cp: Checkpoint) -> bool:
+        return (cp.size, cp.root_hash) in self._consistent
+
+    def _join(self, note: bytes, cp: Checkpoint, proof: Sequence[bytes]) -> None:
+        """Prove ``note`` consistent with the trusted state: a newer one advances it, an older one must be a
+        prefix of it; raises :class:`~atlas_log.errors.InconsistentLogError` with both notes otherwise."""
+        if self.trusted.note is None or cp.size >= self.trusted.size:
+            self.trusted.advance(note, proof)
+        else:
+            verify_advance(self.verifier, note, self.trusted.note, proof)
+        if len(self._consistent) >= MAX_PROVED_CHECKPOINTS:
+            self._consistent.clear()
+        self._consistent.add((cp.size, cp.root_hash))
 
 
 class LogClient(_Base):
@@ -146,20 +184,69 @@ class LogClient(_Base):
         return result
 
     def submit(self, submission: dict[str, Any]) -> Receipt:
-        """POST an entry; the receipt is verified before it is returned."""
+        """POST an entry and return its receipt once it is proved to be for this submission.
+
+        The receipt must verify under the log's key and the witness policy, its leaf must be the entry built
+        from ``submission`` (:func:`~atlas_log.receipt.verify_receipt_for`), and its checkpoint must be
+        consistent with the trusted state (which it advances). Raises :class:`~atlas_log.errors.Error`.
+        """
+        sent = SubmittedEntry.from_submission(submission)
         try:
-            obj = _json(self.http.post("/api/v1/entries", json=submission))
+            resp = self.http.post("/api/v1/entries", json=submission, params=self._submit_params())
         except httpx.HTTPError as exc:
             raise LogAPIError(f"POST /api/v1/entries: {exc}") from exc
-        return _verified_receipt(obj, self.verifier)
+        receipt, _ = self._receipt_for(resp, sent)
+        self.prove_consistent(receipt.checkpoint)
+        return receipt
+
+    def prove_consistent(self, note: bytes) -> Checkpoint:
+        """Prove a signed checkpoint (one a receipt or an answer was proved against) consistent with the trusted
+        state: a newer one advances it, an older one must be a prefix of it. Raises
+        :class:`~atlas_log.errors.InconsistentLogError` with both notes and the proof."""
+        cp = open_checkpoint(note, self.verifier)
+        if not self._known(cp):
+            span = self._join_span(cp)
+            self._join(note, cp, self.consistency_proof(*span) if span else [])
+        return cp
+
+    def history(
+        self,
+        artifact: str,
+        *,
+        page_size: int = DEFAULT_HISTORY_PAGE,
+        cache: HistoryCache | None = None,
+        progress: Callable[[VerifiedHistory], None] | None = None,
+    ) -> VerifiedHistory:
+        """Every page of ``artifact``'s history (``alg:hex``), verified about that artifact, chained page to page
+        (:func:`~atlas_log.history.verify_history` with ``after=``), each page's checkpoint proved consistent
+        with the trusted state. The result says what was proved (``gap_free_from``; ``complete`` is False)."""
+        alg, _, value = artifact.partition(":")
+        name = ":".join(normalise_digest(alg, value))
+        path = f"/api/v1/artifacts/{quote(name, safe=':')}/history"
+        history: VerifiedHistory | None = None
+        while history is None or history.next_before is not None:
+            params: dict[str, int] = {"limit": page_size}
+            if history is not None and history.next_before is not None:
+                params["before"] = history.next_before
+            answer = self._get(path, **params)
+            history = verify_history(answer, self.verifier, name, cache=cache, after=history)
+            self.prove_consistent(str(answer["checkpoint"]).encode())
+            if progress is not None:
+                progress(history)
+        return history
 
     def verify_receipt_current(self, receipt: Receipt) -> Checkpoint:
         """Verify a receipt, then prove its checkpoint is consistent with the log's latest (trusted, and under a
-        witness policy witnessed) one: this upgrades a receipt to a witnessed checkpoint."""
+        witness policy witnessed) one: this upgrades a receipt to a witnessed checkpoint.
+
+        A latest checkpoint of the receipt's size must have the same root, a larger one is joined by a consistency
+        proof, a smaller one is a rollback: each failure raises :class:`~atlas_log.errors.InconsistentLogError`
+        carrying the receipt's checkpoint and the latest one as evidence.
+        """
         cp = verify_receipt(receipt, self.verifier)
         latest, note = self.checkpoint()
-        if latest.size > cp.size:
-            verify_advance(self.verifier, receipt.checkpoint, note, self.consistency_proof(cp.size, latest.size))
+        proof = self.consistency_proof(cp.size, latest.size) if latest.size > cp.size else []
+        verify_advance(self.verifier, receipt.checkpoint, note, proof)
         return latest
 
 
@@ -178,6 +265,7 @@ class AsyncLogClient(_Base):
     ) -> None:
         super().__init__(verifier, state_file, witnesses, quorum, cosignature_window)
         self.http = http
+        self._join_lock = asyncio.Lock()
 
     async def _get(self, path: str, **params: Any) -> Any:
         try:
@@ -214,8 +302,30 @@ class AsyncLogClient(_Base):
         return result
 
     async def submit(self, submission: dict[str, Any]) -> Receipt:
+        """See :meth:`LogClient.submit`."""
+        sent = SubmittedEntry.from_submission(submission)
         try:
-            obj = _json(await self.http.post("/api/v1/entries", json=submission))
+            resp = await self.http.post("/api/v1/entries", json=submission, params=self._submit_params())
         except httpx.HTTPError as exc:
             raise LogAPIError(f"POST /api/v1/entries: {exc}") from exc
-        return _verified_receipt(obj, self.verifier)
+        receipt, _ = self._receipt_for(resp, sent)
+        await self.prove_consistent(receipt.checkpoint)
+        return receipt
+
+    async def prove_consistent(self, note: bytes) -> Checkpoint:
+        """See :meth:`LogClient.prove_consistent`."""
+        cp = open_checkpoint(note, self.verifier)
+        # Concurrent submits must not interleave: a proof is only valid for the trusted size it was asked from.
+        async with self._join_lock:
+            if not self._known(cp):
+                span = self._join_span(cp)
+                self._join(note, cp, await self.consistency_proof(*span) if span else [])
+        return cp
+
+    async def verify_receipt_current(self, receipt: Receipt) -> Checkpoint:
+        """See :meth:`LogClient.verify_receipt_current`."""
+        cp = verify_receipt(receipt, self.verifier)
+        latest, note = await self.checkpoint()
+        proof = await self.consistency_proof(cp.size, latest.size) if latest.size > cp.size else []
+        verify_advance(self.verifier, receipt.checkpoint, note, proof)
+        return latest

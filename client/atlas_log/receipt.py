@@ -8,24 +8,35 @@ JSON form (binary fields standard base64)::
 
 :func:`verify_receipt` checks, with no I/O: the checkpoint's signature under the log's verifier key, that
 the leaf hashes to ``leafHash``, and that the inclusion proof leads from that leaf to the checkpoint's root.
+:func:`verify_receipt_for` checks that a receipt's leaf is the entry built from one's own submission
+(:class:`SubmittedEntry`): a valid receipt for somebody else's entry proves nothing about what was sent.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
 from atlas_log._encoding import b64decode, b64encode, hexdecode
+from atlas_log.bundle import parse_bundle
 from atlas_log.checkpoint import Checkpoint, open_checkpoint
 from atlas_log.cosignature import CosignatureVerifier, verify_cosignatures
-from atlas_log.entry import entry_id, parse_leaf
-from atlas_log.errors import FormatError, ProofError
+from atlas_log.dsse import PublicKey, SpkiDer, parse_envelope, verify_envelope
+from atlas_log.entry import canonical_json, entry_id, index_summary, parse_leaf
+from atlas_log.errors import FormatError, ProofError, ReceiptMismatchError, SubmissionError
+from atlas_log.intoto import extract
 from atlas_log.merkle import LeafHash, leaf_hash, verify_inclusion
 from atlas_log.note import Verifier, parse_note
+from atlas_log.submission import _chain, _keys, parse_tee
 
-__all__ = ["Receipt", "verify_receipt"]
+__all__ = ["Receipt", "SubmittedEntry", "verify_leaf_for", "verify_receipt", "verify_receipt_for"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,3 +118,136 @@ def verify_receipt(
         raise ProofError("entryId is not the hash of the leaf's body")
     verify_inclusion(r.leaf_hash, r.log_index, r.tree_size, list(r.hashes), cp.root_hash)
     return cp
+
+
+@dataclass(frozen=True, slots=True)
+class SubmittedEntry:
+    """What a submission signs and attests: the part of its entry that the log cannot choose.
+
+    Deliberately not the envelope's hash nor the entry id: a resubmission may be answered with the entry
+    already logged for the same statement and signers, whose envelope encodes its signatures differently.
+    ``signers`` are the SPKI SHA-256 fingerprints of the keys whose signatures verify; ``tee_signer`` the one the
+    ``tee`` block binds (None: not attested); ``quote_sha256`` and ``key_attestation_entry`` what attests it.
+    """
+
+    payload_type: str
+    payload_sha256: str
+    pae_sha256: str
+    signers: frozenset[str]
+    index: bytes  # canonical JSON of what the statement says (entry.index_summary): the leaf's ``index``
+    tee_signer: str | None = None
+    tee_binding: str | None = None
+    tee_nonce: str | None = None
+    quote_sha256: str | None = None
+    key_attestation_entry: int | None = None
+
+    @classmethod
+    def from_submission(cls, submission: Mapping[str, Any]) -> SubmittedEntry:
+        """Recompute, from one's own submission (``POST /api/v1/entries`` body), what its entry must say.
+
+        The signatures are checked over PAE with the submitted keys (an X.509 chain's leaf key, unvalidated: the
+        submitter trusts its own certificate). Raises :class:`SubmissionError` for a submission the log would
+        refuse anyway, before anything is sent.
+        """
+        try:
+            if "sigstoreBundle" in submission:
+                bundle = parse_bundle(submission["sigstoreBundle"])
+                envelope, chain = bundle.envelope, bundle.chain
+            else:
+                envelope, chain = parse_envelope(submission.get("dsseEnvelope")), ()
+            chain = chain or _chain(submission.get("verificationMaterial"))
+            if chain:
+                cert = x509.load_der_x509_certificate(chain[0])
+                spki = cert.public_key().public_bytes(
+                    serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+                )
+                keys = [PublicKey(SpkiDer(spki))]
+            else:
+                keys = _keys(submission.get("verificationMaterial"))
+            signers = verify_envelope(envelope, keys)
+        except SubmissionError:
+            raise
+        except (FormatError, ValueError) as exc:  # SignatureError is a VerificationError: it passes through
+            raise SubmissionError("invalid-submission", f"the submission cannot be checked: {exc}") from exc
+        try:
+            index = canonical_json(index_summary(extract(envelope.payload_type, envelope.payload)))
+        except FormatError as exc:
+            raise SubmissionError("invalid-statement", f"the payload's statement is invalid: {exc}") from exc
+        fields: dict[str, Any] = {}
+        if submission.get("tee") is not None:
+            request = parse_tee(submission["tee"], len(signers))
+            fields = {
+                "tee_signer": signers[request.signature_index].fingerprint,
+                "tee_binding": request.binding,
+                "tee_nonce": request.nonce.hex(),
+                "quote_sha256": hashlib.sha256(request.quote).hexdigest() if request.quote is not None else None,
+                "key_attestation_entry": request.key_attestation_entry,
+            }
+        return cls(
+            payload_type=envelope.payload_type,
+            payload_sha256=hashlib.sha256(envelope.payload).hexdigest(),
+            pae_sha256=hashlib.sha256(envelope.pae()).hexdigest(),
+            signers=frozenset(k.fingerprint for k in signers),
+            index=index,
+            **fields,
+        )
+
+
+def _digest(value: Any) -> Any:
+    return value.get("sha256") if isinstance(value, dict) else None
+
+
+def verify_receipt_for(receipt: Receipt, sent: SubmittedEntry, *, new_leaf: bool) -> None:
+    """Check that ``receipt``'s leaf is the entry of the submission ``sent`` (no I/O; verify the receipt itself
+    with :func:`verify_receipt`). See :func:`verify_leaf_for`; the error carries the receipt as evidence."""
+    verify_leaf_for(receipt.leaf, sent, new_leaf=new_leaf, evidence=json.dumps(receipt.to_json()).encode())
+
+
+def verify_leaf_for(leaf: bytes, sent: SubmittedEntry, *, new_leaf: bool, evidence: bytes | None = None) -> None:
+    """Check that the entry in ``leaf`` is the one built from the submission ``sent`` (no I/O).
+
+    Compared: payload type, payload and PAE hashes, the set of signer SPKI fingerprints, the index summary of
+    what the statement says, and for an attested submission that the leaf's ``tee`` binds this signer; when the
+    log says it created the leaf (``new_leaf``, HTTP 201) also the binding, nonce and this quote's hash (or
+    key-attestation entry). An existing leaf may have been attested by another quote of the same statement
+    (ml-provenance.md §4: one attestation, one entry). Not compared: the envelope hash, signature encodings and
+    key ids, the entry id (deduplication may answer with an equal entry encoded differently). Raises
+    :class:`ReceiptMismatchError` naming the first field that differs, with ``evidence`` (default: the leaf).
+    """
+
+    def mismatch(field: str, message: str) -> ReceiptMismatchError:
+        return ReceiptMismatchError(field, message, leaf if evidence is None else evidence)
+
+    body = parse_leaf(leaf).body
+    if body.get("payloadType") != sent.payload_type:
+        raise mismatch("payloadType", f"it logs payload type {body.get('payloadType')!r}, not {sent.payload_type!r}")
+    if _digest(body.get("payloadHash")) != sent.payload_sha256 or _digest(body.get("paeHash")) != sent.pae_sha256:
+        raise mismatch("paeHash", "it logs another payload (its PAE digest differs from the one signed)")
+    sigs = body.get("signatures")
+    try:
+        logged = frozenset(s["verifier"]["spkiSha256"] for s in sigs) if isinstance(sigs, list) else None
+    except (KeyError, TypeError):
+        logged = None
+    if logged != sent.signers:
+        raise mismatch("signatures", f"it logs signer keys {sorted(logged or ())}, not {sorted(sent.signers)}")
+    try:
+        said = canonical_json(body.get("index"))
+    except FormatError:
+        said = b""
+    if said != sent.index:
+        raise mismatch("index", "its index (predicate type, subjects, materials, facts) is not what the statement says")
+    if sent.tee_signer is None:
+        return
+    tee = body.get("tee")
+    if not isinstance(tee, dict):
+        raise mismatch("tee", "the submission was attested by a TDX quote, but the logged entry is not attested")
+    if tee.get("spkiSha256") != sent.tee_signer:
+        raise mismatch("tee", f"its attestation binds key {tee.get('spkiSha256')}, not the signer {sent.tee_signer}")
+    if not new_leaf:
+        return
+    if tee.get("binding") != sent.tee_binding or tee.get("nonce") != sent.tee_nonce:
+        raise mismatch("tee", "the new entry's attestation has another binding or nonce than the submission's")
+    if sent.quote_sha256 is not None and tee.get("quoteSha256") != sent.quote_sha256:
+        raise mismatch("tee", "the new entry was attested by another quote than the one submitted")
+    if sent.key_attestation_entry is not None and tee.get("keyAttestationEntry") != sent.key_attestation_entry:
+        raise mismatch("tee", "the new entry names another key-attestation entry than the submission")
