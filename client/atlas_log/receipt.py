@@ -19,7 +19,7 @@ from typing import Any
 from atlas_log._encoding import b64decode, b64encode, hexdecode
 from atlas_log.checkpoint import Checkpoint, open_checkpoint
 from atlas_log.cosignature import CosignatureVerifier, verify_cosignatures
-from atlas_log.entry import entry_id, parse_leaf
+from atlas_log.entry import entry_id, legacy_entry_id, parse_leaf
 from atlas_log.errors import FormatError, ProofError
 from atlas_log.merkle import LeafHash, leaf_hash, verify_inclusion
 from atlas_log.note import Verifier, parse_note
@@ -98,7 +98,9 @@ def verify_receipt(
         raise ProofError(f"inclusion proof is for size {r.tree_size}, checkpoint is for size {cp.size}")
     if leaf_hash(r.leaf) != r.leaf_hash:
         raise ProofError("leaf does not hash to leafHash")
-    if entry_id(parse_leaf(r.leaf).body) != r.entry_id:
-        raise ProofError("entryId is not the hash of the leaf's body")
+    body = parse_leaf(r.leaf).body
+    # Receipts issued before the v2 identity carry the v1 entryId; either is a function of the leaf's body.
+    if r.entry_id not in (entry_id(body), legacy_entry_id(body)):
+        raise ProofError("entryId is not the identity of the leaf's body")
     verify_inclusion(r.leaf_hash, r.log_index, r.tree_size, list(r.hashes), cp.root_hash)
     return cp

@@ -13,6 +13,7 @@ key, whose verdict is the one inherited; every nonce is the root of the tree at 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -135,12 +136,15 @@ def _check(
             coll = collateral(digest) if isinstance(digest, str) else None
             if coll is None or coll.digest != digest:
                 return Checked(index, lh, f"entry {index}: the collateral it names ({digest}) is not available")
-            verdict = verify_quote(parse_quote(request.quote), coll, t, _ANY_STATUS, roots=trust.tdx_roots, cache=cache)
+            parsed = parse_quote(request.quote)
+            verdict = verify_quote(parsed, coll, t, _ANY_STATUS, roots=trust.tdx_roots, cache=cache)
             if not verdict.accept:
                 return Checked(index, lh, f"entry {index}: its quote does not verify: {verdict.code}: {verdict.reason}")
             if verdict.td.get("report_data") != expected_report_data(request, sub.envelope, signer).hex():
                 return Checked(index, lh, f"entry {index}: the quote's REPORTDATA does not bind this entry")
-            tee.update(_quote_record(request.quote, verdict, coll.digest))
+            tee.update(_quote_record(parsed, verdict, coll.digest))
+            if recorded.get("quoteSha256") == hashlib.sha256(request.quote).hexdigest():
+                tee["quoteSha256"] = recorded["quoteSha256"]  # logged before padding was cut off: all bytes
             if is_key_attestation(tee, signer.fingerprint):
                 attests_key = (signer.fingerprint, {k: tee[k] for k in INHERITED_TEE if k in tee})
     ex = sub.extraction

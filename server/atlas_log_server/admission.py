@@ -80,4 +80,5 @@ class Admission:
         facts += tuple(
             (f"sha256:{k.fingerprint}", "signer", None, f"$.signatures[{i}]", None) for i, k in enumerate(sub.signers)
         )
-        return PendingEntry(eid, body, raw, now, linked, facts, ex.predicate_type)
+        quote = bytes.fromhex(tee["quoteSha256"]) if tee is not None and "quoteSha256" in tee else None
+        return PendingEntry(eid, body, raw, now, linked, facts, ex.predicate_type, quote)

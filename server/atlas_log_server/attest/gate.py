@@ -68,7 +68,9 @@ class TdxGate:
             return await self._attested_key(request.key_attestation_entry, signer.fingerprint, summary)
         assert request.quote is not None
         try:
-            parsed = parse_quote(request.quote)  # once: the platform lookup and the verification share it
+            # Once: the platform lookup and the verification share it. Only zero padding may follow the quote,
+            # and it is cut off before hashing (Quote.raw): one quote, one identity.
+            parsed = parse_quote(request.quote, zero_padding_only=True)
             fmspc, ca = quote_platform(parsed, self.roots, self.cache)
         except QuoteError as exc:
             raise _reject("tdx-" + exc.code, exc.message) from exc
@@ -97,7 +99,7 @@ class TdxGate:
                 "tdx-binding-mismatch",
                 f"the quote's REPORTDATA is not the {request.binding} binding of this entry, signer and nonce",
             )
-        return {**summary, **quote_record(request.quote, verdict, collateral.digest)}
+        return {**summary, **quote_record(parsed, verdict, collateral.digest)}
 
     async def _nonce(self, nonce: bytes) -> dict[str, Any]:
         if nonce == ZERO_NONCE:

@@ -46,6 +46,14 @@ class LogFrozen(Exception):
         self.note = note
 
 
+class QuoteReused(Exception):
+    """The entry's quote already attests another entry (``index``): one attestation, one entry."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(f"the quote is already used by entry {index}")
+        self.index = index
+
+
 @dataclass(frozen=True, slots=True)
 class PendingEntry:
     """An admitted entry waiting for an index; its leaf is built when the index (and back-links) are known."""
@@ -57,6 +65,7 @@ class PendingEntry:
     linked: tuple[str, ...] = ()  # subject and material digests ("alg:hex") the leaf links back for
     facts: tuple[tuple[str, str, str | None, str, str | None], ...] = ()  # (digest, role, name, path, version)
     predicate_type: str | None = None
+    quote_sha256: bytes | None = None  # SHA-256 of the entry's own quote (zero padding cut off), if any
 
 
 class BatchNodes:
@@ -104,12 +113,13 @@ class Batch:
 @dataclass(frozen=True, slots=True)
 class Sequenced:
     """Where an entry ended up: its index, whether this submission created it, the batch, and (when it did)
-    the leaf it became."""
+    the leaf it became; or ``refused``, why it was not logged (then ``index`` is the entry it conflicts with)."""
 
     index: int
     created: bool
     batch: Batch
     leaf: bytes | None = None
+    refused: QuoteReused | None = None
 
 
 def _tile_writes(rows: dict[int, tuple[int, bytearray]]) -> list[tuple[int, int, int, bytes]]:
@@ -197,7 +207,11 @@ class Sequencer:
                     self.metrics.batch_seconds.observe(loop.time() - started)
                     self.metrics.tree_size.set(results[-1].batch.checkpoint.size)
                 for (_, f), r in zip(waiting, results, strict=True):
-                    if not f.done():
+                    if f.done():
+                        continue
+                    if r.refused is not None:
+                        f.set_exception(r.refused)
+                    else:
                         f.set_result(r)
         finally:
             if self._analyzing is not None:
@@ -231,6 +245,7 @@ class Sequencer:
             if state.frozen_note is not None:
                 raise LogFrozen(state.frozen_note)
             existing = await tx.existing([e.entry_id for e in entries])
+            quotes = await tx.quotes_in_use([e.quote_sha256 for e in entries if e.quote_sha256 is not None])
             frontier = CompactRange(state.size, state.frontier)
             if frontier.root() != state.root_hash:
                 raise RuntimeError("stored frontier does not match the stored root")
@@ -245,15 +260,21 @@ class Sequencer:
                         rows[height // TILE_HEIGHT] = row = (index, bytearray())
                     row[1].extend(digest)
 
-            placed: list[tuple[int, bool, bytes | None]] = []
+            placed: list[tuple[int, bool, bytes | None, QuoteReused | None]] = []
             new: list[StoredEntry] = []
             facts: list[tuple[int, str, str, str | None, str, str | None]] = []
             last = await tx.last_naming(sorted({d for e in entries for d in e.linked}))
             for e in entries:
                 idx = existing.get(e.entry_id)
                 if idx is not None:
-                    placed.append((idx, False, None))
+                    placed.append((idx, False, None, None))
                     continue
+                if e.quote_sha256 is not None:
+                    holder = quotes.get(e.quote_sha256)
+                    if holder is not None:
+                        placed.append((holder, False, None, QuoteReused(holder)))
+                        continue
+                    quotes[e.quote_sha256] = frontier.size
                 idx = frontier.size
                 existing[e.entry_id] = idx
                 links = {d: last.get(d) for d in e.linked}
@@ -261,9 +282,13 @@ class Sequencer:
                 leaf = encode_leaf(e.body, e.integrated_time, links)
                 lh = leaf_hash(leaf)
                 frontier.append(lh, on_node)
-                new.append(StoredEntry(idx, e.entry_id, lh, leaf, e.submission, e.integrated_time, e.predicate_type))
+                new.append(
+                    StoredEntry(
+                        idx, e.entry_id, lh, leaf, e.submission, e.integrated_time, e.predicate_type, e.quote_sha256
+                    )
+                )
                 facts.extend((idx, *f) for f in e.facts)
-                placed.append((idx, True, leaf))
+                placed.append((idx, True, leaf, None))
 
             previous = Checkpoint(self.repo.origin, state.size, state.root_hash)
             if new:
@@ -280,4 +305,4 @@ class Sequencer:
         if new:
             self.signer.committed(checkpoint)
         batch = Batch(checkpoint, note, state.size, nodes)
-        return [Sequenced(idx, created, batch, leaf) for idx, created, leaf in placed]
+        return [Sequenced(idx, created, batch, leaf, refused) for idx, created, leaf, refused in placed]
