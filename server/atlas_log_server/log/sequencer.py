@@ -190,26 +190,21 @@ class Sequencer:
                 if not waiting:
                     continue
                 started = loop.time()
-                try:
-                    results = await self.append([e for e, _ in waiting])
-                except Exception as exc:  # every waiter learns of the failure
-                    if database_unavailable(exc):
-                        _log.warning("batch of %d entries failed: database unavailable: %s", len(waiting), exc)
-                    elif not isinstance(exc, LogFrozen):  # a frozen log refusing entries is no failure
-                        _log.exception("batch of %d entries failed", len(waiting))
-                    for _, f in waiting:
-                        if not f.done():
-                            f.set_exception(exc)
-                    continue
-                self._analyze_on_growth(results[-1].batch)
-                if self.metrics is not None:
-                    self.metrics.batch_entries.observe(len(waiting))
-                    self.metrics.batch_seconds.observe(loop.time() - started)
-                    self.metrics.tree_size.set(results[-1].batch.checkpoint.size)
-                for (_, f), r in zip(waiting, results, strict=True):
+                outcomes = await self._append_isolating(waiting)
+                done = [r for r in outcomes if isinstance(r, Sequenced)]
+                if done:
+                    newest = max((r.batch for r in done), key=lambda b: b.checkpoint.size)
+                    self._analyze_on_growth(newest)
+                    if self.metrics is not None:
+                        self.metrics.batch_entries.observe(len(done))
+                        self.metrics.batch_seconds.observe(loop.time() - started)
+                        self.metrics.tree_size.set(newest.checkpoint.size)
+                for (_, f), r in zip(waiting, outcomes, strict=True):
                     if f.done():
                         continue
-                    if r.refused is not None:
+                    if isinstance(r, Exception):
+                        f.set_exception(r)
+                    elif r.refused is not None:
                         f.set_exception(r.refused)
                     else:
                         f.set_result(r)
@@ -220,6 +215,25 @@ class Sequencer:
                 _, f = self._queue.get_nowait()
                 if not f.done():
                     f.set_exception(Overloaded("server is shutting down"))
+
+    async def _append_isolating(
+        self, waiting: Sequence[tuple[PendingEntry, asyncio.Future[Sequenced]]]
+    ) -> list[Sequenced | Exception]:
+        """Append the batch; if its transaction fails for a reason of its own (not an unavailable database or
+        a frozen log, which fail everyone alike), append each half on its own, down to the failing entry: a
+        poisoned entry fails only its own submission, in about 2·log2(batch) transactions."""
+        try:
+            return list(await self.append([e for e, _ in waiting]))
+        except Exception as exc:
+            if len(waiting) > 1 and not database_unavailable(exc) and not isinstance(exc, LogFrozen):
+                _log.warning("batch of %d entries failed (%s); isolating the failing entry", len(waiting), exc)
+                mid = len(waiting) // 2
+                return [*await self._append_isolating(waiting[:mid]), *await self._append_isolating(waiting[mid:])]
+            if database_unavailable(exc):
+                _log.warning("batch of %d entries failed: database unavailable: %s", len(waiting), exc)
+            elif not isinstance(exc, LogFrozen):  # a frozen log refusing entries is no failure
+                _log.exception("batch of %d entries failed", len(waiting))
+            return [exc] * len(waiting)
 
     def _analyze_on_growth(self, batch: Batch) -> None:
         """Refresh the planner's statistics each time the log doubles (from 1,024 entries): plans made for a
@@ -294,10 +308,12 @@ class Sequencer:
             if new:
                 checkpoint = Checkpoint(self.repo.origin, frontier.size, frontier.root())
                 proof = consistency_proof(state.size, frontier.size, nodes) if state.size else []
-                note = self.signer.sign(previous, checkpoint, proof)
+                # Rows first: a batch the database refuses (and is retried without its failing entry) must
+                # not leave behind a signed checkpoint of a tree that never existed.
                 await tx.insert_entries(new)
                 await tx.insert_artifacts(facts)
                 await tx.write_tiles(_tile_writes(rows))
+                note = self.signer.sign(previous, checkpoint, proof)
                 await tx.save_checkpoint(checkpoint.size, checkpoint.root_hash, frontier.hashes, note)
             else:
                 checkpoint = previous
