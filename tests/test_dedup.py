@@ -15,6 +15,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
 from atlas_log.dsse import sign_envelope
 from atlas_log.receipt import verify_receipt
@@ -224,3 +226,103 @@ def test_migration_rewrites_logged_entries_to_the_v2_identity(db_url: str) -> No
     ]
     assert entry_id(bodies[0]) == entry_id(bodies[1]) != entry_id(bodies[2])
     assert [r["quote_sha256"] for r in rows] == [bytes.fromhex("ab" * 32), bytes.fromhex("cd" * 32), None]
+
+
+KEY_FORMS = ("spki", "spki+keyid", "pem", "pem-crlf", "pem-preamble")
+SIG_FORMS = ("same", "high-s", "ber-length", "fresh")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    keyid=st.none() | st.text(max_size=40),
+    sig_form=st.sampled_from(SIG_FORMS),
+    copies=st.integers(1, 3),
+    key_form=st.sampled_from(KEY_FORMS),
+    quote_form=st.sampled_from(("same", "fresh")),
+    padding=st.sampled_from((0, 1, 70, 3065)),
+    explicit_tee=st.booleans(),
+    order=st.randoms(use_true_random=False),
+    indent=st.sampled_from((None, 0, 2, "\t")),
+)
+def test_no_unsigned_mutation_makes_a_new_log_index(
+    logged: tuple[ServerProcess, ec.EllipticCurvePrivateKey, dict[str, Any], dict[str, Any]],
+    keyid: str | None,
+    sig_form: str,
+    copies: int,
+    key_form: str,
+    quote_form: str,
+    padding: int,
+    explicit_tee: bool,
+    order: Any,
+    indent: int | str | None,
+) -> None:
+    """Any combination of changes to what the signer's key and the TD do not cover (keyid, signature
+    encoding and repetition, key format, a fresh or zero-padded quote, defaulted tee members spelled out,
+    JSON member order and whitespace) is either refused or answered with the logged entry: never a new index."""
+    server, key, sub, receipt = logged
+    env = sub["dsseEnvelope"]
+    payload = base64.b64decode(env["payload"])
+    spki = spki_der(key)
+    sig = base64.b64decode(env["signatures"][0]["sig"])
+    sig = {
+        "same": sig,
+        "high-s": high_s(sig) if sig_form == "high-s" else sig,
+        "ber-length": long_form_der(sig) if sig_form == "ber-length" else sig,
+        "fresh": sign_envelope(INTOTO_PAYLOAD_TYPE, payload, key).signatures[0].sig if sig_form == "fresh" else sig,
+    }[sig_form]
+    signature: dict[str, str] = {"sig": base64.b64encode(sig).decode()}
+    if keyid is not None:
+        signature["keyid"] = keyid
+    pem = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    public_key = {
+        "spki": {"spki": base64.b64encode(spki).decode()},
+        "spki+keyid": {"spki": base64.b64encode(spki).decode(), "keyid": keyid or ""},
+        "pem": {"pem": pem.decode()},
+        "pem-crlf": {"pem": pem.decode().replace("\n", "\r\n")},
+        "pem-preamble": {"pem": "Public key of the pipeline:\n" + pem.decode() + "\n"},
+    }[key_form]
+    quote = base64.b64decode(sub["tee"]["quote"])
+    if quote_form == "fresh":
+        quote = server.platform.quote(payload_report_data(INTOTO_PAYLOAD_TYPE, payload, spki))
+    tee: dict[str, Any] = {**sub["tee"], "quote": base64.b64encode(quote + bytes(padding)).decode()}
+    if explicit_tee:
+        tee.update(signatureIndex=0, nonce="00" * 32, binding="atlas-log/tdx-bind/v1")
+    mutated = {
+        **sub,
+        "dsseEnvelope": {**env, "signatures": [signature] * copies},
+        "verificationMaterial": {"publicKeys": [public_key]},
+        "tee": tee,
+    }
+
+    def shuffled(obj: Any) -> Any:
+        if isinstance(obj, dict):
+            items = [(k, shuffled(v)) for k, v in obj.items()]
+            order.shuffle(items)
+            return dict(items)
+        return [shuffled(v) for v in obj] if isinstance(obj, list) else obj
+
+    raw = json.dumps(shuffled(mutated), indent=indent).encode()
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        r = http.post("/api/v1/entries", content=raw, headers={"content-type": "application/json"})
+        assert r.status_code in (200, 400), r.text
+        if r.status_code == 200:
+            event("answered with the logged entry")
+            assert (r.json()["logIndex"], r.json()["leaf"]) == (receipt["logIndex"], receipt["leaf"])
+        else:  # refused outright: only a non-DER signature, or a keyid that is not Unicode text
+            event("refused: " + r.json()["type"].rsplit("/", 1)[1])
+            surrogate = keyid is not None and any("\ud800" <= c <= "\udfff" for c in keyid)
+            assert (sig_form == "ber-length" and r.json()["type"].endswith("/signature-invalid")) or (
+                surrogate and r.json()["type"].endswith("/invalid-json")
+            ), r.text
+        assert tree_size(http) == 1
+
+
+@pytest.fixture
+def logged(server: ServerProcess) -> tuple[ServerProcess, ec.EllipticCurvePrivateKey, dict[str, Any], dict[str, Any]]:
+    """A server holding one entry: an ECDSA P-256 signed statement with a payload-bound quote."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    payload = intoto_statement([("model.safetensors", "0f" * 32)], "https://atlas-log.dev/test/v1", {"run": 7})
+    sub = ecdsa_submission(key, server.platform, payload)
+    r = httpx.post(server.url + "/api/v1/entries", json=sub, timeout=30)
+    assert r.status_code == 201, r.text
+    return server, key, sub, r.json()
