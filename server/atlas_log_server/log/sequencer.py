@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from atlas_log.checkpoint import Checkpoint
 from atlas_log.entry import encode_leaf
+from atlas_log.errors import FormatError
 from atlas_log.merkle import (
     HASH_SIZE,
     CompactRange,
@@ -26,7 +27,7 @@ from atlas_log.merkle import (
     node_hash,
 )
 from atlas_log.tiles import TILE_HEIGHT, TILE_WIDTH
-from atlas_log_server.db.engine import database_unavailable
+from atlas_log_server.db.engine import database_unavailable, row_refused
 from atlas_log_server.db.repository import Repository, StoredEntry
 from atlas_log_server.log.signer import CheckpointSigner
 from atlas_log_server.metrics import Metrics
@@ -219,13 +220,14 @@ class Sequencer:
     async def _append_isolating(
         self, waiting: Sequence[tuple[PendingEntry, asyncio.Future[Sequenced]]]
     ) -> list[Sequenced | Exception]:
-        """Append the batch; if its transaction fails for a reason of its own (not an unavailable database or
-        a frozen log, which fail everyone alike), append each half on its own, down to the failing entry: a
-        poisoned entry fails only its own submission, in about 2·log2(batch) transactions."""
+        """Append the batch; if the database refuses a row of it (or an entry cannot be encoded), append each
+        half on its own, down to the failing entry: a poisoned entry fails only its own submission, in about
+        2·log2(batch) transactions. Any other failure (database away, log frozen, signer refusing) fails the
+        whole batch, as it would fail any part of it."""
         try:
             return list(await self.append([e for e, _ in waiting]))
         except Exception as exc:
-            if len(waiting) > 1 and not database_unavailable(exc) and not isinstance(exc, LogFrozen):
+            if len(waiting) > 1 and (row_refused(exc) or isinstance(exc, FormatError)):
                 _log.warning("batch of %d entries failed (%s); isolating the failing entry", len(waiting), exc)
                 mid = len(waiting) // 2
                 return [*await self._append_isolating(waiting[:mid]), *await self._append_isolating(waiting[mid:])]
