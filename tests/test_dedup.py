@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import asyncpg
@@ -115,6 +116,19 @@ def test_unsigned_changes_return_the_existing_receipt(server: ServerProcess, htt
     assert tree_size(http) == 1
 
 
+def test_racing_variants_of_one_statement_make_one_entry(server: ServerProcess, http: httpx.Client) -> None:
+    """The variants sent at once, never logged before: one of them is logged, all others get its receipt."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    payload = intoto_statement([("weights.bin", "77" * 32)], "https://atlas-log.dev/test/v1", {})
+    sub = ecdsa_submission(key, server.platform, payload)
+    bodies = [sub, *(v for k, v in unsigned_variants(sub, server.platform, key).items() if k != "ber-length")]
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        answers = list(pool.map(lambda b: http.post("/api/v1/entries", json=b), bodies))
+    assert sorted(r.status_code for r in answers) == [200] * (len(bodies) - 1) + [201], [r.text for r in answers]
+    assert len({(r.json()["logIndex"], r.json()["leaf"]) for r in answers}) == 1
+    assert tree_size(http) == 1
+
+
 def test_a_second_signer_set_is_a_second_entry(server: ServerProcess, http: httpx.Client) -> None:
     """One signed statement is one entry *per signer set*: a co-signer adds a (single) new entry."""
     a, b = ec.generate_private_key(ec.SECP256R1()), Ed25519PrivateKey.generate()
@@ -158,6 +172,12 @@ def test_a_quote_is_never_used_by_two_entries(server: ServerProcess, http: httpx
     # The statement it was used for still gets its receipt back.
     assert http.post("/api/v1/entries", json=attested(1, quote)).status_code == 200
     assert tree_size(http) == 1
+    # Sent at once (one batch, or racing batches), six statements with one new quote: exactly one is logged.
+    fresh = server.platform.quote(key_report_data(spki))
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(lambda n: http.post("/api/v1/entries", json=attested(n, fresh)), range(10, 16)))
+    assert sorted(r.status_code for r in answers) == [201, 409, 409, 409, 409, 409], [r.text for r in answers]
+    assert tree_size(http) == 2
 
 
 def test_bytes_after_the_quote_must_be_zero(server: ServerProcess, http: httpx.Client) -> None:
