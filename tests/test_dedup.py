@@ -346,3 +346,40 @@ def logged(server: ServerProcess) -> tuple[ServerProcess, ec.EllipticCurvePrivat
     r = httpx.post(server.url + "/api/v1/entries", json=sub, timeout=30)
     assert r.status_code == 201, r.text
     return server, key, sub, r.json()
+
+
+def test_replay_recomputes_the_padded_quote_entry(server: ServerProcess, http: httpx.Client) -> None:
+    """A monitor rebuilds the same body from a submission whose quote carries zero padding; an entry logged
+    before padding was cut off (quoteSha256 over every byte) still replays, and any other hash does not."""
+    import hashlib
+
+    from atlas_log.entry import canonical_json
+    from atlas_log.replay import Trust, check_entry, collateral_from_json
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    payload = intoto_statement([("padded", "99" * 32)], "https://atlas-log.dev/test/v1", {})
+    sub = ecdsa_submission(key, server.platform, payload)
+    padded = base64.b64decode(sub["tee"]["quote"]) + bytes(3065)
+    sub["tee"]["quote"] = base64.b64encode(padded).decode()
+    r = http.post("/api/v1/entries", json=sub)
+    assert r.status_code == 201, r.text
+    entry = http.get("/api/v1/entries/0").json()
+    leaf = base64.b64decode(entry["leaf"])
+    raw = json.dumps(entry["submission"]).encode()
+    logged = json.loads(leaf)
+    assert logged["body"]["tee"]["quoteSha256"] == hashlib.sha256(padded[: len(padded) - 3065]).hexdigest()
+    coll = collateral_from_json(
+        http.get(f"/api/v1/collateral/{logged['body']['tee']['collateral']['set']}").json()["collateral"]
+    )
+    trust = Trust(tdx_roots=(server.platform.root_fingerprint,))
+    assert check_entry(0, leaf, raw, lambda d: coll, trust).problem is None
+
+    def with_quote_hash(h: str) -> bytes:
+        return canonical_json(
+            {**logged, "body": {**logged["body"], "tee": {**logged["body"]["tee"], "quoteSha256": h}}}
+        )
+
+    legacy = with_quote_hash(hashlib.sha256(padded).hexdigest())
+    assert check_entry(0, legacy, raw, lambda d: coll, trust).problem is None
+    wrong = check_entry(0, with_quote_hash("00" * 32), raw, lambda d: coll, trust).problem or ""
+    assert "not the one its submission produces" in wrong
