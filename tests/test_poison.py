@@ -4,6 +4,7 @@ field at admission, and a batch that still fails inside its transaction is retri
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import secrets
@@ -89,8 +90,12 @@ async def test_a_batch_that_fails_in_the_database_is_retried_without_the_failing
         )
     finally:
         task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    size = (await repo.state()).size
+    await repo.pool.close()
     assert isinstance(results[10], Exception) and not isinstance(results[10], Sequenced)
     logged = [r for i, r in enumerate(results) if i != 10]
     assert all(isinstance(r, Sequenced) and r.created for r in logged), logged
     assert sorted(r.index for r in logged) == list(range(20))
-    assert (await repo.state()).size == 20
+    assert size == 20
