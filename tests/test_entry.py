@@ -26,7 +26,9 @@ def test_leaf_round_trip_and_ids() -> None:
     e = _entry()
     leaf = e.leaf()
     assert parse_leaf(leaf) == e
-    assert e.entry_id == hashlib.sha256(canonical_json(e.body)).digest()
+    pae = e.body["paeHash"]["sha256"]
+    signer = e.body["signatures"][0]["verifier"]["spkiSha256"]
+    assert e.entry_id == hashlib.sha256(f"atlas-log/entry-id/v2\n{pae}\n{signer}\n".encode()).digest()
     assert _entry().entry_id != e.entry_id  # a different signed statement is a different entry
     assert Entry(e.body, 5).entry_id == e.entry_id  # the id ignores integration time
     body = e.body
@@ -91,7 +93,9 @@ def test_control_characters_and_unicode_escape_like_rfc8785() -> None:
     assert canonical_json(value) == rfc8785.dumps(value)
 
 
-def test_entry_id_ignores_the_tee_verdict() -> None:
+def test_entry_id_is_what_was_signed_and_by_whom() -> None:
+    """Only the PAE digest and the set of signer keys decide identity: the TEE verdict, the quote, keyid hints,
+    signature bytes and signature order do not; another statement or another signer set does."""
     from atlas_log.entry import entry_id
 
     e = _entry()
@@ -104,27 +108,57 @@ def test_entry_id_ignores_the_tee_verdict() -> None:
         "collateral": {"set": "1"},
     }
     a = {**e.body, "tee": tee}
-    refreshed = {**e.body, "tee": {**tee, "collateral": {"set": "2"}, "tcbStatus": "OutOfDate"}}
-    other_quote = {**e.body, "tee": {**tee, "quoteSha256": "cd" * 32}}
-    assert entry_id(a) == entry_id(refreshed) != entry_id(other_quote)
+    sig = e.body["signatures"][0]
+    same = [
+        {**e.body, "tee": {**tee, "collateral": {"set": "2"}, "tcbStatus": "OutOfDate"}},
+        {**e.body, "tee": {**tee, "quoteSha256": "cd" * 32}},
+        {**e.body, "tee": None},
+        {**a, "signatures": [{**sig, "keyid": "other", "sig": "AAAA"}]},
+        {**a, "signatures": [sig, {**sig, "sig": "BBBB"}]},  # the same key twice: the same signer set
+        {**a, "envelopeHash": {"sha256": "00" * 32}},
+    ]
+    assert all(entry_id(b) == entry_id(a) for b in same)
+    cosigned = {**a, "signatures": [sig, {**sig, "verifier": {"spkiSha256": "ee" * 32}}]}
+    assert entry_id(cosigned) != entry_id(a)
+    assert entry_id({**cosigned, "signatures": cosigned["signatures"][::-1]}) == entry_id(cosigned)
+    assert entry_id({**a, "paeHash": {"sha256": "11" * 32}}) != entry_id(a)
+    for broken in ({**a, "paeHash": None}, {**a, "signatures": []}, {**a, "paeHash": {"sha256": "AB" * 32}}):
+        with pytest.raises(FormatError):
+            entry_id(broken)
+
+
+def test_receipts_with_the_v1_entry_id_still_verify() -> None:
+    """Receipts issued before the v2 identity carry the v1 entryId; the body decides both."""
+    from atlas_log.entry import legacy_entry_id
+
+    e = _entry()
+    keep = ("type", "binding", "signatureIndex", "spkiSha256", "nonce", "quoteSha256", "keyAttestationEntry")
+    body = {**e.body, "tee": {"type": "intel-tdx", "quoteSha256": "ab" * 32, "tcbStatus": "UpToDate"}}
+    reduced = {**body, "tee": {k: v for k, v in body["tee"].items() if k in keep}}
+    assert legacy_entry_id(body) == hashlib.sha256(canonical_json(reduced)).digest()
 
 
 @settings(max_examples=200, deadline=None)
 @given(
-    st.dictionaries(st.sampled_from(["apiVersion", "tee", "index", "é", "signatures"]), JSON, max_size=5),
-    st.none() | st.dictionaries(st.sampled_from(["type", "quoteSha256", "tcbStatus", "nonce"]), st.text(), max_size=4),
+    st.dictionaries(st.sampled_from(["apiVersion", "tee", "index", "é", "envelopeHash", "payloadType"]), JSON),
+    st.lists(st.tuples(st.text(max_size=8), st.text(max_size=8)), max_size=3),
 )
-def test_encode_body_equals_the_general_encoding(body: dict, tee: dict | None) -> None:  # type: ignore[type-arg]
-    from atlas_log.entry import encode_body
+def test_entry_id_ignores_every_other_member(
+    extra: dict,
+    signatures: list[tuple[str, str]],  # type: ignore[type-arg]
+) -> None:
+    from atlas_log.entry import encode_body, entry_id
 
-    if tee is not None:
-        body = {**body, "tee": tee}
+    e = _entry()
+    verifier = e.body["signatures"][0]["verifier"]
+    mutated = {
+        **e.body,
+        **extra,
+        "signatures": [{"keyid": k, "sig": g, "verifier": verifier} for k, g in signatures] or e.body["signatures"],
+    }
+    assert entry_id(mutated) == e.entry_id
     try:
-        want_body = canonical_json(body)
+        want = canonical_json(mutated)
     except FormatError:
         return
-    identity = dict(body)
-    keep = ("type", "binding", "signatureIndex", "spkiSha256", "nonce", "quoteSha256", "keyAttestationEntry")
-    if isinstance(body.get("tee"), dict):
-        identity["tee"] = {k: v for k, v in body["tee"].items() if k in keep}
-    assert encode_body(body) == (want_body, hashlib.sha256(canonical_json(identity)).digest())
+    assert encode_body(mutated) == (want, e.entry_id)

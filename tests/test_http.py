@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 import threading
 from collections.abc import Callable, Iterator
@@ -408,7 +409,12 @@ def test_submit_enforces_the_witness_policy(server: ServerProcess) -> None:
 
 def _receipt_in(log: FakeLog, index: int) -> Receipt:
     """A receipt for a real entry leaf placed at ``index`` of ``log`` (at its current size)."""
-    eid, leaf = Entry({"apiVersion": "atlas-log/v1", "n": index}, 1).encode()
+    body = {
+        "apiVersion": "atlas-log/v1",
+        "paeHash": {"sha256": hashlib.sha256(b"statement %d" % index).hexdigest()},
+        "signatures": [{"verifier": {"spkiSha256": "ab" * 32}}],
+    }
+    eid, leaf = Entry(body, 1).encode()
     log.leaves = [*log.leaves[:index], leaf_hash(leaf), *log.leaves[index + 1 :]]
     proof = reference.path(index, log.leaves[: log.size])
     return Receipt(eid, index, leaf_hash(leaf), leaf, log.size, tuple(proof), log.note())

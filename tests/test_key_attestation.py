@@ -41,7 +41,10 @@ def _attest(http: httpx.Client, platform: SimulatedPlatform, key: Ed25519Private
     """Log a key-attestation entry for ``key`` (a quote binding its SPKI); return its index."""
     spki = spki_der(key)
     statement = intoto_statement(
-        [("spki", hashlib.sha256(spki).hexdigest())], "https://atlas-log.dev/tee/key-attestation/v1", {}
+        # A statement per attestation: the same statement by the same key is one entry, whatever its quote.
+        [("spki", hashlib.sha256(spki).hexdigest())],
+        "https://atlas-log.dev/tee/key-attestation/v1",
+        {"attestation": next(_counter)},
     )
     sub = build_submission(
         sign_envelope(INTOTO_PAYLOAD_TYPE, statement, key),

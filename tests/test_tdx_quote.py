@@ -33,6 +33,24 @@ def test_fields_land_where_the_layout_says() -> None:
     assert len(parse_quote(PLATFORM.quote(version=5, body_type=2)).signed) == 638
 
 
+def test_padding_is_not_part_of_a_quote() -> None:
+    """Bytes after the signature data are unsigned: zero padding is cut off (one quote, one identity), and
+    anything else is refused where the log admits quotes."""
+    q = QUOTES[0]
+    assert parse_quote(q).raw == q
+    for padded in (q + bytes(1), q + bytes(3065)):
+        assert parse_quote(padded, zero_padding_only=True).raw == q
+    assert parse_quote(q + b"\x00\x01").raw == q  # Intel's verifier ignores them; so does plain parsing
+    with pytest.raises(QuoteError, match="zero padding"):
+        parse_quote(q + b"\x00\x01", zero_padding_only=True)
+    for raw in REAL:  # the go-tdx-guest sample ends in "extra bytes(only for testing purpose)"
+        quote = parse_quote(raw)
+        assert raw.startswith(quote.raw)
+        if raw[len(quote.raw) :].strip(b"\0"):
+            with pytest.raises(QuoteError):
+                parse_quote(raw, zero_padding_only=True)
+
+
 def test_real_quotes_parse() -> None:
     for raw in REAL:
         q = parse_quote(raw)

@@ -1,9 +1,10 @@
 """The canonical log entry: what a leaf commits to, encoded as RFC 8785 (JCS) JSON.
 
-``body`` describes the submission (hashes of the envelope and PAE, the verified signers) and is the
-deduplication key (``entryId``: SHA-256 of the canonical body, its TEE verdict reduced to what the submission
-determines; see :func:`entry_id`). The leaf adds the integration time:
-``leaf = JCS({"body": body, "integratedTime": t})`` and ``leafHash = SHA-256(0x00 ‖ leaf)``.
+``body`` describes the submission (hashes of the envelope and PAE, the verified signers, the TEE verdict).
+Its deduplication key, ``entryId``, is only what was signed and who signed it (PAE digest and the set of signer
+keys; see :func:`entry_id`): a resubmission that differs in anything unsigned is the entry already logged.
+The leaf adds the integration time: ``leaf = JCS({"body": body, "integratedTime": t})`` and
+``leafHash = SHA-256(0x00 ‖ leaf)``.
 Anyone holding the raw envelope can recompute the body and check it against the leaf.
 """
 
@@ -21,6 +22,7 @@ from atlas_log._encoding import b64encode
 from atlas_log.dsse import Envelope, PublicKey
 from atlas_log.errors import FormatError
 from atlas_log.intoto import Extraction
+from atlas_log.tdx.quote import Quote
 from atlas_log.tdx.verify import Verdict
 
 __all__ = [
@@ -34,6 +36,7 @@ __all__ = [
     "encode_leaf",
     "entry_id",
     "index_summary",
+    "legacy_entry_id",
     "parse_leaf",
 ]
 
@@ -43,39 +46,50 @@ MAX_LEAF_SIZE = 65_535  # an entry bundle prefixes each entry with a uint16 leng
 
 _MAX_SAFE_INT = (1 << 53) - 1
 
-# What a submission determines of its TEE block; the rest is the verdict, which depends on the collateral in
-# force when it was checked and so must not decide whether two submissions are the same entry.
-_TEE_IDENTITY = ("type", "binding", "signatureIndex", "spkiSha256", "nonce", "quoteSha256", "keyAttestationEntry")
+ENTRY_ID_TAG = b"atlas-log/entry-id/v2\n"
+
+# The v1 identity (receipts issued before v2 carry it): the body with its TEE verdict reduced to these members.
+_TEE_IDENTITY_V1 = ("type", "binding", "signatureIndex", "spkiSha256", "nonce", "quoteSha256", "keyAttestationEntry")
+
+
+def _hex_digest(value: Any, what: str) -> str:
+    if not isinstance(value, str) or len(value) != 64 or value.strip("0123456789abcdef"):
+        raise FormatError(f"entry body {what} must be 64 lowercase hex digits")
+    return value
 
 
 def entry_id(body: dict[str, Any]) -> bytes:
-    """The deduplication key: SHA-256 of the canonical body with the TEE verdict reduced to what the
-    submission itself determines (so a resubmission is the same entry even after a collateral refresh)."""
-    return encode_body(body)[1]
+    """The deduplication key: *what was signed* and *who signed it*, nothing a third party can change.
+
+    ``SHA-256("atlas-log/entry-id/v2\\n" ‖ paeSha256 ‖ "\\n" ‖ for each distinct signer SPKI SHA-256, in
+    ascending order: spkiSha256 ‖ "\\n")``, the digests in lowercase hex. PAE covers the payload type and the
+    payload (DSSE protocol), so one signed statement by one signer set is one entry, whatever its ``keyid``
+    hints, signature encodings (ECDSA (r, n - s), BER), key format (PEM or DER), JSON layout, or quote (a
+    fresh quote attests the same statement again). Raises :class:`FormatError` for a body without them.
+    """
+    try:
+        pae = _hex_digest(body["paeHash"]["sha256"], "paeHash.sha256")
+        signers = {_hex_digest(s["verifier"]["spkiSha256"], "spkiSha256") for s in body["signatures"]}
+    except (KeyError, TypeError) as exc:
+        raise FormatError("entry body must name its paeHash and each signature's verifier.spkiSha256") from exc
+    if not signers:
+        raise FormatError("entry body must have at least one signature")
+    identity = ENTRY_ID_TAG + pae.encode() + b"\n" + b"".join(f.encode() + b"\n" for f in sorted(signers))
+    return hashlib.sha256(identity).digest()
+
+
+def legacy_entry_id(body: dict[str, Any]) -> bytes:
+    """The v1 ``entryId`` (SHA-256 of the canonical body, its ``tee`` reduced to what the request determined),
+    which receipts issued before the v2 identity carry; kept so that those receipts still verify."""
+    identity = dict(body)
+    if isinstance(body.get("tee"), dict):
+        identity["tee"] = {k: body["tee"][k] for k in _TEE_IDENTITY_V1 if k in body["tee"]}
+    return hashlib.sha256(canonical_json(identity)).digest()
 
 
 def encode_body(body: dict[str, Any]) -> tuple[bytes, bytes]:
-    """``(canonical body, entryId)``, canonicalising each top-level member once for both.
-
-    RFC 8785 serialises an object as its members sorted by key, each value canonical; with ASCII keys the
-    sort is Python's, so the body and its identity share every member but ``tee``.
-    """
-    if not all(isinstance(k, str) and k.isascii() for k in body):
-        identity = dict(body)  # unusual keys: the general path
-        if isinstance(body.get("tee"), dict):
-            identity["tee"] = {k: body["tee"][k] for k in _TEE_IDENTITY if k in body["tee"]}
-        return canonical_json(body), hashlib.sha256(canonical_json(identity)).digest()
-    members = {k: canonical_json(v) for k, v in body.items()}
-
-    def assemble(m: dict[str, bytes]) -> bytes:
-        return b"{" + b",".join(json.dumps(k).encode() + b":" + m[k] for k in sorted(m)) + b"}"
-
-    full = assemble(members)
-    tee = body.get("tee")
-    if not isinstance(tee, dict):
-        return full, hashlib.sha256(full).digest()
-    members["tee"] = canonical_json({k: tee[k] for k in _TEE_IDENTITY if k in tee})
-    return full, hashlib.sha256(assemble(members)).digest()
+    """``(canonical body, entryId)``: the RFC 8785 bytes the leaf embeds, and :func:`entry_id`."""
+    return canonical_json(body), entry_id(body)
 
 
 def _plain(obj: Any) -> bool:
@@ -132,11 +146,13 @@ def index_summary(extraction: Extraction) -> dict[str, Any]:
     }
 
 
-def quote_record(quote: bytes, verdict: Verdict, collateral_set: str) -> dict[str, Any]:
+def quote_record(quote: Quote, verdict: Verdict, collateral_set: str) -> dict[str, Any]:
     """What an attested entry's ``tee`` records of its quote and of the accepting verdict, beside the
-    request's own summary: the measurements, the TCB outcome and the exact collateral used."""
+    request's own summary: the measurements, the TCB outcome and the exact collateral used. ``quoteSha256``
+    hashes the quote without its trailing zero padding (:attr:`Quote.raw`), so padding cannot make one
+    quote look like another."""
     return {
-        "quoteSha256": hashlib.sha256(quote).hexdigest(),
+        "quoteSha256": hashlib.sha256(quote.raw).hexdigest(),
         "reportData": verdict.td["report_data"],
         **verdict_record(verdict, collateral_set),
     }
@@ -226,7 +242,7 @@ class Entry:
 
     @property
     def entry_id(self) -> bytes:
-        """``SHA-256(JCS(body))``: equal bodies are the same entry."""
+        """The deduplication key of the body (:func:`entry_id`)."""
         return self.encode()[0]
 
     def leaf(self) -> bytes:

@@ -29,12 +29,13 @@ from atlas_log.bundle import parse_bundle
 from atlas_log.checkpoint import Checkpoint, open_checkpoint
 from atlas_log.cosignature import CosignatureVerifier, verify_cosignatures
 from atlas_log.dsse import PublicKey, SpkiDer, parse_envelope, verify_envelope
-from atlas_log.entry import canonical_json, entry_id, index_summary, parse_leaf
-from atlas_log.errors import FormatError, ProofError, ReceiptMismatchError, SubmissionError
+from atlas_log.entry import canonical_json, entry_id, index_summary, legacy_entry_id, parse_leaf
+from atlas_log.errors import FormatError, ProofError, QuoteError, ReceiptMismatchError, SubmissionError
 from atlas_log.intoto import extract
 from atlas_log.merkle import LeafHash, leaf_hash, verify_inclusion
 from atlas_log.note import Verifier, parse_note
 from atlas_log.submission import _chain, _keys, parse_tee
+from atlas_log.tdx.quote import parse_quote
 
 __all__ = ["Receipt", "SubmittedEntry", "verify_leaf_for", "verify_receipt", "verify_receipt_for"]
 
@@ -114,8 +115,10 @@ def verify_receipt(
         raise ProofError(f"inclusion proof is for size {r.tree_size}, checkpoint is for size {cp.size}")
     if leaf_hash(r.leaf) != r.leaf_hash:
         raise ProofError("leaf does not hash to leafHash")
-    if entry_id(parse_leaf(r.leaf).body) != r.entry_id:
-        raise ProofError("entryId is not the hash of the leaf's body")
+    body = parse_leaf(r.leaf).body
+    # Receipts issued before the v2 identity carry the v1 entryId; either is a function of the leaf's body.
+    if r.entry_id not in (entry_id(body), legacy_entry_id(body)):
+        raise ProofError("entryId is not the identity of the leaf's body")
     verify_inclusion(r.leaf_hash, r.log_index, r.tree_size, list(r.hashes), cp.root_hash)
     return cp
 
@@ -180,7 +183,7 @@ class SubmittedEntry:
                 "tee_signer": signers[request.signature_index].fingerprint,
                 "tee_binding": request.binding,
                 "tee_nonce": request.nonce.hex(),
-                "quote_sha256": hashlib.sha256(request.quote).hexdigest() if request.quote is not None else None,
+                "quote_sha256": _quote_identity(request.quote) if request.quote is not None else None,
                 "key_attestation_entry": request.key_attestation_entry,
             }
         return cls(
@@ -191,6 +194,15 @@ class SubmittedEntry:
             index=index,
             **fields,
         )
+
+
+def _quote_identity(quote: bytes) -> str:
+    """What an entry's ``quoteSha256`` records of this quote: the hash of its bytes up to the end of its
+    signature data (trailing zero padding is not part of a quote's identity)."""
+    try:
+        return hashlib.sha256(parse_quote(quote).raw).hexdigest()
+    except QuoteError as exc:
+        raise SubmissionError("invalid-tee", f"tee.quote does not parse: {exc}") from exc
 
 
 def _digest(value: Any) -> Any:

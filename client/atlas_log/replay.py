@@ -168,20 +168,24 @@ def _check(
             coll = collateral(digest) if isinstance(digest, str) else None
             if coll is None or coll.digest != digest:
                 return Checked(index, lh, f"entry {index}: the collateral it names ({digest}) is not available")
-            verdict = verify_quote(parse_quote(quote), coll, t, _ANY_STATUS, roots=trust.tdx_roots, cache=cache)
+            parsed = parse_quote(quote)
+            verdict = verify_quote(parsed, coll, t, _ANY_STATUS, roots=trust.tdx_roots, cache=cache)
             whose = "its quote" if ref is None else f"the quote of entry {ref} it cites"
             if not verdict.accept:
                 return Checked(index, lh, f"entry {index}: {whose} does not verify: {verdict.code}: {verdict.reason}")
             if ref is not None:
                 # The gate re-verified the cited quote when it admitted this entry: the same derivation.
                 tee.update(verdict_record(verdict, coll.digest), keyAttestationEntry=ref)
-                key_reference = (ref, signer.fingerprint, _key_identity(quote, tee["simulated"]))
+                quote_id = hashlib.sha256(parsed.raw).hexdigest()
+                key_reference = (ref, signer.fingerprint, _key_identity(quote_id, tee["simulated"]))
             elif verdict.td.get("report_data") != expected_report_data(request, sub.envelope, signer).hex():
                 return Checked(index, lh, f"entry {index}: the quote's REPORTDATA does not bind this entry")
             else:
-                tee.update(_quote_record(quote, verdict, coll.digest))
+                tee.update(_quote_record(parsed, verdict, coll.digest))
+                if recorded.get("quoteSha256") == hashlib.sha256(quote).hexdigest():
+                    tee["quoteSha256"] = recorded["quoteSha256"]  # logged before padding was cut off: all bytes
                 if is_key_attestation(tee, signer.fingerprint):
-                    attests_key = (signer.fingerprint, _key_identity(quote, tee["simulated"]))
+                    attests_key = (signer.fingerprint, _key_identity(tee["quoteSha256"], tee["simulated"]))
     ex = sub.extraction
     linked = tuple(ex.digests(*LINKED_ROLES))
     expected, _ = encode_body(build_body(sub.envelope, sub.signers, tee, index_summary(ex)))
@@ -192,9 +196,9 @@ def _check(
     return Checked(index, lh, None, linked, links, nonce, key_reference, attests_key, integrated_time=t)
 
 
-def _key_identity(quote: bytes, simulated: Any) -> dict[str, Any]:
+def _key_identity(quote_sha256: str, simulated: Any) -> dict[str, Any]:
     """What an entry citing a key attestation and the attestation it cites must agree on."""
-    return {"quoteSha256": hashlib.sha256(quote).hexdigest(), "simulated": simulated}
+    return {"quoteSha256": quote_sha256, "simulated": simulated}
 
 
 # The members of entry.verdict_record.

@@ -103,6 +103,7 @@ def signed_submission(
 
 
 MAX_KEYS = 16
+MAX_INDEX = (1 << 53) - 1
 _TOP_LEVEL = {"apiVersion", "dsseEnvelope", "sigstoreBundle", "verificationMaterial", "tee", "annotations"}
 _TEE_MEMBERS = {"type", "quote", "binding", "nonce", "signatureIndex", "keyAttestationEntry", "eventLog"}
 
@@ -255,8 +256,9 @@ def parse_tee(tee: Any, signers: int) -> TeeRequest:
         entry = tee["keyAttestationEntry"]
         if binding != KEY_TAG or "quote" in tee:
             raise bad("keyAttestationEntry goes with binding atlas-log/tdx-key/v1 and no quote")
-        if not isinstance(entry, int) or isinstance(entry, bool) or entry < 0:
-            raise bad("tee.keyAttestationEntry must be a log index")
+        # A log index is at most 2^53 - 1: what an entry's canonical JSON (RFC 8785) and the database can hold.
+        if not isinstance(entry, int) or isinstance(entry, bool) or not 0 <= entry <= MAX_INDEX:
+            raise bad(f"tee.keyAttestationEntry must be a log index (0 to {MAX_INDEX})")
         return TeeRequest(binding, index, nonce, None, entry)
     if not isinstance(tee.get("quote"), str):
         raise bad("tee.quote (base64 DCAP quote) is required")

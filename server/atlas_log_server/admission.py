@@ -33,6 +33,27 @@ def _reject(slug: str, detail: str, status: int = 400) -> Problem:
     return Problem(status, slug, detail)
 
 
+# The longest string (UTF-8 bytes) stored in an indexed text column: a B-tree entry must fit in a third of a
+# page (about 2,700 bytes) after compression, and lower() (the name index) can grow text by half.
+MAX_INDEXED_BYTES = 1024
+
+
+def _storable(value: str, field: str) -> None:
+    """Refuse a string PostgreSQL would refuse in a text column: U+0000, a lone surrogate (not encodable as
+    UTF-8), or one too long for the column's index. Checked here, so one submission's statement can never fail
+    the batch it would share with others."""
+    if "\x00" in value:
+        raise _reject("invalid-statement", f"{field} contains U+0000, which cannot be stored; remove it")
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise _reject("invalid-statement", f"{field} contains a lone surrogate, which is not Unicode text") from None
+    if size > MAX_INDEXED_BYTES:
+        raise _reject(
+            "invalid-statement", f"{field} is {size} bytes of UTF-8; at most {MAX_INDEXED_BYTES} can be indexed"
+        )
+
+
 class Admission:
     """The ordered admission pipeline."""
 
@@ -57,12 +78,20 @@ class Admission:
     async def admit(self, raw: bytes, now: int) -> PendingEntry:
         """Run the whole pipeline; the result is ready for the sequencer."""
         sub = self.parse(raw, now)
+        ex = sub.extraction
+        facts = tuple((f"{a}:{h}", f.role, f.name, f.path, f.version) for f in ex.facts for a, h in f.digests)
+        if ex.predicate_type is not None:
+            _storable(ex.predicate_type, "predicateType")
+        for digest, role, name, path, version in facts:
+            _storable(path, "a statement's JSON path")
+            for value, what in ((digest, "digest"), (role, "role"), (name, "name"), (version, "version")):
+                if value is not None:
+                    _storable(value, f"{path}.{what}")
         tee: dict[str, Any] | None = None
         for gate in self.gates:
             verdict = await gate(sub, now)
             if verdict is not None:
                 tee = verdict
-        ex = sub.extraction
         body, eid = encode_body(build_body(sub.envelope, sub.signers, tee, index_summary(ex)))
         linked = tuple(ex.digests(*LINKED_ROLES))
         # The leaf adds the integration time and one back-link per linked digest: bound its size now, so a
@@ -75,9 +104,9 @@ class Admission:
                 f"{MAX_LEAF_SIZE} (fewer signatures, subjects or materials per entry)",
                 413,
             )
-        facts = tuple((f"{a}:{h}", f.role, f.name, f.path, f.version) for f in ex.facts for a, h in f.digests)
         # Signer keys are indexed like artifacts, so "everything this key signed" is one lookup.
         facts += tuple(
             (f"sha256:{k.fingerprint}", "signer", None, f"$.signatures[{i}]", None) for i, k in enumerate(sub.signers)
         )
-        return PendingEntry(eid, body, raw, now, linked, facts, ex.predicate_type)
+        quote = bytes.fromhex(tee["quoteSha256"]) if tee is not None and "quoteSha256" in tee else None
+        return PendingEntry(eid, body, raw, now, linked, facts, ex.predicate_type, quote)

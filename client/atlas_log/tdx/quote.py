@@ -4,8 +4,10 @@ Layout (all integers little-endian): a 48-byte header; in v5 a 6-byte body descr
 report body (584 bytes for TDX 1.0, 648 for 1.5); a u32 length and the signature data: quote signature,
 attestation key, and certification data type 6 holding the QE report, its signature, the QE auth data and
 an inner type-5 PCK certificate chain (PEM). Every length field must agree with its container. Bytes after
-the signature data (zero padding from fixed-size buffers, in practice) are neither signed nor used, and are
-ignored as Intel's reference verifier ignores them.
+the signature data are neither signed nor used, and are ignored as Intel's reference verifier ignores them
+(zero padding from fixed-size buffers, in practice: reference/tdx.md "Buffer conventions"). :attr:`Quote.raw`
+is the quote without them, its identity: a third party can vary them freely, so they never make one quote
+look like another. A log admits only zero padding there (``zero_padding_only``).
 """
 
 from __future__ import annotations
@@ -90,6 +92,7 @@ class Quote:
     qe_report_signature: bytes
     qe_auth_data: bytes
     pck_chain_pem: bytes
+    raw: bytes  # the quote without trailing zero padding: its identity (what an entry's quoteSha256 hashes)
 
 
 def _td_report(b: bytes) -> TdReport:
@@ -147,8 +150,9 @@ class _Reader:
         return int(struct.unpack("<I", self.take(4, what))[0])
 
 
-def parse_quote(data: bytes) -> Quote:
-    """Parse a TDX quote (v4, or v5 with body type 2 or 3); raise :class:`QuoteError` ``quote-malformed``."""
+def parse_quote(data: bytes, *, zero_padding_only: bool = False) -> Quote:
+    """Parse a TDX quote (v4, or v5 with body type 2 or 3); raise :class:`QuoteError` ``quote-malformed``,
+    also, with ``zero_padding_only``, when a byte after the signature data is not zero."""
     if not isinstance(data, bytes | bytearray | memoryview):
         raise _fail("quote must be bytes")
     data = bytes(data)
@@ -197,6 +201,8 @@ def parse_quote(data: bytes) -> Quote:
     chain = cert.take(cert.u32("PCK chain size"), "PCK certificate chain")
     if cert.pos != cert.end:
         raise _fail("bytes left over after the PCK certificate chain")
+    if zero_padding_only and data[sig.end :].strip(b"\0"):
+        raise _fail(f"the {len(data) - sig.end} bytes after the signature data must be zero padding")
     return Quote(
         version=version,
         att_key_type=att_key_type,
@@ -212,4 +218,5 @@ def parse_quote(data: bytes) -> Quote:
         qe_report_signature=qe_report_signature,
         qe_auth_data=qe_auth_data,
         pck_chain_pem=chain.rstrip(b"\0"),
+        raw=data[: sig.end],
     )

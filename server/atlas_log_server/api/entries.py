@@ -26,7 +26,7 @@ from atlas_log_server.context import LogContext
 from atlas_log_server.db.engine import database_unavailable
 from atlas_log_server.db.repository import StoredEntry
 from atlas_log_server.errors import Problem, bad_request, not_found
-from atlas_log_server.log.sequencer import LogFrozen, Overloaded, PendingEntry, Sequenced
+from atlas_log_server.log.sequencer import LogFrozen, Overloaded, PendingEntry, QuoteReused, Sequenced
 from atlas_log_server.log.signer import SignerUnavailable, SigningRefused
 
 router = APIRouter(prefix="/api/v1", tags=["entries"])
@@ -164,6 +164,14 @@ async def _submit(request: Request, ctx: LogContext) -> tuple[Response, bool]:
         raise Problem(503, "signer-unavailable", str(exc), headers={"Retry-After": "5"}) from exc
     except SigningRefused as exc:  # the operator must act (the message says how); retrying alone will not help
         raise Problem(503, "signing-refused", str(exc), headers={"Retry-After": "60"}) from exc
+    except QuoteReused as exc:
+        raise Problem(
+            409,
+            "quote-reused",
+            f"this TDX quote already attests entry {exc.index}, and a quote attests one entry: make a fresh quote "
+            f"for this statement (or, for a key-binding quote, refer to entry {exc.index} with "
+            f"tee.keyAttestationEntry)",
+        ) from exc
     receipt = await build_receipt(ctx, pending, placed)
     if request.query_params.get("wait") == "witnessed":
         receipt = await _witnessed(ctx, receipt)

@@ -23,7 +23,7 @@ from atlas_log.errors import CollateralFetchError, FormatError, QuoteError, Subm
 from atlas_log.submission import ParsedSubmission, expected_report_data, is_key_attestation, parse_tee
 from atlas_log.tdx.binding import ZERO_NONCE
 from atlas_log.tdx.policy import Policy
-from atlas_log.tdx.quote import parse_quote
+from atlas_log.tdx.quote import Quote, parse_quote
 from atlas_log.tdx.verify import Verdict, VerificationCache, quote_platform, verify_quote
 from atlas_log_server.attest.store import CollateralStore
 from atlas_log_server.db.repository import Repository, StoredEntry
@@ -77,7 +77,10 @@ class TdxGate:
             return await self._attested_key(request.key_attestation_entry, signer.fingerprint, summary, now)
         assert request.quote is not None
         try:
-            verdict, collateral_set = await self._verify(request.quote, now)
+            # Only zero padding may follow the quote, and it is cut off before hashing (Quote.raw): one quote,
+            # one identity.
+            parsed = parse_quote(request.quote, zero_padding_only=True)
+            verdict, collateral_set = await self._verify(parsed, now)
         except QuoteError as exc:
             raise _reject("tdx-" + exc.code, exc.message) from exc
         if not verdict.accept:
@@ -87,16 +90,15 @@ class TdxGate:
                 "tdx-binding-mismatch",
                 f"the quote's REPORTDATA is not the {request.binding} binding of this entry, signer and nonce",
             )
-        return {**summary, **quote_record(request.quote, verdict, collateral_set)}
+        return {**summary, **quote_record(parsed, verdict, collateral_set)}
 
-    async def _verify(self, quote: bytes, now: int) -> tuple[Verdict, str]:
+    async def _verify(self, parsed: Quote, now: int) -> tuple[Verdict, str]:
         """``verify_quote`` at ``now`` against the collateral in force now, under the current policy and roots;
         returns the verdict and the digest of the collateral set used.
 
         Raises :class:`QuoteError` when the quote or its PCK chain is malformed or untrusted, and a 503
         :class:`Problem` when valid collateral cannot be had.
         """
-        parsed = parse_quote(quote)  # once: the platform lookup and the verification share it
         fmspc, ca = quote_platform(parsed, self.roots, self.cache)
         try:
             collateral = await self.store.get(fmspc, ca)
@@ -156,7 +158,7 @@ class TdxGate:
                 f"attestation is not carried across modes: {renew}",
             )
         try:
-            verdict, collateral_set = await self._verify(_stored_quote(entry, attested), now)
+            verdict, collateral_set = await self._verify(parse_quote(_stored_quote(entry, attested)), now)
         except QuoteError as exc:
             verdict, collateral_set = Verdict(False, exc.code, exc.message), ""
         if not verdict.accept:
@@ -174,6 +176,11 @@ def _stored_quote(entry: StoredEntry, recorded: dict[str, Any]) -> bytes:
         quote = b64decode(json.loads(entry.submission)["tee"]["quote"], "tee.quote")
     except (FormatError, ValueError, KeyError, TypeError) as exc:
         raise Problem(500, "evidence-missing", f"the stored submission of entry {entry.index} is unreadable") from exc
-    if hashlib.sha256(quote).hexdigest() != recorded.get("quoteSha256"):
+    try:
+        identity = hashlib.sha256(parse_quote(quote).raw).hexdigest()
+    except QuoteError as exc:
+        raise Problem(500, "evidence-missing", f"the stored quote of entry {entry.index} does not parse") from exc
+    # Entries logged before trailing padding was cut off recorded the hash of every byte.
+    if recorded.get("quoteSha256") not in (identity, hashlib.sha256(quote).hexdigest()):
         raise Problem(500, "evidence-missing", f"the stored quote of entry {entry.index} is not the one it logged")
     return quote

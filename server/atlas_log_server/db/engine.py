@@ -49,6 +49,21 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
 )
 
 
+# The database refused what one row holds (a data exception, a violated constraint, an index entry too large),
+# or asyncpg could not encode a value for it (its client-side DataError, an InterfaceError and a ValueError).
+_ROW_REFUSED: tuple[type[BaseException], ...] = (
+    asyncpg.DataError,
+    asyncpg.IntegrityConstraintViolationError,
+    asyncpg.ProgramLimitExceededError,
+    UnicodeError,
+)
+
+
+def row_refused(exc: BaseException) -> bool:
+    """Whether ``exc`` is the database refusing a row's contents: the same write without that row may succeed."""
+    return isinstance(exc, _ROW_REFUSED) or (isinstance(exc, asyncpg.InterfaceError) and isinstance(exc, ValueError))
+
+
 def database_unavailable(exc: BaseException) -> bool:
     """Whether ``exc`` means the database cannot serve right now (answered with 503 and Retry-After)."""
     return isinstance(exc, _UNAVAILABLE)

@@ -52,9 +52,12 @@ entries = Table(
     Column("submission", LargeBinary, nullable=False),
     Column("integrated_time", BigInteger, nullable=False),
     Column("predicate_type", Text, nullable=True),
+    # SHA-256 of the entry's own quote (zero padding cut off): one quote is used by at most one entry.
+    Column("quote_sha256", LargeBinary, nullable=True),
     CheckConstraint("idx >= 0", name="entries_idx_nonnegative"),
     CheckConstraint("length(leaf_hash) = 32 AND length(entry_id) = 32", name="entries_hash_lengths"),
     CheckConstraint("length(leaf) <= 65535", name="entries_leaf_fits_bundle"),
+    CheckConstraint("length(quote_sha256) = 32", name="entries_quote_sha256_length"),
 )
 
 tiles = Table(
@@ -107,6 +110,12 @@ Index("entry_artifacts_digest", entry_artifacts.c.digest, entry_artifacts.c.idx)
 Index("entry_artifacts_idx", entry_artifacts.c.idx)
 Index("entry_artifacts_name", func.lower(entry_artifacts.c.name), postgresql_where=entry_artifacts.c.name.isnot(None))
 Index("entries_predicate_type", entries.c.predicate_type, entries.c.idx)
+Index(
+    "entries_quote_sha256",
+    entries.c.quote_sha256,
+    unique=True,
+    postgresql_where=entries.c.quote_sha256.isnot(None),
+)
 
 published_checkpoints = Table(
     "published_checkpoints",

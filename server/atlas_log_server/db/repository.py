@@ -37,6 +37,7 @@ class StoredEntry:
     submission: bytes
     integrated_time: int
     predicate_type: str | None = None
+    quote_sha256: bytes | None = None  # the entry's own quote, if it carries one
 
 
 def _split_hashes(data: bytes) -> tuple[bytes, ...]:
@@ -87,14 +88,43 @@ class BatchTransaction:
         )
         return {r["id"]: r["idx"] for r in rows if r["idx"] is not None}
 
+    async def quotes_in_use(self, quote_hashes: Sequence[bytes]) -> dict[bytes, int]:
+        """For each quote hash, the entry that carries that quote (if any)."""
+        if not quote_hashes:
+            return {}
+        rows = await self._conn.fetch(
+            "SELECT k.q, (SELECT e.idx FROM entries e WHERE e.quote_sha256 = k.q) AS idx "
+            "FROM unnest($1::bytea[]) AS k(q)",
+            quote_hashes,
+        )
+        return {r["q"]: r["idx"] for r in rows if r["idx"] is not None}
+
     async def insert_entries(self, entries: Sequence[StoredEntry]) -> None:
         await self._conn.copy_records_to_table(
             "entries",
             records=[
-                (e.index, e.entry_id, e.leaf_hash, e.leaf, e.submission, e.integrated_time, e.predicate_type)
+                (
+                    e.index,
+                    e.entry_id,
+                    e.leaf_hash,
+                    e.leaf,
+                    e.submission,
+                    e.integrated_time,
+                    e.predicate_type,
+                    e.quote_sha256,
+                )
                 for e in entries
             ],
-            columns=["idx", "entry_id", "leaf_hash", "leaf", "submission", "integrated_time", "predicate_type"],
+            columns=[
+                "idx",
+                "entry_id",
+                "leaf_hash",
+                "leaf",
+                "submission",
+                "integrated_time",
+                "predicate_type",
+                "quote_sha256",
+            ],
         )
 
     async def last_naming(self, digests: Sequence[str]) -> dict[str, int]:

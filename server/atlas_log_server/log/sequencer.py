@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from atlas_log.checkpoint import Checkpoint
 from atlas_log.entry import encode_leaf
+from atlas_log.errors import FormatError
 from atlas_log.merkle import (
     HASH_SIZE,
     CompactRange,
@@ -26,7 +27,7 @@ from atlas_log.merkle import (
     node_hash,
 )
 from atlas_log.tiles import TILE_HEIGHT, TILE_WIDTH
-from atlas_log_server.db.engine import database_unavailable
+from atlas_log_server.db.engine import database_unavailable, row_refused
 from atlas_log_server.db.repository import Repository, StoredEntry
 from atlas_log_server.log.signer import CheckpointSigner, SignerUnavailable, SigningRefused
 from atlas_log_server.metrics import Metrics
@@ -46,6 +47,14 @@ class LogFrozen(Exception):
         self.note = note
 
 
+class QuoteReused(Exception):
+    """The entry's quote already attests another entry (``index``): one attestation, one entry."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(f"the quote is already used by entry {index}")
+        self.index = index
+
+
 @dataclass(frozen=True, slots=True)
 class PendingEntry:
     """An admitted entry waiting for an index; its leaf is built when the index (and back-links) are known."""
@@ -57,6 +66,7 @@ class PendingEntry:
     linked: tuple[str, ...] = ()  # subject and material digests ("alg:hex") the leaf links back for
     facts: tuple[tuple[str, str, str | None, str, str | None], ...] = ()  # (digest, role, name, path, version)
     predicate_type: str | None = None
+    quote_sha256: bytes | None = None  # SHA-256 of the entry's own quote (zero padding cut off), if any
 
 
 class BatchNodes:
@@ -104,12 +114,13 @@ class Batch:
 @dataclass(frozen=True, slots=True)
 class Sequenced:
     """Where an entry ended up: its index, whether this submission created it, the batch, and (when it did)
-    the leaf it became."""
+    the leaf it became; or ``refused``, why it was not logged (then ``index`` is the entry it conflicts with)."""
 
     index: int
     created: bool
     batch: Batch
     leaf: bytes | None = None
+    refused: QuoteReused | None = None
 
 
 def _tile_writes(rows: dict[int, tuple[int, bytearray]]) -> list[tuple[int, int, int, bytes]]:
@@ -180,26 +191,23 @@ class Sequencer:
                 if not waiting:
                     continue
                 started = loop.time()
-                try:
-                    results = await self.append([e for e, _ in waiting])
-                except Exception as exc:  # every waiter learns of the failure
-                    if database_unavailable(exc):
-                        _log.warning("batch of %d entries failed: database unavailable: %s", len(waiting), exc)
-                    elif isinstance(exc, SigningRefused | SignerUnavailable):  # the message says what to do
-                        _log.error("batch of %d entries not signed: %s", len(waiting), exc)
-                    elif not isinstance(exc, LogFrozen):  # a frozen log refusing entries is no failure
-                        _log.exception("batch of %d entries failed", len(waiting))
-                    for _, f in waiting:
-                        if not f.done():
-                            f.set_exception(exc)
-                    continue
-                self._analyze_on_growth(results[-1].batch)
-                if self.metrics is not None:
-                    self.metrics.batch_entries.observe(len(waiting))
-                    self.metrics.batch_seconds.observe(loop.time() - started)
-                    self.metrics.tree_size.set(results[-1].batch.checkpoint.size)
-                for (_, f), r in zip(waiting, results, strict=True):
-                    if not f.done():
+                outcomes = await self._append_isolating(waiting)
+                done = [r for r in outcomes if isinstance(r, Sequenced)]
+                if done:
+                    newest = max((r.batch for r in done), key=lambda b: b.checkpoint.size)
+                    self._analyze_on_growth(newest)
+                    if self.metrics is not None:
+                        self.metrics.batch_entries.observe(len(done))
+                        self.metrics.batch_seconds.observe(loop.time() - started)
+                        self.metrics.tree_size.set(newest.checkpoint.size)
+                for (_, f), r in zip(waiting, outcomes, strict=True):
+                    if f.done():
+                        continue
+                    if isinstance(r, Exception):
+                        f.set_exception(r)
+                    elif r.refused is not None:
+                        f.set_exception(r.refused)
+                    else:
                         f.set_result(r)
         finally:
             if self._analyzing is not None:
@@ -208,6 +216,28 @@ class Sequencer:
                 _, f = self._queue.get_nowait()
                 if not f.done():
                     f.set_exception(Overloaded("server is shutting down"))
+
+    async def _append_isolating(
+        self, waiting: Sequence[tuple[PendingEntry, asyncio.Future[Sequenced]]]
+    ) -> list[Sequenced | Exception]:
+        """Append the batch; if the database refuses a row of it (or an entry cannot be encoded), append each
+        half on its own, down to the failing entry: a poisoned entry fails only its own submission, in about
+        2·log2(batch) transactions. Any other failure (database away, log frozen, signer refusing) fails the
+        whole batch, as it would fail any part of it."""
+        try:
+            return list(await self.append([e for e, _ in waiting]))
+        except Exception as exc:
+            if len(waiting) > 1 and (row_refused(exc) or isinstance(exc, FormatError)):
+                _log.warning("batch of %d entries failed (%s); isolating the failing entry", len(waiting), exc)
+                mid = len(waiting) // 2
+                return [*await self._append_isolating(waiting[:mid]), *await self._append_isolating(waiting[mid:])]
+            if database_unavailable(exc):
+                _log.warning("batch of %d entries failed: database unavailable: %s", len(waiting), exc)
+            elif isinstance(exc, SigningRefused | SignerUnavailable):  # the message says what to do
+                _log.error("batch of %d entries not signed: %s", len(waiting), exc)
+            elif not isinstance(exc, LogFrozen):  # a frozen log refusing entries is no failure
+                _log.exception("batch of %d entries failed", len(waiting))
+            return [exc] * len(waiting)
 
     def _analyze_on_growth(self, batch: Batch) -> None:
         """Refresh the planner's statistics each time the log doubles (from 1,024 entries): plans made for a
@@ -233,6 +263,7 @@ class Sequencer:
             if state.frozen_note is not None:
                 raise LogFrozen(state.frozen_note)
             existing = await tx.existing([e.entry_id for e in entries])
+            quotes = await tx.quotes_in_use([e.quote_sha256 for e in entries if e.quote_sha256 is not None])
             frontier = CompactRange(state.size, state.frontier)
             if frontier.root() != state.root_hash:
                 raise RuntimeError("stored frontier does not match the stored root")
@@ -247,15 +278,21 @@ class Sequencer:
                         rows[height // TILE_HEIGHT] = row = (index, bytearray())
                     row[1].extend(digest)
 
-            placed: list[tuple[int, bool, bytes | None]] = []
+            placed: list[tuple[int, bool, bytes | None, QuoteReused | None]] = []
             new: list[StoredEntry] = []
             facts: list[tuple[int, str, str, str | None, str, str | None]] = []
             last = await tx.last_naming(sorted({d for e in entries for d in e.linked}))
             for e in entries:
                 idx = existing.get(e.entry_id)
                 if idx is not None:
-                    placed.append((idx, False, None))
+                    placed.append((idx, False, None, None))
                     continue
+                if e.quote_sha256 is not None:
+                    holder = quotes.get(e.quote_sha256)
+                    if holder is not None:
+                        placed.append((holder, False, None, QuoteReused(holder)))
+                        continue
+                    quotes[e.quote_sha256] = frontier.size
                 idx = frontier.size
                 existing[e.entry_id] = idx
                 links = {d: last.get(d) for d in e.linked}
@@ -263,18 +300,24 @@ class Sequencer:
                 leaf = encode_leaf(e.body, e.integrated_time, links)
                 lh = leaf_hash(leaf)
                 frontier.append(lh, on_node)
-                new.append(StoredEntry(idx, e.entry_id, lh, leaf, e.submission, e.integrated_time, e.predicate_type))
+                new.append(
+                    StoredEntry(
+                        idx, e.entry_id, lh, leaf, e.submission, e.integrated_time, e.predicate_type, e.quote_sha256
+                    )
+                )
                 facts.extend((idx, *f) for f in e.facts)
-                placed.append((idx, True, leaf))
+                placed.append((idx, True, leaf, None))
 
             previous = Checkpoint(self.repo.origin, state.size, state.root_hash)
             if new:
                 checkpoint = Checkpoint(self.repo.origin, frontier.size, frontier.root())
                 proof = consistency_proof(state.size, frontier.size, nodes) if state.size else []
+                # Rows first: a batch the database refuses (and is retried without its failing entry) must
+                # not leave behind a signed checkpoint of a tree that never existed. Signed last, just before
+                # the commit, off the event loop (file lock, fsync, external signer).
                 await tx.insert_entries(new)
                 await tx.insert_artifacts(facts)
                 await tx.write_tiles(_tile_writes(rows))
-                # Signed last, just before the commit, off the event loop (file lock, fsync, external signer).
                 note = await asyncio.to_thread(self.signer.sign, previous, checkpoint, proof)
                 await tx.save_checkpoint(checkpoint.size, checkpoint.root_hash, frontier.hashes, note)
             else:
@@ -283,4 +326,4 @@ class Sequencer:
         if new:
             await asyncio.to_thread(self.signer.committed, checkpoint)
         batch = Batch(checkpoint, note, state.size, nodes)
-        return [Sequenced(idx, created, batch, leaf) for idx, created, leaf in placed]
+        return [Sequenced(idx, created, batch, leaf, refused) for idx, created, leaf, refused in placed]
