@@ -16,3 +16,13 @@ def test_every_setting_is_in_the_readme_table() -> None:
     expected = {"ATLAS_" + name.upper() for name in Settings.model_fields}
     assert expected <= documented, sorted(expected - documented)
     assert documented <= expected | {"ATLAS_HOST", "ATLAS_PORT"}, sorted(documented - expected)
+
+
+def test_x509_extended_key_usage_is_an_oid() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    assert Settings().x509_extended_key_usage == "1.3.6.1.5.5.7.3.3"  # code signing, as Fulcio issues
+    assert Settings(x509_extended_key_usage="1.3.6.1.5.5.7.3.1").x509_extended_key_usage == "1.3.6.1.5.5.7.3.1"
+    with pytest.raises(ValidationError):
+        Settings(x509_extended_key_usage="codeSigning")

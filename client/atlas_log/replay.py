@@ -25,6 +25,7 @@ import httpx
 from cryptography import x509
 
 from atlas_log._encoding import b64decode, b64encode, json_loads
+from atlas_log.bundle import CODE_SIGNING
 from atlas_log.checkpoint import Checkpoint
 from atlas_log.entry import INHERITED_TEE, LINKED_ROLES, build_body, encode_body, encode_leaf, index_summary
 from atlas_log.entry import quote_record as _quote_record
@@ -47,11 +48,12 @@ _ANY_STATUS = Policy(allowed_statuses=frozenset(TCB_STATUSES))
 
 @dataclass(frozen=True, slots=True)
 class Trust:
-    """What the replaying party trusts: TDX root CA key fingerprints and X.509 roots (DER) for
-    certificate-signed entries."""
+    """What the replaying party trusts: TDX root CA key fingerprints, and X.509 roots (DER) with the extended
+    key usage (dotted OID) a signing certificate must carry, for certificate-signed entries."""
 
     tdx_roots: tuple[str, ...] = (INTEL_ROOT_SPKI_SHA256,)
     x509_roots: tuple[bytes, ...] = ()
+    x509_eku: str = CODE_SIGNING
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +111,7 @@ def _check(
     except (FormatError, KeyError, TypeError, AttributeError) as exc:
         return Checked(index, lh, f"entry {index}: the leaf is not an entry: {exc}")
     roots = tuple(x509.load_der_x509_certificate(r) for r in trust.x509_roots)
-    sub = parse_submission(raw, t, roots)
+    sub = parse_submission(raw, t, roots, trust.x509_eku)
     tee: dict[str, Any] | None = None
     nonce: tuple[int, bytes] | None = None
     key_reference = attests_key = None

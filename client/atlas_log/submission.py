@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from atlas_log._encoding import b64decode, b64encode, hexdecode, json_loads
-from atlas_log.bundle import parse_bundle, signing_certificate
+from atlas_log.bundle import CODE_SIGNING, parse_bundle, signing_certificate
 from atlas_log.dsse import Envelope, PublicKey, SpkiDer, parse_envelope, sign_envelope, verify_envelope
 from atlas_log.entry import API_VERSION
 from atlas_log.errors import FormatError, SignatureError, SubmissionError
@@ -163,10 +163,14 @@ def _keys(material: Any) -> list[PublicKey]:
 
 
 def parse_submission(
-    submission: bytes | dict[str, Any], now: int, x509_roots: Sequence[x509.Certificate] = ()
+    submission: bytes | dict[str, Any],
+    now: int,
+    x509_roots: Sequence[x509.Certificate] = (),
+    x509_eku: str = CODE_SIGNING,
 ) -> ParsedSubmission:
     """Parse and check a submission (its JSON bytes, or the object a caller already decoded): its shape, its
-    signatures over PAE (keys given, or an X.509 chain that leads to ``x509_roots`` at ``now``) and its
+    signatures over PAE (keys given, or an X.509 chain that is a valid path to ``x509_roots`` at ``now`` for the
+    extended key usage ``x509_eku``) and its
     statement. Raises :class:`SubmissionError` whose ``code`` is the log's problem type: ``invalid-json``,
     ``invalid-submission``, ``unsupported-api-version``, ``invalid-envelope``, ``invalid-public-key``,
     ``certificate-untrusted``, ``signature-invalid`` or ``invalid-statement``. The ``tee`` member is returned
@@ -195,7 +199,9 @@ def parse_submission(
         raise SubmissionError("invalid-envelope", str(exc)) from exc
     try:
         chain = chain or _chain(obj.get("verificationMaterial"))
-        keys = [signing_certificate(chain, x509_roots, now)] if chain else _keys(obj.get("verificationMaterial"))
+        keys = (
+            [signing_certificate(chain, x509_roots, now, x509_eku)] if chain else _keys(obj.get("verificationMaterial"))
+        )
     except SignatureError as exc:
         raise SubmissionError("certificate-untrusted", str(exc)) from exc
     try:

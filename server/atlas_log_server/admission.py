@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 from cryptography import x509
 
+from atlas_log.bundle import CODE_SIGNING
 from atlas_log.entry import (
     LINKED_ROLES,
     MAX_LEAF_SIZE,
@@ -36,9 +37,12 @@ def _reject(slug: str, detail: str, status: int = 400) -> Problem:
 class Admission:
     """The ordered admission pipeline."""
 
-    def __init__(self, gates: Sequence[Gate], x509_roots: Sequence[x509.Certificate] = ()) -> None:
+    def __init__(
+        self, gates: Sequence[Gate], x509_roots: Sequence[x509.Certificate] = (), x509_eku: str = CODE_SIGNING
+    ) -> None:
         self.gates = tuple(gates)
         self.x509_roots = tuple(x509_roots)
+        self.x509_eku = x509_eku
 
     def parse(self, raw: bytes, now: int) -> ParsedSubmission:
         """Schema, signature (and certificate chain) and statement checks."""
@@ -49,7 +53,7 @@ class Admission:
         if not isinstance(obj, dict):
             raise _reject("invalid-submission", "request body must be a JSON object")
         try:
-            return parse_submission(obj, now, self.x509_roots)
+            return parse_submission(obj, now, self.x509_roots, self.x509_eku)
         except SubmissionError as exc:
             # A chain that does not lead to a trusted root is well formed but unacceptable.
             raise _reject(exc.code, exc.message, 422 if exc.code == "certificate-untrusted" else 400) from exc

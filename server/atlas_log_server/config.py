@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from atlas_log.bundle import CODE_SIGNING
+
 DEFAULT_ORIGIN = "atlas-log.localhost/dev"
 DEFAULT_BATCH_MAX_SIZE = 512
 DEFAULT_BATCH_MAX_AGE_MS = 5
@@ -59,6 +61,11 @@ class Settings(BaseSettings):
         default=3 * 86_400, ge=60, description="refetch collateral this long before it expires"
     )
     x509_roots_file: Path | None = Field(default=None, description="PEM roots for certificate-signed entries")
+    x509_extended_key_usage: str = Field(
+        default=CODE_SIGNING,
+        pattern=r"^[0-2](\.(0|[1-9][0-9]*))+$",
+        description="extended key usage (dotted OID) a signing certificate must carry; default code signing",
+    )
     witnesses: list[str] = Field(default_factory=list, description='witnesses as JSON ["<url> <vkey>", ...]')
     witness_quorum: int = Field(default=0, ge=0, description="cosignatures a checkpoint needs to be published")
     checkpoint_interval_s: float = Field(default=1.0, gt=0, le=3600, description="publishing interval")
