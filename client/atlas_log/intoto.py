@@ -10,12 +10,12 @@ predicate. Other predicate types are admitted with their subjects only.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from atlas_log._encoding import json_loads
 from atlas_log.errors import FormatError
 
 __all__ = [
@@ -108,10 +108,7 @@ class Extraction:
 
 def parse_statement(payload: bytes) -> tuple[dict[str, Any], bool]:
     """Parse an in-toto Statement (v1, or v0.1 = legacy) and check its subjects; returns (statement, legacy)."""
-    try:
-        st = json.loads(payload)
-    except (ValueError, RecursionError) as exc:
-        raise FormatError(f"in-toto payload is not JSON: {exc}") from exc
+    st: Any = json_loads(payload, "in-toto payload")
     if not isinstance(st, dict):
         raise FormatError("in-toto statement must be a JSON object")
     kind = st.get("_type")
@@ -272,10 +269,7 @@ def extract(payload_type: str, payload: bytes) -> Extraction:
 
 def _atlas_manifest(payload: bytes) -> Extraction:
     """Atlas manifests: ``ingredients[].data`` (and ``claim.ingredients``) are subjects; cross-references inputs."""
-    try:
-        m = json.loads(payload)
-    except (ValueError, RecursionError) as exc:
-        raise FormatError(f"Atlas manifest is not JSON: {exc}") from exc
+    m: Any = json_loads(payload, "Atlas manifest")
     if not isinstance(m, dict):
         raise FormatError("Atlas manifest must be a JSON object")
     facts: list[Fact] = []

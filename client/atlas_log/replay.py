@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 from cryptography import x509
 
-from atlas_log._encoding import b64decode, b64encode, json_loads
+from atlas_log._encoding import JSON_LIMITS, b64decode, b64encode, json_loads
 from atlas_log.bundle import CODE_SIGNING
 from atlas_log.checkpoint import Checkpoint
 from atlas_log.entry import INHERITED_TEE, LINKED_ROLES, build_body, encode_body, encode_leaf, index_summary
@@ -191,7 +191,7 @@ def _check_block(block: int, width: int) -> list[Checked]:
     start = block * TILE_WIDTH
     resp = http.get("/api/v1/submissions", params={"start": start, "count": width})
     resp.raise_for_status()
-    served = json_loads(resp.content, "submissions")
+    served = json_loads(resp.content, "submissions", JSON_LIMITS.enclosing(width))
     raws = served.get("submissions") if isinstance(served, dict) else None
     if not isinstance(raws, list):
         raise FormatError("the log's submissions answer has no 'submissions' list")
@@ -315,11 +315,12 @@ def entry_evidence(url: str, vkey: str, note: bytes, checkpoint: Checkpoint, ind
     leaf with its inclusion proof, its submission, and the collateral it names."""
     with httpx.Client(base_url=url.rstrip("/"), timeout=30) as http:
         proof_obj = http.get("/api/v1/proofs/inclusion", params={"index": index, "treeSize": checkpoint.size}).json()
-        entry = http.get(f"/api/v1/entries/{index}").json()
+        entry: Any = json_loads(http.get(f"/api/v1/entries/{index}").content, "entry", JSON_LIMITS.enclosing(1))
         leaf = b64decode(entry["leaf"], "leaf")
         proof = [b64decode(h, "proof") for h in proof_obj["hashes"]]
         verify_inclusion(leaf_hash(leaf), index, checkpoint.size, proof, checkpoint.root_hash)
-        digest = (json.loads(leaf)["body"].get("tee") or {}).get("collateral", {}).get("set")
+        stored: Any = json_loads(leaf, "leaf")
+        digest = (stored["body"].get("tee") or {}).get("collateral", {}).get("set")
         coll = http.get(f"/api/v1/collateral/{digest}").json().get("collateral") if digest else None
     return {
         "type": "atlas-log/evidence/v1",

@@ -9,12 +9,13 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from atlas_log._encoding import JSON_LIMITS
 from atlas_log.bundle import CODE_SIGNING
 
 DEFAULT_ORIGIN = "atlas-log.localhost/dev"
 DEFAULT_BATCH_MAX_SIZE = 512
 DEFAULT_BATCH_MAX_AGE_MS = 5
-DEFAULT_MAX_BODY_BYTES = 1 << 20
+DEFAULT_MAX_BODY_BYTES = JSON_LIMITS.max_bytes
 DEFAULT_POOL_SIZE = 10
 DEFAULT_TILE_CACHE_TILES = 8192  # full tiles kept in memory per process (~16 KiB each with inner nodes)
 
@@ -34,7 +35,8 @@ class Settings(BaseSettings):
     port: int = Field(default=8080, ge=0, le=65535)
     batch_max_size: int = Field(default=DEFAULT_BATCH_MAX_SIZE, ge=1, le=10_000)
     batch_max_age_ms: float = Field(default=DEFAULT_BATCH_MAX_AGE_MS, ge=0, le=10_000)
-    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1024)
+    # A body the log admits must parse within the limits every monitor replays with.
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1024, le=JSON_LIMITS.max_bytes)
     body_timeout_s: float = Field(default=30.0, gt=0, le=3600, description="time to receive a request body")
     pool_size: int = Field(default=DEFAULT_POOL_SIZE, ge=2, le=200)
     tile_cache_tiles: int = Field(default=DEFAULT_TILE_CACHE_TILES, ge=0)

@@ -8,11 +8,11 @@ problem whose type names the reason; an unavailable PCS is a 503 with ``Retry-Af
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from atlas_log._encoding import json_loads
 from atlas_log.entry import INHERITED_TEE, quote_record
-from atlas_log.errors import CollateralFetchError, QuoteError, SubmissionError
+from atlas_log.errors import CollateralFetchError, FormatError, QuoteError, SubmissionError
 from atlas_log.submission import ParsedSubmission, expected_report_data, is_key_attestation, parse_tee
 from atlas_log.tdx.binding import ZERO_NONCE
 from atlas_log.tdx.policy import Policy
@@ -116,7 +116,10 @@ class TdxGate:
 
     async def _attested_key(self, idx: int, fingerprint: str, summary: dict[str, Any]) -> dict[str, Any]:
         entry = await self.repo.entry_by_index(idx)
-        attested = json.loads(entry.leaf)["body"].get("tee") if entry is not None else None
+        try:
+            attested = json_loads(entry.leaf, "leaf")["body"].get("tee") if entry is not None else None  # type: ignore[index]
+        except (FormatError, KeyError, TypeError, AttributeError):
+            attested = None
         if not is_key_attestation(attested, fingerprint) or not isinstance(attested, dict):
             raise _reject(
                 "tdx-key-not-attested", f"entry {idx} is not a quote-attested key entry for this signer's key"
