@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import math
 import re
@@ -102,11 +103,9 @@ def _check_tree(obj: object, limits: JsonLimits, strings: bool) -> None:
             value.encode("utf-8")  # UnicodeEncodeError (a ValueError) for a lone surrogate
 
 
-def json_loads(data: bytes | str, what: str = "value", limits: JsonLimits = JSON_LIMITS) -> object:
-    """Parse one JSON document (RFC 8259, UTF-8) within ``limits``: at most ``max_bytes``, containers nested
-    at most ``max_depth`` deep, integers in ``[min_int, max_int]``, finite numbers only (no NaN, Infinity or
-    overflowing exponents) and no lone surrogates. Raises :class:`FormatError` saying which rule failed.
-    The one JSON parser of the log and its verifiers."""
+@functools.lru_cache(maxsize=16)
+def _decoder(limits: JsonLimits) -> json.JSONDecoder:
+    """One decoder per set of limits (``json.loads`` with hooks would build one per call)."""
 
     def bounded_int(text: str) -> int:
         value = int(text)
@@ -114,13 +113,20 @@ def json_loads(data: bytes | str, what: str = "value", limits: JsonLimits = JSON
             raise ValueError(f"integer {text[:30]} is outside [{limits.min_int}, {limits.max_int}]")
         return value
 
+    return json.JSONDecoder(parse_int=bounded_int, parse_float=_finite_float, parse_constant=_no_constant)
+
+
+def json_loads(data: bytes | str, what: str = "value", limits: JsonLimits = JSON_LIMITS) -> object:
+    """Parse one JSON document (RFC 8259, UTF-8) within ``limits``: at most ``max_bytes``, containers nested
+    at most ``max_depth`` deep, integers in ``[min_int, max_int]``, finite numbers only (no NaN, Infinity or
+    overflowing exponents) and no lone surrogates. Raises :class:`FormatError` saying which rule failed.
+    The one JSON parser of the log and its verifiers."""
+
     try:
         raw = data.encode("utf-8") if isinstance(data, str) else data
         if len(raw) > limits.max_bytes:
             raise ValueError(f"it is {len(raw)} bytes; the limit is {limits.max_bytes}")
-        obj = json.loads(
-            raw.decode("utf-8"), parse_int=bounded_int, parse_float=_finite_float, parse_constant=_no_constant
-        )
+        obj = _decoder(limits).decode(raw.decode("utf-8"))
         _check_tree(obj, limits, strings=_SURROGATE_ESCAPE.search(raw) is not None)
     except RecursionError as exc:
         raise FormatError(f"{what} is not valid JSON: nested more than {limits.max_depth} levels deep") from exc

@@ -16,7 +16,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from atlas_log._encoding import b64decode, b64encode, hexdecode, json_loads
 from atlas_log.bundle import CODE_SIGNING, parse_bundle, signing_certificate
-from atlas_log.dsse import Envelope, PublicKey, SpkiDer, parse_envelope, sign_envelope, verify_envelope
+from atlas_log.dsse import (
+    MAX_KEYID,
+    Envelope,
+    PublicKey,
+    SpkiDer,
+    parse_envelope,
+    sign_envelope,
+    verify_envelope,
+)
 from atlas_log.entry import API_VERSION
 from atlas_log.errors import FormatError, SignatureError, SubmissionError
 from atlas_log.intoto import Extraction, extract
@@ -102,7 +110,7 @@ def signed_submission(
     return build_submission(sign_envelope(payload_type, payload, key), [spki], **extra)
 
 
-MAX_KEYS = 16
+MAX_KEYS = 4  # as many as an envelope has signatures (dsse.MAX_SIGNATURES)
 _TOP_LEVEL = {"apiVersion", "dsseEnvelope", "sigstoreBundle", "verificationMaterial", "tee", "annotations"}
 _TEE_MEMBERS = {"type", "quote", "binding", "nonce", "signatureIndex", "keyAttestationEntry", "eventLog"}
 
@@ -152,11 +160,16 @@ def _keys(material: Any) -> list[PublicKey]:
             if "spki" in k:
                 if not isinstance(k["spki"], str):
                     raise FormatError(f"{where}.spki must be a base64 string")
-                keys.append(PublicKey(SpkiDer(b64decode(k["spki"], f"{where}.spki"))))
+                key = PublicKey(SpkiDer(b64decode(k["spki"], f"{where}.spki")))
             else:
                 if not isinstance(k["pem"], str):
                     raise FormatError(f"{where}.pem must be a PEM string")
-                keys.append(PublicKey.from_pem(k["pem"]))
+                key = PublicKey.from_pem(k["pem"])
+            keyid = k.get("keyid", "")
+            if not isinstance(keyid, str) or len(keyid) > MAX_KEYID:
+                raise FormatError(f"{where}.keyid must be a string of at most {MAX_KEYID} characters")
+            key.keyid = keyid
+            keys.append(key)
         except FormatError as exc:
             raise SubmissionError("invalid-public-key", f"{where}: {exc}") from exc
     return keys

@@ -13,9 +13,11 @@ from fastapi.routing import APIRoute
 
 from atlas_log._encoding import b64decode, b64encode, json_loads
 from atlas_log.checkpoint import open_checkpoint, succession
+from atlas_log.dsse import MAX_SIGNATURES
 from atlas_log.errors import FormatError
 from atlas_log.merkle import leaf_hash, verify_inclusion
 from atlas_log.receipt import Receipt
+from atlas_log.submission import MAX_KEYS
 from atlas_log.tdx.collateral import Collateral
 from atlas_log.tiles import TILE_WIDTH
 from atlas_log_server.api.deps import log_context
@@ -53,7 +55,7 @@ SUBMISSION_SCHEMA: dict[str, Any] = {
                 "signatures": {
                     "type": "array",
                     "minItems": 1,
-                    "maxItems": 16,
+                    "maxItems": MAX_SIGNATURES,
                     "items": {
                         "type": "object",
                         "required": ["sig"],
@@ -71,7 +73,7 @@ SUBMISSION_SCHEMA: dict[str, Any] = {
                 "publicKeys": {
                     "type": "array",
                     "minItems": 1,
-                    "maxItems": 16,
+                    "maxItems": MAX_KEYS,
                     "items": {
                         "type": "object",
                         "properties": {
