@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from atlas_log._encoding import b64encode
+from atlas_log._encoding import JSON_LIMITS, b64encode, json_loads
 from atlas_log.bundle import parse_bundle
 from atlas_log.dsse import PublicKey, sign_envelope
 from atlas_log.errors import Error
@@ -398,7 +398,10 @@ def _cmd_verify_evidence(args: argparse.Namespace) -> int:
     from atlas_log.evidence import verify_evidence
 
     try:
-        print(verify_evidence(json.loads(Path(args.file).read_text()), args.vkey, _trust(args)))
+        # The evidence embeds an entry (leaf and submission, base64) and its collateral: the one parser, with
+        # room for them.
+        evidence = json_loads(Path(args.file).read_bytes(), "evidence", JSON_LIMITS.enclosing(2))
+        print(verify_evidence(evidence, args.vkey, _trust(args)))
     except (Error, ValueError, OSError) as exc:
         print(f"evidence does not hold: {exc}")
         return 1

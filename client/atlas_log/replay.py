@@ -332,7 +332,10 @@ def entry_evidence(url: str, vkey: str, note: bytes, checkpoint: Checkpoint, ind
             "logIndex": index,
             "leaf": b64encode(leaf),
             "inclusionProof": [b64encode(h) for h in proof],
-            "submission": b64encode(json.dumps(entry["submission"]).encode()),
+            # The log serves a stored submission it cannot parse within the limits as its bytes, base64.
+            "submission": entry["submission"]
+            if isinstance(entry["submission"], str)
+            else b64encode(json.dumps(entry["submission"]).encode()),
             "collateral": coll,
         },
     }
