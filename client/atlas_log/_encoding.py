@@ -85,6 +85,15 @@ def _finite_float(text: str) -> float:
     return value
 
 
+def _unique(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    # RFC 8259 §4 leaves duplicate names to the parser (first wins in some, last in others): refusing them
+    # means every verifier reads the same members as the log did (RFC 7493 §2.3, I-JSON, requires as much).
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise ValueError("an object has a duplicate member name")
+    return obj
+
+
 def _check_tree(obj: object, limits: JsonLimits, strings: bool) -> None:
     """Depth (iteratively, so any depth is safe to inspect) and, when ``strings``, Unicode validity."""
     stack: list[tuple[object, int]] = [(obj, 0)]
@@ -113,14 +122,16 @@ def _decoder(limits: JsonLimits) -> json.JSONDecoder:
             raise ValueError(f"integer {text[:30]} is outside [{limits.min_int}, {limits.max_int}]")
         return value
 
-    return json.JSONDecoder(parse_int=bounded_int, parse_float=_finite_float, parse_constant=_no_constant)
+    return json.JSONDecoder(
+        parse_int=bounded_int, parse_float=_finite_float, parse_constant=_no_constant, object_pairs_hook=_unique
+    )
 
 
 def json_loads(data: bytes | str, what: str = "value", limits: JsonLimits = JSON_LIMITS) -> object:
     """Parse one JSON document (RFC 8259, UTF-8) within ``limits``: at most ``max_bytes``, containers nested
     at most ``max_depth`` deep, integers in ``[min_int, max_int]``, finite numbers only (no NaN, Infinity or
-    overflowing exponents) and no lone surrogates. Raises :class:`FormatError` saying which rule failed.
-    The one JSON parser of the log and its verifiers."""
+    overflowing exponents), no lone surrogates and no duplicate member names. Raises :class:`FormatError`
+    saying which rule failed. The one JSON parser of the log and its verifiers."""
 
     try:
         raw = data.encode("utf-8") if isinstance(data, str) else data

@@ -43,7 +43,8 @@ MAX_SIGNATURES = 4  # multi-party DSSE envelopes carry two or three; each costs 
 MAX_KEYID = 256
 MIN_RSA_BITS = 2048
 MAX_RSA_BITS = 4096
-RSA_EXPONENT = 65537  # the only exponent in use (FIPS 186-5 §A.1.1 minimum; what every toolchain emits)
+# FIPS 186-5 §5.4 allows any odd 2^16 < e < 2^256; 65537, what every toolchain emits, keeps a check cheap.
+RSA_EXPONENT = 65537
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:
