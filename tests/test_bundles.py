@@ -280,7 +280,9 @@ def _hostile_log_entry(chain: list[x509.Certificate], key: ec.EllipticCurvePriva
     return leaf, json.dumps(sub).encode()
 
 
-def test_replay_and_evidence_refuse_a_certificate_issued_by_a_leaf() -> None:
+def test_replay_and_evidence_refuse_a_certificate_issued_by_a_leaf(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     root, chain, forged_key, _ = _pki()
     leaf, submission = _hostile_log_entry(chain, forged_key)
     trust = Trust(x509_roots=(root.public_bytes(serialization.Encoding.DER),))
@@ -304,3 +306,12 @@ def test_replay_and_evidence_refuse_a_certificate_issued_by_a_leaf() -> None:
         },
     }
     assert "does not verify" in verify_evidence(evidence, trust=trust)
+    # The same check from the command line, with the roots the monitor trusts.
+    from atlas_log import cli
+
+    (tmp_path / "roots.pem").write_bytes(root.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "evidence.json").write_text(json.dumps(evidence))
+    args = ["verify-evidence", str(tmp_path / "evidence.json"), "--x509-roots", str(tmp_path / "roots.pem")]
+    assert cli.main(args) == 0
+    assert "does not verify" in capsys.readouterr().out
+    assert cli.main([*args, "--x509-eku", "1.3.6.1.5.5.7.3.3"]) == 0

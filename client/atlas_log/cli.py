@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from atlas_log._encoding import JSON_LIMITS, b64encode, json_loads
-from atlas_log.bundle import parse_bundle
+from atlas_log.bundle import CODE_SIGNING, parse_bundle
 from atlas_log.dsse import PublicKey, sign_envelope
 from atlas_log.errors import Error
 from atlas_log.http import AsyncLogClient, LogClient
@@ -287,7 +287,17 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 def _trust(args: argparse.Namespace) -> Any:
     from atlas_log.replay import Trust
 
-    return Trust(tdx_roots=tuple(args.tdx_root)) if args.tdx_root else Trust()
+    roots = x509.load_pem_x509_certificates(Path(args.x509_roots).read_bytes()) if args.x509_roots else []
+    return Trust(
+        tdx_roots=tuple(args.tdx_root) if args.tdx_root else Trust().tdx_roots,
+        x509_roots=tuple(r.public_bytes(serialization.Encoding.DER) for r in roots),
+        x509_eku=args.x509_eku,
+    )
+
+
+def _add_x509_trust(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--x509-roots", help="PEM file of X.509 roots that certificate-signed entries must chain to")
+    p.add_argument("--x509-eku", default=CODE_SIGNING, help="extended key usage (OID) signing certificates must carry")
 
 
 MAX_ENTRY_EVIDENCE = 10
@@ -520,6 +530,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--tdx-root", action="append", help="trusted TDX root CA key SHA-256 (repeat; default: Intel's root)"
     )
     p.add_argument("--replay-workers", type=int, help="processes re-verifying entries (default: one per CPU)")
+    _add_x509_trust(p)
     p.add_argument(
         "--follow-successor", action="store_true", help="when the log is frozen, also follow the successor it names"
     )
@@ -527,6 +538,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = sub.add_parser("verify-evidence", help="check a piece of evidence on its own")
     p.add_argument("file")
     p.add_argument("--tdx-root", action="append", help="trusted TDX root CA key SHA-256 for entry evidence")
+    _add_x509_trust(p)
     p.set_defaults(func=_cmd_verify_evidence)
     p = sub.add_parser("evidence", help="download an entry's quote and collateral as a PCS-replay folder")
     p.add_argument("index", type=int)
