@@ -114,3 +114,7 @@ def test_a_stored_entry_is_always_readable(server: ServerProcess, db_url: str) -
         assert r.status_code == 200, r.text
         assert isinstance(r.json()["submission"], str)  # served as the stored bytes, base64
         assert http.get("/api/v1/entries/0/evidence").status_code < 500
+        cp = open_checkpoint(http.get("/checkpoint").content, Verifier.from_vkey(server.vkey))
+    # A monitor replaying the log flags that entry (its submission is beyond the limits), and goes on.
+    result = Replay(server.url, Trust(tdx_roots=(server.platform.root_fingerprint,)), workers=1).run(cp)
+    assert [i for i, _ in result.bad_entries] == [0] and "not valid JSON" in result.bad_entries[0][1]
