@@ -159,6 +159,8 @@ def _cert(
     *,
     ca: bool,
     eku: x509.ObjectIdentifier | None = ExtendedKeyUsageOID.CODE_SIGNING,
+    path_length: int | None = None,
+    cert_sign: bool | None = None,
 ) -> x509.Certificate:
     """A certificate shaped like a real PKI's: CAs carry keyCertSign, leaves digitalSignature, an email SAN
     and (by default) the code-signing EKU Fulcio issues."""
@@ -171,9 +173,19 @@ def _cert(
         .serial_number(x509.random_serial_number())
         .not_valid_before(_NOW - timedelta(days=30))
         .not_valid_after(_NOW + timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=path_length), critical=True)
         .add_extension(
-            x509.KeyUsage(not ca, False, False, False, False, ca, ca, False, False),
+            x509.KeyUsage(
+                not ca or cert_sign is False,
+                False,
+                False,
+                False,
+                False,
+                ca and cert_sign is not False,
+                ca,
+                False,
+                False,
+            ),
             critical=True,
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
@@ -211,6 +223,21 @@ def test_path_validation_refuses_a_leaf_acting_as_a_ca() -> None:
     # ...but the certificate its leaf (cA=FALSE, no keyCertSign) "issued" names nobody the roots vouch for.
     with pytest.raises(SignatureError, match="does not verify"):
         signing_certificate(_der(chain), [root], now)
+
+
+@pytest.mark.parametrize("defect", ["path-length", "issuer-without-keyCertSign"])
+def test_path_validation_enforces_what_issuers_may_issue(defect: str) -> None:
+    keys = [ec.generate_private_key(ec.SECP256R1()) for _ in range(4)]
+    root = _cert("root", keys[0], None, ca=True)
+    if defect == "path-length":  # an intermediate allowed no CA below it has one
+        inter = _cert("inter", keys[1], ("root", keys[0]), ca=True, path_length=0)
+        inter2 = _cert("inter2", keys[2], ("inter", keys[1]), ca=True)
+        chain = [_cert("leaf", keys[3], ("inter2", keys[2]), ca=False), inter2, inter]
+    else:  # a CA whose key may not sign certificates
+        inter = _cert("inter", keys[1], ("root", keys[0]), ca=True, cert_sign=False)
+        chain = [_cert("leaf", keys[3], ("inter", keys[1]), ca=False), inter]
+    with pytest.raises(SignatureError, match="does not verify"):
+        signing_certificate(_der(chain), [root], int(_NOW.timestamp()))
 
 
 def test_path_validation_checks_the_extended_key_usage() -> None:
