@@ -70,6 +70,9 @@ class JsonLimits:
 JSON_LIMITS = JsonLimits()
 """The limits of every submission, leaf and statement: admission, replay, verify-evidence and the log's readers."""
 
+ANSWER_LIMITS = JSON_LIMITS.enclosing(256)
+"""The limits of a log's API answer: it embeds at most a tile's worth (256) of entries or submissions."""
+
 # A lone surrogate can only come from a \uD800-\uDFFF escape (the UTF-8 decoder refuses encoded ones).
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from atlas_log._encoding import JSON_LIMITS, b64encode, json_loads
+from atlas_log._encoding import ANSWER_LIMITS, JSON_LIMITS, b64encode, json_loads
 from atlas_log.bundle import CODE_SIGNING, parse_bundle
 from atlas_log.dsse import PublicKey, sign_envelope
 from atlas_log.errors import Error
@@ -147,7 +147,8 @@ def _cmd_history(args: argparse.Namespace) -> int:
             if resp.status_code != 200:
                 print(f"atlas-log: {resp.status_code} {resp.text[:300]}", file=sys.stderr)
                 return 1
-            page = verify_history(resp.json(), verifier, cache=cache)
+            answer: Any = json_loads(resp.content, "history", ANSWER_LIMITS)
+            page = verify_history(answer, verifier, cache=cache)
             if rows and page.entries and rows[-1]["links_to"] not in (None, page.entries[0].log_index):
                 raise SystemExit("atlas-log: history pages do not chain: an entry is missing between them")
             for e in page.entries:
@@ -168,7 +169,7 @@ def _cmd_history(args: argparse.Namespace) -> int:
             _progress(len(rows), len(rows) + (0 if page.complete else 1), started)
             if page.complete:
                 break
-            before = resp.json()["next"]
+            before = answer["next"]
     if args.json:
         print(
             json.dumps(
@@ -196,7 +197,8 @@ def _cmd_lineage(args: argparse.Namespace) -> int:
         if resp.status_code != 200:
             print(f"atlas-log: {resp.status_code} {resp.text[:300]}", file=sys.stderr)
             return 1
-        lin = verify_lineage(resp.json(), verifier)
+        answer: Any = json_loads(resp.content, "lineage", ANSWER_LIMITS)
+        lin = verify_lineage(answer, verifier)
     if args.json:
         print(
             json.dumps(

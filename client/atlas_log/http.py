@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from atlas_log._encoding import JSON_LIMITS, b64decode, json_loads
+from atlas_log._encoding import ANSWER_LIMITS, b64decode, json_loads
 from atlas_log.checkpoint import Checkpoint, open_checkpoint
 from atlas_log.cosignature import CosignatureVerifier, verify_cosignatures
 from atlas_log.errors import FormatError, LogAPIError
@@ -24,16 +24,12 @@ from atlas_log.receipt import Receipt, verify_receipt
 __all__ = ["AsyncLogClient", "LogClient"]
 
 
-# An answer embeds at most a tile's worth (256) of entries, each within the limits of a submission.
-_ANSWER_LIMITS = JSON_LIMITS.enclosing(256)
-
-
 def _json(resp: httpx.Response) -> Any:
     if resp.status_code >= 400:
         problem_type = None
         detail = resp.text[:500]
         try:
-            body: Any = json_loads(resp.content, "problem", _ANSWER_LIMITS)
+            body: Any = json_loads(resp.content, "problem", ANSWER_LIMITS)
             problem_type, detail = body.get("type"), body.get("detail", detail)
         except (FormatError, AttributeError):
             pass
@@ -43,7 +39,7 @@ def _json(resp: httpx.Response) -> Any:
             problem_type,
         )
     try:
-        return json_loads(resp.content, "response", _ANSWER_LIMITS)
+        return json_loads(resp.content, "response", ANSWER_LIMITS)
     except FormatError as exc:
         raise LogAPIError(f"{resp.request.url.path}: {exc}", resp.status_code) from exc
 

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 from cryptography import x509
 
-from atlas_log._encoding import JSON_LIMITS, b64decode, b64encode, json_loads
+from atlas_log._encoding import ANSWER_LIMITS, JSON_LIMITS, b64decode, b64encode, json_loads
 from atlas_log.bundle import CODE_SIGNING
 from atlas_log.checkpoint import Checkpoint
 from atlas_log.entry import INHERITED_TEE, LINKED_ROLES, build_body, encode_body, encode_leaf, index_summary
@@ -178,7 +178,8 @@ def _collateral(digest: str) -> Collateral | None:
         if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
             return None
         resp = _worker["http"].get(f"/api/v1/collateral/{digest}")
-        known[digest] = collateral_from_json(resp.json()["collateral"]) if resp.status_code == 200 else None
+        answer: Any = json_loads(resp.content, "collateral", ANSWER_LIMITS) if resp.status_code == 200 else None
+        known[digest] = collateral_from_json(answer["collateral"]) if answer is not None else None
     return known[digest]
 
 
@@ -312,16 +313,11 @@ class Replay:
                     continue
                 root = next(iter(roots))
                 try:
-                    proof = (
-                        [
-                            b64decode(h, "proof")
-                            for h in http.get(
-                                "/api/v1/proofs/consistency", params={"from": size, "to": checkpoint.size}
-                            ).json()["hashes"]
-                        ]
-                        if size < checkpoint.size
-                        else []
-                    )
+                    proof = []
+                    if size < checkpoint.size:
+                        resp = http.get("/api/v1/proofs/consistency", params={"from": size, "to": checkpoint.size})
+                        answer: Any = json_loads(resp.content, "consistency proof", ANSWER_LIMITS)
+                        proof = [b64decode(h, "proof") for h in answer["hashes"]]
                     verify_consistency(size, checkpoint.size, proof, RootHash(root), checkpoint.root_hash)
                 except (ProofError, FormatError, KeyError, ValueError, httpx.HTTPError) as exc:
                     problems.append(f"a nonce is not the root of the tree at size {size}: {exc}")
@@ -332,14 +328,18 @@ def entry_evidence(url: str, vkey: str, note: bytes, checkpoint: Checkpoint, ind
     """Portable evidence that the entry at ``index`` does not verify: the signed checkpoint, the entry's
     leaf with its inclusion proof, its submission, and the collateral it names."""
     with httpx.Client(base_url=url.rstrip("/"), timeout=30) as http:
-        proof_obj = http.get("/api/v1/proofs/inclusion", params={"index": index, "treeSize": checkpoint.size}).json()
+        resp = http.get("/api/v1/proofs/inclusion", params={"index": index, "treeSize": checkpoint.size})
+        proof_obj: Any = json_loads(resp.content, "inclusion proof", ANSWER_LIMITS)
         entry: Any = json_loads(http.get(f"/api/v1/entries/{index}").content, "entry", JSON_LIMITS.enclosing(1))
         leaf = b64decode(entry["leaf"], "leaf")
         proof = [b64decode(h, "proof") for h in proof_obj["hashes"]]
         verify_inclusion(leaf_hash(leaf), index, checkpoint.size, proof, checkpoint.root_hash)
         stored: Any = json_loads(leaf, "leaf")
         digest = (stored["body"].get("tee") or {}).get("collateral", {}).get("set")
-        coll = http.get(f"/api/v1/collateral/{digest}").json().get("collateral") if digest else None
+        coll = None
+        if digest:
+            served: Any = json_loads(http.get(f"/api/v1/collateral/{digest}").content, "collateral", ANSWER_LIMITS)
+            coll = served.get("collateral")
     return {
         "type": "atlas-log/evidence/v1",
         "kind": "bad-entry",
