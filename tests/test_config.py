@@ -27,3 +27,13 @@ def test_fresh_nonces_need_a_publishing_interval_within_half_the_nonce_age() -> 
         Settings(require_fresh_nonce=True, nonce_max_age_s=4, checkpoint_interval_s=3)
     Settings(require_fresh_nonce=True, nonce_max_age_s=4, checkpoint_interval_s=2)
     Settings(require_fresh_nonce=False, nonce_max_age_s=4, checkpoint_interval_s=3)
+
+
+def test_x509_extended_key_usage_is_an_oid() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    assert Settings().x509_extended_key_usage == "1.3.6.1.5.5.7.3.3"  # code signing, as Fulcio issues
+    assert Settings(x509_extended_key_usage="1.3.6.1.5.5.7.3.1").x509_extended_key_usage == "1.3.6.1.5.5.7.3.1"
+    with pytest.raises(ValidationError):
+        Settings(x509_extended_key_usage="codeSigning")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import base64
+import secrets
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
@@ -8,6 +9,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from atlas_log.dsse import (
+    MAX_SIGNATURES,
     Envelope,
     EnvelopeSignature,
     PublicKey,
@@ -41,7 +43,7 @@ def test_sign_verify_round_trip(key: object) -> None:
     env = sign_envelope("text/plain", b"payload", key)  # type: ignore[arg-type]
     parsed = parse_envelope(env.to_json())
     assert parsed == env
-    assert verify_envelope(parsed, [_spki(Ed25519PrivateKey.generate()), _spki(key)])[0].spki == _spki(key).spki
+    assert verify_envelope(parsed, [_spki(key)])[0].spki == _spki(key).spki
     tampered = Envelope("text/plain", b"payloaD", env.signatures)
     with pytest.raises(SignatureError):
         verify_envelope(tampered, [_spki(key)])
@@ -92,7 +94,7 @@ def test_every_signature_must_verify() -> None:
         {"payloadType": "t", "payload": "YQ==", "signatures": [{"sig": "YQ==", "x": 1}]},
         {"payloadType": "t", "payload": "YQ==", "signatures": [{"sig": "YQ=="}], "extra": 1},
         {"payloadType": 5, "payload": "YQ==", "signatures": [{"sig": "YQ=="}]},
-        {"payloadType": "t", "payload": "YQ==", "signatures": [{"sig": "YQ=="}] * 17},
+        {"payloadType": "t", "payload": "YQ==", "signatures": [{"sig": "YQ=="}] * (MAX_SIGNATURES + 1)},
     ],
 )
 def test_strict_parse(obj: object) -> None:
@@ -105,3 +107,39 @@ def test_pem_keys() -> None:
     pem = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     assert PublicKey.from_pem(pem).fingerprint == _spki(key).fingerprint
     assert base64.b64encode(bytes.fromhex(_spki(key).fingerprint))
+
+
+def _rsa_spki(e: int, bits: int) -> SpkiDer:
+    n = secrets.randbits(bits) | (1 << (bits - 1)) | 1  # the shape of a modulus is all the checks see
+    key = rsa.RSAPublicNumbers(e, n).public_key()
+    return SpkiDer(key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo))
+
+
+def test_rsa_keys_are_bounded_before_any_work() -> None:
+    """A long public exponent makes each check cost a private-key operation, a long modulus more: only
+    e = 65537 and 2048..4096-bit moduli are accepted."""
+    for bits in (2048, 3072, 4096):
+        PublicKey(_rsa_spki(65537, bits))
+    for e, bits in ((3, 2048), (secrets.randbits(2000) | 1, 2048), (65537, 4104), (65537, 8192)):
+        with pytest.raises(FormatError, match="RSA"):
+            PublicKey(_rsa_spki(e, bits))
+
+
+def test_each_signature_is_checked_against_the_key_it_names() -> None:
+    a, b, c = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    ka, kb, kc = _spki(a), _spki(b), _spki(c)
+    sig_b = sign_envelope("t", b"p", b).signatures[0].sig
+    # By keyid: the key's SPKI SHA-256 (or the keyid the submission gave it).
+    named = Envelope("t", b"p", (EnvelopeSignature(sig_b, kb.fingerprint),))
+    assert verify_envelope(named, [ka, kb, kc]) == [kb]
+    kb.keyid = "builder"
+    assert verify_envelope(Envelope("t", b"p", (EnvelopeSignature(sig_b, "builder"),)), [ka, kb]) == [kb]
+    # By position: signature i is checked with key i only, not with every key.
+    both = Envelope("t", b"p", (sign_envelope("t", b"p", a).signatures[0], EnvelopeSignature(sig_b)))
+    assert verify_envelope(both, [ka, kb]) == [ka, kb]
+    with pytest.raises(SignatureError, match="signature 0"):
+        verify_envelope(both, [kb, ka])
+    # A signature that names no key is refused with what to fix, not tried against all of them.
+    with pytest.raises(SignatureError, match="keyid"):
+        verify_envelope(Envelope("t", b"p", (EnvelopeSignature(sig_b),)), [ka, kb, kc])
+    assert MAX_SIGNATURES <= 4

@@ -132,6 +132,14 @@ def test_errors_are_log_api_errors() -> None:
     )
     with pytest.raises(LogAPIError):
         LogClient(garbage, SIGNER.verifier).consistency_proof(1, 2)
+    # A hostile log's answer nested deeper than the JSON limits (Python's own parser would raise
+    # RecursionError, a foreign exception) or carrying an out-of-range number.
+    for body in (b"[" * 100_000 + b"]" * 100_000, b'{"hashes": [], "n": 1e400}'):
+        hostile = httpx.Client(
+            base_url="http://log", transport=httpx.MockTransport(lambda r, b=body: httpx.Response(200, content=b))
+        )
+        with pytest.raises(LogAPIError):
+            LogClient(hostile, SIGNER.verifier).consistency_proof(1, 2)
     down = httpx.Client(
         base_url="http://log",
         transport=httpx.MockTransport(lambda r: (_ for _ in ()).throw(httpx.ConnectError("down"))),

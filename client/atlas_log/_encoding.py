@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
+import math
 import re
+from dataclasses import dataclass
 
 from atlas_log.errors import FormatError
 
@@ -46,24 +49,101 @@ def hexdecode(text: str, what: str = "value", length: int | None = None) -> byte
     return out
 
 
-_INT64 = 1 << 63
+@dataclass(frozen=True, slots=True)
+class JsonLimits:
+    """Bounds on one JSON document: its size in bytes, how many containers deep it nests, and the range of
+    its integers. The log admits only what fits, and every verifier parses with the same bounds, so a
+    submission the log admits is one every monitor can replay (and the parser's own recursion limit, which
+    varies with the caller's stack, never decides a verdict)."""
+
+    max_bytes: int = 1 << 20
+    max_depth: int = 64
+    min_int: int = -(1 << 63)  # the 64-bit integers, signed and unsigned, as Go and Rust verifiers read them
+    max_int: int = (1 << 64) - 1
+
+    def enclosing(self, count: int) -> JsonLimits:
+        """The limits of an answer that embeds ``count`` documents at these limits in an array inside an
+        object (for example ``{"submissions": [...]}``)."""
+        return JsonLimits(self.max_bytes * count + 1024, self.max_depth + 2, self.min_int, self.max_int)
 
 
-def _finite_int(text: str) -> int:
-    value = int(text)
-    if not -_INT64 <= value < (1 << 64):
-        raise ValueError(f"integer {text[:30]} does not fit in 64 bits")
-    return value
+JSON_LIMITS = JsonLimits()
+"""The limits of every submission, leaf and statement: admission, replay, verify-evidence and the log's readers."""
+
+ANSWER_LIMITS = JSON_LIMITS.enclosing(256)
+"""The limits of a log's API answer: it embeds at most a tile's worth (256) of entries or submissions."""
+
+# A lone surrogate can only come from a \uD800-\uDFFF escape (the UTF-8 decoder refuses encoded ones).
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
-def json_loads(data: bytes | str, what: str = "value") -> object:
-    """Parse JSON strictly (UTF-8, no NaN or Infinity, integers within 64 bits); raise :class:`FormatError`."""
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number {text[:30]} is out of range")
+    return value
+
+
+def _unique(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    # RFC 8259 §4 leaves duplicate names to the parser (first wins in some, last in others): refusing them
+    # means every verifier reads the same members as the log did (RFC 7493 §2.3, I-JSON, requires as much).
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise ValueError("an object has a duplicate member name")
+    return obj
+
+
+def _check_tree(obj: object, limits: JsonLimits, strings: bool) -> None:
+    """Depth (iteratively, so any depth is safe to inspect) and, when ``strings``, Unicode validity."""
+    stack: list[tuple[object, int]] = [(obj, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth >= limits.max_depth:
+                raise ValueError(f"nested more than {limits.max_depth} levels deep")
+            if isinstance(value, dict):
+                if strings:
+                    stack.extend((k, depth) for k in value)
+                stack.extend((v, depth + 1) for v in value.values())
+            else:
+                stack.extend((v, depth + 1) for v in value)
+        elif strings and isinstance(value, str):
+            value.encode("utf-8")  # UnicodeEncodeError (a ValueError) for a lone surrogate
+
+
+@functools.lru_cache(maxsize=16)
+def _decoder(limits: JsonLimits) -> json.JSONDecoder:
+    """One decoder per set of limits (``json.loads`` with hooks would build one per call)."""
+
+    def bounded_int(text: str) -> int:
+        value = int(text)
+        if not limits.min_int <= value <= limits.max_int:
+            raise ValueError(f"integer {text[:30]} is outside [{limits.min_int}, {limits.max_int}]")
+        return value
+
+    return json.JSONDecoder(
+        parse_int=bounded_int, parse_float=_finite_float, parse_constant=_no_constant, object_pairs_hook=_unique
+    )
+
+
+def json_loads(data: bytes | str, what: str = "value", limits: JsonLimits = JSON_LIMITS) -> object:
+    """Parse one JSON document (RFC 8259, UTF-8) within ``limits``: at most ``max_bytes``, containers nested
+    at most ``max_depth`` deep, integers in ``[min_int, max_int]``, finite numbers only (no NaN, Infinity or
+    overflowing exponents), no lone surrogates and no duplicate member names. Raises :class:`FormatError`
+    saying which rule failed. The one JSON parser of the log and its verifiers."""
+
     try:
-        text = data.decode("utf-8") if isinstance(data, bytes) else data
-        return json.loads(text, parse_int=_finite_int, parse_constant=_no_constant)
-    except (ValueError, RecursionError) as exc:
+        raw = data.encode("utf-8") if isinstance(data, str) else data
+        if len(raw) > limits.max_bytes:
+            raise ValueError(f"it is {len(raw)} bytes; the limit is {limits.max_bytes}")
+        obj = _decoder(limits).decode(raw.decode("utf-8"))
+        _check_tree(obj, limits, strings=_SURROGATE_ESCAPE.search(raw) is not None)
+    except RecursionError as exc:
+        raise FormatError(f"{what} is not valid JSON: nested more than {limits.max_depth} levels deep") from exc
+    except ValueError as exc:  # json.JSONDecodeError and UnicodeError are ValueErrors
         raise FormatError(f"{what} is not valid JSON: {exc}") from exc
+    return obj

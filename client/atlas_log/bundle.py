@@ -2,29 +2,37 @@
 X.509 signing certificates checked against configured roots.
 
 Key-signed bundles carry only a key hint: the submitter supplies the public key. Certificate-signed bundles
-carry the chain (``x509CertificateChain`` or a single ``certificate``); the chain must lead to a configured
-root, every certificate valid at the given time, the leaf allowed to sign (digitalSignature).
+carry the chain (``x509CertificateChain`` or a single ``certificate``); it is checked by a real RFC 5280 path
+validator (``cryptography.x509.verification``), not pairwise signatures: every issuer a CA allowed to sign
+certificates, path lengths and names respected, every certificate valid at the given time, and the leaf
+allowed to sign (digitalSignature) for the configured extended key usage (code signing by default).
 """
 
 from __future__ import annotations
 
 import hashlib
-import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.verification import (
+    Criticality,
+    ExtensionPolicy,
+    Policy,
+    PolicyBuilder,
+    Store,
+    VerificationError,
+)
 
 from atlas_log._encoding import b64decode
 from atlas_log.dsse import Envelope, PublicKey, SpkiDer, parse_envelope
 from atlas_log.errors import FormatError, SignatureError
 
-__all__ = ["Bundle", "parse_bundle", "signing_certificate"]
+__all__ = ["CODE_SIGNING", "Bundle", "parse_bundle", "signing_certificate"]
 
 MEDIA_TYPES = ("application/vnd.dev.sigstore.bundle.v0.3+json", "application/vnd.dev.sigstore.bundle+json;version=0.3")
 
@@ -65,37 +73,85 @@ def parse_bundle(obj: Any) -> Bundle:
     return Bundle(envelope, tuple(chain), hint)
 
 
-def _ts(dt: datetime) -> int:
-    return int(dt.timestamp() if dt.tzinfo else dt.replace(tzinfo=UTC).timestamp())
+CODE_SIGNING = ExtendedKeyUsageOID.CODE_SIGNING.dotted_string
+"""The extended key usage a signing certificate must carry by default, as Sigstore/Fulcio issue them."""
+
+MAX_CHAIN_DEPTH = 8  # intermediates between the leaf and a root; real PKIs use one or two
 
 
-def signing_certificate(chain: Sequence[bytes], roots: Sequence[x509.Certificate], now: int) -> PublicKey:
-    """Check the chain against ``roots`` at ``now``; return the leaf's key, carrying the certificate identity."""
+def _eku_check(required: x509.ObjectIdentifier, *, ca: bool) -> Callable[..., None]:
+    def check(_policy: Policy, cert: x509.Certificate, eku: x509.ExtendedKeyUsage | None) -> None:
+        # RFC 5280 §4.2.1.12: a CA's EKU constrains what it may issue (a Fulcio intermediate carries
+        # code signing); absent on a CA, it constrains nothing. The leaf must name the usage itself.
+        if eku is None and ca:
+            return
+        usages = list(eku) if eku is not None else []
+        if required not in usages and not (ca and ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE in usages):
+            raise ValueError(f"extended key usage {required.dotted_string} is required")
+
+    return check
+
+
+def _leaf_may_sign(_policy: Policy, _cert: x509.Certificate, ku: x509.KeyUsage) -> None:
+    if not ku.digital_signature:
+        raise ValueError("the signing certificate's key usage lacks digitalSignature")
+
+
+def _policies(eku: str) -> tuple[ExtensionPolicy, ExtensionPolicy]:
+    """(CA, end-entity) extension policies: the Web PKI profile (basicConstraints cA and keyCertSign on every
+    issuer, pathLenConstraint, name chaining and constraints, AKI) with the usage a signer needs instead of
+    TLS's. Two relaxations for the leaf, which signs statements and names no host: it needs no
+    subjectAltName, and it may assert cA (the model-signing tool's certificates do); it still can never
+    issue, since only certificates meeting the CA policy act as issuers."""
+    try:
+        required = x509.ObjectIdentifier(eku)
+    except ValueError as exc:
+        raise SignatureError(f"extended key usage {eku!r} is not an OID") from exc
+    ca = ExtensionPolicy.webpki_defaults_ca().may_be_present(
+        x509.ExtendedKeyUsage, Criticality.AGNOSTIC, _eku_check(required, ca=True)
+    )
+    ee = (
+        ExtensionPolicy.webpki_defaults_ee()
+        .may_be_present(x509.BasicConstraints, Criticality.AGNOSTIC, None)
+        .may_be_present(x509.SubjectAlternativeName, Criticality.AGNOSTIC, None)
+        .require_present(x509.ExtendedKeyUsage, Criticality.AGNOSTIC, _eku_check(required, ca=False))
+        .require_present(x509.KeyUsage, Criticality.AGNOSTIC, _leaf_may_sign)
+    )
+    return ca, ee
+
+
+def signing_certificate(
+    chain: Sequence[bytes], roots: Sequence[x509.Certificate], now: int, eku: str = CODE_SIGNING
+) -> PublicKey:
+    """Validate ``chain`` (DER, leaf first, then intermediates in any order) as an RFC 5280 path to one of
+    ``roots`` at ``now`` (Unix seconds), the leaf carrying extended key usage ``eku`` (dotted OID) and
+    digitalSignature; return the leaf's key, carrying the certificate identity. Raises
+    :class:`SignatureError` naming the failed check."""
     if not roots:
         raise SignatureError("no X.509 roots are configured, so certificate-signed entries cannot be checked")
+    if not chain:
+        raise SignatureError("the certificate chain is empty")
+    ca_policy, ee_policy = _policies(eku)
     try:
         certs = [x509.load_der_x509_certificate(c) for c in chain]
-        for cert in certs:
-            if not _ts(cert.not_valid_before_utc) <= now < _ts(cert.not_valid_after_utc):
-                raise SignatureError(f"certificate {cert.subject.rfc4514_string()} is not valid at {now}")
-        for child, parent in itertools.pairwise(certs):
-            child.verify_directly_issued_by(parent)
-        top = certs[-1]
-        if not any(_issued(top, r) for r in roots):
-            raise SignatureError("the certificate chain does not lead to a configured root")
-        leaf = certs[0]
-        try:
-            ku = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
-            if not ku.digital_signature:
-                raise SignatureError("the signing certificate may not sign (no digitalSignature key usage)")
-        except x509.ExtensionNotFound:
-            pass
+        verifier = (
+            PolicyBuilder()
+            .store(Store(list(roots)))
+            .time(datetime.fromtimestamp(now, UTC))
+            .max_chain_depth(MAX_CHAIN_DEPTH)
+            .extension_policies(ca_policy=ca_policy, ee_policy=ee_policy)
+            .build_client_verifier()
+        )
+        leaf = verifier.verify(certs[0], certs[1:]).chain[0]
         spki = leaf.public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
+    except (ValueError, TypeError, OverflowError, VerificationError) as exc:
+        raise SignatureError(f"the certificate chain does not verify against the configured roots: {exc}") from exc
+    try:
         key = PublicKey(SpkiDer(spki))
-    except (ValueError, TypeError, InvalidSignature) as exc:
-        raise SignatureError(f"the certificate chain does not verify: {exc}") from exc
+    except FormatError as exc:
+        raise SignatureError(f"the signing certificate's key is not accepted: {exc}") from exc
     cn = leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     sans: list[str] = []
     try:
@@ -115,13 +171,3 @@ def signing_certificate(chain: Sequence[bytes], roots: Sequence[x509.Certificate
         "san": sans,
     }
     return key
-
-
-def _issued(cert: x509.Certificate, root: x509.Certificate) -> bool:
-    if cert.public_bytes(serialization.Encoding.DER) == root.public_bytes(serialization.Encoding.DER):
-        return True
-    try:
-        cert.verify_directly_issued_by(root)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True

@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from atlas_log._encoding import b64encode
-from atlas_log.bundle import parse_bundle
+from atlas_log._encoding import ANSWER_LIMITS, JSON_LIMITS, b64encode, json_loads
+from atlas_log.bundle import CODE_SIGNING, parse_bundle
 from atlas_log.dsse import PublicKey, sign_envelope
 from atlas_log.errors import Error, SubmissionError
 from atlas_log.http import AsyncLogClient, LogClient
@@ -241,8 +241,9 @@ def _cmd_lineage(args: argparse.Namespace) -> int:
         if resp.status_code != 200:
             print(f"atlas-log: {resp.status_code} {resp.text[:300]}", file=sys.stderr)
             return 1
+        answer: Any = json_loads(resp.content, "lineage", ANSWER_LIMITS)
         # About the artifact and in the direction asked: the log may not answer another question.
-        lin = verify_lineage(resp.json(), verifier, digest, direction=args.direction)
+        lin = verify_lineage(answer, verifier, digest, direction=args.direction)
     if args.json:
         print(
             json.dumps(
@@ -333,7 +334,17 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 def _trust(args: argparse.Namespace) -> Any:
     from atlas_log.replay import Trust
 
-    return Trust(tdx_roots=tuple(args.tdx_root)) if args.tdx_root else Trust()
+    roots = x509.load_pem_x509_certificates(Path(args.x509_roots).read_bytes()) if args.x509_roots else []
+    return Trust(
+        tdx_roots=tuple(args.tdx_root) if args.tdx_root else Trust().tdx_roots,
+        x509_roots=tuple(r.public_bytes(serialization.Encoding.DER) for r in roots),
+        x509_eku=args.x509_eku,
+    )
+
+
+def _add_x509_trust(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--x509-roots", help="PEM file of X.509 roots that certificate-signed entries must chain to")
+    p.add_argument("--x509-eku", default=CODE_SIGNING, help="extended key usage (OID) signing certificates must carry")
 
 
 MAX_ENTRY_EVIDENCE = 10
@@ -470,7 +481,10 @@ def _cmd_verify_evidence(args: argparse.Namespace) -> int:
         print("evidence does not hold: no log key is pinned; give the log's verifier key with --vkey")
         return 1
     try:
-        print(verify_evidence(json.loads(Path(args.file).read_text()), vkey, _trust(args)))
+        # The evidence embeds an entry (leaf and submission, base64) and its collateral: the one parser, with
+        # room for them.
+        evidence = json_loads(Path(args.file).read_bytes(), "evidence", JSON_LIMITS.enclosing(2))
+        print(verify_evidence(evidence, vkey, _trust(args)))
     except (Error, ValueError, OSError) as exc:
         print(f"evidence does not hold: {exc}")
         return 1
@@ -595,6 +609,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--tdx-root", action="append", help="trusted TDX root CA key SHA-256 (repeat; default: Intel's root)"
     )
     p.add_argument("--replay-workers", type=int, help="processes re-verifying entries (default: one per CPU)")
+    _add_x509_trust(p)
     p.add_argument(
         "--follow-successor", action="store_true", help="when the log is frozen, also follow the successor it names"
     )
@@ -603,6 +618,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("file")
     p.add_argument("--vkey", dest="evidence_vkey", help="the log's verifier key (required here or before the command)")
     p.add_argument("--tdx-root", action="append", help="trusted TDX root CA key SHA-256 for entry evidence")
+    _add_x509_trust(p)
     p.set_defaults(func=_cmd_verify_evidence)
     p = sub.add_parser("evidence", help="download an entry's quote and collateral as a PCS-replay folder")
     p.add_argument("index", type=int)

@@ -1,7 +1,12 @@
 """DSSE envelopes (secure-systems-lab/dsse envelope.md v1.0.2): parsing, PAE, signing and verification.
 
 Signatures are over ``PAE(payloadType, payload)``, never over the raw payload. Accepted keys: Ed25519,
-ECDSA P-256 (SHA-256) and P-384 (SHA-384), RSA >= 2048 bits with PKCS#1 v1.5 or PSS over SHA-256.
+ECDSA P-256 (SHA-256) and P-384 (SHA-384), RSA of 2048..4096 bits with exponent 65537, PKCS#1 v1.5 or PSS
+over SHA-256.
+
+The work a submission can cause is bounded before any is done: at most :data:`MAX_SIGNATURES` signatures,
+each checked with the one key its ``keyid`` or position names (never every key), and RSA keys whose cost
+per check is small (a long exponent or modulus would make one check cost a private-key operation).
 """
 
 from __future__ import annotations
@@ -34,9 +39,12 @@ __all__ = [
 SpkiDer = NewType("SpkiDer", bytes)
 """A DER SubjectPublicKeyInfo."""
 
-MAX_SIGNATURES = 16
+MAX_SIGNATURES = 4  # multi-party DSSE envelopes carry two or three; each costs one check
 MAX_KEYID = 256
 MIN_RSA_BITS = 2048
+MAX_RSA_BITS = 4096
+# FIPS 186-5 §5.4 allows any odd 2^16 < e < 2^256; 65537, what every toolchain emits, keeps a check cheap.
+RSA_EXPONENT = 65537
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:
@@ -113,7 +121,7 @@ def parse_envelope(obj: Any) -> Envelope:
 class PublicKey:
     """A signer's public key, loaded from DER SPKI or PEM, restricted to the accepted algorithms."""
 
-    __slots__ = ("_key", "certificate", "spki")
+    __slots__ = ("_key", "certificate", "keyid", "spki")
 
     def __init__(self, spki: SpkiDer) -> None:
         try:
@@ -126,11 +134,16 @@ class PublicKey:
         elif isinstance(key, rsa.RSAPublicKey):
             if key.key_size < MIN_RSA_BITS:
                 raise FormatError(f"RSA key of {key.key_size} bits is too small (minimum {MIN_RSA_BITS})")
+            if key.key_size > MAX_RSA_BITS:
+                raise FormatError(f"RSA key of {key.key_size} bits is too large (maximum {MAX_RSA_BITS})")
+            if key.public_numbers().e != RSA_EXPONENT:
+                raise FormatError(f"RSA public exponent must be {RSA_EXPONENT}")
         elif not isinstance(key, Ed25519PublicKey):
             raise FormatError(f"key type {type(key).__name__} is not accepted (Ed25519, ECDSA, RSA)")
         self._key = key
         self.spki = spki
         self.certificate: dict[str, Any] | None = None  # identity of an X.509 signing certificate, if any
+        self.keyid = ""  # the name the submission gave this key, which signatures' keyid may use
 
     @classmethod
     def from_pem(cls, pem: str | bytes) -> PublicKey:
@@ -169,19 +182,41 @@ class PublicKey:
         return True
 
 
-def verify_envelope(envelope: Envelope, keys: Sequence[PublicKey]) -> list[PublicKey]:
-    """Check that *every* signature verifies over PAE with one of ``keys``; return the signing key of each.
+def _named_key(i: int, s: EnvelopeSignature, keys: Sequence[PublicKey], signatures: int) -> PublicKey:
+    """The one key signature ``i`` is checked with: the only key; else the key its ``keyid`` names (the
+    key's own keyid or its SPKI SHA-256); else key ``i`` when there is one key per signature."""
+    if len(keys) == 1:
+        return keys[0]
+    if s.keyid:
+        named = [k for k in keys if s.keyid in (k.keyid, k.fingerprint)]
+        if len(named) == 1:
+            return named[0]
+        if len(named) > 1:
+            raise SignatureError(f"signature {i}'s keyid {s.keyid!r} names {len(named)} keys")
+    if len(keys) == signatures:
+        return keys[i]
+    raise SignatureError(
+        f"signature {i} names none of the {len(keys)} keys: set its keyid to a key's keyid or SPKI SHA-256, "
+        "or list one key per signature in signature order"
+    )
 
-    ``keyid`` hints are not trusted: each signature is tried against every key.
-    """
+
+def verify_envelope(envelope: Envelope, keys: Sequence[PublicKey]) -> list[PublicKey]:
+    """Check that *every* signature verifies over PAE with the key it names (see :func:`_named_key`); return
+    the signing key of each. At most one check per signature (two for an RSA key: PKCS#1 v1.5, then PSS),
+    so the work is bounded by :data:`MAX_SIGNATURES` whatever the submission holds.
+
+    ``keyid`` only selects the key; what it names is then proved by the signature."""
     if not keys:
         raise SignatureError("no public key was supplied to verify the envelope with")
     message = envelope.pae()
     signers = []
     for i, s in enumerate(envelope.signatures):
-        key = next((k for k in keys if k.verify(s.sig, message)), None)
-        if key is None:
-            raise SignatureError(f"signature {i} does not verify over PAE(payloadType, payload) with any supplied key")
+        key = _named_key(i, s, keys, len(envelope.signatures))
+        if not key.verify(s.sig, message):
+            raise SignatureError(
+                f"signature {i} does not verify over PAE(payloadType, payload) with key {key.fingerprint}"
+            )
         signers.append(key)
     return signers
 

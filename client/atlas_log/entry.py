@@ -18,7 +18,7 @@ from typing import Any
 
 import rfc8785
 
-from atlas_log._encoding import b64encode
+from atlas_log._encoding import b64encode, json_loads
 from atlas_log.dsse import Envelope, PublicKey
 from atlas_log.errors import FormatError
 from atlas_log.intoto import Extraction
@@ -186,8 +186,8 @@ def _predicate_type(envelope: Envelope) -> str | None:
     if not envelope.payload_type.startswith("application/vnd.in-toto"):
         return None
     try:
-        statement = json.loads(envelope.payload)
-    except ValueError:
+        statement = json_loads(envelope.payload, "payload")
+    except FormatError:
         return None
     value = statement.get("predicateType") if isinstance(statement, dict) else None
     return value if isinstance(value, str) else None
@@ -270,10 +270,7 @@ def encode_leaf(body: bytes, integrated_time: int, links: dict[str, int | None] 
 
 def parse_leaf(leaf: bytes) -> Entry:
     """Parse leaf bytes back into an :class:`Entry`, demanding that they are exactly canonical."""
-    try:
-        obj = json.loads(leaf)
-    except ValueError as exc:
-        raise FormatError(f"leaf is not JSON: {exc}") from exc
+    obj: Any = json_loads(leaf, "leaf")
     if not isinstance(obj, dict) or not {"body", "integratedTime"} <= set(obj) <= {"body", "integratedTime", "links"}:
         raise FormatError("leaf must be an object with 'body', 'integratedTime' and optional 'links'")
     body, t, links = obj["body"], obj["integratedTime"], obj.get("links")

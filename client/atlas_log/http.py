@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import httpx
 
-from atlas_log._encoding import b64decode
+from atlas_log._encoding import ANSWER_LIMITS, b64decode, json_loads
 from atlas_log.checkpoint import Checkpoint, open_checkpoint
 from atlas_log.cosignature import DEFAULT_WINDOW, CosignatureVerifier, CosignatureWindow, verify_cosignatures
 from atlas_log.errors import FormatError, LogAPIError
@@ -37,9 +37,9 @@ def _json(resp: httpx.Response) -> Any:
         problem_type = None
         detail = resp.text[:500]
         try:
-            body = resp.json()
+            body: Any = json_loads(resp.content, "problem", ANSWER_LIMITS)
             problem_type, detail = body.get("type"), body.get("detail", detail)
-        except ValueError:
+        except (FormatError, AttributeError):
             pass
         raise LogAPIError(
             f"{resp.request.method} {resp.request.url.path}: {resp.status_code} {detail}",
@@ -47,9 +47,9 @@ def _json(resp: httpx.Response) -> Any:
             problem_type,
         )
     try:
-        return resp.json()
-    except ValueError as exc:
-        raise LogAPIError(f"{resp.request.url.path}: response is not JSON", resp.status_code) from exc
+        return json_loads(resp.content, "response", ANSWER_LIMITS)
+    except FormatError as exc:
+        raise LogAPIError(f"{resp.request.url.path}: {exc}", resp.status_code) from exc
 
 
 def _hashes(obj: Any, key: str = "hashes") -> list[bytes]:

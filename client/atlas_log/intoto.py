@@ -10,12 +10,12 @@ predicate. Other predicate types are admitted with their subjects only.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from atlas_log._encoding import json_loads
 from atlas_log.errors import FormatError
 
 __all__ = [
@@ -106,42 +106,9 @@ class Extraction:
         }
 
 
-def _lone_surrogate(obj: Any, path: str) -> str | None:
-    """The JSON path of the first string (or member name) holding a lone surrogate, if any."""
-    if isinstance(obj, str):
-        return None if obj.isascii() or not any("\ud800" <= c <= "\udfff" for c in obj) else path
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            found = _lone_surrogate(k, f"{path} (a member name)") or _lone_surrogate(v, f"{path}.{k}")
-            if found:
-                return found
-    if isinstance(obj, list):
-        for i, v in enumerate(obj):
-            found = _lone_surrogate(v, f"{path}[{i}]")
-            if found:
-                return found
-    return None
-
-
-def _load_text_json(payload: bytes, what: str) -> Any:
-    """``json.loads``, refusing lone surrogates (``\\ud800`` escapes): they are not Unicode text (I-JSON,
-    RFC 7493 §2.1), so no entry could be canonicalised (RFC 8785) or stored with them."""
-    try:
-        obj = json.loads(payload)
-    except (ValueError, RecursionError) as exc:
-        raise FormatError(f"{what} is not JSON: {exc}") from exc
-    try:
-        json.dumps(obj, ensure_ascii=False).encode("utf-8")  # the fast check; the walk below only names the place
-    except UnicodeEncodeError:
-        raise FormatError(f"{_lone_surrogate(obj, '$')} holds a lone surrogate, which is not Unicode text") from None
-    except (ValueError, RecursionError) as exc:
-        raise FormatError(f"{what} is not JSON: {exc}") from exc
-    return obj
-
-
 def parse_statement(payload: bytes) -> tuple[dict[str, Any], bool]:
     """Parse an in-toto Statement (v1, or v0.1 = legacy) and check its subjects; returns (statement, legacy)."""
-    st = _load_text_json(payload, "in-toto payload")
+    st: Any = json_loads(payload, "in-toto payload")
     if not isinstance(st, dict):
         raise FormatError("in-toto statement must be a JSON object")
     kind = st.get("_type")
@@ -302,7 +269,7 @@ def extract(payload_type: str, payload: bytes) -> Extraction:
 
 def _atlas_manifest(payload: bytes) -> Extraction:
     """Atlas manifests: ``ingredients[].data`` (and ``claim.ingredients``) are subjects; cross-references inputs."""
-    m = _load_text_json(payload, "Atlas manifest")
+    m: Any = json_loads(payload, "Atlas manifest")
     if not isinstance(m, dict):
         raise FormatError("Atlas manifest must be a JSON object")
     facts: list[Fact] = []

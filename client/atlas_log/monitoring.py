@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from atlas_log._encoding import b64decode
+from atlas_log._encoding import ANSWER_LIMITS, b64decode, json_loads
 from atlas_log.checkpoint import open_checkpoint
 from atlas_log.cosignature import DEFAULT_WINDOW, CosignatureVerifier, CosignatureWindow, verify_cosignatures
 from atlas_log.errors import Error, InconsistentLogError
@@ -75,7 +75,8 @@ class Monitor:
         resp = self.http.get(f"{base}/api/v1/proofs/consistency", params={"from": first, "to": second}, timeout=10)
         if resp.status_code != 200:
             raise Error(f"the log refused a consistency proof {first} -> {second}: {resp.status_code}")
-        return [b64decode(h, "proof") for h in resp.json()["hashes"]]
+        answer: Any = json_loads(resp.content, "consistency proof", ANSWER_LIMITS)
+        return [b64decode(h, "proof") for h in answer["hashes"]]
 
     def round(self) -> RoundResult:
         result = RoundResult()

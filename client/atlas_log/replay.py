@@ -26,7 +26,8 @@ from typing import Any
 import httpx
 from cryptography import x509
 
-from atlas_log._encoding import b64decode, b64encode, json_loads
+from atlas_log._encoding import ANSWER_LIMITS, JSON_LIMITS, b64decode, b64encode, json_loads
+from atlas_log.bundle import CODE_SIGNING
 from atlas_log.checkpoint import Checkpoint
 from atlas_log.entry import LINKED_ROLES, build_body, encode_body, encode_leaf, index_summary, verdict_record
 from atlas_log.entry import quote_record as _quote_record
@@ -71,11 +72,12 @@ _ANY_STATUS = Policy(
 
 @dataclass(frozen=True, slots=True)
 class Trust:
-    """What the replaying party trusts: TDX root CA key fingerprints and X.509 roots (DER) for
-    certificate-signed entries."""
+    """What the replaying party trusts: TDX root CA key fingerprints, and X.509 roots (DER) with the extended
+    key usage (dotted OID) a signing certificate must carry, for certificate-signed entries."""
 
     tdx_roots: tuple[str, ...] = (INTEL_ROOT_SPKI_SHA256,)
     x509_roots: tuple[bytes, ...] = ()
+    x509_eku: str = CODE_SIGNING
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +143,7 @@ def _check(
     except (FormatError, KeyError, TypeError, AttributeError) as exc:
         return Checked(index, lh, f"entry {index}: the leaf is not an entry: {exc}")
     roots = tuple(x509.load_der_x509_certificate(r) for r in trust.x509_roots)
-    sub = parse_submission(raw, t, roots)
+    sub = parse_submission(raw, t, roots, trust.x509_eku)
     tee: dict[str, Any] | None = None
     nonce: tuple[int, bytes] | None = None
     key_reference = attests_key = None
@@ -238,7 +240,8 @@ def _collateral(digest: str) -> Collateral | None:
         if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
             return None
         resp = _worker["http"].get(f"/api/v1/collateral/{digest}")
-        known[digest] = collateral_from_json(resp.json()["collateral"]) if resp.status_code == 200 else None
+        answer: Any = json_loads(resp.content, "collateral", ANSWER_LIMITS) if resp.status_code == 200 else None
+        known[digest] = collateral_from_json(answer["collateral"]) if answer is not None else None
     return known[digest]
 
 
@@ -248,10 +251,24 @@ def _cited_quote(index: int) -> bytes | None:
     if index not in known:
         resp = _worker["http"].get("/api/v1/submissions", params={"start": index, "count": 1})
         try:
-            known[index] = b64decode(resp.json()["submissions"][0]["tee"]["quote"], "tee.quote")
+            page: Any = json_loads(resp.content, "submissions", JSON_LIMITS.enclosing(1))
+            known[index] = b64decode(page["submissions"][0]["tee"]["quote"], "tee.quote")
         except (ValueError, KeyError, IndexError, TypeError, FormatError):
             known[index] = None
     return known[index]
+
+
+def _stored_submission(http: httpx.Client, index: int) -> bytes | dict[str, Any]:
+    """The submission of entry ``index`` from ``GET /api/v1/entries/{index}``: an object, or its bytes."""
+    resp = http.get(f"/api/v1/entries/{index}")
+    resp.raise_for_status()
+    entry = json_loads(resp.content, "entry", JSON_LIMITS.enclosing(1))
+    submission = entry.get("submission") if isinstance(entry, dict) else None
+    if isinstance(submission, str):
+        return b64decode(submission, "submission")
+    if not isinstance(submission, dict):
+        raise FormatError(f"the log's entry {index} has no submission")
+    return submission
 
 
 def _check_block(block: int, width: int) -> list[Checked]:
@@ -263,8 +280,13 @@ def _check_block(block: int, width: int) -> list[Checked]:
     start = block * TILE_WIDTH
     resp = http.get("/api/v1/submissions", params={"start": start, "count": width})
     resp.raise_for_status()
-    served = json_loads(resp.content, "submissions")
-    raws = served.get("submissions") if isinstance(served, dict) else None
+    try:
+        served = json_loads(resp.content, "submissions", JSON_LIMITS.enclosing(width))
+        raws = served.get("submissions") if isinstance(served, dict) else None
+    except FormatError:
+        # One stored submission beyond the limits spoils the whole answer: take each entry's submission
+        # on its own (the log serves one it cannot parse as its bytes), so that entry alone is flagged.
+        raws = [_stored_submission(http, start + i) for i in range(width)]
     if not isinstance(raws, list):
         raise FormatError("the log's submissions answer has no 'submissions' list")
     if len(leaves) != width or len(raws) != width:
@@ -404,16 +426,11 @@ class Replay:
                     continue
                 root = next(iter(roots))
                 try:
-                    proof = (
-                        [
-                            b64decode(h, "proof")
-                            for h in http.get(
-                                "/api/v1/proofs/consistency", params={"from": size, "to": checkpoint.size}
-                            ).json()["hashes"]
-                        ]
-                        if size < checkpoint.size
-                        else []
-                    )
+                    proof = []
+                    if size < checkpoint.size:
+                        resp = http.get("/api/v1/proofs/consistency", params={"from": size, "to": checkpoint.size})
+                        answer: Any = json_loads(resp.content, "consistency proof", ANSWER_LIMITS)
+                        proof = [b64decode(h, "proof") for h in answer["hashes"]]
                     verify_consistency(size, checkpoint.size, proof, RootHash(root), checkpoint.root_hash)
                 except (ProofError, FormatError, KeyError, ValueError, httpx.HTTPError) as exc:
                     problems.append(f"a nonce is not the root of the tree at size {size}: {exc}")
@@ -451,13 +468,18 @@ def entry_evidence(url: str, vkey: str, note: bytes, checkpoint: Checkpoint, ind
     """Portable evidence that the entry at ``index`` does not verify: the signed checkpoint, the entry's
     leaf with its inclusion proof, its submission, and the collateral it names."""
     with httpx.Client(base_url=url.rstrip("/"), timeout=30) as http:
-        proof_obj = http.get("/api/v1/proofs/inclusion", params={"index": index, "treeSize": checkpoint.size}).json()
-        entry = http.get(f"/api/v1/entries/{index}").json()
+        resp = http.get("/api/v1/proofs/inclusion", params={"index": index, "treeSize": checkpoint.size})
+        proof_obj: Any = json_loads(resp.content, "inclusion proof", ANSWER_LIMITS)
+        entry: Any = json_loads(http.get(f"/api/v1/entries/{index}").content, "entry", JSON_LIMITS.enclosing(1))
         leaf = b64decode(entry["leaf"], "leaf")
         proof = [b64decode(h, "proof") for h in proof_obj["hashes"]]
         verify_inclusion(leaf_hash(leaf), index, checkpoint.size, proof, checkpoint.root_hash)
-        digest = (json.loads(leaf)["body"].get("tee") or {}).get("collateral", {}).get("set")
-        coll = http.get(f"/api/v1/collateral/{digest}").json().get("collateral") if digest else None
+        stored: Any = json_loads(leaf, "leaf")
+        digest = (stored["body"].get("tee") or {}).get("collateral", {}).get("set")
+        coll = None
+        if digest:
+            served: Any = json_loads(http.get(f"/api/v1/collateral/{digest}").content, "collateral", ANSWER_LIMITS)
+            coll = served.get("collateral")
     return {
         "type": "atlas-log/evidence/v1",
         "kind": "bad-entry",
@@ -468,7 +490,10 @@ def entry_evidence(url: str, vkey: str, note: bytes, checkpoint: Checkpoint, ind
             "logIndex": index,
             "leaf": b64encode(leaf),
             "inclusionProof": [b64encode(h) for h in proof],
-            "submission": b64encode(json.dumps(entry["submission"]).encode()),
+            # The log serves a stored submission it cannot parse within the limits as its bytes, base64.
+            "submission": entry["submission"]
+            if isinstance(entry["submission"], str)
+            else b64encode(json.dumps(entry["submission"]).encode()),
             "collateral": coll,
         },
     }

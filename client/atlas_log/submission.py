@@ -15,8 +15,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from atlas_log._encoding import b64decode, b64encode, hexdecode, json_loads
-from atlas_log.bundle import parse_bundle, signing_certificate
-from atlas_log.dsse import Envelope, PublicKey, SpkiDer, parse_envelope, sign_envelope, verify_envelope
+from atlas_log.bundle import CODE_SIGNING, parse_bundle, signing_certificate
+from atlas_log.dsse import (
+    MAX_KEYID,
+    Envelope,
+    PublicKey,
+    SpkiDer,
+    parse_envelope,
+    sign_envelope,
+    verify_envelope,
+)
 from atlas_log.entry import API_VERSION
 from atlas_log.errors import FormatError, SignatureError, SubmissionError
 from atlas_log.intoto import Extraction, extract
@@ -102,7 +110,7 @@ def signed_submission(
     return build_submission(sign_envelope(payload_type, payload, key), [spki], **extra)
 
 
-MAX_KEYS = 16
+MAX_KEYS = 4  # as many as an envelope has signatures (dsse.MAX_SIGNATURES)
 MAX_INDEX = (1 << 53) - 1
 _TOP_LEVEL = {"apiVersion", "dsseEnvelope", "sigstoreBundle", "verificationMaterial", "tee", "annotations"}
 _TEE_MEMBERS = {"type", "quote", "binding", "nonce", "signatureIndex", "keyAttestationEntry", "eventLog"}
@@ -153,21 +161,30 @@ def _keys(material: Any) -> list[PublicKey]:
             if "spki" in k:
                 if not isinstance(k["spki"], str):
                     raise FormatError(f"{where}.spki must be a base64 string")
-                keys.append(PublicKey(SpkiDer(b64decode(k["spki"], f"{where}.spki"))))
+                key = PublicKey(SpkiDer(b64decode(k["spki"], f"{where}.spki")))
             else:
                 if not isinstance(k["pem"], str):
                     raise FormatError(f"{where}.pem must be a PEM string")
-                keys.append(PublicKey.from_pem(k["pem"]))
+                key = PublicKey.from_pem(k["pem"])
+            keyid = k.get("keyid", "")
+            if not isinstance(keyid, str) or len(keyid) > MAX_KEYID:
+                raise FormatError(f"{where}.keyid must be a string of at most {MAX_KEYID} characters")
+            key.keyid = keyid
+            keys.append(key)
         except FormatError as exc:
             raise SubmissionError("invalid-public-key", f"{where}: {exc}") from exc
     return keys
 
 
 def parse_submission(
-    submission: bytes | dict[str, Any], now: int, x509_roots: Sequence[x509.Certificate] = ()
+    submission: bytes | dict[str, Any],
+    now: int,
+    x509_roots: Sequence[x509.Certificate] = (),
+    x509_eku: str = CODE_SIGNING,
 ) -> ParsedSubmission:
     """Parse and check a submission (its JSON bytes, or the object a caller already decoded): its shape, its
-    signatures over PAE (keys given, or an X.509 chain that leads to ``x509_roots`` at ``now``) and its
+    signatures over PAE (keys given, or an X.509 chain that is a valid path to ``x509_roots`` at ``now`` for the
+    extended key usage ``x509_eku``) and its
     statement. Raises :class:`SubmissionError` whose ``code`` is the log's problem type: ``invalid-json``,
     ``invalid-submission``, ``unsupported-api-version``, ``invalid-envelope``, ``invalid-public-key``,
     ``certificate-untrusted``, ``signature-invalid`` or ``invalid-statement``. The ``tee`` member is returned
@@ -196,7 +213,9 @@ def parse_submission(
         raise SubmissionError("invalid-envelope", str(exc)) from exc
     try:
         chain = chain or _chain(obj.get("verificationMaterial"))
-        keys = [signing_certificate(chain, x509_roots, now)] if chain else _keys(obj.get("verificationMaterial"))
+        keys = (
+            [signing_certificate(chain, x509_roots, now, x509_eku)] if chain else _keys(obj.get("verificationMaterial"))
+        )
     except SignatureError as exc:
         raise SubmissionError("certificate-untrusted", str(exc)) from exc
     try:

@@ -118,7 +118,9 @@ def create_app(settings: Settings) -> FastAPI:
                 repo,
                 sequencer,
                 ProofService(repo, settings.tile_cache_tiles),
-                Admission([attestation.gate], load_x509_roots(settings.x509_roots_file)),
+                Admission(
+                    [attestation.gate], load_x509_roots(settings.x509_roots_file), settings.x509_extended_key_usage
+                ),
                 signer.verifier,
                 attestation,
                 metrics,

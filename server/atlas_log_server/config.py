@@ -9,10 +9,13 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from atlas_log._encoding import JSON_LIMITS
+from atlas_log.bundle import CODE_SIGNING
+
 DEFAULT_ORIGIN = "atlas-log.localhost/dev"
 DEFAULT_BATCH_MAX_SIZE = 512
 DEFAULT_BATCH_MAX_AGE_MS = 5
-DEFAULT_MAX_BODY_BYTES = 1 << 20
+DEFAULT_MAX_BODY_BYTES = JSON_LIMITS.max_bytes
 DEFAULT_POOL_SIZE = 10
 DEFAULT_KEY_ATTESTATION_MAX_AGE_S = 86_400  # a key attested by a quote is trusted for a pipeline run, not forever
 DEFAULT_SIGNER_TIMEOUT_S = 10.0  # an external signer that has not answered by then is restarted
@@ -34,7 +37,8 @@ class Settings(BaseSettings):
     port: int = Field(default=8080, ge=0, le=65535)
     batch_max_size: int = Field(default=DEFAULT_BATCH_MAX_SIZE, ge=1, le=10_000)
     batch_max_age_ms: float = Field(default=DEFAULT_BATCH_MAX_AGE_MS, ge=0, le=10_000)
-    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1024)
+    # A body the log admits must parse within the limits every monitor replays with.
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1024, le=JSON_LIMITS.max_bytes)
     body_timeout_s: float = Field(default=30.0, gt=0, le=3600, description="time to receive a request body")
     pool_size: int = Field(default=DEFAULT_POOL_SIZE, ge=2, le=200)
     tile_cache_tiles: int = Field(default=DEFAULT_TILE_CACHE_TILES, ge=0)
@@ -66,6 +70,11 @@ class Settings(BaseSettings):
         default=3 * 86_400, ge=60, description="refetch collateral this long before it expires"
     )
     x509_roots_file: Path | None = Field(default=None, description="PEM roots for certificate-signed entries")
+    x509_extended_key_usage: str = Field(
+        default=CODE_SIGNING,
+        pattern=r"^[0-2](\.(0|[1-9][0-9]*))+$",
+        description="extended key usage (dotted OID) a signing certificate must carry; default code signing",
+    )
     witnesses: list[str] = Field(default_factory=list, description='witnesses as JSON ["<url> <vkey>", ...]')
     witness_quorum: int = Field(default=0, ge=0, description="cosignatures a checkpoint needs to be published")
     checkpoint_interval_s: float = Field(default=1.0, gt=0, le=3600, description="publishing interval")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
@@ -12,11 +11,13 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.routing import APIRoute
 
-from atlas_log._encoding import b64decode, b64encode
+from atlas_log._encoding import b64decode, b64encode, json_loads
 from atlas_log.checkpoint import open_checkpoint, succession
+from atlas_log.dsse import MAX_SIGNATURES
 from atlas_log.errors import FormatError
 from atlas_log.merkle import leaf_hash, verify_inclusion
 from atlas_log.receipt import Receipt
+from atlas_log.submission import MAX_KEYS
 from atlas_log.tdx.collateral import Collateral
 from atlas_log.tiles import TILE_WIDTH
 from atlas_log_server.api.deps import log_context
@@ -55,7 +56,7 @@ SUBMISSION_SCHEMA: dict[str, Any] = {
                 "signatures": {
                     "type": "array",
                     "minItems": 1,
-                    "maxItems": 16,
+                    "maxItems": MAX_SIGNATURES,
                     "items": {
                         "type": "object",
                         "required": ["sig"],
@@ -73,7 +74,7 @@ SUBMISSION_SCHEMA: dict[str, Any] = {
                 "publicKeys": {
                     "type": "array",
                     "minItems": 1,
-                    "maxItems": 16,
+                    "maxItems": MAX_KEYS,
                     "items": {
                         "type": "object",
                         "properties": {
@@ -221,8 +222,8 @@ async def _witnessed(ctx: LogContext, receipt: Receipt) -> Receipt:
 
 def entry_json(e: StoredEntry) -> dict[str, Any]:
     try:
-        submission: Any = json.loads(e.submission)
-    except ValueError:
+        submission: Any = json_loads(e.submission, "submission")
+    except FormatError:  # stored before today's limits (or by hand): served as the stored bytes
         submission = b64encode(e.submission)
     return {
         "logIndex": e.index,
@@ -252,16 +253,21 @@ async def get_evidence(index: int, ctx: Ctx) -> dict[str, Any]:
     e = await ctx.repo.entry_by_index(index)
     if e is None:
         raise not_found("entry-not-found", f"no entry at index {index}")
-    tee = json.loads(e.leaf)["body"].get("tee")
-    submission = json.loads(e.submission)
-    if not isinstance(tee, dict) or "quoteSha256" not in tee:
+    try:
+        leaf: Any = json_loads(e.leaf, "leaf")
+        submission: Any = json_loads(e.submission, "submission")
+        tee, quote = leaf["body"].get("tee"), submission["tee"]["quote"]
+        digest = tee["collateral"]["set"]
+    except (FormatError, KeyError, TypeError, AttributeError):
+        tee = quote = digest = None
+    if not isinstance(tee, dict) or "quoteSha256" not in tee or not isinstance(digest, str):
         raise not_found("no-evidence", f"entry {index} carries no quote of its own")
-    collateral = await ctx.attestation.store.by_digest(tee["collateral"]["set"])
+    collateral = await ctx.attestation.store.by_digest(digest)
     if collateral is None:
         raise Problem(500, "evidence-missing", "the collateral this entry was verified with is not stored")
     return {
         "logIndex": index,
-        "quote": submission["tee"]["quote"],
+        "quote": quote,
         # The quote was verified at admission: the entry's integration time.
         "verifiedAt": e.integrated_time,
         "trustedRoots": ctx.attestation.summary["trustedRoots"],

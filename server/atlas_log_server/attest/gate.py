@@ -14,10 +14,9 @@ since tightened, must not keep signing entries the log calls attested).
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any
 
-from atlas_log._encoding import b64decode
+from atlas_log._encoding import b64decode, json_loads
 from atlas_log.entry import quote_record, verdict_record
 from atlas_log.errors import CollateralFetchError, FormatError, QuoteError, SubmissionError
 from atlas_log.submission import ParsedSubmission, expected_report_data, is_key_attestation, parse_tee
@@ -137,7 +136,10 @@ class TdxGate:
 
     async def _attested_key(self, idx: int, fingerprint: str, summary: dict[str, Any], now: int) -> dict[str, Any]:
         entry = await self.repo.entry_by_index(idx)
-        attested = json.loads(entry.leaf)["body"].get("tee") if entry is not None else None
+        try:
+            attested = json_loads(entry.leaf, "leaf")["body"].get("tee") if entry is not None else None  # type: ignore[index]
+        except (FormatError, KeyError, TypeError, AttributeError):
+            attested = None
         if entry is None or not is_key_attestation(attested, fingerprint) or not isinstance(attested, dict):
             raise _reject(
                 "tdx-key-not-attested", f"entry {idx} is not a quote-attested key entry for this signer's key"
@@ -173,7 +175,7 @@ def _stored_quote(entry: StoredEntry, recorded: dict[str, Any]) -> bytes:
     """The raw quote of a quote-attested entry, from the submission it was admitted from, checked against the
     ``quoteSha256`` its leaf commits to (the stored submission is not itself under the tree)."""
     try:
-        quote = b64decode(json.loads(entry.submission)["tee"]["quote"], "tee.quote")
+        quote = b64decode(json_loads(entry.submission, "submission")["tee"]["quote"], "tee.quote")  # type: ignore[index]
     except (FormatError, ValueError, KeyError, TypeError) as exc:
         raise Problem(500, "evidence-missing", f"the stored submission of entry {entry.index} is unreadable") from exc
     try:
