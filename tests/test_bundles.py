@@ -17,11 +17,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from atlas_log.bundle import signing_certificate
+from atlas_log.bundle import chain_digest, parse_bundle, signing_certificate
 from atlas_log.checkpoint import Checkpoint, sign_checkpoint
 from atlas_log.dsse import PublicKey, SpkiDer, parse_envelope, sign_envelope
-from atlas_log.entry import build_body, encode_body, encode_leaf, index_summary
-from atlas_log.errors import SignatureError
+from atlas_log.entry import LINKED_ROLES, build_body, encode_body, encode_leaf, index_summary
+from atlas_log.errors import SignatureError, VerificationError
 from atlas_log.evidence import verify_evidence
 from atlas_log.intoto import extract
 from atlas_log.merkle import RootHash, leaf_hash
@@ -296,6 +296,7 @@ def _hostile_log_entry(chain: list[x509.Certificate], key: ec.EllipticCurvePriva
     )
     signer.certificate = {
         "certSha256": hashlib.sha256(_der(chain)[0]).hexdigest(),
+        "chainSha256": chain_digest(_der(chain)),  # the leaf commits to the chain it admitted
         "subject": "forged",
         "issuer": "CN=leaf",
         "san": ["forged@example.com"],
@@ -332,13 +333,52 @@ def test_replay_and_evidence_refuse_a_certificate_issued_by_a_leaf(
             "collateral": None,
         },
     }
-    assert "does not verify" in verify_evidence(evidence, trust=trust)
+    assert "does not verify" in verify_evidence(evidence, log.verifier, trust=trust)
+    # A chain the leaf does not commit to proves nothing: whoever wrote the evidence may have broken it.
+    swapped = json.loads(submission)
+    swapped["verificationMaterial"]["x509CertificateChain"] = [
+        base64.b64encode(d).decode() for d in _der([chain[0], chain[0]])
+    ]
+    swapped_b64 = base64.b64encode(json.dumps(swapped).encode()).decode()
+    other = {**evidence, "entry": {**evidence["entry"], "submission": swapped_b64}}
+    with pytest.raises(VerificationError, match="does not commit to this chain"):
+        verify_evidence(other, log.verifier, trust=trust)
     # The same check from the command line, with the roots the monitor trusts.
     from atlas_log import cli
 
     (tmp_path / "roots.pem").write_bytes(root.public_bytes(serialization.Encoding.PEM))
     (tmp_path / "evidence.json").write_text(json.dumps(evidence))
-    args = ["verify-evidence", str(tmp_path / "evidence.json"), "--x509-roots", str(tmp_path / "roots.pem")]
+    args = [
+        *("--vkey", log.verifier.vkey, "verify-evidence", str(tmp_path / "evidence.json")),
+        *("--x509-roots", str(tmp_path / "roots.pem")),
+    ]
     assert cli.main(args) == 0
     assert "does not verify" in capsys.readouterr().out
     assert cli.main([*args, "--x509-eku", "1.3.6.1.5.5.7.3.3"]) == 0
+
+
+def test_replay_rederives_the_chain_digest_and_accepts_entries_logged_before_it() -> None:
+    """An entry records the digest of the chain it was admitted with (so evidence of a bad chain can be tied to
+    the leaf); entries logged before that record only the signing certificate, and still replay."""
+    bundle = json.loads((vectors_dir("model-signing", "v1.1.0-certificate") / "model.sig").read_text())
+    ca = x509.load_pem_x509_certificate((vectors_dir("model-signing", "keys") / "ca-cert.pem").read_bytes())
+    trust = Trust(x509_roots=(ca.public_bytes(serialization.Encoding.DER),))
+    parsed = parse_bundle(bundle)
+    t = int(x509.load_der_x509_certificate(parsed.chain[0]).not_valid_before_utc.timestamp()) + 86_400
+    envelope = parse_envelope(bundle["dsseEnvelope"])
+    extraction = extract(envelope.payload_type, envelope.payload)
+
+    def leaf(certificate: dict[str, Any]) -> bytes:
+        key = signing_certificate(parsed.chain, [ca], t)
+        key.certificate = certificate
+        body, _ = encode_body(build_body(envelope, [key], None, index_summary(extraction)))
+        return encode_leaf(body, t, {d: None for d in extraction.digests(*LINKED_ROLES)})
+
+    recorded = signing_certificate(parsed.chain, [ca], t).certificate
+    assert recorded is not None and recorded["chainSha256"] == chain_digest(parsed.chain)
+    legacy = {k: v for k, v in recorded.items() if k != "chainSha256"}
+    submission = {"sigstoreBundle": bundle}
+    assert check_entry(0, leaf(recorded), submission, lambda d: None, trust).problem is None
+    assert check_entry(0, leaf(legacy), submission, lambda d: None, trust).problem is None
+    wrong = {**recorded, "chainSha256": "00" * 32}
+    assert check_entry(0, leaf(wrong), submission, lambda d: None, trust).problem is not None

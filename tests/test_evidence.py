@@ -37,6 +37,7 @@ from atlas_log.note import Signer
 from atlas_log.replay import TIME_TOLERANCE_S, Trust
 from atlas_log.submission import demo_submission, parse_tee, spki_der
 from atlas_log.tdx.collateral import COLLATERAL_PARTS
+from atlas_log.tdx.quote import parse_quote
 from atlas_log.tdx.simulate import SimulatedPlatform
 from atlas_log.tdx.verify import verify_quote
 from tests import reference
@@ -196,7 +197,7 @@ def _leaf(sub: dict[str, Any], t: int, verified_at: int | None = None) -> bytes:
         at = t if verified_at is None else verified_at
         verdict = verify_quote(request.quote, COLLATERAL, at, roots=TRUST.tdx_roots)
         assert verdict.accept, verdict.reason
-        record = quote_record(request.quote, verdict, COLLATERAL.digest)
+        record = quote_record(parse_quote(request.quote), verdict, COLLATERAL.digest)
         tee = {**request.summary(signers[request.signature_index]), "simulated": True, **record}
     body, _ = encode_body(build_body(envelope, signers, tee, index_summary(extraction)))
     return encode_leaf(body, t, {d: None for d in extraction.digests(*LINKED_ROLES)})

@@ -32,7 +32,7 @@ from atlas_log._encoding import b64decode
 from atlas_log.dsse import Envelope, PublicKey, SpkiDer, parse_envelope
 from atlas_log.errors import FormatError, SignatureError
 
-__all__ = ["CODE_SIGNING", "Bundle", "parse_bundle", "signing_certificate"]
+__all__ = ["CODE_SIGNING", "Bundle", "chain_digest", "parse_bundle", "signing_certificate"]
 
 MEDIA_TYPES = ("application/vnd.dev.sigstore.bundle.v0.3+json", "application/vnd.dev.sigstore.bundle+json;version=0.3")
 
@@ -120,6 +120,12 @@ def _policies(eku: str) -> tuple[ExtensionPolicy, ExtensionPolicy]:
     return ca, ee
 
 
+def chain_digest(chain: Sequence[bytes]) -> str:
+    """SHA-256 (hex) of the certificate chain as submitted, DER certificates leaf first, concatenated (DER is
+    self-delimiting). An entry records it, so evidence that its chain does not verify can be tied to the leaf."""
+    return hashlib.sha256(b"".join(chain)).hexdigest()
+
+
 def signing_certificate(
     chain: Sequence[bytes], roots: Sequence[x509.Certificate], now: int, eku: str = CODE_SIGNING
 ) -> PublicKey:
@@ -166,6 +172,7 @@ def signing_certificate(
         pass
     key.certificate = {
         "certSha256": hashlib.sha256(chain[0]).hexdigest(),
+        "chainSha256": chain_digest(chain),
         "subject": str(cn[0].value) if cn else leaf.subject.rfc4514_string(),
         "issuer": leaf.issuer.rfc4514_string(),
         "san": sans,

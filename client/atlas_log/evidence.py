@@ -28,8 +28,9 @@ Kind ``bad-entry`` (from a replay) holds one checkpoint and ``"entry": {"logInde
 submission is the one the leaf commits to (its envelope hash, each signer's key fingerprint and its quote
 hash; the tee request members are taken from the leaf), the evidence carries the collateral the leaf names,
 and that submission does not verify at the leaf's ``integratedTime`` under the verifier's trust roots. An
-X.509 chain is not committed by the leaf (only the signing certificate's identity), so a chain that does
-not verify proves nothing about the log; nor does a quote the leaf itself records as simulated, checked
+X.509 chain that does not verify holds only when the leaf commits to that very chain (``chainSha256``; leaves
+logged before it was recorded commit only to the signing certificate, and a chain that does not verify proves
+nothing about them); nor does a quote the leaf itself records as simulated, checked
 under Intel's root alone (pin the simulated root to check it). An entry dated before the collateral it
 names was issued (or after it expired) is a bad entry: its quote does not verify at its own time.
 
@@ -49,11 +50,11 @@ from typing import Any
 from cryptography import x509
 
 from atlas_log._encoding import b64decode, b64encode, json_loads
-from atlas_log.bundle import parse_bundle, signing_certificate
+from atlas_log.bundle import chain_digest, parse_bundle, signing_certificate
 from atlas_log.checkpoint import Checkpoint, open_checkpoint, succession
 from atlas_log.dsse import PublicKey, SpkiDer, parse_envelope
 from atlas_log.entry import canonical_json, parse_leaf
-from atlas_log.errors import FormatError, InconsistentLogError, ProofError, VerificationError
+from atlas_log.errors import FormatError, InconsistentLogError, ProofError, QuoteError, VerificationError
 from atlas_log.merkle import (
     EMPTY_ROOT,
     RootHash,
@@ -64,6 +65,7 @@ from atlas_log.merkle import (
 )
 from atlas_log.note import Verifier
 from atlas_log.replay import TIME_TOLERANCE_S, Trust, check_entry, collateral_from_json
+from atlas_log.tdx.quote import parse_quote
 from atlas_log.tdx.verify import INTEL_ROOT_SPKI_SHA256 as INTEL_ROOT
 
 __all__ = ["EVIDENCE_TYPE", "evidence_from_error", "inconsistency_evidence", "verify_evidence"]
@@ -293,17 +295,22 @@ def _committed_submission(body: dict[str, Any], submission: Any, at: int, trust:
             raise not_committed("its envelope has another hash")
         rebuilt: dict[str, Any] = {"dsseEnvelope": envelope.to_json()}
         if chain:
-            # The chain is not committed: if it does not verify, whoever wrote the evidence may have broken it.
+            certificates = [(s["verifier"].get("certificate") or {}) for s in body["signatures"]]
+            committed = any(c.get("chainSha256") == chain_digest(chain) for c in certificates)
             try:
                 roots = tuple(x509.load_der_x509_certificate(r) for r in trust.x509_roots)
-                certified = signing_certificate(chain, roots, at)
+                certified = signing_certificate(chain, roots, at, trust.x509_eku)
             except (VerificationError, ValueError) as exc:
-                raise VerificationError(
-                    f"the entry's certificate chain does not verify under the trusted roots ({exc}); the leaf "
-                    "does not commit to the chain, so this proves nothing about the log"
-                ) from exc
-            if certified.fingerprint not in recorded:
-                raise not_committed("its certificate is for a key the entry does not record")
+                # Only a chain the leaf commits to (chainSha256) shows the log admitted it; any other chain
+                # may have been broken by whoever wrote the evidence. Without roots nothing can be said.
+                if not committed or not trust.x509_roots:
+                    raise VerificationError(
+                        f"the entry's certificate chain does not verify under the trusted roots ({exc}); the leaf "
+                        "does not commit to this chain, so this proves nothing about the log"
+                    ) from exc
+            else:
+                if certified.fingerprint not in recorded:
+                    raise not_committed("its certificate is for a key the entry does not record")
             rebuilt["verificationMaterial"] = {"x509CertificateChain": [b64encode(c) for c in chain]}
         else:
             keys = {k.fingerprint: k for k in map(_public_key, material["publicKeys"])}
@@ -319,7 +326,7 @@ def _committed_submission(body: dict[str, Any], submission: Any, at: int, trust:
                 rebuilt["tee"]["keyAttestationEntry"] = tee["keyAttestationEntry"]
             else:
                 quote = submission["tee"]["quote"]
-                if hashlib.sha256(b64decode(quote, "tee.quote")).hexdigest() != tee.get("quoteSha256"):
+                if tee.get("quoteSha256") not in _quote_identities(b64decode(quote, "tee.quote")):
                     raise not_committed("its quote has another hash")
                 rebuilt["tee"]["quote"] = quote
         elif tee is not None:
@@ -327,6 +334,16 @@ def _committed_submission(body: dict[str, Any], submission: Any, at: int, trust:
     except (FormatError, KeyError, TypeError, AttributeError) as exc:
         raise VerificationError(f"cannot tell that the submission is the one the leaf commits to: {exc}") from exc
     return rebuilt
+
+
+def _quote_identities(quote: bytes) -> tuple[str, ...]:
+    """The hashes an entry may record of its quote: of the quote without trailing zero padding, or (entries
+    logged before padding was cut off) of every byte."""
+    full = hashlib.sha256(quote).hexdigest()
+    try:
+        return (hashlib.sha256(parse_quote(quote).raw).hexdigest(), full)
+    except QuoteError:
+        return (full,)
 
 
 def _public_key(member: Any) -> PublicKey:
