@@ -112,7 +112,35 @@ def _check_tree(obj: object, limits: JsonLimits, strings: bool) -> None:
             else:
                 stack.extend((v, depth + 1) for v in value)
         elif strings and isinstance(value, str):
-            value.encode("utf-8")  # UnicodeEncodeError (a ValueError) for a lone surrogate
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError(f"{_surrogate_path(obj)} holds a lone surrogate, which is not Unicode text") from None
+
+
+def _surrogate_path(obj: object) -> str:
+    """The JSON path of the first string (or member name) holding a lone surrogate (only on the error path)."""
+    stack: list[tuple[object, str]] = [(obj, "$")]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if not k.isascii() and _bad_text(k):
+                    return f"{path} (a member name)"
+                stack.append((v, f"{path}.{k}"))
+        elif isinstance(value, list):
+            stack.extend((v, f"{path}[{i}]") for i, v in enumerate(value))
+        elif isinstance(value, str) and _bad_text(value):
+            return path
+    return "a string"
+
+
+def _bad_text(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 @functools.lru_cache(maxsize=16)
