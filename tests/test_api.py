@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -310,3 +311,67 @@ def test_key_mode_one_quote_attests_a_pipeline_key(server: ServerProcess, http: 
         tee=tdx_tee(server.platform.quote(key_report_data(spki))),
     )
     problem(http.post("/api/v1/entries", json=wrong), 422, "tdx-binding-mismatch")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/search?name=%00",
+        "/api/v1/search?name=model%00.bin",
+        "/api/v1/search?predicateType=%00",
+        "/api/v1/artifacts/%00:aa/history",
+        "/api/v1/artifacts/sha%00:aa/lineage",
+        "/api/v1/artifacts/x%00y:aa/history",
+    ],
+)
+def test_a_nul_in_a_query_is_a_4xx_not_a_500(server: ServerProcess, http: httpx.Client, path: str) -> None:
+    """No input may cause a 5xx: U+0000 (which PostgreSQL text cannot hold) in a search filter or an artifact's
+    algorithm name reaches the database and fails there as an internal error (and the connection is reset)."""
+    r = httpx.get(server.url + path, timeout=30)
+    assert r.status_code < 500, (r.status_code, r.text)
+    assert r.status_code == 400 and r.headers["content-type"].startswith("application/problem+json"), r.text
+
+
+@pytest.mark.parametrize(
+    "material",
+    [
+        {"certificate": {"rawBytes": 5}},
+        {"certificate": {"rawBytes": []}},
+        {"x509CertificateChain": {"certificates": [{"rawBytes": None}]}},
+    ],
+)
+def test_a_bundle_certificate_that_is_not_a_string_is_a_400(
+    server: ServerProcess, http: httpx.Client, material: dict[str, Any]
+) -> None:
+    """No input may cause a 5xx: a Sigstore bundle whose certificate rawBytes is not a string reaches
+    b64decode (which raises TypeError/AttributeError, not FormatError) and the request fails as a 500."""
+    from atlas_log.submission import demo_submission
+
+    sub = demo_submission(Ed25519PrivateKey.generate(), 1, server.platform)
+    bundle = {
+        "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+        "dsseEnvelope": sub["dsseEnvelope"],
+        "verificationMaterial": material,
+    }
+    problem(http.post("/api/v1/entries", json={"sigstoreBundle": bundle, "tee": sub["tee"]}), 400, "invalid-envelope")
+
+
+def test_a_leaf_over_the_limit_through_its_back_links_is_a_4xx(server: ServerProcess, http: httpx.Client) -> None:
+    """No input may cause a 5xx. Admission bounds the leaf by len(body) + sum(len(digest) + 24) per back-link,
+    counting a digest's characters, not its UTF-8 bytes. Digest algorithm names are free text (up to 1024 bytes
+    of UTF-8 each): 40 subjects named by a 300-character "€…" algorithm pass the bound, then the sequencer
+    cannot encode the leaf (it is far over 65,535 bytes) and the submission fails as a 500."""
+    import json
+
+    from atlas_log.submission import signed_submission
+
+    algorithm = "\u20ac" * 300
+    statement = {
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": f"part-{i}", "digest": {algorithm: f"{i:064x}"}} for i in range(40)],
+        "predicateType": "https://atlas-log.dev/test/v1",
+        "predicate": {},
+    }
+    sub = signed_submission(Ed25519PrivateKey.generate(), json.dumps(statement).encode(), server.platform)
+    # Refused before any bound is needed: an algorithm name is letters, digits, '.', '+', '-' or '_'.
+    problem(http.post("/api/v1/entries", json=sub), 400, "invalid-statement")

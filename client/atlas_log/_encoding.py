@@ -21,7 +21,10 @@ _HEX = re.compile(r"\A(?:[0-9a-f]{2})*\Z")
 
 
 def b64decode(text: str | bytes, what: str = "value") -> bytes:
-    """Decode canonical, padded standard base64 (RFC 4648 §4); raise :class:`FormatError` otherwise."""
+    """Decode canonical, padded standard base64 (RFC 4648 §4); raise :class:`FormatError` otherwise (also for
+    anything but a string or bytes, as a parsed JSON member may be)."""
+    if not isinstance(text, str | bytes):
+        raise FormatError(f"{what} must be a base64 string, not {type(text).__name__}")
     raw = text.encode("ascii", "replace") if isinstance(text, str) else text
     if len(raw) % 4 or not _B64_STD.match(raw):
         raise FormatError(f"{what} is not padded standard base64")

@@ -50,6 +50,8 @@ def normalise_digest(alg: str, value: str) -> tuple[str, str]:
     low = alg.lower()
     a = "gitCommit" if low == "gitcommit" else low.replace("-", "").replace("_", "")
     a = _SHA2.get(a, a)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.+]{0,63}", a):
+        raise FormatError(f"digest algorithm {alg[:20]!r} must be at most 64 letters, digits, '.', '+', '-' or '_'")
     v = value.lower()
     if not re.fullmatch(r"[0-9a-f]+", v) or len(v) % 2:
         raise FormatError(f"digest {alg}:{value[:20]}… is not hex")

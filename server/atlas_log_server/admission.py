@@ -18,6 +18,7 @@ from atlas_log.entry import (
     LINKED_ROLES,
     MAX_LEAF_SIZE,
     build_body,
+    canonical_json,
     encode_body,
     index_summary,
 )
@@ -145,7 +146,8 @@ class Admission:
         linked = tuple(ex.digests(*LINKED_ROLES))
         # The leaf adds the integration time and one back-link per linked digest: bound its size now, so a
         # batch never meets an entry it cannot encode.
-        bound = len(body) + sum(len(d) + 24 for d in linked) + 64
+        # Measured in encoded bytes (a digest's JSON form may be longer than its characters).
+        bound = len(body) + sum(len(canonical_json(d)) + 20 for d in linked) + 64
         if bound > MAX_LEAF_SIZE:
             raise _reject(
                 "entry-too-large",

@@ -125,6 +125,9 @@ async def search(
 ) -> dict[str, Any]:
     if name is None and predicate_type is None and signer is None and since is None and until is None:
         raise bad_request("invalid-search", "give at least one of name, predicateType, signer, from, to")
+    for what, value in (("name", name), ("predicateType", predicate_type)):
+        if value is not None and "\x00" in value:
+            raise bad_request("invalid-search", f"{what} contains U+0000, which no entry can hold; remove it")
     signer_digest = parse_artifact(signer) if signer is not None else None
     state = await ctx.repo.state()
     rows = await ctx.repo.search(
