@@ -17,16 +17,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from atlas_log import cli
 from atlas_log._encoding import b64decode
 from atlas_log.bundle import parse_bundle, signing_certificate
 from atlas_log.checkpoint import Checkpoint, sign_checkpoint
-from atlas_log.dsse import PublicKey, SpkiDer, parse_envelope
+from atlas_log.dsse import PublicKey, SpkiDer, parse_envelope, sign_envelope
 from atlas_log.entry import LINKED_ROLES, build_body, encode_body, encode_leaf, index_summary, quote_record
 from atlas_log.errors import Error, InconsistentLogError
 from atlas_log.evidence import EVIDENCE_TYPE, evidence_from_error, verify_evidence
@@ -35,12 +37,20 @@ from atlas_log.merkle import RootHash, leaf_hash
 from atlas_log.monitor import verify_advance
 from atlas_log.note import Signer
 from atlas_log.replay import TIME_TOLERANCE_S, Trust
-from atlas_log.submission import demo_submission, parse_tee, spki_der
+from atlas_log.submission import (
+    INTOTO_PAYLOAD_TYPE,
+    build_submission,
+    demo_submission,
+    intoto_statement,
+    parse_tee,
+    spki_der,
+)
 from atlas_log.tdx.collateral import COLLATERAL_PARTS
 from atlas_log.tdx.quote import parse_quote
 from atlas_log.tdx.simulate import SimulatedPlatform
 from atlas_log.tdx.verify import verify_quote
 from tests import reference
+from tests.conftest import ServerProcess
 from tests.vectors import vectors_dir
 
 ORIGIN = "evidence.example/log"
@@ -349,3 +359,113 @@ def test_no_mutation_of_honest_evidence_is_upheld_and_only_our_errors_escape() -
             target[last] = rng.choice(odd)
         with pytest.raises(Error):
             verify_evidence(evidence, VKEY, TRUST)
+
+
+@pytest.fixture
+def open_server(db_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
+    s = ServerProcess(db_url, tmp_path / "data", env={"ATLAS_ALLOW_UNATTESTED": "true"})
+    yield s
+    s.stop()
+
+
+def test_an_honest_entry_with_named_keys_is_not_a_bad_entry(open_server: ServerProcess) -> None:
+    """verify-evidence upholds only evidence of misbehaviour. An honest entry whose envelope has two signatures by
+    one key and one by another, each naming its key by the submission's own keyid, is admitted and replays;
+    but bad-entry evidence rebuilds the submission with one key per distinct signer and without their keyids,
+    so signature i no longer finds its key and the honest entry is upheld as one that "does not verify"."""
+    from atlas_log.dsse import Envelope, EnvelopeSignature
+    from atlas_log.errors import VerificationError
+    from atlas_log.evidence import verify_evidence
+    from atlas_log.replay import Trust, check_entry
+
+    http = httpx.Client(base_url=open_server.url, timeout=30)
+    a, b = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    payload = intoto_statement([("model.bin", "cd" * 32)], "https://atlas-log.dev/test/v1", {})
+    sig_a = sign_envelope(INTOTO_PAYLOAD_TYPE, payload, a).signatures[0].sig
+    sig_b = sign_envelope(INTOTO_PAYLOAD_TYPE, payload, b).signatures[0].sig
+    envelope = Envelope(
+        INTOTO_PAYLOAD_TYPE,
+        payload,
+        (EnvelopeSignature(sig_a, "alice"), EnvelopeSignature(sig_a, "alice"), EnvelopeSignature(sig_b, "bob")),
+    )
+    submission = build_submission(envelope, [spki_der(a), spki_der(b)])
+    submission["verificationMaterial"]["publicKeys"][0]["keyid"] = "alice"
+    submission["verificationMaterial"]["publicKeys"][1]["keyid"] = "bob"
+    r = http.post("/api/v1/entries", json=submission)
+    assert r.status_code == 201, r.text
+    receipt = r.json()
+    leaf = base64.b64decode(receipt["leaf"])
+    # The entry is honest: it replays from the submission the log stored.
+    stored = http.get("/api/v1/submissions", params={"start": receipt["logIndex"], "count": 1}).json()
+    assert check_entry(receipt["logIndex"], leaf, stored["submissions"][0], lambda d: None, Trust()).problem is None
+    evidence = {
+        "type": "atlas-log/evidence/v1",
+        "kind": "bad-entry",
+        "log": open_server.vkey,
+        "reason": "replay",
+        "checkpoints": [receipt["checkpoint"]],
+        "entry": {
+            "logIndex": receipt["logIndex"],
+            "leaf": receipt["leaf"],
+            "inclusionProof": receipt["inclusionProof"]["hashes"],
+            "submission": stored["submissions"][0],
+        },
+    }
+    with pytest.raises(VerificationError):
+        print(verify_evidence(evidence, open_server.vkey))
+
+
+def test_a_reissued_certificate_does_not_frame_an_honest_entry() -> None:
+    """The leaf commits to the signing certificate's hash (verifier.certificate.certSha256), but bad-entry
+    evidence accepts any chain that verifies for the same key. A CA that issued a second certificate for the key
+    (a renewal) lets whoever writes the evidence swap it in: the rebuilt body records another certSha256, so an
+    honest entry is upheld as one that "does not verify"."""
+    import json
+
+    from atlas_log.checkpoint import Checkpoint, sign_checkpoint
+    from atlas_log.entry import build_body, encode_body, encode_leaf, index_summary
+    from atlas_log.errors import VerificationError
+    from atlas_log.evidence import verify_evidence
+    from atlas_log.merkle import RootHash, leaf_hash
+    from atlas_log.note import Signer
+    from atlas_log.replay import Trust, check_entry
+    from atlas_log.submission import parse_submission
+    from tests.test_bundles import _NOW, _cert, _der
+
+    keys = [ec.generate_private_key(ec.SECP256R1()) for _ in range(3)]
+    root = _cert("root", keys[0], None, ca=True)
+    inter = _cert("inter", keys[1], ("root", keys[0]), ca=True)
+    issued, renewed = (_cert("signer", keys[2], ("inter", keys[1]), ca=False) for _ in range(2))
+    payload = intoto_statement([("model.pt", "ef" * 32)], "https://atlas-log.dev/test/v1", {})
+    envelope = sign_envelope(INTOTO_PAYLOAD_TYPE, payload, keys[2])
+
+    def submission(leaf_cert: Any) -> dict[str, Any]:
+        chain = [base64.b64encode(d).decode() for d in _der([leaf_cert, inter])]
+        return {"dsseEnvelope": envelope.to_json(), "verificationMaterial": {"x509CertificateChain": chain}}
+
+    # The honest log admits the entry with the first certificate, exactly as its admission builds it.
+    now = int(_NOW.timestamp())
+    sub = parse_submission(submission(issued), now, [root])
+    body, _ = encode_body(build_body(sub.envelope, sub.signers, None, index_summary(sub.extraction)))
+    leaf = encode_leaf(body, now, {"sha256:" + "ef" * 32: None})
+    trust = Trust(x509_roots=(root.public_bytes(serialization.Encoding.DER),))
+    honest = json.dumps(submission(issued)).encode()
+    assert check_entry(0, leaf, honest, lambda d: None, trust).problem is None
+    log = Signer.generate("honest.example/log")
+    note = sign_checkpoint(Checkpoint(log.name, 1, RootHash(leaf_hash(leaf))), log)
+    evidence = {
+        "type": "atlas-log/evidence/v1",
+        "kind": "bad-entry",
+        "log": log.verifier.vkey,
+        "reason": "replay",
+        "checkpoints": [note.decode()],
+        "entry": {
+            "logIndex": 0,
+            "leaf": base64.b64encode(leaf).decode(),
+            "inclusionProof": [],
+            "submission": submission(renewed),
+            "collateral": None,
+        },
+    }
+    with pytest.raises(VerificationError):
+        print(verify_evidence(evidence, log.verifier, trust))

@@ -188,7 +188,8 @@ def _named_key(i: int, s: EnvelopeSignature, keys: Sequence[PublicKey], signatur
     if len(keys) == 1:
         return keys[0]
     if s.keyid:
-        named = [k for k in keys if s.keyid in (k.keyid, k.fingerprint)]
+        # A key listed twice is one key.
+        named = list({k.fingerprint: k for k in keys if s.keyid in (k.keyid, k.fingerprint)}.values())
         if len(named) == 1:
             return named[0]
         if len(named) > 1:

@@ -311,12 +311,19 @@ def _committed_submission(body: dict[str, Any], submission: Any, at: int, trust:
             else:
                 if certified.fingerprint not in recorded:
                     raise not_committed("its certificate is for a key the entry does not record")
+                cert = certified.certificate or {}
+                if not any(c.get("certSha256") == cert.get("certSha256") for c in certificates):
+                    raise not_committed("its signing certificate is not the one the entry records")
+                if any("chainSha256" in c for c in certificates) and not committed:
+                    raise not_committed("its certificate chain is not the one the entry records")
             rebuilt["verificationMaterial"] = {"x509CertificateChain": [b64encode(c) for c in chain]}
         else:
             keys = {k.fingerprint: k for k in map(_public_key, material["publicKeys"])}
             if not set(recorded) <= set(keys):
                 raise not_committed("it lacks a signer key the entry records")
-            spkis = [b64encode(keys[fp].spki) for fp in dict.fromkeys(recorded)]
+            # One key per signature, in signature order: the leaf records which key verified each signature,
+            # and key names (not committed) could otherwise be chosen to make an honest signature look bad.
+            spkis = [b64encode(keys[fp].spki) for fp in recorded]
             rebuilt["verificationMaterial"] = {"publicKeys": [{"spki": s} for s in spkis]}
         tee = body.get("tee")
         if isinstance(tee, dict):
