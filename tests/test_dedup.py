@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -383,3 +385,62 @@ def test_replay_recomputes_the_padded_quote_entry(server: ServerProcess, http: h
     assert check_entry(0, legacy, raw, lambda d: coll, trust).problem is None
     wrong = check_entry(0, with_quote_hash("00" * 32), raw, lambda d: coll, trust).problem or ""
     assert "not the one its submission produces" in wrong
+
+
+def _compressed_spki(key: ec.EllipticCurvePrivateKey) -> bytes:
+    """The same P-256 public key as a DER SubjectPublicKeyInfo holding the compressed point (X9.62 0x02/0x03)."""
+    der = spki_der(key)
+    algorithm = der[2 : 4 + der[3]]
+    point = key.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.CompressedPoint)
+    inner = algorithm + b"\x03" + bytes([len(point) + 1]) + b"\x00" + point
+    return b"\x30" + bytes([len(inner)]) + inner
+
+
+@pytest.fixture
+def open_server(db_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
+    s = ServerProcess(db_url, tmp_path / "data", env={"ATLAS_ALLOW_UNATTESTED": "true"})
+    yield s
+    s.stop()
+
+
+def _rsa_spki_variant(der: bytes, algorithm: bytes) -> bytes:
+    """The same RSA key with another AlgorithmIdentifier: no NULL parameters, or the RSASSA-PSS OID."""
+    standard = bytes.fromhex("300d06092a864886f70d0101010500")
+    assert der[4 : 4 + len(standard)] == standard
+    inner = algorithm + der[4 + len(standard) :]
+    return b"\x30\x82" + len(inner).to_bytes(2, "big") + inner
+
+
+@pytest.mark.parametrize("variant", ["ec-compressed-point", "rsa-no-null-parameters", "rsa-pss-oid"])
+def test_another_der_encoding_of_the_key_is_the_same_signer(open_server: ServerProcess, variant: str) -> None:
+    """Key format must not make a second entry. A third party rewrites the submitted DER SPKI of the signer as
+    another encoding of the same key (an ECDSA key's compressed point; an RSA key without the NULL algorithm
+    parameters, or under the RSASSA-PSS OID): the key loads, the signature verifies, but PublicKey keeps the
+    submitted bytes, so the signer's spkiSha256 (and the entry id, and "everything this key signed") differ:
+    a second entry of one signed statement by one signer."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    from atlas_log.dsse import Envelope, EnvelopeSignature, pae
+
+    http = httpx.Client(base_url=open_server.url, timeout=30)
+    payload = intoto_statement([("model.bin", "ab" * 32)], "https://atlas-log.dev/test/v1", {"v": variant})
+    if variant == "ec-compressed-point":
+        ec_key = ec.generate_private_key(ec.SECP256R1())
+        envelope = sign_envelope(INTOTO_PAYLOAD_TYPE, payload, ec_key)
+        standard, other = spki_der(ec_key), _compressed_spki(ec_key)
+    else:
+        rsa_key = rsa.generate_private_key(65537, 2048)
+        sig = rsa_key.sign(pae(INTOTO_PAYLOAD_TYPE, payload), padding.PKCS1v15(), hashes.SHA256())
+        envelope = Envelope(INTOTO_PAYLOAD_TYPE, payload, (EnvelopeSignature(sig),))
+        standard = rsa_key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        no_null, pss = "300b06092a864886f70d010101", "300b06092a864886f70d01010a"
+        algorithm = no_null if variant == "rsa-no-null-parameters" else pss
+        other = _rsa_spki_variant(standard, bytes.fromhex(algorithm))
+    first = http.post("/api/v1/entries", json=build_submission(envelope, [standard]))
+    assert first.status_code == 201, first.text
+    again = http.post("/api/v1/entries", json=build_submission(envelope, [other]))
+    assert again.status_code == 200, again.text
+    assert again.json()["logIndex"] == first.json()["logIndex"]

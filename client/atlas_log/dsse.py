@@ -141,7 +141,10 @@ class PublicKey:
         elif not isinstance(key, Ed25519PublicKey):
             raise FormatError(f"key type {type(key).__name__} is not accepted (Ed25519, ECDSA, RSA)")
         self._key = key
-        self.spki = spki
+        # The canonical DER of the key, not the submitted bytes: another encoding of the same key (a compressed
+        # EC point, RSA parameters spelled otherwise) is the same signer, with one fingerprint.
+        der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        self.spki = SpkiDer(der)
         self.certificate: dict[str, Any] | None = None  # identity of an X.509 signing certificate, if any
         self.keyid = ""  # the name the submission gave this key, which signatures' keyid may use
 
