@@ -25,6 +25,7 @@ from atlas_log.dsse import sign_envelope
 from atlas_log.receipt import verify_receipt
 from atlas_log.submission import INTOTO_PAYLOAD_TYPE, build_submission, intoto_statement, spki_der, tdx_tee
 from atlas_log.tdx.binding import KEY_TAG, key_report_data, payload_report_data
+from atlas_log.tdx.quote import parse_quote
 from atlas_log.tdx.simulate import SimulatedPlatform
 from tests.conftest import ServerProcess
 from tests.test_api import problem
@@ -444,3 +445,71 @@ def test_another_der_encoding_of_the_key_is_the_same_signer(open_server: ServerP
     again = http.post("/api/v1/entries", json=build_submission(envelope, [other]))
     assert again.status_code == 200, again.text
     assert again.json()["logIndex"] == first.json()["logIndex"]
+
+
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+def _flip_s(quote: bytes, sig: bytes) -> bytes:
+    """The quote with one of its raw r||s ECDSA signatures replaced by (r, n - s): equally valid."""
+    at = quote.index(sig)
+    s = int.from_bytes(sig[32:], "big")
+    return quote[:at] + sig[:32] + (P256_ORDER - s).to_bytes(32, "big") + quote[at + 64 :]
+
+
+def _rechain(quote: bytes, edit: Any) -> bytes:
+    """The quote with its PCK certificate chain (unsigned certification data) replaced by ``edit(chain)``,
+    every enclosing length fixed up."""
+    parsed = parse_quote(quote)
+    base = len(parsed.signed)
+    sig_len = int.from_bytes(quote[base : base + 4], "little")
+    cert = base + 4 + 64 + 64 + 2 + 4
+    auth = cert + 384 + 64
+    auth_len = int.from_bytes(quote[auth : auth + 2], "little")
+    chain_at = auth + 2 + auth_len + 2
+    chain_len = int.from_bytes(quote[chain_at : chain_at + 4], "little")
+    old = quote[chain_at + 4 : chain_at + 4 + chain_len]
+    new = edit(old)
+    grow = len(new) - len(old)
+    size = (chain_len + grow).to_bytes(4, "little")
+    out = bytearray(quote[:chain_at] + size + new + quote[chain_at + 4 + chain_len :])
+    out[base : base + 4] = (sig_len + grow).to_bytes(4, "little")
+    out[cert - 4 : cert] = (int.from_bytes(quote[cert - 4 : cert], "little") + grow).to_bytes(4, "little")
+    return bytes(out)
+
+
+def _malleate(quote: bytes, which: str) -> bytes:
+    parsed = parse_quote(quote)
+    if which == "quote-signature":
+        return _flip_s(quote, parsed.signature)
+    if which == "qe-report-signature":
+        return _flip_s(quote, parsed.qe_report_signature)
+    if which == "pck-chain-zero-padding":
+        return _rechain(quote, lambda c: c + bytes(16))
+    if which == "pck-chain-preamble":
+        return _rechain(quote, lambda c: b"any text before the PEM blocks\n" + c)
+    raise AssertionError(which)
+
+
+@pytest.mark.parametrize(
+    "which", ["quote-signature", "qe-report-signature", "pck-chain-zero-padding", "pck-chain-preamble"]
+)
+def test_a_malleated_quote_is_the_same_quote(server: ServerProcess, http: httpx.Client, which: str) -> None:
+    """One quote attests at most one entry. A third party holding a key-binding quote (it is public, via
+    /evidence) rewrites one of its ECDSA signatures as (r, n - s), or the unsigned PCK chain text (zero bytes,
+    a preamble before the PEM blocks): still valid, but a different quoteSha256, so the quote attests a second
+    statement as if freshly quoted."""
+    key = Ed25519PrivateKey.generate()
+    spki = spki_der(key)
+    quote = server.platform.quote(key_report_data(spki))
+    malleated = _malleate(quote, which)
+    assert malleated != quote
+
+    def attested(n: int, q: bytes) -> dict[str, Any]:
+        payload = intoto_statement([(f"step-{n}", f"{n:02x}" * 32)], "https://atlas-log.dev/test/v1", {})
+        return build_submission(
+            sign_envelope(INTOTO_PAYLOAD_TYPE, payload, key), [spki], tee=tdx_tee(q, binding=KEY_TAG)
+        )
+
+    assert http.post("/api/v1/entries", json=attested(1, quote)).status_code == 201
+    problem(http.post("/api/v1/entries", json=attested(2, malleated)), 409, "quote-reused")

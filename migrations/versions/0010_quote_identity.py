@@ -5,7 +5,8 @@ quote can never be used by two entries.
 Existing rows are rewritten to the v2 identity (computed here from each leaf's body, exactly as
 ``entry_id`` does); where earlier versions logged one statement several times, the first entry keeps the
 identity and the later ones keep their v1 id, so they stay addressable and never match a new submission.
-Likewise only the first entry to carry a quote owns its hash. The append-only trigger is suspended for this
+Likewise only the first entry to carry a quote owns its hash. New entries identify a quote by the hash of
+what its attestation key signed (admission); rows logged before keep the hash their leaf records. The append-only trigger is suspended for this
 one backfill of derived, unsigned columns; leaves are not touched.
 
 Revision ID: 0010

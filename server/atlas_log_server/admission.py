@@ -7,6 +7,7 @@ TEE quote check slots in here), then the canonical leaf. Nothing is written befo
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -23,7 +24,8 @@ from atlas_log.entry import (
     index_summary,
 )
 from atlas_log.errors import FormatError, SubmissionError
-from atlas_log.submission import ParsedSubmission, parse_submission
+from atlas_log.submission import ParsedSubmission, parse_submission, parse_tee
+from atlas_log.tdx.quote import parse_quote
 from atlas_log_server.errors import Problem
 from atlas_log_server.log.sequencer import PendingEntry
 
@@ -159,5 +161,15 @@ class Admission:
         facts += tuple(
             (f"sha256:{k.fingerprint}", "signer", None, f"$.signatures[{i}]", None) for i, k in enumerate(sub.signers)
         )
-        quote = bytes.fromhex(tee["quoteSha256"]) if tee is not None and "quoteSha256" in tee else None
-        return PendingEntry(eid, body, raw, now, linked, facts, ex.predicate_type, quote)
+        return PendingEntry(eid, body, raw, now, linked, facts, ex.predicate_type, _attestation_id(sub, tee))
+
+
+def _attestation_id(sub: ParsedSubmission, tee: dict[str, Any] | None) -> bytes | None:
+    """What makes a quote one attestation: SHA-256 of the bytes its attestation key signed (header and TD
+    report). Its signatures (ECDSA (r, n - s) is as valid), certification data and padding are not signed, so
+    rewriting them must not make a second attestation of one report. None for an entry without its own quote."""
+    if tee is None or "quoteSha256" not in tee:
+        return None
+    quote = parse_tee(sub.tee, len(sub.signers)).quote
+    assert quote is not None  # the gate recorded a quoteSha256, so the request carried a quote that parsed
+    return hashlib.sha256(parse_quote(quote).signed).digest()

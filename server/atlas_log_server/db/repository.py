@@ -37,7 +37,7 @@ class StoredEntry:
     submission: bytes
     integrated_time: int
     predicate_type: str | None = None
-    quote_sha256: bytes | None = None  # the entry's own quote, if it carries one
+    quote_sha256: bytes | None = None  # what the entry's own quote's attestation key signed (SHA-256), if any
 
 
 def _split_hashes(data: bytes) -> tuple[bytes, ...]:

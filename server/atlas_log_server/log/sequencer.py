@@ -66,7 +66,7 @@ class PendingEntry:
     linked: tuple[str, ...] = ()  # subject and material digests ("alg:hex") the leaf links back for
     facts: tuple[tuple[str, str, str | None, str, str | None], ...] = ()  # (digest, role, name, path, version)
     predicate_type: str | None = None
-    quote_sha256: bytes | None = None  # SHA-256 of the entry's own quote (zero padding cut off), if any
+    quote_sha256: bytes | None = None  # SHA-256 of what its own quote's attestation key signed, if it has a quote
 
 
 class BatchNodes:
