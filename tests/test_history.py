@@ -305,3 +305,41 @@ def test_digest_aliases_join_one_history(server: ServerProcess) -> None:
     del dropped["entries"][1]
     with pytest.raises(VerificationError, match="gap"):
         verify_history(dropped, server.vkey)
+
+
+def test_a_lineage_answer_says_when_the_log_capped_it(
+    history_log: tuple[ServerProcess, httpx.Client], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The log may cap a lineage answer (MAX_EDGES, nearest edges first); it says so, and the library and the CLI
+    pass that on: a capped lineage is never shown as if it were all there is."""
+    import json
+
+    from atlas_log import cli
+    from atlas_log.history import verify_lineage
+    from tests.test_http import TamperingProxy
+
+    server, http = history_log
+    url = f"/api/v1/artifacts/sha256:{_digest('dataset-d')}/lineage"
+    answer = http.get(url, params={"direction": "down"}).json()
+    assert answer["truncated"] is False and not verify_lineage(answer, server.vkey).truncated
+    capped = copy.deepcopy(answer)
+    capped["truncated"] = True
+    assert verify_lineage(capped, server.vkey).truncated
+    for bad in ("yes", 1, None):
+        capped["truncated"] = bad
+        with pytest.raises(FormatError, match="truncated"):
+            verify_lineage(capped, server.vkey)
+    proxy = TamperingProxy(server.url)
+    try:
+
+        def cap(url: httpx.URL, answer: Any) -> Any:
+            return {**answer, "truncated": True} if url.path.endswith("/lineage") else answer
+
+        proxy.on_get = cap
+        base = ["--server", proxy.url, "--vkey", server.vkey, "lineage", f"sha256:{_digest('dataset-d')}"]
+        assert cli.main([*base, "--direction", "down"]) == 0
+        assert "truncated" in capsys.readouterr().out
+        assert cli.main([*base, "--direction", "down", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["truncated"] is True
+    finally:
+        proxy.close()
