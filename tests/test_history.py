@@ -307,6 +307,66 @@ def test_digest_aliases_join_one_history(server: ServerProcess) -> None:
         verify_history(dropped, server.vkey)
 
 
+def test_a_crafted_graph_cannot_make_another_users_lineage_query_fail(
+    server: ServerProcess, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No input may fail another user's request, and a request's cost is bounded. The lineage query walks every
+    *path* (its cycle guard carries the path), not every artifact, and only then applies MAX_EDGES: 48 cheap
+    entries stacked in 16 layers of 3, each naming the whole layer below as materials, hang off a popular base
+    artifact. An honest user asking what was made from that artifact (direction=down) then runs a query with
+    3^16 paths: it holds a database core until statement_timeout (60 s) and fails, instead of answering."""
+    import json
+    import time
+
+    from atlas_log import cli
+    from atlas_log.history import verify_lineage
+
+    def digest(layer: int, i: int) -> str:
+        return f"{layer:032x}{i:032x}"
+
+    key = Ed25519PrivateKey.generate()
+    width, layers = 3, 16
+    base = digest(0, 0)
+    for layer in range(1, layers + 1):
+        below = [base] if layer == 1 else [digest(layer - 1, j) for j in range(width)]
+        for i in range(width):
+            statement = {
+                "_type": "https://in-toto.io/Statement/v1",
+                "subject": [{"name": f"step-{layer}-{i}", "digest": {"sha256": digest(layer, i)}}],
+                "predicateType": "https://slsa.dev/provenance/v1",
+                "predicate": {
+                    "buildDefinition": {
+                        "buildType": "https://atlas-log.dev/test/build",
+                        "externalParameters": {},
+                        "resolvedDependencies": [{"name": f"in-{d}", "digest": {"sha256": d}} for d in below],
+                    },
+                    "runDetails": {"builder": {"id": "https://atlas-log.dev/test/builder"}},
+                },
+            }
+            sub = signed_submission(key, json.dumps(statement).encode(), server.platform)
+            r = httpx.post(server.url + "/api/v1/entries", json=sub, timeout=60)
+            assert r.status_code == 201, r.text
+    started = time.monotonic()
+    try:
+        r = httpx.get(
+            server.url + f"/api/v1/artifacts/sha256:{base}/lineage",
+            params={"direction": "down", "depth": 20},
+            timeout=15,
+        )
+    except httpx.TimeoutException:
+        pytest.fail(f"the lineage of the base artifact did not answer in {time.monotonic() - started:.0f} s")
+    assert r.status_code == 200, r.text
+    assert time.monotonic() - started < 5
+    lin = verify_lineage(r.json(), server.vkey, f"sha256:{base}", direction="down")
+    assert len(lin.edges) == width + width * width * (layers - 1) and not lin.truncated
+    assert len(lin.nodes) == 1 + width * layers
+    # The CLI draws each artifact's subtree once (not once per path): one line per edge, plus its header.
+    args = ["--server", server.url, "--vkey", server.vkey, "lineage", f"sha256:{base}", "--direction", "down"]
+    assert cli.main([*args, "--depth", "20"]) == 0
+    tree = capsys.readouterr().out.splitlines()
+    assert len(tree) == 1 + len(lin.edges) and "(see above)" in tree[-1]
+
+
 def test_a_lineage_answer_says_when_the_log_capped_it(
     history_log: tuple[ServerProcess, httpx.Client], capsys: pytest.CaptureFixture[str]
 ) -> None:
