@@ -305,3 +305,101 @@ def test_digest_aliases_join_one_history(server: ServerProcess) -> None:
     del dropped["entries"][1]
     with pytest.raises(VerificationError, match="gap"):
         verify_history(dropped, server.vkey)
+
+
+def test_a_crafted_graph_cannot_make_another_users_lineage_query_fail(
+    server: ServerProcess, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No input may fail another user's request, and a request's cost is bounded. The lineage query walks every
+    *path* (its cycle guard carries the path), not every artifact, and only then applies MAX_EDGES: 48 cheap
+    entries stacked in 16 layers of 3, each naming the whole layer below as materials, hang off a popular base
+    artifact. An honest user asking what was made from that artifact (direction=down) then runs a query with
+    3^16 paths: it holds a database core until statement_timeout (60 s) and fails, instead of answering."""
+    import json
+    import time
+
+    from atlas_log import cli
+    from atlas_log.history import verify_lineage
+
+    def digest(layer: int, i: int) -> str:
+        return f"{layer:032x}{i:032x}"
+
+    key = Ed25519PrivateKey.generate()
+    width, layers = 3, 16
+    base = digest(0, 0)
+    for layer in range(1, layers + 1):
+        below = [base] if layer == 1 else [digest(layer - 1, j) for j in range(width)]
+        for i in range(width):
+            statement = {
+                "_type": "https://in-toto.io/Statement/v1",
+                "subject": [{"name": f"step-{layer}-{i}", "digest": {"sha256": digest(layer, i)}}],
+                "predicateType": "https://slsa.dev/provenance/v1",
+                "predicate": {
+                    "buildDefinition": {
+                        "buildType": "https://atlas-log.dev/test/build",
+                        "externalParameters": {},
+                        "resolvedDependencies": [{"name": f"in-{d}", "digest": {"sha256": d}} for d in below],
+                    },
+                    "runDetails": {"builder": {"id": "https://atlas-log.dev/test/builder"}},
+                },
+            }
+            sub = signed_submission(key, json.dumps(statement).encode(), server.platform)
+            r = httpx.post(server.url + "/api/v1/entries", json=sub, timeout=60)
+            assert r.status_code == 201, r.text
+    started = time.monotonic()
+    try:
+        r = httpx.get(
+            server.url + f"/api/v1/artifacts/sha256:{base}/lineage",
+            params={"direction": "down", "depth": 20},
+            timeout=15,
+        )
+    except httpx.TimeoutException:
+        pytest.fail(f"the lineage of the base artifact did not answer in {time.monotonic() - started:.0f} s")
+    assert r.status_code == 200, r.text
+    assert time.monotonic() - started < 5
+    lin = verify_lineage(r.json(), server.vkey, f"sha256:{base}", direction="down")
+    assert len(lin.edges) == width + width * width * (layers - 1) and not lin.truncated
+    assert len(lin.nodes) == 1 + width * layers
+    # The CLI draws each artifact's subtree once (not once per path): one line per edge, plus its header.
+    args = ["--server", server.url, "--vkey", server.vkey, "lineage", f"sha256:{base}", "--direction", "down"]
+    assert cli.main([*args, "--depth", "20"]) == 0
+    tree = capsys.readouterr().out.splitlines()
+    assert len(tree) == 1 + len(lin.edges) and "(see above)" in tree[-1]
+
+
+def test_a_lineage_answer_says_when_the_log_capped_it(
+    history_log: tuple[ServerProcess, httpx.Client], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The log may cap a lineage answer (MAX_EDGES, nearest edges first); it says so, and the library and the CLI
+    pass that on: a capped lineage is never shown as if it were all there is."""
+    import json
+
+    from atlas_log import cli
+    from atlas_log.history import verify_lineage
+    from tests.test_http import TamperingProxy
+
+    server, http = history_log
+    url = f"/api/v1/artifacts/sha256:{_digest('dataset-d')}/lineage"
+    answer = http.get(url, params={"direction": "down"}).json()
+    assert answer["truncated"] is False and not verify_lineage(answer, server.vkey).truncated
+    capped = copy.deepcopy(answer)
+    capped["truncated"] = True
+    assert verify_lineage(capped, server.vkey).truncated
+    for bad in ("yes", 1, None):
+        capped["truncated"] = bad
+        with pytest.raises(FormatError, match="truncated"):
+            verify_lineage(capped, server.vkey)
+    proxy = TamperingProxy(server.url)
+    try:
+
+        def cap(url: httpx.URL, answer: Any) -> Any:
+            return {**answer, "truncated": True} if url.path.endswith("/lineage") else answer
+
+        proxy.on_get = cap
+        base = ["--server", proxy.url, "--vkey", server.vkey, "lineage", f"sha256:{_digest('dataset-d')}"]
+        assert cli.main([*base, "--direction", "down"]) == 0
+        assert "truncated" in capsys.readouterr().out
+        assert cli.main([*base, "--direction", "down", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["truncated"] is True
+    finally:
+        proxy.close()

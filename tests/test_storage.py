@@ -170,3 +170,45 @@ def test_signer_refuses_inconsistent_checkpoints() -> None:
         signer.sign(cp(5), cp(6), reference.proof(5, leaves[:6]))
     with pytest.raises(SigningRefused):
         signer.sign(Checkpoint("other", 8, cp(8).root_hash), cp(8), [])
+
+
+def _step(n: int, subject: str, materials: list[str]) -> PendingEntry:
+    """An entry stating ``materials -> subject`` in the lineage index."""
+    body = json.dumps({"step": n, "subject": subject, "materials": materials}).encode()
+    materials_facts = [(m, "material", None, f"$.materials[{i}]", None) for i, m in enumerate(materials)]
+    facts = ((subject, "subject", None, "$.subject[0]", None), *materials_facts)
+    return PendingEntry(hashlib.sha256(body).digest(), body, b"{}", 1, facts=facts)
+
+
+async def test_lineage_visits_each_artifact_once_and_stops_at_its_limit(db_url: str) -> None:
+    """A DAG 3 wide and 30 deep has 3^30 paths but 264 edges: the walk costs the edges, not the paths. Asked for
+    fewer edges than exist, it returns the nearest ones and stops; a cycle ends the walk instead of looping."""
+    import time
+
+    signer = Signer.generate(ORIGIN)
+    repo, seq = await _log(db_url, signer)
+    node = lambda layer, i: f"sha256:{layer:032x}{i:032x}"  # noqa: E731
+    width, layers = 3, 30
+    steps = []
+    for layer in range(1, layers + 1):
+        below = [node(0, 0)] if layer == 1 else [node(layer - 1, j) for j in range(width)]
+        steps += [_step(len(steps), node(layer, i), below) for i in range(width)]
+    a, b = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+    steps += [_step(len(steps), b, [a]), _step(len(steps) + 1, a, [b])]  # a -> b -> a
+    await seq.append(steps)
+    size = len(steps)
+    down, up = (("material",), ("subject",)), (("subject",), ("material",))
+    started = time.monotonic()
+    edges = await repo.lineage(node(0, 0), *down, layers, size, 100_000)
+    assert time.monotonic() - started < 5
+    assert len(edges) == len(set(edges)) == width + width * width * (layers - 1)
+    hop = {node(0, 0): 0} | {node(layer, i): layer for layer in range(1, layers + 1) for i in range(width)}
+    assert [hop[src] for src, _, _ in edges] == sorted(hop[src] for src, _, _ in edges)  # nearest first
+    assert await repo.lineage(node(0, 0), *down, layers, size, 10) == edges[:10]
+    assert await repo.lineage(node(0, 0), *down, 2, size, 100_000) == edges[: width + width * width]
+    # Upwards from the top: every edge into it, once each (the other two tops are not upstream of it).
+    upwards = await repo.lineage(node(layers, 0), *up, layers, size, 100_000)
+    assert len(upwards) == len(set(upwards)) == 2 * width + width * width * (layers - 2)
+    assert sorted(await repo.lineage(a, *down, 20, size, 100)) == [(a, b, size - 2), (b, a, size - 1)]
+    assert await repo.lineage(a, *down, 20, size - 1, 100) == [(a, b, size - 2)]  # only entries below the size
+    await repo.pool.close()

@@ -252,6 +252,7 @@ def _cmd_lineage(args: argparse.Namespace) -> int:
                     "direction": lin.direction,
                     "nodes": list(lin.nodes),
                     "edges": [{"from": s, "to": t, "logIndex": i} for s, t, i in lin.edges],
+                    "truncated": lin.truncated,
                 },
                 indent=2,
             )
@@ -263,16 +264,23 @@ def _cmd_lineage(args: argparse.Namespace) -> int:
         children.setdefault(parent, []).append((child, idx))
     word = "made from" if lin.direction == "up" else "used to make"
     print(f"{lin.artifact} ({word}; {len(lin.edges)} edges, verified against tree size {lin.checkpoint.size})")
-
-    def render(node: str, prefix: str, seen: frozenset[str]) -> None:
-        kids = sorted(children.get(node, []))
-        for i, (child, idx) in enumerate(kids):
-            last = i == len(kids) - 1
-            print(f"{prefix}{'└── ' if last else '├── '}{child}  [entry #{idx}]")
-            if child not in seen:
-                render(child, prefix + ("    " if last else "│   "), seen | {child})
-
-    render(lin.artifact, "", frozenset({lin.artifact}))
+    if lin.truncated:
+        print("  (truncated: the log capped its answer; the nearest edges are shown, more lineage exists)")
+    # Each artifact's subtree is drawn once; a later mention refers back to it. Drawing every path instead
+    # would print a graph a few artifacts wide and a few layers deep exponentially many times.
+    drawn = {lin.artifact}
+    # (artifact, entry, prefix, last sibling), depth first, iteratively: a lineage may be deeper than the
+    # recursion limit.
+    stack = [(c, i, "", n == 0) for n, (c, i) in enumerate(sorted(children.get(lin.artifact, []), reverse=True))]
+    while stack:
+        node, idx, prefix, last = stack.pop()
+        again = node in drawn and node in children
+        print(f"{prefix}{'└── ' if last else '├── '}{node}  [entry #{idx}]{'  (see above)' if again else ''}")
+        if node not in drawn:
+            drawn.add(node)
+            inner = prefix + ("    " if last else "│   ")
+            kids = sorted(children.get(node, []), reverse=True)
+            stack.extend((c, i, inner, n == 0) for n, (c, i) in enumerate(kids))
     return 0
 
 

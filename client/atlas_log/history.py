@@ -284,12 +284,17 @@ def _follow_links(
 
 @dataclass(frozen=True, slots=True)
 class VerifiedLineage:
+    """What :func:`verify_lineage` proved: every edge is stated by an included entry and reachable from
+    ``artifact``. ``truncated`` is the log's own word that it capped the answer (the nearest edges first):
+    more lineage exists than is shown. A False ``truncated`` proves nothing: a lineage is not proved complete."""
+
     artifact: str
     direction: str
     checkpoint: Checkpoint
     nodes: tuple[str, ...]
     edges: tuple[tuple[str, str, int], ...]  # (input, output, entry index)
     entries: dict[int, VerifiedEntry]
+    truncated: bool = False
 
 
 def _reachable(artifact: str, direction: str, edges: tuple[tuple[str, str, int], ...]) -> set[tuple[str, str, int]]:
@@ -328,8 +333,11 @@ def verify_lineage(
         edges = tuple((e["from"], e["to"], e["logIndex"]) for e in answer["edges"])
         nodes = tuple(answer["nodes"])
         answered = answer["direction"]
+        truncated = answer.get("truncated", False)
     except (KeyError, TypeError, AttributeError) as exc:
         raise FormatError(f"malformed lineage answer: {exc}") from exc
+    if not isinstance(truncated, bool):
+        raise FormatError(f"lineage 'truncated' must be true or false, not {truncated!r}")
     entries = {v.log_index: v for v in _verified_entries(answer.get("entries"), cp, cache)}
     if answered not in ("up", "down"):
         raise FormatError(f"lineage direction must be 'up' or 'down', not {answered!r}")
@@ -342,7 +350,8 @@ def verify_lineage(
             f"edge {src} -> {dst} (entry {idx}) is not reachable from {name} going {answered}: "
             "the answer claims lineage it does not connect to the artifact"
         )
-    stray = set(nodes) - {name} - {d for src, dst, _ in edges for d in (src, dst)}
+    node_set = set(nodes)
+    stray = node_set - {name} - {d for src, dst, _ in edges for d in (src, dst)}
     if stray:
         raise VerificationError(f"node {min(stray)} is in no edge of the answer: not reachable from {name}")
     for src, dst, idx in edges:
@@ -351,6 +360,6 @@ def verify_lineage(
             raise VerificationError(f"edge {src} -> {dst} cites entry {idx}, which the answer does not prove")
         if src not in _said(v.entry, "materials") or dst not in _said(v.entry, "subjects"):
             raise VerificationError(f"entry {idx} does not state {src} -> {dst}")
-        if src not in nodes or dst not in nodes:
+        if src not in node_set or dst not in node_set:
             raise VerificationError(f"edge {src} -> {dst} names an artifact missing from the nodes")
-    return VerifiedLineage(name, answered, cp, nodes, edges, entries)
+    return VerifiedLineage(name, answered, cp, nodes, edges, entries, truncated)

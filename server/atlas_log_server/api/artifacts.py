@@ -76,7 +76,9 @@ async def lineage(
     depth: Annotated[int, Query(ge=1, le=MAX_DEPTH)] = 5,
 ) -> dict[str, Any]:
     """``up``: what the artifact was made from, recursively; ``down``: what was made from it. Edges always point
-    from material to subject (input to output) and name the entry that states them."""
+    from material to subject (input to output) and name the entry that states them. At most ``MAX_EDGES`` edges,
+    nearest first: when there are more, the answer is cut there and says ``truncated`` (a 200, not an error, so
+    the nearest lineage of a popular artifact is still answered)."""
     digest = parse_artifact(artifact)
     state = await ctx.repo.state()
     if direction == "up":

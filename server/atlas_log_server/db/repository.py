@@ -313,33 +313,38 @@ class Repository:
     async def lineage(
         self, digest: str, from_roles: Sequence[str], to_roles: Sequence[str], depth: int, below: int, limit: int
     ) -> list[tuple[str, str, int]]:
-        """Edges reachable from ``digest``: an entry naming an artifact in ``from_roles`` links it to every
-        artifact the entry names in ``to_roles``; repeated up to ``depth`` hops, never revisiting an artifact on
-        a path (cycle guard). Returns (from, to, entry index) for entries below index ``below``."""
-        rows = await self.pool.fetch(
-            """
-            WITH RECURSIVE walk(src, dst, idx, depth, path) AS (
-                SELECT a.digest, b.digest, a.idx, 1, ARRAY[a.digest, b.digest]
-                FROM entry_artifacts a
-                JOIN entry_artifacts b ON b.idx = a.idx AND b.role = ANY($3::text[]) AND b.digest <> a.digest
-                WHERE a.digest = $1 AND a.role = ANY($2::text[]) AND a.idx < $5
-              UNION
-                SELECT a.digest, b.digest, a.idx, w.depth + 1, w.path || b.digest
-                FROM walk w
-                JOIN entry_artifacts a ON a.digest = w.dst AND a.role = ANY($2::text[]) AND a.idx < $5
-                JOIN entry_artifacts b ON b.idx = a.idx AND b.role = ANY($3::text[]) AND b.digest <> a.digest
-                WHERE w.depth < $4 AND NOT b.digest = ANY(w.path)
+        """Edges reachable from ``digest`` within ``depth`` hops: an entry naming an artifact in ``from_roles``
+        links it to every artifact the entry names in ``to_roles``. Returns (from, to, entry index) for entries
+        below index ``below``, at most ``limit`` of them, nearest first (by hop, then entry index).
+
+        Breadth first, one bounded query per hop: each artifact is expanded once, at its distance from
+        ``digest``, so the work grows with the edges returned, never with the paths through them (a DAG a few
+        artifacts wide and a few layers deep has exponentially many paths). An edge into an artifact already
+        seen (a cross or cycle edge) is returned, but that artifact is not expanded again. The walk stops as
+        soon as ``limit`` edges are found: a caller asking ``limit = cap + 1`` learns that the cap was hit."""
+        edges: list[tuple[str, str, int]] = []
+        seen, frontier = {digest}, [digest]
+        for _ in range(depth):
+            if not frontier or len(edges) >= limit:
+                break
+            rows = await self.pool.fetch(
+                "SELECT DISTINCT a.digest AS src, b.digest AS dst, a.idx FROM entry_artifacts a "
+                "JOIN entry_artifacts b ON b.idx = a.idx AND b.role = ANY($3::text[]) AND b.digest <> a.digest "
+                "WHERE a.digest = ANY($1::text[]) AND a.role = ANY($2::text[]) AND a.idx < $4 "
+                "ORDER BY a.idx, src, dst LIMIT $5",
+                frontier,
+                list(from_roles),
+                list(to_roles),
+                below,
+                limit - len(edges),
             )
-            SELECT DISTINCT src, dst, idx FROM walk ORDER BY idx, src, dst LIMIT $6
-            """,
-            digest,
-            list(from_roles),
-            list(to_roles),
-            depth,
-            below,
-            limit,
-        )
-        return [(r["src"], r["dst"], r["idx"]) for r in rows]
+            frontier = []
+            for r in rows:
+                edges.append((r["src"], r["dst"], r["idx"]))
+                if r["dst"] not in seen:
+                    seen.add(r["dst"])
+                    frontier.append(r["dst"])
+        return edges
 
     async def named(self, indices: Sequence[int]) -> dict[int, list[dict[str, str | None]]]:
         """The named artifacts (name, version, digest, role) of these entries, from the index."""
