@@ -513,3 +513,24 @@ def test_a_malleated_quote_is_the_same_quote(server: ServerProcess, http: httpx.
 
     assert http.post("/api/v1/entries", json=attested(1, quote)).status_code == 201
     problem(http.post("/api/v1/entries", json=attested(2, malleated)), 409, "quote-reused")
+
+
+def test_an_unattested_copy_cannot_block_the_attested_statement(open_server: ServerProcess) -> None:
+    """Another user's input cannot fail a submission. On a log that also admits unattested entries, whoever
+    sees a signed envelope before it is logged (a pipeline's artifact store, a proxy) submits it without its
+    tee block. The identity ignores attestation, so the TD holder's attested submission is answered with that
+    unattested entry: LogClient.submit raises ReceiptMismatchError, and the statement can never be logged as
+    attested."""
+    from atlas_log.http import LogClient
+    from atlas_log.submission import demo_submission
+
+    key = Ed25519PrivateKey.generate()
+    attested = demo_submission(key, 1, open_server.platform)
+    stripped = {k: v for k, v in attested.items() if k != "tee"}
+    assert httpx.post(open_server.url + "/api/v1/entries", json=stripped, timeout=30).status_code == 201
+    with httpx.Client(base_url=open_server.url, timeout=30) as http:
+        receipt = LogClient(http, open_server.vkey).submit(attested)
+    import json
+
+    tee = json.loads(receipt.leaf)["body"]["tee"]
+    assert isinstance(tee, dict) and "quoteSha256" in tee

@@ -47,6 +47,7 @@ MAX_LEAF_SIZE = 65_535  # an entry bundle prefixes each entry with a uint16 leng
 _MAX_SAFE_INT = (1 << 53) - 1
 
 ENTRY_ID_TAG = b"atlas-log/entry-id/v2\n"
+ATTESTED_MARK = b"tdx\n"  # ends the identity of an entry that carries a TDX attestation
 
 # The v1 identity (receipts issued before v2 carry it): the body with its TEE verdict reduced to these members.
 _TEE_IDENTITY_V1 = ("type", "binding", "signatureIndex", "spkiSha256", "nonce", "quoteSha256", "keyAttestationEntry")
@@ -62,8 +63,9 @@ def entry_id(body: dict[str, Any]) -> bytes:
     """The deduplication key: *what was signed* and *who signed it*, nothing a third party can change.
 
     ``SHA-256("atlas-log/entry-id/v2\\n" ‖ paeSha256 ‖ "\\n" ‖ for each distinct signer SPKI SHA-256, in
-    ascending order: spkiSha256 ‖ "\\n")``, the digests in lowercase hex. PAE covers the payload type and the
-    payload (DSSE protocol), so one signed statement by one signer set is one entry, whatever its ``keyid``
+    ascending order: spkiSha256 ‖ "\\n" ‖ ["tdx\\n" when the entry is attested])``, the digests in lowercase
+    hex. PAE covers the payload type and the payload (DSSE protocol), so one signed statement by one signer set
+    is one entry (one attested, one not, on a log that admits both), whatever its ``keyid``
     hints, signature encodings (ECDSA (r, n - s), BER), key format (PEM or DER), JSON layout, or quote (a
     fresh quote attests the same statement again). Raises :class:`FormatError` for a body without them.
     """
@@ -75,6 +77,10 @@ def entry_id(body: dict[str, Any]) -> bytes:
     if not signers:
         raise FormatError("entry body must have at least one signature")
     identity = ENTRY_ID_TAG + pae.encode() + b"\n" + b"".join(f.encode() + b"\n" for f in sorted(signers))
+    if isinstance(body.get("tee"), dict):
+        # Attested and unattested are distinct entries: on a log that admits both, whoever sees a signed
+        # envelope first cannot pre-empt its TDX attestation by logging it without one.
+        identity += ATTESTED_MARK
     return hashlib.sha256(identity).digest()
 
 

@@ -6,8 +6,8 @@ Existing rows are rewritten to the v2 identity (computed here from each leaf's b
 ``entry_id`` does); where earlier versions logged one statement several times, the first entry keeps the
 identity and the later ones keep their v1 id, so they stay addressable and never match a new submission.
 Likewise only the first entry to carry a quote owns its hash. New entries identify a quote by the hash of
-what its attestation key signed (admission); rows logged before keep the hash their leaf records. The append-only trigger is suspended for this
-one backfill of derived, unsigned columns; leaves are not touched.
+what its attestation key signed (admission); rows logged before keep the hash their leaf records. The
+append-only trigger is suspended for this one backfill of derived, unsigned columns; leaves are not touched.
 
 Revision ID: 0010
 Revises: 0009
@@ -36,7 +36,7 @@ WITH body AS (
                SELECT string_agg(DISTINCT ((s -> 'verifier' ->> 'spkiSha256') || E'\n') COLLATE "C", ''
                                  ORDER BY ((s -> 'verifier' ->> 'spkiSha256') || E'\n') COLLATE "C")
                FROM jsonb_array_elements(b -> 'signatures') AS s
-           ), 'UTF8')) AS id,
+           ) || CASE WHEN jsonb_typeof(b -> 'tee') = 'object' THEN E'tdx\n' ELSE '' END, 'UTF8')) AS id,
            decode(b -> 'tee' ->> 'quoteSha256', 'hex') AS quote
     FROM body
 ), first_id AS (
