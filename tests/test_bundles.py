@@ -26,6 +26,7 @@ from atlas_log.evidence import verify_evidence
 from atlas_log.intoto import extract
 from atlas_log.merkle import RootHash, leaf_hash
 from atlas_log.note import Signer
+from atlas_log.receipt import split_submission
 from atlas_log.replay import Trust, check_entry
 from atlas_log.submission import INTOTO_PAYLOAD_TYPE, intoto_statement, tdx_tee
 from atlas_log.tdx.binding import payload_report_data
@@ -72,6 +73,19 @@ def test_real_bundle_admitted_and_indexed(bundle_server: ServerProcess, case: st
             hist = http.get(f"/api/v1/artifacts/sha256:{digest}/history").json()
             assert hist["entries"][0]["roles"] == ["component"]
         assert http.get(f"/api/v1/artifacts/sha256:{root}/history").json()["entries"][0]["roles"] == ["subject"]
+    # What the leaf commits to of a bundle: its envelope, and its chain (chainSha256) or the key as DER SPKI.
+    committed, rest = split_submission(base64.b64decode(r.json()["leaf"]), sub)
+    envelope = parse_envelope(sub["sigstoreBundle"]["dsseEnvelope"]).to_json()  # in normal form (no empty keyid)
+    assert committed["dsseEnvelope"] == envelope and "quote" in committed["tee"]
+    assert "dsseEnvelope" not in rest["sigstoreBundle"] and "mediaType" in rest["sigstoreBundle"]
+    if with_key:
+        spki = PublicKey.from_pem(sub["verificationMaterial"]["publicKeys"][0]["pem"]).spki
+        assert committed["verificationMaterial"] == {"publicKeys": [{"spki": base64.b64encode(spki).decode()}]}
+        assert rest["verificationMaterial"] == sub["verificationMaterial"]  # the PEM text, as served
+    else:
+        chain = sub["sigstoreBundle"]["verificationMaterial"]["x509CertificateChain"]["certificates"]
+        assert committed["verificationMaterial"] == {"x509CertificateChain": [c["rawBytes"] for c in chain]}
+        assert "x509CertificateChain" not in rest["sigstoreBundle"]["verificationMaterial"]
 
 
 def test_key_signed_bundle_needs_the_key(bundle_server: ServerProcess) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -11,9 +12,13 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from atlas_log import cli
-from atlas_log.submission import demo_submission
+from atlas_log.submission import demo_submission, spki_der
 from tests.conftest import ServerProcess
 from tests.test_http import TamperingProxy
+
+
+def key_spki(key: Ed25519PrivateKey) -> str:
+    return base64.b64encode(spki_der(key)).decode()
 
 
 def test_demo_then_verify_get_checkpoint(
@@ -83,3 +88,44 @@ def test_get_prints_only_what_the_leaf_proves(server: ServerProcess, capsys: pyt
     assert out["verified"]["entry"]["integratedTime"] == honest["verified"]["entry"]["integratedTime"]
     assert out["unverified"]["integratedTime"] == 1234567 and out["unverified"]["entryId"] == "ab" * 32
     assert out["unverified"]["submission"] == other and "payload" in out["unverified"]["submissionMismatch"]
+
+
+def test_get_shows_as_verified_only_submission_parts_the_leaf_commits_to(
+    server: ServerProcess, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`atlas-log get` separates what the leaf proves from what the server merely says. It checks the served
+    submission with verify_leaf_for (payload, signer set, quote hash) and then prints its whole dsseEnvelope,
+    verificationMaterial and tee under "verified", though the leaf commits to the envelope only through
+    envelopeHash (never compared) and not at all to key names or tee.eventLog: a hostile log's invented
+    signature keyid, key name and event log are printed as verified."""
+    key = Ed25519PrivateKey.generate()
+    r = httpx.post(server.url + "/api/v1/entries", json=demo_submission(key, 0, server.platform), timeout=30)
+    assert r.status_code == 201, r.text
+    proxy = TamperingProxy(server.url)
+    marker = "invented-by-the-log"
+
+    def lie(url: httpx.URL, answer: Any) -> Any:
+        if url.path == "/api/v1/entries/0":
+            sub = answer["submission"]
+            env = sub["dsseEnvelope"]
+            sub["dsseEnvelope"] = {**env, "signatures": [{**env["signatures"][0], "keyid": marker}]}
+            sub["verificationMaterial"]["publicKeys"][0]["keyid"] = marker
+            sub["tee"]["eventLog"] = marker
+        return answer
+
+    proxy.on_get = lie
+    try:
+        assert cli.main(["--server", proxy.url, "--vkey", server.vkey, "get", "0"]) == 0
+        out = json.loads(capsys.readouterr().out)
+    finally:
+        proxy.close()
+    assert marker not in json.dumps(out["verified"]), json.dumps(out["verified"]["submission"])[:600]
+    # What the log invented is shown, as what it merely says; the recorded key and quote stay verified.
+    shown = out["unverified"]
+    assert shown["submission"]["dsseEnvelope"]["signatures"][0]["keyid"] == marker
+    assert "envelopeHash" in shown["envelopeMismatch"]
+    assert shown["submission"]["verificationMaterial"]["publicKeys"] == [{"spki": key_spki(key), "keyid": marker}]
+    assert shown["submission"]["tee"] == {"eventLog": marker}
+    verified = out["verified"]["submission"]
+    assert verified["verificationMaterial"]["publicKeys"] == [{"spki": key_spki(key)}] and "quote" in verified["tee"]
+    assert "dsseEnvelope" not in verified

@@ -26,6 +26,7 @@ from atlas_log.errors import (
     ProofError,
     ReceiptMismatchError,
     SignatureError,
+    VerificationError,
 )
 from atlas_log.http import AsyncLogClient, LogClient
 from atlas_log.merkle import LeafHash, RootHash, leaf_hash
@@ -410,6 +411,37 @@ def test_submit_enforces_the_witness_policy(server: ServerProcess) -> None:
                 client.submit(demo_submission(Ed25519PrivateKey.generate(), 1, server.platform))
     finally:
         proxy.close()
+
+
+def test_history_under_a_witness_policy_needs_a_witnessed_checkpoint(server: ServerProcess) -> None:
+    """Under a witness policy every checkpoint LogClient fetches must carry the quorum of cosignatures.
+    LogClient.history proves each page's checkpoint consistent with the trusted state but never checks its
+    cosignatures: a log showing this client a split view serves a history (and moves the client's trusted
+    state forward) under a checkpoint no witness has seen."""
+    key = Ed25519PrivateKey.generate()
+    r = httpx.post(server.url + "/api/v1/entries", json=demo_submission(key, 1, server.platform), timeout=30)
+    assert r.status_code == 201, r.text
+    subject = json.loads(base64.b64decode(r.json()["leaf"]))["body"]["index"]["subjects"][0]
+    witness = CosignatureVerifier("witness.example/w1", Ed25519PrivateKey.generate().public_key().public_bytes_raw())
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        client = LogClient(http, server.vkey, witnesses=[witness], quorum=1)
+        with pytest.raises(VerificationError):
+            client.history(subject)
+        assert client.trusted.checkpoint is None, "the trusted state advanced to an unwitnessed checkpoint"
+
+
+def test_async_prove_consistent_enforces_the_witness_policy() -> None:
+    log = FakeLog(SIGNER, list(LEAVES))
+    witness = CosignatureVerifier.from_vkey(Signer.generate("witness.example/w").verifier.vkey)
+
+    async def run() -> None:
+        async with httpx.AsyncClient(base_url="http://log", transport=httpx.MockTransport(log.handler)) as http:
+            client = AsyncLogClient(http, SIGNER.verifier, witnesses=[witness], quorum=1)
+            with pytest.raises(SignatureError, match="witness"):
+                await client.prove_consistent(log.note())
+            assert client.trusted.checkpoint is None
+
+    asyncio.run(run())
 
 
 # --- verify_receipt_current: an advance is proved, never assumed ------------------------------------------------

@@ -3,6 +3,7 @@ cosignatures, wait=witnessed receipts verify under the policy, and receipts upgr
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from pathlib import Path
@@ -59,6 +60,10 @@ def test_witnessed_checkpoints_and_receipts(db_url: str, tmp_path: Path) -> None
             assert latest.size >= 2
             # Under a witness policy submit() asks for, and checks, a receipt against a cosigned checkpoint.
             assert client.submit(demo_submission(key, 3, server.platform)).tree_size >= 3
+            # An artifact's history is proved against a published (cosigned) checkpoint, which the policy accepts.
+            subject = json.loads(base64.b64decode(r.json()["leaf"]))["body"]["index"]["subjects"][0]
+            history = client.history(subject)
+            assert [e.log_index for e in history.entries] == [r.json()["logIndex"]]
             strict = LogClient(
                 http,
                 log_key.verifier,

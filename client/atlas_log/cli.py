@@ -68,7 +68,7 @@ def _cmd_get(args: argparse.Namespace) -> int:
     from atlas_log._encoding import b64decode
     from atlas_log.entry import entry_id, parse_leaf
     from atlas_log.merkle import LeafHash, leaf_hash
-    from atlas_log.receipt import SubmittedEntry, verify_leaf_for
+    from atlas_log.receipt import SubmittedEntry, split_submission, verify_leaf_for
 
     with _client(args) as http:
         client = LogClient(http, _vkey(args, http))
@@ -101,10 +101,11 @@ def _cmd_get(args: argparse.Namespace) -> int:
             if not isinstance(submission, dict):
                 raise SubmissionError("invalid-submission", "the served submission is not a JSON object")
             verify_leaf_for(leaf, SubmittedEntry.from_submission(submission), new_leaf=True)
-            # Checked against the leaf: the envelope's payload and signer keys, and the quote that attested it.
-            checked = ("apiVersion", "dsseEnvelope", "sigstoreBundle", "verificationMaterial", "tee")
-            verified["submission"] = {k: v for k, v in submission.items() if k in checked}
-            rest = {k: v for k, v in submission.items() if k not in checked}
+            # This entry's submission: of it, only what the leaf commits to is shown as verified.
+            committed, rest = split_submission(leaf, submission)
+            verified["submission"] = committed
+            if "envelopeMismatch" in rest:
+                unverified["envelopeMismatch"] = rest.pop("envelopeMismatch")
             if rest:
                 unverified["submission"] = rest
         except Error as exc:

@@ -54,7 +54,7 @@ from atlas_log.bundle import chain_digest, parse_bundle, signing_certificate
 from atlas_log.checkpoint import Checkpoint, open_checkpoint, succession
 from atlas_log.dsse import PublicKey, SpkiDer, parse_envelope
 from atlas_log.entry import canonical_json, parse_leaf
-from atlas_log.errors import FormatError, InconsistentLogError, ProofError, QuoteError, VerificationError
+from atlas_log.errors import FormatError, InconsistentLogError, ProofError, VerificationError
 from atlas_log.merkle import (
     EMPTY_ROOT,
     RootHash,
@@ -64,8 +64,8 @@ from atlas_log.merkle import (
     verify_inclusion,
 )
 from atlas_log.note import Verifier
+from atlas_log.receipt import _quote_identities
 from atlas_log.replay import TIME_TOLERANCE_S, Trust, check_entry, collateral_from_json
-from atlas_log.tdx.quote import parse_quote
 from atlas_log.tdx.verify import INTEL_ROOT_SPKI_SHA256 as INTEL_ROOT
 
 __all__ = ["EVIDENCE_TYPE", "evidence_from_error", "inconsistency_evidence", "verify_evidence"]
@@ -341,16 +341,6 @@ def _committed_submission(body: dict[str, Any], submission: Any, at: int, trust:
     except (FormatError, KeyError, TypeError, AttributeError) as exc:
         raise VerificationError(f"cannot tell that the submission is the one the leaf commits to: {exc}") from exc
     return rebuilt
-
-
-def _quote_identities(quote: bytes) -> tuple[str, ...]:
-    """The hashes an entry may record of its quote: of the quote without trailing zero padding, or (entries
-    logged before padding was cut off) of every byte."""
-    full = hashlib.sha256(quote).hexdigest()
-    try:
-        return (hashlib.sha256(parse_quote(quote).raw).hexdigest(), full)
-    except QuoteError:
-        return (full,)
 
 
 def _public_key(member: Any) -> PublicKey:

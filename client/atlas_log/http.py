@@ -96,6 +96,13 @@ class _Base:
         if self.quorum:
             verify_cosignatures(parse_note(note), self.witnesses, self.quorum, now=int(time.time()), window=self.window)
 
+    def _open(self, note: bytes) -> Checkpoint:
+        """The checkpoint in ``note``, signed by the log and, under a witness policy, witnessed: the only way a
+        client accepts a checkpoint, whether fetched, in a receipt or in an answer (a history page)."""
+        cp = open_checkpoint(note, self.verifier)
+        self._witnessed(note)
+        return cp
+
     def _submit_params(self) -> dict[str, str] | None:
         # Under a witness policy only a receipt proved against a cosigned checkpoint can be accepted.
         return {"wait": "witnessed"} if self.quorum else None
@@ -159,8 +166,7 @@ class LogClient(_Base):
             note = _checkpoint_bytes(self.http.get("/checkpoint"))
         except httpx.HTTPError as exc:
             raise LogAPIError(f"GET /checkpoint: {exc}") from exc
-        cp = open_checkpoint(note, self.verifier)
-        self._witnessed(note)
+        cp = self._open(note)
         old = self.trusted.size
         proof = self.consistency_proof(old, cp.size) if 0 < old < cp.size else []
         return self.trusted.advance(note, proof), note
@@ -201,9 +207,10 @@ class LogClient(_Base):
 
     def prove_consistent(self, note: bytes) -> Checkpoint:
         """Prove a signed checkpoint (one a receipt or an answer was proved against) consistent with the trusted
-        state: a newer one advances it, an older one must be a prefix of it. Raises
+        state: a newer one advances it, an older one must be a prefix of it. Under a witness policy it must be
+        witnessed first (:class:`~atlas_log.errors.SignatureError`). Raises
         :class:`~atlas_log.errors.InconsistentLogError` with both notes and the proof."""
-        cp = open_checkpoint(note, self.verifier)
+        cp = self._open(note)
         if not self._known(cp):
             span = self._join_span(cp)
             self._join(note, cp, self.consistency_proof(*span) if span else [])
@@ -218,8 +225,9 @@ class LogClient(_Base):
         progress: Callable[[VerifiedHistory], None] | None = None,
     ) -> VerifiedHistory:
         """Every page of ``artifact``'s history (``alg:hex``), verified about that artifact, chained page to page
-        (:func:`~atlas_log.history.verify_history` with ``after=``), each page's checkpoint proved consistent
-        with the trusted state. The result says what was proved (``gap_free_from``; ``complete`` is False)."""
+        (:func:`~atlas_log.history.verify_history` with ``after=``), each page's checkpoint witnessed under the
+        witness policy and proved consistent with the trusted state. The result says what was proved
+        (``gap_free_from``; ``complete`` is False)."""
         alg, _, value = artifact.partition(":")
         name = ":".join(normalise_digest(alg, value))
         path = f"/api/v1/artifacts/{quote(name, safe=':')}/history"
@@ -278,8 +286,7 @@ class AsyncLogClient(_Base):
             note = _checkpoint_bytes(await self.http.get("/checkpoint"))
         except httpx.HTTPError as exc:
             raise LogAPIError(f"GET /checkpoint: {exc}") from exc
-        cp = open_checkpoint(note, self.verifier)
-        self._witnessed(note)
+        cp = self._open(note)
         old = self.trusted.size
         proof = await self.consistency_proof(old, cp.size) if 0 < old < cp.size else []
         return self.trusted.advance(note, proof), note
@@ -314,7 +321,7 @@ class AsyncLogClient(_Base):
 
     async def prove_consistent(self, note: bytes) -> Checkpoint:
         """See :meth:`LogClient.prove_consistent`."""
-        cp = open_checkpoint(note, self.verifier)
+        cp = self._open(note)
         # Concurrent submits must not interleave: a proof is only valid for the trusted size it was asked from.
         async with self._join_lock:
             if not self._known(cp):

@@ -25,10 +25,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from atlas_log._encoding import b64decode, b64encode, hexdecode
-from atlas_log.bundle import parse_bundle
+from atlas_log.bundle import chain_digest, parse_bundle
 from atlas_log.checkpoint import Checkpoint, open_checkpoint
 from atlas_log.cosignature import CosignatureVerifier, verify_cosignatures
-from atlas_log.dsse import PublicKey, SpkiDer, parse_envelope, verify_envelope
+from atlas_log.dsse import Envelope, PublicKey, SpkiDer, parse_envelope, verify_envelope
 from atlas_log.entry import canonical_json, entry_id, index_summary, legacy_entry_id, parse_leaf
 from atlas_log.errors import FormatError, ProofError, QuoteError, ReceiptMismatchError, SubmissionError
 from atlas_log.intoto import extract
@@ -37,7 +37,7 @@ from atlas_log.note import Verifier, parse_note
 from atlas_log.submission import _chain, _keys, parse_tee
 from atlas_log.tdx.quote import parse_quote
 
-__all__ = ["Receipt", "SubmittedEntry", "verify_leaf_for", "verify_receipt", "verify_receipt_for"]
+__all__ = ["Receipt", "SubmittedEntry", "split_submission", "verify_leaf_for", "verify_receipt", "verify_receipt_for"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,8 +205,172 @@ def _quote_identity(quote: bytes) -> str:
         return hashlib.sha256(quote).hexdigest()
 
 
+def _quote_identities(quote: bytes) -> tuple[str, ...]:
+    """The hashes an entry may record of its quote (``quoteSha256``): of the quote without trailing zero padding,
+    or (entries logged before padding was cut off) of every byte."""
+    full = hashlib.sha256(quote).hexdigest()
+    try:
+        return (hashlib.sha256(parse_quote(quote).raw).hexdigest(), full)
+    except QuoteError:
+        return (full,)
+
+
 def _digest(value: Any) -> Any:
     return value.get("sha256") if isinstance(value, dict) else None
+
+
+# The members of a submission's ``tee`` request an attested entry's ``tee`` records as they were submitted.
+_TEE_RECORDED = ("type", "binding", "signatureIndex", "nonce", "keyAttestationEntry")
+_ENVELOPE_MEMBERS = ("dsseEnvelope", "sigstoreBundle", "verificationMaterial", "tee")
+
+
+def _same(a: Any, b: Any) -> bool:
+    return type(a) is type(b) and a == b  # True == 1 in Python; not in JSON
+
+
+def _envelope_hash(envelope: Envelope) -> dict[str, str]:
+    return {"sha256": hashlib.sha256(canonical_json(envelope.to_json())).hexdigest()}
+
+
+def _recorded_spki(member: Any, recorded: set[str]) -> str | None:
+    """A ``publicKeys`` member's key as base64 DER SPKI if the entry records it as a signer, else None."""
+    try:
+        if isinstance(member, dict) and isinstance(member.get("spki"), str):
+            key = PublicKey(SpkiDer(b64decode(member["spki"], "spki")))
+        elif isinstance(member, dict) and isinstance(member.get("pem"), str):
+            key = PublicKey.from_pem(member["pem"])
+        else:
+            return None
+    except FormatError:
+        return None
+    return b64encode(key.spki) if key.fingerprint in recorded else None
+
+
+def _split_material(material: Any, recorded: set[str], chains: set[str]) -> tuple[dict[str, Any], Any]:
+    """``verificationMaterial`` split into the signer keys and certificate chain the entry records, and the rest."""
+    if not isinstance(material, dict):
+        return {}, material
+    committed: dict[str, Any] = {}
+    rest: dict[str, Any] = {}
+    for name, value in material.items():
+        if name == "publicKeys" and isinstance(value, list):
+            keys: list[dict[str, str]] = []
+            others = []
+            for member in value:
+                spki = _recorded_spki(member, recorded)
+                if spki is not None and {"spki": spki} not in keys:
+                    keys.append({"spki": spki})
+                if spki is None or member != {"spki": spki}:  # a key id, a PEM text, an unrecorded key
+                    others.append(member)
+            if keys:
+                committed[name] = keys
+            if others:
+                rest[name] = others
+        elif name == "x509CertificateChain" and isinstance(value, list):
+            try:
+                chain = [b64decode(c, "x509CertificateChain") for c in value if isinstance(c, str)]
+            except FormatError:
+                chain = []
+            if len(chain) == len(value) and chain and chain_digest(chain) in chains:
+                committed[name] = value
+            else:
+                rest[name] = value
+        else:
+            rest[name] = value
+    return committed, rest
+
+
+def _split_tee(tee: Any, recorded: Any) -> tuple[dict[str, Any], Any]:
+    """A ``tee`` request split into the members the entry's ``tee`` records with the same value (the quote:
+    when its hash is ``quoteSha256``) and the rest (an event log, anything that differs)."""
+    if not isinstance(tee, dict) or not isinstance(recorded, dict):
+        return {}, tee
+    committed: dict[str, Any] = {}
+    rest: dict[str, Any] = {}
+    for name, value in tee.items():
+        if name == "quote":
+            same = _quote_matches(value, recorded.get("quoteSha256"))
+        else:
+            same = name in _TEE_RECORDED and name in recorded and _same(value, recorded[name])
+        (committed if same else rest)[name] = value
+    return committed, rest
+
+
+def _quote_matches(quote: Any, recorded: Any) -> bool:
+    if not isinstance(quote, str) or not isinstance(recorded, str):
+        return False
+    try:
+        return recorded in _quote_identities(b64decode(quote, "tee.quote"))
+    except FormatError:
+        return False
+
+
+def split_submission(leaf: bytes, submission: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split a submission served beside the entry in ``leaf`` into what the leaf commits to and the rest (no I/O).
+
+    The leaf commits to: the DSSE envelope (a Sigstore bundle's too) whose RFC 8785 hash is its ``envelopeHash``;
+    of the verification material, the signer keys whose SPKI SHA-256 it records (given as ``spki``) and a
+    certificate chain whose digest a signer's ``chainSha256`` records; of the ``tee`` request, the members its
+    ``tee`` records with the same value, and the quote whose hash is its ``quoteSha256``; an ``apiVersion``
+    equal to its own. Everything else is returned as served in the second dict: key ids and names, PEM texts,
+    an event log, annotations, a bundle's other parts, and any member that differs (an envelope that differs
+    comes with ``envelopeMismatch``). First check that this is the entry's submission at all
+    (:func:`verify_leaf_for`). Raises :class:`FormatError` if ``leaf`` is not an entry.
+    """
+    body = parse_leaf(leaf).body
+    sigs: list[Any] = body["signatures"] if isinstance(body.get("signatures"), list) else []
+    verifiers = [s["verifier"] for s in sigs if isinstance(s, dict) and isinstance(s.get("verifier"), dict)]
+    recorded = {v["spkiSha256"] for v in verifiers if isinstance(v.get("spkiSha256"), str)}
+    certificates = [v["certificate"] for v in verifiers if isinstance(v.get("certificate"), dict)]
+    chains = {c["chainSha256"] for c in certificates if isinstance(c.get("chainSha256"), str)}
+    committed: dict[str, Any] = {}
+    rest: dict[str, Any] = {}
+    for name, value in submission.items():
+        if name == "apiVersion" and _same(value, body.get("apiVersion")):
+            committed[name] = value
+        elif name not in _ENVELOPE_MEMBERS:
+            rest[name] = value
+    envelope_member = "sigstoreBundle" if "sigstoreBundle" in submission else "dsseEnvelope"
+    if envelope_member == "sigstoreBundle" and "dsseEnvelope" in submission:  # a submission has one or the other
+        rest["dsseEnvelope"] = submission["dsseEnvelope"]
+    if envelope_member in submission:
+        served = submission[envelope_member]
+        bundle_chain: tuple[bytes, ...] = ()
+        try:
+            if envelope_member == "sigstoreBundle":
+                bundle = parse_bundle(served)
+                envelope, bundle_chain = bundle.envelope, bundle.chain
+            else:
+                envelope = parse_envelope(served)
+            if _envelope_hash(envelope) != body.get("envelopeHash"):
+                raise FormatError("its RFC 8785 hash is not the leaf's envelopeHash")
+        except FormatError as exc:
+            rest[envelope_member] = served
+            rest["envelopeMismatch"] = f"the {envelope_member} is not the envelope the leaf commits to: {exc}"
+        else:
+            committed["dsseEnvelope"] = envelope.to_json()
+            if envelope_member == "sigstoreBundle":
+                others = {k: v for k, v in served.items() if k != "dsseEnvelope"}
+                if bundle_chain and chain_digest(bundle_chain) in chains:
+                    committed["verificationMaterial"] = {"x509CertificateChain": [b64encode(c) for c in bundle_chain]}
+                    material: dict[str, Any] = others["verificationMaterial"]  # parse_bundle: an object
+                    others["verificationMaterial"] = {
+                        k: v for k, v in material.items() if k not in ("x509CertificateChain", "certificate")
+                    }
+                rest[envelope_member] = others
+    if "verificationMaterial" in submission:
+        material_committed, material_rest = _split_material(submission["verificationMaterial"], recorded, chains)
+        if material_committed:
+            committed["verificationMaterial"] = {**committed.get("verificationMaterial", {}), **material_committed}
+        if material_rest != {}:
+            rest["verificationMaterial"] = material_rest
+    if "tee" in submission:
+        tee_committed, tee_rest = _split_tee(submission["tee"], body.get("tee"))
+        if tee_committed:
+            committed["tee"] = tee_committed
+        if tee_rest != {}:
+            rest["tee"] = tee_rest
+    return committed, rest
 
 
 def verify_receipt_for(receipt: Receipt, sent: SubmittedEntry, *, new_leaf: bool) -> None:

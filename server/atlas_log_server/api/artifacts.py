@@ -29,6 +29,18 @@ def parse_artifact(artifact: str) -> str:
     return f"{a}:{h}"
 
 
+async def _answer_checkpoint(ctx: LogContext) -> tuple[int, bytes]:
+    """(size, signed note) of the checkpoint an answer is proved against: a witnessed log's latest published
+    (cosigned) one, so clients under a witness policy can accept it; else, or before the first publication,
+    the latest signed one."""
+    if ctx.settings.witnesses:
+        published = await ctx.repo.latest_published()
+        if published is not None:
+            return published
+    state = await ctx.repo.state()
+    return state.size, state.checkpoint or b""
+
+
 @router.get("/{artifact}/history", summary="Every entry naming an artifact, newest first, with proofs")
 async def history(
     artifact: str,
@@ -37,13 +49,13 @@ async def history(
     before: Annotated[int | None, Query(ge=0, le=(1 << 63) - 1)] = None,
 ) -> dict[str, Any]:
     digest = parse_artifact(artifact)
-    state = await ctx.repo.state()
+    size, note = await _answer_checkpoint(ctx)
     aliases = await ctx.repo.aliases(digest)
-    rows = await ctx.repo.history([digest, *aliases], before if before is not None else state.size, limit + 1)
+    rows = await ctx.repo.history([digest, *aliases], size if before is None else min(before, size), limit + 1)
     page, more = rows[:limit], len(rows) > limit
     entries = []
     for idx, leaf, roles in page:
-        _, hashes = await ctx.proofs.inclusion(idx, state.size)
+        _, hashes = await ctx.proofs.inclusion(idx, size)
         entries.append(
             {
                 "logIndex": idx,
@@ -55,8 +67,8 @@ async def history(
     return {
         "artifact": digest,
         "aliases": aliases,
-        "treeSize": state.size,
-        "checkpoint": (state.checkpoint or b"").decode(),
+        "treeSize": size,
+        "checkpoint": note.decode(),
         "entries": entries,
         "next": page[-1][0] if more else None,
     }
