@@ -145,3 +145,11 @@ def server(db_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
     s = ServerProcess(db_url, tmp_path / "data")
     yield s
     s.stop()
+
+
+@pytest.fixture
+def open_server(db_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
+    """A server that also admits entries without a TDX quote."""
+    s = ServerProcess(db_url, tmp_path / "data", env={"ATLAS_ALLOW_UNATTESTED": "true"})
+    yield s
+    s.stop()

@@ -6,9 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -395,13 +393,6 @@ def _compressed_spki(key: ec.EllipticCurvePrivateKey) -> bytes:
     point = key.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.CompressedPoint)
     inner = algorithm + b"\x03" + bytes([len(point) + 1]) + b"\x00" + point
     return b"\x30" + bytes([len(inner)]) + inner
-
-
-@pytest.fixture
-def open_server(db_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
-    s = ServerProcess(db_url, tmp_path / "data", env={"ATLAS_ALLOW_UNATTESTED": "true"})
-    yield s
-    s.stop()
 
 
 def _rsa_spki_variant(der: bytes, algorithm: bytes) -> bytes:

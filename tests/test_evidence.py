@@ -361,13 +361,6 @@ def test_no_mutation_of_honest_evidence_is_upheld_and_only_our_errors_escape() -
             verify_evidence(evidence, VKEY, TRUST)
 
 
-@pytest.fixture
-def open_server(db_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
-    s = ServerProcess(db_url, tmp_path / "data", env={"ATLAS_ALLOW_UNATTESTED": "true"})
-    yield s
-    s.stop()
-
-
 def test_an_honest_entry_with_named_keys_is_not_a_bad_entry(open_server: ServerProcess) -> None:
     """verify-evidence upholds only evidence of misbehaviour. An honest entry whose envelope has two signatures by
     one key and one by another, each naming its key by the submission's own keyid, is admitted and replays;

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from atlas_log_server.db.engine import database_unavailable
+from atlas_log_server.db.engine import UNAVAILABLE, database_unavailable
 
 PROBLEM_BASE = "https://atlas-log.dev/problems/"
 PROBLEM_JSON = "application/problem+json"
@@ -90,4 +90,8 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
+    # The database's errors are handled inside the app, like Problem: an `Exception` handler runs in Starlette's
+    # outermost middleware, which re-raises after answering, so the server would drop the client's connection.
+    for kind in UNAVAILABLE:
+        app.add_exception_handler(kind, on_error)
     app.add_exception_handler(Exception, on_error)

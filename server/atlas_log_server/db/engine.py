@@ -37,7 +37,7 @@ async def create_pool(url: str, size: int) -> asyncpg.Pool:
 
 
 # PostgreSQL is down, restarting, out of connections or cut off: the request may succeed if retried later.
-_UNAVAILABLE: tuple[type[BaseException], ...] = (
+UNAVAILABLE: tuple[type[Exception], ...] = (
     OSError,
     TimeoutError,
     asyncpg.PostgresConnectionError,
@@ -66,4 +66,4 @@ def row_refused(exc: BaseException) -> bool:
 
 def database_unavailable(exc: BaseException) -> bool:
     """Whether ``exc`` means the database cannot serve right now (answered with 503 and Retry-After)."""
-    return isinstance(exc, _UNAVAILABLE)
+    return isinstance(exc, UNAVAILABLE)
