@@ -308,16 +308,23 @@ def _release_pending(args: argparse.Namespace) -> int:
         signer.close()  # only its verifier key names the record
     record = LastSignedFile.beside(settings.signing_key_path, signer.verifier.vkey)
 
-    async def tree() -> TreeHead:
+    async def release() -> tuple[TreeHead, TreeHead | None]:
         pool = await create_pool(url, 1)
         try:
-            state = await Repository(pool, settings.origin).state()
+            # Under the tree-state lock no server is between signing a batch and committing it.
+            async with Repository(pool, settings.origin).batch() as tx:
+                state = await tx.lock_state()
+                database = TreeHead(state.size, state.root_hash)
+                return database, record.release_pending(database) if args.yes else None
         finally:
             await pool.close()
-        return TreeHead(state.size, state.root_hash)
 
-    database = asyncio.run(tree())
-    if not args.yes:
+    try:
+        database, released = asyncio.run(release())
+    except RecordRefused as exc:
+        print(f"cannot release: {exc}", file=sys.stderr)
+        return 1
+    if released is None:
         print(
             f"atlas-log-server: not releasing: the database holds tree size {database.size}. Release the pending "
             "checkpoint only if this database has not been restored from a backup or failed over since the "
@@ -325,11 +332,6 @@ def _release_pending(args: argparse.Namespace) -> int:
             "of its size (a fork). Otherwise roll the database forward or freeze the log. Run again with --yes",
             file=sys.stderr,
         )
-        return 1
-    try:
-        released = record.release_pending(database)
-    except RecordRefused as exc:
-        print(f"cannot release: {exc}", file=sys.stderr)
         return 1
     print(f"released the pending checkpoint of size {released.size}; the log signs over size {database.size} again")
     return 0
