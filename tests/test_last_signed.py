@@ -33,15 +33,26 @@ def _signer(path: Path, key: Signer) -> CheckpointSigner:
     return CheckpointSigner(key, LastSignedFile.beside(path, key.verifier.vkey))
 
 
-def test_a_rolled_back_tree_is_refused_and_a_batch_that_never_committed_is_not(tmp_path: Path) -> None:
+def test_a_rolled_back_tree_is_refused_and_a_pending_batch_only_released_by_the_operator(tmp_path: Path) -> None:
     key = Signer.generate(ORIGIN)
     signer = _signer(tmp_path / "log.key", key)
     assert signer.adopt(cp(0)) is None
     signer.sign(cp(0), cp(3), proof(0, 3))
     signer.committed(cp(3))
-    signer.sign(cp(3), cp(5), proof(3, 5))  # the process dies here, before the batch commits
+    signer.sign(cp(3), cp(5), proof(3, 5))  # the process dies here, before or after the batch commits
     restarted = _signer(tmp_path / "log.key", key)
-    assert restarted.adopt(cp(3)) is None  # nobody was told of size 5: signing over 3 again is allowed
+    # Size 5 may have committed and been served before the database lost it: not even size 4 is signed.
+    assert "not told whether its batch committed" in (restarted.adopt(cp(3)) or "")
+    with pytest.raises(SigningRefused, match="release-pending"):
+        restarted.sign(cp(3), cp(4), proof(3, 4))
+    # The operator knows the database was neither restored nor failed over: the batch never committed.
+    record = LastSignedFile.beside(tmp_path / "log.key", key.verifier.vkey)
+    with pytest.raises(RecordRefused, match="nothing to release"):
+        record.release_pending(TreeHead(4, cp(4).root_hash))
+    assert record.release_pending(TreeHead(3, cp(3).root_hash)) == TreeHead(5, cp(5).root_hash)
+    with pytest.raises(RecordRefused, match="nothing to release"):
+        record.release_pending(TreeHead(3, cp(3).root_hash))
+    assert restarted.adopt(cp(3)) is None
     restarted.sign(cp(3), cp(4), proof(3, 4))
     restarted.committed(cp(4))
     # Now the database comes back at size 3 (a backup): size 4 was handed out, so 3 is a rollback.
@@ -59,9 +70,13 @@ def test_the_record_is_checked_before_every_signature() -> None:
     record = SignedRecord("k", TreeHead(3, bytes(32)), TreeHead(5, bytes([1]) * 32))
     where = Path("/keys/log.key.last-signed")
     check_database(record, TreeHead(5, bytes([1]) * 32), where)
-    check_database(record, TreeHead(3, bytes(32)), where)
     check_database(None, TreeHead(9, bytes(32)), where)
-    for size, root, says in [(2, bytes(32), "rolled back"), (5, bytes(32), "not one"), (6, bytes(32), "ahead")]:
+    for size, root, says in [
+        (3, bytes(32), "not told whether"),  # the pending tree's base: it may have committed and been lost
+        (2, bytes(32), "already signed a tree of size 5"),  # the newest tree that may have been handed out
+        (5, bytes(32), "not one"),
+        (6, bytes(32), "ahead"),
+    ]:
         with pytest.raises(RecordRefused, match=says) as caught:
             check_database(record, TreeHead(size, root), where)
         assert str(where) in str(caught.value)
@@ -78,6 +93,53 @@ def test_the_record_is_checked_before_every_signature() -> None:
     ):
         with pytest.raises(ValueError):
             SignedRecord.decode(bad)
+
+
+def test_a_committed_batch_lost_before_it_was_marked_is_not_signed_again(tmp_path: Path) -> None:
+    """The signer never signs two different trees of one size. The sequencer signs and records a batch, commits
+    it, and only then (in a worker thread, the event loop free) marks it committed in the record. From the
+    commit on, the checkpoint is the database's state: GET /checkpoint (this process or another worker) and the
+    witness publisher serve it. A crash before the mark, then a database restored to the batch's base (a
+    backup, a lagging replica), leaves record.committed == database: check_database takes it for a batch that
+    never committed, and the signer signs a second, different tree of the size it already handed out."""
+    key = Signer.generate("atlas-log.localhost/dev")
+    signer = CheckpointSigner(key, LastSignedFile.beside(tmp_path / "log.key", key.verifier.vkey))
+    assert signer.adopt(cp(0)) is None
+    signer.sign(cp(0), cp(3), proof(0, 3))
+    signer.committed(cp(3))
+    handed_out = signer.sign(cp(3), cp(5), proof(3, 5))
+    # The batch commits: the database's state is now size 5 and GET /checkpoint serves `handed_out`.
+    # The process dies before signer.committed(cp(5)); the database is then restored to size 3.
+    restarted = CheckpointSigner(key, LastSignedFile.beside(tmp_path / "log.key", key.verifier.vkey))
+    refused = restarted.adopt(cp(3))
+    fork = LEAVES[:3] + OTHER[3:]
+    try:
+        second = restarted.sign(cp(3), cp(5, fork), proof(3, 5, fork))
+    except SigningRefused:
+        return
+    assert refused is not None, "signed two trees of size 5:\n" + handed_out.decode() + "\n" + second.decode()
+
+
+def test_a_pending_batch_is_confirmed_by_its_tree_or_withdrawn_by_the_server_that_saw_it_fail(
+    tmp_path: Path,
+) -> None:
+    key = Signer.generate(ORIGIN)
+    signer = _signer(tmp_path / "log.key", key)
+    assert signer.adopt(cp(2)) is None
+    signer.sign(cp(2), cp(4), proof(2, 4))  # committed, then the process dies before marking it
+    assert _signer(tmp_path / "log.key", key).adopt(cp(4)) is None  # the database holds it: marked committed
+    record = LastSignedFile.beside(tmp_path / "log.key", key.verifier.vkey)
+    assert record.read() == SignedRecord(key.verifier.vkey, TreeHead(4, cp(4).root_hash), TreeHead(4, cp(4).root_hash))
+    # A batch whose transaction failed before its COMMIT was sent is taken back; the next batch signs over 4.
+    signer.sign(cp(4), cp(6), proof(4, 6))
+    signer.withdraw(cp(5))  # not the pending tree: nothing changes
+    fork = LEAVES[:4] + OTHER[4:]
+    with pytest.raises(SigningRefused, match="not told whether"):
+        signer.sign(cp(4), cp(5, fork), proof(4, 5, fork))
+    signer.withdraw(cp(6))
+    signer.sign(cp(4), cp(5), proof(4, 5))
+    signer.committed(cp(5))
+    assert record.read() == SignedRecord(key.verifier.vkey, TreeHead(5, cp(5).root_hash), TreeHead(5, cp(5).root_hash))
 
 
 def test_an_unreadable_record_is_never_taken_for_no_record(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from atlas_log.checkpoint import open_checkpoint
 from atlas_log.note import Verifier
 from atlas_log.submission import demo_submission
 from atlas_log_server import cli
+from atlas_log_server.log.last_signed import SignedRecord, TreeHead
 from tests.conftest import ServerProcess, _admin, with_database
 
 ENV = {"ATLAS_ALLOW_UNATTESTED": "true"}
@@ -143,3 +144,50 @@ def test_migrating_a_frozen_log_down_and_up_does_not_unfreeze_it(db_url: str, tm
         assert r.json()["type"].endswith("/signing-refused") and "frozen at size 1" in r.json()["detail"]
     finally:
         server.stop()
+
+
+def test_a_batch_signed_but_not_known_to_have_committed_stops_writes_until_the_operator_decides(
+    db_url: str, tmp_path: Path
+) -> None:
+    """The server died between signing a batch and learning that it committed, and the database (restored, or
+    never committed it) holds the batch's base: the pending checkpoint may have been served, so no tree is signed
+    over that base until the database reaches the pending tree, the operator releases it (the database was not
+    restored: it never committed) or freezes the log at the pending tree."""
+    data = tmp_path / "data"
+    key = Ed25519PrivateKey.generate()
+    server = ServerProcess(db_url, data, env=ENV)
+    try:
+        assert [_post(server, key, i).status_code for i in range(2)] == [201, 201]
+        vkey = server.vkey
+    finally:
+        server.stop()
+    (path,) = data.rglob("*.last-signed")
+    base = SignedRecord.decode(path.read_bytes())
+    pending = TreeHead(4, bytes(range(32)))  # signed and recorded; the process died before learning the outcome
+    path.write_bytes(SignedRecord(base.key, base.committed, pending).encode())
+    server = ServerProcess(db_url, data, env=ENV)
+    try:
+        r = _post(server, key, 2)
+        assert r.status_code == 503 and r.json()["type"].endswith("/signing-refused"), r.text
+        assert "not told whether its batch committed" in r.json()["detail"]
+        assert "release-pending" in r.json()["detail"] and "freeze" in r.json()["detail"]
+        env = {**os.environ, "ATLAS_DATABASE_URL": db_url, "ATLAS_DATA_DIR": str(data)}
+        release = [sys.executable, "-m", "atlas_log_server.cli", "release-pending"]
+        out = subprocess.run(release, env=env, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 1 and "not releasing" in out.stderr  # --yes: the operator vouches for it
+        out = subprocess.run([*release, "--yes"], env=env, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert _post(server, key, 2).status_code == 201  # the running server signs over size 2 again
+    finally:
+        server.stop()
+    # Pending again, and the log frozen instead: its final checkpoint is the pending tree, the newest one the
+    # log may have handed out.
+    base = SignedRecord.decode(path.read_bytes())
+    pending = TreeHead(5, bytes(range(1, 33)))
+    path.write_bytes(SignedRecord(base.key, base.committed, pending).encode())
+    env = {**os.environ, "ATLAS_DATABASE_URL": db_url, "ATLAS_DATA_DIR": str(data)}
+    cmd = [sys.executable, "-m", "atlas_log_server.cli", "freeze", "--no-successor", "--yes"]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    final = open_checkpoint(out.stdout.encode(), Verifier.from_vkey(vkey))
+    assert (final.size, final.root_hash) == (pending.size, pending.root)

@@ -7,6 +7,9 @@ import hashlib
 import itertools
 import json
 import os
+import threading
+import time
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -17,11 +20,12 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from atlas_log.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
 from atlas_log.entry import encode_leaf
 from atlas_log.merkle import EMPTY_ROOT, LeafHash, RootHash, verify_consistency, verify_inclusion
-from atlas_log.note import Signer
+from atlas_log.note import NoteSignature, Signer, Verifier
 from atlas_log_server.db import migrate
 from atlas_log_server.db.engine import create_pool, sqlalchemy_url
 from atlas_log_server.db.models import metadata
 from atlas_log_server.db.repository import Repository
+from atlas_log_server.log.last_signed import LastSignedFile
 from atlas_log_server.log.proofs import ProofService
 from atlas_log_server.log.sequencer import PendingEntry, Sequencer
 from atlas_log_server.log.signer import CheckpointSigner, SigningRefused
@@ -152,6 +156,79 @@ async def test_concurrent_sequencers_make_one_consistent_tree(db_url: str) -> No
         seq.task.cancel()  # type: ignore[attr-defined]
     for repo_, _ in logs:
         await repo_.pool.close()
+
+
+async def test_a_batch_that_fails_before_its_commit_takes_its_checkpoint_back(db_url: str, tmp_path: Path) -> None:
+    """The sequencer signs and records a checkpoint just before its COMMIT. A batch the database refuses then
+    never commits (nobody saw its checkpoint), so it is taken back and the next batch signs over the same tree:
+    the signer's record refuses to sign over the base of a pending checkpoint it was not told about."""
+    signer = Signer.generate(ORIGIN)
+    pool = await create_pool(db_url, 2)
+    repo = Repository(pool, ORIGIN)
+    await repo.init_log(sign_checkpoint(Checkpoint(ORIGIN, 0, EMPTY_ROOT), signer))
+    record = LastSignedFile.beside(tmp_path / "log.key", signer.verifier.vkey)
+    checkpoints = CheckpointSigner(signer, record)
+    assert checkpoints.adopt(Checkpoint(ORIGIN, 0, EMPTY_ROOT)) is None
+    seq = Sequencer(repo, checkpoints, max_batch=8, max_age_s=0.002, max_pending=100)
+    await seq.append([pending(0)])
+    await pool.execute(
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'no'; END $$;"
+        "CREATE TRIGGER refuse BEFORE INSERT ON checkpoints FOR EACH ROW EXECUTE FUNCTION refuse()"
+    )
+    with pytest.raises(asyncpg.PostgresError, match="no"):
+        await seq.append([pending(1), pending(2)])
+    await pool.execute("DROP TRIGGER refuse ON checkpoints")
+    found = record.read()
+    assert found is not None and not found.pending and found.signed.size == 1
+    assert [r.index for r in await seq.append([pending(3)])] == [1]  # another tree of size 2 than the one taken back
+    state = await repo.state()
+    assert state.root_hash == reference.mth([expected_leaf_hash(pending(0)), expected_leaf_hash(pending(3))])
+    await pool.close()
+
+
+class _SlowKey:
+    """A key that takes its time (an external signer): the batch is cancelled while it signs."""
+
+    def __init__(self, key: Signer) -> None:
+        self.key = key
+        self.signing = threading.Event()
+
+    @property
+    def name(self) -> str:
+        return self.key.name
+
+    @property
+    def verifier(self) -> Verifier:
+        return self.key.verifier
+
+    def sign(self, text: str) -> NoteSignature:
+        self.signing.set()
+        time.sleep(0.3)
+        return self.key.sign(text)
+
+
+async def test_a_batch_cancelled_while_it_signs_takes_its_checkpoint_back(db_url: str, tmp_path: Path) -> None:
+    """A shutdown cancels the batch while the signer (in a thread) signs and records its checkpoint: the batch
+    never commits, so the checkpoint is taken back once the thread is done, and the next start signs over it."""
+    key = Signer.generate(ORIGIN)
+    pool = await create_pool(db_url, 2)
+    repo = Repository(pool, ORIGIN)
+    await repo.init_log(sign_checkpoint(Checkpoint(ORIGIN, 0, EMPTY_ROOT), key))
+    record = LastSignedFile.beside(tmp_path / "log.key", key.verifier.vkey)
+    slow = _SlowKey(key)
+    checkpoints = CheckpointSigner(slow, record)
+    assert checkpoints.adopt(Checkpoint(ORIGIN, 0, EMPTY_ROOT)) is None
+    seq = Sequencer(repo, checkpoints, max_batch=8, max_age_s=0.002, max_pending=100)
+    batch = asyncio.create_task(seq.append([pending(0)]))
+    assert await asyncio.to_thread(slow.signing.wait, 10)
+    batch.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await batch
+    found = record.read()
+    assert found is not None and not found.pending and found.signed.size == 0
+    assert (await repo.state()).size == 0
+    assert [r.index for r in await seq.append([pending(1)])] == [0]
+    await pool.close()
 
 
 def test_signer_refuses_inconsistent_checkpoints() -> None:

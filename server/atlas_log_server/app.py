@@ -97,11 +97,15 @@ def create_app(settings: Settings) -> FastAPI:
                 ) from exc
             record = LastSignedFile.beside(settings.signing_key_path, signer.verifier.vkey)
             checkpoint_signer = CheckpointSigner(signer, record)
-            refusal = await asyncio.to_thread(
-                checkpoint_signer.adopt,
-                Checkpoint(settings.origin, state.size, state.root_hash),
-                await _recorded_tree_held(record, repo, state.size),
-            )
+            # Under the tree-state lock no other server is between signing a batch and committing it, so a
+            # pending checkpoint over the database's tree is one that nobody is still committing.
+            async with repo.batch() as tx:
+                locked = await tx.lock_state()
+                refusal = await asyncio.to_thread(
+                    checkpoint_signer.adopt,
+                    Checkpoint(settings.origin, locked.size, locked.root_hash),
+                    await _recorded_tree_held(record, repo, locked.size),
+                )
             if refusal is not None and state.frozen_note is None:  # reads are served; batches are refused
                 _log.error("refusing writes: %s", refusal)
             sequencer = Sequencer(

@@ -230,7 +230,10 @@ def _freeze(args: argparse.Namespace) -> int:
         tree = TreeHead(state.size, state.root_hash)
         with record.locked():
             found = record.read()
-            behind = found is not None and state.size < found.committed.size
+            # Behind: the database lacks a tree the log may have handed out (a pending one included).
+            behind = found is not None and (
+                state.size < found.committed.size or (found.pending and tree == found.committed)
+            )
             if found is not None and found.frozen:  # freezing again re-signs the recorded final tree
                 if tree != found.committed and not behind:
                     raise RecordRefused(
@@ -243,7 +246,7 @@ def _freeze(args: argparse.Namespace) -> int:
                 assert found is not None
                 # A rolled-back database: the final checkpoint must be the newest tree clients may hold, or
                 # they would take the freeze for the log going back in time.
-                last = found.committed
+                last = found.signed
                 current = Checkpoint(settings.origin, last.size, RootHash(last.root))
                 print(
                     f"the database holds size {state.size}, but the log signed size {last.size}: the final "
@@ -287,6 +290,50 @@ def _freeze(args: argparse.Namespace) -> int:
     if note is None:
         return 1
     print(note.decode(), end="")
+    return 0
+
+
+def _release_pending(args: argparse.Namespace) -> int:
+    """Take back a checkpoint signed for a batch that never committed (the operator vouches for it)."""
+    import asyncio
+
+    from atlas_log_server.db.engine import create_pool
+    from atlas_log_server.db.repository import Repository
+    from atlas_log_server.log.last_signed import LastSignedFile, RecordRefused, TreeHead
+
+    settings = _settings()
+    url = resolve_database_url(settings)
+    signer, _ = load_signer(settings)
+    if isinstance(signer, CommandSigner):
+        signer.close()  # only its verifier key names the record
+    record = LastSignedFile.beside(settings.signing_key_path, signer.verifier.vkey)
+
+    async def release() -> tuple[TreeHead, TreeHead | None]:
+        pool = await create_pool(url, 1)
+        try:
+            # Under the tree-state lock no server is between signing a batch and committing it.
+            async with Repository(pool, settings.origin).batch() as tx:
+                state = await tx.lock_state()
+                database = TreeHead(state.size, state.root_hash)
+                return database, record.release_pending(database) if args.yes else None
+        finally:
+            await pool.close()
+
+    try:
+        database, released = asyncio.run(release())
+    except RecordRefused as exc:
+        print(f"cannot release: {exc}", file=sys.stderr)
+        return 1
+    if released is None:
+        print(
+            f"atlas-log-server: not releasing: the database holds tree size {database.size}. Release the pending "
+            "checkpoint only if this database has not been restored from a backup or failed over since the "
+            "server stopped: a batch that committed was served, and releasing it lets the log sign a second tree "
+            "of its size (a fork). Otherwise roll the database forward or freeze the log. Run again with --yes",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"released the pending checkpoint of size {released.size}; the log signs over size {database.size} again")
     return 0
 
 
@@ -335,6 +382,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--no-successor", action="store_true", help="freeze without naming a successor")
     p.add_argument("--yes", action="store_true", help="really freeze (it is permanent)")
     p.set_defaults(func=_freeze)
+    p = sub.add_parser(
+        "release-pending",
+        help="take back the checkpoint of a batch that never committed (server stopped between signing and commit)",
+    )
+    p.add_argument("--yes", action="store_true", help="the database was not restored or failed over since")
+    p.set_defaults(func=_release_pending)
     p = sub.add_parser("admin-token", help="create an admin token and print the SHA-256 to configure")
     p.set_defaults(func=_admin_token)
     p = sub.add_parser("migrate", help="apply the database migrations")

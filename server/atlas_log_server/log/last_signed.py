@@ -11,12 +11,18 @@ The record holds two tree heads:
 * ``signed``: the newest checkpoint signed. It is written *before* the batch commits (sign → record →
   commit → mark committed), so it runs ahead of ``committed`` by one batch while that batch commits.
 
-A database equal to ``signed`` is current. A database equal to ``committed`` while ``signed`` is ahead means the
-last batch never committed (the process crashed or the database failed between record and commit); nobody was
-told of that checkpoint (receipts are sent only after it is marked committed), so signing over it is allowed.
-Anything else is refused. ``freeze`` records ``frozen`` with the final tree before the database commits
-it; a frozen record refuses every later tree. Writes are atomic (temp file, fsync, rename, fsync of the
-folder) and serialised between processes that share the key folder by ``flock`` on ``<record>.lock``.
+A database equal to ``signed`` is current. A database equal to ``committed`` while ``signed`` is ahead (the
+record is *pending*) is refused: the key never signs a second tree of a size it signed, pending or not. From the
+commit on, the pending checkpoint is the database's state (``/checkpoint``, other workers and the witness
+publisher serve it before it is marked committed), so a database at the pending batch's base is either one that
+never committed it (the server stopped, or lost the database, between signing and committing) or one that
+committed it and was then restored or failed over to an older state; nothing tells the two apart. A server that
+knows its batch cannot have committed (it failed before its COMMIT was sent) takes the signature back itself
+(``withdraw``) before the tree-state lock is released; only the operator can release any other pending
+checkpoint (``atlas-log-server release-pending``). Anything else is refused. ``freeze`` records ``frozen`` with
+the final tree before the database commits it; a frozen record refuses every later tree. Writes are atomic
+(temp file, fsync, rename, fsync of the folder) and serialised between processes that share the key folder by
+``flock`` on ``<record>.lock``.
 """
 
 from __future__ import annotations
@@ -108,17 +114,29 @@ def check_database(record: SignedRecord | None, database: TreeHead, where: Path)
     Pure: the record (``None``: this key has signed nothing that was recorded) against the database's tree.
     The message says what happened and how to recover; ``where`` names the record file in it.
     """
-    last = None if record is None else record.committed
     if record is not None and record.frozen:
         raise RecordRefused(
             f"this log was frozen at size {record.committed.size} (its final checkpoint is recorded in {where}) "
             "and signs no later tree, whatever its database says now (a migration down and up drops the "
             "database's frozen state); its successor takes new entries"
         )
-    if record is None or database in (record.signed, record.committed):
+    if record is None or database == record.signed:
         return
-    assert last is not None
-    if database.size < last.size:
+    last = record.signed  # the newest tree this log may have handed out
+    if record.pending and database == record.committed:
+        raise RecordRefused(
+            f"the database holds the tree of size {database.size}, but this log then signed a tree of size "
+            f"{last.size} (recorded in {where}) and was not told whether its batch committed: the server stopped, "
+            "or lost the database, between signing and committing, or the database committed it and was then "
+            "restored from a backup or failed over to a lagging replica. Once committed, that checkpoint was "
+            "served, and signing now could sign a second, different tree of that size, so this server refuses "
+            f"writes (reads keep working). Recover by rolling the database forward to tree size {last.size} "
+            "(restore a newer backup, promote an up-to-date replica: the server then continues), or freeze this "
+            f"log (`atlas-log-server freeze`, which signs its final checkpoint at size {last.size}) and start a "
+            "successor. Only if the database has not been restored or failed over since that batch (so it cannot "
+            "have committed), run `atlas-log-server release-pending` to take the unsent checkpoint back"
+        )
+    if database.size < record.committed.size:
         raise RecordRefused(
             f"the database holds a tree of size {database.size}, but this log already signed a tree of size "
             f"{last.size} (recorded in {where}): the database was rolled back (restored from a backup, failed "
@@ -137,7 +155,7 @@ def check_database(record: SignedRecord | None, database: TreeHead, where: Path)
         )
     raise RecordRefused(
         f"the database's tree of size {database.size} is not one this log signed (recorded in {where}: size "
-        f"{last.size}, then {record.signed.size}): the database is not this log's, or was rolled back and "
+        f"{record.committed.size}, then {record.signed.size}): the database is not this log's, or was rolled back and "
         "written again; this server refuses writes. Serve the log's own database, or freeze this log and "
         "start a successor"
     )
@@ -201,6 +219,20 @@ class LastSignedFile:
                 os.close(dir_fd)
         except OSError as exc:
             raise self._unwritable(exc) from exc
+
+    def release_pending(self, database: TreeHead) -> TreeHead:
+        """The operator's answer to a pending record over a database at its base: the pending batch never
+        committed (the database was neither restored nor failed over since). Takes the pending checkpoint back
+        and returns its tree; raises :class:`RecordRefused` unless the record is pending over ``database``."""
+        with self.locked():
+            found = self.read()
+            if found is None or found.frozen or not found.pending or found.committed != database:
+                raise RecordRefused(
+                    f"the signer's record {self.path} holds no pending checkpoint over the database's tree of "
+                    f"size {database.size}: there is nothing to release"
+                )
+            self.write(SignedRecord(found.key, found.committed, found.committed))
+            return found.signed
 
     def _unwritable(self, exc: OSError) -> RecordRefused:
         return RecordRefused(

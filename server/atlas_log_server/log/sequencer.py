@@ -9,6 +9,7 @@ Several processes may run a sequencer on one database: the row lock serialises t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -239,6 +240,28 @@ class Sequencer:
                 _log.exception("batch of %d entries failed", len(waiting))
             return [exc] * len(waiting)
 
+    async def _sign(self, previous: Checkpoint, checkpoint: Checkpoint, proof: Sequence[bytes]) -> bytes:
+        """Sign off the event loop. Cancelled meanwhile (a shutdown), the thread still signs and records the
+        checkpoint: wait for it and take it back, as this batch will not commit."""
+        signing = asyncio.ensure_future(asyncio.to_thread(self.signer.sign, previous, checkpoint, proof))
+        try:
+            return await asyncio.shield(signing)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):  # not signed: nothing to take back
+                await signing
+                await self._withdraw(checkpoint)
+            raise
+
+    async def _withdraw(self, checkpoint: Checkpoint) -> None:
+        """Take back the checkpoint of a batch that never commits; when that fails the record stays pending,
+        and the server refuses writes over the batch's base (the operator decides, see ``release-pending``)."""
+        try:
+            await asyncio.to_thread(self.signer.withdraw, checkpoint)
+        except SigningRefused as exc:
+            _log.error(
+                "the signed checkpoint of size %d (never committed) was not taken back: %s", checkpoint.size, exc
+            )
+
     def _analyze_on_growth(self, batch: Batch) -> None:
         """Refresh the planner's statistics each time the log doubles (from 1,024 entries): plans made for a
         small table stay fast as it grows, whether or not autovacuum runs."""
@@ -318,8 +341,14 @@ class Sequencer:
                 await tx.insert_entries(new)
                 await tx.insert_artifacts(facts)
                 await tx.write_tiles(_tile_writes(rows))
-                note = await asyncio.to_thread(self.signer.sign, previous, checkpoint, proof)
-                await tx.save_checkpoint(checkpoint.size, checkpoint.root_hash, frontier.hashes, note)
+                note = await self._sign(previous, checkpoint, proof)
+                try:
+                    await tx.save_checkpoint(checkpoint.size, checkpoint.root_hash, frontier.hashes, note)
+                except BaseException:
+                    # Its COMMIT is never sent: nobody sees this checkpoint, and it is taken back before the
+                    # rollback releases the tree-state lock. (A COMMIT that fails is not: it may have committed.)
+                    await self._withdraw(checkpoint)
+                    raise
             else:
                 checkpoint = previous
                 note = state.checkpoint or b""

@@ -260,6 +260,24 @@ class CheckpointSigner:
         except Error as exc:
             raise SigningRefused(str(exc)) from exc
 
+    def withdraw(self, checkpoint: Checkpoint) -> None:
+        """Take back ``checkpoint`` (signed by :meth:`sign`) when its batch can never commit: the transaction
+        failed before its COMMIT was sent, so nobody was or will be told of it. The record returns to the tree
+        the batch extended, and the next batch may sign over that tree again. Call it before the rollback
+        releases the tree-state lock (no other process signs meanwhile), and never when the commit's outcome is
+        unknown (a COMMIT that failed or was interrupted): the record then stays pending and the server refuses
+        to sign over the batch's base (see :func:`~atlas_log_server.log.last_signed.check_database`)."""
+        if self.record is None:
+            return
+        head = TreeHead(checkpoint.size, checkpoint.root_hash)
+        try:
+            with self.record.locked():
+                found = self.record.read()
+                if found is not None and found.pending and found.signed == head and not found.frozen:
+                    self.record.write(SignedRecord(found.key, found.committed, found.committed))
+        except RecordRefused as exc:  # the record stays pending: the next batch is refused, never forked
+            raise SigningRefused(str(exc)) from exc
+
     def committed(self, checkpoint: Checkpoint) -> None:
         """Record that ``checkpoint`` is durably the log's state (call after the batch commits, before anyone
         is told of it)."""
