@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import random
 import struct
 
@@ -11,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from atlas_log.errors import QuoteError
-from atlas_log.tdx.quote import parse_quote
+from atlas_log.tdx.quote import attestation_id, parse_quote
 from atlas_log.tdx.simulate import SimulatedPlatform
 from atlas_log.tdx.verify import Verdict, verify_quote
 from tests.vectors import vector_files
@@ -125,3 +126,14 @@ def test_mutations_of_real_quotes_never_escape() -> None:
             if rng.random() < 0.2:
                 data = data[: rng.randrange(len(data))]
             _check(bytes(data))
+
+
+@pytest.mark.parametrize(("version", "body_type"), [(4, 2), (5, 2), (5, 3)])
+def test_attestation_id_is_the_hash_of_what_the_attestation_key_signed(version: int, body_type: int) -> None:
+    """One attestation is the bytes its key signed: the identity ignores the (unsigned) signature data."""
+    platform = SimulatedPlatform.create(1_700_000_000)
+    quote = platform.quote(bytes(64), version=version, body_type=body_type)
+    assert attestation_id(quote) == hashlib.sha256(parse_quote(quote).signed).digest()
+    assert attestation_id(quote + bytes(16)) == attestation_id(quote)
+    other = platform.quote(bytes([1]) + bytes(63), version=version, body_type=body_type)
+    assert attestation_id(other) != attestation_id(quote)

@@ -7,13 +7,12 @@ TEE quote check slots in here), then the canonical leaf. Nothing is written befo
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from cryptography import x509
 
-from atlas_log._encoding import json_loads
+from atlas_log._encoding import b64decode, json_loads
 from atlas_log.bundle import CODE_SIGNING
 from atlas_log.entry import (
     LINKED_ROLES,
@@ -24,8 +23,8 @@ from atlas_log.entry import (
     index_summary,
 )
 from atlas_log.errors import FormatError, SubmissionError
-from atlas_log.submission import ParsedSubmission, parse_submission, parse_tee
-from atlas_log.tdx.quote import parse_quote
+from atlas_log.submission import ParsedSubmission, parse_submission
+from atlas_log.tdx.quote import attestation_id
 from atlas_log_server.errors import Problem
 from atlas_log_server.log.sequencer import PendingEntry
 
@@ -170,6 +169,5 @@ def _attestation_id(sub: ParsedSubmission, tee: dict[str, Any] | None) -> bytes 
     rewriting them must not make a second attestation of one report. None for an entry without its own quote."""
     if tee is None or "quoteSha256" not in tee:
         return None
-    quote = parse_tee(sub.tee, len(sub.signers)).quote
-    assert quote is not None  # the gate recorded a quoteSha256, so the request carried a quote that parsed
-    return hashlib.sha256(parse_quote(quote).signed).digest()
+    # The gate recorded a quoteSha256, so the request carried a quote that parsed.
+    return attestation_id(b64decode(sub.tee["quote"], "tee.quote"))

@@ -12,6 +12,7 @@ look like another. A log admits only zero padding there (``zero_padding_only``).
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from dataclasses import dataclass
 
@@ -148,6 +149,17 @@ class _Reader:
 
     def u32(self, what: str) -> int:
         return int(struct.unpack("<I", self.take(4, what))[0])
+
+
+def attestation_id(data: bytes) -> bytes:
+    """SHA-256 of what a quote's attestation key signed (header, v5 body descriptor, TD report): one
+    attestation, however its signatures, certification data or padding are encoded. Only for a quote that
+    :func:`parse_quote` accepted (the lengths are read, not checked, here)."""
+    if int.from_bytes(data[0:2], "little") == 4:
+        end = HEADER_SIZE + TD_REPORT10_SIZE
+    else:  # v5: header, body type (2 bytes), body size (4 bytes), body
+        end = HEADER_SIZE + 6 + int.from_bytes(data[HEADER_SIZE + 2 : HEADER_SIZE + 6], "little")
+    return hashlib.sha256(data[:end]).digest()
 
 
 def parse_quote(data: bytes, *, zero_padding_only: bool = False) -> Quote:
