@@ -200,6 +200,11 @@ class CheckpointSigner:
     def origin(self) -> str:
         return self.signer.name
 
+    @property
+    def external(self) -> bool:
+        """Whether the key is held by an external signer process (slow, bounded by its timeout)."""
+        return isinstance(self.signer, CommandSigner)
+
     def adopt(self, database: Checkpoint, held: TreeHead | None = None) -> str | None:
         """At start: compare the database's tree with the record. Returns why writes will be refused, or
         ``None`` when the record agrees (creating it when there is none, confirming a batch that committed).
