@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -63,7 +64,7 @@ def test_a_database_restored_from_a_backup_gets_no_writes(db_url: str, pg_url: s
         vkey = server.vkey
     finally:
         server.stop()
-    name = db_url.rsplit("/", 1)[1]
+    name = urlsplit(db_url).path.lstrip("/")  # the embedded server's URL names its socket folder in the query
     backup = name + "_backup"
     asyncio.run(_admin(pg_url, f'CREATE DATABASE "{backup}" TEMPLATE "{name}"'))  # the nightly backup
     try:
