@@ -64,7 +64,7 @@ from atlas_log.merkle import (
     verify_inclusion,
 )
 from atlas_log.note import Verifier
-from atlas_log.receipt import _quote_identities
+from atlas_log.receipt import quote_identities
 from atlas_log.replay import TIME_TOLERANCE_S, Trust, check_entry, collateral_from_json
 from atlas_log.tdx.verify import INTEL_ROOT_SPKI_SHA256 as INTEL_ROOT
 
@@ -333,7 +333,7 @@ def _committed_submission(body: dict[str, Any], submission: Any, at: int, trust:
                 rebuilt["tee"]["keyAttestationEntry"] = tee["keyAttestationEntry"]
             else:
                 quote = submission["tee"]["quote"]
-                if tee.get("quoteSha256") not in _quote_identities(b64decode(quote, "tee.quote")):
+                if tee.get("quoteSha256") not in quote_identities(b64decode(quote, "tee.quote")):
                     raise not_committed("its quote has another hash")
                 rebuilt["tee"]["quote"] = quote
         elif tee is not None:

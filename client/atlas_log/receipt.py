@@ -34,7 +34,7 @@ from atlas_log.errors import FormatError, ProofError, QuoteError, ReceiptMismatc
 from atlas_log.intoto import extract
 from atlas_log.merkle import LeafHash, leaf_hash, verify_inclusion
 from atlas_log.note import Verifier, parse_note
-from atlas_log.submission import _chain, _keys, parse_tee
+from atlas_log.submission import certificate_chain, parse_tee, public_keys
 from atlas_log.tdx.quote import parse_quote
 
 __all__ = ["Receipt", "SubmittedEntry", "split_submission", "verify_leaf_for", "verify_receipt", "verify_receipt_for"]
@@ -158,7 +158,7 @@ class SubmittedEntry:
                 envelope, chain = bundle.envelope, bundle.chain
             else:
                 envelope, chain = parse_envelope(submission.get("dsseEnvelope")), ()
-            chain = chain or _chain(submission.get("verificationMaterial"))
+            chain = chain or certificate_chain(submission.get("verificationMaterial"))
             if chain:
                 cert = x509.load_der_x509_certificate(chain[0])
                 spki = cert.public_key().public_bytes(
@@ -166,7 +166,7 @@ class SubmittedEntry:
                 )
                 keys = [PublicKey(SpkiDer(spki))]
             else:
-                keys = _keys(submission.get("verificationMaterial"))
+                keys = public_keys(submission.get("verificationMaterial"))
             signers = verify_envelope(envelope, keys)
         except SubmissionError:
             raise
@@ -205,7 +205,7 @@ def _quote_identity(quote: bytes) -> str:
         return hashlib.sha256(quote).hexdigest()
 
 
-def _quote_identities(quote: bytes) -> tuple[str, ...]:
+def quote_identities(quote: bytes) -> tuple[str, ...]:
     """The hashes an entry may record of its quote (``quoteSha256``): of the quote without trailing zero padding,
     or (entries logged before padding was cut off) of every byte."""
     full = hashlib.sha256(quote).hexdigest()
@@ -300,7 +300,7 @@ def _quote_matches(quote: Any, recorded: Any) -> bool:
     if not isinstance(quote, str) or not isinstance(recorded, str):
         return False
     try:
-        return recorded in _quote_identities(b64decode(quote, "tee.quote"))
+        return recorded in quote_identities(b64decode(quote, "tee.quote"))
     except FormatError:
         return False
 

@@ -36,12 +36,14 @@ __all__ = [
     "ParsedSubmission",
     "TeeRequest",
     "build_submission",
+    "certificate_chain",
     "demo_submission",
     "expected_report_data",
     "intoto_statement",
     "is_key_attestation",
     "parse_submission",
     "parse_tee",
+    "public_keys",
     "signed_submission",
     "spki_der",
     "tdx_tee",
@@ -127,7 +129,7 @@ class ParsedSubmission:
     extraction: Extraction
 
 
-def _chain(material: Any) -> tuple[bytes, ...]:
+def certificate_chain(material: Any) -> tuple[bytes, ...]:
     """``verificationMaterial.x509CertificateChain``: base64 DER certificates, leaf first (empty if absent)."""
     if not isinstance(material, dict) or "x509CertificateChain" not in material:
         return ()
@@ -142,7 +144,7 @@ def _chain(material: Any) -> tuple[bytes, ...]:
         raise SubmissionError("invalid-submission", str(exc)) from exc
 
 
-def _keys(material: Any) -> list[PublicKey]:
+def public_keys(material: Any) -> list[PublicKey]:
     if not isinstance(material, dict) or set(material) - {"publicKeys", "x509CertificateChain"}:
         raise SubmissionError(
             "invalid-submission", "verificationMaterial must be an object with 'publicKeys' or 'x509CertificateChain'"
@@ -212,10 +214,9 @@ def parse_submission(
     except FormatError as exc:
         raise SubmissionError("invalid-envelope", str(exc)) from exc
     try:
-        chain = chain or _chain(obj.get("verificationMaterial"))
-        keys = (
-            [signing_certificate(chain, x509_roots, now, x509_eku)] if chain else _keys(obj.get("verificationMaterial"))
-        )
+        chain = chain or certificate_chain(obj.get("verificationMaterial"))
+        material = obj.get("verificationMaterial")
+        keys = [signing_certificate(chain, x509_roots, now, x509_eku)] if chain else public_keys(material)
     except SignatureError as exc:
         raise SubmissionError("certificate-untrusted", str(exc)) from exc
     try:
