@@ -55,15 +55,20 @@ def _assert_writes_refused(
     assert "rolled back" in server.log_path.read_text()  # and the operator saw it at start
 
 
-def test_a_database_restored_from_a_backup_gets_no_writes(db_url: str, pg_url: str, tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    key = Ed25519PrivateKey.generate()
+def _log_two_entries(db_url: str, data: Path, key: Ed25519PrivateKey) -> str:
+    """Log entries 0 and 1 with a server on ``data`` and stop it; return the log's verifier key."""
     server = ServerProcess(db_url, data, env=ENV)
     try:
         assert [_post(server, key, i).status_code for i in range(2)] == [201, 201]
-        vkey = server.vkey
+        return server.vkey
     finally:
         server.stop()
+
+
+def test_a_database_restored_from_a_backup_gets_no_writes(db_url: str, pg_url: str, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    key = Ed25519PrivateKey.generate()
+    vkey = _log_two_entries(db_url, data, key)
     name = urlsplit(db_url).path.lstrip("/")  # the embedded server's URL names its socket folder in the query
     backup = name + "_backup"
     asyncio.run(_admin(pg_url, f'CREATE DATABASE "{backup}" TEMPLATE "{name}"'))  # the nightly backup
@@ -156,12 +161,7 @@ def test_a_batch_signed_but_not_known_to_have_committed_stops_writes_until_the_o
     restored: it never committed) or freezes the log at the pending tree."""
     data = tmp_path / "data"
     key = Ed25519PrivateKey.generate()
-    server = ServerProcess(db_url, data, env=ENV)
-    try:
-        assert [_post(server, key, i).status_code for i in range(2)] == [201, 201]
-        vkey = server.vkey
-    finally:
-        server.stop()
+    vkey = _log_two_entries(db_url, data, key)
     (path,) = data.rglob("*.last-signed")
     base = SignedRecord.decode(path.read_bytes())
     pending = TreeHead(4, bytes(range(32)))  # signed and recorded; the process died before learning the outcome

@@ -19,7 +19,7 @@ import shlex
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from atlas_log.checkpoint import Checkpoint, sign_checkpoint
@@ -272,30 +272,31 @@ class CheckpointSigner:
         releases the tree-state lock (no other process signs meanwhile), and never when the commit's outcome is
         unknown (a COMMIT that failed or was interrupted): the record then stays pending and the server refuses
         to sign over the batch's base (see :func:`~atlas_log_server.log.last_signed.check_database`)."""
-        if self.record is None:
-            return
-        head = TreeHead(checkpoint.size, checkpoint.root_hash)
-        try:
-            with self.record.locked():
-                found = self.record.read()
-                if found is not None and found.pending and found.signed == head and not found.frozen:
-                    self.record.write(SignedRecord(found.key, found.committed, found.committed))
-        except RecordRefused as exc:  # the record stays pending: the next batch is refused, never forked
-            raise SigningRefused(str(exc)) from exc
+        # Settled back to the tree it extended; if that fails the record stays pending and the next batch is
+        # refused, never forked.
+        self._settle(checkpoint, lambda found, head: None if found.frozen else found.committed)
 
     def committed(self, checkpoint: Checkpoint) -> None:
         """Record that ``checkpoint`` is durably the log's state (call after the batch commits, before anyone
         is told of it)."""
         if self._last is None or checkpoint.size >= self._last.size:
             self._last = checkpoint
+        # Another process may have signed past it already; its record then names this tree as committed. If
+        # recording fails, no receipt is given for a checkpoint the record does not hold as committed.
+        self._settle(checkpoint, lambda found, head: head)
+
+    def _settle(self, checkpoint: Checkpoint, to: Callable[[SignedRecord, TreeHead], TreeHead | None]) -> None:
+        """If the record is still pending on ``checkpoint``, make it neither pending nor ahead: both its
+        committed and signed trees become ``to(record, checkpoint's head)`` (None: leave the record)."""
         if self.record is None:
             return
         head = TreeHead(checkpoint.size, checkpoint.root_hash)
         try:
             with self.record.locked():
                 found = self.record.read()
-                # Another process may have signed past it already; its record then names this tree as committed.
                 if found is not None and found.pending and found.signed == head:
-                    self.record.write(SignedRecord(found.key, head, head))
-        except RecordRefused as exc:  # no receipt for a checkpoint the record does not hold as committed
+                    settled = to(found, head)
+                    if settled is not None:
+                        self.record.write(SignedRecord(found.key, settled, settled))
+        except RecordRefused as exc:
             raise SigningRefused(str(exc)) from exc
