@@ -7,7 +7,11 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-_MAKERS = {"Problem", "bad_request", "not_found", "_reject", "SubmissionError", "bad", "_unauthorized"}
+_MAKERS = {
+    *("InvalidRequest", "Unauthorized", "Forbidden", "NotFound", "RequestTimeout", "Conflict", "Gone", "TooLarge"),
+    *("Rejected", "RateLimited", "Internal", "Unavailable", "ServerError", "problem"),
+    *("_reject", "SubmissionError", "bad", "_unauthorized"),
+}
 
 
 def _slugs_in_code() -> set[str]:

@@ -24,7 +24,7 @@ from typing import Any
 import asyncpg
 from fastapi import Request
 
-from atlas_log_server.errors import Problem
+from atlas_log_server.errors import Forbidden, RateLimited, ServerError, Unauthorized
 
 TOKEN_PREFIX = "atl_"  # noqa: S105 - a public prefix, not a secret
 SCOPES = frozenset({"submit"})
@@ -52,8 +52,8 @@ def new_token() -> tuple[str, str, bytes]:
     return token_id, f"{TOKEN_PREFIX}{token_id}_{secret}", hashlib.sha256(secret.encode()).digest()
 
 
-def _unauthorized(detail: str) -> Problem:
-    return Problem(401, "unauthorized", detail, headers={"WWW-Authenticate": 'Bearer realm="atlas-log"'})
+def _unauthorized(detail: str) -> ServerError:
+    return Unauthorized("unauthorized", detail)
 
 
 def _bearer(request: Request, purpose: str) -> str:
@@ -126,9 +126,9 @@ class AccessControl:
         if grant is None or not hmac.compare_digest(digest, hashlib.sha256(match[2].encode()).digest()):
             raise _unauthorized("the bearer token is not valid")
         if grant.revoked:
-            raise Problem(403, "token-revoked", f"token {grant.token_id} was revoked; ask for a new one")
+            raise Forbidden("token-revoked", f"token {grant.token_id} was revoked; ask for a new one")
         if "submit" not in grant.scopes:
-            raise Problem(403, "insufficient-scope", f"token {grant.token_id} does not have the 'submit' scope")
+            raise Forbidden("insufficient-scope", f"token {grant.token_id} does not have the 'submit' scope")
         self._take(grant)
         await self._count(grant)
         return grant
@@ -143,11 +143,10 @@ class AccessControl:
         bucket.stamp = now
         if bucket.level < 1:
             wait = math.ceil((1 - bucket.level) / grant.rate_per_s) if grant.rate_per_s > 0 else 60
-            raise Problem(
-                429,
+            raise RateLimited(
                 "rate-limited",
                 f"tenant {grant.tenant} is limited to {grant.rate_per_s:g} submissions/s (burst {grant.burst})",
-                headers={"Retry-After": str(max(1, wait))},
+                retry_after=max(1, wait),
             )
         bucket.level -= 1
 
@@ -165,17 +164,16 @@ class AccessControl:
         if used is None:
             now = dt.datetime.now(dt.UTC)
             midnight = (now + dt.timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-            raise Problem(
-                429,
+            raise RateLimited(
                 "quota-exceeded",
                 f"tenant {grant.tenant} used its {grant.daily_quota} submissions for today (UTC)",
-                headers={"Retry-After": str(max(1, int((midnight - now).total_seconds())))},
+                retry_after=max(1, int((midnight - now).total_seconds())),
             )
 
     def require_admin(self, request: Request) -> None:
         """Admin operations need the admin token (configured by its SHA-256)."""
         if self.admin_digest is None:
-            raise Problem(403, "admin-disabled", "no admin credential is configured (ATLAS_ADMIN_TOKEN_SHA256)")
+            raise Forbidden("admin-disabled", "no admin credential is configured (ATLAS_ADMIN_TOKEN_SHA256)")
         token = _bearer(request, "for admin operations")
         if not hmac.compare_digest(hashlib.sha256(token.encode()).digest(), self.admin_digest):
             raise _unauthorized("the admin token is not valid")

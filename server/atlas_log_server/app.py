@@ -19,13 +19,13 @@ from atlas_log_server.access import AccessControl
 from atlas_log_server.admission import Admission
 from atlas_log_server.api import admin, artifacts, entries, health, proofs, tiles
 from atlas_log_server.api.limits import BodyLimitMiddleware
+from atlas_log_server.api.problems import install_handlers
 from atlas_log_server.attest.setup import build_attestation
 from atlas_log_server.config import Settings
 from atlas_log_server.context import LogContext
 from atlas_log_server.db import migrate
 from atlas_log_server.db.engine import create_pool, resolve_database_url
 from atlas_log_server.db.repository import Repository, StorageError
-from atlas_log_server.errors import install_handlers
 from atlas_log_server.log.last_signed import LastSignedFile, RecordRefused, TreeHead
 from atlas_log_server.log.proofs import ProofService
 from atlas_log_server.log.publisher import Publisher, WitnessEndpoint

@@ -26,7 +26,7 @@ from atlas_log_server.api.tiles import IMMUTABLE
 from atlas_log_server.context import LogContext
 from atlas_log_server.db.engine import database_unavailable
 from atlas_log_server.db.repository import StoredEntry
-from atlas_log_server.errors import Problem, bad_request, not_found
+from atlas_log_server.errors import Conflict, Gone, Internal, InvalidRequest, NotFound, ServerError, Unavailable
 from atlas_log_server.log.sequencer import LogFrozen, Overloaded, PendingEntry, QuoteReused, Sequenced
 from atlas_log_server.log.signer import SignerUnavailable, SigningRefused
 
@@ -37,7 +37,7 @@ Ctx = Annotated[LogContext, Depends(log_context)]
 
 def _check_index(index: int) -> None:
     if not 0 <= index <= MAX_INT:
-        raise bad_request("invalid-index", f"a log index is an integer from 0 to {MAX_INT}")
+        raise InvalidRequest("invalid-index", f"a log index is an integer from 0 to {MAX_INT}")
 
 
 SUBMISSION_SCHEMA: dict[str, Any] = {
@@ -91,10 +91,10 @@ SUBMISSION_SCHEMA: dict[str, Any] = {
 }
 
 
-def frozen_problem(note: bytes, ctx: LogContext) -> Problem:
+def frozen_problem(note: bytes, ctx: LogContext) -> ServerError:
     found = succession(open_checkpoint(note, ctx.verifier))
     where = f"; its successor is {found.url} (key {found.vkey})" if found is not None and found.url else ""
-    return Problem(410, "log-frozen", f"this log is frozen and accepts no entries{where}")
+    return Gone("log-frozen", f"this log is frozen and accepts no entries{where}")
 
 
 async def build_receipt(ctx: LogContext, pending: PendingEntry, placed: Sequenced) -> Receipt:
@@ -106,7 +106,7 @@ async def build_receipt(ctx: LogContext, pending: PendingEntry, placed: Sequence
     else:  # logged by an earlier batch: prove against the current checkpoint, from tiles
         state = await ctx.repo.state()
         if state.checkpoint is None:
-            raise Problem(503, "not-ready", "the log has no checkpoint yet", headers={"Retry-After": "1"})
+            raise Unavailable("not-ready", "the log has no checkpoint yet", retry_after=1)
         size, note, root = state.size, state.checkpoint, state.root_hash
         _, hashes = await ctx.proofs.inclusion(placed.index, size)
     if placed.created and placed.leaf is not None:
@@ -114,7 +114,7 @@ async def build_receipt(ctx: LogContext, pending: PendingEntry, placed: Sequence
     else:
         stored = await ctx.repo.entry_by_index(placed.index)
         if stored is None:
-            raise Problem(503, "not-ready", "the entry is not readable yet", headers={"Retry-After": "1"})
+            raise Unavailable("not-ready", "the entry is not readable yet", retry_after=1)
         entry_id, leaf = stored.entry_id, stored.leaf
     lh = leaf_hash(leaf)
     verify_inclusion(lh, placed.index, size, hashes, root)
@@ -140,7 +140,7 @@ async def submit_entry(request: Request) -> Response:
     started = time.perf_counter()
     try:
         response, created = await _submit(request, ctx)
-    except Problem as exc:
+    except ServerError as exc:
         ctx.metrics.admissions.labels(exc.slug).inc()
         raise
     except Exception as exc:
@@ -158,16 +158,15 @@ async def _submit(request: Request, ctx: LogContext) -> tuple[Response, bool]:
     try:
         placed = await ctx.sequencer.submit(pending)
     except Overloaded as exc:
-        raise Problem(503, "overloaded", str(exc), headers={"Retry-After": "1"}) from exc
+        raise Unavailable("overloaded", str(exc), retry_after=1) from exc
     except LogFrozen as exc:
         raise frozen_problem(exc.note, ctx) from exc
     except SignerUnavailable as exc:
-        raise Problem(503, "signer-unavailable", str(exc), headers={"Retry-After": "5"}) from exc
+        raise Unavailable("signer-unavailable", str(exc), retry_after=5) from exc
     except SigningRefused as exc:  # the operator must act (the message says how); retrying alone will not help
-        raise Problem(503, "signing-refused", str(exc), headers={"Retry-After": "60"}) from exc
+        raise Unavailable("signing-refused", str(exc), retry_after=60) from exc
     except QuoteReused as exc:
-        raise Problem(
-            409,
+        raise Conflict(
             "quote-reused",
             f"this TDX quote already attests entry {exc.index}, and a quote attests one entry: make a fresh quote "
             f"for this statement (or, for a key-binding quote, refer to entry {exc.index} with "
@@ -197,7 +196,7 @@ WITNESS_WAIT_S = 30.0
 async def _witnessed(ctx: LogContext, receipt: Receipt) -> Receipt:
     """The receipt proved against the first published (witness-cosigned) checkpoint that includes the entry."""
     if not ctx.settings.witnesses:
-        raise bad_request("no-witnesses", "this log has no witnesses configured; omit wait=witnessed")
+        raise InvalidRequest("no-witnesses", "this log has no witnesses configured; omit wait=witnessed")
     deadline = asyncio.get_running_loop().time() + WITNESS_WAIT_S
     while True:
         published = await ctx.repo.latest_published()
@@ -205,17 +204,16 @@ async def _witnessed(ctx: LogContext, receipt: Receipt) -> Receipt:
             size, note = published
             leaf_hash_, hashes = await ctx.proofs.inclusion(receipt.log_index, size)
             if leaf_hash_ != receipt.leaf_hash:
-                raise Problem(500, "internal-error", "the published tree disagrees with the receipt")
+                raise Internal("internal-error", "the published tree disagrees with the receipt")
             return Receipt(
                 receipt.entry_id, receipt.log_index, receipt.leaf_hash, receipt.leaf, size, tuple(hashes), note
             )
         if asyncio.get_running_loop().time() > deadline:
-            raise Problem(
-                503,
+            raise Unavailable(
                 "witness-timeout",
                 f"entry {receipt.log_index} is logged, but no witnessed checkpoint "
                 f"includes it yet; fetch its proof later",
-                headers={"Retry-After": "5"},
+                retry_after=5,
             )
         await asyncio.sleep(0.1)
 
@@ -240,7 +238,7 @@ async def get_entry(index: int, ctx: Ctx) -> dict[str, Any]:
     _check_index(index)
     e = await ctx.repo.entry_by_index(index)
     if e is None:
-        raise not_found("entry-not-found", f"no entry at index {index}")
+        raise NotFound("entry-not-found", f"no entry at index {index}")
     return entry_json(e)
 
 
@@ -252,7 +250,7 @@ async def get_evidence(index: int, ctx: Ctx) -> dict[str, Any]:
     _check_index(index)
     e = await ctx.repo.entry_by_index(index)
     if e is None:
-        raise not_found("entry-not-found", f"no entry at index {index}")
+        raise NotFound("entry-not-found", f"no entry at index {index}")
     try:
         leaf: Any = json_loads(e.leaf, "leaf")
         submission: Any = json_loads(e.submission, "submission")
@@ -261,10 +259,10 @@ async def get_evidence(index: int, ctx: Ctx) -> dict[str, Any]:
     except (FormatError, KeyError, TypeError, AttributeError):
         tee = quote = digest = None
     if not isinstance(tee, dict) or "quoteSha256" not in tee or not isinstance(digest, str):
-        raise not_found("no-evidence", f"entry {index} carries no quote of its own")
+        raise NotFound("no-evidence", f"entry {index} carries no quote of its own")
     collateral = await ctx.attestation.store.by_digest(digest)
     if collateral is None:
-        raise Problem(500, "evidence-missing", "the collateral this entry was verified with is not stored")
+        raise Internal("evidence-missing", "the collateral this entry was verified with is not stored")
     return {
         "logIndex": index,
         "quote": quote,
@@ -286,10 +284,10 @@ def _collateral_json(collateral: Collateral) -> dict[str, str]:
 )
 async def get_collateral(digest: str, ctx: Ctx) -> Response:
     if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
-        raise bad_request("invalid-digest", "the collateral digest is 64 lowercase hex digits")
+        raise InvalidRequest("invalid-digest", "the collateral digest is 64 lowercase hex digits")
     collateral = await ctx.attestation.store.by_digest(digest)
     if collateral is None:
-        raise not_found("collateral-not-found", f"no stored collateral set has digest {digest}")
+        raise NotFound("collateral-not-found", f"no stored collateral set has digest {digest}")
     body = orjson.dumps({"digest": digest, "collateral": _collateral_json(collateral)})
     return Response(body, media_type="application/json", headers={"Cache-Control": IMMUTABLE})
 
@@ -308,14 +306,14 @@ MAX_SUBMISSIONS = TILE_WIDTH
 async def get_submissions(request: Request) -> Response:
     start, count = int_param(request, "start"), int_param(request, "count", 1)
     if count > MAX_SUBMISSIONS:
-        raise bad_request("invalid-request", f"count must be at most {MAX_SUBMISSIONS}")
+        raise InvalidRequest("invalid-request", f"count must be at most {MAX_SUBMISSIONS}")
     ctx = await log_context(request)
     size = (await ctx.repo.state()).size
     if start + count > size:
-        raise not_found("entry-not-found", f"entries {start}..{start + count - 1} do not all exist at tree size {size}")
+        raise NotFound("entry-not-found", f"entries {start}..{start + count - 1} do not all exist at tree size {size}")
     raws = await ctx.repo.submissions(start, count)
     if len(raws) != count:
-        raise Problem(503, "not-ready", "entries are not readable yet", headers={"Retry-After": "1"})
+        raise Unavailable("not-ready", "entries are not readable yet", retry_after=1)
     # Each stored submission is the JSON object it was admitted as: the array embeds them byte for byte.
     body = b'{"start":' + str(start).encode() + b',"submissions":[' + b",".join(raws) + b"]}"
     return Response(body, media_type="application/json", headers={"Cache-Control": IMMUTABLE})
@@ -329,10 +327,10 @@ async def find_entry(ctx: Ctx, leaf_hash: Annotated[str, Query(alias="leafHash",
         else:
             digest = b64decode(leaf_hash, "leafHash")
     except FormatError as exc:
-        raise bad_request("invalid-leaf-hash", str(exc)) from exc
+        raise InvalidRequest("invalid-leaf-hash", str(exc)) from exc
     if len(digest) != 32:
-        raise bad_request("invalid-leaf-hash", "leafHash must be 32 bytes")
+        raise InvalidRequest("invalid-leaf-hash", "leafHash must be 32 bytes")
     e = await ctx.repo.entry_by_leaf_hash(digest)
     if e is None:
-        raise not_found("entry-not-found", "no entry with that leaf hash")
+        raise NotFound("entry-not-found", "no entry with that leaf hash")
     return entry_json(e)

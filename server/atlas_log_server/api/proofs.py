@@ -13,7 +13,7 @@ from atlas_log._encoding import b64encode
 from atlas_log_server.api.deps import log_context
 from atlas_log_server.api.params import int_param, int_params_doc
 from atlas_log_server.context import LogContext
-from atlas_log_server.errors import bad_request
+from atlas_log_server.errors import InvalidRequest
 
 router = APIRouter(prefix="/api/v1/proofs", tags=["proofs"])
 
@@ -25,7 +25,7 @@ async def _check_size(ctx: LogContext, size: int, name: str) -> None:
     state = await ctx.repo.state()
     ctx.proofs.known_size = max(ctx.proofs.known_size, state.size)
     if size > state.size:
-        raise bad_request("tree-size-too-large", f"{name} ({size}) exceeds the log's size {state.size}")
+        raise InvalidRequest("tree-size-too-large", f"{name} ({size}) exceeds the log's size {state.size}")
 
 
 def _json(obj: object) -> Response:
@@ -41,7 +41,7 @@ def _json(obj: object) -> Response:
 async def inclusion(request: Request) -> Response:
     index, tree_size = int_param(request, "index"), int_param(request, "treeSize", 1)
     if index >= tree_size:
-        raise bad_request("index-out-of-range", f"index {index} must be smaller than treeSize {tree_size}")
+        raise InvalidRequest("index-out-of-range", f"index {index} must be smaller than treeSize {tree_size}")
     ctx = await log_context(request)
     await _check_size(ctx, tree_size, "treeSize")
     leaf_hash, hashes = await ctx.proofs.inclusion(index, tree_size)
@@ -64,7 +64,7 @@ async def inclusion(request: Request) -> Response:
 async def consistency(request: Request) -> Response:
     first, second = int_param(request, "from", 1), int_param(request, "to", 1)
     if first > second:
-        raise bad_request("invalid-range", f"from ({first}) must not exceed to ({second})")
+        raise InvalidRequest("invalid-range", f"from ({first}) must not exceed to ({second})")
     ctx = await log_context(request)
     await _check_size(ctx, second, "to")
     hashes = await ctx.proofs.consistency(first, second)
