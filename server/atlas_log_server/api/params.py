@@ -1,4 +1,5 @@
-"""Strict query parameters for the hot read endpoints, parsed without the framework's validation layer."""
+"""Strict integer parameters for the read endpoints (query parameters parsed without the framework's
+validation layer, and log indices)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,12 @@ def int_param(request: Request, name: str, minimum: int = 0) -> int:
     if not minimum <= value <= MAX_INT:
         raise InvalidRequest("invalid-request", f"{name} must be between {minimum} and {MAX_INT}")
     return value
+
+
+def check_index(index: int) -> None:
+    """A log index (a path parameter) is in ``[0, 2**63 - 1]``; 400 ``invalid-index`` otherwise."""
+    if not 0 <= index <= MAX_INT:
+        raise InvalidRequest("invalid-index", f"a log index is an integer from 0 to {MAX_INT}")
 
 
 def int_params_doc(*specs: tuple[str, int, str]) -> dict[str, Any]:

@@ -86,8 +86,10 @@ def problem_response(error: ServerError) -> Response:
 def install_handlers(app: FastAPI) -> None:
     """Map every exception to problem+json."""
 
-    async def on_server_error(_: Request, exc: Exception) -> Response:
+    async def on_server_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ServerError)
+        if isinstance(exc, Internal):  # the client is told only that the server failed; the log says why
+            _log.error("internal error on %s %s: %s", request.method, request.url.path, exc, exc_info=exc)
         return problem_response(exc)
 
     async def on_validation(_: Request, exc: Exception) -> Response:
