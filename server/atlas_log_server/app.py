@@ -24,6 +24,8 @@ from atlas_log_server.attest.setup import build_attestation
 from atlas_log_server.config import Settings
 from atlas_log_server.context import LogContext
 from atlas_log_server.db import migrate
+from atlas_log_server.db.access import AccessRepository
+from atlas_log_server.db.collateral import CollateralRepository
 from atlas_log_server.db.engine import create_pool, resolve_database_url
 from atlas_log_server.db.repository import Repository, StorageError
 from atlas_log_server.log.last_signed import LastSignedFile, RecordRefused, TreeHead
@@ -117,7 +119,9 @@ def create_app(settings: Settings) -> FastAPI:
                 max_pending=settings.max_pending,
                 metrics=metrics,
             )
-            attestation = await asyncio.to_thread(build_attestation, settings, pool, repo, metrics)
+            attestation = await asyncio.to_thread(
+                build_attestation, settings, CollateralRepository(pool), repo, metrics
+            )
             proof_service = ProofService(repo, settings.tile_cache_tiles)
             app.state.log = LogContext(
                 settings,
@@ -131,7 +135,9 @@ def create_app(settings: Settings) -> FastAPI:
                 attestation,
                 metrics,
                 AccessControl(
-                    pool, require_tokens=settings.require_tokens, admin_token_sha256=settings.admin_token_sha256
+                    AccessRepository(pool),
+                    require_tokens=settings.require_tokens,
+                    admin_token_sha256=settings.admin_token_sha256,
                 ),
                 Receipts(repo, proof_service, witnessed=bool(settings.witnesses)),
             )
