@@ -34,9 +34,9 @@ from atlas_log_server.log.publisher import Publisher, WitnessEndpoint
 from atlas_log_server.log.receipts import Receipts
 from atlas_log_server.log.sequencer import Sequencer
 from atlas_log_server.log.signer import CheckpointSigner, CommandSigner, SignerUnavailable, load_signer
-from atlas_log_server.logs import RequestIdMiddleware, configure_logging
 from atlas_log_server.metrics import Metrics
 from atlas_log_server.metrics import router as metrics_router
+from atlas_log_server.request_log import RequestIdMiddleware, configure_logging
 
 _log = logging.getLogger(__name__)
 
