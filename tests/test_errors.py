@@ -91,3 +91,20 @@ def test_a_frozen_log_names_its_successor() -> None:
     bare = frozen_checkpoint(Checkpoint(signer.name, 0, EMPTY_ROOT), None, None)
     plain = LogFrozen(sign_checkpoint(bare, signer), signer.verifier)
     assert plain.detail == "this log is frozen and accepts no entries"
+
+
+def test_the_family_knows_neither_http_nor_the_database() -> None:
+    tree = ast.parse((ROOT / "server/atlas_log_server/errors.py").read_text())
+    imported = {
+        name
+        for node in ast.walk(tree)
+        for name in (
+            [a.name for a in node.names]
+            if isinstance(node, ast.Import)
+            else [node.module or ""]
+            if isinstance(node, ast.ImportFrom)
+            else []
+        )
+    }
+    forbidden = ("atlas_log_server", "fastapi", "starlette", "asyncpg", "sqlalchemy")
+    assert not [m for m in imported if m.split(".")[0] in forbidden], imported
