@@ -18,6 +18,7 @@ from atlas_log.tdx.pcs import PcsClient
 from atlas_log.tdx.simulate import SimulatedPlatform
 from atlas_log.tdx.verify import verify_quote
 from atlas_log_server.attest.store import CollateralStore
+from atlas_log_server.db.collateral import CollateralRepository
 from atlas_log_server.db.engine import create_pool
 from tests.conftest import free_port
 from tests.vectors import vector_files
@@ -145,14 +146,15 @@ def test_store_caches_persists_and_refreshes(standin: tuple[str, SimulatedPlatfo
         pool = await create_pool(db_url, 4)
         async with httpx.AsyncClient() as http:
             pcs = PcsClient(http, url + "/sim", url + "/sim/sgx/certification/v4/rootcacrl")
-            store = CollateralStore(pool, pcs, [platform.root_fingerprint], 3 * 86400, clock=lambda: clock[0])
+            repo = CollateralRepository(pool)
+            store = CollateralStore(repo, pcs, [platform.root_fingerprint], 3 * 86400, clock=lambda: clock[0])
             fmspc = platform.fmspc.hex().upper()
             first = await store.get(fmspc, "platform")
             assert await store.get(fmspc, "platform") is first
             assert await pool.fetchval("SELECT count(*) FROM pcs_collateral") == 1
             # A new process finds it in PostgreSQL without asking PCS.
             offline = CollateralStore(
-                pool,
+                repo,
                 PcsClient(http, "http://127.0.0.1:9"),
                 [platform.root_fingerprint],
                 3 * 86400,
@@ -180,7 +182,7 @@ def test_store_never_serves_expired_collateral(tmp_path: Path, db_url: str) -> N
     async def run() -> None:
         pool = await create_pool(db_url, 2)
         async with httpx.AsyncClient() as http:
-            store = CollateralStore(pool, Stale(http), [platform.root_fingerprint], 3 * 86400)
+            store = CollateralStore(CollateralRepository(pool), Stale(http), [platform.root_fingerprint], 3 * 86400)
             with pytest.raises(CollateralFetchError, match="expired"):
                 await store.get(platform.fmspc.hex(), "platform")
         await pool.close()

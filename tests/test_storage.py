@@ -25,6 +25,7 @@ from atlas_log_server.db import migrate
 from atlas_log_server.db.engine import create_pool, sqlalchemy_url
 from atlas_log_server.db.models import metadata
 from atlas_log_server.db.repository import Repository
+from atlas_log_server.errors import InvalidRequest
 from atlas_log_server.log.last_signed import LastSignedFile
 from atlas_log_server.log.proofs import ProofService
 from atlas_log_server.log.sequencer import PendingEntry, Sequencer
@@ -119,6 +120,29 @@ async def test_sequencer_builds_the_reference_tree_and_dedupes(db_url: str) -> N
     # Receipts from the batch itself verify.
     last = again[2].batch
     verify_inclusion(LeafHash(leaves[700]), 700, 701, last.inclusion_proof(700), RootHash(cp.root_hash))
+    await repo.pool.close()
+
+
+async def test_requested_proofs_are_checked_against_the_log(db_url: str) -> None:
+    """A client's proof request is refused (InvalidRequest) unless the log has the trees it names."""
+    signer = Signer.generate(ORIGIN)
+    repo, seq = await _log(db_url, signer)
+    items = [pending(i) for i in range(5)]
+    await seq.append(items)
+    proofs = ProofService(repo, 10)
+    leaf, _ = await proofs.checked_inclusion(4, 5)
+    assert leaf == expected_leaf_hash(items[4])
+    assert await proofs.checked_consistency(2, 5) == await proofs.consistency(2, 5)
+    refusals = [
+        (proofs.checked_inclusion(0, 6), "tree-size-too-large", "treeSize (6) exceeds the log's size 5"),
+        (proofs.checked_inclusion(5, 5), "index-out-of-range", "index 5 must be smaller than treeSize 5"),
+        (proofs.checked_consistency(3, 2), "invalid-range", "from (3) must not exceed to (2)"),
+        (proofs.checked_consistency(1, 9), "tree-size-too-large", "to (9) exceeds the log's size 5"),
+    ]
+    for request, slug, detail in refusals:
+        with pytest.raises(InvalidRequest) as caught:
+            await request
+        assert (caught.value.slug, caught.value.detail) == (slug, detail)
     await repo.pool.close()
 
 

@@ -18,31 +18,17 @@ import os
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 from fastapi import Request
 
-from atlas_log_server.errors import Problem
+from atlas_log_server.db.access import AccessRepository, Grant
+from atlas_log_server.errors import Forbidden, RateLimited, ServerError, Unauthorized
 
 TOKEN_PREFIX = "atl_"  # noqa: S105 - a public prefix, not a secret
 SCOPES = frozenset({"submit"})
 CACHE_S = 5.0
 _TOKEN = re.compile(r"atl_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
-
-
-@dataclass(frozen=True, slots=True)
-class Grant:
-    """What a valid token allows."""
-
-    token_id: str
-    tenant: str
-    scopes: frozenset[str]
-    rate_per_s: float
-    burst: int
-    daily_quota: int | None
-    revoked: bool
 
 
 def new_token() -> tuple[str, str, bytes]:
@@ -52,8 +38,8 @@ def new_token() -> tuple[str, str, bytes]:
     return token_id, f"{TOKEN_PREFIX}{token_id}_{secret}", hashlib.sha256(secret.encode()).digest()
 
 
-def _unauthorized(detail: str) -> Problem:
-    return Problem(401, "unauthorized", detail, headers={"WWW-Authenticate": 'Bearer realm="atlas-log"'})
+def _unauthorized(detail: str) -> ServerError:
+    return Unauthorized("unauthorized", detail)
 
 
 def _bearer(request: Request, purpose: str) -> str:
@@ -74,13 +60,13 @@ class _Bucket:
 class AccessControl:
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        repo: AccessRepository,
         *,
         require_tokens: bool,
         admin_token_sha256: str | None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.pool = pool
+        self.repo = repo
         self.require_tokens = require_tokens
         self.admin_digest = bytes.fromhex(admin_token_sha256) if admin_token_sha256 else None
         self.clock = clock
@@ -92,24 +78,8 @@ class AccessControl:
         cached = self._grants.get(token_id)
         if cached is not None and now - cached[0] < CACHE_S:
             return cached[1], cached[2]
-        row = await self.pool.fetchrow(
-            "SELECT t.id, t.tenant, t.secret_sha256, t.scopes, t.revoked_at IS NOT NULL AS revoked, "
-            "n.rate_per_s, n.burst, n.daily_quota FROM tokens t JOIN tenants n ON n.name = t.tenant WHERE t.id = $1",
-            token_id,
-        )
-        if row is None:
-            grant, digest = None, b""
-        else:
-            grant = Grant(
-                row["id"],
-                row["tenant"],
-                frozenset(row["scopes"]),
-                row["rate_per_s"],
-                row["burst"],
-                row["daily_quota"],
-                row["revoked"],
-            )
-            digest = bytes(row["secret_sha256"])
+        found = await self.repo.token(token_id)
+        grant, digest = (None, b"") if found is None else found
         if len(self._grants) > 10_000:
             self._grants.clear()
         self._grants[token_id] = (now, grant, digest)
@@ -126,9 +96,9 @@ class AccessControl:
         if grant is None or not hmac.compare_digest(digest, hashlib.sha256(match[2].encode()).digest()):
             raise _unauthorized("the bearer token is not valid")
         if grant.revoked:
-            raise Problem(403, "token-revoked", f"token {grant.token_id} was revoked; ask for a new one")
+            raise Forbidden("token-revoked", f"token {grant.token_id} was revoked; ask for a new one")
         if "submit" not in grant.scopes:
-            raise Problem(403, "insufficient-scope", f"token {grant.token_id} does not have the 'submit' scope")
+            raise Forbidden("insufficient-scope", f"token {grant.token_id} does not have the 'submit' scope")
         self._take(grant)
         await self._count(grant)
         return grant
@@ -143,11 +113,10 @@ class AccessControl:
         bucket.stamp = now
         if bucket.level < 1:
             wait = math.ceil((1 - bucket.level) / grant.rate_per_s) if grant.rate_per_s > 0 else 60
-            raise Problem(
-                429,
+            raise RateLimited(
                 "rate-limited",
                 f"tenant {grant.tenant} is limited to {grant.rate_per_s:g} submissions/s (burst {grant.burst})",
-                headers={"Retry-After": str(max(1, wait))},
+                retry_after=max(1, wait),
             )
         bucket.level -= 1
 
@@ -155,27 +124,19 @@ class AccessControl:
         """Reserve one submission of today's quota, atomically across processes."""
         if grant.daily_quota is None:
             return
-        used = await self.pool.fetchval(
-            "INSERT INTO tenant_usage (tenant, day, used) VALUES ($1, (now() AT TIME ZONE 'utc')::date, 1) "
-            "ON CONFLICT (tenant, day) DO UPDATE SET used = tenant_usage.used + 1 WHERE tenant_usage.used < $2 "
-            "RETURNING used",
-            grant.tenant,
-            grant.daily_quota,
-        )
-        if used is None:
+        if not await self.repo.use_quota(grant.tenant, grant.daily_quota):
             now = dt.datetime.now(dt.UTC)
             midnight = (now + dt.timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-            raise Problem(
-                429,
+            raise RateLimited(
                 "quota-exceeded",
                 f"tenant {grant.tenant} used its {grant.daily_quota} submissions for today (UTC)",
-                headers={"Retry-After": str(max(1, int((midnight - now).total_seconds())))},
+                retry_after=max(1, int((midnight - now).total_seconds())),
             )
 
     def require_admin(self, request: Request) -> None:
         """Admin operations need the admin token (configured by its SHA-256)."""
         if self.admin_digest is None:
-            raise Problem(403, "admin-disabled", "no admin credential is configured (ATLAS_ADMIN_TOKEN_SHA256)")
+            raise Forbidden("admin-disabled", "no admin credential is configured (ATLAS_ADMIN_TOKEN_SHA256)")
         token = _bearer(request, "for admin operations")
         if not hmac.compare_digest(hashlib.sha256(token.encode()).digest(), self.admin_digest):
             raise _unauthorized("the admin token is not valid")
@@ -187,53 +148,30 @@ class AccessControl:
     # Administration (the admin routes call these after require_admin).
 
     async def put_tenant(self, name: str, rate_per_s: float, burst: int, daily_quota: int | None) -> None:
-        await self.pool.execute(
-            "INSERT INTO tenants (name, rate_per_s, burst, daily_quota) VALUES ($1, $2, $3, $4) "
-            "ON CONFLICT (name) DO UPDATE SET rate_per_s = $2, burst = $3, daily_quota = $4",
-            name,
-            rate_per_s,
-            burst,
-            daily_quota,
-        )
+        await self.repo.put_tenant(name, rate_per_s, burst, daily_quota)
         self._buckets.pop(name, None)
 
     async def tenants(self) -> list[dict[str, Any]]:
-        rows = await self.pool.fetch(
-            "SELECT n.name, n.rate_per_s, n.burst, n.daily_quota, coalesce(u.used, 0) AS used, "
-            "coalesce(array_agg(t.id ORDER BY t.id) FILTER (WHERE t.id IS NOT NULL AND t.revoked_at IS NULL), "
-            "'{}') AS tokens FROM tenants n LEFT JOIN tenant_usage u ON u.tenant = n.name "
-            "AND u.day = (now() AT TIME ZONE 'utc')::date LEFT JOIN tokens t ON t.tenant = n.name "
-            "GROUP BY n.name, n.rate_per_s, n.burst, n.daily_quota, u.used ORDER BY n.name"
-        )
         return [
             {
-                "name": r["name"],
-                "ratePerSecond": r["rate_per_s"],
-                "burst": r["burst"],
-                "dailyQuota": r["daily_quota"],
-                "usedToday": r["used"],
-                "tokens": list(r["tokens"]),
+                "name": t.name,
+                "ratePerSecond": t.rate_per_s,
+                "burst": t.burst,
+                "dailyQuota": t.daily_quota,
+                "usedToday": t.used_today,
+                "tokens": list(t.tokens),
             }
-            for r in rows
+            for t in await self.repo.tenants()
         ]
 
     async def issue_token(self, tenant: str, scopes: frozenset[str]) -> tuple[str, str] | None:
         """``(id, token text)`` for a new token of ``tenant``; None when the tenant does not exist."""
-        if await self.pool.fetchval("SELECT 1 FROM tenants WHERE name = $1", tenant) is None:
-            return None
         token_id, token, digest = new_token()
-        await self.pool.execute(
-            "INSERT INTO tokens (id, tenant, secret_sha256, scopes) VALUES ($1, $2, $3, $4)",
-            token_id,
-            tenant,
-            digest,
-            sorted(scopes),
-        )
+        if not await self.repo.add_token(token_id, tenant, digest, sorted(scopes)):
+            return None
         return token_id, token
 
     async def revoke(self, token_id: str) -> bool:
-        done = await self.pool.fetchval(
-            "UPDATE tokens SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 RETURNING id", token_id
-        )
+        done = await self.repo.revoke(token_id)
         self.forget(token_id)
-        return done is not None
+        return done

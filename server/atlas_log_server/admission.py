@@ -25,16 +25,16 @@ from atlas_log.entry import (
 from atlas_log.errors import FormatError, SubmissionError
 from atlas_log.submission import ParsedSubmission, parse_submission
 from atlas_log.tdx.quote import attestation_id
-from atlas_log_server.errors import Problem
+from atlas_log_server.errors import InvalidRequest, Rejected, ServerError, TooLarge
 from atlas_log_server.log.sequencer import PendingEntry
 
 Gate = Callable[[ParsedSubmission, int], Awaitable[dict[str, Any] | None]]
 """An admission step after the signature check, given the admission time; returns what the leaf records
-under ``tee`` (or None), or raises :class:`Problem`."""
+under ``tee`` (or None), or raises a :class:`ServerError`."""
 
 
-def _reject(slug: str, detail: str, status: int = 400) -> Problem:
-    return Problem(status, slug, detail)
+def _reject(slug: str, detail: str) -> ServerError:
+    return InvalidRequest(slug, detail)
 
 
 # The longest string (UTF-8 bytes) stored in an indexed text column: a B-tree entry must fit in a third of a
@@ -116,7 +116,8 @@ class Admission:
             return parse_submission(obj, now, self.x509_roots, self.x509_eku)
         except SubmissionError as exc:
             # A chain that does not lead to a trusted root is well formed but unacceptable.
-            raise _reject(exc.code, exc.message, 422 if exc.code == "certificate-untrusted" else 400) from exc
+            kind = Rejected if exc.code == "certificate-untrusted" else InvalidRequest
+            raise kind(exc.code, exc.message) from exc
 
     async def admit(self, raw: bytes, now: int) -> PendingEntry:
         """Run the whole pipeline; the result is ready for the sequencer."""
@@ -150,11 +151,10 @@ class Admission:
         # Measured in encoded bytes (a digest's JSON form may be longer than its characters).
         bound = len(body) + sum(len(canonical_json(d)) + 20 for d in linked) + 64
         if bound > MAX_LEAF_SIZE:
-            raise _reject(
+            raise TooLarge(
                 "entry-too-large",
                 f"the entry's leaf would be about {bound} bytes; the limit is "
                 f"{MAX_LEAF_SIZE} (fewer signatures, subjects or materials per entry)",
-                413,
             )
         # Signer keys are indexed like artifacts, so "everything this key signed" is one lookup.
         facts += tuple(

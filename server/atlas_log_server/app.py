@@ -17,23 +17,26 @@ from atlas_log.errors import Error
 from atlas_log.merkle import EMPTY_ROOT
 from atlas_log_server.access import AccessControl
 from atlas_log_server.admission import Admission
-from atlas_log_server.api import admin, artifacts, entries, health, proofs, tiles
+from atlas_log_server.api import admin, artifacts, entries, evidence, health, proofs, tiles
 from atlas_log_server.api.limits import BodyLimitMiddleware
+from atlas_log_server.api.problems import install_handlers
 from atlas_log_server.attest.setup import build_attestation
 from atlas_log_server.config import Settings
 from atlas_log_server.context import LogContext
 from atlas_log_server.db import migrate
+from atlas_log_server.db.access import AccessRepository
+from atlas_log_server.db.collateral import CollateralRepository
 from atlas_log_server.db.engine import create_pool, resolve_database_url
 from atlas_log_server.db.repository import Repository, StorageError
-from atlas_log_server.errors import install_handlers
 from atlas_log_server.log.last_signed import LastSignedFile, RecordRefused, TreeHead
 from atlas_log_server.log.proofs import ProofService
 from atlas_log_server.log.publisher import Publisher, WitnessEndpoint
+from atlas_log_server.log.receipts import Receipts
 from atlas_log_server.log.sequencer import Sequencer
 from atlas_log_server.log.signer import CheckpointSigner, CommandSigner, SignerUnavailable, load_signer
-from atlas_log_server.logs import RequestIdMiddleware, configure_logging
 from atlas_log_server.metrics import Metrics
 from atlas_log_server.metrics import router as metrics_router
+from atlas_log_server.request_log import RequestIdMiddleware, configure_logging
 
 _log = logging.getLogger(__name__)
 
@@ -116,12 +119,15 @@ def create_app(settings: Settings) -> FastAPI:
                 max_pending=settings.max_pending,
                 metrics=metrics,
             )
-            attestation = await asyncio.to_thread(build_attestation, settings, pool, repo, metrics)
+            attestation = await asyncio.to_thread(
+                build_attestation, settings, CollateralRepository(pool), repo, metrics
+            )
+            proof_service = ProofService(repo, settings.tile_cache_tiles)
             app.state.log = LogContext(
                 settings,
                 repo,
                 sequencer,
-                ProofService(repo, settings.tile_cache_tiles),
+                proof_service,
                 Admission(
                     [attestation.gate], load_x509_roots(settings.x509_roots_file), settings.x509_extended_key_usage
                 ),
@@ -129,8 +135,11 @@ def create_app(settings: Settings) -> FastAPI:
                 attestation,
                 metrics,
                 AccessControl(
-                    pool, require_tokens=settings.require_tokens, admin_token_sha256=settings.admin_token_sha256
+                    AccessRepository(pool),
+                    require_tokens=settings.require_tokens,
+                    admin_token_sha256=settings.admin_token_sha256,
                 ),
+                Receipts(repo, proof_service, witnessed=bool(settings.witnesses)),
             )
             tasks = [
                 asyncio.create_task(sequencer.run(), name="sequencer"),
@@ -178,6 +187,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_handlers(app)
     routers = (
         entries.router,
+        evidence.router,
         proofs.router,
         tiles.router,
         health.router,

@@ -40,8 +40,8 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from atlas_log_server.app import create_app
-    from atlas_log_server.logs import configure_logging
     from atlas_log_server.metrics import MULTIPROC_ENV
+    from atlas_log_server.request_log import configure_logging
     from atlas_log_server.workers import bind_sockets, supervise
 
     settings = _settings(host=args.host, port=args.port, log_level=args.log_level)

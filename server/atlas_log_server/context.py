@@ -11,6 +11,7 @@ from atlas_log_server.attest.setup import Attestation
 from atlas_log_server.config import Settings
 from atlas_log_server.db.repository import Repository
 from atlas_log_server.log.proofs import ProofService
+from atlas_log_server.log.receipts import Receipts
 from atlas_log_server.log.sequencer import Sequencer
 from atlas_log_server.metrics import Metrics
 
@@ -26,3 +27,4 @@ class LogContext:
     attestation: Attestation
     metrics: Metrics
     access: AccessControl
+    receipts: Receipts

@@ -1,97 +1,100 @@
-"""RFC 9457 problem details: every error the API returns, each with a stable ``type`` URI."""
+"""The server's one exception family: what domain code (admission, gate, access, sequencer, signer, storage)
+raises when a request cannot be served.
+
+Each error names its kind by class, a stable problem ``slug`` (the ``type`` of the problem+json answer is
+``PROBLEM_BASE + slug``), a ``detail`` that tells the user what to fix, and where retrying helps, how long to
+wait. Which HTTP status a kind gets is decided only at the API edge (:mod:`atlas_log_server.api.problems`);
+nothing here knows about HTTP or the database.
+"""
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
-from starlette.exceptions import HTTPException as StarletteHTTPException
-
-from atlas_log_server.db.engine import UNAVAILABLE, database_unavailable
-
 PROBLEM_BASE = "https://atlas-log.dev/problems/"
-PROBLEM_JSON = "application/problem+json"
 
-_log = logging.getLogger(__name__)
+__all__ = [
+    "PROBLEM_BASE",
+    "Conflict",
+    "Forbidden",
+    "Gone",
+    "Internal",
+    "InvalidRequest",
+    "NotFound",
+    "RateLimited",
+    "Rejected",
+    "RequestTimeout",
+    "ServerError",
+    "TooLarge",
+    "Unauthorized",
+    "Unavailable",
+]
 
 
-class Problem(Exception):
-    """An error with an HTTP status and a stable problem type (``PROBLEM_BASE + slug``)."""
+class ServerError(Exception):
+    """Base of the family. ``retry_after`` (seconds) says when retrying may succeed; ``extra`` holds members
+    the answer carries beside the standard ones (evidence, such as a frozen log's final checkpoint)."""
 
     def __init__(
         self,
-        status: int,
         slug: str,
         detail: str,
         *,
         title: str | None = None,
-        headers: dict[str, str] | None = None,
+        retry_after: int | None = None,
         extra: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(detail)
-        self.status = status
         self.slug = slug
         self.detail = detail
         self.title = title or slug.replace("-", " ").capitalize()
-        self.headers = headers or {}
+        self.retry_after = retry_after
         self.extra = extra or {}
 
-    def response(self) -> Response:
-        body = {"type": PROBLEM_BASE + self.slug, "title": self.title, "status": self.status, "detail": self.detail}
-        body.update(self.extra)
-        return JSONResponse(body, status_code=self.status, headers=self.headers, media_type=PROBLEM_JSON)
+
+class InvalidRequest(ServerError):
+    """The request is malformed: fix it before sending it again."""
 
 
-def bad_request(slug: str, detail: str) -> Problem:
-    return Problem(400, slug, detail)
+class Unauthorized(ServerError):
+    """The request lacks valid credentials."""
 
 
-def not_found(slug: str, detail: str) -> Problem:
-    return Problem(404, slug, detail)
+class Forbidden(ServerError):
+    """The credentials do not allow this request."""
 
 
-def install_handlers(app: FastAPI) -> None:
-    """Map every exception to problem+json; nothing reaches the client as a stack trace."""
+class NotFound(ServerError):
+    """What the request names does not exist (yet)."""
 
-    async def on_problem(_: Request, exc: Exception) -> Response:
-        assert isinstance(exc, Problem)
-        return exc.response()
 
-    async def on_validation(_: Request, exc: Exception) -> Response:
-        assert isinstance(exc, RequestValidationError)
-        parts = []
-        for err in exc.errors()[:5]:
-            loc = ".".join(str(x) for x in err.get("loc", ()) if x not in ("query", "path", "body"))
-            parts.append(f"{loc or 'request'}: {err.get('msg', 'invalid')}")
-        return Problem(400, "invalid-request", "; ".join(parts) or "invalid request").response()
+class RequestTimeout(ServerError):
+    """The request was not received in time."""
 
-    async def on_http(_: Request, exc: Exception) -> Response:
-        assert isinstance(exc, StarletteHTTPException)
-        slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
-        detail = exc.detail if isinstance(exc.detail, str) else "request failed"
-        return Problem(exc.status_code, slug, detail, headers=dict(exc.headers or {})).response()
 
-    async def on_error(request: Request, exc: Exception) -> Response:
-        if database_unavailable(exc):
-            _log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
-            return Problem(
-                503,
-                "database-unavailable",
-                "the log's database is not reachable right now; retry later (an entry submitted again is "
-                "never logged twice: the log answers with its receipt)",
-                headers={"Retry-After": "2"},
-            ).response()
-        _log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-        return Problem(500, "internal-error", "the server failed to handle this request").response()
+class Conflict(ServerError):
+    """The request contradicts what the log already holds."""
 
-    app.add_exception_handler(Problem, on_problem)
-    app.add_exception_handler(RequestValidationError, on_validation)
-    app.add_exception_handler(StarletteHTTPException, on_http)
-    # The database's errors are handled inside the app, like Problem: an `Exception` handler runs in Starlette's
-    # outermost middleware, which re-raises after answering, so the server would drop the client's connection.
-    for kind in UNAVAILABLE:
-        app.add_exception_handler(kind, on_error)
-    app.add_exception_handler(Exception, on_error)
+
+class Gone(ServerError):
+    """The log no longer accepts this request, for good."""
+
+
+class TooLarge(ServerError):
+    """The request, or what it would make, exceeds a size limit."""
+
+
+class Rejected(ServerError):
+    """Well formed, but refused by the log's policy (an untrusted chain, a quote that does not verify)."""
+
+
+class RateLimited(ServerError):
+    """The caller's rate or quota is spent; ``retry_after`` says when it refills."""
+
+
+class Unavailable(ServerError):
+    """The log cannot serve this now (overload, collateral, signer, database); retrying later may succeed."""
+
+
+class Internal(ServerError):
+    """The log's own data is broken (stored evidence missing, storage inconsistent): not the caller's fault."""

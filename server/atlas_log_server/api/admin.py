@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from atlas_log_server.access import SCOPES
 from atlas_log_server.api.deps import log_context
 from atlas_log_server.context import LogContext
-from atlas_log_server.errors import Problem, not_found
+from atlas_log_server.errors import InvalidRequest, NotFound
 
 
 async def admin_context(request: Request) -> LogContext:
@@ -51,15 +51,15 @@ async def list_tenants(ctx: Admin) -> dict[str, Any]:
 async def create_token(name: TenantName, spec: TokenSpec, ctx: Admin) -> dict[str, Any]:
     scopes = frozenset(spec.scopes)
     if scopes - SCOPES:
-        raise Problem(400, "invalid-request", f"unknown scopes {sorted(scopes - SCOPES)}; known: {sorted(SCOPES)}")
+        raise InvalidRequest("invalid-request", f"unknown scopes {sorted(scopes - SCOPES)}; known: {sorted(SCOPES)}")
     issued = await ctx.access.issue_token(name, scopes)
     if issued is None:
-        raise not_found("tenant-not-found", f"no tenant {name!r}; create it with PUT /admin/v1/tenants/{name}")
+        raise NotFound("tenant-not-found", f"no tenant {name!r}; create it with PUT /admin/v1/tenants/{name}")
     return {"id": issued[0], "token": issued[1], "tenant": name, "scopes": sorted(scopes)}
 
 
 @router.delete("/tokens/{token_id}", summary="Revoke a token", status_code=204, response_class=Response)
 async def revoke_token(token_id: Annotated[str, Path(pattern=r"^[0-9a-f]{16}$")], ctx: Admin) -> Response:
     if not await ctx.access.revoke(token_id):
-        raise not_found("token-not-found", f"no token {token_id}")
+        raise NotFound("token-not-found", f"no token {token_id}")
     return Response(status_code=204)

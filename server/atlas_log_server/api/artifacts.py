@@ -11,7 +11,7 @@ from atlas_log.errors import FormatError
 from atlas_log.intoto import normalise_digest
 from atlas_log_server.api.deps import log_context
 from atlas_log_server.context import LogContext
-from atlas_log_server.errors import bad_request
+from atlas_log_server.errors import InvalidRequest
 
 router = APIRouter(prefix="/api/v1/artifacts", tags=["artifacts"])
 Ctx = Annotated[LogContext, Depends(log_context)]
@@ -21,11 +21,11 @@ MAX_PAGE = 1000
 def parse_artifact(artifact: str) -> str:
     alg, sep, value = artifact.partition(":")
     if not sep:
-        raise bad_request("invalid-digest", "artifacts are named <alg>:<hex>, e.g. sha256:ab12…")
+        raise InvalidRequest("invalid-digest", "artifacts are named <alg>:<hex>, e.g. sha256:ab12…")
     try:
         a, h = normalise_digest(alg, value)
     except FormatError as exc:
-        raise bad_request("invalid-digest", str(exc)) from exc
+        raise InvalidRequest("invalid-digest", str(exc)) from exc
     return f"{a}:{h}"
 
 
@@ -138,10 +138,10 @@ async def search(
     before: Annotated[int | None, Query(ge=0, le=(1 << 63) - 1)] = None,
 ) -> dict[str, Any]:
     if name is None and predicate_type is None and signer is None and since is None and until is None:
-        raise bad_request("invalid-search", "give at least one of name, predicateType, signer, from, to")
+        raise InvalidRequest("invalid-search", "give at least one of name, predicateType, signer, from, to")
     for what, value in (("name", name), ("predicateType", predicate_type)):
         if value is not None and "\x00" in value:
-            raise bad_request("invalid-search", f"{what} contains U+0000, which no entry can hold; remove it")
+            raise InvalidRequest("invalid-search", f"{what} contains U+0000, which no entry can hold; remove it")
     signer_digest = parse_artifact(signer) if signer is not None else None
     state = await ctx.repo.state()
     rows = await ctx.repo.search(

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends
 from atlas_log._encoding import b64encode
 from atlas_log_server.api.deps import log_context
 from atlas_log_server.context import LogContext
-from atlas_log_server.errors import Problem
+from atlas_log_server.errors import Unavailable
 
 router = APIRouter(tags=["log"])
 Ctx = Annotated[LogContext, Depends(log_context)]
@@ -38,5 +38,5 @@ async def readyz(ctx: Ctx) -> dict[str, Any]:
     try:
         state = await ctx.repo.state()
     except Exception as exc:
-        raise Problem(503, "not-ready", "the database is not reachable", headers={"Retry-After": "1"}) from exc
+        raise Unavailable("not-ready", "the database is not reachable", retry_after=1) from exc
     return {"status": "ready", "treeSize": state.size}

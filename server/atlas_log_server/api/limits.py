@@ -7,7 +7,8 @@ import asyncio
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from atlas_log_server.errors import Problem
+from atlas_log_server.api.problems import problem_response
+from atlas_log_server.errors import RequestTimeout, ServerError, TooLarge
 
 
 class _TooLarge(Exception):
@@ -24,8 +25,8 @@ class BodyLimitMiddleware:
         self.max_bytes = max_bytes
         self.timeout_s = timeout_s
 
-    def _problem(self) -> Problem:
-        return Problem(413, "body-too-large", f"request body exceeds {self.max_bytes} bytes")
+    def _problem(self) -> ServerError:
+        return TooLarge("body-too-large", f"request body exceeds {self.max_bytes} bytes")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -38,7 +39,7 @@ class BodyLimitMiddleware:
                 except ValueError:
                     too_big = False
                 if too_big:
-                    await self._problem().response()(scope, receive, send)
+                    await problem_response(self._problem())(scope, receive, send)
                     return
         seen = 0
         started = False
@@ -71,8 +72,8 @@ class BodyLimitMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except _TooLarge:
             if not started:
-                await self._problem().response()(scope, receive, send)
+                await problem_response(self._problem())(scope, receive, send)
         except _TooSlow:
             if not started:
-                slow = Problem(408, "request-timeout", f"the request body did not arrive within {self.timeout_s:g} s")
-                await slow.response()(scope, receive, send)
+                slow = RequestTimeout("request-timeout", f"the request body did not arrive within {self.timeout_s:g} s")
+                await problem_response(slow)(scope, receive, send)

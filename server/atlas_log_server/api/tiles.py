@@ -12,7 +12,7 @@ from atlas_log.merkle import HASH_SIZE
 from atlas_log.tiles import TILE_WIDTH, parse_tile_path, tile_width
 from atlas_log_server.api.deps import log_context
 from atlas_log_server.context import LogContext
-from atlas_log_server.errors import Problem, not_found
+from atlas_log_server.errors import NotFound, Unavailable
 
 router = APIRouter(tags=["tiles"])
 Ctx = Annotated[LogContext, Depends(log_context)]
@@ -31,7 +31,7 @@ async def checkpoint(ctx: Ctx) -> Response:
         state = await ctx.repo.state()
         note = state.frozen_note or state.checkpoint
     if note is None:
-        raise Problem(503, "no-checkpoint", "no checkpoint has been published yet", headers={"Retry-After": "1"})
+        raise Unavailable("no-checkpoint", "no checkpoint has been published yet", retry_after=1)
     return Response(note, media_type="text/plain; charset=utf-8", headers={"Cache-Control": "no-cache, max-age=0"})
 
 
@@ -40,21 +40,21 @@ async def tile(path: str, ctx: Ctx) -> Response:
     try:
         addr = parse_tile_path("tile/" + path)
     except FormatError as exc:
-        raise Problem(404, "invalid-tile-path", str(exc)) from exc
+        raise NotFound("invalid-tile-path", str(exc)) from exc
     size = (await ctx.repo.state()).size
     level = 0 if addr.level is None else addr.level
     available = tile_width(level, addr.index, size)
     if available < addr.width:
-        raise not_found("tile-not-found", f"{addr.path()} does not exist at tree size {size}")
+        raise NotFound("tile-not-found", f"{addr.path()} does not exist at tree size {size}")
     cache = IMMUTABLE if addr.width == TILE_WIDTH else PARTIAL
     if addr.level is None:
         leaves = await ctx.repo.leaves(addr.index * TILE_WIDTH, addr.width)
         if len(leaves) != addr.width:
-            raise Problem(503, "not-ready", "entries are not readable yet", headers={"Retry-After": "1"})
+            raise Unavailable("not-ready", "entries are not readable yet", retry_after=1)
         body = b"".join(len(leaf).to_bytes(2, "big") + leaf for leaf in leaves)
     else:
         data = (await ctx.repo.tiles([(addr.level, addr.index)])).get((addr.level, addr.index), b"")
         if len(data) < addr.width * HASH_SIZE:
-            raise Problem(503, "not-ready", "tile is not readable yet", headers={"Retry-After": "1"})
+            raise Unavailable("not-ready", "tile is not readable yet", retry_after=1)
         body = data[: addr.width * HASH_SIZE]
     return Response(body, media_type="application/octet-stream", headers={"Cache-Control": cache})

@@ -26,11 +26,11 @@ from atlas_log.tdx.quote import Quote, parse_quote
 from atlas_log.tdx.verify import Verdict, VerificationCache, quote_platform, verify_quote
 from atlas_log_server.attest.store import CollateralStore
 from atlas_log_server.db.repository import Repository, StoredEntry
-from atlas_log_server.errors import Problem
+from atlas_log_server.errors import Internal, InvalidRequest, Rejected, ServerError, Unavailable
 
 
-def _reject(slug: str, detail: str) -> Problem:
-    return Problem(422, slug, detail)
+def _reject(slug: str, detail: str) -> ServerError:
+    return Rejected(slug, detail)
 
 
 class TdxGate:
@@ -68,7 +68,7 @@ class TdxGate:
         try:
             request = parse_tee(tee, len(sub.signers))
         except SubmissionError as exc:
-            raise Problem(400, exc.code, exc.message) from exc
+            raise InvalidRequest(exc.code, exc.message) from exc
         signer = sub.signers[request.signature_index]
         summary: dict[str, Any] = {**request.summary(signer), "simulated": self.simulated}
         summary.update(await self._nonce(request.nonce))
@@ -96,25 +96,23 @@ class TdxGate:
         returns the verdict and the digest of the collateral set used.
 
         Raises :class:`QuoteError` when the quote or its PCK chain is malformed or untrusted, and a 503
-        :class:`Problem` when valid collateral cannot be had.
+        :class:`Unavailable` when valid collateral cannot be had.
         """
         fmspc, ca = quote_platform(parsed, self.roots, self.cache)
         try:
             collateral = await self.store.get(fmspc, ca)
         except CollateralFetchError as exc:
             retry = str(int(exc.retry_after or 5))
-            raise Problem(
-                503,
+            raise Unavailable(
                 "collateral-unavailable",
                 f"collateral for FMSPC {fmspc} is unavailable: {exc}",
-                headers={"Retry-After": retry},
+                retry_after=int(retry),
             ) from exc
         except QuoteError as exc:
-            raise Problem(
-                503,
+            raise Unavailable(
                 "collateral-unavailable",
                 f"PCS served collateral that does not verify: {exc}",
-                headers={"Retry-After": "60"},
+                retry_after=60,
             ) from exc
         verdict = verify_quote(parsed, collateral, now, self.policy, roots=self.roots, cache=self.cache)
         return verdict, collateral.digest
@@ -177,12 +175,12 @@ def _stored_quote(entry: StoredEntry, recorded: dict[str, Any]) -> bytes:
     try:
         quote = b64decode(json_loads(entry.submission, "submission")["tee"]["quote"], "tee.quote")  # type: ignore[index]
     except (FormatError, ValueError, KeyError, TypeError) as exc:
-        raise Problem(500, "evidence-missing", f"the stored submission of entry {entry.index} is unreadable") from exc
+        raise Internal("evidence-missing", f"the stored submission of entry {entry.index} is unreadable") from exc
     try:
         identity = hashlib.sha256(parse_quote(quote).raw).hexdigest()
     except QuoteError as exc:
-        raise Problem(500, "evidence-missing", f"the stored quote of entry {entry.index} does not parse") from exc
+        raise Internal("evidence-missing", f"the stored quote of entry {entry.index} does not parse") from exc
     # Entries logged before trailing padding was cut off recorded the hash of every byte.
     if recorded.get("quoteSha256") not in (identity, hashlib.sha256(quote).hexdigest()):
-        raise Problem(500, "evidence-missing", f"the stored quote of entry {entry.index} is not the one it logged")
+        raise Internal("evidence-missing", f"the stored quote of entry {entry.index} is not the one it logged")
     return quote

@@ -6,7 +6,6 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 import httpx
 
 from atlas_log.tdx.pcs import INTEL_PCS_URL, INTEL_ROOT_CRL_URL, PcsClient
@@ -16,6 +15,7 @@ from atlas_log_server.attest.dev import load_or_create_platform, start_simulated
 from atlas_log_server.attest.gate import TdxGate
 from atlas_log_server.attest.store import CollateralStore
 from atlas_log_server.config import Settings
+from atlas_log_server.db.collateral import CollateralRepository
 from atlas_log_server.db.repository import Repository
 from atlas_log_server.metrics import Metrics
 
@@ -28,7 +28,9 @@ class Attestation:
     summary: dict[str, Any]
 
 
-def build_attestation(settings: Settings, pool: asyncpg.Pool, repo: Repository, metrics: Metrics) -> Attestation:
+def build_attestation(
+    settings: Settings, collateral: CollateralRepository, repo: Repository, metrics: Metrics
+) -> Attestation:
     policy = (
         Policy.from_json(json.loads(settings.tdx_policy_file.read_text())) if settings.tdx_policy_file else Policy()
     )
@@ -46,7 +48,7 @@ def build_attestation(settings: Settings, pool: asyncpg.Pool, repo: Repository, 
     )
     http = httpx.AsyncClient(timeout=10)
     store = CollateralStore(
-        pool, PcsClient(http, pcs_url, root_crl_url), roots, settings.collateral_refresh_margin_s, metrics=metrics
+        collateral, PcsClient(http, pcs_url, root_crl_url), roots, settings.collateral_refresh_margin_s, metrics=metrics
     )
     gate = TdxGate(
         store,

@@ -9,43 +9,38 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import asyncpg
 
 from atlas_log.errors import CollateralFetchError, QuoteError
-from atlas_log.tdx.collateral import COLLATERAL_PARTS, Collateral
+from atlas_log.tdx.collateral import Collateral
 from atlas_log.tdx.pcs import PcsClient
 from atlas_log.tdx.verify import collateral_validity
+from atlas_log_server.db.collateral import CollateralRepository, StoredCollateral
 from atlas_log_server.metrics import Metrics
 
 _log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class _Cached:
-    collateral: Collateral
-    not_before: int
-    not_after: int
-
-
 class CollateralStore:
+    """Valid collateral per platform (FMSPC and PCK CA), kept in ``repo`` and cached in memory."""
+
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        repo: CollateralRepository,
         pcs: PcsClient,
         roots: list[str],
         refresh_margin_s: int,
         clock: Callable[[], float] = time.time,
         metrics: Metrics | None = None,
     ) -> None:
-        self.pool = pool
+        self.repo = repo
         self.metrics = metrics
         self.pcs = pcs
         self.roots = roots
         self.margin = refresh_margin_s
         self.clock = clock
-        self._mem: dict[tuple[str, str], _Cached] = {}
+        self._mem: dict[tuple[str, str], StoredCollateral] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
 
     async def get(self, fmspc: str, ca: str) -> Collateral:
@@ -59,7 +54,7 @@ class CollateralStore:
             hit = self._mem.get(key)
             if hit is not None and hit.not_before <= now < hit.not_after:
                 return hit.collateral
-            stored = await self._load(key, now)
+            stored = await self.repo.valid_at(key[0], key[1], now)
             if stored is not None and now < stored.not_after - self.margin:
                 self._cache(key, stored)
                 return stored.collateral
@@ -72,48 +67,25 @@ class CollateralStore:
                 raise
             return fresh.collateral
 
-    def _cache(self, key: tuple[str, str], cached: _Cached) -> None:
+    def _cache(self, key: tuple[str, str], cached: StoredCollateral) -> None:
         self._mem[key] = cached
         if self.metrics is not None:
             self.metrics.collateral_expiry.labels(f"{key[0]}/{key[1]}").set(cached.not_after - int(self.clock()))
 
-    async def _fetch(self, key: tuple[str, str]) -> _Cached:
+    async def _fetch(self, key: tuple[str, str]) -> StoredCollateral:
         collateral = await self.pcs.collateral(*key)
         not_before, not_after = collateral_validity(collateral, self.roots)
         if int(self.clock()) >= not_after:
             raise CollateralFetchError(f"PCS served collateral for {key[0]} that expired at {not_after}")
-        await self.pool.execute(
-            "INSERT INTO pcs_collateral (digest, fmspc, ca, "
-            + ", ".join(COLLATERAL_PARTS)
-            + ", not_before, not_after) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (digest) DO NOTHING",
-            collateral.digest,
-            key[0],
-            key[1],
-            *(getattr(collateral, p) for p in COLLATERAL_PARTS),
-            not_before,
-            not_after,
-        )
-        cached = _Cached(collateral, not_before, not_after)
+        cached = StoredCollateral(collateral, not_before, not_after)
+        await self.repo.save(key[0], key[1], cached)
         self._cache(key, cached)
         _log.info("collateral for FMSPC %s (%s) fetched; valid until %d", key[0], key[1], not_after)
         return cached
 
-    async def _load(self, key: tuple[str, str], now: int) -> _Cached | None:
-        row = await self.pool.fetchrow(
-            "SELECT * FROM pcs_collateral WHERE fmspc = $1 AND ca = $2 AND not_before <= $3 AND not_after > $3 "
-            "ORDER BY not_after DESC LIMIT 1",
-            key[0],
-            key[1],
-            now,
-        )
-        if row is None:
-            return None
-        return _Cached(Collateral(*(bytes(row[p]) for p in COLLATERAL_PARTS)), row["not_before"], row["not_after"])
-
     async def by_digest(self, digest: str) -> Collateral | None:
-        row = await self.pool.fetchrow("SELECT * FROM pcs_collateral WHERE digest = $1", digest)
-        return None if row is None else Collateral(*(bytes(row[p]) for p in COLLATERAL_PARTS))
+        """The stored collateral set with this digest, if any."""
+        return await self.repo.by_digest(digest)
 
     def freshness(self) -> dict[str, int]:
         """Seconds until each cached platform's collateral expires."""

@@ -10,10 +10,16 @@ import asyncpg
 
 from atlas_log.entry import LINKED_ROLES
 from atlas_log.merkle import EMPTY_ROOT, HASH_SIZE, RootHash
+from atlas_log_server.errors import Internal
 
 
-class StorageError(Exception):
-    """The database refused or lost a write the log relies on (raised inside a rolled-back transaction)."""
+class StorageError(Internal):
+    """The database refused or lost a write the log relies on, or holds data the log cannot use. The message
+    (``str(error)``) is for the server's log; a client is told only that the server failed."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("internal-error", "the server failed to handle this request")
+        self.args = (message,)
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,12 +38,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from atlas_log.merkle import HASH_SIZE
+from atlas_log_server.errors import Unavailable
 
 RECORD_SUFFIX = ".last-signed"
 
 
-class RecordRefused(Exception):
-    """The database is inconsistent with the signer's record (or the record is unreadable)."""
+class RecordRefused(Unavailable):
+    """The database is inconsistent with the signer's record (or the record is unreadable): writes are refused
+    until the operator acts (the message says how)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("signing-refused", detail, retry_after=60)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,17 +14,48 @@ from typing import TypeVar
 from atlas_log.merkle import HASH_SIZE, Hash, LeafHash, NodeSource, consistency_proof, inclusion_proof, subtree_root
 from atlas_log.tiles import TileLevels, node_tile, tile_path, tile_width
 from atlas_log_server.db.repository import Repository, StorageError
+from atlas_log_server.errors import InvalidRequest
 
 T = TypeVar("T")
 _PLACEHOLDER = bytes(HASH_SIZE)
 
 
 class ProofService:
+    """Inclusion and consistency proofs of the log's trees. :meth:`inclusion` and :meth:`consistency` trust
+    their sizes (the log's own checkpoints); :meth:`checked_inclusion` and :meth:`checked_consistency` answer a
+    client's request and first check it against the log's size."""
+
     def __init__(self, repo: Repository, cache_tiles: int) -> None:
         self.repo = repo
         self.capacity = cache_tiles
         self._cache: OrderedDict[tuple[int, int, int], TileLevels] = OrderedDict()
-        self.known_size = 0  # the largest tree size this process has seen committed
+        self._known_size = 0  # the largest tree size this process has seen committed
+
+    async def _check_size(self, size: int, name: str) -> None:
+        """Raise :class:`InvalidRequest` when the log has no tree of ``size`` (the request's parameter ``name``).
+        Sizes only grow, so a size at or below one already seen needs no database round trip."""
+        if size <= self._known_size:
+            return
+        state = await self.repo.state()
+        self._known_size = max(self._known_size, state.size)
+        if size > state.size:
+            raise InvalidRequest("tree-size-too-large", f"{name} ({size}) exceeds the log's size {state.size}")
+
+    async def checked_inclusion(self, index: int, tree_size: int) -> tuple[LeafHash, list[Hash]]:
+        """:meth:`inclusion` for a request; raises :class:`InvalidRequest` unless ``index < tree_size`` and the
+        log has a tree of ``tree_size`` leaves."""
+        if index >= tree_size:
+            raise InvalidRequest("index-out-of-range", f"index {index} must be smaller than treeSize {tree_size}")
+        await self._check_size(tree_size, "treeSize")
+        return await self.inclusion(index, tree_size)
+
+    async def checked_consistency(self, first: int, second: int) -> list[Hash]:
+        """:meth:`consistency` for a request; raises :class:`InvalidRequest` unless ``first <= second`` and the
+        log has a tree of ``second`` leaves."""
+        if first > second:
+            raise InvalidRequest("invalid-range", f"from ({first}) must not exceed to ({second})")
+        await self._check_size(second, "to")
+        return await self.consistency(first, second)
 
     async def _compute(self, size: int, fn: Callable[[NodeSource], T]) -> T:
         """Run ``fn`` over the tree of ``size`` leaves; tiles not in the cache are loaded and ``fn`` rerun.

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from atlas_log.checkpoint import Checkpoint
+from atlas_log.checkpoint import Checkpoint, open_checkpoint, succession
 from atlas_log.entry import encode_leaf
 from atlas_log.errors import FormatError
 from atlas_log.merkle import (
@@ -27,32 +27,45 @@ from atlas_log.merkle import (
     leaf_hash,
     node_hash,
 )
+from atlas_log.note import Verifier
 from atlas_log.tiles import TILE_HEIGHT, TILE_WIDTH
 from atlas_log_server.db.engine import database_unavailable, row_refused
-from atlas_log_server.db.repository import Repository, StoredEntry
+from atlas_log_server.db.repository import Repository, StorageError, StoredEntry
+from atlas_log_server.errors import Conflict, Gone, Unavailable
 from atlas_log_server.log.signer import CheckpointSigner, SignerUnavailable, SigningRefused
 from atlas_log_server.metrics import Metrics
 
 _log = logging.getLogger(__name__)
 
 
-class Overloaded(Exception):
-    """Too many entries are waiting for a batch; the caller should retry later."""
+class Overloaded(Unavailable):
+    """Too many entries are waiting for a batch (or the server is stopping); the caller should retry soon."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("overloaded", detail, retry_after=1)
 
 
-class LogFrozen(Exception):
-    """The log was frozen: it is read-only; ``note`` is its final checkpoint (naming any successor)."""
+class LogFrozen(Gone):
+    """The log was frozen: it is read-only. ``note`` is its final checkpoint (signed by ``verifier``'s key);
+    the detail names the successor it declares, if any."""
 
-    def __init__(self, note: bytes) -> None:
-        super().__init__("the log is frozen")
+    def __init__(self, note: bytes, verifier: Verifier) -> None:
+        found = succession(open_checkpoint(note, verifier))
+        where = f"; its successor is {found.url} (key {found.vkey})" if found is not None and found.url else ""
+        super().__init__("log-frozen", f"this log is frozen and accepts no entries{where}")
         self.note = note
 
 
-class QuoteReused(Exception):
+class QuoteReused(Conflict):
     """The entry's quote already attests another entry (``index``): one attestation, one entry."""
 
     def __init__(self, index: int) -> None:
-        super().__init__(f"the quote is already used by entry {index}")
+        super().__init__(
+            "quote-reused",
+            f"this TDX quote already attests entry {index}, and a quote attests one entry: make a fresh quote "
+            f"for this statement (or, for a key-binding quote, refer to entry {index} with "
+            f"tee.keyAttestationEntry)",
+        )
         self.index = index
 
 
@@ -288,12 +301,12 @@ class Sequencer:
         async with self.repo.batch() as tx:
             state = await tx.lock_state()
             if state.frozen_note is not None:
-                raise LogFrozen(state.frozen_note)
+                raise LogFrozen(state.frozen_note, self.signer.signer.verifier)
             existing = await tx.existing([e.entry_id for e in entries])
             quotes = await tx.quotes_in_use([e.quote_sha256 for e in entries if e.quote_sha256 is not None])
             frontier = CompactRange(state.size, state.frontier)
             if frontier.root() != state.root_hash:
-                raise RuntimeError("stored frontier does not match the stored root")
+                raise StorageError("stored frontier does not match the stored root")
             nodes = BatchNodes(frontier)
             rows: dict[int, tuple[int, bytearray]] = {}
 

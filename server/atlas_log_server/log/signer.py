@@ -27,11 +27,16 @@ from atlas_log.errors import Error, ProofError
 from atlas_log.merkle import verify_consistency
 from atlas_log.note import NoteSignature, NoteSigner, Signer, Verifier
 from atlas_log_server.config import DEFAULT_SIGNER_TIMEOUT_S, Settings
+from atlas_log_server.errors import Unavailable
 from atlas_log_server.log.last_signed import LastSignedFile, RecordRefused, SignedRecord, TreeHead, check_database
 
 
-class SigningRefused(Exception):
-    """The signer was asked to sign a checkpoint that could fork the log (the message says what to do)."""
+class SigningRefused(Unavailable):
+    """The signer was asked to sign a checkpoint that could fork the log (the message says what to do). The
+    operator must act; retrying alone will not help, so clients are asked to wait a minute."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("signing-refused", detail, retry_after=60)
 
 
 def load_or_create_key(path: Path, origin: str) -> tuple[Signer, bool]:
@@ -66,8 +71,11 @@ def replace_key(path: Path, origin: str) -> Signer:
     return signer
 
 
-class SignerUnavailable(Exception):
+class SignerUnavailable(Unavailable):
     """The external signer did not answer in time, or is not running; the next signature restarts it."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("signer-unavailable", detail, retry_after=5)
 
 
 class CommandSigner:

@@ -9,7 +9,7 @@ import time
 
 import httpx
 
-from atlas_log_server.logs import JsonFormatter
+from atlas_log_server.request_log import JsonFormatter
 from tests.conftest import ServerProcess
 
 

@@ -1,0 +1,100 @@
+"""What entries were admitted from, for auditors and monitors: an entry's raw quote with the collateral it was
+verified with, collateral sets by digest, and the stored submissions of a range of entries."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request, Response
+
+from atlas_log._encoding import b64encode, json_loads
+from atlas_log.errors import FormatError
+from atlas_log.tdx.collateral import Collateral
+from atlas_log.tiles import TILE_WIDTH
+from atlas_log_server.api.deps import log_context
+from atlas_log_server.api.params import check_index, int_param, int_params_doc
+from atlas_log_server.api.tiles import IMMUTABLE
+from atlas_log_server.context import LogContext
+from atlas_log_server.errors import Internal, InvalidRequest, NotFound, Unavailable
+
+router = APIRouter(prefix="/api/v1", tags=["entries"])
+
+Ctx = Annotated[LogContext, Depends(log_context)]
+
+
+@router.get(
+    "/entries/{index}/evidence",
+    summary="The raw TDX quote of an entry and the exact PCS collateral it was verified with",
+)
+async def get_evidence(index: int, ctx: Ctx) -> dict[str, Any]:
+    check_index(index)
+    e = await ctx.repo.entry_by_index(index)
+    if e is None:
+        raise NotFound("entry-not-found", f"no entry at index {index}")
+    try:
+        leaf: Any = json_loads(e.leaf, "leaf")
+        submission: Any = json_loads(e.submission, "submission")
+        tee, quote = leaf["body"].get("tee"), submission["tee"]["quote"]
+        digest = tee["collateral"]["set"]
+    except (FormatError, KeyError, TypeError, AttributeError):
+        tee = quote = digest = None
+    if not isinstance(tee, dict) or "quoteSha256" not in tee or not isinstance(digest, str):
+        raise NotFound("no-evidence", f"entry {index} carries no quote of its own")
+    collateral = await ctx.attestation.store.by_digest(digest)
+    if collateral is None:
+        raise Internal("evidence-missing", "the collateral this entry was verified with is not stored")
+    return {
+        "logIndex": index,
+        "quote": quote,
+        # The quote was verified at admission: the entry's integration time.
+        "verifiedAt": e.integrated_time,
+        "trustedRoots": ctx.attestation.summary["trustedRoots"],
+        "collateral": _collateral_json(collateral),
+        "verdict": tee,
+    }
+
+
+def _collateral_json(collateral: Collateral) -> dict[str, str]:
+    return {name: b64encode(getattr(collateral, name)) for name in collateral.digests()}
+
+
+@router.get(
+    "/collateral/{digest}",
+    summary="A set of PCS collateral the log verified quotes with, by the digest entries record (tee.collateral.set)",
+)
+async def get_collateral(digest: str, ctx: Ctx) -> Response:
+    if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
+        raise InvalidRequest("invalid-digest", "the collateral digest is 64 lowercase hex digits")
+    collateral = await ctx.attestation.store.by_digest(digest)
+    if collateral is None:
+        raise NotFound("collateral-not-found", f"no stored collateral set has digest {digest}")
+    body = orjson.dumps({"digest": digest, "collateral": _collateral_json(collateral)})
+    return Response(body, media_type="application/json", headers={"Cache-Control": IMMUTABLE})
+
+
+MAX_SUBMISSIONS = TILE_WIDTH
+
+
+@router.get(
+    "/submissions",
+    summary="The submissions entries were admitted from, for a range of log indices (monitors re-verify them)",
+    openapi_extra=int_params_doc(
+        ("start", 0, "first log index"), ("count", 1, f"how many entries, at most {MAX_SUBMISSIONS}")
+    ),
+    response_class=Response,
+)
+async def get_submissions(request: Request) -> Response:
+    start, count = int_param(request, "start"), int_param(request, "count", 1)
+    if count > MAX_SUBMISSIONS:
+        raise InvalidRequest("invalid-request", f"count must be at most {MAX_SUBMISSIONS}")
+    ctx = await log_context(request)
+    size = (await ctx.repo.state()).size
+    if start + count > size:
+        raise NotFound("entry-not-found", f"entries {start}..{start + count - 1} do not all exist at tree size {size}")
+    raws = await ctx.repo.submissions(start, count)
+    if len(raws) != count:
+        raise Unavailable("not-ready", "entries are not readable yet", retry_after=1)
+    # Each stored submission is the JSON object it was admitted as: the array embeds them byte for byte.
+    body = b'{"start":' + str(start).encode() + b',"submissions":[' + b",".join(raws) + b"]}"
+    return Response(body, media_type="application/json", headers={"Cache-Control": IMMUTABLE})
