@@ -17,7 +17,7 @@ from atlas_log.http import LogClient
 from atlas_log.merkle import LeafHash, leaf_hash, verify_consistency, verify_inclusion
 from atlas_log.note import Verifier
 from atlas_log.receipt import Receipt, verify_receipt
-from atlas_log.submission import demo_submission
+from atlas_log.testing.demo import demo_submission
 from atlas_log.tiles import TileLevels, TileSource, parse_bundle, proof_tiles
 from tests.conftest import ServerProcess
 
@@ -345,7 +345,7 @@ def test_a_bundle_certificate_that_is_not_a_string_is_a_400(
 ) -> None:
     """No input may cause a 5xx: a Sigstore bundle whose certificate rawBytes is not a string reaches
     b64decode (which raises TypeError/AttributeError, not FormatError) and the request fails as a 500."""
-    from atlas_log.submission import demo_submission
+    from atlas_log.testing.demo import demo_submission
 
     sub = demo_submission(Ed25519PrivateKey.generate(), 1, server.platform)
     bundle = {

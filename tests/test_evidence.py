@@ -37,18 +37,12 @@ from atlas_log.merkle import RootHash, leaf_hash
 from atlas_log.monitor import verify_advance
 from atlas_log.note import Signer
 from atlas_log.replay import TIME_TOLERANCE_S, Trust
-from atlas_log.submission import (
-    INTOTO_PAYLOAD_TYPE,
-    build_submission,
-    demo_submission,
-    intoto_statement,
-    parse_tee,
-    spki_der,
-)
+from atlas_log.submission import INTOTO_PAYLOAD_TYPE, build_submission, intoto_statement, parse_tee, spki_der
 from atlas_log.tdx.collateral import COLLATERAL_PARTS
 from atlas_log.tdx.quote import parse_quote
-from atlas_log.tdx.simulate import SimulatedPlatform
 from atlas_log.tdx.verify import verify_quote
+from atlas_log.testing.demo import demo_submission
+from atlas_log.testing.simulate import SimulatedPlatform
 from tests import reference
 from tests.conftest import ServerProcess
 from tests.vectors import vectors_dir

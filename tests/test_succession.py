@@ -20,7 +20,7 @@ from atlas_log.evidence import evidence_from_error, verify_evidence
 from atlas_log.monitor import TrustedState
 from atlas_log.note import Signer, Verifier
 from atlas_log.receipt import verify_receipt
-from atlas_log.submission import demo_submission
+from atlas_log.testing.demo import demo_submission
 from tests.conftest import ServerProcess, _admin, with_database
 
 ENV = {"ATLAS_ALLOW_UNATTESTED": "true"}

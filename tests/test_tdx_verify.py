@@ -10,8 +10,8 @@ import pytest
 
 from atlas_log.tdx.collateral import Collateral, collateral_from_dir
 from atlas_log.tdx.policy import Policy
-from atlas_log.tdx.simulate import SimulatedPlatform, TcbLevel
 from atlas_log.tdx.verify import VerificationCache, verify_quote
+from atlas_log.testing.simulate import SimulatedPlatform, TcbLevel
 from tests.vectors import vector_files, vectors_dir
 
 CASES = sorted({p.parent.name for p in vector_files("tdx", pattern="case.json")})

@@ -33,7 +33,7 @@ from atlas_log.tdx.collateral import Collateral
 from atlas_log.tdx.pck import SGX_EXTENSION_OID
 from atlas_log.tdx.quote import INTEL_QE_VENDOR_ID, TD_REPORT10_SIZE, TD_REPORT15_SIZE
 
-__all__ = ["SimulatedPlatform", "TcbLevel"]
+__all__ = ["SimulatedPlatform", "SimulatedProvider", "TcbLevel"]
 
 DAY = 86_400
 QE_MRSIGNER = bytes.fromhex("dc9e2a7c6f948f17474e34a7fc43ed030f7c1563f1babddf6340c82e0e54a8c5")
@@ -455,3 +455,14 @@ class SimulatedPlatform:
             state["created"],
             tcb_levels=levels,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatedProvider:
+    """Quotes from a simulated platform, as a :class:`~atlas_log.submission.QuoteProvider` (development and
+    tests only)."""
+
+    platform: SimulatedPlatform
+
+    def quote(self, report_data: bytes) -> bytes:
+        return self.platform.quote(report_data)
