@@ -40,7 +40,7 @@ from atlas_log.replay import TIME_TOLERANCE_S, Trust
 from atlas_log.submission import INTOTO_PAYLOAD_TYPE, build_submission, intoto_statement, parse_tee, spki_der
 from atlas_log.tdx.collateral import COLLATERAL_PARTS
 from atlas_log.tdx.quote import parse_quote
-from atlas_log.tdx.verify import verify_quote
+from atlas_log.tdx.verification import verify_quote
 from atlas_log.testing.demo import demo_submission
 from atlas_log.testing.simulate import SimulatedPlatform
 from tests import reference

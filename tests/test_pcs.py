@@ -15,7 +15,7 @@ import pytest
 from atlas_log.errors import CollateralFetchError
 from atlas_log.tdx.collateral import collateral_from_dir
 from atlas_log.tdx.pcs import PcsClient
-from atlas_log.tdx.verify import verify_quote
+from atlas_log.tdx.verification import verify_quote
 from atlas_log.testing.simulate import SimulatedPlatform
 from atlas_log_server.attest.store import CollateralStore
 from atlas_log_server.db.engine import create_pool

@@ -36,9 +36,11 @@ from atlas_log.merkle import CompactRange, RootHash, leaf_hash, verify_consisten
 from atlas_log.submission import expected_report_data, is_key_attestation, parse_submission, parse_tee
 from atlas_log.tdx.binding import ZERO_NONCE
 from atlas_log.tdx.collateral import COLLATERAL_PARTS, Collateral
+from atlas_log.tdx.pki import INTEL_ROOT_SPKI_SHA256
 from atlas_log.tdx.policy import TCB_STATUSES, Policy
 from atlas_log.tdx.quote import parse_quote
-from atlas_log.tdx.verify import INTEL_ROOT_SPKI_SHA256, VerificationCache, verify_quote
+from atlas_log.tdx.verification import verify_quote
+from atlas_log.tdx.verification_cache import VerificationCache
 from atlas_log.tiles import TILE_WIDTH, bundle_path, parse_bundle
 
 __all__ = [
@@ -180,7 +182,7 @@ def _check(
                 tee.update(verdict_record(verdict, coll.digest), keyAttestationEntry=ref)
                 quote_id = hashlib.sha256(parsed.raw).hexdigest()
                 key_reference = (ref, signer.fingerprint, _key_identity(quote_id, tee["simulated"]))
-            elif verdict.td.get("report_data") != expected_report_data(request, sub.envelope, signer).hex():
+            elif verdict.td is None or verdict.td.report_data != expected_report_data(request, sub.envelope, signer):
                 return Checked(index, lh, f"entry {index}: the quote's REPORTDATA does not bind this entry")
             else:
                 tee.update(_quote_record(parsed, verdict, coll.digest))

@@ -10,8 +10,9 @@ import asyncpg
 import httpx
 
 from atlas_log.tdx.pcs import INTEL_PCS_URL, INTEL_ROOT_CRL_URL, PcsClient
+from atlas_log.tdx.pki import INTEL_ROOT_SPKI_SHA256
 from atlas_log.tdx.policy import Policy
-from atlas_log.tdx.verify import INTEL_ROOT_SPKI_SHA256, VerificationCache
+from atlas_log.tdx.verification_cache import VerificationCache
 from atlas_log_server.attest.gate import TdxGate
 from atlas_log_server.attest.store import CollateralStore
 from atlas_log_server.config import Settings

@@ -16,7 +16,7 @@ import asyncpg
 from atlas_log.errors import CollateralFetchError, QuoteError
 from atlas_log.tdx.collateral import COLLATERAL_PARTS, Collateral
 from atlas_log.tdx.pcs import PcsClient
-from atlas_log.tdx.verify import collateral_validity
+from atlas_log.tdx.verified_collateral import collateral_validity
 from atlas_log_server.metrics import Metrics
 
 _log = logging.getLogger(__name__)
