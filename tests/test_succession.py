@@ -66,6 +66,7 @@ def test_freeze_hands_over_to_a_successor(db_url: str, pg_url: str, tmp_path: Pa
         grown = sign_checkpoint(Checkpoint(final.origin, 4, final.root_hash), signer)
         with pytest.raises(InconsistentLogError) as caught:
             trusted.advance(grown, [])
+        assert caught.value.kind == "frozen"
         assert "frozen" in verify_evidence(evidence_from_error(caught.value, vkey), vkey)
 
         # The database itself refuses to change a frozen state.

@@ -32,13 +32,16 @@ def verify_advance(verifier: Verifier, old: bytes | None, new: bytes, proof: Seq
         return new_cp
     old_cp = open_checkpoint(old, verifier)
     if new_cp.size < old_cp.size:
-        raise InconsistentLogError(f"rollback from size {old_cp.size} to {new_cp.size}", old, new, list(proof))
+        raise InconsistentLogError(
+            "rollback", f"rollback from size {old_cp.size} to {new_cp.size}", old, new, list(proof)
+        )
     if new_cp.size == old_cp.size:
         if new_cp.root_hash != old_cp.root_hash:
-            raise InconsistentLogError(f"two different roots for size {new_cp.size}", old, new, list(proof))
+            raise InconsistentLogError("fork", f"two different roots for size {new_cp.size}", old, new, list(proof))
         return new_cp
     if succession(old_cp) is not None:
         raise InconsistentLogError(
+            "frozen",
             f"the log declared itself frozen at size {old_cp.size}, then signed size {new_cp.size}",
             old,
             new,
@@ -46,12 +49,12 @@ def verify_advance(verifier: Verifier, old: bytes | None, new: bytes, proof: Seq
         )
     if old_cp.size == 0:
         if old_cp.root_hash != EMPTY_ROOT:
-            raise InconsistentLogError("empty checkpoint with a non-empty root", old, new, list(proof))
+            raise InconsistentLogError("empty-root", "empty checkpoint with a non-empty root", old, new, list(proof))
         return new_cp
     try:
         verify_consistency(old_cp.size, new_cp.size, proof, old_cp.root_hash, new_cp.root_hash)
     except ProofError as exc:
-        raise InconsistentLogError(str(exc), old, new, list(proof)) from exc
+        raise InconsistentLogError("proof", str(exc), old, new, list(proof)) from exc
     return new_cp
 
 

@@ -460,6 +460,8 @@ def order_evidence(
 ) -> dict[str, Any]:
     """Portable evidence that entry ``later`` is dated more than :data:`TIME_TOLERANCE_S` before entry
     ``earlier``, which precedes it in the signed tree: both leaves with their inclusion proofs."""
+    from atlas_log.evidence import BackdatedEvidence, LoggedLeaf  # evidence checks entries with this module
+
     entries = []
     with httpx.Client(base_url=url.rstrip("/"), timeout=30) as http:
         for index in (earlier, later):
@@ -469,22 +471,16 @@ def order_evidence(
             ]
             leaf = b64decode(http.get(f"/api/v1/entries/{index}").json()["leaf"], "leaf")
             verify_inclusion(leaf_hash(leaf), index, checkpoint.size, proof, checkpoint.root_hash)
-            entries.append(
-                {"logIndex": index, "leaf": b64encode(leaf), "inclusionProof": [b64encode(h) for h in proof]}
-            )
-    return {
-        "type": "atlas-log/evidence/v1",
-        "kind": "backdated",
-        "log": vkey,
-        "reason": reason,
-        "checkpoints": [note.decode()],
-        "entries": entries,
-    }
+            entries.append(LoggedLeaf(index, leaf, tuple(proof)))
+    first, second = entries
+    return BackdatedEvidence(log=vkey, reason=reason, checkpoint=note, entries=(first, second)).to_json()
 
 
 def entry_evidence(url: str, vkey: str, note: bytes, checkpoint: Checkpoint, index: int, reason: str) -> dict[str, Any]:
     """Portable evidence that the entry at ``index`` does not verify: the signed checkpoint, the entry's
     leaf with its inclusion proof, its submission, and the collateral it names."""
+    from atlas_log.evidence import BadEntryEvidence, LoggedLeaf  # evidence checks entries with this module
+
     with httpx.Client(base_url=url.rstrip("/"), timeout=30) as http:
         resp = http.get("/api/v1/proofs/inclusion", params={"index": index, "treeSize": checkpoint.size})
         proof_obj: Any = json_loads(resp.content, "inclusion proof", ANSWER_LIMITS)
@@ -498,20 +494,14 @@ def entry_evidence(url: str, vkey: str, note: bytes, checkpoint: Checkpoint, ind
         if digest:
             served: Any = json_loads(http.get(f"/api/v1/collateral/{digest}").content, "collateral", ANSWER_LIMITS)
             coll = served.get("collateral")
-    return {
-        "type": "atlas-log/evidence/v1",
-        "kind": "bad-entry",
-        "log": vkey,
-        "reason": reason,
-        "checkpoints": [note.decode()],
-        "entry": {
-            "logIndex": index,
-            "leaf": b64encode(leaf),
-            "inclusionProof": [b64encode(h) for h in proof],
-            # The log serves a stored submission it cannot parse within the limits as its bytes, base64.
-            "submission": entry["submission"]
-            if isinstance(entry["submission"], str)
-            else b64encode(json.dumps(entry["submission"]).encode()),
-            "collateral": coll,
-        },
-    }
+    # The log serves a stored submission it cannot parse within the limits as its bytes, base64.
+    raw = entry["submission"]
+    submission = raw if isinstance(raw, str) else b64encode(json.dumps(raw).encode())
+    return BadEntryEvidence(
+        log=vkey,
+        reason=reason,
+        checkpoint=note,
+        entry=LoggedLeaf(index, leaf, tuple(proof)),
+        submission=submission,
+        collateral=coll,
+    ).to_json()
