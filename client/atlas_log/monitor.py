@@ -8,13 +8,12 @@ A failure raises :class:`~atlas_log.errors.InconsistentLogError` carrying both s
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from atlas_log.checkpoint import Checkpoint, open_checkpoint, succession
 from atlas_log.errors import FormatError, InconsistentLogError, ProofError
+from atlas_log.files import write_atomic
 from atlas_log.merkle import EMPTY_ROOT, verify_consistency
 from atlas_log.note import Verifier
 
@@ -99,13 +98,4 @@ class TrustedState:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         data = json.dumps({"verifierKey": self.verifier.vkey, "checkpoint": self.note.decode()}, indent=2)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".trusted-")
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(self.path, data.encode())

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from atlas_log.errors import Error
+from atlas_log.files import write_atomic
 from atlas_log.http import LogClient
 from atlas_log.intoto import DEPLOYMENT_V1, MODEL_SIGNING_V1, SLSA_V1, TEST_RESULT
 from atlas_log.receipt import Receipt
@@ -219,7 +219,5 @@ def record_step(
     if receipt_path is not None:
         path = Path(receipt_path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(receipt.to_json(), indent=2))
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps(receipt.to_json(), indent=2).encode(), mode=0o644)
     return receipt

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
+from atlas_log.files import write_atomic
 from atlas_log.tdx import der
 from atlas_log.tdx.collateral import Collateral
 from atlas_log.tdx.pck import SGX_EXTENSION_OID
@@ -421,10 +422,7 @@ class SimulatedPlatform:
             ],
         }
         path = folder / "platform.json"
-        fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(state, f)
-        os.replace(path.with_suffix(".tmp"), path)
+        write_atomic(path, json.dumps(state).encode())
 
     @classmethod
     def load(cls, folder: Path) -> SimulatedPlatform:
