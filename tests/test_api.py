@@ -18,7 +18,7 @@ from atlas_log.merkle import LeafHash, leaf_hash, verify_consistency, verify_inc
 from atlas_log.note import Verifier
 from atlas_log.receipt import Receipt, verify_receipt
 from atlas_log.testing.demo import demo_submission
-from atlas_log.tiles import TileLevels, TileSource, parse_bundle, proof_tiles
+from atlas_log.tiles import TileLevels, TileSource, parse_entry_bundle, proof_tiles
 from tests.conftest import ServerProcess
 
 PROBLEM = "https://atlas-log.dev/problems/"
@@ -89,10 +89,10 @@ def test_reads_agree_with_each_other(server: ServerProcess, http: httpx.Client) 
         assert want in resp.headers["cache-control"]
         tiles[(addr.level, addr.index)] = TileLevels(resp.content)
     assert TileSource(300, tiles).root() == cp.root_hash
-    bundle = parse_bundle(http.get("/tile/entries/000").content)
+    bundle = parse_entry_bundle(http.get("/tile/entries/000").content)
     assert [leaf_hash(b) for b in bundle] == [r.leaf_hash for r in receipts[:256]]
     assert "immutable" in http.get("/tile/entries/000").headers["cache-control"]
-    assert len(parse_bundle(http.get("/tile/entries/001.p/44").content)) == 44
+    assert len(parse_entry_bundle(http.get("/tile/entries/001.p/44").content)) == 44
 
 
 def test_tile_errors(http: httpx.Client) -> None:

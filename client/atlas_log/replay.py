@@ -41,7 +41,7 @@ from atlas_log.tdx.policy import TCB_STATUSES, Policy
 from atlas_log.tdx.quote import parse_quote
 from atlas_log.tdx.verification import verify_quote
 from atlas_log.tdx.verification_cache import VerificationCache
-from atlas_log.tiles import TILE_WIDTH, bundle_path, parse_bundle
+from atlas_log.tiles import TILE_WIDTH, bundle_path, parse_entry_bundle
 
 __all__ = [
     "TIME_TOLERANCE_S",
@@ -294,7 +294,7 @@ def _check_block(block: int, width: int) -> list[Checked]:
     http: httpx.Client = _worker["http"]
     resp = http.get("/" + bundle_path(block, width))
     resp.raise_for_status()
-    leaves = parse_bundle(resp.content)
+    leaves = parse_entry_bundle(resp.content)
     start = block * TILE_WIDTH
     resp = http.get("/api/v1/submissions", params={"start": start, "count": width})
     resp.raise_for_status()
