@@ -9,7 +9,6 @@ INTEGER = 0x02
 OCTET_STRING = 0x04
 OID = 0x06
 ENUMERATED = 0x0A
-BOOLEAN = 0x01
 
 
 class DerError(ValueError):
