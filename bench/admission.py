@@ -16,8 +16,8 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from atlas_log.submission import demo_submission
-from atlas_log.tdx.simulate import SimulatedPlatform
+from atlas_log.testing.demo import demo_submission
+from atlas_log.testing.simulate import SimulatedPlatform
 from bench.common import Server, fresh_database, loadgen, report
 
 

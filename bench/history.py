@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from atlas_log.history import HistoryCache, verify_history
 from atlas_log.intoto import SLSA_V1
 from atlas_log.submission import intoto_statement, signed_submission
-from atlas_log.tdx.simulate import SimulatedPlatform
+from atlas_log.testing.simulate import SimulatedPlatform
 from bench.common import Server, fresh_database, report
 
 DATASET = hashlib.sha256(b"bench-dataset").hexdigest()

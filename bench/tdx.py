@@ -21,7 +21,8 @@ from typing import Any
 import dcap_qvl
 
 from atlas_log.tdx.collateral import Collateral, collateral_from_dir, raw_members
-from atlas_log.tdx.verify import VerificationCache, prime_cache, verify_quote
+from atlas_log.tdx.verification import prime_cache, verify_quote
+from atlas_log.tdx.verification_cache import VerificationCache
 from bench.common import ROOT, report
 
 

@@ -30,7 +30,6 @@ from atlas_log.http import LogClient
 from atlas_log.pipeline import (
     ConfigfsTsmProvider,
     QuoteProvider,
-    SimulatedProvider,
     deployment_statement,
     evaluation_statement,
     hash_file,
@@ -39,7 +38,7 @@ from atlas_log.pipeline import (
     record_step,
     training_statement,
 )
-from atlas_log.tdx.simulate import SimulatedPlatform
+from atlas_log.testing.simulate import SimulatedPlatform, SimulatedProvider
 
 BUILDER = "https://atlas-log.dev/examples/pytorch_pipeline"
 

@@ -19,7 +19,7 @@ import asyncpg
 import httpx
 import pytest
 
-from atlas_log.tdx.simulate import SimulatedPlatform
+from atlas_log.testing.simulate import SimulatedPlatform
 from atlas_log_server.db import migrate
 
 _counter = itertools.count()

@@ -17,8 +17,8 @@ from atlas_log.http import LogClient
 from atlas_log.merkle import LeafHash, leaf_hash, verify_consistency, verify_inclusion
 from atlas_log.note import Verifier
 from atlas_log.receipt import Receipt, verify_receipt
-from atlas_log.submission import demo_submission
-from atlas_log.tiles import TileLevels, TileSource, parse_bundle, proof_tiles
+from atlas_log.testing.demo import demo_submission
+from atlas_log.tiles import TileLevels, TileSource, parse_entry_bundle, proof_tiles
 from tests.conftest import ServerProcess
 
 PROBLEM = "https://atlas-log.dev/problems/"
@@ -89,10 +89,10 @@ def test_reads_agree_with_each_other(server: ServerProcess, http: httpx.Client) 
         assert want in resp.headers["cache-control"]
         tiles[(addr.level, addr.index)] = TileLevels(resp.content)
     assert TileSource(300, tiles).root() == cp.root_hash
-    bundle = parse_bundle(http.get("/tile/entries/000").content)
+    bundle = parse_entry_bundle(http.get("/tile/entries/000").content)
     assert [leaf_hash(b) for b in bundle] == [r.leaf_hash for r in receipts[:256]]
     assert "immutable" in http.get("/tile/entries/000").headers["cache-control"]
-    assert len(parse_bundle(http.get("/tile/entries/001.p/44").content)) == 44
+    assert len(parse_entry_bundle(http.get("/tile/entries/001.p/44").content)) == 44
 
 
 def test_tile_errors(http: httpx.Client) -> None:
@@ -345,7 +345,7 @@ def test_a_bundle_certificate_that_is_not_a_string_is_a_400(
 ) -> None:
     """No input may cause a 5xx: a Sigstore bundle whose certificate rawBytes is not a string reaches
     b64decode (which raises TypeError/AttributeError, not FormatError) and the request fails as a 500."""
-    from atlas_log.submission import demo_submission
+    from atlas_log.testing.demo import demo_submission
 
     sub = demo_submission(Ed25519PrivateKey.generate(), 1, server.platform)
     bundle = {

@@ -12,7 +12,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from atlas_log import cli
-from atlas_log.submission import demo_submission, spki_der
+from atlas_log.submission import spki_der
+from atlas_log.testing.demo import demo_submission
 from tests.conftest import ServerProcess
 from tests.test_http import TamperingProxy
 

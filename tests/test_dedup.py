@@ -24,7 +24,7 @@ from atlas_log.receipt import verify_receipt
 from atlas_log.submission import INTOTO_PAYLOAD_TYPE, build_submission, intoto_statement, spki_der, tdx_tee
 from atlas_log.tdx.binding import KEY_TAG, key_report_data, payload_report_data
 from atlas_log.tdx.quote import parse_quote
-from atlas_log.tdx.simulate import SimulatedPlatform
+from atlas_log.testing.simulate import SimulatedPlatform
 from tests.conftest import ServerProcess
 from tests.test_api import problem
 
@@ -197,7 +197,8 @@ def test_migration_rewrites_logged_entries_to_the_v2_identity(db_url: str) -> No
     a quote used twice, only the first entry owns the quote."""
     from atlas_log.entry import Entry, build_body, entry_id, legacy_entry_id
     from atlas_log.merkle import leaf_hash
-    from atlas_log.submission import demo_submission, parse_submission
+    from atlas_log.submission import parse_submission
+    from atlas_log.testing.demo import demo_submission
     from atlas_log_server.db import migrate
 
     a, b = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
@@ -513,7 +514,7 @@ def test_an_unattested_copy_cannot_block_the_attested_statement(open_server: Ser
     unattested entry: LogClient.submit raises ReceiptMismatchError, and the statement can never be logged as
     attested."""
     from atlas_log.http import LogClient
-    from atlas_log.submission import demo_submission
+    from atlas_log.testing.demo import demo_submission
 
     key = Ed25519PrivateKey.generate()
     attested = demo_submission(key, 1, open_server.platform)

@@ -17,7 +17,7 @@ from atlas_log.checkpoint import open_checkpoint
 from atlas_log.errors import FormatError
 from atlas_log.note import Verifier
 from atlas_log.replay import Replay, Trust
-from atlas_log.submission import demo_submission
+from atlas_log.testing.demo import demo_submission
 from tests.conftest import ServerProcess
 
 

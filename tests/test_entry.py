@@ -12,7 +12,7 @@ from atlas_log._encoding import b64decode, hexdecode
 from atlas_log.dsse import PublicKey, SpkiDer, parse_envelope, verify_envelope
 from atlas_log.entry import MAX_LEAF_SIZE, Entry, build_body, canonical_json, parse_leaf
 from atlas_log.errors import FormatError
-from atlas_log.submission import demo_submission
+from atlas_log.testing.demo import demo_submission
 
 
 def _entry(t: int = 1700000000) -> Entry:

@@ -30,25 +30,27 @@ from atlas_log.bundle import parse_bundle, signing_certificate
 from atlas_log.checkpoint import Checkpoint, sign_checkpoint
 from atlas_log.dsse import PublicKey, SpkiDer, parse_envelope, sign_envelope
 from atlas_log.entry import LINKED_ROLES, build_body, encode_body, encode_leaf, index_summary, quote_record
-from atlas_log.errors import Error, InconsistentLogError
-from atlas_log.evidence import EVIDENCE_TYPE, evidence_from_error, verify_evidence
+from atlas_log.errors import Error, FormatError, InconsistentLogError
+from atlas_log.evidence import (
+    EVIDENCE_TYPE,
+    BackdatedEvidence,
+    BadEntryEvidence,
+    Evidence,
+    InconsistencyEvidence,
+    evidence_from_error,
+    verify_evidence,
+)
 from atlas_log.intoto import extract
 from atlas_log.merkle import RootHash, leaf_hash
 from atlas_log.monitor import verify_advance
 from atlas_log.note import Signer
 from atlas_log.replay import TIME_TOLERANCE_S, Trust
-from atlas_log.submission import (
-    INTOTO_PAYLOAD_TYPE,
-    build_submission,
-    demo_submission,
-    intoto_statement,
-    parse_tee,
-    spki_der,
-)
+from atlas_log.submission import INTOTO_PAYLOAD_TYPE, build_submission, intoto_statement, parse_tee, spki_der
 from atlas_log.tdx.collateral import COLLATERAL_PARTS
 from atlas_log.tdx.quote import parse_quote
-from atlas_log.tdx.simulate import SimulatedPlatform
-from atlas_log.tdx.verify import verify_quote
+from atlas_log.tdx.verification import verify_quote
+from atlas_log.testing.demo import demo_submission
+from atlas_log.testing.simulate import SimulatedPlatform
 from tests import reference
 from tests.conftest import ServerProcess
 from tests.vectors import vectors_dir
@@ -462,3 +464,64 @@ def test_a_reissued_certificate_does_not_frame_an_honest_entry() -> None:
     }
     with pytest.raises(VerificationError):
         print(verify_evidence(evidence, log.verifier, trust))
+
+
+def test_evidence_has_one_typed_form_and_its_json_round_trips() -> None:
+    """Every kind parses into its typed value, and writes back to the same JSON."""
+    leaves = [reference.leaf(bytes([i])) for i in range(4)]
+    hashes = [leaf_hash(leaf) for leaf in leaves]
+    entry = {"logIndex": 1, "leaf": _b64(leaves[1]), "inclusionProof": [_b64(h) for h in reference.path(1, hashes)]}
+    documents = [
+        _fork(6, 20),
+        _inconsistent([_note(HONEST, 5), _note(FORKED, 5)], [], "fork"),
+        {**_inconsistent([_note(HONEST, 5), _note(HONEST, 9)], []), "kind": "rollback"},
+        {
+            "type": EVIDENCE_TYPE,
+            "kind": "backdated",
+            "log": VKEY,
+            "reason": "time went back",
+            "checkpoints": [_note(HONEST, 4)],
+            "entries": [entry, {**entry, "logIndex": 2}],
+        },
+        {
+            "type": EVIDENCE_TYPE,
+            "kind": "bad-entry",
+            "log": VKEY,
+            "reason": "entry 1 does not verify",
+            "checkpoints": [_note(HONEST, 4)],
+            "entry": {**entry, "submission": _b64(b"{}"), "collateral": None},
+        },
+    ]
+    kinds = (InconsistencyEvidence, InconsistencyEvidence, InconsistencyEvidence, BackdatedEvidence, BadEntryEvidence)
+    for document, kind in zip(documents, kinds, strict=True):
+        parsed = Evidence.from_json(json.loads(json.dumps(document)))
+        assert isinstance(parsed, kind)
+        assert json.dumps(parsed.to_json()) == json.dumps(document)
+        assert Evidence.from_json(parsed.to_json()) == parsed
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        [],
+        {"type": "other"},
+        {"type": EVIDENCE_TYPE, "checkpoints": ["one"]},
+        {"type": EVIDENCE_TYPE, "kind": "backdated", "checkpoints": ["a"], "entries": [{}]},
+        {"type": EVIDENCE_TYPE, "kind": "bad-entry", "checkpoints": ["a"], "entry": {"logIndex": True}},
+        {"type": EVIDENCE_TYPE, "checkpoints": ["a", "b"], "proof": ["not base64!"]},
+    ],
+)
+def test_malformed_evidence_is_a_format_error(bad: Any) -> None:
+    with pytest.raises(FormatError):
+        Evidence.from_json(bad)
+    with pytest.raises(FormatError):
+        verify_evidence(bad, VKEY)
+
+
+def test_a_client_error_becomes_typed_evidence_labelled_by_its_kind() -> None:
+    with pytest.raises(InconsistentLogError) as caught:
+        verify_advance(LOG.verifier, _note(HONEST, 7).encode(), _note(FORKED, 7).encode(), [])
+    assert caught.value.kind == "fork"
+    ev = evidence_from_error(caught.value, LOG.verifier, "fork")
+    assert isinstance(ev, InconsistencyEvidence) and ev.kind == "fork" and ev.log == VKEY
+    assert ev.to_json()["checkpoints"] == [_note(HONEST, 7), _note(FORKED, 7)]

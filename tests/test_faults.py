@@ -18,7 +18,7 @@ from atlas_log.checkpoint import open_checkpoint
 from atlas_log.merkle import verify_consistency
 from atlas_log.note import Verifier
 from atlas_log.receipt import verify_receipt
-from atlas_log.submission import demo_submission
+from atlas_log.testing.demo import demo_submission
 from atlas_log_server.db import migrate
 from tests.conftest import ServerProcess
 from tests.pgcluster import BIN, Cluster

@@ -32,8 +32,9 @@ from atlas_log.http import AsyncLogClient, LogClient
 from atlas_log.merkle import LeafHash, RootHash, leaf_hash
 from atlas_log.note import Signer
 from atlas_log.receipt import Receipt
-from atlas_log.submission import demo_submission, intoto_statement, signed_submission, spki_der, tdx_tee
+from atlas_log.submission import intoto_statement, signed_submission, spki_der, tdx_tee
 from atlas_log.tdx.binding import ZERO_NONCE, payload_report_data
+from atlas_log.testing.demo import demo_submission
 from tests import reference
 from tests.conftest import ServerProcess
 
@@ -294,7 +295,8 @@ def test_record_step_and_the_cli_get_the_receipt_check(
     hostile: tuple[ServerProcess, TamperingProxy, LogClient], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from atlas_log import cli
-    from atlas_log.pipeline import SimulatedProvider, record_step
+    from atlas_log.pipeline import record_step
+    from atlas_log.testing.simulate import SimulatedProvider
 
     server, proxy, client = hostile
     key = Ed25519PrivateKey.generate()

@@ -19,17 +19,11 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from atlas_log.dsse import sign_envelope
-from atlas_log.submission import (
-    INTOTO_PAYLOAD_TYPE,
-    build_submission,
-    demo_submission,
-    intoto_statement,
-    spki_der,
-    tdx_tee,
-)
+from atlas_log.submission import INTOTO_PAYLOAD_TYPE, build_submission, intoto_statement, spki_der, tdx_tee
 from atlas_log.tdx.binding import KEY_TAG, key_report_data
 from atlas_log.tdx.collateral import Collateral
-from atlas_log.tdx.simulate import DAY, SimulatedPlatform
+from atlas_log.testing.demo import demo_submission
+from atlas_log.testing.simulate import DAY, SimulatedPlatform
 from atlas_log_server.attest.dev import start_simulated_pcs, start_standin
 from tests.conftest import ServerProcess
 from tests.test_api import problem

@@ -20,7 +20,8 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from atlas_log.dsse import pae
-from atlas_log.submission import MAX_KEYS, demo_submission
+from atlas_log.submission import MAX_KEYS
+from atlas_log.testing.demo import demo_submission
 from tests.conftest import ServerProcess
 
 

@@ -35,10 +35,13 @@ def test_fork_rollback_and_bad_proof_raise_with_evidence() -> None:
         verify_advance(SIGNER.verifier, note(5), note(12, forked), reference.proof(5, forked[:12]))
     assert e.value.old_checkpoint == note(5) and e.value.new_checkpoint == note(12, forked)
     assert e.value.proof == reference.proof(5, forked[:12])
-    with pytest.raises(InconsistentLogError, match="rollback"):
+    assert e.value.kind == "proof"
+    with pytest.raises(InconsistentLogError, match="rollback") as e:
         verify_advance(SIGNER.verifier, note(12), note(5), [])
-    with pytest.raises(InconsistentLogError, match="two different roots"):
+    assert e.value.kind == "rollback"
+    with pytest.raises(InconsistentLogError, match="two different roots") as e:
         verify_advance(SIGNER.verifier, note(7), note(7, forked), [])
+    assert e.value.kind == "fork"
 
 
 def test_foreign_signature_is_not_evidence() -> None:

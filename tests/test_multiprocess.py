@@ -14,8 +14,8 @@ from atlas_log.http import AsyncLogClient
 from atlas_log.merkle import verify_consistency
 from atlas_log.note import Verifier
 from atlas_log.receipt import Receipt, verify_receipt
-from atlas_log.submission import demo_submission
-from atlas_log.tdx.simulate import SimulatedPlatform
+from atlas_log.testing.demo import demo_submission
+from atlas_log.testing.simulate import SimulatedPlatform
 from tests.conftest import ServerProcess
 
 ENTRIES = 10_000

@@ -19,8 +19,8 @@ from atlas_log.intoto import extract
 from atlas_log.note import parse_note
 from atlas_log.submission import parse_submission, parse_tee
 from atlas_log.tdx.collateral import COLLATERAL_PARTS, Collateral, raw_members
-from atlas_log.tdx.simulate import SimulatedPlatform
-from atlas_log.tdx.verify import collateral_validity
+from atlas_log.tdx.verified_collateral import collateral_validity
+from atlas_log.testing.simulate import SimulatedPlatform
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
 

@@ -15,8 +15,8 @@ import pytest
 from atlas_log.errors import CollateralFetchError
 from atlas_log.tdx.collateral import collateral_from_dir
 from atlas_log.tdx.pcs import PcsClient
-from atlas_log.tdx.simulate import SimulatedPlatform
-from atlas_log.tdx.verify import verify_quote
+from atlas_log.tdx.verification import verify_quote
+from atlas_log.testing.simulate import SimulatedPlatform
 from atlas_log_server.attest.store import CollateralStore
 from atlas_log_server.db.collateral import CollateralRepository
 from atlas_log_server.db.engine import create_pool
@@ -193,7 +193,7 @@ def test_store_never_serves_expired_collateral(tmp_path: Path, db_url: str) -> N
 def test_server_fetches_collateral_over_http_from_a_standin(db_url: str, tmp_path: Path) -> None:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from atlas_log.submission import demo_submission
+    from atlas_log.testing.demo import demo_submission
     from tests.conftest import ServerProcess
 
     data = tmp_path / "data"
@@ -231,7 +231,7 @@ def test_server_fetches_collateral_over_http_from_a_standin(db_url: str, tmp_pat
 def test_unreachable_pcs_is_a_503_with_retry_after(db_url: str, tmp_path: Path) -> None:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from atlas_log.submission import demo_submission
+    from atlas_log.testing.demo import demo_submission
     from tests.conftest import ServerProcess
 
     down = ServerProcess(db_url, tmp_path / "down", env={"ATLAS_PCS_URL": "http://127.0.0.1:9"})

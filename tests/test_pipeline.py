@@ -16,7 +16,6 @@ from atlas_log.http import LogClient
 from atlas_log.intoto import extract
 from atlas_log.pipeline import (
     ConfigfsTsmProvider,
-    SimulatedProvider,
     evaluation_statement,
     hash_file,
     hash_tree,
@@ -28,7 +27,7 @@ from atlas_log.pipeline import (
 from atlas_log.receipt import Receipt, verify_receipt
 from atlas_log.submission import INTOTO_PAYLOAD_TYPE
 from atlas_log.tdx.binding import payload_report_data
-from atlas_log.tdx.simulate import SimulatedPlatform
+from atlas_log.testing.simulate import SimulatedPlatform, SimulatedProvider
 from tests.conftest import ServerProcess
 from tests.vectors import vectors_dir
 

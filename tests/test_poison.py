@@ -16,8 +16,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from atlas_log.note import Signer
-from atlas_log.submission import demo_submission, signed_submission
+from atlas_log.submission import signed_submission
 from atlas_log.tdx.binding import KEY_TAG
+from atlas_log.testing.demo import demo_submission
 from atlas_log_server.log.sequencer import PendingEntry, Sequenced
 from tests.conftest import ServerProcess
 from tests.test_api import problem

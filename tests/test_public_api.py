@@ -56,3 +56,17 @@ def test_every_error_is_one_family() -> None:
         "LogAPIError",
     ):
         assert issubclass(getattr(atlas_log, name), atlas_log.Error)
+
+
+def test_production_paths_load_no_simulator() -> None:
+    """The simulated TDX platform and the demo builders are development tools: importing the client, its
+    submission, pipeline and HTTP modules, the CLI, or the server's app must not load them."""
+    code = (
+        "import sys, atlas_log, atlas_log.submission, atlas_log.pipeline, atlas_log.http, atlas_log.cli,"
+        " atlas_log.tdx, atlas_log_server.app;"
+        "bad = [m for m in ('atlas_log.testing', 'atlas_log.testing.simulate', 'atlas_log.testing.demo',"
+        " 'atlas_log.tdx.simulate', 'atlas_log_server.attest.dev') if m in sys.modules];"
+        " print(bad); sys.exit(1 if bad else 0)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr

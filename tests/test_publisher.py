@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from atlas_log.checkpoint import open_checkpoint
 from atlas_log.merkle import EMPTY_ROOT
 from atlas_log.note import Verifier
-from atlas_log.submission import demo_submission
+from atlas_log.testing.demo import demo_submission
 from tests.conftest import ServerProcess
 
 MAX_AGE_S = 4

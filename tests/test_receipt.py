@@ -19,7 +19,7 @@ from atlas_log.intoto import extract
 from atlas_log.receipt import SubmittedEntry, split_submission, verify_leaf_for
 from atlas_log.submission import build_submission, intoto_statement, spki_der, tdx_tee
 from atlas_log.tdx.quote import parse_quote
-from atlas_log.tdx.simulate import SimulatedPlatform
+from atlas_log.testing.simulate import SimulatedPlatform
 
 PAYLOAD = intoto_statement([("model", "ab" * 32)], "https://atlas-log.dev/demo/v1", {"n": 1})
 PAYLOAD_TYPE = "application/vnd.in-toto+json"

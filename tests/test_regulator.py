@@ -24,7 +24,6 @@ from atlas_log.history import HistoryCache, verify_history, verify_lineage
 from atlas_log.http import LogClient
 from atlas_log.intoto import DEPLOYMENT_V1, SLSA_V1, TEST_RESULT
 from atlas_log.pipeline import (
-    SimulatedProvider,
     deployment_statement,
     evaluation_statement,
     model_digest,
@@ -33,6 +32,7 @@ from atlas_log.pipeline import (
     training_statement,
 )
 from atlas_log.submission import spki_der
+from atlas_log.testing.simulate import SimulatedProvider
 from tests.conftest import ServerProcess
 
 

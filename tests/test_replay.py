@@ -23,13 +23,13 @@ from atlas_log.replay import Checked, Replay, Trust, check_entry, collateral_fro
 from atlas_log.submission import (
     INTOTO_PAYLOAD_TYPE,
     build_submission,
-    demo_submission,
     intoto_statement,
     signed_submission,
     spki_der,
     tdx_tee,
 )
 from atlas_log.tdx.binding import KEY_TAG, key_report_data
+from atlas_log.testing.demo import demo_submission
 from tests.conftest import ServerProcess
 
 MODEL = "ab" * 32

@@ -21,8 +21,8 @@ from atlas_log import cli
 from atlas_log.checkpoint import Checkpoint, sign_checkpoint
 from atlas_log.merkle import RootHash, leaf_hash
 from atlas_log.replay import TIME_TOLERANCE_S
-from atlas_log.submission import demo_submission
 from atlas_log.tdx.collateral import COLLATERAL_PARTS
+from atlas_log.testing.demo import demo_submission
 from tests import reference
 from tests.test_evidence import COLLATERAL, DAY, LOG, NOW, PLATFORM, SUBMITTER, VKEY, _leaf
 

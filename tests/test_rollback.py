@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from atlas_log.checkpoint import open_checkpoint
 from atlas_log.note import Verifier
-from atlas_log.submission import demo_submission
+from atlas_log.testing.demo import demo_submission
 from atlas_log_server import cli
 from atlas_log_server.log.last_signed import SignedRecord, TreeHead
 from tests.conftest import ServerProcess, _admin, with_database

@@ -16,7 +16,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from atlas_log.note import Signer, Verifier
-from atlas_log.submission import demo_submission
+from atlas_log.testing.demo import demo_submission
 from atlas_log_server import cli
 from tests.conftest import ServerProcess, free_port, with_database
 

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from atlas_log.note import Signer
 from atlas_log.receipt import verify_receipt
-from atlas_log.submission import demo_submission
+from atlas_log.testing.demo import demo_submission
 from atlas_log_server.config import Settings
 from atlas_log_server.log.signer import CommandSigner, SignerUnavailable
 from tests.conftest import ServerProcess

@@ -17,7 +17,7 @@ from atlas_log.errors import InconsistentLogError
 from atlas_log.evidence import verify_evidence
 from atlas_log.http import LogClient
 from atlas_log.note import Signer
-from atlas_log.submission import demo_submission
+from atlas_log.testing.demo import demo_submission
 from tests.conftest import ServerProcess, _admin, with_database
 from tests.test_witness import Witness
 

@@ -20,7 +20,7 @@ from atlas_log.evidence import evidence_from_error, verify_evidence
 from atlas_log.monitor import TrustedState
 from atlas_log.note import Signer, Verifier
 from atlas_log.receipt import verify_receipt
-from atlas_log.submission import demo_submission
+from atlas_log.testing.demo import demo_submission
 from tests.conftest import ServerProcess, _admin, with_database
 
 ENV = {"ATLAS_ALLOW_UNATTESTED": "true"}
@@ -66,6 +66,7 @@ def test_freeze_hands_over_to_a_successor(db_url: str, pg_url: str, tmp_path: Pa
         grown = sign_checkpoint(Checkpoint(final.origin, 4, final.root_hash), signer)
         with pytest.raises(InconsistentLogError) as caught:
             trusted.advance(grown, [])
+        assert caught.value.kind == "frozen"
         assert "frozen" in verify_evidence(evidence_from_error(caught.value, vkey), vkey)
 
         # The database itself refuses to change a frozen state.

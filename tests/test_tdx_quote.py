@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 
 from atlas_log.errors import QuoteError
 from atlas_log.tdx.quote import attestation_id, parse_quote
-from atlas_log.tdx.simulate import SimulatedPlatform
-from atlas_log.tdx.verify import Verdict, verify_quote
+from atlas_log.tdx.verdict import Verdict
+from atlas_log.tdx.verification import verify_quote
+from atlas_log.testing.simulate import SimulatedPlatform
 from tests.vectors import vector_files
 
 NOW = 1_800_000_000

@@ -14,7 +14,7 @@ from atlas_log.tiles import (
     TileLevels,
     TileSource,
     bundle_path,
-    parse_bundle,
+    parse_entry_bundle,
     parse_tile_path,
     proof_tiles,
     tile_index_path,
@@ -68,10 +68,10 @@ def test_geometry_of_size_70000() -> None:
 
 
 def test_bundle_parse() -> None:
-    assert parse_bundle(b"\x00\x01a\x00\x00\x00\x02bc") == [b"a", b"", b"bc"]
+    assert parse_entry_bundle(b"\x00\x01a\x00\x00\x00\x02bc") == [b"a", b"", b"bc"]
     for bad in (b"\x00", b"\x00\x05abc"):
         with pytest.raises(FormatError):
-            parse_bundle(bad)
+            parse_entry_bundle(bad)
 
 
 class Tree:

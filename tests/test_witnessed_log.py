@@ -17,7 +17,7 @@ from atlas_log.errors import SignatureError
 from atlas_log.http import LogClient
 from atlas_log.note import Signer
 from atlas_log.receipt import Receipt, verify_receipt
-from atlas_log.submission import demo_submission
+from atlas_log.testing.demo import demo_submission
 from tests.conftest import ServerProcess
 from tests.test_witness import Witness
 

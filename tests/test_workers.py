@@ -13,7 +13,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from atlas_log.submission import demo_submission
+from atlas_log.testing.demo import demo_submission
 from atlas_log_server.workers import bind_sockets
 from tests.conftest import ServerProcess
 

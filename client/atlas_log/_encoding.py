@@ -18,6 +18,7 @@ from atlas_log.errors import FormatError
 
 _B64_STD = re.compile(rb"\A[A-Za-z0-9+/]*={0,2}\Z")
 _HEX = re.compile(r"\A(?:[0-9a-f]{2})*\Z")
+_HEX_ANY_CASE = re.compile(r"\A(?:[0-9a-fA-F]{2})*\Z")
 
 
 def b64decode(text: str | bytes, what: str = "value") -> bytes:
@@ -42,10 +43,12 @@ def b64encode(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def hexdecode(text: str, what: str = "value", length: int | None = None) -> bytes:
-    """Decode lowercase hex; with ``length``, demand exactly that many bytes."""
-    if not isinstance(text, str) or not _HEX.match(text):
-        raise FormatError(f"{what} must be lowercase hex")
+def hexdecode(text: str, what: str = "value", length: int | None = None, *, any_case: bool = False) -> bytes:
+    """Decode lowercase hex (either case with ``any_case``, for formats such as Intel's collateral that
+    spell hex in upper case); with ``length``, demand exactly that many bytes. No whitespace, no prefix."""
+    pattern = _HEX_ANY_CASE if any_case else _HEX
+    if not isinstance(text, str) or not pattern.match(text):
+        raise FormatError(f"{what} must be {'' if any_case else 'lowercase '}hex")
     out = bytes.fromhex(text)
     if length is not None and len(out) != length:
         raise FormatError(f"{what} must be {length} bytes, got {len(out)}")

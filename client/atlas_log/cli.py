@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from cryptography import x509
@@ -26,9 +26,11 @@ from atlas_log.errors import Error, SubmissionError
 from atlas_log.http import AsyncLogClient, LogClient
 from atlas_log.note import Verifier
 from atlas_log.receipt import Receipt, verify_receipt
-from atlas_log.submission import build_submission, demo_submission, signed_submission, spki_der, tdx_tee
+from atlas_log.submission import build_submission, signed_submission, spki_der, tdx_tee
 from atlas_log.tdx.binding import payload_report_data
-from atlas_log.tdx.simulate import SimulatedPlatform
+
+if TYPE_CHECKING:
+    from atlas_log.testing.simulate import SimulatedPlatform
 
 DEFAULT_SERVER = "http://127.0.0.1:8080"
 
@@ -156,6 +158,8 @@ def _cmd_tdx_verify(args: argparse.Namespace) -> int:
 
 def _platform(args: argparse.Namespace) -> SimulatedPlatform | None:
     """The simulated TDX platform to quote with: --simulated-platform, else the dev server's default folder."""
+    from atlas_log.testing.simulate import SimulatedPlatform
+
     folder = Path(args.simulated_platform) if args.simulated_platform else Path(".atlas-log/simulated-tdx")
     if (folder / "platform.json").exists():
         return SimulatedPlatform.load(folder)
@@ -286,7 +290,8 @@ def _cmd_lineage(args: argparse.Namespace) -> int:
 
 
 def _quote_provider(args: argparse.Namespace) -> Any:
-    from atlas_log.pipeline import ConfigfsTsmProvider, SimulatedProvider
+    from atlas_log.pipeline import ConfigfsTsmProvider
+    from atlas_log.testing.simulate import SimulatedProvider
 
     if args.configfs_tsm:
         return ConfigfsTsmProvider()
@@ -526,6 +531,8 @@ def _cmd_evidence(args: argparse.Namespace) -> int:
 
 
 async def _demo(args: argparse.Namespace) -> int:
+    from atlas_log.testing.demo import demo_submission
+
     key = Ed25519PrivateKey.generate()
     platform = _platform(args)
     if platform is None:

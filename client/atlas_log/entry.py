@@ -22,8 +22,8 @@ from atlas_log._encoding import b64encode, json_loads
 from atlas_log.dsse import Envelope, PublicKey
 from atlas_log.errors import FormatError
 from atlas_log.intoto import Extraction
-from atlas_log.tdx.quote import Quote
-from atlas_log.tdx.verify import Verdict
+from atlas_log.tdx.quote import Quote, TdReport
+from atlas_log.tdx.verdict import Verdict
 
 __all__ = [
     "API_VERSION",
@@ -152,6 +152,12 @@ def index_summary(extraction: Extraction) -> dict[str, Any]:
     }
 
 
+def _td(verdict: Verdict) -> TdReport:
+    if verdict.td is None:  # an accepting verdict always reports the TD it accepted
+        raise ValueError("the verdict reports no TD")
+    return verdict.td
+
+
 def quote_record(quote: Quote, verdict: Verdict, collateral_set: str) -> dict[str, Any]:
     """What an attested entry's ``tee`` records of its quote and of the accepting verdict, beside the
     request's own summary: the measurements, the TCB outcome and the exact collateral used. ``quoteSha256``
@@ -159,7 +165,7 @@ def quote_record(quote: Quote, verdict: Verdict, collateral_set: str) -> dict[st
     quote look like another."""
     return {
         "quoteSha256": hashlib.sha256(quote.raw).hexdigest(),
-        "reportData": verdict.td["report_data"],
+        "reportData": _td(verdict).report_data.hex(),
         **verdict_record(verdict, collateral_set),
     }
 
@@ -171,18 +177,18 @@ def verdict_record(verdict: Verdict, collateral_set: str) -> dict[str, Any]:
     admitted (collateral in force then, the log's policy then), not a copy of the cited entry's verdict; it
     records no ``quoteSha256``, as it carries no quote of its own.
     """
-    td = verdict.td
+    td = _td(verdict)
     return {
         "tcbStatus": verdict.tcb_status,
         "advisoryIds": list(verdict.advisory_ids),
         "fmspc": verdict.fmspc,
         "tcbEvaluationDataNumber": verdict.tcb_evaluation_data_number,
-        "mrTd": td["mr_td"],
-        "rtmr": td["rtmr"],
-        "mrConfigId": td["mr_config_id"],
-        "mrOwner": td["mr_owner"],
-        "tdAttributes": td["td_attributes"],
-        "xfam": td["xfam"],
+        "mrTd": td.mr_td.hex(),
+        "rtmr": [r.hex() for r in td.rtmr],
+        "mrConfigId": td.mr_config_id.hex(),
+        "mrOwner": td.mr_owner.hex(),
+        "tdAttributes": td.td_attributes.hex(),
+        "xfam": td.xfam.hex(),
         "collateral": {**verdict.collateral_digests, "set": collateral_set},
         "collateralExpiry": verdict.collateral_expiry,
     }

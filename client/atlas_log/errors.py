@@ -21,10 +21,13 @@ caught where they arise and re-raised as one of these with ``raise ... from``.
 
 from __future__ import annotations
 
+from typing import Literal
+
 __all__ = [
     "CollateralFetchError",
     "Error",
     "FormatError",
+    "InconsistencyKind",
     "InconsistentLogError",
     "LogAPIError",
     "ProofError",
@@ -104,15 +107,30 @@ class ReceiptMismatchError(VerificationError):
         self.evidence = evidence
 
 
+InconsistencyKind = Literal["rollback", "fork", "frozen", "empty-root", "proof"]
+"""How two signed checkpoints contradict each other: the newer is smaller (``rollback``), two roots for one
+size (``fork``), growth after the log declared itself frozen (``frozen``), an empty tree with another root
+(``empty-root``), or a consistency proof that does not join them (``proof``)."""
+
+
 class InconsistentLogError(VerificationError):
     """Two checkpoints signed by the log cannot both be true.
 
-    The attributes are portable evidence: both signed notes exactly as received and the proof hashes the
-    log supplied (empty when the log refused to give one).
+    ``kind`` says how (:data:`InconsistencyKind`); ``reason`` says it in words. The other attributes are
+    portable evidence: both signed notes exactly as received and the proof hashes the log supplied (empty
+    when the log refused to give one).
     """
 
-    def __init__(self, reason: str, old_checkpoint: bytes, new_checkpoint: bytes, proof: list[bytes]) -> None:
+    def __init__(
+        self,
+        kind: InconsistencyKind,
+        reason: str,
+        old_checkpoint: bytes,
+        new_checkpoint: bytes,
+        proof: list[bytes],
+    ) -> None:
         super().__init__(f"log is inconsistent: {reason}")
+        self.kind: InconsistencyKind = kind
         self.reason = reason
         self.old_checkpoint = old_checkpoint
         self.new_checkpoint = new_checkpoint

@@ -45,6 +45,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
@@ -66,11 +67,200 @@ from atlas_log.merkle import (
 from atlas_log.note import Verifier
 from atlas_log.receipt import quote_identities
 from atlas_log.replay import TIME_TOLERANCE_S, Trust, check_entry, collateral_from_json
-from atlas_log.tdx.verify import INTEL_ROOT_SPKI_SHA256 as INTEL_ROOT
+from atlas_log.tdx.pki import INTEL_ROOT_SPKI_SHA256 as INTEL_ROOT
 
-__all__ = ["EVIDENCE_TYPE", "evidence_from_error", "inconsistency_evidence", "verify_evidence"]
+__all__ = [
+    "EVIDENCE_TYPE",
+    "BackdatedEvidence",
+    "BadEntryEvidence",
+    "Evidence",
+    "InconsistencyEvidence",
+    "LoggedLeaf",
+    "evidence_from_error",
+    "inconsistency_evidence",
+    "verify_evidence",
+]
 
 EVIDENCE_TYPE = "atlas-log/evidence/v1"
+
+
+def _index(value: Any, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise FormatError(f"{what} must be an integer")
+    return value
+
+
+def _hashes(value: Any, what: str) -> tuple[bytes, ...]:
+    if not isinstance(value, list):
+        raise FormatError(f"{what} must list base64 hashes")
+    return tuple(b64decode(h, what) for h in value)
+
+
+def _notes(value: Any, count: int) -> tuple[bytes, ...]:
+    if not isinstance(value, list) or len(value) < count or not all(isinstance(n, str) for n in value[:count]):
+        raise FormatError(f"checkpoints must list {count} signed note(s)")
+    return tuple(n.encode() for n in value[:count])
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedLeaf:
+    """A leaf of the log with its inclusion proof in the evidence's signed tree."""
+
+    log_index: int
+    leaf: bytes
+    inclusion_proof: tuple[bytes, ...]
+
+    @classmethod
+    def from_json(cls, obj: Any, what: str) -> LoggedLeaf:
+        if not isinstance(obj, dict):
+            raise FormatError(f"{what} must be an object")
+        try:
+            return cls(
+                _index(obj["logIndex"], f"{what}.logIndex"),
+                b64decode(obj["leaf"], "leaf"),
+                _hashes(obj["inclusionProof"], "proof"),
+            )
+        except KeyError as exc:
+            raise FormatError(f"{what} lacks {exc}") from exc
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "logIndex": self.log_index,
+            "leaf": b64encode(self.leaf),
+            "inclusionProof": [b64encode(h) for h in self.inclusion_proof],
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Evidence:
+    """Portable evidence that a log misbehaved (the JSON form is in the module docstring).
+
+    ``log`` is the verifier key the evidence names (None when it names none) and ``reason`` a label; neither
+    is trusted: :func:`verify_evidence` decides. Parse with :meth:`from_json`, write with ``to_json()``.
+    """
+
+    log: str | None
+    reason: str | None
+
+    @staticmethod
+    def from_json(obj: Any) -> Evidence:
+        """The evidence in a parsed JSON document; raises :class:`FormatError` when it is malformed."""
+        if not isinstance(obj, dict):
+            raise FormatError("evidence must be a JSON object")
+        if obj.get("type") != EVIDENCE_TYPE:
+            raise FormatError(f"not {EVIDENCE_TYPE} evidence")
+        log, reason = obj.get("log"), obj.get("reason")
+        if log is not None and not isinstance(log, str):
+            raise FormatError("log must be a verifier key")
+        if reason is not None and not isinstance(reason, str):
+            raise FormatError("reason must be a string")
+        kind = obj.get("kind", "inconsistent")
+        if kind == "bad-entry":
+            return BadEntryEvidence._from_json(obj, log, reason)
+        if kind == "backdated":
+            return BackdatedEvidence._from_json(obj, log, reason)
+        if not isinstance(kind, str):
+            raise FormatError("kind must be a string")
+        return InconsistencyEvidence._from_json(obj, log, reason, kind)
+
+    def to_json(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _head(self, kind: str) -> dict[str, Any]:
+        return {"type": EVIDENCE_TYPE, "kind": kind, "log": self.log, "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InconsistencyEvidence(Evidence):
+    """Two signed checkpoints, the smaller tree first, that cannot both be true. ``kind`` labels how it was
+    found (``inconsistent``, ``fork``, ``rollback``); ``prefix_root`` is the root of the newer tree's first
+    leaves that ``proof`` leads from (trees of different sizes)."""
+
+    kind: str = "inconsistent"
+    checkpoints: tuple[bytes, bytes]
+    proof: tuple[bytes, ...] = ()
+    prefix_root: bytes | None = None
+
+    @classmethod
+    def _from_json(cls, obj: dict[str, Any], log: str | None, reason: str | None, kind: str) -> InconsistencyEvidence:
+        notes = obj.get("checkpoints")
+        if not isinstance(notes, list) or len(notes) != 2 or not all(isinstance(n, str) for n in notes):
+            raise FormatError("checkpoints must list two signed notes, the smaller tree first")
+        prefix = obj.get("prefixRoot")
+        return cls(
+            log=log,
+            reason=reason,
+            kind=kind,
+            checkpoints=(notes[0].encode(), notes[1].encode()),
+            proof=_hashes(obj.get("proof", []), "proof"),
+            prefix_root=None if prefix is None else b64decode(prefix, "prefixRoot"),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        out = {
+            **self._head(self.kind),
+            "checkpoints": [n.decode() for n in self.checkpoints],
+            "proof": [b64encode(h) for h in self.proof],
+        }
+        if self.prefix_root is not None:
+            out["prefixRoot"] = b64encode(self.prefix_root)
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BackdatedEvidence(Evidence):
+    """Two leaves of one signed tree, the later dated beyond the tolerance before the earlier."""
+
+    checkpoint: bytes
+    entries: tuple[LoggedLeaf, LoggedLeaf]
+
+    @classmethod
+    def _from_json(cls, obj: dict[str, Any], log: str | None, reason: str | None) -> BackdatedEvidence:
+        entries = obj.get("entries")
+        if not isinstance(entries, list) or len(entries) != 2:
+            raise FormatError("malformed backdated evidence: entries must list two entries")
+        (note,) = _notes(obj.get("checkpoints"), 1)
+        first, second = (LoggedLeaf.from_json(e, "entries[]") for e in entries)
+        return cls(log=log, reason=reason, checkpoint=note, entries=(first, second))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self._head("backdated"),
+            "checkpoints": [self.checkpoint.decode()],
+            "entries": [e.to_json() for e in self.entries],
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BadEntryEvidence(Evidence):
+    """A leaf of a signed tree whose entry does not verify, with what re-verifying it takes: the submission
+    (as the log served it: base64 of its bytes, or its JSON object) and the collateral (PCS parts, base64)
+    the entry names."""
+
+    checkpoint: bytes
+    entry: LoggedLeaf
+    submission: str | dict[str, Any]
+    collateral: dict[str, Any] | None = None
+
+    @classmethod
+    def _from_json(cls, obj: dict[str, Any], log: str | None, reason: str | None) -> BadEntryEvidence:
+        (note,) = _notes(obj.get("checkpoints"), 1)
+        e = obj.get("entry")
+        entry = LoggedLeaf.from_json(e, "entry")
+        assert isinstance(e, dict)  # LoggedLeaf.from_json checked it
+        submission, collateral = e.get("submission"), e.get("collateral")
+        if not isinstance(submission, str | dict):
+            raise FormatError("malformed bad-entry evidence: entry.submission must be base64 or an object")
+        if collateral is not None and not isinstance(collateral, dict):
+            raise FormatError("malformed bad-entry evidence: entry.collateral must be an object")
+        return cls(log=log, reason=reason, checkpoint=note, entry=entry, submission=submission, collateral=collateral)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self._head("bad-entry"),
+            "checkpoints": [self.checkpoint.decode()],
+            "entry": {**self.entry.to_json(), "submission": self.submission, "collateral": self.collateral},
+        }
 
 
 def inconsistency_evidence(
@@ -81,7 +271,7 @@ def inconsistency_evidence(
     reason: str,
     kind: str = "inconsistent",
     path: Sequence[bytes] = (),
-) -> dict[str, Any]:
+) -> InconsistencyEvidence:
     """Evidence from two signed notes of the log (in either order), smaller tree first.
 
     ``proof`` is the log's consistency proof from the smaller size to the larger. ``path`` is the log's
@@ -91,14 +281,7 @@ def inconsistency_evidence(
     """
     first, second = sorted((a, b), key=lambda note: open_checkpoint(note, verifier).size)
     small, large = open_checkpoint(first, verifier), open_checkpoint(second, verifier)
-    evidence: dict[str, Any] = {
-        "type": EVIDENCE_TYPE,
-        "kind": kind,
-        "log": verifier.vkey,
-        "reason": reason,
-        "checkpoints": [first.decode(), second.decode()],
-        "proof": [b64encode(h) for h in proof],
-    }
+    prefix_root = None
     if 0 < small.size < large.size:
         try:
             derived = consistency_prefix_root(small.size, large.size, proof)
@@ -109,45 +292,43 @@ def inconsistency_evidence(
                 verify_consistency(small.size, large.size, proof, RootHash(candidate), large.root_hash)
             except ProofError:
                 continue
-            evidence["prefixRoot"] = b64encode(candidate)
+            prefix_root = candidate
             break
-    return evidence
+    return InconsistencyEvidence(
+        log=verifier.vkey,
+        reason=reason,
+        kind=kind,
+        checkpoints=(first, second),
+        proof=tuple(proof),
+        prefix_root=prefix_root,
+    )
 
 
 def evidence_from_error(
     err: InconsistentLogError, verifier: Verifier, kind: str = "inconsistent", path: Sequence[bytes] = ()
-) -> dict[str, Any]:
+) -> InconsistencyEvidence:
     """Evidence from what a client with trusted state raised (see :func:`inconsistency_evidence`)."""
     return inconsistency_evidence(verifier, err.old_checkpoint, err.new_checkpoint, err.proof, err.reason, kind, path)
 
 
-def verify_evidence(evidence: Any, vkey: str | Verifier, trust: Trust | None = None) -> str:
-    """Check evidence offline against the pinned log key ``vkey``; return a sentence saying what it proves,
-    or raise :class:`VerificationError` (:class:`FormatError` when malformed). The rules are in the module
-    docstring. ``trust`` (TDX and X.509 roots) is what an entry's quote and certificates are re-verified
-    against; by default Intel's root.
+def verify_evidence(evidence: Evidence | Any, vkey: str | Verifier, trust: Trust | None = None) -> str:
+    """Check evidence (typed, or its parsed JSON) offline against the pinned log key ``vkey``; return a
+    sentence saying what it proves, or raise :class:`VerificationError` (:class:`FormatError` when
+    malformed). The rules are in the module docstring. ``trust`` (TDX and X.509 roots) is what an entry's
+    quote and certificates are re-verified against; by default Intel's root.
     """
     verifier = vkey if isinstance(vkey, Verifier) else Verifier.from_vkey(vkey)
-    try:
-        if evidence["type"] != EVIDENCE_TYPE:
-            raise FormatError(f"not {EVIDENCE_TYPE} evidence")
-        named = evidence.get("log")
-        if named is not None and named != verifier.vkey:
-            raise VerificationError(f"the evidence is about the key {named}, not the pinned {verifier.vkey}")
-        if evidence.get("kind") == "bad-entry":
-            return _bad_entry(evidence, verifier, trust or Trust())
-        if evidence.get("kind") == "backdated":
-            return _backdated(evidence, verifier)
-        notes = evidence["checkpoints"]
-        if not isinstance(notes, list) or len(notes) != 2 or not all(isinstance(n, str) for n in notes):
-            raise FormatError("checkpoints must list two signed notes, the smaller tree first")
-        proof = [b64decode(h, "proof") for h in evidence.get("proof", [])]
-        prefix = evidence.get("prefixRoot")
-        prefix_root = None if prefix is None else RootHash(b64decode(prefix, "prefixRoot"))
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise FormatError(f"malformed evidence: {exc}") from exc
-    older, newer = (open_checkpoint(n.encode(), verifier) for n in notes)
-    return _inconsistent(verifier.name, older, newer, proof, prefix_root)
+    ev = evidence if isinstance(evidence, Evidence) else Evidence.from_json(evidence)
+    if ev.log is not None and ev.log != verifier.vkey:
+        raise VerificationError(f"the evidence is about the key {ev.log}, not the pinned {verifier.vkey}")
+    if isinstance(ev, BadEntryEvidence):
+        return _bad_entry(ev, verifier, trust or Trust())
+    if isinstance(ev, BackdatedEvidence):
+        return _backdated(ev, verifier)
+    assert isinstance(ev, InconsistencyEvidence)
+    older, newer = (open_checkpoint(n, verifier) for n in ev.checkpoints)
+    prefix_root = None if ev.prefix_root is None else RootHash(ev.prefix_root)
+    return _inconsistent(verifier.name, older, newer, list(ev.proof), prefix_root)
 
 
 def _inconsistent(
@@ -188,20 +369,10 @@ def _inconsistent(
     )
 
 
-def _backdated(evidence: dict[str, Any], verifier: Verifier) -> str:
+def _backdated(evidence: BackdatedEvidence, verifier: Verifier) -> str:
     """Two entries of one signed tree, the later one dated beyond the tolerance before the earlier one."""
-    try:
-        checkpoint = open_checkpoint(evidence["checkpoints"][0].encode(), verifier)
-        first, second = evidence["entries"]
-        entries = []
-        for e in (first, second):
-            index, leaf = e["logIndex"], b64decode(e["leaf"], "leaf")
-            if not isinstance(index, int) or isinstance(index, bool):
-                raise FormatError("entries[].logIndex must be an integer")
-            proof = [b64decode(h, "proof") for h in e["inclusionProof"]]
-            entries.append((index, leaf, proof))
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
-        raise FormatError(f"malformed backdated evidence: {exc}") from exc
+    checkpoint = open_checkpoint(evidence.checkpoint, verifier)
+    entries = [(e.log_index, e.leaf, list(e.inclusion_proof)) for e in evidence.entries]
     for index, leaf, proof in entries:
         verify_inclusion(leaf_hash(leaf), index, checkpoint.size, proof, checkpoint.root_hash)
     (i, leaf_i, _), (j, leaf_j, _) = entries
@@ -220,18 +391,14 @@ def _backdated(evidence: dict[str, Any], verifier: Verifier) -> str:
     )
 
 
-def _bad_entry(evidence: dict[str, Any], verifier: Verifier, trust: Trust) -> str:
+def _bad_entry(evidence: BadEntryEvidence, verifier: Verifier, trust: Trust) -> str:
     """An entry the log committed to that does not verify (see the module docstring)."""
+    checkpoint = open_checkpoint(evidence.checkpoint, verifier)
+    index, leaf, proof = evidence.entry.log_index, evidence.entry.leaf, list(evidence.entry.inclusion_proof)
+    raw = evidence.submission
     try:
-        checkpoint = open_checkpoint(evidence["checkpoints"][0].encode(), verifier)
-        e = evidence["entry"]
-        index, leaf = e["logIndex"], b64decode(e["leaf"], "leaf")
-        if not isinstance(index, int) or isinstance(index, bool):
-            raise FormatError("entry.logIndex must be an integer")
-        proof = [b64decode(h, "proof") for h in e["inclusionProof"]]
-        raw = e["submission"]
         submission = json_loads(b64decode(raw, "submission"), "submission") if isinstance(raw, str) else raw
-        coll = collateral_from_json(e["collateral"]) if e.get("collateral") else None
+        coll = collateral_from_json(evidence.collateral) if evidence.collateral else None
     except (KeyError, TypeError, IndexError, AttributeError) as exc:
         raise FormatError(f"malformed bad-entry evidence: {exc}") from exc
     verify_inclusion(leaf_hash(leaf), index, checkpoint.size, proof, checkpoint.root_hash)
@@ -252,7 +419,7 @@ def _bad_entry(evidence: dict[str, Any], verifier: Verifier, trust: Trust) -> st
     checked = check_entry(index, leaf, committed, lambda digest: coll if digest == named else None, trust)
     if checked.problem is None:
         raise VerificationError(
-            f"entry {index} verifies on its own; the stated reason ({evidence.get('reason')}) depends on other "
+            f"entry {index} verifies on its own; the stated reason ({evidence.reason}) depends on other "
             "entries (check them with `atlas-log history`)"
         )
     return f"{where} an entry that does not verify: {checked.problem}"

@@ -8,13 +8,12 @@ A failure raises :class:`~atlas_log.errors.InconsistentLogError` carrying both s
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from atlas_log.checkpoint import Checkpoint, open_checkpoint, succession
 from atlas_log.errors import FormatError, InconsistentLogError, ProofError
+from atlas_log.files import write_atomic
 from atlas_log.merkle import EMPTY_ROOT, verify_consistency
 from atlas_log.note import Verifier
 
@@ -32,13 +31,16 @@ def verify_advance(verifier: Verifier, old: bytes | None, new: bytes, proof: Seq
         return new_cp
     old_cp = open_checkpoint(old, verifier)
     if new_cp.size < old_cp.size:
-        raise InconsistentLogError(f"rollback from size {old_cp.size} to {new_cp.size}", old, new, list(proof))
+        raise InconsistentLogError(
+            "rollback", f"rollback from size {old_cp.size} to {new_cp.size}", old, new, list(proof)
+        )
     if new_cp.size == old_cp.size:
         if new_cp.root_hash != old_cp.root_hash:
-            raise InconsistentLogError(f"two different roots for size {new_cp.size}", old, new, list(proof))
+            raise InconsistentLogError("fork", f"two different roots for size {new_cp.size}", old, new, list(proof))
         return new_cp
     if succession(old_cp) is not None:
         raise InconsistentLogError(
+            "frozen",
             f"the log declared itself frozen at size {old_cp.size}, then signed size {new_cp.size}",
             old,
             new,
@@ -46,12 +48,12 @@ def verify_advance(verifier: Verifier, old: bytes | None, new: bytes, proof: Seq
         )
     if old_cp.size == 0:
         if old_cp.root_hash != EMPTY_ROOT:
-            raise InconsistentLogError("empty checkpoint with a non-empty root", old, new, list(proof))
+            raise InconsistentLogError("empty-root", "empty checkpoint with a non-empty root", old, new, list(proof))
         return new_cp
     try:
         verify_consistency(old_cp.size, new_cp.size, proof, old_cp.root_hash, new_cp.root_hash)
     except ProofError as exc:
-        raise InconsistentLogError(str(exc), old, new, list(proof)) from exc
+        raise InconsistentLogError("proof", str(exc), old, new, list(proof)) from exc
     return new_cp
 
 
@@ -96,13 +98,4 @@ class TrustedState:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         data = json.dumps({"verifierKey": self.verifier.vkey, "checkpoint": self.note.decode()}, indent=2)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".trusted-")
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(self.path, data.encode())

@@ -99,7 +99,7 @@ class Monitor:
                 proof = self._proof(url, old, cp.size) if 0 < old < cp.size else []
                 self.trusted.advance(note, proof)
             except InconsistentLogError as exc:
-                kind = "rollback" if "rollback" in exc.reason else "fork" if "roots" in exc.reason else "inconsistent"
+                kind = exc.kind if exc.kind in ("rollback", "fork") else "inconsistent"
                 if kind == "rollback":
                     # A smaller view may simply lag; it is evidence only if it is not a prefix of what we trust.
                     if self._is_prefix(url, note, self.trusted.note or b""):
@@ -144,7 +144,7 @@ class Monitor:
                 verify_evidence(evidence, self.verifier)
             except Error:
                 continue
-            return evidence
+            return evidence.to_json()
         return None
 
     def _path(self, base: str, index: int, size: int) -> list[bytes]:

@@ -3,33 +3,39 @@ it, keep the receipt — in one call (:func:`record_step`), or piece by piece.
 
 Hashing streams (constant memory for multi-GB files) and reports progress through an optional callback.
 Quote providers: :class:`ConfigfsTsmProvider` (Linux ``/sys/kernel/config/tsm/report``: write the 64-byte
-REPORTDATA to ``inblob``, read the quote from ``outblob``) and :class:`SimulatedProvider` (development).
+REPORTDATA to ``inblob``, read the quote from ``outblob``); for development, a simulated platform
+(:mod:`atlas_log.testing.simulate`) quotes too.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from atlas_log.errors import Error
+from atlas_log.files import write_atomic
 from atlas_log.http import LogClient
 from atlas_log.intoto import DEPLOYMENT_V1, MODEL_SIGNING_V1, SLSA_V1, TEST_RESULT
 from atlas_log.receipt import Receipt
-from atlas_log.submission import INTOTO_PAYLOAD_TYPE, intoto_statement, signed_submission, spki_der, tdx_tee
+from atlas_log.submission import (
+    INTOTO_PAYLOAD_TYPE,
+    QuoteProvider,
+    intoto_statement,
+    signed_submission,
+    spki_der,
+    tdx_tee,
+)
 from atlas_log.tdx.binding import ZERO_NONCE, payload_report_data
-from atlas_log.tdx.simulate import SimulatedPlatform
 
 __all__ = [
     "ConfigfsTsmProvider",
     "QuoteProvider",
-    "SimulatedProvider",
     "deployment_statement",
     "evaluation_statement",
     "hash_file",
@@ -159,20 +165,6 @@ def deployment_statement(service: tuple[str, str], models: Mapping[str, str], en
     )
 
 
-class QuoteProvider(Protocol):
-    def quote(self, report_data: bytes) -> bytes: ...
-
-
-@dataclass
-class SimulatedProvider:
-    """Quotes from a simulated platform (development and tests only)."""
-
-    platform: SimulatedPlatform
-
-    def quote(self, report_data: bytes) -> bytes:
-        return self.platform.quote(report_data)
-
-
 @dataclass
 class ConfigfsTsmProvider:
     """Quotes from the Linux configfs-tsm interface inside a TD.
@@ -227,7 +219,5 @@ def record_step(
     if receipt_path is not None:
         path = Path(receipt_path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(receipt.to_json(), indent=2))
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps(receipt.to_json(), indent=2).encode(), mode=0o644)
     return receipt

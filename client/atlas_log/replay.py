@@ -36,10 +36,12 @@ from atlas_log.merkle import CompactRange, RootHash, leaf_hash, verify_consisten
 from atlas_log.submission import expected_report_data, is_key_attestation, parse_submission, parse_tee
 from atlas_log.tdx.binding import ZERO_NONCE
 from atlas_log.tdx.collateral import COLLATERAL_PARTS, Collateral
+from atlas_log.tdx.pki import INTEL_ROOT_SPKI_SHA256
 from atlas_log.tdx.policy import TCB_STATUSES, Policy
 from atlas_log.tdx.quote import parse_quote
-from atlas_log.tdx.verify import INTEL_ROOT_SPKI_SHA256, VerificationCache, verify_quote
-from atlas_log.tiles import TILE_WIDTH, bundle_path, parse_bundle
+from atlas_log.tdx.verification import verify_quote
+from atlas_log.tdx.verification_cache import VerificationCache
+from atlas_log.tiles import TILE_WIDTH, bundle_path, parse_entry_bundle
 
 __all__ = [
     "TIME_TOLERANCE_S",
@@ -180,7 +182,7 @@ def _check(
                 tee.update(verdict_record(verdict, coll.digest), keyAttestationEntry=ref)
                 quote_id = hashlib.sha256(parsed.raw).hexdigest()
                 key_reference = (ref, signer.fingerprint, _key_identity(quote_id, tee["simulated"]))
-            elif verdict.td.get("report_data") != expected_report_data(request, sub.envelope, signer).hex():
+            elif verdict.td is None or verdict.td.report_data != expected_report_data(request, sub.envelope, signer):
                 return Checked(index, lh, f"entry {index}: the quote's REPORTDATA does not bind this entry")
             else:
                 tee.update(_quote_record(parsed, verdict, coll.digest))
@@ -292,7 +294,7 @@ def _check_block(block: int, width: int) -> list[Checked]:
     http: httpx.Client = _worker["http"]
     resp = http.get("/" + bundle_path(block, width))
     resp.raise_for_status()
-    leaves = parse_bundle(resp.content)
+    leaves = parse_entry_bundle(resp.content)
     start = block * TILE_WIDTH
     resp = http.get("/api/v1/submissions", params={"start": start, "count": width})
     resp.raise_for_status()
@@ -458,6 +460,8 @@ def order_evidence(
 ) -> dict[str, Any]:
     """Portable evidence that entry ``later`` is dated more than :data:`TIME_TOLERANCE_S` before entry
     ``earlier``, which precedes it in the signed tree: both leaves with their inclusion proofs."""
+    from atlas_log.evidence import BackdatedEvidence, LoggedLeaf  # evidence checks entries with this module
+
     entries = []
     with httpx.Client(base_url=url.rstrip("/"), timeout=30) as http:
         for index in (earlier, later):
@@ -467,22 +471,16 @@ def order_evidence(
             ]
             leaf = b64decode(http.get(f"/api/v1/entries/{index}").json()["leaf"], "leaf")
             verify_inclusion(leaf_hash(leaf), index, checkpoint.size, proof, checkpoint.root_hash)
-            entries.append(
-                {"logIndex": index, "leaf": b64encode(leaf), "inclusionProof": [b64encode(h) for h in proof]}
-            )
-    return {
-        "type": "atlas-log/evidence/v1",
-        "kind": "backdated",
-        "log": vkey,
-        "reason": reason,
-        "checkpoints": [note.decode()],
-        "entries": entries,
-    }
+            entries.append(LoggedLeaf(index, leaf, tuple(proof)))
+    first, second = entries
+    return BackdatedEvidence(log=vkey, reason=reason, checkpoint=note, entries=(first, second)).to_json()
 
 
 def entry_evidence(url: str, vkey: str, note: bytes, checkpoint: Checkpoint, index: int, reason: str) -> dict[str, Any]:
     """Portable evidence that the entry at ``index`` does not verify: the signed checkpoint, the entry's
     leaf with its inclusion proof, its submission, and the collateral it names."""
+    from atlas_log.evidence import BadEntryEvidence, LoggedLeaf  # evidence checks entries with this module
+
     with httpx.Client(base_url=url.rstrip("/"), timeout=30) as http:
         resp = http.get("/api/v1/proofs/inclusion", params={"index": index, "treeSize": checkpoint.size})
         proof_obj: Any = json_loads(resp.content, "inclusion proof", ANSWER_LIMITS)
@@ -496,20 +494,14 @@ def entry_evidence(url: str, vkey: str, note: bytes, checkpoint: Checkpoint, ind
         if digest:
             served: Any = json_loads(http.get(f"/api/v1/collateral/{digest}").content, "collateral", ANSWER_LIMITS)
             coll = served.get("collateral")
-    return {
-        "type": "atlas-log/evidence/v1",
-        "kind": "bad-entry",
-        "log": vkey,
-        "reason": reason,
-        "checkpoints": [note.decode()],
-        "entry": {
-            "logIndex": index,
-            "leaf": b64encode(leaf),
-            "inclusionProof": [b64encode(h) for h in proof],
-            # The log serves a stored submission it cannot parse within the limits as its bytes, base64.
-            "submission": entry["submission"]
-            if isinstance(entry["submission"], str)
-            else b64encode(json.dumps(entry["submission"]).encode()),
-            "collateral": coll,
-        },
-    }
+    # The log serves a stored submission it cannot parse within the limits as its bytes, base64.
+    raw = entry["submission"]
+    submission = raw if isinstance(raw, str) else b64encode(json.dumps(raw).encode())
+    return BadEntryEvidence(
+        log=vkey,
+        reason=reason,
+        checkpoint=note,
+        entry=LoggedLeaf(index, leaf, tuple(proof)),
+        submission=submission,
+        collateral=coll,
+    ).to_json()

@@ -4,10 +4,9 @@ admission, monitors when they re-verify what the log admitted)."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -29,15 +28,14 @@ from atlas_log.entry import API_VERSION
 from atlas_log.errors import FormatError, SignatureError, SubmissionError
 from atlas_log.intoto import Extraction, extract
 from atlas_log.tdx.binding import KEY_TAG, PAYLOAD_TAG, ZERO_NONCE, key_report_data, payload_report_data
-from atlas_log.tdx.simulate import SimulatedPlatform
 
 __all__ = [
     "INTOTO_PAYLOAD_TYPE",
     "ParsedSubmission",
+    "QuoteProvider",
     "TeeRequest",
     "build_submission",
     "certificate_chain",
-    "demo_submission",
     "expected_report_data",
     "intoto_statement",
     "is_key_attestation",
@@ -50,7 +48,6 @@ __all__ = [
 ]
 
 INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
-DEMO_PREDICATE = "https://atlas-log.dev/demo/v1"
 
 
 def spki_der(key: Ed25519PrivateKey | ec.EllipticCurvePrivateKey) -> bytes:
@@ -84,26 +81,20 @@ def tdx_tee(quote: bytes, *, binding: str = PAYLOAD_TAG, nonce: bytes = ZERO_NON
     return {"type": "intel-tdx", "quote": b64encode(quote), "binding": binding, "nonce": nonce.hex()}
 
 
-def demo_submission(
-    key: Ed25519PrivateKey, n: int, platform: SimulatedPlatform | None = None, nonce: bytes = ZERO_NONCE
-) -> dict[str, Any]:
-    """A distinct, validly signed demo entry: a statement about a random artifact.
+class QuoteProvider(Protocol):
+    """Anything that returns a TDX quote carrying the given 64-byte REPORTDATA."""
 
-    With a simulated TDX ``platform``, the entry carries a quote bound to its payload and signer.
-    """
-    digest = os.urandom(32).hex()
-    payload = intoto_statement([(f"demo-artifact-{n}", digest)], DEMO_PREDICATE, {"sequence": n})
-    return signed_submission(key, payload, platform, nonce)
+    def quote(self, report_data: bytes) -> bytes: ...
 
 
 def signed_submission(
     key: Ed25519PrivateKey,
     payload: bytes,
-    platform: SimulatedPlatform | None = None,
+    platform: QuoteProvider | None = None,
     nonce: bytes = ZERO_NONCE,
     payload_type: str = INTOTO_PAYLOAD_TYPE,
 ) -> dict[str, Any]:
-    """Sign ``payload`` into a submission; with a simulated ``platform``, attach a quote bound to it."""
+    """Sign ``payload`` into a submission; with a quote ``platform``, attach a quote bound to it."""
     spki = spki_der(key)
     extra = {}
     if platform is not None:

@@ -22,7 +22,7 @@ __all__ = [
     "TileSource",
     "bundle_path",
     "node_tile",
-    "parse_bundle",
+    "parse_entry_bundle",
     "parse_tile_path",
     "proof_tiles",
     "tile_index_path",
@@ -113,7 +113,7 @@ def tile_width(level: int, index: int, size: int) -> int:
     return max(0, min(TILE_WIDTH, entries - index * TILE_WIDTH))
 
 
-def parse_bundle(data: bytes) -> list[bytes]:
+def parse_entry_bundle(data: bytes) -> list[bytes]:
     """Split an entry bundle: big-endian uint16 length-prefixed entries."""
     out, i = [], 0
     while i < len(data):

@@ -24,6 +24,7 @@ from fastapi import Request
 
 from atlas_log_server.db.access import AccessRepository, Grant
 from atlas_log_server.errors import Forbidden, RateLimited, ServerError, Unauthorized
+from atlas_log_server.rate import TokenBucket
 
 TOKEN_PREFIX = "atl_"  # noqa: S105 - a public prefix, not a secret
 SCOPES = frozenset({"submit"})
@@ -50,13 +51,6 @@ def _bearer(request: Request, purpose: str) -> str:
     return value.strip()
 
 
-class _Bucket:
-    __slots__ = ("level", "stamp")
-
-    def __init__(self, level: float, stamp: float) -> None:
-        self.level, self.stamp = level, stamp
-
-
 class AccessControl:
     def __init__(
         self,
@@ -71,7 +65,7 @@ class AccessControl:
         self.admin_digest = bytes.fromhex(admin_token_sha256) if admin_token_sha256 else None
         self.clock = clock
         self._grants: dict[str, tuple[float, Grant | None, bytes]] = {}
-        self._buckets: dict[str, _Bucket] = {}
+        self._buckets: dict[str, TokenBucket] = {}
 
     async def _grant(self, token_id: str) -> tuple[Grant | None, bytes]:
         now = self.clock()
@@ -105,20 +99,18 @@ class AccessControl:
 
     def _take(self, grant: Grant) -> None:
         """Token bucket per tenant: ``burst`` requests at once, refilled at ``rate_per_s``."""
-        now = self.clock()
         bucket = self._buckets.get(grant.tenant)
         if bucket is None:
-            bucket = self._buckets[grant.tenant] = _Bucket(float(grant.burst), now)
-        bucket.level = min(float(grant.burst), bucket.level + (now - bucket.stamp) * grant.rate_per_s)
-        bucket.stamp = now
-        if bucket.level < 1:
-            wait = math.ceil((1 - bucket.level) / grant.rate_per_s) if grant.rate_per_s > 0 else 60
+            bucket = self._buckets[grant.tenant] = TokenBucket(grant.rate_per_s, grant.burst, self.clock)
+        bucket.rate_per_s, bucket.burst = grant.rate_per_s, grant.burst  # the grant may have changed
+        wait_s = bucket.take()
+        if wait_s:
+            wait = math.ceil(wait_s) if math.isfinite(wait_s) else 60
             raise RateLimited(
                 "rate-limited",
                 f"tenant {grant.tenant} is limited to {grant.rate_per_s:g} submissions/s (burst {grant.burst})",
                 retry_after=max(1, wait),
             )
-        bucket.level -= 1
 
     async def _count(self, grant: Grant) -> None:
         """Reserve one submission of today's quota, atomically across processes."""

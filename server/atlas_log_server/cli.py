@@ -107,7 +107,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _pcs_standin(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from atlas_log.tdx.simulate import SimulatedPlatform
+    from atlas_log.testing.simulate import SimulatedPlatform
     from atlas_log_server.attest.pcs_standin import create_standin_app, folder_source, simulated_source
 
     sources = {}

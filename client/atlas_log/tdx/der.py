@@ -9,7 +9,6 @@ INTEGER = 0x02
 OCTET_STRING = 0x04
 OID = 0x06
 ENUMERATED = 0x0A
-BOOLEAN = 0x01
 
 
 class DerError(ValueError):
@@ -43,23 +42,6 @@ def read_all(data: bytes) -> list[Tlv]:
         out.append(Tlv(tag, data[i : i + length]))
         i += length
     return out
-
-
-def decode_oid(value: bytes) -> str:
-    if not value:
-        raise DerError("empty OID")
-    parts: list[int] = []
-    acc = 0
-    for b in value:
-        acc = (acc << 7) | (b & 0x7F)
-        if not b & 0x80:
-            parts.append(acc)
-            acc = 0
-    if value[-1] & 0x80:
-        raise DerError("truncated OID")
-    first = parts[0]
-    head = [min(first // 40, 2), first - 40 * min(first // 40, 2)]
-    return ".".join(str(p) for p in head + parts[1:])
 
 
 def decode_int(value: bytes) -> int:

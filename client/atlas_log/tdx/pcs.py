@@ -8,12 +8,12 @@ them). 404, 429 (with ``Retry-After``), 503 and transport failures raise
 from __future__ import annotations
 
 import asyncio
-import binascii
 from urllib.parse import unquote
 
 import httpx
 
-from atlas_log.errors import CollateralFetchError
+from atlas_log._encoding import hexdecode
+from atlas_log.errors import CollateralFetchError, FormatError
 from atlas_log.tdx.collateral import Collateral
 
 __all__ = ["INTEL_PCS_URL", "INTEL_ROOT_CRL_URL", "PcsClient"]
@@ -43,8 +43,8 @@ def _crl_bytes(body: bytes) -> bytes:
     text = body.strip()
     if text and all(c in b"0123456789abcdefABCDEF" for c in text):
         try:
-            return binascii.unhexlify(text)
-        except binascii.Error:
+            return hexdecode(text.decode(), "root CA CRL", any_case=True)
+        except FormatError:
             pass
     return body
 

@@ -10,7 +10,7 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.routing import APIRoute
 
-from atlas_log._encoding import b64decode, b64encode, json_loads
+from atlas_log._encoding import b64decode, b64encode, hexdecode, json_loads
 from atlas_log.dsse import MAX_SIGNATURES
 from atlas_log.errors import FormatError
 from atlas_log.submission import MAX_KEYS
@@ -159,7 +159,7 @@ async def get_entry(index: int, ctx: Ctx) -> dict[str, Any]:
 async def find_entry(ctx: Ctx, leaf_hash: Annotated[str, Query(alias="leafHash", max_length=100)]) -> dict[str, Any]:
     try:
         if len(leaf_hash) == 64 and all(c in "0123456789abcdef" for c in leaf_hash):
-            digest = bytes.fromhex(leaf_hash)
+            digest = hexdecode(leaf_hash, "leafHash")
         else:
             digest = b64decode(leaf_hash, "leafHash")
     except FormatError as exc:

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import uvicorn
 
-from atlas_log.tdx.simulate import SimulatedPlatform
+from atlas_log.testing.simulate import SimulatedPlatform
 from atlas_log_server.attest.pcs_standin import Source, create_standin_app, simulated_source
 
 

@@ -21,9 +21,12 @@ from atlas_log.entry import quote_record, verdict_record
 from atlas_log.errors import CollateralFetchError, FormatError, QuoteError, SubmissionError
 from atlas_log.submission import ParsedSubmission, expected_report_data, is_key_attestation, parse_tee
 from atlas_log.tdx.binding import ZERO_NONCE
+from atlas_log.tdx.pck_chain import quote_platform
 from atlas_log.tdx.policy import Policy
 from atlas_log.tdx.quote import Quote, parse_quote
-from atlas_log.tdx.verify import Verdict, VerificationCache, quote_platform, verify_quote
+from atlas_log.tdx.verdict import Verdict
+from atlas_log.tdx.verification import verify_quote
+from atlas_log.tdx.verification_cache import VerificationCache
 from atlas_log_server.attest.store import CollateralStore
 from atlas_log_server.db.repository import Repository, StoredEntry
 from atlas_log_server.errors import Internal, InvalidRequest, Rejected, ServerError, Unavailable
@@ -84,7 +87,7 @@ class TdxGate:
             raise _reject("tdx-" + exc.code, exc.message) from exc
         if not verdict.accept:
             raise _reject("tdx-" + (verdict.code or "rejected"), verdict.reason or "the quote was rejected")
-        if verdict.td.get("report_data") != expected_report_data(request, sub.envelope, signer).hex():
+        if verdict.td is None or verdict.td.report_data != expected_report_data(request, sub.envelope, signer):
             raise _reject(
                 "tdx-binding-mismatch",
                 f"the quote's REPORTDATA is not the {request.binding} binding of this entry, signer and nonce",

@@ -12,6 +12,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from starlette.applications import Starlette
@@ -20,7 +21,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from atlas_log.tdx.collateral import Collateral, collateral_from_dir
-from atlas_log.tdx.simulate import SimulatedPlatform
+
+if TYPE_CHECKING:
+    from atlas_log.testing.simulate import SimulatedPlatform
 
 Source = Callable[[], Collateral]
 

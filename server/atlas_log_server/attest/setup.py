@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 
 from atlas_log.tdx.pcs import INTEL_PCS_URL, INTEL_ROOT_CRL_URL, PcsClient
+from atlas_log.tdx.pki import INTEL_ROOT_SPKI_SHA256
 from atlas_log.tdx.policy import Policy
-from atlas_log.tdx.verify import INTEL_ROOT_SPKI_SHA256, VerificationCache
-from atlas_log_server.attest.dev import load_or_create_platform, start_simulated_pcs
+from atlas_log.tdx.verification_cache import VerificationCache
 from atlas_log_server.attest.gate import TdxGate
 from atlas_log_server.attest.store import CollateralStore
 from atlas_log_server.config import Settings
@@ -35,6 +35,9 @@ def build_attestation(
         Policy.from_json(json.loads(settings.tdx_policy_file.read_text())) if settings.tdx_policy_file else Policy()
     )
     if settings.tdx_mode == "simulated":
+        # Development only: the simulator loads when it is asked for, never on the production path.
+        from atlas_log_server.attest.dev import load_or_create_platform, start_simulated_pcs
+
         platform = load_or_create_platform(settings.platform_dir)
         roots = [platform.root_fingerprint, *settings.tdx_extra_roots]
         pcs_url = settings.pcs_url or start_simulated_pcs(platform)

@@ -15,7 +15,7 @@ import asyncpg
 from atlas_log.errors import CollateralFetchError, QuoteError
 from atlas_log.tdx.collateral import Collateral
 from atlas_log.tdx.pcs import PcsClient
-from atlas_log.tdx.verify import collateral_validity
+from atlas_log.tdx.verified_collateral import collateral_validity
 from atlas_log_server.db.collateral import CollateralRepository, StoredCollateral
 from atlas_log_server.metrics import Metrics
 

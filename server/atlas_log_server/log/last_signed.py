@@ -27,8 +27,6 @@ the final tree before the database commits it; a frozen record refuses every lat
 
 from __future__ import annotations
 
-import base64
-import binascii
 import fcntl
 import json
 import os
@@ -37,6 +35,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from atlas_log._encoding import b64decode, b64encode
+from atlas_log.errors import FormatError
+from atlas_log.files import write_atomic
 from atlas_log.merkle import HASH_SIZE
 from atlas_log_server.errors import Unavailable
 
@@ -59,13 +60,16 @@ class TreeHead:
     root: bytes
 
     def to_json(self) -> dict[str, object]:
-        return {"size": self.size, "root": base64.b64encode(self.root).decode()}
+        return {"size": self.size, "root": b64encode(self.root)}
 
     @classmethod
     def from_json(cls, value: object) -> TreeHead:
         if not isinstance(value, dict) or not isinstance(value.get("size"), int) or value["size"] < 0:
             raise ValueError("a tree head is {size, root}")
-        root = base64.b64decode(str(value.get("root")), validate=True)
+        try:
+            root = b64decode(str(value.get("root")), "root")
+        except FormatError as exc:
+            raise ValueError(str(exc)) from exc
         if len(root) != HASH_SIZE:
             raise ValueError("a root hash is 32 bytes")
         return cls(value["size"], root)
@@ -106,7 +110,7 @@ class SignedRecord:
                 raise ValueError("frozen is true or false")
             committed, signed = TreeHead.from_json(obj.get("committed")), TreeHead.from_json(obj.get("signed"))
             record = cls(obj["key"], committed, signed, frozen)
-        except (binascii.Error, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ValueError(str(exc)) from exc
         if record.signed.size < record.committed.size:
             raise ValueError("the signed tree is older than the committed one")
@@ -208,20 +212,8 @@ class LastSignedFile:
 
     def write(self, record: SignedRecord) -> None:
         """Replace the record atomically and durably (temp file, fsync, rename, fsync of the folder)."""
-        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                os.write(fd, record.encode())
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, self.path)
-            dir_fd = os.open(self.path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            write_atomic(self.path, record.encode())
         except OSError as exc:
             raise self._unwritable(exc) from exc
 

@@ -11,8 +11,6 @@ In both key modes the signer keeps a durable record of the last checkpoint it si
 
 from __future__ import annotations
 
-import base64
-import binascii
 import os
 import select
 import shlex
@@ -22,8 +20,10 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from atlas_log._encoding import b64decode, b64encode
 from atlas_log.checkpoint import Checkpoint, sign_checkpoint
-from atlas_log.errors import Error, ProofError
+from atlas_log.errors import Error, FormatError, ProofError
+from atlas_log.files import write_atomic
 from atlas_log.merkle import verify_consistency
 from atlas_log.note import NoteSignature, NoteSigner, Signer, Verifier
 from atlas_log_server.config import DEFAULT_SIGNER_TIMEOUT_S, Settings
@@ -61,13 +61,7 @@ def load_or_create_key(path: Path, origin: str) -> tuple[Signer, bool]:
 def replace_key(path: Path, origin: str) -> Signer:
     """Write a new key over the one in ``path`` (mode 0600, atomically): the old key is destroyed."""
     signer = Signer.generate(origin)
-    tmp = path.with_name(path.name + ".new")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(signer.skey + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, (signer.skey + "\n").encode())
     return signer
 
 
@@ -106,10 +100,10 @@ class CommandSigner:
 
     def sign(self, text: str) -> NoteSignature:
         with self._lock:
-            answer = self._exchange(base64.b64encode(text.encode()) + b"\n")
+            answer = self._exchange((b64encode(text.encode()) + "\n").encode())
         try:
-            signature = base64.b64decode(answer, validate=True)
-        except (binascii.Error, ValueError) as exc:
+            signature = b64decode(answer, "signature")
+        except FormatError as exc:
             raise SigningRefused(f"the external signer answered {answer[:40]!r}, not a base64 signature") from exc
         if not self._verifier.verify(text, signature):
             raise SigningRefused("the external signer's signature does not verify with the configured key")

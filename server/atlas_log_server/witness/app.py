@@ -10,6 +10,7 @@ without the log's key can exhaust it; re-cosigning the current tree is free and 
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Sequence
@@ -25,29 +26,12 @@ from atlas_log.cosignature import CosignatureSigner
 from atlas_log.errors import FormatError, ProofError, SignatureError
 from atlas_log.merkle import EMPTY_ROOT, verify_consistency
 from atlas_log.note import Verifier, open_note, parse_note
+from atlas_log_server.rate import TokenBucket
 from atlas_log_server.witness.state import Witnessed, WitnessState
 
 MAX_BODY = 16 * 1024
 MAX_PROOF = 63
 _OLD = re.compile(r"\Aold (0|[1-9][0-9]{0,19})\Z")
-
-
-class _Bucket:
-    """A token bucket: ``rate`` requests per second, bursts of ``burst``."""
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate, self.burst = rate, burst
-        self.tokens, self.at = float(burst), time.monotonic()
-
-    def take(self) -> float:
-        """0 if a request may go now, else the seconds to wait."""
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
-        self.at = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return 0.0
-        return (1 - self.tokens) / self.rate
 
 
 def _text(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -63,7 +47,7 @@ def create_witness_app(
     burst: int = 20,
 ) -> Starlette:
     known = {v.name: v for v in logs}  # the log's key name is its origin
-    buckets = {name: _Bucket(rate_per_s, burst) for name in known}
+    buckets = {name: TokenBucket(rate_per_s, burst) for name in known}
 
     async def add_checkpoint(request: Request) -> Response:
         body = b""
@@ -119,7 +103,7 @@ def create_witness_app(
                 # and bad proofs (422) cost one verification each and never starve the log's checkpoints.
                 wait = buckets[cp.origin].take()
                 if wait:
-                    retry = str(max(1, int(wait + 0.999)))
+                    retry = str(max(1, int(wait + 0.999))) if math.isfinite(wait) else "60"
                     return _text(429, "rate limit for this log exceeded", {"Retry-After": retry})
                 state.put(cp.origin, Witnessed(cp.size, cp.root_hash, note_bytes))
         line = signer.sign(note.text, int(time.time())).line()

@@ -9,11 +9,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from atlas_log._encoding import b64decode, b64encode
+from atlas_log.files import write_atomic
 from atlas_log.merkle import EMPTY_ROOT, RootHash
 
 
@@ -46,7 +46,6 @@ class WitnessState:
 
     def put(self, origin: str, state: Witnessed) -> None:
         path = self._path(origin)
-        tmp = path.with_suffix(".tmp")
         data = json.dumps(
             {
                 "origin": origin,
@@ -55,14 +54,4 @@ class WitnessState:
                 "checkpoint": state.checkpoint.decode(),
             }
         )
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        dir_fd = os.open(self.folder, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_atomic(path, data.encode())

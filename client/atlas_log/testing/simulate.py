@@ -28,12 +28,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
+from atlas_log.files import write_atomic
 from atlas_log.tdx import der
 from atlas_log.tdx.collateral import Collateral
 from atlas_log.tdx.pck import SGX_EXTENSION_OID
 from atlas_log.tdx.quote import INTEL_QE_VENDOR_ID, TD_REPORT10_SIZE, TD_REPORT15_SIZE
 
-__all__ = ["SimulatedPlatform", "TcbLevel"]
+__all__ = ["SimulatedPlatform", "SimulatedProvider", "TcbLevel"]
 
 DAY = 86_400
 QE_MRSIGNER = bytes.fromhex("dc9e2a7c6f948f17474e34a7fc43ed030f7c1563f1babddf6340c82e0e54a8c5")
@@ -421,10 +422,7 @@ class SimulatedPlatform:
             ],
         }
         path = folder / "platform.json"
-        fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(state, f)
-        os.replace(path.with_suffix(".tmp"), path)
+        write_atomic(path, json.dumps(state).encode())
 
     @classmethod
     def load(cls, folder: Path) -> SimulatedPlatform:
@@ -455,3 +453,14 @@ class SimulatedPlatform:
             state["created"],
             tcb_levels=levels,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatedProvider:
+    """Quotes from a simulated platform, as a :class:`~atlas_log.submission.QuoteProvider` (development and
+    tests only)."""
+
+    platform: SimulatedPlatform
+
+    def quote(self, report_data: bytes) -> bytes:
+        return self.platform.quote(report_data)
