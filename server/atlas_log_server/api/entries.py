@@ -14,11 +14,13 @@ from fastapi.routing import APIRoute
 from atlas_log._encoding import b64decode, b64encode, json_loads
 from atlas_log.checkpoint import open_checkpoint, succession
 from atlas_log.dsse import MAX_SIGNATURES
+from atlas_log.entry import parse_leaf
 from atlas_log.errors import FormatError
 from atlas_log.merkle import leaf_hash, verify_inclusion
 from atlas_log.receipt import Receipt
 from atlas_log.submission import MAX_KEYS
 from atlas_log.tdx.collateral import Collateral
+from atlas_log.tee import OwnQuote
 from atlas_log.tiles import TILE_WIDTH
 from atlas_log_server.api.deps import log_context
 from atlas_log_server.api.params import MAX_INT, int_param, int_params_doc
@@ -252,14 +254,14 @@ async def get_evidence(index: int, ctx: Ctx) -> dict[str, Any]:
     if e is None:
         raise NotFound("entry-not-found", f"no entry at index {index}")
     try:
-        leaf: Any = json_loads(e.leaf, "leaf")
+        tee = parse_leaf(e.leaf).tee
         submission: Any = json_loads(e.submission, "submission")
-        tee, quote = leaf["body"].get("tee"), submission["tee"]["quote"]
-        digest = tee["collateral"]["set"]
-    except (FormatError, KeyError, TypeError, AttributeError):
-        tee = quote = digest = None
-    if not isinstance(tee, dict) or "quoteSha256" not in tee or not isinstance(digest, str):
+        quote = submission["tee"]["quote"]
+    except (FormatError, KeyError, TypeError):
+        tee = quote = None
+    if tee is None or not isinstance(tee.evidence, OwnQuote):
         raise NotFound("no-evidence", f"entry {index} carries no quote of its own")
+    digest = tee.evidence.verdict.collateral_set
     collateral = await ctx.attestation.store.by_digest(digest)
     if collateral is None:
         raise Internal("evidence-missing", "the collateral this entry was verified with is not stored")
@@ -270,7 +272,7 @@ async def get_evidence(index: int, ctx: Ctx) -> dict[str, Any]:
         "verifiedAt": e.integrated_time,
         "trustedRoots": ctx.attestation.summary["trustedRoots"],
         "collateral": _collateral_json(collateral),
-        "verdict": tee,
+        "verdict": tee.to_json(),
     }
 
 
