@@ -253,4 +253,3 @@ def test_built_entry_carries_its_index_rows_and_attestation_id() -> None:
     # An Atlas manifest's type is indexed, but it is no statement's predicate: the body names none.
     assert manifest.predicate_type == "application/vnd.atlas-cli.manifest+json"
     assert json.loads(manifest.body)["predicateType"] is None
-

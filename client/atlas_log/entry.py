@@ -6,6 +6,10 @@ keys; see :func:`entry_id`): a resubmission that differs in anything unsigned is
 The leaf adds the integration time: ``leaf = JCS({"body": body, "integratedTime": t})`` and
 ``leafHash = SHA-256(0x00 ‖ leaf)``.
 Anyone holding the raw envelope can recompute the body and check it against the leaf.
+
+:func:`build_entry` is the one builder: the log admits entries with it, and monitors re-verify leaves with it
+(:mod:`atlas_log.reverify`), from a parsed submission and the attestation established for it
+(:mod:`atlas_log.tee`).
 """
 
 from __future__ import annotations
