@@ -21,7 +21,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from atlas_log.checkpoint import open_checkpoint
 from atlas_log.note import Verifier
-from atlas_log.replay import Replay, Trust
+from atlas_log.replay import Replay
+from atlas_log.reverify import Trust
 from atlas_log.testing.demo import demo_submission
 from atlas_log.testing.simulate import SimulatedPlatform
 from bench.common import Server, fresh_database, loadgen, report

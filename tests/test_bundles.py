@@ -27,7 +27,7 @@ from atlas_log.intoto import extract
 from atlas_log.merkle import RootHash, leaf_hash
 from atlas_log.note import Signer
 from atlas_log.receipt import split_submission
-from atlas_log.replay import Trust, check_entry
+from atlas_log.reverify import Trust, check_entry
 from atlas_log.submission import INTOTO_PAYLOAD_TYPE, intoto_statement, tdx_tee
 from atlas_log.tdx.binding import payload_report_data
 from tests.conftest import ServerProcess

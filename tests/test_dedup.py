@@ -195,7 +195,7 @@ def test_migration_rewrites_logged_entries_to_the_v2_identity(db_url: str) -> No
     """Entries logged before the v2 identity are found by it after the upgrade, computed from their leaves
     exactly as entry_id computes it; of a statement logged twice, only the first entry owns the identity, and of
     a quote used twice, only the first entry owns the quote."""
-    from atlas_log.entry import Entry, build_body, entry_id, legacy_entry_id
+    from atlas_log.entry import Entry, build_body, entry_id, index_summary, legacy_entry_id
     from atlas_log.merkle import leaf_hash
     from atlas_log.submission import parse_submission
     from atlas_log.testing.demo import demo_submission
@@ -207,11 +207,14 @@ def test_migration_rewrites_logged_entries_to_the_v2_identity(db_url: str) -> No
     two = type(one.envelope)(
         one.envelope.payload_type, one.envelope.payload, one.envelope.signatures + cosigned.signatures
     )
+    # Bodies as entries of that time recorded them: a tee record of the members the migration reads.
     tee = {"type": "intel-tdx", "quoteSha256": "ab" * 32}
+    index = index_summary(one.extraction)
+    two_signers = [*one.signers, parse_submission(demo_submission(b, 2), 0).signers[0]]
     bodies = [
-        build_body(one.envelope, one.signers, tee),
-        build_body(one.envelope, one.signers, {**tee, "quoteSha256": "cd" * 32}),  # the same statement again
-        build_body(two, [*one.signers, parse_submission(demo_submission(b, 2), 0).signers[0]], tee),  # quote reused
+        {**build_body(one.envelope, one.signers, None, index), "tee": tee},
+        {**build_body(one.envelope, one.signers, None, index), "tee": {**tee, "quoteSha256": "cd" * 32}},  # again
+        {**build_body(two, two_signers, None, index), "tee": tee},  # quote reused
     ]
     migrate.downgrade(db_url, "0009")
 
@@ -356,7 +359,7 @@ def test_replay_recomputes_the_padded_quote_entry(server: ServerProcess, http: h
     import hashlib
 
     from atlas_log.entry import canonical_json
-    from atlas_log.replay import Trust, check_entry, collateral_from_json
+    from atlas_log.reverify import Trust, check_entry, collateral_from_json
 
     key = ec.generate_private_key(ec.SECP256R1())
     payload = intoto_statement([("padded", "99" * 32)], "https://atlas-log.dev/test/v1", {})

@@ -16,7 +16,8 @@ from atlas_log._encoding import JSON_LIMITS, json_loads
 from atlas_log.checkpoint import open_checkpoint
 from atlas_log.errors import FormatError
 from atlas_log.note import Verifier
-from atlas_log.replay import Replay, Trust
+from atlas_log.replay import Replay
+from atlas_log.reverify import Trust
 from atlas_log.testing.demo import demo_submission
 from tests.conftest import ServerProcess
 

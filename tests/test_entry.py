@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -10,16 +11,33 @@ from hypothesis import strategies as st
 
 from atlas_log._encoding import b64decode, hexdecode
 from atlas_log.dsse import PublicKey, SpkiDer, parse_envelope, verify_envelope
-from atlas_log.entry import MAX_LEAF_SIZE, Entry, build_body, canonical_json, parse_leaf
+from atlas_log.entry import (
+    MAX_LEAF_SIZE,
+    Entry,
+    IndexRow,
+    build_body,
+    build_entry,
+    canonical_json,
+    index_summary,
+    parse_leaf,
+)
 from atlas_log.errors import FormatError
+from atlas_log.intoto import extract
+from atlas_log.submission import parse_submission, parse_tee
+from atlas_log.tdx.quote import attestation_id, parse_quote
+from atlas_log.tdx.verdict import Verdict
+from atlas_log.tee import Attestation, InheritedAttestation, OwnQuote, TeeRecord, VerdictRecord
 from atlas_log.testing.demo import demo_submission
+from tests.data import entry_bodies
 
 
 def _entry(t: int = 1700000000) -> Entry:
     sub = demo_submission(Ed25519PrivateKey.generate(), 1)
     env = parse_envelope(sub["dsseEnvelope"])
     keys = [PublicKey(SpkiDer(b64decode(k["spki"]))) for k in sub["verificationMaterial"]["publicKeys"]]
-    return Entry(build_body(env, verify_envelope(env, keys)), t)
+    return Entry(
+        build_body(env, verify_envelope(env, keys), None, index_summary(extract(env.payload_type, env.payload))), t
+    )
 
 
 def test_leaf_round_trip_and_ids() -> None:
@@ -163,3 +181,76 @@ def test_entry_id_ignores_every_other_member(
     except FormatError:
         return
     assert encode_body(mutated) == (want, e.entry_id)
+
+
+# --- the entry builder -------------------------------------------------------------------------------------
+
+
+def _attestation(case: dict[str, Any]) -> Attestation | None:
+    """The attestation the gate established for a recorded case, from the verdict it recorded."""
+    if case["verdict"] is None:
+        return None
+    sub = parse_submission(case["submission"], entry_bodies()["now"])
+    request = parse_tee(sub.tee, len(sub.signers))
+    v = case["verdict"]
+    verdict = Verdict(
+        v["accept"],
+        tcb_status=v["tcb_status"],
+        advisory_ids=tuple(v["advisory_ids"]),
+        fmspc=v["fmspc"],
+        tcb_evaluation_data_number=v["tcb_evaluation_data_number"],
+        quote_version=v["quote_version"],
+        td=v["td"],
+        collateral_expiry=v["collateral_expiry"],
+        collateral_digests=v["collateral_digests"],
+    )
+    evidence: OwnQuote | InheritedAttestation
+    if request.quote is not None:
+        evidence = OwnQuote.of(parse_quote(request.quote), verdict, case["collateralSet"])
+    else:
+        assert request.key_attestation_entry is not None
+        evidence = InheritedAttestation(request.key_attestation_entry, VerdictRecord.of(verdict, case["collateralSet"]))
+    return Attestation(request, evidence, case["simulated"], case["nonceCheckpointSize"])
+
+
+@pytest.mark.parametrize("case", entry_bodies()["entries"], ids=lambda c: c["case"])
+def test_built_entries_are_byte_for_byte_the_logged_ones(case: dict[str, Any]) -> None:
+    """An entry with its own quote, a key-attested entry, an unattested one, and payloads that are no in-toto
+    statement: bodies recorded before the builder was typed are rebuilt exactly, and their tee records read
+    back to the same JSON."""
+    sub = parse_submission(case["submission"], entry_bodies()["now"])
+    built = build_entry(sub, _attestation(case))
+    assert built.body == case["body"].encode()
+    assert built.entry_id.hex() == case["entryId"]
+    logged = json.loads(case["body"])
+    assert (built.tee.to_json() if built.tee is not None else None) == logged["tee"]
+    if logged["tee"] is not None:
+        assert TeeRecord.from_json(logged["tee"]) == built.tee
+        assert canonical_json(TeeRecord.from_json(logged["tee"]).to_json()) == canonical_json(logged["tee"])
+    leaf = built.leaf(7, {d: None for d in built.linked})
+    assert parse_leaf(leaf).tee == built.tee
+    assert len(leaf) <= built.leaf_size_bound()
+
+
+def test_built_entry_carries_its_index_rows_and_attestation_id() -> None:
+    cases = {c["case"]: c for c in entry_bodies()["entries"]}
+    quote = cases["quote"]
+    sub = parse_submission(quote["submission"], entry_bodies()["now"])
+    built = build_entry(sub, _attestation(quote))
+    request = parse_tee(sub.tee, 1)
+    assert request.quote is not None and built.attestation_id == attestation_id(request.quote)
+    assert built.predicate_type == "https://slsa.dev/provenance/v1"
+    assert built.linked == ("sha256:" + "ab" * 32, "sha256:" + "cd" * 32, "sha256:" + "ef" * 32)
+    signer = sub.signers[0].fingerprint
+    assert built.rows == (
+        IndexRow("sha256:" + "ab" * 32, "subject", "model.pt", "$.subject[0]", None),
+        IndexRow("sha256:" + "ef" * 32, "material", "ds", "$.predicate.buildDefinition.resolvedDependencies[0]", "2"),
+        IndexRow("sha256:" + "cd" * 32, "material", None, "$.predicate.buildDefinition.externalParameters.data", None),
+        IndexRow(f"sha256:{signer}", "signer", None, "$.signatures[0]", None),
+    )
+    key = build_entry(parse_submission(cases["key"]["submission"], 0), _attestation(cases["key"]))
+    assert key.attestation_id is None  # no quote of its own: nothing to spend
+    manifest = build_entry(parse_submission(cases["manifest"]["submission"], 0))
+    # An Atlas manifest's type is indexed, but it is no statement's predicate: the body names none.
+    assert manifest.predicate_type == "application/vnd.atlas-cli.manifest+json"
+    assert json.loads(manifest.body)["predicateType"] is None

@@ -29,7 +29,7 @@ from atlas_log._encoding import b64decode
 from atlas_log.bundle import parse_bundle, signing_certificate
 from atlas_log.checkpoint import Checkpoint, sign_checkpoint
 from atlas_log.dsse import PublicKey, SpkiDer, parse_envelope, sign_envelope
-from atlas_log.entry import LINKED_ROLES, build_body, encode_body, encode_leaf, index_summary, quote_record
+from atlas_log.entry import LINKED_ROLES, build_body, build_entry, encode_body, encode_leaf, index_summary
 from atlas_log.errors import Error, FormatError, InconsistentLogError
 from atlas_log.evidence import (
     EVIDENCE_TYPE,
@@ -44,11 +44,20 @@ from atlas_log.intoto import extract
 from atlas_log.merkle import RootHash, leaf_hash
 from atlas_log.monitor import verify_advance
 from atlas_log.note import Signer
-from atlas_log.replay import TIME_TOLERANCE_S, Trust
-from atlas_log.submission import INTOTO_PAYLOAD_TYPE, build_submission, intoto_statement, parse_tee, spki_der
+from atlas_log.replay import TIME_TOLERANCE_S
+from atlas_log.reverify import Trust
+from atlas_log.submission import (
+    INTOTO_PAYLOAD_TYPE,
+    ParsedSubmission,
+    build_submission,
+    intoto_statement,
+    parse_tee,
+    spki_der,
+)
 from atlas_log.tdx.collateral import COLLATERAL_PARTS
 from atlas_log.tdx.quote import parse_quote
 from atlas_log.tdx.verification import verify_quote
+from atlas_log.tee import Attestation, OwnQuote
 from atlas_log.testing.demo import demo_submission
 from atlas_log.testing.simulate import SimulatedPlatform
 from tests import reference
@@ -201,18 +210,19 @@ def _leaf(sub: dict[str, Any], t: int, verified_at: int | None = None) -> bytes:
     (default ``t``). Signatures are not checked, so a log that admits a bad one can be played."""
     envelope = parse_envelope(sub["dsseEnvelope"])
     signers = [PublicKey(SpkiDer(b64decode(k["spki"]))) for k in sub["verificationMaterial"]["publicKeys"]]
-    extraction = extract(envelope.payload_type, envelope.payload)
-    tee = None
+    parsed = ParsedSubmission(
+        envelope, tuple(signers), sub.get("tee"), extract(envelope.payload_type, envelope.payload)
+    )
+    attestation = None
     if "tee" in sub:
         request = parse_tee(sub["tee"], len(signers))
         assert request.quote is not None
         at = t if verified_at is None else verified_at
         verdict = verify_quote(request.quote, COLLATERAL, at, roots=TRUST.tdx_roots)
         assert verdict.accept, verdict.reason
-        record = quote_record(parse_quote(request.quote), verdict, COLLATERAL.digest)
-        tee = {**request.summary(signers[request.signature_index]), "simulated": True, **record}
-    body, _ = encode_body(build_body(envelope, signers, tee, index_summary(extraction)))
-    return encode_leaf(body, t, {d: None for d in extraction.digests(*LINKED_ROLES)})
+        attestation = Attestation(request, OwnQuote.of(parse_quote(request.quote), verdict, COLLATERAL.digest), True)
+    built = build_entry(parsed, attestation)
+    return built.leaf(t, dict.fromkeys(built.linked))
 
 
 def _bad_entry(leaves: list[bytes], index: int, sub: dict[str, Any], collateral: bool = True) -> dict[str, Any]:
@@ -371,7 +381,7 @@ def test_an_honest_entry_with_named_keys_is_not_a_bad_entry(open_server: ServerP
     from atlas_log.dsse import Envelope, EnvelopeSignature
     from atlas_log.errors import VerificationError
     from atlas_log.evidence import verify_evidence
-    from atlas_log.replay import Trust, check_entry
+    from atlas_log.reverify import Trust, check_entry
 
     http = httpx.Client(base_url=open_server.url, timeout=30)
     a, b = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
@@ -423,7 +433,7 @@ def test_a_reissued_certificate_does_not_frame_an_honest_entry() -> None:
     from atlas_log.evidence import verify_evidence
     from atlas_log.merkle import RootHash, leaf_hash
     from atlas_log.note import Signer
-    from atlas_log.replay import Trust, check_entry
+    from atlas_log.reverify import Trust, check_entry
     from atlas_log.submission import parse_submission
     from tests.test_bundles import _NOW, _cert, _der
 

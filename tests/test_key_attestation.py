@@ -184,7 +184,8 @@ def test_cited_attestation_is_reverified_under_the_current_policy_and_mode(
     # migratable TDs replay, and every citing entry re-derives from the quote it cites.
     from atlas_log.checkpoint import open_checkpoint
     from atlas_log.note import Verifier
-    from atlas_log.replay import Replay, Trust
+    from atlas_log.replay import Replay
+    from atlas_log.reverify import Trust
 
     checkpoint = open_checkpoint(http.get("/checkpoint").content, Verifier.from_vkey(server.vkey))
     result = Replay(server.url, Trust(tdx_roots=(platform.root_fingerprint,)), workers=1).run(checkpoint)
@@ -209,7 +210,8 @@ def test_the_default_maximum_age_is_a_day() -> None:
 
 def test_replay_rederives_a_key_attested_entry_from_the_cited_quote(server: ServerProcess) -> None:
     from atlas_log._encoding import b64decode
-    from atlas_log.replay import Replay, Trust, check_entry, collateral_from_json
+    from atlas_log.replay import Replay
+    from atlas_log.reverify import Trust, check_entry, collateral_from_json
 
     platform = server.platform
     http = httpx.Client(base_url=server.url, timeout=30)

@@ -15,6 +15,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from atlas_log.entry import IndexRow
 from atlas_log.note import Signer
 from atlas_log.submission import signed_submission
 from atlas_log.tdx.binding import KEY_TAG
@@ -81,7 +82,11 @@ async def test_a_batch_that_fails_in_the_database_is_retried_without_the_failing
     seq.max_age_s = 0.2  # everything below lands in one batch
     body = json.dumps({"poison": True}).encode()
     bad = PendingEntry(
-        hashlib.sha256(body).digest(), body, b"{}", 1, facts=(("sha256:" + "ab" * 32, "subject", "a\x00b", "$", None),)
+        hashlib.sha256(body).digest(),
+        body,
+        b"{}",
+        1,
+        rows=(IndexRow("sha256:" + "ab" * 32, "subject", "a\x00b", "$", None),),
     )
     good = [pending(i) for i in range(20)]
     task = asyncio.create_task(seq.run())

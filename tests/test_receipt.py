@@ -40,7 +40,7 @@ def _leaf(submission: dict[str, object], quote: bytes) -> bytes:
         "nonce": "00" * 32,
         "quoteSha256": hashlib.sha256(parse_quote(quote).raw).hexdigest(),
     }
-    body = build_body(envelope, [key], tee, index_summary(extract(PAYLOAD_TYPE, PAYLOAD)))
+    body = {**build_body(envelope, [key], None, index_summary(extract(PAYLOAD_TYPE, PAYLOAD))), "tee": tee}
     return Entry(body, 1_700_000_000, {}).leaf()
 
 

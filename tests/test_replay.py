@@ -19,7 +19,8 @@ from atlas_log._encoding import b64decode
 from atlas_log.checkpoint import open_checkpoint
 from atlas_log.dsse import sign_envelope
 from atlas_log.note import Verifier
-from atlas_log.replay import Checked, Replay, Trust, check_entry, collateral_from_json
+from atlas_log.replay import Replay
+from atlas_log.reverify import Checked, Trust, check_entry, collateral_from_json
 from atlas_log.submission import (
     INTOTO_PAYLOAD_TYPE,
     build_submission,

@@ -18,7 +18,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from atlas_log.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
-from atlas_log.entry import encode_leaf
+from atlas_log.entry import IndexRow, encode_leaf
 from atlas_log.merkle import EMPTY_ROOT, LeafHash, RootHash, verify_consistency, verify_inclusion
 from atlas_log.note import NoteSignature, Signer, Verifier
 from atlas_log_server.db import migrate
@@ -276,9 +276,9 @@ def test_signer_refuses_inconsistent_checkpoints() -> None:
 def _step(n: int, subject: str, materials: list[str]) -> PendingEntry:
     """An entry stating ``materials -> subject`` in the lineage index."""
     body = json.dumps({"step": n, "subject": subject, "materials": materials}).encode()
-    materials_facts = [(m, "material", None, f"$.materials[{i}]", None) for i, m in enumerate(materials)]
-    facts = ((subject, "subject", None, "$.subject[0]", None), *materials_facts)
-    return PendingEntry(hashlib.sha256(body).digest(), body, b"{}", 1, facts=facts)
+    material_rows = [IndexRow(m, "material", None, f"$.materials[{i}]", None) for i, m in enumerate(materials)]
+    rows = (IndexRow(subject, "subject", None, "$.subject[0]", None), *material_rows)
+    return PendingEntry(hashlib.sha256(body).digest(), body, b"{}", 1, rows=rows)
 
 
 async def test_lineage_visits_each_artifact_once_and_stops_at_its_limit(db_url: str) -> None:

@@ -346,7 +346,7 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 
 
 def _trust(args: argparse.Namespace) -> Any:
-    from atlas_log.replay import Trust
+    from atlas_log.reverify import Trust
 
     roots = x509.load_pem_x509_certificates(Path(args.x509_roots).read_bytes()) if args.x509_roots else []
     return Trust(

@@ -6,6 +6,10 @@ keys; see :func:`entry_id`): a resubmission that differs in anything unsigned is
 The leaf adds the integration time: ``leaf = JCS({"body": body, "integratedTime": t})`` and
 ``leafHash = SHA-256(0x00 ‖ leaf)``.
 Anyone holding the raw envelope can recompute the body and check it against the leaf.
+
+:func:`build_entry` is the one builder: the log admits entries with it, and monitors re-verify leaves with it
+(:mod:`atlas_log.reverify`), from a parsed submission and the attestation established for it
+(:mod:`atlas_log.tee`).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import rfc8785
 
@@ -22,15 +26,22 @@ from atlas_log._encoding import b64encode, json_loads
 from atlas_log.dsse import Envelope, PublicKey
 from atlas_log.errors import FormatError
 from atlas_log.intoto import Extraction
-from atlas_log.tdx.quote import Quote, TdReport
-from atlas_log.tdx.verdict import Verdict
+from atlas_log.tdx.quote import attestation_id
+from atlas_log.tee import Attestation, OwnQuote, TeeRecord
+
+if TYPE_CHECKING:
+    from atlas_log.submission import ParsedSubmission
 
 __all__ = [
     "API_VERSION",
     "LINKED_ROLES",
     "MAX_LEAF_SIZE",
+    "BuiltEntry",
     "Entry",
+    "IndexRow",
+    "IndexSummary",
     "build_body",
+    "build_entry",
     "canonical_json",
     "encode_body",
     "encode_leaf",
@@ -135,84 +146,67 @@ def _sha256(data: bytes) -> dict[str, str]:
 LINKED_ROLES = ("subject", "evaluated", "material", "eval_data")
 
 
-def index_summary(extraction: Extraction) -> dict[str, Any]:
-    """What the leaf commits to about the extraction: subject and material digests, and a digest of all facts
-    (with their roles, names and JSON paths), which anyone can recompute from the stored payload."""
+@dataclass(frozen=True, slots=True)
+class IndexSummary:
+    """What the leaf commits to about a payload's extraction: subject and material digests, and a digest of all
+    facts (with their roles, names and JSON paths), which anyone can recompute from the stored payload.
+    ``statement_predicate_type`` is the body's top-level ``predicateType`` (the in-toto statement's)."""
+
+    predicate_type: str | None
+    legacy: bool
+    subjects: tuple[str, ...]
+    materials: tuple[str, ...]
+    fact_count: int
+    facts_sha256: str
+    statement_predicate_type: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "predicateType": self.predicate_type,
+            "legacy": self.legacy,
+            "subjects": list(self.subjects),
+            "materials": list(self.materials),
+            "factCount": self.fact_count,
+            "factsSha256": self.facts_sha256,
+        }
+
+
+def index_summary(extraction: Extraction) -> IndexSummary:
+    """The :class:`IndexSummary` of an extraction."""
     facts = [f.to_json() for f in extraction.facts]
     # Facts hold only strings and lists of strings under fixed ASCII keys: their RFC 8785 form is the compact,
     # sorted JSON, with no type walk needed.
     facts_json = json.dumps(facts, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode("utf-8")
-    return {
-        "predicateType": extraction.predicate_type,
-        "legacy": extraction.legacy,
-        "subjects": extraction.digests("subject", "evaluated"),
-        "materials": extraction.digests("material", "eval_data"),
-        "factCount": len(facts),
-        "factsSha256": hashlib.sha256(facts_json).hexdigest(),
-    }
+    return IndexSummary(
+        predicate_type=extraction.predicate_type,
+        legacy=extraction.legacy,
+        subjects=tuple(extraction.digests("subject", "evaluated")),
+        materials=tuple(extraction.digests("material", "eval_data")),
+        fact_count=len(facts),
+        facts_sha256=hashlib.sha256(facts_json).hexdigest(),
+        statement_predicate_type=extraction.statement_predicate_type,
+    )
 
 
-def _td(verdict: Verdict) -> TdReport:
-    if verdict.td is None:  # an accepting verdict always reports the TD it accepted
-        raise ValueError("the verdict reports no TD")
-    return verdict.td
-
-
-def quote_record(quote: Quote, verdict: Verdict, collateral_set: str) -> dict[str, Any]:
-    """What an attested entry's ``tee`` records of its quote and of the accepting verdict, beside the
-    request's own summary: the measurements, the TCB outcome and the exact collateral used. ``quoteSha256``
-    hashes the quote without its trailing zero padding (:attr:`Quote.raw`), so padding cannot make one
-    quote look like another."""
-    return {
-        "quoteSha256": hashlib.sha256(quote.raw).hexdigest(),
-        "reportData": _td(verdict).report_data.hex(),
-        **verdict_record(verdict, collateral_set),
-    }
-
-
-def verdict_record(verdict: Verdict, collateral_set: str) -> dict[str, Any]:
-    """The accepting verdict as an entry's ``tee`` records it: measurements, TCB outcome, collateral used.
-
-    An entry citing a ``keyAttestationEntry`` records this for the cited quote re-verified when the entry was
-    admitted (collateral in force then, the log's policy then), not a copy of the cited entry's verdict; it
-    records no ``quoteSha256``, as it carries no quote of its own.
-    """
-    td = _td(verdict)
-    return {
-        "tcbStatus": verdict.tcb_status,
-        "advisoryIds": list(verdict.advisory_ids),
-        "fmspc": verdict.fmspc,
-        "tcbEvaluationDataNumber": verdict.tcb_evaluation_data_number,
-        "mrTd": td.mr_td.hex(),
-        "rtmr": [r.hex() for r in td.rtmr],
-        "mrConfigId": td.mr_config_id.hex(),
-        "mrOwner": td.mr_owner.hex(),
-        "tdAttributes": td.td_attributes.hex(),
-        "xfam": td.xfam.hex(),
-        "collateral": {**verdict.collateral_digests, "set": collateral_set},
-        "collateralExpiry": verdict.collateral_expiry,
-    }
-
-
-def _predicate_type(envelope: Envelope) -> str | None:
-    if not envelope.payload_type.startswith("application/vnd.in-toto"):
-        return None
-    try:
-        statement = json_loads(envelope.payload, "payload")
-    except FormatError:
-        return None
-    value = statement.get("predicateType") if isinstance(statement, dict) else None
-    return value if isinstance(value, str) else None
+def _verifier(key: PublicKey, chain_digests: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {"spkiSha256": key.fingerprint}
+    if key.certificate:
+        cert = key.certificate if chain_digests else {k: v for k, v in key.certificate.items() if k != "chainSha256"}
+        out["certificate"] = cert
+    return out
 
 
 def build_body(
     envelope: Envelope,
     signers: Sequence[PublicKey],
-    tee: dict[str, Any] | None = None,
-    index: dict[str, Any] | None = None,
+    tee: TeeRecord | None,
+    index: IndexSummary,
+    *,
+    chain_digests: bool = True,
 ) -> dict[str, Any]:
     """The entry body for a verified envelope; ``signers[i]`` is the key that verified signature ``i``;
-    ``index`` is what was extracted from the payload (see :func:`index_summary`)."""
+    ``index`` is what was extracted from the payload. ``chain_digests=False`` leaves out the certificate chain
+    digests (``chainSha256``), as entries logged before they were recorded did."""
     if len(signers) != len(envelope.signatures):
         raise ValueError("one signer per signature is required")
     return {
@@ -224,18 +218,85 @@ def build_body(
         "envelopeHash": _sha256(
             json.dumps(envelope.to_json(), ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
         ),
-        "predicateType": _predicate_type(envelope),
+        "predicateType": index.statement_predicate_type,
         "signatures": [
-            {
-                "keyid": s.keyid,
-                "sig": b64encode(s.sig),
-                "verifier": {"spkiSha256": k.fingerprint, **({"certificate": k.certificate} if k.certificate else {})},
-            }
+            {"keyid": s.keyid, "sig": b64encode(s.sig), "verifier": _verifier(k, chain_digests)}
             for s, k in zip(envelope.signatures, signers, strict=True)
         ],
-        "tee": tee,
-        "index": index,
+        "tee": tee.to_json() if tee is not None else None,
+        "index": index.to_json(),
     }
+
+
+@dataclass(frozen=True, slots=True)
+class IndexRow:
+    """One row of the log's artifact index: an artifact digest (``alg:hex``) an entry names, in which role,
+    under which name and version, and the JSON path it was read from. Signer keys are rows too (role
+    ``signer``, digest ``sha256:<SPKI SHA-256>``), so "everything this key signed" is one lookup."""
+
+    digest: str
+    role: str
+    name: str | None
+    path: str
+    version: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltEntry:
+    """An admitted submission as the log appends it (everything but its position): the canonical body and its
+    ``entry_id``, the digests whose back-links the leaf carries (``linked``), the index ``rows``, the
+    extraction's ``predicate_type``, the ``attestation_id`` of its own quote (None without one: see
+    :func:`atlas_log.tdx.quote.attestation_id`), and the ``tee`` record."""
+
+    body: bytes
+    entry_id: bytes
+    linked: tuple[str, ...]
+    rows: tuple[IndexRow, ...]
+    predicate_type: str | None
+    attestation_id: bytes | None
+    tee: TeeRecord | None
+
+    def leaf(self, integrated_time: int, links: dict[str, int | None]) -> bytes:
+        """The leaf at ``integrated_time`` with these back-links (:func:`encode_leaf`)."""
+        return encode_leaf(self.body, integrated_time, links)
+
+    def leaf_size_bound(self) -> int:
+        """An upper bound on the leaf's size in bytes, whatever its integration time and back-links."""
+        # Measured in encoded bytes (a digest's JSON form may be longer than its characters).
+        return len(self.body) + sum(len(canonical_json(d)) + 20 for d in self.linked) + 64
+
+
+def build_entry(
+    sub: ParsedSubmission, attestation: Attestation | None = None, *, chain_digests: bool = True
+) -> BuiltEntry:
+    """The entry for a verified submission and the attestation admission established for it (None:
+    unattested). The log builds its entries with this function, and a monitor replaying the log rebuilds them
+    with it, so the two cannot drift apart. Pure: no I/O, no clock. ``chain_digests``: see :func:`build_body`.
+    """
+    ex = sub.extraction
+    tee: TeeRecord | None = None
+    aid: bytes | None = None
+    if attestation is not None:
+        request = attestation.request
+        tee = TeeRecord(
+            binding=request.binding,
+            signature_index=request.signature_index,
+            spki_sha256=sub.signers[request.signature_index].fingerprint,
+            nonce=request.nonce,
+            simulated=attestation.simulated,
+            evidence=attestation.evidence,
+            nonce_checkpoint_size=attestation.nonce_checkpoint_size,
+        )
+        if isinstance(attestation.evidence, OwnQuote) and request.quote is not None:
+            aid = attestation_id(request.quote)
+    body, eid = encode_body(build_body(sub.envelope, sub.signers, tee, index_summary(ex), chain_digests=chain_digests))
+    rows = [IndexRow(f"{a}:{h}", f.role, f.name, f.path, f.version) for f in ex.facts for a, h in f.digests]
+    # Signer keys are indexed like artifacts, so "everything this key signed" is one lookup.
+    rows += [
+        IndexRow(f"sha256:{k.fingerprint}", "signer", None, f"$.signatures[{i}]", None)
+        for i, k in enumerate(sub.signers)
+    ]
+    return BuiltEntry(body, eid, tuple(ex.digests(*LINKED_ROLES)), tuple(rows), ex.predicate_type, aid, tee)
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +312,12 @@ class Entry:
     body: dict[str, Any]
     integrated_time: int
     links: dict[str, int | None] | None = None
+
+    @property
+    def tee(self) -> TeeRecord | None:
+        """The body's ``tee`` record (None: unattested); raises :class:`FormatError` for a malformed one."""
+        tee = self.body.get("tee")
+        return None if tee is None else TeeRecord.from_json(tee)
 
     @property
     def entry_id(self) -> bytes:

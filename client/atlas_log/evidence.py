@@ -66,7 +66,8 @@ from atlas_log.merkle import (
 )
 from atlas_log.note import Verifier
 from atlas_log.receipt import quote_identities
-from atlas_log.replay import TIME_TOLERANCE_S, Trust, check_entry, collateral_from_json
+from atlas_log.replay import TIME_TOLERANCE_S
+from atlas_log.reverify import Trust, check_entry, collateral_from_json
 from atlas_log.tdx.pki import INTEL_ROOT_SPKI_SHA256 as INTEL_ROOT
 
 __all__ = [

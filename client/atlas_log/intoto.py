@@ -88,12 +88,19 @@ class Fact:
 
 @dataclass(frozen=True, slots=True)
 class Extraction:
-    """What a statement says, as index facts; ``metadata`` holds builder ids, versions and the like."""
+    """What a statement says, as facts; ``metadata`` holds builder ids, versions and the like."""
 
     predicate_type: str | None
     legacy: bool
     facts: tuple[Fact, ...]
     metadata: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def statement_predicate_type(self) -> str | None:
+        """The in-toto statement's ``predicateType``; None for any other payload (an Atlas manifest's
+        ``predicate_type`` names its format, not a statement's predicate)."""
+        # Unambiguous: a statement's predicateType is a URI (parse_statement), which the media type is not.
+        return None if self.predicate_type == ATLAS_MANIFEST else self.predicate_type
 
     def digests(self, *roles: str) -> list[str]:
         """Sorted unique ``alg:hex`` strings of facts in these roles (all roles when none are given)."""
@@ -204,7 +211,7 @@ def _model_signing(pred: dict[str, Any], subjects: list[Fact]) -> Iterator[Fact]
 
 
 def extract(payload_type: str, payload: bytes) -> Extraction:
-    """The index facts of a payload. Non-in-toto payload types yield no facts; malformed in-toto raises."""
+    """The facts of a payload. Non-in-toto payload types yield no facts; malformed in-toto raises."""
     if payload_type == ATLAS_MANIFEST:
         return _atlas_manifest(payload)
     if not payload_type.startswith("application/vnd.in-toto"):

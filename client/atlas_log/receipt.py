@@ -173,7 +173,7 @@ class SubmittedEntry:
         except (FormatError, ValueError) as exc:  # SignatureError is a VerificationError: it passes through
             raise SubmissionError("invalid-submission", f"the submission cannot be checked: {exc}") from exc
         try:
-            index = canonical_json(index_summary(extract(envelope.payload_type, envelope.payload)))
+            index = canonical_json(index_summary(extract(envelope.payload_type, envelope.payload)).to_json())
         except FormatError as exc:
             raise SubmissionError("invalid-statement", f"the payload's statement is invalid: {exc}") from exc
         fields: dict[str, Any] = {}

@@ -14,7 +14,6 @@ collateral it names) and in the same TDX mode; every nonce is the root of the tr
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -24,33 +23,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from cryptography import x509
 
 from atlas_log._encoding import ANSWER_LIMITS, JSON_LIMITS, b64decode, b64encode, json_loads
-from atlas_log.bundle import CODE_SIGNING
 from atlas_log.checkpoint import Checkpoint
-from atlas_log.entry import LINKED_ROLES, build_body, encode_body, encode_leaf, index_summary, verdict_record
-from atlas_log.entry import quote_record as _quote_record
-from atlas_log.errors import Error, FormatError, ProofError
+from atlas_log.entry import parse_leaf
+from atlas_log.errors import FormatError, ProofError
 from atlas_log.merkle import CompactRange, RootHash, leaf_hash, verify_consistency, verify_inclusion
-from atlas_log.submission import expected_report_data, is_key_attestation, parse_submission, parse_tee
-from atlas_log.tdx.binding import ZERO_NONCE
-from atlas_log.tdx.collateral import COLLATERAL_PARTS, Collateral
-from atlas_log.tdx.pki import INTEL_ROOT_SPKI_SHA256
-from atlas_log.tdx.policy import TCB_STATUSES, Policy
-from atlas_log.tdx.quote import parse_quote
-from atlas_log.tdx.verification import verify_quote
+from atlas_log.reverify import Checked, Trust, check_entry, collateral_from_json
+from atlas_log.tdx.collateral import Collateral
 from atlas_log.tdx.verification_cache import VerificationCache
 from atlas_log.tiles import TILE_WIDTH, bundle_path, parse_entry_bundle
 
 __all__ = [
     "TIME_TOLERANCE_S",
-    "Checked",
     "Replay",
     "ReplayResult",
-    "Trust",
-    "check_entry",
-    "collateral_from_json",
     "entry_evidence",
     "order_evidence",
 ]
@@ -59,177 +46,6 @@ __all__ = [
 # the checkpoint covering it: the log stamps entries at admission, several processes (and hosts) admit at
 # once, and batching, pushback and clock skew reorder those stamps by seconds. Beyond this it is backdating.
 TIME_TOLERANCE_S = 300
-
-# The log's own policy is not known to a monitor: any TCB status and TD attributes but DEBUG are replayed, and
-# what the verdict says must equal what the entry recorded. Debug TDs, bad signatures and broken chains fail
-# whatever the policy.
-_ANY_STATUS = Policy(
-    allowed_statuses=frozenset(TCB_STATUSES),
-    require_sept_ve_disable=False,
-    allow_migratable=True,
-    allow_perfmon=True,
-    allow_reserved_td_attributes=True,
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Trust:
-    """What the replaying party trusts: TDX root CA key fingerprints, and X.509 roots (DER) with the extended
-    key usage (dotted OID) a signing certificate must carry, for certificate-signed entries."""
-
-    tdx_roots: tuple[str, ...] = (INTEL_ROOT_SPKI_SHA256,)
-    x509_roots: tuple[bytes, ...] = ()
-    x509_eku: str = CODE_SIGNING
-
-
-@dataclass(frozen=True, slots=True)
-class Checked:
-    """One entry checked on its own; ``problem`` says why it does not verify (None when it does). The other
-    fields are what the sequential checks need."""
-
-    index: int
-    leaf_hash: bytes
-    problem: str | None = None
-    linked: tuple[str, ...] = ()
-    links: Mapping[str, int | None] = field(default_factory=dict)
-    nonce: tuple[int, bytes] | None = None  # (checkpoint size, root) the quote's nonce names
-    key_reference: tuple[int, str, Mapping[str, Any]] | None = None  # (entry, signer key, quote hash and mode)
-    attests_key: tuple[str, Mapping[str, Any]] | None = None  # (key fingerprint, quote hash and mode)
-    integrated_time: int | None = None  # of an entry that verifies on its own
-
-
-def collateral_from_json(obj: Any) -> Collateral:
-    """A collateral set from its JSON form (base64 members, as the log serves it)."""
-    try:
-        return Collateral(*(b64decode(obj[name], name) for name in COLLATERAL_PARTS))
-    except (KeyError, TypeError) as exc:
-        raise FormatError(f"collateral must have base64 members {list(COLLATERAL_PARTS)}") from exc
-
-
-def check_entry(
-    index: int,
-    leaf: bytes,
-    submission: bytes | dict[str, Any],
-    collateral: Callable[[str], Collateral | None],
-    trust: Trust,
-    cache: VerificationCache | None = None,
-    cited_quote: Callable[[int], bytes | None] | None = None,
-) -> Checked:
-    """Re-verify one entry from its submission (see the module docstring); never raises for a bad entry.
-
-    ``cited_quote(i)`` is the raw quote of entry ``i`` as the log serves it (None: not served). An entry
-    citing a key attestation records that quote re-verified at its own integration time, so without
-    ``cited_quote`` (offline evidence of one entry) its verdict is taken as recorded, not re-derived.
-    """
-    lh = leaf_hash(leaf)
-    try:
-        return _check(index, leaf, lh, submission, collateral, trust, cache, cited_quote)
-    except (Error, KeyError, TypeError, ValueError, AttributeError) as exc:  # any malformed member
-        return Checked(index, lh, f"entry {index}: {exc}")
-
-
-def _check(
-    index: int,
-    leaf: bytes,
-    lh: bytes,
-    raw: bytes | dict[str, Any],
-    collateral: Callable[[str], Collateral | None],
-    trust: Trust,
-    cache: VerificationCache | None,
-    cited_quote: Callable[[int], bytes | None] | None,
-) -> Checked:
-    try:
-        stored: Any = json_loads(leaf, "leaf")
-        body, t, links = stored["body"], stored["integratedTime"], stored.get("links")
-        recorded = body.get("tee")
-    except (FormatError, KeyError, TypeError, AttributeError) as exc:
-        return Checked(index, lh, f"entry {index}: the leaf is not an entry: {exc}")
-    roots = tuple(x509.load_der_x509_certificate(r) for r in trust.x509_roots)
-    sub = parse_submission(raw, t, roots, trust.x509_eku)
-    tee: dict[str, Any] | None = None
-    nonce: tuple[int, bytes] | None = None
-    key_reference = attests_key = None
-    if sub.tee is not None:
-        request = parse_tee(sub.tee, len(sub.signers))
-        signer = sub.signers[request.signature_index]
-        if not isinstance(recorded, dict) or not isinstance(recorded.get("simulated"), bool):
-            return Checked(index, lh, f"entry {index}: the submission has a tee block but the entry records none")
-        tee = {**request.summary(signer), "simulated": recorded["simulated"]}
-        if request.nonce != ZERO_NONCE:
-            size = recorded.get("nonceCheckpointSize")
-            if not isinstance(size, int) or isinstance(size, bool) or not 0 < size <= index:
-                return Checked(index, lh, f"entry {index}: the nonce names no earlier checkpoint size")
-            tee["nonceCheckpointSize"] = size
-            nonce = (size, request.nonce)
-        ref = request.key_attestation_entry
-        quote = request.quote if ref is None else cited_quote(ref) if cited_quote is not None else None
-        if ref is not None and cited_quote is None:
-            tee.update(_verdict_part(recorded), keyAttestationEntry=ref)  # offline: not re-derivable
-        elif quote is None:
-            return Checked(index, lh, f"entry {index}: the log does not serve the quote of entry {ref} it cites")
-        else:
-            digest = recorded.get("collateral", {}).get("set")
-            coll = collateral(digest) if isinstance(digest, str) else None
-            if coll is None or coll.digest != digest:
-                return Checked(index, lh, f"entry {index}: the collateral it names ({digest}) is not available")
-            parsed = parse_quote(quote)
-            verdict = verify_quote(parsed, coll, t, _ANY_STATUS, roots=trust.tdx_roots, cache=cache)
-            whose = "its quote" if ref is None else f"the quote of entry {ref} it cites"
-            if not verdict.accept:
-                return Checked(index, lh, f"entry {index}: {whose} does not verify: {verdict.code}: {verdict.reason}")
-            if ref is not None:
-                # The gate re-verified the cited quote when it admitted this entry: the same derivation.
-                tee.update(verdict_record(verdict, coll.digest), keyAttestationEntry=ref)
-                quote_id = hashlib.sha256(parsed.raw).hexdigest()
-                key_reference = (ref, signer.fingerprint, _key_identity(quote_id, tee["simulated"]))
-            elif verdict.td is None or verdict.td.report_data != expected_report_data(request, sub.envelope, signer):
-                return Checked(index, lh, f"entry {index}: the quote's REPORTDATA does not bind this entry")
-            else:
-                tee.update(_quote_record(parsed, verdict, coll.digest))
-                if recorded.get("quoteSha256") == hashlib.sha256(quote).hexdigest():
-                    tee["quoteSha256"] = recorded["quoteSha256"]  # logged before padding was cut off: all bytes
-                if is_key_attestation(tee, signer.fingerprint):
-                    attests_key = (signer.fingerprint, _key_identity(tee["quoteSha256"], tee["simulated"]))
-    ex = sub.extraction
-    linked = tuple(ex.digests(*LINKED_ROLES))
-    rebuilt = build_body(sub.envelope, sub.signers, tee, index_summary(ex))
-    if not _records_chain(body):  # logged before entries recorded their certificate chain's digest
-        for s in rebuilt["signatures"]:
-            s["verifier"].get("certificate", {}).pop("chainSha256", None)
-    expected, _ = encode_body(rebuilt)
-    if not isinstance(links, dict) or set(links) != set(linked):
-        return Checked(index, lh, f"entry {index}: its back-links do not cover the artifacts it names")
-    if encode_leaf(expected, t, links) != leaf:
-        return Checked(index, lh, f"entry {index}: the logged body is not the one its submission produces")
-    return Checked(index, lh, None, linked, links, nonce, key_reference, attests_key, integrated_time=t)
-
-
-def _records_chain(body: Any) -> bool:
-    """Whether a logged body records its certificate chains' digests (``chainSha256``)."""
-    sigs = body.get("signatures") if isinstance(body, dict) else None
-    return isinstance(sigs, list) and any(
-        isinstance(s, dict)
-        and isinstance(s.get("verifier"), dict)
-        and isinstance(s["verifier"].get("certificate"), dict)
-        and "chainSha256" in s["verifier"]["certificate"]
-        for s in sigs
-    )
-
-
-def _key_identity(quote_sha256: str, simulated: Any) -> dict[str, Any]:
-    """What an entry citing a key attestation and the attestation it cites must agree on."""
-    return {"quoteSha256": quote_sha256, "simulated": simulated}
-
-
-# The members of entry.verdict_record.
-_VERDICT_MEMBERS = (
-    *("tcbStatus", "advisoryIds", "fmspc", "tcbEvaluationDataNumber", "mrTd", "rtmr", "mrConfigId", "mrOwner"),
-    *("tdAttributes", "xfam", "collateral", "collateralExpiry"),
-)
-
-
-def _verdict_part(recorded: dict[str, Any]) -> dict[str, Any]:
-    return {k: recorded[k] for k in _VERDICT_MEMBERS if k in recorded}
 
 
 @dataclass
@@ -488,8 +304,11 @@ def entry_evidence(url: str, vkey: str, note: bytes, checkpoint: Checkpoint, ind
         leaf = b64decode(entry["leaf"], "leaf")
         proof = [b64decode(h, "proof") for h in proof_obj["hashes"]]
         verify_inclusion(leaf_hash(leaf), index, checkpoint.size, proof, checkpoint.root_hash)
-        stored: Any = json_loads(leaf, "leaf")
-        digest = (stored["body"].get("tee") or {}).get("collateral", {}).get("set")
+        try:
+            tee = parse_leaf(leaf).tee
+        except FormatError:  # a leaf or tee record the parser refuses names no collateral
+            tee = None
+        digest = tee.evidence.verdict.collateral_set if tee is not None else None
         coll = None
         if digest:
             served: Any = json_loads(http.get(f"/api/v1/collateral/{digest}").content, "collateral", ANSWER_LIMITS)

@@ -38,7 +38,6 @@ __all__ = [
     "certificate_chain",
     "expected_report_data",
     "intoto_statement",
-    "is_key_attestation",
     "parse_submission",
     "parse_tee",
     "public_keys",
@@ -111,8 +110,9 @@ _TEE_MEMBERS = {"type", "quote", "binding", "nonce", "signatureIndex", "keyAttes
 
 @dataclass(frozen=True, slots=True)
 class ParsedSubmission:
-    """A submission whose signatures (and certificate chain, if any) verified, with its statement's extraction.
-    ``signers[i]`` is the key that verified signature ``i``; ``tee`` is the raw ``tee`` member (or None)."""
+    """A submission whose signatures (and certificate chain, if any) verified, with its statement's extraction
+    (its payload parsed once, here). ``signers[i]`` is the key that verified signature ``i``; ``tee`` is the raw
+    ``tee`` member (or None: see :func:`parse_tee`)."""
 
     envelope: Envelope
     signers: tuple[PublicKey, ...]
@@ -232,16 +232,6 @@ class TeeRequest:
     quote: bytes | None
     key_attestation_entry: int | None
 
-    def summary(self, signer: PublicKey) -> dict[str, Any]:
-        """What every attested entry's ``tee`` records of the request itself."""
-        return {
-            "type": "intel-tdx",
-            "binding": self.binding,
-            "signatureIndex": self.signature_index,
-            "spkiSha256": signer.fingerprint,
-            "nonce": self.nonce.hex(),
-        }
-
 
 def parse_tee(tee: Any, signers: int) -> TeeRequest:
     """Check a ``tee`` block (not its quote); raises :class:`SubmissionError` with code ``invalid-tee``."""
@@ -286,14 +276,3 @@ def expected_report_data(request: TeeRequest, envelope: Envelope, signer: Public
     if request.binding == PAYLOAD_TAG:
         return payload_report_data(envelope.payload_type, envelope.payload, signer.spki, request.nonce)
     return key_report_data(signer.spki, request.nonce)
-
-
-def is_key_attestation(tee: Any, fingerprint: str) -> bool:
-    """Whether an entry's recorded ``tee`` is a quote-attested key binding for the key ``fingerprint``
-    (so later entries signed by that key may point to it instead of carrying a quote)."""
-    return (
-        isinstance(tee, dict)
-        and tee.get("binding") == KEY_TAG
-        and "quoteSha256" in tee
-        and tee.get("spkiSha256") == fingerprint
-    )

@@ -8,29 +8,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
 
 from cryptography import x509
 
-from atlas_log._encoding import b64decode, json_loads
+from atlas_log._encoding import json_loads
 from atlas_log.bundle import CODE_SIGNING
-from atlas_log.entry import (
-    LINKED_ROLES,
-    MAX_LEAF_SIZE,
-    build_body,
-    canonical_json,
-    encode_body,
-    index_summary,
-)
+from atlas_log.entry import MAX_LEAF_SIZE, build_entry
 from atlas_log.errors import FormatError, SubmissionError
+from atlas_log.intoto import Extraction
 from atlas_log.submission import ParsedSubmission, parse_submission
-from atlas_log.tdx.quote import attestation_id
+from atlas_log.tee import Attestation
 from atlas_log_server.errors import InvalidRequest, Rejected, ServerError, TooLarge
 from atlas_log_server.log.sequencer import PendingEntry
 
-Gate = Callable[[ParsedSubmission, int], Awaitable[dict[str, Any] | None]]
-"""An admission step after the signature check, given the admission time; returns what the leaf records
-under ``tee`` (or None), or raises a :class:`ServerError`."""
+Gate = Callable[[ParsedSubmission, int], Awaitable[Attestation | None]]
+"""An admission step after the signature check, given the admission time; returns the attestation it
+established (or None), or raises a :class:`ServerError`."""
 
 
 def _reject(slug: str, detail: str) -> ServerError:
@@ -130,44 +123,35 @@ class Admission:
         else:
             obj = _decode(raw)
             sub = self._check(obj, now) if _light(obj) else await asyncio.to_thread(self._check, obj, now)
-        ex = sub.extraction
-        facts = tuple((f"{a}:{h}", f.role, f.name, f.path, f.version) for f in ex.facts for a, h in f.digests)
-        if ex.predicate_type is not None:
-            _storable(ex.predicate_type, "predicateType")
-        for digest, role, name, path, version in facts:
-            _storable(path, "a statement's JSON path")
-            for value, what in ((digest, "digest"), (role, "role"), (name, "name"), (version, "version")):
-                if value is not None:
-                    _storable(value, f"{path}.{what}")
-        tee: dict[str, Any] | None = None
+        _check_storable(sub.extraction)
+        attestation: Attestation | None = None
         for gate in self.gates:
-            verdict = await gate(sub, now)
-            if verdict is not None:
-                tee = verdict
-        body, eid = encode_body(build_body(sub.envelope, sub.signers, tee, index_summary(ex)))
-        linked = tuple(ex.digests(*LINKED_ROLES))
+            established = await gate(sub, now)
+            if established is not None:
+                attestation = established
+        built = build_entry(sub, attestation)
         # The leaf adds the integration time and one back-link per linked digest: bound its size now, so a
         # batch never meets an entry it cannot encode.
-        # Measured in encoded bytes (a digest's JSON form may be longer than its characters).
-        bound = len(body) + sum(len(canonical_json(d)) + 20 for d in linked) + 64
+        bound = built.leaf_size_bound()
         if bound > MAX_LEAF_SIZE:
             raise TooLarge(
                 "entry-too-large",
                 f"the entry's leaf would be about {bound} bytes; the limit is "
                 f"{MAX_LEAF_SIZE} (fewer signatures, subjects or materials per entry)",
             )
-        # Signer keys are indexed like artifacts, so "everything this key signed" is one lookup.
-        facts += tuple(
-            (f"sha256:{k.fingerprint}", "signer", None, f"$.signatures[{i}]", None) for i, k in enumerate(sub.signers)
+        return PendingEntry(
+            built.entry_id, built.body, raw, now, built.linked, built.rows, built.predicate_type, built.attestation_id
         )
-        return PendingEntry(eid, body, raw, now, linked, facts, ex.predicate_type, _attestation_id(sub, tee))
 
 
-def _attestation_id(sub: ParsedSubmission, tee: dict[str, Any] | None) -> bytes | None:
-    """What makes a quote one attestation: SHA-256 of the bytes its attestation key signed (header and TD
-    report). Its signatures (ECDSA (r, n - s) is as valid), certification data and padding are not signed, so
-    rewriting them must not make a second attestation of one report. None for an entry without its own quote."""
-    if tee is None or "quoteSha256" not in tee:
-        return None
-    # The gate recorded a quoteSha256, so the request carried a quote that parsed.
-    return attestation_id(b64decode(sub.tee["quote"], "tee.quote"))
+def _check_storable(ex: Extraction) -> None:
+    """Every string of the statement's facts that the index stores (see :func:`_storable`); checked before the
+    gates, with the statement's other checks."""
+    if ex.predicate_type is not None:
+        _storable(ex.predicate_type, "predicateType")
+    for f in ex.facts:
+        for a, h in f.digests:  # one index row per digest
+            _storable(f.path, "a statement's JSON path")
+            for what, value in (("digest", f"{a}:{h}"), ("role", f.role), ("name", f.name), ("version", f.version)):
+                if value is not None:
+                    _storable(value, f"{f.path}.{what}")

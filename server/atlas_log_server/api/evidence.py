@@ -9,8 +9,10 @@ import orjson
 from fastapi import APIRouter, Depends, Request, Response
 
 from atlas_log._encoding import b64encode, json_loads
+from atlas_log.entry import parse_leaf
 from atlas_log.errors import FormatError
 from atlas_log.tdx.collateral import Collateral
+from atlas_log.tee import OwnQuote
 from atlas_log.tiles import TILE_WIDTH
 from atlas_log_server.api.deps import log_context
 from atlas_log_server.api.params import check_index, int_param, int_params_doc
@@ -33,14 +35,14 @@ async def get_evidence(index: int, ctx: Ctx) -> dict[str, Any]:
     if e is None:
         raise NotFound("entry-not-found", f"no entry at index {index}")
     try:
-        leaf: Any = json_loads(e.leaf, "leaf")
+        tee = parse_leaf(e.leaf).tee
         submission: Any = json_loads(e.submission, "submission")
-        tee, quote = leaf["body"].get("tee"), submission["tee"]["quote"]
-        digest = tee["collateral"]["set"]
-    except (FormatError, KeyError, TypeError, AttributeError):
-        tee = quote = digest = None
-    if not isinstance(tee, dict) or "quoteSha256" not in tee or not isinstance(digest, str):
+        quote = submission["tee"]["quote"]
+    except (FormatError, KeyError, TypeError):
+        tee = quote = None
+    if tee is None or not isinstance(tee.evidence, OwnQuote):
         raise NotFound("no-evidence", f"entry {index} carries no quote of its own")
+    digest = tee.evidence.verdict.collateral_set
     collateral = await ctx.attestation.store.by_digest(digest)
     if collateral is None:
         raise Internal("evidence-missing", "the collateral this entry was verified with is not stored")
@@ -51,7 +53,7 @@ async def get_evidence(index: int, ctx: Ctx) -> dict[str, Any]:
         "verifiedAt": e.integrated_time,
         "trustedRoots": ctx.attestation.summary["trustedRoots"],
         "collateral": _collateral_json(collateral),
-        "verdict": tee,
+        "verdict": tee.to_json(),
     }
 
 

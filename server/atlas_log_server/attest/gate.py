@@ -14,12 +14,11 @@ since tightened, must not keep signing entries the log calls attested).
 from __future__ import annotations
 
 import hashlib
-from typing import Any
 
 from atlas_log._encoding import b64decode, json_loads
-from atlas_log.entry import quote_record, verdict_record
+from atlas_log.entry import parse_leaf
 from atlas_log.errors import CollateralFetchError, FormatError, QuoteError, SubmissionError
-from atlas_log.submission import ParsedSubmission, expected_report_data, is_key_attestation, parse_tee
+from atlas_log.submission import ParsedSubmission, expected_report_data, parse_tee
 from atlas_log.tdx.binding import ZERO_NONCE
 from atlas_log.tdx.pck_chain import quote_platform
 from atlas_log.tdx.policy import Policy
@@ -27,6 +26,7 @@ from atlas_log.tdx.quote import Quote, parse_quote
 from atlas_log.tdx.verdict import Verdict
 from atlas_log.tdx.verification import verify_quote
 from atlas_log.tdx.verification_cache import VerificationCache
+from atlas_log.tee import Attestation, InheritedAttestation, OwnQuote, TeeRecord, VerdictRecord
 from atlas_log_server.attest.store import CollateralStore
 from atlas_log_server.db.repository import Repository, StoredEntry
 from atlas_log_server.errors import Internal, InvalidRequest, Rejected, ServerError, Unavailable
@@ -62,7 +62,9 @@ class TdxGate:
         self.require_fresh_nonce = require_fresh_nonce
         self.key_attestation_max_age_s = key_attestation_max_age_s
 
-    async def __call__(self, sub: ParsedSubmission, now: int) -> dict[str, Any] | None:
+    async def __call__(self, sub: ParsedSubmission, now: int) -> Attestation | None:
+        """The attestation of ``sub`` at ``now`` (None: unattested, where the log admits that), or a
+        :class:`ServerError` naming why it is refused."""
         tee = sub.tee
         if tee is None:
             if self.allow_unattested:
@@ -73,10 +75,10 @@ class TdxGate:
         except SubmissionError as exc:
             raise InvalidRequest(exc.code, exc.message) from exc
         signer = sub.signers[request.signature_index]
-        summary: dict[str, Any] = {**request.summary(signer), "simulated": self.simulated}
-        summary.update(await self._nonce(request.nonce))
+        size = await self._nonce(request.nonce)
         if request.key_attestation_entry is not None:
-            return await self._attested_key(request.key_attestation_entry, signer.fingerprint, summary, now)
+            inherited = await self._attested_key(request.key_attestation_entry, signer.fingerprint, now)
+            return Attestation(request, inherited, self.simulated, size)
         assert request.quote is not None
         try:
             # Only zero padding may follow the quote, and it is cut off before hashing (Quote.raw): one quote,
@@ -92,7 +94,7 @@ class TdxGate:
                 "tdx-binding-mismatch",
                 f"the quote's REPORTDATA is not the {request.binding} binding of this entry, signer and nonce",
             )
-        return {**summary, **quote_record(parsed, verdict, collateral_set)}
+        return Attestation(request, OwnQuote.of(parsed, verdict, collateral_set), self.simulated, size)
 
     async def _verify(self, parsed: Quote, now: int) -> tuple[Verdict, str]:
         """``verify_quote`` at ``now`` against the collateral in force now, under the current policy and roots;
@@ -120,11 +122,12 @@ class TdxGate:
         verdict = verify_quote(parsed, collateral, now, self.policy, roots=self.roots, cache=self.cache)
         return verdict, collateral.digest
 
-    async def _nonce(self, nonce: bytes) -> dict[str, Any]:
+    async def _nonce(self, nonce: bytes) -> int | None:
+        """The size of the recent checkpoint whose root ``nonce`` is (None for the zero nonce)."""
         if nonce == ZERO_NONCE:
             if self.require_fresh_nonce:
                 raise _reject("tdx-nonce-required", "this log requires tee.nonce to be the root of a recent checkpoint")
-            return {}
+            return None
         found = await self.repo.checkpoint_by_root(nonce)
         if found is None:
             raise _reject("tdx-nonce-unknown", "tee.nonce is not the root hash of any checkpoint of this log")
@@ -133,15 +136,16 @@ class TdxGate:
             raise _reject(
                 "tdx-nonce-stale", f"tee.nonce is a checkpoint {int(age)} s old; the limit is {self.nonce_max_age_s} s"
             )
-        return {"nonceCheckpointSize": size}
+        return size
 
-    async def _attested_key(self, idx: int, fingerprint: str, summary: dict[str, Any], now: int) -> dict[str, Any]:
+    async def _attested_key(self, idx: int, fingerprint: str, now: int) -> InheritedAttestation:
+        """Entry ``idx``'s attestation of the key ``fingerprint``, its quote re-verified at ``now``."""
         entry = await self.repo.entry_by_index(idx)
         try:
-            attested = json_loads(entry.leaf, "leaf")["body"].get("tee") if entry is not None else None  # type: ignore[index]
-        except (FormatError, KeyError, TypeError, AttributeError):
+            attested = parse_leaf(entry.leaf).tee if entry is not None else None
+        except FormatError:
             attested = None
-        if entry is None or not is_key_attestation(attested, fingerprint) or not isinstance(attested, dict):
+        if entry is None or attested is None or not attested.attests_key(fingerprint):
             raise _reject(
                 "tdx-key-not-attested", f"entry {idx} is not a quote-attested key entry for this signer's key"
             )
@@ -153,7 +157,7 @@ class TdxGate:
                 f"entry {idx} attested this key {age} s ago; this log accepts key attestations up to "
                 f"{self.key_attestation_max_age_s} s old (ATLAS_KEY_ATTESTATION_MAX_AGE_S): {renew}",
             )
-        if attested.get("simulated") is not self.simulated:
+        if attested.simulated is not self.simulated:
             then, now_mode = ("simulated", "Intel") if not self.simulated else ("Intel", "simulated")
             raise _reject(
                 "tdx-key-attestation-rejected",
@@ -169,10 +173,10 @@ class TdxGate:
                 "tdx-key-attestation-rejected",
                 f"the quote of entry {idx} would not be accepted today ({verdict.code}: {verdict.reason}): {renew}",
             )
-        return {**summary, **verdict_record(verdict, collateral_set), "keyAttestationEntry": idx}
+        return InheritedAttestation(idx, VerdictRecord.of(verdict, collateral_set))
 
 
-def _stored_quote(entry: StoredEntry, recorded: dict[str, Any]) -> bytes:
+def _stored_quote(entry: StoredEntry, recorded: TeeRecord) -> bytes:
     """The raw quote of a quote-attested entry, from the submission it was admitted from, checked against the
     ``quoteSha256`` its leaf commits to (the stored submission is not itself under the tree)."""
     try:
@@ -184,6 +188,7 @@ def _stored_quote(entry: StoredEntry, recorded: dict[str, Any]) -> bytes:
     except QuoteError as exc:
         raise Internal("evidence-missing", f"the stored quote of entry {entry.index} does not parse") from exc
     # Entries logged before trailing padding was cut off recorded the hash of every byte.
-    if recorded.get("quoteSha256") not in (identity, hashlib.sha256(quote).hexdigest()):
+    logged = recorded.evidence.quote_sha256 if isinstance(recorded.evidence, OwnQuote) else None
+    if logged not in (identity, hashlib.sha256(quote).hexdigest()):
         raise Internal("evidence-missing", f"the stored quote of entry {entry.index} is not the one it logged")
     return quote

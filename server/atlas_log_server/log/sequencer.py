@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from atlas_log.checkpoint import Checkpoint, open_checkpoint, succession
-from atlas_log.entry import encode_leaf
+from atlas_log.entry import IndexRow, encode_leaf
 from atlas_log.errors import FormatError
 from atlas_log.merkle import (
     HASH_SIZE,
@@ -78,7 +78,7 @@ class PendingEntry:
     submission: bytes
     integrated_time: int
     linked: tuple[str, ...] = ()  # subject and material digests ("alg:hex") the leaf links back for
-    facts: tuple[tuple[str, str, str | None, str, str | None], ...] = ()  # (digest, role, name, path, version)
+    rows: tuple[IndexRow, ...] = ()  # what the artifact index stores of it
     predicate_type: str | None = None
     quote_sha256: bytes | None = None  # SHA-256 of what its own quote's attestation key signed, if it has a quote
 
@@ -320,7 +320,7 @@ class Sequencer:
 
             placed: list[tuple[int, bool, bytes | None, QuoteReused | None]] = []
             new: list[StoredEntry] = []
-            facts: list[tuple[int, str, str, str | None, str, str | None]] = []
+            index_rows: list[tuple[int, str, str, str | None, str, str | None]] = []
             last = await tx.last_naming(sorted({d for e in entries for d in e.linked}))
             for e in entries:
                 idx = existing.get(e.entry_id)
@@ -345,7 +345,7 @@ class Sequencer:
                         idx, e.entry_id, lh, leaf, e.submission, e.integrated_time, e.predicate_type, e.quote_sha256
                     )
                 )
-                facts.extend((idx, *f) for f in e.facts)
+                index_rows.extend((idx, r.digest, r.role, r.name, r.path, r.version) for r in e.rows)
                 placed.append((idx, True, leaf, None))
 
             previous = Checkpoint(self.repo.origin, state.size, state.root_hash)
@@ -356,7 +356,7 @@ class Sequencer:
                 # not leave behind a signed checkpoint of a tree that never existed. Signed last, just before
                 # the commit, off the event loop (file lock, fsync, external signer).
                 await tx.insert_entries(new)
-                await tx.insert_artifacts(facts)
+                await tx.insert_artifacts(index_rows)
                 await tx.write_tiles(_tile_writes(rows))
                 note = await self._sign(previous, checkpoint, proof)
                 try:

@@ -1,0 +1,126 @@
+"""Re-verification of one entry from its submission, with the log's own entry builder, offline."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from atlas_log.testing.simulate import SimulatedPlatform
+from atlas_log.tdx.verification import verify_quote
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from atlas_log.dsse import sign_envelope
+from atlas_log.entry import Entry, build_entry, parse_leaf
+from atlas_log.reverify import Trust, check_entry, collateral_from_json
+from atlas_log.submission import (
+    INTOTO_PAYLOAD_TYPE,
+    build_submission,
+    intoto_statement,
+    parse_submission,
+    parse_tee,
+    signed_submission,
+    spki_der,
+    tdx_tee,
+)
+from atlas_log.tdx.binding import KEY_TAG, key_report_data
+from atlas_log.tdx.collateral import COLLATERAL_PARTS
+from atlas_log.tdx.quote import parse_quote
+from atlas_log.tee import Attestation, InheritedAttestation, OwnQuote, VerdictRecord
+
+DAY = 86_400
+NOW = int(time.time())
+PLATFORM = SimulatedPlatform.create(NOW - 20 * DAY)
+COLLATERAL = PLATFORM.collateral(NOW - 10 * DAY)
+TRUST = Trust(tdx_roots=(PLATFORM.root_fingerprint,))
+KEY = Ed25519PrivateKey.generate()
+NONCE = bytes(range(32))
+STATEMENT = intoto_statement([("model.pt", "ab" * 32)], "https://atlas-log.dev/test/v1", {})
+
+
+def _collateral(digest: str) -> Any:
+    return COLLATERAL if digest == COLLATERAL.digest else None
+
+
+def _log(submission: dict[str, Any], index: int, cited: bytes | None = None, nonce_size: int | None = None) -> bytes:
+    """The leaf an honest log makes of ``submission`` at ``index`` (``cited``: the quote of the entry it cites)."""
+    sub = parse_submission(submission, NOW)
+    attestation = None
+    if sub.tee is not None:
+        request = parse_tee(sub.tee, len(sub.signers))
+        quote = request.quote if cited is None else cited
+        assert quote is not None
+        verdict = verify_quote(quote, COLLATERAL, NOW, roots=TRUST.tdx_roots)
+        assert verdict.accept, verdict.reason
+        evidence: OwnQuote | InheritedAttestation
+        if cited is None:
+            evidence = OwnQuote.of(parse_quote(quote), verdict, COLLATERAL.digest)
+        else:
+            assert request.key_attestation_entry is not None
+            evidence = InheritedAttestation(request.key_attestation_entry, VerdictRecord.of(verdict, COLLATERAL.digest))
+        attestation = Attestation(request, evidence, True, nonce_size)
+    built = build_entry(sub, attestation)
+    return built.leaf(NOW, dict.fromkeys(built.linked))
+
+
+def _retee(leaf: bytes, **changes: Any) -> bytes:
+    """The leaf with members of its tee record changed (what a dishonest log would commit to)."""
+    entry = parse_leaf(leaf)
+    return Entry({**entry.body, "tee": {**entry.body["tee"], **changes}}, entry.integrated_time, entry.links).leaf()
+
+
+def test_an_attested_entry_verifies_and_reports_its_nonce() -> None:
+    submission = signed_submission(KEY, STATEMENT, PLATFORM, nonce=NONCE)
+    leaf = _log(submission, 5, nonce_size=3)
+    checked = check_entry(5, leaf, json.dumps(submission).encode(), _collateral, TRUST)
+    assert checked.problem is None
+    assert checked.nonce == (3, NONCE) and checked.linked == ("sha256:" + "ab" * 32,)
+    assert checked.integrated_time == NOW and checked.attests_key is None
+    # Its recorded verdict or quote changed: not what the submission produces.
+    for changes in ({"tcbStatus": "OutOfDate"}, {"mrTd": "00" * 48}, {"quoteSha256": "00" * 32}):
+        problem = check_entry(5, _retee(leaf, **changes), submission, _collateral, TRUST).problem or ""
+        assert "not the one its submission produces" in problem, changes
+    # Which checkpoint the nonce is the root of, and the TDX mode, cannot be told from one entry: they are
+    # reported for the checks across entries (a consistency proof to the rebuilt tree, the cited entry's mode).
+    moved = check_entry(5, _retee(leaf, nonceCheckpointSize=2), submission, _collateral, TRUST)
+    assert moved.problem is None and moved.nonce == (2, NONCE)
+    assert "no earlier checkpoint" in (check_entry(2, leaf, submission, _collateral, TRUST).problem or "")
+    assert "not available" in (check_entry(5, leaf, submission, lambda d: None, TRUST).problem or "")
+    assert "does not verify" in (check_entry(5, leaf, submission, _collateral, Trust()).problem or "")
+    assert "tee" in (check_entry(5, _retee(leaf, rtmr="ab"), submission, _collateral, TRUST).problem or "")
+    unattested = _log({k: v for k, v in submission.items() if k != "tee"}, 5)
+    assert "records none" in (check_entry(5, unattested, submission, _collateral, TRUST).problem or "")
+
+
+def test_a_key_attestation_and_an_entry_citing_it() -> None:
+    tee_key = Ed25519PrivateKey.generate()
+    spki = spki_der(tee_key)
+    quote = PLATFORM.quote(key_report_data(spki))
+    envelope = sign_envelope(INTOTO_PAYLOAD_TYPE, STATEMENT, tee_key)
+    attesting = build_submission(envelope, [spki], tee=tdx_tee(quote, binding=KEY_TAG))
+    first = check_entry(0, _log(attesting, 0), attesting, _collateral, TRUST)
+    assert first.problem is None and first.attests_key is not None
+    fingerprint, identity = first.attests_key
+    later = intoto_statement([("model.pt", "cd" * 32)], "https://atlas-log.dev/test/v1", {"step": 2})
+    citing = build_submission(
+        sign_envelope(INTOTO_PAYLOAD_TYPE, later, tee_key),
+        [spki],
+        tee={"type": "intel-tdx", "binding": KEY_TAG, "keyAttestationEntry": 0},
+    )
+    leaf = _log(citing, 1, cited=quote)
+    online = check_entry(1, leaf, citing, _collateral, TRUST, cited_quote=lambda i: quote if i == 0 else None)
+    assert online.problem is None and online.key_reference == (0, fingerprint, identity)
+    # Offline (evidence of one entry), the verdict of the cited quote is taken as recorded.
+    assert check_entry(1, leaf, citing, lambda d: None, TRUST).problem is None
+    served_none = check_entry(1, leaf, citing, _collateral, TRUST, cited_quote=lambda i: None).problem or ""
+    assert "does not serve the quote of entry 0" in served_none
+    changed = _retee(leaf, tcbStatus="OutOfDate")
+    problem = check_entry(1, changed, citing, _collateral, TRUST, cited_quote=lambda i: quote).problem or ""
+    assert "not the one its submission produces" in problem
+
+
+def test_collateral_is_read_from_its_json_form() -> None:
+    import base64
+
+    served = {p: base64.b64encode(getattr(COLLATERAL, p)).decode() for p in COLLATERAL_PARTS}
+    assert collateral_from_json(served).digest == COLLATERAL.digest

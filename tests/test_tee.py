@@ -1,0 +1,61 @@
+"""The tee record of attested entries: typed values whose JSON is exactly what leaves hold."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from atlas_log.errors import FormatError
+from atlas_log.tdx.binding import KEY_TAG
+from atlas_log.tee import InheritedAttestation, OwnQuote, TeeRecord
+from tests.data import entry_bodies
+
+
+def _logged(case: str) -> dict[str, Any]:
+    tee: dict[str, Any] = json.loads(next(c for c in entry_bodies()["entries"] if c["case"] == case)["body"])["tee"]
+    return tee
+
+
+@pytest.mark.parametrize("case", ["quote", "key"])
+def test_records_read_back_to_the_same_json(case: str) -> None:
+    logged = _logged(case)
+    record = TeeRecord.from_json(logged)
+    assert record.to_json() == logged
+    kind = OwnQuote if case == "quote" else InheritedAttestation
+    assert isinstance(record.evidence, kind)
+    assert record.evidence.verdict.collateral_set == logged["collateral"]["set"]
+
+
+def test_only_a_quote_binding_a_key_attests_it() -> None:
+    own = TeeRecord.from_json(_logged("quote"))
+    assert not own.attests_key(own.spki_sha256)  # a payload binding attests no key
+    key = replace(own, binding=KEY_TAG)
+    assert key.attests_key(own.spki_sha256) and not key.attests_key("00" * 32)
+    inherited = TeeRecord.from_json(_logged("key"))
+    assert inherited.binding == KEY_TAG and not inherited.attests_key(inherited.spki_sha256)  # it cites one
+
+
+def test_records_are_read_strictly() -> None:
+    logged = _logged("quote")
+    for broken in (
+        None,
+        [],
+        {**logged, "type": "sev-snp"},
+        {**logged, "extra": 1},
+        {**logged, "keyAttestationEntry": 3},  # a quote of its own and a cited one
+        {**logged, "binding": "other"},
+        {**logged, "simulated": "yes"},
+        {**logged, "signatureIndex": -1},
+        {**logged, "nonce": "00"},
+        {**logged, "collateral": {"pck_crl": "ab"}},
+        {**logged, "rtmr": "ab"},
+        {**logged, "tcbEvaluationDataNumber": True},
+        {k: v for k, v in logged.items() if k != "mrTd"},
+        {k: v for k, v in logged.items() if k not in ("quoteSha256", "reportData")},  # and no cited entry
+        {**_logged("key"), "keyAttestationEntry": -1},
+    ):
+        with pytest.raises(FormatError):
+            TeeRecord.from_json(broken)
