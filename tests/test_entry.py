@@ -24,7 +24,7 @@ from atlas_log.entry import (
 from atlas_log.errors import FormatError
 from atlas_log.intoto import extract
 from atlas_log.submission import parse_submission, parse_tee
-from atlas_log.tdx.quote import attestation_id, parse_quote
+from atlas_log.tdx.quote import TdReport, attestation_id, parse_quote
 from atlas_log.tdx.verdict import Verdict
 from atlas_log.tee import Attestation, InheritedAttestation, OwnQuote, TeeRecord, VerdictRecord
 from atlas_log.testing.demo import demo_submission
@@ -186,6 +186,13 @@ def test_entry_id_ignores_every_other_member(
 # --- the entry builder -------------------------------------------------------------------------------------
 
 
+def _td_report(td: dict[str, Any]) -> TdReport:
+    """A TD report from the hex fields recorded beside the bodies (what the log records of it)."""
+    fields = {k: bytes.fromhex(v) for k, v in td.items() if k != "rtmr"}
+    absent = {k: b"" for k in ("mr_signer_seam", "seam_attributes") if k not in fields}
+    return TdReport(**fields, **absent, rtmr=tuple(bytes.fromhex(r) for r in td["rtmr"]))  # type: ignore[arg-type]
+
+
 def _attestation(case: dict[str, Any]) -> Attestation | None:
     """The attestation the gate established for a recorded case, from the verdict it recorded."""
     if case["verdict"] is None:
@@ -200,7 +207,7 @@ def _attestation(case: dict[str, Any]) -> Attestation | None:
         fmspc=v["fmspc"],
         tcb_evaluation_data_number=v["tcb_evaluation_data_number"],
         quote_version=v["quote_version"],
-        td=v["td"],
+        td=_td_report(v["td"]),
         collateral_expiry=v["collateral_expiry"],
         collateral_digests=v["collateral_digests"],
     )

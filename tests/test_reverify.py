@@ -6,8 +6,6 @@ import json
 import time
 from typing import Any
 
-from atlas_log.testing.simulate import SimulatedPlatform
-from atlas_log.tdx.verification import verify_quote
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from atlas_log.dsse import sign_envelope
@@ -26,7 +24,9 @@ from atlas_log.submission import (
 from atlas_log.tdx.binding import KEY_TAG, key_report_data
 from atlas_log.tdx.collateral import COLLATERAL_PARTS
 from atlas_log.tdx.quote import parse_quote
+from atlas_log.tdx.verification import verify_quote
 from atlas_log.tee import Attestation, InheritedAttestation, OwnQuote, VerdictRecord
+from atlas_log.testing.simulate import SimulatedPlatform
 
 DAY = 86_400
 NOW = int(time.time())
