@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from atlas_log import cli
 from atlas_log.submission import demo_submission, spki_der
 from tests.conftest import ServerProcess
-from tests.test_http import TamperingProxy
+from tests.test_client import TamperingProxy
 
 
 def key_spki(key: Ed25519PrivateKey) -> str:

@@ -142,8 +142,8 @@ def test_library_enforces_page_chaining(history_log: tuple[ServerProcess, httpx.
 def test_log_client_history_chains_pages_and_proves_their_checkpoints(
     history_log: tuple[ServerProcess, httpx.Client],
 ) -> None:
-    from atlas_log.http import LogClient
-    from tests.test_http import TamperingProxy
+    from atlas_log.client import LogClient
+    from tests.test_client import TamperingProxy
 
     server, _ = history_log
     proxy = TamperingProxy(server.url)
@@ -376,7 +376,7 @@ def test_a_lineage_answer_says_when_the_log_capped_it(
 
     from atlas_log import cli
     from atlas_log.history import verify_lineage
-    from tests.test_http import TamperingProxy
+    from tests.test_client import TamperingProxy
 
     server, http = history_log
     url = f"/api/v1/artifacts/sha256:{_digest('dataset-d')}/lineage"

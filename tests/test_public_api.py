@@ -16,8 +16,13 @@ def test_public_names_are_pinned() -> None:
         "InconsistentLogError",
         "LogAPIError",
         "LogClient",
+        "LogProblemError",
+        "LogTimeoutError",
+        "LogUnreachableError",
+        "NotALogError",
         "ProofError",
         "Receipt",
+        "RetryPolicy",
         "RootMismatchError",
         "SignatureError",
         "Signer",
@@ -35,7 +40,7 @@ def test_public_names_are_pinned() -> None:
 def test_client_does_not_import_the_server_stack() -> None:
     code = (
         "import sys, atlas_log, atlas_log.cli, atlas_log.tiles, atlas_log.submission, atlas_log.replay,"
-        " atlas_log.evidence, atlas_log.monitoring, atlas_log.history;"
+        " atlas_log.evidence, atlas_log.monitoring, atlas_log.history, atlas_log.client, atlas_log.answers;"
         # Nothing beyond the client's own dependencies (orjson and prometheus_client are server extras).
         "bad = [m for m in ('fastapi', 'sqlalchemy', 'asyncpg', 'alembic', 'atlas_log_server', 'uvicorn',"
         " 'orjson', 'prometheus_client')"
@@ -54,5 +59,9 @@ def test_every_error_is_one_family() -> None:
         "SignatureError",
         "InconsistentLogError",
         "LogAPIError",
+        "LogProblemError",
+        "LogTimeoutError",
+        "LogUnreachableError",
+        "NotALogError",
     ):
         assert issubclass(getattr(atlas_log, name), atlas_log.Error)

@@ -60,17 +60,17 @@ def test_demo_survives_a_log_restart(db_url: str, tmp_path: Path) -> None:
     vkey = server.vkey
     saved = tmp_path / "receipts"
     count = 200
+    argv = ["--server", server.url, "--vkey", vkey, "demo", "--count", str(count), "--concurrency", "4"]
+    argv += ["--receipts", str(saved), "--simulated-platform", str(server.data_dir / "simulated-tdx")]
     demo = subprocess.Popen(
-        [sys.executable, "-m", "atlas_log.cli", "--server", server.url, "--vkey", vkey, "demo"]
-        + ["--count", str(count), "--concurrency", "4", "--receipts", str(saved)]
-        + ["--simulated-platform", str(server.data_dir / "simulated-tdx")],
+        [sys.executable, "-m", "atlas_log.cli", *argv],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
         server = _kill_and_restart(server, db_url, saved)
-        out, err = demo.communicate(timeout=240)
+        _, err = demo.communicate(timeout=240)
         assert demo.returncode == 0, err
         assert _all_verify(sorted(saved.glob("*.json")), server.url, vkey) == count
     finally:

@@ -18,8 +18,8 @@ from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from atlas_log.client import LogClient
 from atlas_log.errors import Error
-from atlas_log.http import LogClient
 from atlas_log.intoto import DEPLOYMENT_V1, MODEL_SIGNING_V1, SLSA_V1, TEST_RESULT
 from atlas_log.receipt import Receipt
 from atlas_log.submission import INTOTO_PAYLOAD_TYPE, intoto_statement, signed_submission, spki_der, tdx_tee

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from atlas_log.checkpoint import Checkpoint, sign_checkpoint
+from atlas_log.client import AsyncLogClient, LogClient
 from atlas_log.cosignature import CosignatureVerifier
 from atlas_log.entry import Entry, parse_leaf
 from atlas_log.errors import (
@@ -28,7 +29,6 @@ from atlas_log.errors import (
     SignatureError,
     VerificationError,
 )
-from atlas_log.http import AsyncLogClient, LogClient
 from atlas_log.merkle import LeafHash, RootHash, leaf_hash
 from atlas_log.note import Signer
 from atlas_log.receipt import Receipt
@@ -126,7 +126,7 @@ def test_errors_are_log_api_errors() -> None:
     _, http = make(LEAVES, SIGNER)
     client = LogClient(http, SIGNER.verifier)
     with pytest.raises(LogAPIError) as e:
-        client.get_entry(3)
+        client.entry(3)
     assert e.value.status == 404 and e.value.problem_type == "https://atlas-log.dev/problems/not-found"
     garbage = httpx.Client(
         base_url="http://log", transport=httpx.MockTransport(lambda r: httpx.Response(200, content=b"<html>"))
