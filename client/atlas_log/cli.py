@@ -28,8 +28,24 @@ from atlas_log.receipt import Receipt, verify_receipt
 from atlas_log.submission import build_submission, demo_submission, signed_submission, spki_der, tdx_tee
 from atlas_log.tdx.binding import payload_report_data
 from atlas_log.tdx.simulate import SimulatedPlatform
+from atlas_log.transport import RetryPolicy
 
 DEFAULT_SERVER = "http://127.0.0.1:8080"
+DEFAULT_TIMEOUT_S = 30.0
+
+
+def _network(timeout_s: float = DEFAULT_TIMEOUT_S) -> dict[str, Any]:
+    """The client's network options: each attempt's timeout (``ATLAS_LOG_TIMEOUT``, seconds) and the overall
+    deadline of a request, retries included (``ATLAS_LOG_RETRY_DEADLINE``, seconds; 0 sends once)."""
+    options: dict[str, Any] = {"timeout_s": timeout_s}
+    try:
+        if os.environ.get("ATLAS_LOG_TIMEOUT"):
+            options["timeout_s"] = float(os.environ["ATLAS_LOG_TIMEOUT"])
+        if os.environ.get("ATLAS_LOG_RETRY_DEADLINE"):
+            options["retry"] = RetryPolicy(deadline_s=float(os.environ["ATLAS_LOG_RETRY_DEADLINE"]))
+    except ValueError as exc:
+        raise SystemExit(f"atlas-log: ATLAS_LOG_TIMEOUT and ATLAS_LOG_RETRY_DEADLINE are seconds: {exc}") from exc
+    return options
 
 
 def _vkey(args: argparse.Namespace) -> Verifier:
@@ -37,14 +53,14 @@ def _vkey(args: argparse.Namespace) -> Verifier:
         return Verifier.from_vkey(args.vkey)
     if not args.server:
         raise SystemExit("atlas-log: --vkey is required (or --server to fetch the log's key)")
-    with LogClient(args.server, None) as keyless:
+    with LogClient(args.server, None, **_network()) as keyless:
         key = keyless.log_info().verifier_key
     print(f"warning: trusting the key the server announced ({key}); pin it with --vkey", file=sys.stderr)
     return Verifier.from_vkey(key)
 
 
 def _client(args: argparse.Namespace, state_file: Path | None = None) -> LogClient:
-    return LogClient(args.server, _vkey(args), state_file=state_file, timeout_s=30)
+    return LogClient(args.server, _vkey(args), state_file=state_file, **_network())
 
 
 def _cmd_checkpoint(args: argparse.Namespace) -> int:
@@ -516,11 +532,11 @@ async def _demo(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
     vkey = args.vkey
     if not vkey:
-        async with AsyncLogClient(args.server, None) as keyless:
+        async with AsyncLogClient(args.server, None, **_network()) as keyless:
             vkey = (await keyless.log_info()).verifier_key
     # A submission the log did not answer is sent again, byte for byte, until it is (the log deduplicates):
     # the demo keeps going through a restart of the log.
-    async with AsyncLogClient(args.server, vkey, timeout_s=60) as client:
+    async with AsyncLogClient(args.server, vkey, **_network(60)) as client:
         sem = asyncio.Semaphore(args.concurrency)
         done = 0
         started = time.monotonic()

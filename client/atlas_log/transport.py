@@ -58,7 +58,7 @@ class RetryPolicy:
     double per attempt up to ``max_delay_s``, and are jittered so that many clients do not return at once.
     """
 
-    deadline_s: float = 60.0
+    deadline_s: float = 30.0
     base_delay_s: float = 0.2
     max_delay_s: float = 5.0
 
@@ -157,18 +157,13 @@ class _Attempts:
         return delay
 
 
-def _url(http: httpx.Client | httpx.AsyncClient, base: str | None, request: Request) -> str:
-    return (base.rstrip("/") if base else str(http.base_url).rstrip("/")) + request.path
-
-
 def _build(http: httpx.Client | httpx.AsyncClient, base: str | None, request: Request) -> httpx.Request:
+    target = base.rstrip("/") + request.path if base else request.path  # else relative to http's base URL
     headers = {"Content-Type": "application/json"} if request.body is not None else None
     try:
-        return http.build_request(
-            request.method, _url(http, base, request), params=request.params, content=request.body, headers=headers
-        )
+        return http.build_request(request.method, target, params=request.params, content=request.body, headers=headers)
     except (httpx.InvalidURL, httpx.HTTPError, ValueError) as exc:
-        raise LogUnreachableError(f"{_url(http, base, request)} is not a URL a log can be reached at: {exc}") from exc
+        raise LogUnreachableError(f"{base or http.base_url} is not a URL a log can be reached at: {exc}") from exc
 
 
 def _reply(request: Request, resp: httpx.Response) -> Reply:
@@ -178,6 +173,8 @@ def _reply(request: Request, resp: httpx.Response) -> Reply:
 
 def _failure(request: Request, url: str, exc: Exception) -> LogAPIError:
     reason = str(exc) or type(exc).__name__
+    if isinstance(exc, httpx.UnsupportedProtocol):
+        return LogUnreachableError(f"{url} is not a URL a log can be reached at: {reason}")
     if isinstance(exc, httpx.TimeoutException):
         return LogTimeoutError(f"{request.method} {url}: the log did not answer in time ({reason})")
     return LogUnreachableError(f"cannot reach the log at {url}: {reason}")
