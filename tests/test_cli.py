@@ -21,7 +21,7 @@ from atlas_log import cli
 from atlas_log.note import Signer
 from atlas_log.submission import demo_submission, spki_der
 from tests.conftest import ServerProcess, free_port
-from tests.test_client import TamperingProxy
+from tests.test_http import TamperingProxy
 
 
 def key_spki(key: Ed25519PrivateKey) -> str:

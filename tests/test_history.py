@@ -143,7 +143,7 @@ def test_log_client_history_chains_pages_and_proves_their_checkpoints(
     history_log: tuple[ServerProcess, httpx.Client],
 ) -> None:
     from atlas_log.client import LogClient
-    from tests.test_client import TamperingProxy
+    from tests.test_http import TamperingProxy
 
     server, _ = history_log
     proxy = TamperingProxy(server.url)
@@ -376,7 +376,7 @@ def test_a_lineage_answer_says_when_the_log_capped_it(
 
     from atlas_log import cli
     from atlas_log.history import verify_lineage
-    from tests.test_client import TamperingProxy
+    from tests.test_http import TamperingProxy
 
     server, http = history_log
     url = f"/api/v1/artifacts/sha256:{_digest('dataset-d')}/lineage"

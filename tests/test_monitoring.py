@@ -14,7 +14,7 @@ from atlas_log.evidence import verify_evidence
 from atlas_log.monitoring import Monitor
 from atlas_log.note import Signer
 from tests import reference
-from tests.test_client import FakeLog
+from tests.test_http import FakeLog
 
 ORIGIN = "http.example/log"
 SIGNER = Signer.generate(ORIGIN)

@@ -1,4 +1,5 @@
-"""LogClient against in-memory logs served through httpx.MockTransport (honest, forked, broken)."""
+"""LogClient and AsyncLogClient (atlas_log.client): in-memory logs through httpx.MockTransport (honest, forked, broken),
+and real logs behind a tampering proxy."""
 
 from __future__ import annotations
 
