@@ -25,8 +25,8 @@ import httpx
 import torch
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from atlas_log.client import LogClient
 from atlas_log.history import verify_history, verify_lineage
-from atlas_log.http import LogClient
 from atlas_log.pipeline import (
     ConfigfsTsmProvider,
     QuoteProvider,

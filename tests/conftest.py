@@ -88,8 +88,9 @@ class ServerProcess:
         env: dict[str, str] | None = None,
         wait: float = 60,
         args: Sequence[str] = (),
+        port: int | None = None,
     ) -> None:
-        self.port = free_port()
+        self.port = port if port is not None else free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = data_dir / f"server-{self.port}.log"
         self.data_dir = data_dir

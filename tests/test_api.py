@@ -12,8 +12,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from atlas_log.checkpoint import open_checkpoint
+from atlas_log.client import LogClient
 from atlas_log.errors import FormatError, VerificationError
-from atlas_log.http import LogClient
 from atlas_log.merkle import LeafHash, leaf_hash, verify_consistency, verify_inclusion
 from atlas_log.note import Verifier
 from atlas_log.receipt import Receipt, verify_receipt

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +18,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from atlas_log import cli
+from atlas_log.note import Signer
 from atlas_log.submission import spki_der
 from atlas_log.testing.demo import demo_submission
-from tests.conftest import ServerProcess
+from tests.conftest import ServerProcess, free_port
 from tests.test_http import TamperingProxy
 
 
@@ -53,8 +60,6 @@ def test_demo_then_verify_get_checkpoint(
 
 
 def test_wrong_pinned_key_fails(server: ServerProcess, capsys: pytest.CaptureFixture[str]) -> None:
-    from atlas_log.note import Signer
-
     other = Signer.generate("atlas-log.localhost/dev").verifier.vkey  # right name, wrong key
     assert cli.main(["--server", server.url, "--vkey", other, "checkpoint"]) == 1
     assert "no signature from a trusted key" in capsys.readouterr().err
@@ -130,3 +135,99 @@ def test_get_shows_as_verified_only_submission_parts_the_leaf_commits_to(
     verified = out["verified"]["submission"]
     assert verified["verificationMaterial"]["publicKeys"] == [{"spki": key_spki(key)}] and "quote" in verified["tee"]
     assert "dsseEnvelope" not in verified
+
+
+# --- Errors a user can cause: one line on stderr, a non-zero exit, through the real command -------------------
+
+
+class Stub:
+    """A real HTTP server answering every request with one fixed answer (after ``delay`` seconds)."""
+
+    def __init__(self, status: int, content_type: str, body: bytes, delay: float = 0.0) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                time.sleep(delay)
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_POST = do_GET
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def __enter__(self) -> Stub:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+VKEY = Signer.generate("cli.example/log").verifier.vkey
+
+
+def _fails_in_one_line(*args: str, env: dict[str, str] | None = None) -> str:
+    """Run `atlas-log ARGS`; it must exit non-zero with exactly one line on stderr (returned), no traceback."""
+    out = subprocess.run(
+        [sys.executable, "-m", "atlas_log.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "ATLAS_LOG_RETRY_DEADLINE": "1", **(env or {})},
+    )
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode != 0 and "Traceback" not in out.stderr, out.stderr
+    assert len(lines) == 1 and lines[0].startswith("atlas-log: "), out.stderr
+    return lines[0]
+
+
+def test_an_unreachable_log_is_one_line_naming_its_url() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    for args in (["--vkey", VKEY, "checkpoint"], ["get", "3"], ["--vkey", VKEY, "history", "sha256:" + "ab" * 32]):
+        line = _fails_in_one_line("--server", url, *args)
+        assert f"cannot reach the log at {url}/" in line, line
+    assert "is not a URL" in _fails_in_one_line("--server", "log.example", "--vkey", VKEY, "checkpoint")
+
+
+def test_a_url_that_is_not_a_log_is_one_line() -> None:
+    with Stub(200, "text/html", b"<html><body>Welcome</body></html>") as page:
+        for args in (["--vkey", VKEY, "checkpoint"], ["get", "3"], ["--vkey", VKEY, "lineage", "sha256:" + "ab" * 32]):
+            line = _fails_in_one_line("--server", page.url, *args)
+            assert "HTML page, not as an Atlas log" in line and page.url in line, line
+    with Stub(404, "application/json", b'{"error": "no such route"}') as other:
+        for args in (["--vkey", VKEY, "checkpoint"], ["get", "3"], ["--vkey", VKEY, "evidence", "1", "--out", "x"]):
+            line = _fails_in_one_line("--server", other.url, *args)
+            assert "404 Not Found, not an answer of an Atlas log" in line, line
+    with Stub(200, "text/plain", b"hello\n") as text:
+        line = _fails_in_one_line("--server", text.url, "--vkey", VKEY, "checkpoint")
+        assert "not a signed checkpoint" in line, line
+
+
+def test_a_log_that_does_not_answer_in_time_is_one_line() -> None:
+    with Stub(200, "text/plain", b"", delay=5) as slow:
+        line = _fails_in_one_line("--server", slow.url, "--vkey", VKEY, "checkpoint", env={"ATLAS_LOG_TIMEOUT": "0.5"})
+    assert f"GET {slow.url}/checkpoint: the log did not answer in time" in line, line
+
+
+def test_a_problem_is_one_line_with_its_title_and_detail() -> None:
+    problem = {
+        "type": "https://atlas-log.dev/problems/entry-not-found",
+        "title": "Entry not found",
+        "status": 404,
+        "detail": "no entry at index 3",
+    }
+    with Stub(404, "application/problem+json", json.dumps(problem).encode()) as log:
+        line = _fails_in_one_line("--server", log.url, "get", "3")
+    assert line.endswith("404 Entry not found: no entry at index 3"), line
+    busy = {**problem, "type": "https://atlas-log.dev/problems/overloaded", "title": "Overloaded", "status": 503}
+    with Stub(503, "application/problem+json", json.dumps({**busy, "detail": "try later"}).encode()) as log:
+        line = _fails_in_one_line("--server", log.url, "--vkey", VKEY, "checkpoint")
+    assert line.endswith("503 Overloaded: try later"), line

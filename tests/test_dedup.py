@@ -516,7 +516,7 @@ def test_an_unattested_copy_cannot_block_the_attested_statement(open_server: Ser
     tee block. The identity ignores attestation, so the TD holder's attested submission is answered with that
     unattested entry: LogClient.submit raises ReceiptMismatchError, and the statement can never be logged as
     attested."""
-    from atlas_log.http import LogClient
+    from atlas_log.client import LogClient
     from atlas_log.testing.demo import demo_submission
 
     key = Ed25519PrivateKey.generate()

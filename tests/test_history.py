@@ -142,7 +142,7 @@ def test_library_enforces_page_chaining(history_log: tuple[ServerProcess, httpx.
 def test_log_client_history_chains_pages_and_proves_their_checkpoints(
     history_log: tuple[ServerProcess, httpx.Client],
 ) -> None:
-    from atlas_log.http import LogClient
+    from atlas_log.client import LogClient
     from tests.test_http import TamperingProxy
 
     server, _ = history_log

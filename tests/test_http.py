@@ -1,4 +1,5 @@
-"""LogClient against in-memory logs served through httpx.MockTransport (honest, forked, broken)."""
+"""LogClient and AsyncLogClient (atlas_log.client): in-memory logs through httpx.MockTransport (honest, forked, broken),
+and real logs behind a tampering proxy."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from atlas_log.checkpoint import Checkpoint, sign_checkpoint
+from atlas_log.client import AsyncLogClient, LogClient
 from atlas_log.cosignature import CosignatureVerifier
 from atlas_log.entry import Entry, parse_leaf
 from atlas_log.errors import (
@@ -28,10 +30,9 @@ from atlas_log.errors import (
     SignatureError,
     VerificationError,
 )
-from atlas_log.http import AsyncLogClient, LogClient
 from atlas_log.merkle import LeafHash, RootHash, leaf_hash
 from atlas_log.note import Signer
-from atlas_log.receipt import Receipt
+from atlas_log.receipt import Receipt, SubmittedEntry, verify_leaf_for
 from atlas_log.submission import intoto_statement, signed_submission, spki_der, tdx_tee
 from atlas_log.tdx.binding import ZERO_NONCE, payload_report_data
 from atlas_log.testing.demo import demo_submission
@@ -127,7 +128,7 @@ def test_errors_are_log_api_errors() -> None:
     _, http = make(LEAVES, SIGNER)
     client = LogClient(http, SIGNER.verifier)
     with pytest.raises(LogAPIError) as e:
-        client.get_entry(3)
+        client.entry(3)
     assert e.value.status == 404 and e.value.problem_type == "https://atlas-log.dev/problems/not-found"
     garbage = httpx.Client(
         base_url="http://log", transport=httpx.MockTransport(lambda r: httpx.Response(200, content=b"<html>"))
@@ -498,3 +499,84 @@ def test_async_verify_receipt_current_refuses_a_rollback() -> None:
                 await AsyncLogClient(http, SIGNER.verifier).verify_receipt_current(receipt)
 
     asyncio.run(run())
+
+
+# --- Every read of the API, typed and verified, sync and async alike ------------------------------------------
+
+
+def test_every_read_is_typed_and_verified(server: ServerProcess) -> None:
+    from atlas_log.answers import SearchFilter
+
+    key = Ed25519PrivateKey.generate()
+    with LogClient(server.url, server.vkey) as client:
+        receipts = [client.submit(demo_submission(key, n, server.platform)) for n in range(3)]
+        info = client.log_info()
+        assert info.verifier_key == server.vkey and info.tree_size == 3 and info.frozen_checkpoint is None
+        cp, _ = client.checkpoint()
+        assert cp.size == 3 and client.trusted.size == 3
+        logged = client.entry(1)
+        assert logged.leaf_hash == receipts[1].leaf_hash and logged.checkpoint == cp
+        assert isinstance(logged.submission, dict) and "dsseEnvelope" in logged.submission
+        assert client.entry_by_leaf_hash(receipts[2].leaf_hash).log_index == 2
+        assert client.inclusion_proof(0, 3).leaf_hash == receipts[0].leaf_hash
+        bundle = client.entry_bundle(0, 3)
+        assert bundle.leaf_hashes == tuple(r.leaf_hash for r in receipts)
+        assert client.tile(0, 0, 3).hashes == bundle.leaf_hashes
+        submissions = client.submissions(0, 3).items
+        for leaf, served in zip(bundle.leaves, submissions, strict=True):  # each is the one its leaf was built from
+            assert isinstance(served, dict)
+            verify_leaf_for(leaf, SubmittedEntry.from_submission(served), new_leaf=True)
+        evidence = client.evidence(1)
+        assert evidence.verified_at == logged.entry.integrated_time and evidence.verdict == logged.entry.body["tee"]
+        assert client.collateral(evidence.collateral.digest) == evidence.collateral
+        subject = logged.entry.body["index"]["subjects"][0]
+        pages = list(client.history_pages(subject, page_size=1))
+        assert [e.log_index for e in pages[-1].entries] == [1] and pages[-1].gap_free_from == 1
+        assert client.lineage(subject).artifact == subject
+        signer = "sha256:" + logged.entry.body["signatures"][0]["verifier"]["spkiSha256"]
+        found = client.search(SearchFilter(signer=signer), limit=2)
+        assert [e.log_index for e in found.entries] == [2, 1] and found.next_before == 1
+        assert [e.log_index for e in client.search(SearchFilter(signer=signer), before=1).entries] == [0]
+
+    async def twin() -> tuple[int, int, bytes]:
+        async with AsyncLogClient(server.url, server.vkey) as client:
+            logged = await client.entry(1)
+            history = await client.history(subject)
+            return logged.log_index, history.entries[0].log_index, (await client.evidence(1)).quote
+
+    assert asyncio.run(twin()) == (1, 1, evidence.quote)
+
+
+def test_reads_refuse_answers_that_do_not_prove_what_they_claim(server: ServerProcess) -> None:
+    from atlas_log.answers import SearchFilter
+
+    key = Ed25519PrivateKey.generate()
+    for n in range(2):
+        r = httpx.post(server.url + "/api/v1/entries", json=demo_submission(key, n, server.platform), timeout=30)
+        assert r.status_code == 201, r.text
+    proxy = TamperingProxy(server.url)
+    quotes: dict[str, Any] = {}
+
+    def lie(url: httpx.URL, answer: Any) -> Any:
+        if url.path.endswith("/evidence"):  # the other entry's quote, equally valid on its own
+            quotes.setdefault(url.path, answer["quote"])
+            return {**answer, "quote": quotes.get("/api/v1/entries/0/evidence", answer["quote"])}
+        if url.path == "/api/v1/search":  # entries of another predicate type passed off as matches
+            return httpx.get(server.url + "/api/v1/search", params={"from": 0}, timeout=30).json()
+        if url.path.startswith("/api/v1/collateral/"):  # another collateral set under the digest asked for
+            return {**answer, "collateral": {**answer["collateral"], "pck_crl": base64.b64encode(b"crl").decode()}}
+        return answer
+
+    proxy.on_get = lie
+    try:
+        with LogClient(proxy.url, server.vkey) as client:
+            digest = client.entry(0).entry.body["tee"]["collateral"]["set"]
+            client.evidence(0)
+            with pytest.raises(VerificationError, match="not the one entry 1 records"):
+                client.evidence(1)
+            with pytest.raises(VerificationError, match="predicate type"):
+                client.search(SearchFilter(predicate_type="https://example.com/other/v1", since=0))
+            with pytest.raises(VerificationError, match=f"for digest {digest}"):
+                client.collateral(digest)
+    finally:
+        proxy.close()

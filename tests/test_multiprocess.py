@@ -10,7 +10,7 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from atlas_log.checkpoint import open_checkpoint
-from atlas_log.http import AsyncLogClient
+from atlas_log.client import AsyncLogClient
 from atlas_log.merkle import verify_consistency
 from atlas_log.note import Verifier
 from atlas_log.receipt import Receipt, verify_receipt

@@ -11,8 +11,8 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from atlas_log.client import LogClient
 from atlas_log.errors import Error
-from atlas_log.http import LogClient
 from atlas_log.intoto import extract
 from atlas_log.pipeline import (
     ConfigfsTsmProvider,

@@ -16,8 +16,13 @@ def test_public_names_are_pinned() -> None:
         "InconsistentLogError",
         "LogAPIError",
         "LogClient",
+        "LogProblemError",
+        "LogTimeoutError",
+        "LogUnreachableError",
+        "NotALogError",
         "ProofError",
         "Receipt",
+        "RetryPolicy",
         "RootMismatchError",
         "SignatureError",
         "Signer",
@@ -35,7 +40,8 @@ def test_public_names_are_pinned() -> None:
 def test_client_does_not_import_the_server_stack() -> None:
     code = (
         "import sys, atlas_log, atlas_log.cli, atlas_log.tiles, atlas_log.submission, atlas_log.replay,"
-        " atlas_log.reverify, atlas_log.evidence, atlas_log.monitoring, atlas_log.history;"
+        " atlas_log.reverify, atlas_log.evidence, atlas_log.monitoring, atlas_log.history, atlas_log.client,"
+        " atlas_log.answers;"
         # Nothing beyond the client's own dependencies (orjson and prometheus_client are server extras).
         "bad = [m for m in ('fastapi', 'sqlalchemy', 'asyncpg', 'alembic', 'atlas_log_server', 'uvicorn',"
         " 'orjson', 'prometheus_client')"
@@ -54,6 +60,10 @@ def test_every_error_is_one_family() -> None:
         "SignatureError",
         "InconsistentLogError",
         "LogAPIError",
+        "LogProblemError",
+        "LogTimeoutError",
+        "LogUnreachableError",
+        "NotALogError",
     ):
         assert issubclass(getattr(atlas_log, name), atlas_log.Error)
 
@@ -62,7 +72,7 @@ def test_production_paths_load_no_simulator() -> None:
     """The simulated TDX platform and the demo builders are development tools: importing the client, its
     submission, pipeline and HTTP modules, the CLI, or the server's app must not load them."""
     code = (
-        "import sys, atlas_log, atlas_log.submission, atlas_log.pipeline, atlas_log.http, atlas_log.cli,"
+        "import sys, atlas_log, atlas_log.submission, atlas_log.pipeline, atlas_log.client, atlas_log.cli,"
         " atlas_log.tdx, atlas_log_server.app;"
         "bad = [m for m in ('atlas_log.testing', 'atlas_log.testing.simulate', 'atlas_log.testing.demo',"
         " 'atlas_log.tdx.simulate', 'atlas_log_server.attest.dev') if m in sys.modules];"

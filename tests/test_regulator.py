@@ -20,8 +20,8 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from atlas_log.client import LogClient
 from atlas_log.history import HistoryCache, verify_history, verify_lineage
-from atlas_log.http import LogClient
 from atlas_log.intoto import DEPLOYMENT_V1, SLSA_V1, TEST_RESULT
 from atlas_log.pipeline import (
     deployment_statement,

@@ -13,9 +13,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from atlas_log import cli
+from atlas_log.client import LogClient
 from atlas_log.errors import InconsistentLogError
 from atlas_log.evidence import verify_evidence
-from atlas_log.http import LogClient
 from atlas_log.note import Signer
 from atlas_log.testing.demo import demo_submission
 from tests.conftest import ServerProcess, _admin, with_database

@@ -12,9 +12,9 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from atlas_log.client import LogClient
 from atlas_log.cosignature import CosignatureVerifier, CosignatureWindow
 from atlas_log.errors import SignatureError
-from atlas_log.http import LogClient
 from atlas_log.note import Signer
 from atlas_log.receipt import Receipt, verify_receipt
 from atlas_log.testing.demo import demo_submission

@@ -13,45 +13,60 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from atlas_log._encoding import ANSWER_LIMITS, JSON_LIMITS, b64encode, json_loads
+from atlas_log._encoding import JSON_LIMITS, b64encode, json_loads
 from atlas_log.bundle import CODE_SIGNING, parse_bundle
+from atlas_log.client import AsyncLogClient, LogClient
 from atlas_log.dsse import PublicKey, sign_envelope
 from atlas_log.errors import Error, SubmissionError
-from atlas_log.http import AsyncLogClient, LogClient
 from atlas_log.note import Verifier
 from atlas_log.receipt import Receipt, verify_receipt
 from atlas_log.submission import build_submission, signed_submission, spki_der, tdx_tee
 from atlas_log.tdx.binding import payload_report_data
+from atlas_log.transport import RetryPolicy
 
 if TYPE_CHECKING:
     from atlas_log.testing.simulate import SimulatedPlatform
 
 DEFAULT_SERVER = "http://127.0.0.1:8080"
+DEFAULT_TIMEOUT_S = 30.0
 
 
-def _vkey(args: argparse.Namespace, http: httpx.Client | None) -> Verifier:
+def _network(timeout_s: float = DEFAULT_TIMEOUT_S) -> dict[str, Any]:
+    """The client's network options: each attempt's timeout (``ATLAS_LOG_TIMEOUT``, seconds) and the overall
+    deadline of a request, retries included (``ATLAS_LOG_RETRY_DEADLINE``, seconds; 0 sends once)."""
+    options: dict[str, Any] = {"timeout_s": timeout_s}
+    try:
+        if os.environ.get("ATLAS_LOG_TIMEOUT"):
+            options["timeout_s"] = float(os.environ["ATLAS_LOG_TIMEOUT"])
+        if os.environ.get("ATLAS_LOG_RETRY_DEADLINE"):
+            options["retry"] = RetryPolicy(deadline_s=float(os.environ["ATLAS_LOG_RETRY_DEADLINE"]))
+    except ValueError as exc:
+        raise SystemExit(f"atlas-log: ATLAS_LOG_TIMEOUT and ATLAS_LOG_RETRY_DEADLINE are seconds: {exc}") from exc
+    return options
+
+
+def _vkey(args: argparse.Namespace) -> Verifier:
     if args.vkey:
         return Verifier.from_vkey(args.vkey)
-    if http is None:
+    if not args.server:
         raise SystemExit("atlas-log: --vkey is required (or --server to fetch the log's key)")
-    key = http.get("/api/v1/log").json()["verifierKey"]
+    with LogClient(args.server, None, **_network()) as keyless:
+        key = keyless.log_info().verifier_key
     print(f"warning: trusting the key the server announced ({key}); pin it with --vkey", file=sys.stderr)
     return Verifier.from_vkey(key)
 
 
-def _client(args: argparse.Namespace) -> httpx.Client:
-    return httpx.Client(base_url=args.server, timeout=30)
+def _client(args: argparse.Namespace, state_file: Path | None = None) -> LogClient:
+    return LogClient(args.server, _vkey(args), state_file=state_file, **_network())
 
 
 def _cmd_checkpoint(args: argparse.Namespace) -> int:
-    with _client(args) as http:
-        client = LogClient(http, _vkey(args, http), state_file=Path(args.state) if args.state else None)
+    with _client(args, Path(args.state) if args.state else None) as client:
         cp, note = client.checkpoint()
     if args.json:
         print(
@@ -67,21 +82,12 @@ def _cmd_checkpoint(args: argparse.Namespace) -> int:
 def _cmd_get(args: argparse.Namespace) -> int:
     """Print what the entry's leaf proves (``verified``); whatever else the log served and the leaf does not
     prove goes under ``unverified``, never beside the verified values."""
-    from atlas_log._encoding import b64decode
-    from atlas_log.entry import entry_id, parse_leaf
-    from atlas_log.merkle import LeafHash, leaf_hash
+    from atlas_log.entry import entry_id
     from atlas_log.receipt import SubmittedEntry, split_submission, verify_leaf_for
 
-    with _client(args) as http:
-        client = LogClient(http, _vkey(args, http))
-        served = client.get_entry(args.index)
-        cp, _ = client.checkpoint()
-        if not isinstance(served, dict) or not isinstance(served.get("leaf"), str):
-            raise SystemExit("atlas-log: the log served no leaf for this entry")
-        leaf = b64decode(served["leaf"], "leaf")
-        lh = LeafHash(leaf_hash(leaf))
-        client.verify_inclusion(lh, args.index, cp)
-    entry = parse_leaf(leaf)
+    with _client(args) as client:
+        logged = client.entry(args.index)  # proved included in the latest (trusted) checkpoint
+    served, leaf, lh, cp, entry = logged.served, logged.leaf, logged.leaf_hash, logged.checkpoint, logged.entry
     verified: dict[str, Any] = {
         "leafHash": b64encode(lh),
         "entryId": entry_id(entry.body).hex(),
@@ -118,8 +124,7 @@ def _cmd_get(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    http = _client(args) if args.server and not args.vkey else None
-    verifier = _vkey(args, http)
+    verifier = _vkey(args)
     failed = 0
     for path in args.receipts:
         try:
@@ -183,8 +188,7 @@ def _cmd_history(args: argparse.Namespace) -> int:
         done = len(page.entries)
         _progress(done, done + (0 if page.next_before is None else 1), started)
 
-    with _client(args) as http:
-        client = LogClient(http, _vkey(args, http))
+    with _client(args) as client:
         # The library chains the pages and proves every page's checkpoint consistent with the first.
         history = client.history(args.digest, cache=HistoryCache(), progress=progress)
     rows: list[dict[str, Any]] = []
@@ -233,22 +237,9 @@ def _cmd_history(args: argparse.Namespace) -> int:
 
 
 def _cmd_lineage(args: argparse.Namespace) -> int:
-    from atlas_log.history import verify_lineage
-    from atlas_log.intoto import normalise_digest
-
-    alg, _, value = args.digest.partition(":")
-    digest = ":".join(normalise_digest(alg, value))
-    with _client(args) as http:
-        verifier = _vkey(args, http)
-        resp = http.get(
-            f"/api/v1/artifacts/{digest}/lineage", params={"direction": args.direction, "depth": args.depth}
-        )
-        if resp.status_code != 200:
-            print(f"atlas-log: {resp.status_code} {resp.text[:300]}", file=sys.stderr)
-            return 1
-        answer: Any = json_loads(resp.content, "lineage", ANSWER_LIMITS)
-        # About the artifact and in the direction asked: the log may not answer another question.
-        lin = verify_lineage(answer, verifier, digest, direction=args.direction)
+    with _client(args) as client:
+        # About the artifact and in the direction asked, its checkpoint consistent with the log's.
+        lin = client.lineage(args.digest, args.direction, args.depth)
     if args.json:
         print(
             json.dumps(
@@ -334,8 +325,8 @@ def _cmd_submit(args: argparse.Namespace) -> int:
         if provider is not None:
             rd = payload_report_data(args.payload_type, payload, spki_der(key))
             submission["tee"] = tdx_tee(provider.quote(rd))
-    with _client(args) as http:
-        receipt = LogClient(http, _vkey(args, http)).submit(submission)
+    with _client(args) as client:
+        receipt = client.submit(submission)
     if args.receipt:
         Path(args.receipt).write_text(json.dumps(receipt.to_json(), indent=2))
     print(
@@ -405,7 +396,7 @@ def _replay_round(replay: Any, note: bytes, verifier: Verifier, result: Any, see
     for index, collect in gather:
         try:
             evidence = collect()
-        except (Error, httpx.HTTPError, KeyError, ValueError) as exc:
+        except (Error, KeyError, ValueError) as exc:
             result.problems.append(f"could not gather evidence for entry {index}: {exc}")
             continue
         try:  # only what proves misbehaviour to others is written as evidence (e.g. not a swapped submission)
@@ -417,73 +408,84 @@ def _replay_round(replay: Any, note: bytes, verifier: Verifier, result: Any, see
 
 
 def _cmd_monitor(args: argparse.Namespace) -> int:
-    from atlas_log.checkpoint import succession
     from atlas_log.cosignature import CosignatureVerifier, CosignatureWindow
     from atlas_log.monitoring import Monitor, serve_checkpoint
-    from atlas_log.replay import Replay
 
     verifier = Verifier.from_vkey(args.vkey_pinned)
     witnesses = [CosignatureVerifier.from_vkey(w) for w in args.witness or []]
     out = Path(args.evidence_dir)
-    with httpx.Client(timeout=10) as http:
-        mon = Monitor(
-            http,
-            args.log,
-            verifier,
-            peers=args.peer or [],
-            witnesses=witnesses,
-            quorum=args.quorum,
-            state_file=Path(args.state) if args.state else None,
-            cosignature_window=CosignatureWindow(max_age_s=args.cosignature_max_age),
+    mon = Monitor(
+        None,
+        args.log,
+        verifier,
+        peers=args.peer or [],
+        witnesses=witnesses,
+        quorum=args.quorum,
+        state_file=Path(args.state) if args.state else None,
+        cosignature_window=CosignatureWindow(max_age_s=args.cosignature_max_age),
+    )
+    if args.listen:
+        host, _, port = args.listen.rpartition(":")
+        serve_checkpoint(mon, host or "127.0.0.1", int(port))
+    try:
+        return _monitor_rounds(args, mon, verifier, out)
+    finally:
+        mon.close()
+
+
+def _monitor_rounds(args: argparse.Namespace, mon: Any, verifier: Verifier, out: Path) -> int:
+    """Watch until evidence is found (exit 3), or for one round with --once; the webhook gets each piece of
+    evidence by a plain POST (:func:`~atlas_log.transport.post_json`), once."""
+    from atlas_log.checkpoint import succession
+    from atlas_log.monitoring import Monitor
+    from atlas_log.replay import Replay
+    from atlas_log.transport import post_json
+
+    replay = Replay(args.log[0], _trust(args), args.replay_workers) if args.replay else None
+    successor: Monitor | None = None
+    seen_note: bytes | None = None
+    seen_at = 0
+    while True:
+        result = mon.round()
+        frozen = succession(mon.trusted.checkpoint) if mon.trusted.checkpoint is not None else None
+        if frozen is not None and successor is None and args.follow_successor and frozen.url and frozen.vkey:
+            # The frozen log stays watched (it must never grow again); its successor is followed too.
+            successor = Monitor(None, [frozen.url], Verifier.from_vkey(frozen.vkey))
+        if successor is not None:
+            later = successor.round()
+            result.problems.extend(f"successor: {p}" for p in later.problems)
+            result.evidence.extend(later.evidence)
+        if mon.trusted.note != seen_note:  # entries it covers were dated before this moment
+            seen_note, seen_at = mon.trusted.note, int(time.time())
+        if replay is not None and mon.trusted.note is not None:
+            _replay_round(replay, mon.trusted.note, verifier, result, seen_at)
+        for i, ev in enumerate(result.evidence):
+            out.mkdir(parents=True, exist_ok=True)
+            path = out / f"evidence-{int(time.time())}-{i}.json"
+            path.write_text(json.dumps(ev, indent=2))
+            if args.webhook:
+                try:
+                    post_json(args.webhook, ev, 10)
+                except Error as exc:
+                    print(f"webhook failed: {exc}", file=sys.stderr)
+        print(
+            json.dumps(
+                {
+                    "size": result.size,
+                    "views": result.views,
+                    "problems": result.problems,
+                    "evidence": len(result.evidence),
+                    "frozen": None if frozen is None else {"successorUrl": frozen.url, "successorKey": frozen.vkey},
+                    "successorSize": None if successor is None else successor.trusted.size,
+                }
+            ),
+            flush=True,
         )
-        if args.listen:
-            host, _, port = args.listen.rpartition(":")
-            serve_checkpoint(mon, host or "127.0.0.1", int(port))
-        replay = Replay(args.log[0], _trust(args), args.replay_workers) if args.replay else None
-        successor: Monitor | None = None
-        seen_note: bytes | None = None
-        seen_at = 0
-        while True:
-            result = mon.round()
-            frozen = succession(mon.trusted.checkpoint) if mon.trusted.checkpoint is not None else None
-            if frozen is not None and successor is None and args.follow_successor and frozen.url and frozen.vkey:
-                # The frozen log stays watched (it must never grow again); its successor is followed too.
-                successor = Monitor(http, [frozen.url], Verifier.from_vkey(frozen.vkey))
-            if successor is not None:
-                later = successor.round()
-                result.problems.extend(f"successor: {p}" for p in later.problems)
-                result.evidence.extend(later.evidence)
-            if mon.trusted.note != seen_note:  # entries it covers were dated before this moment
-                seen_note, seen_at = mon.trusted.note, int(time.time())
-            if replay is not None and mon.trusted.note is not None:
-                _replay_round(replay, mon.trusted.note, verifier, result, seen_at)
-            for i, ev in enumerate(result.evidence):
-                out.mkdir(parents=True, exist_ok=True)
-                path = out / f"evidence-{int(time.time())}-{i}.json"
-                path.write_text(json.dumps(ev, indent=2))
-                if args.webhook:
-                    try:
-                        http.post(args.webhook, json=ev, timeout=10)
-                    except httpx.HTTPError as exc:
-                        print(f"webhook failed: {exc}", file=sys.stderr)
-            print(
-                json.dumps(
-                    {
-                        "size": result.size,
-                        "views": result.views,
-                        "problems": result.problems,
-                        "evidence": len(result.evidence),
-                        "frozen": None if frozen is None else {"successorUrl": frozen.url, "successorKey": frozen.vkey},
-                        "successorSize": None if successor is None else successor.trusted.size,
-                    }
-                ),
-                flush=True,
-            )
-            if result.evidence:
-                return 3
-            if args.once:
-                return 1 if result.problems else 0
-            time.sleep(args.interval)
+        if result.evidence:
+            return 3
+        if args.once:
+            return 1 if result.problems else 0
+        time.sleep(args.interval)
 
 
 def _cmd_verify_evidence(args: argparse.Namespace) -> int:
@@ -507,25 +509,20 @@ def _cmd_verify_evidence(args: argparse.Namespace) -> int:
 
 def _cmd_evidence(args: argparse.Namespace) -> int:
     """Write an entry's quote and collateral as a PCS-replay folder that `atlas-log tdx verify` reads."""
-    from atlas_log._encoding import b64decode
     from atlas_log.tdx.collateral import replay_files
 
-    with _client(args) as http:
-        resp = http.get(f"/api/v1/entries/{args.index}/evidence")
-        if resp.status_code != 200:
-            print(f"atlas-log: {resp.status_code} {resp.text[:300]}", file=sys.stderr)
-            return 1
-        ev = resp.json()
+    with _client(args) as client:
+        ev = client.evidence(args.index)  # the quote and collateral its included leaf records
     out = Path(args.out)
     (out / "pcs").mkdir(parents=True, exist_ok=True)
-    (out / "quote.bin").write_bytes(b64decode(ev["quote"], "quote"))
+    (out / "quote.bin").write_bytes(ev.quote)
     for field, name in replay_files().items():
-        (out / "pcs" / name).write_bytes(b64decode(ev["collateral"][field], field))
-    (out / "verdict.json").write_text(json.dumps(ev["verdict"], indent=2))
-    roots = " ".join(f"--root {r}" for r in ev["trustedRoots"])
+        (out / "pcs" / name).write_bytes(getattr(ev.collateral, field))
+    (out / "verdict.json").write_text(json.dumps(ev.verdict, indent=2))
+    roots = " ".join(f"--root {r}" for r in ev.trusted_roots)
     print(
         f"wrote {out}; replay: atlas-log tdx verify {out / 'quote.bin'} --collateral {out} "
-        f"--at {ev['verifiedAt']} {roots}"
+        f"--at {ev.verified_at} {roots}"
     )
     return 0
 
@@ -540,9 +537,13 @@ async def _demo(args: argparse.Namespace) -> int:
     out = Path(args.receipts) if args.receipts else None
     if out:
         out.mkdir(parents=True, exist_ok=True)
-    async with httpx.AsyncClient(base_url=args.server, timeout=60) as http:
-        vkey = args.vkey or (await http.get("/api/v1/log")).json()["verifierKey"]
-        client = AsyncLogClient(http, vkey)
+    vkey = args.vkey
+    if not vkey:
+        async with AsyncLogClient(args.server, None, **_network()) as keyless:
+            vkey = (await keyless.log_info()).verifier_key
+    # A submission the log did not answer is sent again, byte for byte, until it is (the log deduplicates):
+    # the demo keeps going through a restart of the log.
+    async with AsyncLogClient(args.server, vkey, **_network(60)) as client:
         sem = asyncio.Semaphore(args.concurrency)
         done = 0
         started = time.monotonic()
@@ -660,9 +661,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Subcommand options may also follow the subcommand.
     try:
         return int(args.func(args))
-    except (Error, httpx.HTTPError) as exc:
-        print(f"atlas-log: {exc}", file=sys.stderr)
+    except (Error, OSError) as exc:  # what a user can cause: one line, no traceback
+        print(f"atlas-log: {_one_line(exc)}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("atlas-log: interrupted", file=sys.stderr)
+        return 130
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 if __name__ == "__main__":

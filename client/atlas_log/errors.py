@@ -13,6 +13,10 @@
     │   ├── ReceiptMismatchError     a valid receipt, but for another entry than the one submitted
     │   └── InconsistentLogError     two signed checkpoints no consistency proof joins (evidence)
     ├── LogAPIError                  the log answered an HTTP request with an error or garbage
+    │   ├── LogProblemError          the log answered with a problem (RFC 9457): its title and detail
+    │   ├── NotALogError             the URL answered, but not as an Atlas log (an HTML page, another service)
+    │   ├── LogUnreachableError      no connection to the log's URL
+    │   └── LogTimeoutError          the log did not answer in time
     └── CollateralFetchError         Intel PCS (or a PCCS) did not deliver collateral
 
 Foreign exceptions (``binascii.Error``, ``ValueError``, ``InvalidSignature``, ``httpx.HTTPError``) are
@@ -30,6 +34,10 @@ __all__ = [
     "InconsistencyKind",
     "InconsistentLogError",
     "LogAPIError",
+    "LogProblemError",
+    "LogTimeoutError",
+    "LogUnreachableError",
+    "NotALogError",
     "ProofError",
     "QuoteError",
     "ReceiptMismatchError",
@@ -144,6 +152,37 @@ class LogAPIError(Error):
         super().__init__(message)
         self.status = status
         self.problem_type = problem_type
+
+
+class LogProblemError(LogAPIError):
+    """The log refused a request with an RFC 9457 problem: ``title`` and ``detail`` say why in words,
+    ``problem_type`` names the failure stably; ``retry_after`` (seconds) is set when the log said when to retry."""
+
+    def __init__(
+        self,
+        message: str,
+        status: int,
+        problem_type: str | None,
+        title: str,
+        detail: str,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, status, problem_type)
+        self.title = title
+        self.detail = detail
+        self.retry_after = retry_after
+
+
+class NotALogError(LogAPIError):
+    """The URL answered, but not as an Atlas log would: an HTML page, or an error of another service."""
+
+
+class LogUnreachableError(LogAPIError):
+    """No connection could be made to the log; the message names the URL tried."""
+
+
+class LogTimeoutError(LogAPIError):
+    """The log accepted the connection but did not answer in time; the message names the URL."""
 
 
 class CollateralFetchError(Error):

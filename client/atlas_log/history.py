@@ -35,6 +35,7 @@ __all__ = [
     "VerifiedEntry",
     "VerifiedHistory",
     "VerifiedLineage",
+    "verify_entries",
     "verify_history",
     "verify_lineage",
 ]
@@ -58,7 +59,7 @@ class VerifiedHistory:
     ``entries`` (newest first) are each included in the tree of the checkpoint of the page that carried them;
     ``checkpoint`` is the first (newest) page's. Pages proved against different checkpoints are not proved
     consistent with each other here: a client fetching them proves each page's checkpoint consistent with its
-    trusted state (:meth:`~atlas_log.http.LogClient.prove_consistent`).
+    trusted state (:meth:`~atlas_log.client.LogClient.prove_consistent`).
     ``next_before`` is the cursor of the next (older) page, or None when the log says there is none.
     ``links`` maps the artifact and each proven alias to the index the next older entry naming it must have
     (None: the chain reached the first entry naming it); :func:`verify_history` uses it to chain pages.
@@ -111,7 +112,7 @@ class HistoryCache:
             self._verified.popitem(last=False)
 
 
-def _verified_entries(items: Any, cp: Checkpoint, cache: HistoryCache | None) -> list[VerifiedEntry]:
+def verify_entries(items: Any, cp: Checkpoint, cache: HistoryCache | None) -> list[VerifiedEntry]:
     """Each item's leaf, included in the checkpoint's tree at its index (proofs verified, or found in the cache)."""
     out = []
     if not isinstance(items, list):
@@ -201,7 +202,7 @@ def verify_history(
         claimed = answer.get("aliases") or []
     except (KeyError, TypeError, AttributeError) as exc:
         raise FormatError(f"malformed history answer: {exc}") from exc
-    verified = _verified_entries(raw_entries, cp, cache)
+    verified = verify_entries(raw_entries, cp, cache)
     if next_before is not None and (
         not isinstance(next_before, int)
         or isinstance(next_before, bool)
@@ -338,7 +339,7 @@ def verify_lineage(
         raise FormatError(f"malformed lineage answer: {exc}") from exc
     if not isinstance(truncated, bool):
         raise FormatError(f"lineage 'truncated' must be true or false, not {truncated!r}")
-    entries = {v.log_index: v for v in _verified_entries(answer.get("entries"), cp, cache)}
+    entries = {v.log_index: v for v in verify_entries(answer.get("entries"), cp, cache)}
     if answered not in ("up", "down"):
         raise FormatError(f"lineage direction must be 'up' or 'down', not {answered!r}")
     if direction is not None and answered != direction:

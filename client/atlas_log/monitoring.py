@@ -12,25 +12,30 @@ sizes needs the larger tree's own proof, which a log may refuse to give.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
-
-from atlas_log._encoding import ANSWER_LIMITS, b64decode, json_loads
 from atlas_log.checkpoint import open_checkpoint
-from atlas_log.cosignature import DEFAULT_WINDOW, CosignatureVerifier, CosignatureWindow, verify_cosignatures
+from atlas_log.client import LogClient
+from atlas_log.cosignature import DEFAULT_WINDOW, CosignatureVerifier, CosignatureWindow
 from atlas_log.errors import Error, InconsistentLogError
 from atlas_log.evidence import inconsistency_evidence, verify_evidence
 from atlas_log.merkle import verify_consistency
 from atlas_log.monitor import TrustedState
-from atlas_log.note import Verifier, parse_note
+from atlas_log.note import Verifier
+from atlas_log.transport import RetryPolicy
 
-__all__ = ["Monitor", "RoundResult", "serve_checkpoint"]
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["MONITOR_RETRY", "Monitor", "RoundResult", "serve_checkpoint"]
+
+# A round asks every vantage point in turn: one that stays down is a problem of this round, not a stall.
+MONITOR_RETRY = RetryPolicy(deadline_s=10.0)
+MONITOR_TIMEOUT_S = 10.0
 
 
 @dataclass
@@ -42,9 +47,13 @@ class RoundResult:
 
 
 class Monitor:
+    """Watches the logs at ``logs`` (and peer monitors at ``peers``), each read through a
+    :class:`~atlas_log.client.LogClient`: over ``http`` when given (an ``httpx.Client`` without a base URL), else
+    over a connection pool of its own per URL (close them with :meth:`close`)."""
+
     def __init__(
         self,
-        http: httpx.Client,
+        http: httpx.Client | None,
         logs: Sequence[str],
         verifier: Verifier,
         *,
@@ -53,43 +62,42 @@ class Monitor:
         quorum: int = 0,
         state_file: Path | None = None,
         cosignature_window: CosignatureWindow = DEFAULT_WINDOW,
+        retry: RetryPolicy = MONITOR_RETRY,
     ) -> None:
-        self.http = http
-        self.window = cosignature_window
         self.logs = [u.rstrip("/") for u in logs]
         self.peers = [u.rstrip("/") for u in peers]
         self.verifier = verifier
-        self.witnesses = tuple(witnesses)
-        self.quorum = quorum
         self.trusted = TrustedState(verifier, state_file)
+        self.clients = {
+            url: LogClient(
+                url if http is None else http,
+                verifier,
+                witnesses=witnesses,
+                quorum=quorum,
+                cosignature_window=cosignature_window,
+                retry=retry,
+                timeout_s=MONITOR_TIMEOUT_S,
+                url=None if http is None else url,
+            )
+            for url in dict.fromkeys(self.logs + self.peers)
+        }
 
-    def _get(self, url: str) -> bytes:
-        resp = self.http.get(url, timeout=10)
-        if resp.status_code != 200:
-            raise Error(f"GET {url}: {resp.status_code}")
-        return resp.content
+    def close(self) -> None:
+        for client in self.clients.values():
+            client.close()
 
     def _proof(self, url: str, first: int, second: int) -> list[bytes]:
         """A consistency proof from the log at ``url`` (a peer monitor's view is proved by the first log)."""
-        base = url if url in self.logs else self.logs[0]
-        resp = self.http.get(f"{base}/api/v1/proofs/consistency", params={"from": first, "to": second}, timeout=10)
-        if resp.status_code != 200:
-            raise Error(f"the log refused a consistency proof {first} -> {second}: {resp.status_code}")
-        answer: Any = json_loads(resp.content, "consistency proof", ANSWER_LIMITS)
-        return [b64decode(h, "proof") for h in answer["hashes"]]
+        return self.clients[url if url in self.logs else self.logs[0]].consistency_proof(first, second)
 
     def round(self) -> RoundResult:
         result = RoundResult()
         views: dict[str, bytes] = {}
         for url in self.logs + self.peers:
             try:
-                note = self._get(f"{url}/checkpoint")
-                open_checkpoint(note, self.verifier)
-                if self.quorum:
-                    now = int(time.time())
-                    verify_cosignatures(parse_note(note), self.witnesses, self.quorum, now=now, window=self.window)
-                views[url] = note
-            except (Error, httpx.HTTPError) as exc:
+                # Signed by the log and, under the witness policy, cosigned by a quorum.
+                _, views[url] = self.clients[url].fetch_checkpoint()
+            except Error as exc:
                 result.problems.append(f"{url}: {exc}")
         for url, note in sorted(views.items(), key=lambda kv: open_checkpoint(kv[1], self.verifier).size):
             cp = open_checkpoint(note, self.verifier)
@@ -133,7 +141,7 @@ class Monitor:
                 try:
                     proof = self._proof(base, small, large)
                     path = self._path(base, small, large) if small & (small - 1) == 0 else []
-                except (Error, httpx.HTTPError, KeyError, TypeError, ValueError):
+                except Error:
                     continue
                 attempts.append((proof, path))
         for proof, path in attempts:
@@ -148,10 +156,7 @@ class Monitor:
         return None
 
     def _path(self, base: str, index: int, size: int) -> list[bytes]:
-        resp = self.http.get(f"{base}/api/v1/proofs/inclusion", params={"index": index, "treeSize": size}, timeout=10)
-        if resp.status_code != 200:
-            raise Error(f"the log refused an inclusion proof of {index} in {size}: {resp.status_code}")
-        return [b64decode(h, "proof") for h in resp.json()["hashes"]]
+        return list(self.clients[base].inclusion_proof(index, size).hashes)
 
     def _is_prefix(self, url: str, small: bytes, large: bytes) -> bool:
         """Whether any log proves ``small`` a prefix of ``large``: a lagging mirror cannot prove up to a size
@@ -162,7 +167,7 @@ class Monitor:
         for base in dict.fromkeys([url if url in self.logs else self.logs[0], *self.logs]):
             try:
                 verify_consistency(a.size, b.size, self._proof(base, a.size, b.size), a.root_hash, b.root_hash)
-            except (Error, httpx.HTTPError, KeyError, TypeError, ValueError):
+            except Error:
                 continue
             return True
         return False

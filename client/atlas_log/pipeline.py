@@ -18,9 +18,9 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from atlas_log.client import LogClient
 from atlas_log.errors import Error
 from atlas_log.files import write_atomic
-from atlas_log.http import LogClient
 from atlas_log.intoto import DEPLOYMENT_V1, MODEL_SIGNING_V1, SLSA_V1, TEST_RESULT
 from atlas_log.receipt import Receipt
 from atlas_log.submission import (
@@ -210,7 +210,11 @@ def record_step(
     receipt_path: str | Path | None = None,
     nonce: bytes = ZERO_NONCE,
 ) -> Receipt:
-    """Sign ``statement``, attest it (a quote bound to it and this key), submit it, verify and save the receipt."""
+    """Sign ``statement``, attest it (a quote bound to it and this key), submit it, verify and save the receipt.
+
+    A step survives the log restarting under it: ``client`` resends the same submission while the log is
+    unreachable or busy, within its retry policy, and the log answers a repeat with the existing receipt. The
+    receipt file is written only once the receipt verified, atomically."""
     submission = signed_submission(key, statement)
     if provider is not None:
         rd = payload_report_data(INTOTO_PAYLOAD_TYPE, statement, spki_der(key), nonce)

@@ -22,17 +22,16 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
-from atlas_log._encoding import ANSWER_LIMITS, JSON_LIMITS, b64decode, b64encode, json_loads
+from atlas_log._encoding import b64decode, b64encode
 from atlas_log.checkpoint import Checkpoint
+from atlas_log.client import LogClient
 from atlas_log.entry import parse_leaf
-from atlas_log.errors import FormatError, ProofError
-from atlas_log.merkle import CompactRange, RootHash, leaf_hash, verify_consistency, verify_inclusion
-from atlas_log.reverify import Checked, Trust, check_entry, collateral_from_json
-from atlas_log.tdx.collateral import Collateral
+from atlas_log.errors import Error, FormatError, LogTimeoutError, LogUnreachableError
+from atlas_log.merkle import CompactRange, RootHash, verify_consistency
+from atlas_log.reverify import Checked, Trust, check_entry
+from atlas_log.tdx.collateral import COLLATERAL_PARTS, Collateral
 from atlas_log.tdx.verification_cache import VerificationCache
-from atlas_log.tiles import TILE_WIDTH, bundle_path, parse_entry_bundle
+from atlas_log.tiles import TILE_WIDTH
 
 __all__ = [
     "TIME_TOLERANCE_S",
@@ -58,24 +57,27 @@ class ReplayResult:
     backdated: list[tuple[int, int, str]] = field(default_factory=list)  # (earlier index, later index, reason)
 
 
-# One HTTP client, collateral cache and verification cache per worker process.
+# One log client, collateral cache and verification cache per worker process.
 _worker: dict[str, Any] = {}
+
+# The log could not be asked: the replay round stops (and the next one resumes), no entry is blamed for it.
+_UNASKED = (LogUnreachableError, LogTimeoutError)
 
 
 def _init_worker(url: str, trust: Trust) -> None:
-    _worker.update(
-        http=httpx.Client(base_url=url, timeout=60), trust=trust, cache=VerificationCache(), coll={}, cited={}
-    )
+    # No key: a worker reads entry bundles, submissions and collateral, which the replay itself checks.
+    _worker.update(client=LogClient(url, None, timeout_s=60), trust=trust, cache=VerificationCache(), coll={}, cited={})
 
 
 def _collateral(digest: str) -> Collateral | None:
     known: dict[str, Collateral | None] = _worker["coll"]
     if digest not in known:
-        if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
-            return None
-        resp = _worker["http"].get(f"/api/v1/collateral/{digest}")
-        answer: Any = json_loads(resp.content, "collateral", ANSWER_LIMITS) if resp.status_code == 200 else None
-        known[digest] = collateral_from_json(answer["collateral"]) if answer is not None else None
+        try:
+            known[digest] = _worker["client"].collateral(digest)
+        except _UNASKED:
+            raise
+        except Error:  # not served, or not the set of that digest
+            known[digest] = None
     return known[digest]
 
 
@@ -83,48 +85,23 @@ def _cited_quote(index: int) -> bytes | None:
     """The raw quote of entry ``index`` as the log serves it (its submission's ``tee.quote``)."""
     known: dict[int, bytes | None] = _worker["cited"]
     if index not in known:
-        resp = _worker["http"].get("/api/v1/submissions", params={"start": index, "count": 1})
         try:
-            page: Any = json_loads(resp.content, "submissions", JSON_LIMITS.enclosing(1))
-            known[index] = b64decode(page["submissions"][0]["tee"]["quote"], "tee.quote")
-        except (ValueError, KeyError, IndexError, TypeError, FormatError):
+            submission: Any = _worker["client"].submissions(index, 1).items[0]
+            known[index] = b64decode(submission["tee"]["quote"], "tee.quote")
+        except _UNASKED:
+            raise
+        except (Error, KeyError, IndexError, TypeError):
             known[index] = None
     return known[index]
 
 
-def _stored_submission(http: httpx.Client, index: int) -> bytes | dict[str, Any]:
-    """The submission of entry ``index`` from ``GET /api/v1/entries/{index}``: an object, or its bytes."""
-    resp = http.get(f"/api/v1/entries/{index}")
-    resp.raise_for_status()
-    entry = json_loads(resp.content, "entry", JSON_LIMITS.enclosing(1))
-    submission = entry.get("submission") if isinstance(entry, dict) else None
-    if isinstance(submission, str):
-        return b64decode(submission, "submission")
-    if not isinstance(submission, dict):
-        raise FormatError(f"the log's entry {index} has no submission")
-    return submission
-
-
 def _check_block(block: int, width: int) -> list[Checked]:
     """Fetch one entry bundle and its submissions from the log and check every entry in it."""
-    http: httpx.Client = _worker["http"]
-    resp = http.get("/" + bundle_path(block, width))
-    resp.raise_for_status()
-    leaves = parse_entry_bundle(resp.content)
+    client: LogClient = _worker["client"]
+    leaves = client.entry_bundle(block, width).leaves
     start = block * TILE_WIDTH
-    resp = http.get("/api/v1/submissions", params={"start": start, "count": width})
-    resp.raise_for_status()
-    try:
-        served = json_loads(resp.content, "submissions", JSON_LIMITS.enclosing(width))
-        raws = served.get("submissions") if isinstance(served, dict) else None
-    except FormatError:
-        # One stored submission beyond the limits spoils the whole answer: take each entry's submission
-        # on its own (the log serves one it cannot parse as its bytes), so that entry alone is flagged.
-        raws = [_stored_submission(http, start + i) for i in range(width)]
-    if not isinstance(raws, list):
-        raise FormatError("the log's submissions answer has no 'submissions' list")
-    if len(leaves) != width or len(raws) != width:
-        raise FormatError(f"the log served {len(leaves)} leaves and {len(raws)} submissions for block {block}")
+    # A submission the log cannot serve as JSON comes as its bytes, so that entry alone is flagged.
+    raws = client.submissions(start, width).items
     trust, cache = _worker["trust"], _worker["cache"]
     return [
         check_entry(start + i, leaf, raw, _collateral, trust, cache, _cited_quote)
@@ -253,20 +230,16 @@ class Replay:
     def _check_nonces(self, nonces: Mapping[int, set[bytes]], checkpoint: Checkpoint) -> list[str]:
         """Every nonce must be the root at the size the entry named: one consistency proof per size."""
         problems = []
-        with httpx.Client(base_url=self.url, timeout=30) as http:
+        with LogClient(self.url, None, timeout_s=30) as client:
             for size, roots in sorted(nonces.items()):
                 if len(roots) > 1:
                     problems.append(f"entries name {len(roots)} different roots for checkpoint size {size}")
                     continue
                 root = next(iter(roots))
                 try:
-                    proof = []
-                    if size < checkpoint.size:
-                        resp = http.get("/api/v1/proofs/consistency", params={"from": size, "to": checkpoint.size})
-                        answer: Any = json_loads(resp.content, "consistency proof", ANSWER_LIMITS)
-                        proof = [b64decode(h, "proof") for h in answer["hashes"]]
+                    proof = client.consistency_proof(size, checkpoint.size) if size < checkpoint.size else []
                     verify_consistency(size, checkpoint.size, proof, RootHash(root), checkpoint.root_hash)
-                except (ProofError, FormatError, KeyError, ValueError, httpx.HTTPError) as exc:
+                except Error as exc:
                     problems.append(f"a nonce is not the root of the tree at size {size}: {exc}")
         return problems
 
@@ -279,15 +252,10 @@ def order_evidence(
     from atlas_log.evidence import BackdatedEvidence, LoggedLeaf  # evidence checks entries with this module
 
     entries = []
-    with httpx.Client(base_url=url.rstrip("/"), timeout=30) as http:
+    with LogClient(url.rstrip("/"), vkey, timeout_s=30) as client:
         for index in (earlier, later):
-            params = {"index": index, "treeSize": checkpoint.size}
-            proof = [
-                b64decode(h, "proof") for h in http.get("/api/v1/proofs/inclusion", params=params).json()["hashes"]
-            ]
-            leaf = b64decode(http.get(f"/api/v1/entries/{index}").json()["leaf"], "leaf")
-            verify_inclusion(leaf_hash(leaf), index, checkpoint.size, proof, checkpoint.root_hash)
-            entries.append(LoggedLeaf(index, leaf, tuple(proof)))
+            logged = client.entry(index, checkpoint)  # proved included in the checkpoint
+            entries.append(LoggedLeaf(index, logged.leaf, tuple(logged.inclusion_proof)))
     first, second = entries
     return BackdatedEvidence(log=vkey, reason=reason, checkpoint=note, entries=(first, second)).to_json()
 
@@ -297,30 +265,31 @@ def entry_evidence(url: str, vkey: str, note: bytes, checkpoint: Checkpoint, ind
     leaf with its inclusion proof, its submission, and the collateral it names."""
     from atlas_log.evidence import BadEntryEvidence, LoggedLeaf  # evidence checks entries with this module
 
-    with httpx.Client(base_url=url.rstrip("/"), timeout=30) as http:
-        resp = http.get("/api/v1/proofs/inclusion", params={"index": index, "treeSize": checkpoint.size})
-        proof_obj: Any = json_loads(resp.content, "inclusion proof", ANSWER_LIMITS)
-        entry: Any = json_loads(http.get(f"/api/v1/entries/{index}").content, "entry", JSON_LIMITS.enclosing(1))
-        leaf = b64decode(entry["leaf"], "leaf")
-        proof = [b64decode(h, "proof") for h in proof_obj["hashes"]]
-        verify_inclusion(leaf_hash(leaf), index, checkpoint.size, proof, checkpoint.root_hash)
+    with LogClient(url.rstrip("/"), vkey, timeout_s=30) as client:
+        logged = client.entry(index, checkpoint)  # proved included in the checkpoint
         try:
-            tee = parse_leaf(leaf).tee
+            tee = parse_leaf(logged.leaf).tee
         except FormatError:  # a leaf or tee record the parser refuses names no collateral
             tee = None
         digest = tee.evidence.verdict.collateral_set if tee is not None else None
         coll = None
         if digest:
-            served: Any = json_loads(http.get(f"/api/v1/collateral/{digest}").content, "collateral", ANSWER_LIMITS)
-            coll = served.get("collateral")
-    # The log serves a stored submission it cannot parse within the limits as its bytes, base64.
-    raw = entry["submission"]
-    submission = raw if isinstance(raw, str) else b64encode(json.dumps(raw).encode())
+            try:
+                served = client.collateral(digest)
+                coll = {name: b64encode(getattr(served, name)) for name in COLLATERAL_PARTS}
+            except _UNASKED:
+                raise
+            except Error:  # not served, or not the set of that digest: the entry's evidence says so
+                coll = None
+    submission = logged.submission
+    if submission is None:
+        raise FormatError(f"the log serves no submission for entry {index}")
     return BadEntryEvidence(
         log=vkey,
         reason=reason,
         checkpoint=note,
-        entry=LoggedLeaf(index, leaf, tuple(proof)),
-        submission=submission,
+        entry=LoggedLeaf(index, logged.leaf, tuple(logged.inclusion_proof)),
+        # The log serves a stored submission it cannot parse within the limits as its bytes, base64.
+        submission=b64encode(submission if isinstance(submission, bytes) else json.dumps(submission).encode()),
         collateral=coll,
     ).to_json()
