@@ -7,9 +7,9 @@ import base64
 import pytest
 
 from atlas_log.answers import (
+    EntryBundle,
     parse_collateral,
     parse_consistency,
-    parse_entry_bundle,
     parse_inclusion,
     parse_log_info,
     parse_submissions,
@@ -38,9 +38,9 @@ def test_tiles_and_bundles_hold_exactly_their_width() -> None:
     with pytest.raises(FormatError):
         parse_tile(bytes(65), 0, 1, 2)
     bundle = b"".join(len(leaf).to_bytes(2, "big") + leaf for leaf in (b"a", b"bc"))
-    assert parse_entry_bundle(bundle, 0, 2).leaves == (b"a", b"bc")
+    assert EntryBundle.from_bytes(bundle, 0, 2).leaves == (b"a", b"bc")
     with pytest.raises(FormatError):
-        parse_entry_bundle(bundle, 0, 3)
+        EntryBundle.from_bytes(bundle, 0, 3)
 
 
 def test_log_info_submissions_and_collateral() -> None:
