@@ -13,15 +13,15 @@ from fastapi.routing import APIRoute
 
 from atlas_log._encoding import b64decode, b64encode, json_loads
 from atlas_log.checkpoint import open_checkpoint, succession
-from atlas_log.dsse import MAX_SIGNATURES
 from atlas_log.errors import FormatError
 from atlas_log.merkle import leaf_hash, verify_inclusion
 from atlas_log.receipt import Receipt
-from atlas_log.submission import MAX_KEYS
 from atlas_log.tdx.collateral import Collateral
 from atlas_log.tiles import TILE_WIDTH
+from atlas_log_server.api import schemas
 from atlas_log_server.api.deps import log_context
 from atlas_log_server.api.params import MAX_INT, int_param, int_params_doc
+from atlas_log_server.api.schemas import SUBMISSION, answers
 from atlas_log_server.api.tiles import IMMUTABLE
 from atlas_log_server.context import LogContext
 from atlas_log_server.db.engine import database_unavailable
@@ -38,57 +38,6 @@ Ctx = Annotated[LogContext, Depends(log_context)]
 def _check_index(index: int) -> None:
     if not 0 <= index <= MAX_INT:
         raise bad_request("invalid-index", f"a log index is an integer from 0 to {MAX_INT}")
-
-
-SUBMISSION_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["dsseEnvelope", "verificationMaterial"],
-    "additionalProperties": False,
-    "properties": {
-        "apiVersion": {"type": "string", "enum": ["atlas-log/v1"]},
-        "dsseEnvelope": {
-            "type": "object",
-            "required": ["payloadType", "payload", "signatures"],
-            "additionalProperties": False,
-            "properties": {
-                "payloadType": {"type": "string", "minLength": 1},
-                "payload": {"type": "string", "format": "byte"},
-                "signatures": {
-                    "type": "array",
-                    "minItems": 1,
-                    "maxItems": MAX_SIGNATURES,
-                    "items": {
-                        "type": "object",
-                        "required": ["sig"],
-                        "additionalProperties": False,
-                        "properties": {"sig": {"type": "string", "format": "byte"}, "keyid": {"type": "string"}},
-                    },
-                },
-            },
-        },
-        "verificationMaterial": {
-            "type": "object",
-            "required": ["publicKeys"],
-            "additionalProperties": False,
-            "properties": {
-                "publicKeys": {
-                    "type": "array",
-                    "minItems": 1,
-                    "maxItems": MAX_KEYS,
-                    "items": {
-                        "type": "object",
-                        "properties": {
-                            "spki": {"type": "string", "format": "byte"},
-                            "pem": {"type": "string"},
-                            "keyid": {"type": "string"},
-                        },
-                    },
-                }
-            },
-        },
-        "annotations": {"type": "object"},
-    },
-}
 
 
 def frozen_problem(note: bytes, ctx: LogContext) -> Problem:
@@ -187,8 +136,13 @@ router.add_api_route(
     route_class_override=_BareRoute,
     status_code=201,
     summary="Submit a DSSE-signed entry; returns a receipt with an inclusion proof and signed checkpoint",
-    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": SUBMISSION_SCHEMA}}}},
-    responses={200: {"description": "the entry was already logged; its existing receipt"}},
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": SUBMISSION}}}}
+    },
+    responses={
+        200: {"description": "the entry was already logged: its existing receipt", "model": schemas.Receipt},
+        **answers(schemas.Receipt, 400, 401, 403, 408, 409, 410, 413, 422, 429, status=201, description="logged"),
+    },
 )
 
 WITNESS_WAIT_S = 30.0
@@ -235,7 +189,12 @@ def entry_json(e: StoredEntry) -> dict[str, Any]:
     }
 
 
-@router.get("/entries/{index}", summary="An entry by log index, with the submission it was admitted from")
+@router.get(
+    "/entries/{index}",
+    summary="An entry by log index, with the submission it was admitted from",
+    response_model=None,
+    responses=answers(schemas.Entry, 400, 404),
+)
 async def get_entry(index: int, ctx: Ctx) -> dict[str, Any]:
     _check_index(index)
     e = await ctx.repo.entry_by_index(index)
@@ -247,6 +206,8 @@ async def get_entry(index: int, ctx: Ctx) -> dict[str, Any]:
 @router.get(
     "/entries/{index}/evidence",
     summary="The raw TDX quote of an entry and the exact PCS collateral it was verified with",
+    response_model=None,
+    responses=answers(schemas.Evidence, 400, 404),
 )
 async def get_evidence(index: int, ctx: Ctx) -> dict[str, Any]:
     _check_index(index)
@@ -283,6 +244,8 @@ def _collateral_json(collateral: Collateral) -> dict[str, str]:
 @router.get(
     "/collateral/{digest}",
     summary="A set of PCS collateral the log verified quotes with, by the digest entries record (tee.collateral.set)",
+    response_class=Response,
+    responses=answers(schemas.CollateralSet, 400, 404),
 )
 async def get_collateral(digest: str, ctx: Ctx) -> Response:
     if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
@@ -304,6 +267,7 @@ MAX_SUBMISSIONS = TILE_WIDTH
         ("start", 0, "first log index"), ("count", 1, f"how many entries, at most {MAX_SUBMISSIONS}")
     ),
     response_class=Response,
+    responses=answers(schemas.Submissions, 400, 404),
 )
 async def get_submissions(request: Request) -> Response:
     start, count = int_param(request, "start"), int_param(request, "count", 1)
@@ -321,7 +285,12 @@ async def get_submissions(request: Request) -> Response:
     return Response(body, media_type="application/json", headers={"Cache-Control": IMMUTABLE})
 
 
-@router.get("/entries", summary="An entry by its leaf hash (base64 or 64 hex digits)")
+@router.get(
+    "/entries",
+    summary="An entry by its leaf hash (base64 or 64 hex digits)",
+    response_model=None,
+    responses=answers(schemas.Entry, 400, 404),
+)
 async def find_entry(ctx: Ctx, leaf_hash: Annotated[str, Query(alias="leafHash", max_length=100)]) -> dict[str, Any]:
     try:
         if len(leaf_hash) == 64 and all(c in "0123456789abcdef" for c in leaf_hash):
