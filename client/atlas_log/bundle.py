@@ -35,6 +35,7 @@ from atlas_log.errors import FormatError, SignatureError
 __all__ = ["CODE_SIGNING", "Bundle", "chain_digest", "parse_bundle", "signing_certificate"]
 
 MEDIA_TYPES = ("application/vnd.dev.sigstore.bundle.v0.3+json", "application/vnd.dev.sigstore.bundle+json;version=0.3")
+MAX_CERTIFICATES = 10  # in a submitted chain, leaf first; real PKIs send two or three
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +61,8 @@ def parse_bundle(obj: Any) -> Bundle:
     hint = None
     if isinstance(vm.get("x509CertificateChain"), dict):
         certs = vm["x509CertificateChain"].get("certificates")
-        if not isinstance(certs, list) or not 1 <= len(certs) <= 10:
-            raise FormatError("x509CertificateChain.certificates must list 1..10 certificates")
+        if not isinstance(certs, list) or not 1 <= len(certs) <= MAX_CERTIFICATES:
+            raise FormatError(f"x509CertificateChain.certificates must list 1..{MAX_CERTIFICATES} certificates")
         chain = [b64decode(c.get("rawBytes", "") if isinstance(c, dict) else "", "certificate") for c in certs]
     elif isinstance(vm.get("certificate"), dict):
         chain = [b64decode(vm["certificate"].get("rawBytes", ""), "certificate")]

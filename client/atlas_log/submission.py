@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from atlas_log._encoding import b64decode, b64encode, hexdecode, json_loads
-from atlas_log.bundle import CODE_SIGNING, parse_bundle, signing_certificate
+from atlas_log.bundle import CODE_SIGNING, MAX_CERTIFICATES, parse_bundle, signing_certificate
 from atlas_log.dsse import (
     MAX_KEYID,
     Envelope,
@@ -31,6 +31,10 @@ from atlas_log.tdx.binding import KEY_TAG, PAYLOAD_TAG, ZERO_NONCE, key_report_d
 
 __all__ = [
     "INTOTO_PAYLOAD_TYPE",
+    "MAX_INDEX",
+    "MAX_KEYS",
+    "TEE_MEMBERS",
+    "TOP_LEVEL_MEMBERS",
     "ParsedSubmission",
     "QuoteProvider",
     "TeeRequest",
@@ -104,8 +108,11 @@ def signed_submission(
 
 MAX_KEYS = 4  # as many as an envelope has signatures (dsse.MAX_SIGNATURES)
 MAX_INDEX = (1 << 53) - 1
-_TOP_LEVEL = {"apiVersion", "dsseEnvelope", "sigstoreBundle", "verificationMaterial", "tee", "annotations"}
-_TEE_MEMBERS = {"type", "quote", "binding", "nonce", "signatureIndex", "keyAttestationEntry", "eventLog"}
+# The members the parser knows; atlas_log.schema states the same shape declaratively (a test holds them equal).
+TOP_LEVEL_MEMBERS = frozenset(
+    {"apiVersion", "dsseEnvelope", "sigstoreBundle", "verificationMaterial", "tee", "annotations"}
+)
+TEE_MEMBERS = frozenset({"type", "quote", "binding", "nonce", "signatureIndex", "keyAttestationEntry", "eventLog"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,9 +132,10 @@ def certificate_chain(material: Any) -> tuple[bytes, ...]:
     if not isinstance(material, dict) or "x509CertificateChain" not in material:
         return ()
     raw = material["x509CertificateChain"]
-    if not isinstance(raw, list) or not 1 <= len(raw) <= 10 or not all(isinstance(c, str) for c in raw):
+    if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_CERTIFICATES or not all(isinstance(c, str) for c in raw):
         raise SubmissionError(
-            "invalid-submission", "verificationMaterial.x509CertificateChain must list 1..10 base64 DERs"
+            "invalid-submission",
+            f"verificationMaterial.x509CertificateChain must list 1..{MAX_CERTIFICATES} base64 DERs",
         )
     try:
         return tuple(b64decode(c, "x509CertificateChain") for c in raw)
@@ -188,9 +196,11 @@ def parse_submission(
         raise SubmissionError("invalid-json", str(exc)) from exc
     if not isinstance(obj, dict):
         raise SubmissionError("invalid-submission", "request body must be a JSON object")
-    unknown = set(obj) - _TOP_LEVEL
+    unknown = set(obj) - TOP_LEVEL_MEMBERS
     if unknown:
-        raise SubmissionError("invalid-submission", f"unknown members {sorted(unknown)}; allowed: {sorted(_TOP_LEVEL)}")
+        raise SubmissionError(
+            "invalid-submission", f"unknown members {sorted(unknown)}; allowed: {sorted(TOP_LEVEL_MEMBERS)}"
+        )
     if obj.get("apiVersion", API_VERSION) != API_VERSION:
         raise SubmissionError("unsupported-api-version", f"apiVersion must be {API_VERSION!r}")
     if ("dsseEnvelope" in obj) == ("sigstoreBundle" in obj):
@@ -239,8 +249,8 @@ def parse_tee(tee: Any, signers: int) -> TeeRequest:
     def bad(message: str) -> SubmissionError:
         return SubmissionError("invalid-tee", message)
 
-    if not isinstance(tee, dict) or set(tee) - _TEE_MEMBERS:
-        raise bad(f"'tee' must be an object with members from {sorted(_TEE_MEMBERS)}")
+    if not isinstance(tee, dict) or set(tee) - TEE_MEMBERS:
+        raise bad(f"'tee' must be an object with members from {sorted(TEE_MEMBERS)}")
     if tee.get("type") != "intel-tdx":
         raise bad("tee.type must be 'intel-tdx'")
     binding = tee.get("binding", PAYLOAD_TAG)

@@ -18,6 +18,7 @@ from atlas_log.merkle import EMPTY_ROOT
 from atlas_log_server.access import AccessControl
 from atlas_log_server.admission import Admission
 from atlas_log_server.api import admin, artifacts, entries, evidence, health, proofs, tiles
+from atlas_log_server.api.document import install_document
 from atlas_log_server.api.limits import BodyLimitMiddleware
 from atlas_log_server.api.problems import install_handlers
 from atlas_log_server.attest.setup import build_attestation
@@ -180,6 +181,8 @@ def create_app(settings: Settings) -> FastAPI:
         version="0.1.0",
         summary="A transparency log for the machine-learning lifecycle.",
         lifespan=lifespan,
+        docs_url=None,  # served offline by install_document
+        redoc_url=None,
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
     app.add_middleware(RequestIdMiddleware)
@@ -198,4 +201,5 @@ def create_app(settings: Settings) -> FastAPI:
     )
     for router in routers:
         app.include_router(router)
+    install_document(app, settings)
     return app

@@ -74,7 +74,12 @@ class Metrics:
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/metrics", summary="Prometheus metrics (text exposition format)", response_class=Response)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (text exposition format)",
+    response_class=Response,
+    responses={200: {"description": "the metrics", "content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}},
+)
 async def metrics(request: Request) -> Response:
     m: Metrics = request.app.state.metrics
     return Response(m.exposition(), media_type=CONTENT_TYPE_LATEST)

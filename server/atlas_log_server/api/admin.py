@@ -8,7 +8,9 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from atlas_log_server.access import SCOPES
+from atlas_log_server.api import schemas
 from atlas_log_server.api.deps import log_context
+from atlas_log_server.api.schemas import answers, problems
 from atlas_log_server.context import LogContext
 from atlas_log_server.errors import InvalidRequest, NotFound
 
@@ -36,18 +38,34 @@ class TokenSpec(BaseModel):
     scopes: list[str] = Field(default_factory=lambda: ["submit"], min_length=1, max_length=8)
 
 
-@router.put("/tenants/{name}", summary="Create or update a tenant's rate limit and daily quota")
+@router.put(
+    "/tenants/{name}",
+    summary="Create or update a tenant's rate limit and daily quota",
+    response_model=None,
+    responses=answers(schemas.Tenant, 400, 401, 403),
+)
 async def put_tenant(name: TenantName, spec: TenantSpec, ctx: Admin) -> dict[str, Any]:
     await ctx.access.put_tenant(name, spec.rate_per_s, spec.burst, spec.daily_quota)
     return {"name": name, "ratePerSecond": spec.rate_per_s, "burst": spec.burst, "dailyQuota": spec.daily_quota}
 
 
-@router.get("/tenants", summary="Tenants with today's usage and their live tokens (never the secrets)")
+@router.get(
+    "/tenants",
+    summary="Tenants with today's usage and their live tokens (never the secrets)",
+    response_model=None,
+    responses=answers(schemas.Tenants, 401, 403),
+)
 async def list_tenants(ctx: Admin) -> dict[str, Any]:
     return {"tenants": await ctx.access.tenants()}
 
 
-@router.post("/tenants/{name}/tokens", status_code=201, summary="Issue a token (its secret is shown only here)")
+@router.post(
+    "/tenants/{name}/tokens",
+    status_code=201,
+    summary="Issue a token (its secret is shown only here)",
+    response_model=None,
+    responses=answers(schemas.IssuedToken, 400, 401, 403, 404, status=201, description="the new token"),
+)
 async def create_token(name: TenantName, spec: TokenSpec, ctx: Admin) -> dict[str, Any]:
     scopes = frozenset(spec.scopes)
     if scopes - SCOPES:
@@ -58,7 +76,13 @@ async def create_token(name: TenantName, spec: TokenSpec, ctx: Admin) -> dict[st
     return {"id": issued[0], "token": issued[1], "tenant": name, "scopes": sorted(scopes)}
 
 
-@router.delete("/tokens/{token_id}", summary="Revoke a token", status_code=204, response_class=Response)
+@router.delete(
+    "/tokens/{token_id}",
+    summary="Revoke a token",
+    status_code=204,
+    response_class=Response,
+    responses={204: {"description": "revoked"}, **problems(400, 401, 403, 404)},
+)
 async def revoke_token(token_id: Annotated[str, Path(pattern=r"^[0-9a-f]{16}$")], ctx: Admin) -> Response:
     if not await ctx.access.revoke(token_id):
         raise NotFound("token-not-found", f"no token {token_id}")

@@ -9,7 +9,9 @@ from fastapi import APIRouter, Depends, Query
 from atlas_log._encoding import b64encode
 from atlas_log.errors import FormatError
 from atlas_log.intoto import normalise_digest
+from atlas_log_server.api import schemas
 from atlas_log_server.api.deps import log_context
+from atlas_log_server.api.schemas import answers
 from atlas_log_server.context import LogContext
 from atlas_log_server.errors import InvalidRequest
 
@@ -41,7 +43,12 @@ async def _answer_checkpoint(ctx: LogContext) -> tuple[int, bytes]:
     return state.size, state.checkpoint or b""
 
 
-@router.get("/{artifact}/history", summary="Every entry naming an artifact, newest first, with proofs")
+@router.get(
+    "/{artifact}/history",
+    summary="Every entry naming an artifact, newest first, with proofs",
+    response_model=None,
+    responses=answers(schemas.History, 400),
+)
 async def history(
     artifact: str,
     ctx: Ctx,
@@ -80,7 +87,12 @@ MAX_DEPTH = 20
 MAX_EDGES = 10_000
 
 
-@router.get("/{artifact}/lineage", summary="The graph of artifacts upstream or downstream of an artifact, with proofs")
+@router.get(
+    "/{artifact}/lineage",
+    summary="The graph of artifacts upstream or downstream of an artifact, with proofs",
+    response_model=None,
+    responses=answers(schemas.Lineage, 400),
+)
 async def lineage(
     artifact: str,
     ctx: Ctx,
@@ -126,7 +138,12 @@ async def lineage(
 search_router = APIRouter(prefix="/api/v1", tags=["artifacts"])
 
 
-@search_router.get("/search", summary="Entries by artifact name, predicate type, signer and time range, with proofs")
+@search_router.get(
+    "/search",
+    summary="Entries by artifact name, predicate type, signer and time range, with proofs",
+    response_model=None,
+    responses=answers(schemas.Search, 400),
+)
 async def search(
     ctx: Ctx,
     name: Annotated[str | None, Query(max_length=512)] = None,

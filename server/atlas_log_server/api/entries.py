@@ -11,11 +11,11 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.routing import APIRoute
 
 from atlas_log._encoding import b64decode, b64encode, hexdecode, json_loads
-from atlas_log.dsse import MAX_SIGNATURES
 from atlas_log.errors import FormatError
-from atlas_log.submission import MAX_KEYS
+from atlas_log_server.api import schemas
 from atlas_log_server.api.deps import log_context
 from atlas_log_server.api.params import check_index
+from atlas_log_server.api.schemas import SUBMISSION, answers
 from atlas_log_server.context import LogContext
 from atlas_log_server.db.engine import database_unavailable
 from atlas_log_server.db.repository import StoredEntry
@@ -25,56 +25,6 @@ from atlas_log_server.log.sequencer import PendingEntry
 router = APIRouter(prefix="/api/v1", tags=["entries"])
 
 Ctx = Annotated[LogContext, Depends(log_context)]
-
-SUBMISSION_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["dsseEnvelope", "verificationMaterial"],
-    "additionalProperties": False,
-    "properties": {
-        "apiVersion": {"type": "string", "enum": ["atlas-log/v1"]},
-        "dsseEnvelope": {
-            "type": "object",
-            "required": ["payloadType", "payload", "signatures"],
-            "additionalProperties": False,
-            "properties": {
-                "payloadType": {"type": "string", "minLength": 1},
-                "payload": {"type": "string", "format": "byte"},
-                "signatures": {
-                    "type": "array",
-                    "minItems": 1,
-                    "maxItems": MAX_SIGNATURES,
-                    "items": {
-                        "type": "object",
-                        "required": ["sig"],
-                        "additionalProperties": False,
-                        "properties": {"sig": {"type": "string", "format": "byte"}, "keyid": {"type": "string"}},
-                    },
-                },
-            },
-        },
-        "verificationMaterial": {
-            "type": "object",
-            "required": ["publicKeys"],
-            "additionalProperties": False,
-            "properties": {
-                "publicKeys": {
-                    "type": "array",
-                    "minItems": 1,
-                    "maxItems": MAX_KEYS,
-                    "items": {
-                        "type": "object",
-                        "properties": {
-                            "spki": {"type": "string", "format": "byte"},
-                            "pem": {"type": "string"},
-                            "keyid": {"type": "string"},
-                        },
-                    },
-                }
-            },
-        },
-        "annotations": {"type": "object"},
-    },
-}
 
 
 class _BareRoute(APIRoute):
@@ -126,8 +76,13 @@ router.add_api_route(
     route_class_override=_BareRoute,
     status_code=201,
     summary="Submit a DSSE-signed entry; returns a receipt with an inclusion proof and signed checkpoint",
-    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": SUBMISSION_SCHEMA}}}},
-    responses={200: {"description": "the entry was already logged; its existing receipt"}},
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": SUBMISSION}}}}
+    },
+    responses={
+        200: {"description": "the entry was already logged: its existing receipt", "model": schemas.Receipt},
+        **answers(schemas.Receipt, 400, 401, 403, 408, 409, 410, 413, 422, 429, status=201, description="logged"),
+    },
 )
 
 
@@ -146,7 +101,12 @@ def entry_json(e: StoredEntry) -> dict[str, Any]:
     }
 
 
-@router.get("/entries/{index}", summary="An entry by log index, with the submission it was admitted from")
+@router.get(
+    "/entries/{index}",
+    summary="An entry by log index, with the submission it was admitted from",
+    response_model=None,
+    responses=answers(schemas.Entry, 400, 404),
+)
 async def get_entry(index: int, ctx: Ctx) -> dict[str, Any]:
     check_index(index)
     e = await ctx.repo.entry_by_index(index)
@@ -155,7 +115,12 @@ async def get_entry(index: int, ctx: Ctx) -> dict[str, Any]:
     return entry_json(e)
 
 
-@router.get("/entries", summary="An entry by its leaf hash (base64 or 64 hex digits)")
+@router.get(
+    "/entries",
+    summary="An entry by its leaf hash (base64 or 64 hex digits)",
+    response_model=None,
+    responses=answers(schemas.Entry, 400, 404),
+)
 async def find_entry(ctx: Ctx, leaf_hash: Annotated[str, Query(alias="leafHash", max_length=100)]) -> dict[str, Any]:
     try:
         if len(leaf_hash) == 64 and all(c in "0123456789abcdef" for c in leaf_hash):

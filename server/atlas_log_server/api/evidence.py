@@ -14,8 +14,10 @@ from atlas_log.errors import FormatError
 from atlas_log.tdx.collateral import Collateral
 from atlas_log.tee import OwnQuote
 from atlas_log.tiles import TILE_WIDTH
+from atlas_log_server.api import schemas
 from atlas_log_server.api.deps import log_context
 from atlas_log_server.api.params import check_index, int_param, int_params_doc
+from atlas_log_server.api.schemas import answers
 from atlas_log_server.api.tiles import IMMUTABLE
 from atlas_log_server.context import LogContext
 from atlas_log_server.errors import Internal, InvalidRequest, NotFound, Unavailable
@@ -28,6 +30,8 @@ Ctx = Annotated[LogContext, Depends(log_context)]
 @router.get(
     "/entries/{index}/evidence",
     summary="The raw TDX quote of an entry and the exact PCS collateral it was verified with",
+    response_model=None,
+    responses=answers(schemas.Evidence, 400, 404),
 )
 async def get_evidence(index: int, ctx: Ctx) -> dict[str, Any]:
     check_index(index)
@@ -64,6 +68,8 @@ def _collateral_json(collateral: Collateral) -> dict[str, str]:
 @router.get(
     "/collateral/{digest}",
     summary="A set of PCS collateral the log verified quotes with, by the digest entries record (tee.collateral.set)",
+    response_class=Response,
+    responses=answers(schemas.CollateralSet, 400, 404),
 )
 async def get_collateral(digest: str, ctx: Ctx) -> Response:
     if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
@@ -85,6 +91,7 @@ MAX_SUBMISSIONS = TILE_WIDTH
         ("start", 0, "first log index"), ("count", 1, f"how many entries, at most {MAX_SUBMISSIONS}")
     ),
     response_class=Response,
+    responses=answers(schemas.Submissions, 400, 404),
 )
 async def get_submissions(request: Request) -> Response:
     start, count = int_param(request, "start"), int_param(request, "count", 1)

@@ -7,7 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 
 from atlas_log._encoding import b64encode
+from atlas_log_server.api import schemas
 from atlas_log_server.api.deps import log_context
+from atlas_log_server.api.schemas import answers
 from atlas_log_server.context import LogContext
 from atlas_log_server.errors import Unavailable
 
@@ -15,7 +17,12 @@ router = APIRouter(tags=["log"])
 Ctx = Annotated[LogContext, Depends(log_context)]
 
 
-@router.get("/api/v1/log", summary="The log's origin, verifier key and current size")
+@router.get(
+    "/api/v1/log",
+    summary="The log's origin, verifier key and current size",
+    response_model=None,
+    responses=answers(schemas.LogInfo),
+)
 async def log_info(ctx: Ctx) -> dict[str, Any]:
     state = await ctx.repo.state()
     return {
@@ -28,12 +35,16 @@ async def log_info(ctx: Ctx) -> dict[str, Any]:
     }
 
 
-@router.get("/healthz", summary="Liveness: the process is serving")
+@router.get(
+    "/healthz", summary="Liveness: the process is serving", response_model=None, responses=answers(schemas.Health)
+)
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness: the database answers")
+@router.get(
+    "/readyz", summary="Readiness: the database answers", response_model=None, responses=answers(schemas.Readiness)
+)
 async def readyz(ctx: Ctx) -> dict[str, Any]:
     try:
         state = await ctx.repo.state()

@@ -10,8 +10,10 @@ import json
 from fastapi import APIRouter, Request, Response
 
 from atlas_log._encoding import b64encode
+from atlas_log_server.api import schemas
 from atlas_log_server.api.deps import log_context
 from atlas_log_server.api.params import int_param, int_params_doc
+from atlas_log_server.api.schemas import answers
 
 router = APIRouter(prefix="/api/v1/proofs", tags=["proofs"])
 
@@ -24,6 +26,7 @@ def _json(obj: object) -> Response:
     "/inclusion",
     summary="Inclusion proof of the leaf at `index` in the tree of `treeSize` leaves",
     response_class=Response,
+    responses=answers(schemas.InclusionProof, 400),
     openapi_extra=int_params_doc(("index", 0, "leaf index"), ("treeSize", 1, "tree size to prove against")),
 )
 async def inclusion(request: Request) -> Response:
@@ -44,6 +47,7 @@ async def inclusion(request: Request) -> Response:
     "/consistency",
     summary="Consistency proof between the trees of `from` and `to` leaves",
     response_class=Response,
+    responses=answers(schemas.ConsistencyProof, 400),
     openapi_extra=int_params_doc(("from", 1, "the smaller tree size"), ("to", 1, "the larger tree size")),
 )
 async def consistency(request: Request) -> Response:

@@ -11,6 +11,7 @@ from atlas_log.errors import FormatError
 from atlas_log.merkle import HASH_SIZE
 from atlas_log.tiles import TILE_WIDTH, parse_tile_path, tile_width
 from atlas_log_server.api.deps import log_context
+from atlas_log_server.api.schemas import answers
 from atlas_log_server.context import LogContext
 from atlas_log_server.errors import NotFound, Unavailable
 
@@ -21,7 +22,12 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 PARTIAL = "public, max-age=86400"  # a .p/W tile never changes either, but may be deleted once full
 
 
-@router.get("/checkpoint", summary="The latest signed checkpoint (C2SP signed note)", response_class=Response)
+@router.get(
+    "/checkpoint",
+    summary="The latest signed checkpoint (C2SP signed note)",
+    response_class=Response,
+    responses=answers(None, media_type="text/plain; charset=utf-8", description="the signed note"),
+)
 async def checkpoint(ctx: Ctx) -> Response:
     note: bytes | None
     if ctx.settings.witnesses:  # a witnessed log serves what its witnesses cosigned
@@ -35,7 +41,12 @@ async def checkpoint(ctx: Ctx) -> Response:
     return Response(note, media_type="text/plain; charset=utf-8", headers={"Cache-Control": "no-cache, max-age=0"})
 
 
-@router.get("/tile/{path:path}", summary="A hash tile or entry bundle (tlog-tiles paths)", response_class=Response)
+@router.get(
+    "/tile/{path:path}",
+    summary="A hash tile or entry bundle (tlog-tiles paths)",
+    response_class=Response,
+    responses=answers(None, 404, media_type="application/octet-stream", description="the tile's bytes"),
+)
 async def tile(path: str, ctx: Ctx) -> Response:
     try:
         addr = parse_tile_path("tile/" + path)
