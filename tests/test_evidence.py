@@ -42,7 +42,6 @@ from atlas_log.evidence import (
 )
 from atlas_log.intoto import extract
 from atlas_log.merkle import RootHash, leaf_hash
-from atlas_log.monitor import verify_advance
 from atlas_log.note import Signer
 from atlas_log.replay import TIME_TOLERANCE_S
 from atlas_log.reverify import Trust
@@ -60,6 +59,7 @@ from atlas_log.tdx.verification import verify_quote
 from atlas_log.tee import Attestation, OwnQuote
 from atlas_log.testing.demo import demo_submission
 from atlas_log.testing.simulate import SimulatedPlatform
+from atlas_log.trusted_state import verify_advance
 from tests import reference
 from tests.conftest import ServerProcess
 from tests.vectors import vectors_dir

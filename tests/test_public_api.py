@@ -40,7 +40,7 @@ def test_public_names_are_pinned() -> None:
 def test_client_does_not_import_the_server_stack() -> None:
     code = (
         "import sys, atlas_log, atlas_log.cli, atlas_log.tiles, atlas_log.submission, atlas_log.replay,"
-        " atlas_log.reverify, atlas_log.evidence, atlas_log.monitoring, atlas_log.history, atlas_log.client,"
+        " atlas_log.reverify, atlas_log.evidence, atlas_log.monitor, atlas_log.history, atlas_log.client,"
         " atlas_log.answers, atlas_log.schema;"
         # Nothing beyond the client's own dependencies (orjson and prometheus_client are server extras).
         "bad = [m for m in ('fastapi', 'sqlalchemy', 'asyncpg', 'alembic', 'atlas_log_server', 'uvicorn',"

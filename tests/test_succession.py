@@ -17,10 +17,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from atlas_log.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint, succession
 from atlas_log.errors import InconsistentLogError
 from atlas_log.evidence import evidence_from_error, verify_evidence
-from atlas_log.monitor import TrustedState
 from atlas_log.note import Signer, Verifier
 from atlas_log.receipt import verify_receipt
 from atlas_log.testing.demo import demo_submission
+from atlas_log.trusted_state import TrustedState
 from tests.conftest import ServerProcess, _admin, with_database
 
 ENV = {"ATLAS_ALLOW_UNATTESTED": "true"}

@@ -23,10 +23,10 @@ from atlas_log.errors import (
     SignatureError,
     VerificationError,
 )
-from atlas_log.monitor import TrustedState
 from atlas_log.note import Signer, Verifier
 from atlas_log.receipt import Receipt, verify_receipt
 from atlas_log.transport import RetryPolicy
+from atlas_log.trusted_state import TrustedState
 
 __version__ = "0.1.0"
 

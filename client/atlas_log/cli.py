@@ -409,7 +409,7 @@ def _replay_round(replay: Any, note: bytes, verifier: Verifier, result: Any, see
 
 def _cmd_monitor(args: argparse.Namespace) -> int:
     from atlas_log.cosignature import CosignatureVerifier, CosignatureWindow
-    from atlas_log.monitoring import Monitor, serve_checkpoint
+    from atlas_log.monitor import Monitor, serve_checkpoint
 
     verifier = Verifier.from_vkey(args.vkey_pinned)
     witnesses = [CosignatureVerifier.from_vkey(w) for w in args.witness or []]
@@ -437,7 +437,7 @@ def _monitor_rounds(args: argparse.Namespace, mon: Any, verifier: Verifier, out:
     """Watch until evidence is found (exit 3), or for one round with --once; the webhook gets each piece of
     evidence by a plain POST (:func:`~atlas_log.transport.post_json`), once."""
     from atlas_log.checkpoint import succession
-    from atlas_log.monitoring import Monitor
+    from atlas_log.monitor import Monitor
     from atlas_log.replay import Replay
     from atlas_log.transport import post_json
 

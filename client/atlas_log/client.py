@@ -7,7 +7,7 @@ Both are thin drivers around one sans-I/O core. Each operation is written once, 
 differ between the twins.
 
 Every trust decision is made by the pure functions the core calls (checkpoint opening, proof verification,
-:mod:`atlas_log.answers`, :mod:`atlas_log.history`, :func:`~atlas_log.monitor.verify_advance`); every checkpoint a
+:mod:`atlas_log.answers`, :mod:`atlas_log.history`, :func:`~atlas_log.trusted_state.verify_advance`); every checkpoint a
 client accepts, fetched or carried by an answer, is signed by the pinned key, witnessed under the witness
 policy, and proved consistent with the trusted state. Errors are the :mod:`atlas_log.errors` family only.
 """
@@ -53,12 +53,12 @@ from atlas_log.errors import Error, FormatError, LogAPIError, LogProblemError, N
 from atlas_log.history import HistoryCache, VerifiedHistory, VerifiedLineage, verify_history, verify_lineage
 from atlas_log.intoto import normalise_digest
 from atlas_log.merkle import LeafHash
-from atlas_log.monitor import TrustedState, verify_advance
 from atlas_log.note import Verifier, parse_note
 from atlas_log.receipt import Receipt, SubmittedEntry, verify_receipt, verify_receipt_for
 from atlas_log.tdx.collateral import Collateral
 from atlas_log.tiles import TILE_WIDTH, bundle_path, tile_path
 from atlas_log.transport import DEFAULT_RETRY, DEFAULT_TIMEOUT_S, Reply, Request, RetryPolicy, asend, retry_after, send
+from atlas_log.trusted_state import TrustedState, verify_advance
 
 __all__ = ["PROBLEM_BASE", "AsyncLogClient", "LogClient"]
 

@@ -1,101 +1,197 @@
-"""Trusted state: the last checkpoint a client verified, and the rule that every newer one must extend it.
+"""The monitor: follow a log from one or more vantage points, verify every checkpoint and the consistency
+between them (and the witness quorum), and produce evidence when the log rolls back or forks.
 
-:func:`verify_advance` is the pure check. :class:`TrustedState` keeps the newest verified checkpoint in a
-file (written atomically), so a client that restarts still refuses a log that rolled back or forked.
-A failure raises :class:`~atlas_log.errors.InconsistentLogError` carrying both signed notes and the proof.
+Each round: fetch ``/checkpoint`` from every log URL and peer monitor; verify each (log signature, quorum);
+advance the trusted state through a consistency proof; then cross-check every view against the trusted one:
+two views of one size must have one root, and a smaller view must be provably a prefix of the larger
+(proof fetched from the logs). Anything else is a problem, and is written out as evidence only when the
+evidence holds under the pinned key (see :mod:`atlas_log.evidence`): a fork between trees of different
+sizes needs the larger tree's own proof, which a log may refuse to give.
 """
 
 from __future__ import annotations
 
-import json
+import threading
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from atlas_log.checkpoint import Checkpoint, open_checkpoint, succession
-from atlas_log.errors import FormatError, InconsistentLogError, ProofError
-from atlas_log.files import write_atomic
-from atlas_log.merkle import EMPTY_ROOT, verify_consistency
+from atlas_log.checkpoint import open_checkpoint
+from atlas_log.client import LogClient
+from atlas_log.cosignature import DEFAULT_WINDOW, CosignatureVerifier, CosignatureWindow
+from atlas_log.errors import Error, InconsistentLogError
+from atlas_log.evidence import inconsistency_evidence, verify_evidence
+from atlas_log.merkle import verify_consistency
 from atlas_log.note import Verifier
+from atlas_log.transport import RetryPolicy
+from atlas_log.trusted_state import TrustedState
 
-__all__ = ["TrustedState", "verify_advance"]
+if TYPE_CHECKING:
+    import httpx
 
+__all__ = ["MONITOR_RETRY", "Monitor", "RoundResult", "serve_checkpoint"]
 
-def verify_advance(verifier: Verifier, old: bytes | None, new: bytes, proof: Sequence[bytes]) -> Checkpoint:
-    """Open ``new`` and check that it extends ``old`` (both signed notes); return the new checkpoint.
-
-    ``proof`` is the consistency proof from ``old``'s size to ``new``'s. Rollback (a smaller size), two
-    roots for one size, and a failing proof all raise :class:`InconsistentLogError`.
-    """
-    new_cp = open_checkpoint(new, verifier)
-    if old is None:
-        return new_cp
-    old_cp = open_checkpoint(old, verifier)
-    if new_cp.size < old_cp.size:
-        raise InconsistentLogError(
-            "rollback", f"rollback from size {old_cp.size} to {new_cp.size}", old, new, list(proof)
-        )
-    if new_cp.size == old_cp.size:
-        if new_cp.root_hash != old_cp.root_hash:
-            raise InconsistentLogError("fork", f"two different roots for size {new_cp.size}", old, new, list(proof))
-        return new_cp
-    if succession(old_cp) is not None:
-        raise InconsistentLogError(
-            "frozen",
-            f"the log declared itself frozen at size {old_cp.size}, then signed size {new_cp.size}",
-            old,
-            new,
-            list(proof),
-        )
-    if old_cp.size == 0:
-        if old_cp.root_hash != EMPTY_ROOT:
-            raise InconsistentLogError("empty-root", "empty checkpoint with a non-empty root", old, new, list(proof))
-        return new_cp
-    try:
-        verify_consistency(old_cp.size, new_cp.size, proof, old_cp.root_hash, new_cp.root_hash)
-    except ProofError as exc:
-        raise InconsistentLogError("proof", str(exc), old, new, list(proof)) from exc
-    return new_cp
+# A round asks every vantage point in turn: one that stays down is a problem of this round, not a stall.
+MONITOR_RETRY = RetryPolicy(deadline_s=10.0)
+MONITOR_TIMEOUT_S = 10.0
 
 
-class TrustedState:
-    """The newest verified checkpoint of one log, optionally persisted in a JSON file."""
+@dataclass
+class RoundResult:
+    size: int = 0
+    views: dict[str, int] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    evidence: list[dict[str, Any]] = field(default_factory=list)
 
-    def __init__(self, verifier: Verifier, path: Path | None = None) -> None:
+
+class Monitor:
+    """Watches the logs at ``logs`` (and peer monitors at ``peers``), each read through a
+    :class:`~atlas_log.client.LogClient`: over ``http`` when given (an ``httpx.Client`` without a base URL), else
+    over a connection pool of its own per URL (close them with :meth:`close`)."""
+
+    def __init__(
+        self,
+        http: httpx.Client | None,
+        logs: Sequence[str],
+        verifier: Verifier,
+        *,
+        peers: Sequence[str] = (),
+        witnesses: Sequence[CosignatureVerifier] = (),
+        quorum: int = 0,
+        state_file: Path | None = None,
+        cosignature_window: CosignatureWindow = DEFAULT_WINDOW,
+        retry: RetryPolicy = MONITOR_RETRY,
+    ) -> None:
+        self.logs = [u.rstrip("/") for u in logs]
+        self.peers = [u.rstrip("/") for u in peers]
         self.verifier = verifier
-        self.path = path
-        self.note: bytes | None = None
-        self.checkpoint: Checkpoint | None = None
-        if path is not None and path.exists():
-            self._load(path)
+        self.trusted = TrustedState(verifier, state_file)
+        self.clients = {
+            url: LogClient(
+                url if http is None else http,
+                verifier,
+                witnesses=witnesses,
+                quorum=quorum,
+                cosignature_window=cosignature_window,
+                retry=retry,
+                timeout_s=MONITOR_TIMEOUT_S,
+                url=None if http is None else url,
+            )
+            for url in dict.fromkeys(self.logs + self.peers)
+        }
 
-    def _load(self, path: Path) -> None:
-        try:
-            obj = json.loads(path.read_text())
-            if obj.get("verifierKey") != self.verifier.vkey:
-                raise FormatError(f"trusted state in {path} is for another log key ({obj.get('verifierKey')})")
-            note = obj["checkpoint"].encode()
-        except (ValueError, KeyError, AttributeError) as exc:
-            raise FormatError(f"trusted state file {path} is malformed: {exc}") from exc
-        self.checkpoint = open_checkpoint(note, self.verifier)
-        self.note = note
+    def close(self) -> None:
+        for client in self.clients.values():
+            client.close()
 
-    @property
-    def size(self) -> int:
-        return 0 if self.checkpoint is None else self.checkpoint.size
+    def _proof(self, url: str, first: int, second: int) -> list[bytes]:
+        """A consistency proof from the log at ``url`` (a peer monitor's view is proved by the first log)."""
+        return self.clients[url if url in self.logs else self.logs[0]].consistency_proof(first, second)
 
-    def advance(self, new: bytes, proof: Sequence[bytes]) -> Checkpoint:
-        """Accept ``new`` if it extends the trusted checkpoint (``proof`` from our size); persist it."""
-        cp = verify_advance(self.verifier, self.note, new, proof)
-        # A frozen log's final checkpoint replaces the trusted one of the same size: growth after it is evidence.
-        freezes = cp.size == getattr(self.checkpoint, "size", -1) and succession(cp) is not None
-        if self.checkpoint is None or cp.size > self.checkpoint.size or freezes:
-            self.note, self.checkpoint = new, cp
-            self._save()
-        return cp
+    def round(self) -> RoundResult:
+        result = RoundResult()
+        views: dict[str, bytes] = {}
+        for url in self.logs + self.peers:
+            try:
+                # Signed by the log and, under the witness policy, cosigned by a quorum.
+                _, views[url] = self.clients[url].fetch_checkpoint()
+            except Error as exc:
+                result.problems.append(f"{url}: {exc}")
+        for url, note in sorted(views.items(), key=lambda kv: open_checkpoint(kv[1], self.verifier).size):
+            cp = open_checkpoint(note, self.verifier)
+            result.views[url] = cp.size
+            old = self.trusted.size
+            try:
+                proof = self._proof(url, old, cp.size) if 0 < old < cp.size else []
+                self.trusted.advance(note, proof)
+            except InconsistentLogError as exc:
+                kind = exc.kind if exc.kind in ("rollback", "fork") else "inconsistent"
+                if kind == "rollback":
+                    # A smaller view may simply lag; it is evidence only if it is not a prefix of what we trust.
+                    if self._is_prefix(url, note, self.trusted.note or b""):
+                        continue
+                    kind = "fork"
+                result.problems.append(f"{url}: {exc}")
+                evidence = self._evidence(url, exc, kind)
+                if evidence is None:
+                    result.problems.append(f"{url}: no log served a proof that shows the fork; no evidence written")
+                else:
+                    result.evidence.append(evidence)
+            except Error as exc:
+                result.problems.append(f"{url}: {exc}")
+        result.size = self.trusted.size
+        return result
 
-    def _save(self) -> None:
-        if self.path is None or self.note is None:
+    def _evidence(self, url: str, err: InconsistentLogError, kind: str) -> dict[str, Any] | None:
+        """Evidence of ``err`` that holds under the pinned key, or None when no log's proofs show it.
+
+        Trees of different sizes need the larger tree's own proof that its first leaves have another root:
+        asked of the log that served the view, then of every other log URL (a peer's view, or the smaller
+        side of a fork, has no such proof to give).
+        """
+        a, b = (open_checkpoint(n, self.verifier) for n in (err.old_checkpoint, err.new_checkpoint))
+        small, large = min(a.size, b.size), max(a.size, b.size)
+        attempts: list[tuple[list[bytes], list[bytes]]] = [([], [])]  # enough for one size, or a frozen log
+        if 0 < small < large:
+            for base in dict.fromkeys([url, *self.logs]):
+                if base not in self.logs:
+                    continue
+                try:
+                    proof = self._proof(base, small, large)
+                    path = self._path(base, small, large) if small & (small - 1) == 0 else []
+                except Error:
+                    continue
+                attempts.append((proof, path))
+        for proof, path in attempts:
+            evidence = inconsistency_evidence(
+                self.verifier, err.old_checkpoint, err.new_checkpoint, proof, err.reason, kind, path
+            )
+            try:
+                verify_evidence(evidence, self.verifier)
+            except Error:
+                continue
+            return evidence.to_json()
+        return None
+
+    def _path(self, base: str, index: int, size: int) -> list[bytes]:
+        return list(self.clients[base].inclusion_proof(index, size).hashes)
+
+    def _is_prefix(self, url: str, small: bytes, large: bytes) -> bool:
+        """Whether any log proves ``small`` a prefix of ``large``: a lagging mirror cannot prove up to a size
+        it does not have yet, so the other log URLs are asked too."""
+        a, b = open_checkpoint(small, self.verifier), open_checkpoint(large, self.verifier)
+        if a.size == 0:
+            return True
+        for base in dict.fromkeys([url if url in self.logs else self.logs[0], *self.logs]):
+            try:
+                verify_consistency(a.size, b.size, self._proof(base, a.size, b.size), a.root_hash, b.root_hash)
+            except Error:
+                continue
+            return True
+        return False
+
+
+def serve_checkpoint(monitor: Monitor, host: str, port: int) -> ThreadingHTTPServer:
+    """Serve the monitor's latest verified checkpoint at ``/checkpoint`` (for peer monitors), from a thread."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            note = monitor.trusted.note
+            if self.path != "/checkpoint" or note is None:
+                self.send_response(404)
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", str(len(note)))
+            self.end_headers()
+            self.wfile.write(note)
+
+        def log_message(self, format: str, *args: Any) -> None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        data = json.dumps({"verifierKey": self.verifier.vkey, "checkpoint": self.note.decode()}, indent=2)
-        write_atomic(self.path, data.encode())
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    threading.Thread(target=server.serve_forever, name="monitor-checkpoint", daemon=True).start()
+    return server
