@@ -8,6 +8,7 @@ import base64
 import hashlib
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -25,6 +26,7 @@ from atlas_log.entry import Entry, parse_leaf
 from atlas_log.errors import (
     InconsistentLogError,
     LogAPIError,
+    LogUnreachableError,
     ProofError,
     ReceiptMismatchError,
     SignatureError,
@@ -36,6 +38,7 @@ from atlas_log.receipt import Receipt, SubmittedEntry, verify_leaf_for
 from atlas_log.submission import intoto_statement, signed_submission, spki_der, tdx_tee
 from atlas_log.tdx.binding import ZERO_NONCE, payload_report_data
 from atlas_log.testing.demo import demo_submission
+from atlas_log.transport import RetryPolicy
 from tests import reference
 from tests.conftest import ServerProcess
 
@@ -147,8 +150,10 @@ def test_errors_are_log_api_errors() -> None:
         base_url="http://log",
         transport=httpx.MockTransport(lambda r: (_ for _ in ()).throw(httpx.ConnectError("down"))),
     )
-    with pytest.raises(LogAPIError):
-        LogClient(down, SIGNER.verifier).checkpoint()
+    started = time.monotonic()
+    with pytest.raises(LogUnreachableError):
+        LogClient(down, SIGNER.verifier, retry=RetryPolicy(deadline_s=1)).checkpoint()
+    assert time.monotonic() - started < 5  # retried within its deadline, then gave up
 
 
 def test_async_twin_agrees() -> None:
