@@ -359,7 +359,8 @@ def test_replay_recomputes_the_padded_quote_entry(server: ServerProcess, http: h
     import hashlib
 
     from atlas_log.entry import canonical_json
-    from atlas_log.reverify import Trust, check_entry, collateral_from_json
+    from atlas_log.reverify import Trust, check_entry
+    from atlas_log.tdx.collateral import Collateral
 
     key = ec.generate_private_key(ec.SECP256R1())
     payload = intoto_statement([("padded", "99" * 32)], "https://atlas-log.dev/test/v1", {})
@@ -373,7 +374,7 @@ def test_replay_recomputes_the_padded_quote_entry(server: ServerProcess, http: h
     raw = json.dumps(entry["submission"]).encode()
     logged = json.loads(leaf)
     assert logged["body"]["tee"]["quoteSha256"] == hashlib.sha256(padded[: len(padded) - 3065]).hexdigest()
-    coll = collateral_from_json(
+    coll = Collateral.from_json(
         http.get(f"/api/v1/collateral/{logged['body']['tee']['collateral']['set']}").json()["collateral"]
     )
     trust = Trust(tdx_roots=(server.platform.root_fingerprint,))

@@ -211,7 +211,7 @@ def test_the_default_maximum_age_is_a_day() -> None:
 def test_replay_rederives_a_key_attested_entry_from_the_cited_quote(server: ServerProcess) -> None:
     from atlas_log._encoding import b64decode
     from atlas_log.replay import Replay
-    from atlas_log.reverify import Trust, check_entry, collateral_from_json
+    from atlas_log.reverify import Trust, check_entry
 
     platform = server.platform
     http = httpx.Client(base_url=server.url, timeout=30)
@@ -222,7 +222,7 @@ def test_replay_rederives_a_key_attested_entry_from_the_cited_quote(server: Serv
     leaves = [b64decode(e["leaf"], "leaf") for e in served]
     subs = [json.dumps(e["submission"]).encode() for e in served]
     digest = json.loads(leaves[1])["body"]["tee"]["collateral"]["set"]
-    coll = collateral_from_json(http.get(f"/api/v1/collateral/{digest}").json()["collateral"])
+    coll = Collateral.from_json(http.get(f"/api/v1/collateral/{digest}").json()["collateral"])
     trust = Trust(tdx_roots=(platform.root_fingerprint,))
     quote = b64decode(served[0]["submission"]["tee"]["quote"], "quote")
 

@@ -20,7 +20,7 @@ from atlas_log.checkpoint import open_checkpoint
 from atlas_log.dsse import sign_envelope
 from atlas_log.note import Verifier
 from atlas_log.replay import Replay
-from atlas_log.reverify import Checked, Trust, check_entry, collateral_from_json
+from atlas_log.reverify import Checked, Trust, check_entry
 from atlas_log.submission import (
     INTOTO_PAYLOAD_TYPE,
     build_submission,
@@ -30,6 +30,7 @@ from atlas_log.submission import (
     tdx_tee,
 )
 from atlas_log.tdx.binding import KEY_TAG, key_report_data
+from atlas_log.tdx.collateral import Collateral
 from atlas_log.testing.demo import demo_submission
 from tests.conftest import ServerProcess
 
@@ -140,7 +141,7 @@ def _entry(server: ServerProcess, index: int) -> tuple[bytes, bytes, Any]:
     e = httpx.get(f"{server.url}/api/v1/entries/{index}").json()
     leaf = b64decode(e["leaf"], "leaf")
     digest = orjson.loads(leaf)["body"]["tee"]["collateral"]["set"]
-    coll = collateral_from_json(httpx.get(f"{server.url}/api/v1/collateral/{digest}").json()["collateral"])
+    coll = Collateral.from_json(httpx.get(f"{server.url}/api/v1/collateral/{digest}").json()["collateral"])
     return leaf, orjson.dumps(e["submission"]), coll
 
 

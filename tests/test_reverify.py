@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from atlas_log.dsse import sign_envelope
 from atlas_log.entry import Entry, build_entry, parse_leaf
-from atlas_log.reverify import Trust, check_entry, collateral_from_json
+from atlas_log.reverify import Trust, check_entry
 from atlas_log.submission import (
     INTOTO_PAYLOAD_TYPE,
     build_submission,
@@ -22,7 +22,7 @@ from atlas_log.submission import (
     tdx_tee,
 )
 from atlas_log.tdx.binding import KEY_TAG, key_report_data
-from atlas_log.tdx.collateral import COLLATERAL_PARTS
+from atlas_log.tdx.collateral import COLLATERAL_PARTS, Collateral
 from atlas_log.tdx.quote import parse_quote
 from atlas_log.tdx.verification import verify_quote
 from atlas_log.tee import Attestation, InheritedAttestation, OwnQuote, VerdictRecord
@@ -123,4 +123,4 @@ def test_collateral_is_read_from_its_json_form() -> None:
     import base64
 
     served = {p: base64.b64encode(getattr(COLLATERAL, p)).decode() for p in COLLATERAL_PARTS}
-    assert collateral_from_json(served).digest == COLLATERAL.digest
+    assert Collateral.from_json(served).digest == COLLATERAL.digest

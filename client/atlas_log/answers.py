@@ -22,7 +22,7 @@ from atlas_log.errors import FormatError, VerificationError
 from atlas_log.history import VerifiedEntry, verify_entries
 from atlas_log.merkle import HASH_SIZE, LeafHash, leaf_hash, verify_inclusion
 from atlas_log.note import Verifier
-from atlas_log.tdx.collateral import COLLATERAL_PARTS, Collateral
+from atlas_log.tdx.collateral import Collateral
 from atlas_log.tdx.quote import parse_quote
 from atlas_log.tiles import TILE_WIDTH, parse_entry_bundle
 
@@ -275,11 +275,7 @@ class EntryBundle:
 def parse_collateral(obj: Any, digest: str | None = None) -> Collateral:
     """A collateral set from its JSON form (base64 members, as the log serves it); with ``digest``, it must be
     the set of that digest (what entries record as ``tee.collateral.set``)."""
-    members = _object(obj, "collateral")
-    try:
-        collateral = Collateral(*(b64decode(members[name], name) for name in COLLATERAL_PARTS))
-    except (KeyError, TypeError) as exc:
-        raise FormatError(f"collateral must have base64 members {list(COLLATERAL_PARTS)}") from exc
+    collateral = Collateral.from_json(_object(obj, "collateral"))
     if digest is not None and collateral.digest != digest:
         raise VerificationError(f"the log served collateral {collateral.digest} for digest {digest}")
     return collateral

@@ -67,7 +67,8 @@ from atlas_log.merkle import (
 from atlas_log.note import Verifier
 from atlas_log.receipt import quote_identities
 from atlas_log.replay import TIME_TOLERANCE_S
-from atlas_log.reverify import Trust, check_entry, collateral_from_json
+from atlas_log.reverify import Trust, check_entry
+from atlas_log.tdx.collateral import Collateral
 from atlas_log.tdx.pki import INTEL_ROOT_SPKI_SHA256 as INTEL_ROOT
 
 __all__ = [
@@ -399,7 +400,7 @@ def _bad_entry(evidence: BadEntryEvidence, verifier: Verifier, trust: Trust) -> 
     raw = evidence.submission
     try:
         submission = json_loads(b64decode(raw, "submission"), "submission") if isinstance(raw, str) else raw
-        coll = collateral_from_json(evidence.collateral) if evidence.collateral else None
+        coll = Collateral.from_json(evidence.collateral) if evidence.collateral else None
     except (KeyError, TypeError, IndexError, AttributeError) as exc:
         raise FormatError(f"malformed bad-entry evidence: {exc}") from exc
     verify_inclusion(leaf_hash(leaf), index, checkpoint.size, proof, checkpoint.root_hash)

@@ -29,7 +29,7 @@ from atlas_log.entry import parse_leaf
 from atlas_log.errors import Error, FormatError, LogTimeoutError, LogUnreachableError
 from atlas_log.merkle import CompactRange, RootHash, verify_consistency
 from atlas_log.reverify import Checked, Trust, check_entry
-from atlas_log.tdx.collateral import COLLATERAL_PARTS, Collateral
+from atlas_log.tdx.collateral import Collateral
 from atlas_log.tdx.verification_cache import VerificationCache
 from atlas_log.tiles import TILE_WIDTH
 
@@ -276,7 +276,7 @@ def entry_evidence(url: str, vkey: str, note: bytes, checkpoint: Checkpoint, ind
         if digest:
             try:
                 served = client.collateral(digest)
-                coll = {name: b64encode(getattr(served, name)) for name in COLLATERAL_PARTS}
+                coll = served.to_json()
             except _UNASKED:
                 raise
             except Error:  # not served, or not the set of that digest: the entry's evidence says so

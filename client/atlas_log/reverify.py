@@ -18,14 +18,13 @@ from typing import Any
 
 from cryptography import x509
 
-from atlas_log._encoding import b64decode
 from atlas_log.bundle import CODE_SIGNING
 from atlas_log.entry import build_entry, parse_leaf
 from atlas_log.errors import Error, FormatError
 from atlas_log.merkle import leaf_hash
 from atlas_log.submission import expected_report_data, parse_submission, parse_tee
 from atlas_log.tdx.binding import KEY_TAG, ZERO_NONCE
-from atlas_log.tdx.collateral import COLLATERAL_PARTS, Collateral
+from atlas_log.tdx.collateral import Collateral
 from atlas_log.tdx.pki import INTEL_ROOT_SPKI_SHA256
 from atlas_log.tdx.policy import TCB_STATUSES, Policy
 from atlas_log.tdx.quote import parse_quote
@@ -37,7 +36,6 @@ __all__ = [
     "Checked",
     "Trust",
     "check_entry",
-    "collateral_from_json",
 ]
 
 # The log's own policy is not known to a monitor: any TCB status and TD attributes but DEBUG are replayed, and
@@ -76,14 +74,6 @@ class Checked:
     key_reference: tuple[int, str, Mapping[str, Any]] | None = None  # (entry, signer key, quote hash and mode)
     attests_key: tuple[str, Mapping[str, Any]] | None = None  # (key fingerprint, quote hash and mode)
     integrated_time: int | None = None  # of an entry that verifies on its own
-
-
-def collateral_from_json(obj: Any) -> Collateral:
-    """A collateral set from its JSON form (base64 members, as the log serves it)."""
-    try:
-        return Collateral(*(b64decode(obj[name], name) for name in COLLATERAL_PARTS))
-    except (KeyError, TypeError) as exc:
-        raise FormatError(f"collateral must have base64 members {list(COLLATERAL_PARTS)}") from exc
 
 
 def check_entry(

@@ -11,8 +11,10 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from atlas_log.errors import QuoteError
+from atlas_log._encoding import b64decode, b64encode
+from atlas_log.errors import FormatError, QuoteError
 
 __all__ = ["COLLATERAL_PARTS", "Collateral", "collateral_from_dir", "raw_members", "replay_files"]
 
@@ -39,6 +41,18 @@ class Collateral:
                 raise TypeError(f"collateral part {name} must be bytes")
             h.update(len(part).to_bytes(8, "big") + part)
         object.__setattr__(self, "digest", h.hexdigest())
+
+    @classmethod
+    def from_json(cls, obj: Any) -> Collateral:
+        """A collateral set from its JSON form (:meth:`to_json`); raises :class:`FormatError` otherwise."""
+        try:
+            return cls(*(b64decode(obj[name], name) for name in COLLATERAL_PARTS))
+        except (KeyError, TypeError) as exc:
+            raise FormatError(f"collateral must have base64 members {list(COLLATERAL_PARTS)}") from exc
+
+    def to_json(self) -> dict[str, str]:
+        """The JSON form the log serves and evidence carries: each part in base64, named by its field."""
+        return {name: b64encode(getattr(self, name)) for name in COLLATERAL_PARTS}
 
     def digests(self) -> dict[str, str]:
         """SHA-256 (hex) of each part: what an entry records so the exact collateral can be found again."""

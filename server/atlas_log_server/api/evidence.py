@@ -8,10 +8,9 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
 
-from atlas_log._encoding import b64encode, json_loads
+from atlas_log._encoding import json_loads
 from atlas_log.entry import parse_leaf
 from atlas_log.errors import FormatError
-from atlas_log.tdx.collateral import Collateral
 from atlas_log.tee import OwnQuote
 from atlas_log.tiles import TILE_WIDTH
 from atlas_log_server.api import schemas
@@ -56,13 +55,9 @@ async def get_evidence(index: int, ctx: Ctx) -> dict[str, Any]:
         # The quote was verified at admission: the entry's integration time.
         "verifiedAt": e.integrated_time,
         "trustedRoots": ctx.attestation.summary["trustedRoots"],
-        "collateral": _collateral_json(collateral),
+        "collateral": collateral.to_json(),
         "verdict": tee.to_json(),
     }
-
-
-def _collateral_json(collateral: Collateral) -> dict[str, str]:
-    return {name: b64encode(getattr(collateral, name)) for name in collateral.digests()}
 
 
 @router.get(
@@ -77,7 +72,7 @@ async def get_collateral(digest: str, ctx: Ctx) -> Response:
     collateral = await ctx.attestation.store.by_digest(digest)
     if collateral is None:
         raise NotFound("collateral-not-found", f"no stored collateral set has digest {digest}")
-    body = orjson.dumps({"digest": digest, "collateral": _collateral_json(collateral)})
+    body = orjson.dumps({"digest": digest, "collateral": collateral.to_json()})
     return Response(body, media_type="application/json", headers={"Cache-Control": IMMUTABLE})
 
 
