@@ -29,6 +29,7 @@ from cryptography.x509.verification import (
 )
 
 from atlas_log._encoding import b64decode
+from atlas_log.certificates import load_der_certificate
 from atlas_log.dsse import Envelope, PublicKey, SpkiDer, parse_envelope
 from atlas_log.errors import FormatError, SignatureError
 
@@ -140,7 +141,7 @@ def signing_certificate(
         raise SignatureError("the certificate chain is empty")
     ca_policy, ee_policy = _policies(eku)
     try:
-        certs = [x509.load_der_x509_certificate(c) for c in chain]
+        certs = [load_der_certificate(c) for c in chain]
         verifier = (
             PolicyBuilder()
             .store(Store(list(roots)))

@@ -21,11 +21,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from atlas_log._encoding import b64decode, b64encode, hexdecode
 from atlas_log.bundle import chain_digest, parse_bundle
+from atlas_log.certificates import load_der_certificate
 from atlas_log.checkpoint import Checkpoint, open_checkpoint
 from atlas_log.cosignature import CosignatureVerifier, verify_cosignatures
 from atlas_log.dsse import Envelope, PublicKey, SpkiDer, parse_envelope, verify_envelope
@@ -160,7 +160,7 @@ class SubmittedEntry:
                 envelope, chain = parse_envelope(submission.get("dsseEnvelope")), ()
             chain = chain or certificate_chain(submission.get("verificationMaterial"))
             if chain:
-                cert = x509.load_der_x509_certificate(chain[0])
+                cert = load_der_certificate(chain[0])
                 spki = cert.public_key().public_bytes(
                     serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
                 )

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.x509.oid import NameOID
 
 from atlas_log._encoding import hexdecode
+from atlas_log.certificates import load_pem_certificates
 from atlas_log.errors import FormatError, QuoteError
 
 __all__ = [
@@ -108,6 +109,6 @@ def crl_signed_by(crl: x509.CertificateRevocationList, issuer: x509.Certificate)
 def load_chain(pem: bytes, what: str) -> list[x509.Certificate]:
     """PEM certificates (trailing NULs of fixed-size buffers ignored); ``certificate-chain-invalid`` otherwise."""
     try:
-        return x509.load_pem_x509_certificates(pem.rstrip(b"\0"))
+        return load_pem_certificates(pem.rstrip(b"\0"))
     except ValueError as exc:
         raise QuoteError("certificate-chain-invalid", f"{what} is not a PEM certificate chain") from exc

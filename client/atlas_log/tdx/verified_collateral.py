@@ -16,6 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtensionOID
 
+from atlas_log.certificates import load_pem_certificates
 from atlas_log.errors import QuoteError
 from atlas_log.tdx.collateral import Collateral, raw_members
 from atlas_log.tdx.pki import (
@@ -160,7 +161,7 @@ def _crl_ca(c: Collateral, pck_crl: Crl, root: x509.Certificate) -> bytes:
     byte-identical to this one needs no second check of the CRL signature or of the CA's certificate.
     """
     try:
-        chain = x509.load_pem_x509_certificates(c.pck_crl_issuer_chain.rstrip(b"\0"))
+        chain = load_pem_certificates(c.pck_crl_issuer_chain.rstrip(b"\0"))
     except ValueError:
         return b""
     if len(chain) != 2 or chain[1].public_bytes(serialization.Encoding.DER) != root.public_bytes(
