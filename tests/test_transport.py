@@ -4,13 +4,15 @@ what is not, and the typed errors it raises."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 
 import httpx
 import pytest
 
+from atlas_log.client import AsyncLogClient, LogClient
 from atlas_log.errors import LogTimeoutError, LogUnreachableError
-from atlas_log.transport import NO_RETRY, Request, RetryPolicy, asend, retry_after, send
+from atlas_log.transport import DEFAULT_RETRY, NO_RETRY, Request, RetryPolicy, asend, retry_after, send
 
 FAST = RetryPolicy(deadline_s=5, base_delay_s=0.01, max_delay_s=0.05)
 
@@ -114,3 +116,11 @@ def test_retry_after_forms() -> None:
     assert retry_after({"retry-after": "5"}) == 5.0
     assert retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}, now=1445412470.0) == 10.0
     assert retry_after({"retry-after": "soon"}) is None and retry_after({}) is None
+
+
+def test_the_default_policy_is_the_documented_one() -> None:
+    """The README promises a 30 s overall deadline by default, with waits that start small and stay bounded."""
+    assert DEFAULT_RETRY.deadline_s == 30
+    assert 0 < DEFAULT_RETRY.base_delay_s <= DEFAULT_RETRY.max_delay_s <= DEFAULT_RETRY.deadline_s
+    for client in (LogClient, AsyncLogClient):
+        assert inspect.signature(client).parameters["retry"].default is DEFAULT_RETRY
