@@ -21,11 +21,11 @@ $(VENV)/.dev: pyproject.toml | $(BIN)/python
 run: $(VENV)/.server
 	$(BIN)/atlas-log-server serve
 
-## make test: lint, type-check and run the whole test suite
+## make test: lint, type-check and run the whole test suite (two test processes: most tests wait on servers)
 test: $(VENV)/.dev
 	$(BIN)/ruff check client server tests bench migrations
 	$(BIN)/mypy
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadscope
 
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench.sequencer
