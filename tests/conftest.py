@@ -96,7 +96,9 @@ class ServerProcess:
         self.data_dir = data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
         full_env = {k: v for k, v in os.environ.items() if k != "ATLAS_DATABASE_URL"}
-        full_env.update({"ATLAS_DATA_DIR": str(data_dir), **(env or {})})
+        # The verifiable map appends commitment entries; tests that count entries run without it unless they
+        # ask for it.
+        full_env.update({"ATLAS_DATA_DIR": str(data_dir), "ATLAS_MAP_INTERVAL_S": "0", **(env or {})})
         if db_url is not None:  # None: the server starts its own embedded PostgreSQL in data_dir
             full_env["ATLAS_DATABASE_URL"] = db_url
         self._log = self.log_path.open("wb")

@@ -29,14 +29,25 @@ from atlas_log._encoding import b64decode
 from atlas_log.bundle import parse_bundle, signing_certificate
 from atlas_log.checkpoint import Checkpoint, sign_checkpoint
 from atlas_log.dsse import PublicKey, SpkiDer, parse_envelope, sign_envelope
-from atlas_log.entry import LINKED_ROLES, build_body, build_entry, encode_body, encode_leaf, index_summary
-from atlas_log.errors import Error, FormatError, InconsistentLogError
+from atlas_log.entry import (
+    LINKED_ROLES,
+    build_body,
+    build_entry,
+    canonical_json,
+    encode_body,
+    encode_leaf,
+    index_summary,
+    parse_leaf,
+)
+from atlas_log.errors import Error, FormatError, InconsistentLogError, VerificationError
 from atlas_log.evidence import (
     EVIDENCE_TYPE,
     BackdatedEvidence,
     BadEntryEvidence,
     Evidence,
     InconsistencyEvidence,
+    LoggedLeaf,
+    MapCommitmentEvidence,
     evidence_from_error,
     verify_evidence,
 )
@@ -60,6 +71,7 @@ from atlas_log.tee import Attestation, OwnQuote
 from atlas_log.testing.demo import demo_submission
 from atlas_log.testing.simulate import SimulatedPlatform
 from atlas_log.trusted_state import verify_advance
+from atlas_log.vmap import MapCommitment, MapRoot, MemoryMap, changes_from_links
 from tests import reference
 from tests.conftest import ServerProcess
 from tests.vectors import vectors_dir
@@ -535,3 +547,57 @@ def test_a_client_error_becomes_typed_evidence_labelled_by_its_kind() -> None:
     ev = evidence_from_error(caught.value, LOG.verifier, "fork")
     assert isinstance(ev, InconsistencyEvidence) and ev.kind == "fork" and ev.log == VKEY
     assert ev.to_json()["checkpoints"] == [_note(HONEST, 7), _note(FORKED, 7)]
+
+
+def _mapped_log(wrong: bool) -> tuple[Signer, list[bytes], int, bytes]:
+    """A small log whose last leaf commits the map of the leaves before it (with a wrong root when asked):
+    (signer, leaves, commitment index, signed checkpoint)."""
+    signer = Signer.generate("test.example/mapped")
+    digests = [f"sha256:{i:064x}" for i in range(5)]
+    leaves, last = [], {}
+    for i in range(9):
+        named = [digests[i % 5], digests[(i * 3) % 5]]
+        links = {d: last.get(d) for d in sorted(set(named))}
+        last.update(dict.fromkeys(named, i))
+        leaves.append(encode_leaf(json.dumps({"n": i}).replace(" ", "").encode(), 1, links))
+    m = MemoryMap()
+    m.update(changes_from_links((i, list(parse_leaf(leaf).links or {})) for i, leaf in enumerate(leaves)))
+    root = bytes(32 * [7]) if wrong else m.root
+    commitment = MapCommitment(len(leaves), MapRoot(root), m.keys)
+    leaves.append(encode_leaf(canonical_json(commitment.body()), 2, {}))
+    hashes = [leaf_hash(leaf) for leaf in leaves]
+    note = sign_checkpoint(Checkpoint(signer.name, len(leaves), RootHash(reference.mth(hashes))), signer)
+    return signer, leaves, len(leaves) - 1, note
+
+
+def _map_evidence(leaves: list[bytes], index: int, note: bytes, covered: int) -> dict[str, Any]:
+    hashes = [leaf_hash(leaf) for leaf in leaves]
+    return MapCommitmentEvidence(
+        log=None,
+        reason="wrong map root",
+        checkpoint=note,
+        commitment=LoggedLeaf(index, leaves[index], tuple(reference.path(index, hashes))),
+        leaves=tuple(leaves[:covered]),
+        proof=tuple(reference.proof(covered, hashes)),
+    ).to_json()
+
+
+def test_map_commitment_evidence_holds_only_for_a_root_the_leaves_contradict() -> None:
+    signer, leaves, index, note = _mapped_log(wrong=True)
+    upheld = verify_evidence(_map_evidence(leaves, index, note, index), signer.verifier)
+    assert "0707" in upheld and "those leaves give" in upheld
+    # The same evidence about an honest commitment shows nothing.
+    signer, leaves, index, note = _mapped_log(wrong=False)
+    with pytest.raises(VerificationError, match="no misbehaviour"):
+        verify_evidence(_map_evidence(leaves, index, note, index), signer.verifier)
+    # Leaves that are not the signed tree's (one changed to make the honest root look wrong) prove nothing.
+    signer, leaves, index, note = _mapped_log(wrong=False)
+    forged = _map_evidence(leaves, index, note, index)
+    forged["leaves"][0] = base64.b64encode(encode_leaf(b'{"n":99}', 1, {"sha256:" + "f" * 64: None})).decode()
+    with pytest.raises(VerificationError, match="not the signed tree"):
+        verify_evidence(forged, signer.verifier)
+    # Too few leaves for the size the commitment covers.
+    short = _map_evidence(leaves, index, note, index)
+    short["leaves"] = short["leaves"][:-1]
+    with pytest.raises(VerificationError, match="covers"):
+        verify_evidence(short, signer.verifier)

@@ -269,7 +269,7 @@ def test_cli_history_and_lineage(
     assert cli.main([*base, "history", d]) == 0
     text = capsys.readouterr().out
     assert "3 entries" in text and "gap-free from entry #3 back to the first" in text
-    assert "newer entries cannot be excluded" in text
+    assert "not proved complete: the log gave no completeness proof" in text
     assert cli.main([*base, "lineage", f"sha256:{_digest('model-v2')}"]) == 0
     tree = capsys.readouterr().out
     assert f"sha256:{_digest('dataset-d')}" in tree and "└── " in tree and "[entry #0]" in tree
@@ -360,11 +360,13 @@ def test_a_crafted_graph_cannot_make_another_users_lineage_query_fail(
     lin = verify_lineage(r.json(), server.vkey, f"sha256:{base}", direction="down")
     assert len(lin.edges) == width + width * width * (layers - 1) and not lin.truncated
     assert len(lin.nodes) == 1 + width * layers
-    # The CLI draws each artifact's subtree once (not once per path): one line per edge, plus its header.
+    # The CLI draws each artifact's subtree once (not once per path): one line per edge, plus its header and
+    # what was proved complete.
     args = ["--server", server.url, "--vkey", server.vkey, "lineage", f"sha256:{base}", "--direction", "down"]
     assert cli.main([*args, "--depth", "20"]) == 0
     tree = capsys.readouterr().out.splitlines()
-    assert len(tree) == 1 + len(lin.edges) and "(see above)" in tree[-1]
+    assert len(tree) == 2 + len(lin.edges) and "(see above)" in tree[-1]
+    assert tree[1].startswith("  not proved complete:")
 
 
 def test_a_lineage_answer_says_when_the_log_capped_it(

@@ -6,10 +6,14 @@ from __future__ import annotations
 import base64
 import json
 import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import jsonschema
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from atlas_log.testing.demo import demo_submission
@@ -48,7 +52,16 @@ class Document:
         self.checked.add((method, route, response.status_code))
 
 
-def test_real_submissions_and_answers_match_the_served_document(server: ServerProcess) -> None:
+@pytest.fixture
+def mapped_server(db_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
+    """A server whose verifiable map commits quickly, so answers carry completeness proofs."""
+    s = ServerProcess(db_url, tmp_path / "data", env={"ATLAS_MAP_INTERVAL_S": "0.2"})
+    yield s
+    s.stop()
+
+
+def test_real_submissions_and_answers_match_the_served_document(mapped_server: ServerProcess) -> None:
+    server = mapped_server
     http = httpx.Client(base_url=server.url, timeout=30)
     doc = Document(http.get("/openapi.json").json())
     key = Ed25519PrivateKey.generate()
@@ -70,6 +83,10 @@ def test_real_submissions_and_answers_match_the_served_document(server: ServerPr
     leaf = json.loads(base64.b64decode(receipt["leaf"]))
     subject = leaf["body"]["index"]["subjects"][0]
     collateral = leaf["body"]["tee"]["collateral"]["set"]
+    deadline = time.monotonic() + 30  # the map commits what was admitted
+    while "completeness" not in http.get(f"/api/v1/artifacts/{subject}/history").json():
+        assert time.monotonic() < deadline, "the map never committed"
+        time.sleep(0.1)
     answers = {
         "/api/v1/entries/{index}": ["/api/v1/entries/0", "/api/v1/entries/99", "/api/v1/entries/-1"],
         "/api/v1/entries": [f"/api/v1/entries?leafHash={receipt['leafHash']}", "/api/v1/entries?leafHash=x"],
@@ -87,7 +104,10 @@ def test_real_submissions_and_answers_match_the_served_document(server: ServerPr
         "/checkpoint": ["/checkpoint"],
         "/tile/{path}": ["/tile/0/000.p/3", "/tile/entries/000.p/3", "/tile/0/000", "/tile/x"],
         "/api/v1/artifacts/{artifact}/history": [f"/api/v1/artifacts/{subject}/history", "/api/v1/artifacts/x/history"],
-        "/api/v1/artifacts/{artifact}/lineage": [f"/api/v1/artifacts/{subject}/lineage?direction=down"],
+        "/api/v1/artifacts/{artifact}/lineage": [
+            f"/api/v1/artifacts/{subject}/lineage?direction=down",
+            f"/api/v1/artifacts/{subject}/lineage?complete=true",
+        ],
         "/api/v1/search": ["/api/v1/search?name=demo-artifact-0", "/api/v1/search"],
         "/metrics": ["/metrics"],
         "/admin/v1/tenants": ["/admin/v1/tenants"],

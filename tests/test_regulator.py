@@ -219,6 +219,8 @@ def test_search_filters_and_errors(pipeline: Any) -> None:
     _, http, _ = pipeline
     deploys = http.get("/api/v1/search", params={"predicateType": DEPLOYMENT_V1}).json()
     assert [e["logIndex"] for e in deploys["entries"]] == [7, 5]
+    # A search says what it proves: each entry's inclusion, not that no match is missing.
+    assert deploys["proves"] == "inclusion"
     page = http.get("/api/v1/search", params={"predicateType": SLSA_V1, "limit": 2}).json()
     assert len(page["entries"]) == 2 and page["next"] is not None
     assert http.get("/api/v1/search", params={"from": 0, "to": 1}).json()["entries"] == []

@@ -6,6 +6,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -182,3 +183,64 @@ def test_back_links_and_key_references_are_checked_in_order() -> None:
     assert "differs" in (Replay._sequential(ref, {}, {4: ("fp", {"tcbStatus": "OutOfDate"})}) or "")
     assert "not an earlier" in (Replay._sequential(ref, {}, {4: ("other", {"tcbStatus": "UpToDate"})}) or "")
     assert "not an earlier" in (Replay._sequential(ref, {}, {}) or "")
+
+
+@pytest.mark.timeout(300)
+def test_replay_checks_every_map_commitment_and_a_wrong_root_is_evidence(db_url: str, tmp_path: Path) -> None:
+    server = ServerProcess(db_url, tmp_path / "data", env={"ATLAS_MAP_INTERVAL_S": "0.2"})
+    try:
+        key = Ed25519PrivateKey.generate()
+        with httpx.Client(base_url=server.url, timeout=60) as http:
+            for i in range(4):
+                payload = intoto_statement([("model.pt", MODEL)], "https://atlas-log.dev/test/v1", {"step": i})
+                assert (
+                    http.post("/api/v1/entries", json=signed_submission(key, payload, server.platform)).status_code
+                    == 201
+                )
+
+            async def versions() -> list[Any]:
+                conn = await asyncpg.connect(db_url)
+                try:
+                    return list(await conn.fetch("SELECT * FROM map_versions WHERE commitment_idx IS NOT NULL"))
+                finally:
+                    await conn.close()
+
+            deadline = time.monotonic() + 30
+            while not asyncio.run(versions()) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            out = _monitor(server, tmp_path)
+            assert out.returncode == 0, out.stdout + out.stderr
+            # The builder goes wrong: a version whose root is not the map of the leaves, committed by the log.
+            size = int(open_checkpoint(http.get("/checkpoint").content, Verifier.from_vkey(server.vkey)).size)
+
+            async def corrupt() -> None:
+                conn = await asyncpg.connect(db_url)
+                try:
+                    await conn.execute(
+                        "INSERT INTO map_versions (tree_size, root, keys) VALUES ($1, $2, 1)", size, b"\x07" * 32
+                    )
+                finally:
+                    await conn.close()
+
+            asyncio.run(corrupt())
+            while time.monotonic() < deadline:
+                rows = [r for r in asyncio.run(versions()) if r["tree_size"] == size]
+                if rows:
+                    break
+                time.sleep(0.1)
+        out = _monitor(server, tmp_path)
+        assert out.returncode == 3, out.stdout + out.stderr  # evidence found
+        files = list((tmp_path / "evidence").glob("*.json"))
+        assert len(files) == 1, out.stdout + out.stderr
+        evidence = json.loads(files[0].read_text())
+        assert evidence["kind"] == "map-commitment" and len(evidence["leaves"]) == size
+        check = subprocess.run(
+            [sys.executable, "-m", "atlas_log.cli", "verify-evidence", str(files[0]), "--vkey", server.vkey],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert check.returncode == 0, check.stdout + check.stderr
+        assert "committed" in check.stdout and "0707" in check.stdout
+    finally:
+        server.stop()

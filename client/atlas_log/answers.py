@@ -13,7 +13,7 @@ import hashlib
 import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from atlas_log._encoding import b64decode
 from atlas_log.checkpoint import Checkpoint, open_checkpoint
@@ -346,12 +346,21 @@ class SearchFilter:
 class VerifiedSearch:
     """One page of search results, each entry included in ``checkpoint``'s tree and, as far as its leaf
     says, matching the filter (predicate type, signer, time; artifact names are not in the leaf and are the
-    log's word). ``next_before`` is the cursor of the next (older) page, or None. Like a history, a search is
-    not proved complete."""
+    log's word). ``next_before`` is the cursor of the next (older) page, or None.
+
+    A search is an index lookup: names, signers and predicate types are not keys of the verifiable map, so
+    nothing proves the list holds every match (``complete`` is always False, ``incomplete`` says why). For a
+    complete answer, take a found artifact's history or lineage with its completeness proof."""
 
     checkpoint: Checkpoint
     entries: tuple[VerifiedEntry, ...]
     next_before: int | None
+
+    complete: ClassVar[bool] = False
+    incomplete: ClassVar[str] = (
+        "a search is an unproven index lookup: each entry is proved in the log, but not that no match is missing; "
+        "an artifact's history proves completeness"
+    )
 
 
 def _signers(entry: Entry) -> set[str]:

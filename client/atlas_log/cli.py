@@ -214,6 +214,8 @@ def _cmd_history(args: argparse.Namespace) -> int:
                     "artifact": history.artifact,
                     "verifiedAgainst": {"treeSize": history.tree_size},
                     "complete": history.complete,
+                    "completeAsOf": history.complete_as_of,
+                    "incomplete": history.incomplete,
                     "gapFreeFrom": history.gap_free_from,
                     "entries": rows,
                 },
@@ -222,18 +224,30 @@ def _cmd_history(args: argparse.Namespace) -> int:
         )
         return 0
     print(f"{history.artifact}: {len(rows)} entries, verified against tree size {history.tree_size}")
-    if history.gap_free_from is not None:
+    if history.closure is not None and history.complete:
+        print(
+            f"  complete as of tree size {history.complete_as_of}{_witnessed(client)}: the log's map commitment (entry "
+            f"#{history.closure.commitment_index}) proves every entry naming it below that size is here"
+        )
+    elif history.gap_free_from is not None:
         print(
             f"  proved: gap-free from entry #{history.gap_free_from} back to the first entry naming it; "
-            f"newer entries cannot be excluded (no completeness proof)"
+            f"not proved complete: {history.incomplete}"
         )
     else:
-        print("  not proved gap-free (entries without back-links); newer entries cannot be excluded")
+        print(f"  not proved gap-free (entries without back-links); not proved complete: {history.incomplete}")
     for r in rows:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r["integratedTime"]))
         tee = f"TDX {r['tcbStatus']}{' (simulated)' if r['simulatedTee'] else ''}" if r["tcbStatus"] else "no TEE"
         print(f"  #{r['logIndex']:<8} {when}  {'/'.join(r['roles']):<18} {r['predicateType'] or '-'}  {tee}")
     return 0
+
+
+def _witnessed(client: LogClient) -> str:
+    """How the answer's checkpoint was witnessed, under the client's policy ("" without one)."""
+    if not client.quorum:
+        return ""
+    return f" (witnessed by at least {client.quorum} of {len(client.witnesses)} witnesses)"
 
 
 def _cmd_lineage(args: argparse.Namespace) -> int:
@@ -249,6 +263,9 @@ def _cmd_lineage(args: argparse.Namespace) -> int:
                     "nodes": list(lin.nodes),
                     "edges": [{"from": s, "to": t, "logIndex": i} for s, t, i in lin.edges],
                     "truncated": lin.truncated,
+                    "complete": lin.complete,
+                    "completeAsOf": lin.complete_as_of,
+                    "incomplete": lin.incomplete,
                 },
                 indent=2,
             )
@@ -262,6 +279,14 @@ def _cmd_lineage(args: argparse.Namespace) -> int:
     print(f"{lin.artifact} ({word}; {len(lin.edges)} edges, verified against tree size {lin.checkpoint.size})")
     if lin.truncated:
         print("  (truncated: the log capped its answer; the nearest edges are shown, more lineage exists)")
+    if lin.complete:
+        print(
+            f"  complete as of tree size {lin.complete_as_of}{_witnessed(client)}: every "
+            f"{'input' if lin.direction == 'up' else 'use'} "
+            f"up to depth {args.depth} stated below that size is here"
+        )
+    else:
+        print(f"  not proved complete: {lin.incomplete}")
     # Each artifact's subtree is drawn once; a later mention refers back to it. Drawing every path instead
     # would print a graph a few artifacts wide and a few layers deep exponentially many times.
     drawn = {lin.artifact}
@@ -365,7 +390,7 @@ def _replay_round(replay: Any, note: bytes, verifier: Verifier, result: Any, see
     problems, and evidence when it holds."""
     from atlas_log.checkpoint import open_checkpoint
     from atlas_log.evidence import verify_evidence
-    from atlas_log.replay import entry_evidence, order_evidence
+    from atlas_log.replay import entry_evidence, map_evidence, order_evidence
 
     checkpoint = open_checkpoint(note, verifier)
     try:
@@ -386,13 +411,20 @@ def _replay_round(replay: Any, note: bytes, verifier: Verifier, result: Any, see
         flush=True,
     )
     result.problems.extend(outcome.problems)
-    gather: list[tuple[int, Callable[[], dict[str, Any]]]] = [
-        (index, partial(entry_evidence, replay.url, verifier.vkey, note, checkpoint, index, reason))
-        for index, reason in outcome.bad_entries[:MAX_ENTRY_EVIDENCE]
-    ] + [
-        (index, partial(order_evidence, replay.url, verifier.vkey, note, checkpoint, earlier, index, reason))
-        for earlier, index, reason in outcome.backdated[:MAX_ENTRY_EVIDENCE]
-    ]
+    gather: list[tuple[int, Callable[[], dict[str, Any]]]] = (
+        [
+            (index, partial(entry_evidence, replay.url, verifier.vkey, note, checkpoint, index, reason))
+            for index, reason in outcome.bad_entries[:MAX_ENTRY_EVIDENCE]
+        ]
+        + [
+            (index, partial(order_evidence, replay.url, verifier.vkey, note, checkpoint, earlier, index, reason))
+            for earlier, index, reason in outcome.backdated[:MAX_ENTRY_EVIDENCE]
+        ]
+        + [
+            (index, partial(map_evidence, replay.url, verifier.vkey, note, checkpoint, index, reason))
+            for index, reason in outcome.bad_commitments[:MAX_ENTRY_EVIDENCE]
+        ]
+    )
     for index, collect in gather:
         try:
             evidence = collect()

@@ -297,11 +297,13 @@ class _Core:
         history = verify_history(answer, self.verifier, artifact, cache=cache, after=after)
         return history, str(answer["checkpoint"]).encode()
 
-    def _lineage(self, artifact: str, direction: str, depth: int) -> Op[tuple[VerifiedLineage, bytes]]:
-        reply = yield Request.get(_artifact_path(artifact, "lineage"), direction=direction, depth=depth)
+    def _lineage(self, artifact: str, direction: str, depth: int, complete: bool) -> Op[tuple[VerifiedLineage, bytes]]:
+        reply = yield Request.get(
+            _artifact_path(artifact, "lineage"), direction=direction, depth=depth, complete="true" if complete else None
+        )
         answer = _json(reply, "lineage")
-        # About the artifact and in the direction asked: the log may not answer another question.
-        lineage = verify_lineage(answer, self.verifier, artifact, direction=direction)
+        # About the artifact, in the direction and to the depth asked: the log may not answer another question.
+        lineage = verify_lineage(answer, self.verifier, artifact, direction=direction, depth=depth)
         return lineage, str(answer["checkpoint"]).encode()
 
     def _search(self, wanted: SearchFilter, limit: int, before: int | None) -> Op[tuple[VerifiedSearch, bytes]]:
@@ -481,9 +483,13 @@ class LogClient(_Core):
         assert history is not None
         return history
 
-    def lineage(self, artifact: str, direction: str = "up", depth: int = 5) -> VerifiedLineage:
-        """``artifact``'s lineage (:func:`~atlas_log.history.verify_lineage`), its checkpoint proved consistent."""
-        lineage, note = self._run(self._lineage(_artifact(artifact), direction, depth))
+    def lineage(
+        self, artifact: str, direction: str = "up", depth: int = 5, *, complete: bool = True
+    ) -> VerifiedLineage:
+        """``artifact``'s lineage (:func:`~atlas_log.history.verify_lineage`), its checkpoint proved consistent;
+        with ``complete`` (the default) the log is asked for the proofs that every edge up to ``depth`` is there
+        (the result's ``complete``)."""
+        lineage, note = self._run(self._lineage(_artifact(artifact), direction, depth, complete))
         self.prove_consistent(note)
         return lineage
 
@@ -648,8 +654,10 @@ class AsyncLogClient(_Core):
         assert history is not None
         return history
 
-    async def lineage(self, artifact: str, direction: str = "up", depth: int = 5) -> VerifiedLineage:
-        lineage, note = await self._run(self._lineage(_artifact(artifact), direction, depth))
+    async def lineage(
+        self, artifact: str, direction: str = "up", depth: int = 5, *, complete: bool = True
+    ) -> VerifiedLineage:
+        lineage, note = await self._run(self._lineage(_artifact(artifact), direction, depth, complete))
         await self.prove_consistent(note)
         return lineage
 

@@ -47,6 +47,7 @@ __all__ = [
     "encode_leaf",
     "entry_id",
     "index_summary",
+    "leaf_links",
     "legacy_entry_id",
     "parse_leaf",
 ]
@@ -326,7 +327,7 @@ class Entry:
 
     def leaf(self) -> bytes:
         """The leaf bytes (RFC 8785 JSON); raises :class:`FormatError` beyond :data:`MAX_LEAF_SIZE`."""
-        return self.encode()[1]
+        return encode_leaf(canonical_json(self.body), self.integrated_time, self.links)
 
     def encode(self) -> tuple[bytes, bytes]:
         """``(entryId, leaf)`` from one canonicalisation of the body."""
@@ -345,6 +346,27 @@ def encode_leaf(body: bytes, integrated_time: int, links: dict[str, int | None] 
     if len(data) > MAX_LEAF_SIZE:
         raise FormatError(f"entry leaf is {len(data)} bytes, more than {MAX_LEAF_SIZE}")
     return data
+
+
+_LINKS_MEMBER = b',"links":'
+
+
+def leaf_links(leaf: bytes) -> dict[str, int | None] | None:
+    """The ``links`` of a leaf this log's sequencer wrote (canonical: :func:`encode_leaf`), without parsing its
+    body: in canonical JSON a string holds no unescaped quote, so the last ``,"links":`` is the member itself.
+    For the log's own derived data (the map); anything verifying leaves from elsewhere uses :func:`parse_leaf`.
+    None for a leaf without links (an older format); raises :class:`FormatError` for malformed ones."""
+    at = leaf.rfind(_LINKS_MEMBER)
+    if at < 0:
+        return None
+    if not leaf.endswith(b"}"):
+        raise FormatError("leaf is not a JSON object")
+    links = json_loads(leaf[at + len(_LINKS_MEMBER) : -1], "leaf links")
+    if not isinstance(links, dict) or not all(
+        v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 0) for v in links.values()
+    ):
+        raise FormatError("leaf links must map digests to earlier log indices or null")
+    return links
 
 
 def parse_leaf(leaf: bytes) -> Entry:

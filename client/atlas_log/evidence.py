@@ -38,6 +38,13 @@ Kind ``backdated`` holds one checkpoint and ``"entries": [{"logIndex", "leaf", "
 (two): it holds when both leaves are in the signed tree, the first precedes the second, and the second is
 dated more than :data:`~atlas_log.replay.TIME_TOLERANCE_S` before the first. The log stamps entries when it
 admits them and sequences them in that order within that tolerance; this is its stated contract.
+
+Kind ``map-commitment`` holds one checkpoint, ``"commitment": {"logIndex", "leaf", "inclusionProof"}``, the
+first ``N`` leaves of the log (``"leaves"``: base64, in order, where ``N`` is the size the commitment covers)
+and ``"proof"``, a consistency proof from ``N`` to the checkpoint's size. It holds when the commitment is in
+the signed tree, the leaves are the signed tree's first ``N`` (their root joins the checkpoint by the proof),
+and the verifiable map (:mod:`atlas_log.vmap`) built from their back-links is not the one committed (root or
+number of keys). Its size grows with ``N``: the map is a function of all those leaves.
 """
 
 from __future__ import annotations
@@ -58,6 +65,7 @@ from atlas_log.entry import canonical_json, parse_leaf
 from atlas_log.errors import FormatError, InconsistentLogError, ProofError, VerificationError
 from atlas_log.merkle import (
     EMPTY_ROOT,
+    CompactRange,
     RootHash,
     consistency_prefix_root,
     leaf_hash,
@@ -70,6 +78,7 @@ from atlas_log.replay import TIME_TOLERANCE_S
 from atlas_log.reverify import Trust, check_entry
 from atlas_log.tdx.collateral import Collateral
 from atlas_log.tdx.pki import INTEL_ROOT_SPKI_SHA256 as INTEL_ROOT
+from atlas_log.vmap import MapCommitment, MapKey, MemoryMap, changes_from_links
 
 __all__ = [
     "EVIDENCE_TYPE",
@@ -78,6 +87,7 @@ __all__ = [
     "Evidence",
     "InconsistencyEvidence",
     "LoggedLeaf",
+    "MapCommitmentEvidence",
     "evidence_from_error",
     "inconsistency_evidence",
     "verify_evidence",
@@ -161,6 +171,8 @@ class Evidence:
             return BadEntryEvidence._from_json(obj, log, reason)
         if kind == "backdated":
             return BackdatedEvidence._from_json(obj, log, reason)
+        if kind == "map-commitment":
+            return MapCommitmentEvidence._from_json(obj, log, reason)
         if not isinstance(kind, str):
             raise FormatError("kind must be a string")
         return InconsistencyEvidence._from_json(obj, log, reason, kind)
@@ -265,6 +277,40 @@ class BadEntryEvidence(Evidence):
         }
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MapCommitmentEvidence(Evidence):
+    """A map commitment of a signed tree that the log's own first leaves contradict."""
+
+    checkpoint: bytes
+    commitment: LoggedLeaf
+    leaves: tuple[bytes, ...]
+    proof: tuple[bytes, ...]
+
+    @classmethod
+    def _from_json(cls, obj: dict[str, Any], log: str | None, reason: str | None) -> MapCommitmentEvidence:
+        (note,) = _notes(obj.get("checkpoints"), 1)
+        leaves = obj.get("leaves")
+        if not isinstance(leaves, list):
+            raise FormatError("malformed map-commitment evidence: leaves must list base64 leaves")
+        return cls(
+            log=log,
+            reason=reason,
+            checkpoint=note,
+            commitment=LoggedLeaf.from_json(obj.get("commitment"), "commitment"),
+            leaves=tuple(b64decode(leaf, "leaves[]") for leaf in leaves),
+            proof=_hashes(obj.get("proof", []), "proof"),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self._head("map-commitment"),
+            "checkpoints": [self.checkpoint.decode()],
+            "commitment": self.commitment.to_json(),
+            "leaves": [b64encode(leaf) for leaf in self.leaves],
+            "proof": [b64encode(h) for h in self.proof],
+        }
+
+
 def inconsistency_evidence(
     verifier: Verifier,
     a: bytes,
@@ -327,6 +373,8 @@ def verify_evidence(evidence: Evidence | Any, vkey: str | Verifier, trust: Trust
         return _bad_entry(ev, verifier, trust or Trust())
     if isinstance(ev, BackdatedEvidence):
         return _backdated(ev, verifier)
+    if isinstance(ev, MapCommitmentEvidence):
+        return _wrong_map(ev, verifier)
     assert isinstance(ev, InconsistencyEvidence)
     older, newer = (open_checkpoint(n, verifier) for n in ev.checkpoints)
     prefix_root = None if ev.prefix_root is None else RootHash(ev.prefix_root)
@@ -390,6 +438,45 @@ def _backdated(evidence: BackdatedEvidence, verifier: Verifier) -> str:
         f"log {verifier.name} dated entry {j} at {t_j}, {t_i - t_j}s before entry {i} ({t_i}) that precedes it "
         f"in its tree of size {checkpoint.size}: beyond the {TIME_TOLERANCE_S}s tolerance, entry {j} is backdated "
         f"(or entry {i} post-dated)"
+    )
+
+
+def _wrong_map(evidence: MapCommitmentEvidence, verifier: Verifier) -> str:
+    """A map commitment that the signed tree's own first leaves contradict."""
+    checkpoint = open_checkpoint(evidence.checkpoint, verifier)
+    c = evidence.commitment
+    verify_inclusion(leaf_hash(c.leaf), c.log_index, checkpoint.size, list(c.inclusion_proof), checkpoint.root_hash)
+    try:
+        commitment = MapCommitment.from_body(parse_leaf(c.leaf).body)
+    except FormatError as exc:
+        raise VerificationError(f"entry {c.log_index} is not a map commitment: {exc}") from exc
+    size = commitment.tree_size
+    if len(evidence.leaves) != size:
+        raise VerificationError(f"the commitment covers {size} leaves; the evidence holds {len(evidence.leaves)}")
+    tree = CompactRange()
+    for leaf in evidence.leaves:
+        tree.append(leaf_hash(leaf))
+    if size == checkpoint.size:
+        if not hmac.compare_digest(tree.root(), checkpoint.root_hash):
+            raise VerificationError("the leaves are not the signed tree's")
+    else:
+        try:
+            verify_consistency(size, checkpoint.size, list(evidence.proof), tree.root(), checkpoint.root_hash)
+        except ProofError as exc:
+            raise VerificationError(f"the leaves are not the signed tree's first {size}: {exc}") from exc
+    rebuilt = MemoryMap()
+    changes: dict[MapKey, tuple[str, int, int]] = {}
+    for index, leaf in enumerate(evidence.leaves):
+        links = parse_leaf(leaf).links
+        if links:
+            changes_from_links([(index, links)], changes)
+    rebuilt.update(changes)
+    if rebuilt.root == commitment.root and rebuilt.keys == commitment.keys:
+        raise VerificationError(f"the leaves give the committed map of size {size}: no misbehaviour shown")
+    return (
+        f"log {verifier.name} committed, in entry {c.log_index} of its tree of size {checkpoint.size}, to a map of "
+        f"its first {size} leaves with root {commitment.root.hex()} ({commitment.keys} keys); those leaves give "
+        f"{rebuilt.root.hex()} ({rebuilt.keys} keys)"
     )
 
 

@@ -7,10 +7,15 @@ points at the next older entry in the answer, across pages (``after=``), and onc
 older pages the oldest points at nothing. An entry dropped from the middle of a history, between two pages, or
 a history cut short, is detected.
 
-What is *not* proved is that no entry newer than the newest one returned names the artifact: a log can
-withhold its newest entries, and only completeness proofs (a later issue) can exclude that. So a verified
-history reports what it proved, ``gap_free_from`` (the newest index from which it is gap-free back to the
-first entry naming the artifact), and ``complete`` stays False.
+Back-links alone cannot show that no entry *newer* than the newest one returned names the artifact: a log can
+withhold its newest entries. The first page therefore carries a completeness proof (``completeness``): the
+newest map commitment in the answer's tree (an entry of the log, with its inclusion proof) and, for the artifact
+and each alias, a proof from the committed map (:mod:`atlas_log.vmap`) of the newest entry linking it below
+the committed size and how many do. Once every page is verified, the entries linking each digest below that
+size must be exactly those: then ``complete`` is True, as of ``complete_as_of`` (entries after the committed
+size are shown and chained, but a log may still withhold some of them). A history without that proof reports
+what it proved, ``gap_free_from`` (the newest index from which it is gap-free back to the first entry naming
+the artifact), and ``complete`` stays False with the reason in ``incomplete``.
 
 Verified entries are remembered by (leaf hash, index, checkpoint) in a :class:`HistoryCache`, so repeated or
 overlapping verifications skip the hashing they already did.
@@ -29,8 +34,10 @@ from atlas_log.entry import Entry, parse_leaf
 from atlas_log.errors import FormatError, VerificationError
 from atlas_log.merkle import leaf_hash, verify_inclusion
 from atlas_log.note import Verifier
+from atlas_log.vmap import MapCommitment, MapProof, MapValue, map_key, verify_map_proof
 
 __all__ = [
+    "Closure",
     "HistoryCache",
     "VerifiedEntry",
     "VerifiedHistory",
@@ -53,6 +60,17 @@ class VerifiedEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class Closure:
+    """A verified completeness proof: the map commitment at ``commitment_index`` (included in the answer's
+    checkpoint) and, per digest, what the committed map holds for it (None: no entry below the committed size
+    links it)."""
+
+    commitment_index: int
+    commitment: MapCommitment
+    values: tuple[tuple[str, MapValue | None], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class VerifiedHistory:
     """What :func:`verify_history` proved about an artifact's history (all pages verified so far).
 
@@ -72,11 +90,30 @@ class VerifiedHistory:
     next_before: int | None
     links: tuple[tuple[str, int | None], ...]
     reaches_first: bool  # no older page, and every entry and back-link chain ends at the first entry
+    closure: Closure | None = None
+
+    @property
+    def incomplete(self) -> str | None:
+        """Why the history is not proved complete, or None when it is."""
+        if self.closure is None:
+            return "the log gave no completeness proof (it keeps no verifiable map, or has not committed one yet)"
+        if self.next_before is not None:
+            return "older pages remain"
+        missing = {self.artifact, *self.aliases} - {d for d, _ in self.closure.values}
+        if missing:
+            return f"no map proof for {min(missing)}"
+        return None
 
     @property
     def complete(self) -> bool:
-        """Always False: that no *newer* entry names the artifact needs completeness proofs, not yet given."""
-        return False
+        """Whether these are all the entries linking the artifact (and its proven aliases) below
+        :attr:`complete_as_of`: the committed map's newest entry and count were each met."""
+        return self.incomplete is None
+
+    @property
+    def complete_as_of(self) -> int | None:
+        """The tree size the history is proved complete as of (the committed map's), or None."""
+        return self.closure.commitment.tree_size if self.complete and self.closure is not None else None
 
     @property
     def gap_free_from(self) -> int | None:
@@ -203,6 +240,7 @@ def verify_history(
     except (KeyError, TypeError, AttributeError) as exc:
         raise FormatError(f"malformed history answer: {exc}") from exc
     verified = verify_entries(raw_entries, cp, cache)
+    closure = after.closure if after is not None else _closure(answer.get("completeness"), cp, cache, name)
     if next_before is not None and (
         not isinstance(next_before, int)
         or isinstance(next_before, bool)
@@ -248,6 +286,8 @@ def verify_history(
                     f"history gap: the oldest entry naming {digest} links back to entry {older}, which the answer omits"
                 )
     everything = (*previous, *verified)
+    if closure is not None:
+        _check_closure(closure, everything, {name, *aliases}, last_page=next_before is None)
     # Gap-freeness rests on the back-links: an entry without one (an older format) leaves it unproved.
     linked = all(v.entry.links is not None and any(d in v.entry.links for d in links) for v in everything)
     return VerifiedHistory(
@@ -258,7 +298,63 @@ def verify_history(
         next_before,
         tuple(sorted(links.items())),
         next_before is None and linked,
+        closure,
     )
+
+
+def _closure(raw: Any, cp: Checkpoint, cache: HistoryCache | None, artifact: str) -> Closure | None:
+    """Verify a completeness proof against the answer's checkpoint: the commitment entry's inclusion, its body,
+    and each digest's map proof. None when the answer carries none."""
+    if raw is None:
+        return None
+    try:
+        item, proofs = raw["commitment"], raw["proofs"]
+        if not isinstance(proofs, dict):
+            raise TypeError("proofs must be an object")
+        parsed = {d: MapProof.from_json(p) for d, p in proofs.items()}
+    except (KeyError, TypeError) as exc:
+        raise FormatError(f"malformed completeness proof: {exc}") from exc
+    (entry,) = verify_entries([item], cp, cache)
+    try:
+        commitment = MapCommitment.from_body(entry.entry.body)
+    except FormatError as exc:
+        raise VerificationError(f"entry {entry.log_index}, given as the map commitment, is not one: {exc}") from exc
+    if commitment.tree_size > entry.log_index:
+        raise VerificationError(
+            f"the map commitment at entry {entry.log_index} claims to cover {commitment.tree_size} leaves: "
+            "a commitment covers only leaves before it"
+        )
+    if artifact not in parsed:
+        raise VerificationError(f"the completeness proof has no map proof for {artifact}")
+    values = tuple((d, verify_map_proof(commitment.root, map_key(d), p)) for d, p in sorted(parsed.items()))
+    return Closure(entry.log_index, commitment, values)
+
+
+def _check_closure(closure: Closure, entries: tuple[VerifiedEntry, ...], digests: set[str], *, last_page: bool) -> None:
+    """The entries (newest first, all pages so far) against the committed map: below the committed size, the
+    first entry linking each digest is the map's newest, and there are as many as the map counts (checked in
+    full once the last page is in), for the artifact and its proven aliases. Raises naming what the log hid."""
+    size = closure.commitment.tree_size
+    for digest, value in closure.values:
+        if digest not in digests:  # not an artifact of this history: its entries are not in the answer
+            continue
+        below = [v.log_index for v in entries if v.log_index < size and v.entry.links and digest in v.entry.links]
+        if value is None:
+            if below:
+                raise VerificationError(
+                    f"the committed map says no entry below {size} links {digest}, but entry {below[0]} does"
+                )
+            continue
+        if below and below[0] != value.newest:
+            raise VerificationError(
+                f"history incomplete: the committed map's newest entry linking {digest} below {size} is "
+                f"{value.newest}, but the answer's is {below[0]}"
+            )
+        if len(below) > value.count or (last_page and len(below) != value.count):
+            raise VerificationError(
+                f"history incomplete: the committed map counts {value.count} entries linking {digest} below "
+                f"{size}; the answer has {len(below)}"
+            )
 
 
 def _follow_links(
@@ -287,7 +383,8 @@ def _follow_links(
 class VerifiedLineage:
     """What :func:`verify_lineage` proved: every edge is stated by an included entry and reachable from
     ``artifact``. ``truncated`` is the log's own word that it capped the answer (the nearest edges first):
-    more lineage exists than is shown. A False ``truncated`` proves nothing: a lineage is not proved complete."""
+    more lineage exists than is shown. A False ``truncated`` proves nothing by itself; an answer asked with
+    ``complete=true`` carries the completeness proof that makes ``complete`` true."""
 
     artifact: str
     direction: str
@@ -296,6 +393,19 @@ class VerifiedLineage:
     edges: tuple[tuple[str, str, int], ...]  # (input, output, entry index)
     entries: dict[int, VerifiedEntry]
     truncated: bool = False
+    closure: Closure | None = None
+    incomplete: str | None = "the answer carries no completeness proof (ask with complete=true)"
+
+    @property
+    def complete(self) -> bool:
+        """Whether every edge up to the answer's depth stated by an entry below :attr:`complete_as_of` is here:
+        each expanded artifact's entries were proved all there (the committed map's newest and count, the
+        back-link chain) and every edge they state was found among the answer's."""
+        return self.incomplete is None
+
+    @property
+    def complete_as_of(self) -> int | None:
+        return self.closure.commitment.tree_size if self.complete and self.closure is not None else None
 
 
 def _reachable(artifact: str, direction: str, edges: tuple[tuple[str, str, int], ...]) -> set[tuple[str, str, int]]:
@@ -321,6 +431,7 @@ def verify_lineage(
     artifact: str | None = None,
     *,
     direction: str | None = None,
+    depth: int | None = None,
     cache: HistoryCache | None = None,
 ) -> VerifiedLineage:
     """Verify a lineage answer: the checkpoint, every entry's inclusion, that each edge ``input → output``
@@ -344,6 +455,8 @@ def verify_lineage(
         raise FormatError(f"lineage direction must be 'up' or 'down', not {answered!r}")
     if direction is not None and answered != direction:
         raise VerificationError(f"the answer is the lineage {answered}, not {direction} as asked")
+    if depth is not None and answer.get("depth") != depth:
+        raise VerificationError(f"the answer is the lineage to depth {answer.get('depth')!r}, not {depth} as asked")
     unreachable = set(edges) - _reachable(name, answered, edges)
     if unreachable:
         src, dst, idx = min(unreachable, key=lambda e: e[2])
@@ -363,4 +476,86 @@ def verify_lineage(
             raise VerificationError(f"entry {idx} does not state {src} -> {dst}")
         if src not in node_set or dst not in node_set:
             raise VerificationError(f"edge {src} -> {dst} names an artifact missing from the nodes")
-    return VerifiedLineage(name, answered, cp, nodes, edges, entries, truncated)
+    closure: Closure | None = None
+    incomplete: str | None = "the answer carries no completeness proof (ask with complete=true)"
+    if answer.get("completeness") is not None:
+        closure = _closure(answer["completeness"], cp, cache, name)
+        assert closure is not None  # the member is there
+        depth = answer.get("depth")
+        if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
+            raise FormatError(f"a lineage with a completeness proof states its depth, not {depth!r}")
+        incomplete = (
+            "the log capped its answer (truncated)"
+            if truncated
+            else _check_lineage_closure(closure, name, answered, depth, edges, entries)
+        )
+    elif "completeness" in answer:
+        incomplete = "the log has not committed its map yet"
+    return VerifiedLineage(name, answered, cp, nodes, edges, entries, truncated, closure, incomplete)
+
+
+def _check_lineage_closure(
+    closure: Closure,
+    artifact: str,
+    direction: str,
+    depth: int,
+    edges: tuple[tuple[str, str, int], ...],
+    entries: dict[int, VerifiedEntry],
+) -> str | None:
+    """Derive, from the entries themselves, every edge up to ``depth`` below the committed size and check each
+    is in the answer: breadth first, each expanded artifact's entries must be all there (the map's newest and
+    count, chained by back-links). Raises for what the log hid; returns why completeness cannot be shown (an
+    artifact without a map proof), or None."""
+    size = closure.commitment.tree_size
+    values = dict(closure.values)
+    answered = {(src, dst, idx) for src, dst, idx in edges}
+    level, seen = [artifact], {artifact}
+    for _ in range(depth):
+        nxt: list[str] = []
+        for node in level:
+            if node not in values:
+                return f"no map proof for {node}"
+            linking = sorted(
+                (v for v in entries.values() if v.log_index < size and v.entry.links and node in v.entry.links),
+                key=lambda v: -v.log_index,
+            )
+            value = values[node]
+            if value is None:
+                if linking:
+                    raise VerificationError(
+                        f"the committed map says no entry below {size} links {node}, "
+                        f"but entry {linking[0].log_index} does"
+                    )
+                continue
+            if not linking or linking[0].log_index != value.newest or len(linking) != value.count:
+                raise VerificationError(
+                    f"lineage incomplete: the committed map has {value.count} entries linking {node} below {size}, "
+                    f"the newest {value.newest}; the answer has {len(linking)}"
+                    + (f", the newest {linking[0].log_index}" if linking else "")
+                )
+            for i, newer in enumerate(linking):
+                older = linking[i + 1].log_index if i + 1 < len(linking) else None
+                if newer.entry.links is not None and newer.entry.links.get(node) != older:
+                    raise VerificationError(
+                        f"lineage incomplete: entry {newer.log_index} links {node} to an entry not here"
+                    )
+            for v in linking:
+                subjects, materials = _said(v.entry, "subjects"), _said(v.entry, "materials")
+                if direction == "up" and node in subjects:
+                    found = [(m, node, v.log_index) for m in materials if m != node]
+                elif direction == "down" and node in materials:
+                    found = [(node, s, v.log_index) for s in subjects if s != node]
+                else:
+                    found = []
+                for edge in found:
+                    if edge not in answered:
+                        raise VerificationError(
+                            f"lineage incomplete: entry {v.log_index} states {edge[0]} -> {edge[1]}, "
+                            "which the answer omits"
+                        )
+                    other = edge[0] if direction == "up" else edge[1]
+                    if other not in seen:
+                        seen.add(other)
+                        nxt.append(other)
+        level = nxt
+    return None

@@ -32,12 +32,14 @@ from atlas_log.reverify import Checked, Trust, check_entry
 from atlas_log.tdx.collateral import Collateral
 from atlas_log.tdx.verification_cache import VerificationCache
 from atlas_log.tiles import TILE_WIDTH
+from atlas_log.vmap import MapCommitment, MemoryMap, changes_from_links
 
 __all__ = [
     "TIME_TOLERANCE_S",
     "Replay",
     "ReplayResult",
     "entry_evidence",
+    "map_evidence",
     "order_evidence",
 ]
 
@@ -55,6 +57,7 @@ class ReplayResult:
     problems: list[str] = field(default_factory=list)
     bad_entries: list[tuple[int, str]] = field(default_factory=list)  # (index, reason)
     backdated: list[tuple[int, int, str]] = field(default_factory=list)  # (earlier index, later index, reason)
+    bad_commitments: list[tuple[int, str]] = field(default_factory=list)  # map commitments the leaves contradict
 
 
 # One log client, collateral cache and verification cache per worker process.
@@ -122,6 +125,12 @@ class Replay:
         self._last: dict[str, int] = {}
         self._keys: dict[int, tuple[str, Mapping[str, Any]]] = {}
         self._latest: tuple[int, int] | None = None  # (index, integratedTime) of the latest-dated entry so far
+        # The verifiable map rebuilt from the leaves, up to the last commitment checked, and the back-links of
+        # the leaves after it (folded in at the next commitment, up to the size it covers).
+        self.map = MemoryMap()
+        self._map_size = 0
+        self._unfolded: list[tuple[int, tuple[str, ...]]] = []
+        self.last_commitment: int | None = None  # index of the newest map commitment checked
 
     def _blocks(self, start: int, size: int) -> Iterator[list[Checked]]:
         first = start // TILE_WIDTH
@@ -161,6 +170,11 @@ class Replay:
                     continue
                 self.tree.append(c.leaf_hash)
                 problem = c.problem or self._sequential(c, self._last, self._keys)
+                if problem is None and c.commitment is not None:
+                    wrong = self._check_commitment(c.index, c.commitment)
+                    if wrong is not None:
+                        result.problems.append(wrong)
+                        result.bad_commitments.append((c.index, wrong))
                 if problem:
                     result.problems.append(problem)
                     result.bad_entries.append((c.index, problem))
@@ -177,6 +191,8 @@ class Replay:
                     nonces.setdefault(c.nonce[0], set()).add(c.nonce[1])
                 for d in c.linked:
                     self._last[d] = c.index
+                if c.linked:
+                    self._unfolded.append((c.index, c.linked))
                 if c.attests_key is not None:
                     self._keys[c.index] = c.attests_key
             result.entries = self.tree.size - begin
@@ -190,6 +206,26 @@ class Replay:
             result.problems.extend(self._check_nonces(nonces, checkpoint))
         result.seconds = time.perf_counter() - started
         return result
+
+    def _check_commitment(self, index: int, commitment: MapCommitment) -> str | None:
+        """The map of the first ``commitment.tree_size`` leaves, rebuilt here, must have the committed root."""
+        size = commitment.tree_size
+        if size < self._map_size:
+            return (
+                f"entry {index}: a map commitment for size {size}, below the size {self._map_size} an earlier "
+                "commitment covered"
+            )
+        folded = [(i, links) for i, links in self._unfolded if i < size]
+        self._unfolded = [(i, links) for i, links in self._unfolded if i >= size]
+        self.map.update(changes_from_links(folded))
+        self._map_size = size
+        self.last_commitment = index
+        if self.map.root != commitment.root or self.map.keys != commitment.keys:
+            return (
+                f"entry {index}: the map commitment for size {size} has root {commitment.root.hex()} "
+                f"({commitment.keys} keys), but the leaves give {self.map.root.hex()} ({self.map.keys} keys)"
+            )
+        return None
 
     @staticmethod
     def _sequential(c: Checked, last: dict[str, int], keys: dict[int, tuple[str, Mapping[str, Any]]]) -> str | None:
@@ -258,6 +294,30 @@ def order_evidence(
             entries.append(LoggedLeaf(index, logged.leaf, tuple(logged.inclusion_proof)))
     first, second = entries
     return BackdatedEvidence(log=vkey, reason=reason, checkpoint=note, entries=(first, second)).to_json()
+
+
+def map_evidence(url: str, vkey: str, note: bytes, checkpoint: Checkpoint, index: int, reason: str) -> dict[str, Any]:
+    """Portable evidence that the map commitment at ``index`` is not the map of the leaves it covers: the
+    commitment with its inclusion proof, those leaves, and the consistency proof joining them to the
+    checkpoint."""
+    from atlas_log.evidence import LoggedLeaf, MapCommitmentEvidence  # evidence checks entries with this module
+
+    with LogClient(url.rstrip("/"), vkey, timeout_s=60) as client:
+        logged = client.entry(index, checkpoint)  # proved included in the checkpoint
+        size = MapCommitment.from_body(parse_leaf(logged.leaf).body).tree_size
+        leaves: list[bytes] = []
+        for block in range((size + TILE_WIDTH - 1) // TILE_WIDTH):
+            width = min(TILE_WIDTH, size - block * TILE_WIDTH)
+            leaves.extend(client.entry_bundle(block, width).leaves[:width])
+        proof = client.consistency_proof(size, checkpoint.size) if 0 < size < checkpoint.size else []
+    return MapCommitmentEvidence(
+        log=vkey,
+        reason=reason,
+        checkpoint=note,
+        commitment=LoggedLeaf(index, logged.leaf, tuple(logged.inclusion_proof)),
+        leaves=tuple(leaves),
+        proof=tuple(proof),
+    ).to_json()
 
 
 def entry_evidence(url: str, vkey: str, note: bytes, checkpoint: Checkpoint, index: int, reason: str) -> dict[str, Any]:

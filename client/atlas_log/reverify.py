@@ -31,6 +31,7 @@ from atlas_log.tdx.quote import parse_quote
 from atlas_log.tdx.verification import verify_quote
 from atlas_log.tdx.verification_cache import VerificationCache
 from atlas_log.tee import Attestation, InheritedAttestation, OwnQuote, TeeRecord, VerdictRecord
+from atlas_log.vmap import MapCommitment
 
 __all__ = [
     "Checked",
@@ -74,6 +75,7 @@ class Checked:
     key_reference: tuple[int, str, Mapping[str, Any]] | None = None  # (entry, signer key, quote hash and mode)
     attests_key: tuple[str, Mapping[str, Any]] | None = None  # (key fingerprint, quote hash and mode)
     integrated_time: int | None = None  # of an entry that verifies on its own
+    commitment: MapCommitment | None = None  # the log's own map commitment (checked against the leaves by the caller)
 
 
 def check_entry(
@@ -113,6 +115,13 @@ def _check(
         stored = parse_leaf(leaf)
     except FormatError as exc:
         return Checked(index, lh, f"entry {index}: the leaf is not an entry: {exc}")
+    if MapCommitment.is_commitment(stored.body):
+        # The log's own statement, not a submission: well formed, covering only leaves before it, linking
+        # nothing. Its root is checked against the leaves by whoever holds them all (the replay).
+        commitment = MapCommitment.from_body(stored.body)
+        if commitment.tree_size > index or stored.links:
+            return Checked(index, lh, f"entry {index}: a map commitment may cover only earlier leaves and link nothing")
+        return Checked(index, lh, None, integrated_time=stored.integrated_time, commitment=commitment)
     t, recorded = stored.integrated_time, stored.body.get("tee")
     roots = tuple(x509.load_der_x509_certificate(r) for r in trust.x509_roots)
     sub = parse_submission(raw, t, roots, trust.x509_eku)

@@ -29,7 +29,10 @@ from atlas_log_server.db.access import AccessRepository
 from atlas_log_server.db.collateral import CollateralRepository
 from atlas_log_server.db.engine import create_pool, resolve_database_url
 from atlas_log_server.db.repository import Repository, StorageError
+from atlas_log_server.db.vmap import MapRepository
+from atlas_log_server.log.completeness import Completeness
 from atlas_log_server.log.last_signed import LastSignedFile, RecordRefused, TreeHead
+from atlas_log_server.log.map_builder import MapBuilder
 from atlas_log_server.log.proofs import ProofService
 from atlas_log_server.log.publisher import Publisher, WitnessEndpoint
 from atlas_log_server.log.receipts import Receipts
@@ -124,6 +127,7 @@ def create_app(settings: Settings) -> FastAPI:
                 build_attestation, settings, CollateralRepository(pool), repo, metrics
             )
             proof_service = ProofService(repo, settings.tile_cache_tiles)
+            maps = MapRepository(pool)
             app.state.log = LogContext(
                 settings,
                 repo,
@@ -141,11 +145,15 @@ def create_app(settings: Settings) -> FastAPI:
                     admin_token_sha256=settings.admin_token_sha256,
                 ),
                 Receipts(repo, proof_service, witnessed=bool(settings.witnesses)),
+                Completeness(maps, repo, proof_service) if settings.map_interval_s else None,
             )
             tasks = [
                 asyncio.create_task(sequencer.run(), name="sequencer"),
                 asyncio.create_task(attestation.store.refresh_loop(), name="collateral-refresh"),
             ]
+            if settings.map_interval_s:
+                builder = MapBuilder(maps, repo, sequencer, settings.map_interval_s)
+                tasks.append(asyncio.create_task(builder.run(), name="map-builder"))
             if settings.witnesses or settings.require_fresh_nonce:
                 publisher = Publisher(
                     repo,

@@ -1,4 +1,4 @@
-"""``atlas-log-server``: serve, migrate, keygen."""
+"""``atlas-log-server``: serve, migrate, keygen, map rebuild."""
 
 from __future__ import annotations
 
@@ -337,6 +337,52 @@ def _release_pending(args: argparse.Namespace) -> int:
     return 0
 
 
+def _map_rebuild(args: argparse.Namespace) -> int:
+    """Rebuild the verifiable map from the log's leaves alone; store it only when its root is the one built
+    (and committed) incrementally."""
+    import asyncio
+    import time
+
+    from atlas_log_server.db.engine import create_pool
+    from atlas_log_server.db.repository import Repository
+    from atlas_log_server.db.vmap import MapRepository
+    from atlas_log_server.log.map_builder import rebuild
+
+    settings = _settings()
+    url = resolve_database_url(settings)
+
+    async def run() -> int:
+        pool = await create_pool(url, 2)
+        try:
+            maps = MapRepository(pool)
+            latest = await maps.latest()
+            size = latest.tree_size if latest is not None else (await Repository(pool, settings.origin).state()).size
+            started = time.perf_counter()
+            version, writes = await rebuild(maps, size)
+            took = time.perf_counter() - started
+            print(
+                f"rebuilt the map of the first {size} leaves from the leaves alone: {version.keys} keys, "
+                f"root {version.root.hex()} ({took:.1f} s, {size / max(took, 1e-9):,.0f} leaves/s)"
+            )
+            if latest is not None and latest.root != version.root:
+                print(
+                    f"atlas-log-server: the stored map of size {size} has root {latest.root.hex()}, not the rebuilt "
+                    f"{version.root.hex()}"
+                    + (f"; the log committed it in entry {latest.commitment_index}" if latest.commitment_index else "")
+                    + ": nothing written. Investigate before replacing it (monitors will report the committed root)",
+                    file=sys.stderr,
+                )
+                return 1
+            if not args.dry_run:
+                await maps.replace_all(size, version.root, version.keys, writes)
+                print(f"stored {len(writes)} nodes; the root is byte-identical to the built one")
+            return 0
+        finally:
+            await pool.close()
+
+    return asyncio.run(run())
+
+
 def _admin_token(args: argparse.Namespace) -> int:
     token = "atladm_" + secrets.token_urlsafe(32)
     print(f"admin token (give it to the operator; it is not stored): {token}")
@@ -388,6 +434,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--yes", action="store_true", help="the database was not restored or failed over since")
     p.set_defaults(func=_release_pending)
+    p = sub.add_parser("map", help="the verifiable map of artifact histories")
+    mp = p.add_subparsers(dest="map_command", required=True)
+    q = mp.add_parser("rebuild", help="rebuild the map from the log's leaves alone and check it against the stored one")
+    q.add_argument("--dry-run", action="store_true", help="build and compare, but write nothing")
+    q.set_defaults(func=_map_rebuild)
     p = sub.add_parser("admin-token", help="create an admin token and print the SHA-256 to configure")
     p.set_defaults(func=_admin_token)
     p = sub.add_parser("migrate", help="apply the database migrations")

@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     witnesses: list[str] = Field(default_factory=list, description='witnesses as JSON ["<url> <vkey>", ...]')
     witness_quorum: int = Field(default=0, ge=0, description="cosignatures a checkpoint needs to be published")
     checkpoint_interval_s: float = Field(default=1.0, gt=0, le=3600, description="publishing interval")
+    map_interval_s: float = Field(
+        default=1.0,
+        ge=0,
+        le=3600,
+        description="how often the verifiable map commits new leaves (0: no map, no completeness proofs)",
+    )
     simulated_platform_dir: Path | None = Field(default=None, description="default data_dir/simulated-tdx")
     signer_command: str | None = Field(
         default=None, description="external signer command (one base64 message per line in, signature out)"

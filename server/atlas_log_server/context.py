@@ -10,6 +10,7 @@ from atlas_log_server.admission import Admission
 from atlas_log_server.attest.setup import Attestation
 from atlas_log_server.config import Settings
 from atlas_log_server.db.repository import Repository
+from atlas_log_server.log.completeness import Completeness
 from atlas_log_server.log.proofs import ProofService
 from atlas_log_server.log.receipts import Receipts
 from atlas_log_server.log.sequencer import Sequencer
@@ -28,3 +29,4 @@ class LogContext:
     metrics: Metrics
     access: AccessControl
     receipts: Receipts
+    completeness: Completeness | None  # None: the log keeps no map (map_interval_s = 0)

@@ -71,7 +71,7 @@ async def history(
                 "inclusionProof": [b64encode(h) for h in hashes],
             }
         )
-    return {
+    answer: dict[str, Any] = {
         "artifact": digest,
         "aliases": aliases,
         "treeSize": size,
@@ -79,6 +79,11 @@ async def history(
         "entries": entries,
         "next": page[-1][0] if more else None,
     }
+    if ctx.completeness is not None and before is None:
+        # The first page carries what closes the history: the newest map commitment in this tree and each
+        # digest's map proof. Later pages are joined to it by their back-links.
+        answer["completeness"] = await ctx.completeness.prove([digest, *aliases], size)
+    return answer
 
 
 SUBJECT_ROLES = ("subject", "evaluated")
@@ -98,11 +103,16 @@ async def lineage(
     ctx: Ctx,
     direction: Annotated[str, Query(pattern="^(up|down)$")] = "up",
     depth: Annotated[int, Query(ge=1, le=MAX_DEPTH)] = 5,
+    complete: Annotated[bool, Query(description="carry the proofs that every edge up to the depth is here")] = False,
 ) -> dict[str, Any]:
     """``up``: what the artifact was made from, recursively; ``down``: what was made from it. Edges always point
     from material to subject (input to output) and name the entry that states them. At most ``MAX_EDGES`` edges,
     nearest first: when there are more, the answer is cut there and says ``truncated`` (a 200, not an error, so
-    the nearest lineage of a popular artifact is still answered)."""
+    the nearest lineage of a popular artifact is still answered).
+
+    With ``complete``, the answer also carries, for every artifact it expands (those nearer than ``depth``),
+    every entry naming it and its map proof under the newest map commitment: a reader then derives every edge
+    up to the depth itself and checks that none is missing."""
     digest = parse_artifact(artifact)
     state = await ctx.repo.state()
     if direction == "up":
@@ -114,6 +124,16 @@ async def lineage(
     truncated = len(edges) > MAX_EDGES
     edges = edges[:MAX_EDGES]
     indices = sorted({idx for _, _, idx in edges})
+    closure = None
+    if complete and ctx.completeness is not None:
+        expanded = _expanded(digest, direction, depth, edges)
+        for node in expanded:
+            named = await ctx.repo.history([node], state.size, MAX_EDGES + 1)
+            truncated = truncated or len(named) > MAX_EDGES
+            indices.extend(idx for idx, _, _ in named[:MAX_EDGES])
+        indices = sorted(set(indices))
+        truncated = truncated or len(indices) > MAX_EDGES
+        closure = await ctx.completeness.prove(expanded, state.size)
     leaves = await ctx.repo.leaves_at(indices)
     entries = []
     for idx in indices:
@@ -132,7 +152,23 @@ async def lineage(
         "edges": [{"from": src, "to": dst, "logIndex": idx} for src, dst, idx in edges],
         "entries": entries,
         "truncated": truncated,
+        **({"completeness": closure} if complete and ctx.completeness is not None else {}),
     }
+
+
+def _expanded(artifact: str, direction: str, depth: int, edges: list[tuple[str, str, int]]) -> list[str]:
+    """The artifacts nearer than ``depth`` hops to ``artifact`` (the ones whose inputs, or outputs, the answer
+    lists), nearest first."""
+    step: dict[str, set[str]] = {}
+    for src, dst, _ in edges:
+        a, b = (dst, src) if direction == "up" else (src, dst)
+        step.setdefault(a, set()).add(b)
+    out, level, seen = [artifact], [artifact], {artifact}
+    for _ in range(depth - 1):
+        level = sorted({n for node in level for n in step.get(node, ()) if n not in seen})
+        seen.update(level)
+        out.extend(level)
+    return out
 
 
 search_router = APIRouter(prefix="/api/v1", tags=["artifacts"])
@@ -188,4 +224,6 @@ async def search(
         "checkpoint": (state.checkpoint or b"").decode(),
         "entries": entries,
         "next": page[-1][0] if len(rows) > limit else None,
+        # Names, signers and predicate types are not map keys: nothing proves the list holds every match.
+        "proves": "inclusion",
     }

@@ -100,6 +100,30 @@ class HistoryEntry(ProvedEntry):
     roles: list[str]
 
 
+class MapLeaf(_Answer):
+    key: str = Field(description=f"SHA-256 of the artifact digest's text ({B64})")
+    newest: int = Field(ge=0, description="the index of the newest entry naming the artifact")
+    count: int = Field(ge=1, description="how many entries name it")
+
+
+class MapProof(_Answer):
+    siblings: list[str | None] = Field(description=f"sibling hashes from the root down ({B64}; null: empty)")
+    leaf: MapLeaf | None = Field(description="the leaf the path ends at (null: an empty subtree)")
+
+
+class Commitment(_Answer):
+    log_index: int = Field(alias="logIndex", ge=0)
+    leaf: str = Field(description=f"the map-commitment entry's leaf ({B64})")
+    inclusion_proof: list[str] = Field(alias="inclusionProof", description=f"against the answer's checkpoint ({B64})")
+
+
+class Completeness(_Answer):
+    """What closes the answer: the newest map commitment in its tree and a map proof per artifact digest."""
+
+    commitment: Commitment
+    proofs: dict[str, MapProof] = Field(description="by artifact digest (alg:hex)")
+
+
 class History(_Answer):
     artifact: str
     aliases: list[str]
@@ -107,6 +131,10 @@ class History(_Answer):
     checkpoint: str
     entries: list[HistoryEntry]
     next: int | None = Field(description="pass as `before` for the next page")
+    completeness: Completeness | None = Field(
+        default=None,
+        description="on the first page, once the map has committed a root inside the answer's tree",
+    )
 
 
 class Edge(_Answer):
@@ -125,6 +153,9 @@ class Lineage(_Answer):
     edges: list[Edge]
     entries: list[ProvedEntry]
     truncated: bool
+    completeness: Completeness | None = Field(
+        default=None, description="with `complete=true`, once the map has committed a root inside the answer's tree"
+    )
 
 
 class NamedArtifact(_Answer):
@@ -143,6 +174,10 @@ class Search(_Answer):
     checkpoint: str
     entries: list[SearchEntry]
     next: int | None
+    proves: str = Field(
+        description="`inclusion`: each entry is proved in the log, but the list is an index lookup that is not "
+        "proved complete; an artifact's history or lineage proves completeness"
+    )
 
 
 class Evidence(_Answer):

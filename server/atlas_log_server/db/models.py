@@ -155,3 +155,35 @@ tenant_usage = Table(
     Column("day", Date, primary_key=True),
     Column("used", BigInteger, nullable=False),
 )
+
+# The verifiable map (atlas_log.vmap): per position and version, a key's leaf or a subtree's hash.
+map_nodes = Table(
+    "map_nodes",
+    metadata,
+    Column("depth", SmallInteger, primary_key=True, autoincrement=False),
+    Column("prefix", LargeBinary, primary_key=True),
+    Column("version", BigInteger, primary_key=True, autoincrement=False),
+    Column("hash", LargeBinary, nullable=False),
+    Column("leaf_key", LargeBinary, nullable=True),
+    Column("newest", BigInteger, nullable=True),
+    Column("count", BigInteger, nullable=True),
+    CheckConstraint("depth BETWEEN 0 AND 256", name="map_nodes_depth_range"),
+    CheckConstraint("length(prefix) = 32 AND length(hash) = 32", name="map_nodes_lengths"),
+    CheckConstraint(
+        "(leaf_key IS NULL AND newest IS NULL AND count IS NULL) OR "
+        "(length(leaf_key) = 32 AND newest >= 0 AND count >= 1)",
+        name="map_nodes_leaf_shape",
+    ),
+)
+
+map_versions = Table(
+    "map_versions",
+    metadata,
+    Column("tree_size", BigInteger, primary_key=True, autoincrement=False),
+    Column("root", LargeBinary, nullable=False),
+    Column("keys", BigInteger, nullable=False),
+    Column("commitment_idx", BigInteger, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("length(root) = 32", name="map_versions_root_32"),
+)
+Index("map_versions_commitment", map_versions.c.commitment_idx, unique=True)

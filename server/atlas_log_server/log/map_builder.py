@@ -1,0 +1,116 @@
+"""The map builder: right behind the sequencer, it folds the leaves sequenced since the last map version into
+the verifiable map (:mod:`atlas_log.vmap`) and commits the new root with an entry in the log itself.
+
+Each round (one process at a time, under an advisory lock): read the leaves from the last version's tree size
+to the log's size, take their back-links, update the stored map (only the positions on changed paths), store
+the new version, then append its :class:`~atlas_log.vmap.MapCommitment` through the sequencer like any entry.
+A version whose commitment was not yet sequenced (a crash in between) is committed first on the next round;
+the commitment's entry ID is fixed by the tree size, so committing twice yields the one entry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Iterator
+
+from atlas_log.entry import canonical_json, leaf_links
+from atlas_log.errors import FormatError
+from atlas_log.vmap import MapCommitment, MapKey, MapRoot, MemoryMap, NodeWrite, changes_from_links, update_steps
+from atlas_log_server.db.repository import Repository
+from atlas_log_server.db.vmap import MapRepository, MapVersion
+from atlas_log_server.log.sequencer import PendingEntry, Sequencer
+
+_log = logging.getLogger(__name__)
+
+MAX_STEP_LEAVES = 50_000  # leaves folded into one version: a long backlog is caught up in bounded steps
+_READ_CHUNK = 5_000
+
+
+def commitment_entry(version: MapVersion, now: int) -> PendingEntry:
+    """The log entry committing ``version``. Its ID depends only on the tree size: one commitment per size."""
+    body = canonical_json(MapCommitment(version.tree_size, version.root, version.keys).body())
+    entry_id = hashlib.sha256(b"atlas-log/map-commitment\n%d" % version.tree_size).digest()
+    return PendingEntry(entry_id, body, body, now)
+
+
+def _links(leaves: list[tuple[int, bytes]]) -> Iterator[tuple[int, list[str]]]:
+    for index, leaf in leaves:
+        try:
+            links = leaf_links(leaf)
+        except FormatError as exc:  # the log wrote every leaf: this is damage, not input
+            raise RuntimeError(f"leaf {index} has malformed links: {exc}") from exc
+        if links:
+            yield index, list(links)
+
+
+class MapBuilder:
+    def __init__(self, maps: MapRepository, repo: Repository, sequencer: Sequencer, interval_s: float) -> None:
+        self.maps = maps
+        self.repo = repo
+        self.sequencer = sequencer
+        self.interval_s = interval_s
+
+    async def run(self) -> None:
+        """Build and commit forever, every ``interval_s`` (at once again while a backlog remains)."""
+        while True:
+            try:
+                behind = await self.step()
+            except Exception:  # a failed round must not stop the map; the next round retries
+                _log.exception("building the map failed")
+                behind = False
+            if not behind:
+                await asyncio.sleep(self.interval_s)
+
+    async def step(self) -> bool:
+        """One round; returns whether leaves remain to be folded (a backlog)."""
+        async with self.maps.builder_lock() as held:
+            if not held:
+                return False
+            latest = await self.maps.latest()
+            if latest is not None and latest.commitment_index is None:
+                await self._commit(latest)
+                return True
+            start = 0 if latest is None else latest.tree_size
+            size = (await self.repo.state()).size
+            stop = min(size, start + MAX_STEP_LEAVES)
+            if stop <= start:
+                return False
+            leaves: list[tuple[int, bytes]] = []
+            for at in range(start, stop, _READ_CHUNK):
+                leaves.extend(await self.maps.leaves(at, min(stop, at + _READ_CHUNK)))
+            changes = changes_from_links(_links(leaves))
+            if not changes:
+                # Nothing to add (commitments and unlinked leaves only): no new version, or the log would
+                # commit its own commitments forever.
+                return False
+            steps = update_steps(changes)
+            wanted = next(steps)
+            try:
+                async with self.maps.snapshot() as snap:
+                    while True:
+                        wanted = steps.send(await snap.nodes(wanted, start))
+            except StopIteration as done:
+                result: tuple[bytes, int, list[NodeWrite]] = done.value
+            root, added, writes = result
+            version = MapVersion(stop, MapRoot(root), (0 if latest is None else latest.keys) + added, None)
+            await self.maps.write_version(version.tree_size, root, version.keys, writes)
+            await self._commit(version)
+            return stop < size
+
+    async def _commit(self, version: MapVersion) -> None:
+        placed = await self.sequencer.submit(commitment_entry(version, int(time.time())))
+        await self.maps.set_commitment(version.tree_size, placed.index)
+
+
+async def rebuild(maps: MapRepository, tree_size: int) -> tuple[MapVersion, list[NodeWrite]]:
+    """The map of the first ``tree_size`` leaves built from scratch from the leaves alone, in memory, in one
+    pass: the version (not stored) and every node of it."""
+    changes: dict[MapKey, tuple[str, int, int]] = {}
+    for at in range(0, tree_size, _READ_CHUNK):
+        changes_from_links(_links(await maps.leaves(at, min(tree_size, at + _READ_CHUNK))), changes)
+    memory = MemoryMap()
+    writes = memory.update(changes)
+    return MapVersion(tree_size, MapRoot(memory.root), memory.keys, None), writes

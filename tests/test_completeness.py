@@ -1,0 +1,165 @@
+"""Complete histories end to end: a real log keeping its verifiable map, a real client, and a hostile proxy
+between them that hides the newest entry, a middle entry, or the whole history."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from atlas_log.client import LogClient
+from atlas_log.entry import parse_leaf
+from atlas_log.errors import ProofError, VerificationError
+from atlas_log.history import verify_history
+from atlas_log.intoto import SLSA_V1
+from atlas_log.submission import intoto_statement, signed_submission
+from atlas_log.vmap import MapCommitment
+from tests.conftest import ServerProcess
+from tests.proxy import TamperingProxy
+
+DATASET = "sha256:" + hashlib.sha256(b"completeness dataset").hexdigest()
+
+
+def _statement(i: int) -> bytes:
+    model = hashlib.sha256(b"model %d" % i).hexdigest()
+    return intoto_statement(
+        [(f"model-{i}", model)],
+        SLSA_V1,
+        {
+            "buildDefinition": {
+                "buildType": "https://atlas-log.dev/ml/training/v1",
+                "externalParameters": {"inputs": [{"name": "data", "digest": {"sha256": DATASET.split(":")[1]}}]},
+            },
+            "runDetails": {"builder": {"id": "https://example.com/trainer"}},
+        },
+    )
+
+
+def _submit(server: ServerProcess, key: Ed25519PrivateKey, start: int, count: int) -> None:
+    for i in range(start, start + count):
+        r = httpx.post(server.url + "/api/v1/entries", json=signed_submission(key, _statement(i), server.platform))
+        assert r.status_code == 201, r.text
+
+
+def _committed(server: ServerProcess, entries: int, timeout: float = 30) -> dict[str, Any]:
+    """The history answer once it holds ``entries`` entries and the map commitment covers them all."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        answer = httpx.get(f"{server.url}/api/v1/artifacts/{DATASET}/history").json()
+        c = answer.get("completeness")
+        if c is not None:
+            commitment = MapCommitment.from_body(parse_leaf(base64.b64decode(c["commitment"]["leaf"])).body)
+            indices = [e["logIndex"] for e in answer["entries"]]
+            if len(indices) == entries and commitment.tree_size > max(indices):
+                return dict(answer)
+        time.sleep(0.1)
+    raise AssertionError(f"the map did not commit the {entries} entries in {timeout}s")
+
+
+@pytest.fixture
+def mapped(db_url: str, tmp_path: Path) -> Iterator[tuple[ServerProcess, TamperingProxy, LogClient]]:
+    server = ServerProcess(db_url, tmp_path / "data", env={"ATLAS_MAP_INTERVAL_S": "0.2"})
+    proxy = TamperingProxy(server.url)
+    try:
+        with httpx.Client(base_url=proxy.url, timeout=60) as http:
+            yield server, proxy, LogClient(http, server.vkey)
+    finally:
+        proxy.close()
+        server.stop()
+
+
+def test_a_history_is_proved_complete_as_of_the_committed_size(
+    mapped: tuple[ServerProcess, TamperingProxy, LogClient],
+) -> None:
+    server, _, client = mapped
+    key = Ed25519PrivateKey.generate()
+    _submit(server, key, 0, 5)
+    answer = _committed(server, 5)
+    h = verify_history(answer, server.vkey)
+    assert h.complete and h.incomplete is None
+    # Map commitments are entries too, interleaved with the pipeline's: the history holds the five steps.
+    assert len(h.entries) == 5
+    assert h.complete_as_of is not None and h.complete_as_of >= 5
+    # Through the client, page by page (pages of 2): the proof on the first page closes the last one.
+    paged = client.history(DATASET, page_size=2)
+    assert paged.complete and len(paged.entries) == 5
+    # An artifact the log never saw is proved absent: complete, and empty.
+    never = client.history("sha256:" + "ab" * 32)
+    assert never.complete and never.entries == ()
+
+
+def test_hiding_the_newest_a_middle_or_every_entry_is_detected(
+    mapped: tuple[ServerProcess, TamperingProxy, LogClient],
+) -> None:
+    server, proxy, client = mapped
+    key = Ed25519PrivateKey.generate()
+    _submit(server, key, 0, 5)
+    middle = _committed(server, 5)["entries"][2]["logIndex"]
+
+    def history_rewritten(rewrite: Any) -> None:
+        def on_get(url: httpx.URL, answer: Any) -> Any:
+            return rewrite(answer) if url.path.endswith("/history") else answer
+
+        proxy.on_get = on_get
+
+    # The newest entry dropped (the log hides the latest training run).
+    history_rewritten(lambda a: {**a, "entries": a["entries"][1:]})
+    with pytest.raises(VerificationError, match="newest entry"):
+        client.history(DATASET)
+    # A middle entry dropped.
+    history_rewritten(lambda a: {**a, "entries": [e for e in a["entries"] if e["logIndex"] != middle]})
+    with pytest.raises(VerificationError, match="gap"):
+        client.history(DATASET)
+    # Every entry dropped, the map proof kept: the count does not add up.
+    history_rewritten(lambda a: {**a, "entries": []})
+    with pytest.raises(VerificationError, match=r"newest|counts"):
+        client.history(DATASET)
+
+    # Every entry dropped and the dataset claimed never seen, with another key's genuine map proof.
+    def never_seen(a: dict[str, Any]) -> dict[str, Any]:
+        other = httpx.get(f"{server.url}/api/v1/artifacts/sha256:{'cd' * 32}/history").json()["completeness"]
+        return {
+            **a,
+            "entries": [],
+            "completeness": {**a["completeness"], "proofs": {DATASET: other["proofs"][f"sha256:{'cd' * 32}"]}},
+        }
+
+    history_rewritten(never_seen)
+    with pytest.raises(ProofError):
+        client.history(DATASET)
+    # The completeness proof withheld: the history verifies, but is not called complete.
+    history_rewritten(lambda a: {k: v for k, v in a.items() if k != "completeness"})
+    h = client.history(DATASET)
+    assert not h.complete and h.incomplete is not None and "no completeness proof" in h.incomplete
+
+
+def test_entries_after_the_commitment_are_shown_but_completeness_is_as_of_the_commitment(
+    db_url: str, tmp_path: Path
+) -> None:
+    # A map that commits every 3 s: the newest entries usually come after the committed size.
+    server = ServerProcess(db_url, tmp_path / "data", env={"ATLAS_MAP_INTERVAL_S": "3"})
+    try:
+        key = Ed25519PrivateKey.generate()
+        _submit(server, key, 0, 3)
+        answer = _committed(server, 3)
+        as_of = verify_history(answer, server.vkey).complete_as_of
+        assert as_of is not None
+        # Entries sequenced after the commitment, fetched before the next one lands (the next round is up to 3 s
+        # away; an answer that already has it proves them too).
+        _submit(server, key, 3, 2)
+        latest = httpx.get(f"{server.url}/api/v1/artifacts/{DATASET}/history").json()
+        h = verify_history(latest, server.vkey)
+        assert len(h.entries) == 5 and h.complete
+        assert h.complete_as_of is not None and as_of <= h.complete_as_of <= h.tree_size
+        newer = [e.log_index for e in h.entries if e.log_index >= h.complete_as_of]
+        # Those after the committed size are shown, chained to the proved ones by their back-links.
+        assert all(i > max(e.log_index for e in h.entries if e.log_index < h.complete_as_of) for i in newer)
+    finally:
+        server.stop()
