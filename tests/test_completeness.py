@@ -163,3 +163,60 @@ def test_entries_after_the_commitment_are_shown_but_completeness_is_as_of_the_co
         assert all(i > max(e.log_index for e in h.entries if e.log_index < h.complete_as_of) for i in newer)
     finally:
         server.stop()
+
+
+def test_a_lineage_is_proved_complete_and_a_dropped_input_edge_is_detected(
+    mapped: tuple[ServerProcess, TamperingProxy, LogClient], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from atlas_log import cli
+
+    server, proxy, client = mapped
+    key = Ed25519PrivateKey.generate()
+    _submit(server, key, 0, 3)
+    _committed(server, 3)
+    model = "sha256:" + hashlib.sha256(b"model 1").hexdigest()
+    up = client.lineage(model, "up", 2)
+    assert up.complete and up.complete_as_of is not None
+    assert [(s, t) for s, t, _ in up.edges] == [(DATASET, model)]
+    down = client.lineage(DATASET, "down", 1)
+    assert down.complete and len(down.edges) == 3
+    # The person's view says the same, under the tree size it is complete as of.
+    base = ["--server", proxy.url, "--vkey", server.vkey]
+    assert cli.main([*base, "lineage", DATASET, "--direction", "down", "--depth", "1"]) == 0
+    assert f"complete as of tree size {down.complete_as_of}" in capsys.readouterr().out
+    assert cli.main([*base, "history", DATASET]) == 0
+    assert "complete as of tree size" in capsys.readouterr().out
+
+    def lineage_rewritten(rewrite: Any) -> None:
+        def on_get(url: httpx.URL, answer: Any) -> Any:
+            return rewrite(answer) if url.path.endswith("/lineage") else answer
+
+        proxy.on_get = on_get
+
+    # One use of the dataset hidden: its edge dropped, the entry stating it kept (the closure names it).
+    lineage_rewritten(
+        lambda a: {**a, "edges": a["edges"][1:], "nodes": [n for n in a["nodes"] if n != a["edges"][0]["to"]]}
+    )
+    with pytest.raises(VerificationError, match="which the answer omits"):
+        client.lineage(DATASET, "down", 1)
+
+    # The edge and the entry stating it both dropped: the map's count for the dataset does not add up.
+    def drop_edge_and_entry(a: dict[str, Any]) -> dict[str, Any]:
+        gone = a["edges"][0]["logIndex"]
+        return {
+            **a,
+            "edges": [e for e in a["edges"] if e["logIndex"] != gone],
+            "entries": [e for e in a["entries"] if e["logIndex"] != gone],
+            "nodes": [n for n in a["nodes"] if n != a["edges"][0]["to"]],
+        }
+
+    lineage_rewritten(drop_edge_and_entry)
+    with pytest.raises(VerificationError, match=r"newest|count|missing"):
+        client.lineage(DATASET, "down", 1)
+    # The model's only input hidden: the model's own entries prove the edge exists.
+    lineage_rewritten(lambda a: {**a, "edges": [], "nodes": [a["artifact"]]})
+    with pytest.raises(VerificationError, match="which the answer omits"):
+        client.lineage(model, "up", 2)
+    # Without its completeness proof, a lineage verifies but is not called complete.
+    lineage_rewritten(lambda a: {k: v for k, v in a.items() if k != "completeness"})
+    assert not client.lineage(DATASET, "down", 1).complete
