@@ -220,3 +220,67 @@ def test_a_lineage_is_proved_complete_and_a_dropped_input_edge_is_detected(
     # Without its completeness proof, a lineage verifies but is not called complete.
     lineage_rewritten(lambda a: {k: v for k, v in a.items() if k != "completeness"})
     assert not client.lineage(DATASET, "down", 1).complete
+
+
+def test_a_monitor_reports_a_log_that_stops_committing_its_map(db_url: str, tmp_path: Path) -> None:
+    from atlas_log.monitor import Monitor
+    from atlas_log.note import Verifier
+
+    server = ServerProcess(db_url, tmp_path / "data", env={"ATLAS_MAP_INTERVAL_S": "0.2"})
+    key = Ed25519PrivateKey.generate()
+    try:
+        _submit(server, key, 0, 2)
+        _committed(server, 2)
+        mon = Monitor(None, [server.url], Verifier.from_vkey(server.vkey), map_max_lag_s=30)
+        assert mon.round().problems == [] and mon.map_seen is not None
+    finally:
+        server.stop()
+    # The same log, restarted with a map builder that has stalled (its first round passed; the next is an hour
+    # away): entries keep coming, commitments do not.
+    server = ServerProcess(db_url, tmp_path / "data", env={"ATLAS_MAP_INTERVAL_S": "3600"}, port=server.port)
+    try:
+        time.sleep(1)  # the builder's round at start-up has nothing to fold
+        _submit(server, key, 2, 1)
+        assert mon.round().problems == []  # within the allowed lag
+        later = mon.round(now=int(time.time()) + 60)
+        assert len(later.problems) == 1 and "stopped committing its map" in later.problems[0], later.problems
+    finally:
+        server.stop()
+    # Restarted without a map at all: the log names no commitment any more.
+    server = ServerProcess(db_url, tmp_path / "data", env={"ATLAS_MAP_INTERVAL_S": "0"}, port=server.port)
+    try:
+        problems = mon.round().problems
+        assert len(problems) == 1 and "names no map commitment any more" in problems[0], problems
+        # A log that never kept a map is not asked to.
+        fresh = Monitor(None, [server.url], Verifier.from_vkey(server.vkey), map_max_lag_s=30)
+        assert fresh.round(now=int(time.time()) + 60).problems == []
+        fresh.close()
+    finally:
+        mon.close()
+        server.stop()
+
+
+def test_a_map_status_must_prove_its_commitment(
+    mapped: tuple[ServerProcess, TamperingProxy, LogClient],
+) -> None:
+    server, proxy, client = mapped
+    _submit(server, Ed25519PrivateKey.generate(), 0, 2)
+    _committed(server, 2)
+    status = client.map_status()
+    assert status.commitment is not None and status.commitment_index is not None
+    assert status.commitment.tree_size <= status.commitment_index < status.checkpoint.size
+
+    def passed_off(url: httpx.URL, answer: Any) -> Any:
+        if url.path != "/api/v1/map":
+            return answer
+        entry = httpx.get(
+            f"{server.url}/api/v1/proofs/inclusion", params={"index": 0, "treeSize": answer["treeSize"]}
+        ).json()
+        leaf = httpx.get(f"{server.url}/api/v1/entries/0").json()["leaf"]
+        item = {"logIndex": 0, "leaf": leaf, "inclusionProof": entry["hashes"]}
+        return {**answer, "commitment": item}
+
+    # A pipeline's entry passed off as the map's commitment.
+    proxy.on_get = passed_off
+    with pytest.raises(VerificationError, match="is not one"):
+        client.map_status()

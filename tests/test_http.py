@@ -473,6 +473,8 @@ def test_every_read_is_typed_and_verified(server: ServerProcess) -> None:
             assert isinstance(served, dict)
             verify_leaf_for(leaf, SubmittedEntry.from_submission(served), new_leaf=True)
         evidence = client.evidence(1)
+        no_map = client.map_status()  # this log keeps no map
+        assert no_map.commitment is None and no_map.checkpoint.size == 3
         assert evidence.verified_at == logged.entry.integrated_time and evidence.verdict == logged.entry.body["tee"]
         assert client.collateral(evidence.collateral.digest) == evidence.collateral
         subject = logged.entry.body["index"]["subjects"][0]

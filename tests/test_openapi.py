@@ -109,6 +109,7 @@ def test_real_submissions_and_answers_match_the_served_document(mapped_server: S
             f"/api/v1/artifacts/{subject}/lineage?complete=true",
         ],
         "/api/v1/search": ["/api/v1/search?name=demo-artifact-0", "/api/v1/search"],
+        "/api/v1/map": ["/api/v1/map"],
         "/metrics": ["/metrics"],
         "/admin/v1/tenants": ["/admin/v1/tenants"],
     }

@@ -23,6 +23,7 @@ from atlas_log.bundle import CODE_SIGNING, parse_bundle
 from atlas_log.client import AsyncLogClient, LogClient
 from atlas_log.dsse import PublicKey, sign_envelope
 from atlas_log.errors import Error, SubmissionError
+from atlas_log.monitor import DEFAULT_MAP_MAX_LAG_S
 from atlas_log.note import Verifier
 from atlas_log.receipt import Receipt, verify_receipt
 from atlas_log.submission import build_submission, signed_submission, spki_der, tdx_tee
@@ -455,6 +456,7 @@ def _cmd_monitor(args: argparse.Namespace) -> int:
         quorum=args.quorum,
         state_file=Path(args.state) if args.state else None,
         cosignature_window=CosignatureWindow(max_age_s=args.cosignature_max_age),
+        map_max_lag_s=args.map_max_lag or None,
     )
     if args.listen:
         host, _, port = args.listen.rpartition(":")
@@ -658,6 +660,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--tdx-root", action="append", help="trusted TDX root CA key SHA-256 (repeat; default: Intel's root)"
     )
     p.add_argument("--replay-workers", type=int, help="processes re-verifying entries (default: one per CPU)")
+    p.add_argument(
+        "--map-max-lag",
+        type=int,
+        default=DEFAULT_MAP_MAX_LAG_S,
+        help="seconds an entry may wait for the log's map to cover it, once the log has committed a map; a longer "
+        f"wait is reported (default {DEFAULT_MAP_MAX_LAG_S}; 0: do not check)",
+    )
     _add_x509_trust(p)
     p.add_argument(
         "--follow-successor", action="store_true", help="when the log is frozen, also follow the successor it names"

@@ -50,7 +50,15 @@ from atlas_log.answers import (
 from atlas_log.checkpoint import Checkpoint, open_checkpoint
 from atlas_log.cosignature import DEFAULT_WINDOW, CosignatureVerifier, CosignatureWindow, verify_cosignatures
 from atlas_log.errors import Error, FormatError, LogAPIError, LogProblemError, NotALogError, SignatureError
-from atlas_log.history import HistoryCache, VerifiedHistory, VerifiedLineage, verify_history, verify_lineage
+from atlas_log.history import (
+    HistoryCache,
+    MapStatus,
+    VerifiedHistory,
+    VerifiedLineage,
+    verify_history,
+    verify_lineage,
+    verify_map_status,
+)
 from atlas_log.intoto import normalise_digest
 from atlas_log.merkle import LeafHash
 from atlas_log.note import Verifier, parse_note
@@ -306,6 +314,10 @@ class _Core:
         lineage = verify_lineage(answer, self.verifier, artifact, direction=direction, depth=depth)
         return lineage, str(answer["checkpoint"]).encode()
 
+    def _map_status(self) -> Op[tuple[MapStatus, bytes]]:
+        answer = _json((yield Request.get("/api/v1/map")), "map")
+        return verify_map_status(answer, self.verifier), str(answer["checkpoint"]).encode()
+
     def _search(self, wanted: SearchFilter, limit: int, before: int | None) -> Op[tuple[VerifiedSearch, bytes]]:
         reply = yield Request.get("/api/v1/search", **wanted.params(), limit=limit, before=before)
         answer = _json(reply, "search")
@@ -500,6 +512,13 @@ class LogClient(_Core):
         self.prove_consistent(note)
         return found
 
+    def map_status(self) -> MapStatus:
+        """The log's newest map commitment (:func:`~atlas_log.history.verify_map_status`), its checkpoint proved
+        consistent."""
+        status, note = self._run(self._map_status())
+        self.prove_consistent(note)
+        return status
+
     def evidence(self, index: int) -> EntryEvidence:
         """Entry ``index``'s quote and collateral, proved to be the ones its included leaf records."""
         return self._run(self._evidence(index))
@@ -665,6 +684,11 @@ class AsyncLogClient(_Core):
         found, note = await self._run(self._search(wanted, limit, before))
         await self.prove_consistent(note)
         return found
+
+    async def map_status(self) -> MapStatus:
+        status, note = await self._run(self._map_status())
+        await self.prove_consistent(note)
+        return status
 
     async def evidence(self, index: int) -> EntryEvidence:
         return await self._joined(self._evidence(index))

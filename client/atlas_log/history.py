@@ -39,12 +39,14 @@ from atlas_log.vmap import MapCommitment, MapProof, MapValue, map_key, verify_ma
 __all__ = [
     "Closure",
     "HistoryCache",
+    "MapStatus",
     "VerifiedEntry",
     "VerifiedHistory",
     "VerifiedLineage",
     "verify_entries",
     "verify_history",
     "verify_lineage",
+    "verify_map_status",
 ]
 
 
@@ -314,6 +316,16 @@ def _closure(raw: Any, cp: Checkpoint, cache: HistoryCache | None, artifact: str
         parsed = {d: MapProof.from_json(p) for d, p in proofs.items()}
     except (KeyError, TypeError) as exc:
         raise FormatError(f"malformed completeness proof: {exc}") from exc
+    index, commitment = _commitment(item, cp, cache)
+    if artifact not in parsed:
+        raise VerificationError(f"the completeness proof has no map proof for {artifact}")
+    values = tuple((d, verify_map_proof(commitment.root, map_key(d), p)) for d, p in sorted(parsed.items()))
+    return Closure(index, commitment, values)
+
+
+def _commitment(item: Any, cp: Checkpoint, cache: HistoryCache | None) -> tuple[int, MapCommitment]:
+    """A map commitment entry (``{"logIndex", "leaf", "inclusionProof"}``) proved included in ``cp``: its index
+    and the commitment its body holds, which covers only leaves before it."""
     (entry,) = verify_entries([item], cp, cache)
     try:
         commitment = MapCommitment.from_body(entry.entry.body)
@@ -324,10 +336,35 @@ def _closure(raw: Any, cp: Checkpoint, cache: HistoryCache | None, artifact: str
             f"the map commitment at entry {entry.log_index} claims to cover {commitment.tree_size} leaves: "
             "a commitment covers only leaves before it"
         )
-    if artifact not in parsed:
-        raise VerificationError(f"the completeness proof has no map proof for {artifact}")
-    values = tuple((d, verify_map_proof(commitment.root, map_key(d), p)) for d, p in sorted(parsed.items()))
-    return Closure(entry.log_index, commitment, values)
+    return entry.log_index, commitment
+
+
+@dataclass(frozen=True, slots=True)
+class MapStatus:
+    """The newest map commitment in ``checkpoint``'s tree, as the log names it (``GET /api/v1/map``), proved
+    included; both None when the log names none (it keeps no map, or has not committed one yet). That it is the
+    *newest* is the log's word: a monitor uses it to see that commitments keep coming, which a log cannot fake
+    without committing."""
+
+    checkpoint: Checkpoint
+    commitment_index: int | None
+    commitment: MapCommitment | None
+
+
+def verify_map_status(answer: Any, vkey: str | Verifier, cache: HistoryCache | None = None) -> MapStatus:
+    """Verify a ``GET /api/v1/map`` answer: its checkpoint, and the named commitment's inclusion and body."""
+    verifier = vkey if isinstance(vkey, Verifier) else Verifier.from_vkey(vkey)
+    try:
+        cp = open_checkpoint(answer["checkpoint"].encode(), verifier)
+        if answer["treeSize"] != cp.size:
+            raise VerificationError("the answer's treeSize is not its checkpoint's size")
+        item = answer["commitment"]
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise FormatError(f"malformed map answer: {exc}") from exc
+    if item is None:
+        return MapStatus(cp, None, None)
+    index, commitment = _commitment(item, cp, cache)
+    return MapStatus(cp, index, commitment)
 
 
 def _check_closure(closure: Closure, entries: tuple[VerifiedEntry, ...], digests: set[str], *, last_page: bool) -> None:
@@ -439,7 +476,9 @@ def verify_lineage(
     is reachable from ``artifact`` in the answer's direction (an answer may not graft on another lineage); with
     ``direction``, the answer must be in that direction.
 
-    Like a history, a lineage is not proved complete: the log may leave edges out."""
+    With a completeness proof (asked with ``complete=true``), every edge up to the answer's depth below the
+    committed size is derived from the entries and must be in the answer (``complete``); without one, the log
+    may have left edges out and ``incomplete`` says so."""
     name, cp = _open_answer(answer, vkey, artifact, "lineage")
     try:
         edges = tuple((e["from"], e["to"], e["logIndex"]) for e in answer["edges"])

@@ -7,11 +7,18 @@ two views of one size must have one root, and a smaller view must be provably a 
 (proof fetched from the logs). Anything else is a problem, and is written out as evidence only when the
 evidence holds under the pinned key (see :mod:`atlas_log.evidence`): a fork between trees of different
 sizes needs the larger tree's own proof, which a log may refuse to give.
+
+A log that keeps a verifiable map must keep committing it: once the monitor has seen a map commitment, each
+round asks the log for its newest one (proved included) and reports a problem when the oldest entry the map does
+not cover has waited longer than ``map_max_lag_s``, or when the log names no commitment any more. Whether each
+committed root is right is the replay's check (:mod:`atlas_log.replay`); this one needs only checkpoints and a
+few entries.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,15 +34,18 @@ from atlas_log.merkle import verify_consistency
 from atlas_log.note import Verifier
 from atlas_log.transport import RetryPolicy
 from atlas_log.trusted_state import TrustedState
+from atlas_log.vmap import MapCommitment
 
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["MONITOR_RETRY", "Monitor", "RoundResult", "serve_checkpoint"]
+__all__ = ["DEFAULT_MAP_MAX_LAG_S", "MONITOR_RETRY", "Monitor", "RoundResult", "serve_checkpoint"]
 
 # A round asks every vantage point in turn: one that stays down is a problem of this round, not a stall.
 MONITOR_RETRY = RetryPolicy(deadline_s=10.0)
 MONITOR_TIMEOUT_S = 10.0
+DEFAULT_MAP_MAX_LAG_S = 300
+_MAP_LOOKAHEAD = 8  # entries read past the committed size to find the first one the map must cover
 
 
 @dataclass
@@ -63,8 +73,11 @@ class Monitor:
         state_file: Path | None = None,
         cosignature_window: CosignatureWindow = DEFAULT_WINDOW,
         retry: RetryPolicy = MONITOR_RETRY,
+        map_max_lag_s: int | None = DEFAULT_MAP_MAX_LAG_S,
     ) -> None:
         self.logs = [u.rstrip("/") for u in logs]
+        self.map_max_lag_s = map_max_lag_s
+        self.map_seen: int | None = None  # the newest map commitment seen (its index), once one was
         self.peers = [u.rstrip("/") for u in peers]
         self.verifier = verifier
         self.trusted = TrustedState(verifier, state_file)
@@ -90,7 +103,9 @@ class Monitor:
         """A consistency proof from the log at ``url`` (a peer monitor's view is proved by the first log)."""
         return self.clients[url if url in self.logs else self.logs[0]].consistency_proof(first, second)
 
-    def round(self) -> RoundResult:
+    def round(self, now: int | None = None) -> RoundResult:
+        """One round over every vantage point; ``now`` (Unix seconds, default this machine's clock) dates the
+        map's lag."""
         result = RoundResult()
         views: dict[str, bytes] = {}
         for url in self.logs + self.peers:
@@ -122,7 +137,46 @@ class Monitor:
             except Error as exc:
                 result.problems.append(f"{url}: {exc}")
         result.size = self.trusted.size
+        if self.map_max_lag_s is not None:
+            problem = self._map_lag(self.logs[0], int(time.time()) if now is None else now)
+            if problem is not None:
+                result.problems.append(f"{self.logs[0]}: {problem}")
         return result
+
+    def _map_lag(self, url: str, now: int) -> str | None:
+        """Why the log at ``url`` is not keeping its map committed, or None. A log that never committed a map
+        keeps none, and is not asked to."""
+        client = self.clients[url]
+        try:
+            status = client.map_status()
+        except Error as exc:
+            return f"cannot read the map's newest commitment: {exc}" if self.map_seen is not None else None
+        if status.commitment is None or status.commitment_index is None:
+            if self.map_seen is None:
+                return None
+            return f"the log names no map commitment any more (it committed its map at entry {self.map_seen})"
+        if self.map_seen is not None and status.commitment_index < self.map_seen:
+            return f"the log's newest map commitment went back from entry {self.map_seen} to {status.commitment_index}"
+        self.map_seen = status.commitment_index
+        covered, size = status.commitment.tree_size, status.checkpoint.size
+        for index in range(covered, min(size, covered + _MAP_LOOKAHEAD)):
+            if index == status.commitment_index:
+                continue
+            try:
+                logged = client.entry(index, status.checkpoint)
+            except Error as exc:
+                return f"cannot read entry {index}, which the map does not cover yet: {exc}"
+            if MapCommitment.is_commitment(logged.entry.body):
+                continue
+            waited = now - logged.entry.integrated_time
+            if waited > (self.map_max_lag_s or 0):
+                return (
+                    f"the log has stopped committing its map: its newest commitment (entry {status.commitment_index}) "
+                    f"covers {covered} of {size} entries, and entry {index} has waited {waited} s for the map "
+                    f"(limit {self.map_max_lag_s} s)"
+                )
+            return None
+        return None
 
     def _evidence(self, url: str, err: InconsistentLogError, kind: str) -> dict[str, Any] | None:
         """Evidence of ``err`` that holds under the pinned key, or None when no log's proofs show it.

@@ -1,4 +1,5 @@
-"""The regulator's view: an artifact's history, with every entry's leaf and inclusion proof against one checkpoint."""
+"""The regulator's view: an artifact's history and lineage, searches, and the verifiable map's newest commitment,
+with every entry's leaf and inclusion proof against one checkpoint (a witnessed log's latest cosigned one)."""
 
 from __future__ import annotations
 
@@ -114,12 +115,12 @@ async def lineage(
     every entry naming it and its map proof under the newest map commitment: a reader then derives every edge
     up to the depth itself and checks that none is missing."""
     digest = parse_artifact(artifact)
-    state = await ctx.repo.state()
+    size, note = await _answer_checkpoint(ctx)
     if direction == "up":
-        rows = await ctx.repo.lineage(digest, SUBJECT_ROLES, MATERIAL_ROLES, depth, state.size, MAX_EDGES + 1)
+        rows = await ctx.repo.lineage(digest, SUBJECT_ROLES, MATERIAL_ROLES, depth, size, MAX_EDGES + 1)
         edges = [(dst, src, idx) for src, dst, idx in rows]
     else:
-        rows = await ctx.repo.lineage(digest, MATERIAL_ROLES, SUBJECT_ROLES, depth, state.size, MAX_EDGES + 1)
+        rows = await ctx.repo.lineage(digest, MATERIAL_ROLES, SUBJECT_ROLES, depth, size, MAX_EDGES + 1)
         edges = list(rows)
     truncated = len(edges) > MAX_EDGES
     edges = edges[:MAX_EDGES]
@@ -128,16 +129,16 @@ async def lineage(
     if complete and ctx.completeness is not None:
         expanded = _expanded(digest, direction, depth, edges)
         for node in expanded:
-            named = await ctx.repo.history([node], state.size, MAX_EDGES + 1)
+            named = await ctx.repo.history([node], size, MAX_EDGES + 1)
             truncated = truncated or len(named) > MAX_EDGES
             indices.extend(idx for idx, _, _ in named[:MAX_EDGES])
         indices = sorted(set(indices))
         truncated = truncated or len(indices) > MAX_EDGES
-        closure = await ctx.completeness.prove(expanded, state.size)
+        closure = await ctx.completeness.prove(expanded, size)
     leaves = await ctx.repo.leaves_at(indices)
     entries = []
     for idx in indices:
-        _, hashes = await ctx.proofs.inclusion(idx, state.size)
+        _, hashes = await ctx.proofs.inclusion(idx, size)
         entries.append(
             {"logIndex": idx, "leaf": b64encode(leaves[idx]), "inclusionProof": [b64encode(h) for h in hashes]}
         )
@@ -146,8 +147,8 @@ async def lineage(
         "artifact": digest,
         "direction": direction,
         "depth": depth,
-        "treeSize": state.size,
-        "checkpoint": (state.checkpoint or b"").decode(),
+        "treeSize": size,
+        "checkpoint": note.decode(),
         "nodes": nodes,
         "edges": [{"from": src, "to": dst, "logIndex": idx} for src, dst, idx in edges],
         "entries": entries,
@@ -196,21 +197,21 @@ async def search(
         if value is not None and "\x00" in value:
             raise InvalidRequest("invalid-search", f"{what} contains U+0000, which no entry can hold; remove it")
     signer_digest = parse_artifact(signer) if signer is not None else None
-    state = await ctx.repo.state()
+    size, note = await _answer_checkpoint(ctx)
     rows = await ctx.repo.search(
         name=name,
         predicate_type=predicate_type,
         signer=signer_digest,
         since=since,
         until=until,
-        before=before if before is not None else state.size,
+        before=before if before is not None else size,
         limit=limit + 1,
     )
     page = rows[:limit]
     named = await ctx.repo.named([idx for idx, _ in page])
     entries = []
     for idx, leaf in page:
-        _, hashes = await ctx.proofs.inclusion(idx, state.size)
+        _, hashes = await ctx.proofs.inclusion(idx, size)
         entries.append(
             {
                 "logIndex": idx,
@@ -220,10 +221,28 @@ async def search(
             }
         )
     return {
-        "treeSize": state.size,
-        "checkpoint": (state.checkpoint or b"").decode(),
+        "treeSize": size,
+        "checkpoint": note.decode(),
         "entries": entries,
         "next": page[-1][0] if len(rows) > limit else None,
         # Names, signers and predicate types are not map keys: nothing proves the list holds every match.
         "proves": "inclusion",
+    }
+
+
+@search_router.get(
+    "/map",
+    summary="The verifiable map's newest commitment, with its inclusion proof",
+    response_model=None,
+    responses=answers(schemas.MapStatus),
+)
+async def map_status(ctx: Ctx) -> dict[str, Any]:
+    """Monitors read this to see that map commitments keep coming: ``commitment`` is null while the log keeps
+    no map or has not committed one."""
+    size, note = await _answer_checkpoint(ctx)
+    proved = None if ctx.completeness is None else await ctx.completeness.prove([], size)
+    return {
+        "treeSize": size,
+        "checkpoint": note.decode(),
+        "commitment": None if proved is None else proved["commitment"],
     }

@@ -117,6 +117,15 @@ class Commitment(_Answer):
     inclusion_proof: list[str] = Field(alias="inclusionProof", description=f"against the answer's checkpoint ({B64})")
 
 
+class MapStatus(_Answer):
+    tree_size: int = Field(alias="treeSize", ge=0)
+    checkpoint: str
+    commitment: Commitment | None = Field(
+        description="the newest map commitment in the checkpoint's tree (null: the log keeps no map, or has not "
+        "committed one yet)"
+    )
+
+
 class Completeness(_Answer):
     """What closes the answer: the newest map commitment in its tree and a map proof per artifact digest."""
 
