@@ -17,7 +17,7 @@ size are shown and chained, but a log may still withhold some of them). A histor
 what it proved, ``gap_free_from`` (the newest index from which it is gap-free back to the first entry naming
 the artifact), and ``complete`` stays False with the reason in ``incomplete``.
 
-Verified entries are remembered by (leaf hash, index, checkpoint) in a :class:`HistoryCache`, so repeated or
+Verified entries are remembered by (leaf as served, index, checkpoint) in a :class:`HistoryCache`, so repeated or
 overlapping verifications skip the hashing they already did.
 """
 
@@ -131,22 +131,24 @@ class VerifiedHistory:
 
 
 class HistoryCache:
-    """Bounded memo of entries already verified against a given checkpoint root."""
+    """Bounded memo of entries already verified against a given checkpoint root, keyed by the leaf exactly as
+    served (its base64 text), its index and the checkpoint: a hit skips decoding, hashing and the proof, since
+    one text decodes to one leaf."""
 
     def __init__(self, size: int = 100_000) -> None:
         self.size = size
-        self._verified: OrderedDict[tuple[bytes, int, int, bytes], Entry] = OrderedDict()
+        self._verified: OrderedDict[tuple[str, int, int, bytes], tuple[bytes, Entry]] = OrderedDict()
         self.hits = 0
 
-    def get(self, key: tuple[bytes, int, int, bytes]) -> Entry | None:
-        entry = self._verified.get(key)
-        if entry is not None:
+    def get(self, key: tuple[str, int, int, bytes]) -> tuple[bytes, Entry] | None:
+        found = self._verified.get(key)
+        if found is not None:
             self._verified.move_to_end(key)
             self.hits += 1
-        return entry
+        return found
 
-    def put(self, key: tuple[bytes, int, int, bytes], entry: Entry) -> None:
-        self._verified[key] = entry
+    def put(self, key: tuple[str, int, int, bytes], verified: tuple[bytes, Entry]) -> None:
+        self._verified[key] = verified
         if len(self._verified) > self.size:
             self._verified.popitem(last=False)
 
@@ -158,20 +160,23 @@ def verify_entries(items: Any, cp: Checkpoint, cache: HistoryCache | None) -> li
         raise FormatError("entries must be a list")
     for item in items:
         try:
-            index, leaf = item["logIndex"], b64decode(item["leaf"], "leaf")
+            index, text = item["logIndex"], item["leaf"]
             roles = tuple(item.get("roles", ()))
-            lh = leaf_hash(leaf)
-            key = (lh, index, cp.size, cp.root_hash)
-            entry = cache.get(key) if cache is not None else None
-            if entry is None:
+            if not isinstance(index, int) or isinstance(index, bool):
+                raise FormatError(f"an entry's logIndex must be an integer, not {index!r}")
+            key = (text, index, cp.size, cp.root_hash) if isinstance(text, str) else None
+            found = cache.get(key) if cache is not None and key is not None else None
+            if found is None:
+                leaf = b64decode(text, "leaf")
+                lh = leaf_hash(leaf)
                 proof = [b64decode(h, "inclusionProof") for h in item["inclusionProof"]]
                 verify_inclusion(lh, index, cp.size, proof, cp.root_hash)
-                entry = parse_leaf(leaf)
-                if cache is not None:
-                    cache.put(key, entry)
+                found = (lh, parse_leaf(leaf))
+                if cache is not None and key is not None:
+                    cache.put(key, found)
         except (KeyError, TypeError) as exc:
             raise FormatError(f"malformed entry in the answer: {exc}") from exc
-        out.append(VerifiedEntry(index, lh, entry, roles))
+        out.append(VerifiedEntry(index, found[0], found[1], roles))
     return out
 
 
