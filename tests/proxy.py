@@ -21,6 +21,7 @@ class TamperingProxy:
         self.on_submit: Callable[[dict[str, Any], dict[str, str]], tuple[dict[str, Any], dict[str, str]]] | None = None
         self.on_receipt: Callable[[dict[str, Any]], dict[str, Any]] | None = None
         self.on_get: Callable[[httpx.URL, Any], Any] | None = None  # (upstream URL, JSON answer) -> answer served
+        self.on_text: Callable[[httpx.URL, bytes], bytes] | None = None  # the same for any other 200 answer
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -48,6 +49,8 @@ class TamperingProxy:
                 is_json = resp.headers.get("Content-Type", "").startswith("application/json")
                 if method == "GET" and resp.status_code == 200 and is_json and proxy.on_get is not None:
                     content = json.dumps(proxy.on_get(url, resp.json())).encode()
+                elif method == "GET" and resp.status_code == 200 and not is_json and proxy.on_text is not None:
+                    content = proxy.on_text(url, content)
                 self.send_response(resp.status_code)
                 self.send_header("Content-Type", resp.headers.get("Content-Type", "application/json"))
                 self.send_header("Content-Length", str(len(content)))

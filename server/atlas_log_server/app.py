@@ -17,7 +17,7 @@ from atlas_log.errors import Error
 from atlas_log.merkle import EMPTY_ROOT
 from atlas_log_server.access import AccessControl
 from atlas_log_server.admission import Admission
-from atlas_log_server.api import admin, artifacts, entries, evidence, health, proofs, tiles
+from atlas_log_server.api import admin, artifacts, entries, evidence, explorer, health, proofs, tiles
 from atlas_log_server.api.document import install_document
 from atlas_log_server.api.limits import BodyLimitMiddleware
 from atlas_log_server.api.problems import install_handlers
@@ -206,6 +206,7 @@ def create_app(settings: Settings) -> FastAPI:
         artifacts.search_router,
         metrics_router,
         admin.router,
+        explorer.router,
     )
     for router in routers:
         app.include_router(router)

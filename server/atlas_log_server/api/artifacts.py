@@ -61,6 +61,7 @@ async def history(
     aliases = await ctx.repo.aliases(digest)
     rows = await ctx.repo.history([digest, *aliases], size if before is None else min(before, size), limit + 1)
     page, more = rows[:limit], len(rows) > limit
+    named = await ctx.repo.named([idx for idx, _, _ in page])
     entries = []
     for idx, leaf, roles in page:
         _, hashes = await ctx.proofs.inclusion(idx, size)
@@ -70,6 +71,7 @@ async def history(
                 "roles": roles,
                 "leaf": b64encode(leaf),
                 "inclusionProof": [b64encode(h) for h in hashes],
+                "artifacts": named.get(idx, []),
             }
         )
     answer: dict[str, Any] = {
@@ -136,11 +138,17 @@ async def lineage(
         truncated = truncated or len(indices) > MAX_EDGES
         closure = await ctx.completeness.prove(expanded, size)
     leaves = await ctx.repo.leaves_at(indices)
+    names = await ctx.repo.named(indices)
     entries = []
     for idx in indices:
         _, hashes = await ctx.proofs.inclusion(idx, size)
         entries.append(
-            {"logIndex": idx, "leaf": b64encode(leaves[idx]), "inclusionProof": [b64encode(h) for h in hashes]}
+            {
+                "logIndex": idx,
+                "leaf": b64encode(leaves[idx]),
+                "inclusionProof": [b64encode(h) for h in hashes],
+                "artifacts": names.get(idx, []),
+            }
         )
     nodes = sorted({digest} | {d for src, dst, _ in edges for d in (src, dst)})
     return {

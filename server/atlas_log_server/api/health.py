@@ -32,6 +32,9 @@ async def log_info(ctx: Ctx) -> dict[str, Any]:
         "rootHash": b64encode(state.root_hash),
         "attestation": ctx.attestation.summary,
         "frozen": None if state.frozen_note is None else {"checkpoint": state.frozen_note.decode()},
+        # The log's word: a verifier pins witness keys it got elsewhere.
+        "witnesses": [w.split()[-1] for w in ctx.settings.witnesses],
+        "witnessQuorum": ctx.settings.witness_quorum,
     }
 
 

@@ -88,6 +88,8 @@ class LogInfo(_Answer):
     root_hash: str = Field(alias="rootHash", description=B64)
     attestation: dict[str, Any] = Field(description="the TDX attestation mode, trusted roots and policy")
     frozen: Frozen | None
+    witnesses: list[str] = Field(description="the cosigner keys of the witnesses the log sends its checkpoints to")
+    witness_quorum: int = Field(alias="witnessQuorum", ge=0, description="cosignatures a published checkpoint has")
 
 
 class ProvedEntry(_Answer):
@@ -96,12 +98,26 @@ class ProvedEntry(_Answer):
     inclusion_proof: list[str] = Field(alias="inclusionProof", description=f"against the answer's checkpoint ({B64})")
 
 
-class HistoryEntry(ProvedEntry):
+class NamedArtifact(_Answer):
+    name: str | None
+    version: str | None
+    digest: str
+    role: str
+
+
+class NamedEntry(ProvedEntry):
+    artifacts: list[NamedArtifact] = Field(
+        description="the artifacts the entry's statement names, with their names and versions (the log's index: "
+        "names are not in the leaf)"
+    )
+
+
+class HistoryEntry(NamedEntry):
     roles: list[str]
 
 
 class MapLeaf(_Answer):
-    key: str = Field(description=f"SHA-256 of the artifact digest's text ({B64})")
+    key: str = Field(pattern="^[0-9a-f]{64}$", description="SHA-256 of the artifact digest's text (hex)")
     newest: int = Field(ge=0, description="the index of the newest entry naming the artifact")
     count: int = Field(ge=1, description="how many entries name it")
 
@@ -160,22 +176,15 @@ class Lineage(_Answer):
     checkpoint: str
     nodes: list[str]
     edges: list[Edge]
-    entries: list[ProvedEntry]
+    entries: list[NamedEntry]
     truncated: bool
     completeness: Completeness | None = Field(
         default=None, description="with `complete=true`, once the map has committed a root inside the answer's tree"
     )
 
 
-class NamedArtifact(_Answer):
-    name: str | None
-    version: str | None
-    digest: str
-    role: str
-
-
-class SearchEntry(ProvedEntry):
-    artifacts: list[NamedArtifact]
+class SearchEntry(NamedEntry):
+    pass
 
 
 class Search(_Answer):

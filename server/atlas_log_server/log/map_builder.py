@@ -54,15 +54,17 @@ class MapBuilder:
         self.interval_s = interval_s
 
     async def run(self) -> None:
-        """Build and commit forever, every ``interval_s`` (at once again while a backlog remains)."""
+        """Build and commit forever, a round starting every ``interval_s`` (at once again while a backlog
+        remains): an entry waits at most one interval plus one round for its commitment."""
         while True:
+            started = time.monotonic()
             try:
                 behind = await self.step()
             except Exception:  # a failed round must not stop the map; the next round retries
                 _log.exception("building the map failed")
                 behind = False
             if not behind:
-                await asyncio.sleep(self.interval_s)
+                await asyncio.sleep(max(0.0, self.interval_s - (time.monotonic() - started)))
 
     async def step(self) -> bool:
         """One round; returns whether leaves remain to be folded (a backlog)."""

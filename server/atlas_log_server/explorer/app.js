@@ -1,0 +1,432 @@
+// The explorer: pages for search, an artifact (history timeline and lineage graph), an entry and the log. Every
+// answer is verified here (verify.js) against the verifier key the reader pinned, never one the server offers;
+// the page's one status is #verification[data-verification] = ok | incomplete | failed.
+
+import * as V from "./verify.js";
+import { drawLineage } from "./lineage.js";
+
+const PINNED = "atlas-log.vkey";
+const SLSA = "https://slsa.dev/provenance/v1";
+const TEST_RESULT = "https://in-toto.io/attestation/test-result/v0.1";
+const DEPLOYMENT = "https://atlas-log.dev/ml/deployment/v1";
+const MODEL_SIGNING = "https://model_signing/signature/v1.0";
+
+const main = document.getElementById("main");
+const statusBox = document.getElementById("verification");
+
+// ---- small DOM helpers (text only: nothing the server says is ever parsed as HTML) -------------------------------
+
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k === "class") node.className = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const c of children.flat()) if (c !== null && c !== undefined && c !== false) node.append(c instanceof Node ? c : String(c));
+  return node;
+}
+
+function setStatus(kind, text) {
+  statusBox.dataset.verification = kind;
+  statusBox.className = kind;
+  statusBox.textContent = text;
+}
+
+const short = (digest) => {
+  const [alg, h] = String(digest).split(":");
+  return h ? `${alg}:${h.slice(0, 12)}…` : String(digest);
+};
+const when = (t) => new Date(t * 1000).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
+
+// ---- the reader's trust: the pinned key, from the link or local storage, never from the server -------------------
+
+const trust = { vkey: null, witnesses: [], quorum: 0, note: null };
+
+function query() {
+  return new URLSearchParams(location.search);
+}
+
+/** Keep the trust parameters (vkey, witness, quorum) on every link, so a shared link carries the pinned view. */
+function href(path, extra = {}) {
+  const q = new URLSearchParams();
+  const now = query();
+  for (const k of ["vkey", "witness", "quorum"]) for (const v of now.getAll(k)) q.append(k, v);
+  for (const [k, v] of Object.entries(extra)) if (v !== "" && v !== null && v !== undefined) q.set(k, v);
+  const s = q.toString();
+  return `/explorer/${path}${s ? `?${s}` : ""}`;
+}
+
+async function loadTrust() {
+  const q = query();
+  // A key has no spaces: a "+" left unescaped in a shared link arrives as one, and is put back.
+  const linked = q.get("vkey")?.trim().replace(/ /g, "+") || null;
+  const pinned = localStorage.getItem(PINNED);
+  trust.note = null;
+  const text = linked || pinned;
+  if (!text) return false;
+  trust.vkey = await V.parseVkey(text);
+  if (linked && !pinned) localStorage.setItem(PINNED, linked.trim()); // pinned on first use
+  if (linked && pinned && pinned !== linked.trim()) {
+    trust.note = `This link carries a key other than the one you pinned (${await V.fingerprint(pinned)}).`;
+  }
+  trust.witnesses = [];
+  for (const w of q.getAll("witness")) trust.witnesses.push(await V.parseVkey(w.trim().replace(/ /g, "+"), [1, 4]));
+  trust.quorum = Number(q.get("quorum") || 0);
+  return true;
+}
+
+async function showKey() {
+  const summary = document.getElementById("key-summary");
+  if (!trust.vkey) {
+    summary.textContent = "No verifier key pinned";
+    document.getElementById("key-panel").open = true;
+    return;
+  }
+  summary.textContent = `Key ${trust.vkey.name} · fingerprint ${await V.fingerprint(trust.vkey.text)}`;
+  summary.title = trust.vkey.text;
+  document.getElementById("key-input").value = trust.vkey.text;
+}
+
+document.getElementById("key-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const form = new FormData(ev.target);
+  const vkey = String(form.get("vkey") || "").trim();
+  try {
+    await V.parseVkey(vkey);
+  } catch (e) {
+    setStatus("failed", `Not a verifier key: ${e.message}`);
+    return;
+  }
+  localStorage.setItem(PINNED, vkey);
+  const q = query();
+  q.set("vkey", vkey);
+  q.delete("witness");
+  for (const w of String(form.get("witnesses") || "").split("\n").map((s) => s.trim()).filter(Boolean)) q.append("witness", w);
+  const quorum = Number(form.get("quorum") || 0);
+  if (quorum > 0) q.set("quorum", String(quorum));
+  else q.delete("quorum");
+  history.pushState(null, "", `${location.pathname}?${q}`);
+  route();
+});
+
+// ---- fetching: the server's words, to be verified --------------------------------------------------------------
+
+async function getJSON(path, params = {}) {
+  const url = new URL(path, location.origin);
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== "") url.searchParams.set(k, v);
+  const r = await fetch(url, { headers: { accept: "application/json" } });
+  const body = await r.json().catch(() => null);
+  if (!r.ok) throw new Error(body?.detail ? `${body.title ?? r.status}: ${body.detail}` : `${url.pathname} answered ${r.status}`);
+  return body;
+}
+
+/** The checkpoint verified under the pinned key and, with witnesses pinned, a quorum of their cosignatures. */
+async function checkpoint(note) {
+  const cp = await V.openCheckpoint(note, trust.vkey);
+  const cosigs = await V.cosignatures(cp, trust.witnesses);
+  const good = cosigs.filter((c) => c.ok).length;
+  if (trust.quorum > 0 && good < trust.quorum) {
+    throw new V.VerificationFailure(`the checkpoint carries ${good} valid cosignatures of the ${trust.quorum} your witness policy needs`);
+  }
+  cp.cosignatures = cosigs;
+  await advance(cp);
+  return cp;
+}
+
+/** Every checkpoint must be consistent with the newest one this browser verified under the same key (kept in
+ * local storage): a log showing a fork (two trees that do not extend each other) fails here. */
+async function advance(cp) {
+  const slot = `atlas-log.trusted.${trust.vkey.text}`;
+  const saved = JSON.parse(localStorage.getItem(slot) || "null");
+  if (saved && saved.size > 0) {
+    const root = V.b64decode(saved.root, "trusted root");
+    const [lo, hi] = cp.size >= saved.size ? [saved, cp] : [cp, saved];
+    const loRoot = lo === saved ? root : lo.root;
+    const hiRoot = hi === saved ? root : hi.root;
+    if (lo.size === hi.size) {
+      await V.verifyConsistency(lo.size, hi.size, [], loRoot, hiRoot).catch(() => {
+        throw new V.VerificationFailure(`the log has forked: it showed this browser two different trees of size ${cp.size}`);
+      });
+    } else if (lo.size > 0) {
+      const proof = await getJSON("/api/v1/proofs/consistency", { from: lo.size, to: hi.size });
+      await V.verifyConsistency(lo.size, hi.size, proof.hashes.map((h) => V.b64decode(h, "consistency proof")), loRoot, hiRoot);
+    }
+  }
+  if (!saved || cp.size > saved.size) localStorage.setItem(slot, JSON.stringify({ size: cp.size, root: V.b64encode(cp.root) }));
+}
+
+function checkpointLine(cp) {
+  const witnessed = cp.cosignatures.filter((c) => c.ok).length;
+  return `checkpoint of tree size ${cp.size} signed by ${cp.origin}${trust.witnesses.length ? `, cosigned by ${witnessed} of ${trust.witnesses.length} pinned witnesses` : ""}`;
+}
+
+// ---- what a leaf says, for people ------------------------------------------------------------------------------
+
+function kindOf(entry) {
+  const pt = entry.body?.index?.predicateType;
+  if (pt === TEST_RESULT) return "evaluation";
+  if (pt === DEPLOYMENT) return "deployment";
+  if (pt === MODEL_SIGNING) return "model signing";
+  if (pt === SLSA) return "build";
+  return pt ?? "statement";
+}
+
+function teeLine(entry) {
+  const tee = entry.body?.tee;
+  if (!tee) return "no TEE";
+  return `TDX ${tee.tcbStatus ?? "?"}${tee.simulated ? " (simulated platform)" : ""}`;
+}
+
+function signersOf(entry) {
+  const sigs = Array.isArray(entry.body?.signatures) ? entry.body.signatures : [];
+  return sigs.map((s) => {
+    const v = s?.verifier ?? {};
+    return v.identity ?? v.subject ?? v.san ?? (v.spkiSha256 ? `key sha256:${String(v.spkiSha256).slice(0, 16)}…` : "unknown signer");
+  });
+}
+
+function digestView(digest) {
+  return el("details", { class: "digest" }, el("summary", {}, short(digest)), el("code", {}, digest));
+}
+
+function nameOf(named, digest) {
+  const n = named.get(digest);
+  return n ? `${n.name}${n.version ? ` ${n.version}` : ""}` : short(digest);
+}
+
+function namesFrom(entries) {
+  const named = new Map();
+  for (const e of entries) for (const a of e.artifacts ?? []) if (a.name && !named.has(a.digest)) named.set(a.digest, a);
+  return named;
+}
+
+// ---- pages --------------------------------------------------------------------------------------------------------
+
+async function searchPage() {
+  const q = query();
+  const form = el(
+    "form",
+    { class: "search", role: "search" },
+    el("label", { for: "q" }, "Model, dataset or artifact: a name or a digest (sha256:…)"),
+    el("input", { id: "q", name: "q", value: q.get("q") ?? "", autofocus: true }),
+    el("details", {}, el("summary", {}, "More filters"),
+      el("label", { for: "signer" }, "Signer (sha256:<key digest>)"), el("input", { id: "signer", name: "signer", value: q.get("signer") ?? "" }),
+      el("label", { for: "predicateType" }, "Statement type"), el("input", { id: "predicateType", name: "predicateType", value: q.get("predicateType") ?? "" }),
+      el("label", { for: "from" }, "Logged from"), el("input", { id: "from", name: "from", type: "date", value: q.get("from") ?? "" }),
+      el("label", { for: "to" }, "Logged before"), el("input", { id: "to", name: "to", type: "date", value: q.get("to") ?? "" })),
+    el("button", { type: "submit" }, "Search"),
+  );
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const f = new FormData(form);
+    const text = String(f.get("q") || "").trim();
+    if (/^[a-z0-9-]+:[0-9a-fA-F]{32,}$/.test(text)) return go(href(`artifact/${text.toLowerCase()}`));
+    const extra = {};
+    for (const k of ["q", "signer", "predicateType", "from", "to"]) extra[k] = String(f.get(k) || "").trim();
+    go(href("", extra));
+  });
+  main.replaceChildren(el("h1", {}, "Find a model, dataset or step"), form);
+  const params = {
+    name: q.get("q") || null,
+    signer: q.get("signer") || null,
+    predicateType: q.get("predicateType") || null,
+    from: q.get("from") ? Date.parse(q.get("from")) / 1000 : null,
+    to: q.get("to") ? Date.parse(q.get("to")) / 1000 : null,
+  };
+  if (Object.values(params).every((v) => v === null)) {
+    setStatus("ok", "Verifier key pinned. Search for a model or dataset.");
+    return;
+  }
+  const answer = await getJSON("/api/v1/search", { ...params, limit: 100 });
+  const cp = await checkpoint(answer.checkpoint);
+  const verified = await V.verifyEntries(answer.entries, cp);
+  const list = el("ol", { class: "results" });
+  verified.forEach((v, i) => {
+    const artifacts = answer.entries[i].artifacts ?? [];
+    list.append(
+      el("li", {},
+        el("a", { href: href(`entry/${v.index}`), "data-nav": true }, `#${v.index} ${kindOf(v.entry)}`),
+        ` · ${when(v.entry.integratedTime)} · ${teeLine(v.entry)}`,
+        el("ul", {}, artifacts.map((a) => el("li", {},
+          el("a", { href: href(`artifact/${a.digest}`), "data-nav": true }, a.name ? `${a.name}${a.version ? ` ${a.version}` : ""}` : short(a.digest)),
+          ` (${a.role})`)))),
+    );
+  });
+  main.append(el("h2", {}, `${verified.length} entries`), list);
+  setStatus("incomplete", `Verified: each result is in the log (${checkpointLine(cp)}). Not proved: that no match is missing — a search is an index lookup; open an artifact for its complete history.`);
+}
+
+async function artifactPage(digest) {
+  main.replaceChildren(el("h1", {}, "Artifact"), el("p", {}, el("code", {}, digest)), el("p", { class: "muted" }, "Verifying its history and lineage…"));
+  const [hist, up, down] = await Promise.all([
+    getJSON(`/api/v1/artifacts/${digest}/history`, { limit: 1000 }),
+    getJSON(`/api/v1/artifacts/${digest}/lineage`, { direction: "up", depth: 5, complete: "true" }),
+    getJSON(`/api/v1/artifacts/${digest}/lineage`, { direction: "down", depth: 2, complete: "true" }),
+  ]);
+  const verified = new Map();
+  for (const note of new Set([hist.checkpoint, up.checkpoint, down.checkpoint])) verified.set(note, await checkpoint(note));
+  const h = await V.verifyHistory(hist, trust.vkey, digest);
+  const lin = [await V.verifyLineage(up, trust.vkey, digest, "up"), await V.verifyLineage(down, trust.vkey, digest, "down")];
+  const named = namesFrom([...hist.entries, ...up.entries, ...down.entries]);
+  const title = named.get(digest)?.name ?? short(digest);
+
+  const timeline = el("ol", { class: "timeline", "aria-label": "history, newest first" });
+  h.entries.forEach((v, i) => {
+    const roles = (hist.entries[i].roles ?? []).join(", ");
+    timeline.append(
+      el("li", { class: `kind-${kindOf(v.entry).replace(/\W+/g, "-")}` },
+        el("time", {}, when(v.entry.integratedTime)), " ",
+        el("a", { href: href(`entry/${v.index}`), "data-nav": true }, `#${v.index} ${kindOf(v.entry)}`),
+        ` — as ${roles || "named"} · signed by ${signersOf(v.entry).join(", ") || "nobody"} · ${teeLine(v.entry)}`),
+    );
+  });
+  const proved = h.complete
+    ? `Complete as of tree size ${h.completeAsOf}: the log's map commitment (entry #${h.commitment}) proves these are all ${h.entries.length} entries naming it below that size.`
+    : `${h.entries.length} entries verified; not proved complete: ${h.incomplete}.`;
+  main.replaceChildren(
+    el("h1", {}, title),
+    el("p", {}, digestView(digest)),
+    el("p", { class: "proved" }, proved),
+    el("section", { "aria-labelledby": "lineage-h" },
+      el("h2", { id: "lineage-h" }, "Where it came from, and what was made from it"),
+      drawLineage(digest, lin, named, (d, entry) => (d ? href(`artifact/${d}`) : href(`entry/${entry}`))),
+      el("p", { class: "muted" }, lin.map((l) => `${l.direction === "up" ? "Inputs" : "Uses"}: ${l.edges.length} edge${l.edges.length === 1 ? "" : "s"}, ${l.complete ? `complete as of tree size ${l.completeAsOf}` : `not proved complete (${l.incomplete})`}.`).join(" "))),
+    el("section", { "aria-labelledby": "history-h" }, el("h2", { id: "history-h" }, "History"), timeline),
+  );
+  const gaps = [h, ...lin].filter((x) => !x.complete).map((x) => x.incomplete);
+  if (gaps.length) setStatus("incomplete", `Verified, but incomplete: ${gaps.join("; ")}.`);
+  else setStatus("ok", `Verified against the ${checkpointLine(verified.get(hist.checkpoint))}; complete as of tree size ${h.completeAsOf}.`);
+}
+
+async function entryPage(index) {
+  const note = await (await fetch("/checkpoint")).text();
+  const cp = await checkpoint(note);
+  if (index >= cp.size) throw new V.VerificationFailure(`entry ${index} is beyond the log's tree of ${cp.size}`);
+  const [answer, proof, evidence] = await Promise.all([
+    getJSON(`/api/v1/entries/${index}`),
+    getJSON("/api/v1/proofs/inclusion", { index, treeSize: cp.size }),
+    getJSON(`/api/v1/entries/${index}/evidence`).catch(() => null),
+  ]);
+  const v = await V.verifyEntry(answer, proof, cp, index);
+  const body = v.entry.body;
+  const tee = body.tee;
+  let statement = null;
+  const env = answer.submission?.dsseEnvelope;
+  if (env?.payload) {
+    try {
+      statement = JSON.stringify(JSON.parse(new TextDecoder().decode(V.b64decode(env.payload, "payload"))), null, 2);
+    } catch {
+      statement = null;
+    }
+  }
+  const rows = (pairs) => el("dl", {}, pairs.filter(([, v2]) => v2 !== undefined && v2 !== null).flatMap(([k, v2]) => [el("dt", {}, k), el("dd", {}, v2)]));
+  main.replaceChildren(
+    el("h1", {}, `Entry #${index}: ${kindOf(v.entry)}`),
+    rows([
+      ["Logged", when(v.entry.integratedTime)],
+      ["Statement type", body.index?.predicateType ?? "—"],
+      ["Subjects", el("ul", {}, said(body, "subjects").map((d) => el("li", {}, el("a", { href: href(`artifact/${d}`), "data-nav": true }, short(d)))))],
+      ["Inputs", el("ul", {}, said(body, "materials").map((d) => el("li", {}, el("a", { href: href(`artifact/${d}`), "data-nav": true }, short(d)))))],
+      ["Signers", el("ul", {}, signersOf(v.entry).map((s) => el("li", {}, s)))],
+    ]),
+    el("h2", {}, "Trusted execution"),
+    tee
+      ? rows([
+          ["Platform", tee.simulated ? "simulated TDX (development: proves nothing about hardware)" : "Intel TDX"],
+          ["TCB status", tee.tcbStatus],
+          ["Advisories", (tee.advisoryIds ?? []).join(", ") || "none"],
+          ["MRTD", tee.mrTd ? el("code", {}, tee.mrTd) : undefined],
+          ["RTMRs", Array.isArray(tee.rtmrs) ? el("ul", {}, tee.rtmrs.map((r) => el("li", {}, el("code", {}, r)))) : undefined],
+          ["Evidence", evidence ? `quote and collateral verified at ${when(evidence.verifiedAt)}` : undefined],
+        ])
+      : el("p", {}, "This entry carries no TEE attestation."),
+    el("h2", {}, "Proofs"),
+    rows([
+      ["Leaf hash", el("code", {}, V.hex(v.leafHash))],
+      ["Included in", checkpointLine(cp)],
+      ["Inclusion proof", `${proof.hashes.length} hashes, verified`],
+    ]),
+    el("h2", {}, "Signed statement"),
+    statement ? el("pre", { class: "statement" }, statement) : el("p", {}, "The statement is not shown (not an in-toto DSSE envelope)."),
+  );
+  setStatus("ok", `Verified: entry #${index} is in the log (${checkpointLine(cp)}).`);
+}
+
+function said(body, key) {
+  const v = body?.index?.[key];
+  return Array.isArray(v) ? v.filter((x) => typeof x === "string") : [];
+}
+
+async function logPage() {
+  const [info, note] = await Promise.all([getJSON("/api/v1/log"), fetch("/checkpoint").then((r) => r.text())]);
+  const cp = await checkpoint(note);
+  const lines = cp.signatures.map((s) => {
+    const mine = s.name === trust.vkey.name && s.id === trust.vkey.id;
+    const c = cp.cosignatures.find((x) => x.name === s.name);
+    const what = mine ? "the log (verified with your key)" : c ? `witness, cosigned at ${when(c.time)}: ${c.ok ? "verified" : "INVALID"}` : "not verified (no key pinned for it)";
+    return el("li", {}, `${s.name}: ${what}`);
+  });
+  main.replaceChildren(
+    el("h1", {}, "The log"),
+    el("dl", {},
+      el("dt", {}, "Origin"), el("dd", {}, cp.origin),
+      el("dt", {}, "Tree size"), el("dd", {}, String(cp.size)),
+      el("dt", {}, "Root hash"), el("dd", {}, el("code", {}, V.b64encode(cp.root))),
+      el("dt", {}, "TDX platform"), el("dd", {}, info.attestation?.mode ?? "—"),
+      el("dt", {}, "Witnesses the log names"), el("dd", {}, (info.witnesses ?? []).join(", ") || "none")),
+    el("h2", {}, "Signatures on the checkpoint"),
+    el("ul", {}, lines),
+    el("h2", {}, "Checkpoint"),
+    el("pre", {}, note),
+  );
+  setStatus("ok", `Verified: ${checkpointLine(cp)}.`);
+}
+
+// ---- routing -----------------------------------------------------------------------------------------------------
+
+function go(url) {
+  history.pushState(null, "", url);
+  route();
+}
+
+document.addEventListener("click", (ev) => {
+  const a = ev.target.closest?.("a[data-nav]");
+  if (!a || ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.button !== 0) return;
+  ev.preventDefault();
+  go(a.getAttribute("href"));
+});
+window.addEventListener("popstate", route);
+
+let running = 0;
+
+async function route() {
+  const mine = ++running;
+  setStatus("pending", "Verifying…");
+  try {
+    if (!(await loadTrust())) {
+      await showKey();
+      main.replaceChildren(el("h1", {}, "Pin the log's verifier key"), el("p", {}, "Paste the key you got from the log's operator or your regulator's records above. This page verifies every answer with it; it never takes a key from the server it verifies."));
+      setStatus("failed", "Nothing verified: no verifier key is pinned.");
+      return;
+    }
+    await showKey();
+    const path = location.pathname.replace(/^\/explorer\/?/, "");
+    const [page, arg] = [path.split("/")[0], decodeURIComponent(path.split("/").slice(1).join("/"))];
+    if (page === "artifact" && arg) await artifactPage(arg);
+    else if (page === "entry" && /^\d+$/.test(arg)) await entryPage(Number(arg));
+    else if (page === "log") await logPage();
+    else await searchPage();
+    if (trust.note && mine === running) statusBox.textContent += ` ${trust.note}`;
+  } catch (e) {
+    if (mine !== running) return;
+    console.error(e);
+    const reason = e instanceof V.VerificationFailure ? e.message : `the log's answer could not be read: ${e.message}`;
+    setStatus("failed", `Failed: ${reason}`);
+    main.prepend(el("p", { class: "failure" }, `Do not rely on this page: ${reason}`));
+  }
+  main.focus({ preventScroll: true });
+}
+
+route();

@@ -1,0 +1,227 @@
+"""The regulator's explorer in real headless Chromium against a real log: an honest pipeline verifies on screen,
+a lying server (through a proxy) is caught on screen, and the verifier key comes only from the reader.
+
+Needs Debian's chromium (``.ci/run`` installs it) and Playwright for Python (a dev dependency; it drives the
+system browser and downloads none). Without a Chromium the tests skip, saying so."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from atlas_log.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
+from atlas_log.client import LogClient
+from atlas_log.note import Signer, Verifier
+from atlas_log.pipeline import deployment_statement, evaluation_statement, record_step, training_statement
+from atlas_log.testing.simulate import SimulatedProvider
+from tests.conftest import ServerProcess
+from tests.proxy import TamperingProxy
+from tests.test_regulator import D, sha
+
+CHROMIUM = os.environ.get("ATLAS_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+ARTEFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="no Chromium here: install Debian's chromium (.ci/run does) to run the explorer tests"
+)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is a dev dependency")
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def log(tmp_path_factory: pytest.TempPathFactory, pg_url: str, template_db: str) -> Iterator[ServerProcess]:
+    """A pipeline with a map: dataset -> preprocessing -> training (with code) -> evaluation -> deployment."""
+    import asyncio
+
+    from tests.conftest import _admin, with_database
+
+    name = f"atlas_explorer_{id(tmp_path_factory)}"
+    # In a thread of its own: Playwright's sync API keeps an event loop running in this one.
+    create = threading.Thread(
+        target=asyncio.run, args=(_admin(pg_url, f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"'),)
+    )
+    create.start()
+    create.join()
+    server = ServerProcess(
+        with_database(pg_url, name), tmp_path_factory.mktemp("explorer") / "data", env={"ATLAS_MAP_INTERVAL_S": "0.2"}
+    )
+    key = Ed25519PrivateKey.generate()
+    tee = SimulatedProvider(server.platform)
+    builder = "https://pipelines.example.com/fraud"
+    steps = [
+        training_statement(
+            {"clean-dataset": D["clean-v1"]},
+            {"raw-dataset": (D["raw-v1"], "training-data")},
+            build_type="https://atlas-log.dev/ml/preprocess/v1",
+            builder=builder,
+        ),
+        training_statement(
+            {"fraud-detector": D["m1"]},
+            {"clean-dataset": (D["clean-v1"], "training-data"), "train.py": (D["train.py"], "code")},
+            builder=builder,
+        ),
+        evaluation_statement(("fraud-detector", D["m1"]), {"test-dataset": D["test-v1"]}, "PASSED", {"auc": 0.97}),
+        deployment_statement(("fraud-svc", D["fraud-svc"]), {"fraud-detector": D["m1"]}, "prod"),
+    ]
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        client = LogClient(http, server.vkey)
+        for statement in steps:
+            record_step(client, key, statement, tee)
+        deadline = time.monotonic() + 30
+        while "completeness" not in http.get(f"/api/v1/artifacts/{sha('m1')}/history").json():
+            assert time.monotonic() < deadline, "the map never committed"
+            time.sleep(0.1)
+        time.sleep(0.5)  # the commitment covering the last step
+    yield server
+    server.stop()
+
+
+def _status(page: Any) -> tuple[str, str]:
+    page.locator('#verification:not([data-verification="pending"])').wait_for(timeout=20_000)
+    box = page.locator("#verification")
+    return str(box.get_attribute("data-verification")), box.inner_text()
+
+
+def _open(browser: Any, url: str) -> tuple[Any, Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.on("console", lambda m: print("browser:", m.text))  # shown when a test fails
+    page.goto(url)
+    return context, page
+
+
+def test_an_honest_artifact_page_verifies_and_draws_its_lineage(browser: Any, log: ServerProcess) -> None:
+    context, page = _open(browser, f"{log.url}/explorer/artifact/{sha('m1')}?vkey={log.vkey}")
+    try:
+        kind, text = _status(page)
+        assert kind == "ok", text
+        assert "complete as of tree size" in text.lower()
+        # The graph: a dataset, code, an evaluation between the test set and the model, a deployment.
+        kinds = page.eval_on_selector_all("svg.lineage a.node", "ns => ns.map(n => n.getAttribute('class'))")
+        assert any("dataset" in k for k in kinds) and any("evaluation" in k for k in kinds), kinds
+        assert any("deployment" in k for k in kinds) and any("code" in k for k in kinds), kinds
+        labels = page.eval_on_selector_all("svg.lineage .edge.evaluation text", "ts => ts.map(t => t.textContent)")
+        assert "test set" in labels  # the test set is drawn as an evaluation's input, not as training data
+        assert page.locator("text=fraud-detector").first.is_visible()
+        ARTEFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTEFACTS / "explorer-artifact.png"), full_page=True)
+    finally:
+        context.close()
+
+
+def test_search_to_artifact_to_entry(browser: Any, log: ServerProcess) -> None:
+    context, page = _open(browser, f"{log.url}/explorer/?vkey={log.vkey}")
+    try:
+        assert _status(page)[0] == "ok"
+        page.fill("#q", "fraud-detector")
+        page.keyboard.press("Enter")
+        kind, text = _status(page)
+        assert kind == "incomplete" and "index lookup" in text, text  # a search is not proved complete
+        page.locator("ol.results a", has_text="fraud-detector").first.click()
+        kind, text = _status(page)
+        assert kind == "ok" and "/explorer/artifact/" in page.url and "vkey=" in page.url, text
+        page.locator("ol.timeline a").first.click()
+        kind, text = _status(page)
+        assert kind == "ok" and "/explorer/entry/" in page.url, text
+        assert page.locator("text=TCB status").is_visible() and page.locator("pre.statement").is_visible()
+        page.go_back()
+        assert _status(page)[0] == "ok" and "/explorer/artifact/" in page.url
+    finally:
+        context.close()
+
+
+def _forged_checkpoint(log: ServerProcess) -> bytes:
+    """A checkpoint of the log's current size over another root, signed with the log's own key: a fork."""
+    signer = Signer.from_skey((log.data_dir / "log.key").read_text().strip())
+    cp = open_checkpoint(httpx.get(log.url + "/checkpoint").content, Verifier.from_vkey(log.vkey))
+    return sign_checkpoint(Checkpoint(cp.origin, cp.size, bytes(32)), signer)
+
+
+@pytest.mark.parametrize("lie", ["drop-entry", "alter-leaf", "fork"])
+def test_a_lying_server_is_caught_on_screen(browser: Any, log: ServerProcess, lie: str) -> None:
+    proxy = TamperingProxy(log.url)
+    context, page = _open(browser, f"{proxy.url}/explorer/artifact/{sha('m1')}?vkey={log.vkey}")
+    try:
+        assert _status(page)[0] == "ok"  # honest first: the browser remembers the tree it verified
+        if lie == "drop-entry":
+
+            def drop(url: httpx.URL, answer: Any) -> Any:
+                return {**answer, "entries": answer["entries"][1:]} if url.path.endswith("/history") else answer
+
+            proxy.on_get = drop
+        elif lie == "alter-leaf":
+
+            def alter(url: httpx.URL, answer: Any) -> Any:
+                if not url.path.endswith("/history"):
+                    return answer
+                first = answer["entries"][0]
+                leaf = json.loads(base64.b64decode(first["leaf"]))
+                leaf["integratedTime"] += 1
+                forged = json.dumps(leaf, separators=(",", ":"), sort_keys=True).encode()
+                return {
+                    **answer,
+                    "entries": [{**first, "leaf": base64.b64encode(forged).decode()}, *answer["entries"][1:]],
+                }
+
+            proxy.on_get = alter
+        else:
+            forged = _forged_checkpoint(log)
+            proxy.on_text = lambda url, body: forged if url.path == "/checkpoint" else body
+            page.goto(f"{proxy.url}/explorer/log?vkey={log.vkey}")
+            kind, text = _status(page)
+            assert kind == "failed" and "forked" in text, text
+            return
+        page.reload()
+        kind, text = _status(page)
+        assert kind == "failed", text
+        assert ("incomplete" in text or "gap" in text) if lie == "drop-entry" else "another root" in text, text
+    finally:
+        context.close()
+        proxy.close()
+
+
+def test_the_key_comes_from_the_reader_and_is_pinned(browser: Any, log: ServerProcess) -> None:
+    context, page = _open(browser, f"{log.url}/explorer/")
+    try:
+        kind, text = _status(page)
+        assert kind == "failed" and "no verifier key" in text.lower(), text  # never taken from the server
+        page.fill("#key-input", log.vkey)
+        page.click("#key-form button")
+        assert _status(page)[0] == "ok"
+        fingerprint = page.locator("#key-summary").inner_text()
+        assert "fingerprint" in fingerprint
+        page.goto(f"{log.url}/explorer/log")  # no key in the link: the pinned one
+        assert _status(page)[0] == "ok" and page.locator("#key-summary").inner_text() == fingerprint
+        other = Signer.generate(Verifier.from_vkey(log.vkey).name).verifier.vkey
+        page.goto(f"{log.url}/explorer/log?vkey={other}")  # a link with another key for the same origin
+        kind, text = _status(page)
+        assert kind == "failed" and "not signed by the pinned key" in text, text
+    finally:
+        context.close()
