@@ -11,23 +11,19 @@ import json
 import os
 import shutil
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from atlas_log.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
-from atlas_log.client import LogClient
 from atlas_log.note import Signer, Verifier
-from atlas_log.pipeline import deployment_statement, evaluation_statement, record_step, training_statement
-from atlas_log.testing.simulate import SimulatedProvider
 from tests.conftest import ServerProcess
+from tests.pipeline import record_pipeline
 from tests.proxy import TamperingProxy
-from tests.test_regulator import D, sha
+from tests.test_regulator import sha
 
 CHROMIUM = os.environ.get("ATLAS_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 ARTEFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -72,33 +68,7 @@ def log(tmp_path_factory: pytest.TempPathFactory, pg_url: str, template_db: str)
     server = ServerProcess(
         with_database(pg_url, name), tmp_path_factory.mktemp("explorer") / "data", env={"ATLAS_MAP_INTERVAL_S": "0.2"}
     )
-    key = Ed25519PrivateKey.generate()
-    tee = SimulatedProvider(server.platform)
-    builder = "https://pipelines.example.com/fraud"
-    steps = [
-        training_statement(
-            {"clean-dataset": D["clean-v1"]},
-            {"raw-dataset": (D["raw-v1"], "training-data")},
-            build_type="https://atlas-log.dev/ml/preprocess/v1",
-            builder=builder,
-        ),
-        training_statement(
-            {"fraud-detector": D["m1"]},
-            {"clean-dataset": (D["clean-v1"], "training-data"), "train.py": (D["train.py"], "code")},
-            builder=builder,
-        ),
-        evaluation_statement(("fraud-detector", D["m1"]), {"test-dataset": D["test-v1"]}, "PASSED", {"auc": 0.97}),
-        deployment_statement(("fraud-svc", D["fraud-svc"]), {"fraud-detector": D["m1"]}, "prod"),
-    ]
-    with httpx.Client(base_url=server.url, timeout=30) as http:
-        client = LogClient(http, server.vkey)
-        for statement in steps:
-            record_step(client, key, statement, tee)
-        deadline = time.monotonic() + 30
-        while "completeness" not in http.get(f"/api/v1/artifacts/{sha('m1')}/history").json():
-            assert time.monotonic() < deadline, "the map never committed"
-            time.sleep(0.1)
-        time.sleep(0.5)  # the commitment covering the last step
+    record_pipeline(server)
     yield server
     server.stop()
 

@@ -522,6 +522,44 @@ def _monitor_rounds(args: argparse.Namespace, mon: Any, verifier: Verifier, out:
         time.sleep(args.interval)
 
 
+def _cmd_pack(args: argparse.Namespace) -> int:
+    from atlas_log.pack import gather
+
+    with _client(args) as client:
+        data = gather(
+            client, args.digest, depth=args.depth, progress=lambda what: print(f"fetching {what}", file=sys.stderr)
+        )
+    Path(args.out).write_bytes(data)
+    print(f"wrote {args.out} ({len(data)} bytes): verify it offline with atlas-log verify-pack {args.out} --vkey …")
+    return 0
+
+
+def _cmd_verify_pack(args: argparse.Namespace) -> int:
+    from atlas_log.pack import pack_json, verify_pack
+
+    vkey = args.pack_vkey or args.vkey
+    if not vkey:
+        print("pack does not hold: no log key is pinned; give the log's verifier key with --vkey")
+        return 1
+    try:
+        data = Path(args.file).read_bytes()
+        verdict = verify_pack(data, vkey, trust=_trust(args))
+    except (Error, ValueError, OSError) as exc:
+        print(json.dumps({"verified": False, "reason": str(exc)}) if args.json else f"pack does not hold: {exc}")
+        return 1
+    if args.json:
+        print(json.dumps({"verified": True, **pack_json(verdict)}))
+        return 0
+    print(verdict.summary)
+    complete = verdict.history_complete_as_of is not None and verdict.lineage_complete_as_of is not None
+    print(
+        f"verdict: verified offline ({verdict.entries} entries re-verified from their submissions"
+        + (f"; complete as of tree size {verdict.history_complete_as_of})" if complete else "; not proved complete: ")
+        + ("" if complete else "; ".join(verdict.incomplete) + ")")
+    )
+    return 0
+
+
 def _cmd_verify_evidence(args: argparse.Namespace) -> int:
     from atlas_log.evidence import verify_evidence
 
@@ -672,6 +710,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--follow-successor", action="store_true", help="when the log is frozen, also follow the successor it names"
     )
     p.set_defaults(func=_cmd_monitor)
+    p = sub.add_parser("pack", help="write an artifact's evidence pack: everything to verify its case offline")
+    p.add_argument("digest", help="<alg>:<hex>, e.g. sha256:…")
+    p.add_argument("--out", required=True, help="the pack file to write (a ZIP archive)")
+    p.add_argument("--depth", type=int, default=5, help="lineage depth, up and down (default 5)")
+    p.set_defaults(func=_cmd_pack)
+    p = sub.add_parser("verify-pack", help="re-verify an evidence pack offline and print its summary")
+    p.add_argument("file")
+    p.add_argument("--vkey", dest="pack_vkey", help="the log's verifier key (required here or before the command)")
+    p.add_argument("--tdx-root", action="append", help="trusted TDX root CA key SHA-256 (repeat; default: Intel's)")
+    p.add_argument("--json", action="store_true")
+    _add_x509_trust(p)
+    p.set_defaults(func=_cmd_verify_pack)
     p = sub.add_parser("verify-evidence", help="check a piece of evidence against the log's pinned key")
     p.add_argument("file")
     p.add_argument("--vkey", dest="evidence_vkey", help="the log's verifier key (required here or before the command)")

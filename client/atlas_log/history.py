@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import itertools
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from atlas_log._encoding import b64decode
@@ -93,6 +94,7 @@ class VerifiedHistory:
     links: tuple[tuple[str, int | None], ...]
     reaches_first: bool  # no older page, and every entry and back-link chain ends at the first entry
     closure: Closure | None = None
+    served: tuple[Mapping[str, Any], ...] = ()  # the pages as the log served them (an evidence pack keeps them)
 
     @property
     def incomplete(self) -> str | None:
@@ -306,6 +308,7 @@ def verify_history(
         tuple(sorted(links.items())),
         next_before is None and linked,
         closure,
+        (*(after.served if after is not None else ()), answer),
     )
 
 
@@ -437,6 +440,7 @@ class VerifiedLineage:
     truncated: bool = False
     closure: Closure | None = None
     incomplete: str | None = "the answer carries no completeness proof (ask with complete=true)"
+    served: Mapping[str, Any] = field(default_factory=dict)  # the answer as the log served it
 
     @property
     def complete(self) -> bool:
@@ -535,7 +539,7 @@ def verify_lineage(
         )
     elif "completeness" in answer:
         incomplete = "the log has not committed its map yet"
-    return VerifiedLineage(name, answered, cp, nodes, edges, entries, truncated, closure, incomplete)
+    return VerifiedLineage(name, answered, cp, nodes, edges, entries, truncated, closure, incomplete, answer)
 
 
 def _check_lineage_closure(

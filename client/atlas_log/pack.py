@@ -1,0 +1,432 @@
+"""The evidence pack: everything a verifier needs, offline, about one artifact, in one file.
+
+A pack (``atlas-log pack``) is a ZIP archive of exactly two members, stored uncompressed with fixed metadata so
+that its bytes follow from its contents:
+
+- ``manifest.json`` (RFC 8785 canonical JSON): ``{"format": "atlas-log/evidence-pack/v1", "artifact",
+  "depth", "log": {"vkey", "witnesses", "quorum"}, "checkpoint", "consistency", "history", "lineage",
+  "entries"}`` where ``checkpoint`` is the newest signed checkpoint any answer was proved against,
+  ``consistency`` maps each older answer's tree size to the RFC 9162 consistency proof joining it to that one,
+  ``history`` is the artifact's history answers page by page and ``lineage`` the ``up`` and ``down`` lineage
+  answers (``complete=true``) exactly as the log served them (leaves, inclusion proofs, completeness proofs),
+  and ``entries`` maps every entry index they name (map commitments aside) to the submission it was admitted
+  from and the TDX collateral it was verified with;
+- ``summary.md``: for people, rendered from the verified contents alone (the model's upstream, signers, TEE
+  verdicts, evaluations, deployments).
+
+:func:`verify_pack` re-verifies all of it with no I/O: every checkpoint under the given key (and the pack's
+witnesses), their consistency, each answer as the client verifies it (inclusion, back-links, completeness),
+and each entry from its submission with the log's own entry builder (signatures, the quote against the
+enclosed collateral at the entry's integration time under the caller's roots; :mod:`atlas_log.reverify`). The
+summary must be the one the contents give, and the archive the one its members give: any altered byte fails.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import time
+import zipfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from atlas_log._encoding import JSON_LIMITS, b64decode, b64encode, json_loads
+from atlas_log.answers import parse_collateral
+from atlas_log.checkpoint import Checkpoint, open_checkpoint
+from atlas_log.cosignature import CosignatureVerifier, verify_cosignatures
+from atlas_log.entry import Entry, canonical_json
+from atlas_log.errors import Error, FormatError, VerificationError
+from atlas_log.history import VerifiedHistory, VerifiedLineage, verify_history, verify_lineage
+from atlas_log.intoto import DEPLOYMENT_V1, TEST_RESULT, Extraction, extract
+from atlas_log.merkle import verify_consistency
+from atlas_log.note import Verifier, parse_note
+from atlas_log.reverify import Trust, check_entry
+from atlas_log.tdx.collateral import Collateral
+from atlas_log.vmap import MapCommitment
+
+if TYPE_CHECKING:
+    from atlas_log.client import LogClient
+
+__all__ = ["FORMAT", "PackVerdict", "gather", "verify_pack"]
+
+FORMAT = "atlas-log/evidence-pack/v1"
+MANIFEST = "manifest.json"
+SUMMARY = "summary.md"
+_EPOCH = (1980, 1, 1, 0, 0, 0)  # ZIP's earliest date: no time of packing in the bytes
+_MAX_PACK = 512 * 1024 * 1024
+_MEMBERS = {"format", "artifact", "depth", "log", "checkpoint", "consistency", "history", "lineage", "entries"}
+
+
+@dataclass(frozen=True, slots=True)
+class PackVerdict:
+    """What a verified pack proves: its artifact, the newest checkpoint, whether the history and the lineage
+    are complete (and as of which tree size), how many entries were re-verified, and the summary."""
+
+    artifact: str
+    checkpoint: Checkpoint
+    history_complete_as_of: int | None
+    lineage_complete_as_of: int | None
+    incomplete: tuple[str, ...]
+    entries: int
+    summary: str
+
+
+# ---- writing ------------------------------------------------------------------------------------------------------
+
+
+def _zip(manifest: bytes, summary: bytes) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as z:
+        for name, data in ((MANIFEST, manifest), (SUMMARY, summary)):
+            info = zipfile.ZipInfo(name, _EPOCH)
+            info.compress_type = zipfile.ZIP_STORED
+            info.external_attr = 0o644 << 16
+            z.writestr(info, data)
+    return out.getvalue()
+
+
+def gather(
+    client: LogClient,
+    artifact: str,
+    *,
+    depth: int = 5,
+    progress: Callable[[str], None] | None = None,
+) -> bytes:
+    """The pack of ``artifact`` (``alg:hex``) from the log ``client`` reads (its pinned key and witness policy
+    verify every answer on the way in), as bytes. ``progress`` is told what is being fetched."""
+    say = progress or (lambda _: None)
+    say("history")
+    history = client.history(artifact)
+    say("lineage")
+    up = client.lineage(artifact, "up", depth, complete=True)
+    down = client.lineage(artifact, "down", depth, complete=True)
+    notes = [str(p["checkpoint"]) for p in history.served] + [str(x.served["checkpoint"]) for x in (up, down)]
+    cps = {note: open_checkpoint(note.encode(), client.verifier) for note in notes}
+    newest = max(cps, key=lambda n: cps[n].size)
+    top = cps[newest].size
+    consistency = {
+        str(size): [b64encode(h) for h in client.consistency_proof(size, top)]
+        for size in sorted({cp.size for cp in cps.values()} - {top, 0})
+    }
+    entries: dict[str, Any] = {}
+    leaves = _leaves(history, (up, down))
+    for n, (index, entry) in enumerate(sorted(leaves.items())):
+        if MapCommitment.is_commitment(entry.body):
+            continue
+        say(f"entry {index} ({n + 1}/{len(leaves)})")
+        submission = client.submission(index)
+        digest = _collateral_digest(entry)
+        entries[str(index)] = {
+            "submission": submission if isinstance(submission, dict) else b64encode(submission),
+            "collateral": client.collateral(digest).to_json() if digest else None,
+        }
+    witnesses = [w.vkey for w in client.witnesses] if client.quorum else []
+    manifest = {
+        "format": FORMAT,
+        "artifact": history.artifact,
+        "depth": depth,
+        "log": {"vkey": client.verifier.vkey, "witnesses": witnesses, "quorum": client.quorum},
+        "checkpoint": newest,
+        "consistency": consistency,
+        "history": list(history.served),
+        "lineage": {"up": up.served, "down": down.served},
+        "entries": entries,
+    }
+    verdict = verify_pack(
+        _zip(canonical_json(manifest), b""),
+        client.verifier.vkey,
+        witnesses=client.witnesses if client.quorum else (),
+        trust=None,
+        summary_only=True,
+    )
+    return _zip(canonical_json(manifest), verdict.summary.encode())
+
+
+# ---- verifying ----------------------------------------------------------------------------------------------------
+
+
+def _leaves(history: VerifiedHistory, lineages: Sequence[VerifiedLineage]) -> dict[int, Entry]:
+    out = {v.log_index: v.entry for v in history.entries}
+    for lin in lineages:
+        out.update({i: v.entry for i, v in lin.entries.items()})
+    return out
+
+
+def _collateral_digest(entry: Entry) -> str | None:
+    tee = entry.body.get("tee")
+    coll = tee.get("collateral") if isinstance(tee, dict) else None
+    digest = coll.get("set") if isinstance(coll, dict) else None
+    return digest if isinstance(digest, str) else None
+
+
+def _unzip(data: bytes) -> tuple[bytes, bytes]:
+    if len(data) > _MAX_PACK:
+        raise FormatError(f"a pack is at most {_MAX_PACK} bytes")
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            names = z.namelist()
+            if names != [MANIFEST, SUMMARY]:
+                raise FormatError(f"a pack holds exactly {MANIFEST} and {SUMMARY}, not {names}")
+            manifest, summary = z.read(MANIFEST), z.read(SUMMARY)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as exc:
+        raise FormatError(f"the pack is not a readable ZIP archive: {exc}") from exc
+    if _zip(manifest, summary) != data:
+        raise VerificationError("the pack's bytes are not the archive its contents make: it was altered")
+    return manifest, summary
+
+
+def verify_pack(
+    data: bytes,
+    vkey: str,
+    *,
+    witnesses: Sequence[CosignatureVerifier] | None = None,
+    trust: Trust | None,
+    now: int | None = None,
+    summary_only: bool = False,
+) -> PackVerdict:
+    """Verify a pack (its bytes) offline under the log key ``vkey``; raises a typed error naming the first thing
+    that does not hold. ``witnesses`` default to the pack's own (listed in the summary: compare them with the
+    keys you trust); cosignatures are checked against the clock ``now`` (Unix seconds). Entries are re-verified
+    under ``trust`` (TDX roots, X.509 roots); ``summary_only`` (building a pack) skips that and the summary."""
+    manifest_bytes, summary = _unzip(data)
+    m = json_loads(manifest_bytes, "pack manifest", JSON_LIMITS.enclosing(4))
+    if not isinstance(m, dict) or set(m) != _MEMBERS or m.get("format") != FORMAT:
+        raise FormatError(f"the pack's manifest is not {FORMAT}")
+    if canonical_json(m) != manifest_bytes:
+        raise VerificationError("the pack's manifest is not in canonical form: it was altered")
+    verifier = Verifier.from_vkey(vkey)
+    log = m["log"]
+    if not isinstance(log, dict) or log.get("vkey") != verifier.vkey:
+        made_for = log.get("vkey") if isinstance(log, dict) else log
+        raise VerificationError(f"the pack was made for the log key {made_for!r}, not {verifier.vkey}")
+    pool = (
+        list(witnesses)
+        if witnesses is not None
+        else [CosignatureVerifier.from_vkey(w) for w in log.get("witnesses", [])]
+    )
+    quorum = log.get("quorum", 0)
+    if not isinstance(quorum, int) or isinstance(quorum, bool) or quorum < 0 or quorum > len(pool):
+        raise FormatError("the pack's witness quorum is not a count of its witnesses")
+    clock = int(time.time()) if now is None else now
+
+    def opened(note: Any) -> Checkpoint:
+        if not isinstance(note, str):
+            raise FormatError("a checkpoint in the pack is not text")
+        cp = open_checkpoint(note.encode(), verifier)
+        if quorum:
+            verify_cosignatures(parse_note(note.encode()), pool, quorum, now=clock)
+        return cp
+
+    newest = opened(m["checkpoint"])
+    proofs = m["consistency"]
+    if not isinstance(proofs, dict):
+        raise FormatError("the pack's consistency proofs are not an object")
+
+    def joined(note: Any) -> Checkpoint:
+        cp = opened(note)
+        if cp.size > newest.size:
+            raise VerificationError(f"an answer's tree ({cp.size}) is larger than the pack's checkpoint")
+        if 0 < cp.size < newest.size:
+            proof = [b64decode(h, "consistency proof") for h in proofs.get(str(cp.size), [])]
+            verify_consistency(cp.size, newest.size, proof, cp.root_hash, newest.root_hash)
+        elif cp.size == newest.size and cp.root_hash != newest.root_hash:
+            raise VerificationError(f"two different trees of size {cp.size} in one pack")
+        return cp
+
+    artifact, depth = m["artifact"], m["depth"]
+    if not isinstance(artifact, str) or not isinstance(depth, int) or isinstance(depth, bool):
+        raise FormatError("the pack names no artifact or depth")
+    pages = m["history"]
+    if not isinstance(pages, list) or not pages:
+        raise FormatError("the pack holds no history")
+    history: VerifiedHistory | None = None
+    for page in pages:
+        joined(page.get("checkpoint") if isinstance(page, dict) else None)
+        history = verify_history(page, verifier, artifact, after=history)
+    assert history is not None
+    if history.next_before is not None:
+        raise VerificationError("the pack's history stops before its last page")
+    lineage = m["lineage"]
+    if not isinstance(lineage, dict) or set(lineage) != {"up", "down"}:
+        raise FormatError("the pack's lineage is not {'up', 'down'}")
+    lins = []
+    for direction in ("up", "down"):
+        answer = lineage[direction]
+        joined(answer.get("checkpoint") if isinstance(answer, dict) else None)
+        lins.append(verify_lineage(answer, verifier, artifact, direction=direction, depth=depth))
+    leaves = {i: e for i, e in _leaves(history, lins).items() if not MapCommitment.is_commitment(e.body)}
+    entries = m["entries"]
+    if not isinstance(entries, dict) or set(entries) != {str(i) for i in leaves}:
+        raise VerificationError("the pack's entries are not exactly those its history and lineage name")
+    extractions: dict[int, Extraction] = {}
+    for index, entry in sorted(leaves.items()):
+        item = entries[str(index)]
+        if not isinstance(item, dict) or set(item) != {"submission", "collateral"}:
+            raise FormatError(f"entry {index} in the pack is not {{'submission', 'collateral'}}")
+        sub = item["submission"]
+        raw: bytes | dict[str, Any] = b64decode(sub, "submission") if isinstance(sub, str) else sub
+        if not isinstance(raw, dict | bytes):
+            raise FormatError(f"entry {index}'s submission is neither an object nor base64")
+        if not summary_only:
+            _recheck(index, entry, raw, item["collateral"], trust or Trust())
+        extractions[index] = _extraction(raw)
+    incomplete = tuple(
+        f"{what}: {why}"
+        for what, why in (
+            ("history", history.incomplete),
+            ("lineage up", lins[0].incomplete),
+            ("lineage down", lins[1].incomplete),
+        )
+        if why is not None
+    )
+    verdict = PackVerdict(
+        history.artifact,
+        newest,
+        history.complete_as_of,
+        lins[0].complete_as_of if lins[0].complete and lins[1].complete else None,
+        incomplete,
+        len(leaves),
+        "",
+    )
+    text = render_summary(verdict, m, history, lins, leaves, extractions, pool, quorum)
+    if not summary_only and text.encode() != summary:
+        raise VerificationError(f"the pack's {SUMMARY} is not the summary its contents give: it was altered")
+    return dataclasses.replace(verdict, summary=text)
+
+
+def _recheck(index: int, entry: Entry, raw: bytes | dict[str, Any], collateral: Any, trust: Trust) -> None:
+    digest = _collateral_digest(entry)
+    coll: Collateral | None = None
+    if collateral is not None:
+        if digest is None:
+            raise VerificationError(f"entry {index} names no collateral, but the pack holds some for it")
+        coll = parse_collateral(collateral, digest)
+    leaf = entry.leaf()
+    checked = check_entry(index, leaf, raw, lambda d: coll if d == digest else None, trust)
+    if checked.problem is not None:
+        raise VerificationError(f"entry {index} does not verify from its submission: {checked.problem}")
+
+
+def _extraction(raw: bytes | dict[str, Any]) -> Extraction:
+    obj = json_loads(raw, "submission") if isinstance(raw, bytes) else raw
+    env = obj.get("dsseEnvelope") if isinstance(obj, dict) else None
+    if not isinstance(env, dict):
+        return Extraction(None, False, ())
+    try:
+        return extract(str(env.get("payloadType")), b64decode(str(env.get("payload")), "payload"))
+    except Error:
+        return Extraction(None, False, ())
+
+
+# ---- the summary --------------------------------------------------------------------------------------------------
+
+
+def render_summary(
+    verdict: PackVerdict,
+    manifest: Mapping[str, Any],
+    history: VerifiedHistory,
+    lineages: Sequence[VerifiedLineage],
+    leaves: Mapping[int, Entry],
+    extractions: Mapping[int, Extraction],
+    witnesses: Sequence[CosignatureVerifier],
+    quorum: int,
+) -> str:
+    """The pack's summary, for people, from verified contents only (deterministic: the same pack, the same
+    text)."""
+    names: dict[str, str] = {}
+    for ex in extractions.values():
+        for f in ex.facts:
+            for a, h in f.digests:
+                if f.name:
+                    label = f"{f.name} {f.version}" if f.version else f.name
+                    names.setdefault(f"{a}:{h}", label)
+
+    def named(digest: str) -> str:
+        return f"{names[digest]} (`{digest}`)" if digest in names else f"`{digest}`"
+
+    def when(t: int) -> str:
+        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))
+
+    cp = verdict.checkpoint
+    lines = [
+        f"# Evidence pack: {named(verdict.artifact)}",
+        "",
+        f"- Log: `{cp.origin}`, verifier key `{manifest['log']['vkey']}`",
+        "- Witnesses: "
+        + (", ".join(f"`{w.vkey}`" for w in witnesses) + f" (at least {quorum} cosign)" if quorum else "none required"),
+        f"- Verified against the checkpoint of tree size {cp.size} (root `{b64encode(cp.root_hash)}`)",
+        "- History: "
+        + (
+            f"complete as of tree size {verdict.history_complete_as_of}"
+            if verdict.history_complete_as_of is not None
+            else f"not proved complete ({history.incomplete})"
+        ),
+        "- Lineage: "
+        + (
+            f"complete up to depth {manifest['depth']} as of tree size {verdict.lineage_complete_as_of}"
+            if verdict.lineage_complete_as_of is not None
+            else "not proved complete (" + "; ".join(i for i in verdict.incomplete if i.startswith("lineage")) + ")"
+        ),
+        "",
+        "## Upstream: what it was made from",
+        "",
+    ]
+    up = lineages[0]
+    if not up.edges:
+        lines.append("Nothing: no entry states an input of this artifact.")
+    for src, dst, idx in sorted(up.edges, key=lambda e: (e[2], e[0])):
+        kind = "evaluated on (test data)" if extractions[idx].predicate_type == TEST_RESULT else "input of"
+        lines.append(f"- {named(src)}: {kind} {named(dst)}, entry #{idx}")
+    lines += ["", "## Entries", "", "| # | logged | statement | signers | TEE |", "|---|---|---|---|---|"]
+    for index, entry in sorted(leaves.items(), reverse=True):
+        body = entry.body
+        sigs: list[Any] = body["signatures"] if isinstance(body.get("signatures"), list) else []
+        signers = ", ".join(
+            f"`sha256:{s['verifier']['spkiSha256'][:16]}…`"
+            for s in sigs
+            if isinstance(s, dict) and isinstance(s.get("verifier"), dict) and "spkiSha256" in s["verifier"]
+        )
+        tee = body.get("tee") if isinstance(body.get("tee"), dict) else None
+        verdict_text = (
+            f"TDX {tee.get('tcbStatus')}{' (simulated platform)' if tee.get('simulated') else ''}"
+            if tee is not None
+            else "none"
+        )
+        ptype = extractions[index].predicate_type or "-"
+        lines.append(f"| {index} | {when(entry.integrated_time)} | {ptype} | {signers or '-'} | {verdict_text} |")
+    evaluations = [i for i, ex in sorted(extractions.items()) if ex.predicate_type == TEST_RESULT]
+    deployments = [i for i, ex in sorted(extractions.items()) if ex.predicate_type == DEPLOYMENT_V1]
+    lines += ["", "## Evaluations", ""]
+    for i in evaluations:
+        ex = extractions[i]
+        meta = dict(ex.metadata)
+        data = ", ".join(named(d) for d in ex.digests("eval_data")) or "-"
+        model = ", ".join(named(d) for d in ex.digests("evaluated")) or "-"
+        lines.append(f"- entry #{i}: {model} evaluated on {data}: {meta.get('result', 'no result stated')}")
+    if not evaluations:
+        lines.append("None in this pack.")
+    lines += ["", "## Deployments", ""]
+    for i in deployments:
+        ex = extractions[i]
+        env = dict(ex.metadata).get("environment", "-")
+        lines.append(
+            f"- entry #{i}: {', '.join(named(d) for d in ex.digests('material'))} deployed as "
+            f"{', '.join(named(d) for d in ex.digests('subject'))} ({env})"
+        )
+    if not deployments:
+        lines.append("None in this pack.")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def pack_json(verdict: PackVerdict) -> dict[str, Any]:
+    """The verdict as stable JSON (``verify-pack --json``)."""
+    return {
+        "artifact": verdict.artifact,
+        "treeSize": verdict.checkpoint.size,
+        "historyCompleteAsOf": verdict.history_complete_as_of,
+        "lineageCompleteAsOf": verdict.lineage_complete_as_of,
+        "incomplete": list(verdict.incomplete),
+        "entries": verdict.entries,
+    }

@@ -1,0 +1,123 @@
+"""Evidence packs: written from a real log by the CLI, re-verified offline (the log stopped), and refused when any
+byte is altered, whether the archive still reads or was rebuilt around a lie."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from atlas_log.entry import canonical_json
+from atlas_log.errors import Error
+from atlas_log.pack import MANIFEST, SUMMARY, _zip, verify_pack
+from atlas_log.reverify import Trust
+from tests.conftest import ServerProcess
+from tests.pipeline import MODEL, record_pipeline
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "atlas_log.cli", *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def packed(tmp_path_factory: pytest.TempPathFactory, pg_url: str, template_db: str) -> Iterator[tuple[bytes, str, str]]:
+    """(pack bytes, log key, simulated TDX root) of the pipeline's model, the log stopped afterwards."""
+    import asyncio
+
+    from tests.conftest import _admin, with_database
+
+    name = f"atlas_pack_{id(tmp_path_factory)}"
+    asyncio.run(_admin(pg_url, f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"'))
+    tmp = tmp_path_factory.mktemp("pack")
+    server = ServerProcess(with_database(pg_url, name), tmp / "data", env={"ATLAS_MAP_INTERVAL_S": "0.2"})
+    try:
+        record_pipeline(server)
+        out = _cli("--server", server.url, "--vkey", server.vkey, "pack", MODEL, "--out", str(tmp / "case.zip"))
+        assert out.returncode == 0, out.stdout + out.stderr
+        vkey, root = server.vkey, server.platform.root_fingerprint
+    finally:
+        server.stop()
+    yield (tmp / "case.zip").read_bytes(), vkey, root
+
+
+def test_a_pack_verifies_offline_and_reads_as_a_case(packed: tuple[bytes, str, str], tmp_path: Path) -> None:
+    data, vkey, root = packed
+    (tmp_path / "case.zip").write_bytes(data)
+    out = _cli("verify-pack", str(tmp_path / "case.zip"), "--vkey", vkey, "--tdx-root", root)
+    assert out.returncode == 0, out.stdout + out.stderr
+    text = out.stdout
+    assert "fraud-detector" in text and "clean-dataset" in text and "train.py" in text
+    assert "evaluated on" in text and "test-dataset" in text and "PASSED" in text  # the evaluation, named
+    assert "deployed as" in text and "fraud-svc" in text
+    assert "complete as of tree size" in text and "verdict: verified offline" in text
+    as_json = _cli("verify-pack", str(tmp_path / "case.zip"), "--vkey", vkey, "--tdx-root", root, "--json")
+    verdict = json.loads(as_json.stdout)
+    assert verdict["verified"] is True and verdict["entries"] == 4 and verdict["historyCompleteAsOf"] is not None
+    # Without the simulated platform's root trusted, the quotes do not verify: the pack does not hold.
+    untrusted = _cli("verify-pack", str(tmp_path / "case.zip"), "--vkey", vkey)
+    assert untrusted.returncode == 1 and "does not verify" in untrusted.stdout, untrusted.stdout
+
+
+def test_every_altered_byte_fails(packed: tuple[bytes, str, str]) -> None:
+    data, vkey, root = packed
+    trust = Trust(tdx_roots=(root,))
+    verify_pack(data, vkey, trust=trust)
+    step = max(1, len(data) // 300)
+    for at in [*range(0, len(data), step), len(data) - 1]:
+        altered = bytearray(data)
+        altered[at] ^= 0x01
+        with pytest.raises(Error):
+            verify_pack(bytes(altered), vkey, trust=trust)
+    with pytest.raises(Error):
+        verify_pack(data + b"\0", vkey, trust=trust)
+
+
+def _rebuilt(data: bytes, change: Any) -> bytes:
+    """The pack with its manifest changed and the archive rebuilt around it (CRCs and all)."""
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        manifest, summary = json.loads(z.read(MANIFEST)), z.read(SUMMARY)
+    manifest, summary = change(manifest, summary)
+    return _zip(canonical_json(manifest), summary)
+
+
+@pytest.mark.parametrize(
+    ("what", "change", "reason"),
+    [
+        ("summary", lambda m, s: (m, s.replace(b"PASSED", b"FAILED")), "summary"),
+        ("an entry dropped", lambda m, s: (_drop_entry(m), s), "exactly"),
+        (
+            "a submission swapped",
+            lambda m, s: ({**m, "entries": _swap(m["entries"])}, s),
+            "does not verify",
+        ),
+        ("the newest history entry hidden", lambda m, s: (_hide_newest(m), s), "newest|gap|incomplete"),
+        ("another log's key", lambda m, s: ({**m, "log": {**m["log"], "vkey": "x+00000000+AQ=="}}, s), "log key"),
+    ],
+)
+def test_a_pack_rebuilt_around_a_lie_fails(packed: tuple[bytes, str, str], what: str, change: Any, reason: str) -> None:
+    data, vkey, root = packed
+    with pytest.raises(Error, match=reason):
+        verify_pack(_rebuilt(data, change), vkey, trust=Trust(tdx_roots=(root,)))
+
+
+def _drop_entry(m: dict[str, Any]) -> dict[str, Any]:
+    entries = dict(m["entries"])
+    del entries[min(entries)]
+    return {**m, "entries": entries}
+
+
+def _swap(entries: dict[str, Any]) -> dict[str, Any]:
+    a, b = sorted(entries)[:2]
+    return {**entries, a: entries[b], b: entries[a]}
+
+
+def _hide_newest(m: dict[str, Any]) -> dict[str, Any]:
+    page = m["history"][0]
+    return {**m, "history": [{**page, "entries": page["entries"][1:]}, *m["history"][1:]]}
