@@ -20,6 +20,8 @@ import pytest
 
 from atlas_log.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
 from atlas_log.note import Signer, Verifier
+from atlas_log.pack import verify_pack
+from atlas_log.reverify import Trust
 from tests.conftest import ServerProcess
 from tests.pipeline import record_pipeline
 from tests.proxy import TamperingProxy
@@ -102,6 +104,12 @@ def test_an_honest_artifact_page_verifies_and_draws_its_lineage(browser: Any, lo
         assert page.locator("text=fraud-detector").first.is_visible()
         ARTEFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTEFACTS / "explorer-artifact.png"), full_page=True)
+        # The download button hands over the case as one file that verifies offline.
+        with page.expect_download() as download:
+            page.click("#download-pack")
+        pack = Path(download.value.path()).read_bytes()
+        verdict = verify_pack(pack, log.vkey, trust=Trust(tdx_roots=(log.platform.root_fingerprint,)))
+        assert verdict.history_complete_as_of is not None and verdict.entries == 4
     finally:
         context.close()
 
@@ -193,5 +201,28 @@ def test_the_key_comes_from_the_reader_and_is_pinned(browser: Any, log: ServerPr
         page.goto(f"{log.url}/explorer/log?vkey={other}")  # a link with another key for the same origin
         kind, text = _status(page)
         assert kind == "failed" and "not signed by the pinned key" in text, text
+    finally:
+        context.close()
+
+
+def test_keyboard_and_a_narrow_screen(browser: Any, log: ServerProcess) -> None:
+    context = browser.new_context(viewport={"width": 375, "height": 800})
+    page = context.new_page()
+    try:
+        page.goto(f"{log.url}/explorer/artifact/{sha('m1')}?vkey={log.vkey}")
+        assert _status(page)[0] == "ok"
+        # Nothing but the lineage drawing (which scrolls inside its frame) is wider than a phone's screen.
+        wide = page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert wide <= 0, f"the page is {wide}px wider than the screen"
+        # Tab through the page to the history and open the newest entry with Enter.
+        for _ in range(60):
+            page.keyboard.press("Tab")
+            if page.evaluate("() => document.activeElement.closest('ol.timeline') !== null"):
+                break
+        else:
+            pytest.fail("the history cannot be reached with the keyboard")
+        page.keyboard.press("Enter")
+        kind, text = _status(page)
+        assert kind == "ok" and "/explorer/entry/" in page.url, text
     finally:
         context.close()

@@ -110,6 +110,7 @@ def test_real_submissions_and_answers_match_the_served_document(mapped_server: S
         ],
         "/api/v1/search": ["/api/v1/search?name=demo-artifact-0", "/api/v1/search"],
         "/api/v1/map": ["/api/v1/map"],
+        "/api/v1/artifacts/{artifact}/pack": [f"/api/v1/artifacts/{subject}/pack", "/api/v1/artifacts/x/pack"],
         "/metrics": ["/metrics"],
         "/admin/v1/tenants": ["/admin/v1/tenants"],
     }

@@ -17,7 +17,7 @@ from atlas_log.errors import Error
 from atlas_log.merkle import EMPTY_ROOT
 from atlas_log_server.access import AccessControl
 from atlas_log_server.admission import Admission
-from atlas_log_server.api import admin, artifacts, entries, evidence, explorer, health, proofs, tiles
+from atlas_log_server.api import admin, artifacts, entries, evidence, explorer, health, pack, proofs, tiles
 from atlas_log_server.api.document import install_document
 from atlas_log_server.api.limits import BodyLimitMiddleware
 from atlas_log_server.api.problems import install_handlers
@@ -203,6 +203,7 @@ def create_app(settings: Settings) -> FastAPI:
         tiles.router,
         health.router,
         artifacts.router,
+        pack.router,
         artifacts.search_router,
         metrics_router,
         admin.router,
