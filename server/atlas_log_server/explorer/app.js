@@ -263,7 +263,8 @@ async function artifactPage(digest) {
   const [hist, up, down] = await Promise.all([
     getJSON(`/api/v1/artifacts/${digest}/history`, { limit: 1000 }),
     getJSON(`/api/v1/artifacts/${digest}/lineage`, { direction: "up", depth: 5, complete: "true" }),
-    getJSON(`/api/v1/artifacts/${digest}/lineage`, { direction: "down", depth: 2, complete: "true" }),
+    // What was made from it directly (deployments, models trained from it): each use proved, none missing.
+    getJSON(`/api/v1/artifacts/${digest}/lineage`, { direction: "down", depth: 1, complete: "true" }),
   ]);
   const verified = new Map();
   for (const note of new Set([hist.checkpoint, up.checkpoint, down.checkpoint])) verified.set(note, await checkpoint(note));
