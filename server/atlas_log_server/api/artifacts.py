@@ -130,11 +130,10 @@ async def lineage(
     closure = None
     if complete and ctx.completeness is not None:
         expanded = _expanded(digest, direction, depth, edges)
-        for node in expanded:
-            named = await ctx.repo.history([node], size, MAX_EDGES + 1)
-            truncated = truncated or len(named) > MAX_EDGES
-            indices.extend(idx for idx, _, _ in named[:MAX_EDGES])
-        indices = sorted(set(indices))
+        # One query for all of them: every entry naming any expanded artifact, capped like the edges.
+        named = await ctx.repo.history(expanded, size, MAX_EDGES + 1)
+        truncated = truncated or len(named) > MAX_EDGES
+        indices = sorted(set(indices) | {idx for idx, _, _ in named[:MAX_EDGES]})
         truncated = truncated or len(indices) > MAX_EDGES
         closure = await ctx.completeness.prove(expanded, size)
     leaves = await ctx.repo.leaves_at(indices)
