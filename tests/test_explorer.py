@@ -56,23 +56,29 @@ def browser() -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def log(tmp_path_factory: pytest.TempPathFactory, pg_url: str, template_db: str) -> Iterator[ServerProcess]:
     """A pipeline with a map: dataset -> preprocessing -> training (with code) -> evaluation -> deployment."""
+    server = ServerProcess(
+        _database(pg_url, template_db, f"atlas_explorer_{id(tmp_path_factory)}"),
+        tmp_path_factory.mktemp("explorer") / "data",
+        env={"ATLAS_MAP_INTERVAL_S": "0.2"},
+    )
+    record_pipeline(server)
+    yield server
+    server.stop()
+
+
+def _database(pg_url: str, template_db: str, name: str) -> str:
+    """A new database from the migrated template, created in a thread of its own: Playwright's sync API keeps
+    an event loop running in this one."""
     import asyncio
 
     from tests.conftest import _admin, with_database
 
-    name = f"atlas_explorer_{id(tmp_path_factory)}"
-    # In a thread of its own: Playwright's sync API keeps an event loop running in this one.
     create = threading.Thread(
         target=asyncio.run, args=(_admin(pg_url, f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"'),)
     )
     create.start()
     create.join()
-    server = ServerProcess(
-        with_database(pg_url, name), tmp_path_factory.mktemp("explorer") / "data", env={"ATLAS_MAP_INTERVAL_S": "0.2"}
-    )
-    record_pipeline(server)
-    yield server
-    server.stop()
+    return with_database(pg_url, name)
 
 
 def _status(page: Any) -> tuple[str, str]:
@@ -226,3 +232,30 @@ def test_keyboard_and_a_narrow_screen(browser: Any, log: ServerProcess) -> None:
         assert kind == "ok" and "/explorer/entry/" in page.url, text
     finally:
         context.close()
+
+
+def test_an_entry_signed_with_a_certificate_shows_its_identity(
+    browser: Any, pg_url: str, template_db: str, tmp_path: Path
+) -> None:
+    from tests.test_bundles import _submission
+    from tests.vectors import vectors_dir
+
+    roots = vectors_dir("model-signing", "keys") / "ca-cert.pem"
+    db = _database(pg_url, template_db, f"atlas_explorer_cert_{id(tmp_path)}")
+    server = ServerProcess(db, tmp_path / "data", env={"ATLAS_X509_ROOTS_FILE": str(roots)})
+    try:
+        sub, _, _ = _submission(server, "v1.1.0-certificate", False)
+        r = httpx.post(server.url + "/api/v1/entries", json=sub, timeout=30)
+        assert r.status_code == 201, r.text
+        cert = json.loads(base64.b64decode(r.json()["leaf"]))["body"]["signatures"][0]["verifier"]["certificate"]
+        context, page = _open(browser, f"{server.url}/explorer/entry/{r.json()['logIndex']}?vkey={server.vkey}")
+        try:
+            kind, text = _status(page)
+            assert kind == "ok", text
+            who = ", ".join(cert["san"]) or cert["subject"]
+            assert page.locator(f"text={who} (certificate issued by").first.is_visible()
+            assert page.locator("pre.statement").is_visible()  # the bundle's statement, decoded
+        finally:
+            context.close()
+    finally:
+        server.stop()

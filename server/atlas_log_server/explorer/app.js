@@ -183,7 +183,12 @@ function signersOf(entry) {
   const sigs = Array.isArray(entry.body?.signatures) ? entry.body.signatures : [];
   return sigs.map((s) => {
     const v = s?.verifier ?? {};
-    return v.identity ?? v.subject ?? v.san ?? (v.spkiSha256 ? `key sha256:${String(v.spkiSha256).slice(0, 16)}…` : "unknown signer");
+    const cert = v.certificate;
+    if (cert) {
+      const who = Array.isArray(cert.san) && cert.san.length ? cert.san.join(", ") : cert.subject;
+      return `${who} (certificate issued by ${cert.issuer})`;
+    }
+    return v.spkiSha256 ? `key sha256:${String(v.spkiSha256).slice(0, 16)}…` : "unknown signer";
   });
 }
 
@@ -318,7 +323,7 @@ async function entryPage(index) {
   const body = v.entry.body;
   const tee = body.tee;
   let statement = null;
-  const env = answer.submission?.dsseEnvelope;
+  const env = answer.submission?.dsseEnvelope ?? answer.submission?.sigstoreBundle?.dsseEnvelope;
   if (env?.payload) {
     try {
       statement = JSON.stringify(JSON.parse(new TextDecoder().decode(V.b64decode(env.payload, "payload"))), null, 2);
