@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from atlas_log.entry import canonical_json
 from atlas_log.errors import Error
@@ -99,12 +100,31 @@ def _rebuilt(data: bytes, change: Any) -> bytes:
         ),
         ("the newest history entry hidden", lambda m, s: (_hide_newest(m), s), "newest|gap|incomplete"),
         ("another log's key", lambda m, s: ({**m, "log": {**m["log"], "vkey": "x+00000000+AQ=="}}, s), "log key"),
+        ("an unused proof", lambda m, s: ({**m, "consistency": {**m["consistency"], "5": ["x"]}}, s), "exactly"),
+        ("an unproved alias", lambda m, s: (_page(m, aliases=["sha256:" + "00" * 32]), s), "aliases"),
+        ("names the log merely says", lambda m, s: (_named(m), s), "exactly"),
+        ("a lineage said to be capped", lambda m, s: (_capped(m), s), "capped"),
+        ("no witnesses required", lambda m, s: ({**m, "log": {**m["log"], "quorum": 1}}, s), "quorum"),
     ],
 )
 def test_a_pack_rebuilt_around_a_lie_fails(packed: tuple[bytes, str, str], what: str, change: Any, reason: str) -> None:
     data, vkey, root = packed
     with pytest.raises(Error, match=reason):
         verify_pack(_rebuilt(data, change), vkey, trust=Trust(tdx_roots=(root,)))
+
+
+def _page(m: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    return {**m, "history": [{**m["history"][0], **changes}, *m["history"][1:]]}
+
+
+def _named(m: dict[str, Any]) -> dict[str, Any]:
+    page = m["history"][0]
+    entries = [{**page["entries"][0], "artifacts": [{"name": "trusted-model"}]}, *page["entries"][1:]]
+    return _page(m, entries=entries)
+
+
+def _capped(m: dict[str, Any]) -> dict[str, Any]:
+    return {**m, "lineage": {**m["lineage"], "up": {**m["lineage"]["up"], "truncated": True}}}
 
 
 def _drop_entry(m: dict[str, Any]) -> dict[str, Any]:
@@ -121,3 +141,15 @@ def _swap(entries: dict[str, Any]) -> dict[str, Any]:
 def _hide_newest(m: dict[str, Any]) -> dict[str, Any]:
     page = m["history"][0]
     return {**m, "history": [{**page, "entries": page["entries"][1:]}, *m["history"][1:]]}
+
+
+def test_the_verifiers_witness_policy_is_applied(packed: tuple[bytes, str, str]) -> None:
+    from atlas_log.cosignature import CosignatureSigner
+
+    data, vkey, root = packed
+    witness = CosignatureSigner("witness.example", Ed25519PrivateKey.generate()).verifier
+    # This log's checkpoints carry no cosignature: a verifier requiring one of its witness refuses the pack.
+    with pytest.raises(Error, match=r"cosignature|witness|quorum"):
+        verify_pack(data, vkey, witnesses=[witness], quorum=1, trust=Trust(tdx_roots=(root,)))
+    verdict = verify_pack(data, vkey, witnesses=[witness], quorum=0, trust=Trust(tdx_roots=(root,)))
+    assert verdict.witnesses == (witness.vkey,) and verdict.quorum == 0 and verdict.depth == 5

@@ -535,6 +535,7 @@ def _cmd_pack(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify_pack(args: argparse.Namespace) -> int:
+    from atlas_log.cosignature import CosignatureVerifier
     from atlas_log.pack import pack_json, verify_pack
 
     vkey = args.pack_vkey or args.vkey
@@ -543,7 +544,10 @@ def _cmd_verify_pack(args: argparse.Namespace) -> int:
         return 1
     try:
         data = Path(args.file).read_bytes()
-        verdict = verify_pack(data, vkey, trust=_trust(args))
+        witnesses = [CosignatureVerifier.from_vkey(w) for w in args.witness] if args.witness else None
+        if args.quorum and not witnesses:
+            raise ValueError("--quorum needs the witnesses' keys (--witness)")
+        verdict = verify_pack(data, vkey, witnesses=witnesses, quorum=args.quorum, trust=_trust(args))
     except (Error, ValueError, OSError) as exc:
         print(json.dumps({"verified": False, "reason": str(exc)}) if args.json else f"pack does not hold: {exc}")
         return 1
@@ -718,6 +722,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = sub.add_parser("verify-pack", help="re-verify an evidence pack offline and print its summary")
     p.add_argument("file")
     p.add_argument("--vkey", dest="pack_vkey", help="the log's verifier key (required here or before the command)")
+    p.add_argument(
+        "--witness", action="append", help="a witness cosigner key you trust (repeat; default: the pack's own)"
+    )
+    p.add_argument("--quorum", type=int, default=None, help="cosignatures of --witness keys each checkpoint needs")
     p.add_argument("--tdx-root", action="append", help="trusted TDX root CA key SHA-256 (repeat; default: Intel's)")
     p.add_argument("--json", action="store_true")
     _add_x509_trust(p)

@@ -70,6 +70,9 @@ class PackVerdict:
     incomplete: tuple[str, ...]
     entries: int
     summary: str
+    depth: int = 0
+    witnesses: tuple[str, ...] = ()  # the cosigner keys the checkpoints were checked against
+    quorum: int = 0
 
 
 # ---- writing ------------------------------------------------------------------------------------------------------
@@ -101,6 +104,11 @@ def gather(
     say("lineage")
     up = client.lineage(artifact, "up", depth, complete=True)
     down = client.lineage(artifact, "down", depth, complete=True)
+    for lin in (up, down):
+        if lin.truncated:
+            raise VerificationError(
+                f"the lineage {lin.direction} is larger than the log answers at once: pack a smaller depth"
+            )
     notes = [str(p["checkpoint"]) for p in history.served] + [str(x.served["checkpoint"]) for x in (up, down)]
     cps = {note: open_checkpoint(note.encode(), client.verifier) for note in notes}
     newest = max(cps, key=lambda n: cps[n].size)
@@ -129,8 +137,8 @@ def gather(
         "log": {"vkey": client.verifier.vkey, "witnesses": witnesses, "quorum": client.quorum},
         "checkpoint": newest,
         "consistency": consistency,
-        "history": list(history.served),
-        "lineage": {"up": up.served, "down": down.served},
+        "history": [_kept(page, HISTORY, history.aliases) for page in history.served],
+        "lineage": {"up": _kept(up.served, LINEAGE), "down": _kept(down.served, LINEAGE)},
         "entries": entries,
     }
     verdict = verify_pack(
@@ -141,6 +149,43 @@ def gather(
         summary_only=True,
     )
     return _zip(canonical_json(manifest), verdict.summary.encode())
+
+
+# ---- what a pack keeps of an answer: what verification covers, nothing the log merely says ------------------------
+
+HISTORY = frozenset({"artifact", "aliases", "treeSize", "checkpoint", "entries", "next", "completeness"})
+LINEAGE = frozenset(
+    {
+        "artifact",
+        "direction",
+        "depth",
+        "treeSize",
+        "checkpoint",
+        "nodes",
+        "edges",
+        "entries",
+        "truncated",
+        "completeness",
+    }
+)
+_ENTRY = frozenset({"logIndex", "leaf", "inclusionProof"})
+
+
+def _kept(answer: Mapping[str, Any], members: frozenset[str], aliases: frozenset[str] | None = None) -> dict[str, Any]:
+    """``answer`` without what verification does not cover: names and roles (the log's index), aliases no
+    entry proves, members of another version of the API."""
+    out = {k: v for k, v in answer.items() if k in members}
+    out["entries"] = [{k: v for k, v in e.items() if k in _ENTRY} for e in answer.get("entries", [])]
+    if aliases is not None:
+        out["aliases"] = sorted(a for a in answer.get("aliases", []) if a in aliases)
+    return out
+
+
+def _check_kept(answer: Any, members: frozenset[str], what: str) -> None:
+    if not isinstance(answer, dict) or not set(answer) <= members or not isinstance(answer.get("entries"), list):
+        raise FormatError(f"the pack's {what} holds members verification does not cover")
+    if any(not isinstance(e, dict) or set(e) != _ENTRY for e in answer["entries"]):
+        raise FormatError(f"an entry of the pack's {what} is not exactly {sorted(_ENTRY)}")
 
 
 # ---- verifying ----------------------------------------------------------------------------------------------------
@@ -181,13 +226,15 @@ def verify_pack(
     vkey: str,
     *,
     witnesses: Sequence[CosignatureVerifier] | None = None,
+    quorum: int | None = None,
     trust: Trust | None,
     now: int | None = None,
     summary_only: bool = False,
 ) -> PackVerdict:
     """Verify a pack (its bytes) offline under the log key ``vkey``; raises a typed error naming the first thing
-    that does not hold. ``witnesses`` default to the pack's own (listed in the summary: compare them with the
-    keys you trust); cosignatures are checked against the clock ``now`` (Unix seconds). Entries are re-verified
+    that does not hold. The witness policy is the caller's (``witnesses``, ``quorum``); without one, the pack's
+    own (listed in the summary: compare them with the keys you trust). Cosignatures are checked against the clock
+    ``now`` (Unix seconds). Entries are re-verified
     under ``trust`` (TDX roots, X.509 roots); ``summary_only`` (building a pack) skips that and the summary."""
     manifest_bytes, summary = _unzip(data)
     m = json_loads(manifest_bytes, "pack manifest", JSON_LIMITS.enclosing(4))
@@ -200,14 +247,18 @@ def verify_pack(
     if not isinstance(log, dict) or log.get("vkey") != verifier.vkey:
         made_for = log.get("vkey") if isinstance(log, dict) else log
         raise VerificationError(f"the pack was made for the log key {made_for!r}, not {verifier.vkey}")
-    pool = (
-        list(witnesses)
-        if witnesses is not None
-        else [CosignatureVerifier.from_vkey(w) for w in log.get("witnesses", [])]
-    )
-    quorum = log.get("quorum", 0)
-    if not isinstance(quorum, int) or isinstance(quorum, bool) or quorum < 0 or quorum > len(pool):
+    listed = log.get("witnesses")
+    packed_quorum = log.get("quorum")
+    if not isinstance(listed, list) or not isinstance(packed_quorum, int) or isinstance(packed_quorum, bool):
+        raise FormatError("the pack's log names no witness list and quorum")
+    packed = [CosignatureVerifier.from_vkey(w) for w in listed]
+    if not 0 <= packed_quorum <= len(packed):
         raise FormatError("the pack's witness quorum is not a count of its witnesses")
+    # The caller's witness policy when given; else the pack's own (which the summary lists either way).
+    pool = list(witnesses) if witnesses is not None else packed
+    quorum = packed_quorum if quorum is None else quorum
+    if not 0 <= quorum <= len(pool):
+        raise FormatError(f"a quorum of {quorum} needs at least as many witness keys, not {len(pool)}")
     clock = int(time.time()) if now is None else now
 
     def opened(note: Any) -> Checkpoint:
@@ -222,12 +273,14 @@ def verify_pack(
     proofs = m["consistency"]
     if not isinstance(proofs, dict):
         raise FormatError("the pack's consistency proofs are not an object")
+    needed: set[str] = set()
 
     def joined(note: Any) -> Checkpoint:
         cp = opened(note)
         if cp.size > newest.size:
             raise VerificationError(f"an answer's tree ({cp.size}) is larger than the pack's checkpoint")
         if 0 < cp.size < newest.size:
+            needed.add(str(cp.size))
             proof = [b64decode(h, "consistency proof") for h in proofs.get(str(cp.size), [])]
             verify_consistency(cp.size, newest.size, proof, cp.root_hash, newest.root_hash)
         elif cp.size == newest.size and cp.root_hash != newest.root_hash:
@@ -242,6 +295,7 @@ def verify_pack(
         raise FormatError("the pack holds no history")
     history: VerifiedHistory | None = None
     for page in pages:
+        _check_kept(page, HISTORY, "history")
         joined(page.get("checkpoint") if isinstance(page, dict) else None)
         history = verify_history(page, verifier, artifact, after=history)
     assert history is not None
@@ -253,8 +307,15 @@ def verify_pack(
     lins = []
     for direction in ("up", "down"):
         answer = lineage[direction]
-        joined(answer.get("checkpoint") if isinstance(answer, dict) else None)
+        _check_kept(answer, LINEAGE, f"lineage {direction}")
+        joined(answer.get("checkpoint"))
         lins.append(verify_lineage(answer, verifier, artifact, direction=direction, depth=depth))
+        if lins[-1].truncated:
+            raise VerificationError(f"the pack's lineage {direction} is capped: a pack holds whole lineages")
+    if set(proofs) != needed:
+        raise VerificationError("the pack's consistency proofs are not exactly those its checkpoints need")
+    if any(set(page.get("aliases", [])) != set(history.aliases) for page in pages):
+        raise VerificationError("the pack's history names aliases no entry proves")
     leaves = {i: e for i, e in _leaves(history, lins).items() if not MapCommitment.is_commitment(e.body)}
     entries = m["entries"]
     if not isinstance(entries, dict) or set(entries) != {str(i) for i in leaves}:
@@ -288,8 +349,11 @@ def verify_pack(
         incomplete,
         len(leaves),
         "",
+        depth,
+        tuple(w.vkey for w in pool),
+        quorum,
     )
-    text = render_summary(verdict, m, history, lins, leaves, extractions, pool, quorum)
+    text = render_summary(verdict, m, history, lins, leaves, extractions, packed, packed_quorum)
     if not summary_only and text.encode() != summary:
         raise VerificationError(f"the pack's {SUMMARY} is not the summary its contents give: it was altered")
     return dataclasses.replace(verdict, summary=text)
@@ -429,4 +493,7 @@ def pack_json(verdict: PackVerdict) -> dict[str, Any]:
         "lineageCompleteAsOf": verdict.lineage_complete_as_of,
         "incomplete": list(verdict.incomplete),
         "entries": verdict.entries,
+        "depth": verdict.depth,
+        "witnesses": list(verdict.witnesses),
+        "quorum": verdict.quorum,
     }

@@ -6,6 +6,9 @@ import * as V from "./verify.js";
 import { drawLineage } from "./lineage.js";
 
 const PINNED = "atlas-log.vkey";
+const PINNED_WITNESSES = "atlas-log.witnesses"; // {witnesses: [vkey], quorum} pinned with the key
+const UP_DEPTH = 5;
+const DOWN_DEPTH = 1;
 const SLSA = "https://slsa.dev/provenance/v1";
 const TEST_RESULT = "https://in-toto.io/attestation/test-result/v0.1";
 const DEPLOYMENT = "https://atlas-log.dev/ml/deployment/v1";
@@ -67,13 +70,20 @@ async function loadTrust() {
   const text = linked || pinned;
   if (!text) return false;
   trust.vkey = await V.parseVkey(text);
-  if (linked && !pinned) localStorage.setItem(PINNED, linked.trim()); // pinned on first use
-  if (linked && pinned && pinned !== linked.trim()) {
-    trust.note = `This link carries a key other than the one you pinned (${await V.fingerprint(pinned)}).`;
+  if (linked && !pinned) localStorage.setItem(PINNED, linked); // pinned on first use
+  if (linked && pinned && pinned !== linked) {
+    // Verified, but with a key the reader did not pin: never shown as plainly verified.
+    trust.note = `This link's key (fingerprint ${await V.fingerprint(linked)}) is not the one you pinned (${await V.fingerprint(pinned)}); pin it above if you trust it.`;
   }
+  const saved = JSON.parse(localStorage.getItem(PINNED_WITNESSES) || "null");
+  const listed = q.getAll("witness").map((w) => w.trim().replace(/ /g, "+"));
+  const policy = listed.length ? { witnesses: listed, quorum: Number(q.get("quorum") || 0) } : saved ?? { witnesses: [], quorum: 0 };
   trust.witnesses = [];
-  for (const w of q.getAll("witness")) trust.witnesses.push(await V.parseVkey(w.trim().replace(/ /g, "+"), [1, 4]));
-  trust.quorum = Number(q.get("quorum") || 0);
+  for (const w of policy.witnesses) trust.witnesses.push(await V.parseVkey(w, [1, 4]));
+  trust.quorum = policy.quorum;
+  if (!Number.isSafeInteger(trust.quorum) || trust.quorum < 0 || trust.quorum > trust.witnesses.length) {
+    throw new V.VerificationFailure("the witness quorum must be a count of the witness keys given");
+  }
   return true;
 }
 
@@ -100,6 +110,8 @@ document.getElementById("key-form").addEventListener("submit", async (ev) => {
     return;
   }
   localStorage.setItem(PINNED, vkey);
+  const witnesses = String(form.get("witnesses") || "").split("\n").map((w) => w.trim()).filter(Boolean);
+  localStorage.setItem(PINNED_WITNESSES, JSON.stringify({ witnesses, quorum: Number(form.get("quorum") || 0) }));
   const q = query();
   q.set("vkey", vkey);
   q.delete("witness");
@@ -209,7 +221,7 @@ function namesFrom(entries) {
 
 // ---- pages --------------------------------------------------------------------------------------------------------
 
-async function searchPage() {
+async function searchPage(view) {
   const q = query();
   const form = el(
     "form",
@@ -232,7 +244,7 @@ async function searchPage() {
     for (const k of ["q", "signer", "predicateType", "from", "to"]) extra[k] = String(f.get(k) || "").trim();
     go(href("", extra));
   });
-  main.replaceChildren(el("h1", {}, "Find a model, dataset or step"), form);
+  view.replaceChildren(el("h1", {}, "Find a model, dataset or step"), form);
   const params = {
     name: q.get("q") || null,
     signer: q.get("signer") || null,
@@ -241,8 +253,7 @@ async function searchPage() {
     to: q.get("to") ? Date.parse(q.get("to")) / 1000 : null,
   };
   if (Object.values(params).every((v) => v === null)) {
-    setStatus("ok", "Verifier key pinned. Search for a model or dataset.");
-    return;
+    return ["ok", "Verifier key pinned. Search for a model or dataset."];
   }
   const answer = await getJSON("/api/v1/search", { ...params, limit: 100 });
   const cp = await checkpoint(answer.checkpoint);
@@ -259,22 +270,25 @@ async function searchPage() {
           ` (${a.role})`)))),
     );
   });
-  main.append(el("h2", {}, `${verified.length} entries`), list);
-  setStatus("incomplete", `Verified: each result is in the log (${checkpointLine(cp)}). Not proved: that no match is missing — a search is an index lookup; open an artifact for its complete history.`);
+  view.append(el("h2", {}, `${verified.length} entries`), list);
+  return ["incomplete", `Verified: each result is in the log (${checkpointLine(cp)}). Not proved: that no match is missing — a search is an index lookup; open an artifact for its complete history.`];
 }
 
-async function artifactPage(digest) {
-  main.replaceChildren(el("h1", {}, "Artifact"), el("p", {}, el("code", {}, digest)), el("p", { class: "muted" }, "Verifying its history and lineage…"));
+async function artifactPage(view, digest) {
+  view.replaceChildren(el("h1", {}, "Artifact"), el("p", {}, el("code", {}, digest)), el("p", { class: "muted" }, "Verifying its history and lineage…"));
   const [hist, up, down] = await Promise.all([
     getJSON(`/api/v1/artifacts/${digest}/history`, { limit: 1000 }),
-    getJSON(`/api/v1/artifacts/${digest}/lineage`, { direction: "up", depth: 5, complete: "true" }),
+    getJSON(`/api/v1/artifacts/${digest}/lineage`, { direction: "up", depth: UP_DEPTH, complete: "true" }),
     // What was made from it directly (deployments, models trained from it): each use proved, none missing.
-    getJSON(`/api/v1/artifacts/${digest}/lineage`, { direction: "down", depth: 1, complete: "true" }),
+    getJSON(`/api/v1/artifacts/${digest}/lineage`, { direction: "down", depth: DOWN_DEPTH, complete: "true" }),
   ]);
   const verified = new Map();
   for (const note of new Set([hist.checkpoint, up.checkpoint, down.checkpoint])) verified.set(note, await checkpoint(note));
   const h = await V.verifyHistory(hist, trust.vkey, digest);
-  const lin = [await V.verifyLineage(up, trust.vkey, digest, "up"), await V.verifyLineage(down, trust.vkey, digest, "down")];
+  const lin = [
+    await V.verifyLineage(up, trust.vkey, digest, "up", UP_DEPTH),
+    await V.verifyLineage(down, trust.vkey, digest, "down", DOWN_DEPTH),
+  ];
   const named = namesFrom([...hist.entries, ...up.entries, ...down.entries]);
   const title = named.get(digest)?.name ?? short(digest);
 
@@ -291,7 +305,7 @@ async function artifactPage(digest) {
   const proved = h.complete
     ? `Complete as of tree size ${h.completeAsOf}: the log's map commitment (entry #${h.commitment}) proves these are all ${h.entries.length} entries naming it below that size.`
     : `${h.entries.length} entries verified; not proved complete: ${h.incomplete}.`;
-  main.replaceChildren(
+  view.replaceChildren(
     el("h1", {}, title),
     el("p", {}, digestView(digest)),
     el("p", { class: "proved" }, proved),
@@ -302,15 +316,25 @@ async function artifactPage(digest) {
     el("section", { "aria-labelledby": "lineage-h" },
       el("h2", { id: "lineage-h" }, "Where it came from, and what was made from it"),
       drawLineage(digest, lin, named, (d, entry) => (d ? href(`artifact/${d}`) : href(`entry/${entry}`))),
+      el("p", { class: "muted" }, "Names and versions are the log's index of the signed statements; digests, edges, entries, signers and verdicts are verified."),
       el("p", { class: "muted" }, lin.map((l) => `${l.direction === "up" ? "Inputs" : "Uses"}: ${l.edges.length} edge${l.edges.length === 1 ? "" : "s"}, ${l.complete ? `complete as of tree size ${l.completeAsOf}` : `not proved complete (${l.incomplete})`}.`).join(" "))),
     el("section", { "aria-labelledby": "history-h" }, el("h2", { id: "history-h" }, "History"), timeline),
   );
   const gaps = [h, ...lin].filter((x) => !x.complete).map((x) => x.incomplete);
-  if (gaps.length) setStatus("incomplete", `Verified, but incomplete: ${gaps.join("; ")}.`);
-  else setStatus("ok", `Verified against the ${checkpointLine(verified.get(hist.checkpoint))}; complete as of tree size ${h.completeAsOf}.`);
+  // A log may answer with an older map commitment than one it showed this browser before: completeness is
+  // then claimed as of a size it has moved past, and the page says so.
+  const slot = `atlas-log.map.${trust.vkey.text}`;
+  const seen = Number(localStorage.getItem(slot) || -1);
+  if (h.commitment !== null && h.commitment < seen) {
+    gaps.push(`the log answered with an older map commitment (entry ${h.commitment}) than one it showed before (entry ${seen})`);
+  } else if (h.commitment !== null) {
+    localStorage.setItem(slot, String(h.commitment));
+  }
+  if (gaps.length) return ["incomplete", `Verified, but incomplete: ${gaps.join("; ")}.`];
+  return ["ok", `Verified against the ${checkpointLine(verified.get(hist.checkpoint))}; complete as of tree size ${h.completeAsOf}.`];
 }
 
-async function entryPage(index) {
+async function entryPage(view, index) {
   const note = await (await fetch("/checkpoint")).text();
   const cp = await checkpoint(note);
   if (index >= cp.size) throw new V.VerificationFailure(`entry ${index} is beyond the log's tree of ${cp.size}`);
@@ -325,14 +349,16 @@ async function entryPage(index) {
   let statement = null;
   const env = answer.submission?.dsseEnvelope ?? answer.submission?.sigstoreBundle?.dsseEnvelope;
   if (env?.payload) {
+    // Shown only if it is the statement the entry's signatures cover; a mismatch fails the page.
+    const payload = V.verifyStatement(env, body);
     try {
-      statement = JSON.stringify(JSON.parse(new TextDecoder().decode(V.b64decode(env.payload, "payload"))), null, 2);
+      statement = JSON.stringify(JSON.parse(new TextDecoder().decode(payload)), null, 2);
     } catch {
-      statement = null;
+      statement = new TextDecoder().decode(payload);
     }
   }
   const rows = (pairs) => el("dl", {}, pairs.filter(([, v2]) => v2 !== undefined && v2 !== null).flatMap(([k, v2]) => [el("dt", {}, k), el("dd", {}, v2)]));
-  main.replaceChildren(
+  view.replaceChildren(
     el("h1", {}, `Entry #${index}: ${kindOf(v.entry)}`),
     rows([
       ["Logged", when(v.entry.integratedTime)],
@@ -349,7 +375,7 @@ async function entryPage(index) {
           ["Advisories", (tee.advisoryIds ?? []).join(", ") || "none"],
           ["MRTD", tee.mrTd ? el("code", {}, tee.mrTd) : undefined],
           ["RTMRs", Array.isArray(tee.rtmrs) ? el("ul", {}, tee.rtmrs.map((r) => el("li", {}, el("code", {}, r)))) : undefined],
-          ["Evidence", evidence ? `quote and collateral verified at ${when(evidence.verifiedAt)}` : undefined],
+          ["Evidence", evidence ? "the quote and its collateral are served for offline re-verification (atlas-log tdx verify)" : undefined],
         ])
       : el("p", {}, "This entry carries no TEE attestation."),
     el("h2", {}, "Proofs"),
@@ -361,7 +387,7 @@ async function entryPage(index) {
     el("h2", {}, "Signed statement"),
     statement ? el("pre", { class: "statement" }, statement) : el("p", {}, "The statement is not shown (not an in-toto DSSE envelope)."),
   );
-  setStatus("ok", `Verified: entry #${index} is in the log (${checkpointLine(cp)}).`);
+  return ["ok", `Verified: entry #${index} is in the log (${checkpointLine(cp)}).`];
 }
 
 function said(body, key) {
@@ -369,7 +395,7 @@ function said(body, key) {
   return Array.isArray(v) ? v.filter((x) => typeof x === "string") : [];
 }
 
-async function logPage() {
+async function logPage(view) {
   const [info, note] = await Promise.all([getJSON("/api/v1/log"), fetch("/checkpoint").then((r) => r.text())]);
   const cp = await checkpoint(note);
   const lines = cp.signatures.map((s) => {
@@ -378,7 +404,7 @@ async function logPage() {
     const what = mine ? "the log (verified with your key)" : c ? `witness, cosigned at ${when(c.time)}: ${c.ok ? "verified" : "INVALID"}` : "not verified (no key pinned for it)";
     return el("li", {}, `${s.name}: ${what}`);
   });
-  main.replaceChildren(
+  view.replaceChildren(
     el("h1", {}, "The log"),
     el("dl", {},
       el("dt", {}, "Origin"), el("dd", {}, cp.origin),
@@ -391,7 +417,7 @@ async function logPage() {
     el("h2", {}, "Checkpoint"),
     el("pre", {}, note),
   );
-  setStatus("ok", `Verified: ${checkpointLine(cp)}.`);
+  return ["ok", `Verified: ${checkpointLine(cp)}.`];
 }
 
 // ---- routing -----------------------------------------------------------------------------------------------------
@@ -409,33 +435,39 @@ document.addEventListener("click", (ev) => {
 });
 window.addEventListener("popstate", route);
 
-let running = 0;
+let running = 0; // the newest route: an older, slower one may not overwrite what it shows
 
 async function route() {
   const mine = ++running;
   setStatus("pending", "Verifying…");
+  // Each route renders into a view of its own; a newer route's view replaces it, so a stale page writes nowhere.
+  const view = el("div");
+  main.replaceChildren(view);
+  let status;
   try {
     if (!(await loadTrust())) {
       await showKey();
-      main.replaceChildren(el("h1", {}, "Pin the log's verifier key"), el("p", {}, "Paste the key you got from the log's operator or your regulator's records above. This page verifies every answer with it; it never takes a key from the server it verifies."));
-      setStatus("failed", "Nothing verified: no verifier key is pinned.");
-      return;
+      view.replaceChildren(el("h1", {}, "Pin the log's verifier key"), el("p", {}, "Paste the key you got from the log's operator or your regulator's records above. This page verifies every answer with it; it never takes a key from the server it verifies."));
+      status = ["failed", "Nothing verified: no verifier key is pinned."];
+    } else {
+      await showKey();
+      const path = location.pathname.replace(/^\/explorer\/?/, "");
+      const [page, arg] = [path.split("/")[0], decodeURIComponent(path.split("/").slice(1).join("/"))];
+      if (page === "artifact" && arg) status = await artifactPage(view, arg);
+      else if (page === "entry" && /^\d+$/.test(arg)) status = await entryPage(view, Number(arg));
+      else if (page === "log") status = await logPage(view);
+      else status = await searchPage(view);
+      // Verified, but with a key the reader did not pin: never shown as plainly verified.
+      if (trust.note && status[0] === "ok") status = ["incomplete", `${status[1]} ${trust.note}`];
     }
-    await showKey();
-    const path = location.pathname.replace(/^\/explorer\/?/, "");
-    const [page, arg] = [path.split("/")[0], decodeURIComponent(path.split("/").slice(1).join("/"))];
-    if (page === "artifact" && arg) await artifactPage(arg);
-    else if (page === "entry" && /^\d+$/.test(arg)) await entryPage(Number(arg));
-    else if (page === "log") await logPage();
-    else await searchPage();
-    if (trust.note && mine === running) statusBox.textContent += ` ${trust.note}`;
   } catch (e) {
-    if (mine !== running) return;
     console.error(e);
     const reason = e instanceof V.VerificationFailure ? e.message : `the log's answer could not be read: ${e.message}`;
-    setStatus("failed", `Failed: ${reason}`);
-    main.prepend(el("p", { class: "failure" }, `Do not rely on this page: ${reason}`));
+    status = ["failed", `Failed: ${reason}`];
+    view.prepend(el("p", { class: "failure" }, `Do not rely on this page: ${reason}`));
   }
+  if (mine !== running) return;
+  setStatus(...status);
   main.focus({ preventScroll: true });
 }
 

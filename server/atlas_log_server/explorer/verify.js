@@ -266,12 +266,21 @@ export async function openCheckpoint(note, vkey) {
  * ``[{name, time, ok}]``, one per pinned witness that signed. */
 export async function cosignatures(cp, witnesses) {
   const out = [];
+  const counted = new Set();
   for (const w of witnesses) {
+    // Each witness counts once, however many lines carry its name: a quorum is of witnesses, not of lines.
+    if (counted.has(`${w.name}+${w.id}`)) continue;
+    let best = null;
     for (const s of cp.signatures) {
       if (s.name !== w.name || s.id !== w.id || s.sig.length !== 72) continue;
       const t = s.sig.subarray(0, 8).reduce((n, b) => n * 256 + b, 0);
       const msg = enc.encode(`cosignature/v1\ntime ${t}\n${cp.text}`);
-      out.push({ name: w.name, time: t, ok: await ed25519(w.key, s.sig.subarray(8), msg) });
+      const ok = await ed25519(w.key, s.sig.subarray(8), msg);
+      if (!best || (ok && !best.ok)) best = { name: w.name, time: t, ok };
+    }
+    if (best) {
+      counted.add(`${w.name}+${w.id}`);
+      out.push(best);
     }
   }
   return out;
@@ -308,9 +317,16 @@ export function parseLeaf(bytes) {
     fail("a leaf must hold body, integratedTime and optional links");
   }
   if (canonical(obj) !== text) fail("a leaf is not in canonical (RFC 8785) form");
+  if (obj.body === null || typeof obj.body !== "object" || Array.isArray(obj.body)) fail("a leaf's body is not an object");
+  if (!Number.isSafeInteger(obj.integratedTime) || obj.integratedTime < 0) fail("a leaf's integratedTime is not a time");
   const links = obj.links ?? null;
-  if (links !== null && Object.values(links).some((v) => v !== null && !(Number.isSafeInteger(v) && v >= 0))) {
-    fail("a leaf's links must be earlier indices or null");
+  if (
+    links !== null &&
+    (typeof links !== "object" ||
+      Array.isArray(links) ||
+      Object.values(links).some((v) => v !== null && !(Number.isSafeInteger(v) && v >= 0)))
+  ) {
+    fail("a leaf's links must map digests to earlier indices or null");
   }
   return { body: obj.body, integratedTime: obj.integratedTime, links };
 }
@@ -348,8 +364,10 @@ const said = (entry, key) => {
   const v = entry.body?.index?.[key];
   return Array.isArray(v) ? v.filter((x) => typeof x === "string") : [];
 };
+const own = (obj, key) => obj !== null && typeof obj === "object" && Object.prototype.hasOwnProperty.call(obj, key);
+const links = (entry, digest) => own(entry.links, digest);
 const names = (entry, digest) =>
-  said(entry, "subjects").includes(digest) || said(entry, "materials").includes(digest) || (entry.links && digest in entry.links);
+  said(entry, "subjects").includes(digest) || said(entry, "materials").includes(digest) || links(entry, digest);
 
 // ---- the verifiable map (atlas_log.vmap) ------------------------------------------------------------------------
 
@@ -399,13 +417,23 @@ async function closure(raw, cp, artifact) {
   const [c] = await verifyEntries([raw.commitment], cp);
   const body = c.entry.body;
   const m = body?.map;
-  if (body?.apiVersion !== "atlas-log/map-commitment/v1" || !m || !/^[0-9a-f]{64}$/.test(m.root ?? "")) {
+  const exactly = (obj, keys) => obj && typeof obj === "object" && Object.keys(obj).sort().join() === keys;
+  if (
+    body?.apiVersion !== "atlas-log/map-commitment/v1" ||
+    !exactly(body, "apiVersion,map") ||
+    !exactly(m, "keys,root,treeSize") ||
+    !/^[0-9a-f]{64}$/.test(m.root ?? "") ||
+    !Number.isSafeInteger(m.keys) ||
+    m.keys < 0
+  ) {
     fail(`entry ${c.index}, given as the map commitment, is not one`);
   }
-  if (!Number.isSafeInteger(m.treeSize) || m.treeSize > c.index) fail("the map commitment covers leaves after itself");
+  if (!Number.isSafeInteger(m.treeSize) || m.treeSize < 0 || m.treeSize > c.index) {
+    fail("the map commitment covers leaves after itself");
+  }
   const root = fromHex(m.root);
-  const values = {};
-  if (!raw.proofs || !(artifact in raw.proofs)) fail(`the completeness proof has no map proof for ${artifact}`);
+  const values = Object.create(null);
+  if (!own(raw.proofs, artifact)) fail(`the completeness proof has no map proof for ${artifact}`);
   for (const [digest, proof] of Object.entries(raw.proofs)) {
     values[digest] = await verifyMapProof(root, await mapKey(digest), proof);
   }
@@ -435,7 +463,7 @@ export async function verifyHistory(answer, vkey, artifact) {
   for (const v of entries) {
     if (!v.entry.links) continue;
     for (const d of digests) {
-      if (!(d in v.entry.links)) continue;
+      if (!own(v.entry.links, d)) continue;
       if (d in expected && expected[d] !== v.index) {
         fail(`history gap: the entry before entry ${v.index} links back to ${expected[d] === null ? "nothing" : `entry ${expected[d]}`}`);
       }
@@ -455,7 +483,7 @@ export async function verifyHistory(answer, vkey, artifact) {
     const c = await closure(answer.completeness, cp, artifact);
     for (const [d, value] of Object.entries(c.values)) {
       if (!digests.includes(d)) continue;
-      const below = entries.filter((v) => v.index < c.treeSize && v.entry.links && d in v.entry.links).map((v) => v.index);
+      const below = entries.filter((v) => v.index < c.treeSize && links(v.entry, d)).map((v) => v.index);
       if (value === null) {
         if (below.length) fail(`the committed map says no entry below ${c.treeSize} links ${d}, but entry ${below[0]} does`);
         continue;
@@ -467,7 +495,7 @@ export async function verifyHistory(answer, vkey, artifact) {
         fail(`history incomplete: the map counts ${value.count} entries naming ${d}; the answer has ${below.length}`);
       }
     }
-    const missing = digests.filter((d) => !(d in c.values));
+    const missing = digests.filter((d) => !own(c.values, d));
     if (more) incomplete = "older pages remain";
     else if (missing.length) incomplete = `no map proof for ${missing[0]}`;
     else {
@@ -476,7 +504,7 @@ export async function verifyHistory(answer, vkey, artifact) {
       completeAsOf = c.treeSize;
     }
   }
-  const linked = entries.every((v) => v.entry.links && digests.some((d) => d in v.entry.links));
+  const linked = entries.every((v) => digests.some((d) => links(v.entry, d)));
   return { checkpoint: cp, entries, aliases, complete, completeAsOf, incomplete, gapFree: !more && linked, commitment: answer.completeness?.commitment?.logIndex ?? null };
 }
 
@@ -517,9 +545,12 @@ function reachable(artifact, direction, edges) {
 /** A lineage answer verified as atlas_log.history.verify_lineage does: every edge stated by an included entry and
  * reachable from the artifact; with a completeness proof, every edge up to the depth derived from the entries
  * and required in the answer. Returns ``{direction, edges, entries, complete, completeAsOf, incomplete}``. */
-export async function verifyLineage(answer, vkey, artifact, direction) {
+export async function verifyLineage(answer, vkey, artifact, direction, depth) {
   if (answer?.artifact !== artifact) fail(`the lineage is about ${answer?.artifact}, not ${artifact}`);
   if (answer.direction !== direction) fail(`the answer is the lineage ${answer.direction}, not ${direction}`);
+  if (!Number.isSafeInteger(depth) || depth < 1 || answer.depth !== depth) {
+    fail(`the answer is the lineage to depth ${answer.depth}, not ${depth} as asked`);
+  }
   const cp = await openCheckpoint(answer.checkpoint, vkey);
   if (answer.treeSize !== cp.size) fail("the answer's treeSize is not its checkpoint's size");
   const entries = new Map((await verifyEntries(answer.entries, cp)).map((v) => [v.index, v]));
@@ -547,15 +578,15 @@ export async function verifyLineage(answer, vkey, artifact, direction) {
   const answered = new Set(edges.map((e) => `${e.from} ${e.to} ${e.index}`));
   let level = [artifact];
   const seen = new Set(level);
-  for (let d = 0; d < answer.depth; d++) {
+  for (let d = 0; d < depth; d++) {
     const next = [];
     for (const node of level) {
-      if (!(node in c.values)) {
+      if (!own(c.values, node)) {
         result.incomplete = `no map proof for ${node}`;
         return result;
       }
       const linking = [...entries.values()]
-        .filter((v) => v.index < c.treeSize && v.entry.links && node in v.entry.links)
+        .filter((v) => v.index < c.treeSize && links(v.entry, node))
         .sort((a, b) => b.index - a.index);
       const value = c.values[node];
       if (value === null) {
@@ -591,4 +622,16 @@ export async function verifyLineage(answer, vkey, artifact, direction) {
   result.completeAsOf = c.treeSize;
   result.incomplete = null;
   return result;
+}
+
+/** The statement a DSSE envelope carries, shown only when its pre-authentication encoding (DSSE v1) hashes to
+ * the leaf's ``paeHash``: what the signatures and the log committed to. Returns the payload bytes. */
+export function verifyStatement(envelope, body) {
+  const want = body?.paeHash?.sha256;
+  if (typeof envelope?.payloadType !== "string" || typeof want !== "string") fail("the entry names no signed statement");
+  const type = enc.encode(envelope.payloadType);
+  const payload = b64decode(envelope.payload, "payload");
+  const pae = concat(enc.encode(`DSSEv1 ${type.length} `), type, enc.encode(` ${payload.length} `), payload);
+  if (hex(sha256(pae)) !== want) fail("the statement the log serves is not the one the entry's signatures cover");
+  return payload;
 }

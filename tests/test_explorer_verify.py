@@ -1,0 +1,135 @@
+"""The explorer's verifier (verify.js) against inputs the Python side builds, run in Node.js: the attacks a
+lying log would try on a browser must fail there as they fail in the client library. Skips without Node."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from atlas_log.checkpoint import Checkpoint, sign_checkpoint
+from atlas_log.cosignature import CosignatureSigner
+from atlas_log.dsse import pae
+from atlas_log.merkle import EMPTY_ROOT
+from atlas_log.note import Signer, format_note, parse_note
+
+NODE = shutil.which("node")
+VERIFY = Path(__file__).resolve().parent.parent / "server" / "atlas_log_server" / "explorer" / "verify.js"
+pytestmark = pytest.mark.skipif(NODE is None, reason="no Node.js here: the explorer's verifier runs in browsers")
+
+HARNESS = """
+import * as V from %s;
+const cases = JSON.parse(process.argv[2]);
+const out = {};
+for (const [name, c] of Object.entries(cases)) {
+  try {
+    if (c.kind === "cosign") {
+      const vk = await V.parseVkey(c.vkey);
+      const cp = await V.openCheckpoint(c.note, vk);
+      const ws = [];
+      for (const w of c.witnesses) ws.push(await V.parseVkey(w, [1, 4]));
+      out[name] = (await V.cosignatures(cp, ws)).filter((x) => x.ok).length;
+    } else if (c.kind === "statement") {
+      V.verifyStatement(c.envelope, c.body);
+      out[name] = "ok";
+    } else if (c.kind === "lineage") {
+      const vk = await V.parseVkey(c.vkey);
+      const r = await V.verifyLineage(c.answer, vk, c.answer.artifact, "up", c.depth);
+      out[name] = r.complete ? "complete" : "ok";
+    }
+  } catch (e) {
+    out[name] = `failed: ${e.message}`;
+  }
+}
+console.log(JSON.stringify(out));
+"""
+
+
+def _run(cases: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
+    harness = tmp_path / "harness.mjs"
+    harness.write_text(HARNESS % json.dumps(VERIFY.as_uri()))
+    out = subprocess.run([NODE or "node", str(harness), json.dumps(cases)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return dict(json.loads(out.stdout))
+
+
+def test_one_witness_cannot_make_a_quorum_by_repeating_its_line(tmp_path: Path) -> None:
+    log = Signer.generate("log.example/a")
+    w1, w2 = (CosignatureSigner(f"w{i}.example", Ed25519PrivateKey.generate()) for i in (1, 2))
+    cp = Checkpoint("log.example/a", 0, EMPTY_ROOT)
+    note = parse_note(sign_checkpoint(cp, log))
+    line = w1.sign(note.text, 1_700_000_000)
+    repeated = format_note(note.text, [*note.signatures, line, line]).decode()
+    both = format_note(note.text, [*note.signatures, line, w2.sign(note.text, 1_700_000_001)]).decode()
+    vkeys = [w1.verifier.vkey, w2.verifier.vkey]
+    got = _run(
+        {
+            "repeated": {"kind": "cosign", "vkey": log.verifier.vkey, "note": repeated, "witnesses": vkeys},
+            "listed twice": {
+                "kind": "cosign",
+                "vkey": log.verifier.vkey,
+                "note": repeated,
+                "witnesses": [vkeys[0]] * 2,
+            },
+            "both": {"kind": "cosign", "vkey": log.verifier.vkey, "note": both, "witnesses": vkeys},
+        },
+        tmp_path,
+    )
+    assert got == {"repeated": 1, "listed twice": 1, "both": 2}
+
+
+def test_a_statement_is_shown_only_if_the_signatures_cover_it(tmp_path: Path) -> None:
+    payload, other = b'{"_type": "statement"}', b'{"_type": "another"}'
+    body = {"paeHash": {"sha256": hashlib.sha256(pae("application/vnd.in-toto+json", payload)).hexdigest()}}
+
+    def env(p: bytes) -> dict[str, str]:
+        return {"payloadType": "application/vnd.in-toto+json", "payload": base64.b64encode(p).decode()}
+
+    got = _run(
+        {
+            "signed": {"kind": "statement", "envelope": env(payload), "body": body},
+            "swapped": {"kind": "statement", "envelope": env(other), "body": body},
+        },
+        tmp_path,
+    )
+    assert got["signed"] == "ok" and got["swapped"].startswith("failed: the statement")
+
+
+def test_a_lineage_at_another_depth_than_asked_fails(tmp_path: Path) -> None:
+    log = Signer.generate("log.example/a")
+    note = sign_checkpoint(Checkpoint("log.example/a", 0, EMPTY_ROOT), log).decode()
+    artifact = "sha256:" + "ab" * 32
+    answer = {
+        "artifact": artifact,
+        "direction": "up",
+        "depth": 0,
+        "treeSize": 0,
+        "checkpoint": note,
+        "nodes": [artifact],
+        "edges": [],
+        "entries": [],
+        "truncated": False,
+    }
+    got = _run(
+        {
+            "depth 0": {"kind": "lineage", "vkey": log.verifier.vkey, "answer": answer, "depth": 5},
+            "depth 1 for 5": {
+                "kind": "lineage",
+                "vkey": log.verifier.vkey,
+                "answer": {**answer, "depth": 1},
+                "depth": 5,
+            },
+            "as asked": {"kind": "lineage", "vkey": log.verifier.vkey, "answer": {**answer, "depth": 5}, "depth": 5},
+        },
+        tmp_path,
+    )
+    assert got["depth 0"].startswith("failed: the answer is the lineage to depth")
+    assert got["depth 1 for 5"].startswith("failed: the answer is the lineage to depth")
+    assert got["as asked"] == "ok"  # verified, and without a completeness proof not called complete
