@@ -40,6 +40,10 @@ def test_serve_with_no_database_url_uses_embedded_postgres(tmp_path: Path) -> No
             run = subprocess.run(["bash", "-c", line], cwd=work, capture_output=True, text=True, timeout=120)
             assert run.returncode == 0, line + "\n" + run.stdout + run.stderr
         assert len(list((work / "receipts").glob("*.json"))) == 1
+        explore = next(line for line in out.splitlines() if "explore it" in line).split(": ", 1)[1].strip()
+        page = httpx.get(explore)
+        assert page.status_code == 200 and 'id="verification"' in page.text
+        assert httpx.URL(explore).params["vkey"] == vkey  # the link carries the key, escaped
         assert (data / "pgdata" / "PG_VERSION").exists()
         assert Signer.from_skey((data / "log.key").read_text()).verifier.vkey == vkey
         assert oct((data / "log.key").stat().st_mode & 0o777) == "0o600"

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from atlas_log.note import Signer
 from atlas_log_server.config import Settings
@@ -77,6 +78,7 @@ def _serve(args: argparse.Namespace) -> int:
         )
         + f"  submit a first entry:   {client} --server {base} demo --count 1 --receipts ./receipts\n"
         f"  check it offline:       {client} --vkey '{signer.verifier.vkey}' verify ./receipts/*.json\n"
+        f"  explore it (verified in your browser): {base}/explorer/?vkey={quote(signer.verifier.vkey, safe='')}\n"
         f"  latest checkpoint:      curl {base}/checkpoint",
         flush=True,
     )
