@@ -5,10 +5,13 @@ saved verifies and is in the final tree."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -27,14 +30,29 @@ from atlas_log.testing.simulate import SimulatedProvider
 from tests.conftest import ServerProcess
 
 
-def _kill_and_restart(server: ServerProcess, db_url: str, saved: Path) -> ServerProcess:
-    """Wait until receipts are being saved, SIGKILL the log, and start it again on its port."""
+def _kill_and_restart(
+    server: ServerProcess, db_url: str, saved: Path, pause: Callable[[], None], resume: Callable[[], None]
+) -> ServerProcess:
+    """Wait until receipts are being saved, hold the pipeline, SIGKILL the log once no batch is between its
+    signature and its commit, let the pipeline meet the log down, and start the log again on its port.
+
+    The log is killed between batches because a crash inside that window leaves it refusing writes by design
+    (it cannot tell a batch that never committed from one a restored database lost; see
+    ``last_signed``), which is the server's property, tested there; this test is about the client."""
     deadline = time.monotonic() + 120
     while len(list(saved.glob("*.json"))) < 5 and time.monotonic() < deadline:
         time.sleep(0.05)
+    pause()
+    record = server.data_dir / "log.key.last-signed"
+    while time.monotonic() < deadline:
+        state = json.loads(record.read_text())
+        if state.get("signed") == state.get("committed"):
+            break
+        time.sleep(0.01)
     server.proc.kill()
     server.proc.wait()
     server._log.close()
+    resume()
     time.sleep(1)  # the pipeline meets a log that is down, not only a broken connection
     return ServerProcess(db_url, server.data_dir, port=server.port)
 
@@ -70,7 +88,13 @@ def test_demo_survives_a_log_restart(db_url: str, tmp_path: Path) -> None:
         text=True,
     )
     try:
-        server = _kill_and_restart(server, db_url, saved)
+        server = _kill_and_restart(
+            server,
+            db_url,
+            saved,
+            lambda: os.kill(demo.pid, signal.SIGSTOP),
+            lambda: os.kill(demo.pid, signal.SIGCONT),
+        )
         _, err = demo.communicate(timeout=240)
         assert demo.returncode == 0, err
         assert _all_verify(sorted(saved.glob("*.json")), server.url, vkey) == count
@@ -89,12 +113,15 @@ def test_record_step_survives_a_log_restart(db_url: str, tmp_path: Path) -> None
     key = Ed25519PrivateKey.generate()
     steps = 60
     failures: list[BaseException] = []
+    going = threading.Event()
+    going.set()
 
     def pipeline() -> None:
         try:
             with httpx.Client(base_url=server.url, timeout=30) as http:
                 client = LogClient(http, vkey)
                 for n in range(steps):
+                    going.wait()
                     statement = intoto_statement([("model", f"{n:064x}")], "https://atlas-log.dev/test/v1", {})
                     record_step(client, key, statement, provider, receipt_path=saved / f"step-{n:03d}.json")
         except BaseException as exc:  # reported by the test thread
@@ -103,7 +130,7 @@ def test_record_step_survives_a_log_restart(db_url: str, tmp_path: Path) -> None
     worker = threading.Thread(target=pipeline)
     worker.start()
     try:
-        server = _kill_and_restart(server, db_url, saved)
+        server = _kill_and_restart(server, db_url, saved, going.clear, going.set)
         worker.join(240)
         assert not worker.is_alive() and not failures, failures
         assert _all_verify(sorted(saved.glob("*.json")), server.url, vkey) == steps
