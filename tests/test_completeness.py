@@ -284,3 +284,41 @@ def test_a_map_status_must_prove_its_commitment(
     proxy.on_get = passed_off
     with pytest.raises(VerificationError, match="is not one"):
         client.map_status()
+
+
+def test_a_client_does_not_call_complete_what_an_older_commitment_proves(
+    mapped: tuple[ServerProcess, TamperingProxy, LogClient],
+) -> None:
+    server, proxy, client = mapped
+    key = Ed25519PrivateKey.generate()
+    _submit(server, key, 0, 2)
+    old = _committed(server, 2)["completeness"]
+    assert client.history(DATASET).complete
+    _submit(server, key, 2, 2)
+    _committed(server, 4)
+    assert client.history(DATASET).complete  # the client has now seen the newer commitment
+
+    def stale(url: httpx.URL, answer: Any) -> Any:
+        if not url.path.endswith("/history"):
+            return answer
+        # The older commitment, proved in today's tree: the newer entries then lie above its size.
+        index = old["commitment"]["logIndex"]
+        proof = httpx.get(
+            f"{server.url}/api/v1/proofs/inclusion", params={"index": index, "treeSize": answer["treeSize"]}
+        ).json()
+        return {
+            **answer,
+            "completeness": {**old, "commitment": {**old["commitment"], "inclusionProof": proof["hashes"]}},
+        }
+
+    proxy.on_get = stale
+    h = client.history(DATASET)
+    assert not h.complete and h.incomplete is not None and "older map commitment" in h.incomplete
+    # A client that never saw the newer one can only say what the older one proves: complete as of its size.
+    fresh = LogClient(httpx.Client(base_url=proxy.url, timeout=60), server.vkey).history(DATASET)
+    assert fresh.complete_as_of is not None and fresh.complete_as_of <= _old_size(old)
+
+
+def _old_size(completeness: dict[str, Any]) -> int:
+    leaf = parse_leaf(base64.b64decode(completeness["commitment"]["leaf"]))
+    return MapCommitment.from_body(leaf.body).tree_size

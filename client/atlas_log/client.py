@@ -18,6 +18,7 @@ import asyncio
 import http as _http_status
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -55,6 +56,7 @@ from atlas_log.history import (
     MapStatus,
     VerifiedHistory,
     VerifiedLineage,
+    stale_commitment,
     verify_history,
     verify_lineage,
     verify_map_status,
@@ -169,6 +171,7 @@ class _Core:
             None if verifier is None else Verifier.from_vkey(verifier) if isinstance(verifier, str) else verifier
         )
         self._trusted = None if self._verifier is None else TrustedState(self._verifier, state_file)
+        self._newest_commitment: int | None = None  # the newest map commitment an answer showed this client
         self.witnesses = tuple(witnesses)
         self.quorum = quorum
         self.window = window
@@ -303,6 +306,8 @@ class _Core:
         reply = yield Request.get(_artifact_path(artifact, "history"), limit=page_size, before=before)
         answer = _json(reply, "history")
         history = verify_history(answer, self.verifier, artifact, cache=cache, after=after)
+        if history.closure is not None and self._older_commitment(history.closure.commitment_index):
+            history = replace(history, superseded=self._newest_commitment)
         return history, str(answer["checkpoint"]).encode()
 
     def _lineage(self, artifact: str, direction: str, depth: int, complete: bool) -> Op[tuple[VerifiedLineage, bytes]]:
@@ -312,11 +317,25 @@ class _Core:
         answer = _json(reply, "lineage")
         # About the artifact, in the direction and to the depth asked: the log may not answer another question.
         lineage = verify_lineage(answer, self.verifier, artifact, direction=direction, depth=depth)
+        if lineage.closure is not None and self._older_commitment(lineage.closure.commitment_index):
+            stale = stale_commitment(lineage.closure.commitment_index, self._newest_commitment or 0)
+            lineage = replace(lineage, incomplete=stale)
         return lineage, str(answer["checkpoint"]).encode()
 
     def _map_status(self) -> Op[tuple[MapStatus, bytes]]:
         answer = _json((yield Request.get("/api/v1/map")), "map")
-        return verify_map_status(answer, self.verifier), str(answer["checkpoint"]).encode()
+        status = verify_map_status(answer, self.verifier)
+        if status.commitment_index is not None:
+            self._older_commitment(status.commitment_index)
+        return status, str(answer["checkpoint"]).encode()
+
+    def _older_commitment(self, index: int) -> bool:
+        """Whether ``index`` is older than a map commitment an earlier answer showed (else it is the newest now):
+        completeness claimed as of a size the log has moved past, which a log could use to hide newer entries."""
+        if self._newest_commitment is not None and index < self._newest_commitment:
+            return True
+        self._newest_commitment = index
+        return False
 
     def _search(self, wanted: SearchFilter, limit: int, before: int | None) -> Op[tuple[VerifiedSearch, bytes]]:
         reply = yield Request.get("/api/v1/search", **wanted.params(), limit=limit, before=before)

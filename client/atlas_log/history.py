@@ -44,11 +44,18 @@ __all__ = [
     "VerifiedEntry",
     "VerifiedHistory",
     "VerifiedLineage",
+    "stale_commitment",
     "verify_entries",
     "verify_history",
     "verify_lineage",
     "verify_map_status",
 ]
+
+
+def stale_commitment(index: int, newest: int) -> str:
+    """Why an answer proved complete against map commitment ``index`` is not called complete by a client that
+    saw commitment ``newest`` before: completeness as of a size the log has moved past can hide newer entries."""
+    return f"the log answered with an older map commitment (entry {index}) than one it showed before (entry {newest})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,12 +102,15 @@ class VerifiedHistory:
     reaches_first: bool  # no older page, and every entry and back-link chain ends at the first entry
     closure: Closure | None = None
     served: tuple[Mapping[str, Any], ...] = ()  # the pages as the log served them (an evidence pack keeps them)
+    superseded: int | None = None  # a newer map commitment than the closure's, seen by the client before
 
     @property
     def incomplete(self) -> str | None:
         """Why the history is not proved complete, or None when it is."""
         if self.closure is None:
             return "the log gave no completeness proof (it keeps no verifiable map, or has not committed one yet)"
+        if self.superseded is not None and self.closure.commitment_index < self.superseded:
+            return stale_commitment(self.closure.commitment_index, self.superseded)
         if self.next_before is not None:
             return "older pages remain"
         missing = {self.artifact, *self.aliases} - {d for d, _ in self.closure.values}
