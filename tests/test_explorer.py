@@ -259,3 +259,13 @@ def test_an_entry_signed_with_a_certificate_shows_its_identity(
             context.close()
     finally:
         server.stop()
+
+
+def test_the_explorer_loads_only_its_own_files(log: ServerProcess) -> None:
+    """Served with a policy that allows nothing from another origin and no inline script."""
+    for path in ("/explorer/", "/explorer/artifact/sha256:00", "/explorer/assets/app.js"):
+        r = httpx.get(log.url + path)
+        assert r.status_code == 200, path
+        csp = r.headers["content-security-policy"]
+        assert "default-src 'self'" in csp and "script-src 'self'" in csp and "unsafe" not in csp, csp
+    assert httpx.get(log.url + "/explorer/assets/nothing.js").status_code == 404

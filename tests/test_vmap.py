@@ -165,3 +165,24 @@ def test_commitment_body_round_trip_and_strict_parse() -> None:
     ):
         with pytest.raises(FormatError):
             MapCommitment.from_body(bad)
+
+
+def test_no_submission_takes_the_shape_of_a_map_commitment() -> None:
+    """A commitment's body names its own apiVersion; every submitted entry's body is ``atlas-log/v1``, and a
+    submission asking for the commitment's version is refused before any body is built."""
+    import time
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from atlas_log.entry import build_body, index_summary
+    from atlas_log.errors import SubmissionError
+    from atlas_log.submission import parse_submission
+    from atlas_log.testing.demo import demo_submission
+    from atlas_log.vmap import MAP_COMMITMENT, MapCommitment
+
+    sub = demo_submission(Ed25519PrivateKey.generate(), 0)
+    parsed = parse_submission(sub, int(time.time()))
+    body = build_body(parsed.envelope, parsed.signers, None, index_summary(parsed.extraction))
+    assert body["apiVersion"] != MAP_COMMITMENT and not MapCommitment.is_commitment(body)
+    with pytest.raises(SubmissionError, match="apiVersion"):
+        parse_submission({**sub, "apiVersion": MAP_COMMITMENT}, int(time.time()))
