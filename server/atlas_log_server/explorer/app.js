@@ -64,7 +64,7 @@ function href(path, extra = {}) {
 async function loadTrust() {
   const q = query();
   // A key has no spaces: a "+" left unescaped in a shared link arrives as one, and is put back.
-  const linked = q.get("vkey")?.trim().replace(/ /g, "+") || null;
+  const linked = q.get("vkey")?.replace(/ /g, "+").trim() || null;
   const pinned = localStorage.getItem(PINNED);
   trust.note = null;
   const text = linked || pinned;
@@ -76,7 +76,7 @@ async function loadTrust() {
     trust.note = `This link's key (fingerprint ${await V.fingerprint(linked)}) is not the one you pinned (${await V.fingerprint(pinned)}); pin it above if you trust it.`;
   }
   const saved = JSON.parse(localStorage.getItem(PINNED_WITNESSES) || "null");
-  const listed = q.getAll("witness").map((w) => w.trim().replace(/ /g, "+"));
+  const listed = q.getAll("witness").map((w) => w.replace(/ /g, "+").trim());
   const policy = listed.length ? { witnesses: listed, quorum: Number(q.get("quorum") || 0) } : saved ?? { witnesses: [], quorum: 0 };
   trust.witnesses = [];
   for (const w of policy.witnesses) trust.witnesses.push(await V.parseVkey(w, [1, 4]));
