@@ -19,6 +19,7 @@ from atlas_log.entry import parse_leaf
 from atlas_log.errors import ProofError, VerificationError
 from atlas_log.history import verify_history
 from atlas_log.intoto import SLSA_V1
+from atlas_log.pipeline import model_statement
 from atlas_log.submission import intoto_statement, signed_submission
 from atlas_log.vmap import MapCommitment
 from tests.conftest import ServerProcess
@@ -138,6 +139,85 @@ def test_hiding_the_newest_a_middle_or_every_entry_is_detected(
     history_rewritten(lambda a: {k: v for k, v in a.items() if k != "completeness"})
     h = client.history(DATASET)
     assert not h.complete and h.incomplete is not None and "no completeness proof" in h.incomplete
+
+
+def test_a_component_history_is_proved_complete_by_the_facts_its_leaves_commit_to(
+    mapped: tuple[ServerProcess, TamperingProxy, LogClient],
+) -> None:
+    """A file shared by several models (a tokenizer) is named only in their statements' resources, which no
+    leaf lists: the map keys it from the facts the leaves commit to, and the log proves each entry by them."""
+    server, proxy, client = mapped
+    key = Ed25519PrivateKey.generate()
+    tokenizer = hashlib.sha256(b"shared tokenizer").hexdigest()
+    for i in range(3):
+        files = {"tokenizer.json": tokenizer, "weights.safetensors": hashlib.sha256(b"weights %d" % i).hexdigest()}
+        sub = signed_submission(key, model_statement(f"model-{i}", files), server.platform)
+        assert httpx.post(server.url + "/api/v1/entries", json=sub).status_code == 201
+    # A fine-tune that takes the file as an input: its lineage expands the file, whose entries mix roles.
+    finetuned = hashlib.sha256(b"finetuned").hexdigest()
+    step = intoto_statement(
+        [("finetuned", finetuned)],
+        SLSA_V1,
+        {
+            "buildDefinition": {
+                "buildType": "https://atlas-log.dev/ml/training/v1",
+                "externalParameters": {"inputs": [{"name": "tokenizer", "digest": {"sha256": tokenizer}}]},
+            },
+            "runDetails": {"builder": {"id": "https://example.com/trainer"}},
+        },
+    )
+    assert (
+        httpx.post(server.url + "/api/v1/entries", json=signed_submission(key, step, server.platform)).status_code
+        == 201
+    )
+    component = f"sha256:{tokenizer}"
+    deadline = time.monotonic() + 30
+    while True:
+        h = client.history(component)
+        covered = h.complete_as_of is not None and h.entries and h.complete_as_of > h.entries[0].log_index
+        if (covered and len(h.entries) == 4) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert h.complete and len(h.entries) == 4, h.incomplete
+    assert h.entries[0].roles == ("material",)
+    assert all(e.roles == ("component",) and e.facts is not None for e in h.entries[1:])
+    lineage = client.lineage(f"sha256:{finetuned}", "up", 2)
+    assert lineage.complete, lineage.incomplete
+    assert [(e[0], e[1]) for e in lineage.edges] == [(component, f"sha256:{finetuned}")]
+
+    def history_rewritten(rewrite: Any) -> None:
+        proxy.on_get = lambda url, answer: rewrite(answer) if url.path.endswith("/history") else answer
+
+    # The newest model using the file hidden: the map's newest entry is not the answer's.
+    history_rewritten(lambda a: {**a, "entries": [a["entries"][0], *a["entries"][2:]]})
+    with pytest.raises(VerificationError, match="counts 4"):
+        client.history(component)
+    history_rewritten(lambda a: {**a, "entries": a["entries"][2:]})
+    with pytest.raises(VerificationError, match="newest entry"):
+        client.history(component)
+    # A middle one hidden: no back-link chains a component, but the map's count does not add up.
+    history_rewritten(lambda a: {**a, "entries": [*a["entries"][:2], a["entries"][3]]})
+    with pytest.raises(VerificationError, match="counts 4"):
+        client.history(component)
+
+    # An entry's facts withheld, or swapped for another entry's: the entry is not proved to name the file.
+    def entry_rewritten(rewrite: Any) -> None:
+        history_rewritten(lambda a: {**a, "entries": [a["entries"][0], rewrite(a), *a["entries"][2:]]})
+
+    entry_rewritten(lambda a: {k: v for k, v in a["entries"][1].items() if k != "facts"})
+    with pytest.raises(VerificationError, match="does not name"):
+        client.history(component)
+    entry_rewritten(lambda a: {**a["entries"][1], "facts": a["entries"][2]["facts"]})
+    with pytest.raises(VerificationError, match="not the ones the entry commits to"):
+        client.history(component)
+    # In the lineage, the entries naming the expanded file only as a component withheld: its count is short.
+    proxy.on_get = lambda url, answer: (
+        {**answer, "entries": [e for e in answer["entries"] if "facts" not in e]}
+        if url.path.endswith("/lineage")
+        else answer
+    )
+    with pytest.raises(VerificationError, match="lineage incomplete"):
+        client.lineage(f"sha256:{finetuned}", "up", 2)
 
 
 def test_entries_after_the_commitment_are_shown_but_completeness_is_as_of_the_commitment(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import copy
 import functools
+import hashlib
 import json
 import os
 import random
@@ -37,7 +38,6 @@ from atlas_log.entry import (
     encode_body,
     encode_leaf,
     index_summary,
-    parse_leaf,
 )
 from atlas_log.errors import Error, FormatError, InconsistentLogError, VerificationError
 from atlas_log.evidence import (
@@ -71,7 +71,7 @@ from atlas_log.tee import Attestation, OwnQuote
 from atlas_log.testing.demo import demo_submission
 from atlas_log.testing.simulate import SimulatedPlatform
 from atlas_log.trusted_state import verify_advance
-from atlas_log.vmap import MapCommitment, MapRoot, MemoryMap, changes_from_links
+from atlas_log.vmap import MapCommitment, MapRoot, MemoryMap, map_changes
 from tests import reference
 from tests.conftest import ServerProcess
 from tests.vectors import vectors_dir
@@ -549,28 +549,39 @@ def test_a_client_error_becomes_typed_evidence_labelled_by_its_kind() -> None:
     assert ev.to_json()["checkpoints"] == [_note(HONEST, 7), _note(FORKED, 7)]
 
 
-def _mapped_log(wrong: bool) -> tuple[Signer, list[bytes], int, bytes]:
-    """A small log whose last leaf commits the map of the leaves before it (with a wrong root when asked):
-    (signer, leaves, commitment index, signed checkpoint)."""
+def _facts(i: int, digests: list[str]) -> bytes:
+    """Entry ``i``'s fact list: two subjects and a component only its facts name (a model's file)."""
+    facts = [{"digests": [d], "path": f"$.subject[{j}]", "role": "subject"} for j, d in enumerate(digests)]
+    facts.append({"digests": [f"sha256:{i % 3:064x}"], "path": "$.predicate.resources[0]", "role": "component"})
+    return canonical_json(facts)
+
+
+def _mapped_log(wrong: bool) -> tuple[Signer, list[bytes], dict[int, bytes], int, bytes]:
+    """A small log whose last leaf commits the map of the entries before it (with a wrong root when asked):
+    (signer, leaves, the entries' fact lists, commitment index, signed checkpoint)."""
     signer = Signer.generate("test.example/mapped")
-    digests = [f"sha256:{i:064x}" for i in range(5)]
-    leaves, last = [], {}
+    digests = [f"sha256:{i + 10:064x}" for i in range(5)]
+    leaves, last, facts = [], {}, {}
     for i in range(9):
-        named = [digests[i % 5], digests[(i * 3) % 5]]
-        links = {d: last.get(d) for d in sorted(set(named))}
+        named = sorted({digests[i % 5], digests[(i * 3) % 5]})
+        facts[i] = _facts(i, named)
+        links = {d: last.get(d) for d in named}
         last.update(dict.fromkeys(named, i))
-        leaves.append(encode_leaf(json.dumps({"n": i}).replace(" ", "").encode(), 1, links))
+        body = {"index": {"factCount": 3, "factsSha256": hashlib.sha256(facts[i]).hexdigest()}, "n": i}
+        leaves.append(encode_leaf(canonical_json(body), 1, links))
     m = MemoryMap()
-    m.update(changes_from_links((i, list(parse_leaf(leaf).links or {})) for i, leaf in enumerate(leaves)))
+    m.update(map_changes((i, sorted({d for f in json.loads(facts[i]) for d in f["digests"]})) for i in range(9)))
     root = bytes(32 * [7]) if wrong else m.root
     commitment = MapCommitment(len(leaves), MapRoot(root), m.keys)
     leaves.append(encode_leaf(canonical_json(commitment.body()), 2, {}))
     hashes = [leaf_hash(leaf) for leaf in leaves]
     note = sign_checkpoint(Checkpoint(signer.name, len(leaves), RootHash(reference.mth(hashes))), signer)
-    return signer, leaves, len(leaves) - 1, note
+    return signer, leaves, facts, len(leaves) - 1, note
 
 
-def _map_evidence(leaves: list[bytes], index: int, note: bytes, covered: int) -> dict[str, Any]:
+def _map_evidence(
+    leaves: list[bytes], facts: dict[int, bytes], index: int, note: bytes, covered: int
+) -> dict[str, Any]:
     hashes = [leaf_hash(leaf) for leaf in leaves]
     return MapCommitmentEvidence(
         log=None,
@@ -578,26 +589,31 @@ def _map_evidence(leaves: list[bytes], index: int, note: bytes, covered: int) ->
         checkpoint=note,
         commitment=LoggedLeaf(index, leaves[index], tuple(reference.path(index, hashes))),
         leaves=tuple(leaves[:covered]),
+        facts=facts,
         proof=tuple(reference.proof(covered, hashes)),
     ).to_json()
 
 
 def test_map_commitment_evidence_holds_only_for_a_root_the_leaves_contradict() -> None:
-    signer, leaves, index, note = _mapped_log(wrong=True)
-    upheld = verify_evidence(_map_evidence(leaves, index, note, index), signer.verifier)
+    signer, leaves, facts, index, note = _mapped_log(wrong=True)
+    upheld = verify_evidence(_map_evidence(leaves, facts, index, note, index), signer.verifier)
     assert "0707" in upheld and "those leaves give" in upheld
-    # The same evidence about an honest commitment shows nothing.
-    signer, leaves, index, note = _mapped_log(wrong=False)
+    # The same evidence about an honest commitment shows nothing: the map keys the components the facts name,
+    # not only the leaves' back-links.
+    signer, leaves, facts, index, note = _mapped_log(wrong=False)
     with pytest.raises(VerificationError, match="no misbehaviour"):
-        verify_evidence(_map_evidence(leaves, index, note, index), signer.verifier)
+        verify_evidence(_map_evidence(leaves, facts, index, note, index), signer.verifier)
+    # An accuser cannot make an honest root look wrong by leaving out an entry's facts, or changing them.
+    for facts_given in ({i: f for i, f in facts.items() if i != 4}, {**facts, 4: _facts(4, [f"sha256:{99:064x}"])}):
+        with pytest.raises(VerificationError, match=r"lacks the facts of entry 4|entry 4: the facts given"):
+            verify_evidence(_map_evidence(leaves, facts_given, index, note, index), signer.verifier)
     # Leaves that are not the signed tree's (one changed to make the honest root look wrong) prove nothing.
-    signer, leaves, index, note = _mapped_log(wrong=False)
-    forged = _map_evidence(leaves, index, note, index)
+    forged = _map_evidence(leaves, facts, index, note, index)
     forged["leaves"][0] = base64.b64encode(encode_leaf(b'{"n":99}', 1, {"sha256:" + "f" * 64: None})).decode()
     with pytest.raises(VerificationError, match="not the signed tree"):
         verify_evidence(forged, signer.verifier)
     # Too few leaves for the size the commitment covers.
-    short = _map_evidence(leaves, index, note, index)
+    short = _map_evidence(leaves, facts, index, note, index)
     short["leaves"] = short["leaves"][:-1]
     with pytest.raises(VerificationError, match="covers"):
         verify_evidence(short, signer.verifier)

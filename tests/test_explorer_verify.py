@@ -8,17 +8,24 @@ import hashlib
 import json
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from atlas_log.checkpoint import Checkpoint, sign_checkpoint
 from atlas_log.cosignature import CosignatureSigner
 from atlas_log.dsse import pae
+from atlas_log.errors import VerificationError
+from atlas_log.history import verify_history
 from atlas_log.merkle import EMPTY_ROOT
 from atlas_log.note import Signer, format_note, parse_note
+from atlas_log.pipeline import model_statement
+from atlas_log.submission import signed_submission
+from tests.conftest import ServerProcess
 
 NODE = shutil.which("node")
 VERIFY = Path(__file__).resolve().parent.parent / "server" / "atlas_log_server" / "explorer" / "verify.js"
@@ -39,6 +46,10 @@ for (const [name, c] of Object.entries(cases)) {
     } else if (c.kind === "statement") {
       V.verifyStatement(c.envelope, c.body);
       out[name] = "ok";
+    } else if (c.kind === "history") {
+      const vk = await V.parseVkey(c.vkey);
+      const r = await V.verifyHistory(c.answer, vk, c.answer.artifact);
+      out[name] = r.complete ? "complete" : "ok";
     } else if (c.kind === "lineage") {
       const vk = await V.parseVkey(c.vkey);
       const r = await V.verifyLineage(c.answer, vk, c.answer.artifact, "up", c.depth);
@@ -133,3 +144,44 @@ def test_a_lineage_at_another_depth_than_asked_fails(tmp_path: Path) -> None:
     assert got["depth 0"].startswith("failed: the answer is the lineage to depth")
     assert got["depth 1 for 5"].startswith("failed: the answer is the lineage to depth")
     assert got["as asked"] == "ok"  # verified, and without a completeness proof not called complete
+
+
+def test_a_component_history_is_proved_by_facts_in_the_browser_as_in_the_client(db_url: str, tmp_path: Path) -> None:
+    """A file named only in model-signing resources: the browser proves the entries by the fact lists their
+    leaves commit to, and catches what the client catches (a hidden entry, withheld or swapped facts)."""
+    server = ServerProcess(db_url, tmp_path / "data", env={"ATLAS_MAP_INTERVAL_S": "0.2"})
+    try:
+        key = Ed25519PrivateKey.generate()
+        shared = hashlib.sha256(b"shared tokenizer").hexdigest()
+        for i in range(3):
+            files = {"tokenizer.json": shared, "model.safetensors": hashlib.sha256(b"w%d" % i).hexdigest()}
+            sub = signed_submission(key, model_statement(f"m{i}", files), server.platform)
+            assert httpx.post(server.url + "/api/v1/entries", json=sub).status_code == 201
+        url = f"{server.url}/api/v1/artifacts/sha256:{shared}/history"
+        deadline = time.monotonic() + 30
+        while True:  # until the committed map covers all three
+            h = verify_history(answer := httpx.get(url).json(), server.vkey)
+            if h.complete_as_of is not None and len(h.entries) == 3 and h.complete_as_of > h.entries[0].log_index:
+                break
+            assert time.monotonic() < deadline, "the map did not commit"
+            time.sleep(0.1)
+        vkey = server.vkey
+    finally:
+        server.stop()
+    entries = answer["entries"]
+    assert len(entries) == 3 and all("facts" in e for e in entries)
+    variants = {
+        "honest": answer,
+        "middle hidden": {**answer, "entries": [entries[0], entries[2]]},
+        "facts withheld": {**answer, "entries": [{k: v for k, v in entries[0].items() if k != "facts"}, *entries[1:]]},
+        "facts swapped": {**answer, "entries": [{**entries[0], "facts": entries[1]["facts"]}, *entries[1:]]},
+    }
+    got = _run({n: {"kind": "history", "vkey": vkey, "answer": a} for n, a in variants.items()}, tmp_path)
+    assert got["honest"] == "complete"
+    assert "counts 3" in got["middle hidden"]
+    assert "does not name" in got["facts withheld"]
+    assert "not the ones the entry commits to" in got["facts swapped"]
+    for name, variant in variants.items():  # the client library agrees on each
+        if name != "honest":
+            with pytest.raises(VerificationError):
+                verify_history(variant, vkey)

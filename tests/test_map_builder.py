@@ -16,7 +16,7 @@ from atlas_log.checkpoint import Checkpoint, sign_checkpoint
 from atlas_log.entry import IndexRow, parse_leaf
 from atlas_log.merkle import EMPTY_ROOT, LeafHash, RootHash, leaf_hash, verify_inclusion
 from atlas_log.note import Signer
-from atlas_log.vmap import MapCommitment, MapProof, MemoryMap, changes_from_links, map_key, verify_map_proof
+from atlas_log.vmap import MapCommitment, MapProof, MemoryMap, map_changes, map_key, verify_map_proof
 from atlas_log_server.db.engine import create_pool
 from atlas_log_server.db.repository import Repository
 from atlas_log_server.db.vmap import MapRepository
@@ -30,9 +30,15 @@ ORIGIN = "test.example/map"
 DIGESTS = [f"sha256:{hashlib.sha256(b'artifact %d' % i).hexdigest()}" for i in range(60)]
 
 
-def pending(i: int, names: list[str]) -> PendingEntry:
-    body = json.dumps({"n": i}, separators=(",", ":")).encode()
+def pending(i: int, names: list[str], components: list[str] = ()) -> PendingEntry:  # type: ignore[assignment]
+    """An entry naming ``names`` as subjects (linked in its leaf) and ``components`` (not linked: the map
+    learns them from the artifact index, as from a model's file list); its body records both for the
+    reference."""
+    body = json.dumps({"n": i, "named": sorted({*names, *components})}, separators=(",", ":")).encode()
     rows = tuple(IndexRow(d, "subject", None, f"$.subject[{j}]", None) for j, d in enumerate(names))
+    rows += tuple(IndexRow(d, "component", None, f"$.predicate.resources[{j}]", None) for j, d in enumerate(components))
+    # A signer key is indexed too, and is not an artifact of the map.
+    rows += (IndexRow(f"sha256:{i:064x}", "signer", None, "$.signatures[0]", None),)
     return PendingEntry(hashlib.sha256(body).digest(), body, b"{}", 1, tuple(sorted(names)), rows)
 
 
@@ -50,11 +56,10 @@ async def _leaves(repo: Repository, size: int) -> list[bytes]:
 
 
 def _expected(leaves: list[bytes], size: int) -> MemoryMap:
+    """The reference: the map of what each entry's body says it names (commitments name nothing)."""
     m = MemoryMap()
     m.update(
-        changes_from_links(
-            (i, list(links)) for i, leaf in enumerate(leaves[:size]) if (links := parse_leaf(leaf).links)
-        )
+        map_changes((i, named) for i, leaf in enumerate(leaves[:size]) if (named := parse_leaf(leaf).body.get("named")))
     )
     return m
 
@@ -67,7 +72,10 @@ async def test_incremental_versions_are_the_map_of_the_leaves_and_proofs_verify(
     try:
         for round_ in range(6):
             await seq.append(
-                [pending(n + i, rnd.sample(DIGESTS, rnd.randint(0, 3))) for i in range(rnd.randint(1, 40))]
+                [
+                    pending(n + i, rnd.sample(DIGESTS, rnd.randint(0, 3)), rnd.sample(DIGESTS, rnd.randint(0, 2)))
+                    for i in range(rnd.randint(1, 40))
+                ]
             )
             n += 40
             while await builder.step():

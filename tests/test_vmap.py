@@ -21,7 +21,7 @@ from atlas_log.vmap import (
     MapRoot,
     MapValue,
     MemoryMap,
-    changes_from_links,
+    map_changes,
     map_key,
     verify_map_proof,
 )
@@ -70,7 +70,7 @@ def test_incremental_map_equals_the_definition_and_proves_every_key(
     for size in [*sorted({min(c * 4, len(log)) for c in cuts}), len(log)]:
         if size <= start:
             continue
-        m.update(changes_from_links((i, log[i]) for i in range(start, size)))
+        m.update(map_changes((i, log[i]) for i in range(start, size)))
         start = size
         values = naive_values(log[:size])
         assert m.root == naive_root(values)
@@ -101,7 +101,7 @@ def test_incremental_map_equals_the_definition_and_proves_every_key(
 def test_a_present_key_cannot_be_proved_absent_by_another_keys_leaf() -> None:
     m = MemoryMap()
     names = [f"sha256:{i:064x}" for i in range(200)]
-    m.update(changes_from_links((i, [d]) for i, d in enumerate(names)))
+    m.update(map_changes((i, [d]) for i, d in enumerate(names)))
     target = map_key(names[7])
     for other in names:
         proof = m.prove(map_key(other))
@@ -131,7 +131,7 @@ def test_a_proof_ending_beside_an_empty_subtree_is_refused() -> None:
 
 def test_proof_json_round_trip_and_strict_parse() -> None:
     m = MemoryMap()
-    m.update(changes_from_links([(0, ["sha256:" + "a" * 64, "sha512:" + "b" * 128]), (1, ["sha256:" + "a" * 64])]))
+    m.update(map_changes([(0, ["sha256:" + "a" * 64, "sha512:" + "b" * 128]), (1, ["sha256:" + "a" * 64])]))
     key = map_key("sha256:" + "a" * 64)
     proof = m.prove(key)
     assert MapProof.from_json(proof.to_json()) == proof
@@ -186,3 +186,17 @@ def test_no_submission_takes_the_shape_of_a_map_commitment() -> None:
     assert body["apiVersion"] != MAP_COMMITMENT and not MapCommitment.is_commitment(body)
     with pytest.raises(SubmissionError, match="apiVersion"):
         parse_submission({**sub, "apiVersion": MAP_COMMITMENT}, int(time.time()))
+
+
+def test_a_commitment_of_the_earlier_format_is_recognised_but_proves_nothing() -> None:
+    """A log that committed its map in the first format (keyed by back-links only) keeps those entries: a
+    monitor passes them as the log's own, and no reader takes completeness from them."""
+    from atlas_log.entry import canonical_json, encode_leaf
+    from atlas_log.reverify import Trust, check_entry
+
+    body = {"apiVersion": "atlas-log/map-commitment/v1", "map": {"keys": 1, "root": "00" * 32, "treeSize": 1}}
+    assert MapCommitment.is_earlier_format(body) and not MapCommitment.is_commitment(body)
+    with pytest.raises(FormatError, match="earlier map format"):
+        MapCommitment.from_body(body)
+    checked = check_entry(1, encode_leaf(canonical_json(body), 1, {}), b"{}", lambda d: None, Trust())
+    assert checked.problem is None and checked.commitment is None

@@ -15,6 +15,7 @@ Anyone holding the raw envelope can recompute the body and check it against the 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ import rfc8785
 
 from atlas_log._encoding import b64encode, json_loads
 from atlas_log.dsse import Envelope, PublicKey
-from atlas_log.errors import FormatError
+from atlas_log.errors import FormatError, VerificationError
 from atlas_log.intoto import Extraction
 from atlas_log.tdx.quote import attestation_id
 from atlas_log.tee import Attestation, OwnQuote, TeeRecord
@@ -46,6 +47,8 @@ __all__ = [
     "encode_body",
     "encode_leaf",
     "entry_id",
+    "fact_names",
+    "facts_json",
     "index_summary",
     "leaf_links",
     "legacy_entry_id",
@@ -172,19 +175,51 @@ class IndexSummary:
         }
 
 
-def index_summary(extraction: Extraction) -> IndexSummary:
-    """The :class:`IndexSummary` of an extraction."""
-    facts = [f.to_json() for f in extraction.facts]
+def facts_json(extraction: Extraction) -> bytes:
+    """The RFC 8785 bytes of an extraction's facts, whose SHA-256 a leaf commits to (``factsSha256``): the
+    pre-image a log serves beside a leaf to prove the digests it names in roles the leaf does not list
+    (components, byproducts, builder dependencies, deployments)."""
     # Facts hold only strings and lists of strings under fixed ASCII keys: their RFC 8785 form is the compact,
     # sorted JSON, with no type walk needed.
-    facts_json = json.dumps(facts, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode("utf-8")
+    facts = [f.to_json() for f in extraction.facts]
+    return json.dumps(facts, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode("utf-8")
+
+
+def fact_names(body: dict[str, Any], facts: bytes) -> frozenset[tuple[str, str]]:
+    """The ``(digest, role)`` pairs of ``facts``, the bytes whose SHA-256 the entry ``body`` commits to as its
+    ``index.factsSha256`` (:func:`facts_json`). Raises :class:`VerificationError` when they are not those bytes
+    and :class:`FormatError` when they are not a fact list."""
+    index = body.get("index")
+    want = index.get("factsSha256") if isinstance(index, dict) else None
+    if not isinstance(want, str):
+        raise VerificationError("the entry commits to no facts (its body has no index.factsSha256)")
+    if not hmac.compare_digest(hashlib.sha256(facts).hexdigest(), want):
+        raise VerificationError("the facts given are not the ones the entry commits to (factsSha256 differs)")
+    parsed: Any = json_loads(facts, "facts")
+    names: set[tuple[str, str]] = set()
+    if not isinstance(parsed, list):
+        raise FormatError("facts must be a list")
+    for fact in parsed:
+        if (
+            not isinstance(fact, dict)
+            or not isinstance(fact.get("role"), str)
+            or not isinstance(fact.get("digests"), list)
+        ):
+            raise FormatError("each fact must hold a role and a list of digests")
+        names.update((d, fact["role"]) for d in fact["digests"] if isinstance(d, str))
+    return frozenset(names)
+
+
+def index_summary(extraction: Extraction) -> IndexSummary:
+    """The :class:`IndexSummary` of an extraction."""
+    facts = facts_json(extraction)
     return IndexSummary(
         predicate_type=extraction.predicate_type,
         legacy=extraction.legacy,
         subjects=tuple(extraction.digests("subject", "evaluated")),
         materials=tuple(extraction.digests("material", "eval_data")),
-        fact_count=len(facts),
-        facts_sha256=hashlib.sha256(facts_json).hexdigest(),
+        fact_count=len(extraction.facts),
+        facts_sha256=hashlib.sha256(facts).hexdigest(),
         statement_predicate_type=extraction.statement_predicate_type,
     )
 

@@ -40,18 +40,20 @@ dated more than :data:`~atlas_log.replay.TIME_TOLERANCE_S` before the first. The
 admits them and sequences them in that order within that tolerance; this is its stated contract.
 
 Kind ``map-commitment`` holds one checkpoint, ``"commitment": {"logIndex", "leaf", "inclusionProof"}``, the
-first ``N`` leaves of the log (``"leaves"``: base64, in order, where ``N`` is the size the commitment covers)
-and ``"proof"``, a consistency proof from ``N`` to the checkpoint's size. It holds when the commitment is in
-the signed tree, the leaves are the signed tree's first ``N`` (their root joins the checkpoint by the proof),
-and the verifiable map (:mod:`atlas_log.vmap`) built from their back-links is not the one committed (root or
-number of keys). Its size grows with ``N``: the map is a function of all those leaves.
+first ``N`` leaves of the log (``"leaves"``: base64, in order, where ``N`` is the size the commitment covers),
+``"facts"`` (index → base64 fact list, :func:`~atlas_log.entry.facts_json`, for every one of those entries
+that names an artifact) and ``"proof"``, a consistency proof from ``N`` to the checkpoint's size. It holds when
+the commitment is in the signed tree, the leaves are the signed tree's first ``N`` (their root joins the
+checkpoint by the proof), each fact list is the one its leaf commits to, and the verifiable map
+(:mod:`atlas_log.vmap`) of the digests they name is not the one committed (root or number of keys). Its size
+grows with ``N``: the map is a function of all those entries.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,7 +63,7 @@ from atlas_log._encoding import b64decode, b64encode, json_loads
 from atlas_log.bundle import chain_digest, parse_bundle, signing_certificate
 from atlas_log.checkpoint import Checkpoint, open_checkpoint, succession
 from atlas_log.dsse import PublicKey, SpkiDer, parse_envelope
-from atlas_log.entry import canonical_json, parse_leaf
+from atlas_log.entry import canonical_json, fact_names, parse_leaf
 from atlas_log.errors import FormatError, InconsistentLogError, ProofError, VerificationError
 from atlas_log.merkle import (
     EMPTY_ROOT,
@@ -78,7 +80,7 @@ from atlas_log.replay import TIME_TOLERANCE_S
 from atlas_log.reverify import Trust, check_entry
 from atlas_log.tdx.collateral import Collateral
 from atlas_log.tdx.pki import INTEL_ROOT_SPKI_SHA256 as INTEL_ROOT
-from atlas_log.vmap import MapCommitment, MapKey, MemoryMap, changes_from_links
+from atlas_log.vmap import MapCommitment, MapKey, MemoryMap, map_changes
 
 __all__ = [
     "EVIDENCE_TYPE",
@@ -284,20 +286,24 @@ class MapCommitmentEvidence(Evidence):
     checkpoint: bytes
     commitment: LoggedLeaf
     leaves: tuple[bytes, ...]
+    facts: Mapping[int, bytes]
     proof: tuple[bytes, ...]
 
     @classmethod
     def _from_json(cls, obj: dict[str, Any], log: str | None, reason: str | None) -> MapCommitmentEvidence:
         (note,) = _notes(obj.get("checkpoints"), 1)
-        leaves = obj.get("leaves")
+        leaves, facts = obj.get("leaves"), obj.get("facts", {})
         if not isinstance(leaves, list):
             raise FormatError("malformed map-commitment evidence: leaves must list base64 leaves")
+        if not isinstance(facts, dict) or not all(k.isdigit() and len(k) < 17 for k in facts):
+            raise FormatError("malformed map-commitment evidence: facts must map entry indices to base64 fact lists")
         return cls(
             log=log,
             reason=reason,
             checkpoint=note,
             commitment=LoggedLeaf.from_json(obj.get("commitment"), "commitment"),
             leaves=tuple(b64decode(leaf, "leaves[]") for leaf in leaves),
+            facts={int(k): b64decode(v, f"facts.{k}") for k, v in facts.items()},
             proof=_hashes(obj.get("proof", []), "proof"),
         )
 
@@ -307,6 +313,7 @@ class MapCommitmentEvidence(Evidence):
             "checkpoints": [self.checkpoint.decode()],
             "commitment": self.commitment.to_json(),
             "leaves": [b64encode(leaf) for leaf in self.leaves],
+            "facts": {str(i): b64encode(f) for i, f in sorted(self.facts.items())},
             "proof": [b64encode(h) for h in self.proof],
         }
 
@@ -467,9 +474,9 @@ def _wrong_map(evidence: MapCommitmentEvidence, verifier: Verifier) -> str:
     rebuilt = MemoryMap()
     changes: dict[MapKey, tuple[str, int, int]] = {}
     for index, leaf in enumerate(evidence.leaves):
-        links = parse_leaf(leaf).links
-        if links:
-            changes_from_links([(index, links)], changes)
+        named = _named(index, parse_leaf(leaf).body, evidence.facts.get(index))
+        if named:
+            map_changes([(index, named)], changes)
     rebuilt.update(changes)
     if rebuilt.root == commitment.root and rebuilt.keys == commitment.keys:
         raise VerificationError(f"the leaves give the committed map of size {size}: no misbehaviour shown")
@@ -478,6 +485,22 @@ def _wrong_map(evidence: MapCommitmentEvidence, verifier: Verifier) -> str:
         f"its first {size} leaves with root {commitment.root.hex()} ({commitment.keys} keys); those leaves give "
         f"{rebuilt.root.hex()} ({rebuilt.keys} keys)"
     )
+
+
+def _named(index: int, body: dict[str, Any], facts: bytes | None) -> list[str]:
+    """The digests entry ``index`` names, from the fact list its leaf commits to (the log's own commitments and
+    entries without facts name none)."""
+    summary = body.get("index")
+    if MapCommitment.is_commitment(body) or MapCommitment.is_earlier_format(body) or not isinstance(summary, dict):
+        return []
+    if facts is None:
+        if summary.get("factCount") == 0:
+            return []
+        raise VerificationError(f"the evidence lacks the facts of entry {index}, which names artifacts")
+    try:
+        return sorted({d for d, _ in fact_names(body, facts)})
+    except VerificationError as exc:
+        raise VerificationError(f"entry {index}: {exc}") from exc
 
 
 def _bad_entry(evidence: BadEntryEvidence, verifier: Verifier, trust: Trust) -> str:

@@ -1,7 +1,8 @@
 """Verifying an artifact's history as the log answers it (``GET /api/v1/artifacts/{alg}:{hex}/history``).
 
 :func:`verify_history` checks, with no I/O: the checkpoint's signature; every entry's inclusion proof against
-that one checkpoint; that each leaf really names the artifact (its body's index summary, or its back-links);
+that one checkpoint; that each leaf really names the artifact (its body's index summary, its back-links, or the
+fact list the answer carries beside it, which the leaf commits to);
 and that the back-link chains have no gap: for the artifact and each proven alias, each entry that links it
 points at the next older entry in the answer, across pages (``after=``), and once the log says there are no
 older pages the oldest points at nothing. An entry dropped from the middle of a history, between two pages, or
@@ -10,8 +11,8 @@ a history cut short, is detected.
 Back-links alone cannot show that no entry *newer* than the newest one returned names the artifact: a log can
 withhold its newest entries. The first page therefore carries a completeness proof (``completeness``): the
 newest map commitment in the answer's tree (an entry of the log, with its inclusion proof) and, for the artifact
-and each alias, a proof from the committed map (:mod:`atlas_log.vmap`) of the newest entry linking it below
-the committed size and how many do. Once every page is verified, the entries linking each digest below that
+and each alias, a proof from the committed map (:mod:`atlas_log.vmap`) of the newest entry naming it below
+the committed size and how many do. Once every page is verified, the entries naming each digest below that
 size must be exactly those: then ``complete`` is True, as of ``complete_as_of`` (entries after the committed
 size are shown and chained, but a log may still withhold some of them). A history without that proof reports
 what it proved, ``gap_free_from`` (the newest index from which it is gap-free back to the first entry naming
@@ -31,7 +32,7 @@ from typing import Any
 
 from atlas_log._encoding import b64decode
 from atlas_log.checkpoint import Checkpoint, open_checkpoint
-from atlas_log.entry import Entry, parse_leaf
+from atlas_log.entry import Entry, fact_names, parse_leaf
 from atlas_log.errors import FormatError, VerificationError
 from atlas_log.merkle import leaf_hash, verify_inclusion
 from atlas_log.note import Verifier
@@ -61,12 +62,25 @@ def stale_commitment(index: int, newest: int) -> str:
 @dataclass(frozen=True, slots=True)
 class VerifiedEntry:
     """An entry proved included at ``log_index``; in a history, each of ``roles`` is proved by the leaf up to
-    the pairs its summary joins (subject/evaluated, material/eval_data)."""
+    the pairs its summary joins (subject/evaluated, material/eval_data), or exactly by ``facts``: the
+    ``(digest, role)`` pairs of the fact list the answer carried beside the leaf, proved to be the one the leaf
+    commits to (:func:`~atlas_log.entry.fact_names`). A log sends it for entries naming an artifact only in
+    roles the leaf does not list (a model's component files, byproducts, builder dependencies, deployments)."""
 
     log_index: int
     leaf_hash: bytes
     entry: Entry
     roles: tuple[str, ...]
+    facts: frozenset[tuple[str, str]] | None = None
+
+    def names(self, digest: str) -> bool:
+        """Whether the entry is proved to name ``digest``: in its leaf's summary or back-links, or its facts."""
+        return (
+            digest in _said(self.entry, "subjects")
+            or digest in _said(self.entry, "materials")
+            or (self.entry.links is not None and digest in self.entry.links)
+            or (self.facts is not None and any(d == digest for d, _ in self.facts))
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +134,7 @@ class VerifiedHistory:
 
     @property
     def complete(self) -> bool:
-        """Whether these are all the entries linking the artifact (and its proven aliases) below
+        """Whether these are all the entries naming the artifact (and its proven aliases) below
         :attr:`complete_as_of`: the committed map's newest entry and count were each met."""
         return self.incomplete is None
 
@@ -176,6 +190,7 @@ def verify_entries(items: Any, cp: Checkpoint, cache: HistoryCache | None) -> li
             roles = tuple(item.get("roles", ()))
             if not isinstance(index, int) or isinstance(index, bool):
                 raise FormatError(f"an entry's logIndex must be an integer, not {index!r}")
+            facts_text = item.get("facts")
             key = (text, index, cp.size, cp.root_hash) if isinstance(text, str) else None
             found = cache.get(key) if cache is not None and key is not None else None
             if found is None:
@@ -186,9 +201,15 @@ def verify_entries(items: Any, cp: Checkpoint, cache: HistoryCache | None) -> li
                 found = (lh, parse_leaf(leaf))
                 if cache is not None and key is not None:
                     cache.put(key, found)
+            facts = None
+            if facts_text is not None:
+                try:
+                    facts = fact_names(found[1].body, b64decode(facts_text, "facts"))
+                except VerificationError as exc:
+                    raise VerificationError(f"entry {index}: {exc}") from exc
         except (KeyError, TypeError) as exc:
             raise FormatError(f"malformed entry in the answer: {exc}") from exc
-        out.append(VerifiedEntry(index, found[0], found[1], roles))
+        out.append(VerifiedEntry(index, found[0], found[1], roles, facts))
     return out
 
 
@@ -198,18 +219,16 @@ def _said(entry: Entry, key: str) -> list[str]:
     return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
-def _names(entry: Entry, artifact: str) -> bool:
-    said = _said(entry, "subjects") + _said(entry, "materials")
-    return artifact in said or (entry.links is not None and artifact in entry.links)
-
-
 # Which of the leaf's index lists proves a role. The leaf's summary joins subject with evaluated and material
 # with eval_data, so a role is proved only up to that pair.
 _ROLE_LISTS = {"subject": "subjects", "evaluated": "subjects", "material": "materials", "eval_data": "materials"}
 
 
-def _holds(entry: Entry, role: str, digests: set[str]) -> bool:
-    """Whether the leaf names one of ``digests`` in ``role`` (for ``signer``: as a signer key's SHA-256)."""
+def _holds(v: VerifiedEntry, role: str, digests: set[str]) -> bool:
+    """Whether the entry names one of ``digests`` in ``role`` (for ``signer``: as a signer key's SHA-256)."""
+    entry = v.entry
+    if v.facts is not None and any(d in digests and r == role for d, r in v.facts):
+        return True
     if role == "signer":
         sigs = entry.body.get("signatures")
         keys = {
@@ -220,6 +239,14 @@ def _holds(entry: Entry, role: str, digests: set[str]) -> bool:
         return bool(keys & digests)
     key = _ROLE_LISTS.get(role)
     return key is not None and bool(set(_said(entry, key)) & digests)
+
+
+def _together(v: VerifiedEntry, a: str, b: str, key: str) -> bool:
+    """Whether the entry names ``a`` and ``b`` in the same leaf list, or (with its facts) in the same role."""
+    if a in _said(v.entry, key) and b in _said(v.entry, key):
+        return True
+    roles = {r for d, r in v.facts or () if d == a}
+    return any(d == b and r in roles for d, r in v.facts or ())
 
 
 def _open_answer(answer: Any, vkey: str | Verifier, artifact: str | None, what: str) -> tuple[str, Checkpoint]:
@@ -282,18 +309,16 @@ def verify_history(
         for a in claimed
         if isinstance(a, str)
         and any(
-            name in _said(v.entry, key) and a in _said(v.entry, key)
-            for v in itertools.chain(previous, verified)
-            for key in ("subjects", "materials")
+            _together(v, name, a, key) for v in itertools.chain(previous, verified) for key in ("subjects", "materials")
         )
     }
     for v in verified:
-        if not (_names(v.entry, name) or any(_names(v.entry, a) for a in aliases)):
+        if not (v.names(name) or any(v.names(a) for a in aliases)):
             raise VerificationError(f"entry {v.log_index} does not name {name} although the index says it does")
         if not all(isinstance(r, str) for r in v.roles):
             raise FormatError(f"entry {v.log_index}: roles must be strings")
         for role in v.roles:
-            if not _holds(v.entry, role, {name, *aliases}):
+            if not _holds(v, role, {name, *aliases}):
                 raise VerificationError(f"entry {v.log_index} does not name {name} in the role {role!r} claimed")
     if any(a.log_index <= b.log_index for a, b in itertools.pairwise(verified)):
         raise VerificationError("history entries are not strictly newest first")
@@ -387,27 +412,27 @@ def verify_map_status(answer: Any, vkey: str | Verifier, cache: HistoryCache | N
 
 def _check_closure(closure: Closure, entries: tuple[VerifiedEntry, ...], digests: set[str], *, last_page: bool) -> None:
     """The entries (newest first, all pages so far) against the committed map: below the committed size, the
-    first entry linking each digest is the map's newest, and there are as many as the map counts (checked in
+    first entry naming each digest is the map's newest, and there are as many as the map counts (checked in
     full once the last page is in), for the artifact and its proven aliases. Raises naming what the log hid."""
     size = closure.commitment.tree_size
     for digest, value in closure.values:
         if digest not in digests:  # not an artifact of this history: its entries are not in the answer
             continue
-        below = [v.log_index for v in entries if v.log_index < size and v.entry.links and digest in v.entry.links]
+        below = [v.log_index for v in entries if v.log_index < size and v.names(digest)]
         if value is None:
             if below:
                 raise VerificationError(
-                    f"the committed map says no entry below {size} links {digest}, but entry {below[0]} does"
+                    f"the committed map says no entry below {size} names {digest}, but entry {below[0]} does"
                 )
             continue
         if below and below[0] != value.newest:
             raise VerificationError(
-                f"history incomplete: the committed map's newest entry linking {digest} below {size} is "
+                f"history incomplete: the committed map's newest entry naming {digest} below {size} is "
                 f"{value.newest}, but the answer's is {below[0]}"
             )
         if len(below) > value.count or (last_page and len(below) != value.count):
             raise VerificationError(
-                f"history incomplete: the committed map counts {value.count} entries linking {digest} below "
+                f"history incomplete: the committed map counts {value.count} entries naming {digest} below "
                 f"{size}; the answer has {len(below)}"
             )
 
@@ -573,24 +598,24 @@ def _check_lineage_closure(
         for node in level:
             if node not in values:
                 return f"no map proof for {node}"
-            linking = sorted(
-                (v for v in entries.values() if v.log_index < size and v.entry.links and node in v.entry.links),
-                key=lambda v: -v.log_index,
+            naming = sorted(
+                (v for v in entries.values() if v.log_index < size and v.names(node)), key=lambda v: -v.log_index
             )
             value = values[node]
             if value is None:
-                if linking:
+                if naming:
                     raise VerificationError(
-                        f"the committed map says no entry below {size} links {node}, "
-                        f"but entry {linking[0].log_index} does"
+                        f"the committed map says no entry below {size} names {node}, "
+                        f"but entry {naming[0].log_index} does"
                     )
                 continue
-            if not linking or linking[0].log_index != value.newest or len(linking) != value.count:
+            if not naming or naming[0].log_index != value.newest or len(naming) != value.count:
                 raise VerificationError(
-                    f"lineage incomplete: the committed map has {value.count} entries linking {node} below {size}, "
-                    f"the newest {value.newest}; the answer has {len(linking)}"
-                    + (f", the newest {linking[0].log_index}" if linking else "")
+                    f"lineage incomplete: the committed map has {value.count} entries naming {node} below {size}, "
+                    f"the newest {value.newest}; the answer has {len(naming)}"
+                    + (f", the newest {naming[0].log_index}" if naming else "")
                 )
+            linking = [v for v in naming if v.entry.links is not None and node in v.entry.links]
             for i, newer in enumerate(linking):
                 older = linking[i + 1].log_index if i + 1 < len(linking) else None
                 if newer.entry.links is not None and newer.entry.links.get(node) != older:

@@ -38,10 +38,11 @@ from atlas_log.cosignature import CosignatureVerifier, verify_cosignatures
 from atlas_log.entry import Entry, canonical_json
 from atlas_log.errors import Error, FormatError, VerificationError
 from atlas_log.history import VerifiedHistory, VerifiedLineage, verify_history, verify_lineage
-from atlas_log.intoto import DEPLOYMENT_V1, TEST_RESULT, Extraction, extract
+from atlas_log.intoto import DEPLOYMENT_V1, TEST_RESULT, Extraction
 from atlas_log.merkle import verify_consistency
 from atlas_log.note import Verifier, parse_note
 from atlas_log.reverify import Trust, check_entry
+from atlas_log.submission import submitted_extraction
 from atlas_log.tdx.collateral import Collateral
 from atlas_log.vmap import MapCommitment
 
@@ -373,12 +374,8 @@ def _recheck(index: int, entry: Entry, raw: bytes | dict[str, Any], collateral: 
 
 
 def _extraction(raw: bytes | dict[str, Any]) -> Extraction:
-    obj = json_loads(raw, "submission") if isinstance(raw, bytes) else raw
-    env = obj.get("dsseEnvelope") if isinstance(obj, dict) else None
-    if not isinstance(env, dict):
-        return Extraction(None, False, ())
     try:
-        return extract(str(env.get("payloadType")), b64decode(str(env.get("payload")), "payload"))
+        return submitted_extraction(raw)
     except Error:
         return Extraction(None, False, ())
 

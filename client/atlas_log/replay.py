@@ -25,14 +25,15 @@ from typing import Any
 from atlas_log._encoding import b64decode, b64encode
 from atlas_log.checkpoint import Checkpoint
 from atlas_log.client import LogClient
-from atlas_log.entry import parse_leaf
+from atlas_log.entry import facts_json, parse_leaf
 from atlas_log.errors import Error, FormatError, LogTimeoutError, LogUnreachableError
 from atlas_log.merkle import CompactRange, RootHash, verify_consistency
 from atlas_log.reverify import Checked, Trust, check_entry
+from atlas_log.submission import submitted_extraction
 from atlas_log.tdx.collateral import Collateral
 from atlas_log.tdx.verification_cache import VerificationCache
 from atlas_log.tiles import TILE_WIDTH
-from atlas_log.vmap import MapCommitment, MemoryMap, changes_from_links
+from atlas_log.vmap import MapCommitment, MemoryMap, map_changes
 
 __all__ = [
     "TIME_TOLERANCE_S",
@@ -125,8 +126,8 @@ class Replay:
         self._last: dict[str, int] = {}
         self._keys: dict[int, tuple[str, Mapping[str, Any]]] = {}
         self._latest: tuple[int, int] | None = None  # (index, integratedTime) of the latest-dated entry so far
-        # The verifiable map rebuilt from the leaves, up to the last commitment checked, and the back-links of
-        # the leaves after it (folded in at the next commitment, up to the size it covers).
+        # The verifiable map rebuilt from the entries, up to the last commitment checked, and the digests the
+        # entries after it name (folded in at the next commitment, up to the size it covers).
         self.map = MemoryMap()
         self._map_size = 0
         self._unfolded: list[tuple[int, tuple[str, ...]]] = []
@@ -191,8 +192,8 @@ class Replay:
                     nonces.setdefault(c.nonce[0], set()).add(c.nonce[1])
                 for d in c.linked:
                     self._last[d] = c.index
-                if c.linked:
-                    self._unfolded.append((c.index, c.linked))
+                if c.named:
+                    self._unfolded.append((c.index, c.named))
                 if c.attests_key is not None:
                     self._keys[c.index] = c.attests_key
             result.entries = self.tree.size - begin
@@ -215,9 +216,9 @@ class Replay:
                 f"entry {index}: a map commitment for size {size}, below the size {self._map_size} an earlier "
                 "commitment covered"
             )
-        folded = [(i, links) for i, links in self._unfolded if i < size]
-        self._unfolded = [(i, links) for i, links in self._unfolded if i >= size]
-        self.map.update(changes_from_links(folded))
+        folded = [(i, named) for i, named in self._unfolded if i < size]
+        self._unfolded = [(i, named) for i, named in self._unfolded if i >= size]
+        self.map.update(map_changes(folded))
         self._map_size = size
         self.last_commitment = index
         if self.map.root != commitment.root or self.map.keys != commitment.keys:
@@ -297,18 +298,26 @@ def order_evidence(
 
 
 def map_evidence(url: str, vkey: str, note: bytes, checkpoint: Checkpoint, index: int, reason: str) -> dict[str, Any]:
-    """Portable evidence that the map commitment at ``index`` is not the map of the leaves it covers: the
-    commitment with its inclusion proof, those leaves, and the consistency proof joining them to the
-    checkpoint."""
+    """Portable evidence that the map commitment at ``index`` is not the map of the entries it covers: the
+    commitment with its inclusion proof, those leaves with the fact lists they commit to, and the consistency
+    proof joining them to the checkpoint."""
     from atlas_log.evidence import LoggedLeaf, MapCommitmentEvidence  # evidence checks entries with this module
 
     with LogClient(url.rstrip("/"), vkey, timeout_s=60) as client:
         logged = client.entry(index, checkpoint)  # proved included in the checkpoint
         size = MapCommitment.from_body(parse_leaf(logged.leaf).body).tree_size
         leaves: list[bytes] = []
+        facts: dict[int, bytes] = {}
         for block in range((size + TILE_WIDTH - 1) // TILE_WIDTH):
             width = min(TILE_WIDTH, size - block * TILE_WIDTH)
             leaves.extend(client.entry_bundle(block, width).leaves[:width])
+            for i, raw in enumerate(client.submissions(block * TILE_WIDTH, width).items):
+                try:
+                    extraction = submitted_extraction(raw)
+                except FormatError:  # the log's own commitments, and submissions it cannot serve, name nothing
+                    continue
+                if extraction.facts:
+                    facts[block * TILE_WIDTH + i] = facts_json(extraction)
         proof = client.consistency_proof(size, checkpoint.size) if 0 < size < checkpoint.size else []
     return MapCommitmentEvidence(
         log=vkey,
@@ -316,6 +325,7 @@ def map_evidence(url: str, vkey: str, note: bytes, checkpoint: Checkpoint, index
         checkpoint=note,
         commitment=LoggedLeaf(index, logged.leaf, tuple(logged.inclusion_proof)),
         leaves=tuple(leaves),
+        facts=facts,
         proof=tuple(proof),
     ).to_json()
 

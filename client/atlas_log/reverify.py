@@ -71,6 +71,7 @@ class Checked:
     problem: str | None = None
     linked: tuple[str, ...] = ()
     links: Mapping[str, int | None] = field(default_factory=dict)
+    named: tuple[str, ...] = ()  # every artifact digest the entry names (its map keys)
     nonce: tuple[int, bytes] | None = None  # (checkpoint size, root) the quote's nonce names
     key_reference: tuple[int, str, Mapping[str, Any]] | None = None  # (entry, signer key, quote hash and mode)
     attests_key: tuple[str, Mapping[str, Any]] | None = None  # (key fingerprint, quote hash and mode)
@@ -122,6 +123,8 @@ def _check(
         if commitment.tree_size > index or stored.links:
             return Checked(index, lh, f"entry {index}: a map commitment may cover only earlier leaves and link nothing")
         return Checked(index, lh, None, integrated_time=stored.integrated_time, commitment=commitment)
+    if MapCommitment.is_earlier_format(stored.body):  # the log's own, of a map format that proves nothing
+        return Checked(index, lh, None, integrated_time=stored.integrated_time)
     t, recorded = stored.integrated_time, stored.body.get("tee")
     roots = tuple(x509.load_der_x509_certificate(r) for r in trust.x509_roots)
     sub = parse_submission(raw, t, roots, trust.x509_eku)
@@ -178,7 +181,18 @@ def _check(
         return Checked(index, lh, f"entry {index}: its back-links do not cover the artifacts it names")
     if built.leaf(t, links) != leaf:
         return Checked(index, lh, f"entry {index}: the logged body is not the one its submission produces")
-    return Checked(index, lh, None, built.linked, links, nonce, key_reference, attests_key, integrated_time=t)
+    return Checked(
+        index,
+        lh,
+        None,
+        built.linked,
+        links,
+        tuple(sub.extraction.digests()),
+        nonce,
+        key_reference,
+        attests_key,
+        integrated_time=t,
+    )
 
 
 def _records_chain(body: Any) -> bool:

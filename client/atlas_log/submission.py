@@ -47,6 +47,7 @@ __all__ = [
     "public_keys",
     "signed_submission",
     "spki_der",
+    "submitted_extraction",
     "tdx_tee",
 ]
 
@@ -229,6 +230,21 @@ def parse_submission(
     except FormatError as exc:
         raise SubmissionError("invalid-statement", f"the payload's statement or predicate is invalid: {exc}") from exc
     return ParsedSubmission(envelope, tuple(signers), obj.get("tee"), extraction)
+
+
+def submitted_extraction(submission: bytes | dict[str, Any]) -> Extraction:
+    """What the statement of a submission the log admitted says (its facts), without re-verifying its
+    signatures: for the log's and a reader's derived data, whose digests the entry's leaf pins
+    (``factsSha256``). Raises :class:`FormatError` for anything that is not a submission's envelope."""
+    obj = json_loads(submission, "submission") if isinstance(submission, bytes) else submission
+    if not isinstance(obj, dict):
+        raise FormatError("a submission is a JSON object")
+    envelope = (
+        parse_bundle(obj["sigstoreBundle"]).envelope
+        if "sigstoreBundle" in obj
+        else parse_envelope(obj.get("dsseEnvelope"))
+    )
+    return extract(envelope.payload_type, envelope.payload)
 
 
 @dataclass(frozen=True, slots=True)

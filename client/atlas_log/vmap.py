@@ -1,9 +1,13 @@
-"""The verifiable map: every artifact digest the log's leaves link, to what closes its history.
+"""The verifiable map: every artifact digest the log's entries name, to what closes its history.
 
-The map is a function of the leaves alone. Each leaf's ``links`` (:class:`~atlas_log.entry.Entry`) names the
-digests (``alg:hex``, each algorithm form on its own) it chains back for; for every such digest the map holds
-the index of the newest leaf linking it and how many leaves link it. With the back-links in the leaves, those two
-numbers close a history: the chain from the newest entry down to the first must hold exactly ``count`` entries.
+The map is a function of the leaves and the fact lists they commit to. An entry names a digest (``alg:hex``,
+each algorithm form on its own) when one of its facts (:class:`~atlas_log.intoto.Fact`: subject, material,
+alias, component, byproduct, builder dependency, evaluation, deployment) holds it; the leaf lists the subjects
+and materials and commits to the whole fact list by its SHA-256 (``index.factsSha256``), whose pre-image
+(:func:`~atlas_log.entry.facts_json`) proves the rest: a model's thousands of files would not fit in a leaf.
+For every named digest the map holds the index of the newest entry naming it and how many entries name it.
+Those two numbers close a history: an answer must hold exactly ``count`` entries naming the digest, the newest
+being ``newest``, each proved included (and the back-links chain the linked ones).
 
 Structure (a binary prefix tree over 256-bit keys, after the prefix tree of the IETF key transparency
 protocol and the sparse map of transparency-dev's verifiable index):
@@ -49,8 +53,8 @@ __all__ = [
     "NodeWrite",
     "Position",
     "StoredNode",
-    "changes_from_links",
     "leaf_hash",
+    "map_changes",
     "map_key",
     "node_hash",
     "path_positions",
@@ -67,7 +71,10 @@ MapRoot = NewType("MapRoot", bytes)
 
 KEY_BITS = 256
 EMPTY = bytes(32)
-MAP_COMMITMENT = "atlas-log/map-commitment/v1"
+MAP_COMMITMENT = "atlas-log/map-commitment/v2"
+# The first format keyed only the digests a leaf's back-links name; its commitments stay in a log that made
+# them, recognised as commitments but proving nothing.
+_MAP_COMMITMENT_V1 = "atlas-log/map-commitment/v1"
 _MAX_COUNT = (1 << 53) - 1  # counts and indices travel in JSON: safe integers
 
 
@@ -78,7 +85,7 @@ def map_key(digest: str) -> MapKey:
 
 @dataclass(frozen=True, slots=True)
 class MapValue:
-    """What closes a digest's history: the newest leaf linking it, and how many leaves link it."""
+    """What closes a digest's history: the newest entry naming it, and how many entries name it."""
 
     newest: int
     count: int
@@ -219,6 +226,8 @@ class MapCommitment:
     @classmethod
     def from_body(cls, body: Any) -> MapCommitment:
         """Parse a commitment entry's body strictly; raises :class:`FormatError`."""
+        if isinstance(body, dict) and body.get("apiVersion") == _MAP_COMMITMENT_V1:
+            raise FormatError(f"a {_MAP_COMMITMENT_V1} commitment is of an earlier map format, which proves nothing")
         if not isinstance(body, dict) or set(body) != {"apiVersion", "map"} or body["apiVersion"] != MAP_COMMITMENT:
             raise FormatError(f"a map commitment's body is exactly {{'apiVersion': {MAP_COMMITMENT!r}, 'map'}}")
         m = body["map"]
@@ -230,8 +239,14 @@ class MapCommitment:
 
     @staticmethod
     def is_commitment(body: Any) -> bool:
-        """Whether an entry body claims to be a map commitment (then :meth:`from_body` must accept it)."""
+        """Whether an entry body claims to be a map commitment of this format (then :meth:`from_body` must
+        accept it)."""
         return isinstance(body, dict) and body.get("apiVersion") == MAP_COMMITMENT
+
+    @staticmethod
+    def is_earlier_format(body: Any) -> bool:
+        """Whether an entry body is a commitment of the earlier format, which is not checked and proves nothing."""
+        return isinstance(body, dict) and body.get("apiVersion") == _MAP_COMMITMENT_V1
 
 
 # ---- construction ------------------------------------------------------------------------------------------
@@ -258,12 +273,12 @@ def position_bytes(depth: int, prefix: int) -> bytes:
     return (prefix << (KEY_BITS - depth)).to_bytes(32, "big") if depth else EMPTY
 
 
-def changes_from_links(
+def map_changes(
     items: Iterable[tuple[int, Iterable[str]]], into: dict[MapKey, tuple[str, int, int]] | None = None
 ) -> dict[MapKey, tuple[str, int, int]]:
-    """From ``(leaf index, the digests its links name)`` in ascending index order: per key, ``(digest, newest
-    index, how many of these leaves link it)`` — what :func:`update_steps` adds to the map. With ``into``,
-    adds to the changes of the leaves before these (and returns it)."""
+    """From ``(entry index, the distinct digests it names)`` in ascending index order: per key, ``(digest,
+    newest index, how many of these entries name it)`` — what :func:`update_steps` adds to the map. With
+    ``into``, adds to the changes of the entries before these (and returns it)."""
     out = {} if into is None else into
     for index, digests in items:
         for d in digests:
@@ -287,7 +302,7 @@ class _Work:
 def update_steps(
     changes: Mapping[MapKey, tuple[str, int, int]],
 ) -> Generator[list[Position], dict[Position, StoredNode], tuple[bytes, int, list[NodeWrite]]]:
-    """Add ``changes`` (key → (digest, newest, added count), as :func:`changes_from_links` gives) to a stored
+    """Add ``changes`` (key → (digest, newest, added count), as :func:`map_changes` gives) to a stored
     map. A generator: it yields the positions it needs (level by level) and is sent what the store holds at
     them (absent: empty); it returns ``(new root, keys added, the positions to write)``. A changed key already
     in the map keeps its count plus the added one and takes the new newest index.

@@ -8,8 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 
 from atlas_log._encoding import b64encode
+from atlas_log.entry import LINKED_ROLES, facts_json
 from atlas_log.errors import FormatError
 from atlas_log.intoto import normalise_digest
+from atlas_log.submission import submitted_extraction
 from atlas_log_server.api import schemas
 from atlas_log_server.api.deps import log_context
 from atlas_log_server.api.schemas import answers
@@ -30,6 +32,19 @@ def parse_artifact(artifact: str) -> str:
     except FormatError as exc:
         raise InvalidRequest("invalid-digest", str(exc)) from exc
     return f"{a}:{h}"
+
+
+_LISTED_ROLES = frozenset((*LINKED_ROLES, "signer"))  # what a leaf itself proves an entry names
+
+
+async def _facts(ctx: LogContext, indices: list[int]) -> dict[int, str]:
+    """The fact list (base64 of :func:`~atlas_log.entry.facts_json`) of each of these entries, recomputed from
+    the stored submission: a reader checks it against the leaf's ``factsSha256`` to see the digests the leaf
+    does not list."""
+    if not indices:
+        return {}
+    stored = await ctx.repo.submissions_at(indices)
+    return {idx: b64encode(facts_json(submitted_extraction(raw))) for idx, raw in stored.items()}
 
 
 async def _answer_checkpoint(ctx: LogContext) -> tuple[int, bytes]:
@@ -62,6 +77,7 @@ async def history(
     rows = await ctx.repo.history([digest, *aliases], size if before is None else min(before, size), limit + 1)
     page, more = rows[:limit], len(rows) > limit
     named = await ctx.repo.named([idx for idx, _, _ in page])
+    facts = await _facts(ctx, [idx for idx, _, roles in page if not _LISTED_ROLES.issuperset(roles)])
     entries = []
     for idx, leaf, roles in page:
         _, hashes = await ctx.proofs.inclusion(idx, size)
@@ -72,6 +88,7 @@ async def history(
                 "leaf": b64encode(leaf),
                 "inclusionProof": [b64encode(h) for h in hashes],
                 "artifacts": named.get(idx, []),
+                **({"facts": facts[idx]} if idx in facts else {}),
             }
         )
     answer: dict[str, Any] = {
@@ -128,6 +145,7 @@ async def lineage(
     edges = edges[:MAX_EDGES]
     indices = sorted({idx for _, _, idx in edges})
     closure = None
+    facts: dict[int, str] = {}
     if complete and ctx.completeness is not None:
         expanded = _expanded(digest, direction, depth, edges)
         # One query for all of them: every entry naming any expanded artifact, capped like the edges.
@@ -136,6 +154,8 @@ async def lineage(
         indices = sorted(set(indices) | {idx for idx, _, _ in named[:MAX_EDGES]})
         truncated = truncated or len(indices) > MAX_EDGES
         closure = await ctx.completeness.prove(expanded, size)
+        # An entry naming an expanded artifact only in a role its leaf does not list is proved by its facts.
+        facts = await _facts(ctx, [idx for idx, _, roles in named[:MAX_EDGES] if not _LISTED_ROLES.issuperset(roles)])
     leaves = await ctx.repo.leaves_at(indices)
     names = await ctx.repo.named(indices)
     entries = []
@@ -147,6 +167,7 @@ async def lineage(
                 "leaf": b64encode(leaves[idx]),
                 "inclusionProof": [b64encode(h) for h in hashes],
                 "artifacts": names.get(idx, []),
+                **({"facts": facts[idx]} if idx in facts else {}),
             }
         )
     nodes = sorted({digest} | {d for src, dst, _ in edges for d in (src, dst)})

@@ -110,6 +110,11 @@ class NamedEntry(ProvedEntry):
         description="the artifacts the entry's statement names, with their names and versions (the log's index: "
         "names are not in the leaf)"
     )
+    facts: str | None = Field(
+        default=None,
+        description="for an entry naming an asked artifact only in a role its leaf does not list (a component, "
+        f"byproduct, builder dependency or deployment): its fact list, whose SHA-256 the leaf commits to ({B64})",
+    )
 
 
 class HistoryEntry(NamedEntry):

@@ -280,6 +280,11 @@ class Repository:
         )
         return [bytes(r["submission"]) for r in rows]
 
+    async def submissions_at(self, indices: Sequence[int]) -> dict[int, bytes]:
+        """The stored submissions of these entries (index → bytes)."""
+        rows = await self.pool.fetch("SELECT idx, submission FROM entries WHERE idx = ANY($1::bigint[])", list(indices))
+        return {r["idx"]: bytes(r["submission"]) for r in rows}
+
     async def tiles(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
         """Current contents of the given tiles (a partial tile may have grown since; tiles only grow)."""
         if not keys:

@@ -169,9 +169,13 @@ class MapRepository:
     async def set_commitment(self, tree_size: int, index: int) -> None:
         await self.pool.execute("UPDATE map_versions SET commitment_idx = $2 WHERE tree_size = $1", tree_size, index)
 
-    async def leaves(self, start: int, stop: int) -> list[tuple[int, bytes]]:
-        """``(index, leaf)`` of the log's leaves from ``start`` to ``stop - 1``."""
+    async def named(self, start: int, stop: int) -> list[tuple[int, list[str]]]:
+        """``(index, the distinct artifact digests it names)`` of the entries from ``start`` to ``stop - 1``
+        that name any, in index order (signer keys are not artifacts)."""
         rows = await self.pool.fetch(
-            "SELECT idx, leaf FROM entries WHERE idx >= $1 AND idx < $2 ORDER BY idx", start, stop
+            "SELECT idx, array_agg(DISTINCT digest ORDER BY digest) AS digests FROM entry_artifacts "
+            "WHERE idx >= $1 AND idx < $2 AND role <> 'signer' GROUP BY idx ORDER BY idx",
+            start,
+            stop,
         )
-        return [(r["idx"], bytes(r["leaf"])) for r in rows]
+        return [(r["idx"], list(r["digests"])) for r in rows]

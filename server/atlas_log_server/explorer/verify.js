@@ -334,7 +334,27 @@ export function parseLeaf(bytes) {
 // Entries already verified, by (leaf as served, index, tree): a page's answers share most of their leaves.
 const verified = new Map();
 
-/** Each ``{logIndex, leaf, inclusionProof}`` included in ``cp``'s tree; returns ``[{index, leafHash, entry, roles}]``. */
+/** The ``[digest, role]`` pairs of an entry's fact list (base64), which must hash to the ``factsSha256`` its
+ * leaf commits to (atlas_log.entry.fact_names). */
+function factNames(text, entry, index) {
+  const bytes = b64decode(text, `entry ${index}'s facts`);
+  const want = entry.body?.index?.factsSha256;
+  if (typeof want !== "string") fail(`entry ${index} commits to no facts`);
+  if (hex(sha256(bytes)) !== want) fail(`entry ${index}: the facts given are not the ones the entry commits to`);
+  let facts;
+  try {
+    facts = JSON.parse(dec.decode(bytes));
+  } catch {
+    fail(`entry ${index}: its facts are not JSON`);
+  }
+  if (!Array.isArray(facts)) fail(`entry ${index}: its facts are not a list`);
+  return facts.flatMap((f) =>
+    typeof f?.role === "string" && Array.isArray(f?.digests) ? f.digests.filter((d) => typeof d === "string").map((d) => [d, f.role]) : [],
+  );
+}
+
+/** Each ``{logIndex, leaf, inclusionProof[, facts]}`` included in ``cp``'s tree; returns
+ * ``[{index, leafHash, entry, roles, facts}]`` (``facts``: the proved ``[digest, role]`` pairs, or null). */
 export async function verifyEntries(items, cp) {
   if (!Array.isArray(items)) fail("the answer's entries are not a list");
   const tree = `${cp.size}|${b64encode(cp.root)}`;
@@ -355,7 +375,8 @@ export async function verifyEntries(items, cp) {
         verified.set(key, found);
       }
     }
-    out.push({ index, leafHash: found.leafHash, entry: found.entry, roles: item.roles ?? [] });
+    const facts = typeof item.facts === "string" ? factNames(item.facts, found.entry, index) : null;
+    out.push({ index, leafHash: found.leafHash, entry: found.entry, roles: item.roles ?? [], facts });
   }
   return out;
 }
@@ -368,6 +389,8 @@ const own = (obj, key) => obj !== null && typeof obj === "object" && Object.prot
 const links = (entry, digest) => own(entry.links, digest);
 const names = (entry, digest) =>
   said(entry, "subjects").includes(digest) || said(entry, "materials").includes(digest) || links(entry, digest);
+// Whether a verified entry is proved to name a digest: by its leaf, or by the facts the leaf commits to.
+const named = (v, digest) => names(v.entry, digest) || (v.facts ?? []).some(([d]) => d === digest);
 
 // ---- the verifiable map (atlas_log.vmap) ------------------------------------------------------------------------
 
@@ -419,7 +442,7 @@ async function closure(raw, cp, artifact) {
   const m = body?.map;
   const exactly = (obj, keys) => obj && typeof obj === "object" && Object.keys(obj).sort().join() === keys;
   if (
-    body?.apiVersion !== "atlas-log/map-commitment/v1" ||
+    body?.apiVersion !== "atlas-log/map-commitment/v2" ||
     !exactly(body, "apiVersion,map") ||
     !exactly(m, "keys,root,treeSize") ||
     !/^[0-9a-f]{64}$/.test(m.root ?? "") ||
@@ -455,7 +478,7 @@ export async function verifyHistory(answer, vkey, artifact) {
   const digests = [artifact, ...aliases.sort()];
   for (let i = 0; i < entries.length; i++) {
     const v = entries[i];
-    if (!digests.some((d) => names(v.entry, d))) fail(`entry ${v.index} does not name ${artifact} although the log says it does`);
+    if (!digests.some((d) => named(v, d))) fail(`entry ${v.index} does not name ${artifact} although the log says it does`);
     if (i && entries[i - 1].index <= v.index) fail("history entries are not strictly newest first");
   }
   // Back-links: each entry naming a digest points at the next older one in the answer.
@@ -483,9 +506,9 @@ export async function verifyHistory(answer, vkey, artifact) {
     const c = await closure(answer.completeness, cp, artifact);
     for (const [d, value] of Object.entries(c.values)) {
       if (!digests.includes(d)) continue;
-      const below = entries.filter((v) => v.index < c.treeSize && links(v.entry, d)).map((v) => v.index);
+      const below = entries.filter((v) => v.index < c.treeSize && named(v, d)).map((v) => v.index);
       if (value === null) {
-        if (below.length) fail(`the committed map says no entry below ${c.treeSize} links ${d}, but entry ${below[0]} does`);
+        if (below.length) fail(`the committed map says no entry below ${c.treeSize} names ${d}, but entry ${below[0]} does`);
         continue;
       }
       if (below.length && below[0] !== value.newest) {
@@ -585,17 +608,18 @@ export async function verifyLineage(answer, vkey, artifact, direction, depth) {
         result.incomplete = `no map proof for ${node}`;
         return result;
       }
-      const linking = [...entries.values()]
-        .filter((v) => v.index < c.treeSize && links(v.entry, node))
+      const naming = [...entries.values()]
+        .filter((v) => v.index < c.treeSize && named(v, node))
         .sort((a, b) => b.index - a.index);
       const value = c.values[node];
       if (value === null) {
-        if (linking.length) fail(`the committed map says no entry below ${c.treeSize} names ${node}, but entry ${linking[0].index} does`);
+        if (naming.length) fail(`the committed map says no entry below ${c.treeSize} names ${node}, but entry ${naming[0].index} does`);
         continue;
       }
-      if (!linking.length || linking[0].index !== value.newest || linking.length !== value.count) {
-        fail(`lineage incomplete: the map has ${value.count} entries naming ${node}; the answer has ${linking.length}`);
+      if (!naming.length || naming[0].index !== value.newest || naming.length !== value.count) {
+        fail(`lineage incomplete: the map has ${value.count} entries naming ${node}; the answer has ${naming.length}`);
       }
+      const linking = naming.filter((v) => links(v.entry, node));
       linking.forEach((v, i) => {
         const older = i + 1 < linking.length ? linking[i + 1].index : null;
         if (v.entry.links[node] !== older) fail(`lineage incomplete: entry ${v.index} links ${node} to an entry not here`);

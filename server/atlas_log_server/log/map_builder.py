@@ -1,9 +1,10 @@
 """The map builder: right behind the sequencer, it folds the leaves sequenced since the last map version into
 the verifiable map (:mod:`atlas_log.vmap`) and commits the new root with an entry in the log itself.
 
-Each round (one process at a time, under an advisory lock): read the leaves from the last version's tree size
-to the log's size, take their back-links, update the stored map (only the positions on changed paths), store
-the new version, then append its :class:`~atlas_log.vmap.MapCommitment` through the sequencer like any entry.
+Each round (one process at a time, under an advisory lock): read the digests the entries from the last
+version's tree size to the log's size name (the artifact index, written with each entry from the facts its
+leaf commits to), update the stored map (only the positions on changed paths), store the new version, then
+append its :class:`~atlas_log.vmap.MapCommitment` through the sequencer like any entry.
 A version whose commitment was not yet sequenced (a crash in between) is committed first on the next round;
 the commitment's entry ID is fixed by the tree size, so committing twice yields the one entry.
 """
@@ -14,11 +15,9 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Iterator
 
-from atlas_log.entry import canonical_json, leaf_links
-from atlas_log.errors import FormatError
-from atlas_log.vmap import MapCommitment, MapKey, MapRoot, MemoryMap, NodeWrite, changes_from_links, update_steps
+from atlas_log.entry import canonical_json
+from atlas_log.vmap import MapCommitment, MapKey, MapRoot, MemoryMap, NodeWrite, map_changes, update_steps
 from atlas_log_server.db.repository import Repository
 from atlas_log_server.db.vmap import MapRepository, MapVersion
 from atlas_log_server.log.sequencer import PendingEntry, Sequencer
@@ -32,18 +31,8 @@ _READ_CHUNK = 5_000
 def commitment_entry(version: MapVersion, now: int) -> PendingEntry:
     """The log entry committing ``version``. Its ID depends only on the tree size: one commitment per size."""
     body = canonical_json(MapCommitment(version.tree_size, version.root, version.keys).body())
-    entry_id = hashlib.sha256(b"atlas-log/map-commitment\n%d" % version.tree_size).digest()
+    entry_id = hashlib.sha256(b"atlas-log/map-commitment/v2\n%d" % version.tree_size).digest()
     return PendingEntry(entry_id, body, body, now)
-
-
-def _links(leaves: list[tuple[int, bytes]]) -> Iterator[tuple[int, list[str]]]:
-    for index, leaf in leaves:
-        try:
-            links = leaf_links(leaf)
-        except FormatError as exc:  # the log wrote every leaf: this is damage, not input
-            raise RuntimeError(f"leaf {index} has malformed links: {exc}") from exc
-        if links:
-            yield index, list(links)
 
 
 class MapBuilder:
@@ -80,12 +69,11 @@ class MapBuilder:
             stop = min(size, start + MAX_STEP_LEAVES)
             if stop <= start:
                 return False
-            leaves: list[tuple[int, bytes]] = []
+            changes: dict[MapKey, tuple[str, int, int]] = {}
             for at in range(start, stop, _READ_CHUNK):
-                leaves.extend(await self.maps.leaves(at, min(stop, at + _READ_CHUNK)))
-            changes = changes_from_links(_links(leaves))
+                map_changes(await self.maps.named(at, min(stop, at + _READ_CHUNK)), changes)
             if not changes:
-                # Nothing to add (commitments and unlinked leaves only): no new version, or the log would
+                # Nothing to add (commitments and entries naming nothing): no new version, or the log would
                 # commit its own commitments forever.
                 return False
             steps = update_steps(changes)
@@ -108,11 +96,11 @@ class MapBuilder:
 
 
 async def rebuild(maps: MapRepository, tree_size: int) -> tuple[MapVersion, list[NodeWrite]]:
-    """The map of the first ``tree_size`` leaves built from scratch from the leaves alone, in memory, in one
-    pass: the version (not stored) and every node of it."""
+    """The map of the first ``tree_size`` entries built from scratch, in memory, in one pass: the version
+    (not stored) and every node of it."""
     changes: dict[MapKey, tuple[str, int, int]] = {}
     for at in range(0, tree_size, _READ_CHUNK):
-        changes_from_links(_links(await maps.leaves(at, min(tree_size, at + _READ_CHUNK))), changes)
+        map_changes(await maps.named(at, min(tree_size, at + _READ_CHUNK)), changes)
     memory = MemoryMap()
     writes = memory.update(changes)
     return MapVersion(tree_size, MapRoot(memory.root), memory.keys, None), writes
