@@ -7,10 +7,10 @@
   covering it (sampled every 100 ms; target: at most 2 s).
 - ``history``: a complete-history answer of 1,000 entries (a dataset consumed by 1,000 training runs) verified
   with its completeness proof, cold and warm (targets: 250 ms and 30 ms).
-- ``rebuild``: a log of ``--rebuild-entries`` leaves (default 1,000,000; realistic leaf sizes and 1–3 linked
-  digests per leaf from a growing set of artifacts, appended through the sequencer) rebuilt from scratch by
-  ``atlas_log_server.log.map_builder.rebuild`` (entries/s), and the stored incremental build of the same
-  leaves for comparison; both roots must be equal.
+- ``rebuild``: a log of ``--rebuild-entries`` leaves (default 1,000,000; realistic leaf sizes and 1–3 named
+  digests per entry from a growing set of artifacts, appended through the sequencer with their artifact
+  index rows) rebuilt from scratch by ``atlas_log_server.log.map_builder.rebuild`` (entries/s), and the
+  stored incremental build of the same entries for comparison; both roots must be equal.
 """
 
 from __future__ import annotations
@@ -210,7 +210,7 @@ async def _fill_direct(url: str, entries: int, seed: int = 1) -> None:
     repo = Repository(pool, "bench.example/map")
     await repo.init_log(sign_checkpoint(Checkpoint("bench.example/map", 0, EMPTY_ROOT), signer))
     seq = Sequencer(repo, CheckpointSigner(signer), max_batch=1000, max_age_s=0.01, max_pending=1_000_000)
-    filler = "f" * 1500  # an attested entry's leaf is 2-5 KB; the rebuild reads every leaf
+    filler = "f" * 1500  # an attested entry's leaf is 2-5 KB
     artifacts = 0
     try:
         for start in range(0, entries, 1000):

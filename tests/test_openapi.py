@@ -113,6 +113,8 @@ def test_real_submissions_and_answers_match_the_served_document(mapped_server: S
         "/api/v1/artifacts/{artifact}/pack": [f"/api/v1/artifacts/{subject}/pack", "/api/v1/artifacts/x/pack"],
         "/metrics": ["/metrics"],
         "/admin/v1/tenants": ["/admin/v1/tenants"],
+        "/api/v1/entries/{index}/disclosures": ["/api/v1/entries/0/disclosures"],
+        "/api/v1/disclosure-reads": ["/api/v1/disclosure-reads"],
     }
     for route, urls in answers.items():
         for url in urls:
@@ -120,6 +122,8 @@ def test_real_submissions_and_answers_match_the_served_document(mapped_server: S
     bad = {**subs[0], "tee": {"type": "intel-tdx"}}
     for body in (b"{", json.dumps({"dsseEnvelope": {}}).encode(), json.dumps(bad).encode()):
         assert call("POST", "/api/v1/entries", content=body).status_code == 400
+    erase = call("DELETE", "/api/v1/entries/{index}/disclosures", "/api/v1/entries/0/disclosures", json={"reason": "x"})
+    assert erase.status_code == 401
     unattested = demo_submission(key, 7)
     assert call("POST", "/api/v1/entries", json=unattested).status_code == 422
     statuses = {s for _, _, s in doc.checked}
@@ -130,6 +134,7 @@ def test_real_submissions_and_answers_match_the_served_document(mapped_server: S
     assert routes - exercised <= {
         ("PUT", "/admin/v1/tenants/{name}"),
         ("POST", "/admin/v1/tenants/{name}/tokens"),
+        ("POST", "/admin/v1/tenants/{name}/grants"),
         ("DELETE", "/admin/v1/tokens/{token_id}"),
     }, routes - exercised
 

@@ -186,6 +186,13 @@ def _variant(ref: str, properties: dict[str, Any], required: list[str], title: s
             "additionalProperties": {"type": "string"},
             "description": "free-form labels; not committed to by the entry",
         },
+        "disclosures": {
+            "type": "array",
+            "items": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"},
+            "maxItems": 1000,
+            "description": "the values the signed statement hides behind salted digests (SD-JWT disclosures, "
+            "base64url): kept encrypted by the log, served only to the submitting tenant and grant holders",
+        },
     }
     return {"title": title, **_object({**shared, **properties}, required, "")}
 

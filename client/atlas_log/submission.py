@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from atlas_log._encoding import b64decode, b64encode, hexdecode, json_loads
 from atlas_log.bundle import CODE_SIGNING, MAX_CERTIFICATES, parse_bundle, signing_certificate
+from atlas_log.disclosure import MAX_DISCLOSURES, Disclosure, parse_disclosure, reveal
 from atlas_log.dsse import (
     MAX_KEYID,
     Envelope,
@@ -25,7 +26,7 @@ from atlas_log.dsse import (
     verify_envelope,
 )
 from atlas_log.entry import API_VERSION
-from atlas_log.errors import FormatError, SignatureError, SubmissionError
+from atlas_log.errors import FormatError, SignatureError, SubmissionError, VerificationError
 from atlas_log.intoto import Extraction, extract
 from atlas_log.tdx.binding import KEY_TAG, PAYLOAD_TAG, ZERO_NONCE, key_report_data, payload_report_data
 
@@ -97,10 +98,13 @@ def signed_submission(
     platform: QuoteProvider | None = None,
     nonce: bytes = ZERO_NONCE,
     payload_type: str = INTOTO_PAYLOAD_TYPE,
+    disclosures: Sequence[Disclosure] = (),
 ) -> dict[str, Any]:
-    """Sign ``payload`` into a submission; with a quote ``platform``, attach a quote bound to it."""
+    """Sign ``payload`` into a submission; with a quote ``platform``, attach a quote bound to it. A
+    confidential statement (:func:`~atlas_log.disclosure.redact`) travels with its ``disclosures`` beside it:
+    the log keeps them encrypted, and the signature and quote cover the redacted statement only."""
     spki = spki_der(key)
-    extra = {}
+    extra: dict[str, Any] = {"disclosures": [d.encoded for d in disclosures]} if disclosures else {}
     if platform is not None:
         rd = payload_report_data(payload_type, payload, spki, nonce)
         extra["tee"] = tdx_tee(platform.quote(rd), nonce=nonce)
@@ -111,7 +115,7 @@ MAX_KEYS = 4  # as many as an envelope has signatures (dsse.MAX_SIGNATURES)
 MAX_INDEX = (1 << 53) - 1
 # The members the parser knows; atlas_log.schema states the same shape declaratively (a test holds them equal).
 TOP_LEVEL_MEMBERS = frozenset(
-    {"apiVersion", "dsseEnvelope", "sigstoreBundle", "verificationMaterial", "tee", "annotations"}
+    {"apiVersion", "dsseEnvelope", "sigstoreBundle", "verificationMaterial", "tee", "annotations", "disclosures"}
 )
 TEE_MEMBERS = frozenset({"type", "quote", "binding", "nonce", "signatureIndex", "keyAttestationEntry", "eventLog"})
 
@@ -120,12 +124,14 @@ TEE_MEMBERS = frozenset({"type", "quote", "binding", "nonce", "signatureIndex", 
 class ParsedSubmission:
     """A submission whose signatures (and certificate chain, if any) verified, with its statement's extraction
     (its payload parsed once, here). ``signers[i]`` is the key that verified signature ``i``; ``tee`` is the raw
-    ``tee`` member (or None: see :func:`parse_tee`)."""
+    ``tee`` member (or None: see :func:`parse_tee`); ``disclosures`` reveal values the signed statement hides
+    (each proved committed there: :func:`~atlas_log.disclosure.reveal`)."""
 
     envelope: Envelope
     signers: tuple[PublicKey, ...]
     tee: Any
     extraction: Extraction
+    disclosures: tuple[Disclosure, ...] = ()
 
 
 def certificate_chain(material: Any) -> tuple[bytes, ...]:
@@ -229,7 +235,27 @@ def parse_submission(
         extraction = extract(envelope.payload_type, envelope.payload)
     except FormatError as exc:
         raise SubmissionError("invalid-statement", f"the payload's statement or predicate is invalid: {exc}") from exc
-    return ParsedSubmission(envelope, tuple(signers), obj.get("tee"), extraction)
+    disclosures = _disclosures(obj.get("disclosures"), envelope)
+    return ParsedSubmission(envelope, tuple(signers), obj.get("tee"), extraction, disclosures)
+
+
+def _disclosures(raw: Any, envelope: Envelope) -> tuple[Disclosure, ...]:
+    """The submission's disclosures, each proved to be a value the signed statement hides."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_DISCLOSURES:
+        raise SubmissionError("invalid-disclosure", f"disclosures must be a list of 1..{MAX_DISCLOSURES} strings")
+    try:
+        parsed = tuple(parse_disclosure(d) for d in raw)
+        statement = json_loads(envelope.payload, "in-toto payload")
+        if not isinstance(statement, dict):
+            raise FormatError("only a JSON statement can hide values")
+        reveal(statement, parsed)
+    except (FormatError, VerificationError) as exc:
+        raise SubmissionError(
+            "invalid-disclosure", f"a disclosure does not reveal a value the statement hides: {exc}"
+        ) from exc
+    return parsed
 
 
 def submitted_extraction(submission: bytes | dict[str, Any]) -> Extraction:

@@ -18,6 +18,7 @@ import os
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
@@ -27,9 +28,24 @@ from atlas_log_server.errors import Forbidden, RateLimited, ServerError, Unautho
 from atlas_log_server.rate import TokenBucket
 
 TOKEN_PREFIX = "atl_"  # noqa: S105 - a public prefix, not a secret
-SCOPES = frozenset({"submit"})
+SCOPES = frozenset({"submit", "read-disclosures"})
 CACHE_S = 5.0
 _TOKEN = re.compile(r"atl_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
+
+
+@dataclass(frozen=True, slots=True)
+class Reader:
+    """Who reads confidential data: ``tenant`` (None for the admin), a description for the access record,
+    whether it is the admin, and whether it is the tenant itself (its submit token) rather than a grant."""
+
+    tenant: str | None
+    who: str
+    admin: bool
+    owner: bool
+
+    def may_read(self, tenant: str | None) -> bool:
+        """Whether this reader may read an entry submitted by ``tenant`` (None: a log without tenants)."""
+        return self.admin or (tenant is not None and tenant == self.tenant)
 
 
 def new_token() -> tuple[str, str, bytes]:
@@ -79,11 +95,9 @@ class AccessControl:
         self._grants[token_id] = (now, grant, digest)
         return grant, digest
 
-    async def authorize_submission(self, request: Request) -> Grant | None:
-        """The grant a submission runs under (None when tokens are not required); raises 401/403/429."""
-        if not self.require_tokens:
-            return None
-        match = _TOKEN.fullmatch(_bearer(request, "to submit entries"))
+    async def _authenticate(self, token: str) -> Grant:
+        """The live grant of a bearer token; raises 401 (not a valid token) or 403 (revoked, expired)."""
+        match = _TOKEN.fullmatch(token)
         if match is None:
             raise _unauthorized("the bearer token is not an Atlas Log token (atl_<id>_<secret>)")
         grant, digest = await self._grant(match[1])
@@ -91,11 +105,36 @@ class AccessControl:
             raise _unauthorized("the bearer token is not valid")
         if grant.revoked:
             raise Forbidden("token-revoked", f"token {grant.token_id} was revoked; ask for a new one")
+        if grant.expires_at is not None and grant.expires_at <= dt.datetime.now(dt.UTC):
+            raise Forbidden("token-expired", f"token {grant.token_id} expired at {grant.expires_at.isoformat()}")
+        return grant
+
+    async def authorize_submission(self, request: Request) -> Grant | None:
+        """The grant a submission runs under (None when tokens are not required); raises 401/403/429. On a log
+        that does not require tokens, a submission that brings one still runs under it (its tenant then owns
+        the entry's disclosures)."""
+        if not self.require_tokens and not request.headers.get("authorization"):
+            return None
+        grant = await self._authenticate(_bearer(request, "to submit entries"))
         if "submit" not in grant.scopes:
             raise Forbidden("insufficient-scope", f"token {grant.token_id} does not have the 'submit' scope")
         self._take(grant)
         await self._count(grant)
         return grant
+
+    async def disclosure_reader(self, request: Request) -> Reader:
+        """Who asks for confidential data: the admin, or a tenant's token (its own submit token, or a
+        ``read-disclosures`` grant). Raises 401/403."""
+        token = _bearer(request, "to read or erase confidential data")
+        if self.admin_digest is not None and hmac.compare_digest(
+            hashlib.sha256(token.encode()).digest(), self.admin_digest
+        ):
+            return Reader(None, "admin", admin=True, owner=True)
+        grant = await self._authenticate(token)
+        if not grant.scopes & {"submit", "read-disclosures"}:
+            raise Forbidden("insufficient-scope", f"token {grant.token_id} may not read confidential data")
+        who = f"token {grant.token_id}" + (f" ({grant.holder})" if grant.holder else "")
+        return Reader(grant.tenant, who, admin=False, owner="submit" in grant.scopes)
 
     def _take(self, grant: Grant) -> None:
         """Token bucket per tenant: ``burst`` requests at once, refilled at ``rate_per_s``."""
@@ -156,10 +195,16 @@ class AccessControl:
             for t in await self.repo.tenants()
         ]
 
-    async def issue_token(self, tenant: str, scopes: frozenset[str]) -> tuple[str, str] | None:
+    async def issue_token(
+        self,
+        tenant: str,
+        scopes: frozenset[str],
+        expires_at: dt.datetime | None = None,
+        holder: str | None = None,
+    ) -> tuple[str, str] | None:
         """``(id, token text)`` for a new token of ``tenant``; None when the tenant does not exist."""
         token_id, token, digest = new_token()
-        if not await self.repo.add_token(token_id, tenant, digest, sorted(scopes)):
+        if not await self.repo.add_token(token_id, tenant, digest, sorted(scopes), expires_at, holder):
             return None
         return token_id, token
 

@@ -7,6 +7,7 @@ TEE quote check slots in here), then the canonical leaf. Nothing is written befo
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable, Sequence
 
 from cryptography import x509
@@ -20,6 +21,7 @@ from atlas_log.submission import ParsedSubmission, parse_submission
 from atlas_log.tee import Attestation
 from atlas_log_server.errors import InvalidRequest, Rejected, ServerError, TooLarge
 from atlas_log_server.log.sequencer import PendingEntry
+from atlas_log_server.vault import Vault
 
 Gate = Callable[[ParsedSubmission, int], Awaitable[Attestation | None]]
 """An admission step after the signature check, given the admission time; returns the attestation it
@@ -92,11 +94,16 @@ class Admission:
     """The ordered admission pipeline."""
 
     def __init__(
-        self, gates: Sequence[Gate], x509_roots: Sequence[x509.Certificate] = (), x509_eku: str = CODE_SIGNING
+        self,
+        gates: Sequence[Gate],
+        x509_roots: Sequence[x509.Certificate] = (),
+        x509_eku: str = CODE_SIGNING,
+        vault: Vault | None = None,
     ) -> None:
         self.gates = tuple(gates)
         self.x509_roots = tuple(x509_roots)
         self.x509_eku = x509_eku
+        self.vault = vault
 
     def parse(self, raw: bytes, now: int) -> ParsedSubmission:
         """Schema, signature (and certificate chain) and statement checks."""
@@ -112,8 +119,9 @@ class Admission:
             kind = Rejected if exc.code == "certificate-untrusted" else InvalidRequest
             raise kind(exc.code, exc.message) from exc
 
-    async def admit(self, raw: bytes, now: int) -> PendingEntry:
-        """Run the whole pipeline; the result is ready for the sequencer."""
+    async def admit(self, raw: bytes, now: int, tenant: str | None = None) -> PendingEntry:
+        """Run the whole pipeline; the result is ready for the sequencer. A confidential entry's disclosures
+        are sealed in the vault and left out of the stored submission (which anyone may read)."""
         # The checks are CPU work, bounded per request by the limits of atlas_log.dsse and _encoding. Heavy
         # work (a large body, RSA keys, certificate chains) runs in a worker thread, so the event loop keeps
         # answering reads such as GET /checkpoint meanwhile; a small body signed with elliptic-curve keys
@@ -139,9 +147,32 @@ class Admission:
                 f"the entry's leaf would be about {bound} bytes; the limit is "
                 f"{MAX_LEAF_SIZE} (fewer signatures, subjects or materials per entry)",
             )
+        sealed = None
+        if sub.disclosures:
+            if self.vault is None:
+                raise _reject("invalid-disclosure", "this log does not keep confidential entries (it has no vault)")
+            sealed = self.vault.seal(built.entry_id, [d.encoded for d in sub.disclosures])
+            raw = _without_disclosures(raw)
         return PendingEntry(
-            built.entry_id, built.body, raw, now, built.linked, built.rows, built.predicate_type, built.attestation_id
+            built.entry_id,
+            built.body,
+            raw,
+            now,
+            built.linked,
+            built.rows,
+            built.predicate_type,
+            built.attestation_id,
+            sealed,
+            tenant,
         )
+
+
+def _without_disclosures(raw: bytes) -> bytes:
+    """The submission as stored and served: everything but its disclosures."""
+    obj = json_loads(raw, "request body")
+    assert isinstance(obj, dict)  # parsed before
+    obj.pop("disclosures", None)
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _check_storable(ex: Extraction) -> None:

@@ -17,7 +17,7 @@ from atlas_log.errors import Error
 from atlas_log.merkle import EMPTY_ROOT
 from atlas_log_server.access import AccessControl
 from atlas_log_server.admission import Admission
-from atlas_log_server.api import admin, artifacts, entries, evidence, explorer, health, pack, proofs, tiles
+from atlas_log_server.api import admin, artifacts, disclosures, entries, evidence, explorer, health, pack, proofs, tiles
 from atlas_log_server.api.document import install_document
 from atlas_log_server.api.limits import BodyLimitMiddleware
 from atlas_log_server.api.problems import install_handlers
@@ -27,6 +27,7 @@ from atlas_log_server.context import LogContext
 from atlas_log_server.db import migrate
 from atlas_log_server.db.access import AccessRepository
 from atlas_log_server.db.collateral import CollateralRepository
+from atlas_log_server.db.disclosures import DisclosureRepository
 from atlas_log_server.db.engine import create_pool, resolve_database_url
 from atlas_log_server.db.repository import Repository, StorageError
 from atlas_log_server.db.vmap import MapRepository
@@ -41,6 +42,7 @@ from atlas_log_server.log.signer import CheckpointSigner, CommandSigner, SignerU
 from atlas_log_server.metrics import Metrics
 from atlas_log_server.metrics import router as metrics_router
 from atlas_log_server.request_log import RequestIdMiddleware, configure_logging
+from atlas_log_server.vault import FileKek, Vault
 
 _log = logging.getLogger(__name__)
 
@@ -128,13 +130,24 @@ def create_app(settings: Settings) -> FastAPI:
             )
             proof_service = ProofService(repo, settings.tile_cache_tiles)
             maps = MapRepository(pool)
+            key_dir = settings.disclosure_key_dir
+            assert key_dir is not None  # resolved by Settings
+            vault = await asyncio.to_thread(lambda: Vault(FileKek(key_dir / "kek"), key_dir / "erased"))
+            disclosures = DisclosureRepository(pool)
+            # A database restored from a backup taken before an erasure holds that entry's key again.
+            again = await disclosures.erase_again(await asyncio.to_thread(vault.tombstoned))
+            if again:
+                _log.warning("erased the disclosures of %d entries again (a restored database held their keys)", again)
             app.state.log = LogContext(
                 settings,
                 repo,
                 sequencer,
                 proof_service,
                 Admission(
-                    [attestation.gate], load_x509_roots(settings.x509_roots_file), settings.x509_extended_key_usage
+                    [attestation.gate],
+                    load_x509_roots(settings.x509_roots_file),
+                    settings.x509_extended_key_usage,
+                    vault,
                 ),
                 signer.verifier,
                 attestation,
@@ -146,6 +159,8 @@ def create_app(settings: Settings) -> FastAPI:
                 ),
                 Receipts(repo, proof_service, witnessed=bool(settings.witnesses)),
                 Completeness(maps, repo, proof_service) if settings.map_interval_s else None,
+                vault,
+                disclosures,
             )
             tasks = [
                 asyncio.create_task(sequencer.run(), name="sequencer"),
@@ -207,6 +222,7 @@ def create_app(settings: Settings) -> FastAPI:
         artifacts.search_router,
         metrics_router,
         admin.router,
+        disclosures.router,
         explorer.router,
     )
     for router in routers:

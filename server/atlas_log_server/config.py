@@ -85,6 +85,11 @@ class Settings(BaseSettings):
         description="how often the verifiable map commits new leaves (0: no map, no completeness proofs)",
     )
     simulated_platform_dir: Path | None = Field(default=None, description="default data_dir/simulated-tdx")
+    disclosure_key_dir: Path | None = Field(
+        default=None,
+        description="holds the key-encryption key of confidential entries' disclosures and the tombstones of "
+        "erased ones; keep it out of database backups (default data_dir/disclosures)",
+    )
     signer_command: str | None = Field(
         default=None, description="external signer command (one base64 message per line in, signature out)"
     )
@@ -124,6 +129,8 @@ class Settings(BaseSettings):
             object.__setattr__(self, "key_file", self.data_dir / "log.key")
         if self.simulated_platform_dir is None:
             object.__setattr__(self, "simulated_platform_dir", self.data_dir / "simulated-tdx")
+        if self.disclosure_key_dir is None:
+            object.__setattr__(self, "disclosure_key_dir", self.data_dir / "disclosures")
         if self.witness_quorum > len(self.witnesses):
             raise ValueError("witness_quorum is larger than the number of configured witnesses")
         if self.require_fresh_nonce and self.checkpoint_interval_s > self.nonce_max_age_s / 2:

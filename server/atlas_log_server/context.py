@@ -9,12 +9,14 @@ from atlas_log_server.access import AccessControl
 from atlas_log_server.admission import Admission
 from atlas_log_server.attest.setup import Attestation
 from atlas_log_server.config import Settings
+from atlas_log_server.db.disclosures import DisclosureRepository
 from atlas_log_server.db.repository import Repository
 from atlas_log_server.log.completeness import Completeness
 from atlas_log_server.log.proofs import ProofService
 from atlas_log_server.log.receipts import Receipts
 from atlas_log_server.log.sequencer import Sequencer
 from atlas_log_server.metrics import Metrics
+from atlas_log_server.vault import Vault
 
 
 @dataclass
@@ -30,3 +32,5 @@ class LogContext:
     access: AccessControl
     receipts: Receipts
     completeness: Completeness | None  # None: the log keeps no map (map_interval_s = 0)
+    vault: Vault
+    disclosures: DisclosureRepository

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request, Response
@@ -36,6 +37,14 @@ class TenantSpec(BaseModel):
 class TokenSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     scopes: list[str] = Field(default_factory=lambda: ["submit"], min_length=1, max_length=8)
+
+
+class GrantSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    holder: str = Field(min_length=1, max_length=200, description="whom the grant is for (an auditor, a regulator)")
+    expires_in_days: float = Field(
+        default=90, alias="expiresInDays", gt=0, le=3660, description="the grant ends this many days from now"
+    )
 
 
 @router.put(
@@ -74,6 +83,31 @@ async def create_token(name: TenantName, spec: TokenSpec, ctx: Admin) -> dict[st
     if issued is None:
         raise NotFound("tenant-not-found", f"no tenant {name!r}; create it with PUT /admin/v1/tenants/{name}")
     return {"id": issued[0], "token": issued[1], "tenant": name, "scopes": sorted(scopes)}
+
+
+@router.post(
+    "/tenants/{name}/grants",
+    status_code=201,
+    summary="Grant an auditor or regulator read access to a tenant's confidential disclosures",
+    response_model=None,
+    responses=answers(schemas.IssuedToken, 400, 401, 403, 404, status=201, description="the grant's token"),
+)
+async def create_grant(name: TenantName, spec: GrantSpec, ctx: Admin) -> dict[str, Any]:
+    """A ``read-disclosures`` token of the tenant for ``holder``, ending after ``expiresInDays``; revoke it
+    with ``DELETE /admin/v1/tokens/{id}``. Every read it makes is recorded for the tenant to see."""
+    expires = dt.datetime.now(dt.UTC) + dt.timedelta(days=spec.expires_in_days)
+    scopes = frozenset({"read-disclosures"})
+    issued = await ctx.access.issue_token(name, scopes, expires, spec.holder)
+    if issued is None:
+        raise NotFound("tenant-not-found", f"no tenant {name!r}; create it with PUT /admin/v1/tenants/{name}")
+    return {
+        "id": issued[0],
+        "token": issued[1],
+        "tenant": name,
+        "scopes": sorted(scopes),
+        "holder": spec.holder,
+        "expiresAt": expires.isoformat(),
+    }
 
 
 @router.delete(

@@ -58,9 +58,9 @@ async def submit_entry(request: Request) -> Response:
 
 
 async def _submit(request: Request, ctx: LogContext) -> tuple[Response, bool]:
-    await ctx.access.authorize_submission(request)
+    grant = await ctx.access.authorize_submission(request)
     raw = await request.body()
-    pending: PendingEntry = await ctx.admission.admit(raw, int(time.time()))
+    pending: PendingEntry = await ctx.admission.admit(raw, int(time.time()), grant.tenant if grant else None)
     placed = await ctx.sequencer.submit(pending)
     receipt = await ctx.receipts.receipt(pending.entry_id, placed)
     if request.query_params.get("wait") == "witnessed":

@@ -252,6 +252,30 @@ class IssuedToken(_Answer):
     token: str = Field(description="the secret: shown only here")
     tenant: str
     scopes: list[str]
+    holder: str | None = Field(default=None, description="a grant's holder")
+    expires_at: str | None = Field(default=None, alias="expiresAt", description="when a grant ends (ISO 8601)")
+
+
+class Disclosures(_Answer):
+    log_index: int = Field(alias="logIndex", ge=0)
+    disclosures: list[str] = Field(description="the entry's disclosures (SD-JWT style, base64url)")
+
+
+class Erased(_Answer):
+    log_index: int = Field(alias="logIndex", ge=0)
+    erased_at: str = Field(alias="erasedAt", description="ISO 8601")
+
+
+class DisclosureRead(_Answer):
+    at: str
+    log_index: int = Field(alias="logIndex", ge=0)
+    reader: str
+    action: str = Field(description="read or erase")
+
+
+class DisclosureReads(_Answer):
+    tenant: str
+    reads: list[DisclosureRead]
 
 
 _WHY = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,6 +20,8 @@ class Grant:
     burst: int
     daily_quota: int | None
     revoked: bool
+    expires_at: dt.datetime | None = None  # a grant to read disclosures ends then
+    holder: str | None = None  # whom a grant was issued to (an auditor, a regulator)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +45,9 @@ class AccessRepository:
     async def token(self, token_id: str) -> tuple[Grant, bytes] | None:
         """The grant of token ``token_id`` and the SHA-256 of its secret, if the token exists."""
         row = await self.pool.fetchrow(
-            "SELECT t.id, t.tenant, t.secret_sha256, t.scopes, t.revoked_at IS NOT NULL AS revoked, "
-            "n.rate_per_s, n.burst, n.daily_quota FROM tokens t JOIN tenants n ON n.name = t.tenant WHERE t.id = $1",
+            "SELECT t.id, t.tenant, t.secret_sha256, t.scopes, t.revoked_at IS NOT NULL AS revoked, t.expires_at, "
+            "t.holder, n.rate_per_s, n.burst, n.daily_quota FROM tokens t JOIN tenants n ON n.name = t.tenant "
+            "WHERE t.id = $1",
             token_id,
         )
         if row is None:
@@ -56,6 +60,8 @@ class AccessRepository:
             row["burst"],
             row["daily_quota"],
             row["revoked"],
+            row["expires_at"],
+            row["holder"],
         )
         return grant, bytes(row["secret_sha256"])
 
@@ -96,16 +102,27 @@ class AccessRepository:
             for r in rows
         ]
 
-    async def add_token(self, token_id: str, tenant: str, secret_sha256: bytes, scopes: Sequence[str]) -> bool:
+    async def add_token(
+        self,
+        token_id: str,
+        tenant: str,
+        secret_sha256: bytes,
+        scopes: Sequence[str],
+        expires_at: dt.datetime | None = None,
+        holder: str | None = None,
+    ) -> bool:
         """Store a token of ``tenant``; returns False (storing nothing) when the tenant does not exist."""
         if await self.pool.fetchval("SELECT 1 FROM tenants WHERE name = $1", tenant) is None:
             return False
         await self.pool.execute(
-            "INSERT INTO tokens (id, tenant, secret_sha256, scopes) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO tokens (id, tenant, secret_sha256, scopes, expires_at, holder) "
+            "VALUES ($1, $2, $3, $4, $5, $6)",
             token_id,
             tenant,
             secret_sha256,
             list(scopes),
+            expires_at,
+            holder,
         )
         return True
 

@@ -153,6 +153,13 @@ class BatchTransaction:
                 "entry_artifacts", records=rows, columns=["idx", "digest", "role", "name", "json_path", "version"]
             )
 
+    async def insert_disclosures(self, rows: Sequence[tuple[int, str | None, bytes, bytes]]) -> None:
+        """Sealed disclosures ``(index, tenant, wrapped key, ciphertext)`` of new entries, with them."""
+        if rows:
+            await self._conn.copy_records_to_table(
+                "entry_disclosures", records=rows, columns=["idx", "tenant", "wrapped_key", "ciphertext"]
+            )
+
     async def write_tiles(self, writes: Iterable[tuple[int, int, int, bytes]]) -> None:
         """Apply ``(level, index, existing_width, appended_hashes)``: insert new tiles, extend partial ones."""
         inserts = []

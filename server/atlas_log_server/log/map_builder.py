@@ -15,9 +15,20 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections.abc import Generator
 
 from atlas_log.entry import canonical_json
-from atlas_log.vmap import MapCommitment, MapKey, MapRoot, MemoryMap, NodeWrite, map_changes, update_steps
+from atlas_log.vmap import (
+    MapCommitment,
+    MapKey,
+    MapRoot,
+    MemoryMap,
+    NodeWrite,
+    Position,
+    StoredNode,
+    map_changes,
+    update_steps,
+)
 from atlas_log_server.db.repository import Repository
 from atlas_log_server.db.vmap import MapRepository, MapVersion
 from atlas_log_server.log.sequencer import PendingEntry, Sequencer
@@ -33,6 +44,18 @@ def commitment_entry(version: MapVersion, now: int) -> PendingEntry:
     body = canonical_json(MapCommitment(version.tree_size, version.root, version.keys).body())
     entry_id = hashlib.sha256(b"atlas-log/map-commitment/v2\n%d" % version.tree_size).digest()
     return PendingEntry(entry_id, body, body, now)
+
+
+def _advance(
+    steps: Generator[list[Position], dict[Position, StoredNode], tuple[bytes, int, list[NodeWrite]]],
+    found: dict[Position, StoredNode],
+) -> list[Position] | tuple[bytes, int, list[NodeWrite]]:
+    """The next positions the update needs, or its result (a StopIteration cannot cross a thread's future)."""
+    try:
+        return steps.send(found)
+    except StopIteration as done:
+        result: tuple[bytes, int, list[NodeWrite]] = done.value
+        return result
 
 
 class MapBuilder:
@@ -77,14 +100,13 @@ class MapBuilder:
                 # commit its own commitments forever.
                 return False
             steps = update_steps(changes)
-            wanted = next(steps)
-            try:
-                async with self.maps.snapshot() as snap:
-                    while True:
-                        wanted = steps.send(await snap.nodes(wanted, start))
-            except StopIteration as done:
-                result: tuple[bytes, int, list[NodeWrite]] = done.value
-            root, added, writes = result
+            wanted: list[Position] | tuple[bytes, int, list[NodeWrite]] = next(steps)
+            async with self.maps.snapshot() as snap:
+                while isinstance(wanted, list):
+                    found = await snap.nodes(wanted, start)
+                    # The hashing runs off the event loop, which keeps answering requests meanwhile.
+                    wanted = await asyncio.to_thread(_advance, steps, found)
+            root, added, writes = wanted
             version = MapVersion(stop, MapRoot(root), (0 if latest is None else latest.keys) + added, None)
             await self.maps.write_version(version.tree_size, root, version.keys, writes)
             await self._commit(version)

@@ -34,6 +34,7 @@ from atlas_log_server.db.repository import Repository, StorageError, StoredEntry
 from atlas_log_server.errors import Conflict, Gone, Unavailable
 from atlas_log_server.log.signer import CheckpointSigner, SignerUnavailable, SigningRefused
 from atlas_log_server.metrics import Metrics
+from atlas_log_server.vault import Sealed
 
 _log = logging.getLogger(__name__)
 
@@ -81,6 +82,8 @@ class PendingEntry:
     rows: tuple[IndexRow, ...] = ()  # what the artifact index stores of it
     predicate_type: str | None = None
     quote_sha256: bytes | None = None  # SHA-256 of what its own quote's attestation key signed, if it has a quote
+    sealed: Sealed | None = None  # its disclosures, encrypted (a confidential entry)
+    tenant: str | None = None  # who submitted it (None on a log without tenants)
 
 
 class BatchNodes:
@@ -321,6 +324,7 @@ class Sequencer:
             placed: list[tuple[int, bool, bytes | None, QuoteReused | None]] = []
             new: list[StoredEntry] = []
             index_rows: list[tuple[int, str, str, str | None, str, str | None]] = []
+            sealed_rows: list[tuple[int, str | None, bytes, bytes]] = []
             last = await tx.last_naming(sorted({d for e in entries for d in e.linked}))
             for e in entries:
                 idx = existing.get(e.entry_id)
@@ -346,6 +350,8 @@ class Sequencer:
                     )
                 )
                 index_rows.extend((idx, r.digest, r.role, r.name, r.path, r.version) for r in e.rows)
+                if e.sealed is not None:
+                    sealed_rows.append((idx, e.tenant, e.sealed.wrapped_key, e.sealed.ciphertext))
                 placed.append((idx, True, leaf, None))
 
             previous = Checkpoint(self.repo.origin, state.size, state.root_hash)
@@ -357,6 +363,7 @@ class Sequencer:
                 # the commit, off the event loop (file lock, fsync, external signer).
                 await tx.insert_entries(new)
                 await tx.insert_artifacts(index_rows)
+                await tx.insert_disclosures(sealed_rows)
                 await tx.write_tiles(_tile_writes(rows))
                 note = await self._sign(previous, checkpoint, proof)
                 try:

@@ -1,0 +1,278 @@
+"""Selective disclosure in signed statements, after SD-JWT (RFC 9901 §4.2): a pipeline hides fields of its
+in-toto statement behind salted digests before signing, and hands the values over separately.
+
+A *disclosure* is the base64url (no padding) of the UTF-8 JSON array ``[salt, name, value]`` for an object
+member, or ``[salt, value]`` for an array element; its digest is the base64url of SHA-256 over that ASCII
+text (RFC 9901 §4.2.3). Redacting a member removes it from its object and adds the digest to the object's
+``"_sd"`` array (sorted, so the order reveals nothing); redacting an element replaces it with
+``{"...": digest}``. The statement's top level says ``"_sd_alg": "sha-256"``. The DSSE signature, the TDX
+binding and the log's leaf cover the redacted statement only, so anyone verifies a confidential entry as any
+other; a disclosure holder proves a hidden value is the committed one by its digest (:func:`reveal`).
+
+Salts are 128 random bits (RFC 9901 §9.3), so a digest does not let anyone test a guessed value.
+
+Paths name what to hide: dot-separated member names with ``[i]`` for an element and ``[*]`` for every element,
+for example ``predicate.buildDefinition.externalParameters.hyperparameters``, ``predicate.resources[*].name``
+or ``subject[0].digest``. The last step is the member or element hidden.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import json
+import os
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from atlas_log._encoding import json_loads
+from atlas_log.errors import FormatError, VerificationError
+
+__all__ = [
+    "SD_ALG",
+    "Disclosure",
+    "Revealed",
+    "hidden_digests",
+    "parse_disclosure",
+    "redact",
+    "reveal",
+]
+
+SD_ALG = "sha-256"
+SALT_BYTES = 16
+MAX_DISCLOSURES = 1000
+_RESERVED = ("_sd", "...", "_sd_alg")
+_STEP = re.compile(r"([^.\[\]]+)|\[(\d+|\*)\]")
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64url(text: str, what: str) -> bytes:
+    if not isinstance(text, str) or not re.fullmatch(r"[A-Za-z0-9_-]*", text) or len(text) % 4 == 1:
+        raise FormatError(f"{what} is not base64url without padding")
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@dataclass(frozen=True, slots=True)
+class Disclosure:
+    """One hidden value: its encoded text (what the digest covers), salt, member name (None for an array
+    element) and value."""
+
+    encoded: str
+    salt: str
+    name: str | None
+    value: Any
+
+    @property
+    def digest(self) -> str:
+        """``base64url(SHA-256(encoded))``, the value that stands in the statement (RFC 9901 §4.2.3)."""
+        return _b64url(hashlib.sha256(self.encoded.encode("ascii")).digest())
+
+    @classmethod
+    def make(cls, name: str | None, value: Any, salt: bytes | None = None) -> Disclosure:
+        """A new disclosure with a fresh 128-bit salt (or ``salt``) for a member ``name`` (None: an element)."""
+        salt_text = _b64url(salt if salt is not None else os.urandom(SALT_BYTES))
+        parts = [salt_text, value] if name is None else [salt_text, name, value]
+        text = _b64url(_json(parts))
+        return cls(text, salt_text, name, value)
+
+
+def _json(value: Any) -> bytes:
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError) as exc:
+        raise FormatError(f"a disclosed value must be JSON: {exc}") from exc
+
+
+def parse_disclosure(text: Any) -> Disclosure:
+    """Parse one encoded disclosure strictly; raises :class:`FormatError`."""
+    if not isinstance(text, str) or not text or len(text) > 1 << 20:
+        raise FormatError("a disclosure is a non-empty base64url string (at most 1 MiB)")
+    parts: Any = json_loads(_unb64url(text, "disclosure"), "disclosure")
+    if not isinstance(parts, list) or len(parts) not in (2, 3) or not isinstance(parts[0], str):
+        raise FormatError("a disclosure is a JSON array [salt, name, value] or [salt, value]")
+    salt = parts[0]
+    if len(_unb64url(salt, "a disclosure's salt")) < SALT_BYTES:
+        raise FormatError(f"a disclosure's salt must hold at least {SALT_BYTES * 8} bits")
+    if len(parts) == 3:
+        if not isinstance(parts[1], str) or parts[1] in _RESERVED:
+            raise FormatError(f"a disclosure's name must be a string other than {', '.join(_RESERVED)}")
+        return Disclosure(text, salt, parts[1], parts[2])
+    return Disclosure(text, salt, None, parts[1])
+
+
+def _steps(path: str) -> list[str | int]:
+    steps: list[str | int] = []
+    at = 0
+    for m in _STEP.finditer(path):
+        if m.start() != at and path[at : m.start()] != ".":
+            raise FormatError(f"path {path!r} is not member names joined by '.', with [i] or [*] for elements")
+        steps.append(m.group(1) if m.group(1) is not None else (-1 if m.group(2) == "*" else int(m.group(2))))
+        at = m.end()
+    if not steps or at != len(path):
+        raise FormatError(f"path {path!r} is not member names joined by '.', with [i] or [*] for elements")
+    return steps
+
+
+def _targets(node: Any, steps: list[str | int], path: str) -> Iterator[tuple[Any, str | int]]:
+    """Each (container, key) the path names; raises when a step does not exist."""
+    head, rest = steps[0], steps[1:]
+    if isinstance(head, str):
+        if not isinstance(node, dict) or head not in node:
+            raise FormatError(f"path {path!r}: no member {head!r} there")
+        keys: list[str | int] = [head]
+    else:
+        if not isinstance(node, list):
+            raise FormatError(f"path {path!r}: not a list where [{'*' if head < 0 else head}] stands")
+        if head >= len(node):
+            raise FormatError(f"path {path!r}: no element {head}")
+        keys = list(range(len(node))) if head < 0 else [head]
+    for key in keys:
+        if rest:
+            yield from _targets(node[key], rest, path)
+        else:
+            yield node, key
+
+
+def redact(
+    statement: dict[str, Any], paths: Sequence[str], salt: Callable[[], bytes] | None = None
+) -> tuple[dict[str, Any], tuple[Disclosure, ...]]:
+    """The statement with each path's member or element hidden, and the disclosures that reveal them
+    (``salt`` gives each one's salt; default 128 random bits). Deeper paths are hidden first, so a hidden
+    object may itself hold hidden members. Raises :class:`FormatError` for a path that names nothing."""
+    out = copy.deepcopy(statement)
+    chosen: list[tuple[int, Any, str | int]] = []
+    for path in paths:
+        steps = _steps(path)
+        if steps[0] in ("_type", "predicateType", "subject") and len(steps) == 1:
+            raise FormatError(f"path {path!r}: the statement's type and subject list stay public")
+        chosen.extend((len(steps), container, key) for container, key in _targets(out, steps, path))
+    disclosures: list[Disclosure] = []
+    hidden: set[tuple[int, str | int]] = set()
+    # Deepest first, and elements from the highest index down, so earlier hides do not move later targets.
+    for _, container, key in sorted(chosen, key=lambda c: (-c[0], -(c[2] if isinstance(c[2], int) else 0))):
+        if (id(container), key) in hidden:
+            continue
+        hidden.add((id(container), key))
+        s = salt() if salt is not None else None
+        if isinstance(key, int):
+            d = Disclosure.make(None, container[key], s)
+            container[key] = {"...": d.digest}
+        else:
+            d = Disclosure.make(key, container.pop(key), s)
+            container["_sd"] = sorted([*container.get("_sd", []), d.digest])
+        disclosures.append(d)
+    if disclosures:
+        out["_sd_alg"] = SD_ALG
+    return out, tuple(disclosures)
+
+
+def hidden_digests(statement: Any) -> set[str]:
+    """Every disclosure digest that stands in ``statement`` (in ``_sd`` arrays and ``{"...": d}`` elements)."""
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if set(node) == {"..."} and isinstance(node["..."], str):
+                found.add(node["..."])
+                return
+            for d in node.get("_sd", []) if isinstance(node.get("_sd"), list) else []:
+                if isinstance(d, str):
+                    found.add(d)
+            for k, v in node.items():
+                if k != "_sd":
+                    walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(statement)
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class Revealed:
+    """A statement with its disclosures put back: ``statement`` as the pipeline wrote it, and each
+    disclosure with the JSON path where its value stands."""
+
+    statement: dict[str, Any]
+    disclosed: tuple[tuple[str, Disclosure], ...]
+
+
+def reveal(statement: dict[str, Any], disclosures: Sequence[Disclosure]) -> Revealed:
+    """Put ``disclosures`` back into the redacted ``statement`` (the signed one), proving each is the value
+    committed there (RFC 9901 §7.1 steps 3-5): every disclosure's digest must stand exactly once in the
+    statement or in another disclosed value, a member disclosure in an ``_sd`` array and an element disclosure
+    in ``{"...": digest}``, and a revealed member may not already be there. Digests left without a disclosure
+    stay hidden (the result keeps their ``_sd`` and ``...`` entries). Raises :class:`VerificationError`."""
+    if len(disclosures) > MAX_DISCLOSURES:
+        raise VerificationError(f"more than {MAX_DISCLOSURES} disclosures")
+    if statement.get("_sd_alg", SD_ALG) != SD_ALG:
+        raise VerificationError(f"the statement's _sd_alg must be {SD_ALG!r}")
+    by_digest: dict[str, Disclosure] = {}
+    for d in disclosures:
+        if d.digest in by_digest:
+            raise VerificationError("a disclosure is given twice")
+        by_digest[d.digest] = d
+    used: dict[str, str] = {}
+
+    def take(digest: str, path: str) -> Disclosure | None:
+        if digest in used:
+            raise VerificationError(f"digest {digest} stands twice (at {used[digest]} and {path})")
+        used[digest] = path
+        return by_digest.get(digest)
+
+    def walk(node: Any, path: str) -> Any:
+        if isinstance(node, dict):
+            out: dict[str, Any] = {}
+            sd = node.get("_sd", [])
+            if not isinstance(sd, list) or not all(isinstance(x, str) for x in sd):
+                raise VerificationError(f"{path}._sd must be a list of digests")
+            for k, v in node.items():
+                if k != "_sd":
+                    out[k] = walk(v, f"{path}.{k}")
+            kept = []
+            for digest in sd:
+                d = take(digest, f"{path}._sd")
+                if d is None:
+                    kept.append(digest)
+                    continue
+                if d.name is None:
+                    raise VerificationError(f"an element's disclosure is named in an object's _sd at {path}")
+                if d.name in out:
+                    raise VerificationError(f"the disclosure of {path}.{d.name} names a member already there")
+                out[d.name] = walk(d.value, f"{path}.{d.name}")
+                disclosed.append((f"{path}.{d.name}", d))
+            if kept:
+                out["_sd"] = kept
+            return out
+        if isinstance(node, list):
+            items = []
+            for i, v in enumerate(node):
+                if isinstance(v, dict) and set(v) == {"..."} and isinstance(v["..."], str):
+                    d = take(v["..."], f"{path}[{i}]")
+                    if d is None:
+                        items.append(v)
+                        continue
+                    if d.name is not None:
+                        raise VerificationError(f"a member's disclosure stands for the element {path}[{i}]")
+                    items.append(walk(d.value, f"{path}[{i}]"))
+                    disclosed.append((f"{path}[{i}]", d))
+                else:
+                    items.append(walk(v, f"{path}[{i}]"))
+            return items
+        return node
+
+    disclosed: list[tuple[str, Disclosure]] = []
+    full = walk(statement, "$")
+    stray = set(by_digest) - set(used)
+    if stray:
+        raise VerificationError(f"a disclosure ({min(stray)}) is not committed anywhere in the statement")
+    if not hidden_digests(full):
+        full.pop("_sd_alg", None)
+    return Revealed(full, tuple(sorted(disclosed, key=lambda p: p[0])))

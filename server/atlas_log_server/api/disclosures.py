@@ -1,0 +1,108 @@
+"""Confidential entries' disclosures: read by the submitting tenant and its grant holders (every read
+recorded), erased by the tenant or the admin (crypto-shredding), and the tenant's record of reads."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from atlas_log_server.api import schemas
+from atlas_log_server.api.deps import log_context
+from atlas_log_server.api.schemas import answers
+from atlas_log_server.context import LogContext
+from atlas_log_server.db.disclosures import StoredDisclosures
+from atlas_log_server.errors import Forbidden, Gone, NotFound, ServerError
+from atlas_log_server.vault import VaultError
+
+router = APIRouter(prefix="/api/v1", tags=["confidential entries"])
+Ctx = Annotated[LogContext, Depends(log_context)]
+Index = Annotated[int, Path(ge=0, le=(1 << 63) - 1)]
+
+
+class Erasure(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=500, description="why the disclosures are erased (recorded)")
+
+
+async def _stored(ctx: LogContext, index: int) -> StoredDisclosures:
+    stored = await ctx.disclosures.get(index)
+    if stored is None:
+        raise NotFound("no-disclosures", f"entry {index} has no confidential disclosures (or does not exist)")
+    return stored
+
+
+def _denied(index: int) -> ServerError:
+    # One answer for "not yours" whoever asks, so a token does not learn whose an entry is.
+    return Forbidden("not-granted", f"this token may not read or erase the disclosures of entry {index}")
+
+
+@router.get(
+    "/entries/{index}/disclosures",
+    summary="A confidential entry's disclosures, for its tenant and the tenant's grant holders",
+    response_model=None,
+    responses=answers(schemas.Disclosures, 401, 403, 404, 410),
+)
+async def read_disclosures(index: Index, request: Request, ctx: Ctx) -> dict[str, Any]:
+    reader = await ctx.access.disclosure_reader(request)
+    stored = await _stored(ctx, index)
+    if not reader.may_read(stored.tenant):
+        raise _denied(index)
+    if stored.sealed is None:
+        raise Gone("disclosures-erased", f"the disclosures of entry {index} were erased on {stored.erased_at}")
+    try:
+        disclosures = await asyncio.to_thread(ctx.vault.open, stored.entry_id, stored.sealed)
+    except VaultError as exc:
+        raise Gone("disclosures-erased", f"the disclosures of entry {index} cannot be opened: {exc}") from exc
+    await ctx.disclosures.record(index, stored.tenant, reader.who, "read")
+    return {"logIndex": index, "disclosures": disclosures}
+
+
+@router.delete(
+    "/entries/{index}/disclosures",
+    summary="Erase a confidential entry's disclosures for good; the entry and every proof stay valid",
+    response_model=None,
+    responses=answers(schemas.Erased, 400, 401, 403, 404, 410),
+)
+async def erase_disclosures(index: Index, erasure: Erasure, request: Request, ctx: Ctx) -> dict[str, Any]:
+    """The tenant (its submit token) or the admin destroys the entry's data key: the tombstone is written
+    beside the key-encryption key first, then the wrapped key and ciphertext are dropped."""
+    reader = await ctx.access.disclosure_reader(request)
+    stored = await _stored(ctx, index)
+    if not (reader.admin or (reader.owner and reader.may_read(stored.tenant))):
+        raise _denied(index)
+    if stored.sealed is None:
+        raise Gone("disclosures-erased", f"the disclosures of entry {index} were already erased on {stored.erased_at}")
+    await asyncio.to_thread(ctx.vault.bury, stored.entry_id)
+    await ctx.disclosures.erase(index, reader.who, erasure.reason)
+    await ctx.disclosures.record(index, stored.tenant, reader.who, "erase")
+    erased = await ctx.disclosures.get(index)
+    assert erased is not None and erased.erased_at is not None
+    return {"logIndex": index, "erasedAt": erased.erased_at.isoformat()}
+
+
+@router.get(
+    "/disclosure-reads",
+    summary="Every read and erasure of a tenant's disclosures, newest first",
+    response_model=None,
+    responses=answers(schemas.DisclosureReads, 400, 401, 403),
+)
+async def disclosure_reads(
+    request: Request,
+    ctx: Ctx,
+    tenant: Annotated[str | None, Query(description="the admin names the tenant; a tenant sees its own")] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> dict[str, Any]:
+    reader = await ctx.access.disclosure_reader(request)
+    if reader.admin:
+        if tenant is None:
+            raise Forbidden("tenant-required", "the admin names the tenant: ?tenant=NAME")
+        whose = tenant
+    elif not reader.owner or (tenant is not None and tenant != reader.tenant):
+        raise Forbidden("not-granted", "only the tenant's own token (or the admin) sees its record of reads")
+    else:
+        assert reader.tenant is not None
+        whose = reader.tenant
+    return {"tenant": whose, "reads": await ctx.disclosures.reads(whose, limit)}

@@ -1,0 +1,131 @@
+"""The disclosure vault: a confidential entry's disclosures, encrypted at rest, erasable for good.
+
+Each entry's disclosures (the JSON list of their encoded texts) are encrypted with AES-256-GCM under a data key
+of their own, bound to the entry by its ID as associated data, so a ciphertext moved to another entry does not
+open. The data key is stored wrapped by the log's key-encryption key (:class:`KeyWrapper`: a key file in the
+key directory, :class:`FileKek`, or an external KMS implementing the same two calls), never in the clear.
+
+Erasing an entry's disclosures (crypto-shredding) drops its wrapped key and ciphertext from the database, and
+first appends the entry to a tombstone file beside the key-encryption key: a database backup taken before the
+erasure still holds the wrapped key, and the key-encryption key still opens it, so the vault refuses to open
+any tombstoned entry and :meth:`Vault.tombstoned` lets the server erase such rows again when it starts on a
+restored database. The tombstones live with the key material, outside every database dump.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+_AAD = b"atlas-log/disclosures/v1\n"
+_KEY_AAD = b"atlas-log/disclosure-key/v1\n"
+_NONCE = 12
+
+
+class VaultError(Exception):
+    """A sealed value that does not open (wrong key, altered bytes, another entry's) or an erased one."""
+
+
+class KeyWrapper(Protocol):
+    """Wraps and unwraps data keys; ``context`` (the entry ID) must be given back to unwrap."""
+
+    def wrap(self, key: bytes, context: bytes) -> bytes: ...
+
+    def unwrap(self, wrapped: bytes, context: bytes) -> bytes: ...
+
+
+class FileKek:
+    """A 256-bit key-encryption key in a file of the key directory (created, mode 0600, on first use)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            key = path.read_bytes()
+        except FileNotFoundError:
+            key = AESGCM.generate_key(bit_length=256)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:  # another process made it first
+                key = path.read_bytes()
+            else:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(key)
+                    f.flush()
+                    os.fsync(f.fileno())
+        if len(key) != 32:
+            raise VaultError(f"{path} does not hold a 256-bit key")
+        self._aead = AESGCM(key)
+
+    def wrap(self, key: bytes, context: bytes) -> bytes:
+        nonce = os.urandom(_NONCE)
+        return nonce + self._aead.encrypt(nonce, key, _KEY_AAD + context)
+
+    def unwrap(self, wrapped: bytes, context: bytes) -> bytes:
+        try:
+            return self._aead.decrypt(wrapped[:_NONCE], wrapped[_NONCE:], _KEY_AAD + context)
+        except InvalidTag as exc:
+            raise VaultError("the data key does not unwrap under this log's key-encryption key") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Sealed:
+    """An entry's disclosures at rest: the wrapped data key and the ciphertext (nonce first)."""
+
+    wrapped_key: bytes
+    ciphertext: bytes
+
+
+class Vault:
+    """Seals, opens and erases disclosures; ``tombstones`` is the file of erased entry IDs (hex, one a line)."""
+
+    def __init__(self, wrapper: KeyWrapper, tombstones: Path) -> None:
+        self.wrapper = wrapper
+        self.tombstones = tombstones
+        self._lock = threading.Lock()
+
+    def seal(self, entry_id: bytes, disclosures: list[str]) -> Sealed:
+        key = AESGCM.generate_key(bit_length=256)
+        nonce = os.urandom(_NONCE)
+        plain = json.dumps(disclosures, separators=(",", ":")).encode()
+        return Sealed(self.wrapper.wrap(key, entry_id), nonce + AESGCM(key).encrypt(nonce, plain, _AAD + entry_id))
+
+    def open(self, entry_id: bytes, sealed: Sealed) -> list[str]:
+        """The disclosures; raises :class:`VaultError` when they do not open or the entry was erased."""
+        if entry_id.hex() in self.tombstoned():
+            raise VaultError("this entry's disclosures were erased")
+        key = self.wrapper.unwrap(sealed.wrapped_key, entry_id)
+        try:
+            plain = AESGCM(key).decrypt(sealed.ciphertext[:_NONCE], sealed.ciphertext[_NONCE:], _AAD + entry_id)
+        except InvalidTag as exc:
+            raise VaultError("the disclosures do not open with their data key (altered, or another entry's)") from exc
+        out = json.loads(plain)
+        if not isinstance(out, list) or not all(isinstance(d, str) for d in out):
+            raise VaultError("sealed disclosures are not a list of strings")
+        return out
+
+    def bury(self, entry_id: bytes) -> None:
+        """Record the erasure outside the database, durably, before the database forgets the key."""
+        with self._lock:
+            self.tombstones.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.tombstones, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
+                os.write(fd, entry_id.hex().encode() + b"\n")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def tombstoned(self) -> frozenset[str]:
+        """The IDs (hex) of every entry whose disclosures were erased."""
+        try:
+            text = self.tombstones.read_text()
+        except FileNotFoundError:
+            return frozenset()
+        return frozenset(line.strip() for line in text.splitlines() if line.strip())

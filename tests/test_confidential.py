@@ -1,0 +1,219 @@
+"""Confidential entries over HTTP against a real server: hidden values reach no public answer, tile or log line;
+disclosures are served only to the tenant and its live grants (every read recorded); a swapped disclosure is
+refused; erasure destroys the data key, keeps every proof valid, and survives a restart and a backup restore."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from atlas_log.disclosure import Disclosure, parse_disclosure, redact, reveal
+from atlas_log.intoto import SLSA_V1
+from atlas_log.submission import signed_submission
+from tests.conftest import ServerProcess
+
+ADMIN = "atladm_confidential-admin-0123456789"
+CANARY = "s3://vendor-secret/canary-7f3a9c"
+LR = 0.000123456789
+
+
+def _statement(n: int) -> dict[str, Any]:
+    return {
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": f"model-{n}", "digest": {"sha256": hashlib.sha256(b"m%d" % n).hexdigest()}}],
+        "predicateType": SLSA_V1,
+        "predicate": {
+            "buildDefinition": {
+                "buildType": "https://atlas-log.dev/ml/training/v1",
+                "externalParameters": {"dataset": CANARY, "hyperparameters": {"lr": LR}},
+                "resolvedDependencies": [
+                    {"name": "train", "uri": CANARY + "/train", "digest": {"sha256": hashlib.sha256(b"d").hexdigest()}}
+                ],
+            },
+            "runDetails": {"builder": {"id": "https://example.com/trainer"}},
+        },
+    }
+
+
+HIDDEN = [
+    "predicate.buildDefinition.externalParameters.dataset",
+    "predicate.buildDefinition.externalParameters.hyperparameters",
+    "predicate.buildDefinition.resolvedDependencies[*].uri",
+]
+
+
+def _confidential(key: Ed25519PrivateKey, n: int, platform: Any) -> tuple[dict[str, Any], tuple[Disclosure, ...]]:
+    redacted, disclosures = redact(_statement(n), HIDDEN)
+    payload = json.dumps(redacted, separators=(",", ":")).encode()
+    return signed_submission(key, payload, platform, disclosures=disclosures), disclosures
+
+
+@pytest.fixture
+def log(db_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
+    env = {"ATLAS_ADMIN_TOKEN_SHA256": hashlib.sha256(ADMIN.encode()).hexdigest()}
+    server = ServerProcess(db_url, tmp_path / "data", env=env)
+    yield server
+    server.stop()
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _tenant(http: httpx.Client, name: str) -> str:
+    admin = _bearer(ADMIN)
+    assert http.put(f"/admin/v1/tenants/{name}", json={"ratePerSecond": 100, "burst": 100}, headers=admin).is_success
+    token = http.post(f"/admin/v1/tenants/{name}/tokens", json={}, headers=admin).json()["token"]
+    return str(token)
+
+
+def _bundle(http: httpx.Client, index: int) -> str:
+    """The entry bundle holding ``index`` (C2SP tlog-tiles), as text."""
+    size = http.get("/api/v1/log").json()["treeSize"]
+    block, width = index // 256, min(256, size - index // 256 * 256)
+    path = f"/tile/entries/{block:03d}" + ("" if width == 256 else f".p/{width}")
+    r = http.get(path)
+    assert r.status_code == 200, path
+    return r.content.decode("utf-8", "replace")
+
+
+def _problem(r: httpx.Response, status: int, slug: str) -> None:
+    assert r.status_code == status, r.text
+    assert r.json()["type"].endswith("/" + slug), r.text
+
+
+def test_hidden_values_stay_private_and_grants_are_enforced(log: ServerProcess) -> None:
+    key = Ed25519PrivateKey.generate()
+    with httpx.Client(base_url=log.url, timeout=30) as http:
+        vendor, other = _tenant(http, "vendor"), _tenant(http, "other")
+        sub, disclosures = _confidential(key, 0, log.platform)
+        r = http.post("/api/v1/entries", json=sub, headers=_bearer(vendor))
+        assert r.status_code == 201, r.text
+        index = r.json()["logIndex"]
+        # Anyone verifies the entry: it is in the log with its quote, and its statement is the redacted one.
+        public = [
+            http.get(f"/api/v1/entries/{index}").text,
+            http.get("/api/v1/submissions", params={"start": index, "count": 1}).text,
+            http.get(f"/api/v1/artifacts/sha256:{hashlib.sha256(b'm0').hexdigest()}/history").text,
+            http.get("/api/v1/search", params={"name": "model-0"}).text,
+            _bundle(http, index),
+            http.get("/metrics").text,
+        ]
+        for text in public:
+            assert CANARY not in text and str(LR) not in text
+        # The tenant reads its disclosures back, and they reveal the values the signed statement commits to.
+        got = http.get(f"/api/v1/entries/{index}/disclosures", headers=_bearer(vendor))
+        assert got.status_code == 200, got.text
+        entry = http.get(f"/api/v1/entries/{index}").json()
+        payload = base64.b64decode(entry["submission"]["dsseEnvelope"]["payload"])
+        revealed = reveal(json.loads(payload), [parse_disclosure(d) for d in got.json()["disclosures"]])
+        assert revealed.statement == _statement(0)
+        # Another tenant, an anonymous reader, a grant: only the tenant's own and its live grants read.
+        _problem(http.get(f"/api/v1/entries/{index}/disclosures", headers=_bearer(other)), 403, "not-granted")
+        _problem(http.get(f"/api/v1/entries/{index}/disclosures"), 401, "unauthorized")
+        admin = _bearer(ADMIN)
+        grant = http.post("/admin/v1/tenants/vendor/grants", json={"holder": "EU AI Office"}, headers=admin).json()
+        assert http.get(f"/api/v1/entries/{index}/disclosures", headers=_bearer(grant["token"])).status_code == 200
+        # A grant reads, but does not erase, and does not see the tenant's record of reads.
+        _problem(
+            http.request(
+                "DELETE", f"/api/v1/entries/{index}/disclosures", json={"reason": "x"}, headers=_bearer(grant["token"])
+            ),
+            403,
+            "not-granted",
+        )
+        _problem(http.get("/api/v1/disclosure-reads", headers=_bearer(grant["token"])), 403, "not-granted")
+        reads = http.get("/api/v1/disclosure-reads", headers=_bearer(vendor)).json()["reads"]
+        assert [r["action"] for r in reads] == ["read", "read"]
+        assert "EU AI Office" in reads[0]["reader"] and reads[0]["logIndex"] == index
+        # Revoked and expired grants are refused.
+        assert http.delete(f"/admin/v1/tokens/{grant['id']}", headers=admin).status_code == 204
+        time.sleep(5.5)  # token lookups are cached for 5 s in each process
+        _problem(
+            http.get(f"/api/v1/entries/{index}/disclosures", headers=_bearer(grant["token"])), 403, "token-revoked"
+        )
+        short = http.post(
+            "/admin/v1/tenants/vendor/grants", json={"holder": "auditor", "expiresInDays": 1 / 86400}, headers=admin
+        ).json()
+        time.sleep(1.5)
+        _problem(
+            http.get(f"/api/v1/entries/{index}/disclosures", headers=_bearer(short["token"])), 403, "token-expired"
+        )
+    # No hidden value in the server's own log lines either.
+    assert CANARY not in log.log_path.read_text()
+
+
+def test_a_disclosure_swapped_for_another_value_is_refused(log: ServerProcess) -> None:
+    key = Ed25519PrivateKey.generate()
+    sub, disclosures = _confidential(key, 1, log.platform)
+    forged = Disclosure.make("dataset", "s3://somewhere/else")
+    swapped = {**sub, "disclosures": [forged.encoded, *sub["disclosures"][1:]]}
+    with httpx.Client(base_url=log.url, timeout=30) as http:
+        r = http.post("/api/v1/entries", json=swapped)
+        _problem(r, 400, "invalid-disclosure")
+        assert "not committed" in r.json()["detail"]
+        _problem(http.post("/api/v1/entries", json={**sub, "disclosures": ["%%%"]}), 400, "invalid-disclosure")
+        # Nothing was logged by either.
+        assert http.get("/api/v1/log").json()["treeSize"] == 0
+
+
+def test_erasure_keeps_every_proof_and_survives_a_restart_and_a_restore(db_url: str, tmp_path: Path) -> None:
+    env = {"ATLAS_ADMIN_TOKEN_SHA256": hashlib.sha256(ADMIN.encode()).hexdigest()}
+    data = tmp_path / "data"
+    server = ServerProcess(db_url, data, env=env)
+    key = Ed25519PrivateKey.generate()
+    dump = tmp_path / "before-erasure.dump"
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            vendor = _tenant(http, "vendor")
+            sub, _ = _confidential(key, 2, server.platform)
+            receipt = http.post("/api/v1/entries", json=sub, headers=_bearer(vendor)).json()
+            index = receipt["logIndex"]
+            assert http.get(f"/api/v1/entries/{index}/disclosures", headers=_bearer(vendor)).status_code == 200
+            subprocess.run(["pg_dump", "-Fc", "-f", str(dump), db_url], check=True)  # a backup, taken before
+            _problem(
+                http.request("DELETE", f"/api/v1/entries/{index}/disclosures", json={}, headers=_bearer(vendor)),
+                400,
+                "invalid-request",
+            )
+            r = http.request(
+                "DELETE",
+                f"/api/v1/entries/{index}/disclosures",
+                json={"reason": "GDPR Art. 17 request 2026-118"},
+                headers=_bearer(vendor),
+            )
+            assert r.status_code == 200, r.text
+            _problem(
+                http.get(f"/api/v1/entries/{index}/disclosures", headers=_bearer(vendor)), 410, "disclosures-erased"
+            )
+            _problem(
+                http.get(f"/api/v1/entries/{index}/disclosures", headers=_bearer(ADMIN)), 410, "disclosures-erased"
+            )
+            leaf = http.get(f"/api/v1/entries/{index}").json()["leaf"]
+            reads = http.get("/api/v1/disclosure-reads", headers=_bearer(vendor)).json()["reads"]
+            assert reads[0]["action"] == "erase"
+        server.stop()
+        # The database restored from the backup holds the entry's wrapped key again: the server erases it at start.
+        subprocess.run(["pg_restore", "--clean", "--if-exists", "-d", db_url, str(dump)], check=True)
+        server = ServerProcess(db_url, data, env=env)
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            _problem(
+                http.get(f"/api/v1/entries/{index}/disclosures", headers=_bearer(ADMIN)), 410, "disclosures-erased"
+            )
+            # The entry, its leaf and its proofs are what they were.
+            assert http.get(f"/api/v1/entries/{index}").json()["leaf"] == leaf
+            size = http.get("/api/v1/log").json()["treeSize"]
+            proof = http.get("/api/v1/proofs/inclusion", params={"index": index, "treeSize": size})
+            assert proof.status_code == 200, proof.text
+    finally:
+        server.stop()
