@@ -1,6 +1,6 @@
 """A small HTTP/1.1 load generator, run as its own process so its CPU is not the server's.
 
-Reads requests (one JSON object per line: {"method", "path", "body"?}) from a file, replays them in order
+Reads requests (one JSON object per line: {"method", "path", "body"?, "headers"?}) from a file, replays them in order
 over ``--concurrency`` keep-alive connections (each request is sent once; the run stops when the file is
 exhausted or ``--duration`` passes), and prints JSON: throughput, latency percentiles, statuses.
 """
@@ -57,6 +57,8 @@ def _encode(host: str, req: dict[str, object]) -> bytes:
     head = f"{req['method']} {req['path']} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(body)}\r\n"
     if body:
         head += "Content-Type: application/json\r\n"
+    for name, value in dict(req.get("headers") or {}).items():  # type: ignore[call-overload]
+        head += f"{name}: {value}\r\n"
     return head.encode() + b"\r\n" + body
 
 

@@ -71,11 +71,11 @@ def preprocess(src: Path, dst: Path) -> None:
     torch.save({"x": (d["x"] - mean) / std, "y": d["y"], "mean": mean, "std": std}, dst)
 
 
-def train(data: Path, out: Path, epochs: int) -> float:
+def train(data: Path, out: Path, epochs: int, learning_rate: float) -> float:
     torch.manual_seed(0)
     d = torch.load(data)
     model = torch.nn.Sequential(torch.nn.Linear(16, 64), torch.nn.ReLU(), torch.nn.Linear(64, 2))
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt = torch.optim.Adam(model.parameters(), lr=learning_rate)
     loss_fn = torch.nn.CrossEntropyLoss()
     started = time.perf_counter()
     for _ in range(epochs):
@@ -108,6 +108,10 @@ def main() -> int:
     ap.add_argument("--configfs-tsm", action="store_true", help="quote with /sys/kernel/config/tsm (inside a TD)")
     ap.add_argument("--samples", type=int, default=100_000)
     ap.add_argument("--epochs", type=int, default=60)
+    ap.add_argument("--learning-rate", type=float, default=1e-3)
+    ap.add_argument(
+        "--token-file", help="the tenant's bearer token: the log then keeps this run's confidential fields for it"
+    )
     args = ap.parse_args()
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
@@ -119,13 +123,21 @@ def main() -> int:
     key = Ed25519PrivateKey.generate()
     clock = Clock()
     run_started = time.perf_counter()
-    with httpx.Client(base_url=args.server, timeout=60) as http:
+    token = Path(args.token_file).read_text().strip() if args.token_file else None
+    auth = {"Authorization": f"Bearer {token}"} if token else {}
+    with httpx.Client(base_url=args.server, timeout=60, headers=auth) as http:
         vkey = args.vkey or http.get("/api/v1/log").json()["verifierKey"]
         log = LogClient(http, vkey)
 
-        def step(name: str, statement: bytes) -> int:
+        def step(name: str, statement: bytes, confidential: tuple[str, ...] = ()) -> int:
             receipt = clock.track(
-                record_step, log, key, statement, provider, receipt_path=work / f"{name}.receipt.json"
+                record_step,
+                log,
+                key,
+                statement,
+                provider,
+                receipt_path=work / f"{name}.receipt.json",
+                confidential=confidential,
             )
             return int(receipt.log_index)
 
@@ -152,7 +164,7 @@ def main() -> int:
                 )
             ),
         )
-        training_s = train(clean, work / "model", args.epochs)
+        training_s = train(clean, work / "model", args.epochs, args.learning_rate)
         files = clock.track(hash_tree, work / "model")
         model = model_digest(files)
         code = clock.track(hash_file, Path(__file__))
@@ -163,8 +175,18 @@ def main() -> int:
                     {"model": model},
                     {"clean.pt": (hash_file(clean), "training-data"), "pipeline.py": (code, "code")},
                     builder=BUILDER,
-                    parameters={"epochs": args.epochs},
+                    # Where the data lives and how the model was tuned stay the vendor's: hidden behind salted
+                    # digests in the signed statement, kept encrypted by the log for the vendor and its grants.
+                    parameters={
+                        "epochs": args.epochs,
+                        "learningRate": args.learning_rate,
+                        "datasetPath": str(clean.resolve()),
+                    },
                 )
+            ),
+            confidential=(
+                "predicate.buildDefinition.externalParameters.parameters.learningRate",
+                "predicate.buildDefinition.externalParameters.parameters.datasetPath",
             ),
         )
         accuracy = evaluate(work / "model", test, clean)

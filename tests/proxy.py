@@ -40,7 +40,10 @@ class TamperingProxy:
                     url.copy_with(query=None),
                     params=params,
                     content=body or None,
-                    headers={"Content-Type": "application/json"},
+                    headers={
+                        "Content-Type": "application/json",
+                        **({"Authorization": a} if (a := self.headers.get("Authorization")) else {}),
+                    },
                     timeout=60,
                 )
                 content = resp.content

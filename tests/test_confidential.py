@@ -7,7 +7,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,12 +17,20 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from atlas_log.checkpoint import open_checkpoint
+from atlas_log.client import LogClient
 from atlas_log.disclosure import Disclosure, parse_disclosure, redact, reveal
+from atlas_log.errors import VerificationError
 from atlas_log.intoto import SLSA_V1
+from atlas_log.note import Verifier
+from atlas_log.replay import Replay
+from atlas_log.reverify import Trust
 from atlas_log.submission import signed_submission
 from tests.conftest import ServerProcess
+from tests.proxy import TamperingProxy
 
 ADMIN = "atladm_confidential-admin-0123456789"
 CANARY = "s3://vendor-secret/canary-7f3a9c"
@@ -96,7 +106,7 @@ def test_hidden_values_stay_private_and_grants_are_enforced(log: ServerProcess) 
     key = Ed25519PrivateKey.generate()
     with httpx.Client(base_url=log.url, timeout=30) as http:
         vendor, other = _tenant(http, "vendor"), _tenant(http, "other")
-        sub, disclosures = _confidential(key, 0, log.platform)
+        sub, _disclosures = _confidential(key, 0, log.platform)
         r = http.post("/api/v1/entries", json=sub, headers=_bearer(vendor))
         assert r.status_code == 201, r.text
         index = r.json()["logIndex"]
@@ -151,11 +161,16 @@ def test_hidden_values_stay_private_and_grants_are_enforced(log: ServerProcess) 
         )
     # No hidden value in the server's own log lines either.
     assert CANARY not in log.log_path.read_text()
+    # A monitor replaying the log re-verifies the confidential entry from public data (signature, quote,
+    # binding, the redacted statement) and finds nothing wrong.
+    replay = Replay(log.url, Trust(tdx_roots=(log.platform.root_fingerprint,)), workers=1)
+    outcome = replay.run(open_checkpoint(httpx.get(log.url + "/checkpoint").content, Verifier.from_vkey(log.vkey)))
+    assert outcome.problems == [] and outcome.entries >= 1
 
 
 def test_a_disclosure_swapped_for_another_value_is_refused(log: ServerProcess) -> None:
     key = Ed25519PrivateKey.generate()
-    sub, disclosures = _confidential(key, 1, log.platform)
+    sub, _disclosures = _confidential(key, 1, log.platform)
     forged = Disclosure.make("dataset", "s3://somewhere/else")
     swapped = {**sub, "disclosures": [forged.encoded, *sub["disclosures"][1:]]}
     with httpx.Client(base_url=log.url, timeout=30) as http:
@@ -200,6 +215,9 @@ def test_erasure_keeps_every_proof_and_survives_a_restart_and_a_restore(db_url: 
                 http.get(f"/api/v1/entries/{index}/disclosures", headers=_bearer(ADMIN)), 410, "disclosures-erased"
             )
             leaf = http.get(f"/api/v1/entries/{index}").json()["leaf"]
+            # The history shows the entry, marked erased.
+            history = http.get(f"/api/v1/artifacts/sha256:{hashlib.sha256(b'm2').hexdigest()}/history").json()
+            assert history["entries"][0]["logIndex"] == index and "disclosuresErased" in history["entries"][0]
             reads = http.get("/api/v1/disclosure-reads", headers=_bearer(vendor)).json()["reads"]
             assert reads[0]["action"] == "erase"
         server.stop()
@@ -217,3 +235,108 @@ def test_erasure_keeps_every_proof_and_survives_a_restart_and_a_restore(db_url: 
             assert proof.status_code == 200, proof.text
     finally:
         server.stop()
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "atlas_log.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_the_command_line_submits_discloses_and_verifies_offline(log: ServerProcess, tmp_path: Path) -> None:
+    """A pipeline hides fields with ``submit --confidential``; a grant holder fetches them with ``disclose``
+    and anyone holding the file re-verifies it offline; a changed value fails."""
+    key = Ed25519PrivateKey.generate()
+    key_file = tmp_path / "key.pem"
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    statement = tmp_path / "statement.json"
+    statement.write_text(json.dumps(_statement(3)))
+    with httpx.Client(base_url=log.url, timeout=30) as http:
+        token_file = tmp_path / "vendor.token"
+        token_file.write_text(_tenant(http, "vendor"))
+        grant = http.post("/admin/v1/tenants/vendor/grants", json={"holder": "regulator"}, headers=_bearer(ADMIN))
+        grant_file = tmp_path / "grant.token"
+        grant_file.write_text(grant.json()["token"])
+    common = ["--server", log.url, "--vkey", log.vkey]
+    r = _cli(
+        *common,
+        "submit",
+        "--statement",
+        str(statement),
+        "--key",
+        str(key_file),
+        "--simulated-platform",
+        str(log.data_dir / "simulated-tdx"),
+        "--token-file",
+        str(token_file),
+        *[a for p in HIDDEN for a in ("--confidential", p)],
+    )
+    assert r.returncode == 0, r.stderr
+    index = int(r.stdout.split("index ")[1].split()[0])
+    entry = httpx.get(f"{log.url}/api/v1/entries/{index}").text
+    assert CANARY not in entry
+    out = tmp_path / "disclosed.json"
+    r = _cli(*common, "disclose", str(index), "--out", str(out), "--token-file", str(grant_file))
+    assert r.returncode == 0, r.stderr
+    assert CANARY in r.stdout and str(LR) in r.stdout
+    r = _cli("verify-disclosure", str(out), "--vkey", log.vkey)
+    assert r.returncode == 0, r.stderr
+    assert f"$.predicate.buildDefinition.externalParameters.dataset = {json.dumps(CANARY)}" in r.stdout
+    # The file with a value changed (its disclosure re-encoded around another value) fails, with one line.
+    record = json.loads(out.read_text())
+    swapped = Disclosure.make("dataset", "s3://elsewhere")
+    record["disclosures"] = [
+        swapped.encoded if parse_disclosure(d).name == "dataset" else d for d in record["disclosures"]
+    ]
+    out.write_text(json.dumps(record))
+    r = _cli("verify-disclosure", str(out), "--vkey", log.vkey)
+    assert r.returncode == 1 and "not committed" in r.stderr and "Traceback" not in r.stderr
+    # Without a token, disclose says what to pass.
+    r = _cli(*common, "disclose", str(index), "--out", str(out), env={"ATLAS_LOG_TOKEN": ""})
+    assert r.returncode != 0 and "--token-file" in r.stderr
+
+
+def test_a_lying_log_cannot_pass_off_another_value(log: ServerProcess) -> None:
+    """The client checks what the log serves: a disclosure swapped in transit, or another statement, fails."""
+    key = Ed25519PrivateKey.generate()
+    with httpx.Client(base_url=log.url, timeout=30) as http:
+        vendor = _tenant(http, "vendor")
+        sub, _ = _confidential(key, 4, log.platform)
+        index = http.post("/api/v1/entries", json=sub, headers=_bearer(vendor)).json()["logIndex"]
+    proxy = TamperingProxy(log.url)
+    try:
+        with LogClient(proxy.url, log.vkey, token=vendor) as client:
+            assert client.disclosures(index).revealed.statement == _statement(4)
+            forged = Disclosure.make("dataset", "s3://not-the-real-one")
+            proxy.on_get = lambda url, a: (
+                {**a, "disclosures": [forged.encoded, *a["disclosures"][1:]]}
+                if url.path.endswith("/disclosures")
+                else a
+            )
+            with pytest.raises(VerificationError, match="not committed"):
+                client.disclosures(index)
+            other = json.dumps(_statement(4)).encode()  # the unredacted statement, never signed or logged
+
+            def swap_statement(url: httpx.URL, a: Any) -> Any:
+                if url.path.endswith(f"/entries/{index}"):
+                    env = a["submission"]["dsseEnvelope"]
+                    return {
+                        **a,
+                        "submission": {
+                            **a["submission"],
+                            "dsseEnvelope": {**env, "payload": base64.b64encode(other).decode()},
+                        },
+                    }
+                return a
+
+            proxy.on_get = swap_statement
+            with pytest.raises(VerificationError, match="payloadHash"):
+                client.disclosures(index)
+    finally:
+        proxy.close()

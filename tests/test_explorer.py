@@ -269,3 +269,48 @@ def test_the_explorer_loads_only_its_own_files(log: ServerProcess) -> None:
         csp = r.headers["content-security-policy"]
         assert "default-src 'self'" in csp and "script-src 'self'" in csp and "unsafe" not in csp, csp
     assert httpx.get(log.url + "/explorer/assets/nothing.js").status_code == 404
+
+
+def test_a_confidential_entry_shows_what_is_hidden_and_reveals_it_to_a_grant_holder(
+    browser: Any, pg_url: str, template_db: str, tmp_path: Path
+) -> None:
+    import hashlib
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from tests.test_confidential import ADMIN, CANARY, _confidential
+
+    server = ServerProcess(
+        _database(pg_url, template_db, f"atlas_explorer_confidential_{id(tmp_path)}"),
+        tmp_path / "data",
+        env={"ATLAS_ADMIN_TOKEN_SHA256": hashlib.sha256(ADMIN.encode()).hexdigest()},
+    )
+    try:
+        admin = {"Authorization": f"Bearer {ADMIN}"}
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            assert http.put("/admin/v1/tenants/vendor", json={"ratePerSecond": 9, "burst": 9}, headers=admin).is_success
+            vendor = http.post("/admin/v1/tenants/vendor/tokens", json={}, headers=admin).json()["token"]
+            grant = http.post("/admin/v1/tenants/vendor/grants", json={"holder": "regulator"}, headers=admin).json()
+            sub, _ = _confidential(Ed25519PrivateKey.generate(), 7, server.platform)
+            index = http.post("/api/v1/entries", json=sub, headers={"Authorization": f"Bearer {vendor}"}).json()[
+                "logIndex"
+            ]
+        context, page = _open(browser, f"{server.url}/explorer/entry/{index}?vkey={server.vkey}")
+        try:
+            kind, text = _status(page)
+            assert kind == "ok", text
+            box = page.locator("#confidential")
+            assert "3 values are hidden" in box.inner_text()
+            assert CANARY not in page.content()
+            page.fill("#grant-token", "atl_0123456789abcdef_" + "A" * 43)
+            page.click("#confidential button")
+            page.locator(".revealed-failed").wait_for(timeout=10_000)
+            page.fill("#grant-token", grant["token"])
+            page.click("#confidential button")
+            page.locator("#revealed").wait_for(timeout=10_000)
+            assert CANARY in page.locator("#revealed").inner_text()
+            assert "each checked against the digest" in box.inner_text()
+        finally:
+            context.close()
+    finally:
+        server.stop()

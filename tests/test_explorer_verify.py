@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from atlas_log.checkpoint import Checkpoint, sign_checkpoint
 from atlas_log.cosignature import CosignatureSigner
+from atlas_log.disclosure import Disclosure, redact, reveal
 from atlas_log.dsse import pae
 from atlas_log.errors import VerificationError
 from atlas_log.history import verify_history
@@ -46,6 +47,8 @@ for (const [name, c] of Object.entries(cases)) {
     } else if (c.kind === "statement") {
       V.verifyStatement(c.envelope, c.body);
       out[name] = "ok";
+    } else if (c.kind === "reveal") {
+      out[name] = V.revealDisclosures(c.statement, c.disclosures);
     } else if (c.kind === "history") {
       const vk = await V.parseVkey(c.vkey);
       const r = await V.verifyHistory(c.answer, vk, c.answer.artifact);
@@ -185,3 +188,27 @@ def test_a_component_history_is_proved_by_facts_in_the_browser_as_in_the_client(
         if name != "honest":
             with pytest.raises(VerificationError):
                 verify_history(variant, vkey)
+
+
+def test_the_browser_reveals_what_the_client_reveals_and_refuses_what_it_refuses(tmp_path: Path) -> None:
+    statement = {
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": "m", "digest": {"sha256": "ab" * 32}}],
+        "predicateType": "https://slsa.dev/provenance/v1",
+        "predicate": {"params": {"dataset": "s3://x", "lr": 0.01, "nested": {"a": [1, 2]}}, "deps": ["p", "q"]},
+    }
+    redacted, ds = redact(statement, ["predicate.params.dataset", "predicate.params.nested.a[1]", "predicate.deps[0]"])
+    forged = Disclosure.make("dataset", "s3://y")
+    got = _run(
+        {
+            "all": {"kind": "reveal", "statement": redacted, "disclosures": [d.encoded for d in ds]},
+            "one": {"kind": "reveal", "statement": redacted, "disclosures": [ds[0].encoded]},
+            "forged": {"kind": "reveal", "statement": redacted, "disclosures": [forged.encoded]},
+            "twice": {"kind": "reveal", "statement": redacted, "disclosures": [ds[0].encoded, ds[0].encoded]},
+        },
+        tmp_path,
+    )
+    want = [[p, d.value] for p, d in reveal(redacted, ds).disclosed]
+    assert got["all"] == want
+    assert got["one"] == [[p, d.value] for p, d in reveal(redacted, ds[:1]).disclosed]
+    assert "not committed" in got["forged"] and "twice" in got["twice"]

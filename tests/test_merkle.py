@@ -198,3 +198,11 @@ def test_consistency_prefix_root_is_the_root_a_proof_states() -> None:
         merkle.consistency_prefix_root(6, 20, reference.proof(6, leaves[:20])[:-1])
     with pytest.raises(ProofError):
         merkle.consistency_prefix_root(20, 6, [])
+
+
+def test_inclusion_proofs_together_equal_each_alone() -> None:
+    for size in (1, 2, 3, 7, 256, 257, 1000, 1025):
+        src = _source(_leaves(size))
+        indices = sorted({0, size - 1, size // 2, size // 3})
+        together = merkle.inclusion_proofs(indices, size, src)
+        assert together == {i: merkle.inclusion_proof(i, size, src) for i in indices}

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 from atlas_log._encoding import b64decode
 from atlas_log.checkpoint import Checkpoint, open_checkpoint
+from atlas_log.disclosure import Revealed
 from atlas_log.entry import Entry, parse_leaf
 from atlas_log.errors import FormatError, VerificationError
 from atlas_log.history import VerifiedEntry, verify_entries
@@ -27,6 +28,7 @@ from atlas_log.tdx.quote import parse_quote
 from atlas_log.tiles import TILE_WIDTH, parse_entry_bundle
 
 __all__ = [
+    "Disclosed",
     "EntryBundle",
     "EntryEvidence",
     "InclusionProof",
@@ -177,6 +179,15 @@ class LoggedEntry:
         """The entry the leaf encodes (:class:`~atlas_log.errors.FormatError` for a leaf that is not one: the
         leaf is proved included even then, which is what evidence against the log needs)."""
         return parse_leaf(self.leaf)
+
+
+@dataclass(frozen=True, slots=True)
+class Disclosed:
+    """A confidential entry as a grant holder sees it: ``logged`` proved included, and ``revealed`` its
+    statement with the hidden values put back, each proved to be the one committed."""
+
+    logged: LoggedEntry
+    revealed: Revealed
 
 
 def served_leaf(answer: Any) -> bytes:

@@ -18,9 +18,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from atlas_log._encoding import JSON_LIMITS, b64encode, json_loads
+from atlas_log._encoding import JSON_LIMITS, b64decode, b64encode, json_loads
 from atlas_log.bundle import CODE_SIGNING, parse_bundle
 from atlas_log.client import AsyncLogClient, LogClient
+from atlas_log.disclosure import Disclosure, redact, verify_disclosures
 from atlas_log.dsse import PublicKey, sign_envelope
 from atlas_log.errors import Error, SubmissionError
 from atlas_log.monitor import DEFAULT_MAP_MAX_LAG_S
@@ -344,20 +345,94 @@ def _cmd_submit(args: argparse.Namespace) -> int:
         if not isinstance(key, Ed25519PrivateKey | ec.EllipticCurvePrivateKey):
             raise SystemExit("atlas-log: the signing key must be Ed25519 or ECDSA P-256/P-384")
         payload = Path(args.statement).read_bytes()
+        disclosures: tuple[Disclosure, ...] = ()
+        if args.confidential:
+            statement = json_loads(payload, args.statement)
+            if not isinstance(statement, dict):
+                raise SystemExit(f"atlas-log: {args.statement} is not a JSON statement; --confidential needs one")
+            redacted, disclosures = redact(statement, args.confidential)
+            payload = json.dumps(redacted, separators=(",", ":"), ensure_ascii=False).encode()
         if isinstance(key, Ed25519PrivateKey):
-            submission = signed_submission(key, payload, payload_type=args.payload_type)
+            submission = signed_submission(key, payload, payload_type=args.payload_type, disclosures=disclosures)
         else:
             submission = build_submission(sign_envelope(args.payload_type, payload, key), [spki_der(key)])
+            if disclosures:
+                submission["disclosures"] = [d.encoded for d in disclosures]
         if provider is not None:
             rd = payload_report_data(args.payload_type, payload, spki_der(key))
             submission["tee"] = tdx_tee(provider.quote(rd))
-    with _client(args) as client:
+    with LogClient(args.server, _vkey(args), token=_token(args), **_network()) as client:
         receipt = client.submit(submission)
     if args.receipt:
         Path(args.receipt).write_text(json.dumps(receipt.to_json(), indent=2))
     print(
         f"logged at index {receipt.log_index} (tree size {receipt.tree_size}); receipt verified"
         + (f", saved to {args.receipt}" if args.receipt else "")
+    )
+    return 0
+
+
+def _token(args: argparse.Namespace) -> str | None:
+    """The bearer token: ``--token-file``, else ``ATLAS_LOG_TOKEN`` (never a plain argument: it would show in
+    the process list)."""
+    if getattr(args, "token_file", None):
+        return Path(args.token_file).read_text().strip()
+    return os.environ.get("ATLAS_LOG_TOKEN") or None
+
+
+def _cmd_disclose(args: argparse.Namespace) -> int:
+    """Fetch a confidential entry's disclosures as its tenant or a grant holder, verify them, save them."""
+    token = _token(args)
+    if token is None:
+        raise SystemExit(
+            "atlas-log: disclose needs the tenant's token or a grant: --token-file FILE or ATLAS_LOG_TOKEN"
+        )
+    with LogClient(args.server, _vkey(args), token=token, **_network()) as client:
+        checkpoint, note = client.checkpoint()
+        disclosed = client.disclosures(args.index, checkpoint)
+    logged = disclosed.logged
+    submission = logged.submission if isinstance(logged.submission, dict) else {}
+    record = {
+        "logIndex": logged.log_index,
+        "checkpoint": note.decode(),
+        "leaf": b64encode(logged.leaf),
+        "inclusionProof": [b64encode(h) for h in logged.inclusion_proof],
+        "dsseEnvelope": submission.get("dsseEnvelope"),
+        "disclosures": [d.encoded for _, d in disclosed.revealed.disclosed],
+    }
+    Path(args.out).write_text(json.dumps(record, indent=2))
+    _print_revealed(disclosed.revealed)
+    print(f"verified and saved to {args.out}; check it offline with: atlas-log verify-disclosure {args.out} --vkey …")
+    return 0
+
+
+def _print_revealed(revealed: Any) -> None:
+    for path, d in revealed.disclosed:
+        print(f"{path} = {json.dumps(d.value, ensure_ascii=False)}")
+
+
+def _cmd_verify_disclosure(args: argparse.Namespace) -> int:
+    """Offline: the checkpoint's signature, the leaf's inclusion, the statement against the leaf, and each
+    disclosure against the statement."""
+    from atlas_log.checkpoint import open_checkpoint
+    from atlas_log.entry import parse_leaf
+    from atlas_log.merkle import leaf_hash, verify_inclusion
+
+    vkey = args.disclosure_vkey or args.vkey
+    if not vkey:
+        raise SystemExit("atlas-log: verify-disclosure needs the log's --vkey")
+    record = json_loads(Path(args.file).read_bytes(), args.file)
+    if not isinstance(record, dict) or not isinstance(record.get("checkpoint"), str):
+        raise SystemExit(f"atlas-log: {args.file} is not a file written by atlas-log disclose")
+    checkpoint = open_checkpoint(record["checkpoint"].encode(), Verifier.from_vkey(vkey))
+    leaf = b64decode(record.get("leaf", ""), "leaf")
+    proof = [b64decode(h, "inclusionProof") for h in record.get("inclusionProof") or []]
+    verify_inclusion(leaf_hash(leaf), record.get("logIndex", -1), checkpoint.size, proof, checkpoint.root_hash)
+    revealed = verify_disclosures(parse_leaf(leaf).body, record.get("dsseEnvelope"), record.get("disclosures") or [])
+    _print_revealed(revealed)
+    print(
+        f"verified: entry {record['logIndex']} is in the log's tree of size {checkpoint.size}, and each value "
+        "is the one its signed statement commits to"
     )
     return 0
 
@@ -666,7 +741,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--simulated-platform", help="simulated TDX platform folder (default .atlas-log/simulated-tdx)")
     p.add_argument("--configfs-tsm", action="store_true", help="quote with /sys/kernel/config/tsm inside a TD")
     p.add_argument("--receipt", help="file to save the verified receipt in")
+    p.add_argument(
+        "--confidential",
+        action="append",
+        metavar="PATH",
+        help="a statement field to hide behind a salted digest (repeat), e.g. predicate.buildDefinition."
+        "externalParameters.dataset or predicate.resources[*].name; the log keeps the values encrypted",
+    )
+    p.add_argument("--token-file", help="file holding the tenant's bearer token (default: ATLAS_LOG_TOKEN)")
     p.set_defaults(func=_cmd_submit)
+    p = sub.add_parser("disclose", help="a confidential entry's hidden values, for its tenant or a grant holder")
+    p.add_argument("index", type=int)
+    p.add_argument("--out", required=True, help="file to save the verified disclosures in (for verify-disclosure)")
+    p.add_argument("--token-file", help="file holding the token (default: ATLAS_LOG_TOKEN)")
+    p.set_defaults(func=_cmd_disclose)
+    p = sub.add_parser("verify-disclosure", help="verify a file written by disclose, offline")
+    p.add_argument("file")
+    p.add_argument("--vkey", dest="disclosure_vkey", help="the log's verifier key")
+    p.set_defaults(func=_cmd_verify_disclosure)
     p = sub.add_parser("history", help="an artifact's verified history (every entry naming it)")
     p.add_argument("digest", help="<alg>:<hex>, e.g. sha256:…")
     p.add_argument("--json", action="store_true")

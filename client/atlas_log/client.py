@@ -28,6 +28,7 @@ import httpx
 
 from atlas_log._encoding import ANSWER_LIMITS, JSON_LIMITS, JsonLimits, json_loads
 from atlas_log.answers import (
+    Disclosed,
     EntryBundle,
     EntryEvidence,
     InclusionProof,
@@ -50,6 +51,7 @@ from atlas_log.answers import (
 )
 from atlas_log.checkpoint import Checkpoint, open_checkpoint
 from atlas_log.cosignature import DEFAULT_WINDOW, CosignatureVerifier, CosignatureWindow, verify_cosignatures
+from atlas_log.disclosure import verify_disclosures
 from atlas_log.errors import Error, FormatError, LogAPIError, LogProblemError, NotALogError, SignatureError
 from atlas_log.history import (
     HistoryCache,
@@ -269,6 +271,20 @@ class _Core:
             raise LogAPIError(f"{_where(reply)}: the log's entry {index} has no submission")
         return submission
 
+    def _disclosures(self, index: int, checkpoint: Checkpoint | None) -> Op[Disclosed]:
+        logged = yield from self._entry(Request.get(f"/api/v1/entries/{index}"), index, checkpoint)
+        reply = _ok((yield Request.get(f"/api/v1/entries/{index}/disclosures")))
+        answer = _json(reply, "disclosures")
+        try:
+            if not isinstance(answer, dict) or answer.get("logIndex") != index:
+                raise FormatError(f"the answer is not about entry {index}")
+            submission = logged.submission
+            envelope = submission.get("dsseEnvelope") if isinstance(submission, dict) else None
+            revealed = verify_disclosures(logged.entry.body, envelope, answer.get("disclosures") or [])
+        except FormatError as exc:
+            raise LogAPIError(f"{_where(reply)}: malformed answer: {exc}", reply.status) from exc
+        return Disclosed(logged, revealed)
+
     def _submissions(self, start: int, count: int) -> Op[Submissions]:
         reply = _ok((yield Request.get("/api/v1/submissions", start=start, count=count)))
         try:
@@ -407,10 +423,13 @@ class LogClient(_Core):
         retry: RetryPolicy = DEFAULT_RETRY,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         url: str | None = None,
+        token: str | None = None,
     ) -> None:
         super().__init__(verifier, state_file, witnesses, quorum, cosignature_window)
         self._owned = isinstance(http, str)
-        self.http = httpx.Client(base_url=http, timeout=timeout_s) if isinstance(http, str) else http
+        # ``token``: a tenant's bearer token, or a grant to read confidential disclosures (URL-made clients).
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        self.http = httpx.Client(base_url=http, timeout=timeout_s, headers=headers) if isinstance(http, str) else http
         self.url = url
         self.retry = retry
 
@@ -473,6 +492,12 @@ class LogClient(_Core):
     def submission(self, index: int) -> dict[str, Any] | bytes:
         """The submission entry ``index`` was admitted from, as served (not proved: compare it with the leaf)."""
         return self._run(self._submission(index))
+
+    def disclosures(self, index: int, checkpoint: Checkpoint | None = None) -> Disclosed:
+        """A confidential entry's hidden values, for a reader the log grants them to (the HTTP client's
+        ``Authorization``: the tenant's token or a grant): the entry proved included, its statement proved
+        to be the one the leaf commits to, and each disclosure proved to be a value it hides."""
+        return self._run(self._disclosures(index, checkpoint))
 
     def submissions(self, start: int, count: int) -> Submissions:
         """The submissions of entries ``start`` .. ``start + count - 1`` (at most 256), as served."""
@@ -592,10 +617,14 @@ class AsyncLogClient(_Core):
         retry: RetryPolicy = DEFAULT_RETRY,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         url: str | None = None,
+        token: str | None = None,
     ) -> None:
         super().__init__(verifier, state_file, witnesses, quorum, cosignature_window)
         self._owned = isinstance(http, str)
-        self.http = httpx.AsyncClient(base_url=http, timeout=timeout_s) if isinstance(http, str) else http
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        self.http = (
+            httpx.AsyncClient(base_url=http, timeout=timeout_s, headers=headers) if isinstance(http, str) else http
+        )
         self.url = url
         self.retry = retry
         # A consistency proof is only valid for the trusted size it was asked from: joins must not interleave.
@@ -654,6 +683,9 @@ class AsyncLogClient(_Core):
     async def entry_by_leaf_hash(self, leaf_hash: bytes, checkpoint: Checkpoint | None = None) -> LoggedEntry:
         op = self._entry(Request.get("/api/v1/entries", leafHash=leaf_hash.hex()), None, checkpoint)
         return await (self._joined(op) if checkpoint is None else self._run(op))
+
+    async def disclosures(self, index: int, checkpoint: Checkpoint | None = None) -> Disclosed:
+        return await self._run(self._disclosures(index, checkpoint))
 
     async def submission(self, index: int) -> dict[str, Any] | bytes:
         return await self._run(self._submission(index))

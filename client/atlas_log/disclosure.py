@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from atlas_log._encoding import json_loads
+from atlas_log._encoding import b64decode, json_loads
 from atlas_log.errors import FormatError, VerificationError
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "parse_disclosure",
     "redact",
     "reveal",
+    "verify_disclosures",
 ]
 
 SD_ALG = "sha-256"
@@ -276,3 +277,22 @@ def reveal(statement: dict[str, Any], disclosures: Sequence[Disclosure]) -> Reve
     if not hidden_digests(full):
         full.pop("_sd_alg", None)
     return Revealed(full, tuple(sorted(disclosed, key=lambda p: p[0])))
+
+
+def verify_disclosures(body: Any, envelope: Any, encoded: Sequence[Any]) -> Revealed:
+    """Reveal a logged entry's hidden values: ``body`` is the entry body its (proved) leaf holds, ``envelope``
+    the DSSE envelope served beside it (``{"payloadType", "payload"}``), ``encoded`` the disclosures. The
+    payload must be the one the body's ``payloadHash`` commits to, and every disclosure a value it hides
+    (:func:`reveal`). Pure; raises :class:`VerificationError` or :class:`FormatError`."""
+    if not isinstance(body, dict) or not isinstance(envelope, dict):
+        raise FormatError("an entry body and a DSSE envelope are needed")
+    want = body.get("payloadHash", {}).get("sha256") if isinstance(body.get("payloadHash"), dict) else None
+    payload = b64decode(envelope.get("payload", ""), "the envelope's payload")
+    if not isinstance(want, str) or hashlib.sha256(payload).hexdigest() != want:
+        raise VerificationError("the statement served is not the one the entry commits to (payloadHash differs)")
+    if envelope.get("payloadType") != body.get("payloadType"):
+        raise VerificationError("the statement's payload type is not the entry's")
+    statement: Any = json_loads(payload, "statement")
+    if not isinstance(statement, dict):
+        raise FormatError("the statement is not a JSON object")
+    return reveal(statement, [parse_disclosure(d) for d in encoded])

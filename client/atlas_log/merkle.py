@@ -29,6 +29,7 @@ __all__ = [
     "consistency_prefix_root",
     "consistency_proof",
     "inclusion_proof",
+    "inclusion_proofs",
     "leaf_hash",
     "node_hash",
     "subtree_root",
@@ -223,6 +224,24 @@ def subtree_root(lo: int, hi: int, source: NodeSource) -> Hash:
 
 def inclusion_proof(index: int, size: int, source: NodeSource) -> list[Hash]:
     """RFC 6962 §2.1.1 ``PATH(index, D[size])``, leaf-side sibling first."""
+    return _path(index, size, lambda lo, hi: subtree_root(lo, hi, source))
+
+
+def inclusion_proofs(indices: Iterable[int], size: int, source: NodeSource) -> dict[int, list[Hash]]:
+    """:func:`inclusion_proof` of each index in one tree, every subtree hashed once (the proofs of many
+    entries share the tree's ragged right edge)."""
+    memo: dict[tuple[int, int], Hash] = {}
+
+    def root(lo: int, hi: int) -> Hash:
+        found = memo.get((lo, hi))
+        if found is None:
+            found = memo[(lo, hi)] = subtree_root(lo, hi, source)
+        return found
+
+    return {index: _path(index, size, root) for index in indices}
+
+
+def _path(index: int, size: int, root: Callable[[int, int], Hash]) -> list[Hash]:
     if not 0 <= index < size:
         raise ValueError(f"index {index} out of range for size {size}")
     path: list[Hash] = []
@@ -230,10 +249,10 @@ def inclusion_proof(index: int, size: int, source: NodeSource) -> list[Hash]:
     while hi - lo > 1:
         k = _split(hi - lo)
         if index < lo + k:
-            path.append(subtree_root(lo + k, hi, source))
+            path.append(root(lo + k, hi))
             hi = lo + k
         else:
-            path.append(subtree_root(lo, lo + k, source))
+            path.append(root(lo, lo + k))
             lo += k
     path.reverse()
     return path

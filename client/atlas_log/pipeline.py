@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from atlas_log._encoding import json_loads
 from atlas_log.client import LogClient
-from atlas_log.errors import Error
+from atlas_log.disclosure import Disclosure, redact
+from atlas_log.errors import Error, FormatError
 from atlas_log.files import write_atomic
 from atlas_log.intoto import DEPLOYMENT_V1, MODEL_SIGNING_V1, SLSA_V1, TEST_RESULT
 from atlas_log.receipt import Receipt
@@ -209,13 +211,25 @@ def record_step(
     *,
     receipt_path: str | Path | None = None,
     nonce: bytes = ZERO_NONCE,
+    confidential: Sequence[str] = (),
 ) -> Receipt:
     """Sign ``statement``, attest it (a quote bound to it and this key), submit it, verify and save the receipt.
+
+    ``confidential`` names fields to keep private (:func:`~atlas_log.disclosure.redact` paths, such as
+    ``predicate.buildDefinition.externalParameters.dataset``): they are replaced by salted digests before
+    signing and quoting, and their values travel beside the envelope for the log to keep encrypted.
 
     A step survives the log restarting under it: ``client`` resends the same submission while the log is
     unreachable or busy, within its retry policy, and the log answers a repeat with the existing receipt. The
     receipt file is written only once the receipt verified, atomically."""
-    submission = signed_submission(key, statement)
+    disclosures: tuple[Disclosure, ...] = ()
+    if confidential:
+        parsed = json_loads(statement, "statement")
+        if not isinstance(parsed, dict):
+            raise FormatError("only a JSON statement can keep fields confidential")
+        redacted, disclosures = redact(parsed, confidential)
+        statement = json.dumps(redacted, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
+    submission = signed_submission(key, statement, disclosures=disclosures)
     if provider is not None:
         rd = payload_report_data(INTOTO_PAYLOAD_TYPE, statement, spki_der(key), nonce)
         submission["tee"] = tdx_tee(provider.quote(rd), nonce=nonce)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+import orjson
+from fastapi import APIRouter, Depends, Query, Response
 
 from atlas_log._encoding import b64encode
 from atlas_log.entry import LINKED_ROLES, facts_json
@@ -47,6 +48,12 @@ async def _facts(ctx: LogContext, indices: list[int]) -> dict[int, str]:
     return {idx: b64encode(facts_json(submitted_extraction(raw))) for idx, raw in stored.items()}
 
 
+def _json(answer: dict[str, Any]) -> Response:
+    """An answer serialised once, by orjson: a 1,000-entry history is megabytes that the framework's generic
+    encoder would walk value by value first."""
+    return Response(orjson.dumps(answer), media_type="application/json")
+
+
 async def _answer_checkpoint(ctx: LogContext) -> tuple[int, bytes]:
     """(size, signed note) of the checkpoint an answer is proved against: a witnessed log's latest published
     (cosigned) one, so clients under a witness policy can accept it; else, or before the first publication,
@@ -70,7 +77,7 @@ async def history(
     ctx: Ctx,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
     before: Annotated[int | None, Query(ge=0, le=(1 << 63) - 1)] = None,
-) -> dict[str, Any]:
+) -> Response:
     digest = parse_artifact(artifact)
     size, note = await _answer_checkpoint(ctx)
     aliases = await ctx.repo.aliases(digest)
@@ -78,9 +85,11 @@ async def history(
     page, more = rows[:limit], len(rows) > limit
     named = await ctx.repo.named([idx for idx, _, _ in page])
     facts = await _facts(ctx, [idx for idx, _, roles in page if not _LISTED_ROLES.issuperset(roles)])
+    erased = await ctx.disclosures.erased([idx for idx, _, _ in page])
+    proofs = await ctx.proofs.inclusions([idx for idx, _, _ in page], size)
     entries = []
     for idx, leaf, roles in page:
-        _, hashes = await ctx.proofs.inclusion(idx, size)
+        hashes = proofs[idx]
         entries.append(
             {
                 "logIndex": idx,
@@ -89,6 +98,7 @@ async def history(
                 "inclusionProof": [b64encode(h) for h in hashes],
                 "artifacts": named.get(idx, []),
                 **({"facts": facts[idx]} if idx in facts else {}),
+                **({"disclosuresErased": erased[idx].isoformat()} if idx in erased else {}),
             }
         )
     answer: dict[str, Any] = {
@@ -103,7 +113,7 @@ async def history(
         # The first page carries what closes the history: the newest map commitment in this tree and each
         # digest's map proof. Later pages are joined to it by their back-links.
         answer["completeness"] = await ctx.completeness.prove([digest, *aliases], size)
-    return answer
+    return _json(answer)
 
 
 SUBJECT_ROLES = ("subject", "evaluated")
@@ -124,7 +134,7 @@ async def lineage(
     direction: Annotated[str, Query(pattern="^(up|down)$")] = "up",
     depth: Annotated[int, Query(ge=1, le=MAX_DEPTH)] = 5,
     complete: Annotated[bool, Query(description="carry the proofs that every edge up to the depth is here")] = False,
-) -> dict[str, Any]:
+) -> Response:
     """``up``: what the artifact was made from, recursively; ``down``: what was made from it. Edges always point
     from material to subject (input to output) and name the entry that states them. At most ``MAX_EDGES`` edges,
     nearest first: when there are more, the answer is cut there and says ``truncated`` (a 200, not an error, so
@@ -158,9 +168,10 @@ async def lineage(
         facts = await _facts(ctx, [idx for idx, _, roles in named[:MAX_EDGES] if not _LISTED_ROLES.issuperset(roles)])
     leaves = await ctx.repo.leaves_at(indices)
     names = await ctx.repo.named(indices)
+    proofs = await ctx.proofs.inclusions(indices, size)
     entries = []
     for idx in indices:
-        _, hashes = await ctx.proofs.inclusion(idx, size)
+        hashes = proofs[idx]
         entries.append(
             {
                 "logIndex": idx,
@@ -171,18 +182,20 @@ async def lineage(
             }
         )
     nodes = sorted({digest} | {d for src, dst, _ in edges for d in (src, dst)})
-    return {
-        "artifact": digest,
-        "direction": direction,
-        "depth": depth,
-        "treeSize": size,
-        "checkpoint": note.decode(),
-        "nodes": nodes,
-        "edges": [{"from": src, "to": dst, "logIndex": idx} for src, dst, idx in edges],
-        "entries": entries,
-        "truncated": truncated,
-        **({"completeness": closure} if complete and ctx.completeness is not None else {}),
-    }
+    return _json(
+        {
+            "artifact": digest,
+            "direction": direction,
+            "depth": depth,
+            "treeSize": size,
+            "checkpoint": note.decode(),
+            "nodes": nodes,
+            "edges": [{"from": src, "to": dst, "logIndex": idx} for src, dst, idx in edges],
+            "entries": entries,
+            "truncated": truncated,
+            **({"completeness": closure} if complete and ctx.completeness is not None else {}),
+        }
+    )
 
 
 def _expanded(artifact: str, direction: str, depth: int, edges: list[tuple[str, str, int]]) -> list[str]:
@@ -218,7 +231,7 @@ async def search(
     until: Annotated[int | None, Query(alias="to", ge=0, le=(1 << 53))] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
     before: Annotated[int | None, Query(ge=0, le=(1 << 63) - 1)] = None,
-) -> dict[str, Any]:
+) -> Response:
     if name is None and predicate_type is None and signer is None and since is None and until is None:
         raise InvalidRequest("invalid-search", "give at least one of name, predicateType, signer, from, to")
     for what, value in (("name", name), ("predicateType", predicate_type)):
@@ -237,9 +250,10 @@ async def search(
     )
     page = rows[:limit]
     named = await ctx.repo.named([idx for idx, _ in page])
+    proofs = await ctx.proofs.inclusions([idx for idx, _ in page], size)
     entries = []
     for idx, leaf in page:
-        _, hashes = await ctx.proofs.inclusion(idx, size)
+        hashes = proofs[idx]
         entries.append(
             {
                 "logIndex": idx,
@@ -248,14 +262,16 @@ async def search(
                 "artifacts": named.get(idx, []),
             }
         )
-    return {
-        "treeSize": size,
-        "checkpoint": note.decode(),
-        "entries": entries,
-        "next": page[-1][0] if len(rows) > limit else None,
-        # Names, signers and predicate types are not map keys: nothing proves the list holds every match.
-        "proves": "inclusion",
-    }
+    return _json(
+        {
+            "treeSize": size,
+            "checkpoint": note.decode(),
+            "entries": entries,
+            "next": page[-1][0] if len(rows) > limit else None,
+            # Names, signers and predicate types are not map keys: nothing proves the list holds every match.
+            "proves": "inclusion",
+        }
+    )
 
 
 @search_router.get(

@@ -119,6 +119,12 @@ class NamedEntry(ProvedEntry):
 
 class HistoryEntry(NamedEntry):
     roles: list[str]
+    disclosures_erased: str | None = Field(
+        default=None,
+        alias="disclosuresErased",
+        description="a confidential entry whose hidden values were erased: when (ISO 8601); the entry and its "
+        "proofs stay valid",
+    )
 
 
 class MapLeaf(_Answer):

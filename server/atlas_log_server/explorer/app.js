@@ -347,16 +347,19 @@ async function entryPage(view, index) {
   const body = v.entry.body;
   const tee = body.tee;
   let statement = null;
+  let parsed = null;
   const env = answer.submission?.dsseEnvelope ?? answer.submission?.sigstoreBundle?.dsseEnvelope;
   if (env?.payload) {
     // Shown only if it is the statement the entry's signatures cover; a mismatch fails the page.
     const payload = V.verifyStatement(env, body);
     try {
-      statement = JSON.stringify(JSON.parse(new TextDecoder().decode(payload)), null, 2);
+      parsed = JSON.parse(new TextDecoder().decode(payload));
+      statement = JSON.stringify(parsed, null, 2);
     } catch {
       statement = new TextDecoder().decode(payload);
     }
   }
+  const hidden = parsed ? V.hiddenDigests(parsed).length : 0;
   const rows = (pairs) => el("dl", {}, pairs.filter(([, v2]) => v2 !== undefined && v2 !== null).flatMap(([k, v2]) => [el("dt", {}, k), el("dd", {}, v2)]));
   view.replaceChildren(
     el("h1", {}, `Entry #${index}: ${kindOf(v.entry)}`),
@@ -385,9 +388,36 @@ async function entryPage(view, index) {
       ["Inclusion proof", `${proof.hashes.length} hashes, verified`],
     ]),
     el("h2", {}, "Signed statement"),
+    hidden ? confidentialView(index, parsed, hidden) : "",
     statement ? el("pre", { class: "statement" }, statement) : el("p", {}, "The statement is not shown (not an in-toto DSSE envelope)."),
   );
   return ["ok", `Verified: entry #${index} is in the log (${checkpointLine(cp)}).`];
+}
+
+/** A confidential statement: how many values it hides, and a form for the tenant's token or a grant that
+ * reveals them, each checked in this browser against the digest the signed statement commits to. */
+function confidentialView(index, parsed, hidden) {
+  const out = el("div", { class: "confidential", id: "confidential" });
+  const token = el("input", { id: "grant-token", type: "password", autocomplete: "off", "aria-label": "grant token" });
+  const form = el("form", {}, el("label", { for: "grant-token" }, "Grant token (atl_…)"), token, el("button", { type: "submit" }, "Reveal"));
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const r = await fetch(`/api/v1/entries/${index}/disclosures`, { headers: { Authorization: `Bearer ${token.value.trim()}` } });
+    const answer = await r.json().catch(() => null);
+    if (!r.ok) {
+      out.append(el("p", { class: "revealed-failed", role: "alert" }, `Not revealed: ${answer?.detail ?? r.statusText}`));
+      return;
+    }
+    try {
+      const shown = V.revealDisclosures(parsed, answer?.disclosures ?? []);
+      out.append(el("dl", { class: "revealed", id: "revealed" }, shown.flatMap(([path, value]) => [el("dt", {}, path), el("dd", {}, JSON.stringify(value))])),
+        el("p", { class: "muted" }, `${shown.length} value${shown.length === 1 ? "" : "s"} revealed, each checked against the digest in the signed statement.`));
+    } catch (e) {
+      out.append(el("p", { class: "revealed-failed", role: "alert" }, `The log served values the statement does not commit to: ${e.message}`));
+    }
+  });
+  out.append(el("p", {}, `Confidential: ${hidden} value${hidden === 1 ? " is" : "s are"} hidden behind salted digests (shown as _sd and "..." below). The signature, the TDX quote and the log's proofs cover the hidden form. The submitting tenant and holders of its grants can reveal them:`), form);
+  return out;
 }
 
 function said(body, key) {

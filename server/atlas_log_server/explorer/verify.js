@@ -28,11 +28,18 @@ export function b64decode(text, what = "value") {
   } catch {
     fail(`${what} is not valid base64`);
   }
+  // Canonical means the unused bits before the padding are zero (RFC 4648 §3.5): the one way a padded string
+  // of the right alphabet and length can differ from the encoding of its bytes.
+  const pad = text.endsWith("==") ? 2 : text.endsWith("=") ? 1 : 0;
+  if (pad && B64_DIGITS.indexOf(text[text.length - pad - 1]) & (pad === 2 ? 0x0f : 0x03)) {
+    fail(`${what} is not canonical base64`);
+  }
   const out = new Uint8Array(bin.length);
   for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  if (b64encode(out) !== text) fail(`${what} is not canonical base64`);
   return out;
 }
+
+const B64_DIGITS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 export function b64encode(bytes) {
   let bin = "";
@@ -79,9 +86,14 @@ export function sha256(bytes) {
   const view = new DataView(m.buffer);
   view.setUint32(total - 8, Math.floor(bits / 0x100000000));
   view.setUint32(total - 4, bits >>> 0);
-  let [h0, h1, h2, h3, h4, h5, h6, h7] = [
-    0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
-  ];
+  let h0 = 0x6a09e667;
+  let h1 = 0xbb67ae85;
+  let h2 = 0x3c6ef372;
+  let h3 = 0xa54ff53a;
+  let h4 = 0x510e527f;
+  let h5 = 0x9b05688c;
+  let h6 = 0x1f83d9ab;
+  let h7 = 0x5be0cd19;
   for (let off = 0; off < total; off += 64) {
     for (let i = 0; i < 16; i++) W[i] = view.getUint32(off + i * 4);
     for (let i = 16; i < 64; i++) {
@@ -91,13 +103,28 @@ export function sha256(bytes) {
       const s1 = ((b >>> 17) | (b << 15)) ^ ((b >>> 19) | (b << 13)) ^ (b >>> 10);
       W[i] = (W[i - 16] + s0 + W[i - 7] + s1) | 0;
     }
-    let [a, b, c, d, e, f, g, h] = [h0, h1, h2, h3, h4, h5, h6, h7];
+    // Plain variables, no array destructuring: a 1,000-entry history hashes about 100,000 blocks.
+    let a = h0;
+    let b = h1;
+    let c = h2;
+    let d = h3;
+    let e = h4;
+    let f = h5;
+    let g = h6;
+    let h = h7;
     for (let i = 0; i < 64; i++) {
       const S1 = ((e >>> 6) | (e << 26)) ^ ((e >>> 11) | (e << 21)) ^ ((e >>> 25) | (e << 7));
       const t1 = (h + S1 + ((e & f) ^ (~e & g)) + K[i] + W[i]) | 0;
       const S0 = ((a >>> 2) | (a << 30)) ^ ((a >>> 13) | (a << 19)) ^ ((a >>> 22) | (a << 10));
       const t2 = (S0 + ((a & b) ^ (a & c) ^ (b & c))) | 0;
-      [h, g, f, e, d, c, b, a] = [g, f, e, (d + t1) | 0, c, b, a, (t1 + t2) | 0];
+      h = g;
+      g = f;
+      f = e;
+      e = (d + t1) | 0;
+      d = c;
+      c = b;
+      b = a;
+      a = (t1 + t2) | 0;
     }
     h0 = (h0 + a) | 0;
     h1 = (h1 + b) | 0;
@@ -658,4 +685,76 @@ export function verifyStatement(envelope, body) {
   const pae = concat(enc.encode(`DSSEv1 ${type.length} `), type, enc.encode(` ${payload.length} `), payload);
   if (hex(sha256(pae)) !== want) fail("the statement the log serves is not the one the entry's signatures cover");
   return payload;
+}
+
+// ---- confidential statements (atlas_log.disclosure) ------------------------------------------------------------
+
+const b64url = (bytes) => b64encode(bytes).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+
+/** Every disclosure digest standing in a statement: in ``_sd`` arrays and ``{"...": digest}`` elements. */
+export function hiddenDigests(node, out = []) {
+  if (Array.isArray(node)) node.forEach((v) => hiddenDigests(v, out));
+  else if (node && typeof node === "object") {
+    const keys = Object.keys(node);
+    if (keys.length === 1 && keys[0] === "..." && typeof node["..."] === "string") out.push(node["..."]);
+    else {
+      if (Array.isArray(node._sd)) out.push(...node._sd.filter((d) => typeof d === "string"));
+      for (const [k, v] of Object.entries(node)) if (k !== "_sd") hiddenDigests(v, out);
+    }
+  }
+  return out;
+}
+
+/** Put disclosures (base64url texts) back into a redacted statement, each proved to be a value it commits to
+ * (RFC 9901 §7.1): returns ``[[path, value], ...]``; fails for a disclosure committed nowhere, placed where the
+ * other kind stands, given twice, or naming a member already there. Mirrors atlas_log.disclosure.reveal. */
+export function revealDisclosures(statement, encoded) {
+  const byDigest = new Map();
+  for (const text of encoded) {
+    if (typeof text !== "string" || !/^[A-Za-z0-9_-]+$/.test(text)) fail("a disclosure is not base64url");
+    const digest = b64url(sha256(enc.encode(text)));
+    if (byDigest.has(digest)) fail("a disclosure is given twice");
+    let parts;
+    try {
+      parts = JSON.parse(dec.decode(b64decode(text.replace(/-/g, "+").replace(/_/g, "/") + "=".repeat((4 - (text.length % 4)) % 4), "disclosure")));
+    } catch (e) {
+      fail(`a disclosure does not decode: ${e.message}`);
+    }
+    if (!Array.isArray(parts) || (parts.length !== 2 && parts.length !== 3) || typeof parts[0] !== "string") fail("a disclosure is not [salt, name, value] or [salt, value]");
+    if (parts.length === 3 && (typeof parts[1] !== "string" || ["_sd", "...", "_sd_alg"].includes(parts[1]))) fail("a disclosure's name is not allowed");
+    byDigest.set(digest, parts.length === 3 ? { name: parts[1], value: parts[2] } : { name: null, value: parts[1] });
+  }
+  const used = new Set();
+  const shown = [];
+  const take = (digest) => {
+    if (used.has(digest)) fail(`digest ${digest} stands twice`);
+    used.add(digest);
+    return byDigest.get(digest);
+  };
+  const walk = (node, path) => {
+    if (Array.isArray(node)) {
+      node.forEach((v, i) => {
+        if (v && typeof v === "object" && !Array.isArray(v) && Object.keys(v).length === 1 && typeof v["..."] === "string") {
+          const d = take(v["..."]);
+          if (!d) return;
+          if (d.name !== null) fail(`a member's disclosure stands for the element ${path}[${i}]`);
+          shown.push([`${path}[${i}]`, d.value]);
+          walk(d.value, `${path}[${i}]`);
+        } else walk(v, `${path}[${i}]`);
+      });
+    } else if (node && typeof node === "object") {
+      for (const [k, v] of Object.entries(node)) if (k !== "_sd") walk(v, `${path}.${k}`);
+      for (const digest of Array.isArray(node._sd) ? node._sd : []) {
+        const d = take(digest);
+        if (!d) continue;
+        if (d.name === null) fail(`an element's disclosure is named in an object's _sd at ${path}`);
+        if (own(node, d.name)) fail(`the disclosure of ${path}.${d.name} names a member already there`);
+        shown.push([`${path}.${d.name}`, d.value]);
+        walk(d.value, `${path}.${d.name}`);
+      }
+    }
+  };
+  walk(statement, "$");
+  for (const digest of byDigest.keys()) if (!used.has(digest)) fail(`a disclosure (${digest}) is not committed anywhere in the statement`);
+  return shown.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
 }

@@ -8,10 +8,19 @@ single pass over the proof's nodes.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from atlas_log.merkle import HASH_SIZE, Hash, LeafHash, NodeSource, consistency_proof, inclusion_proof, subtree_root
+from atlas_log.merkle import (
+    HASH_SIZE,
+    Hash,
+    LeafHash,
+    NodeSource,
+    consistency_proof,
+    inclusion_proof,
+    inclusion_proofs,
+    subtree_root,
+)
 from atlas_log.tiles import TileLevels, node_tile, tile_path, tile_width
 from atlas_log_server.db.repository import Repository, StorageError
 from atlas_log_server.errors import InvalidRequest
@@ -103,6 +112,13 @@ class ProofService:
     async def inclusion(self, index: int, size: int) -> tuple[LeafHash, list[Hash]]:
         """The leaf hash at ``index`` (from its level-0 tile) and its inclusion proof in the tree of ``size``."""
         return await self._compute(size, lambda src: (LeafHash(src(0, index)), inclusion_proof(index, size, src)))
+
+    async def inclusions(self, indices: Sequence[int], size: int) -> dict[int, list[Hash]]:
+        """The inclusion proofs of many entries in the tree of ``size``, computed together (an answer about a
+        thousand entries hashes the tree's ragged right edge once, not a thousand times)."""
+        if not indices:
+            return {}
+        return await self._compute(size, lambda src: inclusion_proofs(indices, size, src))
 
     async def consistency(self, old_size: int, size: int) -> list[Hash]:
         if old_size == size:
