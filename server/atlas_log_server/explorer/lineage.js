@@ -9,6 +9,7 @@ const COL = 230;
 const ROW = 78;
 const W = 170;
 const H = 44;
+const MAX_ROWS = 40;
 
 function svg(tag, attrs = {}, ...children) {
   const node = document.createElementNS(SVG, tag);
@@ -100,6 +101,18 @@ export function drawLineage(artifact, lineages, named, link) {
     if (!columns.has(n.col)) columns.set(n.col, []);
     columns.get(n.col).push(n);
   }
+  // A column of hundreds of nodes is unreadable and slow to lay out: draw the first MAX_ROWS of each (in the
+  // stable order) and one node saying how many more there are; every edge was verified all the same.
+  const more = [];
+  for (const [col, list] of columns) {
+    if (list.length <= MAX_ROWS) continue;
+    const hidden = list.splice(MAX_ROWS - 1);
+    for (const n of hidden) nodes.delete(n.id);
+    const id = `+${hidden.length} more`;
+    const extra = { id, col, kind: "more", count: hidden.length };
+    list.push(extra);
+    more.push(extra);
+  }
   const cols = [...columns.keys()].sort((a, b) => a - b);
   const minCol = cols[0];
   const height = Math.max(...[...columns.values()].map((c) => c.length)) * ROW + 40;
@@ -118,12 +131,21 @@ export function drawLineage(artifact, lineages, named, link) {
   for (const d of drawn) {
     const a = nodes.get(d.from);
     const b = nodes.get(d.to);
+    if (!a || !b) continue; // an end beyond a column's cap
     const [x1, y1, x2, y2] = [a.x + W, a.y + H / 2, b.x, b.y + H / 2];
     const g = svg("g", { class: `edge${d.dashed ? " evaluation" : ""}` });
     g.append(svg("path", { d: `M${x1} ${y1} C${x1 + 40} ${y1} ${x2 - 40} ${y2} ${x2} ${y2}`, "marker-end": "url(#arrow)" }));
     const label = svg("text", { x: (x1 + x2) / 2, y: (y1 + y2) / 2 - 6, "text-anchor": "middle" });
     label.textContent = d.label;
     g.append(label);
+    root.append(g);
+  }
+  for (const n of more) {
+    const g = svg("g", { class: "node more" });
+    g.append(svg("rect", { x: n.x, y: n.y, width: W, height: H, rx: 4 }));
+    const t = svg("text", { x: n.x + W / 2, y: n.y + H / 2 + 5, "text-anchor": "middle" });
+    t.textContent = `${n.count} more (see the history)`;
+    g.append(t);
     root.append(g);
   }
   for (const n of nodes.values()) {
