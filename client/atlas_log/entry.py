@@ -117,15 +117,26 @@ def _plain(obj: Any) -> bool:
     """True when ``obj`` holds only values whose RFC 8785 form equals Python's sorted compact JSON:
     objects with ASCII keys (so code-point order is UTF-16 order), arrays, strings, booleans, null, and
     integers within the IEEE 754 safe range. Floats take the general (slower) path."""
-    if isinstance(obj, str) or obj is None or isinstance(obj, bool):
-        return True
-    if isinstance(obj, int):
-        return -_MAX_SAFE_INT <= obj <= _MAX_SAFE_INT
-    if isinstance(obj, dict):
-        return all(isinstance(k, str) and k.isascii() and _plain(v) for k, v in obj.items())
-    if isinstance(obj, list | tuple):
-        return all(_plain(v) for v in obj)
-    return False
+    # Iterative, by exact type (a subclass takes the general path): every leaf a client verifies is walked.
+    stack = [obj]
+    while stack:
+        value = stack.pop()
+        kind = type(value)
+        if kind is str or value is None or kind is bool:
+            continue
+        if kind is int:
+            if not -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT:
+                return False
+        elif kind is dict:
+            for k in value:
+                if type(k) is not str or not k.isascii():
+                    return False
+            stack.extend(value.values())
+        elif kind is list or kind is tuple:
+            stack.extend(value)
+        else:
+            return False
+    return True
 
 
 def canonical_json(obj: Any) -> bytes:
