@@ -11,6 +11,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Identity,
     Index,
     LargeBinary,
     MetaData,
@@ -146,6 +147,8 @@ tokens = Table(
     Column("scopes", ARRAY(Text), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("holder", Text, nullable=True),
 )
 
 tenant_usage = Table(
@@ -187,3 +190,35 @@ map_versions = Table(
     CheckConstraint("length(root) = 32", name="map_versions_root_32"),
 )
 Index("map_versions_commitment", map_versions.c.commitment_idx, unique=True)
+
+# Confidential entries: each entry's sealed disclosures (or when, by whom and why they were erased).
+entry_disclosures = Table(
+    "entry_disclosures",
+    metadata,
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("tenant", Text, nullable=True),
+    Column("wrapped_key", LargeBinary, nullable=True),
+    Column("ciphertext", LargeBinary, nullable=True),
+    Column("erased_at", DateTime(timezone=True), nullable=True),
+    Column("erased_by", Text, nullable=True),
+    Column("erase_reason", Text, nullable=True),
+    CheckConstraint(
+        "(erased_at IS NULL AND wrapped_key IS NOT NULL AND ciphertext IS NOT NULL) OR "
+        "(erased_at IS NOT NULL AND wrapped_key IS NULL AND ciphertext IS NULL)",
+        name="entry_disclosures_sealed_or_erased",
+    ),
+)
+Index("entry_disclosures_tenant", entry_disclosures.c.tenant, entry_disclosures.c.idx)
+
+# Every read and erasure of a tenant's disclosures.
+disclosure_reads = Table(
+    "disclosure_reads",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("idx", BigInteger, nullable=False),
+    Column("tenant", Text, nullable=True),
+    Column("reader", Text, nullable=False),
+    Column("action", Text, nullable=False),
+)
+Index("disclosure_reads_tenant", disclosure_reads.c.tenant, disclosure_reads.c.at)
