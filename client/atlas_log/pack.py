@@ -215,8 +215,18 @@ def _unzip(data: bytes) -> tuple[bytes, bytes]:
             if names != [MANIFEST, SUMMARY]:
                 raise FormatError(f"a pack holds exactly {MANIFEST} and {SUMMARY}, not {names}")
             manifest, summary = z.read(MANIFEST), z.read(SUMMARY)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as exc:
-        raise FormatError(f"the pack is not a readable ZIP archive: {exc}") from exc
+    # zipfile answers some damaged headers with EOFError (a truncated entry), RuntimeError (an "encrypted"
+    # flag) or NotImplementedError (an unknown compression method): every one is a pack that does not read.
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        OSError,
+        ValueError,
+        EOFError,
+        RuntimeError,
+        NotImplementedError,
+    ) as exc:
+        raise FormatError(f"the pack is not a readable ZIP archive: {exc or type(exc).__name__}") from exc
     if _zip(manifest, summary) != data:
         raise VerificationError("the pack's bytes are not the archive its contents make: it was altered")
     return manifest, summary

@@ -41,7 +41,12 @@ class TokenSpec(BaseModel):
 
 class GrantSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    holder: str = Field(min_length=1, max_length=200, description="whom the grant is for (an auditor, a regulator)")
+    holder: str = Field(
+        min_length=1,
+        max_length=200,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="whom the grant is for (an auditor, a regulator); no control characters",
+    )
     expires_in_days: float = Field(
         default=90, alias="expiresInDays", gt=0, le=3660, description="the grant ends this many days from now"
     )

@@ -24,7 +24,12 @@ Index = Annotated[int, Path(ge=0, le=(1 << 63) - 1)]
 
 class Erasure(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(min_length=1, max_length=500, description="why the disclosures are erased (recorded)")
+    reason: str = Field(
+        min_length=1,
+        max_length=500,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="why the disclosures are erased (recorded); no control characters",
+    )
 
 
 async def _stored(ctx: LogContext, index: int) -> StoredDisclosures:
@@ -43,7 +48,7 @@ def _denied(index: int) -> ServerError:
     "/entries/{index}/disclosures",
     summary="A confidential entry's disclosures, for its tenant and the tenant's grant holders",
     response_model=None,
-    responses=answers(schemas.Disclosures, 401, 403, 404, 410),
+    responses=answers(schemas.Disclosures, 400, 401, 403, 404, 410),
 )
 async def read_disclosures(index: Index, request: Request, ctx: Ctx) -> dict[str, Any]:
     reader = await ctx.access.disclosure_reader(request)
@@ -92,7 +97,10 @@ async def erase_disclosures(index: Index, erasure: Erasure, request: Request, ct
 async def disclosure_reads(
     request: Request,
     ctx: Ctx,
-    tenant: Annotated[str | None, Query(description="the admin names the tenant; a tenant sees its own")] = None,
+    tenant: Annotated[
+        str | None,
+        Query(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$", description="the admin names the tenant; a tenant sees its own"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> dict[str, Any]:
     reader = await ctx.access.disclosure_reader(request)
