@@ -7,10 +7,12 @@ import json
 import os
 import platform
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -150,6 +152,34 @@ def loadgen(url: str, requests_file: Path, concurrency: int, duration: float, wa
     )
     result: dict[str, Any] = json.loads(out.stdout)
     return result
+
+
+Run = dict[str, float]
+
+
+def alternating(rounds: int, names: tuple[str, str], run: Callable[[str], Run]) -> dict[str, list[Run]]:
+    """``run`` each of two variants once per round, the order swapped every round (so a drift of the machine
+    during a round does not favour one), printing each result; returns the runs by variant."""
+    runs: dict[str, list[Run]] = {n: [] for n in names}
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            runs[name].append(run(name))
+            print(f"round {r + 1} {name}: {runs[name][-1]}", flush=True)
+    return runs
+
+
+def medians(runs: dict[str, list[Run]]) -> dict[str, Run]:
+    """Each variant's median of each measure."""
+    return {n: {f: statistics.median(x[f] for x in rs) for f in rs[0]} for n, rs in runs.items()}
+
+
+def admission_run(result: dict[str, Any]) -> Run:
+    """The measures of one admission run from :func:`loadgen`'s result."""
+    return {
+        "entries_per_s": result["rps"],
+        "p50_ms": result["latency_ms"]["p50"],
+        "p99_ms": result["latency_ms"]["p99"],
+    }
 
 
 def report(name: str, result: dict[str, Any]) -> None:

@@ -44,7 +44,7 @@ from atlas_log_server.db.vmap import MapRepository
 from atlas_log_server.log.map_builder import MapBuilder, rebuild
 from atlas_log_server.log.sequencer import PendingEntry, Sequencer
 from atlas_log_server.log.signer import CheckpointSigner
-from bench.common import RESULTS, Server, fresh_database, loadgen, report
+from bench.common import RESULTS, Run, Server, admission_run, alternating, fresh_database, loadgen, medians, report
 from bench.history import DATASET, _fill
 
 
@@ -96,44 +96,39 @@ class _LagSampler(threading.Thread):
 
 
 def _admission(rounds: int, entries: int, duration: float) -> dict[str, Any]:
-    runs: dict[str, list[dict[str, float]]] = {"map": [], "no_map": []}
     lags: list[float] = []
     durability: dict[str, str] = {}
-    for r in range(rounds):
-        for name in ("map", "no_map") if r % 2 == 0 else ("no_map", "map"):
-            tmp = Path(tempfile.mkdtemp(prefix="atlas-bench-map-"))
-            url = fresh_database("atlas_bench_map")
-            durability = _durability(url)
-            server = Server(url, tmp / "data", workers=2, ATLAS_MAP_INTERVAL_S="1" if name == "map" else "0")
-            platform = SimulatedPlatform.load(tmp / "data" / "simulated-tdx")
-            key = Ed25519PrivateKey.generate()
-            reqs = tmp / "entries.jsonl"
-            with reqs.open("w") as f:
-                for i in range(entries):
-                    body = demo_submission(key, i, platform)
-                    f.write(json.dumps({"method": "POST", "path": "/api/v1/entries", "body": body}) + "\n")
-            sampler = _LagSampler(url) if name == "map" else None
-            try:
-                if sampler is not None:
-                    sampler.start()
-                result = loadgen(server.url, reqs, 64, duration, warmup=1000)
-                if sampler is not None:
-                    time.sleep(3)  # let the map catch up with the last entries
-                    sampler.stop.set()
-                    sampler.join()
-                    lags.extend(sampler.lags())
-            finally:
-                server.stop()
-            runs[name].append(
-                {
-                    "entries_per_s": result["rps"],
-                    "p50_ms": result["latency_ms"]["p50"],
-                    "p99_ms": result["latency_ms"]["p99"],
-                }
-            )
-            print(f"round {r + 1} {name}: {runs[name][-1]}", flush=True)
-    medians = {n: {f: statistics.median(x[f] for x in rs) for f in rs[0]} for n, rs in runs.items()}
-    ratio = medians["map"]["entries_per_s"] / medians["no_map"]["entries_per_s"]
+
+    def run(name: str) -> Run:
+        nonlocal durability
+        tmp = Path(tempfile.mkdtemp(prefix="atlas-bench-map-"))
+        url = fresh_database("atlas_bench_map")
+        durability = _durability(url)
+        server = Server(url, tmp / "data", workers=2, ATLAS_MAP_INTERVAL_S="1" if name == "map" else "0")
+        platform = SimulatedPlatform.load(tmp / "data" / "simulated-tdx")
+        key = Ed25519PrivateKey.generate()
+        reqs = tmp / "entries.jsonl"
+        with reqs.open("w") as f:
+            for i in range(entries):
+                body = demo_submission(key, i, platform)
+                f.write(json.dumps({"method": "POST", "path": "/api/v1/entries", "body": body}) + "\n")
+        sampler = _LagSampler(url) if name == "map" else None
+        try:
+            if sampler is not None:
+                sampler.start()
+            result = loadgen(server.url, reqs, 64, duration, warmup=1000)
+            if sampler is not None:
+                time.sleep(3)  # let the map catch up with the last entries
+                sampler.stop.set()
+                sampler.join()
+                lags.extend(sampler.lags())
+        finally:
+            server.stop()
+        return admission_run(result)
+
+    runs = alternating(rounds, ("map", "no_map"), run)
+    median = medians(runs)
+    ratio = median["map"]["entries_per_s"] / median["no_map"]["entries_per_s"]
     lags.sort()
     lag = {
         "samples": len(lags),
@@ -144,7 +139,7 @@ def _admission(rounds: int, entries: int, duration: float) -> dict[str, Any]:
     return {
         "durability": durability,
         "runs": runs,
-        "median": medians,
+        "median": median,
         "throughput_ratio_map_over_no_map": round(ratio, 3),
         "throughput_target_met": ratio >= 0.85,
         "lag": lag,

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import statistics
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from atlas_log.disclosure import redact
 from atlas_log.intoto import SLSA_V1
 from atlas_log.submission import signed_submission
 from atlas_log.testing.simulate import SimulatedPlatform
-from bench.common import Server, fresh_database, loadgen, report
+from bench.common import Run, Server, admission_run, alternating, fresh_database, loadgen, medians, report
 from bench.completeness import _durability
 
 ADMIN = "atladm_bench-confidential-0123456789"
@@ -68,39 +67,33 @@ def _submission(key: Ed25519PrivateKey, n: int, platform: SimulatedPlatform, con
 
 
 def _admission(rounds: int, entries: int, duration: float) -> dict[str, Any]:
-    runs: dict[str, list[dict[str, float]]] = {"confidential": [], "public": []}
     durability: dict[str, str] = {}
-    for r in range(rounds):
-        for name in ("confidential", "public") if r % 2 == 0 else ("public", "confidential"):
-            tmp = Path(tempfile.mkdtemp(prefix="atlas-bench-confidential-"))
-            url = fresh_database("atlas_bench_confidential")
-            durability = _durability(url)
-            server = Server(url, tmp / "data", workers=2, ATLAS_MAP_INTERVAL_S="0")
-            platform = SimulatedPlatform.load(tmp / "data" / "simulated-tdx")
-            key = Ed25519PrivateKey.generate()
-            reqs = tmp / "entries.jsonl"
-            with reqs.open("w") as f:
-                for i in range(entries):
-                    body = _submission(key, i, platform, name == "confidential")
-                    f.write(json.dumps({"method": "POST", "path": "/api/v1/entries", "body": body}) + "\n")
-            try:
-                result = loadgen(server.url, reqs, 64, duration, warmup=1000)
-            finally:
-                server.stop()
-            runs[name].append(
-                {
-                    "entries_per_s": result["rps"],
-                    "p50_ms": result["latency_ms"]["p50"],
-                    "p99_ms": result["latency_ms"]["p99"],
-                }
-            )
-            print(f"round {r + 1} {name}: {runs[name][-1]}", flush=True)
-    medians = {n: {f: statistics.median(x[f] for x in rs) for f in rs[0]} for n, rs in runs.items()}
-    ratio = medians["confidential"]["entries_per_s"] / medians["public"]["entries_per_s"]
+
+    def run(name: str) -> Run:
+        nonlocal durability
+        tmp = Path(tempfile.mkdtemp(prefix="atlas-bench-confidential-"))
+        url = fresh_database("atlas_bench_confidential")
+        durability = _durability(url)
+        server = Server(url, tmp / "data", workers=2, ATLAS_MAP_INTERVAL_S="0")
+        platform = SimulatedPlatform.load(tmp / "data" / "simulated-tdx")
+        key = Ed25519PrivateKey.generate()
+        reqs = tmp / "entries.jsonl"
+        with reqs.open("w") as f:
+            for i in range(entries):
+                body = _submission(key, i, platform, name == "confidential")
+                f.write(json.dumps({"method": "POST", "path": "/api/v1/entries", "body": body}) + "\n")
+        try:
+            return admission_run(loadgen(server.url, reqs, 64, duration, warmup=1000))
+        finally:
+            server.stop()
+
+    runs = alternating(rounds, ("confidential", "public"), run)
+    median = medians(runs)
+    ratio = median["confidential"]["entries_per_s"] / median["public"]["entries_per_s"]
     return {
         "durability": durability,
         "runs": runs,
-        "median": medians,
+        "median": median,
         "throughput_ratio_confidential_over_public": round(ratio, 3),
         "throughput_target_met": ratio >= 0.9,
     }
