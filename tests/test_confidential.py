@@ -30,6 +30,7 @@ from atlas_log.replay import Replay
 from atlas_log.reverify import Trust
 from atlas_log.submission import signed_submission
 from tests.conftest import ServerProcess
+from tests.pgcluster import tool_for
 from tests.proxy import TamperingProxy
 
 ADMIN = "atladm_confidential-admin-0123456789"
@@ -195,7 +196,8 @@ def test_erasure_keeps_every_proof_and_survives_a_restart_and_a_restore(db_url: 
             receipt = http.post("/api/v1/entries", json=sub, headers=_bearer(vendor)).json()
             index = receipt["logIndex"]
             assert http.get(f"/api/v1/entries/{index}/disclosures", headers=_bearer(vendor)).status_code == 200
-            subprocess.run(["pg_dump", "-Fc", "-f", str(dump), db_url], check=True)  # a backup, taken before
+            # A backup, taken before the erasure (with the tools of the server's own version).
+            subprocess.run([tool_for(db_url, "pg_dump"), "-Fc", "-f", str(dump), db_url], check=True)
             _problem(
                 http.request("DELETE", f"/api/v1/entries/{index}/disclosures", json={}, headers=_bearer(vendor)),
                 400,
@@ -222,7 +224,7 @@ def test_erasure_keeps_every_proof_and_survives_a_restart_and_a_restore(db_url: 
             assert reads[0]["action"] == "erase"
         server.stop()
         # The database restored from the backup holds the entry's wrapped key again: the server erases it at start.
-        subprocess.run(["pg_restore", "--clean", "--if-exists", "-d", db_url, str(dump)], check=True)
+        subprocess.run([tool_for(db_url, "pg_restore"), "--clean", "--if-exists", "-d", db_url, str(dump)], check=True)
         server = ServerProcess(db_url, data, env=env)
         with httpx.Client(base_url=server.url, timeout=30) as http:
             _problem(
