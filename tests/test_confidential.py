@@ -172,15 +172,18 @@ def test_hidden_values_stay_private_and_grants_are_enforced(log: ServerProcess) 
 def test_a_disclosure_swapped_for_another_value_is_refused(log: ServerProcess) -> None:
     key = Ed25519PrivateKey.generate()
     sub, _disclosures = _confidential(key, 1, log.platform)
-    forged = Disclosure.make("dataset", "s3://somewhere/else")
+    forged = Disclosure.make("dataset", CANARY + "/forged")
     swapped = {**sub, "disclosures": [forged.encoded, *sub["disclosures"][1:]]}
     with httpx.Client(base_url=log.url, timeout=30) as http:
         r = http.post("/api/v1/entries", json=swapped)
         _problem(r, 400, "invalid-disclosure")
         assert "not committed" in r.json()["detail"]
+        # The refusal names the disclosure by its digest, never by the value it carries.
+        assert CANARY not in r.text
         _problem(http.post("/api/v1/entries", json={**sub, "disclosures": ["%%%"]}), 400, "invalid-disclosure")
-        # Nothing was logged by either.
+        # Nothing was logged by either, and no hidden value reached the server's log lines.
         assert http.get("/api/v1/log").json()["treeSize"] == 0
+    assert CANARY not in log.log_path.read_text()
 
 
 def test_erasure_keeps_every_proof_and_survives_a_restart_and_a_restore(db_url: str, tmp_path: Path) -> None:
