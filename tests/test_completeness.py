@@ -188,6 +188,12 @@ def test_a_component_history_is_proved_complete_by_the_facts_its_leaves_commit_t
     def history_rewritten(rewrite: Any) -> None:
         proxy.on_get = lambda url, answer: rewrite(answer) if url.path.endswith("/history") else answer
 
+    # Another file of the same models claimed as an alias of the tokenizer (both are components of one
+    # statement): not one descriptor, so not an alias.
+    weights = f"sha256:{hashlib.sha256(b'weights 0').hexdigest()}"
+    history_rewritten(lambda a: {**a, "aliases": [weights]})
+    assert client.history(component).aliases == frozenset()
+
     # The newest model using the file hidden: the map's newest entry is not the answer's.
     history_rewritten(lambda a: {**a, "entries": [a["entries"][0], *a["entries"][2:]]})
     with pytest.raises(VerificationError, match="counts 4"):

@@ -196,10 +196,10 @@ def facts_json(extraction: Extraction) -> bytes:
     return json.dumps(facts, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode("utf-8")
 
 
-def fact_names(body: dict[str, Any], facts: bytes) -> frozenset[tuple[str, str]]:
-    """The ``(digest, role)`` pairs of ``facts``, the bytes whose SHA-256 the entry ``body`` commits to as its
-    ``index.factsSha256`` (:func:`facts_json`). Raises :class:`VerificationError` when they are not those bytes
-    and :class:`FormatError` when they are not a fact list."""
+def fact_names(body: dict[str, Any], facts: bytes) -> frozenset[tuple[str, str, str]]:
+    """The ``(digest, role, JSON path)`` triples of ``facts``, the bytes whose SHA-256 the entry ``body`` commits
+    to as its ``index.factsSha256`` (:func:`facts_json`). Raises :class:`VerificationError` when they are not
+    those bytes and :class:`FormatError` when they are not a fact list."""
     index = body.get("index")
     want = index.get("factsSha256") if isinstance(index, dict) else None
     if not isinstance(want, str):
@@ -207,17 +207,16 @@ def fact_names(body: dict[str, Any], facts: bytes) -> frozenset[tuple[str, str]]
     if not hmac.compare_digest(hashlib.sha256(facts).hexdigest(), want):
         raise VerificationError("the facts given are not the ones the entry commits to (factsSha256 differs)")
     parsed: Any = json_loads(facts, "facts")
-    names: set[tuple[str, str]] = set()
+    names: set[tuple[str, str, str]] = set()
     if not isinstance(parsed, list):
         raise FormatError("facts must be a list")
     for fact in parsed:
-        if (
-            not isinstance(fact, dict)
-            or not isinstance(fact.get("role"), str)
-            or not isinstance(fact.get("digests"), list)
-        ):
-            raise FormatError("each fact must hold a role and a list of digests")
-        names.update((d, fact["role"]) for d in fact["digests"] if isinstance(d, str))
+        if not isinstance(fact, dict) or not all(isinstance(fact.get(k), str) for k in ("role", "path")):
+            raise FormatError("each fact must hold a role, a JSON path and a list of digests")
+        digests = fact.get("digests")
+        if not isinstance(digests, list):
+            raise FormatError("each fact must hold a role, a JSON path and a list of digests")
+        names.update((d, fact["role"], fact["path"]) for d in digests if isinstance(d, str))
     return frozenset(names)
 
 

@@ -498,7 +498,7 @@ def _named(index: int, body: dict[str, Any], facts: bytes | None) -> list[str]:
             return []
         raise VerificationError(f"the evidence lacks the facts of entry {index}, which names artifacts")
     try:
-        return sorted({d for d, _ in fact_names(body, facts)})
+        return sorted({d for d, _, _ in fact_names(body, facts)})
     except VerificationError as exc:
         raise VerificationError(f"entry {index}: {exc}") from exc
 

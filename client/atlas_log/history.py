@@ -62,8 +62,8 @@ def stale_commitment(index: int, newest: int) -> str:
 @dataclass(frozen=True, slots=True)
 class VerifiedEntry:
     """An entry proved included at ``log_index``; in a history, each of ``roles`` is proved by the leaf up to
-    the pairs its summary joins (subject/evaluated, material/eval_data), or exactly by ``facts``: the
-    ``(digest, role)`` pairs of the fact list the answer carried beside the leaf, proved to be the one the leaf
+    the pairs its summary joins (subject/evaluated, material/eval_data), or exactly by ``facts``: the ``(digest,
+    role, JSON path)`` triples of the fact list the answer carried beside the leaf, proved to be the one the leaf
     commits to (:func:`~atlas_log.entry.fact_names`). A log sends it for entries naming an artifact only in
     roles the leaf does not list (a model's component files, byproducts, builder dependencies, deployments)."""
 
@@ -71,7 +71,7 @@ class VerifiedEntry:
     leaf_hash: bytes
     entry: Entry
     roles: tuple[str, ...]
-    facts: frozenset[tuple[str, str]] | None = None
+    facts: frozenset[tuple[str, str, str]] | None = None
 
     def names(self, digest: str) -> bool:
         """Whether the entry is proved to name ``digest``: in its leaf's summary or back-links, or its facts."""
@@ -79,7 +79,7 @@ class VerifiedEntry:
             digest in _said(self.entry, "subjects")
             or digest in _said(self.entry, "materials")
             or (self.entry.links is not None and digest in self.entry.links)
-            or (self.facts is not None and any(d == digest for d, _ in self.facts))
+            or (self.facts is not None and any(d == digest for d, _, _ in self.facts))
         )
 
 
@@ -227,7 +227,7 @@ _ROLE_LISTS = {"subject": "subjects", "evaluated": "subjects", "material": "mate
 def _holds(v: VerifiedEntry, role: str, digests: set[str]) -> bool:
     """Whether the entry names one of ``digests`` in ``role`` (for ``signer``: as a signer key's SHA-256)."""
     entry = v.entry
-    if v.facts is not None and any(d in digests and r == role for d, r in v.facts):
+    if v.facts is not None and any(d in digests and r == role for d, r, _ in v.facts):
         return True
     if role == "signer":
         sigs = entry.body.get("signatures")
@@ -242,11 +242,12 @@ def _holds(v: VerifiedEntry, role: str, digests: set[str]) -> bool:
 
 
 def _together(v: VerifiedEntry, a: str, b: str, key: str) -> bool:
-    """Whether the entry names ``a`` and ``b`` in the same leaf list, or (with its facts) in the same role."""
+    """Whether the entry names ``a`` and ``b`` in the same leaf list, or (with its facts) as the digests of one
+    descriptor (one JSON path): two files of one model are not aliases of each other."""
     if a in _said(v.entry, key) and b in _said(v.entry, key):
         return True
-    roles = {r for d, r in v.facts or () if d == a}
-    return any(d == b and r in roles for d, r in v.facts or ())
+    paths = {p for d, _, p in v.facts or () if d == a}
+    return any(d == b and p in paths for d, _, p in v.facts or ())
 
 
 def _open_answer(answer: Any, vkey: str | Verifier, artifact: str | None, what: str) -> tuple[str, Checkpoint]:

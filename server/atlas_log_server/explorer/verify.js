@@ -361,7 +361,7 @@ export function parseLeaf(bytes) {
 // Entries already verified, by (leaf as served, index, tree): a page's answers share most of their leaves.
 const verified = new Map();
 
-/** The ``[digest, role]`` pairs of an entry's fact list (base64), which must hash to the ``factsSha256`` its
+/** The ``[digest, role, path]`` triples of an entry's fact list (base64), which must hash to the ``factsSha256`` its
  * leaf commits to (atlas_log.entry.fact_names). */
 function factNames(text, entry, index) {
   const bytes = b64decode(text, `entry ${index}'s facts`);
@@ -376,7 +376,7 @@ function factNames(text, entry, index) {
   }
   if (!Array.isArray(facts)) fail(`entry ${index}: its facts are not a list`);
   return facts.flatMap((f) =>
-    typeof f?.role === "string" && Array.isArray(f?.digests) ? f.digests.filter((d) => typeof d === "string").map((d) => [d, f.role]) : [],
+    typeof f?.role === "string" && Array.isArray(f?.digests) ? f.digests.filter((d) => typeof d === "string").map((d) => [d, f.role, f.path]) : [],
   );
 }
 
