@@ -10,7 +10,6 @@ In the same run it measures ``GET /healthz`` on the same server: the HTTP stack'
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from atlas_log.testing.demo import demo_submission
 from atlas_log.testing.simulate import SimulatedPlatform
-from bench.common import Server, fresh_database, loadgen, report
+from bench.common import Server, fresh_database, loadgen, report, write_submissions
 
 
 def main() -> None:
@@ -38,11 +37,7 @@ def main() -> None:
     server = Server(url, tmp / "data", workers=args.workers, **env)
     platform = None if args.unattested else SimulatedPlatform.load(tmp / "data" / "simulated-tdx")
     key = Ed25519PrivateKey.generate()
-    reqs = tmp / "entries.jsonl"
-    with reqs.open("w") as f:
-        for i in range(args.entries):
-            body = demo_submission(key, i, platform)
-            f.write(json.dumps({"method": "POST", "path": "/api/v1/entries", "body": body}) + "\n")
+    reqs = write_submissions(tmp / "entries.jsonl", (demo_submission(key, i, platform) for i in range(args.entries)))
     try:
         ceiling = loadgen(server.url, health, args.concurrency, 5, warmup=2000)
         admission = loadgen(server.url, reqs, args.concurrency, args.duration, warmup=1000)

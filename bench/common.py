@@ -12,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -155,6 +155,14 @@ def loadgen(url: str, requests_file: Path, concurrency: int, duration: float, wa
 
 
 Run = dict[str, float]
+
+
+def write_submissions(path: Path, bodies: Iterable[dict[str, Any]]) -> Path:
+    """A :func:`loadgen` request file POSTing each submission body to ``/api/v1/entries``."""
+    with path.open("w") as f:
+        for body in bodies:
+            f.write(json.dumps({"method": "POST", "path": "/api/v1/entries", "body": body}) + "\n")
+    return path
 
 
 def alternating(rounds: int, names: tuple[str, str], run: Callable[[str], Run]) -> dict[str, list[Run]]:

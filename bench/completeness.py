@@ -44,7 +44,18 @@ from atlas_log_server.db.vmap import MapRepository
 from atlas_log_server.log.map_builder import MapBuilder, rebuild
 from atlas_log_server.log.sequencer import PendingEntry, Sequencer
 from atlas_log_server.log.signer import CheckpointSigner
-from bench.common import RESULTS, Run, Server, admission_run, alternating, fresh_database, loadgen, medians, report
+from bench.common import (
+    RESULTS,
+    Run,
+    Server,
+    admission_run,
+    alternating,
+    fresh_database,
+    loadgen,
+    medians,
+    report,
+    write_submissions,
+)
 from bench.history import DATASET, _fill
 
 
@@ -107,11 +118,7 @@ def _admission(rounds: int, entries: int, duration: float) -> dict[str, Any]:
         server = Server(url, tmp / "data", workers=2, ATLAS_MAP_INTERVAL_S="1" if name == "map" else "0")
         platform = SimulatedPlatform.load(tmp / "data" / "simulated-tdx")
         key = Ed25519PrivateKey.generate()
-        reqs = tmp / "entries.jsonl"
-        with reqs.open("w") as f:
-            for i in range(entries):
-                body = demo_submission(key, i, platform)
-                f.write(json.dumps({"method": "POST", "path": "/api/v1/entries", "body": body}) + "\n")
+        reqs = write_submissions(tmp / "entries.jsonl", (demo_submission(key, i, platform) for i in range(entries)))
         sampler = _LagSampler(url) if name == "map" else None
         try:
             if sampler is not None:

@@ -24,7 +24,17 @@ from atlas_log.disclosure import redact
 from atlas_log.intoto import SLSA_V1
 from atlas_log.submission import signed_submission
 from atlas_log.testing.simulate import SimulatedPlatform
-from bench.common import Run, Server, admission_run, alternating, fresh_database, loadgen, medians, report
+from bench.common import (
+    Run,
+    Server,
+    admission_run,
+    alternating,
+    fresh_database,
+    loadgen,
+    medians,
+    report,
+    write_submissions,
+)
 from bench.completeness import _durability
 
 ADMIN = "atladm_bench-confidential-0123456789"
@@ -77,11 +87,9 @@ def _admission(rounds: int, entries: int, duration: float) -> dict[str, Any]:
         server = Server(url, tmp / "data", workers=2, ATLAS_MAP_INTERVAL_S="0")
         platform = SimulatedPlatform.load(tmp / "data" / "simulated-tdx")
         key = Ed25519PrivateKey.generate()
-        reqs = tmp / "entries.jsonl"
-        with reqs.open("w") as f:
-            for i in range(entries):
-                body = _submission(key, i, platform, name == "confidential")
-                f.write(json.dumps({"method": "POST", "path": "/api/v1/entries", "body": body}) + "\n")
+        reqs = write_submissions(
+            tmp / "entries.jsonl", (_submission(key, i, platform, name == "confidential") for i in range(entries))
+        )
         try:
             return admission_run(loadgen(server.url, reqs, 64, duration, warmup=1000))
         finally:

@@ -20,6 +20,8 @@ from atlas_log.errors import ProofError, VerificationError
 from atlas_log.history import verify_history
 from atlas_log.intoto import SLSA_V1
 from atlas_log.pipeline import model_statement
+from atlas_log.replay import Replay
+from atlas_log.reverify import Trust
 from atlas_log.submission import intoto_statement, signed_submission
 from atlas_log.vmap import MapCommitment
 from tests.conftest import ServerProcess
@@ -187,6 +189,12 @@ def test_a_component_history_is_proved_complete_by_the_facts_its_leaves_commit_t
 
     def history_rewritten(rewrite: Any) -> None:
         proxy.on_get = lambda url, answer: rewrite(answer) if url.path.endswith("/history") else answer
+
+    # A monitor replaying the log rebuilds the same map from the facts it re-derives (components included) and
+    # finds every commitment right.
+    replay = Replay(server.url, Trust(tdx_roots=(server.platform.root_fingerprint,)), workers=1)
+    outcome = replay.run(client.checkpoint()[0])
+    assert outcome.problems == [] and replay.last_commitment is not None
 
     # Another file of the same models claimed as an alias of the tokenizer (both are components of one
     # statement): not one descriptor, so not an alias.
