@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from atlas_log.checkpoint import open_checkpoint
 from atlas_log.client import LogClient
 from atlas_log.disclosure import Disclosure, parse_disclosure, redact, reveal
-from atlas_log.errors import VerificationError
+from atlas_log.errors import LogAPIError, VerificationError
 from atlas_log.intoto import SLSA_V1
 from atlas_log.note import Verifier
 from atlas_log.replay import Replay
@@ -345,3 +345,128 @@ def test_a_lying_log_cannot_pass_off_another_value(log: ServerProcess) -> None:
                 client.disclosures(index)
     finally:
         proxy.close()
+
+
+def _hidden_statement(n: int) -> dict[str, Any]:
+    """A training step with a public base model beside its dataset (whose digest the tests hide)."""
+    st = _statement(n)
+    st["predicate"]["buildDefinition"]["resolvedDependencies"].append(
+        {"name": "base", "uri": "hf://base", "digest": {"sha256": hashlib.sha256(b"base").hexdigest()}}
+    )
+    return st
+
+
+SECRET_DATA = hashlib.sha256(b"d").hexdigest()  # the dataset digest every _statement names
+
+
+def test_hidden_digests_link_for_grant_holders_only(db_url: str, tmp_path: Path) -> None:
+    """A pipeline hides its dataset's digest (and one model's): the public index holds only blinded keys, the
+    real digests reach no public answer, a submitter cannot file under another tenant's blinded key, and the
+    tenant's grants find the entries by real digest, with complete proofs, the hidden digest revealed."""
+    env = {"ATLAS_ADMIN_TOKEN_SHA256": hashlib.sha256(ADMIN.encode()).hexdigest(), "ATLAS_MAP_INTERVAL_S": "0.3"}
+    server = ServerProcess(db_url, tmp_path / "data", env=env)
+    key = Ed25519PrivateKey.generate()
+    dataset = "predicate.buildDefinition.resolvedDependencies[0].digest"
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            vendor, other = _tenant(http, "vendor"), _tenant(http, "other")
+            admin = _bearer(ADMIN)
+            whole = http.post("/admin/v1/tenants/vendor/grants", json={"holder": "regulator"}, headers=admin).json()
+            scoped = http.post(
+                "/admin/v1/tenants/vendor/grants",
+                json={"holder": "dataset auditor", "artifacts": [f"SHA-256:{SECRET_DATA.upper()}"]},
+                headers=admin,
+            ).json()
+            assert scoped["artifacts"] == [f"sha256:{SECRET_DATA}"]
+            _problem(http.get("/api/v1/blinding-key"), 401, "unauthorized")
+            vendor_key = base64.b64decode(http.get("/api/v1/blinding-key", headers=_bearer(vendor)).json()["key"])
+            other_key = base64.b64decode(http.get("/api/v1/blinding-key", headers=_bearer(other)).json()["key"])
+            assert vendor_key != other_key
+            # A scoped grant is told its artifacts' blinded keys, never the key that would test any guess.
+            told = http.get("/api/v1/blinding-key", headers=_bearer(scoped["token"])).json()
+            assert "key" not in told and set(told["hidden"]) == {f"sha256:{SECRET_DATA}"}
+
+            def submit(statement: dict[str, Any], paths: list[str], blinding: bytes, token: str | None) -> Any:
+                redacted, disclosures = redact(statement, [*HIDDEN, *paths], blinding_key=blinding)
+                payload = json.dumps(redacted, separators=(",", ":")).encode()
+                sub = signed_submission(key, payload, server.platform, disclosures=disclosures)
+                return http.post("/api/v1/entries", json=sub, headers=_bearer(token) if token else {})
+
+            # The attacks: another tenant's blinding, a blinded key with no hidden digest behind it, and a
+            # blinded digest from no tenant at all.
+            r = submit(_hidden_statement(10), [dataset], other_key, vendor)
+            _problem(r, 400, "invalid-disclosure")
+            assert "not the tenant's blinding" in r.json()["detail"]
+            squat = _statement(11)
+            squat["predicate"]["buildDefinition"]["resolvedDependencies"][0]["digest"] = {
+                "blinded+sha256": told["hidden"][f"sha256:{SECRET_DATA}"].split(":")[1]
+            }
+            _problem(submit(squat, [], vendor_key, other), 400, "invalid-disclosure")
+            _problem(submit(_hidden_statement(12), [dataset], vendor_key, None), 400, "invalid-disclosure")
+            assert http.get("/api/v1/log").json()["treeSize"] == 0
+            # The real ones: the dataset hidden in both, the model's digest hidden in the second.
+            first = submit(_hidden_statement(13), [dataset], vendor_key, vendor)
+            second = submit(_hidden_statement(14), [dataset, "subject[0].digest"], vendor_key, vendor)
+            assert first.status_code == 201 and second.status_code == 201, (first.text, second.text)
+            indices = [first.json()["logIndex"], second.json()["logIndex"]]
+            hidden_model = hashlib.sha256(b"m14").hexdigest()
+            base = hashlib.sha256(b"base").hexdigest()
+            public = [
+                *(http.get(f"/api/v1/entries/{i}").text for i in indices),
+                http.get("/api/v1/submissions", params={"start": 0, "count": 2}).text,
+                _bundle(http, indices[1]),
+                http.get(f"/api/v1/artifacts/sha256:{base}/lineage", params={"direction": "down"}).text,
+                http.get(f"/api/v1/artifacts/sha256:{hashlib.sha256(b'm13').hexdigest()}/lineage").text,
+                http.get("/api/v1/search", params={"name": "model-14"}).text,
+            ]
+            for text in public:
+                assert SECRET_DATA not in text and hidden_model not in text
+            # Asked publicly by the real digest, the log knows nothing of them.
+            nothing = http.get(f"/api/v1/artifacts/sha256:{SECRET_DATA}/history")
+            assert SECRET_DATA in nothing.text  # the request's own digest, echoed; but no entry:
+            assert nothing.status_code == 404 or nothing.json().get("entries") == []
+        with LogClient(server.url, server.vkey, token=whole["token"]) as client:
+            deadline = time.monotonic() + 30
+            while (status := client.map_status()).commitment is None or status.commitment.tree_size < 2:
+                assert time.monotonic() < deadline, "the map never committed the entries"
+                time.sleep(0.1)
+            blinded = client.hidden(f"sha256:{SECRET_DATA}")
+            assert blinded.startswith("blinded+sha256:")
+            history = client.history(blinded)
+            assert [e.log_index for e in history.entries] == indices[::-1] and history.incomplete is None
+            # The hidden model links down from the hidden dataset and up to the public base model.
+            down = client.lineage(blinded, "down")
+            assert client.hidden(f"sha256:{hidden_model}") in down.nodes and down.complete
+            up = client.lineage(client.hidden(f"sha256:{hidden_model}"), "up")
+            assert f"sha256:{base}" in up.nodes and blinded in up.nodes
+            # Each entry found reveals the digest it hides.
+            revealed = client.disclosures(indices[1]).revealed.statement
+            assert revealed["subject"][0]["digest"]["sha256"] == hidden_model
+            assert revealed["predicate"]["buildDefinition"]["resolvedDependencies"][0]["digest"]["sha256"] == (
+                SECRET_DATA
+            )
+        with LogClient(server.url, server.vkey, token=scoped["token"]) as client:
+            # The scoped grant finds the dataset's entries and reads them, and nothing else.
+            assert client.hidden(f"sha256:{SECRET_DATA}") == blinded
+            assert client.disclosures(indices[0]).revealed.statement["subject"][0]["name"] == "model-13"
+            with pytest.raises(LogAPIError, match="not one of the artifacts"):
+                client.hidden(f"sha256:{hidden_model}")
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            # An entry of the tenant that names another dataset is out of the scoped grant's reach.
+            elsewhere = _statement(15)
+            elsewhere["predicate"]["buildDefinition"]["resolvedDependencies"][0]["digest"]["sha256"] = "0f" * 32
+            redacted, disclosures = redact(elsewhere, HIDDEN)
+            sub = signed_submission(key, json.dumps(redacted).encode(), server.platform, disclosures=disclosures)
+            other_entry = http.post("/api/v1/entries", json=sub, headers=_bearer(vendor)).json()["logIndex"]
+            _problem(
+                http.get(f"/api/v1/entries/{other_entry}/disclosures", headers=_bearer(scoped["token"])),
+                403,
+                "not-granted",
+            )
+            reads = http.get("/api/v1/disclosure-reads", headers=_bearer(vendor)).json()["reads"]
+            assert {"blinding-key", "read"} <= {r["action"] for r in reads}
+        # The server's log names the real digest only where the test asked for it publicly.
+        asked = f"/api/v1/artifacts/sha256:{SECRET_DATA}/history"
+        assert all(asked in line for line in server.log_path.read_text().splitlines() if SECRET_DATA in line)
+    finally:
+        server.stop()

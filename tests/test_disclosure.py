@@ -1,15 +1,31 @@
 """Selective disclosure (atlas_log.disclosure): RFC 9901's digest rule, redaction and the attacks on revealing
-(a value swapped under the same name, a disclosure committed nowhere, one placed where another kind stands)."""
+(a value swapped under the same name, a disclosure committed nowhere, one placed where another kind stands),
+and hidden digests' blinded twins with the attacks on them (another key, a twin standing for nothing, a twin
+beside its public value, a spelling the check would skip)."""
 
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
 
-from atlas_log.disclosure import SD_ALG, Disclosure, hidden_digests, parse_disclosure, redact, reveal
+from atlas_log.disclosure import (
+    SD_ALG,
+    Disclosure,
+    blind,
+    check_blinded,
+    hidden_digests,
+    parse_disclosure,
+    redact,
+    reveal,
+)
 from atlas_log.errors import FormatError, VerificationError
+from atlas_log.intoto import extract
+
+KEY = bytes(range(32))
+OTHER_KEY = bytes(32)
 
 
 def _statement() -> dict[str, Any]:
@@ -133,3 +149,64 @@ def test_paths_must_name_something() -> None:
         redact(_statement(), ["subject"])
     with pytest.raises(FormatError, match="no element"):
         redact(_statement(), ["predicate.buildDefinition.resolvedDependencies[7]"])
+
+
+def _payload(statement: dict[str, Any]) -> bytes:
+    return json.dumps(statement).encode()
+
+
+def test_a_hidden_digest_is_indexed_only_by_its_blinded_twin() -> None:
+    paths = ["subject[0].digest", "predicate.buildDefinition.resolvedDependencies[0].digest"]
+    redacted, disclosures = redact(_statement(), paths, blinding_key=KEY)
+    twin = blind(KEY, "sha256", "ab" * 32)
+    assert twin[0] == "blinded+sha256" and twin[1] != "ab" * 32
+    assert redacted["subject"][0]["digest"]["blinded+sha256"] == twin[1]
+    assert "ab" * 32 not in json.dumps(redacted) and "cd" * 32 not in json.dumps(redacted)
+    # The statement stays a valid one; its facts name the blinded twins, public digests beside them.
+    facts = {f.path: f.digests for f in extract("application/vnd.in-toto+json", _payload(redacted)).facts}
+    assert facts["$.subject[0]"] == (twin,)
+    assert facts["$.predicate.buildDefinition.resolvedDependencies[0]"] == (blind(KEY, "sha256", "cd" * 32),)
+    assert facts["$.predicate.buildDefinition.resolvedDependencies[1]"] == (("sha256", "ef" * 32),)
+    revealed = reveal(redacted, disclosures)
+    assert revealed.statement["subject"][0]["digest"]["sha256"] == "ab" * 32
+    assert check_blinded(revealed, KEY) == {
+        ("$.subject[0].digest", "blinded+sha256"),
+        ("$.predicate.buildDefinition.resolvedDependencies[0].digest", "blinded+sha256"),
+    }
+    # Every spelling of one digest blinds alike; another tenant's key gives another twin.
+    assert blind(KEY, "SHA-256", "AB" * 32) == twin
+    assert blind(OTHER_KEY, "sha256", "ab" * 32) != twin
+    with pytest.raises(FormatError, match="blinding key"):
+        redact(_statement(), ["subject[0].digest.sha256"])
+
+
+def test_a_blinded_twin_must_be_the_tenants_blinding_of_what_it_hides() -> None:
+    redacted, disclosures = redact(_statement(), ["subject[0].digest"], blinding_key=OTHER_KEY)
+    revealed = reveal(redacted, disclosures)
+    with pytest.raises(VerificationError, match="not the tenant's blinding"):
+        check_blinded(revealed, KEY)
+    with pytest.raises(VerificationError, match="tenant's key"):
+        check_blinded(revealed, None)
+    # A twin standing for nothing: another artifact's blinded key, with no hidden digest behind it.
+    squat = _statement()
+    squat["predicate"]["buildDefinition"]["resolvedDependencies"][1]["digest"] = {"blinded+sha256": "00" * 32}
+    with pytest.raises(VerificationError, match="stands for no hidden digest"):
+        check_blinded(reveal(squat, []), KEY)
+    # Spelt otherwise, it is still a blinded digest to the index, and still checked.
+    squat["predicate"]["buildDefinition"]["resolvedDependencies"][1]["digest"] = {"BLINDED+SHA-256": "00" * 32}
+    assert {a for f in extract("application/vnd.in-toto+json", _payload(squat)).facts for a, _ in f.digests} >= {
+        "blinded+sha256"
+    }
+    with pytest.raises(VerificationError, match="stands for no hidden digest"):
+        check_blinded(reveal(squat, []), KEY)
+    # A twin beside its public value would link the two for everyone.
+    beside = copy.deepcopy(redacted)
+    beside["subject"][0]["digest"]["sha256"] = "ab" * 32
+    with pytest.raises(VerificationError, match="beside its public value"):
+        check_blinded(reveal(beside, [d for d in disclosures if d.name != "sha256"]), KEY)
+    # A twin whose hidden value is another digest than the one it was made from.
+    swapped = copy.deepcopy(redacted)
+    other = Disclosure.make("sha256", "99" * 32)
+    swapped["subject"][0]["digest"]["_sd"] = [other.digest]
+    with pytest.raises(VerificationError, match="not the tenant's blinding"):
+        check_blinded(reveal(swapped, [other]), KEY)

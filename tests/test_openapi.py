@@ -115,6 +115,7 @@ def test_real_submissions_and_answers_match_the_served_document(mapped_server: S
         "/admin/v1/tenants": ["/admin/v1/tenants"],
         "/api/v1/entries/{index}/disclosures": ["/api/v1/entries/0/disclosures"],
         "/api/v1/disclosure-reads": ["/api/v1/disclosure-reads"],
+        "/api/v1/blinding-key": ["/api/v1/blinding-key"],
     }
     for route, urls in answers.items():
         for url in urls:

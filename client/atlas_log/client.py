@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 import httpx
 
-from atlas_log._encoding import ANSWER_LIMITS, JSON_LIMITS, JsonLimits, json_loads
+from atlas_log._encoding import ANSWER_LIMITS, JSON_LIMITS, JsonLimits, b64decode, json_loads
 from atlas_log.answers import (
     Disclosed,
     EntryBundle,
@@ -51,7 +51,7 @@ from atlas_log.answers import (
 )
 from atlas_log.checkpoint import Checkpoint, open_checkpoint
 from atlas_log.cosignature import DEFAULT_WINDOW, CosignatureVerifier, CosignatureWindow, verify_cosignatures
-from atlas_log.disclosure import verify_disclosures
+from atlas_log.disclosure import BLINDING_KEY_BYTES, blind, verify_disclosures
 from atlas_log.errors import Error, FormatError, LogAPIError, LogProblemError, NotALogError, SignatureError
 from atlas_log.history import (
     HistoryCache,
@@ -285,6 +285,25 @@ class _Core:
             raise LogAPIError(f"{_where(reply)}: malformed answer: {exc}", reply.status) from exc
         return Disclosed(logged, revealed)
 
+    def _blinding(self) -> Op[tuple[bytes | None, dict[str, str]]]:
+        """The tenant's blinding key, or (for a grant scoped to artifacts) the blinded keys of its artifacts."""
+        reply = _ok((yield Request.get("/api/v1/blinding-key")))
+        answer = _json(reply, "blinding key")
+        try:
+            if not isinstance(answer, dict):
+                raise FormatError("the answer is not an object")
+            hidden = answer.get("hidden") or {}
+            if not isinstance(hidden, dict) or not all(isinstance(v, str) for v in hidden.values()):
+                raise FormatError("hidden must map artifacts to blinded keys")
+            if answer.get("key") is None:
+                return None, {_artifact(k): v for k, v in hidden.items()}
+            key = b64decode(answer["key"], "the blinding key")
+            if len(key) != BLINDING_KEY_BYTES:
+                raise FormatError(f"a blinding key is {BLINDING_KEY_BYTES} bytes")
+        except FormatError as exc:
+            raise LogAPIError(f"{_where(reply)}: malformed answer: {exc}", reply.status) from exc
+        return key, {}
+
     def _submissions(self, start: int, count: int) -> Op[Submissions]:
         reply = _ok((yield Request.get("/api/v1/submissions", start=start, count=count)))
         try:
@@ -498,6 +517,31 @@ class LogClient(_Core):
         ``Authorization``: the tenant's token or a grant): the entry proved included, its statement proved
         to be the one the leaf commits to, and each disclosure proved to be a value it hides."""
         return self._run(self._disclosures(index, checkpoint))
+
+    def blinding_key(self) -> bytes:
+        """The tenant's blinding key, for its own token or a whole-tenant grant to read its disclosures: it
+        keys the blinded digests that stand for hidden ones (:func:`~atlas_log.disclosure.blind`), so the
+        holder can redact digests (``redact(..., blinding_key=)``) and look hidden artifacts up by their real
+        digest (:meth:`hidden`)."""
+        key, _ = self._run(self._blinding())
+        if key is None:
+            raise LogAPIError("this grant is scoped to artifacts: it gets their blinded keys (hidden()), not the key")
+        return key
+
+    def hidden(self, artifact: str, key: bytes | None = None) -> str:
+        """The index key (``blinded+<alg>:<hex>``) under which entries hiding ``artifact`` (``alg:hex``) are
+        found; its history and lineage come with the same proofs as any artifact's. Computed here under
+        ``key`` or the tenant's blinding key; a grant scoped to artifacts is told its artifacts' keys by the
+        log, and takes its word for them (each entry found reveals, with :meth:`disclosures`, the digest it
+        hides)."""
+        alg, _, value = artifact.partition(":")
+        if key is None:
+            key, told = self._run(self._blinding())
+            if key is None:
+                if _artifact(artifact) not in told:
+                    raise LogAPIError(f"{artifact} is not one of the artifacts this grant covers")
+                return told[_artifact(artifact)]
+        return ":".join(blind(key, alg, value))
 
     def submissions(self, start: int, count: int) -> Submissions:
         """The submissions of entries ``start`` .. ``start + count - 1`` (at most 256), as served."""

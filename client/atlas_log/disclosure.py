@@ -14,6 +14,13 @@ Salts are 128 random bits (RFC 9901 §9.3), so a digest does not let anyone test
 Paths name what to hide: dot-separated member names with ``[i]`` for an element and ``[*]`` for every element,
 for example ``predicate.buildDefinition.externalParameters.hyperparameters``, ``predicate.resources[*].name``
 or ``subject[0].digest``. The last step is the member or element hidden.
+
+Hiding a digest (``subject[0].digest``, or one algorithm: ``subject[0].digest.sha256``) hides each algorithm's
+value as a member of the digest set and puts beside it a *blinded* digest, ``"blinded+sha256":
+HMAC-SHA256(tenant key, "sha256:<hex>")``: the log indexes it like any other digest, so hidden artifacts still
+link in history, lineage and the map, but only a holder of the tenant's blinding key can compute the key of a
+digest it knows (an outsider cannot test a guess). The log checks every blinded digest against its disclosure
+at admission (:func:`check_blinded`).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
+import hmac
 import json
 import os
 import re
@@ -30,12 +38,17 @@ from typing import Any
 
 from atlas_log._encoding import b64decode, json_loads
 from atlas_log.errors import FormatError, VerificationError
+from atlas_log.intoto import normalise_algorithm, normalise_digest
 
 __all__ = [
+    "BLINDED",
     "SD_ALG",
     "Disclosure",
     "Revealed",
+    "blind",
+    "check_blinded",
     "hidden_digests",
+    "hides_digests",
     "parse_disclosure",
     "redact",
     "reveal",
@@ -43,6 +56,8 @@ __all__ = [
 ]
 
 SD_ALG = "sha-256"
+BLINDED = "blinded+"  # the prefix of a blinded digest's algorithm name
+BLINDING_KEY_BYTES = 32
 SALT_BYTES = 16
 MAX_DISCLOSURES = 1000
 _RESERVED = ("_sd", "...", "_sd_alg")
@@ -88,6 +103,16 @@ def _json(value: Any) -> bytes:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
     except (TypeError, ValueError) as exc:
         raise FormatError(f"a disclosed value must be JSON: {exc}") from exc
+
+
+def blind(key: bytes, alg: str, hexdigest: str) -> tuple[str, str]:
+    """The blinded digest set member ``(name, value)`` standing for digest ``alg:hexdigest`` under a tenant's
+    blinding key: ``("blinded+<alg>", hex(HMAC-SHA256(key, "<alg>:<hex>")))``, the digest normalised first
+    (:func:`~atlas_log.intoto.normalise_digest`), so every spelling of one digest blinds alike."""
+    if len(key) != BLINDING_KEY_BYTES:
+        raise FormatError(f"a blinding key is {BLINDING_KEY_BYTES} bytes")
+    a, h = normalise_digest(alg, hexdigest)
+    return BLINDED + a, hmac.new(key, f"{a}:{h}".encode("ascii"), hashlib.sha256).hexdigest()
 
 
 def parse_disclosure(text: Any) -> Disclosure:
@@ -140,23 +165,46 @@ def _targets(node: Any, steps: list[str | int], path: str) -> Iterator[tuple[Any
             yield node, key
 
 
+def hides_digests(paths: Sequence[str]) -> bool:
+    """Whether these paths hide a digest (end in ``digest`` or ``digest.<alg>``), so redacting them needs the
+    tenant's blinding key."""
+    for path in paths:
+        steps = _steps(path)
+        if steps[-1] == "digest" or (len(steps) > 1 and steps[-2] == "digest"):
+            return True
+    return False
+
+
 def redact(
-    statement: dict[str, Any], paths: Sequence[str], salt: Callable[[], bytes] | None = None
+    statement: dict[str, Any],
+    paths: Sequence[str],
+    salt: Callable[[], bytes] | None = None,
+    blinding_key: bytes | None = None,
 ) -> tuple[dict[str, Any], tuple[Disclosure, ...]]:
     """The statement with each path's member or element hidden, and the disclosures that reveal them
     (``salt`` gives each one's salt; default 128 random bits). Deeper paths are hidden first, so a hidden
-    object may itself hold hidden members. Raises :class:`FormatError` for a path that names nothing."""
+    object may itself hold hidden members. A hidden digest (a path ending in ``digest`` or ``digest.<alg>``)
+    gets its blinded twin under ``blinding_key``, the tenant's (:func:`blind`). Raises :class:`FormatError`
+    for a path that names nothing, or a digest to hide without a blinding key."""
     out = copy.deepcopy(statement)
-    chosen: list[tuple[int, Any, str | int]] = []
+    # (depth, container, key, whether the member is a digest set's algorithm)
+    chosen: list[tuple[int, Any, str | int, bool]] = []
     for path in paths:
         steps = _steps(path)
         if steps[0] in ("_type", "predicateType", "subject") and len(steps) == 1:
             raise FormatError(f"path {path!r}: the statement's type and subject list stay public")
-        chosen.extend((len(steps), container, key) for container, key in _targets(out, steps, path))
+        for container, key in _targets(out, steps, path):
+            if key == "digest" and isinstance(container[key], dict):
+                digests = container[key]
+                chosen.extend((len(steps) + 1, digests, a, True) for a in digests if a != "_sd" and _blinded(a) is None)
+            else:
+                chosen.append((len(steps), container, key, len(steps) > 1 and steps[-2] == "digest"))
+    if blinding_key is None and any(c[3] for c in chosen):
+        raise FormatError("hiding a digest needs the tenant's blinding key (LogClient.blinding_key())")
     disclosures: list[Disclosure] = []
     hidden: set[tuple[int, str | int]] = set()
     # Deepest first, and elements from the highest index down, so earlier hides do not move later targets.
-    for _, container, key in sorted(chosen, key=lambda c: (-c[0], -(c[2] if isinstance(c[2], int) else 0))):
+    for _, container, key, is_digest in sorted(chosen, key=lambda c: (-c[0], -(c[2] if isinstance(c[2], int) else 0))):
         if (id(container), key) in hidden:
             continue
         hidden.add((id(container), key))
@@ -165,8 +213,15 @@ def redact(
             d = Disclosure.make(None, container[key], s)
             container[key] = {"...": d.digest}
         else:
-            d = Disclosure.make(key, container.pop(key), s)
+            value = container.pop(key)
+            d = Disclosure.make(key, value, s)
             container["_sd"] = sorted([*container.get("_sd", []), d.digest])
+            if is_digest:
+                if not isinstance(value, str):
+                    raise FormatError(f"digest {key!r} is not a string")
+                assert blinding_key is not None
+                twin, blinded = blind(blinding_key, key, value)
+                container[twin] = blinded
         disclosures.append(d)
     if disclosures:
         out["_sd_alg"] = SD_ALG
@@ -277,6 +332,76 @@ def reveal(statement: dict[str, Any], disclosures: Sequence[Disclosure]) -> Reve
     if not hidden_digests(full):
         full.pop("_sd_alg", None)
     return Revealed(full, tuple(sorted(disclosed, key=lambda p: p[0])))
+
+
+def check_blinded(revealed: Revealed, key: bytes | None) -> frozenset[tuple[str, str]]:
+    """Check every blinded digest in a revealed statement against the value it stands for: each
+    ``blinded+<alg>`` member of a digest set must have that algorithm's value hidden in the same set and
+    disclosed, and equal :func:`blind` of it under ``key`` (the submitting tenant's; None when there is no
+    tenant). Returns the ``(digest set's JSON path, blinded algorithm)`` pairs checked (algorithm names
+    normalised, as the log indexes them); raises :class:`VerificationError` naming the path."""
+    disclosed: dict[str, dict[str, str]] = {}
+    for path, d in revealed.disclosed:
+        if d.name is not None and isinstance(d.value, str):
+            disclosed.setdefault(path[: -len(d.name) - 1], {})[d.name] = d.value
+    checked: set[tuple[str, str]] = set()
+
+    def walk(node: Any, path: str, parent_key: str | int | None) -> None:
+        if isinstance(node, dict):
+            if parent_key == "digest":
+                hidden = disclosed.get(path, {})
+                for name, value in node.items():
+                    blinded = _blinded(name)
+                    if blinded is None:
+                        continue
+                    where = f"{path}.{name}"
+                    alg = blinded[len(BLINDED) :]
+                    if any(_same_alg(n, alg) for n in node if n not in hidden and _blinded(n) is None):
+                        raise VerificationError(f"the blinded digest {where} stands beside its public value")
+                    real = [(n, v) for n, v in hidden.items() if _same_alg(n, alg)]
+                    if len(real) != 1:
+                        raise VerificationError(f"the blinded digest {where} stands for no hidden digest of its set")
+                    if key is None:
+                        raise VerificationError(
+                            f"the blinded digest {where} needs the submitting tenant's key: submit with its token"
+                        )
+                    try:
+                        want = blind(key, *real[0])
+                    except FormatError as exc:
+                        raise VerificationError(f"the digest hidden behind {where} is not a digest: {exc}") from exc
+                    if (
+                        not isinstance(value, str)
+                        or not _same_alg(name, want[0])
+                        or not hmac.compare_digest(want[1], value.lower())
+                    ):
+                        raise VerificationError(
+                            f"the blinded digest {where} is not the tenant's blinding of the digest it hides"
+                        )
+                    checked.add((path, blinded))
+            for k, v in node.items():
+                walk(v, f"{path}.{k}", k)
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, f"{path}[{i}]", i)
+
+    walk(revealed.statement, "$", None)
+    return frozenset(checked)
+
+
+def _blinded(name: str) -> str | None:
+    """The normalised name of a blinded digest's algorithm (``blinded+sha256``), or None for any other."""
+    try:
+        a = normalise_algorithm(name)
+    except FormatError:
+        return None
+    return a if a.startswith(BLINDED) else None
+
+
+def _same_alg(name: str, alg: str) -> bool:
+    try:
+        return normalise_algorithm(name) == normalise_algorithm(alg)
+    except FormatError:
+        return False
 
 
 def verify_disclosures(body: Any, envelope: Any, encoded: Sequence[Any]) -> Revealed:

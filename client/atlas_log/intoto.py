@@ -27,6 +27,7 @@ __all__ = [
     "Extraction",
     "Fact",
     "extract",
+    "normalise_algorithm",
     "normalise_digest",
     "parse_statement",
 ]
@@ -44,14 +45,21 @@ _HEX_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128, "sha1": 40, "gitCommi
 _SHA2 = {"sha2256": "sha256", "sha2384": "sha384", "sha2512": "sha512"}
 
 
-def normalise_digest(alg: str, value: str) -> tuple[str, str]:
-    """``("sha256", "<lowercase hex>")``: algorithm names lower-cased and de-hyphenated (``SHA-256`` and
-    ``sha2-256`` are ``sha256``; ``gitCommit`` keeps its spelling), values lowercase hex of the right length."""
+def normalise_algorithm(alg: str) -> str:
+    """A digest algorithm's name lower-cased and de-hyphenated (``SHA-256`` and ``sha2-256`` are ``sha256``;
+    ``gitCommit`` keeps its spelling)."""
     low = alg.lower()
     a = "gitCommit" if low == "gitcommit" else low.replace("-", "").replace("_", "")
     a = _SHA2.get(a, a)
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.+]{0,63}", a):
         raise FormatError(f"digest algorithm {alg[:20]!r} must be at most 64 letters, digits, '.', '+', '-' or '_'")
+    return a
+
+
+def normalise_digest(alg: str, value: str) -> tuple[str, str]:
+    """``("sha256", "<lowercase hex>")``: the algorithm's name normalised (:func:`normalise_algorithm`), the
+    value lowercase hex of the right length."""
+    a = normalise_algorithm(alg)
     v = value.lower()
     if not re.fullmatch(r"[0-9a-f]+", v) or len(v) % 2:
         raise FormatError(f"digest {alg}:{value[:20]}… is not hex")
@@ -127,16 +135,25 @@ def parse_statement(payload: bytes) -> tuple[dict[str, Any], bool]:
     if not isinstance(subjects, list) or not subjects:
         raise FormatError("in-toto statement must have a non-empty subject list")
     for i, s in enumerate(subjects):
-        if not isinstance(s, dict) or not isinstance(s.get("digest"), dict) or not s["digest"]:
-            raise FormatError(f"subject[{i}] must have at least one digest")
-        for alg, value in s["digest"].items():
+        if not isinstance(s, dict) or not isinstance(s.get("digest"), dict) or not _public(s["digest"]):
+            raise FormatError(f"subject[{i}] must have at least one digest (a blinded one counts)")
+        for alg, value in _public(s["digest"]):
             if not isinstance(value, str):
                 raise FormatError(f"subject[{i}].digest.{alg} must be a string")
             normalise_digest(alg, value)
+        hidden = s["digest"].get("_sd", [])
+        if not isinstance(hidden, list) or not all(isinstance(d, str) for d in hidden):
+            raise FormatError(f"subject[{i}].digest._sd must be a list of disclosure digests")
     pt = st.get("predicateType")
     if not isinstance(pt, str) or not re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:", pt):
         raise FormatError("predicateType must be a URI")
     return st, kind == STATEMENT_V01
+
+
+def _public(digests: dict[str, Any]) -> list[tuple[str, Any]]:
+    """A digest set's members but ``_sd``, where a confidential statement lists the digests of the algorithms
+    it hides (:mod:`atlas_log.disclosure`)."""
+    return [(a, v) for a, v in digests.items() if a != "_sd"]
 
 
 def _descriptor(obj: Any, role: str, path: str) -> Fact | None:
@@ -220,7 +237,7 @@ def extract(payload_type: str, payload: bytes) -> Extraction:
     subjects = [
         Fact(
             "subject",
-            tuple(sorted(normalise_digest(a, v) for a, v in s["digest"].items())),
+            tuple(sorted(normalise_digest(a, v) for a, v in _public(s["digest"]))),
             f"$.subject[{i}]",
             s.get("name") if isinstance(s.get("name"), str) else None,
             annotations=tuple(sorted((str(k), str(v)) for k, v in s["annotations"].items()))

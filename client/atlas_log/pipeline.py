@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from atlas_log._encoding import json_loads
 from atlas_log.client import LogClient
-from atlas_log.disclosure import Disclosure, redact
+from atlas_log.disclosure import Disclosure, hides_digests, redact
 from atlas_log.errors import Error, FormatError
 from atlas_log.files import write_atomic
 from atlas_log.intoto import DEPLOYMENT_V1, MODEL_SIGNING_V1, SLSA_V1, TEST_RESULT
@@ -217,7 +217,9 @@ def record_step(
 
     ``confidential`` names fields to keep private (:func:`~atlas_log.disclosure.redact` paths, such as
     ``predicate.buildDefinition.externalParameters.dataset``): they are replaced by salted digests before
-    signing and quoting, and their values travel beside the envelope for the log to keep encrypted.
+    signing and quoting, and their values travel beside the envelope for the log to keep encrypted. A hidden
+    artifact digest (``subject[0].digest``) gets its blinded twin under the tenant's blinding key, fetched
+    with ``client``'s token, so the artifact still links in history and lineage for the tenant's grants.
 
     A step survives the log restarting under it: ``client`` resends the same submission while the log is
     unreachable or busy, within its retry policy, and the log answers a repeat with the existing receipt. The
@@ -227,7 +229,8 @@ def record_step(
         parsed = json_loads(statement, "statement")
         if not isinstance(parsed, dict):
             raise FormatError("only a JSON statement can keep fields confidential")
-        redacted, disclosures = redact(parsed, confidential)
+        blinding = client.blinding_key() if hides_digests(confidential) else None
+        redacted, disclosures = redact(parsed, confidential, blinding_key=blinding)
         statement = json.dumps(redacted, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
     submission = signed_submission(key, statement, disclosures=disclosures)
     if provider is not None:

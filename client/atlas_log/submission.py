@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from atlas_log._encoding import b64decode, b64encode, hexdecode, json_loads
 from atlas_log.bundle import CODE_SIGNING, MAX_CERTIFICATES, parse_bundle, signing_certificate
-from atlas_log.disclosure import MAX_DISCLOSURES, Disclosure, parse_disclosure, reveal
+from atlas_log.disclosure import MAX_DISCLOSURES, Disclosure, Revealed, parse_disclosure, reveal
 from atlas_log.dsse import (
     MAX_KEYID,
     Envelope,
@@ -125,13 +125,15 @@ class ParsedSubmission:
     """A submission whose signatures (and certificate chain, if any) verified, with its statement's extraction
     (its payload parsed once, here). ``signers[i]`` is the key that verified signature ``i``; ``tee`` is the raw
     ``tee`` member (or None: see :func:`parse_tee`); ``disclosures`` reveal values the signed statement hides
-    (each proved committed there: :func:`~atlas_log.disclosure.reveal`)."""
+    (each proved committed there: :func:`~atlas_log.disclosure.reveal`), and ``revealed`` is the statement
+    with them put back (None without disclosures)."""
 
     envelope: Envelope
     signers: tuple[PublicKey, ...]
     tee: Any
     extraction: Extraction
     disclosures: tuple[Disclosure, ...] = ()
+    revealed: Revealed | None = None
 
 
 def certificate_chain(material: Any) -> tuple[bytes, ...]:
@@ -235,14 +237,15 @@ def parse_submission(
         extraction = extract(envelope.payload_type, envelope.payload)
     except FormatError as exc:
         raise SubmissionError("invalid-statement", f"the payload's statement or predicate is invalid: {exc}") from exc
-    disclosures = _disclosures(obj.get("disclosures"), envelope)
-    return ParsedSubmission(envelope, tuple(signers), obj.get("tee"), extraction, disclosures)
+    disclosures, revealed = _disclosures(obj.get("disclosures"), envelope)
+    return ParsedSubmission(envelope, tuple(signers), obj.get("tee"), extraction, disclosures, revealed)
 
 
-def _disclosures(raw: Any, envelope: Envelope) -> tuple[Disclosure, ...]:
-    """The submission's disclosures, each proved to be a value the signed statement hides."""
+def _disclosures(raw: Any, envelope: Envelope) -> tuple[tuple[Disclosure, ...], Revealed | None]:
+    """The submission's disclosures, each proved to be a value the signed statement hides, and the statement
+    they reveal."""
     if raw is None:
-        return ()
+        return (), None
     if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_DISCLOSURES:
         raise SubmissionError("invalid-disclosure", f"disclosures must be a list of 1..{MAX_DISCLOSURES} strings")
     try:
@@ -250,12 +253,12 @@ def _disclosures(raw: Any, envelope: Envelope) -> tuple[Disclosure, ...]:
         statement = json_loads(envelope.payload, "in-toto payload")
         if not isinstance(statement, dict):
             raise FormatError("only a JSON statement can hide values")
-        reveal(statement, parsed)
+        revealed = reveal(statement, parsed)
     except (FormatError, VerificationError) as exc:
         raise SubmissionError(
             "invalid-disclosure", f"a disclosure does not reveal a value the statement hides: {exc}"
         ) from exc
-    return parsed
+    return parsed, revealed
 
 
 def submitted_extraction(submission: bytes | dict[str, Any]) -> Extraction:

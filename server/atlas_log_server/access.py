@@ -17,7 +17,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,15 +36,18 @@ _TOKEN = re.compile(r"atl_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
 @dataclass(frozen=True, slots=True)
 class Reader:
     """Who reads confidential data: ``tenant`` (None for the admin), a description for the access record,
-    whether it is the admin, and whether it is the tenant itself (its submit token) rather than a grant."""
+    whether it is the admin, whether it is the tenant itself (its submit token) rather than a grant, and the
+    artifacts (``alg:hex``) a grant is scoped to (None: the whole tenant)."""
 
     tenant: str | None
     who: str
     admin: bool
     owner: bool
+    artifacts: frozenset[str] | None = None
 
     def may_read(self, tenant: str | None) -> bool:
-        """Whether this reader may read an entry submitted by ``tenant`` (None: a log without tenants)."""
+        """Whether this reader may read entries submitted by ``tenant`` (None: a log without tenants); a grant
+        scoped to artifacts reads only the entries naming one of them, besides."""
         return self.admin or (tenant is not None and tenant == self.tenant)
 
 
@@ -134,7 +137,7 @@ class AccessControl:
         if not grant.scopes & {"submit", "read-disclosures"}:
             raise Forbidden("insufficient-scope", f"token {grant.token_id} may not read confidential data")
         who = f"token {grant.token_id}" + (f" ({grant.holder})" if grant.holder else "")
-        return Reader(grant.tenant, who, admin=False, owner="submit" in grant.scopes)
+        return Reader(grant.tenant, who, admin=False, owner="submit" in grant.scopes, artifacts=grant.artifacts)
 
     def _take(self, grant: Grant) -> None:
         """Token bucket per tenant: ``burst`` requests at once, refilled at ``rate_per_s``."""
@@ -201,10 +204,11 @@ class AccessControl:
         scopes: frozenset[str],
         expires_at: dt.datetime | None = None,
         holder: str | None = None,
+        artifacts: Sequence[str] | None = None,
     ) -> tuple[str, str] | None:
         """``(id, token text)`` for a new token of ``tenant``; None when the tenant does not exist."""
         token_id, token, digest = new_token()
-        if not await self.repo.add_token(token_id, tenant, digest, sorted(scopes), expires_at, holder):
+        if not await self.repo.add_token(token_id, tenant, digest, sorted(scopes), expires_at, holder, artifacts):
             return None
         return token_id, token
 

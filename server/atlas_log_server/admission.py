@@ -14,8 +14,9 @@ from cryptography import x509
 
 from atlas_log._encoding import json_loads
 from atlas_log.bundle import CODE_SIGNING
+from atlas_log.disclosure import BLINDED, check_blinded
 from atlas_log.entry import MAX_LEAF_SIZE, build_entry
-from atlas_log.errors import FormatError, SubmissionError
+from atlas_log.errors import FormatError, SubmissionError, VerificationError
 from atlas_log.intoto import Extraction
 from atlas_log.submission import ParsedSubmission, parse_submission
 from atlas_log.tee import Attestation
@@ -132,6 +133,7 @@ class Admission:
             obj = _decode(raw)
             sub = self._check(obj, now) if _light(obj) else await asyncio.to_thread(self._check, obj, now)
         _check_storable(sub.extraction)
+        self._check_blinded(sub, tenant)
         attestation: Attestation | None = None
         for gate in self.gates:
             established = await gate(sub, now)
@@ -165,6 +167,26 @@ class Admission:
             sealed,
             tenant,
         )
+
+    def _check_blinded(self, sub: ParsedSubmission, tenant: str | None) -> None:
+        """Every blinded digest the index will hold is the submitting tenant's blinding of a digest the
+        statement hides (:func:`~atlas_log.disclosure.check_blinded`), so nobody can file an entry under
+        another's hidden artifact, and a blinded key always stands for a value its disclosure proves."""
+        wanted = {(f.path + ".digest", a) for f in sub.extraction.facts for a, _ in f.digests if a.startswith(BLINDED)}
+        if not wanted:
+            return
+        if sub.revealed is None:
+            raise _reject("invalid-disclosure", "a blinded digest needs the disclosure of the digest it hides")
+        if tenant is None or self.vault is None:
+            raise _reject("invalid-disclosure", "blinded digests are keyed per tenant: submit with your tenant's token")
+        try:
+            checked = check_blinded(sub.revealed, self.vault.blinding_key(tenant))
+        except VerificationError as exc:
+            raise _reject("invalid-disclosure", str(exc)) from exc
+        missing = wanted - checked
+        if missing:
+            path, alg = min(missing)
+            raise _reject("invalid-disclosure", f"the blinded digest {path}.{alg} stands for no hidden digest")
 
 
 def _without_disclosures(raw: bytes) -> bytes:

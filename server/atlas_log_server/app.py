@@ -42,7 +42,7 @@ from atlas_log_server.log.signer import CheckpointSigner, CommandSigner, SignerU
 from atlas_log_server.metrics import Metrics
 from atlas_log_server.metrics import router as metrics_router
 from atlas_log_server.request_log import RequestIdMiddleware, configure_logging
-from atlas_log_server.vault import FileKek, Vault
+from atlas_log_server.vault import FileKek, Vault, key_file
 
 _log = logging.getLogger(__name__)
 
@@ -132,7 +132,9 @@ def create_app(settings: Settings) -> FastAPI:
             maps = MapRepository(pool)
             key_dir = settings.disclosure_key_dir
             assert key_dir is not None  # resolved by Settings
-            vault = await asyncio.to_thread(lambda: Vault(FileKek(key_dir / "kek"), key_dir / "erased"))
+            vault = await asyncio.to_thread(
+                lambda: Vault(FileKek(key_dir / "kek"), key_dir / "erased", key_file(key_dir / "blinding"))
+            )
             disclosures = DisclosureRepository(pool)
             # A database restored from a backup taken before an erasure holds that entry's key again.
             again = await disclosures.erase_again(await asyncio.to_thread(vault.tombstoned))

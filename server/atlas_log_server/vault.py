@@ -10,10 +10,17 @@ first appends the entry to a tombstone file beside the key-encryption key: a dat
 erasure still holds the wrapped key, and the key-encryption key still opens it, so the vault refuses to open
 any tombstoned entry and :meth:`Vault.tombstoned` lets the server erase such rows again when it starts on a
 restored database. The tombstones live with the key material, outside every database dump.
+
+The vault also holds each tenant's blinding key (:meth:`Vault.blinding_key`), which keys the blinded digests
+that stand in a confidential statement for the digests it hides (:func:`atlas_log.disclosure.blind`): derived
+from one secret of the key directory, so the log checks them at admission and gives them to the tenant and its
+grant holders, and nobody else can compute one.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import threading
@@ -41,28 +48,33 @@ class KeyWrapper(Protocol):
     def unwrap(self, wrapped: bytes, context: bytes) -> bytes: ...
 
 
+def key_file(path: Path) -> bytes:
+    """The 256-bit secret in ``path``, created (mode 0600, durably) on first use."""
+    try:
+        key = path.read_bytes()
+    except FileNotFoundError:
+        key = AESGCM.generate_key(bit_length=256)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process made it first
+            key = path.read_bytes()
+        else:
+            with os.fdopen(fd, "wb") as f:
+                f.write(key)
+                f.flush()
+                os.fsync(f.fileno())
+    if len(key) != 32:
+        raise VaultError(f"{path} does not hold a 256-bit key")
+    return key
+
+
 class FileKek:
     """A 256-bit key-encryption key in a file of the key directory (created, mode 0600, on first use)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        try:
-            key = path.read_bytes()
-        except FileNotFoundError:
-            key = AESGCM.generate_key(bit_length=256)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:  # another process made it first
-                key = path.read_bytes()
-            else:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(key)
-                    f.flush()
-                    os.fsync(f.fileno())
-        if len(key) != 32:
-            raise VaultError(f"{path} does not hold a 256-bit key")
-        self._aead = AESGCM(key)
+        self._aead = AESGCM(key_file(path))
 
     def wrap(self, key: bytes, context: bytes) -> bytes:
         nonce = os.urandom(_NONCE)
@@ -84,12 +96,19 @@ class Sealed:
 
 
 class Vault:
-    """Seals, opens and erases disclosures; ``tombstones`` is the file of erased entry IDs (hex, one a line)."""
+    """Seals, opens and erases disclosures; ``tombstones`` is the file of erased entry IDs (hex, one a line);
+    ``blinding_secret`` the 256-bit secret every tenant's blinding key is derived from."""
 
-    def __init__(self, wrapper: KeyWrapper, tombstones: Path) -> None:
+    def __init__(self, wrapper: KeyWrapper, tombstones: Path, blinding_secret: bytes) -> None:
         self.wrapper = wrapper
         self.tombstones = tombstones
+        self._blinding = blinding_secret
         self._lock = threading.Lock()
+
+    def blinding_key(self, tenant: str) -> bytes:
+        """The tenant's 256-bit blinding key: HMAC-SHA256 of its name under the log's blinding secret, so one
+        tenant's key tells nothing of another's."""
+        return hmac.new(self._blinding, b"atlas-log/blinding-key/v1\n" + tenant.encode(), hashlib.sha256).digest()
 
     def seal(self, entry_id: bytes, disclosures: list[str]) -> Sealed:
         key = AESGCM.generate_key(bit_length=256)

@@ -8,6 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from atlas_log.disclosure import BLINDED
+from atlas_log.errors import FormatError
+from atlas_log.intoto import normalise_digest
 from atlas_log_server.access import SCOPES
 from atlas_log_server.api import schemas
 from atlas_log_server.api.deps import log_context
@@ -49,6 +52,15 @@ class GrantSpec(BaseModel):
     )
     expires_in_days: float = Field(
         default=90, alias="expiresInDays", gt=0, le=3660, description="the grant ends this many days from now"
+    )
+    artifacts: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9.+_-]{0,63}:[0-9a-fA-F]{2,256}$")]] | None = (
+        Field(
+            default=None,
+            min_length=1,
+            max_length=1000,
+            description="scope the grant to the entries naming one of these digests (alg:hex), publicly or "
+            "hidden; without it the grant covers every entry of the tenant",
+        )
     )
 
 
@@ -102,7 +114,8 @@ async def create_grant(name: TenantName, spec: GrantSpec, ctx: Admin) -> dict[st
     with ``DELETE /admin/v1/tokens/{id}``. Every read it makes is recorded for the tenant to see."""
     expires = dt.datetime.now(dt.UTC) + dt.timedelta(days=spec.expires_in_days)
     scopes = frozenset({"read-disclosures"})
-    issued = await ctx.access.issue_token(name, scopes, expires, spec.holder)
+    artifacts = None if spec.artifacts is None else sorted({_real_digest(a) for a in spec.artifacts})
+    issued = await ctx.access.issue_token(name, scopes, expires, spec.holder, artifacts)
     if issued is None:
         raise NotFound("tenant-not-found", f"no tenant {name!r}; create it with PUT /admin/v1/tenants/{name}")
     return {
@@ -112,7 +125,20 @@ async def create_grant(name: TenantName, spec: GrantSpec, ctx: Admin) -> dict[st
         "scopes": sorted(scopes),
         "holder": spec.holder,
         "expiresAt": expires.isoformat(),
+        **({} if artifacts is None else {"artifacts": artifacts}),
     }
+
+
+def _real_digest(artifact: str) -> str:
+    """A grant's artifact, normalised; a blinded digest is refused (a grant names what it reveals)."""
+    alg, _, value = artifact.partition(":")
+    try:
+        normalised = normalise_digest(alg, value)
+    except FormatError as exc:
+        raise InvalidRequest("invalid-grant", f"artifact {artifact[:80]!r}: {exc}") from exc
+    if normalised[0].startswith(BLINDED):
+        raise InvalidRequest("invalid-grant", "a grant names an artifact by its real digest, not a blinded one")
+    return ":".join(normalised)
 
 
 @router.delete(

@@ -4,11 +4,13 @@ recorded), erased by the tenant or the admin (crypto-shredding), and the tenant'
 from __future__ import annotations
 
 import asyncio
+import base64
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from atlas_log.disclosure import blind
 from atlas_log_server.api import schemas
 from atlas_log_server.api.deps import log_context
 from atlas_log_server.api.schemas import answers
@@ -55,6 +57,10 @@ async def read_disclosures(index: Index, request: Request, ctx: Ctx) -> dict[str
     stored = await _stored(ctx, index)
     if not reader.may_read(stored.tenant):
         raise _denied(index)
+    if reader.artifacts is not None:
+        assert stored.tenant is not None  # may_read holds
+        if not await ctx.disclosures.names_any(index, _scope_keys(ctx, stored.tenant, reader.artifacts)):
+            raise _denied(index)
     if stored.sealed is None:
         raise Gone("disclosures-erased", f"the disclosures of entry {index} were erased on {stored.erased_at}")
     try:
@@ -63,6 +69,48 @@ async def read_disclosures(index: Index, request: Request, ctx: Ctx) -> dict[str
         raise Gone("disclosures-erased", f"the disclosures of entry {index} cannot be opened: {exc}") from exc
     await ctx.disclosures.record(index, stored.tenant, reader.who, "read")
     return {"logIndex": index, "disclosures": disclosures}
+
+
+def _scope_keys(ctx: LogContext, tenant: str, artifacts: frozenset[str]) -> list[str]:
+    """The index keys of a scoped grant's artifacts: each digest, and its blinded form under the tenant's key
+    (the entries hiding it)."""
+    key = ctx.vault.blinding_key(tenant)
+    return sorted(artifacts | {_hidden(key, a) for a in artifacts})
+
+
+def _hidden(key: bytes, artifact: str) -> str:
+    alg, _, value = artifact.partition(":")
+    return ":".join(blind(key, alg, value))
+
+
+@router.get(
+    "/blinding-key",
+    summary="The tenant's blinding key, which keys the blinded digests standing for its hidden ones",
+    response_model=None,
+    responses=answers(schemas.BlindingKey, 400, 401, 403),
+)
+async def blinding_key(
+    request: Request,
+    ctx: Ctx,
+    tenant: Annotated[
+        str | None,
+        Query(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$", description="the admin names the tenant"),
+    ] = None,
+) -> dict[str, Any]:
+    """For the tenant's own token and a whole-tenant grant: the key itself, with which the holder redacts
+    digests and looks any hidden artifact up by its real digest. A grant scoped to artifacts gets only their
+    blinded index keys (the key would let it test any guess). Every hand-over is recorded for the tenant."""
+    reader = await ctx.access.disclosure_reader(request)
+    whose = tenant if reader.admin else reader.tenant
+    if whose is None:
+        raise Forbidden("tenant-required", "the admin names the tenant: ?tenant=NAME")
+    if not reader.admin and tenant is not None and tenant != whose:
+        raise Forbidden("not-granted", "a token gets only its own tenant's blinding key")
+    key = ctx.vault.blinding_key(whose)
+    await ctx.disclosures.record(None, whose, reader.who, "blinding-key")
+    if reader.artifacts is not None:
+        return {"tenant": whose, "hidden": {a: _hidden(key, a) for a in sorted(reader.artifacts)}}
+    return {"tenant": whose, "key": base64.b64encode(key).decode("ascii")}
 
 
 @router.delete(

@@ -260,6 +260,7 @@ class IssuedToken(_Answer):
     scopes: list[str]
     holder: str | None = Field(default=None, description="a grant's holder")
     expires_at: str | None = Field(default=None, alias="expiresAt", description="when a grant ends (ISO 8601)")
+    artifacts: list[str] | None = Field(default=None, description="the artifacts a scoped grant covers")
 
 
 class Disclosures(_Answer):
@@ -272,11 +273,22 @@ class Erased(_Answer):
     erased_at: str = Field(alias="erasedAt", description="ISO 8601")
 
 
+class BlindingKey(_Answer):
+    tenant: str
+    key: str | None = Field(
+        default=None, description="the tenant's blinding key (base64), for its own token and whole-tenant grants"
+    )
+    hidden: dict[str, str] | None = Field(
+        default=None,
+        description="for a grant scoped to artifacts: each artifact's blinded index key (blinded+alg:hex)",
+    )
+
+
 class DisclosureRead(_Answer):
     at: str
-    log_index: int = Field(alias="logIndex", ge=0)
+    log_index: int | None = Field(alias="logIndex", ge=0, description="None for a hand-over of the blinding key")
     reader: str
-    action: str = Field(description="read or erase")
+    action: str = Field(description="read, erase or blinding-key")
 
 
 class DisclosureReads(_Answer):

@@ -22,6 +22,7 @@ class Grant:
     revoked: bool
     expires_at: dt.datetime | None = None  # a grant to read disclosures ends then
     holder: str | None = None  # whom a grant was issued to (an auditor, a regulator)
+    artifacts: frozenset[str] | None = None  # a grant scoped to entries naming these digests (alg:hex)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +47,8 @@ class AccessRepository:
         """The grant of token ``token_id`` and the SHA-256 of its secret, if the token exists."""
         row = await self.pool.fetchrow(
             "SELECT t.id, t.tenant, t.secret_sha256, t.scopes, t.revoked_at IS NOT NULL AS revoked, t.expires_at, "
-            "t.holder, n.rate_per_s, n.burst, n.daily_quota FROM tokens t JOIN tenants n ON n.name = t.tenant "
-            "WHERE t.id = $1",
+            "t.holder, t.artifacts, n.rate_per_s, n.burst, n.daily_quota "
+            "FROM tokens t JOIN tenants n ON n.name = t.tenant WHERE t.id = $1",
             token_id,
         )
         if row is None:
@@ -62,6 +63,7 @@ class AccessRepository:
             row["revoked"],
             row["expires_at"],
             row["holder"],
+            None if row["artifacts"] is None else frozenset(row["artifacts"]),
         )
         return grant, bytes(row["secret_sha256"])
 
@@ -110,19 +112,21 @@ class AccessRepository:
         scopes: Sequence[str],
         expires_at: dt.datetime | None = None,
         holder: str | None = None,
+        artifacts: Sequence[str] | None = None,
     ) -> bool:
         """Store a token of ``tenant``; returns False (storing nothing) when the tenant does not exist."""
         if await self.pool.fetchval("SELECT 1 FROM tenants WHERE name = $1", tenant) is None:
             return False
         await self.pool.execute(
-            "INSERT INTO tokens (id, tenant, secret_sha256, scopes, expires_at, holder) "
-            "VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO tokens (id, tenant, secret_sha256, scopes, expires_at, holder, artifacts) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7)",
             token_id,
             tenant,
             secret_sha256,
             list(scopes),
             expires_at,
             holder,
+            None if artifacts is None else sorted(artifacts),
         )
         return True
 

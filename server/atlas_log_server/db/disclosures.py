@@ -80,7 +80,14 @@ class DisclosureRepository:
         )
         return {r["idx"]: r["erased_at"] for r in rows}
 
-    async def record(self, index: int, tenant: str | None, reader: str, action: str) -> None:
+    async def names_any(self, index: int, digests: list[str]) -> bool:
+        """Whether entry ``index`` names one of these index keys (``alg:hex``, blinded ones too)."""
+        found = await self.pool.fetchval(
+            "SELECT 1 FROM entry_artifacts WHERE idx = $1 AND digest = ANY($2::text[]) LIMIT 1", index, digests
+        )
+        return found is not None
+
+    async def record(self, index: int | None, tenant: str | None, reader: str, action: str) -> None:
         await self.pool.execute(
             "INSERT INTO disclosure_reads (idx, tenant, reader, action) VALUES ($1, $2, $3, $4)",
             index,

@@ -149,6 +149,7 @@ tokens = Table(
     Column("revoked_at", DateTime(timezone=True), nullable=True),
     Column("expires_at", DateTime(timezone=True), nullable=True),
     Column("holder", Text, nullable=True),
+    Column("artifacts", ARRAY(Text), nullable=True),
 )
 
 tenant_usage = Table(
@@ -216,7 +217,7 @@ disclosure_reads = Table(
     metadata,
     Column("id", BigInteger, Identity(), primary_key=True),
     Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    Column("idx", BigInteger, nullable=False),
+    Column("idx", BigInteger, nullable=True),
     Column("tenant", Text, nullable=True),
     Column("reader", Text, nullable=False),
     Column("action", Text, nullable=False),
