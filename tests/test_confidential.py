@@ -56,6 +56,8 @@ def _statement(n: int) -> dict[str, Any]:
     }
 
 
+SECRET_DATA = hashlib.sha256(b"d").hexdigest()  # the dataset digest every _statement names
+DATASET_DIGEST = "predicate.buildDefinition.resolvedDependencies[0].digest"
 HIDDEN = [
     "predicate.buildDefinition.externalParameters.dataset",
     "predicate.buildDefinition.externalParameters.hyperparameters",
@@ -280,12 +282,18 @@ def test_the_command_line_submits_discloses_and_verifies_offline(log: ServerProc
         str(log.data_dir / "simulated-tdx"),
         "--token-file",
         str(token_file),
-        *[a for p in HIDDEN for a in ("--confidential", p)],
+        *[a for p in [*HIDDEN, DATASET_DIGEST] for a in ("--confidential", p)],
     )
     assert r.returncode == 0, r.stderr
     index = int(r.stdout.split("index ")[1].split()[0])
     entry = httpx.get(f"{log.url}/api/v1/entries/{index}").text
-    assert CANARY not in entry
+    assert CANARY not in entry and SECRET_DATA not in entry
+    # The hidden dataset is found by its real digest with a grant, and only with one.
+    r = _cli(*common, "history", f"sha256:{SECRET_DATA}", "--hidden", "--token-file", str(grant_file), "--json")
+    assert r.returncode == 0, r.stderr
+    assert [e["logIndex"] for e in json.loads(r.stdout)["entries"]] == [index]
+    r = _cli(*common, "history", f"sha256:{SECRET_DATA}", "--hidden", env={"ATLAS_LOG_TOKEN": ""})
+    assert r.returncode != 0 and "--token-file" in r.stderr
     out = tmp_path / "disclosed.json"
     r = _cli(*common, "disclose", str(index), "--out", str(out), "--token-file", str(grant_file))
     assert r.returncode == 0, r.stderr
@@ -356,7 +364,6 @@ def _hidden_statement(n: int) -> dict[str, Any]:
     return st
 
 
-SECRET_DATA = hashlib.sha256(b"d").hexdigest()  # the dataset digest every _statement names
 
 
 def test_hidden_digests_link_for_grant_holders_only(db_url: str, tmp_path: Path) -> None:
@@ -366,7 +373,7 @@ def test_hidden_digests_link_for_grant_holders_only(db_url: str, tmp_path: Path)
     env = {"ATLAS_ADMIN_TOKEN_SHA256": hashlib.sha256(ADMIN.encode()).hexdigest(), "ATLAS_MAP_INTERVAL_S": "0.3"}
     server = ServerProcess(db_url, tmp_path / "data", env=env)
     key = Ed25519PrivateKey.generate()
-    dataset = "predicate.buildDefinition.resolvedDependencies[0].digest"
+    dataset = DATASET_DIGEST
     try:
         with httpx.Client(base_url=server.url, timeout=30) as http:
             vendor, other = _tenant(http, "vendor"), _tenant(http, "other")

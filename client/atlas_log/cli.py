@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from atlas_log._encoding import JSON_LIMITS, b64decode, b64encode, json_loads
 from atlas_log.bundle import CODE_SIGNING, parse_bundle
 from atlas_log.client import AsyncLogClient, LogClient
-from atlas_log.disclosure import Disclosure, redact, verify_disclosures
+from atlas_log.disclosure import Disclosure, hides_digests, redact, verify_disclosures
 from atlas_log.dsse import PublicKey, sign_envelope
 from atlas_log.errors import Error, SubmissionError
 from atlas_log.monitor import DEFAULT_MAP_MAX_LAG_S
@@ -64,7 +64,23 @@ def _vkey(args: argparse.Namespace) -> Verifier:
 
 
 def _client(args: argparse.Namespace, state_file: Path | None = None) -> LogClient:
-    return LogClient(args.server, _vkey(args), state_file=state_file, **_network())
+    # A token goes only where it is needed (looking up hidden artifacts), never with every public read.
+    token = _token(args) if getattr(args, "hidden", False) else None
+    return LogClient(args.server, _vkey(args), state_file=state_file, token=token, **_network())
+
+
+def _looked_up(args: argparse.Namespace, client: LogClient) -> str:
+    """The artifact to look up: the digest given, or with ``--hidden`` its blinded twin under the tenant's key
+    (the tenant's token or a grant: entries that hide the digest are indexed by it)."""
+    if not getattr(args, "hidden", False):
+        return str(args.digest)
+    if _token(args) is None:
+        raise SystemExit(
+            "atlas-log: --hidden needs the tenant's token or a grant: --token-file FILE or ATLAS_LOG_TOKEN"
+        )
+    blinded = client.hidden(args.digest)
+    print(f"{args.digest} is hidden in this tenant's entries as {blinded}", file=sys.stderr)
+    return blinded
 
 
 def _cmd_checkpoint(args: argparse.Namespace) -> int:
@@ -192,7 +208,7 @@ def _cmd_history(args: argparse.Namespace) -> int:
 
     with _client(args) as client:
         # The library chains the pages and proves every page's checkpoint consistent with the first.
-        history = client.history(args.digest, cache=HistoryCache(), progress=progress)
+        history = client.history(_looked_up(args, client), cache=HistoryCache(), progress=progress)
     rows: list[dict[str, Any]] = []
     for e in history.entries:
         index = e.entry.body.get("index") or {}
@@ -255,7 +271,7 @@ def _witnessed(client: LogClient) -> str:
 def _cmd_lineage(args: argparse.Namespace) -> int:
     with _client(args) as client:
         # About the artifact and in the direction asked, its checkpoint consistent with the log's.
-        lin = client.lineage(args.digest, args.direction, args.depth)
+        lin = client.lineage(_looked_up(args, client), args.direction, args.depth)
     if args.json:
         print(
             json.dumps(
@@ -350,7 +366,11 @@ def _cmd_submit(args: argparse.Namespace) -> int:
             statement = json_loads(payload, args.statement)
             if not isinstance(statement, dict):
                 raise SystemExit(f"atlas-log: {args.statement} is not a JSON statement; --confidential needs one")
-            redacted, disclosures = redact(statement, args.confidential)
+            blinding = None
+            if hides_digests(args.confidential):
+                with LogClient(args.server, None, token=_token(args), **_network()) as keyed:
+                    blinding = keyed.blinding_key()
+            redacted, disclosures = redact(statement, args.confidential, blinding_key=blinding)
             payload = json.dumps(redacted, separators=(",", ":"), ensure_ascii=False).encode()
         if isinstance(key, Ed25519PrivateKey):
             submission = signed_submission(key, payload, payload_type=args.payload_type, disclosures=disclosures)
@@ -746,7 +766,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="append",
         metavar="PATH",
         help="a statement field to hide behind a salted digest (repeat), e.g. predicate.buildDefinition."
-        "externalParameters.dataset or predicate.resources[*].name; the log keeps the values encrypted",
+        "externalParameters.dataset or predicate.resources[*].name; the log keeps the values encrypted. A "
+        "digest (subject[0].digest) gets a blinded twin under the tenant's key, so it still links",
     )
     p.add_argument("--token-file", help="file holding the tenant's bearer token (default: ATLAS_LOG_TOKEN)")
     p.set_defaults(func=_cmd_submit)
@@ -762,12 +783,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = sub.add_parser("history", help="an artifact's verified history (every entry naming it)")
     p.add_argument("digest", help="<alg>:<hex>, e.g. sha256:…")
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--hidden",
+        action="store_true",
+        help="look up the entries that hide this digest (its blinded twin); needs the tenant's token or a grant",
+    )
+    p.add_argument("--token-file", help="file holding the token (default: ATLAS_LOG_TOKEN)")
     p.set_defaults(func=_cmd_history)
     p = sub.add_parser("lineage", help="an artifact's verified lineage, as a tree")
     p.add_argument("digest")
     p.add_argument("--direction", choices=["up", "down"], default="up")
     p.add_argument("--depth", type=int, default=5)
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--hidden",
+        action="store_true",
+        help="look up the entries that hide this digest (its blinded twin); needs the tenant's token or a grant",
+    )
+    p.add_argument("--token-file", help="file holding the token (default: ATLAS_LOG_TOKEN)")
     p.set_defaults(func=_cmd_lineage)
     p = sub.add_parser("monitor", help="follow a log, prove consistency, compare views, write evidence")
     p.add_argument("--log", action="append", required=True, help="log URL (repeat for more vantage points)")
