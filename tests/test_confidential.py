@@ -364,8 +364,6 @@ def _hidden_statement(n: int) -> dict[str, Any]:
     return st
 
 
-
-
 def test_hidden_digests_link_for_grant_holders_only(db_url: str, tmp_path: Path) -> None:
     """A pipeline hides its dataset's digest (and one model's): the public index holds only blinded keys, the
     real digests reach no public answer, a submitter cannot file under another tenant's blinded key, and the
