@@ -351,6 +351,24 @@ def test_a_lying_log_cannot_pass_off_another_value(log: ServerProcess) -> None:
             proxy.on_get = swap_statement
             with pytest.raises(VerificationError, match="payloadHash"):
                 client.disclosures(index)
+        # A monitor holding a grant checks every disclosure it may read while it replays: the honest log
+        # passes, a swapped value is reported against its entry.
+        checkpoint = open_checkpoint(httpx.get(log.url + "/checkpoint").content, Verifier.from_vkey(log.vkey))
+        trust = Trust(tdx_roots=(log.platform.root_fingerprint,))
+        proxy.on_get = lambda url, a: a
+        honest = Replay(proxy.url, trust, workers=1, token=vendor).run(checkpoint)
+        assert honest.problems == [] and honest.disclosures == {"checked": 1}
+        proxy.on_get = lambda url, a: (
+            {**a, "disclosures": [forged.encoded, *a["disclosures"][1:]]} if url.path.endswith("/disclosures") else a
+        )
+        lied = Replay(proxy.url, trust, workers=1, token=vendor).run(checkpoint)
+        assert [i for i, _ in lied.bad_disclosures] == [index] and lied.bad_entries == []
+        assert "not committed" in lied.problems[0]
+        # Without a grant the replay reads no disclosure; with another tenant's, it is told none is its to read.
+        assert Replay(proxy.url, trust, workers=1).run(checkpoint).disclosures == {}
+        with httpx.Client(base_url=log.url, timeout=30) as http:
+            other = _tenant(http, "other")
+        assert Replay(proxy.url, trust, workers=1, token=other).run(checkpoint).disclosures == {"not granted": 1}
     finally:
         proxy.close()
 

@@ -501,6 +501,7 @@ def _replay_round(replay: Any, note: bytes, verifier: Verifier, result: Any, see
                 "seconds": round(outcome.seconds, 3),
                 "entriesPerSecond": round(outcome.entries / outcome.seconds) if outcome.seconds else None,
                 "problems": len(outcome.problems),
+                **({"disclosures": outcome.disclosures} if outcome.disclosures else {}),
             }
         ),
         file=sys.stderr,
@@ -570,7 +571,7 @@ def _monitor_rounds(args: argparse.Namespace, mon: Any, verifier: Verifier, out:
     from atlas_log.replay import Replay
     from atlas_log.transport import post_json
 
-    replay = Replay(args.log[0], _trust(args), args.replay_workers) if args.replay else None
+    replay = Replay(args.log[0], _trust(args), args.replay_workers, token=_token(args)) if args.replay else None
     successor: Monitor | None = None
     seen_note: bytes | None = None
     seen_at = 0
@@ -827,6 +828,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--tdx-root", action="append", help="trusted TDX root CA key SHA-256 (repeat; default: Intel's root)"
     )
     p.add_argument("--replay-workers", type=int, help="processes re-verifying entries (default: one per CPU)")
+    p.add_argument(
+        "--token-file",
+        help="a grant (or the tenant's token): the replay also checks the disclosures of every confidential entry "
+        "it may read against the digests the entry commits to (default: ATLAS_LOG_TOKEN)",
+    )
     p.add_argument(
         "--map-max-lag",
         type=int,

@@ -285,6 +285,18 @@ class _Core:
             raise LogAPIError(f"{_where(reply)}: malformed answer: {exc}", reply.status) from exc
         return Disclosed(logged, revealed)
 
+    def _served_disclosures(self, index: int) -> Op[list[str]]:
+        reply = _ok((yield Request.get(f"/api/v1/entries/{index}/disclosures")))
+        answer = _json(reply, "disclosures")
+        if (
+            not isinstance(answer, dict)
+            or answer.get("logIndex") != index
+            or not isinstance(answer.get("disclosures"), list)
+            or not all(isinstance(d, str) for d in answer["disclosures"])
+        ):
+            raise LogAPIError(f"{_where(reply)}: malformed answer: not entry {index}'s disclosures", reply.status)
+        return list(answer["disclosures"])
+
     def _blinding(self) -> Op[tuple[bytes | None, dict[str, str]]]:
         """The tenant's blinding key, or (for a grant scoped to artifacts) the blinded keys of its artifacts."""
         reply = _ok((yield Request.get("/api/v1/blinding-key")))
@@ -517,6 +529,13 @@ class LogClient(_Core):
         ``Authorization``: the tenant's token or a grant): the entry proved included, its statement proved
         to be the one the leaf commits to, and each disclosure proved to be a value it hides."""
         return self._run(self._disclosures(index, checkpoint))
+
+    def served_disclosures(self, index: int) -> list[str]:
+        """The disclosures the log serves for entry ``index`` to this client's token, as served: check them
+        against the proved entry with :func:`~atlas_log.disclosure.verify_disclosures` (:meth:`disclosures`
+        does both). Raises :class:`~atlas_log.errors.LogProblemError` (403 ``not-granted``, 404
+        ``no-disclosures``, 410 ``disclosures-erased``)."""
+        return self._run(self._served_disclosures(index))
 
     def blinding_key(self) -> bytes:
         """The tenant's blinding key, for its own token or a whole-tenant grant to read its disclosures: it

@@ -10,6 +10,11 @@ previous entry naming that artifact; every key-attestation reference names an ea
 key, with the quote the citing entry was re-verified with (at its own integration time, against the
 collateral it names) and in the same TDX mode; every nonce is the root of the tree at the size the entry says
 (proved by a consistency proof to the rebuilt root).
+
+A monitor holding a grant (``token``: the tenant's own, or a regulator's) also reads the disclosures of every
+confidential entry it may read and checks each is a value the entry's signed statement hides
+(:func:`~atlas_log.disclosure.verify_disclosures`): a log serving other values than the ones committed is
+caught. Entries it may not read, and erased ones, are counted, not flagged.
 """
 
 from __future__ import annotations
@@ -19,14 +24,22 @@ import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from atlas_log._encoding import b64decode, b64encode
+from atlas_log._encoding import b64decode, b64encode, json_loads
 from atlas_log.checkpoint import Checkpoint
 from atlas_log.client import LogClient
+from atlas_log.disclosure import verify_disclosures
 from atlas_log.entry import facts_json, parse_leaf
-from atlas_log.errors import Error, FormatError, LogTimeoutError, LogUnreachableError
+from atlas_log.errors import (
+    Error,
+    FormatError,
+    LogProblemError,
+    LogTimeoutError,
+    LogUnreachableError,
+    VerificationError,
+)
 from atlas_log.merkle import CompactRange, RootHash, verify_consistency
 from atlas_log.reverify import Checked, Trust, check_entry
 from atlas_log.submission import submitted_extraction
@@ -59,6 +72,8 @@ class ReplayResult:
     bad_entries: list[tuple[int, str]] = field(default_factory=list)  # (index, reason)
     backdated: list[tuple[int, int, str]] = field(default_factory=list)  # (earlier index, later index, reason)
     bad_commitments: list[tuple[int, str]] = field(default_factory=list)  # map commitments the leaves contradict
+    bad_disclosures: list[tuple[int, str]] = field(default_factory=list)  # served values the entry does not hide
+    disclosures: dict[str, int] = field(default_factory=dict)  # with a grant: confidential entries by outcome
 
 
 # One log client, collateral cache and verification cache per worker process.
@@ -68,9 +83,10 @@ _worker: dict[str, Any] = {}
 _UNASKED = (LogUnreachableError, LogTimeoutError)
 
 
-def _init_worker(url: str, trust: Trust) -> None:
+def _init_worker(url: str, trust: Trust, token: str | None = None) -> None:
     # No key: a worker reads entry bundles, submissions and collateral, which the replay itself checks.
-    _worker.update(client=LogClient(url, None, timeout_s=60), trust=trust, cache=VerificationCache(), coll={}, cited={})
+    client = LogClient(url, None, timeout_s=60, token=token)
+    _worker.update(client=client, trust=trust, cache=VerificationCache(), coll={}, cited={}, granted=token is not None)
 
 
 def _collateral(digest: str) -> Collateral | None:
@@ -107,10 +123,42 @@ def _check_block(block: int, width: int) -> list[Checked]:
     # A submission the log cannot serve as JSON comes as its bytes, so that entry alone is flagged.
     raws = client.submissions(start, width).items
     trust, cache = _worker["trust"], _worker["cache"]
-    return [
+    checked = [
         check_entry(start + i, leaf, raw, _collateral, trust, cache, _cited_quote)
         for i, (leaf, raw) in enumerate(zip(leaves, raws, strict=True))
     ]
+    if _worker["granted"]:
+        checked = [_check_disclosures(c, leaf, raw) for c, leaf, raw in zip(checked, leaves, raws, strict=True)]
+    return checked
+
+
+_UNREAD = {403: "not granted", 404: "not kept", 410: "erased"}
+
+
+def _check_disclosures(c: Checked, leaf: bytes, raw: bytes | dict[str, Any]) -> Checked:
+    """With a grant: the disclosures the log serves for a confidential entry (one whose verified statement
+    hides values) must each be a value it hides."""
+    envelope = raw.get("dsseEnvelope") if isinstance(raw, dict) else None
+    if c.problem is not None or c.commitment is not None or not isinstance(envelope, dict):
+        return c
+    try:
+        statement = json_loads(b64decode(envelope.get("payload", ""), "payload"), "statement")
+    except FormatError:
+        return c
+    if not isinstance(statement, dict) or "_sd_alg" not in statement:
+        return c
+    try:
+        served = _worker["client"].served_disclosures(c.index)
+    except LogProblemError as exc:
+        if exc.status in _UNREAD:
+            return replace(c, disclosures=_UNREAD[exc.status])
+        raise
+    try:
+        verify_disclosures(parse_leaf(leaf).body, envelope, served)
+    except (FormatError, VerificationError) as exc:
+        why = f"entry {c.index}: the disclosures the log serves are not values the entry hides: {exc}"
+        return replace(c, disclosures="mismatch", disclosure_problem=why)
+    return replace(c, disclosures="checked")
 
 
 class Replay:
@@ -118,9 +166,10 @@ class Replay:
     rebuilt tree, the last entry naming each artifact, the key attestations seen), so each :meth:`run`
     continues where the previous one stopped."""
 
-    def __init__(self, url: str, trust: Trust, workers: int | None = None) -> None:
+    def __init__(self, url: str, trust: Trust, workers: int | None = None, token: str | None = None) -> None:
         self.url = url.rstrip("/")
         self.trust = trust
+        self.token = token  # a grant to read disclosures: check the ones it may read
         self.workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
         self.tree = CompactRange()
         self._last: dict[str, int] = {}
@@ -141,10 +190,11 @@ class Replay:
         if not blocks:
             return
         if self.workers == 1:
-            _init_worker(self.url, self.trust)
+            _init_worker(self.url, self.trust, self.token)
             yield from (_check_block(b, w) for b, w in blocks)
             return
-        with ProcessPoolExecutor(self.workers, initializer=_init_worker, initargs=(self.url, self.trust)) as pool:
+        init = (self.url, self.trust, self.token)
+        with ProcessPoolExecutor(self.workers, initializer=_init_worker, initargs=init) as pool:
             yield from pool.map(_check_block, *zip(*blocks, strict=True), chunksize=1)
 
     def run(
@@ -179,6 +229,11 @@ class Replay:
                 if problem:
                     result.problems.append(problem)
                     result.bad_entries.append((c.index, problem))
+                if c.disclosures is not None:
+                    result.disclosures[c.disclosures] = result.disclosures.get(c.disclosures, 0) + 1
+                if c.disclosure_problem is not None:
+                    result.problems.append(c.disclosure_problem)
+                    result.bad_disclosures.append((c.index, c.disclosure_problem))
                 elif c.integrated_time is not None:
                     late = self._time_problem(c.index, c.integrated_time, self._latest, seen_at)
                     if late is not None:

@@ -77,6 +77,10 @@ class Checked:
     attests_key: tuple[str, Mapping[str, Any]] | None = None  # (key fingerprint, quote hash and mode)
     integrated_time: int | None = None  # of an entry that verifies on its own
     commitment: MapCommitment | None = None  # the log's own map commitment (checked against the leaves by the caller)
+    # With a grant: whether the disclosures the log serves for a confidential entry were checked ("checked",
+    # "not granted", "erased", "not kept"), and why they do not match what the entry hides.
+    disclosures: str | None = None
+    disclosure_problem: str | None = None
 
 
 def check_entry(
