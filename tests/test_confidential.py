@@ -8,6 +8,7 @@ import base64
 import hashlib
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -491,5 +492,58 @@ def test_hidden_digests_link_for_grant_holders_only(db_url: str, tmp_path: Path)
         # The server's log names the real digest only where the test asked for it publicly.
         asked = f"/api/v1/artifacts/sha256:{SECRET_DATA}/history"
         assert all(asked in line for line in server.log_path.read_text().splitlines() if SECRET_DATA in line)
+    finally:
+        server.stop()
+
+
+KMS = """
+import base64, os, sys, time
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+aead = AESGCM(bytes(range(32)))
+for line in sys.stdin:
+    while os.path.exists(sys.argv[1]):  # the service is down while the flag file exists
+        time.sleep(0.1)
+    verb, context, value = line.split()
+    context, value = base64.b64decode(context), base64.b64decode(value)
+    if verb == "wrap":
+        nonce = os.urandom(12)
+        out = nonce + aead.encrypt(nonce, value, context)
+    else:
+        out = aead.decrypt(value[:12], value[12:], context)
+    print(base64.b64encode(out).decode(), flush=True)
+"""
+
+
+def test_an_external_kms_wraps_the_keys_and_its_outage_is_a_503(db_url: str, tmp_path: Path) -> None:
+    """With ``ATLAS_DISCLOSURE_KEK_COMMAND`` the data keys are wrapped by an external service: entries are
+    sealed and read through it, no key file is made, and while it does not answer, submissions and reads
+    get 503 ``vault-unavailable`` (nothing written), then succeed again."""
+    down = tmp_path / "kms-down"
+    command = f"{sys.executable} -c {shlex.quote(KMS)} {shlex.quote(str(down))}"
+    env = {
+        "ATLAS_DISCLOSURE_KEK_COMMAND": command,
+        "ATLAS_DISCLOSURE_KEK_TIMEOUT_S": "1",
+        "ATLAS_ADMIN_TOKEN_SHA256": hashlib.sha256(ADMIN.encode()).hexdigest(),
+    }
+    server = ServerProcess(db_url, tmp_path / "data", env=env)
+    key = Ed25519PrivateKey.generate()
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            r = http.post("/api/v1/entries", json=_confidential(key, 20, server.platform)[0])
+            assert r.status_code == 201, r.text
+            index = r.json()["logIndex"]
+            assert not (tmp_path / "data" / "disclosures" / "kek").exists()
+            read = http.get(f"/api/v1/entries/{index}/disclosures", headers=_bearer(ADMIN))
+            assert read.status_code == 200 and len(read.json()["disclosures"]) == 3
+            down.touch()
+            r = http.post("/api/v1/entries", json=_confidential(key, 21, server.platform)[0])
+            _problem(r, 503, "vault-unavailable")
+            assert "did not answer within 1 s" in r.json()["detail"] and r.headers.get("Retry-After")
+            _problem(http.get(f"/api/v1/entries/{index}/disclosures", headers=_bearer(ADMIN)), 503, "vault-unavailable")
+            assert http.get("/api/v1/log").json()["treeSize"] == 1
+            down.unlink()
+            r = http.post("/api/v1/entries", json=_confidential(key, 21, server.platform)[0])
+            assert r.status_code == 201, r.text
+            assert http.get(f"/api/v1/entries/{index}/disclosures", headers=_bearer(ADMIN)).status_code == 200
     finally:
         server.stop()

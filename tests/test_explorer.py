@@ -278,7 +278,9 @@ def test_a_confidential_entry_shows_what_is_hidden_and_reveals_it_to_a_grant_hol
 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from tests.test_confidential import ADMIN, CANARY, _confidential
+    from atlas_log.disclosure import redact
+    from atlas_log.submission import signed_submission
+    from tests.test_confidential import ADMIN, CANARY, DATASET_DIGEST, HIDDEN, SECRET_DATA, _statement
 
     server = ServerProcess(
         _database(pg_url, template_db, f"atlas_explorer_confidential_{id(tmp_path)}"),
@@ -291,16 +293,19 @@ def test_a_confidential_entry_shows_what_is_hidden_and_reveals_it_to_a_grant_hol
             assert http.put("/admin/v1/tenants/vendor", json={"ratePerSecond": 9, "burst": 9}, headers=admin).is_success
             vendor = http.post("/admin/v1/tenants/vendor/tokens", json={}, headers=admin).json()["token"]
             grant = http.post("/admin/v1/tenants/vendor/grants", json={"holder": "regulator"}, headers=admin).json()
-            sub, _ = _confidential(Ed25519PrivateKey.generate(), 7, server.platform)
-            index = http.post("/api/v1/entries", json=sub, headers={"Authorization": f"Bearer {vendor}"}).json()[
-                "logIndex"
-            ]
+            # The entry hides its dataset's digest too: it is indexed by the blinded twin only.
+            bearer = {"Authorization": f"Bearer {vendor}"}
+            key = base64.b64decode(http.get("/api/v1/blinding-key", headers=bearer).json()["key"])
+            redacted, disclosures = redact(_statement(7), [*HIDDEN, DATASET_DIGEST], blinding_key=key)
+            payload = json.dumps(redacted).encode()
+            sub = signed_submission(Ed25519PrivateKey.generate(), payload, server.platform, disclosures=disclosures)
+            index = http.post("/api/v1/entries", json=sub, headers=bearer).json()["logIndex"]
         context, page = _open(browser, f"{server.url}/explorer/entry/{index}?vkey={server.vkey}")
         try:
             kind, text = _status(page)
             assert kind == "ok", text
             box = page.locator("#confidential")
-            assert "3 values are hidden" in box.inner_text()
+            assert "4 values are hidden" in box.inner_text()
             assert CANARY not in page.content()
             page.fill("#grant-token", "atl_0123456789abcdef_" + "A" * 43)
             page.click("#confidential button")
@@ -310,6 +315,19 @@ def test_a_confidential_entry_shows_what_is_hidden_and_reveals_it_to_a_grant_hol
             page.locator("#revealed").wait_for(timeout=10_000)
             assert CANARY in page.locator("#revealed").inner_text()
             assert "each checked against the digest" in box.inner_text()
+            assert SECRET_DATA in page.locator("#revealed").inner_text()
+            # A grant holder finds the entries hiding the dataset by its real digest, from the search page.
+            page.goto(f"{server.url}/explorer/")
+            _status(page)
+            page.click(".hidden-artifacts summary")
+            page.fill("#hidden-digest", f"sha256:{SECRET_DATA}")
+            page.fill("#hidden-token", grant["token"])
+            page.click(".hidden-lookup button")
+            page.locator("#hidden-of").wait_for(timeout=15_000)
+            kind, text = _status(page)
+            assert kind in ("ok", "incomplete") and "Failed" not in text, text
+            assert f"#{index}" in page.locator(".timeline").inner_text()
+            assert "blinded+sha256:" in page.url
         finally:
             context.close()
     finally:

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from atlas_log.checkpoint import Checkpoint, sign_checkpoint
 from atlas_log.cosignature import CosignatureSigner
-from atlas_log.disclosure import Disclosure, redact, reveal
+from atlas_log.disclosure import Disclosure, blind, redact, reveal
 from atlas_log.dsse import pae
 from atlas_log.errors import VerificationError
 from atlas_log.history import verify_history
@@ -49,6 +49,8 @@ for (const [name, c] of Object.entries(cases)) {
       out[name] = "ok";
     } else if (c.kind === "reveal") {
       out[name] = V.revealDisclosures(c.statement, c.disclosures);
+    } else if (c.kind === "blind") {
+      out[name] = V.blindDigest(V.b64decode(c.key), c.artifact);
     } else if (c.kind === "history") {
       const vk = await V.parseVkey(c.vkey);
       const r = await V.verifyHistory(c.answer, vk, c.answer.artifact);
@@ -212,3 +214,22 @@ def test_the_browser_reveals_what_the_client_reveals_and_refuses_what_it_refuses
     assert got["all"] == want
     assert got["one"] == [[p, d.value] for p, d in reveal(redacted, ds[:1]).disclosed]
     assert "not committed" in got["forged"] and "twice" in got["twice"]
+
+
+def test_the_browser_blinds_a_digest_as_the_client_does(tmp_path: Path) -> None:
+    key = bytes(range(32))
+    digest = hashlib.sha256(b"dataset").hexdigest()
+    cases = {
+        "plain": f"sha256:{digest}",
+        "spelt otherwise": f"SHA2-256:{digest.upper()}",
+        "sha512": "sha512:" + "ab" * 64,
+        "blinded": f"blinded+sha256:{digest}",
+        "not hex": "sha256:xyz",
+    }
+    got = _run(
+        {n: {"kind": "blind", "key": base64.b64encode(key).decode(), "artifact": a} for n, a in cases.items()},
+        tmp_path,
+    )
+    assert got["plain"] == got["spelt otherwise"] == ":".join(blind(key, "sha256", digest))
+    assert got["sha512"] == ":".join(blind(key, "sha512", "ab" * 64))
+    assert got["blinded"].startswith("failed") and got["not hex"].startswith("failed")

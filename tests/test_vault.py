@@ -1,14 +1,17 @@
 """The disclosure vault (atlas_log_server.vault): sealed disclosures open only for their own entry and under
-the log's key-encryption key, never once tombstoned; blinding keys are per tenant and stable across restarts."""
+the log's key-encryption key (a file, or an external service that fails cleanly), never once tombstoned;
+blinding keys are per tenant and stable across restarts."""
 
 from __future__ import annotations
 
+import shlex
+import sys
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from atlas_log_server.vault import FileKek, Vault, VaultError, key_file
+from atlas_log_server.vault import CommandKek, FileKek, Vault, VaultError, VaultUnavailable, key_file
 
 
 def _vault(tmp_path: Path) -> Vault:
@@ -45,3 +48,54 @@ def test_blinding_keys_are_per_tenant_and_survive_a_restart(tmp_path: Path) -> N
     (tmp_path / "short").write_bytes(b"x")
     with pytest.raises(VaultError, match="256-bit"):
         key_file(tmp_path / "short")
+
+
+# A stand-in KMS adapter: its own AES-GCM key, bound to the context, one request per line.
+KMS = """
+import base64, os, sys
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+aead = AESGCM(bytes(range(32)))
+for line in sys.stdin:
+    verb, context, value = line.split()
+    context, value = base64.b64decode(context), base64.b64decode(value)
+    if verb == "wrap":
+        nonce = os.urandom(12)
+        out = nonce + aead.encrypt(nonce, value, context)
+    else:
+        out = aead.decrypt(value[:12], value[12:], context)
+    print(base64.b64encode(out).decode(), flush=True)
+"""
+
+
+def _command(program: str) -> str:
+    return f"{sys.executable} -c {shlex.quote(program)}"
+
+
+def test_an_external_key_encryption_service_wraps_the_data_keys(tmp_path: Path) -> None:
+    kek = CommandKek(_command(KMS), 5)
+    try:
+        vault = Vault(kek, tmp_path / "erased", key_file(tmp_path / "blinding"))
+        sealed = vault.seal(b"\x01" * 32, ["WyJzYWx0IiwibmFtZSIsInZhbHVlIl0"])
+        assert vault.open(b"\x01" * 32, sealed) == ["WyJzYWx0IiwibmFtZSIsInZhbHVlIl0"]
+        assert not (tmp_path / "kek").exists()  # no key file: the service holds the key
+    finally:
+        kek.close()
+
+
+@pytest.mark.parametrize(
+    ("program", "error", "message"),
+    [
+        ("import time; time.sleep(60)", VaultUnavailable, "did not answer within 0.5 s"),
+        ("import sys; sys.exit(3)", VaultUnavailable, "exited"),
+        ("print('not base64!', flush=True); import time; time.sleep(60)", VaultError, "answered wrap"),
+    ],
+)
+def test_an_external_service_that_fails_is_an_error_never_a_hang(
+    tmp_path: Path, program: str, error: type[Exception], message: str
+) -> None:
+    kek = CommandKek(_command(program), 0.5)
+    try:
+        with pytest.raises(error, match=message):
+            kek.wrap(bytes(32), b"\x01" * 32)
+    finally:
+        kek.close()

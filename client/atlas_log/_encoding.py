@@ -175,7 +175,10 @@ def json_loads(data: bytes | str, what: str = "value", limits: JsonLimits = JSON
         if len(raw) > limits.max_bytes:
             raise ValueError(f"it is {len(raw)} bytes; the limit is {limits.max_bytes}")
         obj = _decoder(limits).decode(raw.decode("utf-8"))
-        _check_tree(obj, limits, strings=_SURROGATE_ESCAPE.search(raw) is not None)
+        strings = _SURROGATE_ESCAPE.search(raw) is not None
+        # Fewer brackets than the depth limit cannot nest past it: the walk is needed only for text to check.
+        if strings or raw.count(b"[") + raw.count(b"{") >= limits.max_depth:
+            _check_tree(obj, limits, strings=strings)
     except RecursionError as exc:
         raise FormatError(f"{what} is not valid JSON: nested more than {limits.max_depth} levels deep") from exc
     except ValueError as exc:  # json.JSONDecodeError and UnicodeError are ValueErrors

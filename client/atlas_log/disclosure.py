@@ -291,7 +291,8 @@ def reveal(statement: dict[str, Any], disclosures: Sequence[Disclosure]) -> Reve
                 raise VerificationError(f"{path}._sd must be a list of digests")
             for k, v in node.items():
                 if k != "_sd":
-                    out[k] = walk(v, f"{path}.{k}")
+                    # Scalars are copied as they are: most of a statement, and no place a digest stands.
+                    out[k] = walk(v, f"{path}.{k}") if isinstance(v, dict | list) else v
             kept = []
             for digest in sd:
                 d = take(digest, f"{path}._sd")
@@ -306,6 +307,7 @@ def reveal(statement: dict[str, Any], disclosures: Sequence[Disclosure]) -> Reve
                 disclosed.append((f"{path}.{d.name}", d))
             if kept:
                 out["_sd"] = kept
+                still_hidden.append(path)
             return out
         if isinstance(node, list):
             items = []
@@ -314,22 +316,24 @@ def reveal(statement: dict[str, Any], disclosures: Sequence[Disclosure]) -> Reve
                     d = take(v["..."], f"{path}[{i}]")
                     if d is None:
                         items.append(v)
+                        still_hidden.append(path)
                         continue
                     if d.name is not None:
                         raise VerificationError(f"a member's disclosure stands for the element {path}[{i}]")
                     items.append(walk(d.value, f"{path}[{i}]"))
                     disclosed.append((f"{path}[{i}]", d))
                 else:
-                    items.append(walk(v, f"{path}[{i}]"))
+                    items.append(walk(v, f"{path}[{i}]") if isinstance(v, dict | list) else v)
             return items
         return node
 
     disclosed: list[tuple[str, Disclosure]] = []
+    still_hidden: list[str] = []  # where a digest was left without its disclosure
     full = walk(statement, "$")
     stray = set(by_digest) - set(used)
     if stray:
         raise VerificationError(f"a disclosure ({min(stray)}) is not committed anywhere in the statement")
-    if not hidden_digests(full):
+    if not still_hidden:
         full.pop("_sd_alg", None)
     return Revealed(full, tuple(sorted(disclosed, key=lambda p: p[0])))
 

@@ -229,11 +229,21 @@ def _model_signing(pred: dict[str, Any], subjects: list[Fact]) -> Iterator[Fact]
 
 def extract(payload_type: str, payload: bytes) -> Extraction:
     """The facts of a payload. Non-in-toto payload types yield no facts; malformed in-toto raises."""
+    return extract_statement(payload_type, payload)[0]
+
+
+def extract_statement(payload_type: str, payload: bytes) -> tuple[Extraction, dict[str, Any] | None]:
+    """:func:`extract`, and the in-toto statement it parsed (None for other payloads), so a caller that needs
+    the statement too parses it once."""
     if payload_type == ATLAS_MANIFEST:
-        return _atlas_manifest(payload)
+        return _atlas_manifest(payload), None
     if not payload_type.startswith("application/vnd.in-toto"):
-        return Extraction(None, False, ())
+        return Extraction(None, False, ()), None
     st, legacy = parse_statement(payload)
+    return _extract(st, legacy), st
+
+
+def _extract(st: dict[str, Any], legacy: bool) -> Extraction:
     subjects = [
         Fact(
             "subject",

@@ -27,7 +27,7 @@ from atlas_log.dsse import (
 )
 from atlas_log.entry import API_VERSION
 from atlas_log.errors import FormatError, SignatureError, SubmissionError, VerificationError
-from atlas_log.intoto import Extraction, extract
+from atlas_log.intoto import Extraction, extract, extract_statement
 from atlas_log.tdx.binding import KEY_TAG, PAYLOAD_TAG, ZERO_NONCE, key_report_data, payload_report_data
 
 __all__ = [
@@ -234,25 +234,24 @@ def parse_submission(
     except SignatureError as exc:
         raise SubmissionError("signature-invalid", str(exc)) from exc
     try:
-        extraction = extract(envelope.payload_type, envelope.payload)
+        extraction, statement = extract_statement(envelope.payload_type, envelope.payload)
     except FormatError as exc:
         raise SubmissionError("invalid-statement", f"the payload's statement or predicate is invalid: {exc}") from exc
-    disclosures, revealed = _disclosures(obj.get("disclosures"), envelope)
+    disclosures, revealed = _disclosures(obj.get("disclosures"), statement)
     return ParsedSubmission(envelope, tuple(signers), obj.get("tee"), extraction, disclosures, revealed)
 
 
-def _disclosures(raw: Any, envelope: Envelope) -> tuple[tuple[Disclosure, ...], Revealed | None]:
-    """The submission's disclosures, each proved to be a value the signed statement hides, and the statement
-    they reveal."""
+def _disclosures(raw: Any, statement: dict[str, Any] | None) -> tuple[tuple[Disclosure, ...], Revealed | None]:
+    """The submission's disclosures, each proved to be a value the signed ``statement`` (None: the payload is
+    not an in-toto statement) hides, and the statement they reveal."""
     if raw is None:
         return (), None
     if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_DISCLOSURES:
         raise SubmissionError("invalid-disclosure", f"disclosures must be a list of 1..{MAX_DISCLOSURES} strings")
     try:
         parsed = tuple(parse_disclosure(d) for d in raw)
-        statement = json_loads(envelope.payload, "in-toto payload")
-        if not isinstance(statement, dict):
-            raise FormatError("only a JSON statement can hide values")
+        if statement is None:
+            raise FormatError("only an in-toto statement can hide values")
         revealed = reveal(statement, parsed)
     except (FormatError, VerificationError) as exc:
         raise SubmissionError(

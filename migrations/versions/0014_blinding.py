@@ -1,6 +1,7 @@
 """Hidden digests and narrower grants: a grant to read disclosures may be scoped to a set of artifacts
 (``tokens.artifacts``, NULL for the whole tenant), and the record of reads also holds the hand-overs of a
-tenant's blinding key, which name no entry (``disclosure_reads.idx`` NULL).
+tenant's blinding key, which name no entry (``disclosure_reads.idx`` NULL). The index of sealed disclosures by
+tenant goes: nothing reads by it, and every confidential entry paid for it.
 
 Revision ID: 0014
 Revises: 0013
@@ -24,9 +25,11 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.add_column("tokens", sa.Column("artifacts", ARRAY(sa.Text()), nullable=True))
     op.alter_column("disclosure_reads", "idx", nullable=True)
+    op.drop_index("entry_disclosures_tenant", table_name="entry_disclosures")
 
 
 def downgrade() -> None:
+    op.create_index("entry_disclosures_tenant", "entry_disclosures", ["tenant", "idx"])
     op.execute("DELETE FROM disclosure_reads WHERE idx IS NULL")
     op.alter_column("disclosure_reads", "idx", nullable=False)
     op.drop_column("tokens", "artifacts")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from cryptography import x509
 
@@ -20,9 +21,9 @@ from atlas_log.errors import FormatError, SubmissionError, VerificationError
 from atlas_log.intoto import Extraction
 from atlas_log.submission import ParsedSubmission, parse_submission
 from atlas_log.tee import Attestation
-from atlas_log_server.errors import InvalidRequest, Rejected, ServerError, TooLarge
+from atlas_log_server.errors import InvalidRequest, Rejected, ServerError, TooLarge, Unavailable
 from atlas_log_server.log.sequencer import PendingEntry
-from atlas_log_server.vault import Vault
+from atlas_log_server.vault import Vault, VaultError
 
 Gate = Callable[[ParsedSubmission, int], Awaitable[Attestation | None]]
 """An admission step after the signature check, given the admission time; returns the attestation it
@@ -127,6 +128,7 @@ class Admission:
         # work (a large body, RSA keys, certificate chains) runs in a worker thread, so the event loop keeps
         # answering reads such as GET /checkpoint meanwhile; a small body signed with elliptic-curve keys
         # (the common case: well under a millisecond) is checked inline, sparing it the thread hand-off.
+        obj: object = None
         if len(raw) > INLINE_MAX_BYTES:
             sub = await asyncio.to_thread(self.parse, raw, now)
         else:
@@ -153,8 +155,16 @@ class Admission:
         if sub.disclosures:
             if self.vault is None:
                 raise _reject("invalid-disclosure", "this log does not keep confidential entries (it has no vault)")
-            sealed = self.vault.seal(built.entry_id, [d.encoded for d in sub.disclosures])
-            raw = _without_disclosures(raw)
+            encoded = [d.encoded for d in sub.disclosures]
+            try:
+                if self.vault.wrapper.external:  # a service call may block: off the event loop
+                    sealed = await asyncio.to_thread(self.vault.seal, built.entry_id, encoded)
+                else:
+                    sealed = self.vault.seal(built.entry_id, encoded)
+            except VaultError as exc:
+                why = f"the disclosures cannot be sealed now: {exc}"
+                raise Unavailable("vault-unavailable", why, retry_after=5) from exc
+            raw = _without_disclosures(obj if isinstance(obj, dict) else json.loads(raw))
         return PendingEntry(
             built.entry_id,
             built.body,
@@ -189,12 +199,12 @@ class Admission:
             raise _reject("invalid-disclosure", f"the blinded digest {path}.{alg} stands for no hidden digest")
 
 
-def _without_disclosures(raw: bytes) -> bytes:
-    """The submission as stored and served: everything but its disclosures. The strict parser has accepted
-    these bytes already (limits, duplicate names, Unicode), so the standard one reads them again here."""
-    obj = json.loads(raw)
-    obj.pop("disclosures", None)
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+def _without_disclosures(obj: dict[str, Any]) -> bytes:
+    """The submission as stored and served: everything but its disclosures (``obj`` is the submission the
+    strict parser accepted, or the standard parser's reading of the same bytes)."""
+    return json.dumps(
+        {k: v for k, v in obj.items() if k != "disclosures"}, separators=(",", ":"), ensure_ascii=False
+    ).encode()
 
 
 def _check_storable(ex: Extraction) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -42,7 +42,7 @@ from atlas_log_server.log.signer import CheckpointSigner, CommandSigner, SignerU
 from atlas_log_server.metrics import Metrics
 from atlas_log_server.metrics import router as metrics_router
 from atlas_log_server.request_log import RequestIdMiddleware, configure_logging
-from atlas_log_server.vault import FileKek, Vault, key_file
+from atlas_log_server.vault import CommandKek, FileKek, Vault, key_file
 
 _log = logging.getLogger(__name__)
 
@@ -88,6 +88,7 @@ def create_app(settings: Settings) -> FastAPI:
         if created:
             _log.warning("generated a new checkpoint signing key in %s", settings.signing_key_path)
         pool = await create_pool(url, settings.pool_size)
+        closers: list[Callable[[], None]] = []  # external commands to stop with the app
         try:
             repo = Repository(pool, settings.origin)
             try:
@@ -132,9 +133,18 @@ def create_app(settings: Settings) -> FastAPI:
             maps = MapRepository(pool)
             key_dir = settings.disclosure_key_dir
             assert key_dir is not None  # resolved by Settings
+            kek_command = settings.disclosure_kek_command
             vault = await asyncio.to_thread(
-                lambda: Vault(FileKek(key_dir / "kek"), key_dir / "erased", key_file(key_dir / "blinding"))
+                lambda: Vault(
+                    CommandKek(kek_command, settings.disclosure_kek_timeout_s)
+                    if kek_command
+                    else FileKek(key_dir / "kek"),
+                    key_dir / "erased",
+                    key_file(key_dir / "blinding"),
+                )
             )
+            if isinstance(vault.wrapper, CommandKek):
+                closers.append(vault.wrapper.close)
             disclosures = DisclosureRepository(pool)
             # A database restored from a backup taken before an erasure holds that entry's key again.
             again = await disclosures.erase_again(await asyncio.to_thread(vault.tombstoned))
@@ -198,6 +208,8 @@ def create_app(settings: Settings) -> FastAPI:
             await pool.close()
             if isinstance(signer, CommandSigner):
                 signer.close()
+            for close in closers:
+                close()
 
     configure_logging(settings.log_format, settings.log_level)
     metrics = Metrics()

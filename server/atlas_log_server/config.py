@@ -90,6 +90,14 @@ class Settings(BaseSettings):
         description="holds the key-encryption key of confidential entries' disclosures and the tombstones of "
         "erased ones; keep it out of database backups (default data_dir/disclosures)",
     )
+    disclosure_kek_command: str | None = Field(
+        default=None,
+        description="an external key-encryption service (HSM/KMS adapter) wrapping the disclosures' data keys "
+        "instead of the key file: a command answering 'wrap CONTEXT KEY' and 'unwrap CONTEXT WRAPPED' lines",
+    )
+    disclosure_kek_timeout_s: float = Field(
+        default=5.0, gt=0, le=25, description="longest wait for one answer of the external key-encryption command"
+    )
     signer_command: str | None = Field(
         default=None, description="external signer command (one base64 message per line in, signature out)"
     )

@@ -3,7 +3,8 @@
 Each entry's disclosures (the JSON list of their encoded texts) are encrypted with AES-256-GCM under a data key
 of their own, bound to the entry by its ID as associated data, so a ciphertext moved to another entry does not
 open. The data key is stored wrapped by the log's key-encryption key (:class:`KeyWrapper`: a key file in the
-key directory, :class:`FileKek`, or an external KMS implementing the same two calls), never in the clear.
+key directory, :class:`FileKek`, or an external KMS adapter answering the same two calls, :class:`CommandKek`),
+never in the clear.
 
 Erasing an entry's disclosures (crypto-shredding) drops its wrapped key and ciphertext from the database, and
 first appends the entry to a tombstone file beside the key-encryption key: a database backup taken before the
@@ -31,6 +32,10 @@ from typing import Protocol
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from atlas_log._encoding import b64decode, b64encode
+from atlas_log.errors import FormatError
+from atlas_log_server.line_command import CommandFailed, LineCommand
+
 _AAD = b"atlas-log/disclosures/v1\n"
 _KEY_AAD = b"atlas-log/disclosure-key/v1\n"
 _NONCE = 12
@@ -40,8 +45,15 @@ class VaultError(Exception):
     """A sealed value that does not open (wrong key, altered bytes, another entry's) or an erased one."""
 
 
+class VaultUnavailable(VaultError):
+    """The external key-encryption service did not answer (in time): nothing is wrong with the sealed value."""
+
+
 class KeyWrapper(Protocol):
-    """Wraps and unwraps data keys; ``context`` (the entry ID) must be given back to unwrap."""
+    """Wraps and unwraps data keys; ``context`` (the entry ID) must be given back to unwrap. ``external``: the
+    calls may block (a service), so callers run them off the event loop."""
+
+    external: bool
 
     def wrap(self, key: bytes, context: bytes) -> bytes: ...
 
@@ -72,6 +84,8 @@ def key_file(path: Path) -> bytes:
 class FileKek:
     """A 256-bit key-encryption key in a file of the key directory (created, mode 0600, on first use)."""
 
+    external = False
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self._aead = AESGCM(key_file(path))
@@ -85,6 +99,41 @@ class FileKek:
             return self._aead.decrypt(wrapped[:_NONCE], wrapped[_NONCE:], _KEY_AAD + context)
         except InvalidTag as exc:
             raise VaultError("the data key does not unwrap under this log's key-encryption key") from exc
+
+
+class CommandKek:
+    """A key-encryption key held by an external service (an HSM or KMS adapter), spoken to as a
+    :class:`~atlas_log_server.line_command.LineCommand`: the request ``wrap <context> <key>`` is answered by
+    the wrapped key, ``unwrap <context> <wrapped>`` by the key (every value standard base64, one line each).
+    The service binds the wrapped key to the context (the entry ID) as the file key does; an unwrapped key is
+    checked to be 256 bits."""
+
+    external = True
+
+    def __init__(self, command: str, timeout_s: float) -> None:
+        self._command = LineCommand(command, timeout_s, "the external key-encryption command")
+
+    def _ask(self, verb: str, context: bytes, value: bytes) -> bytes:
+        try:
+            answer = self._command.exchange(f"{verb} {b64encode(context)} {b64encode(value)}\n".encode())
+        except CommandFailed as exc:
+            raise VaultUnavailable(str(exc)) from exc
+        try:
+            return b64decode(answer, f"the answer to {verb}")
+        except FormatError as exc:
+            raise VaultError(f"the external key-encryption command answered {verb} with {answer[:40]!r}") from exc
+
+    def wrap(self, key: bytes, context: bytes) -> bytes:
+        return self._ask("wrap", context, key)
+
+    def unwrap(self, wrapped: bytes, context: bytes) -> bytes:
+        key = self._ask("unwrap", context, wrapped)
+        if len(key) != 32:
+            raise VaultError("the external key-encryption command unwrapped no 256-bit key")
+        return key
+
+    def close(self) -> None:
+        self._command.close()
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,8 +16,8 @@ from atlas_log_server.api.deps import log_context
 from atlas_log_server.api.schemas import answers
 from atlas_log_server.context import LogContext
 from atlas_log_server.db.disclosures import StoredDisclosures
-from atlas_log_server.errors import Forbidden, Gone, NotFound, ServerError
-from atlas_log_server.vault import VaultError
+from atlas_log_server.errors import Forbidden, Gone, NotFound, ServerError, Unavailable
+from atlas_log_server.vault import VaultError, VaultUnavailable
 
 router = APIRouter(prefix="/api/v1", tags=["confidential entries"])
 Ctx = Annotated[LogContext, Depends(log_context)]
@@ -65,6 +65,8 @@ async def read_disclosures(index: Index, request: Request, ctx: Ctx) -> dict[str
         raise Gone("disclosures-erased", f"the disclosures of entry {index} were erased on {stored.erased_at}")
     try:
         disclosures = await asyncio.to_thread(ctx.vault.open, stored.entry_id, stored.sealed)
+    except VaultUnavailable as exc:
+        raise Unavailable("vault-unavailable", f"the disclosures cannot be opened now: {exc}", retry_after=5) from exc
     except VaultError as exc:
         raise Gone("disclosures-erased", f"the disclosures of entry {index} cannot be opened: {exc}") from exc
     await ctx.disclosures.record(index, stored.tenant, reader.who, "read")

@@ -209,7 +209,6 @@ entry_disclosures = Table(
         name="entry_disclosures_sealed_or_erased",
     ),
 )
-Index("entry_disclosures_tenant", entry_disclosures.c.tenant, entry_disclosures.c.idx)
 
 # Every read and erasure of a tenant's disclosures.
 disclosure_reads = Table(

@@ -244,7 +244,7 @@ async function searchPage(view) {
     for (const k of ["q", "signer", "predicateType", "from", "to"]) extra[k] = String(f.get(k) || "").trim();
     go(href("", extra));
   });
-  view.replaceChildren(el("h1", {}, "Find a model, dataset or step"), form);
+  view.replaceChildren(el("h1", {}, "Find a model, dataset or step"), form, hiddenLookup());
   const params = {
     name: q.get("q") || null,
     signer: q.get("signer") || null,
@@ -272,6 +272,36 @@ async function searchPage(view) {
   });
   view.append(el("h2", {}, `${verified.length} entries`), list);
   return ["incomplete", `Verified: each result is in the log (${checkpointLine(cp)}). Not proved: that no match is missing — a search is an index lookup; open an artifact for its complete history.`];
+}
+
+/** For the tenant and its grant holders: an artifact whose digest the tenant's entries hide is found by its
+ * blinded twin, computed here from the tenant's blinding key (a grant scoped to artifacts is told its twins). */
+function hiddenLookup() {
+  const digest = el("input", { id: "hidden-digest", placeholder: "sha256:…", autocomplete: "off" });
+  const token = el("input", { id: "hidden-token", type: "password", autocomplete: "off" });
+  const said = el("p", { role: "status" });
+  const form = el("form", { class: "hidden-lookup" },
+    el("label", { for: "hidden-digest" }, "The artifact's real digest"), digest,
+    el("label", { for: "hidden-token" }, "Grant token (atl_…)"), token,
+    el("button", { type: "submit" }, "Look up"), said);
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      const r = await fetch("/api/v1/blinding-key", { headers: { Authorization: `Bearer ${token.value.trim()}` } });
+      const answer = await r.json().catch(() => null);
+      if (!r.ok) throw new Error(answer?.detail ?? r.statusText);
+      const real = V.normaliseDigest(digest.value).join(":");
+      const twin = typeof answer?.key === "string" ? V.blindDigest(V.b64decode(answer.key, "blinding key"), real) : answer?.hidden?.[real];
+      if (typeof twin !== "string") throw new Error(`${real} is not one of the artifacts this grant covers`);
+      go(href(`artifact/${twin}`, { hidden: real }));
+    } catch (e) {
+      said.replaceChildren(el("span", { class: "revealed-failed", role: "alert" }, `Not looked up: ${e.message}`));
+    }
+  });
+  return el("details", { class: "hidden-artifacts" },
+    el("summary", {}, "Hidden artifacts (the tenant and its grant holders)"),
+    el("p", { class: "muted" }, "A confidential entry may hide an artifact's digest; the log indexes it by a blinded twin only the tenant's key computes. Your token fetches that key (or your grant's twins) and this page computes the twin; the history it opens is verified like any other."),
+    form);
 }
 
 async function artifactPage(view, digest) {
@@ -305,9 +335,11 @@ async function artifactPage(view, digest) {
   const proved = h.complete
     ? `Complete as of tree size ${h.completeAsOf}: the log's map commitment (entry #${h.commitment}) proves these are all ${h.entries.length} entries naming it below that size.`
     : `${h.entries.length} entries verified; not proved complete: ${h.incomplete}.`;
+  const real = query().get("hidden");
   view.replaceChildren(
     el("h1", {}, title),
     el("p", {}, digestView(digest)),
+    ...(real ? [el("p", { class: "hidden-of", id: "hidden-of" }, "The entries hiding ", el("code", {}, real), ": this is its blinded twin under the tenant's key. Open an entry and reveal it with your token to see the digest it hides.")] : []),
     el("p", { class: "proved" }, proved),
     el("p", { class: "pack" },
       el("a", { id: "download-pack", class: "button", href: `/api/v1/artifacts/${digest}/pack`, download: "" }, "Download the evidence pack"),

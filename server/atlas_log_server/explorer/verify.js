@@ -758,3 +758,31 @@ export function revealDisclosures(statement, encoded) {
   for (const digest of byDigest.keys()) if (!used.has(digest)) fail(`a disclosure (${digest}) is not committed anywhere in the statement`);
   return shown.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
 }
+
+const SHA2_NAMES = { sha2256: "sha256", sha2384: "sha384", sha2512: "sha512" };
+
+/** HMAC-SHA256 (RFC 2104) of ``message`` under a key of at most 64 bytes. */
+export function hmacSha256(key, message) {
+  if (key.length > 64) fail("an HMAC key here is at most 64 bytes");
+  const pad = (byte) => Uint8Array.from({ length: 64 }, (_, i) => (key[i] ?? 0) ^ byte);
+  return sha256(concat(pad(0x5c), sha256(concat(pad(0x36), message))));
+}
+
+/** ``[alg, hex]`` of a digest written ``alg:hex``, normalised as the log normalises it (atlas_log.intoto). */
+export function normaliseDigest(artifact) {
+  const m = /^([A-Za-z0-9][A-Za-z0-9.+_-]{0,63}):([0-9a-fA-F]{2,})$/.exec(String(artifact).trim());
+  if (!m || m[2].length % 2) fail("give a digest as alg:hex, e.g. sha256:…");
+  const low = m[1].toLowerCase();
+  const alg = low === "gitcommit" ? "gitCommit" : low.replace(/[-_]/g, "");
+  return [SHA2_NAMES[alg] ?? alg, m[2].toLowerCase()];
+}
+
+/** The blinded twin of ``artifact`` (``alg:hex``) under a tenant's 32-byte blinding key: the index key
+ * ``blinded+<alg>:<hex HMAC-SHA256(key, "<alg>:<hex>")>`` under which the entries hiding that digest are found.
+ * Mirrors atlas_log.disclosure.blind. */
+export function blindDigest(key, artifact) {
+  const [alg, value] = normaliseDigest(artifact);
+  if (key.length !== 32) fail("a blinding key is 32 bytes");
+  if (alg.startsWith("blinded+")) fail("give the artifact's real digest, not a blinded one");
+  return `blinded+${alg}:${hex(hmacSha256(key, enc.encode(`${alg}:${value}`)))}`;
+}

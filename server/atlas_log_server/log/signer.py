@@ -12,11 +12,6 @@ In both key modes the signer keeps a durable record of the last checkpoint it si
 from __future__ import annotations
 
 import os
-import select
-import shlex
-import subprocess
-import threading
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -28,6 +23,7 @@ from atlas_log.merkle import verify_consistency
 from atlas_log.note import NoteSignature, NoteSigner, Signer, Verifier
 from atlas_log_server.config import DEFAULT_SIGNER_TIMEOUT_S, Settings
 from atlas_log_server.errors import Unavailable
+from atlas_log_server.line_command import CommandFailed, LineCommand
 from atlas_log_server.log.last_signed import LastSignedFile, RecordRefused, SignedRecord, TreeHead, check_database
 
 
@@ -73,7 +69,8 @@ class SignerUnavailable(Unavailable):
 
 
 class CommandSigner:
-    """A :class:`~atlas_log.note.NoteSigner` whose key lives in an external signer process.
+    """A :class:`~atlas_log.note.NoteSigner` whose key lives in an external signer process
+    (:class:`~atlas_log_server.line_command.LineCommand`).
 
     Every signature is bounded by ``timeout_s``: a signer that does not answer in time is killed (a late
     answer would pair with the next message) and started again for the next signature. ``sign`` blocks for
@@ -83,12 +80,7 @@ class CommandSigner:
     def __init__(self, command: str, verifier: Verifier, timeout_s: float = DEFAULT_SIGNER_TIMEOUT_S) -> None:
         self._verifier = verifier
         self.timeout_s = timeout_s
-        self._argv = shlex.split(command)
-        self._lock = threading.Lock()
-        self._proc: subprocess.Popen[bytes] | None = self._start()
-
-    def _start(self) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(self._argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+        self._command = LineCommand(command, timeout_s, "the external signer")
 
     @property
     def name(self) -> str:
@@ -99,8 +91,10 @@ class CommandSigner:
         return self._verifier
 
     def sign(self, text: str) -> NoteSignature:
-        with self._lock:
-            answer = self._exchange((b64encode(text.encode()) + "\n").encode())
+        try:
+            answer = self._command.exchange((b64encode(text.encode()) + "\n").encode())
+        except CommandFailed as exc:
+            raise SignerUnavailable(str(exc)) from exc
         try:
             signature = b64decode(answer, "signature")
         except FormatError as exc:
@@ -109,68 +103,8 @@ class CommandSigner:
             raise SigningRefused("the external signer's signature does not verify with the configured key")
         return NoteSignature(self.name, self._verifier.key_id, signature)
 
-    def _exchange(self, message: bytes) -> bytes:
-        """Send one line and read one line back within the timeout (caller holds the lock)."""
-        proc = self._proc
-        if proc is None or proc.poll() is not None:
-            if proc is not None:
-                self._discard()
-            try:
-                proc = self._proc = self._start()
-            except OSError as exc:
-                raise SignerUnavailable(f"the external signer cannot be started: {exc}") from exc
-        assert proc.stdin is not None and proc.stdout is not None
-        deadline = time.monotonic() + self.timeout_s
-        try:
-            proc.stdin.write(message)
-            line = bytearray()
-            while not line.endswith(b"\n"):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not select.select([proc.stdout], [], [], remaining)[0]:
-                    self._discard()
-                    raise SignerUnavailable(
-                        f"the external signer did not answer within {self.timeout_s:g} s; it was stopped and "
-                        "is started again for the next checkpoint"
-                    )
-                chunk = os.read(proc.stdout.fileno(), 4096)
-                if not chunk:
-                    code = proc.poll()
-                    self._discard()
-                    raise SignerUnavailable(f"the external signer exited (status {code}) without answering")
-                line += chunk
-        except OSError as exc:  # a broken pipe: it died before reading
-            self._discard()
-            raise SignerUnavailable(f"the external signer is not running: {exc}") from exc
-        if not line.endswith(b"\n") or line.count(b"\n") != 1:
-            self._discard()  # more than one answer: the line protocol is out of step
-            raise SignerUnavailable("the external signer answered more than one line")
-        return bytes(line).strip()
-
-    def _discard(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        proc.kill()
-        proc.wait()
-        for pipe in (proc.stdin, proc.stdout):
-            if pipe is not None:
-                pipe.close()
-
     def close(self) -> None:
-        with self._lock:
-            proc = self._proc
-            if proc is None:
-                return
-            if proc.stdin is not None:
-                proc.stdin.close()
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            if proc.stdout is not None:
-                proc.stdout.close()
-            self._proc = None
+        self._command.close()
 
 
 def load_signer(settings: Settings) -> tuple[NoteSigner, bool]:
