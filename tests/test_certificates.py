@@ -52,6 +52,17 @@ def test_a_serial_number_that_is_not_positive_is_a_value_error(serial: int) -> N
         load_pem_certificates(_pem(_der(serial)))
 
 
+def test_a_certificate_of_no_known_version_is_a_value_error() -> None:
+    # cryptography raises its own InvalidVersion, which is not a ValueError: it must not leak.
+    der = _der(0x7F)
+    at = der.index(bytes([0xA0, 3, 2, 1, 2]))
+    bad = der[: at + 4] + bytes([7]) + der[at + 5 :]
+    with pytest.raises(ValueError, match="version"):
+        load_der_certificate(bad)
+    with pytest.raises(ValueError, match="version"):
+        load_pem_certificates(_pem(bad))
+
+
 def test_a_positive_serial_number_loads() -> None:
     assert load_der_certificate(_der(0x7F)).serial_number == 0x7F
     assert [c.serial_number for c in load_pem_certificates(_pem(_der(0x7F)) * 2)] == [0x7F, 0x7F]

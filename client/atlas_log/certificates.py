@@ -25,7 +25,7 @@ def load_der_certificate(data: bytes) -> x509.Certificate:
     """One DER certificate; :class:`ValueError` when malformed."""
     try:
         return _positive_serial(x509.load_der_x509_certificate(data))
-    except CryptographyDeprecationWarning as exc:  # raised only where warnings are errors
+    except (CryptographyDeprecationWarning, x509.InvalidVersion) as exc:  # neither is a ValueError
         raise ValueError(str(exc)) from exc
 
 
@@ -33,5 +33,5 @@ def load_pem_certificates(data: bytes) -> list[x509.Certificate]:
     """PEM certificates in order; :class:`ValueError` when malformed."""
     try:
         return [_positive_serial(c) for c in x509.load_pem_x509_certificates(data)]
-    except CryptographyDeprecationWarning as exc:
+    except (CryptographyDeprecationWarning, x509.InvalidVersion) as exc:
         raise ValueError(str(exc)) from exc

@@ -104,7 +104,7 @@ def _signed_json(body: bytes, member: str, chain: tuple[x509.Certificate, x509.C
 def _crl(der: bytes, what: str) -> Crl:
     try:
         crl = x509.load_der_x509_crl(der)
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion is not a ValueError
         raise QuoteError("crl-invalid", f"{what} is not a DER CRL") from exc
     if crl.next_update_utc is None:
         raise QuoteError("crl-invalid", f"{what} has no nextUpdate")
