@@ -26,6 +26,7 @@ at admission (:func:`check_blinded`).
 from __future__ import annotations
 
 import base64
+import binascii
 import copy
 import hashlib
 import hmac
@@ -33,7 +34,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from atlas_log._encoding import b64decode, json_loads
@@ -68,10 +69,22 @@ def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-def _unb64url(text: str, what: str) -> bytes:
-    if not isinstance(text, str) or not re.fullmatch(r"[A-Za-z0-9_-]*", text) or len(text) % 4 == 1:
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
+
+
+_TO_STANDARD = str.maketrans("-_", "+/")
+
+
+def _check_b64url(text: Any, what: str) -> int:
+    """The length of the bytes base64url ``text`` (no padding) stands for; raises :class:`FormatError`."""
+    if not isinstance(text, str) or not _B64URL.fullmatch(text) or len(text) % 4 == 1:
         raise FormatError(f"{what} is not base64url without padding")
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    return len(text) * 3 // 4
+
+
+def _unb64url(text: str, what: str) -> bytes:
+    _check_b64url(text, what)
+    return binascii.a2b_base64((text + "=" * (-len(text) % 4)).translate(_TO_STANDARD))
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,11 +96,11 @@ class Disclosure:
     salt: str
     name: str | None
     value: Any
+    digest: str = field(init=False, repr=False, compare=False)
+    """``base64url(SHA-256(encoded))``, the value that stands in the statement (RFC 9901 §4.2.3)."""
 
-    @property
-    def digest(self) -> str:
-        """``base64url(SHA-256(encoded))``, the value that stands in the statement (RFC 9901 §4.2.3)."""
-        return _b64url(hashlib.sha256(self.encoded.encode("ascii")).digest())
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "digest", _b64url(hashlib.sha256(self.encoded.encode("ascii")).digest()))
 
     @classmethod
     def make(cls, name: str | None, value: Any, salt: bytes | None = None) -> Disclosure:
@@ -123,7 +136,7 @@ def parse_disclosure(text: Any) -> Disclosure:
     if not isinstance(parts, list) or len(parts) not in (2, 3) or not isinstance(parts[0], str):
         raise FormatError("a disclosure is a JSON array [salt, name, value] or [salt, value]")
     salt = parts[0]
-    if len(_unb64url(salt, "a disclosure's salt")) < SALT_BYTES:
+    if _check_b64url(salt, "a disclosure's salt") < SALT_BYTES:
         raise FormatError(f"a disclosure's salt must hold at least {SALT_BYTES * 8} bits")
     if len(parts) == 3:
         if not isinstance(parts[1], str) or parts[1] in _RESERVED:
@@ -253,8 +266,9 @@ def hidden_digests(statement: Any) -> set[str]:
 
 @dataclass(frozen=True, slots=True)
 class Revealed:
-    """A statement with its disclosures put back: ``statement`` as the pipeline wrote it, and each
-    disclosure with the JSON path where its value stands."""
+    """A statement with its disclosures put back: ``statement`` as the pipeline wrote it (sharing the parts
+    that hid nothing with the redacted statement it came from: treat both as read-only), and each disclosure
+    with the JSON path where its value stands."""
 
     statement: dict[str, Any]
     disclosed: tuple[tuple[str, Disclosure], ...]
@@ -284,17 +298,23 @@ def reveal(statement: dict[str, Any], disclosures: Sequence[Disclosure]) -> Reve
         return by_digest.get(digest)
 
     def walk(node: Any, path: str) -> Any:
-        if isinstance(node, dict):
-            out: dict[str, Any] = {}
-            sd = node.get("_sd", [])
-            if not isinstance(sd, list) or not all(isinstance(x, str) for x in sd):
-                raise VerificationError(f"{path}._sd must be a list of digests")
+        """``node`` with its disclosed values put back; an unchanged container is returned as it is (most of a
+        statement hides nothing, and copying it would be most of the work)."""
+        if type(node) is dict:
+            sd = node.get("_sd")
+            changed: dict[str, Any] = {}
             for k, v in node.items():
-                if k != "_sd":
-                    # Scalars are copied as they are: most of a statement, and no place a digest stands.
-                    out[k] = walk(v, f"{path}.{k}") if isinstance(v, dict | list) else v
+                if k != "_sd" and (type(v) is dict or type(v) is list):
+                    w = walk(v, f"{path}.{k}")
+                    if w is not v:
+                        changed[k] = w
+            if sd is None and not changed:
+                return node
+            if sd is not None and (type(sd) is not list or not all(type(x) is str for x in sd)):
+                raise VerificationError(f"{path}._sd must be a list of digests")
+            out = {k: changed.get(k, v) for k, v in node.items() if k != "_sd"}
             kept = []
-            for digest in sd:
+            for digest in sd or ():
                 d = take(digest, f"{path}._sd")
                 if d is None:
                     kept.append(digest)
@@ -303,33 +323,41 @@ def reveal(statement: dict[str, Any], disclosures: Sequence[Disclosure]) -> Reve
                     raise VerificationError(f"an element's disclosure is named in an object's _sd at {path}")
                 if d.name in out:
                     raise VerificationError(f"the disclosure of {path}.{d.name} names a member already there")
-                out[d.name] = walk(d.value, f"{path}.{d.name}")
+                value = d.value
+                out[d.name] = walk(value, f"{path}.{d.name}") if type(value) is dict or type(value) is list else value
                 disclosed.append((f"{path}.{d.name}", d))
             if kept:
                 out["_sd"] = kept
                 still_hidden.append(path)
             return out
-        if isinstance(node, list):
-            items = []
+        if type(node) is list:
+            items: list[Any] | None = None  # a copy, made at the first change
             for i, v in enumerate(node):
-                if isinstance(v, dict) and set(v) == {"..."} and isinstance(v["..."], str):
+                if type(v) is not dict and type(v) is not list:
+                    w = v
+                elif type(v) is dict and len(v) == 1 and type(v.get("...")) is str:
                     d = take(v["..."], f"{path}[{i}]")
                     if d is None:
-                        items.append(v)
                         still_hidden.append(path)
-                        continue
-                    if d.name is not None:
-                        raise VerificationError(f"a member's disclosure stands for the element {path}[{i}]")
-                    items.append(walk(d.value, f"{path}[{i}]"))
-                    disclosed.append((f"{path}[{i}]", d))
+                        w = v
+                    else:
+                        if d.name is not None:
+                            raise VerificationError(f"a member's disclosure stands for the element {path}[{i}]")
+                        value = d.value
+                        w = walk(value, f"{path}[{i}]") if type(value) is dict or type(value) is list else value
+                        disclosed.append((f"{path}[{i}]", d))
                 else:
-                    items.append(walk(v, f"{path}[{i}]") if isinstance(v, dict | list) else v)
-            return items
+                    w = walk(v, f"{path}[{i}]")
+                if w is not v and items is None:
+                    items = list(node[:i])
+                if items is not None:
+                    items.append(w)
+            return node if items is None else items
         return node
 
     disclosed: list[tuple[str, Disclosure]] = []
     still_hidden: list[str] = []  # where a digest was left without its disclosure
-    full = walk(statement, "$")
+    full = dict(walk(statement, "$"))  # the top level is ours: _sd_alg may go
     stray = set(by_digest) - set(used)
     if stray:
         raise VerificationError(f"a disclosure ({min(stray)}) is not committed anywhere in the statement")

@@ -156,8 +156,16 @@ class BatchTransaction:
     async def insert_disclosures(self, rows: Sequence[tuple[int, str | None, bytes, bytes]]) -> None:
         """Sealed disclosures ``(index, tenant, wrapped key, ciphertext)`` of new entries, with them."""
         if rows:
-            await self._conn.copy_records_to_table(
-                "entry_disclosures", records=rows, columns=["idx", "tenant", "wrapped_key", "ciphertext"]
+            # One prepared statement (cached on the connection), one round trip: a COPY would ask the table's
+            # column types first, and the batch holds the log's lock meanwhile.
+            idx, tenant, wrapped, sealed = zip(*rows, strict=True)
+            await self._conn.execute(
+                "INSERT INTO entry_disclosures (idx, tenant, wrapped_key, ciphertext) "
+                "SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::bytea[])",
+                list(idx),
+                list(tenant),
+                list(wrapped),
+                list(sealed),
             )
 
     async def write_tiles(self, writes: Iterable[tuple[int, int, int, bytes]]) -> None:
