@@ -26,7 +26,6 @@ at admission (:func:`check_blinded`).
 from __future__ import annotations
 
 import base64
-import binascii
 import copy
 import hashlib
 import hmac
@@ -72,9 +71,6 @@ def _b64url(data: bytes) -> str:
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 
-_TO_STANDARD = str.maketrans("-_", "+/")
-
-
 def _check_b64url(text: Any, what: str) -> int:
     """The length of the bytes base64url ``text`` (no padding) stands for; raises :class:`FormatError`."""
     if not isinstance(text, str) or not _B64URL.fullmatch(text) or len(text) % 4 == 1:
@@ -84,7 +80,7 @@ def _check_b64url(text: Any, what: str) -> int:
 
 def _unb64url(text: str, what: str) -> bytes:
     _check_b64url(text, what)
-    return binascii.a2b_base64((text + "=" * (-len(text) % 4)).translate(_TO_STANDARD))
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 @dataclass(frozen=True, slots=True)
