@@ -210,3 +210,23 @@ def test_a_blinded_twin_must_be_the_tenants_blinding_of_what_it_hides() -> None:
     swapped["subject"][0]["digest"]["_sd"] = [other.digest]
     with pytest.raises(VerificationError, match="not the tenant's blinding"):
         check_blinded(reveal(swapped, [other]), KEY)
+
+
+def test_the_public_names_are_pinned() -> None:
+    import atlas_log.disclosure
+
+    assert set(atlas_log.disclosure.__all__) == {
+        "BLINDED",
+        "SD_ALG",
+        "Disclosure",
+        "Revealed",
+        "blind",
+        "blinded_artifact",
+        "check_blinded",
+        "hidden_digests",
+        "hides_digests",
+        "parse_disclosure",
+        "redact",
+        "reveal",
+        "verify_disclosures",
+    }

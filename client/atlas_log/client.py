@@ -51,7 +51,7 @@ from atlas_log.answers import (
 )
 from atlas_log.checkpoint import Checkpoint, open_checkpoint
 from atlas_log.cosignature import DEFAULT_WINDOW, CosignatureVerifier, CosignatureWindow, verify_cosignatures
-from atlas_log.disclosure import BLINDING_KEY_BYTES, blind, verify_disclosures
+from atlas_log.disclosure import BLINDING_KEY_BYTES, blinded_artifact, verify_disclosures
 from atlas_log.errors import Error, FormatError, LogAPIError, LogProblemError, NotALogError, SignatureError
 from atlas_log.history import (
     HistoryCache,
@@ -553,14 +553,13 @@ class LogClient(_Core):
         ``key`` or the tenant's blinding key; a grant scoped to artifacts is told its artifacts' keys by the
         log, and takes its word for them (each entry found reveals, with :meth:`disclosures`, the digest it
         hides)."""
-        alg, _, value = artifact.partition(":")
         if key is None:
             key, told = self._run(self._blinding())
             if key is None:
                 if _artifact(artifact) not in told:
                     raise LogAPIError(f"{artifact} is not one of the artifacts this grant covers")
                 return told[_artifact(artifact)]
-        return ":".join(blind(key, alg, value))
+        return blinded_artifact(key, artifact)
 
     def submissions(self, start: int, count: int) -> Submissions:
         """The submissions of entries ``start`` .. ``start + count - 1`` (at most 256), as served."""

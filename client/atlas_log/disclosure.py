@@ -46,6 +46,7 @@ __all__ = [
     "Disclosure",
     "Revealed",
     "blind",
+    "blinded_artifact",
     "check_blinded",
     "hidden_digests",
     "hides_digests",
@@ -122,6 +123,13 @@ def blind(key: bytes, alg: str, hexdigest: str) -> tuple[str, str]:
         raise FormatError(f"a blinding key is {BLINDING_KEY_BYTES} bytes")
     a, h = normalise_digest(alg, hexdigest)
     return BLINDED + a, hmac.new(key, f"{a}:{h}".encode("ascii"), hashlib.sha256).hexdigest()
+
+
+def blinded_artifact(key: bytes, artifact: str) -> str:
+    """The index key (``blinded+<alg>:<hex>``) of the entries hiding ``artifact`` (``alg:hex``) under a
+    tenant's blinding key (:func:`blind`)."""
+    alg, _, value = artifact.partition(":")
+    return ":".join(blind(key, alg, value))
 
 
 def parse_disclosure(text: Any) -> Disclosure:

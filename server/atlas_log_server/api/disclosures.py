@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from atlas_log.disclosure import blind
+from atlas_log.disclosure import blinded_artifact
 from atlas_log_server.api import schemas
 from atlas_log_server.api.deps import log_context
 from atlas_log_server.api.schemas import answers
@@ -77,12 +77,7 @@ def _scope_keys(ctx: LogContext, tenant: str, artifacts: frozenset[str]) -> list
     """The index keys of a scoped grant's artifacts: each digest, and its blinded form under the tenant's key
     (the entries hiding it)."""
     key = ctx.vault.blinding_key(tenant)
-    return sorted(artifacts | {_hidden(key, a) for a in artifacts})
-
-
-def _hidden(key: bytes, artifact: str) -> str:
-    alg, _, value = artifact.partition(":")
-    return ":".join(blind(key, alg, value))
+    return sorted(artifacts | {blinded_artifact(key, a) for a in artifacts})
 
 
 @router.get(
@@ -111,7 +106,7 @@ async def blinding_key(
     key = ctx.vault.blinding_key(whose)
     await ctx.disclosures.record(None, whose, reader.who, "blinding-key")
     if reader.artifacts is not None:
-        return {"tenant": whose, "hidden": {a: _hidden(key, a) for a in sorted(reader.artifacts)}}
+        return {"tenant": whose, "hidden": {a: blinded_artifact(key, a) for a in sorted(reader.artifacts)}}
     return {"tenant": whose, "key": base64.b64encode(key).decode("ascii")}
 
 
