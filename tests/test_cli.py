@@ -53,7 +53,7 @@ def test_demo_then_verify_get_checkpoint(
     assert cli.main([*base, "checkpoint", "--json", "--state", str(state)]) == 0
     assert json.loads(capsys.readouterr().out)["size"] == 25
     assert json.loads(state.read_text())["verifierKey"] == vkey
-    assert cli.main([*base, "get", "7"]) == 0
+    assert cli.main([*base, "get", "7", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["logIndex"] == 7
     assert cli.main([*base, "get", "70"]) == 1
     assert "no entry at index 70" in capsys.readouterr().err
@@ -73,7 +73,7 @@ def test_get_prints_only_what_the_leaf_proves(server: ServerProcess, capsys: pyt
     proxy = TamperingProxy(server.url)
     try:
         base = ["--server", proxy.url, "--vkey", server.vkey]
-        assert cli.main([*base, "get", "1"]) == 0
+        assert cli.main([*base, "get", "--json", "1"]) == 0
         honest = json.loads(capsys.readouterr().out)
         assert honest["logIndex"] == 1 and honest["verified"]["inclusion"]["treeSize"] == 2
         assert "dsseEnvelope" in honest["verified"]["submission"] and not honest["unverified"]
@@ -85,7 +85,7 @@ def test_get_prints_only_what_the_leaf_proves(server: ServerProcess, capsys: pyt
             return answer
 
         proxy.on_get = lie
-        assert cli.main([*base, "get", "1"]) == 0
+        assert cli.main([*base, "get", "--json", "1"]) == 0
         out = json.loads(capsys.readouterr().out)
     finally:
         proxy.close()
@@ -121,7 +121,7 @@ def test_get_shows_as_verified_only_submission_parts_the_leaf_commits_to(
 
     proxy.on_get = lie
     try:
-        assert cli.main(["--server", proxy.url, "--vkey", server.vkey, "get", "0"]) == 0
+        assert cli.main(["--server", proxy.url, "--vkey", server.vkey, "get", "0", "--json"]) == 0
         out = json.loads(capsys.readouterr().out)
     finally:
         proxy.close()

@@ -1,110 +1,346 @@
-"""``atlas-log``: the command-line client (checkpoint, get, verify, demo)."""
+"""``atlas-log``: the command-line client.
+
+The log's options (``--server``, ``--vkey``, the witness policy, timeouts, ``--json``) are the tool's own:
+they may stand before or after the command, as ``git`` and ``kubectl`` take theirs, and come from environment
+variables too (``--help`` names them). Everything a user can get wrong ends in one line on stderr and a
+non-zero exit, never a traceback; results go to stdout, as tables and trees for a person and as stable JSON
+with ``--json``.
+"""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
+import contextlib
+import enum
 import json
 import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
+import click
+import typer
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from atlas_log import __version__
 from atlas_log._encoding import JSON_LIMITS, b64decode, b64encode, json_loads
 from atlas_log.bundle import CODE_SIGNING, parse_bundle
+from atlas_log.cli_output import Output, add, one_line, render_json, tree, verdict_text, when
 from atlas_log.client import AsyncLogClient, LogClient
 from atlas_log.disclosure import Disclosure, hides_digests, redact, verify_disclosures
 from atlas_log.dsse import PublicKey, sign_envelope
-from atlas_log.errors import Error, SubmissionError
+from atlas_log.errors import Error, LogProblemError, SubmissionError
 from atlas_log.monitor import DEFAULT_MAP_MAX_LAG_S
-from atlas_log.note import Verifier
+from atlas_log.note import Verifier, parse_note
 from atlas_log.receipt import Receipt, verify_receipt
 from atlas_log.submission import build_submission, signed_submission, spki_der, tdx_tee
 from atlas_log.tdx.binding import payload_report_data
 from atlas_log.transport import RetryPolicy
 
 if TYPE_CHECKING:
+    from atlas_log.cosignature import CosignatureVerifier
+    from atlas_log.history import VerifiedHistory
     from atlas_log.testing.simulate import SimulatedPlatform
 
 DEFAULT_SERVER = "http://127.0.0.1:8080"
 DEFAULT_TIMEOUT_S = 30.0
+MAX_ENTRY_EVIDENCE = 10
+
+# The tool's own options, hoisted in front of the command wherever they stand: name -> takes a value.
+GLOBAL_OPTIONS = {
+    "--server": True,
+    "--vkey": True,
+    "--witness": True,
+    "--quorum": True,
+    "--timeout": True,
+    "--deadline": True,
+    "--json": False,
+}
 
 
-def _network(timeout_s: float = DEFAULT_TIMEOUT_S) -> dict[str, Any]:
-    """The client's network options: each attempt's timeout (``ATLAS_LOG_TIMEOUT``, seconds) and the overall
-    deadline of a request, retries included (``ATLAS_LOG_RETRY_DEADLINE``, seconds; 0 sends once)."""
-    options: dict[str, Any] = {"timeout_s": timeout_s}
+class CliError(Exception):
+    """A mistake the user can fix: shown as one line, exit status ``status``."""
+
+    def __init__(self, message: str, status: int = 2) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class Options:
+    """The tool's own options (see the module docstring), and the output streams."""
+
+    server: str = DEFAULT_SERVER
+    vkey: str | None = None
+    witnesses: list[str] = field(default_factory=list)
+    quorum: int | None = None
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    deadline_s: float | None = None
+    json: bool = False
+    ui: Output = field(default_factory=Output)
+
+    def network(self, timeout_s: float | None = None) -> dict[str, Any]:
+        """Each attempt's timeout and the overall deadline of a request, retries included (0: send once)."""
+        options: dict[str, Any] = {"timeout_s": timeout_s or self.timeout_s}
+        if self.deadline_s is not None:
+            options["retry"] = RetryPolicy(deadline_s=self.deadline_s)
+        return options
+
+    def witness_policy(self) -> dict[str, Any]:
+        from atlas_log.cosignature import CosignatureVerifier
+
+        witnesses: list[CosignatureVerifier] = []
+        for w in self.witnesses:
+            try:
+                witnesses.append(CosignatureVerifier.from_vkey(w))
+            except Error as exc:
+                raise CliError(f"--witness {w[:40]}…: {exc}") from exc
+        quorum = self.quorum if self.quorum is not None else len(witnesses)
+        if quorum > len(witnesses):
+            raise CliError(f"--quorum {quorum} needs at least that many --witness keys (given {len(witnesses)})")
+        return {"witnesses": witnesses, "quorum": quorum}
+
+    def verifier(self) -> Verifier:
+        """The pinned key, or (with a warning) the one the server announces."""
+        if self.vkey:
+            try:
+                return Verifier.from_vkey(self.vkey)
+            except Error as exc:
+                raise CliError(f"--vkey is not a verifier key: {exc}") from exc
+        with LogClient(self.server, None, **self.network()) as keyless:
+            key = keyless.log_info().verifier_key
+        self.ui.note(f"warning: trusting the key the server announced ({key}); pin it with --vkey", "yellow")
+        return Verifier.from_vkey(key)
+
+    def client(self, state_file: Path | None = None, token: str | None = None) -> LogClient:
+        return LogClient(
+            self.server,
+            self.verifier(),
+            state_file=state_file,
+            token=token,
+            **self.witness_policy(),
+            **self.network(),
+        )
+
+    def emit(self, value: Any) -> None:
+        """Machine output: one JSON document on stdout."""
+        sys.stdout.write(render_json(value) + "\n")
+
+
+app = typer.Typer(
+    name="atlas-log",
+    help="Atlas Log client: submit, look up and verify entries of a transparency log for ML provenance.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
+)
+tdx_app = typer.Typer(help="Intel TDX quote tools.", no_args_is_help=True)
+app.add_typer(tdx_app, name="tdx")
+
+
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"atlas-log {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    ctx: typer.Context,
+    server: Annotated[
+        str, typer.Option(envvar="ATLAS_LOG_URL", help="the log's URL", show_envvar=True)
+    ] = DEFAULT_SERVER,
+    vkey: Annotated[
+        str | None,
+        typer.Option(
+            envvar="ATLAS_LOG_VKEY",
+            help="the log's verifier key (pin it: without it the server's own key is trusted, with a warning)",
+            show_envvar=True,
+        ),
+    ] = None,
+    witness: Annotated[
+        list[str] | None,
+        typer.Option(
+            envvar="ATLAS_LOG_WITNESSES",
+            help="a witness's cosigner key you trust (repeat; the variable holds them space-separated)",
+            show_envvar=True,
+        ),
+    ] = None,
+    quorum: Annotated[
+        int | None,
+        typer.Option(
+            envvar="ATLAS_LOG_QUORUM",
+            min=0,
+            help="cosignatures of --witness keys every checkpoint needs  [default: all given]",
+            show_envvar=True,
+        ),
+    ] = None,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            envvar="ATLAS_LOG_TIMEOUT", min=0.1, max=3600, help="seconds each attempt may take", show_envvar=True
+        ),
+    ] = DEFAULT_TIMEOUT_S,
+    deadline: Annotated[
+        float | None,
+        typer.Option(
+            envvar="ATLAS_LOG_RETRY_DEADLINE",
+            min=0,
+            max=86400,
+            help="seconds a request may take, retries included (0: send once)  [default: the client's retry policy]",
+            show_envvar=True,
+        ),
+    ] = None,
+    json_out: Annotated[
+        bool, typer.Option("--json", envvar="ATLAS_LOG_JSON", help="machine output: one JSON document on stdout")
+    ] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit")
+    ] = False,
+) -> None:
+    ctx.obj = Options(server, vkey, list(witness or []), quorum, timeout, deadline, json_out)
+
+
+def _opts(ctx: typer.Context) -> Options:
+    obj = ctx.find_object(Options)
+    assert obj is not None  # set by the callback
+    return obj
+
+
+# --- files a user names -------------------------------------------------------------------------------------
+
+
+def _read(path: str | Path, what: str = "file") -> bytes:
     try:
-        if os.environ.get("ATLAS_LOG_TIMEOUT"):
-            options["timeout_s"] = float(os.environ["ATLAS_LOG_TIMEOUT"])
-        if os.environ.get("ATLAS_LOG_RETRY_DEADLINE"):
-            options["retry"] = RetryPolicy(deadline_s=float(os.environ["ATLAS_LOG_RETRY_DEADLINE"]))
+        return Path(path).read_bytes()
+    except FileNotFoundError as exc:
+        raise CliError(f"no such {what}: {path}") from exc
+    except IsADirectoryError as exc:
+        raise CliError(f"{path} is a folder, not a {what}") from exc
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def _read_json(path: str | Path, what: str) -> Any:
+    try:
+        return json_loads(_read(path, what), str(path))
+    except Error as exc:
+        raise CliError(f"{path} is not a {what}: {exc}") from exc
+
+
+def _token(token_file: str | None) -> str | None:
+    """The bearer token: ``--token-file``, else ``ATLAS_LOG_TOKEN`` (never a plain argument: it would show in
+    the process list)."""
+    if token_file:
+        return _read(token_file, "token file").decode("utf-8", "replace").strip()
+    return os.environ.get("ATLAS_LOG_TOKEN") or None
+
+
+def load_private_key(path: str, password_file: str | None = None) -> Ed25519PrivateKey | ec.EllipticCurvePrivateKey:
+    """A PEM signing key (Ed25519 or ECDSA); an encrypted one is opened with ``password_file`` or, on a
+    terminal, a passphrase typed at the prompt. Raises :class:`CliError` saying what to give instead."""
+    data = _read(path, "key file")
+    if b"PUBLIC KEY-----" in data and b"PRIVATE KEY-----" not in data:
+        raise CliError(f"{path} holds a public key; --key needs the private key that signs (PEM PRIVATE KEY)")
+    password = _read(password_file, "password file").rstrip(b"\r\n") if password_file else None
+    try:
+        key = serialization.load_pem_private_key(data, password)
+    except TypeError as exc:  # encrypted without a password given, or a password for a plain key
+        if password is not None:
+            raise CliError(f"{path} is not encrypted: leave out --key-password-file") from exc
+        if not sys.stdin.isatty():
+            raise CliError(f"{path} is encrypted: give its passphrase with --key-password-file FILE") from exc
+        typed = typer.prompt(f"Passphrase for {path}", hide_input=True)
+        try:
+            key = serialization.load_pem_private_key(data, typed.encode())
+        except ValueError as exc2:
+            raise CliError(f"the passphrase does not open {path}") from exc2
     except ValueError as exc:
-        raise SystemExit(f"atlas-log: ATLAS_LOG_TIMEOUT and ATLAS_LOG_RETRY_DEADLINE are seconds: {exc}") from exc
-    return options
+        if password is not None:
+            raise CliError(f"{path} does not open with that passphrase, or is not a PEM private key") from exc
+        raise CliError(f"{path} is not a PEM private key: {one_line(exc)}") from exc
+    except Exception as exc:  # an unsupported algorithm is its own exception type
+        raise CliError(f"{path} is not a key this tool signs with: {one_line(exc)}") from exc
+    if not isinstance(key, Ed25519PrivateKey | ec.EllipticCurvePrivateKey):
+        raise CliError(f"{path}: the signing key must be Ed25519 or ECDSA P-256/P-384")
+    return key
 
 
-def _vkey(args: argparse.Namespace) -> Verifier:
-    if args.vkey:
-        return Verifier.from_vkey(args.vkey)
-    if not args.server:
-        raise SystemExit("atlas-log: --vkey is required (or --server to fetch the log's key)")
-    with LogClient(args.server, None, **_network()) as keyless:
-        key = keyless.log_info().verifier_key
-    print(f"warning: trusting the key the server announced ({key}); pin it with --vkey", file=sys.stderr)
-    return Verifier.from_vkey(key)
+def _data_dir() -> Path:
+    """Where the development server keeps its files: ``ATLAS_DATA_DIR`` (as the server reads it)."""
+    return Path(os.environ.get("ATLAS_DATA_DIR") or ".atlas-log")
 
 
-def _client(args: argparse.Namespace, state_file: Path | None = None) -> LogClient:
-    # A token goes only where it is needed (looking up hidden artifacts), never with every public read.
-    token = _token(args) if getattr(args, "hidden", False) else None
-    return LogClient(args.server, _vkey(args), state_file=state_file, token=token, **_network())
+def _platform(folder: str | None) -> SimulatedPlatform | None:
+    """The simulated TDX platform to quote with: ``folder``, else the development server's (in its data dir)."""
+    from atlas_log.testing.simulate import SimulatedPlatform
+
+    where = Path(folder) if folder else _data_dir() / "simulated-tdx"
+    if (where / "platform.json").exists():
+        return SimulatedPlatform.load(where)
+    if folder:
+        raise CliError(f"no simulated TDX platform in {where} (the development server makes one in its data dir)")
+    return None
 
 
-def _looked_up(args: argparse.Namespace, client: LogClient) -> str:
-    """The artifact to look up: the digest given, or with ``--hidden`` its blinded twin under the tenant's key
-    (the tenant's token or a grant: entries that hide the digest are indexed by it)."""
-    if not getattr(args, "hidden", False):
-        return str(args.digest)
-    if _token(args) is None:
-        raise SystemExit(
-            "atlas-log: --hidden needs the tenant's token or a grant: --token-file FILE or ATLAS_LOG_TOKEN"
+def _quote_provider(simulated_platform: str | None, configfs_tsm: bool, no_quote: bool) -> Any:
+    from atlas_log.pipeline import ConfigfsTsmProvider
+    from atlas_log.testing.simulate import SimulatedProvider
+
+    if no_quote:
+        return None
+    if configfs_tsm:
+        return ConfigfsTsmProvider()
+    platform = _platform(simulated_platform)
+    if platform is None:
+        raise CliError(
+            f"no TDX quote source: no simulated platform in {_data_dir() / 'simulated-tdx'}; give "
+            "--simulated-platform DIR (the development server's data dir holds simulated-tdx), --configfs-tsm "
+            "inside a TD, or --no-quote to submit without one"
         )
-    blinded = client.hidden(args.digest)
-    print(f"{args.digest} is hidden in this tenant's entries as {blinded}", file=sys.stderr)
-    return blinded
+    return SimulatedProvider(platform)
 
 
-def _cmd_checkpoint(args: argparse.Namespace) -> int:
-    with _client(args, Path(args.state) if args.state else None) as client:
+# --- the log's state ----------------------------------------------------------------------------------------
+
+
+@app.command()
+def checkpoint(
+    ctx: typer.Context,
+    state: Annotated[
+        str | None, typer.Option(help="trusted-state file: prove consistency with the last checkpoint seen")
+    ] = None,
+) -> int:
+    """Fetch the latest checkpoint and verify its signature (and witnesses, under a witness policy)."""
+    o = _opts(ctx)
+    with o.client(Path(state) if state else None) as client, o.ui.waiting(f"asking {o.server}"):
         cp, note = client.checkpoint()
-    if args.json:
-        print(
-            json.dumps(
-                {"origin": cp.origin, "size": cp.size, "rootHash": b64encode(cp.root_hash), "note": note.decode()}
-            )
-        )
+    if o.json:
+        o.emit({"origin": cp.origin, "size": cp.size, "rootHash": b64encode(cp.root_hash), "note": note.decode()})
     else:
         sys.stdout.write(note.decode())
     return 0
 
 
-def _cmd_get(args: argparse.Namespace) -> int:
-    """Print what the entry's leaf proves (``verified``); whatever else the log served and the leaf does not
-    prove goes under ``unverified``, never beside the verified values."""
+@app.command()
+def get(ctx: typer.Context, index: Annotated[int, typer.Argument(min=0, help="the entry's index")]) -> int:
+    """Fetch an entry, verify its inclusion in the latest checkpoint, and say what was verified.
+
+    With --json: what the leaf proves under "verified"; whatever else the log served, under "unverified"."""
     from atlas_log.entry import entry_id
     from atlas_log.receipt import SubmittedEntry, split_submission, verify_leaf_for
 
-    with _client(args) as client:
-        logged = client.entry(args.index)  # proved included in the latest (trusted) checkpoint
+    o = _opts(ctx)
+    with o.client() as client, o.ui.waiting(f"asking {o.server}"):
+        logged = client.entry(index)  # proved included in the latest (trusted) checkpoint
     served, leaf, lh, cp, entry = logged.served, logged.leaf, logged.leaf_hash, logged.checkpoint, logged.entry
     verified: dict[str, Any] = {
         "leafHash": b64encode(lh),
@@ -114,7 +350,7 @@ def _cmd_get(args: argparse.Namespace) -> int:
     }
     # What the log says beside the leaf is shown as verified only where it equals what the leaf proves.
     proved = {
-        "logIndex": args.index,
+        "logIndex": index,
         "leaf": served["leaf"],
         "leafHash": verified["leafHash"],
         "entryId": verified["entryId"],
@@ -122,6 +358,7 @@ def _cmd_get(args: argparse.Namespace) -> int:
     }
     unverified = {k: v for k, v in served.items() if k != "submission" and (k not in proved or proved[k] != v)}
     submission = served.get("submission")
+    statement_ok: str | None = None
     if submission is not None:
         try:
             if not isinstance(submission, dict):
@@ -134,83 +371,392 @@ def _cmd_get(args: argparse.Namespace) -> int:
                 unverified["envelopeMismatch"] = rest.pop("envelopeMismatch")
             if rest:
                 unverified["submission"] = rest
+            statement_ok = "the statement served is the one the leaf commits to"
         except Error as exc:
             unverified["submission"] = submission
             unverified["submissionMismatch"] = str(exc)
-    print(json.dumps({"logIndex": args.index, "verified": verified, "unverified": unverified}, indent=2))
+    if o.json:
+        o.emit({"logIndex": index, "verified": verified, "unverified": unverified})
+        return 0
+    body = entry.body
+    ix: dict[str, Any] = body["index"] if isinstance(body.get("index"), dict) else {}
+    tee: dict[str, Any] = body["tee"] if isinstance(body.get("tee"), dict) else {}
+    table = o.ui.table("", "verified", title=f"entry #{index}: included in the log's tree of size {cp.size}")
+    table.add_row("integrated", when(entry.integrated_time))
+    table.add_row("statement", str(ix.get("predicateType") or body.get("payloadType") or "-"))
+    for role in ("subjects", "materials"):
+        for digest in ix.get(role) or []:
+            table.add_row(role[:-1], str(digest))
+    for s in body.get("signatures") or []:
+        table.add_row("signer", f"sha256:{s.get('verifier', {}).get('spkiSha256', '?')}")
+    if tee:
+        table.add_row("TEE", _tee_line(tee))
+    table.add_row("entry ID", verified["entryId"])
+    table.add_row("leaf hash", verified["leafHash"])
+    o.ui.show(table)
+    if statement_ok:
+        o.ui.line(statement_ok)
+    if unverified:
+        o.ui.line(f"not verified (said by the log, not proved by the leaf): {', '.join(sorted(unverified))}", "yellow")
+    o.ui.note("the whole entry: atlas-log get --json " + str(index))
     return 0
 
 
-def _cmd_verify(args: argparse.Namespace) -> int:
-    verifier = _vkey(args)
-    failed = 0
-    for path in args.receipts:
+def _tee_line(tee: dict[str, Any]) -> str:
+    status = tee.get("tcbStatus") or tee.get("verdict") or "recorded"
+    return f"Intel TDX, TCB {status}" + (" (simulated platform)" if tee.get("simulated") else "")
+
+
+@app.command()
+def verify(
+    ctx: typer.Context,
+    receipts: Annotated[list[str], typer.Argument(help="receipt files (as submit --receipt and demo write)")],
+) -> int:
+    """Verify receipt files offline: the checkpoint's signature (and witnesses) and each entry's inclusion.
+
+    Never contacts a server: give the log's key with --vkey."""
+    from atlas_log.cosignature import verify_cosignatures
+
+    o = _opts(ctx)
+    if not o.vkey:
+        raise CliError("verify works offline: give the log's verifier key with --vkey (or ATLAS_LOG_VKEY)")
+    verifier = o.verifier()
+    policy = o.witness_policy()
+    results = []
+    for path in receipts:
         try:
-            receipt = Receipt.from_json(json.loads(Path(path).read_text()))
+            receipt = Receipt.from_json(_read_json(path, "receipt"))
             cp = verify_receipt(receipt, verifier)
-            print(f"OK   {path}: entry {receipt.log_index} is in {cp.origin} at size {cp.size}")
-        except (Error, ValueError, OSError) as exc:
-            failed += 1
-            print(f"FAIL {path}: {exc}")
-    return 1 if failed else 0
-
-
-def _cmd_tdx_verify(args: argparse.Namespace) -> int:
-    from atlas_log.tdx import INTEL_ROOT_SPKI_SHA256, Policy, collateral_from_dir, verify_quote
-
-    try:
-        quote = Path(args.quote).read_bytes()
-        policy = Policy.from_json(json.loads(Path(args.policy).read_text())) if args.policy else None
-    except (OSError, ValueError) as exc:
-        print(f"atlas-log: {exc}", file=sys.stderr)
-        return 2
-    collateral = collateral_from_dir(args.collateral)
-    roots = args.root or [INTEL_ROOT_SPKI_SHA256]
-    verdict = verify_quote(quote, collateral, args.at, policy, roots=roots)
-    if args.json:
-        print(json.dumps(verdict.to_json(), indent=2))
-    elif verdict.accept:
-        print(
-            f"ACCEPTED: TCB status {verdict.tcb_status}, FMSPC {verdict.fmspc}, "
-            f"advisories {list(verdict.advisory_ids) or 'none'}, collateral valid until {verdict.collateral_expiry}"
-        )
+            if policy["quorum"]:
+                verify_cosignatures(
+                    parse_note(receipt.checkpoint), policy["witnesses"], policy["quorum"], now=int(time.time())
+                )
+            results.append({"file": path, "verified": True, "logIndex": receipt.log_index, "treeSize": cp.size})
+        except (Error, CliError, ValueError, KeyError, TypeError) as exc:
+            results.append({"file": path, "verified": False, "reason": one_line(exc)})
+    if o.json:
+        o.emit(results)
     else:
-        print(f"REJECTED ({verdict.code}): {verdict.reason}")
-    return 0 if verdict.accept else 1
+        for r in results:
+            if r["verified"]:
+                o.ui.line(f"OK   {r['file']}: entry {r['logIndex']} is in the log at size {r['treeSize']}")
+            else:
+                o.ui.line(f"FAIL {r['file']}: {r['reason']}")
+    return 0 if all(r["verified"] for r in results) else 1
 
 
-def _platform(args: argparse.Namespace) -> SimulatedPlatform | None:
-    """The simulated TDX platform to quote with: --simulated-platform, else the dev server's default folder."""
-    from atlas_log.testing.simulate import SimulatedPlatform
-
-    folder = Path(args.simulated_platform) if args.simulated_platform else Path(".atlas-log/simulated-tdx")
-    if (folder / "platform.json").exists():
-        return SimulatedPlatform.load(folder)
-    if args.simulated_platform:
-        raise SystemExit(f"atlas-log: no simulated platform in {folder}")
-    return None
+# --- submitting ---------------------------------------------------------------------------------------------
 
 
-def _progress(done: int, total: int, started: float) -> None:
-    """A one-line progress report on stderr for verifications that take more than a moment."""
-    if time.monotonic() - started > 0.5 and sys.stderr.isatty():
-        print(f"\r  verified {done}/{total} entries", end="" if done < total else "\n", file=sys.stderr)
+@app.command()
+def submit(
+    ctx: typer.Context,
+    statement: Annotated[str | None, typer.Option(help="in-toto statement (or other payload) to sign")] = None,
+    key: Annotated[str | None, typer.Option(help="PEM private key that signs (Ed25519 or ECDSA P-256/P-384)")] = None,
+    key_password_file: Annotated[
+        str | None, typer.Option(help="file holding the passphrase of an encrypted --key (else: asked)")
+    ] = None,
+    payload_type: Annotated[str, typer.Option(help="the DSSE payload type")] = "application/vnd.in-toto+json",
+    bundle: Annotated[
+        str | None, typer.Option(help="a Sigstore bundle (e.g. model.sig from model-signing) to submit as is")
+    ] = None,
+    public_key: Annotated[str | None, typer.Option(help="PEM public key of a key-signed bundle")] = None,
+    simulated_platform: Annotated[
+        str | None,
+        typer.Option(help="simulated TDX platform folder  [default: $ATLAS_DATA_DIR/simulated-tdx, .atlas-log's]"),
+    ] = None,
+    configfs_tsm: Annotated[bool, typer.Option(help="quote with /sys/kernel/config/tsm inside a TD")] = False,
+    no_quote: Annotated[bool, typer.Option(help="submit without a TDX quote (the log may refuse it)")] = False,
+    receipt: Annotated[str | None, typer.Option(help="file to save the verified receipt in")] = None,
+    confidential: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="PATH",
+            help="a statement field to hide behind a salted digest (repeat), e.g. predicate.buildDefinition."
+            "externalParameters.dataset or predicate.resources[*].name; the log keeps the values encrypted. A "
+            "digest (subject[0].digest) gets a blinded twin under the tenant's key, so it still links",
+        ),
+    ] = None,
+    token_file: Annotated[
+        str | None, typer.Option(help="file holding the tenant's bearer token  [default: $ATLAS_LOG_TOKEN]")
+    ] = None,
+    wait_witnessed: Annotated[
+        bool, typer.Option(help="return once the entry's checkpoint carries the --quorum of --witness cosignatures")
+    ] = False,
+) -> int:
+    """Sign a statement and submit it with a TDX quote, or submit an existing Sigstore bundle."""
+    o = _opts(ctx)
+    if wait_witnessed and not o.witnesses:
+        raise CliError("--wait-witnessed needs the witnesses' keys: --witness VKEY (repeat) [--quorum N]")
+    provider = _quote_provider(simulated_platform, configfs_tsm, no_quote)
+    token = _token(token_file)
+    if bundle:
+        bundle_obj = _read_json(bundle, "Sigstore bundle")
+        try:
+            parsed = parse_bundle(bundle_obj)
+        except Error as exc:
+            raise CliError(f"{bundle} is not a Sigstore bundle: {exc}") from exc
+        submission: dict[str, Any] = {"sigstoreBundle": bundle_obj}
+        spki: bytes | None = None
+        if public_key:
+            pem = _read(public_key, "public key file").decode("ascii", "replace")
+            submission["verificationMaterial"] = {"publicKeys": [{"pem": pem}]}
+            try:
+                spki = PublicKey.from_pem(pem).spki
+            except Error as exc:
+                raise CliError(f"{public_key} is not a PEM public key: {exc}") from exc
+        elif parsed.chain:
+            cert = x509.load_der_x509_certificate(parsed.chain[0])
+            spki = cert.public_key().public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        if provider is not None and spki is not None:
+            env = parsed.envelope
+            submission["tee"] = tdx_tee(provider.quote(payload_report_data(env.payload_type, env.payload, spki)))
+    else:
+        if not (statement and key):
+            raise CliError("give --statement FILE --key KEY.pem, or --bundle FILE [--public-key PEM]")
+        signing_key = load_private_key(key, key_password_file)
+        payload = _read(statement, "statement")
+        disclosures: tuple[Disclosure, ...] = ()
+        if confidential:
+            try:
+                parsed_statement = json_loads(payload, statement)
+            except Error as exc:
+                raise CliError(f"{statement} is not JSON; --confidential needs a JSON statement: {exc}") from exc
+            if not isinstance(parsed_statement, dict):
+                raise CliError(f"{statement} is not a JSON statement; --confidential needs one")
+            blinding = None
+            if hides_digests(confidential):
+                with LogClient(o.server, None, token=token, **o.network()) as keyed:
+                    blinding = keyed.blinding_key()
+            redacted, disclosures = redact(parsed_statement, confidential, blinding_key=blinding)
+            payload = json.dumps(redacted, separators=(",", ":"), ensure_ascii=False).encode()
+        if isinstance(signing_key, Ed25519PrivateKey):
+            submission = signed_submission(signing_key, payload, payload_type=payload_type, disclosures=disclosures)
+        else:
+            submission = build_submission(sign_envelope(payload_type, payload, signing_key), [spki_der(signing_key)])
+            if disclosures:
+                submission["disclosures"] = [d.encoded for d in disclosures]
+        if provider is not None:
+            rd = payload_report_data(payload_type, payload, spki_der(signing_key))
+            submission["tee"] = tdx_tee(provider.quote(rd))
+    with o.client(token=token) as client, o.ui.waiting(f"submitting to {o.server}"):
+        got = client.submit(submission)
+    if receipt:
+        Path(receipt).write_text(json.dumps(got.to_json(), indent=2))
+    if o.json:
+        o.emit({"logIndex": got.log_index, "treeSize": got.tree_size, "receipt": got.to_json()})
+        return 0
+    witnessed = f", witnessed by {o.witness_policy()['quorum']} witnesses" if wait_witnessed or o.quorum else ""
+    o.ui.line(
+        f"logged at index {got.log_index} (tree size {got.tree_size}); receipt verified{witnessed}"
+        + (f", saved to {receipt}" if receipt else "")
+    )
+    return 0
 
 
-def _cmd_history(args: argparse.Namespace) -> int:
-    from atlas_log.history import HistoryCache, VerifiedHistory
+@app.command()
+def demo(
+    ctx: typer.Context,
+    count: Annotated[int, typer.Option(min=1, max=1_000_000, help="entries to submit")] = 1,
+    concurrency: Annotated[int, typer.Option(min=1, max=1024, help="submissions in flight")] = 16,
+    receipts: Annotated[str | None, typer.Option(help="folder to save each receipt in")] = None,
+    simulated_platform: Annotated[
+        str | None, typer.Option(help="simulated TDX platform folder  [default: $ATLAS_DATA_DIR/simulated-tdx]")
+    ] = None,
+) -> int:
+    """Submit COUNT distinct signed (and, with a simulated platform, attested) demo entries."""
+    o = _opts(ctx)
+    return asyncio.run(_demo(o, count, concurrency, receipts, simulated_platform))
 
+
+async def _demo(o: Options, count: int, concurrency: int, receipts: str | None, folder: str | None) -> int:
+    from atlas_log.testing.demo import demo_submission
+
+    key = Ed25519PrivateKey.generate()
+    platform = _platform(folder)
+    if platform is None:
+        o.ui.note(f"note: no simulated TDX platform in {_data_dir() / 'simulated-tdx'}; submitting without quotes")
+    out = Path(receipts) if receipts else None
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+    vkey = o.vkey
+    if not vkey:
+        async with AsyncLogClient(o.server, None, **o.network()) as keyless:
+            vkey = (await keyless.log_info()).verifier_key
     started = time.monotonic()
+    # A submission the log did not answer is sent again, byte for byte, until it is (the log deduplicates):
+    # the demo keeps going through a restart of the log.
+    with o.ui.progress("submitting", count) as bar:
+        async with AsyncLogClient(o.server, vkey, **o.witness_policy(), **o.network(60)) as client:
+            sem = asyncio.Semaphore(concurrency)
+            done = 0
 
-    def progress(page: VerifiedHistory) -> None:
-        done = len(page.entries)
-        _progress(done, done + (0 if page.next_before is None else 1), started)
+            async def one(n: int) -> None:
+                nonlocal done
+                async with sem:
+                    receipt = await client.submit(demo_submission(key, n, platform))
+                if out:
+                    path = out / f"receipt-{receipt.log_index:08d}.json"
+                    path.write_text(json.dumps(receipt.to_json(), indent=2))
+                done += 1
+                bar.update(bar.task_ids[0], completed=done)
 
-    with _client(args) as client:
+            await asyncio.gather(*(one(n) for n in range(count)))
+    seconds = time.monotonic() - started
+    if o.json:
+        o.emit({"submitted": count, "seconds": round(seconds, 3), "receipts": str(out) if out else None})
+    else:
+        o.ui.line(
+            f"submitted {count} entries in {seconds:.1f}s; every receipt verified"
+            + (f"; saved to {out}" if out else "")
+        )
+    return 0
+
+
+# --- confidential entries -----------------------------------------------------------------------------------
+
+
+@app.command()
+def disclose(
+    ctx: typer.Context,
+    index: Annotated[int, typer.Argument(min=0, help="the confidential entry's index")],
+    out: Annotated[str, typer.Option(help="file to save the verified disclosures in (for verify-disclosure)")],
+    token_file: Annotated[str | None, typer.Option(help="file holding the token  [default: $ATLAS_LOG_TOKEN]")] = None,
+) -> int:
+    """A confidential entry's hidden values, for its tenant or a grant holder, verified and saved."""
+    o = _opts(ctx)
+    token = _token(token_file)
+    if token is None:
+        raise CliError("disclose needs the tenant's token or a grant: --token-file FILE or ATLAS_LOG_TOKEN")
+    with o.client(token=token) as client, o.ui.waiting(f"asking {o.server}"):
+        cp, note = client.checkpoint()
+        disclosed = client.disclosures(index, cp)
+    logged = disclosed.logged
+    submission = logged.submission if isinstance(logged.submission, dict) else {}
+    record = {
+        "logIndex": logged.log_index,
+        "checkpoint": note.decode(),
+        "leaf": b64encode(logged.leaf),
+        "inclusionProof": [b64encode(h) for h in logged.inclusion_proof],
+        "dsseEnvelope": submission.get("dsseEnvelope"),
+        "disclosures": [d.encoded for _, d in disclosed.revealed.disclosed],
+    }
+    Path(out).write_text(json.dumps(record, indent=2))
+    if o.json:
+        o.emit({"logIndex": index, "revealed": {p: d.value for p, d in disclosed.revealed.disclosed}, "saved": out})
+        return 0
+    _print_revealed(o, disclosed.revealed)
+    o.ui.line(f"verified and saved to {out}; check it offline with: atlas-log verify-disclosure {out} --vkey …")
+    return 0
+
+
+def _print_revealed(o: Options, revealed: Any) -> None:
+    for path, d in revealed.disclosed:
+        o.ui.line(f"{path} = {json.dumps(d.value, ensure_ascii=False)}")
+
+
+@app.command("verify-disclosure")
+def verify_disclosure(
+    ctx: typer.Context, file: Annotated[str, typer.Argument(help="a file written by atlas-log disclose")]
+) -> int:
+    """Offline: the checkpoint's signature, the leaf's inclusion, the statement against the leaf, and each
+    disclosure against the statement."""
+    from atlas_log.checkpoint import open_checkpoint
+    from atlas_log.entry import parse_leaf
+    from atlas_log.merkle import leaf_hash, verify_inclusion
+
+    o = _opts(ctx)
+    if not o.vkey:
+        raise CliError("verify-disclosure works offline: give the log's verifier key with --vkey")
+    record = _read_json(file, "disclosure file")
+    if not isinstance(record, dict) or not isinstance(record.get("checkpoint"), str):
+        raise CliError(f"{file} is not a file written by atlas-log disclose")
+    checkpoint = open_checkpoint(record["checkpoint"].encode(), o.verifier())
+    leaf = b64decode(record.get("leaf", ""), "leaf")
+    proof = [b64decode(h, "inclusionProof") for h in record.get("inclusionProof") or []]
+    verify_inclusion(leaf_hash(leaf), record.get("logIndex", -1), checkpoint.size, proof, checkpoint.root_hash)
+    revealed = verify_disclosures(parse_leaf(leaf).body, record.get("dsseEnvelope"), record.get("disclosures") or [])
+    if o.json:
+        o.emit(
+            {
+                "verified": True,
+                "logIndex": record["logIndex"],
+                "treeSize": checkpoint.size,
+                "revealed": {p: d.value for p, d in revealed.disclosed},
+            }
+        )
+        return 0
+    _print_revealed(o, revealed)
+    o.ui.line(
+        f"verified: entry {record['logIndex']} is in the log's tree of size {checkpoint.size}, and each value "
+        "is the one its signed statement commits to"
+    )
+    return 0
+
+
+# --- looking things up --------------------------------------------------------------------------------------
+
+
+def _looked_up(o: Options, client: LogClient, digest: str, hidden: bool) -> str:
+    """The artifact to look up: the digest given, or with ``--hidden`` its blinded twin under the tenant's key
+    (the tenant's token or a grant: entries that hide the digest are indexed by it)."""
+    if not hidden:
+        return digest
+    blinded = client.hidden(digest)
+    o.ui.note(f"{digest} is hidden in this tenant's entries as {blinded}")
+    return blinded
+
+
+def _hidden_token(hidden: bool, token_file: str | None) -> str | None:
+    # A token goes only where it is needed (looking up hidden artifacts), never with every public read.
+    if not hidden:
+        return None
+    token = _token(token_file)
+    if token is None:
+        raise CliError("--hidden needs the tenant's token or a grant: --token-file FILE or ATLAS_LOG_TOKEN")
+    return token
+
+
+HiddenOption = Annotated[
+    bool,
+    typer.Option(
+        help="look up the entries that hide this digest (its blinded twin); needs the tenant's token or a grant"
+    ),
+]
+TokenFileOption = Annotated[str | None, typer.Option(help="file holding the token  [default: $ATLAS_LOG_TOKEN]")]
+DigestArgument = Annotated[str, typer.Argument(help="the artifact's digest, <alg>:<hex> (e.g. sha256:…)")]
+
+
+def _witnessed(client: LogClient) -> str:
+    """How the answer's checkpoint was witnessed, under the client's policy ("" without one)."""
+    if not client.quorum:
+        return ""
+    return f" (witnessed by at least {client.quorum} of {len(client.witnesses)} witnesses)"
+
+
+@app.command()
+def history(
+    ctx: typer.Context,
+    digest: DigestArgument,
+    hidden: HiddenOption = False,
+    token_file: TokenFileOption = None,
+) -> int:
+    """An artifact's verified history: every entry naming it, newest first, and whether that is all of them."""
+    from atlas_log.history import HistoryCache
+
+    o = _opts(ctx)
+    with o.client(token=_hidden_token(hidden, token_file)) as client, o.ui.progress("verifying history") as bar:
+
+        def progress(page: VerifiedHistory) -> None:
+            done = len(page.entries)
+            bar.update(bar.task_ids[0], completed=done, total=done + (0 if page.next_before is None else 1))
+
         # The library chains the pages and proves every page's checkpoint consistent with the first.
-        history = client.history(_looked_up(args, client), cache=HistoryCache(), progress=progress)
+        found = client.history(_looked_up(o, client, digest, hidden), cache=HistoryCache(), progress=progress)
     rows: list[dict[str, Any]] = []
-    for e in history.entries:
+    for e in found.entries:
         index = e.entry.body.get("index") or {}
         tee = e.entry.body.get("tee") or {}
         rows.append(
@@ -222,71 +768,82 @@ def _cmd_history(args: argparse.Namespace) -> int:
                 "tcbStatus": tee.get("tcbStatus"),
                 "simulatedTee": tee.get("simulated"),
                 "signers": [s["verifier"]["spkiSha256"] for s in e.entry.body.get("signatures", [])],
-                "links_to": (e.entry.links or {}).get(history.artifact),
+                "links_to": (e.entry.links or {}).get(found.artifact),
             }
         )
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "artifact": history.artifact,
-                    "verifiedAgainst": {"treeSize": history.tree_size},
-                    "complete": history.complete,
-                    "completeAsOf": history.complete_as_of,
-                    "incomplete": history.incomplete,
-                    "gapFreeFrom": history.gap_free_from,
-                    "entries": rows,
-                },
-                indent=2,
-            )
+    if o.json:
+        o.emit(
+            {
+                "artifact": found.artifact,
+                "verifiedAgainst": {"treeSize": found.tree_size},
+                "complete": found.complete,
+                "completeAsOf": found.complete_as_of,
+                "incomplete": found.incomplete,
+                "gapFreeFrom": found.gap_free_from,
+                "entries": rows,
+            }
         )
         return 0
-    print(f"{history.artifact}: {len(rows)} entries, verified against tree size {history.tree_size}")
-    if history.closure is not None and history.complete:
-        print(
-            f"  complete as of tree size {history.complete_as_of}{_witnessed(client)}: the log's map commitment (entry "
-            f"#{history.closure.commitment_index}) proves every entry naming it below that size is here"
+    o.ui.line(f"{found.artifact}: {len(rows)} entries, verified against tree size {found.tree_size}", "bold")
+    if found.closure is not None and found.complete:
+        o.ui.line(
+            f"  complete as of tree size {found.complete_as_of}{_witnessed(client)}: the log's map commitment (entry "
+            f"#{found.closure.commitment_index}) proves every entry naming it below that size is here",
+            "green",
         )
-    elif history.gap_free_from is not None:
-        print(
-            f"  proved: gap-free from entry #{history.gap_free_from} back to the first entry naming it; "
-            f"not proved complete: {history.incomplete}"
+    elif found.gap_free_from is not None:
+        o.ui.line(
+            f"  proved: gap-free from entry #{found.gap_free_from} back to the first entry naming it; "
+            f"not proved complete: {found.incomplete}",
+            "yellow",
         )
     else:
-        print(f"  not proved gap-free (entries without back-links); not proved complete: {history.incomplete}")
+        o.ui.line(
+            f"  not proved gap-free (entries without back-links); not proved complete: {found.incomplete}", "yellow"
+        )
+    table = o.ui.table("entry", "logged", "as", "statement", "TEE")
     for r in rows:
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r["integratedTime"]))
         tee = f"TDX {r['tcbStatus']}{' (simulated)' if r['simulatedTee'] else ''}" if r["tcbStatus"] else "no TEE"
-        print(f"  #{r['logIndex']:<8} {when}  {'/'.join(r['roles']):<18} {r['predicateType'] or '-'}  {tee}")
+        table.add_row(
+            f"#{r['logIndex']}", when(r["integratedTime"]), "/".join(r["roles"]), r["predicateType"] or "-", tee
+        )
+    o.ui.show(table)
     return 0
 
 
-def _witnessed(client: LogClient) -> str:
-    """How the answer's checkpoint was witnessed, under the client's policy ("" without one)."""
-    if not client.quorum:
-        return ""
-    return f" (witnessed by at least {client.quorum} of {len(client.witnesses)} witnesses)"
+class Direction(enum.StrEnum):
+    up = "up"
+    down = "down"
 
 
-def _cmd_lineage(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+@app.command()
+def lineage(
+    ctx: typer.Context,
+    digest: DigestArgument,
+    direction: Annotated[
+        Direction, typer.Option(help="up: what it was made from; down: what was made from it")
+    ] = Direction.up,
+    depth: Annotated[int, typer.Option(min=1, max=64, help="how many steps to follow")] = 5,
+    hidden: HiddenOption = False,
+    token_file: TokenFileOption = None,
+) -> int:
+    """An artifact's verified lineage, as a tree of artifacts, each edge naming the entry that states it."""
+    o = _opts(ctx)
+    with o.client(token=_hidden_token(hidden, token_file)) as client, o.ui.waiting("verifying lineage"):
         # About the artifact and in the direction asked, its checkpoint consistent with the log's.
-        lin = client.lineage(_looked_up(args, client), args.direction, args.depth)
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "artifact": lin.artifact,
-                    "direction": lin.direction,
-                    "nodes": list(lin.nodes),
-                    "edges": [{"from": s, "to": t, "logIndex": i} for s, t, i in lin.edges],
-                    "truncated": lin.truncated,
-                    "complete": lin.complete,
-                    "completeAsOf": lin.complete_as_of,
-                    "incomplete": lin.incomplete,
-                },
-                indent=2,
-            )
+        lin = client.lineage(_looked_up(o, client, digest, hidden), direction.value, depth)
+    if o.json:
+        o.emit(
+            {
+                "artifact": lin.artifact,
+                "direction": lin.direction,
+                "nodes": list(lin.nodes),
+                "edges": [{"from": s, "to": t, "logIndex": i} for s, t, i in lin.edges],
+                "truncated": lin.truncated,
+                "complete": lin.complete,
+                "completeAsOf": lin.complete_as_of,
+                "incomplete": lin.incomplete,
+            }
         )
         return 0
     children: dict[str, list[tuple[str, int]]] = {}
@@ -294,194 +851,119 @@ def _cmd_lineage(args: argparse.Namespace) -> int:
         parent, child = (dst, src) if lin.direction == "up" else (src, dst)
         children.setdefault(parent, []).append((child, idx))
     word = "made from" if lin.direction == "up" else "used to make"
-    print(f"{lin.artifact} ({word}; {len(lin.edges)} edges, verified against tree size {lin.checkpoint.size})")
-    if lin.truncated:
-        print("  (truncated: the log capped its answer; the nearest edges are shown, more lineage exists)")
-    if lin.complete:
-        print(
-            f"  complete as of tree size {lin.complete_as_of}{_witnessed(client)}: every "
-            f"{'input' if lin.direction == 'up' else 'use'} "
-            f"up to depth {args.depth} stated below that size is here"
-        )
-    else:
-        print(f"  not proved complete: {lin.incomplete}")
+    root = tree(f"{lin.artifact} ({word}; {len(lin.edges)} edges, verified against tree size {lin.checkpoint.size})")
     # Each artifact's subtree is drawn once; a later mention refers back to it. Drawing every path instead
-    # would print a graph a few artifacts wide and a few layers deep exponentially many times.
+    # would print a graph a few artifacts wide and a few layers deep exponentially many times. Iterative: a
+    # lineage may be deeper than the recursion limit.
     drawn = {lin.artifact}
-    # (artifact, entry, prefix, last sibling), depth first, iteratively: a lineage may be deeper than the
-    # recursion limit.
-    stack = [(c, i, "", n == 0) for n, (c, i) in enumerate(sorted(children.get(lin.artifact, []), reverse=True))]
+    stack = [(root, c, i) for c, i in sorted(children.get(lin.artifact, []), reverse=True)]
     while stack:
-        node, idx, prefix, last = stack.pop()
+        parent_node, node, idx = stack.pop()
         again = node in drawn and node in children
-        print(f"{prefix}{'└── ' if last else '├── '}{node}  [entry #{idx}]{'  (see above)' if again else ''}")
+        branch = add(parent_node, f"{node}  [entry #{idx}]{'  (see above)' if again else ''}")
         if node not in drawn:
             drawn.add(node)
-            inner = prefix + ("    " if last else "│   ")
-            kids = sorted(children.get(node, []), reverse=True)
-            stack.extend((c, i, inner, n == 0) for n, (c, i) in enumerate(kids))
-    return 0
-
-
-def _quote_provider(args: argparse.Namespace) -> Any:
-    from atlas_log.pipeline import ConfigfsTsmProvider
-    from atlas_log.testing.simulate import SimulatedProvider
-
-    if args.configfs_tsm:
-        return ConfigfsTsmProvider()
-    platform = _platform(args)
-    return SimulatedProvider(platform) if platform is not None else None
-
-
-def _cmd_submit(args: argparse.Namespace) -> int:
-    """Submit a statement signed with a local key, or an existing Sigstore bundle (model-signing), with a quote."""
-
-    provider = _quote_provider(args)
-    if args.bundle:
-        bundle_obj = json.loads(Path(args.bundle).read_text())
-        bundle = parse_bundle(bundle_obj)
-        submission: dict[str, Any] = {"sigstoreBundle": bundle_obj}
-        spki: bytes | None = None
-        if args.public_key:
-            pem = Path(args.public_key).read_text()
-            submission["verificationMaterial"] = {"publicKeys": [{"pem": pem}]}
-            spki = PublicKey.from_pem(pem).spki
-        elif bundle.chain:
-            cert = x509.load_der_x509_certificate(bundle.chain[0])
-            spki = cert.public_key().public_bytes(
-                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
-        if provider is not None and spki is not None:
-            env = bundle.envelope
-            submission["tee"] = tdx_tee(provider.quote(payload_report_data(env.payload_type, env.payload, spki)))
-    else:
-        if not (args.statement and args.key):
-            raise SystemExit("atlas-log: give --statement FILE --key KEY.pem, or --bundle FILE [--public-key PEM]")
-        key = serialization.load_pem_private_key(Path(args.key).read_bytes(), None)
-        if not isinstance(key, Ed25519PrivateKey | ec.EllipticCurvePrivateKey):
-            raise SystemExit("atlas-log: the signing key must be Ed25519 or ECDSA P-256/P-384")
-        payload = Path(args.statement).read_bytes()
-        disclosures: tuple[Disclosure, ...] = ()
-        if args.confidential:
-            statement = json_loads(payload, args.statement)
-            if not isinstance(statement, dict):
-                raise SystemExit(f"atlas-log: {args.statement} is not a JSON statement; --confidential needs one")
-            blinding = None
-            if hides_digests(args.confidential):
-                with LogClient(args.server, None, token=_token(args), **_network()) as keyed:
-                    blinding = keyed.blinding_key()
-            redacted, disclosures = redact(statement, args.confidential, blinding_key=blinding)
-            payload = json.dumps(redacted, separators=(",", ":"), ensure_ascii=False).encode()
-        if isinstance(key, Ed25519PrivateKey):
-            submission = signed_submission(key, payload, payload_type=args.payload_type, disclosures=disclosures)
-        else:
-            submission = build_submission(sign_envelope(args.payload_type, payload, key), [spki_der(key)])
-            if disclosures:
-                submission["disclosures"] = [d.encoded for d in disclosures]
-        if provider is not None:
-            rd = payload_report_data(args.payload_type, payload, spki_der(key))
-            submission["tee"] = tdx_tee(provider.quote(rd))
-    with LogClient(args.server, _vkey(args), token=_token(args), **_network()) as client:
-        receipt = client.submit(submission)
-    if args.receipt:
-        Path(args.receipt).write_text(json.dumps(receipt.to_json(), indent=2))
-    print(
-        f"logged at index {receipt.log_index} (tree size {receipt.tree_size}); receipt verified"
-        + (f", saved to {args.receipt}" if args.receipt else "")
-    )
-    return 0
-
-
-def _token(args: argparse.Namespace) -> str | None:
-    """The bearer token: ``--token-file``, else ``ATLAS_LOG_TOKEN`` (never a plain argument: it would show in
-    the process list)."""
-    if getattr(args, "token_file", None):
-        return Path(args.token_file).read_text().strip()
-    return os.environ.get("ATLAS_LOG_TOKEN") or None
-
-
-def _cmd_disclose(args: argparse.Namespace) -> int:
-    """Fetch a confidential entry's disclosures as its tenant or a grant holder, verify them, save them."""
-    token = _token(args)
-    if token is None:
-        raise SystemExit(
-            "atlas-log: disclose needs the tenant's token or a grant: --token-file FILE or ATLAS_LOG_TOKEN"
+            stack.extend((branch, c, i) for c, i in sorted(children.get(node, []), reverse=True))
+    o.ui.show(root)
+    if lin.truncated:
+        o.ui.line("truncated: the log capped its answer; the nearest edges are shown, more lineage exists", "yellow")
+    if lin.complete:
+        o.ui.line(
+            f"complete as of tree size {lin.complete_as_of}{_witnessed(client)}: every "
+            f"{'input' if lin.direction == 'up' else 'use'} up to depth {depth} stated below that size is here",
+            "green",
         )
-    with LogClient(args.server, _vkey(args), token=token, **_network()) as client:
-        checkpoint, note = client.checkpoint()
-        disclosed = client.disclosures(args.index, checkpoint)
-    logged = disclosed.logged
-    submission = logged.submission if isinstance(logged.submission, dict) else {}
-    record = {
-        "logIndex": logged.log_index,
-        "checkpoint": note.decode(),
-        "leaf": b64encode(logged.leaf),
-        "inclusionProof": [b64encode(h) for h in logged.inclusion_proof],
-        "dsseEnvelope": submission.get("dsseEnvelope"),
-        "disclosures": [d.encoded for _, d in disclosed.revealed.disclosed],
-    }
-    Path(args.out).write_text(json.dumps(record, indent=2))
-    _print_revealed(disclosed.revealed)
-    print(f"verified and saved to {args.out}; check it offline with: atlas-log verify-disclosure {args.out} --vkey …")
+    else:
+        o.ui.line(f"not proved complete: {lin.incomplete}", "yellow")
     return 0
 
 
-def _print_revealed(revealed: Any) -> None:
-    for path, d in revealed.disclosed:
-        print(f"{path} = {json.dumps(d.value, ensure_ascii=False)}")
+@app.command()
+def search(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Option(help="an artifact's name (a model, a dataset)")] = None,
+    signer: Annotated[str | None, typer.Option(help="a signer's key digest, sha256:<hex>")] = None,
+    predicate_type: Annotated[str | None, typer.Option(help="the statement type (its predicateType URI)")] = None,
+    since: Annotated[int | None, typer.Option("--from", help="logged at or after this Unix time")] = None,
+    until: Annotated[int | None, typer.Option("--to", help="logged before this Unix time")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="most entries to show")] = 100,
+) -> int:
+    """Find entries by artifact name, signer, statement type or time: each result verified included (a search
+    is an index lookup: for every entry naming an artifact, use history)."""
+    from atlas_log.answers import SearchFilter
 
-
-def _cmd_verify_disclosure(args: argparse.Namespace) -> int:
-    """Offline: the checkpoint's signature, the leaf's inclusion, the statement against the leaf, and each
-    disclosure against the statement."""
-    from atlas_log.checkpoint import open_checkpoint
-    from atlas_log.entry import parse_leaf
-    from atlas_log.merkle import leaf_hash, verify_inclusion
-
-    vkey = args.disclosure_vkey or args.vkey
-    if not vkey:
-        raise SystemExit("atlas-log: verify-disclosure needs the log's --vkey")
-    record = json_loads(Path(args.file).read_bytes(), args.file)
-    if not isinstance(record, dict) or not isinstance(record.get("checkpoint"), str):
-        raise SystemExit(f"atlas-log: {args.file} is not a file written by atlas-log disclose")
-    checkpoint = open_checkpoint(record["checkpoint"].encode(), Verifier.from_vkey(vkey))
-    leaf = b64decode(record.get("leaf", ""), "leaf")
-    proof = [b64decode(h, "inclusionProof") for h in record.get("inclusionProof") or []]
-    verify_inclusion(leaf_hash(leaf), record.get("logIndex", -1), checkpoint.size, proof, checkpoint.root_hash)
-    revealed = verify_disclosures(parse_leaf(leaf).body, record.get("dsseEnvelope"), record.get("disclosures") or [])
-    _print_revealed(revealed)
-    print(
-        f"verified: entry {record['logIndex']} is in the log's tree of size {checkpoint.size}, and each value "
-        "is the one its signed statement commits to"
-    )
+    o = _opts(ctx)
+    wanted = SearchFilter(name=name, signer=signer, predicate_type=predicate_type, since=since, until=until)
+    with o.client() as client, o.ui.waiting("searching"):
+        found = client.search(wanted, limit=limit)
+    rows: list[dict[str, Any]] = [
+        {
+            "logIndex": e.log_index,
+            "integratedTime": e.entry.integrated_time,
+            "predicateType": (e.entry.body.get("index") or {}).get("predicateType"),
+            "subjects": [str(d) for d in (e.entry.body.get("index") or {}).get("subjects") or []],
+        }
+        for e in found.entries
+    ]
+    if o.json:
+        o.emit({"verifiedAgainst": {"treeSize": found.checkpoint.size}, "entries": rows, "next": found.next_before})
+        return 0
+    title = f"{len(rows)} entries, each verified included in the tree of size {found.checkpoint.size}"
+    table = o.ui.table("entry", "logged", "statement", "subjects", title=title)
+    for r in rows:
+        subjects = ", ".join(r["subjects"]) or "-"
+        table.add_row(f"#{r['logIndex']}", when(r["integratedTime"]), r["predicateType"] or "-", subjects)
+    o.ui.show(table)
     return 0
 
 
-def _trust(args: argparse.Namespace) -> Any:
+# --- auditing -----------------------------------------------------------------------------------------------
+
+
+def _trust(tdx_root: list[str] | None, x509_roots: str | None, x509_eku: str) -> Any:
     from atlas_log.reverify import Trust
 
-    roots = x509.load_pem_x509_certificates(Path(args.x509_roots).read_bytes()) if args.x509_roots else []
+    try:
+        roots = x509.load_pem_x509_certificates(_read(x509_roots, "X.509 roots file")) if x509_roots else []
+    except ValueError as exc:
+        raise CliError(f"{x509_roots} holds no PEM certificates: {exc}") from exc
     return Trust(
-        tdx_roots=tuple(args.tdx_root) if args.tdx_root else Trust().tdx_roots,
+        tdx_roots=tuple(tdx_root) if tdx_root else Trust().tdx_roots,
         x509_roots=tuple(r.public_bytes(serialization.Encoding.DER) for r in roots),
-        x509_eku=args.x509_eku,
+        x509_eku=x509_eku,
     )
 
 
-def _add_x509_trust(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--x509-roots", help="PEM file of X.509 roots that certificate-signed entries must chain to")
-    p.add_argument("--x509-eku", default=CODE_SIGNING, help="extended key usage (OID) signing certificates must carry")
+TdxRootOption = Annotated[
+    list[str] | None,
+    typer.Option(help="a trusted TDX root CA key's SHA-256 (repeat)  [default: Intel's SGX root]"),
+]
+X509RootsOption = Annotated[
+    str | None, typer.Option(help="PEM file of X.509 roots that certificate-signed entries must chain to")
+]
+X509EkuOption = Annotated[str, typer.Option(help="extended key usage (OID) signing certificates must carry")]
 
 
-MAX_ENTRY_EVIDENCE = 10
+def _simulated_hint(problems: Sequence[str], o: Options) -> str | None:
+    """The configuration problem behind a simulated log's entries failing only for their root: the log's own
+    account of its simulated root (``/api/v1/log``) and the option that trusts it."""
+    if not any("untrusted-root" in p or "trusted root" in p for p in problems):
+        return None
+    try:
+        with LogClient(o.server, None, **o.network()) as keyless:
+            info = keyless.log_info()
+    except Error:
+        return None
+    root = info.attestation.get("simulatedRoot") if info.attestation.get("simulated") else None
+    if not isinstance(root, str):
+        return None
+    return (
+        f"this log runs a simulated TDX platform with root {root}; pass --tdx-root {root} to trust it "
+        "(a development log: its quotes prove nothing about real hardware)"
+    )
 
 
-def _replay_progress(done: int, total: int) -> None:
-    if done == total or done % 10_240 == 0:
-        print(f"replayed {done}/{total}", file=sys.stderr, flush=True)
-
-
-def _replay_round(replay: Any, note: bytes, verifier: Verifier, result: Any, seen_at: int) -> None:
+def _replay_round(o: Options, replay: Any, note: bytes, verifier: Verifier, result: Any, seen_at: int) -> None:
     """Replay up to the monitor's verified checkpoint (first seen at ``seen_at``); failing entries become
     problems, and evidence when it holds."""
     from atlas_log.checkpoint import open_checkpoint
@@ -490,11 +972,18 @@ def _replay_round(replay: Any, note: bytes, verifier: Verifier, result: Any, see
 
     checkpoint = open_checkpoint(note, verifier)
     try:
-        outcome = replay.run(checkpoint, _replay_progress, seen_at)
+        with o.ui.progress("replaying", checkpoint.size) as bar:
+            outcome = replay.run(
+                checkpoint, lambda done, total: bar.update(bar.task_ids[0], completed=done, total=total), seen_at
+            )
     except Exception as exc:  # the log stopped answering mid-replay: a problem of this round; the next continues
-        result.problems.append(f"replay stopped at entry {replay.tree.size}: {exc}")
+        result.problems.append(f"replay stopped at entry {replay.tree.size}: {one_line(exc)}")
         return
-    print(
+    hint = _simulated_hint([r for _, r in outcome.bad_entries], o)
+    if hint is not None and len(outcome.bad_entries) == outcome.entries:
+        # Not evidence against the log: the monitor was not told to trust the root the log says it uses.
+        raise CliError(hint)
+    o.ui.note(
         json.dumps(
             {
                 "replayed": outcome.entries,
@@ -504,8 +993,7 @@ def _replay_round(replay: Any, note: bytes, verifier: Verifier, result: Any, see
                 **({"disclosures": outcome.disclosures} if outcome.disclosures else {}),
             }
         ),
-        file=sys.stderr,
-        flush=True,
+        None,
     )
     result.problems.extend(outcome.problems)
     gather: list[tuple[int, Callable[[], dict[str, Any]]]] = (
@@ -536,34 +1024,111 @@ def _replay_round(replay: Any, note: bytes, verifier: Verifier, result: Any, see
         result.evidence.append(evidence)
 
 
-def _cmd_monitor(args: argparse.Namespace) -> int:
-    from atlas_log.cosignature import CosignatureVerifier, CosignatureWindow
+@app.command()
+def monitor(
+    ctx: typer.Context,
+    log: Annotated[
+        list[str] | None,
+        typer.Option(help="the log's URL from each vantage point to compare (repeat)  [default: --server]"),
+    ] = None,
+    cosignature_max_age: Annotated[
+        int | None,
+        typer.Option(min=1, help="seconds: a cosignature older than this does not count  [default: no limit]"),
+    ] = None,
+    peer: Annotated[list[str] | None, typer.Option(help="another monitor's URL serving its /checkpoint")] = None,
+    state: Annotated[str | None, typer.Option(help="trusted-state file")] = None,
+    evidence_dir: Annotated[str, typer.Option(help="where evidence files are written")] = "evidence",
+    webhook: Annotated[str | None, typer.Option(help="URL to POST each piece of evidence to")] = None,
+    once: Annotated[bool, typer.Option(help="one round, then exit (0: no problem, 1: problems, 3: evidence)")] = False,
+    interval: Annotated[float, typer.Option(min=0.1, help="seconds between rounds")] = 10.0,
+    listen: Annotated[
+        str | None, typer.Option(help="HOST:PORT to serve the latest verified checkpoint at /checkpoint for peers")
+    ] = None,
+    replay: Annotated[
+        bool, typer.Option(help="rebuild the tree from the entry bundles and re-verify every entry")
+    ] = False,
+    tdx_root: TdxRootOption = None,
+    replay_workers: Annotated[
+        int | None, typer.Option(min=1, help="processes re-verifying entries  [default: one per CPU]")
+    ] = None,
+    token_file: Annotated[
+        str | None,
+        typer.Option(
+            help="a grant (or the tenant's token): the replay also checks the disclosures of every "
+            "confidential entry it may read  [default: $ATLAS_LOG_TOKEN]"
+        ),
+    ] = None,
+    map_max_lag: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="seconds an entry may wait for the log's map to cover it, once the log has "
+            "committed a map (0: do not check)",
+        ),
+    ] = DEFAULT_MAP_MAX_LAG_S,
+    x509_roots: X509RootsOption = None,
+    x509_eku: X509EkuOption = CODE_SIGNING,
+    follow_successor: Annotated[
+        bool, typer.Option(help="when the log is frozen, also follow the successor it names")
+    ] = False,
+) -> int:
+    """Follow the log (--server, or each --log), prove every checkpoint consistent, compare views with peers,
+    check witnesses, optionally replay every entry; write evidence of misbehaviour."""
+    from atlas_log.cosignature import CosignatureWindow
     from atlas_log.monitor import Monitor, serve_checkpoint
 
-    verifier = Verifier.from_vkey(args.vkey_pinned)
-    witnesses = [CosignatureVerifier.from_vkey(w) for w in args.witness or []]
-    out = Path(args.evidence_dir)
+    o = _opts(ctx)
+    if not o.vkey:
+        raise CliError("monitor needs the log's verifier key pinned: --vkey (or ATLAS_LOG_VKEY)")
+    verifier = o.verifier()
+    logs = list(log) if log else [o.server]
     mon = Monitor(
         None,
-        args.log,
+        logs,
         verifier,
-        peers=args.peer or [],
-        witnesses=witnesses,
-        quorum=args.quorum,
-        state_file=Path(args.state) if args.state else None,
-        cosignature_window=CosignatureWindow(max_age_s=args.cosignature_max_age),
-        map_max_lag_s=args.map_max_lag or None,
+        peers=peer or [],
+        state_file=Path(state) if state else None,
+        cosignature_window=CosignatureWindow(max_age_s=cosignature_max_age),
+        map_max_lag_s=map_max_lag or None,
+        **o.witness_policy(),
     )
-    if args.listen:
-        host, _, port = args.listen.rpartition(":")
+    trust = _trust(tdx_root, x509_roots, x509_eku)
+    if listen:
+        host, _, port = listen.rpartition(":")
         serve_checkpoint(mon, host or "127.0.0.1", int(port))
     try:
-        return _monitor_rounds(args, mon, verifier, out)
+        return _monitor_rounds(
+            o,
+            mon,
+            verifier,
+            Path(evidence_dir),
+            trust,
+            replay,
+            replay_workers,
+            _token(token_file),
+            follow_successor,
+            webhook,
+            once,
+            interval,
+        )
     finally:
         mon.close()
 
 
-def _monitor_rounds(args: argparse.Namespace, mon: Any, verifier: Verifier, out: Path) -> int:
+def _monitor_rounds(
+    o: Options,
+    mon: Any,
+    verifier: Verifier,
+    out: Path,
+    trust: Any,
+    replay_on: bool,
+    workers: int | None,
+    token: str | None,
+    follow_successor: bool,
+    webhook: str | None,
+    once: bool,
+    interval: float,
+) -> int:
     """Watch until evidence is found (exit 3), or for one round with --once; the webhook gets each piece of
     evidence by a plain POST (:func:`~atlas_log.transport.post_json`), once."""
     from atlas_log.checkpoint import succession
@@ -571,14 +1136,14 @@ def _monitor_rounds(args: argparse.Namespace, mon: Any, verifier: Verifier, out:
     from atlas_log.replay import Replay
     from atlas_log.transport import post_json
 
-    replay = Replay(args.log[0], _trust(args), args.replay_workers, token=_token(args)) if args.replay else None
+    replayer = Replay(mon.logs[0], trust, workers, token=token) if replay_on else None
     successor: Monitor | None = None
     seen_note: bytes | None = None
     seen_at = 0
     while True:
         result = mon.round()
         frozen = succession(mon.trusted.checkpoint) if mon.trusted.checkpoint is not None else None
-        if frozen is not None and successor is None and args.follow_successor and frozen.url and frozen.vkey:
+        if frozen is not None and successor is None and follow_successor and frozen.url and frozen.vkey:
             # The frozen log stays watched (it must never grow again); its successor is followed too.
             successor = Monitor(None, [frozen.url], Verifier.from_vkey(frozen.vkey))
         if successor is not None:
@@ -587,320 +1152,327 @@ def _monitor_rounds(args: argparse.Namespace, mon: Any, verifier: Verifier, out:
             result.evidence.extend(later.evidence)
         if mon.trusted.note != seen_note:  # entries it covers were dated before this moment
             seen_note, seen_at = mon.trusted.note, int(time.time())
-        if replay is not None and mon.trusted.note is not None:
-            _replay_round(replay, mon.trusted.note, verifier, result, seen_at)
+        if replayer is not None and mon.trusted.note is not None:
+            _replay_round(o, replayer, mon.trusted.note, verifier, result, seen_at)
         for i, ev in enumerate(result.evidence):
             out.mkdir(parents=True, exist_ok=True)
             path = out / f"evidence-{int(time.time())}-{i}.json"
             path.write_text(json.dumps(ev, indent=2))
-            if args.webhook:
+            if webhook:
                 try:
-                    post_json(args.webhook, ev, 10)
+                    post_json(webhook, ev, 10)
                 except Error as exc:
-                    print(f"webhook failed: {exc}", file=sys.stderr)
-        print(
-            json.dumps(
-                {
-                    "size": result.size,
-                    "views": result.views,
-                    "problems": result.problems,
-                    "evidence": len(result.evidence),
-                    "frozen": None if frozen is None else {"successorUrl": frozen.url, "successorKey": frozen.vkey},
-                    "successorSize": None if successor is None else successor.trusted.size,
-                }
-            ),
-            flush=True,
-        )
+                    o.ui.note(f"webhook failed: {exc}", "red")
+        round_record = {
+            "size": result.size,
+            "views": result.views,
+            "problems": result.problems,
+            "evidence": len(result.evidence),
+            "frozen": None if frozen is None else {"successorUrl": frozen.url, "successorKey": frozen.vkey},
+            "successorSize": None if successor is None else successor.trusted.size,
+        }
+        if o.json or not sys.stdout.isatty():
+            sys.stdout.write(json.dumps(round_record) + "\n")
+            sys.stdout.flush()
+        else:
+            status = verdict_text(not result.problems, "ok" if not result.problems else "PROBLEMS")
+            o.ui.out.print(
+                f"{time.strftime('%H:%M:%S')} size {result.size} ", status, f" evidence {len(result.evidence)}"
+            )
+            for p in result.problems:
+                o.ui.line(f"  {p}", "red")
         if result.evidence:
             return 3
-        if args.once:
+        if once:
             return 1 if result.problems else 0
-        time.sleep(args.interval)
+        time.sleep(interval)
 
 
-def _cmd_pack(args: argparse.Namespace) -> int:
+@app.command()
+def pack(
+    ctx: typer.Context,
+    digest: DigestArgument,
+    out: Annotated[str, typer.Option(help="the pack file to write (a ZIP archive)")],
+    depth: Annotated[int, typer.Option(min=1, max=64, help="lineage depth, up and down")] = 5,
+) -> int:
+    """Write an artifact's evidence pack: everything needed to verify its case offline, in one file."""
     from atlas_log.pack import gather
 
-    with _client(args) as client:
+    o = _opts(ctx)
+    with o.client() as client, o.ui.progress("gathering the pack") as bar:
         data = gather(
-            client, args.digest, depth=args.depth, progress=lambda what: print(f"fetching {what}", file=sys.stderr)
+            client,
+            digest,
+            depth=depth,
+            progress=lambda what: bar.update(bar.task_ids[0], description=f"fetching {what}"),
         )
-    Path(args.out).write_bytes(data)
-    print(f"wrote {args.out} ({len(data)} bytes): verify it offline with atlas-log verify-pack {args.out} --vkey …")
+    Path(out).write_bytes(data)
+    if o.json:
+        o.emit({"pack": out, "bytes": len(data)})
+    else:
+        o.ui.line(f"wrote {out} ({len(data)} bytes): verify it offline with atlas-log verify-pack {out} --vkey …")
     return 0
 
 
-def _cmd_verify_pack(args: argparse.Namespace) -> int:
-    from atlas_log.cosignature import CosignatureVerifier
+@app.command("verify-pack")
+def verify_pack_command(
+    ctx: typer.Context,
+    file: Annotated[str, typer.Argument(help="an evidence pack (atlas-log pack, or the explorer's download)")],
+    tdx_root: TdxRootOption = None,
+    x509_roots: X509RootsOption = None,
+    x509_eku: X509EkuOption = CODE_SIGNING,
+) -> int:
+    """Re-verify an evidence pack offline (never contacting a server) and print its summary."""
     from atlas_log.pack import pack_json, verify_pack
 
-    vkey = args.pack_vkey or args.vkey
-    if not vkey:
-        print("pack does not hold: no log key is pinned; give the log's verifier key with --vkey")
-        return 1
+    o = _opts(ctx)
+    if not o.vkey:
+        raise CliError("verify-pack works offline: give the log's verifier key with --vkey (or ATLAS_LOG_VKEY)")
+    data = _read(file, "pack")
+    trust = _trust(tdx_root, x509_roots, x509_eku)
+    if o.quorum and not o.witnesses:
+        raise CliError("--quorum needs the witnesses' keys (--witness)")
+    # Without --witness, the pack's own witnesses and quorum are checked.
+    policy = {"witnesses": o.witness_policy()["witnesses"] if o.witnesses else None, "quorum": o.quorum}
     try:
-        data = Path(args.file).read_bytes()
-        witnesses = [CosignatureVerifier.from_vkey(w) for w in args.witness] if args.witness else None
-        if args.quorum and not witnesses:
-            raise ValueError("--quorum needs the witnesses' keys (--witness)")
-        verdict = verify_pack(data, vkey, witnesses=witnesses, quorum=args.quorum, trust=_trust(args))
-    except (Error, ValueError, OSError) as exc:
-        print(json.dumps({"verified": False, "reason": str(exc)}) if args.json else f"pack does not hold: {exc}")
+        verdict = verify_pack(data, o.vkey, trust=trust, **policy)
+    except (Error, ValueError) as exc:
+        if o.json:
+            o.emit({"verified": False, "reason": one_line(exc)})
+        else:
+            o.ui.line(f"pack does not hold: {one_line(exc)}", "red")
         return 1
-    if args.json:
-        print(json.dumps({"verified": True, **pack_json(verdict)}))
+    if o.json:
+        o.emit({"verified": True, **pack_json(verdict)})
         return 0
-    print(verdict.summary)
+    o.ui.line(verdict.summary)
     complete = verdict.history_complete_as_of is not None and verdict.lineage_complete_as_of is not None
-    print(
+    o.ui.line(
         f"verdict: verified offline ({verdict.entries} entries re-verified from their submissions"
         + (f"; complete as of tree size {verdict.history_complete_as_of})" if complete else "; not proved complete: ")
-        + ("" if complete else "; ".join(verdict.incomplete) + ")")
+        + ("" if complete else "; ".join(verdict.incomplete) + ")"),
+        "green" if complete else "yellow",
     )
     return 0
 
 
-def _cmd_verify_evidence(args: argparse.Namespace) -> int:
+@app.command("verify-evidence")
+def verify_evidence_command(
+    ctx: typer.Context,
+    file: Annotated[str, typer.Argument(help="an evidence file a monitor wrote")],
+    tdx_root: TdxRootOption = None,
+    x509_roots: X509RootsOption = None,
+    x509_eku: X509EkuOption = CODE_SIGNING,
+) -> int:
+    """Check a piece of evidence against the log's pinned key, offline."""
     from atlas_log.evidence import verify_evidence
 
-    vkey = args.evidence_vkey or args.vkey
-    if not vkey:
+    o = _opts(ctx)
+    if not o.vkey:
         # The key an evidence file names proves nothing: anyone can make a key with the log's name.
-        print("evidence does not hold: no log key is pinned; give the log's verifier key with --vkey")
-        return 1
+        raise CliError("evidence is checked against a pinned key: give the log's verifier key with --vkey", 1)
+    trust = _trust(tdx_root, x509_roots, x509_eku)
     try:
         # The evidence embeds an entry (leaf and submission, base64) and its collateral: the one parser, with
         # room for them.
-        evidence = json_loads(Path(args.file).read_bytes(), "evidence", JSON_LIMITS.enclosing(2))
-        print(verify_evidence(evidence, vkey, _trust(args)))
-    except (Error, ValueError, OSError) as exc:
-        print(f"evidence does not hold: {exc}")
+        evidence = json_loads(_read(file, "evidence file"), "evidence", JSON_LIMITS.enclosing(2))
+        said = verify_evidence(evidence, o.vkey, trust)
+    except (Error, ValueError) as exc:
+        simulated = _simulated_evidence_hint(evidence if "evidence" in locals() else None, exc, tdx_root)
+        if simulated:
+            raise CliError(simulated) from exc
+        if o.json:
+            o.emit({"holds": False, "reason": one_line(exc)})
+        else:
+            o.ui.line(f"evidence does not hold: {one_line(exc)}", "red")
         return 1
+    if o.json:
+        o.emit({"holds": True, "says": str(said)})
+    else:
+        o.ui.line(str(said))
     return 0
 
 
-def _cmd_evidence(args: argparse.Namespace) -> int:
-    """Write an entry's quote and collateral as a PCS-replay folder that `atlas-log tdx verify` reads."""
+def _simulated_evidence_hint(evidence: Any, exc: BaseException, tdx_root: list[str] | None) -> str | None:
+    """Entry evidence whose quote fails only for a simulated platform's root the checker was not told to trust
+    is a configuration problem, not evidence: say so, with the root the evidence's own record names."""
+    if "untrusted-root" not in str(exc) and "trusted root" not in str(exc):
+        return None
+    record = evidence.get("entry", {}).get("tee") if isinstance(evidence, dict) else None
+    if not isinstance(record, dict) or not record.get("simulated"):
+        return None
+    roots = record.get("trustedRoots") or []
+    root = roots[0] if roots and isinstance(roots[0], str) else "<the simulated root>"
+    if tdx_root and root in tdx_root:
+        return None
+    return (
+        f"this log runs a simulated TDX platform with root {root}; pass --tdx-root {root} to trust it "
+        "(a development log: its quotes prove nothing about real hardware)"
+    )
+
+
+@app.command()
+def evidence(
+    ctx: typer.Context,
+    index: Annotated[int, typer.Argument(min=0, help="the entry's index")],
+    out: Annotated[str, typer.Option(help="the folder to write (quote.bin, pcs/, verdict.json, evidence.json)")],
+) -> int:
+    """Download an entry's quote and collateral as a folder that `atlas-log tdx verify FOLDER` re-verifies."""
     from atlas_log.tdx.collateral import replay_files
 
-    with _client(args) as client:
-        ev = client.evidence(args.index)  # the quote and collateral its included leaf records
-    out = Path(args.out)
-    (out / "pcs").mkdir(parents=True, exist_ok=True)
-    (out / "quote.bin").write_bytes(ev.quote)
-    for field, name in replay_files().items():
-        (out / "pcs" / name).write_bytes(getattr(ev.collateral, field))
-    (out / "verdict.json").write_text(json.dumps(ev.verdict, indent=2))
+    o = _opts(ctx)
+    with o.client() as client, o.ui.waiting(f"asking {o.server}"):
+        ev = client.evidence(index)  # the quote and collateral its included leaf records
+    folder = Path(out)
+    (folder / "pcs").mkdir(parents=True, exist_ok=True)
+    (folder / "quote.bin").write_bytes(ev.quote)
+    for member, name in replay_files().items():
+        (folder / "pcs" / name).write_bytes(getattr(ev.collateral, member))
+    (folder / "verdict.json").write_text(json.dumps(ev.verdict, indent=2))
+    (folder / "evidence.json").write_text(
+        json.dumps({"logIndex": index, "verifiedAt": ev.verified_at, "trustedRoots": list(ev.trusted_roots)}, indent=2)
+    )
     roots = " ".join(f"--root {r}" for r in ev.trusted_roots)
-    print(
-        f"wrote {out}; replay: atlas-log tdx verify {out / 'quote.bin'} --collateral {out} "
-        f"--at {ev.verified_at} {roots}"
-    )
+    if o.json:
+        o.emit({"folder": out, "verifiedAt": ev.verified_at, "trustedRoots": list(ev.trusted_roots)})
+    else:
+        o.ui.line(f"wrote {folder}; re-verify it offline: atlas-log tdx verify {folder} {roots}")
     return 0
 
 
-async def _demo(args: argparse.Namespace) -> int:
-    from atlas_log.testing.demo import demo_submission
+@tdx_app.command("verify")
+def tdx_verify(
+    ctx: typer.Context,
+    quote: Annotated[str, typer.Argument(help="a raw quote file, or a folder written by atlas-log evidence")],
+    collateral: Annotated[
+        str | None,
+        typer.Option(
+            help="PCS-replay folder (tcb.json, qe_identity.json, CRLs, chains)  [default: the evidence folder]"
+        ),
+    ] = None,
+    at: Annotated[
+        int | None, typer.Option(min=0, help="verification time, Unix seconds  [default: the evidence's own]")
+    ] = None,
+    policy: Annotated[
+        str | None, typer.Option(help="JSON policy file (allowed_statuses, denied_advisories, mr_td, rtmr, ...)")
+    ] = None,
+    root: Annotated[
+        list[str] | None, typer.Option(help="a trusted root key's SHA-256 (repeat)  [default: the Intel SGX Root CA]")
+    ] = None,
+) -> int:
+    """Verify a TDX quote against its collateral, offline (exit 0 only when accepted)."""
+    from atlas_log.tdx import INTEL_ROOT_SPKI_SHA256, Policy, collateral_from_dir, verify_quote
 
-    key = Ed25519PrivateKey.generate()
-    platform = _platform(args)
-    if platform is None:
-        print("note: no simulated TDX platform found; submitting entries without quotes", file=sys.stderr)
-    out = Path(args.receipts) if args.receipts else None
-    if out:
-        out.mkdir(parents=True, exist_ok=True)
-    vkey = args.vkey
-    if not vkey:
-        async with AsyncLogClient(args.server, None, **_network()) as keyless:
-            vkey = (await keyless.log_info()).verifier_key
-    # A submission the log did not answer is sent again, byte for byte, until it is (the log deduplicates):
-    # the demo keeps going through a restart of the log.
-    async with AsyncLogClient(args.server, vkey, **_network(60)) as client:
-        sem = asyncio.Semaphore(args.concurrency)
-        done = 0
-        started = time.monotonic()
+    o = _opts(ctx)
+    folder = Path(quote) if Path(quote).is_dir() else None
+    meta: dict[str, Any] = {}
+    if folder is not None:
+        quote_file = folder / "quote.bin"
+        collateral = collateral or str(folder)
+        if (folder / "evidence.json").exists():
+            found = _read_json(folder / "evidence.json", "evidence record")
+            meta = found if isinstance(found, dict) else {}
+        if at is None and isinstance(meta.get("verifiedAt"), int):
+            at = meta["verifiedAt"]
+    else:
+        quote_file = Path(quote)
+    if collateral is None:
+        raise CliError("give the collateral folder: --collateral DIR (or a folder written by atlas-log evidence)")
+    if at is None:
+        raise CliError("give the verification time: --at UNIX_SECONDS")
+    raw = _read(quote_file, "quote file")
+    policy_obj = Policy.from_json(_read_json(policy, "policy")) if policy else None
+    roots = root or [INTEL_ROOT_SPKI_SHA256]
+    verdict = verify_quote(raw, collateral_from_dir(collateral), at, policy_obj, roots=roots)
+    if not verdict.accept and verdict.code == "untrusted-root":
+        recorded = (
+            _read_json(folder / "verdict.json", "verdict") if folder and (folder / "verdict.json").exists() else {}
+        )
+        known = [r for r in meta.get("trustedRoots") or [] if isinstance(r, str) and r not in roots]
+        if isinstance(recorded, dict) and recorded.get("simulated") and known:
+            raise CliError(
+                f"this log runs a simulated TDX platform with root {known[0]}; pass --root {known[0]} to trust it "
+                "(a development log: its quotes prove nothing about real hardware)"
+            )
+    if o.json:
+        o.emit(verdict.to_json())
+    elif verdict.accept:
+        o.ui.out.print(
+            verdict_text(True, "ACCEPTED"),
+            f": TCB status {verdict.tcb_status}, FMSPC {verdict.fmspc}, advisories "
+            f"{list(verdict.advisory_ids) or 'none'}, collateral valid until {verdict.collateral_expiry}",
+        )
+    else:
+        o.ui.out.print(verdict_text(False, f"REJECTED ({verdict.code})"), f": {verdict.reason}")
+    return 0 if verdict.accept else 1
 
-        async def one(n: int) -> None:
-            nonlocal done
-            async with sem:
-                receipt = await client.submit(demo_submission(key, n, platform))
-            if out:
-                (out / f"receipt-{receipt.log_index:08d}.json").write_text(json.dumps(receipt.to_json(), indent=2))
-            done += 1
-            if args.count >= 100 and done % max(1, args.count // 20) == 0:
-                print(f"  {done}/{args.count} entries ({done / (time.monotonic() - started):.0f}/s)", file=sys.stderr)
 
-        await asyncio.gather(*(one(n) for n in range(args.count)))
-    print(
-        f"submitted {args.count} entries in {time.monotonic() - started:.1f}s; every receipt verified"
-        + (f"; saved to {out}" if out else "")
-    )
-    return 0
+# --- running ------------------------------------------------------------------------------------------------
+
+
+def hoist(argv: Sequence[str]) -> list[str]:
+    """``argv`` with the tool's own options moved in front of the command, wherever they stood (a lone
+    ``--`` ends the options: what follows stays where it is)."""
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            rest.extend(argv[i:])
+            break
+        name = arg.split("=", 1)[0]
+        if name in GLOBAL_OPTIONS:
+            takes_value = GLOBAL_OPTIONS[name] and "=" not in arg
+            front.extend(argv[i : i + (2 if takes_value else 1)])
+            i += 2 if takes_value else 1
+            continue
+        rest.append(arg)
+        i += 1
+    return front + rest
+
+
+def _usage(exc: click.UsageError) -> str:
+    where = exc.ctx.command_path if exc.ctx is not None else "atlas-log"
+    return f"{exc.format_message()} (see {where} --help)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="atlas-log", description="Atlas Log client")
-    parser.add_argument("--server", default=os.environ.get("ATLAS_LOG_URL", DEFAULT_SERVER), help="log URL")
-    parser.add_argument("--vkey", default=os.environ.get("ATLAS_LOG_VKEY"), help="the log's verifier key (pin it)")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("checkpoint", help="fetch and verify the latest checkpoint")
-    p.add_argument("--state", help="trusted-state file: prove consistency with the last checkpoint seen")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=_cmd_checkpoint)
-    p = sub.add_parser("get", help="fetch an entry and verify its inclusion in the latest checkpoint")
-    p.add_argument("index", type=int)
-    p.set_defaults(func=_cmd_get)
-    p = sub.add_parser("verify", help="verify receipt files offline")
-    p.add_argument("receipts", nargs="+")
-    p.set_defaults(func=_cmd_verify)
-    p = sub.add_parser("submit", help="submit a signed statement, or a model-signing bundle, with a TDX quote")
-    p.add_argument("--statement", help="in-toto statement (or other payload) file to sign and submit")
-    p.add_argument("--key", help="PEM private key to sign with (Ed25519 or ECDSA)")
-    p.add_argument("--payload-type", default="application/vnd.in-toto+json")
-    p.add_argument("--bundle", help="a Sigstore bundle (e.g. model.sig from model-signing) to submit as is")
-    p.add_argument("--public-key", help="PEM public key of a key-signed bundle")
-    p.add_argument("--simulated-platform", help="simulated TDX platform folder (default .atlas-log/simulated-tdx)")
-    p.add_argument("--configfs-tsm", action="store_true", help="quote with /sys/kernel/config/tsm inside a TD")
-    p.add_argument("--receipt", help="file to save the verified receipt in")
-    p.add_argument(
-        "--confidential",
-        action="append",
-        metavar="PATH",
-        help="a statement field to hide behind a salted digest (repeat), e.g. predicate.buildDefinition."
-        "externalParameters.dataset or predicate.resources[*].name; the log keeps the values encrypted. A "
-        "digest (subject[0].digest) gets a blinded twin under the tenant's key, so it still links",
-    )
-    p.add_argument("--token-file", help="file holding the tenant's bearer token (default: ATLAS_LOG_TOKEN)")
-    p.set_defaults(func=_cmd_submit)
-    p = sub.add_parser("disclose", help="a confidential entry's hidden values, for its tenant or a grant holder")
-    p.add_argument("index", type=int)
-    p.add_argument("--out", required=True, help="file to save the verified disclosures in (for verify-disclosure)")
-    p.add_argument("--token-file", help="file holding the token (default: ATLAS_LOG_TOKEN)")
-    p.set_defaults(func=_cmd_disclose)
-    p = sub.add_parser("verify-disclosure", help="verify a file written by disclose, offline")
-    p.add_argument("file")
-    p.add_argument("--vkey", dest="disclosure_vkey", help="the log's verifier key")
-    p.set_defaults(func=_cmd_verify_disclosure)
-    p = sub.add_parser("history", help="an artifact's verified history (every entry naming it)")
-    p.add_argument("digest", help="<alg>:<hex>, e.g. sha256:…")
-    p.add_argument("--json", action="store_true")
-    p.add_argument(
-        "--hidden",
-        action="store_true",
-        help="look up the entries that hide this digest (its blinded twin); needs the tenant's token or a grant",
-    )
-    p.add_argument("--token-file", help="file holding the token (default: ATLAS_LOG_TOKEN)")
-    p.set_defaults(func=_cmd_history)
-    p = sub.add_parser("lineage", help="an artifact's verified lineage, as a tree")
-    p.add_argument("digest")
-    p.add_argument("--direction", choices=["up", "down"], default="up")
-    p.add_argument("--depth", type=int, default=5)
-    p.add_argument("--json", action="store_true")
-    p.add_argument(
-        "--hidden",
-        action="store_true",
-        help="look up the entries that hide this digest (its blinded twin); needs the tenant's token or a grant",
-    )
-    p.add_argument("--token-file", help="file holding the token (default: ATLAS_LOG_TOKEN)")
-    p.set_defaults(func=_cmd_lineage)
-    p = sub.add_parser("monitor", help="follow a log, prove consistency, compare views, write evidence")
-    p.add_argument("--log", action="append", required=True, help="log URL (repeat for more vantage points)")
-    p.add_argument("--vkey", dest="vkey_pinned", required=True, help="the log's verifier key")
-    p.add_argument("--witness", action="append", help="a witness cosigner vkey (repeat)")
-    p.add_argument("--quorum", type=int, default=0, help="witness cosignatures every checkpoint needs")
-    p.add_argument(
-        "--cosignature-max-age",
-        type=int,
-        default=None,
-        help="seconds: a cosignature older than this does not count toward the quorum (default: no limit)",
-    )
-    p.add_argument("--peer", action="append", help="another monitor's URL serving its /checkpoint")
-    p.add_argument("--state", help="trusted-state file")
-    p.add_argument("--evidence-dir", default="evidence")
-    p.add_argument("--webhook", help="URL to POST evidence to")
-    p.add_argument("--once", action="store_true")
-    p.add_argument("--interval", type=float, default=10.0)
-    p.add_argument("--listen", help="HOST:PORT to serve the latest verified checkpoint at /checkpoint for peers")
-    p.add_argument(
-        "--replay", action="store_true", help="rebuild the tree from the entry bundles and re-verify every entry"
-    )
-    p.add_argument(
-        "--tdx-root", action="append", help="trusted TDX root CA key SHA-256 (repeat; default: Intel's root)"
-    )
-    p.add_argument("--replay-workers", type=int, help="processes re-verifying entries (default: one per CPU)")
-    p.add_argument(
-        "--token-file",
-        help="a grant (or the tenant's token): the replay also checks the disclosures of every confidential entry "
-        "it may read against the digests the entry commits to (default: ATLAS_LOG_TOKEN)",
-    )
-    p.add_argument(
-        "--map-max-lag",
-        type=int,
-        default=DEFAULT_MAP_MAX_LAG_S,
-        help="seconds an entry may wait for the log's map to cover it, once the log has committed a map; a longer "
-        f"wait is reported (default {DEFAULT_MAP_MAX_LAG_S}; 0: do not check)",
-    )
-    _add_x509_trust(p)
-    p.add_argument(
-        "--follow-successor", action="store_true", help="when the log is frozen, also follow the successor it names"
-    )
-    p.set_defaults(func=_cmd_monitor)
-    p = sub.add_parser("pack", help="write an artifact's evidence pack: everything to verify its case offline")
-    p.add_argument("digest", help="<alg>:<hex>, e.g. sha256:…")
-    p.add_argument("--out", required=True, help="the pack file to write (a ZIP archive)")
-    p.add_argument("--depth", type=int, default=5, help="lineage depth, up and down (default 5)")
-    p.set_defaults(func=_cmd_pack)
-    p = sub.add_parser("verify-pack", help="re-verify an evidence pack offline and print its summary")
-    p.add_argument("file")
-    p.add_argument("--vkey", dest="pack_vkey", help="the log's verifier key (required here or before the command)")
-    p.add_argument(
-        "--witness", action="append", help="a witness cosigner key you trust (repeat; default: the pack's own)"
-    )
-    p.add_argument("--quorum", type=int, default=None, help="cosignatures of --witness keys each checkpoint needs")
-    p.add_argument("--tdx-root", action="append", help="trusted TDX root CA key SHA-256 (repeat; default: Intel's)")
-    p.add_argument("--json", action="store_true")
-    _add_x509_trust(p)
-    p.set_defaults(func=_cmd_verify_pack)
-    p = sub.add_parser("verify-evidence", help="check a piece of evidence against the log's pinned key")
-    p.add_argument("file")
-    p.add_argument("--vkey", dest="evidence_vkey", help="the log's verifier key (required here or before the command)")
-    p.add_argument("--tdx-root", action="append", help="trusted TDX root CA key SHA-256 for entry evidence")
-    _add_x509_trust(p)
-    p.set_defaults(func=_cmd_verify_evidence)
-    p = sub.add_parser("evidence", help="download an entry's quote and collateral as a PCS-replay folder")
-    p.add_argument("index", type=int)
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=_cmd_evidence)
-    p = sub.add_parser("tdx", help="Intel TDX quote tools")
-    tdx = p.add_subparsers(dest="tdx_command", required=True)
-    p = tdx.add_parser("verify", help="verify a TDX quote against a PCS-replay collateral folder (offline)")
-    p.add_argument("quote", help="raw quote file")
-    p.add_argument("--collateral", required=True, help="PCS-replay folder (tcb.json, qe_identity.json, CRLs, chains)")
-    p.add_argument("--at", type=int, required=True, help="verification time, Unix seconds")
-    p.add_argument("--policy", help="JSON policy file (allowed_statuses, denied_advisories, mr_td, rtmr, ...)")
-    p.add_argument("--root", action="append", help="trusted root SPKI SHA-256 (default: the Intel SGX Root CA)")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=_cmd_tdx_verify)
-    p = sub.add_parser("demo", help="submit N distinct signed demo entries")
-    p.add_argument("--count", type=int, default=1)
-    p.add_argument("--concurrency", type=int, default=16)
-    p.add_argument("--receipts", help="folder to save each receipt in")
-    p.add_argument("--simulated-platform", help="simulated TDX platform folder (default .atlas-log/simulated-tdx)")
-    p.set_defaults(func=lambda a: asyncio.run(_demo(a)))
-    args = parser.parse_args(argv)
-    # Subcommand options may also follow the subcommand.
+    """Run the command line; returns the exit status (0 ok, 1 a verification or a request failed, 2 a usage or
+    configuration problem, 3 evidence found by monitor, 130 interrupted)."""
+    args = hoist(list(sys.argv[1:] if argv is None else argv))
+    command = typer.main.get_command(app)
     try:
-        return int(args.func(args))
-    except (Error, OSError) as exc:  # what a user can cause: one line, no traceback
-        print(f"atlas-log: {_one_line(exc)}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("atlas-log: interrupted", file=sys.stderr)
-        return 130
+        result = command.main(args=args, prog_name="atlas-log", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.UsageError as exc:
+        return _fail(_usage(exc), 2)
+    except click.ClickException as exc:
+        return _fail(exc.format_message(), exc.exit_code)
+    except CliError as exc:
+        return _fail(str(exc), exc.status)
+    except LogProblemError as exc:
+        return _fail(one_line(exc), 1)
+    except Error as exc:  # what the log or a file said: one line, no traceback
+        return _fail(one_line(exc), 1)
+    except FileNotFoundError as exc:
+        return _fail(f"no such file: {exc.filename}", 2)
+    except BrokenPipeError:
+        # The reader went away (`| head`): nothing more to say, and no flush error at exit.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except OSError as exc:
+        return _fail(one_line(exc), 1)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        return _fail("interrupted", 130)
+    return int(result or 0)
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
+def _fail(message: str, status: int) -> int:
+    sys.stderr.write(f"atlas-log: {' '.join(message.split())}\n")
+    return status
 
 
 if __name__ == "__main__":

@@ -65,7 +65,7 @@ def build_attestation(
         require_fresh_nonce=settings.require_fresh_nonce,
         key_attestation_max_age_s=settings.key_attestation_max_age_s,
     )
-    summary = {
+    summary: dict[str, Any] = {
         "mode": settings.tdx_mode,
         "simulated": settings.tdx_mode == "simulated",
         "trustedRoots": roots,
@@ -86,4 +86,6 @@ def build_attestation(
     }
     if settings.tdx_mode == "simulated":
         summary["warning"] = "SIMULATED TDX: quotes come from a simulated platform and prove nothing about TEEs"
+        # What an auditor passes (--tdx-root) to re-verify this development log's quotes.
+        summary["simulatedRoot"] = roots[0] if roots else None
     return Attestation(gate, store, http, summary)
