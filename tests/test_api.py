@@ -263,7 +263,9 @@ def test_evidence_replays_offline_with_the_cli(
     body = http.post("/api/v1/entries", json=demo_submission(Ed25519PrivateKey.generate(), 9, server.platform)).json()
     out = Path(str(tmp_path)) / "evidence"
     assert cli.main(["--server", server.url, "evidence", str(body["logIndex"]), "--out", str(out)]) == 0
-    replay = capsys.readouterr().out.split("replay: atlas-log ", 1)[1].split()
+    # The folder re-verifies offline as printed: its time and quote are read from what evidence wrote.
+    replay = capsys.readouterr().out.split("re-verify it offline: atlas-log ", 1)[1].split()
+    assert replay[:3] == ["tdx", "verify", str(out)]
     assert cli.main([*replay, "--json"]) == 0
     verdict = json.loads(capsys.readouterr().out)
     recorded = json.loads((out / "verdict.json").read_text())

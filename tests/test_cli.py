@@ -231,3 +231,116 @@ def test_a_problem_is_one_line_with_its_title_and_detail() -> None:
     with Stub(503, "application/problem+json", json.dumps({**busy, "detail": "try later"}).encode()) as log:
         line = _fails_in_one_line("--server", log.url, "--vkey", VKEY, "checkpoint")
     assert line.endswith("503 Overloaded: try later"), line
+
+
+# --- The tool's options, files and keys -----------------------------------------------------------------------
+
+
+def _run(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "atlas_log.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        input=stdin,
+        env={**os.environ, "ATLAS_LOG_RETRY_DEADLINE": "1", **(env or {})},
+    )
+
+
+def test_the_tools_options_stand_anywhere_and_come_from_the_environment(server: ServerProcess) -> None:
+    before = _run("--server", server.url, "--vkey", server.vkey, "--json", "checkpoint")
+    after = _run("checkpoint", "--json", "--vkey", server.vkey, "--server", server.url)
+    from_env = _run("checkpoint", "--json", env={"ATLAS_LOG_URL": server.url, "ATLAS_LOG_VKEY": server.vkey})
+    assert before.returncode == after.returncode == from_env.returncode == 0, (after.stderr, from_env.stderr)
+    assert json.loads(before.stdout)["size"] == json.loads(after.stdout)["size"] == json.loads(from_env.stdout)["size"]
+    help_text = _run("--help").stdout
+    for name in ("ATLAS_LOG_URL", "ATLAS_LOG_VKEY", "ATLAS_LOG_TIMEOUT", "ATLAS_LOG_WITNESSES", "ATLAS_LOG_QUORUM"):
+        assert name in help_text, name
+    version = _run("--version")
+    assert version.returncode == 0 and version.stdout.startswith("atlas-log ")
+
+
+def test_what_a_user_gets_wrong_with_files_and_keys_is_one_line(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    key = Ed25519PrivateKey.generate()
+    statement = tmp_path / "s.json"
+    statement.write_text(json.dumps({"_type": "https://in-toto.io/Statement/v1"}))
+    public = tmp_path / "public.pem"
+    public.write_bytes(
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    encrypted = tmp_path / "encrypted.pem"
+    encrypted.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"correct horse"),
+        )
+    )
+    wrong = tmp_path / "wrong.txt"
+    wrong.write_text("not it\n")
+    private = tmp_path / "private.pem"
+    private.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    submit = ["--server", f"http://127.0.0.1:{free_port()}", "submit", "--no-quote", "--statement", str(statement)]
+    cases = {
+        "no such key file": [*submit, "--key", str(tmp_path / "missing.pem")],
+        "is a folder": [*submit, "--key", str(tmp_path)],
+        "holds a public key": [*submit, "--key", str(public)],
+        "give its passphrase with --key-password-file": [*submit, "--key", str(encrypted)],
+        "does not open with that passphrase": [*submit, "--key", str(encrypted), "--key-password-file", str(wrong)],
+        "no such statement": ["submit", "--no-quote", "--statement", str(tmp_path / "nope.json"), "--key", str(private)],
+        "no simulated TDX platform in": [*submit[:-3], "--key", str(private), "--simulated-platform", str(tmp_path)],
+        "Missing argument": ["get"],
+        "No such command": ["frobnicate"],
+        "is not a verifier key": ["--vkey", "nonsense", "verify", str(statement)],
+    }
+    for expected, args in cases.items():
+        assert expected in _fails_in_one_line(*args), expected
+
+
+def test_an_encrypted_key_opens_with_its_passphrase_file(server: ServerProcess, tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    from atlas_log.submission import intoto_statement
+
+    key = Ed25519PrivateKey.generate()
+    encrypted = tmp_path / "encrypted.pem"
+    encrypted.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"correct horse"),
+        )
+    )
+    (tmp_path / "pass.txt").write_text("correct horse\n")
+    (tmp_path / "s.json").write_bytes(intoto_statement([("model", "ab" * 32)], "https://atlas-log.dev/demo/v1", {}))
+    out = _run(
+        "submit",
+        "--statement",
+        str(tmp_path / "s.json"),
+        "--key",
+        str(encrypted),
+        "--key-password-file",
+        str(tmp_path / "pass.txt"),
+        "--simulated-platform",
+        str(server.data_dir / "simulated-tdx"),
+        "--server",
+        server.url,
+        "--vkey",
+        server.vkey,
+        "--json",
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["logIndex"] >= 0
+
+
+def test_a_closed_pipe_ends_the_output_quietly(tmp_path: Path) -> None:
+    """`atlas-log … | head` stops reading early: the tool stops without a traceback."""
+    for i in range(3000):
+        (tmp_path / f"r{i:04d}.json").write_text("{}")
+    command = f"{sys.executable} -m atlas_log.cli --vkey {VKEY} verify {tmp_path}/r*.json | head -1"
+    out = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=120)
+    assert out.stdout.startswith("FAIL ") and "Traceback" not in out.stderr and out.stderr == "", out.stderr

@@ -22,12 +22,12 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-import click
 import typer
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from typer.exceptions import TyperException
 
 from atlas_log import __version__
 from atlas_log._encoding import JSON_LIMITS, b64decode, b64encode, json_loads
@@ -36,7 +36,7 @@ from atlas_log.cli_output import Output, add, one_line, render_json, tree, verdi
 from atlas_log.client import AsyncLogClient, LogClient
 from atlas_log.disclosure import Disclosure, hides_digests, redact, verify_disclosures
 from atlas_log.dsse import PublicKey, sign_envelope
-from atlas_log.errors import Error, LogProblemError, SubmissionError
+from atlas_log.errors import Error, SubmissionError
 from atlas_log.monitor import DEFAULT_MAP_MAX_LAG_S
 from atlas_log.note import Verifier, parse_note
 from atlas_log.receipt import Receipt, verify_receipt
@@ -1227,15 +1227,16 @@ def verify_pack_command(
 
     o = _opts(ctx)
     if not o.vkey:
-        raise CliError("verify-pack works offline: give the log's verifier key with --vkey (or ATLAS_LOG_VKEY)")
+        o.ui.line("pack does not hold: no log key is pinned; give the log's verifier key with --vkey", "red")
+        return 1
     data = _read(file, "pack")
     trust = _trust(tdx_root, x509_roots, x509_eku)
     if o.quorum and not o.witnesses:
         raise CliError("--quorum needs the witnesses' keys (--witness)")
     # Without --witness, the pack's own witnesses and quorum are checked.
-    policy = {"witnesses": o.witness_policy()["witnesses"] if o.witnesses else None, "quorum": o.quorum}
+    witnesses = o.witness_policy()["witnesses"] if o.witnesses else None
     try:
-        verdict = verify_pack(data, o.vkey, trust=trust, **policy)
+        verdict = verify_pack(data, o.vkey, trust=trust, witnesses=witnesses, quorum=o.quorum)
     except (Error, ValueError) as exc:
         if o.json:
             o.emit({"verified": False, "reason": one_line(exc)})
@@ -1270,7 +1271,8 @@ def verify_evidence_command(
     o = _opts(ctx)
     if not o.vkey:
         # The key an evidence file names proves nothing: anyone can make a key with the log's name.
-        raise CliError("evidence is checked against a pinned key: give the log's verifier key with --vkey", 1)
+        o.ui.line("evidence does not hold: no log key is pinned; give the log's verifier key with --vkey", "red")
+        return 1
     trust = _trust(tdx_root, x509_roots, x509_eku)
     try:
         # The evidence embeds an entry (leaf and submission, base64) and its collateral: the one parser, with
@@ -1432,8 +1434,9 @@ def hoist(argv: Sequence[str]) -> list[str]:
     return front + rest
 
 
-def _usage(exc: click.UsageError) -> str:
-    where = exc.ctx.command_path if exc.ctx is not None else "atlas-log"
+def _usage(exc: TyperException) -> str:
+    ctx = getattr(exc, "ctx", None)
+    where = ctx.command_path if ctx is not None else "atlas-log"
     return f"{exc.format_message()} (see {where} --help)"
 
 
@@ -1444,16 +1447,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = typer.main.get_command(app)
     try:
         result = command.main(args=args, prog_name="atlas-log", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return int(exc.exit_code)
-    except click.UsageError as exc:
-        return _fail(_usage(exc), 2)
-    except click.ClickException as exc:
-        return _fail(exc.format_message(), exc.exit_code)
+    except typer.Abort:
+        return _fail("interrupted", 130)
+    except TyperException as exc:  # typer's usage errors (its own copy of click's)
+        if type(exc).__name__ == "NoArgsIsHelpError":  # no command given: the help is the answer
+            sys.stdout.write(exc.format_message() + "\n")
+            return 2
+        return _fail(_usage(exc), int(getattr(exc, "exit_code", 2)))
     except CliError as exc:
         return _fail(str(exc), exc.status)
-    except LogProblemError as exc:
-        return _fail(one_line(exc), 1)
     except Error as exc:  # what the log or a file said: one line, no traceback
         return _fail(one_line(exc), 1)
     except FileNotFoundError as exc:
@@ -1465,7 +1469,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 141
     except OSError as exc:
         return _fail(one_line(exc), 1)
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except KeyboardInterrupt:
         return _fail("interrupted", 130)
     return int(result or 0)
 
