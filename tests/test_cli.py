@@ -291,7 +291,7 @@ def test_what_a_user_gets_wrong_with_files_and_keys_is_one_line(tmp_path: Path) 
         "holds a public key": [*submit, "--key", str(public)],
         "give its passphrase with --key-password-file": [*submit, "--key", str(encrypted)],
         "does not open with that passphrase": [*submit, "--key", str(encrypted), "--key-password-file", str(wrong)],
-        "no such statement": ["submit", "--no-quote", "--statement", str(tmp_path / "nope.json"), "--key", str(private)],
+        "no such statement": ["submit", "--no-quote", "--statement", str(tmp_path / "no.json"), "--key", str(private)],
         "no simulated TDX platform in": [*submit[:-3], "--key", str(private), "--simulated-platform", str(tmp_path)],
         "Missing argument": ["get"],
         "No such command": ["frobnicate"],
@@ -344,3 +344,38 @@ def test_a_closed_pipe_ends_the_output_quietly(tmp_path: Path) -> None:
     command = f"{sys.executable} -m atlas_log.cli --vkey {VKEY} verify {tmp_path}/r*.json | head -1"
     out = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=120)
     assert out.stdout.startswith("FAIL ") and "Traceback" not in out.stderr and out.stderr == "", out.stderr
+
+
+def test_a_simulated_logs_root_untrusted_is_a_configuration_problem(server: ServerProcess, tmp_path: Path) -> None:
+    """An auditor facing a development log's simulated quotes without trusting its root is told exactly that
+    (and which option trusts it), as a configuration problem: never as evidence against the log."""
+    key = Ed25519PrivateKey.generate()
+    r = httpx.post(server.url + "/api/v1/entries", json=demo_submission(key, 0, server.platform), timeout=30)
+    assert r.status_code == 201, r.text
+    root = server.platform.root_fingerprint
+    info = httpx.get(server.url + "/api/v1/log").json()["attestation"]
+    assert info["simulated"] is True and info["simulatedRoot"] == root
+    base = ["--server", server.url, "--vkey", server.vkey]
+    folder = tmp_path / "evidence"
+    assert _run(*base, "evidence", str(r.json()["logIndex"]), "--out", str(folder)).returncode == 0
+    line = _fails_in_one_line("tdx", "verify", str(folder))
+    assert f"simulated TDX platform with root {root}; pass --root {root}" in line, line
+    accepted = _run("tdx", "verify", str(folder), "--root", root)
+    assert accepted.returncode == 0 and "ACCEPTED" in accepted.stdout, accepted.stderr
+    evidence_dir = tmp_path / "found"
+    monitor = ["monitor", "--once", "--replay", "--replay-workers", "1", "--evidence-dir", str(evidence_dir)]
+    line = _fails_in_one_line(*base, *monitor)
+    assert f"simulated TDX platform with root {root}; pass --tdx-root {root}" in line, line
+    assert not evidence_dir.exists()  # not evidence against the log
+    trusted = _run(*base, *monitor, "--tdx-root", root)
+    assert trusted.returncode == 0 and not evidence_dir.exists(), trusted.stdout + trusted.stderr
+    # Evidence about that entry, checked without the root: a configuration problem again, not a verdict.
+    from atlas_log.checkpoint import open_checkpoint
+    from atlas_log.note import Verifier
+    from atlas_log.replay import entry_evidence
+
+    note = httpx.get(server.url + "/checkpoint").content
+    cp = open_checkpoint(note, Verifier.from_vkey(server.vkey))
+    (tmp_path / "ev.json").write_text(json.dumps(entry_evidence(server.url, server.vkey, note, cp, 0, "claimed")))
+    line = _fails_in_one_line("--vkey", server.vkey, "verify-evidence", str(tmp_path / "ev.json"))
+    assert "records a simulated TDX platform" in line and "simulatedRoot" in line, line
