@@ -272,7 +272,7 @@ def test_cli_history_and_lineage(
     assert "not proved complete: the log gave no completeness proof" in text
     assert cli.main([*base, "lineage", f"sha256:{_digest('model-v2')}"]) == 0
     tree = capsys.readouterr().out
-    assert f"sha256:{_digest('dataset-d')}" in tree and "└── " in tree and "[entry #0]" in tree
+    assert f"sha256:{_digest('dataset-d')}" in tree and "└── " in tree and "input of entry #0]" in tree
     assert cli.main([*base, "lineage", d, "--direction", "down", "--json"]) == 0
     assert len(json.loads(capsys.readouterr().out)["edges"]) == 4
 

@@ -14,6 +14,7 @@ Pipeline (two teams, two keys, every step attested by a simulated TDX quote):
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
 
 import httpx
@@ -142,6 +143,33 @@ def test_q1_full_upstream_of_a_deployed_model(pipeline: Any) -> None:
     kinds = {idx: _ptype(v) for idx, v in up.entries.items()}
     assert kinds[4] == TEST_RESULT and kinds[5] == DEPLOYMENT_V1 and kinds[3] == SLSA_V1
     assert sha("m2") not in up.nodes
+
+
+def test_lineage_names_each_edge_by_its_role(pipeline: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    """A model's test data is its evaluation's data, never one of its training inputs: in the API, in the
+    client's verified lineage (from the proved leaf), and in the command line's tree and JSON."""
+    from atlas_log import cli
+
+    server, http, _ = pipeline
+    answer = http.get(f"/api/v1/artifacts/{sha('m1')}/lineage", params={"direction": "up", "depth": 1}).json()
+    served = {(e["from"], e["to"]): e["role"] for e in answer["edges"]}
+    assert served[(sha("test-v1"), sha("m1"))] == "evaluation data"
+    assert served[(sha("clean-v1"), sha("m1"))] == "input"
+    up = verify_lineage(answer, server.vkey)
+    assert {(s, up.role(i)) for s, t, i in up.edges if t == sha("m1")} >= {
+        (sha("test-v1"), "evaluation data"),
+        (sha("clean-v1"), "input"),
+    }
+    base = ["--server", server.url, "--vkey", server.vkey, "lineage", sha("m1"), "--depth", "1"]
+    assert cli.main(base) == 0
+    tree = capsys.readouterr().out
+    test_line = next(line for line in tree.splitlines() if sha("test-v1") in line)
+    train_line = next(line for line in tree.splitlines() if sha("clean-v1") in line)
+    assert "test-v1" in test_line and "evaluation data of entry #4" in test_line, tree
+    assert "clean-v1" in train_line and "input of entry #3" in train_line, tree
+    assert cli.main([*base, "--json"]) == 0
+    edges = {(e["from"], e["role"]) for e in json.loads(capsys.readouterr().out)["edges"]}
+    assert (sha("test-v1"), "evaluation data") in edges and (sha("test-v1"), "input") not in edges
 
 
 def test_q2_every_model_trained_on_a_dataset(pipeline: Any) -> None:

@@ -37,6 +37,7 @@ from atlas_log.client import AsyncLogClient, LogClient
 from atlas_log.disclosure import Disclosure, hides_digests, redact, verify_disclosures
 from atlas_log.dsse import PublicKey, sign_envelope
 from atlas_log.errors import Error, SubmissionError
+from atlas_log.history import EVALUATION_DATA
 from atlas_log.monitor import DEFAULT_MAP_MAX_LAG_S
 from atlas_log.note import Verifier, parse_note
 from atlas_log.receipt import Receipt, verify_receipt
@@ -811,6 +812,16 @@ def history(
     return 0
 
 
+def _names(served: Any) -> dict[str, str]:
+    """Artifact names as the log's index has them (its word: digests and edges are what is proved)."""
+    names: dict[str, str] = {}
+    for entry in served.get("entries") or [] if isinstance(served, dict) else []:
+        for a in entry.get("artifacts") or [] if isinstance(entry, dict) else []:
+            if isinstance(a, dict) and isinstance(a.get("name"), str) and isinstance(a.get("digest"), str):
+                names.setdefault(a["digest"], a["name"] + (f" {a['version']}" if a.get("version") else ""))
+    return names
+
+
 class Direction(enum.StrEnum):
     up = "up"
     down = "down"
@@ -838,7 +849,7 @@ def lineage(
                 "artifact": lin.artifact,
                 "direction": lin.direction,
                 "nodes": list(lin.nodes),
-                "edges": [{"from": s, "to": t, "logIndex": i} for s, t, i in lin.edges],
+                "edges": [{"from": s, "to": t, "logIndex": i, "role": lin.role(i)} for s, t, i in lin.edges],
                 "truncated": lin.truncated,
                 "complete": lin.complete,
                 "completeAsOf": lin.complete_as_of,
@@ -851,16 +862,21 @@ def lineage(
         parent, child = (dst, src) if lin.direction == "up" else (src, dst)
         children.setdefault(parent, []).append((child, idx))
     word = "made from" if lin.direction == "up" else "used to make"
-    root = tree(f"{lin.artifact} ({word}; {len(lin.edges)} edges, verified against tree size {lin.checkpoint.size})")
+    title = f"{_names(lin.served).get(lin.artifact, '')}  {lin.artifact}".strip()
+    root = tree(f"{title} ({word}; {len(lin.edges)} edges, verified against tree size {lin.checkpoint.size})")
     # Each artifact's subtree is drawn once; a later mention refers back to it. Drawing every path instead
     # would print a graph a few artifacts wide and a few layers deep exponentially many times. Iterative: a
     # lineage may be deeper than the recursion limit.
     drawn = {lin.artifact}
+    names = _names(lin.served)
     stack = [(root, c, i) for c, i in sorted(children.get(lin.artifact, []), reverse=True)]
     while stack:
         parent_node, node, idx = stack.pop()
         again = node in drawn and node in children
-        branch = add(parent_node, f"{node}  [entry #{idx}]{'  (see above)' if again else ''}")
+        role = lin.role(idx)
+        label = f"{names[node]}  {node}" if node in names else node
+        how = f"{role} of entry #{idx}" if role == EVALUATION_DATA or lin.direction == "up" else f"entry #{idx}"
+        branch = add(parent_node, f"{label}  [{how}]{'  (see above)' if again else ''}", None)
         if node not in drawn:
             drawn.add(node)
             stack.extend((branch, c, i) for c, i in sorted(children.get(node, []), reverse=True))

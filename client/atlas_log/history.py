@@ -34,17 +34,21 @@ from atlas_log._encoding import b64decode
 from atlas_log.checkpoint import Checkpoint, open_checkpoint
 from atlas_log.entry import Entry, fact_names, parse_leaf
 from atlas_log.errors import FormatError, VerificationError
+from atlas_log.intoto import TEST_RESULT
 from atlas_log.merkle import leaf_hash, verify_inclusion
 from atlas_log.note import Verifier
 from atlas_log.vmap import MapCommitment, MapProof, MapValue, map_key, verify_map_proof
 
 __all__ = [
+    "EVALUATION_DATA",
+    "INPUT",
     "Closure",
     "HistoryCache",
     "MapStatus",
     "VerifiedEntry",
     "VerifiedHistory",
     "VerifiedLineage",
+    "edge_role",
     "stale_commitment",
     "verify_entries",
     "verify_history",
@@ -488,6 +492,23 @@ class VerifiedLineage:
     @property
     def complete_as_of(self) -> int | None:
         return self.closure.commitment.tree_size if self.complete and self.closure is not None else None
+
+    def role(self, index: int) -> str:
+        """What each edge stated by entry ``index`` is: :data:`EVALUATION_DATA` or :data:`INPUT`
+        (:func:`edge_role`), from the entry's proved leaf."""
+        ix = self.entries[index].entry.body.get("index")
+        return edge_role(ix.get("predicateType") if isinstance(ix, dict) else None)
+
+
+INPUT = "input"
+EVALUATION_DATA = "evaluation data"
+
+
+def edge_role(predicate_type: str | None) -> str:
+    """What an edge's source is to its destination in an entry of ``predicate_type``: the data an evaluation (an
+    in-toto test-result) was run on, :data:`EVALUATION_DATA`, or an input the output was made from,
+    :data:`INPUT`. A model's test data is its evaluation's data, never one of its training inputs."""
+    return EVALUATION_DATA if predicate_type == TEST_RESULT else INPUT
 
 
 def _reachable(artifact: str, direction: str, edges: tuple[tuple[str, str, int], ...]) -> set[tuple[str, str, int]]:

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from atlas_log._encoding import b64encode
 from atlas_log.entry import LINKED_ROLES, facts_json
 from atlas_log.errors import FormatError
+from atlas_log.history import edge_role
 from atlas_log.intoto import normalise_digest
 from atlas_log.submission import submitted_extraction
 from atlas_log_server.api import schemas
@@ -167,6 +168,7 @@ async def lineage(
         # An entry naming an expanded artifact only in a role its leaf does not list is proved by its facts.
         facts = await _facts(ctx, [idx for idx, _, roles in named[:MAX_EDGES] if not _LISTED_ROLES.issuperset(roles)])
     leaves = await ctx.repo.leaves_at(indices)
+    kinds = await ctx.repo.predicate_types(indices)
     names = await ctx.repo.named(indices)
     proofs = await ctx.proofs.inclusions(indices, size)
     entries = []
@@ -190,7 +192,9 @@ async def lineage(
             "treeSize": size,
             "checkpoint": note.decode(),
             "nodes": nodes,
-            "edges": [{"from": src, "to": dst, "logIndex": idx} for src, dst, idx in edges],
+            "edges": [
+                {"from": src, "to": dst, "logIndex": idx, "role": edge_role(kinds.get(idx))} for src, dst, idx in edges
+            ],
             "entries": entries,
             "truncated": truncated,
             **({"completeness": closure} if complete and ctx.completeness is not None else {}),

@@ -177,6 +177,10 @@ class Edge(_Answer):
     source: str = Field(alias="from")
     target: str = Field(alias="to")
     log_index: int = Field(alias="logIndex", ge=0)
+    role: str = Field(
+        description="what the source is to the target in that entry: 'input' (made from) or 'evaluation data' "
+        "(an evaluation's test data, never a training input)"
+    )
 
 
 class Lineage(_Answer):

@@ -386,6 +386,13 @@ class Repository:
             )
         return out
 
+    async def predicate_types(self, indices: Sequence[int]) -> dict[int, str | None]:
+        """The statement type (``predicateType``) of each of these entries."""
+        rows = await self.pool.fetch(
+            "SELECT idx, predicate_type FROM entries WHERE idx = ANY($1::bigint[])", list(indices)
+        )
+        return {r["idx"]: r["predicate_type"] for r in rows}
+
     async def leaves_at(self, indices: Sequence[int]) -> dict[int, bytes]:
         rows = await self.pool.fetch("SELECT idx, leaf FROM entries WHERE idx = ANY($1::bigint[])", list(indices))
         return {r["idx"]: bytes(r["leaf"]) for r in rows}
