@@ -8,7 +8,7 @@ yet be excluded) and upstream lineage against one checkpoint, and
 prints JSON with the share of run time spent on provenance.
 
     make run                                   # in another terminal
-    .venv/bin/pip install torch==2.13.0 numpy
+    .venv/bin/pip install torch==2.13.0 numpy  # make test installs them (the examples extra)
     .venv/bin/python examples/pytorch_pipeline.py --workdir ./pipeline-run
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -24,6 +25,8 @@ from typing import Any
 import httpx
 import torch
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from atlas_log.client import LogClient
 from atlas_log.history import verify_history, verify_lineage
@@ -78,12 +81,25 @@ def train(data: Path, out: Path, epochs: int, learning_rate: float) -> float:
     opt = torch.optim.Adam(model.parameters(), lr=learning_rate)
     loss_fn = torch.nn.CrossEntropyLoss()
     started = time.perf_counter()
-    for _ in range(epochs):
-        for i in range(0, len(d["x"]), 64):
-            opt.zero_grad()
-            loss = loss_fn(model(d["x"][i : i + 64]), d["y"][i : i + 64])
-            loss.backward()
-            opt.step()
+    # Progress on the terminal while it trains (stderr: the JSON report on stdout stays clean).
+    with Progress(
+        TextColumn("training"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("epochs  loss {task.fields[loss]}"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+        disable=not sys.stderr.isatty(),
+    ) as progress:
+        task = progress.add_task("training", total=epochs, loss="-")
+        for _ in range(epochs):
+            for i in range(0, len(d["x"]), 64):
+                opt.zero_grad()
+                loss = loss_fn(model(d["x"][i : i + 64]), d["y"][i : i + 64])
+                loss.backward()
+                opt.step()
+            progress.update(task, advance=1, loss=f"{float(loss):.4f}")
     out.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), out / "weights.pt")
     (out / "config.json").write_text(json.dumps({"layers": [16, 64, 2]}))
@@ -104,7 +120,11 @@ def main() -> int:
     ap.add_argument("--server", default="http://127.0.0.1:8080")
     ap.add_argument("--vkey", help="the log's verifier key (default: ask the server, and say so)")
     ap.add_argument("--workdir", default="pipeline-run")
-    ap.add_argument("--simulated-platform", default=".atlas-log/simulated-tdx")
+    ap.add_argument(
+        "--simulated-platform",
+        default=str(Path(os.environ.get("ATLAS_DATA_DIR") or ".atlas-log") / "simulated-tdx"),
+        help="the development server's simulated TDX platform (default: in its data dir, $ATLAS_DATA_DIR)",
+    )
     ap.add_argument("--configfs-tsm", action="store_true", help="quote with /sys/kernel/config/tsm (inside a TD)")
     ap.add_argument("--samples", type=int, default=100_000)
     ap.add_argument("--epochs", type=int, default=60)
@@ -139,6 +159,7 @@ def main() -> int:
                 receipt_path=work / f"{name}.receipt.json",
                 confidential=confidential,
             )
+            print(f"recorded {name} as entry {receipt.log_index}", file=sys.stderr)
             return int(receipt.log_index)
 
         raw, clean, test = work / "raw.pt", work / "clean.pt", work / "test.pt"

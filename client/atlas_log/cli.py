@@ -558,6 +558,39 @@ def submit(
 
 
 @app.command()
+def keygen(
+    ctx: typer.Context,
+    out: Annotated[
+        str, typer.Option(help="the private key file to write (PEM, mode 0600); OUT.pub gets the public key")
+    ],
+    password_file: Annotated[str | None, typer.Option(help="encrypt the key with the passphrase in this file")] = None,
+) -> int:
+    """Make an Ed25519 signing key for a pipeline (the same as: openssl genpkey -algorithm ed25519 -out FILE)."""
+    import hashlib
+
+    from atlas_log.files import write_atomic
+
+    o = _opts(ctx)
+    path = Path(out)
+    if path.exists():
+        raise CliError(f"{path} exists: a key is never overwritten; choose another --out or remove it")
+    key = Ed25519PrivateKey.generate()
+    password = _read(password_file, "password file").rstrip(b"\r\n") if password_file else None
+    encryption = serialization.BestAvailableEncryption(password) if password else serialization.NoEncryption()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    write_atomic(path, pem, mode=0o600)
+    write_atomic(Path(f"{path}.pub"), public, mode=0o644)
+    signer = "sha256:" + hashlib.sha256(spki_der(key)).hexdigest()
+    if o.json:
+        o.emit({"key": str(path), "publicKey": f"{path}.pub", "signer": signer})
+    else:
+        o.ui.line(f"wrote {path} (private, 0600) and {path}.pub")
+        o.ui.line(f"entries it signs are found with: atlas-log search --signer {signer}")
+    return 0
+
+
+@app.command()
 def demo(
     ctx: typer.Context,
     count: Annotated[int, typer.Option(min=1, max=1_000_000, help="entries to submit")] = 1,
@@ -785,7 +818,8 @@ def history(
             }
         )
         return 0
-    o.ui.line(f"{found.artifact}: {len(rows)} entries, verified against tree size {found.tree_size}", "bold")
+    count = f"{len(rows)} {'entry' if len(rows) == 1 else 'entries'}"
+    o.ui.line(f"{found.artifact}: {count}, verified against tree size {found.tree_size}", "bold")
     if found.closure is not None and found.complete:
         o.ui.line(
             f"  complete as of tree size {found.complete_as_of}{_witnessed(client)}: the log's map commitment (entry "

@@ -1,0 +1,95 @@
+"""The README's commands, run as printed against a real development log: the walkthrough of a first pipeline,
+the auditor's offline replay, and the commands `make run` suggests. Placeholders the README names (the key and
+the simulated root `make run` prints) are filled with this log's."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from atlas_log.testing.demo import demo_submission
+from tests.conftest import ServerProcess
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+
+
+def _block_after(heading: str) -> list[str]:
+    """The command lines of the first fenced block after ``heading``."""
+    at = README.index(heading)
+    block = re.search(r"```(?:sh)?\n(.*?)```", README[at:], re.DOTALL)
+    assert block is not None, heading
+    return [line for line in block.group(1).splitlines() if line.strip() and not line.startswith("#")]
+
+
+@pytest.fixture
+def log(db_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
+    server = ServerProcess(db_url, tmp_path / "data")
+    yield server
+    server.stop()
+
+
+def _run(lines: list[str], log: ServerProcess, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The lines as one shell script (so an export holds for the next line), stopping at the first failure."""
+    filled = [
+        line.replace("<the verifier key make run printed>", log.vkey).replace(
+            "<the simulated TDX root make run printed>", log.platform.root_fingerprint
+        )
+        for line in lines
+    ]
+    # The venv's activate script puts atlas-log on the PATH: here it is this interpreter's folder.
+    script = "\n".join(
+        f'export PATH="{Path(sys.executable).parent}:$PATH"' if line.startswith(". .venv/bin/activate") else line
+        for line in filled
+    )
+    env = {**os.environ, "ATLAS_LOG_URL": log.url, "ATLAS_DATA_DIR": str(log.data_dir)}
+    env.pop("ATLAS_LOG_VKEY", None)
+    return subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_the_first_pipeline_walkthrough_runs_as_printed(log: ServerProcess, tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    shutil.copytree(ROOT / "examples", work / "examples")
+    lines = _block_after("### Your first pipeline, step by step")
+    assert any(line.startswith("atlas-log submit") for line in lines)
+    out = _run(lines, log, work)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "logged at index 0" in out.stdout
+    assert "OK   first.receipt.json: entry 0" in out.stdout
+    assert "sentiment-classifier" in out.stdout and "reviews-dataset" in out.stdout  # history and lineage name them
+    assert '"problems": []' in out.stdout  # the auditor's replay found nothing wrong
+    assert (work / "pipeline.key").stat().st_mode & 0o777 == 0o600
+
+
+def test_the_auditors_offline_replay_runs_as_printed(log: ServerProcess, tmp_path: Path) -> None:
+    entry = demo_submission(Ed25519PrivateKey.generate(), 0, log.platform)
+    assert httpx.post(log.url + "/api/v1/entries", json=entry, timeout=30).status_code == 201
+    lines = _block_after("Auditors replay any entry offline:")
+    out = _run([". .venv/bin/activate", *lines], log, tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "ACCEPTED" in out.stdout
+
+
+def test_the_commands_make_run_suggests_run(log: ServerProcess, tmp_path: Path) -> None:
+    lines = [
+        line.replace(".venv/bin/atlas-log", "atlas-log")
+        .replace("http://127.0.0.1:8080", log.url)
+        .replace("'atlas-log.localhost/dev+…'", "'<the verifier key make run printed>'")
+        for line in _block_after("`make run` prints the log's verifier key")
+        if "atlas-log" in line and not line.startswith("http")
+    ]
+    assert len(lines) == 2
+    out = _run([". .venv/bin/activate", *lines], log, tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "OK   ./receipts/" in out.stdout
