@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import subprocess
@@ -379,3 +380,20 @@ def test_a_simulated_logs_root_untrusted_is_a_configuration_problem(server: Serv
     (tmp_path / "ev.json").write_text(json.dumps(entry_evidence(server.url, server.vkey, note, cp, 0, "claimed")))
     line = _fails_in_one_line("--vkey", server.vkey, "verify-evidence", str(tmp_path / "ev.json"))
     assert "records a simulated TDX platform" in line and "simulatedRoot" in line, line
+
+
+def test_get_and_search_read_well_and_script_well(server: ServerProcess) -> None:
+    key = Ed25519PrivateKey.generate()
+    r = httpx.post(server.url + "/api/v1/entries", json=demo_submission(key, 0, server.platform), timeout=30)
+    assert r.status_code == 201, r.text
+    index = r.json()["logIndex"]
+    base = ["--server", server.url, "--vkey", server.vkey]
+    shown = _run(*base, "get", str(index))
+    assert shown.returncode == 0 and f"entry #{index}: included in the log's tree" in shown.stdout, shown.stderr
+    assert "Intel TDX, TCB UpToDate (simulated platform)" in shown.stdout and "{" not in shown.stdout
+    signer = "sha256:" + hashlib.sha256(spki_der(key)).hexdigest()
+    found = _run(*base, "search", "--signer", signer, "--json")
+    assert found.returncode == 0, found.stderr
+    assert [e["logIndex"] for e in json.loads(found.stdout)["entries"]] == [index]
+    table = _run(*base, "search", "--signer", signer)
+    assert f"#{index}" in table.stdout and "each verified included" in table.stdout

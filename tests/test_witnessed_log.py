@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from atlas_log.client import LogClient
@@ -17,6 +21,7 @@ from atlas_log.cosignature import CosignatureVerifier, CosignatureWindow
 from atlas_log.errors import SignatureError
 from atlas_log.note import Signer
 from atlas_log.receipt import Receipt, verify_receipt
+from atlas_log.submission import intoto_statement
 from atlas_log.testing.demo import demo_submission
 from tests.conftest import ServerProcess
 from tests.test_witness import Witness
@@ -75,10 +80,62 @@ def test_witnessed_checkpoints_and_receipts(db_url: str, tmp_path: Path) -> None
             )
             with pytest.raises(SignatureError):
                 strict.checkpoint()
+        # The command line: a submission that waits until its checkpoint is witnessed by the policy's quorum,
+        # and a receipt that verifies offline under the same policy (the witnesses' keys from the environment).
+        key_file, statement = tmp_path / "k.pem", tmp_path / "s.json"
+        key_file.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        statement.write_bytes(intoto_statement([("m", "cd" * 32)], "https://atlas-log.dev/demo/v1", {}))
+        env = {"ATLAS_LOG_WITNESSES": " ".join(w.vkey for w in witnesses)}
+        common = ["--server", server.url, "--vkey", log_key.verifier.vkey]
+        receipt_file = tmp_path / "witnessed.json"
+        out = _cli(
+            *common,
+            "submit",
+            "--statement",
+            str(statement),
+            "--key",
+            str(key_file),
+            "--wait-witnessed",
+            "--simulated-platform",
+            str(data / "simulated-tdx"),
+            "--receipt",
+            str(receipt_file),
+            env=env,
+        )
+        assert out.returncode == 0 and "witnessed by 2 witnesses" in out.stdout, out.stderr
+        verify_receipt(json.loads(receipt_file.read_text()), log_key.verifier, witnesses=policy, quorum=2)
+        assert _cli("verify", str(receipt_file), "--vkey", log_key.verifier.vkey, env=env).returncode == 0
+        assert (
+            _cli(
+                *common,
+                "submit",
+                "--statement",
+                str(statement),
+                "--key",
+                str(key_file),
+                "--wait-witnessed",
+                "--no-quote",
+            ).returncode
+            == 2
+        )  # no witnesses named
     finally:
         server.stop()
         for w in witnesses:
             w.stop()
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "atlas_log.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def test_an_idle_witnessed_log_stays_fresh(db_url: str, tmp_path: Path) -> None:
