@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -397,3 +398,22 @@ def test_get_and_search_read_well_and_script_well(server: ServerProcess) -> None
     assert [e["logIndex"] for e in json.loads(found.stdout)["entries"]] == [index]
     table = _run(*base, "search", "--signer", signer)
     assert f"#{index}" in table.stdout and "each verified included" in table.stdout
+
+
+def test_every_option_and_argument_says_what_it_is() -> None:
+    """Each command, option and argument of the tool carries help text (defaults and ranges are shown with it)."""
+    import typer
+
+    def walk(command: Any, path: str) -> Iterator[tuple[str, Any]]:
+        yield path, command
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from walk(sub, f"{path} {name}")
+
+    missing = []
+    for path, command in walk(typer.main.get_command(cli.app), "atlas-log"):
+        if not (command.help or "").strip():
+            missing.append(path)
+        for param in command.params:
+            if param.name != "help" and not (getattr(param, "help", None) or "").strip():
+                missing.append(f"{path} {param.name}")
+    assert missing == []

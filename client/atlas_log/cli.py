@@ -180,7 +180,7 @@ def _options(
         typer.Option(
             envvar="ATLAS_LOG_QUORUM",
             min=0,
-            help="cosignatures of --witness keys every checkpoint needs  [default: all given]",
+            help="cosignatures of --witness keys every checkpoint needs (default: all given)",
             show_envvar=True,
         ),
     ] = None,
@@ -196,7 +196,7 @@ def _options(
             envvar="ATLAS_LOG_RETRY_DEADLINE",
             min=0,
             max=86400,
-            help="seconds a request may take, retries included (0: send once)  [default: the client's retry policy]",
+            help="seconds a request may take, retries included (0: send once) (default: the client's retry policy)",
             show_envvar=True,
         ),
     ] = None,
@@ -464,10 +464,14 @@ def submit(
     public_key: Annotated[str | None, typer.Option(help="PEM public key of a key-signed bundle")] = None,
     simulated_platform: Annotated[
         str | None,
-        typer.Option(help="simulated TDX platform folder  [default: $ATLAS_DATA_DIR/simulated-tdx, .atlas-log's]"),
+        typer.Option(help="simulated TDX platform folder (default: $ATLAS_DATA_DIR/simulated-tdx, .atlas-log's)"),
     ] = None,
-    configfs_tsm: Annotated[bool, typer.Option(help="quote with /sys/kernel/config/tsm inside a TD")] = False,
-    no_quote: Annotated[bool, typer.Option(help="submit without a TDX quote (the log may refuse it)")] = False,
+    configfs_tsm: Annotated[
+        bool, typer.Option("--configfs-tsm", help="quote with /sys/kernel/config/tsm inside a TD")
+    ] = False,
+    no_quote: Annotated[
+        bool, typer.Option("--no-quote", help="submit without a TDX quote (the log may refuse it)")
+    ] = False,
     receipt: Annotated[str | None, typer.Option(help="file to save the verified receipt in")] = None,
     confidential: Annotated[
         list[str] | None,
@@ -479,10 +483,14 @@ def submit(
         ),
     ] = None,
     token_file: Annotated[
-        str | None, typer.Option(help="file holding the tenant's bearer token  [default: $ATLAS_LOG_TOKEN]")
+        str | None, typer.Option(help="file holding the tenant's bearer token (default: $ATLAS_LOG_TOKEN)")
     ] = None,
     wait_witnessed: Annotated[
-        bool, typer.Option(help="return once the entry's checkpoint carries the --quorum of --witness cosignatures")
+        bool,
+        typer.Option(
+            "--wait-witnessed",
+            help="return once the entry's checkpoint carries the --quorum of --witness cosignatures",
+        ),
     ] = False,
 ) -> int:
     """Sign a statement and submit it with a TDX quote, or submit an existing Sigstore bundle."""
@@ -597,7 +605,7 @@ def demo(
     concurrency: Annotated[int, typer.Option(min=1, max=1024, help="submissions in flight")] = 16,
     receipts: Annotated[str | None, typer.Option(help="folder to save each receipt in")] = None,
     simulated_platform: Annotated[
-        str | None, typer.Option(help="simulated TDX platform folder  [default: $ATLAS_DATA_DIR/simulated-tdx]")
+        str | None, typer.Option(help="simulated TDX platform folder (default: $ATLAS_DATA_DIR/simulated-tdx)")
     ] = None,
 ) -> int:
     """Submit COUNT distinct signed (and, with a simulated platform, attested) demo entries."""
@@ -657,7 +665,7 @@ def disclose(
     ctx: typer.Context,
     index: Annotated[int, typer.Argument(min=0, help="the confidential entry's index")],
     out: Annotated[str, typer.Option(help="file to save the verified disclosures in (for verify-disclosure)")],
-    token_file: Annotated[str | None, typer.Option(help="file holding the token  [default: $ATLAS_LOG_TOKEN]")] = None,
+    token_file: Annotated[str | None, typer.Option(help="file holding the token (default: $ATLAS_LOG_TOKEN)")] = None,
 ) -> int:
     """A confidential entry's hidden values, for its tenant or a grant holder, verified and saved."""
     o = _opts(ctx)
@@ -756,10 +764,11 @@ def _hidden_token(hidden: bool, token_file: str | None) -> str | None:
 HiddenOption = Annotated[
     bool,
     typer.Option(
-        help="look up the entries that hide this digest (its blinded twin); needs the tenant's token or a grant"
+        "--hidden",
+        help="look up the entries that hide this digest (its blinded twin); needs the tenant's token or a grant",
     ),
 ]
-TokenFileOption = Annotated[str | None, typer.Option(help="file holding the token  [default: $ATLAS_LOG_TOKEN]")]
+TokenFileOption = Annotated[str | None, typer.Option(help="file holding the token (default: $ATLAS_LOG_TOKEN)")]
 DigestArgument = Annotated[str, typer.Argument(help="the artifact's digest, <alg>:<hex> (e.g. sha256:…)")]
 
 
@@ -986,7 +995,7 @@ def _trust(tdx_root: list[str] | None, x509_roots: str | None, x509_eku: str) ->
 
 TdxRootOption = Annotated[
     list[str] | None,
-    typer.Option(help="a trusted TDX root CA key's SHA-256 (repeat)  [default: Intel's SGX root]"),
+    typer.Option(help="a trusted TDX root CA key's SHA-256 (repeat) (default: Intel's SGX root)"),
 ]
 X509RootsOption = Annotated[
     str | None, typer.Option(help="PEM file of X.509 roots that certificate-signed entries must chain to")
@@ -1079,33 +1088,35 @@ def monitor(
     ctx: typer.Context,
     log: Annotated[
         list[str] | None,
-        typer.Option(help="the log's URL from each vantage point to compare (repeat)  [default: --server]"),
+        typer.Option(help="the log's URL from each vantage point to compare (repeat) (default: --server)"),
     ] = None,
     cosignature_max_age: Annotated[
         int | None,
-        typer.Option(min=1, help="seconds: a cosignature older than this does not count  [default: no limit]"),
+        typer.Option(min=1, help="seconds: a cosignature older than this does not count (default: no limit)"),
     ] = None,
     peer: Annotated[list[str] | None, typer.Option(help="another monitor's URL serving its /checkpoint")] = None,
     state: Annotated[str | None, typer.Option(help="trusted-state file")] = None,
     evidence_dir: Annotated[str, typer.Option(help="where evidence files are written")] = "evidence",
     webhook: Annotated[str | None, typer.Option(help="URL to POST each piece of evidence to")] = None,
-    once: Annotated[bool, typer.Option(help="one round, then exit (0: no problem, 1: problems, 3: evidence)")] = False,
+    once: Annotated[
+        bool, typer.Option("--once", help="one round, then exit (0: no problem, 1: problems, 3: evidence)")
+    ] = False,
     interval: Annotated[float, typer.Option(min=0.1, help="seconds between rounds")] = 10.0,
     listen: Annotated[
         str | None, typer.Option(help="HOST:PORT to serve the latest verified checkpoint at /checkpoint for peers")
     ] = None,
     replay: Annotated[
-        bool, typer.Option(help="rebuild the tree from the entry bundles and re-verify every entry")
+        bool, typer.Option("--replay", help="rebuild the tree from the entry bundles and re-verify every entry")
     ] = False,
     tdx_root: TdxRootOption = None,
     replay_workers: Annotated[
-        int | None, typer.Option(min=1, help="processes re-verifying entries  [default: one per CPU]")
+        int | None, typer.Option(min=1, help="processes re-verifying entries (default: one per CPU)")
     ] = None,
     token_file: Annotated[
         str | None,
         typer.Option(
             help="a grant (or the tenant's token): the replay also checks the disclosures of every "
-            "confidential entry it may read  [default: $ATLAS_LOG_TOKEN]"
+            "confidential entry it may read (default: $ATLAS_LOG_TOKEN)"
         ),
     ] = None,
     map_max_lag: Annotated[
@@ -1119,7 +1130,7 @@ def monitor(
     x509_roots: X509RootsOption = None,
     x509_eku: X509EkuOption = CODE_SIGNING,
     follow_successor: Annotated[
-        bool, typer.Option(help="when the log is frozen, also follow the successor it names")
+        bool, typer.Option("--follow-successor", help="when the log is frozen, also follow the successor it names")
     ] = False,
 ) -> int:
     """Follow the log (--server, or each --log), prove every checkpoint consistent, compare views with peers,
@@ -1384,17 +1395,17 @@ def tdx_verify(
     collateral: Annotated[
         str | None,
         typer.Option(
-            help="PCS-replay folder (tcb.json, qe_identity.json, CRLs, chains)  [default: the evidence folder]"
+            help="PCS-replay folder (tcb.json, qe_identity.json, CRLs, chains) (default: the evidence folder)"
         ),
     ] = None,
     at: Annotated[
-        int | None, typer.Option(min=0, help="verification time, Unix seconds  [default: the evidence's own]")
+        int | None, typer.Option(min=0, help="verification time, Unix seconds (default: the evidence's own)")
     ] = None,
     policy: Annotated[
         str | None, typer.Option(help="JSON policy file (allowed_statuses, denied_advisories, mr_td, rtmr, ...)")
     ] = None,
     root: Annotated[
-        list[str] | None, typer.Option(help="a trusted root key's SHA-256 (repeat)  [default: the Intel SGX Root CA]")
+        list[str] | None, typer.Option(help="a trusted root key's SHA-256 (repeat) (default: the Intel SGX Root CA)")
     ] = None,
 ) -> int:
     """Verify a TDX quote against its collateral, offline (exit 0 only when accepted)."""
