@@ -68,7 +68,16 @@ from atlas_log.merkle import LeafHash
 from atlas_log.note import Verifier, parse_note
 from atlas_log.receipt import Receipt, SubmittedEntry, verify_receipt, verify_receipt_for
 from atlas_log.tdx.collateral import Collateral
-from atlas_log.tiles import TILE_WIDTH, bundle_path, tile_path
+from atlas_log.tiles import (
+    TILE_WIDTH,
+    TileAddress,
+    TileLevels,
+    TileSource,
+    bundle_path,
+    proof_tiles,
+    tile_path,
+    tile_width,
+)
 from atlas_log.transport import DEFAULT_RETRY, DEFAULT_TIMEOUT_S, Reply, Request, RetryPolicy, asend, retry_after, send
 from atlas_log.trusted_state import TrustedState, verify_advance
 
@@ -168,7 +177,10 @@ class _Core:
         witnesses: Sequence[CosignatureVerifier],
         quorum: int,
         window: CosignatureWindow,
+        tiles_only: bool = False,
     ) -> None:
+        # Proofs from the static tiles and the checkpoint alone (a CDN or mirror serving nothing else).
+        self.tiles_only = tiles_only
         self._verifier = (
             None if verifier is None else Verifier.from_vkey(verifier) if isinstance(verifier, str) else verifier
         )
@@ -238,13 +250,39 @@ class _Core:
         return self.trusted.advance(note, proof), note
 
     def _consistency(self, first: int, second: int) -> Op[list[bytes]]:
+        if self.tiles_only:
+            source = yield from self._tile_source(second, proof_tiles(second, old_size=first))
+            try:
+                return list(source.consistency_proof(first))
+            except FormatError as exc:
+                raise LogAPIError(f"the tiles do not hold the consistency proof {first}..{second}: {exc}") from exc
         return _parsed(
             (yield Request.get("/api/v1/proofs/consistency", **{"from": first, "to": second})), parse_consistency
         )
 
     def _inclusion(self, index: int, tree_size: int) -> Op[InclusionProof]:
+        if self.tiles_only:
+            if not 0 <= index < tree_size:
+                raise LogAPIError(f"no entry {index} in a tree of size {tree_size}")
+            source = yield from self._tile_source(tree_size, proof_tiles(tree_size, index=index))
+            leaf = yield from self._tile(0, index // TILE_WIDTH, tile_width(0, index // TILE_WIDTH, tree_size))
+            try:
+                hashes = tuple(source.inclusion_proof(index))
+            except FormatError as exc:
+                raise LogAPIError(f"the tiles do not hold the inclusion proof of {index}: {exc}") from exc
+            return InclusionProof(index, tree_size, LeafHash(leaf.hashes[index % TILE_WIDTH]), hashes)
         reply = yield Request.get("/api/v1/proofs/inclusion", index=index, treeSize=tree_size)
         return _parsed(reply, parse_inclusion, index, tree_size)
+
+    def _tile_source(self, size: int, addresses: set[TileAddress]) -> Op[TileSource]:
+        """The tiles a proof in the tree of ``size`` needs, fetched (each checked only by the proof it makes:
+        a wrong hash fails the proof against the signed root)."""
+        tiles: dict[tuple[int, int], TileLevels] = {}
+        for a in sorted(addresses):
+            assert a.level is not None  # proofs need hash tiles, never entry bundles
+            tile = yield from self._tile(a.level, a.index, a.width)
+            tiles[(a.level, a.index)] = TileLevels(b"".join(tile.hashes))
+        return TileSource(size, tiles)
 
     def _verify_inclusion(self, leaf_hash: LeafHash, index: int, checkpoint: Checkpoint) -> Op[None]:
         proof = yield from self._inclusion(index, checkpoint.size)
@@ -440,6 +478,11 @@ class LogClient(_Core):
     Under a witness policy (``quorum > 0``) every checkpoint accepted must carry ``quorum`` cosignatures from
     ``witnesses`` dated inside ``cosignature_window``. Requests are retried under ``retry``
     (:mod:`atlas_log.transport`); ``timeout_s`` bounds each attempt of a client made from a URL.
+
+    With ``tiles_only`` every inclusion and consistency proof is computed here from the static tiles
+    (``/tile/...``) and checked against the signed ``/checkpoint``: the URL may be a CDN or a mirror serving
+    nothing else (``atlas-log-server export-tiles``). Receipts, :meth:`checkpoint` with its trusted state and
+    :meth:`verify_inclusion` work there; answers only the log's API gives (entries, histories) are not asked.
     """
 
     def __init__(
@@ -455,8 +498,9 @@ class LogClient(_Core):
         timeout_s: float = DEFAULT_TIMEOUT_S,
         url: str | None = None,
         token: str | None = None,
+        tiles_only: bool = False,
     ) -> None:
-        super().__init__(verifier, state_file, witnesses, quorum, cosignature_window)
+        super().__init__(verifier, state_file, witnesses, quorum, cosignature_window, tiles_only)
         self._owned = isinstance(http, str)
         # ``token``: a tenant's bearer token, or a grant to read confidential disclosures (URL-made clients).
         headers = {"Authorization": f"Bearer {token}"} if token else None
@@ -680,8 +724,9 @@ class AsyncLogClient(_Core):
         timeout_s: float = DEFAULT_TIMEOUT_S,
         url: str | None = None,
         token: str | None = None,
+        tiles_only: bool = False,
     ) -> None:
-        super().__init__(verifier, state_file, witnesses, quorum, cosignature_window)
+        super().__init__(verifier, state_file, witnesses, quorum, cosignature_window, tiles_only)
         self._owned = isinstance(http, str)
         headers = {"Authorization": f"Bearer {token}"} if token else None
         self.http = (

@@ -8,7 +8,7 @@ and :class:`TileSource` serves every node of a proof from them, hashing inside a
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from atlas_log.errors import FormatError
@@ -21,6 +21,7 @@ __all__ = [
     "TileLevels",
     "TileSource",
     "bundle_path",
+    "encode_entry_bundle",
     "node_tile",
     "parse_entry_bundle",
     "parse_tile_path",
@@ -111,6 +112,11 @@ def tile_width(level: int, index: int, size: int) -> int:
     """The width of tile ``(level, index)`` in a tree of ``size`` leaves; 0 if it does not exist yet."""
     entries = size >> (TILE_HEIGHT * level)  # nodes of height 8·level
     return max(0, min(TILE_WIDTH, entries - index * TILE_WIDTH))
+
+
+def encode_entry_bundle(leaves: Sequence[bytes]) -> bytes:
+    """An entry bundle (C2SP tlog-tiles): each entry prefixed by its length as a big-endian uint16."""
+    return b"".join(len(leaf).to_bytes(2, "big") + leaf for leaf in leaves)
 
 
 def parse_entry_bundle(data: bytes) -> list[bytes]:

@@ -9,7 +9,7 @@ from fastapi.responses import Response
 
 from atlas_log.errors import FormatError
 from atlas_log.merkle import HASH_SIZE
-from atlas_log.tiles import TILE_WIDTH, parse_tile_path, tile_width
+from atlas_log.tiles import TILE_WIDTH, encode_entry_bundle, parse_tile_path, tile_width
 from atlas_log_server.api.deps import log_context
 from atlas_log_server.api.schemas import answers
 from atlas_log_server.context import LogContext
@@ -62,7 +62,7 @@ async def tile(path: str, ctx: Ctx) -> Response:
         leaves = await ctx.repo.leaves(addr.index * TILE_WIDTH, addr.width)
         if len(leaves) != addr.width:
             raise Unavailable("not-ready", "entries are not readable yet", retry_after=1)
-        body = b"".join(len(leaf).to_bytes(2, "big") + leaf for leaf in leaves)
+        body = encode_entry_bundle(leaves)
     else:
         data = (await ctx.repo.tiles([(addr.level, addr.index)])).get((addr.level, addr.index), b"")
         if len(data) < addr.width * HASH_SIZE:
