@@ -7,7 +7,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import http.server
+import os
+import re
+import shutil
+import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +28,9 @@ from atlas_log.testing.demo import demo_submission
 from atlas_log_server.db.engine import create_pool
 from atlas_log_server.db.repository import Repository
 from atlas_log_server.log.export import Exported, export_tiles
-from tests.conftest import ServerProcess
+from tests.conftest import ServerProcess, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 class StaticFiles:
@@ -109,3 +116,51 @@ def test_receipts_and_histories_verify_against_a_static_mirror(log: ServerProces
             fresh.close()
     finally:
         static.close()
+
+
+NGINX = shutil.which("nginx") or (Path("/usr/sbin/nginx") if Path("/usr/sbin/nginx").exists() else None)
+
+
+@pytest.mark.skipif(NGINX is None, reason="nginx is not installed here (.ci/run installs it): the cache is not checked")
+def test_the_compose_nginx_caches_tiles_and_never_the_checkpoint(log: ServerProcess, tmp_path: Path) -> None:
+    """deploy/nginx.conf in a real nginx in front of a real log: a tile is served from its cache with the log's
+    immutable header on the second read; the checkpoint always comes from the log."""
+    key = Ed25519PrivateKey.generate()
+    for n in range(3):
+        r = httpx.post(log.url + "/api/v1/entries", json=demo_submission(key, n, log.platform), timeout=30)
+        assert r.status_code == 201, r.text
+    port = free_port()
+    conf = (ROOT / "deploy" / "nginx.conf").read_text()
+    conf = re.sub(r"(\s*server log-\d:8080[^;]*;)+", f"\n        server 127.0.0.1:{log.port};", conf)
+    conf = conf.replace("listen 8080;", f"listen 127.0.0.1:{port};")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    conf = conf.replace("/var/cache/nginx/tiles", str(cache))
+    # Run here as this user (pytest's temporary folders are private to it), with its own pid and error files.
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    conf = f"{user}pid {tmp_path / 'nginx.pid'};\nerror_log {tmp_path / 'error.log'};\n" + conf
+    conf = conf.replace("http {", f"http {{\n    access_log off;\n    client_body_temp_path {tmp_path}/body;", 1)
+    (tmp_path / "nginx.conf").write_text(conf)
+    proc = subprocess.Popen([str(NGINX), "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path), "-g", "daemon off;"])
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.get(url + "/healthz", timeout=1)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, (tmp_path / "error.log").read_text()
+                time.sleep(0.2)
+        first = httpx.get(url + "/tile/0/000.p/3")
+        second = httpx.get(url + "/tile/0/000.p/3")
+        assert first.status_code == second.status_code == 200
+        assert first.headers["x-cache-status"] == "MISS" and second.headers["x-cache-status"] == "HIT"
+        assert second.content == first.content and "max-age=86400" in second.headers["cache-control"]
+        for _ in range(2):
+            cp = httpx.get(url + "/checkpoint")
+            assert cp.status_code == 200 and "x-cache-status" not in cp.headers
+            assert "no-cache" in cp.headers["cache-control"]
+    finally:
+        proc.terminate()
+        proc.wait(10)
