@@ -82,14 +82,15 @@ class Options:
     vkey: str | None = None
     witnesses: list[str] = field(default_factory=list)
     quorum: int | None = None
-    timeout_s: float = DEFAULT_TIMEOUT_S
+    timeout_s: float | None = None  # None: the command's own default
     deadline_s: float | None = None
     json: bool = False
     ui: Output = field(default_factory=Output)
 
-    def network(self, timeout_s: float | None = None) -> dict[str, Any]:
-        """Each attempt's timeout and the overall deadline of a request, retries included (0: send once)."""
-        options: dict[str, Any] = {"timeout_s": timeout_s or self.timeout_s}
+    def network(self, default_timeout_s: float = DEFAULT_TIMEOUT_S) -> dict[str, Any]:
+        """Each attempt's timeout (``--timeout``, else the command's default) and the overall deadline of a
+        request, retries included (0: send once)."""
+        options: dict[str, Any] = {"timeout_s": self.timeout_s or default_timeout_s}
         if self.deadline_s is not None:
             options["retry"] = RetryPolicy(deadline_s=self.deadline_s)
         return options
@@ -185,11 +186,15 @@ def _options(
         ),
     ] = None,
     timeout: Annotated[
-        float,
+        float | None,
         typer.Option(
-            envvar="ATLAS_LOG_TIMEOUT", min=0.1, max=3600, help="seconds each attempt may take", show_envvar=True
+            envvar="ATLAS_LOG_TIMEOUT",
+            min=0.1,
+            max=3600,
+            help=f"seconds each attempt may take (default: {DEFAULT_TIMEOUT_S:g}; demo: 60)",
+            show_envvar=True,
         ),
-    ] = DEFAULT_TIMEOUT_S,
+    ] = None,
     deadline: Annotated[
         float | None,
         typer.Option(
