@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import os
 import shutil
 import subprocess
@@ -154,3 +155,9 @@ def test_operator_commands_print_no_traceback(tmp_path: Path) -> None:
             out = _cli(*args, env=env)
             assert out.returncode != 0 and "Traceback" not in out.stderr, out.stderr
             assert out.stderr.startswith("atlas-log-server"), out.stderr
+
+
+def test_version_is_printed() -> None:
+    out = _cli("--version", env={})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == f"atlas-log-server {importlib.metadata.version('atlas-log')}\n"

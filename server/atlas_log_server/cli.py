@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from atlas_log import __version__
 from atlas_log.note import Signer
 from atlas_log_server.config import Settings
 from atlas_log_server.db import migrate
@@ -394,6 +395,7 @@ def _admin_token(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="atlas-log-server", description="Atlas Log transparency log server")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("serve", help="run the log (settings from ATLAS_* environment variables)")
     p.add_argument("--host")
