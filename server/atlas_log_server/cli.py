@@ -20,6 +20,7 @@ from atlas_log_server.config import Settings
 from atlas_log_server.db import migrate
 from atlas_log_server.db.engine import resolve_database_url
 from atlas_log_server.log.signer import CommandSigner, load_or_create_key, load_signer, replace_key
+from atlas_log_server.request_log import configure_logging
 
 
 def _settings(**overrides: object) -> Settings:
@@ -43,7 +44,6 @@ def _serve(args: argparse.Namespace) -> int:
 
     from atlas_log_server.app import create_app
     from atlas_log_server.metrics import MULTIPROC_ENV
-    from atlas_log_server.request_log import configure_logging
     from atlas_log_server.workers import bind_sockets, supervise
 
     settings = _settings(host=args.host, port=args.port, log_level=args.log_level)
@@ -86,7 +86,7 @@ def _serve(args: argparse.Namespace) -> int:
     # The database URL is resolved and migrated once here; the app (or each worker) reuses it.
     common: dict[str, Any] = {
         "log_level": settings.log_level,
-        "log_config": None,  # the app configures logging (JSON lines with request IDs)
+        "log_config": None,  # the app configures logging (JSON lines with request IDs, or text on a terminal)
         "access_log": False,  # the app writes its own access lines
         "timeout_graceful_shutdown": 5,
     }
@@ -174,7 +174,7 @@ def _migrate(args: argparse.Namespace) -> int:
         migrate.downgrade(url, target)
     else:
         migrate.upgrade(url, args.revision or "head")
-    print("migrations applied")
+    print(f"database schema at {migrate.current_revision(url) or 'base (no tables)'}")
     return 0
 
 
@@ -457,7 +457,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--yes", action="store_true", help="replace an existing key (destroys it)")
     p.set_defaults(func=_keygen)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # What the environment asks for until serve applies its settings (the settings report a bad value).
+    fmt = os.environ.get("ATLAS_LOG_FORMAT")
+    level = os.environ.get("ATLAS_LOG_LEVEL", "info").lower()
+    configure_logging(
+        "json" if fmt == "json" else "text" if fmt == "text" else "auto",
+        level if level in ("debug", "info", "warning", "error") else "info",
+    )
     try:
         return int(args.func(args))
     except Exception as exc:  # say what went wrong, not a traceback
