@@ -1,4 +1,8 @@
-"""``atlas-log-server``: serve, migrate, keygen, map rebuild."""
+"""``atlas-log-server``: serve, migrate, keygen, map rebuild.
+
+An operator's mistake (a setting, a file, a database that does not answer) ends a command with one
+line on stderr and a non-zero exit, never a traceback (:mod:`atlas_log_server.diagnosis`).
+"""
 
 from __future__ import annotations
 
@@ -15,17 +19,38 @@ from typing import Any
 from urllib.parse import quote
 
 from atlas_log import __version__
-from atlas_log.note import Signer
+from atlas_log.note import NoteSigner, Signer
 from atlas_log_server.config import Settings
 from atlas_log_server.db import migrate
-from atlas_log_server.db.engine import resolve_database_url
+from atlas_log_server.db.engine import check_reachable, resolve_database_url
+from atlas_log_server.diagnosis import OperatorError, explain, one_line
 from atlas_log_server.log.signer import CommandSigner, load_or_create_key, load_signer, replace_key
 from atlas_log_server.request_log import configure_logging
+
+_log = logging.getLogger("atlas_log_server.cli")  # also when run as __main__
 
 
 def _settings(**overrides: object) -> Settings:
     values = {k: v for k, v in overrides.items() if v is not None}
     return Settings(**values)  # type: ignore[arg-type]
+
+
+def _database_url(settings: Settings) -> str:
+    """The log's database, started when it is the embedded one, and answering (else one clear error)."""
+    url = resolve_database_url(settings)
+    check_reachable(url)
+    return url
+
+
+def _existing_signer(settings: Settings) -> tuple[NoteSigner, bool]:
+    """The log's checkpoint key for a command that acts on an existing log: a missing key file is the wrong
+    data folder, never a reason to generate a key."""
+    if not settings.signer_command and not settings.signing_key_path.exists():
+        raise OperatorError(
+            f"no checkpoint key in {settings.signing_key_path}: point ATLAS_DATA_DIR (or ATLAS_KEY_FILE) at the "
+            "log's key"
+        )
+    return load_signer(settings)
 
 
 def _client_command() -> str:
@@ -48,7 +73,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = _settings(host=args.host, port=args.port, log_level=args.log_level)
     configure_logging(settings.log_format, settings.log_level)
-    url = resolve_database_url(settings)
+    if args.workers < 1:
+        raise OperatorError(f"--workers must be at least 1, not {args.workers}")
+    url = _database_url(settings)
     migrate.upgrade(url)
     signer, created = load_signer(settings)
     if isinstance(signer, CommandSigner):
@@ -107,22 +134,31 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _named_folders(specs: list[str] | None, option: str) -> dict[str, Path]:
+    """``NAME=DIR`` arguments of ``option``, each an existing folder."""
+    folders = {}
+    for spec in specs or []:
+        name, sep, path = spec.partition("=")
+        if not sep or not path:
+            raise OperatorError(f"{option} takes NAME=DIR (NAME may be empty), not {spec!r}")
+        if not Path(path).is_dir():
+            raise OperatorError(f"{option} {spec}: {path} is not a folder")
+        folders[name] = Path(path)
+    return folders
+
+
 def _pcs_standin(args: argparse.Namespace) -> int:
     import uvicorn
 
     from atlas_log.testing.simulate import SimulatedPlatform
     from atlas_log_server.attest.pcs_standin import create_standin_app, folder_source, simulated_source
 
-    sources = {}
-    for spec in args.folder or []:
-        name, _, path = spec.partition("=")
-        sources[name] = folder_source(Path(path))
-    for spec in args.simulated or []:
-        name, _, path = spec.partition("=")
-        sources[name] = simulated_source(SimulatedPlatform.load(Path(path)))
-    if not sources:
-        print("atlas-log-server: give at least one --folder NAME=DIR or --simulated NAME=DIR", file=sys.stderr)
-        return 2
+    folders = _named_folders(args.folder, "--folder")
+    platforms = _named_folders(args.simulated, "--simulated")
+    if not folders and not platforms:
+        raise OperatorError("give at least one --folder NAME=DIR or --simulated NAME=DIR")
+    sources = {name: folder_source(path) for name, path in folders.items()}
+    sources.update({name: simulated_source(SimulatedPlatform.load(path)) for name, path in platforms.items()})
     print(f"PCS stand-in on http://{args.host}:{args.port}/<name>/... serving {sorted(sources)}", flush=True)
     uvicorn.run(create_standin_app(sources), host=args.host, port=args.port, log_level="warning")
     return 0
@@ -131,13 +167,19 @@ def _pcs_standin(args: argparse.Namespace) -> int:
 def _witness(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from atlas_log.errors import FormatError
     from atlas_log.note import Verifier
     from atlas_log_server.witness.app import create_witness_app
     from atlas_log_server.witness.key import load_or_create_witness_key
     from atlas_log_server.witness.state import WitnessState
 
+    logs = []
+    for vkey in args.log:
+        try:
+            logs.append(Verifier.from_vkey(vkey))
+        except FormatError as exc:
+            raise OperatorError(f"--log {vkey}: {exc}") from exc
     signer, created = load_or_create_witness_key(Path(args.key), args.name)
-    logs = [Verifier.from_vkey(v) for v in args.log]
     print(
         f"witness {args.name} on http://{args.host}:{args.port}/add-checkpoint "
         f"({'new key' if created else 'key loaded'}; {len(logs)} logs)\n  verifier key: {signer.verifier.vkey}",
@@ -149,16 +191,36 @@ def _witness(args: argparse.Namespace) -> int:
 
 
 def _witness_vkey(args: argparse.Namespace) -> int:
-    from atlas_log_server.witness.key import load_or_create_witness_key
+    from atlas_log_server.witness.key import load_witness_key
 
-    signer, _ = load_or_create_witness_key(Path(args.key), args.name)
+    key = Path(args.key)
+    if not key.exists():  # this command only reads: the witness creates its key when it first starts
+        raise OperatorError(
+            f"no witness key in {key}: create it with `atlas-log-server witness-keygen` (or the witness does, when "
+            "it first starts)"
+        )
+    print(load_witness_key(key, args.name).verifier.vkey)
+    return 0
+
+
+def _witness_keygen(args: argparse.Namespace) -> int:
+    from atlas_log_server.witness.key import create_witness_key
+
+    key = Path(args.key)
+    if key.exists():
+        raise OperatorError(f"a witness key already exists in {key}; kept (it is the witness's identity)")
+    try:
+        signer = create_witness_key(key, args.name)
+    except OSError as exc:
+        raise OperatorError(f"cannot write the key to {key}: {explain(exc)}") from exc
+    print(f"wrote {key}", file=sys.stderr)
     print(signer.verifier.vkey)
     return 0
 
 
 def _migrate(args: argparse.Namespace) -> int:
     settings = _settings()
-    url = resolve_database_url(settings)
+    url = _database_url(settings)
     if args.downgrade:
         target = args.revision or "base"
         size = migrate.logged_entries(url)
@@ -197,7 +259,10 @@ def _keygen(args: argparse.Namespace) -> int:
         signer = replace_key(path, settings.origin)
         print(f"replaced the key in {path}", file=sys.stderr)
     else:
-        signer, _ = load_or_create_key(path, settings.origin)
+        try:
+            signer, _ = load_or_create_key(path, settings.origin)
+        except OSError as exc:
+            raise OperatorError(f"cannot write the key to {path}: {explain(exc)}") from exc
         print(f"wrote {path}", file=sys.stderr)
     print(signer.verifier.vkey)
     return 0
@@ -224,8 +289,8 @@ def _freeze(args: argparse.Namespace) -> int:
         print("atlas-log-server: a successor needs both --successor-url and --successor-vkey", file=sys.stderr)
         return 1
     settings = _settings()
-    url = resolve_database_url(settings)
-    signer, _ = load_signer(settings)
+    url = _database_url(settings)
+    signer, _ = _existing_signer(settings)
     record = LastSignedFile.beside(settings.signing_key_path, signer.verifier.vkey)
 
     def final(state: LogState) -> bytes:
@@ -305,8 +370,8 @@ def _release_pending(args: argparse.Namespace) -> int:
     from atlas_log_server.log.last_signed import LastSignedFile, RecordRefused, TreeHead
 
     settings = _settings()
-    url = resolve_database_url(settings)
-    signer, _ = load_signer(settings)
+    url = _database_url(settings)
+    signer, _ = _existing_signer(settings)
     if isinstance(signer, CommandSigner):
         signer.close()  # only its verifier key names the record
     record = LastSignedFile.beside(settings.signing_key_path, signer.verifier.vkey)
@@ -352,7 +417,7 @@ def _map_rebuild(args: argparse.Namespace) -> int:
     from atlas_log_server.log.map_builder import rebuild
 
     settings = _settings()
-    url = resolve_database_url(settings)
+    url = _database_url(settings)
 
     async def run() -> int:
         pool = await create_pool(url, 2)
@@ -422,9 +487,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--log", action="append", required=True, help="a log's verifier key (repeat for more logs)")
     p.add_argument("--rate", type=float, default=10.0, help="add-checkpoint requests per second per log")
     p.set_defaults(func=_witness)
+    p = sub.add_parser("witness-keygen", help="create a witness's key (prints its verifier key)")
+    p.add_argument("--name", required=True, help="the witness's key name, e.g. witness.example.com")
+    p.add_argument("--key", required=True, help="key file to create (an existing one is kept)")
+    p.set_defaults(func=_witness_keygen)
     p = sub.add_parser("witness-vkey", help="print a witness's verifier key")
     p.add_argument("--name", required=True)
-    p.add_argument("--key", required=True)
+    p.add_argument("--key", required=True, help="the witness's key file (read only; the witness creates it)")
     p.set_defaults(func=_witness_vkey)
     p = sub.add_parser("freeze", help="freeze the log (final checkpoint naming a successor); read-only after")
     p.add_argument("--successor-url", help="where the successor log serves")
@@ -469,12 +538,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # say what went wrong, not a traceback
         from pydantic import ValidationError
 
-        if isinstance(exc, ValidationError | OSError | ValueError):  # configuration or startup
-            print(f"atlas-log-server: {exc}", file=sys.stderr)
-            return 2
-        logging.getLogger(__name__).debug("%s failed", args.command, exc_info=exc)
-        print(f"atlas-log-server {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+        said = explain(exc)
+        if said is None:  # a bug: its name here, its traceback in the debug log
+            _log.debug("%s failed", args.command, exc_info=exc)
+            print(
+                f"atlas-log-server {args.command}: {type(exc).__name__}: {one_line(str(exc))} "
+                "(ATLAS_LOG_LEVEL=debug shows where)",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"atlas-log-server: {said}", file=sys.stderr)
+        return 2 if isinstance(exc, ValidationError | OSError | ValueError) else 1
 
 
 if __name__ == "__main__":
