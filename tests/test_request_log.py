@@ -168,7 +168,7 @@ def test_serve_on_a_terminal_writes_readable_lines_through_one_formatter(db_url:
     assert logged and all(TEXT_LINE.fullmatch(line) for line in logged), out
     # uvicorn's own lines come through the same formatter (not its "INFO:     ..." one), none suppressed.
     assert any(line.endswith(" INFO    uvicorn: Application startup complete.") for line in logged), out
-    assert any(re.search(rf" INFO +uvicorn: Uvicorn running on {re.escape(url)} ", line) for line in logged), out
+    assert any(re.search(rf" INFO +cli: listening on {re.escape(url)} ", line) for line in logged), out
     assert re.search(r" INFO +access: GET /healthz 200 \d+(\.\d+)? ?ms$", out, re.MULTILINE), out
     # A rejected submission: its problem type and reason, never what it carried.
     slug = problem["type"].rsplit("/", 1)[1]

@@ -7,6 +7,7 @@ import importlib.metadata
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -173,6 +174,11 @@ def _one_line(stderr: str) -> str:
     return lines[0]
 
 
+def _env_without_database(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "ATLAS_DATABASE_URL"}
+    return {**env, **extra}
+
+
 def test_witness_vkey_needs_an_existing_key_of_that_name(tmp_path: Path) -> None:
     key = tmp_path / "witness.key"
     missing = _cli("witness-vkey", "--name", "w.example", "--key", str(key), env={})
@@ -248,3 +254,21 @@ def test_serve_that_cannot_start_says_why_without_a_traceback(db_url: str, tmp_p
         assert out.returncode != 0 and "Traceback" not in out.stderr, out.stderr
         said = [json.loads(line) for line in out.stderr.splitlines() if says in line]
         assert len(said) == 1 and said[0]["level"] == "error" and "exception" not in said[0], out.stderr
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_on_a_busy_port_stops_before_doing_anything(tmp_path: Path, workers: str) -> None:
+    data = tmp_path / "data"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        # No database URL: a server that got past the port check would start an embedded PostgreSQL in data.
+        cmd = [sys.executable, "-m", "atlas_log_server.cli", "serve", "--port", str(port), "--workers", workers]
+        env = _env_without_database(ATLAS_DATA_DIR=str(data))
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0
+    line = _one_line(out.stderr)
+    assert f"port {port}" in line and "--port" in line and "ATLAS_PORT" in line, line
+    assert out.stdout == ""  # no banner
+    assert not data.exists()  # no key, no database, nothing

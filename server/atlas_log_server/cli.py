@@ -1,6 +1,6 @@
 """``atlas-log-server``: serve, migrate, keygen, map rebuild.
 
-An operator's mistake (a setting, a file, a database that does not answer) ends a command with one
+An operator's mistake (a setting, a file, a port, a database that does not answer) ends a command with one
 line on stderr and a non-zero exit, never a traceback (:mod:`atlas_log_server.diagnosis`).
 """
 
@@ -12,6 +12,7 @@ import logging
 import os
 import secrets
 import shutil
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +21,7 @@ from urllib.parse import quote
 
 from atlas_log import __version__
 from atlas_log.note import NoteSigner, Signer
+from atlas_log_server.address import claim, unavailable
 from atlas_log_server.config import Settings
 from atlas_log_server.db import migrate
 from atlas_log_server.db.engine import check_reachable, resolve_database_url
@@ -53,6 +55,25 @@ def _existing_signer(settings: Settings) -> tuple[NoteSigner, bool]:
     return load_signer(settings)
 
 
+def _run(app: Any, sock: socket.socket, **config: Any) -> int:
+    """Serve ``app`` on ``sock`` (claimed before anything else started) until stopped; 1 if it could not start.
+
+    uvicorn gets no log configuration of its own: its lines go through the server's formatter."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started:  # uvicorn says where it listens only on sockets it bound itself
+                host, port = sock.getsockname()[:2]
+                where = f"[{host}]" if ":" in host else host
+                _log.info("listening on http://%s:%d (Ctrl+C stops)", where, port)
+
+    server = Server(uvicorn.Config(app, log_config=None, **config))
+    server.run(sockets=[sock])
+    return 0 if server.started else 1
+
+
 def _client_command() -> str:
     """How to run the client from here: the script next to this interpreter, relative when it is below cwd."""
     script = Path(sys.executable).parent / "atlas-log"
@@ -65,8 +86,6 @@ def _client_command() -> str:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from atlas_log_server.app import create_app
     from atlas_log_server.metrics import MULTIPROC_ENV
     from atlas_log_server.workers import bind_sockets, supervise
@@ -75,6 +94,13 @@ def _serve(args: argparse.Namespace) -> int:
     configure_logging(settings.log_format, settings.log_level)
     if args.workers < 1:
         raise OperatorError(f"--workers must be at least 1, not {args.workers}")
+    # The address first: a busy port must fail before a key is generated or a database started or migrated.
+    try:
+        sockets = bind_sockets(settings.host, settings.port, args.workers) if args.workers > 1 else []
+    except OSError as exc:
+        raise unavailable(settings.host, settings.port, exc) from exc
+    sock = claim(settings.host, settings.port) if not sockets else None
+    port = (sock or sockets[0]).getsockname()[1]  # port 0: the one the system chose
     url = _database_url(settings)
     migrate.upgrade(url)
     signer, created = load_signer(settings)
@@ -85,14 +111,7 @@ def _serve(args: argparse.Namespace) -> int:
         if not settings.database_url
         else "external PostgreSQL"
     )
-    base = f"http://{settings.host}:{settings.port}"
-    sockets = []
-    if args.workers > 1:
-        try:
-            sockets = bind_sockets(settings.host, settings.port, args.workers)
-        except OSError as exc:
-            print(f"cannot listen on {base}: {exc}", file=sys.stderr)
-            return 1
+    base = f"http://{settings.host}:{port}"
     client = _client_command()
     key_source = settings.signer_command or settings.signing_key_path
     print(
@@ -113,7 +132,6 @@ def _serve(args: argparse.Namespace) -> int:
     # The database URL is resolved and migrated once here; the app (or each worker) reuses it.
     common: dict[str, Any] = {
         "log_level": settings.log_level,
-        "log_config": None,  # the app configures logging (JSON lines with request IDs, or text on a terminal)
         "access_log": False,  # the app writes its own access lines
         "timeout_graceful_shutdown": 5,
     }
@@ -128,10 +146,11 @@ def _serve(args: argparse.Namespace) -> int:
             ATLAS_LOG_LEVEL=settings.log_level,
             **{MULTIPROC_ENV: str(metrics_dir.resolve())},
         )
-        return supervise("atlas_log_server.asgi:app", sockets, common)
+        # No log configuration for uvicorn: the app's (JSON lines, or text on a terminal) is the only one.
+        return supervise("atlas_log_server.asgi:app", sockets, {**common, "log_config": None})
+    assert sock is not None
     settings = settings.model_copy(update={"database_url": url, "migrate_on_start": False})
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, **common)
-    return 0
+    return _run(create_app(settings), sock, host=settings.host, port=port, **common)
 
 
 def _named_folders(specs: list[str] | None, option: str) -> dict[str, Path]:
@@ -148,8 +167,6 @@ def _named_folders(specs: list[str] | None, option: str) -> dict[str, Path]:
 
 
 def _pcs_standin(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from atlas_log.testing.simulate import SimulatedPlatform
     from atlas_log_server.attest.pcs_standin import create_standin_app, folder_source, simulated_source
 
@@ -157,16 +174,14 @@ def _pcs_standin(args: argparse.Namespace) -> int:
     platforms = _named_folders(args.simulated, "--simulated")
     if not folders and not platforms:
         raise OperatorError("give at least one --folder NAME=DIR or --simulated NAME=DIR")
+    sock = claim(args.host, args.port)
     sources = {name: folder_source(path) for name, path in folders.items()}
     sources.update({name: simulated_source(SimulatedPlatform.load(path)) for name, path in platforms.items()})
     print(f"PCS stand-in on http://{args.host}:{args.port}/<name>/... serving {sorted(sources)}", flush=True)
-    uvicorn.run(create_standin_app(sources), host=args.host, port=args.port, log_level="warning")
-    return 0
+    return _run(create_standin_app(sources), sock, host=args.host, port=args.port, log_level="warning")
 
 
 def _witness(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from atlas_log.errors import FormatError
     from atlas_log.note import Verifier
     from atlas_log_server.witness.app import create_witness_app
@@ -179,6 +194,7 @@ def _witness(args: argparse.Namespace) -> int:
             logs.append(Verifier.from_vkey(vkey))
         except FormatError as exc:
             raise OperatorError(f"--log {vkey}: {exc}") from exc
+    sock = claim(args.host, args.port)
     signer, created = load_or_create_witness_key(Path(args.key), args.name)
     print(
         f"witness {args.name} on http://{args.host}:{args.port}/add-checkpoint "
@@ -186,8 +202,7 @@ def _witness(args: argparse.Namespace) -> int:
         flush=True,
     )
     app = create_witness_app(signer, logs, WitnessState(Path(args.state)), rate_per_s=args.rate)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
-    return 0
+    return _run(app, sock, host=args.host, port=args.port, log_level="warning", access_log=False)
 
 
 def _witness_vkey(args: argparse.Namespace) -> int:
