@@ -8,6 +8,7 @@ import logging
 import os
 import pty
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -125,9 +126,9 @@ class Terminal:
         return b"".join(self._chunks).decode(errors="replace").replace("\r\n", "\n")
 
     def stop(self) -> str:
-        """Stops the process; returns what it wrote."""
+        """Ctrl+C, as an operator stops it; returns what the process wrote."""
         if self.proc.poll() is None:
-            self.proc.terminate()
+            self.proc.send_signal(signal.SIGINT)
             self.proc.wait(15)
         self._reader.join(5)
         os.close(self._master)
@@ -164,6 +165,7 @@ def test_serve_on_a_terminal_writes_readable_lines_through_one_formatter(db_url:
         time.sleep(0.5)
     finally:
         out = term.stop()
+    assert term.proc.returncode == 0, out  # stopped as asked, without a KeyboardInterrupt traceback
     logged = [line for line in out.splitlines() if line and not line.startswith(("Atlas Log serving", "  "))]
     assert logged and all(TEXT_LINE.fullmatch(line) for line in logged), out
     # uvicorn's own lines come through the same formatter (not its "INFO:     ..." one), none suppressed.

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import asyncpg
@@ -272,3 +273,25 @@ def test_serve_on_a_busy_port_stops_before_doing_anything(tmp_path: Path, worker
     assert f"port {port}" in line and "--port" in line and "ATLAS_PORT" in line, line
     assert out.stdout == ""  # no banner
     assert not data.exists()  # no key, no database, nothing
+
+
+def test_serve_prints_no_library_chatter_and_stops_its_database(monkeypatch: pytest.MonkeyPatch) -> None:
+    # As `make run` on a machine without a login session: no XDG_RUNTIME_DIR, a data folder of mode 0755.
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    data = Path(tempfile.mkdtemp(prefix="atlas-emb-"))  # short: the socket lives in the data folder
+    data.chmod(0o755)
+    server = ServerProcess(None, data, wait=120)
+    try:
+        httpx.get(server.url + "/healthz")
+        time.sleep(0.5)
+    finally:
+        server.stop()  # SIGTERM
+        out = server.log_path.read_text()
+        stopped_postgres = not (data / "pgdata" / "postmaster.pid").exists()
+        shutil.rmtree(data, ignore_errors=True)
+    assert server.proc.returncode == 0 and stopped_postgres, out  # a graceful stop, the database's too
+    banner = [line for line in out.splitlines() if line.startswith(("Atlas Log serving", "  "))]
+    assert banner and banner[0].startswith("Atlas Log serving"), out
+    logged = [json.loads(line) for line in out.splitlines() if line not in banner]  # nothing else but log lines
+    # The server's own lines and uvicorn's: no embedded PostgreSQL commands, migrations, HTTP client lines.
+    assert {str(x["logger"]).split(".")[0] for x in logged} <= {"atlas_log_server", "uvicorn"}, out

@@ -12,6 +12,7 @@ import logging
 import os
 import secrets
 import shutil
+import signal
 import socket
 import sys
 from collections.abc import Sequence
@@ -55,6 +56,10 @@ def _existing_signer(settings: Settings) -> tuple[NoteSigner, bool]:
     return load_signer(settings)
 
 
+class _Stopped(Exception):
+    """SIGINT or SIGTERM asked the server to stop (after it has)."""
+
+
 def _run(app: Any, sock: socket.socket, **config: Any) -> int:
     """Serve ``app`` on ``sock`` (claimed before anything else started) until stopped; 1 if it could not start.
 
@@ -69,8 +74,21 @@ def _run(app: Any, sock: socket.socket, **config: Any) -> int:
                 where = f"[{host}]" if ":" in host else host
                 _log.info("listening on http://%s:%d (Ctrl+C stops)", where, port)
 
+    def stopped(signum: int, _frame: object) -> None:
+        raise _Stopped
+
+    # uvicorn shuts down gracefully on SIGINT or SIGTERM, then raises the signal again: under the default
+    # handlers that prints a KeyboardInterrupt traceback, or kills the process before the embedded PostgreSQL
+    # is stopped (at exit). Here a stop that was asked for ends the command normally.
+    previous = {signum: signal.signal(signum, stopped) for signum in (signal.SIGINT, signal.SIGTERM)}
     server = Server(uvicorn.Config(app, log_config=None, **config))
-    server.run(sockets=[sock])
+    try:
+        server.run(sockets=[sock])
+    except _Stopped:
+        pass
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     return 0 if server.started else 1
 
 
@@ -550,6 +568,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.func(args))
+    except KeyboardInterrupt:  # Ctrl+C before the server ran (starting the database, migrating): stop quietly
+        return 130
     except Exception as exc:  # say what went wrong, not a traceback
         from pydantic import ValidationError
 
