@@ -3,13 +3,18 @@ valid Compose file with the services, health checks and volumes it promises."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from atlas_log.note import Signer
+from atlas_log_server.witness.key import load_witness_key
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,3 +65,19 @@ def test_dockerfile_copies_what_the_repository_has() -> None:
         assert (ROOT / source).exists(), source
     assert any(line.startswith("HEALTHCHECK") for line in lines)
     assert any(line.startswith("USER ") and "root" not in line for line in lines)
+
+
+def test_compose_init_creates_the_keys_and_schema_it_promises(db_url: str, tmp_path: Path) -> None:
+    # The init service's own script, run twice (a restarted stack runs it again), with its key folder here.
+    with (ROOT / "docker-compose.yml").open() as f:
+        script = str(yaml.safe_load(f)["services"]["init"]["command"][0]).replace("/keys/", f"{tmp_path}/")
+    env = {**os.environ, "ATLAS_DATABASE_URL": db_url, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    vkeys = []
+    for _ in range(2):
+        out = subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        vkeys.append(((tmp_path / "log.vkey").read_text(), (tmp_path / "witness.vkey").read_text()))
+    log_vkey, witness_vkey = vkeys[0]
+    assert vkeys[1] == vkeys[0]  # the keys made at first are kept
+    assert Signer.from_skey((tmp_path / "log.key").read_text()).verifier.vkey == log_vkey.strip()
+    assert load_witness_key(tmp_path / "witness.key", "witness.atlas-log.local").verifier.vkey == witness_vkey.strip()

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
+import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import asyncpg
@@ -18,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from atlas_log.note import Signer, Verifier
 from atlas_log.testing.demo import demo_submission
 from atlas_log_server import cli
+from atlas_log_server.witness.key import load_witness_key
 from tests.conftest import ServerProcess, free_port, with_database
 
 
@@ -152,5 +157,141 @@ def test_operator_commands_print_no_traceback(tmp_path: Path) -> None:
         env = {"ATLAS_DATABASE_URL": url, "ATLAS_DATA_DIR": str(tmp_path)}
         for args in (("migrate",), ("migrate", "--downgrade", "--yes"), ("freeze", "--no-successor", "--yes")):
             out = _cli(*args, env=env)
-            assert out.returncode != 0 and "Traceback" not in out.stderr, out.stderr
-            assert out.stderr.startswith("atlas-log-server"), out.stderr
+            assert out.returncode != 0
+            assert _one_line(out.stderr).startswith("atlas-log-server"), out.stderr
+
+
+def test_version_is_printed() -> None:
+    out = _cli("--version", env={})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == f"atlas-log-server {importlib.metadata.version('atlas-log')}\n"
+
+
+def _one_line(stderr: str) -> str:
+    """The single line a failed command wrote to stderr (there must be exactly one, and no traceback)."""
+    assert "Traceback" not in stderr, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    return lines[0]
+
+
+def _env_without_database(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "ATLAS_DATABASE_URL"}
+    return {**env, **extra}
+
+
+def test_witness_vkey_needs_an_existing_key_of_that_name(tmp_path: Path) -> None:
+    key = tmp_path / "witness.key"
+    missing = _cli("witness-vkey", "--name", "w.example", "--key", str(key), env={})
+    assert missing.returncode != 0 and missing.stdout == ""
+    assert str(key) in _one_line(missing.stderr) and "witness-keygen" in missing.stderr
+    assert not key.exists()  # nothing created
+    made = _cli("witness-keygen", "--name", "w.example", "--key", str(key), env={})
+    assert made.returncode == 0, made.stderr
+    signer = load_witness_key(key, "w.example")
+    assert made.stdout == signer.verifier.vkey + "\n" and oct(key.stat().st_mode & 0o777) == "0o600"
+    again = _cli("witness-keygen", "--name", "w.example", "--key", str(key), env={})
+    assert again.returncode != 0 and "kept" in _one_line(again.stderr)
+    assert load_witness_key(key, "w.example").verifier.vkey == signer.verifier.vkey  # never replaced
+    shown = _cli("witness-vkey", "--name", "w.example", "--key", str(key), env={})
+    assert shown.returncode == 0 and shown.stdout == signer.verifier.vkey + "\n", shown.stderr
+    other = _cli("witness-vkey", "--name", "other.example", "--key", str(key), env={})
+    assert other.returncode != 0 and other.stdout == ""
+    assert "other.example" in _one_line(other.stderr) and "w.example" in other.stderr
+
+
+def test_operator_errors_are_one_line(tmp_path: Path, db_url: str) -> None:
+    nowhere = f"postgresql://postgres@127.0.0.1:{free_port()}/none"
+    garbage = tmp_path / "garbage.key"
+    garbage.write_text("not a key\n")
+    other_origin = tmp_path / "other.key"
+    other_origin.write_text(Signer.generate("other.example/log").skey + "\n")
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    data = tmp_path / "data"
+    witness = ["witness", "--name", "w.example", "--key", str(tmp_path / "w.key"), "--state", str(tmp_path / "ws")]
+    cases: list[tuple[list[str], dict[str, str], str]] = [
+        (["serve"], {"ATLAS_ORIGIN": "has space"}, "ATLAS_ORIGIN"),
+        (["serve"], {"ATLAS_PORT": "eighty"}, "ATLAS_PORT"),
+        (["serve", "--workers", "0"], {}, "--workers"),
+        (["serve"], {"ATLAS_DATABASE_URL": nowhere}, nowhere.split("@")[1].split("/")[0]),
+        (["migrate"], {"ATLAS_DATABASE_URL": nowhere}, nowhere.split("@")[1].split("/")[0]),
+        (["migrate"], {"ATLAS_DATABASE_URL": with_database(db_url, "atlas_no_such_db")}, "atlas_no_such_db"),
+        (["migrate", "--revision", "9999"], {"ATLAS_DATABASE_URL": db_url}, "9999"),
+        (["serve"], {"ATLAS_DATABASE_URL": db_url, "ATLAS_KEY_FILE": str(garbage)}, str(garbage)),
+        (["serve"], {"ATLAS_DATABASE_URL": db_url, "ATLAS_KEY_FILE": str(other_origin)}, "other.example/log"),
+        (["freeze", "--no-successor", "--yes"], {"ATLAS_DATABASE_URL": db_url}, "no checkpoint key"),
+        (
+            ["freeze", "--no-successor", "--yes"],
+            {"ATLAS_DATABASE_URL": db_url, "ATLAS_KEY_FILE": str(garbage)},
+            str(garbage),
+        ),
+        (["keygen", "--key-file", str(a_file / "log.key")], {}, str(a_file)),
+        ([*witness, "--log", "not-a-vkey"], {}, "not-a-vkey"),
+        (["witness-vkey", "--name", "w.example", "--key", str(tmp_path)], {}, str(tmp_path)),
+        (["pcs-standin", "--folder", "nothing"], {}, "NAME=DIR"),
+        (["pcs-standin", "--folder", f"x={tmp_path / 'missing'}"], {}, str(tmp_path / "missing")),
+    ]
+    for args, env, says in cases:
+        out = _cli(*args, env={"ATLAS_DATA_DIR": str(data), **env})
+        assert out.returncode != 0, (args, out.stdout, out.stderr)
+        assert says in _one_line(out.stderr), (args, out.stderr)
+        assert not (data / "log.key").exists() and not (tmp_path / "w.key").exists(), args  # nothing created
+
+
+def test_serve_that_cannot_start_says_why_without_a_traceback(db_url: str, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    ServerProcess(db_url, data).stop()  # the database now holds a log signed by data/log.key
+    (data / "log.key").rename(tmp_path / "log.key")  # lost (or ATLAS_DATA_DIR points elsewhere)
+    for env, says in [
+        ({}, "not signed by the key in"),
+        ({"ATLAS_TDX_POLICY_FILE": str(tmp_path / "policy.json")}, str(tmp_path / "policy.json")),
+    ]:
+        if "ATLAS_TDX_POLICY_FILE" in env:
+            (tmp_path / "log.key").replace(data / "log.key")
+        out = _cli(
+            "serve", "--port", str(free_port()), env={"ATLAS_DATABASE_URL": db_url, "ATLAS_DATA_DIR": str(data), **env}
+        )
+        assert out.returncode != 0 and "Traceback" not in out.stderr, out.stderr
+        said = [json.loads(line) for line in out.stderr.splitlines() if says in line]
+        assert len(said) == 1 and said[0]["level"] == "error" and "exception" not in said[0], out.stderr
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_on_a_busy_port_stops_before_doing_anything(tmp_path: Path, workers: str) -> None:
+    data = tmp_path / "data"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        # No database URL: a server that got past the port check would start an embedded PostgreSQL in data.
+        cmd = [sys.executable, "-m", "atlas_log_server.cli", "serve", "--port", str(port), "--workers", workers]
+        env = _env_without_database(ATLAS_DATA_DIR=str(data))
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0
+    line = _one_line(out.stderr)
+    assert f"port {port}" in line and "--port" in line and "ATLAS_PORT" in line, line
+    assert out.stdout == ""  # no banner
+    assert not data.exists()  # no key, no database, nothing
+
+
+def test_serve_prints_no_library_chatter_and_stops_its_database(monkeypatch: pytest.MonkeyPatch) -> None:
+    # As `make run` on a machine without a login session: no XDG_RUNTIME_DIR, a data folder of mode 0755.
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    data = Path(tempfile.mkdtemp(prefix="atlas-emb-"))  # short: the socket lives in the data folder
+    data.chmod(0o755)
+    server = ServerProcess(None, data, wait=120)
+    try:
+        httpx.get(server.url + "/healthz")
+        time.sleep(0.5)
+    finally:
+        server.stop()  # SIGTERM
+        out = server.log_path.read_text()
+        stopped_postgres = not (data / "pgdata" / "postmaster.pid").exists()
+        shutil.rmtree(data, ignore_errors=True)
+    assert server.proc.returncode == 0 and stopped_postgres, out  # a graceful stop, the database's too
+    banner = [line for line in out.splitlines() if line.startswith(("Atlas Log serving", "  "))]
+    assert banner and banner[0].startswith("Atlas Log serving"), out
+    logged = [json.loads(line) for line in out.splitlines() if line not in banner]  # nothing else but log lines
+    # The server's own lines and uvicorn's: no embedded PostgreSQL commands, migrations, HTTP client lines.
+    assert {str(x["logger"]).split(".")[0] for x in logged} <= {"atlas_log_server", "uvicorn"}, out

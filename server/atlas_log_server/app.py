@@ -31,6 +31,7 @@ from atlas_log_server.db.disclosures import DisclosureRepository
 from atlas_log_server.db.engine import create_pool, resolve_database_url
 from atlas_log_server.db.repository import Repository, StorageError
 from atlas_log_server.db.vmap import MapRepository
+from atlas_log_server.diagnosis import OperatorError, StartupFailureReport
 from atlas_log_server.log.completeness import Completeness
 from atlas_log_server.log.last_signed import LastSignedFile, RecordRefused, TreeHead
 from atlas_log_server.log.map_builder import MapBuilder
@@ -101,7 +102,7 @@ def create_app(settings: Settings) -> FastAPI:
             try:
                 open_checkpoint(state.checkpoint or b"", signer.verifier)
             except Error as exc:
-                raise RuntimeError(
+                raise OperatorError(
                     f"the log's latest checkpoint was not signed by the key in {settings.signing_key_path}; "
                     "refusing to serve this database with another key"
                 ) from exc
@@ -223,6 +224,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(StartupFailureReport)
     app.state.metrics = metrics
     install_handlers(app)
     routers = (

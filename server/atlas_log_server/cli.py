@@ -1,4 +1,8 @@
-"""``atlas-log-server``: serve, migrate, keygen, map rebuild."""
+"""``atlas-log-server``: serve, migrate, keygen, map rebuild.
+
+An operator's mistake (a setting, a file, a port, a database that does not answer) ends a command with one
+line on stderr and a non-zero exit, never a traceback (:mod:`atlas_log_server.diagnosis`).
+"""
 
 from __future__ import annotations
 
@@ -8,22 +12,84 @@ import logging
 import os
 import secrets
 import shutil
+import signal
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from atlas_log.note import Signer
+from atlas_log import __version__
+from atlas_log.note import NoteSigner, Signer
+from atlas_log_server.address import claim, unavailable
 from atlas_log_server.config import Settings
 from atlas_log_server.db import migrate
-from atlas_log_server.db.engine import resolve_database_url
+from atlas_log_server.db.engine import check_reachable, resolve_database_url
+from atlas_log_server.diagnosis import OperatorError, explain, one_line
 from atlas_log_server.log.signer import CommandSigner, load_or_create_key, load_signer, replace_key
+from atlas_log_server.request_log import configure_logging
+
+_log = logging.getLogger("atlas_log_server.cli")  # also when run as __main__
 
 
 def _settings(**overrides: object) -> Settings:
     values = {k: v for k, v in overrides.items() if v is not None}
     return Settings(**values)  # type: ignore[arg-type]
+
+
+def _database_url(settings: Settings) -> str:
+    """The log's database, started when it is the embedded one, and answering (else one clear error)."""
+    url = resolve_database_url(settings)
+    check_reachable(url)
+    return url
+
+
+def _existing_signer(settings: Settings) -> tuple[NoteSigner, bool]:
+    """The log's checkpoint key for a command that acts on an existing log: a missing key file is the wrong
+    data folder, never a reason to generate a key."""
+    if not settings.signer_command and not settings.signing_key_path.exists():
+        raise OperatorError(
+            f"no checkpoint key in {settings.signing_key_path}: point ATLAS_DATA_DIR (or ATLAS_KEY_FILE) at the "
+            "log's key"
+        )
+    return load_signer(settings)
+
+
+class _Stopped(Exception):
+    """SIGINT or SIGTERM asked the server to stop (after it has)."""
+
+
+def _run(app: Any, sock: socket.socket, **config: Any) -> int:
+    """Serve ``app`` on ``sock`` (claimed before anything else started) until stopped; 1 if it could not start.
+
+    uvicorn gets no log configuration of its own: its lines go through the server's formatter."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started:  # uvicorn says where it listens only on sockets it bound itself
+                host, port = sock.getsockname()[:2]
+                where = f"[{host}]" if ":" in host else host
+                _log.info("listening on http://%s:%d (Ctrl+C stops)", where, port)
+
+    def stopped(signum: int, _frame: object) -> None:
+        raise _Stopped
+
+    # uvicorn shuts down gracefully on SIGINT or SIGTERM, then raises the signal again: under the default
+    # handlers that prints a KeyboardInterrupt traceback, or kills the process before the embedded PostgreSQL
+    # is stopped (at exit). Here a stop that was asked for ends the command normally.
+    previous = {signum: signal.signal(signum, stopped) for signum in (signal.SIGINT, signal.SIGTERM)}
+    server = Server(uvicorn.Config(app, log_config=None, **config))
+    try:
+        server.run(sockets=[sock])
+    except _Stopped:
+        pass
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return 0 if server.started else 1
 
 
 def _client_command() -> str:
@@ -38,16 +104,22 @@ def _client_command() -> str:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from atlas_log_server.app import create_app
     from atlas_log_server.metrics import MULTIPROC_ENV
-    from atlas_log_server.request_log import configure_logging
     from atlas_log_server.workers import bind_sockets, supervise
 
     settings = _settings(host=args.host, port=args.port, log_level=args.log_level)
     configure_logging(settings.log_format, settings.log_level)
-    url = resolve_database_url(settings)
+    if args.workers < 1:
+        raise OperatorError(f"--workers must be at least 1, not {args.workers}")
+    # The address first: a busy port must fail before a key is generated or a database started or migrated.
+    try:
+        sockets = bind_sockets(settings.host, settings.port, args.workers) if args.workers > 1 else []
+    except OSError as exc:
+        raise unavailable(settings.host, settings.port, exc) from exc
+    sock = claim(settings.host, settings.port) if not sockets else None
+    port = (sock or sockets[0]).getsockname()[1]  # port 0: the one the system chose
+    url = _database_url(settings)
     migrate.upgrade(url)
     signer, created = load_signer(settings)
     if isinstance(signer, CommandSigner):
@@ -57,14 +129,7 @@ def _serve(args: argparse.Namespace) -> int:
         if not settings.database_url
         else "external PostgreSQL"
     )
-    base = f"http://{settings.host}:{settings.port}"
-    sockets = []
-    if args.workers > 1:
-        try:
-            sockets = bind_sockets(settings.host, settings.port, args.workers)
-        except OSError as exc:
-            print(f"cannot listen on {base}: {exc}", file=sys.stderr)
-            return 1
+    base = f"http://{settings.host}:{port}"
     client = _client_command()
     key_source = settings.signer_command or settings.signing_key_path
     print(
@@ -85,7 +150,6 @@ def _serve(args: argparse.Namespace) -> int:
     # The database URL is resolved and migrated once here; the app (or each worker) reuses it.
     common: dict[str, Any] = {
         "log_level": settings.log_level,
-        "log_config": None,  # the app configures logging (JSON lines with request IDs)
         "access_log": False,  # the app writes its own access lines
         "timeout_graceful_shutdown": 5,
     }
@@ -100,64 +164,96 @@ def _serve(args: argparse.Namespace) -> int:
             ATLAS_LOG_LEVEL=settings.log_level,
             **{MULTIPROC_ENV: str(metrics_dir.resolve())},
         )
-        return supervise("atlas_log_server.asgi:app", sockets, common)
+        # No log configuration for uvicorn: the app's (JSON lines, or text on a terminal) is the only one.
+        return supervise("atlas_log_server.asgi:app", sockets, {**common, "log_config": None})
+    assert sock is not None
     settings = settings.model_copy(update={"database_url": url, "migrate_on_start": False})
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, **common)
-    return 0
+    return _run(create_app(settings), sock, host=settings.host, port=port, **common)
+
+
+def _named_folders(specs: list[str] | None, option: str) -> dict[str, Path]:
+    """``NAME=DIR`` arguments of ``option``, each an existing folder."""
+    folders = {}
+    for spec in specs or []:
+        name, sep, path = spec.partition("=")
+        if not sep or not path:
+            raise OperatorError(f"{option} takes NAME=DIR (NAME may be empty), not {spec!r}")
+        if not Path(path).is_dir():
+            raise OperatorError(f"{option} {spec}: {path} is not a folder")
+        folders[name] = Path(path)
+    return folders
 
 
 def _pcs_standin(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from atlas_log.testing.simulate import SimulatedPlatform
     from atlas_log_server.attest.pcs_standin import create_standin_app, folder_source, simulated_source
 
-    sources = {}
-    for spec in args.folder or []:
-        name, _, path = spec.partition("=")
-        sources[name] = folder_source(Path(path))
-    for spec in args.simulated or []:
-        name, _, path = spec.partition("=")
-        sources[name] = simulated_source(SimulatedPlatform.load(Path(path)))
-    if not sources:
-        print("atlas-log-server: give at least one --folder NAME=DIR or --simulated NAME=DIR", file=sys.stderr)
-        return 2
+    folders = _named_folders(args.folder, "--folder")
+    platforms = _named_folders(args.simulated, "--simulated")
+    if not folders and not platforms:
+        raise OperatorError("give at least one --folder NAME=DIR or --simulated NAME=DIR")
+    sock = claim(args.host, args.port)
+    sources = {name: folder_source(path) for name, path in folders.items()}
+    sources.update({name: simulated_source(SimulatedPlatform.load(path)) for name, path in platforms.items()})
     print(f"PCS stand-in on http://{args.host}:{args.port}/<name>/... serving {sorted(sources)}", flush=True)
-    uvicorn.run(create_standin_app(sources), host=args.host, port=args.port, log_level="warning")
-    return 0
+    return _run(create_standin_app(sources), sock, host=args.host, port=args.port, log_level="warning")
 
 
 def _witness(args: argparse.Namespace) -> int:
-    import uvicorn
-
+    from atlas_log.errors import FormatError
     from atlas_log.note import Verifier
     from atlas_log_server.witness.app import create_witness_app
     from atlas_log_server.witness.key import load_or_create_witness_key
     from atlas_log_server.witness.state import WitnessState
 
+    logs = []
+    for vkey in args.log:
+        try:
+            logs.append(Verifier.from_vkey(vkey))
+        except FormatError as exc:
+            raise OperatorError(f"--log {vkey}: {exc}") from exc
+    sock = claim(args.host, args.port)
     signer, created = load_or_create_witness_key(Path(args.key), args.name)
-    logs = [Verifier.from_vkey(v) for v in args.log]
     print(
         f"witness {args.name} on http://{args.host}:{args.port}/add-checkpoint "
         f"({'new key' if created else 'key loaded'}; {len(logs)} logs)\n  verifier key: {signer.verifier.vkey}",
         flush=True,
     )
     app = create_witness_app(signer, logs, WitnessState(Path(args.state)), rate_per_s=args.rate)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
-    return 0
+    return _run(app, sock, host=args.host, port=args.port, log_level="warning", access_log=False)
 
 
 def _witness_vkey(args: argparse.Namespace) -> int:
-    from atlas_log_server.witness.key import load_or_create_witness_key
+    from atlas_log_server.witness.key import load_witness_key
 
-    signer, _ = load_or_create_witness_key(Path(args.key), args.name)
+    key = Path(args.key)
+    if not key.exists():  # this command only reads: the witness creates its key when it first starts
+        raise OperatorError(
+            f"no witness key in {key}: create it with `atlas-log-server witness-keygen` (or the witness does, when "
+            "it first starts)"
+        )
+    print(load_witness_key(key, args.name).verifier.vkey)
+    return 0
+
+
+def _witness_keygen(args: argparse.Namespace) -> int:
+    from atlas_log_server.witness.key import create_witness_key
+
+    key = Path(args.key)
+    if key.exists():
+        raise OperatorError(f"a witness key already exists in {key}; kept (it is the witness's identity)")
+    try:
+        signer = create_witness_key(key, args.name)
+    except OSError as exc:
+        raise OperatorError(f"cannot write the key to {key}: {explain(exc)}") from exc
+    print(f"wrote {key}", file=sys.stderr)
     print(signer.verifier.vkey)
     return 0
 
 
 def _migrate(args: argparse.Namespace) -> int:
     settings = _settings()
-    url = resolve_database_url(settings)
+    url = _database_url(settings)
     if args.downgrade:
         target = args.revision or "base"
         size = migrate.logged_entries(url)
@@ -173,7 +269,7 @@ def _migrate(args: argparse.Namespace) -> int:
         migrate.downgrade(url, target)
     else:
         migrate.upgrade(url, args.revision or "head")
-    print("migrations applied")
+    print(f"database schema at {migrate.current_revision(url) or 'base (no tables)'}")
     return 0
 
 
@@ -196,7 +292,10 @@ def _keygen(args: argparse.Namespace) -> int:
         signer = replace_key(path, settings.origin)
         print(f"replaced the key in {path}", file=sys.stderr)
     else:
-        signer, _ = load_or_create_key(path, settings.origin)
+        try:
+            signer, _ = load_or_create_key(path, settings.origin)
+        except OSError as exc:
+            raise OperatorError(f"cannot write the key to {path}: {explain(exc)}") from exc
         print(f"wrote {path}", file=sys.stderr)
     print(signer.verifier.vkey)
     return 0
@@ -223,8 +322,8 @@ def _freeze(args: argparse.Namespace) -> int:
         print("atlas-log-server: a successor needs both --successor-url and --successor-vkey", file=sys.stderr)
         return 1
     settings = _settings()
-    url = resolve_database_url(settings)
-    signer, _ = load_signer(settings)
+    url = _database_url(settings)
+    signer, _ = _existing_signer(settings)
     record = LastSignedFile.beside(settings.signing_key_path, signer.verifier.vkey)
 
     def final(state: LogState) -> bytes:
@@ -304,8 +403,8 @@ def _release_pending(args: argparse.Namespace) -> int:
     from atlas_log_server.log.last_signed import LastSignedFile, RecordRefused, TreeHead
 
     settings = _settings()
-    url = resolve_database_url(settings)
-    signer, _ = load_signer(settings)
+    url = _database_url(settings)
+    signer, _ = _existing_signer(settings)
     if isinstance(signer, CommandSigner):
         signer.close()  # only its verifier key names the record
     record = LastSignedFile.beside(settings.signing_key_path, signer.verifier.vkey)
@@ -351,7 +450,7 @@ def _map_rebuild(args: argparse.Namespace) -> int:
     from atlas_log_server.log.map_builder import rebuild
 
     settings = _settings()
-    url = resolve_database_url(settings)
+    url = _database_url(settings)
 
     async def run() -> int:
         pool = await create_pool(url, 2)
@@ -394,6 +493,7 @@ def _admin_token(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="atlas-log-server", description="Atlas Log transparency log server")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("serve", help="run the log (settings from ATLAS_* environment variables)")
     p.add_argument("--host")
@@ -420,9 +520,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--log", action="append", required=True, help="a log's verifier key (repeat for more logs)")
     p.add_argument("--rate", type=float, default=10.0, help="add-checkpoint requests per second per log")
     p.set_defaults(func=_witness)
+    p = sub.add_parser("witness-keygen", help="create a witness's key (prints its verifier key)")
+    p.add_argument("--name", required=True, help="the witness's key name, e.g. witness.example.com")
+    p.add_argument("--key", required=True, help="key file to create (an existing one is kept)")
+    p.set_defaults(func=_witness_keygen)
     p = sub.add_parser("witness-vkey", help="print a witness's verifier key")
     p.add_argument("--name", required=True)
-    p.add_argument("--key", required=True)
+    p.add_argument("--key", required=True, help="the witness's key file (read only; the witness creates it)")
     p.set_defaults(func=_witness_vkey)
     p = sub.add_parser("freeze", help="freeze the log (final checkpoint naming a successor); read-only after")
     p.add_argument("--successor-url", help="where the successor log serves")
@@ -455,18 +559,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--yes", action="store_true", help="replace an existing key (destroys it)")
     p.set_defaults(func=_keygen)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # What the environment asks for until serve applies its settings (the settings report a bad value).
+    fmt = os.environ.get("ATLAS_LOG_FORMAT")
+    level = os.environ.get("ATLAS_LOG_LEVEL", "info").lower()
+    configure_logging(
+        "json" if fmt == "json" else "text" if fmt == "text" else "auto",
+        level if level in ("debug", "info", "warning", "error") else "info",
+    )
     try:
         return int(args.func(args))
+    except KeyboardInterrupt:  # Ctrl+C before the server ran (starting the database, migrating): stop quietly
+        return 130
     except Exception as exc:  # say what went wrong, not a traceback
         from pydantic import ValidationError
 
-        if isinstance(exc, ValidationError | OSError | ValueError):  # configuration or startup
-            print(f"atlas-log-server: {exc}", file=sys.stderr)
-            return 2
-        logging.getLogger(__name__).debug("%s failed", args.command, exc_info=exc)
-        print(f"atlas-log-server {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+        said = explain(exc)
+        if said is None:  # a bug: its name here, its traceback in the debug log
+            _log.debug("%s failed", args.command, exc_info=exc)
+            print(
+                f"atlas-log-server {args.command}: {type(exc).__name__}: {one_line(str(exc))} "
+                "(ATLAS_LOG_LEVEL=debug shows where)",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"atlas-log-server: {said}", file=sys.stderr)
+        return 2 if isinstance(exc, ValidationError | OSError | ValueError) else 1
 
 
 if __name__ == "__main__":

@@ -112,7 +112,10 @@ class Settings(BaseSettings):
     admin_token_sha256: str | None = Field(
         default=None, description="SHA-256 (hex) of the admin token; admin operations are disabled when unset"
     )
-    log_format: Literal["json", "text"] = Field(default="json", description="log lines as JSON objects or text")
+    log_format: Literal["auto", "json", "text"] = Field(
+        default="auto",
+        description="log lines as JSON objects or readable text; auto: text on a terminal, JSON otherwise",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="lowest level logged (info includes one access line per request)"
     )

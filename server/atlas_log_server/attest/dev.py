@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -36,6 +37,20 @@ def load_or_create_platform(folder: Path) -> SimulatedPlatform:
     return platform
 
 
+_STANDIN_THREAD = "pcs-standin"
+
+
+class _QuietStandin(logging.Filter):
+    """Drops the stand-in's own uvicorn lines below warning ("Uvicorn running on http://127.0.0.1:<its port>"):
+    they share the server's logger and would read as the log server's own."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or record.threadName != _STANDIN_THREAD
+
+
+_quiet_standin = _QuietStandin()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -45,10 +60,13 @@ def _free_port() -> int:
 def start_standin(sources: dict[str, Source]) -> str:
     """Serve a PCS stand-in on a free loopback port from a daemon thread; return its base URL when it answers."""
     port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_standin_app(sources), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    logging.getLogger("uvicorn.error").addFilter(_quiet_standin)
+    # No log configuration and no level: uvicorn would install its own handlers and levels process-wide, and
+    # the server's uvicorn lines would bypass its formatter, or vanish.
+    config = uvicorn.Config(
+        create_standin_app(sources), host="127.0.0.1", port=port, log_config=None, log_level=None, access_log=False
     )
-    threading.Thread(target=server.run, name="pcs-standin", daemon=True).start()
+    threading.Thread(target=uvicorn.Server(config).run, name=_STANDIN_THREAD, daemon=True).start()
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+from urllib.parse import urlsplit, urlunsplit
+
 import asyncpg
 
 from atlas_log_server.config import Settings
 from atlas_log_server.db.embedded import EmbeddedPostgres
+from atlas_log_server.diagnosis import OperatorError
 
 
 def resolve_database_url(settings: Settings) -> str:
@@ -13,6 +17,38 @@ def resolve_database_url(settings: Settings) -> str:
     if settings.database_url:
         return settings.database_url
     return EmbeddedPostgres(settings.data_dir).start()
+
+
+class DatabaseUnreachable(OperatorError):
+    """The database did not answer, or refused to let the log in; the message names it (never its password)."""
+
+
+def shown(url: str) -> str:
+    """``url`` fit for a message: its password replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def check_reachable(url: str, timeout_s: float = 10) -> None:
+    """Connect to the database at ``url`` once (blocking): raises :class:`DatabaseUnreachable` saying why not."""
+
+    async def connect() -> None:
+        conn = await asyncpg.connect(asyncpg_dsn(url), timeout=timeout_s)
+        await conn.close()
+
+    try:
+        asyncio.run(connect())
+    except TimeoutError as exc:
+        raise DatabaseUnreachable(f"the database at {shown(url)} did not answer in {timeout_s:g} s") from exc
+    except ConnectionRefusedError as exc:
+        raise DatabaseUnreachable(f"nothing answers at {shown(url)}: is PostgreSQL running there?") from exc
+    except OSError as exc:
+        raise DatabaseUnreachable(f"cannot reach the database at {shown(url)}: {exc.strerror or exc}") from exc
+    except asyncpg.PostgresError as exc:  # a database that does not exist, a wrong password, no permission
+        raise DatabaseUnreachable(f"the database at {shown(url)} refused the connection: {exc}") from exc
 
 
 def asyncpg_dsn(url: str) -> str:

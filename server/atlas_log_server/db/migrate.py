@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import asyncpg
@@ -12,6 +13,7 @@ from alembic.config import Config
 from atlas_log_server.db.engine import asyncpg_dsn
 
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent
+_log = logging.getLogger(__name__)
 
 
 def migrations_dir() -> Path:
@@ -30,12 +32,37 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
-    """Upgrade the database at ``url`` (blocking; runs its own event loop, so call it from a thread)."""
+    """Upgrade the database at ``url`` (blocking; runs its own event loop, so call it from a thread). Logs one
+    line when the schema changed (Alembic's own lines, one per migration, are quieted with its set-up)."""
+    before = current_revision(url)
     command.upgrade(alembic_config(url), revision)
+    after = current_revision(url)
+    if after != before:
+        _log.info("migrated the database schema from %s to %s", before or "an empty database", after)
 
 
 def downgrade(url: str, revision: str = "base") -> None:
+    before = current_revision(url)
     command.downgrade(alembic_config(url), revision)
+    after = current_revision(url)
+    if after != before:
+        _log.info("migrated the database schema down from %s to %s", before, after or "base (no tables)")
+
+
+def current_revision(url: str) -> str | None:
+    """The schema revision of the database at ``url`` (``None`` before the first migration)."""
+
+    async def read() -> str | None:
+        conn = await asyncpg.connect(asyncpg_dsn(url))
+        try:
+            if await conn.fetchval("SELECT to_regclass('alembic_version')") is None:
+                return None
+            found = await conn.fetchval("SELECT version_num FROM alembic_version")
+            return None if found is None else str(found)
+        finally:
+            await conn.close()
+
+    return asyncio.run(read())
 
 
 def logged_entries(url: str) -> int:

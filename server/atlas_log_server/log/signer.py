@@ -38,7 +38,10 @@ class SigningRefused(Unavailable):
 def load_or_create_key(path: Path, origin: str) -> tuple[Signer, bool]:
     """Load the signing key from ``path``, or generate one there (mode 0600). Returns (signer, created)."""
     if path.exists():
-        signer = Signer.from_skey(path.read_text())
+        try:
+            signer = Signer.from_skey(path.read_text())
+        except FormatError as exc:
+            raise FormatError(f"{path}: {exc}") from exc
         if signer.name != origin:
             raise SigningRefused(f"key in {path} is for origin {signer.name!r}, not the configured {origin!r}")
         return signer, False
