@@ -132,18 +132,31 @@ def _serve(args: argparse.Namespace) -> int:
     base = f"http://{settings.host}:{port}"
     client = _client_command()
     key_source = settings.signer_command or settings.signing_key_path
+    simulated_root = None
+    if settings.tdx_mode == "simulated":
+        from atlas_log_server.attest.dev import load_or_create_platform
+
+        # Made now, not at the app's start, so the banner can name the root auditors must pass to trust it.
+        simulated_root = load_or_create_platform(settings.platform_dir).root_fingerprint
     print(
         f"Atlas Log serving {settings.origin} on {base} ({where})\n"
         f"  checkpoint key {'generated' if created else 'loaded'}: {key_source}\n"
         f"  verifier key:  {signer.verifier.vkey}\n"
         + (
             f"  TDX: SIMULATED platform in {settings.platform_dir} (development only; quotes prove nothing)\n"
-            if settings.tdx_mode == "simulated"
+            f"  simulated TDX root:     {simulated_root}\n"
+            if simulated_root is not None
             else "  TDX: Intel PCS, pinned Intel SGX Root CA\n"
         )
         + f"  submit a first entry:   {client} --server {base} demo --count 1 --receipts ./receipts\n"
         f"  check it offline:       {client} --vkey '{signer.verifier.vkey}' verify ./receipts/*.json\n"
-        f"  explore it (verified in your browser): {base}/explorer/?vkey={quote(signer.verifier.vkey, safe='')}\n"
+        + (
+            f"  audit it (replay):      {client} --server {base} --vkey '{signer.verifier.vkey}' monitor --once "
+            f"--replay --tdx-root {simulated_root}\n"
+            if simulated_root is not None
+            else ""
+        )
+        + f"  explore it (verified in your browser): {base}/explorer/?vkey={quote(signer.verifier.vkey, safe='')}\n"
         f"  latest checkpoint:      curl {base}/checkpoint",
         flush=True,
     )
