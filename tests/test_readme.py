@@ -86,10 +86,11 @@ def test_the_commands_make_run_suggests_run(log: ServerProcess, tmp_path: Path) 
         line.replace(".venv/bin/atlas-log", "atlas-log")
         .replace("http://127.0.0.1:8080", log.url)
         .replace("'atlas-log.localhost/dev+…'", "'<the verifier key make run printed>'")
+        .replace("--tdx-root 3f2a…", "--tdx-root '<the simulated TDX root make run printed>'")
         for line in _block_after("`make run` prints the log's verifier key")
         if "atlas-log" in line and not line.startswith("http")
     ]
-    assert len(lines) == 2
+    assert len(lines) == 3
     out = _run([". .venv/bin/activate", *lines], log, tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "OK   ./receipts/" in out.stdout
+    assert "OK   ./receipts/" in out.stdout and '"problems": []' in out.stdout
