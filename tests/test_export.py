@@ -1,16 +1,17 @@
-"""Static tiles (atlas_log_server.log.export) and tile-only verification (LogClient(tiles_only=True)): a plain
-static file server holding only what export_tiles wrote serves every proof a verifier needs; a tile changed on
-the mirror fails the proof; exports are incremental and never leave a checkpoint ahead of its tiles."""
+"""Static tiles (atlas_log_server.log.export, `atlas-log-server export-tiles`) and tile-only verification
+(LogClient(tiles_only=True)): a plain static file server holding only what the export wrote serves every proof
+a verifier needs; a tile changed on the mirror fails the proof; exports are incremental; the compose file's
+nginx caches tiles and never the checkpoint."""
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import http.server
 import os
 import re
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -25,9 +26,7 @@ from atlas_log.client import LogClient
 from atlas_log.errors import Error
 from atlas_log.receipt import Receipt
 from atlas_log.testing.demo import demo_submission
-from atlas_log_server.db.engine import create_pool
-from atlas_log_server.db.repository import Repository
-from atlas_log_server.log.export import Exported, export_tiles
+from atlas_log_server.log.export import Exported
 from tests.conftest import ServerProcess, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,17 +52,18 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 
 
 def _export(db_url: str, folder: Path, server: ServerProcess) -> Exported:
-    async def run() -> Exported:
-        pool = await create_pool(db_url, 2)
-        try:
-            repo = Repository(pool, "atlas-log.localhost/dev")
-            state = await repo.state()
-            assert state.checkpoint is not None
-            return await export_tiles(repo, folder, state.checkpoint, state.size)
-        finally:
-            await pool.close()
-
-    return asyncio.run(run())
+    """``atlas-log-server export-tiles FOLDER`` against the log's database, as an operator runs it."""
+    out = subprocess.run(
+        [sys.executable, "-m", "atlas_log_server.cli", "export-tiles", str(folder)],
+        env={**os.environ, "ATLAS_DATABASE_URL": db_url, "ATLAS_DATA_DIR": str(server.data_dir)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    said = re.search(r"exported tree size (\d+) to .*: (\d+) tiles and (\d+) entry bundles written", out.stdout)
+    assert said is not None, out.stdout
+    return Exported(*(int(n) for n in said.groups()))
 
 
 @pytest.fixture

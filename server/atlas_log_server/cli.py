@@ -497,6 +497,50 @@ def _map_rebuild(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def _export_tiles(args: argparse.Namespace) -> int:
+    """Write the log's checkpoint, hash tiles and entry bundles as static files (once, or every ``--every``
+    seconds), for a static file server, a mirror or a CDN origin; only what changed is written."""
+    import asyncio
+    import time
+    from pathlib import Path
+
+    from atlas_log_server.db.engine import create_pool
+    from atlas_log_server.db.repository import Repository
+    from atlas_log_server.log.export import export_tiles
+
+    settings = _settings()
+    url = _database_url(settings)
+    folder = Path(args.folder)
+
+    async def run() -> int:
+        pool = await create_pool(url, 2)
+        try:
+            repo = Repository(pool, settings.origin)
+            while True:
+                state = await repo.state()
+                note, size = state.frozen_note or state.checkpoint, state.size
+                if settings.witnesses:  # what /checkpoint serves: the witnessed checkpoint
+                    published = await repo.latest_published()
+                    note, size = (None, 0) if published is None else (published[1], published[0])
+                if note is None:
+                    print("atlas-log-server: the log has no checkpoint yet; nothing written", file=sys.stderr)
+                    return 1
+                started = time.perf_counter()
+                done = await export_tiles(repo, folder, note, size)
+                print(
+                    f"exported tree size {done.size} to {folder}: {done.tiles} tiles and {done.bundles} entry bundles "
+                    f"written ({time.perf_counter() - started:.2f} s)",
+                    flush=True,
+                )
+                if not args.every:
+                    return 0
+                await asyncio.sleep(args.every)
+        finally:
+            await pool.close()
+
+    return asyncio.run(run())
+
+
 def _admin_token(args: argparse.Namespace) -> int:
     token = "atladm_" + secrets.token_urlsafe(32)
     print(f"admin token (give it to the operator; it is not stored): {token}")
@@ -558,6 +602,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     q = mp.add_parser("rebuild", help="rebuild the map from the log's leaves alone and check it against the stored one")
     q.add_argument("--dry-run", action="store_true", help="build and compare, but write nothing")
     q.set_defaults(func=_map_rebuild)
+    p = sub.add_parser(
+        "export-tiles", help="write the checkpoint, tiles and entry bundles as static files (for a CDN or mirror)"
+    )
+    p.add_argument("folder", help="where to write checkpoint and tile/… (created; existing full tiles are kept)")
+    p.add_argument("--every", type=float, default=0, help="keep exporting, every this many seconds (default 0: once)")
+    p.set_defaults(func=_export_tiles)
     p = sub.add_parser("admin-token", help="create an admin token and print the SHA-256 to configure")
     p.set_defaults(func=_admin_token)
     p = sub.add_parser("migrate", help="apply the database migrations")
