@@ -1,0 +1,1 @@
+"""NVIDIA GPU attestation evidence: parsing and verification."""
