@@ -3,12 +3,13 @@
 Path validation is split from the time check because a verdict names them apart (``chain_invalid`` versus
 ``certificate_not_yet_valid`` / ``certificate_expired``):
 
-* the path — names chained, signatures, basicConstraints, keyUsage, path length, critical extensions — is
-  judged by ``cryptography.x509.verification`` at an instant inside every certificate's validity window, with
-  the end-entity profile relaxed (RIM signer certificates carry no subjectAltName, which the web-PKI profile
-  demands); on top, the chain must be given in order, leaf first, each certificate issued by the next
-  (RFC 5280 §6.1: a prospective path is a sequence), and a leaf keyUsage, when present, must allow
-  digitalSignature (RFC 5280 §4.2.1.3), because the leaf signs the evidence;
+* the path: the chain must be given in order, leaf first, each certificate issued by the next (name chaining
+  and signature, with ``cryptography``'s ``verify_directly_issued_by``), ending in a self-signed root; each
+  issuer a CA allowed to sign certificates within its path length; no unprocessed critical extension
+  (RFC 5280 §6.1.3-6.1.4); and a leaf keyUsage, when present, must allow digitalSignature (§4.2.1.3),
+  because the leaf signs the evidence. ``cryptography.x509.verification`` is not used: it rejects NVIDIA's
+  RIM signing certificates (pre-2050 validity dates encoded as GeneralizedTime, and no subjectAltName),
+  which NVIDIA's own verifier accepts, and it cannot report the time apart from the path;
 * the time: every certificate must satisfy ``notBefore ≤ t ≤ notAfter``, both ends inclusive (RFC 5280
   §4.1.2.5), for the evaluation time ``t`` the caller passes in.
 
@@ -24,7 +25,7 @@ from datetime import datetime
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
-from cryptography.x509.verification import ExtensionPolicy, PolicyBuilder, Store, VerificationError
+from cryptography.x509.oid import ExtensionOID
 
 __all__ = ["ChainCheck", "check_chain"]
 
@@ -76,23 +77,51 @@ def _ordered_problem(chain: Sequence[x509.Certificate]) -> str | None:
     return None if usage.digital_signature else "the leaf certificate's keyUsage does not allow signing"
 
 
-def _policy_problem(chain: Sequence[x509.Certificate], root: x509.Certificate) -> str | None:
-    # Any instant inside every window judges the path alone; the caller's time is judged separately.
-    instant = max(c.not_valid_before_utc for c in chain)
-    if instant > min(c.not_valid_after_utc for c in chain):
-        return "the certificates' validity periods do not overlap"
-    verifier = (
-        PolicyBuilder()
-        .store(Store([root]))
-        .time(instant)
-        .max_chain_depth(_MAX_DEPTH)
-        .extension_policies(ca_policy=ExtensionPolicy.webpki_defaults_ca(), ee_policy=ExtensionPolicy.permit_all())
-        .build_client_verifier()
-    )
+_KNOWN_CRITICAL = frozenset(
+    {
+        ExtensionOID.BASIC_CONSTRAINTS,
+        ExtensionOID.KEY_USAGE,
+        ExtensionOID.EXTENDED_KEY_USAGE,
+        ExtensionOID.SUBJECT_ALTERNATIVE_NAME,
+        ExtensionOID.SUBJECT_KEY_IDENTIFIER,
+        ExtensionOID.AUTHORITY_KEY_IDENTIFIER,
+        ExtensionOID.CRL_DISTRIBUTION_POINTS,
+        ExtensionOID.AUTHORITY_INFORMATION_ACCESS,
+    }
+)
+
+
+def _profile_problem(chain: Sequence[x509.Certificate]) -> str | None:
+    """RFC 5280 §6.1.3-6.1.4 for a path of CAs: (k) each issuer is a CA, (n) may sign certificates,
+    (l, m) its pathLenConstraint covers the CAs below it, and (o) no certificate has a critical extension
+    this check does not process."""
+    if len(chain) > _MAX_DEPTH:
+        return f"the chain has {len(chain)} certificates, more than {_MAX_DEPTH}"
+    root = chain[-1]
     try:
-        verifier.verify(chain[0], list(chain[1:-1]))
-    except VerificationError as exc:
-        return str(exc)
+        root.verify_directly_issued_by(root)
+    except (ValueError, TypeError, InvalidSignature):
+        return "the root is not self-signed"
+    for position, cert in enumerate(chain):
+        for ext in cert.extensions:
+            if ext.critical and ext.oid not in _KNOWN_CRITICAL:
+                return f"{cert.subject.rfc4514_string()} has an unprocessed critical extension {ext.oid.dotted_string}"
+        if position == 0:
+            continue
+        try:
+            constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+        except x509.ExtensionNotFound:
+            return f"issuer {cert.subject.rfc4514_string()} has no basicConstraints"
+        if not constraints.ca:
+            return f"issuer {cert.subject.rfc4514_string()} is not a CA"
+        if constraints.path_length is not None and position - 1 > constraints.path_length:
+            return f"issuer {cert.subject.rfc4514_string()} allows {constraints.path_length} CAs below it"
+        try:
+            usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+        except x509.ExtensionNotFound:
+            continue
+        if not usage.key_cert_sign:
+            return f"issuer {cert.subject.rfc4514_string()} may not sign certificates"
     return None
 
 
@@ -106,7 +135,7 @@ def check_chain(certificates: Sequence[x509.Certificate], root: x509.Certificate
     chain = list(certificates)
     if _der(chain[-1]) != _der(root):
         chain.append(root)
-    problem = _ordered_problem(chain) or _policy_problem(chain, root)
+    problem = _ordered_problem(chain) or _profile_problem(chain)
     return ChainCheck(
         tuple(chain),
         problem,
