@@ -18,6 +18,7 @@ A chain that stops short of the root is completed with the pinned root; a chain 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -65,7 +66,7 @@ def _seconds(dt: datetime) -> int:
 
 
 def _ordered_problem(chain: Sequence[x509.Certificate]) -> str | None:
-    for child, parent in zip(chain, chain[1:], strict=False):
+    for child, parent in itertools.pairwise(chain):
         try:
             child.verify_directly_issued_by(parent)
         except (ValueError, TypeError, InvalidSignature):
@@ -142,4 +143,3 @@ def check_chain(certificates: Sequence[x509.Certificate], root: x509.Certificate
         any(at < _seconds(c.not_valid_before_utc) for c in chain),
         any(at > _seconds(c.not_valid_after_utc) for c in chain),
     )
-

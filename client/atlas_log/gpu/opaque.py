@@ -162,7 +162,9 @@ def parse_opaque_data(data: bytes) -> OpaqueData:
             raise GpuEvidenceError("parse_error", f"opaque field type {field_type} appears twice")
         wanted = _SIZES.get(field_type)
         if wanted is not None and size != wanted:
-            raise GpuEvidenceError("parse_error", f"opaque field {FIELD_NAMES[field_type]} is {size} bytes, not {wanted}")
+            raise GpuEvidenceError(
+                "parse_error", f"opaque field {FIELD_NAMES[field_type]} is {size} bytes, not {wanted}"
+            )
         if field_type == _MSRSCNT and size % 4:
             raise GpuEvidenceError("parse_error", "opaque field MSRSCNT is not a list of 32-bit counters")
         fields.append((field_type, value))

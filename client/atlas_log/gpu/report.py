@@ -120,8 +120,8 @@ class _Reader:
     def take(self, size: int, what: str) -> bytes:
         if self.pos + size > len(self.data):
             raise GpuEvidenceError(
-                "parse_error", f"report truncated in {what}: needs {size} bytes at offset {self.pos}, has "
-                f"{len(self.data) - self.pos}"
+                "parse_error",
+                f"report truncated in {what}: needs {size} bytes at offset {self.pos}, has {len(self.data) - self.pos}",
             )
         out = self.data[self.pos : self.pos + size]
         self.pos += size
@@ -166,8 +166,9 @@ def _block(r: _Reader, seen: set[int]) -> MeasurementBlock:
     value_size = body.uint(2, "DMTFSpecMeasurementValueSize")
     if size != _DMTF_HEADER + value_size or value_size != DIGEST_SIZE:
         raise GpuEvidenceError(
-            "parse_error", f"block {index}: MeasurementSize {size} and value size {value_size} disagree "
-            f"with a {DIGEST_SIZE}-byte SHA-384 digest"
+            "parse_error",
+            f"block {index}: MeasurementSize {size} and value size {value_size} disagree "
+            f"with a {DIGEST_SIZE}-byte SHA-384 digest",
         )
     return MeasurementBlock(index, value_type, Measurement(body.take(value_size, "DMTFSpecMeasurementValue")))
 

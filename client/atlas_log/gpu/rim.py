@@ -17,8 +17,9 @@ from typing import Literal
 
 from cryptography import x509
 from lxml import etree
-from signxml import DigestAlgorithm, SignatureConfiguration, SignatureMethod, XMLVerifier
+from signxml.algorithms import DigestAlgorithm, SignatureMethod
 from signxml.exceptions import SignXMLException
+from signxml.verifier import SignatureConfiguration, XMLVerifier
 
 from atlas_log.certificates import load_der_certificate
 from atlas_log.errors import GpuEvidenceError
@@ -75,7 +76,7 @@ def _fail(code: str, message: str) -> GpuEvidenceError:
 
 def _attr(el: etree._Element, name: str, code: str, what: str) -> str:
     value = el.get(name)
-    if value is None:
+    if not isinstance(value, str):
         raise _fail(code, f"{what} has no {name} attribute")
     return value
 

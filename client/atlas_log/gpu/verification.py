@@ -42,7 +42,7 @@ from atlas_log.gpu.rim import GoldenMeasurement, Rim, RimKind, parse_rim, rim_si
 from atlas_log.gpu.roots import CORIM_ROOT_SHA256, DEVICE_IDENTITY_ROOT_SHA256, pinned_root
 from atlas_log.gpu.verdict import FAILURE_ORDER, GpuVerdict, RimCheck
 
-__all__ = ["expected_rim_ids", "verify_gpu_evidence"]
+__all__ = ["expected_rim_ids", "verify_gpu_evidence", "verify_rim"]
 
 _MESSAGES = {
     "signature_invalid": "the report's signature does not verify with the device certificate's key",
@@ -101,6 +101,19 @@ def _chain(certs: list[x509.Certificate], root: x509.Certificate | None, pin: st
     return check_chain(certs, anchor, at)
 
 
+def verify_rim(
+    document: bytes | Rim, *, at: int, root: x509.Certificate | None = None, check_signature: bool = True
+) -> tuple[str, ...]:
+    """The failures of one RIM on its own, in order: ``rim_chain_invalid``, ``rim_signature_invalid``,
+    ``rim_certificate_not_yet_valid``, ``rim_certificate_expired`` (empty when it verifies at ``at``).
+    ``root`` replaces the pinned CoRIM root. Raises :class:`GpuEvidenceError` ``rim_parse_error``."""
+    rim = document if isinstance(document, Rim) else parse_rim(document)
+    failures = [f"rim_{f}" for f in _chain(list(rim.certificates), root, CORIM_ROOT_SHA256, at).failures]
+    if check_signature and rim_signature_problem(rim) is not None:
+        failures.append("rim_signature_invalid")
+    return tuple(sorted(failures, key=lambda f: FAILURE_ORDER.index(f"driver_{f}")))
+
+
 def _rim(
     kind: RimKind,
     document: bytes,
@@ -111,19 +124,20 @@ def _rim(
     policy: Policy,
 ) -> tuple[RimCheck, Rim | None]:
     rim = parse_rim(document, f"{kind}_rim_parse_error")
-    failures: list[str] = []
+    failures = list(verify_rim(rim, at=at, root=root, check_signature=policy.check_rim_signatures))
     if rim.version != wanted_version:
-        failures.append("rim_version_mismatch")
-    failures.extend(f"rim_{f}" for f in _chain(list(rim.certificates), root, CORIM_ROOT_SHA256, at).failures)
-    if policy.check_rim_signatures and rim_signature_problem(rim) is not None:
-        failures.append("rim_signature_invalid")
-    ordered = tuple(sorted(failures, key=lambda f: FAILURE_ORDER.index(f"{kind}_{f}")))
+        failures.insert(0, "rim_version_mismatch")
     check = RimCheck(
-        kind, expected_id, rim.tag_id, rim.version, rim.signer.subject.rfc4514_string(),
-        str(rim.signer.serial_number), ordered,
+        kind,
+        expected_id,
+        rim.tag_id,
+        rim.version,
+        rim.signer.subject.rfc4514_string(),
+        str(rim.signer.serial_number),
+        tuple(failures),
     )
     # A RIM for another version says nothing about this firmware: its measurements are not compared.
-    return check, (None if "rim_version_mismatch" in ordered else rim)
+    return check, (None if rim.version != wanted_version else rim)
 
 
 def verify_gpu_evidence(
@@ -177,8 +191,10 @@ def verify_gpu_evidence(
     driver_id, vbios_id = expected_rim_ids(parsed, identity.architecture)
     rim_checks: list[RimCheck] = []
     golden: dict[RimKind, Mapping[int, GoldenMeasurement]] = {}
-    wanted = {"driver": (driver_rim, opaque.driver_version, driver_id, policy.require_driver_rim),
-              "vbios": (vbios_rim, opaque.vbios_version, vbios_id, policy.require_vbios_rim)}
+    wanted = {
+        "driver": (driver_rim, opaque.driver_version, driver_id, policy.require_driver_rim),
+        "vbios": (vbios_rim, opaque.vbios_version, vbios_id, policy.require_vbios_rim),
+    }
     for kind, (document, version, rim_id, required) in wanted.items():
         k: RimKind = "driver" if kind == "driver" else "vbios"
         if document is None:
