@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -33,8 +34,11 @@ def _rim(path: str) -> bytes:
 
 
 def _check_ids() -> list[str]:
-    return [f"{p.parent.name}@{c['at']}{'-nosig' if c.get('mode') else ''}"
-            for p in vector_files("nvidia", pattern="case.json") for c in json.loads(p.read_text())["checks"]]
+    return [
+        f"{p.parent.name}@{c['at']}{'-nosig' if c.get('mode') else ''}"
+        for p in vector_files("nvidia", pattern="case.json")
+        for c in json.loads(p.read_text())["checks"]
+    ]
 
 
 def _same(verdict: GpuVerdict, check: dict[str, Any]) -> None:
@@ -81,8 +85,6 @@ def test_serialized_items() -> None:
         items = json.loads((base / case_file.name.replace(".case.json", ".json")).read_text())
         for expected in case["items"]:
             item = items[expected["index"]]
-            import base64
-
             for check in expected["checks"]:
                 verdict = verify_gpu_evidence(
                     base64.b64decode(item["evidence"]),
@@ -164,7 +166,7 @@ def test_rim_whose_measurement_differs() -> None:
     report, chain, nonce, case = _case("hopper-545-rim-match")
     vbios = _rim(case["rims"]["vbios"])
     verdict = verify_gpu_evidence(
-        report[:45 + 7 * 55 - 1] + bytes([report[45 + 7 * 55 - 1] ^ 1]) + report[45 + 7 * 55 :],
+        report[: 45 + 7 * 55 - 1] + bytes([report[45 + 7 * 55 - 1] ^ 1]) + report[45 + 7 * 55 :],
         chain,
         nonce=nonce,
         at=1700000000,
@@ -177,7 +179,7 @@ def test_rim_whose_measurement_differs() -> None:
 
 
 def test_rim_for_another_driver_version() -> None:
-    report, chain, nonce, case = _case("hopper-545-rim-match")
+    report, chain, nonce, _ = _case("hopper-545-rim-match")
     verdict = verify_gpu_evidence(
         report, chain, nonce=nonce, at=NOW, driver_rim=_rim("rims/NV_GPU_DRIVER_GH100_550.144.03.xml")
     )
@@ -204,8 +206,12 @@ def test_malformed_rim_is_a_typed_error() -> None:
 def test_verdict_json_names_what_was_checked() -> None:
     report, chain, nonce, case = _case("hopper-545-rim-match")
     verdict = verify_gpu_evidence(
-        report, chain, nonce=nonce, at=1700000000,
-        driver_rim=_rim(case["rims"]["driver"]), vbios_rim=_rim(case["rims"]["vbios"]),
+        report,
+        chain,
+        nonce=nonce,
+        at=1700000000,
+        driver_rim=_rim(case["rims"]["driver"]),
+        vbios_rim=_rim(case["rims"]["vbios"]),
     )
     out = verdict.to_json()
     assert out["accept"] is True and out["code"] is None
