@@ -4,7 +4,8 @@
 
     Error
     ├── FormatError                  malformed input: bad base64, bad note, bad checkpoint text, bad JSON
-    │   └── SubmissionError          a submission is not admissible; ``code`` names the failed step
+    │   ├── SubmissionError          a submission is not admissible; ``code`` names the failed step
+    │   └── GpuEvidenceError         GPU attestation evidence or a RIM is malformed; ``code`` names which
     ├── VerificationError            input parsed, but does not prove what it claims
     │   ├── ProofError               an inclusion or consistency proof failed
     │   │   └── RootMismatchError    carries the expected and the calculated root
@@ -31,6 +32,7 @@ __all__ = [
     "CollateralFetchError",
     "Error",
     "FormatError",
+    "GpuEvidenceError",
     "InconsistencyKind",
     "InconsistentLogError",
     "LogAPIError",
@@ -66,6 +68,20 @@ class SubmissionError(FormatError):
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class GpuEvidenceError(FormatError):
+    """GPU attestation evidence (an SPDM report, its certificate chain, a serialized evidence file) or a RIM
+    is malformed, so no verdict can be reached.
+
+    ``code`` is the stable verdict code of the input that failed to parse: ``parse_error`` for the evidence,
+    ``driver_rim_parse_error`` / ``vbios_rim_parse_error`` / ``rim_parse_error`` for a RIM.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
 

@@ -1,0 +1,165 @@
+"""GPU evidence as users have it, read from files: a folder (``report.txt``, ``certchain.pem``, ``nonce.hex``)
+or NVIDIA's serialized evidence JSON (one entry per GPU), and RIM files.
+
+This module does file I/O; the verification it feeds (:func:`atlas_log.gpu.verification.verify_gpu_evidence`)
+does none. :func:`verify_gpu_evidence_path` is what ``atlas-log gpu verify`` calls.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from atlas_log._encoding import b64decode, hexdecode
+from atlas_log.errors import FormatError, GpuEvidenceError
+from atlas_log.gpu.policy import Policy
+from atlas_log.gpu.report import NONCE_SIZE, Nonce, ReportBytes
+from atlas_log.gpu.rim import parse_rim, rim_kind_of
+from atlas_log.gpu.verdict import GpuVerdict
+from atlas_log.gpu.verification import verify_gpu_evidence
+
+__all__ = [
+    "GpuEvidence",
+    "load_gpu_evidence",
+    "load_rims",
+    "parse_serialized_evidence",
+    "verify_gpu_evidence_path",
+]
+
+_MAX_FILE = 16 << 20  # a serialized file for 8 GPUs is about 100 KB
+_ARCHITECTURES = frozenset({"HOPPER", "BLACKWELL"})
+_SERIALIZED_KEYS = frozenset({"arch", "nonce", "evidence", "certificate"})
+
+
+@dataclass(frozen=True, slots=True)
+class GpuEvidence:
+    """One GPU's evidence: the raw report, the device chain (PEM), and what the file states beside them
+    (the nonce it was made for, the architecture), with ``source`` naming where it came from."""
+
+    report: ReportBytes
+    certificate_chain: bytes
+    nonce: Nonce | None
+    architecture: str | None
+    source: str
+
+
+def _read(path: Path) -> bytes:
+    try:
+        if path.stat().st_size > _MAX_FILE:
+            raise GpuEvidenceError("parse_error", f"{path} is larger than {_MAX_FILE} bytes")
+        return path.read_bytes()
+    except OSError as exc:
+        raise GpuEvidenceError("parse_error", f"cannot read {path}: {exc.strerror}") from exc
+
+
+def _hex(text: str, what: str, size: int | None = None) -> bytes:
+    try:
+        return hexdecode(text, what, size, any_case=True)
+    except FormatError as exc:
+        raise GpuEvidenceError("parse_error", str(exc)) from exc
+
+
+def parse_serialized_evidence(data: bytes, source: str = "evidence") -> list[GpuEvidence]:
+    """NVIDIA's serialized evidence: a JSON array of ``{"arch", "nonce" (64 hex), "evidence" (base64 of the
+    report), "certificate" (base64 of the PEM chain)}``, one per GPU. Pure; :class:`GpuEvidenceError`
+    ``parse_error`` when it is not exactly that."""
+    try:
+        items: Any = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise GpuEvidenceError("parse_error", f"{source} is not JSON: {exc}") from exc
+    if not isinstance(items, list) or not items:
+        raise GpuEvidenceError("parse_error", f"{source} is not a non-empty JSON array of GPU evidence")
+    out = []
+    for n, item in enumerate(items):
+        where = f"{source}[{n}]"
+        if not isinstance(item, dict) or set(item) != _SERIALIZED_KEYS:
+            raise GpuEvidenceError("parse_error", f"{where} must have exactly {sorted(_SERIALIZED_KEYS)}")
+        if item["arch"] not in _ARCHITECTURES:
+            raise GpuEvidenceError("parse_error", f"{where}: unknown architecture {item['arch']!r}")
+        try:
+            report, chain = b64decode(item["evidence"], "evidence"), b64decode(item["certificate"], "certificate")
+        except FormatError as exc:
+            raise GpuEvidenceError("parse_error", f"{where}: {exc}") from exc
+        nonce = item["nonce"]
+        if not isinstance(nonce, str):
+            raise GpuEvidenceError("parse_error", f"{where}: nonce must be hex text")
+        out.append(
+            GpuEvidence(ReportBytes(report), chain, Nonce(_hex(nonce, "nonce", NONCE_SIZE)), item["arch"], where)
+        )
+    return out
+
+
+def load_gpu_evidence(path: Path) -> list[GpuEvidence]:
+    """Evidence from ``path``: a folder with ``report.txt`` (hex), ``certchain.pem`` and optionally
+    ``nonce.hex``, or a serialized evidence JSON file. Raises :class:`GpuEvidenceError` ``parse_error``."""
+    if path.is_dir():
+        report_text = _read(path / "report.txt").decode("ascii", "replace").strip()
+        nonce_file = path / "nonce.hex"
+        nonce = None
+        if nonce_file.exists():
+            nonce = Nonce(_hex(_read(nonce_file).decode("ascii", "replace").strip(), "nonce.hex", NONCE_SIZE))
+        return [
+            GpuEvidence(
+                ReportBytes(_hex(report_text, "report.txt")),
+                _read(path / "certchain.pem"),
+                nonce,
+                None,
+                str(path),
+            )
+        ]
+    return parse_serialized_evidence(_read(path), str(path))
+
+
+def load_rims(paths: Sequence[Path]) -> tuple[bytes | None, bytes | None]:
+    """``(driver RIM, VBIOS RIM)`` from RIM files, sorted by the version each names. Raises
+    :class:`GpuEvidenceError` ``rim_parse_error`` for an unreadable or malformed RIM, or two of one kind."""
+    found: dict[str, bytes] = {}
+    for path in paths:
+        try:
+            document = path.read_bytes()
+        except OSError as exc:
+            raise GpuEvidenceError("rim_parse_error", f"cannot read {path}: {exc.strerror}") from exc
+        kind = rim_kind_of(parse_rim(document).version)
+        if kind in found:
+            raise GpuEvidenceError("rim_parse_error", f"more than one {kind} RIM given ({path})")
+        found[kind] = document
+    return found.get("driver"), found.get("vbios")
+
+
+def verify_gpu_evidence_path(
+    path: Path,
+    *,
+    at: int,
+    nonce: bytes | None = None,
+    rims: Sequence[Path] = (),
+    policy: Policy | None = None,
+) -> list[GpuVerdict]:
+    """Verify every GPU's evidence in ``path`` at Unix time ``at``, one verdict per GPU in file order.
+
+    ``nonce`` is the nonce the relying party chose; without it, each report is checked against the nonce its
+    evidence states (``nonce.hex`` or the serialized ``nonce``), which proves consistency but not freshness.
+    The same RIMs apply to every GPU. Raises :class:`GpuEvidenceError` for unreadable or malformed input.
+    """
+    driver_rim, vbios_rim = load_rims(rims)
+    verdicts = []
+    for item in load_gpu_evidence(path):
+        expected = nonce if nonce is not None else item.nonce
+        if expected is None:
+            raise GpuEvidenceError("parse_error", f"{item.source} states no nonce: give the one you chose")
+        verdicts.append(
+            verify_gpu_evidence(
+                item.report,
+                item.certificate_chain,
+                nonce=expected,
+                at=at,
+                driver_rim=driver_rim,
+                vbios_rim=vbios_rim,
+                policy=policy,
+                evidence_nonce=item.nonce,
+                architecture=item.architecture,
+            )
+        )
+    return verdicts

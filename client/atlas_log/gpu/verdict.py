@@ -1,0 +1,108 @@
+"""The outcome of verifying one GPU's evidence, and its JSON form."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["FAILURE_ORDER", "GpuVerdict", "RimCheck"]
+
+_RIM_CHECKS = (
+    "rim_parse_error",
+    "rim_version_mismatch",
+    "rim_missing",
+    "rim_chain_invalid",
+    "rim_signature_invalid",
+    "rim_certificate_not_yet_valid",
+    "rim_certificate_expired",
+)
+FAILURE_ORDER: tuple[str, ...] = (
+    "parse_error",
+    "signature_invalid",
+    "nonce_mismatch",
+    "architecture_mismatch",
+    "fwid_mismatch",
+    "chain_invalid",
+    "certificate_not_yet_valid",
+    "certificate_expired",
+    *(f"driver_{c}" for c in _RIM_CHECKS),
+    *(f"vbios_{c}" for c in _RIM_CHECKS),
+    "rim_index_conflict",
+    "measurement_mismatch",
+)
+"""Every failure code, in the order that makes a verdict's ``code`` the first failing check (the order of
+the NVIDIA vectors' ``reason``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RimCheck:
+    """What was checked of one RIM: its kind, the RIM id the report asks for, the RIM's own identity (tag id,
+    version, signer) and the failures that concern it (unprefixed, e.g. ``chain_invalid``)."""
+
+    kind: str
+    expected_id: str | None
+    tag_id: str
+    version: str
+    signer: str
+    signer_serial: str
+    failures: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "expected_id": self.expected_id,
+            "tag_id": self.tag_id,
+            "version": self.version,
+            "signer": self.signer,
+            "signer_serial": self.signer_serial,
+            "failures": list(self.failures),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class GpuVerdict:
+    """The outcome of verifying one GPU's evidence.
+
+    ``accept`` is True only when ``failures`` is empty. ``code`` is the first failure in
+    :data:`FAILURE_ORDER` and ``reason`` says it in words; ``failures`` holds every check that failed.
+    The other fields say what was checked: the report's architecture and versions, the device chain's
+    identity, each RIM's identity, and which RIM indices mismatched (``measurements_checked`` is False when
+    no RIM was given, so nothing was compared).
+    """
+
+    accept: bool
+    code: str | None
+    reason: str | None
+    failures: tuple[str, ...]
+    architecture: str | None
+    driver_version: str | None
+    vbios_version: str | None
+    ueid: str
+    hwmodel: str
+    fwid: str | None
+    device_chain: tuple[str, ...]
+    driver_rim_id: str | None
+    vbios_rim_id: str | None
+    rims: tuple[RimCheck, ...] = ()
+    measurements_checked: bool = False
+    mismatched_indices: dict[str, tuple[int, ...]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "accept": self.accept,
+            "code": self.code,
+            "reason": self.reason,
+            "failures": list(self.failures),
+            "architecture": self.architecture,
+            "driver_version": self.driver_version,
+            "vbios_version": self.vbios_version,
+            "ueid": self.ueid,
+            "hwmodel": self.hwmodel,
+            "fwid": self.fwid,
+            "device_chain": list(self.device_chain),
+            "driver_rim_id": self.driver_rim_id,
+            "vbios_rim_id": self.vbios_rim_id,
+            "rims": [r.to_json() for r in self.rims],
+            "measurements_checked": self.measurements_checked,
+            "mismatched_indices": {k: list(v) for k, v in self.mismatched_indices.items()},
+        }

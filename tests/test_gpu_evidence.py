@@ -1,0 +1,138 @@
+"""Loading GPU evidence from files (case folders, NVIDIA's serialized JSON, RIM files), the command line's
+entry point, and the gpu package's public names."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+
+import atlas_log.gpu
+from atlas_log.errors import FormatError, GpuEvidenceError
+from atlas_log.gpu import verify_gpu_evidence
+from atlas_log.gpu.evidence import load_gpu_evidence, load_rims, parse_serialized_evidence, verify_gpu_evidence_path
+from tests.vectors import vectors_dir
+
+NOW = 1767225600
+
+
+def test_public_names_are_pinned() -> None:
+    assert atlas_log.gpu.__all__ == sorted(atlas_log.gpu.__all__, key=lambda n: (not n.isupper(), n))
+    assert set(atlas_log.gpu.__all__) == {
+        "CORIM_ROOT_SHA256",
+        "DEVICE_IDENTITY_ROOT_SHA256",
+        "FAILURE_ORDER",
+        "AttestationReport",
+        "GpuEvidence",
+        "GpuVerdict",
+        "Policy",
+        "Rim",
+        "RimCheck",
+        "load_gpu_evidence",
+        "load_rims",
+        "parse_report",
+        "parse_rim",
+        "verify_gpu_evidence",
+        "verify_gpu_evidence_path",
+        "verify_rim",
+    }
+    assert issubclass(GpuEvidenceError, FormatError)
+
+
+def test_case_folder() -> None:
+    folder = vectors_dir("nvidia", "hopper-580-valid")
+    [item] = load_gpu_evidence(folder)
+    assert item.nonce is not None and item.nonce.hex() == (folder / "nonce.hex").read_text().strip()
+    [verdict] = verify_gpu_evidence_path(folder, at=NOW)
+    assert verdict.accept and verdict.driver_version == "580.159.03"
+
+
+def test_case_folder_with_the_chosen_nonce() -> None:
+    folder = vectors_dir("nvidia", "hopper-535-nonce-mismatch")
+    [verdict] = verify_gpu_evidence_path(folder, at=NOW, nonce=bytes(32))
+    assert verdict.code == "nonce_mismatch"
+
+
+def test_serialized_file_with_rims_sorted_by_kind() -> None:
+    base = vectors_dir("nvidia")
+    [verdict] = verify_gpu_evidence_path(
+        base / "hopper-545-rim-match",
+        at=1700000000,
+        rims=[
+            base / "rims" / "1010_0200_882_96005E0001_test_no_gpu.swidtag",
+            base / "rims" / "Driver_RIM_test_no_gpu.swidtag",
+        ],
+    )
+    assert verdict.accept and verdict.measurements_checked
+    driver, vbios = load_rims([base / "rims" / "Driver_RIM_test_no_gpu.swidtag"])
+    assert driver is not None and vbios is None
+
+
+def test_serialized_evidence_for_several_gpus() -> None:
+    path = vectors_dir("nvidia", "serialized") / "hopper_evidence.json"
+    items = json.loads(path.read_text())
+    chosen = bytes.fromhex(items[0]["nonce"])
+    doubled = json.dumps(items * 2).encode()
+    parsed = parse_serialized_evidence(doubled)
+    assert len(parsed) == 2 and parsed[1].architecture == "HOPPER"
+    verdicts = verify_gpu_evidence_path(path, at=NOW, nonce=chosen)
+    assert [v.accept for v in verdicts] == [True]
+    assert verify_gpu_evidence_path(path, at=NOW, nonce=bytes(32))[0].code == "nonce_mismatch"
+
+
+def test_serialized_architecture_must_match_the_chain() -> None:
+    path = vectors_dir("nvidia", "serialized") / "hopper_evidence.json"
+    items = json.loads(path.read_text())
+    items[0]["arch"] = "BLACKWELL"
+    [item] = parse_serialized_evidence(json.dumps(items).encode())
+    verdict = verify_gpu_evidence(
+        item.report, item.certificate_chain, nonce=item.nonce or b"", at=NOW, architecture=item.architecture
+    )
+    assert verdict.code == "architecture_mismatch"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"{}",
+        b"[]",
+        b'[{"arch": "HOPPER"}]',
+        json.dumps([{"arch": "VOLTA", "nonce": "00" * 32, "evidence": "", "certificate": ""}]).encode(),
+        json.dumps([{"arch": "HOPPER", "nonce": "00", "evidence": "", "certificate": ""}]).encode(),
+        json.dumps([{"arch": "HOPPER", "nonce": "00" * 32, "evidence": "!!", "certificate": ""}]).encode(),
+        json.dumps([{"arch": "HOPPER", "nonce": "00" * 32, "evidence": "", "certificate": "", "x": 1}]).encode(),
+    ],
+)
+def test_malformed_serialized_evidence(data: bytes) -> None:
+    with pytest.raises(GpuEvidenceError) as info:
+        parse_serialized_evidence(data)
+    assert info.value.code == "parse_error"
+
+
+def test_missing_files_are_parse_errors(tmp_path: Path) -> None:
+    with pytest.raises(GpuEvidenceError, match=r"report\.txt"):
+        load_gpu_evidence(tmp_path)
+    (tmp_path / "report.txt").write_text("zz")
+    (tmp_path / "certchain.pem").write_text("")
+    with pytest.raises(GpuEvidenceError, match="parse_error"):
+        load_gpu_evidence(tmp_path)
+
+
+def test_folder_without_nonce_needs_the_chosen_one(tmp_path: Path) -> None:
+    source = vectors_dir("nvidia", "hopper-580-valid")
+    for name in ("report.txt", "certchain.pem"):
+        (tmp_path / name).write_bytes((source / name).read_bytes())
+    with pytest.raises(GpuEvidenceError, match="nonce"):
+        verify_gpu_evidence_path(tmp_path, at=NOW)
+    chosen = bytes.fromhex((source / "nonce.hex").read_text().strip())
+    assert verify_gpu_evidence_path(tmp_path, at=NOW, nonce=chosen)[0].accept
+
+
+def test_base64_certificate_round_trip() -> None:
+    path = vectors_dir("nvidia", "serialized") / "evidence_hopper_590_12.json"
+    [item] = load_gpu_evidence(path)
+    assert item.certificate_chain.startswith(b"-----BEGIN CERTIFICATE-----")
+    assert base64.b64encode(item.report).decode() == json.loads(path.read_text())[0]["evidence"]
