@@ -136,3 +136,20 @@ def test_base64_certificate_round_trip() -> None:
     [item] = load_gpu_evidence(path)
     assert item.certificate_chain.startswith(b"-----BEGIN CERTIFICATE-----")
     assert base64.b64encode(item.report).decode() == json.loads(path.read_text())[0]["evidence"]
+
+
+def test_the_command_line_verifies_gpu_evidence(capsys: pytest.CaptureFixture[str]) -> None:
+    """`atlas-log gpu verify` on NVIDIA's evidence: accepted (exit 0), a wrong nonce rejected with its code
+    (exit 1), the verdict as JSON; malformed evidence is one line (exit 2)."""
+    from atlas_log import cli
+
+    nvidia = vectors_dir("nvidia")
+    good = nvidia / "hopper-580-valid"
+    assert cli.main(["gpu", "verify", str(good), "--at", str(NOW)]) == 0
+    assert "ACCEPTED" in capsys.readouterr().out
+    assert cli.main(["gpu", "verify", str(good), "--at", str(NOW), "--nonce", "00" * 32, "--json"]) == 1
+    verdict = json.loads(capsys.readouterr().out)
+    assert verdict["accept"] is False and verdict["code"] == "nonce_mismatch"
+    assert cli.main(["gpu", "verify", str(nvidia / "README.md"), "--at", str(NOW)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("atlas-log: ")

@@ -146,6 +146,8 @@ app = typer.Typer(
 )
 tdx_app = typer.Typer(help="Intel TDX quote tools.", no_args_is_help=True)
 app.add_typer(tdx_app, name="tdx")
+gpu_app = typer.Typer(help="NVIDIA GPU attestation tools.", no_args_is_help=True)
+app.add_typer(gpu_app, name="gpu")
 
 
 def _version(value: bool) -> None:
@@ -1458,6 +1460,63 @@ def tdx_verify(
     else:
         o.ui.out.print(verdict_text(False, f"REJECTED ({verdict.code})"), f": {verdict.reason}")
     return 0 if verdict.accept else 1
+
+
+@gpu_app.command("verify")
+def gpu_verify(
+    ctx: typer.Context,
+    evidence: Annotated[
+        str,
+        typer.Argument(
+            help="a folder (report.txt, certchain.pem, nonce.hex) or NVIDIA's serialized evidence JSON (one or many "
+            "GPUs)"
+        ),
+    ],
+    at: Annotated[int, typer.Option(min=0, help="verification time, Unix seconds")],
+    nonce: Annotated[
+        str | None,
+        typer.Option(help="the nonce you chose, hex (default: the one stored with the evidence: no freshness)"),
+    ] = None,
+    rim: Annotated[
+        list[str] | None, typer.Option(help="a driver or VBIOS reference integrity manifest (RIM) file (repeat)")
+    ] = None,
+) -> int:
+    """Verify NVIDIA GPU attestation evidence offline: the SPDM report's signature and nonce, the device chain
+    to NVIDIA's pinned root at --at, and with --rim each RIM's signature, chain, version and golden measurements
+    (exit 0 only when every GPU is accepted)."""
+    from atlas_log.errors import GpuEvidenceError
+    from atlas_log.gpu import Policy, verify_gpu_evidence_path
+
+    o = _opts(ctx)
+    try:
+        wanted = bytes.fromhex(nonce) if nonce is not None else None
+    except ValueError as exc:
+        raise CliError(f"--nonce is not hex: {exc}") from exc
+    try:
+        verdicts = verify_gpu_evidence_path(
+            Path(evidence), at=at, nonce=wanted, rims=[Path(r) for r in rim or []], policy=Policy()
+        )
+    except GpuEvidenceError as exc:
+        if o.json:
+            o.emit({"accept": False, "code": exc.code, "reason": exc.message})
+            return 2
+        raise CliError(f"{exc.code}: {exc.message}") from exc
+    if o.json:
+        o.emit(verdicts[0].to_json() if len(verdicts) == 1 else [v.to_json() for v in verdicts])
+    else:
+        if nonce is None:
+            o.ui.note("note: no --nonce: each report is checked against the nonce stored with it (not fresh)")
+        for i, v in enumerate(verdicts):
+            head = f"GPU {i}: " if len(verdicts) > 1 else ""
+            if v.accept:
+                o.ui.out.print(
+                    head,
+                    verdict_text(True, "ACCEPTED"),
+                    f": {v.architecture}, driver {v.driver_version}, VBIOS {v.vbios_version}",
+                )
+            else:
+                o.ui.out.print(head, verdict_text(False, f"REJECTED ({v.code})"), f": {v.reason}")
+    return 0 if all(v.accept for v in verdicts) else 1
 
 
 # --- running ------------------------------------------------------------------------------------------------
