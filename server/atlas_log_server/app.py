@@ -29,6 +29,7 @@ from atlas_log_server.db.access import AccessRepository
 from atlas_log_server.db.collateral import CollateralRepository
 from atlas_log_server.db.disclosures import DisclosureRepository
 from atlas_log_server.db.engine import create_pool, resolve_database_url
+from atlas_log_server.db.replicas import Replicas
 from atlas_log_server.db.repository import Repository, StorageError
 from atlas_log_server.db.vmap import MapRepository
 from atlas_log_server.diagnosis import OperatorError, StartupFailureReport
@@ -42,6 +43,7 @@ from atlas_log_server.log.sequencer import Sequencer
 from atlas_log_server.log.signer import CheckpointSigner, CommandSigner, SignerUnavailable, load_signer
 from atlas_log_server.metrics import Metrics
 from atlas_log_server.metrics import router as metrics_router
+from atlas_log_server.read_routing import ReadRouting
 from atlas_log_server.request_log import RequestIdMiddleware, configure_logging
 from atlas_log_server.vault import CommandKek, FileKek, Vault, key_file
 
@@ -196,9 +198,18 @@ def create_app(settings: Settings) -> FastAPI:
                     republish_s=settings.nonce_max_age_s / 2 if settings.require_fresh_nonce else None,
                 )
                 tasks.append(asyncio.create_task(publisher.run(), name="publisher"))
+            replicas = None
+            if settings.read_database_urls:
+                replicas = Replicas(settings.read_database_urls, settings.pool_size)
+                await replicas.check()
+                app.state.replicas = replicas
+                tasks.append(asyncio.create_task(replicas.watch(), name="replica-watch"))
             try:
                 yield
             finally:
+                app.state.replicas = None
+                if replicas is not None:
+                    await replicas.close()
                 for task in tasks:
                     task.cancel()
                 for task in tasks:
@@ -222,6 +233,7 @@ def create_app(settings: Settings) -> FastAPI:
         docs_url=None,  # served offline by install_document
         redoc_url=None,
     )
+    app.add_middleware(ReadRouting)  # innermost: a read it sends again runs no other middleware twice
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(StartupFailureReport)

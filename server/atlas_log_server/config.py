@@ -30,6 +30,11 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="PostgreSQL URL; unset = embedded PostgreSQL in data_dir/pgdata"
     )
+    read_database_urls: list[str] = Field(
+        default_factory=list,
+        description="PostgreSQL URLs of read replicas (streaming standbys of the log's database), a JSON list: "
+        "proof, tile, entry, history, lineage, search and evidence reads go to them, writes to the primary",
+    )
     data_dir: Path = Field(default=Path(".atlas-log"), description="holds the embedded database and the log key")
     key_file: Path | None = Field(default=None, description="checkpoint signing key; default data_dir/log.key")
     origin: str = Field(default=DEFAULT_ORIGIN, description="the log's origin line and key name")

@@ -61,11 +61,12 @@ def sqlalchemy_url(url: str) -> str:
     return "postgresql+asyncpg://" + asyncpg_dsn(url).split("://", 1)[1]
 
 
-async def create_pool(url: str, size: int) -> asyncpg.Pool:
-    """A connection pool with the session settings every connection of the log uses."""
+async def create_pool(url: str, size: int, min_size: int = 1) -> asyncpg.Pool:
+    """A connection pool with the session settings every connection of the log uses (a replica's keeps no
+    connection open by itself, ``min_size=0``, so a replica that is down is not redialled by the pool)."""
     return await asyncpg.create_pool(
         asyncpg_dsn(url),
-        min_size=1,
+        min_size=min_size,
         max_size=size,
         command_timeout=60,
         server_settings={"application_name": "atlas-log", "lock_timeout": "30s", "statement_timeout": "60s"},

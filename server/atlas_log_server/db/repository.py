@@ -10,6 +10,7 @@ import asyncpg
 
 from atlas_log.entry import LINKED_ROLES
 from atlas_log.merkle import EMPTY_ROOT, HASH_SIZE, RootHash
+from atlas_log_server.db.replicas import reading
 from atlas_log_server.errors import Internal
 
 
@@ -269,35 +270,42 @@ class Repository:
         async with self.pool.acquire() as conn, conn.transaction():
             yield BatchTransaction(conn, self.origin)
 
+    @property
+    def _reads(self) -> asyncpg.Pool:
+        """Where the reads below go: the request's pinned read replica, or the primary (:mod:`.replicas`)."""
+        return reading(self.pool)
+
     async def state(self) -> LogState:
-        row = await self.pool.fetchrow("SELECT * FROM log_state WHERE origin = $1", self.origin)
+        row = await self._reads.fetchrow("SELECT * FROM log_state WHERE origin = $1", self.origin)
         if row is None:
             raise StorageError(f"log {self.origin!r} is not initialised")
         return _state(row)
 
     async def entry_by_index(self, index: int) -> StoredEntry | None:
-        row = await self.pool.fetchrow(_SELECT_ENTRY + "idx = $1", index)
+        row = await self._reads.fetchrow(_SELECT_ENTRY + "idx = $1", index)
         return None if row is None else _entry(row)
 
     async def entry_by_leaf_hash(self, leaf_hash: bytes) -> StoredEntry | None:
-        row = await self.pool.fetchrow(_SELECT_ENTRY + "leaf_hash = $1", leaf_hash)
+        row = await self._reads.fetchrow(_SELECT_ENTRY + "leaf_hash = $1", leaf_hash)
         return None if row is None else _entry(row)
 
     async def leaves(self, start: int, count: int) -> list[bytes]:
-        rows = await self.pool.fetch(
+        rows = await self._reads.fetch(
             "SELECT leaf FROM entries WHERE idx >= $1 AND idx < $2 ORDER BY idx", start, start + count
         )
         return [r["leaf"] for r in rows]
 
     async def submissions(self, start: int, count: int) -> list[bytes]:
-        rows = await self.pool.fetch(
+        rows = await self._reads.fetch(
             "SELECT submission FROM entries WHERE idx >= $1 AND idx < $2 ORDER BY idx", start, start + count
         )
         return [bytes(r["submission"]) for r in rows]
 
     async def submissions_at(self, indices: Sequence[int]) -> dict[int, bytes]:
         """The stored submissions of these entries (index → bytes)."""
-        rows = await self.pool.fetch("SELECT idx, submission FROM entries WHERE idx = ANY($1::bigint[])", list(indices))
+        rows = await self._reads.fetch(
+            "SELECT idx, submission FROM entries WHERE idx = ANY($1::bigint[])", list(indices)
+        )
         return {r["idx"]: bytes(r["submission"]) for r in rows}
 
     async def tiles(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
@@ -305,7 +313,7 @@ class Repository:
         if not keys:
             return {}
         # A scalar subquery per key keeps one primary-key probe each whatever plan the statement caches.
-        rows = await self.pool.fetch(
+        rows = await self._reads.fetch(
             "SELECT k.level, k.idx, (SELECT t.hashes FROM tiles t WHERE t.level = k.level AND t.idx = k.idx) "
             "AS hashes FROM unnest($1::smallint[], $2::bigint[]) AS k(level, idx)",
             [k[0] for k in keys],
@@ -316,7 +324,7 @@ class Repository:
     async def aliases(self, digest: str) -> list[str]:
         """Other digests of the same artifact: named together with ``digest`` in one descriptor of some entry
         (e.g. its sha256 and sha512)."""
-        rows = await self.pool.fetch(
+        rows = await self._reads.fetch(
             "SELECT DISTINCT b.digest FROM entry_artifacts a JOIN entry_artifacts b "
             "ON b.idx = a.idx AND b.role = a.role AND b.json_path = a.json_path "
             "WHERE a.digest = $1 AND b.digest <> $1 AND a.role <> 'signer' ORDER BY b.digest",
@@ -326,7 +334,7 @@ class Repository:
 
     async def history(self, digests: Sequence[str], before: int, limit: int) -> list[tuple[int, bytes, list[str]]]:
         """Entries naming any of ``digests`` with index < ``before``, newest first: (index, leaf, roles)."""
-        rows = await self.pool.fetch(
+        rows = await self._reads.fetch(
             "SELECT a.idx, e.leaf, array_agg(DISTINCT a.role ORDER BY a.role) AS roles "
             "FROM entry_artifacts a JOIN entries e ON e.idx = a.idx "
             "WHERE a.digest = ANY($1::text[]) AND a.idx < $2 GROUP BY a.idx, e.leaf ORDER BY a.idx DESC LIMIT $3",
@@ -353,7 +361,7 @@ class Repository:
         for _ in range(depth):
             if not frontier or len(edges) >= limit:
                 break
-            rows = await self.pool.fetch(
+            rows = await self._reads.fetch(
                 "SELECT DISTINCT a.digest AS src, b.digest AS dst, a.idx FROM entry_artifacts a "
                 "JOIN entry_artifacts b ON b.idx = a.idx AND b.role = ANY($3::text[]) AND b.digest <> a.digest "
                 "WHERE a.digest = ANY($1::text[]) AND a.role = ANY($2::text[]) AND a.idx < $4 "
@@ -374,7 +382,7 @@ class Repository:
 
     async def named(self, indices: Sequence[int]) -> dict[int, list[dict[str, str | None]]]:
         """The named artifacts (name, version, digest, role) of these entries, from the index."""
-        rows = await self.pool.fetch(
+        rows = await self._reads.fetch(
             "SELECT idx, digest, role, name, version FROM entry_artifacts "
             "WHERE idx = ANY($1::bigint[]) AND name IS NOT NULL ORDER BY idx, json_path, digest",
             list(indices),
@@ -388,13 +396,13 @@ class Repository:
 
     async def predicate_types(self, indices: Sequence[int]) -> dict[int, str | None]:
         """The statement type (``predicateType``) of each of these entries."""
-        rows = await self.pool.fetch(
+        rows = await self._reads.fetch(
             "SELECT idx, predicate_type FROM entries WHERE idx = ANY($1::bigint[])", list(indices)
         )
         return {r["idx"]: r["predicate_type"] for r in rows}
 
     async def leaves_at(self, indices: Sequence[int]) -> dict[int, bytes]:
-        rows = await self.pool.fetch("SELECT idx, leaf FROM entries WHERE idx = ANY($1::bigint[])", list(indices))
+        rows = await self._reads.fetch("SELECT idx, leaf FROM entries WHERE idx = ANY($1::bigint[])", list(indices))
         return {r["idx"]: bytes(r["leaf"]) for r in rows}
 
     async def search(
@@ -409,7 +417,7 @@ class Repository:
         limit: int,
     ) -> list[tuple[int, bytes]]:
         """Entries matching every given filter, newest first, with index < ``before``: (index, leaf)."""
-        rows = await self.pool.fetch(
+        rows = await self._reads.fetch(
             "SELECT e.idx, e.leaf FROM entries e WHERE e.idx < $6 "
             "AND ($1::text IS NULL OR EXISTS (SELECT 1 FROM entry_artifacts a WHERE a.idx = e.idx "
             "     AND lower(a.name) = lower($1))) "
@@ -434,7 +442,7 @@ class Repository:
         The age is that of its newest publication (or of its signing, if later): an idle log re-publishes
         its unchanged checkpoint, and the root it serves is then as young as that re-publication.
         """
-        row = await self.pool.fetchrow(
+        row = await self._reads.fetchrow(
             "SELECT c.size, extract(epoch FROM now() - greatest(c.created_at, "
             "(SELECT max(p.created_at) FROM published_checkpoints p WHERE p.size = c.size)))::float8 AS age "
             "FROM checkpoints c WHERE c.root_hash = $1 ORDER BY c.size LIMIT 1",
@@ -451,14 +459,14 @@ class Repository:
         )
 
     async def latest_published(self) -> tuple[int, bytes] | None:
-        row = await self.pool.fetchrow(
+        row = await self._reads.fetchrow(
             "SELECT size, note FROM published_checkpoints ORDER BY size DESC, created_at DESC LIMIT 1"
         )
         return None if row is None else (row["size"], bytes(row["note"]))
 
     async def latest_publication(self) -> tuple[int, float] | None:
         """(size, age in seconds by the database's clock) of the newest publication, if any."""
-        row = await self.pool.fetchrow(
+        row = await self._reads.fetchrow(
             "SELECT size, extract(epoch FROM now() - created_at)::float8 AS age FROM published_checkpoints "
             "ORDER BY size DESC, created_at DESC LIMIT 1"
         )
