@@ -43,8 +43,8 @@ def _config() -> dict[str, Any]:
 def test_compose_file_validates_and_has_every_part() -> None:
     config = _config()
     services = config["services"]
-    assert {"postgres", "init", "log-1", "log-2", "lb", "witness", "monitor"} <= set(services)
-    for name in ("postgres", "log-1", "log-2", "lb", "witness", "monitor"):
+    assert {"postgres", "postgres-replica", "init", "log-1", "log-2", "lb", "witness", "monitor"} <= set(services)
+    for name in ("postgres", "postgres-replica", "log-1", "log-2", "lb", "witness", "monitor"):
         assert "test" in services[name]["healthcheck"], name
     # Two replicas behind one address: only the load balancer publishes the log's port.
     assert "ports" not in services["log-1"] and "ports" not in services["log-2"]
@@ -52,8 +52,11 @@ def test_compose_file_validates_and_has_every_part() -> None:
     for replica in ("log-1", "log-2"):
         assert services[replica]["depends_on"]["init"]["condition"] == "service_completed_successfully"
         assert services[replica]["environment"]["ATLAS_MIGRATE_ON_START"] == "false"  # init migrates, once
-    assert {"pgdata", "log-data", "keys", "witness-state", "monitor-state"} <= set(config["volumes"])
-    assert (ROOT / "deploy" / "nginx.conf").is_file()
+        # Reads go to the streaming standby (the replica service), writes to the primary.
+        assert "postgres-replica" in services[replica]["environment"]["ATLAS_READ_DATABASE_URLS"]
+    assert {"pgdata", "pgdata-replica", "log-data", "keys", "witness-state", "monitor-state"} <= set(config["volumes"])
+    assert (ROOT / "deploy" / "nginx.conf").is_file() and (ROOT / "deploy" / "replication.sh").is_file()
+    assert "pg_basebackup" in " ".join(services["postgres-replica"]["command"])
 
 
 def test_dockerfile_copies_what_the_repository_has() -> None:
