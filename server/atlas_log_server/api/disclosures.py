@@ -22,6 +22,10 @@ from atlas_log_server.vault import VaultError, VaultUnavailable
 router = APIRouter(prefix="/api/v1", tags=["confidential entries"])
 Ctx = Annotated[LogContext, Depends(log_context)]
 Index = Annotated[int, Path(ge=0, le=(1 << 63) - 1)]
+TenantQuery = Annotated[
+    str | None,
+    Query(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$", description="the admin names the tenant; a token gets its own"),
+]
 
 
 class Erasure(BaseModel):
@@ -89,10 +93,7 @@ def _scope_keys(ctx: LogContext, tenant: str, artifacts: frozenset[str]) -> list
 async def blinding_key(
     request: Request,
     ctx: Ctx,
-    tenant: Annotated[
-        str | None,
-        Query(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$", description="the admin names the tenant"),
-    ] = None,
+    tenant: TenantQuery = None,
 ) -> dict[str, Any]:
     """For the tenant's own token and a whole-tenant grant: the key itself, with which the holder redacts
     digests and looks any hidden artifact up by its real digest. A grant scoped to artifacts gets only their
@@ -142,10 +143,7 @@ async def erase_disclosures(index: Index, erasure: Erasure, request: Request, ct
 async def disclosure_reads(
     request: Request,
     ctx: Ctx,
-    tenant: Annotated[
-        str | None,
-        Query(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$", description="the admin names the tenant; a tenant sees its own"),
-    ] = None,
+    tenant: TenantQuery = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> dict[str, Any]:
     reader = await ctx.access.disclosure_reader(request)
