@@ -6,6 +6,7 @@ Nothing here decides a verdict: the commands verify, this module only renders wh
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -19,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-__all__ = ["Output", "one_line", "when"]
+__all__ = ["Output", "add", "one_line", "render_json", "tree", "verdict_text", "when"]
 
 _PIPED_WIDTH = 200  # a pipe has no width: wide enough that a digest and its row stay on one line
 
@@ -118,6 +119,5 @@ def add(node: Tree, label: str, style: str | None = None) -> Tree:
 
 
 def render_json(value: Any) -> str:
-    import json
-
+    """Machine output: indented JSON, non-ASCII kept as is."""
     return json.dumps(value, indent=2, ensure_ascii=False)
