@@ -4,9 +4,10 @@
 At each size: the sequencing rate while growing to it (leaves through ``Sequencer.append``, the batch
 transaction a request's entry takes, about 700-byte leaves, one in 1,000 naming a shared artifact with a
 realistic index row), the database's size per entry (table and index bytes of entries, tiles and the artifact
-index), the time to start a server on it, and over HTTP with a real server: inclusion proof latency p50/p99 and
-proofs/s, consistency proof latency, and the latency of the history of an artifact with 1,000 entries (the
-newest page). Durability: the server's fsync and synchronous_commit as configured (reported).
+index), the time to start a server on it, and over HTTP with a real server: inclusion proof latency p50/p99
+and proofs/s (cold, right after the server starts, and then warm), consistency proof latency, and the latency
+of the history of an artifact named by one entry in 1,000 (the newest page). Durability: the server's fsync
+and synchronous_commit as configured (reported).
 
 Proof latency should be flat to logarithmic (proof size is log2 of the tree; tiles are fetched by key);
 ``growth`` reports each metric at the largest size over the smallest.
@@ -121,6 +122,13 @@ async def _measure_http(url: str, signer: Signer, size: int, into: dict[str, Any
                     )
                     + "\n"
                 )
+        # Once cold (the server's tile cache empty, as after a start), then warm: the steady state.
+        cold = loadgen(server.url, reqs, 32, 10, warmup=500)
+        into["inclusion_cold"] = {
+            "proofs_per_s": cold["rps"],
+            "p50_ms": cold["latency_ms"]["p50"],
+            "p99_ms": cold["latency_ms"]["p99"],
+        }
         inc = loadgen(server.url, reqs, 32, 10, warmup=500)
         into["inclusion"] = {
             "proofs_per_s": inc["rps"],
