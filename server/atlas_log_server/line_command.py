@@ -63,7 +63,10 @@ class LineCommand:
                     )
                 chunk = os.read(proc.stdout.fileno(), 4096)
                 if not chunk:
-                    code = proc.poll()
+                    try:  # its output closed: it is exiting, give it a moment to say with what status
+                        code: int | None = proc.wait(1)
+                    except subprocess.TimeoutExpired:
+                        code = None
                     self._discard()
                     raise CommandFailed(f"{self.what} exited (status {code}) without answering")
                 line += chunk
