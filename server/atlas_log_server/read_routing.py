@@ -58,14 +58,9 @@ class ReadRouting:
             return
         pool = replicas.pick()
         if pool is None:
-            direct: list[Message] = []
-
-            async def collect(message: Message) -> None:
-                direct.append(message)
-
-            await self.app(scope, receive, collect)
-            await _replay(direct, send, b"primary; no replica is answering")
+            await self.app(scope, receive, _tagged(send, b"primary; no replica is answering"))
             return
+        # The replica's answer is held until its status shows it can stand (or must be asked of the primary).
         held: list[Message] = []
 
         async def hold(message: Message) -> None:
@@ -85,20 +80,20 @@ class ReadRouting:
             if status in _RETRY_ON_PRIMARY:
                 why = f"primary; the replica answered {status} (behind, or failing)"
         if why is None:
-            await _replay(held, send, b"replica")
+            tagged = _tagged(send, b"replica")
+            for message in held:
+                await tagged(message)
             return
-        again: list[Message] = []
-
-        async def keep(message: Message) -> None:
-            again.append(message)
-
-        await self.app(scope, receive, keep)
-        await _replay(again, send, why.encode())
+        await self.app(scope, receive, _tagged(send, why.encode()))
 
 
-async def _replay(messages: list[Message], send: Send, where: bytes) -> None:
-    for message in messages:
+def _tagged(send: Send, where: bytes) -> Send:
+    """``send`` with the ``X-Atlas-Read`` header added to the response's start."""
+
+    async def tag(message: Message) -> None:
         if message["type"] == "http.response.start":
             headers: list[Any] = [*message.get("headers", []), (READ_HEADER, where)]
             message = {**message, "headers": headers}
         await send(message)
+
+    return tag
