@@ -21,6 +21,7 @@ from atlas_log.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
 from atlas_log.entry import IndexRow, encode_leaf
 from atlas_log.merkle import EMPTY_ROOT, LeafHash, RootHash, verify_consistency, verify_inclusion
 from atlas_log.note import NoteSignature, Signer, Verifier
+from atlas_log.tiles import TileLevels
 from atlas_log_server.db import migrate
 from atlas_log_server.db.engine import create_pool, sqlalchemy_url
 from atlas_log_server.db.models import metadata
@@ -87,6 +88,9 @@ async def test_append_only_rules_hold_in_the_database(db_url: str) -> None:
             "WHERE level = 0 AND idx = 1",
             "UPDATE log_state SET size = 1",
             "DELETE FROM log_state",
+            # a full tile's stored inner nodes are as immutable as its hashes; a partial tile has none
+            "UPDATE tiles SET nodes = NULL WHERE level = 0 AND idx = 0",
+            "UPDATE tiles SET nodes = decode(repeat('00', 8160), 'hex') WHERE level = 0 AND idx = 1",
         ):
             with pytest.raises(asyncpg.PostgresError):
                 await conn.execute(stmt)
@@ -114,9 +118,27 @@ async def test_sequencer_builds_the_reference_tree_and_dedupes(db_url: str) -> N
     assert state.size == 701 and state.root_hash == reference.mth(leaves)
     cp = open_checkpoint(state.checkpoint or b"", signer.verifier)
     assert cp.size == 701
-    # Proofs from the stored tiles match the reference at every size a checkpoint was signed for.
+    # Each full tile was stored with its inner nodes as it filled (by an insert or by the extension that
+    # completed it); the partial one has none.
+    rows = await repo.pool.fetch("SELECT level, idx, hashes, nodes FROM tiles ORDER BY level, idx")
+    assert [(r["level"], r["idx"], r["nodes"] is not None) for r in rows] == [
+        (0, 0, True),
+        (0, 1, True),
+        (0, 2, False),
+        (1, 0, False),
+    ]
+    for r in rows:
+        if r["nodes"] is not None:
+            assert r["nodes"] == TileLevels(r["hashes"]).inner
+    # Proofs from the stored tiles match the reference at every size a checkpoint was signed for, and so do
+    # they from full tiles filled before inner nodes were stored (hashed when read).
     for capacity in (0, 3, 100):
         await _check_proofs(ProofService(repo, capacity), leaves)
+    async with repo.pool.acquire() as conn:
+        await conn.execute("SET session_replication_role = replica")  # past the immutability trigger
+        await conn.execute("UPDATE tiles SET nodes = NULL")
+        await conn.execute("RESET session_replication_role")
+    await _check_proofs(ProofService(repo, 3), leaves)
     # Receipts from the batch itself verify.
     last = again[2].batch
     verify_inclusion(LeafHash(leaves[700]), 700, 701, last.inclusion_proof(700), RootHash(cp.root_hash))

@@ -155,3 +155,19 @@ def test_tile_levels_reject_ragged_data() -> None:
         with pytest.raises(FormatError):
             TileLevels(bad)
     assert TileLevels(hashlib.sha256(b"a").digest()).width == 1
+
+
+@pytest.mark.parametrize("width", [1, 2, 3, 100, 255, 256])
+def test_tile_levels_from_stored_inner_nodes_hash_nothing(width: int) -> None:
+    hashes = [hashlib.sha256(bytes([i])).digest() for i in range(width)]
+    hashed = TileLevels(b"".join(hashes))
+    stored = TileLevels(b"".join(hashes), hashed.inner)
+    for r in range(9):
+        for pos in range(257):
+            assert stored.node(r, pos) == hashed.node(r, pos)
+    # A full tile's top node is the root of its 256 hashes; its inner nodes are 255 hashes.
+    if width == 256:
+        assert len(hashed.inner) == 255 * 32
+        assert stored.node(8, 0) == reference.mth(hashes)
+    with pytest.raises(FormatError):
+        TileLevels(b"".join(hashes), hashed.inner + bytes(32))

@@ -134,19 +134,51 @@ def parse_entry_bundle(data: bytes) -> list[bytes]:
 
 
 class TileLevels:
-    """One tile's hashes and every complete subtree inside it: ``levels[r]`` holds nodes of height ``8L + r``."""
+    """One tile's hashes and every complete subtree inside it, held in one buffer: :meth:`node` ``(r, pos)``
+    is the ``pos``-th node of height ``8L + r``. ``inner`` (every row above the tile's own, bottom row first,
+    as :attr:`inner` gives them back) may be passed when it was stored beside the tile: it is then taken as is,
+    and nothing is hashed."""
 
-    __slots__ = ("levels", "width")
+    __slots__ = ("_buf", "_rows", "width")
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, inner: bytes | None = None) -> None:
         if not data or len(data) % HASH_SIZE or len(data) > TILE_WIDTH * HASH_SIZE:
             raise FormatError(f"tile data must be 1..256 hashes, got {len(data)} bytes")
-        row = [data[i : i + HASH_SIZE] for i in range(0, len(data), HASH_SIZE)]
-        self.width = len(row)
-        self.levels = [row]
-        while len(row) > 1:
-            row = [node_hash(row[i], row[i + 1]) for i in range(0, len(row) - 1, 2)]
-            self.levels.append(row)
+        self.width = len(data) // HASH_SIZE
+        counts = [self.width]
+        while counts[-1] > 1:
+            counts.append(counts[-1] // 2)
+        if inner is None:
+            row = [data[i : i + HASH_SIZE] for i in range(0, len(data), HASH_SIZE)]
+            parts = [bytes(data)]
+            while len(row) > 1:
+                row = [node_hash(row[i], row[i + 1]) for i in range(0, len(row) - 1, 2)]
+                parts.append(b"".join(row))
+            buf = b"".join(parts)
+        elif len(inner) != sum(counts[1:]) * HASH_SIZE:
+            raise FormatError(f"{self.width} hashes have {sum(counts[1:])} inner nodes, got {len(inner)} bytes")
+        else:
+            buf = bytes(data) + bytes(inner)
+        rows, start = [], 0
+        for n in counts:
+            rows.append((start, n))
+            start += n * HASH_SIZE
+        self._buf = buf
+        self._rows = tuple(rows)
+
+    @property
+    def inner(self) -> bytes:
+        """Every node above the tile's own row, bottom row first (what the log stores beside a full tile)."""
+        return self._buf[self.width * HASH_SIZE :]
+
+    def node(self, r: int, pos: int) -> bytes | None:
+        """The ``pos``-th complete node ``r`` levels above the tile's row, or None when the tile has none there."""
+        if r >= len(self._rows):
+            return None
+        start, n = self._rows[r]
+        if pos >= n:
+            return None
+        return self._buf[start + pos * HASH_SIZE : start + (pos + 1) * HASH_SIZE]
 
 
 def node_tile(height: int, index: int) -> tuple[int, int, int, int]:
@@ -197,10 +229,10 @@ class TileSource:
             t = self.tiles[(level, tindex)]
         except KeyError:
             raise FormatError(f"tile {tile_path(level, tindex)} is missing") from None
-        row = t.levels[r] if r < len(t.levels) else []
-        if pos >= len(row):
+        node = t.node(r, pos)
+        if node is None:
             raise FormatError(f"tile {tile_path(level, tindex)} is too narrow for node ({height}, {index})")
-        return row[pos]
+        return node
 
     def inclusion_proof(self, index: int) -> list[Hash]:
         return inclusion_proof(index, self.size, self)

@@ -19,7 +19,7 @@ DEFAULT_MAX_BODY_BYTES = JSON_LIMITS.max_bytes
 DEFAULT_POOL_SIZE = 10
 DEFAULT_KEY_ATTESTATION_MAX_AGE_S = 86_400  # a key attested by a quote is trusted for a pipeline run, not forever
 DEFAULT_SIGNER_TIMEOUT_S = 10.0  # an external signer that has not answered by then is restarted
-DEFAULT_TILE_CACHE_TILES = 8192  # full tiles kept in memory per process (~16 KiB each with inner nodes)
+DEFAULT_TILE_CACHE_TILES = 16384  # tiles kept in memory per process (16 KiB each with inner nodes: 256 MiB at most)
 
 
 class Settings(BaseSettings):

@@ -67,8 +67,10 @@ tiles = Table(
     Column("level", SmallInteger, primary_key=True, autoincrement=False),
     Column("idx", BigInteger, primary_key=True, autoincrement=False),
     Column("hashes", LargeBinary, nullable=False),
+    Column("nodes", LargeBinary, nullable=True),  # a full tile's inner nodes, stored as it fills
     CheckConstraint("level BETWEEN 0 AND 63", name="tiles_level_range"),
     CheckConstraint("length(hashes) BETWEEN 32 AND 8192 AND length(hashes) % 32 = 0", name="tiles_hashes_shape"),
+    CheckConstraint("nodes IS NULL OR (length(hashes) = 8192 AND length(nodes) = 8160)", name="tiles_nodes_shape"),
 )
 
 checkpoints = Table(

@@ -10,6 +10,7 @@ import asyncpg
 
 from atlas_log.entry import LINKED_ROLES
 from atlas_log.merkle import EMPTY_ROOT, HASH_SIZE, RootHash
+from atlas_log.tiles import TILE_WIDTH, TileLevels
 from atlas_log_server.db.replicas import reading
 from atlas_log_server.errors import Internal
 
@@ -170,23 +171,37 @@ class BatchTransaction:
             )
 
     async def write_tiles(self, writes: Iterable[tuple[int, int, int, bytes]]) -> None:
-        """Apply ``(level, index, existing_width, appended_hashes)``: insert new tiles, extend partial ones."""
+        """Apply ``(level, index, existing_width, appended_hashes)``: insert new tiles, extend partial ones. A
+        tile that becomes full is stored with its inner nodes, so that no proof ever hashes it again."""
         inserts = []
         for level, index, width, data in writes:
+            full = width * HASH_SIZE + len(data) == TILE_WIDTH * HASH_SIZE
             if width == 0:
-                inserts.append((level, index, data))
+                inserts.append((level, index, data, TileLevels(data).inner if full else None))
                 continue
+            nodes = None
+            if full:
+                prefix = await self._conn.fetchval(
+                    "SELECT hashes FROM tiles WHERE level = $1 AND idx = $2", level, index
+                )
+                if prefix is None or len(prefix) != width * HASH_SIZE:
+                    raise StorageError(f"tile {level}/{index} does not have the expected width {width}")
+                nodes = TileLevels(prefix + data).inner
             status = await self._conn.execute(
-                "UPDATE tiles SET hashes = hashes || $3 WHERE level = $1 AND idx = $2 AND length(hashes) = $4",
+                "UPDATE tiles SET hashes = hashes || $3, nodes = $5 "
+                "WHERE level = $1 AND idx = $2 AND length(hashes) = $4",
                 level,
                 index,
                 data,
                 width * HASH_SIZE,
+                nodes,
             )
             if status != "UPDATE 1":
                 raise StorageError(f"tile {level}/{index} does not have the expected width {width}")
         if inserts:
-            await self._conn.executemany("INSERT INTO tiles (level, idx, hashes) VALUES ($1, $2, $3)", inserts)
+            await self._conn.executemany(
+                "INSERT INTO tiles (level, idx, hashes, nodes) VALUES ($1, $2, $3, $4)", inserts
+            )
 
     async def save_checkpoint(self, size: int, root: bytes, frontier: Sequence[bytes], note: bytes) -> None:
         await self._conn.execute(
@@ -320,6 +335,19 @@ class Repository:
             [k[1] for k in keys],
         )
         return {(r["level"], r["idx"]): r["hashes"] for r in rows if r["hashes"] is not None}
+
+    async def tile_levels(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], tuple[bytes, bytes | None]]:
+        """Like :meth:`tiles`, with each tile's stored inner nodes (None for a partial tile, or a full one written
+        before they were stored): what a proof reads, so that it hashes nothing."""
+        if not keys:
+            return {}
+        rows = await self._reads.fetch(
+            "SELECT k.level, k.idx, t.hashes, t.nodes FROM unnest($1::smallint[], $2::bigint[]) AS k(level, idx) "
+            "CROSS JOIN LATERAL (SELECT hashes, nodes FROM tiles t WHERE t.level = k.level AND t.idx = k.idx) t",
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+        )
+        return {(r["level"], r["idx"]): (r["hashes"], r["nodes"]) for r in rows}
 
     async def aliases(self, digest: str) -> list[str]:
         """Other digests of the same artifact: named together with ``digest`` in one descriptor of some entry

@@ -85,7 +85,10 @@ class ProofService:
                         missing.add(key)
                         return _PLACEHOLDER
                     local[(level, tindex)] = t
-                return t.levels[r][pos]
+                node = t.node(r, pos)
+                if node is None:
+                    raise StorageError(f"tile {tile_path(level, tindex)} has no node ({height}, {index})")
+                return node
 
             result = fn(source)
             if not missing:
@@ -94,12 +97,15 @@ class ProofService:
         raise StorageError("tiles changed while a proof was computed")
 
     async def _load(self, keys: set[tuple[int, int, int]], local: dict[tuple[int, int], TileLevels]) -> None:
-        fetched = await self.repo.tiles([(level, index) for level, index, _ in keys])
+        fetched = await self.repo.tile_levels([(level, index) for level, index, _ in keys])
         for level, index, width in keys:
-            data = fetched.get((level, index))
-            if data is None or len(data) < width * HASH_SIZE:
+            data, inner = fetched.get((level, index), (b"", None))
+            if len(data) < width * HASH_SIZE:
                 raise StorageError(f"tile {tile_path(level, index, width)} is missing from storage")
-            levels = TileLevels(data[: width * HASH_SIZE])
+            # A full tile's stored inner nodes spare hashing it; a partial one (or one filled before they
+            # were stored) is hashed here, at the width this tree needs.
+            full = inner is not None and len(data) == width * HASH_SIZE
+            levels = TileLevels(data, inner) if full else TileLevels(data[: width * HASH_SIZE])
             local[(level, index)] = levels
             if self.capacity:
                 self._cache[(level, index, width)] = levels
