@@ -24,6 +24,7 @@ from atlas_log.gpu.verdict import GpuVerdict
 from atlas_log.gpu.verification import expected_rim_ids, verify_gpu_evidence, verify_rim
 from atlas_log.testing import SimulatedGpu, serialize_gpu_evidence
 from atlas_log.testing.simulated_gpu import DRIVER_RIM_INDICES, VBIOS_RIM_INDICES
+from atlas_log_server.attest.dev import load_or_create_gpu, load_or_create_platform
 
 NOW = 1_800_000_000
 AT = NOW + 3600
@@ -239,6 +240,15 @@ def test_save_and_load(gpu: SimulatedGpu, rims: tuple[bytes, bytes], tmp_path: P
     # The loaded GPU signs as the saved one: its evidence verifies under the saved GPU's roots and RIMs.
     assert _verify(again, again.report(NONCE), rims=rims, roots=gpu).accept
     assert _verify(gpu, gpu.report(NONCE), rims=(again.driver_rim(), again.vbios_rim()), roots=again).accept
+
+
+def test_load_or_create_keeps_one_gpu_beside_the_platform(tmp_path: Path) -> None:
+    # The dev server keeps both simulators in one folder: each has its own file and creation lock.
+    platform = load_or_create_platform(tmp_path)
+    first = load_or_create_gpu(tmp_path)
+    again = load_or_create_gpu(tmp_path)
+    assert again.certificate_chain == first.certificate_chain
+    assert load_or_create_platform(tmp_path).root_fingerprint == platform.root_fingerprint
 
 
 def test_serialized_evidence_round_trip(gpu: SimulatedGpu, rims: tuple[bytes, bytes], tmp_path: Path) -> None:
