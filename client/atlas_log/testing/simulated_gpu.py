@@ -345,7 +345,7 @@ class SimulatedGpu:
         chip = _CHIPS[self.architecture]
         provisioner_key, provisioner = self.device_keys[-3], self.device_chain[-3]
         brom_key, leaf_key = _key(), _key()
-        brom_serial = int.from_bytes(os.urandom(9), "big") | 1 << 64  # NVIDIA's are 9 bytes
+        brom_serial = x509.random_serial_number()
         brom_name = _name(f"{chip} A01 GSP BROM", f"{brom_serial:X}")
         brom = _issue(
             brom_name,
@@ -357,7 +357,7 @@ class SimulatedGpu:
             ca=True,
             serial=brom_serial,
         )
-        fwid = _firmware_measurement(self.architecture, "fmc", os.urandom(16))
+        fwid = os.urandom(_DIGEST)
         leaf_serial = x509.random_serial_number()
         leaf = _issue(
             _name(f"{chip} A01 GSP FMC LF", f"{leaf_serial:X}"),
