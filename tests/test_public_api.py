@@ -69,13 +69,15 @@ def test_every_error_is_one_family() -> None:
 
 
 def test_production_paths_load_no_simulator() -> None:
-    """The simulated TDX platform and the demo builders are development tools: importing the client, its
-    submission, pipeline and HTTP modules, the CLI, or the server's app must not load them."""
+    """The simulated TDX platform and GPU, their stand-ins and the demo builders are development tools:
+    importing the client, its submission, pipeline, HTTP and GPU modules, the CLI, or the server's app must not
+    load them."""
     code = (
         "import sys, atlas_log, atlas_log.submission, atlas_log.pipeline, atlas_log.client, atlas_log.cli,"
-        " atlas_log.tdx, atlas_log_server.app;"
+        " atlas_log.tdx, atlas_log.gpu, atlas_log_server.app;"
         "bad = [m for m in ('atlas_log.testing', 'atlas_log.testing.simulate', 'atlas_log.testing.demo',"
-        " 'atlas_log.tdx.simulate', 'atlas_log_server.attest.dev') if m in sys.modules];"
+        " 'atlas_log.testing.simulated_gpu', 'atlas_log.tdx.simulate', 'atlas_log_server.attest.dev',"
+        " 'atlas_log_server.attest.rim_standin') if m in sys.modules];"
         " print(bad); sys.exit(1 if bad else 0)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -1,4 +1,5 @@
-"""Development mode: one simulated TDX platform per data directory, and a local PCS stand-in serving it."""
+"""Development mode: one simulated TDX platform and one simulated GPU per data directory, and the local PCS
+and RIM service stand-ins serving them."""
 
 from __future__ import annotations
 
@@ -7,37 +8,58 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import uvicorn
+from starlette.applications import Starlette
 
 from atlas_log.testing.simulate import SimulatedPlatform
+from atlas_log.testing.simulated_gpu import SimulatedGpu
 from atlas_log_server.attest.pcs_standin import Source, create_standin_app, simulated_source
+from atlas_log_server.attest.rim_standin import RIM_PATH, create_rim_standin_app, simulated_rims
+
+_Simulated = TypeVar("_Simulated", SimulatedPlatform, SimulatedGpu)
 
 
-def load_or_create_platform(folder: Path) -> SimulatedPlatform:
-    """The platform saved in ``folder``, or a new one saved there (safe when several processes race)."""
-    if (folder / "platform.json").exists():
-        return SimulatedPlatform.load(folder)
+def _load_or_create(
+    folder: Path, saved: str, lock_name: str, load: Callable[[Path], _Simulated], create: Callable[[], _Simulated]
+) -> _Simulated:
+    """What ``folder/saved`` holds, or a new one saved there; of processes that race, one creates it (the
+    holder of ``lock_name``, created exclusively) and the others wait for the file and load it."""
+    if (folder / saved).exists():
+        return load(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    lock = folder / ".create.lock"
+    lock = folder / lock_name
     try:
         fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         deadline = time.monotonic() + 30
-        while not (folder / "platform.json").exists():
+        while not (folder / saved).exists():
             if time.monotonic() > deadline:
-                raise TimeoutError(f"another process is creating {folder} and has not finished") from None
+                raise TimeoutError(f"another process is creating {folder / saved} and has not finished") from None
             time.sleep(0.05)
-        return SimulatedPlatform.load(folder)
+        return load(folder)
     os.close(fd)
-    platform = SimulatedPlatform.create()
-    platform.save(folder)
-    return platform
+    made = create()
+    made.save(folder)
+    return made
 
 
-_STANDIN_THREAD = "pcs-standin"
+def load_or_create_platform(folder: Path) -> SimulatedPlatform:
+    """The platform saved in ``folder``, or a new one saved there (safe when several processes race)."""
+    return _load_or_create(folder, "platform.json", ".create.lock", SimulatedPlatform.load, SimulatedPlatform.create)
+
+
+def load_or_create_gpu(folder: Path) -> SimulatedGpu:
+    """The simulated GPU saved in ``folder``, or a new one saved there (safe when several processes race).
+    It may share the platform's folder: each has its own file and lock."""
+    return _load_or_create(folder, "gpu.json", ".gpu.create.lock", SimulatedGpu.load, SimulatedGpu.create)
+
+
+_STANDIN_THREADS = frozenset({"pcs-standin", "rim-standin"})
 
 
 class _QuietStandin(logging.Filter):
@@ -45,7 +67,7 @@ class _QuietStandin(logging.Filter):
     they share the server's logger and would read as the log server's own."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno >= logging.WARNING or record.threadName != _STANDIN_THREAD
+        return record.levelno >= logging.WARNING or record.threadName not in _STANDIN_THREADS
 
 
 _quiet_standin = _QuietStandin()
@@ -57,26 +79,35 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_standin(sources: dict[str, Source]) -> str:
-    """Serve a PCS stand-in on a free loopback port from a daemon thread; return its base URL when it answers."""
+def _serve(app: Starlette, thread: str, probe: str, what: str) -> str:
+    """Serve ``app`` on a free loopback port from a daemon thread; return its base URL once ``probe`` answers."""
     port = _free_port()
     logging.getLogger("uvicorn.error").addFilter(_quiet_standin)
     # No log configuration and no level: uvicorn would install its own handlers and levels process-wide, and
     # the server's uvicorn lines would bypass its formatter, or vanish.
-    config = uvicorn.Config(
-        create_standin_app(sources), host="127.0.0.1", port=port, log_config=None, log_level=None, access_log=False
-    )
-    threading.Thread(target=uvicorn.Server(config).run, name=_STANDIN_THREAD, daemon=True).start()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, log_level=None, access_log=False)
+    threading.Thread(target=uvicorn.Server(config).run, name=thread, daemon=True).start()
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         try:
-            httpx.get(url + "/sgx/certification/v4/rootcacrl", timeout=1)
+            httpx.get(url + probe, timeout=1)
             return url
         except httpx.HTTPError:
             time.sleep(0.05)
-    raise RuntimeError("the local PCS stand-in did not start")
+    raise RuntimeError(f"the local {what} did not start")
+
+
+def start_standin(sources: dict[str, Source]) -> str:
+    """Serve a PCS stand-in on a free loopback port from a daemon thread; return its base URL when it answers."""
+    return _serve(create_standin_app(sources), "pcs-standin", "/sgx/certification/v4/rootcacrl", "PCS stand-in")
 
 
 def start_simulated_pcs(platform: SimulatedPlatform) -> str:
     return start_standin({"": simulated_source(platform)})
+
+
+def start_simulated_rim_service(gpu: SimulatedGpu) -> str:
+    """Serve the simulated GPU's driver and VBIOS RIMs like NVIDIA's RIM service, on a free loopback port from a
+    daemon thread; return its base URL (RIMs at ``<url>/v1/rim/<id>``) when it answers."""
+    return _serve(create_rim_standin_app(simulated_rims([gpu])), "rim-standin", f"{RIM_PATH}/ids", "RIM stand-in")
