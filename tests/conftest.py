@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from atlas_log.testing.simulate import SimulatedPlatform
+from atlas_log.testing.simulated_gpu import SimulatedGpu
 from atlas_log_server.db import migrate
 
 _counter = itertools.count()
@@ -127,6 +128,11 @@ class ServerProcess:
     def platform(self) -> SimulatedPlatform:
         """The simulated TDX platform the server trusts (created in its data folder at first start)."""
         return SimulatedPlatform.load(self.data_dir / "simulated-tdx")
+
+    @property
+    def gpu(self) -> SimulatedGpu:
+        """The simulated GPU the server trusts (its roots; its RIMs are on the server's RIM service stand-in)."""
+        return SimulatedGpu.load(self.data_dir / "simulated-gpu")
 
     @property
     def vkey(self) -> str:

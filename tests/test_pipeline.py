@@ -99,3 +99,63 @@ def test_record_step_end_to_end(server: ServerProcess, tmp_path: Path) -> None:
         assert r2.log_index == 1
         hist = http.get(f"/api/v1/artifacts/sha256:{model_digest(files)}/history").json()
         assert [e["logIndex"] for e in hist["entries"]] == [1, 0]
+
+
+FAKE_NVATTEST = """#!{python}
+# Stands in for NVIDIA's attestation CLI: NVIDIA's JSON document for the simulated GPU in {folder}.
+import base64, json, sys
+from pathlib import Path
+from atlas_log.testing.simulated_gpu import SimulatedGpu
+args = sys.argv[1:]
+nonce = bytes.fromhex(args[args.index("--nonce") + 1])
+gpu = SimulatedGpu.load(Path({folder!r}))
+e = gpu.evidence(nonce)
+print(json.dumps({{"evidences": [{{"version": "1.0", "arch": e.architecture, "nonce": nonce.hex(),
+    "driver_version": gpu.driver_version, "evidence": base64.b64encode(e.report).decode(),
+    "certificate": base64.b64encode(e.certificate_chain).decode()}}], "result_code": 0, "result_message": "Ok"}}))
+"""
+
+
+def test_nvattest_provider_collects_evidence_and_says_when_it_cannot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    from atlas_log.pipeline import NvattestGpuProvider
+    from atlas_log.testing.simulated_gpu import SimulatedGpu
+
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    with pytest.raises(Error, match="NVIDIA's attestation CLI\\) is not installed"):
+        NvattestGpuProvider().gpu_evidence(bytes(32))
+    gpu = SimulatedGpu.create()
+    gpu.save(tmp_path / "gpu")
+    tool = tmp_path / "bin" / "nvattest"
+    tool.parent.mkdir()
+    tool.write_text(FAKE_NVATTEST.format(python=sys.executable, folder=str(tmp_path / "gpu")))
+    tool.chmod(0o755)
+    nonce = os.urandom(32)
+    (evidence,) = NvattestGpuProvider().gpu_evidence(nonce)
+    assert evidence.nonce == nonce and evidence.architecture == "HOPPER"
+    assert evidence.certificate_chain == gpu.certificate_chain
+    tool.write_text("#!/bin/sh\necho 'NVML: no GPU in confidential computing mode' >&2\nexit 3\n")
+    with pytest.raises(Error, match=r"without NVIDIA's JSON evidence document.*no GPU in confidential"):
+        NvattestGpuProvider().gpu_evidence(nonce)
+    tool.write_text('#!/bin/sh\necho \'{"evidences": [], "result_code": 7, "result_message": "NVML failed"}\'\n')
+    with pytest.raises(Error, match="could not collect GPU evidence: NVML failed"):
+        NvattestGpuProvider().gpu_evidence(nonce)
+
+
+def test_record_step_with_a_gpu_logs_a_composite_entry(server: ServerProcess, tmp_path: Path) -> None:
+    key = Ed25519PrivateKey.generate()
+    statement = training_statement(
+        {"model": hashlib.sha256(b"weights").hexdigest()},
+        {"train.csv": (hashlib.sha256(b"rows").hexdigest(), "training-data")},
+        builder="https://example.com/pipeline/train",
+    )
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        client = LogClient(http, server.vkey)
+        with pytest.raises(Error, match="give a quote provider too"):
+            record_step(client, key, statement, None, gpus=server.gpu)
+        receipt = record_step(client, key, statement, SimulatedProvider(server.platform), gpus=server.gpu)
+        tee = json.loads(receipt.leaf)["body"]["tee"]
+        assert tee["binding"] == "atlas-log/tdx-gpu-bind/v1" and tee["gpus"][0]["measurements"] == "matched"

@@ -37,13 +37,15 @@ def test_serve_with_no_database_url_uses_embedded_postgres(tmp_path: Path) -> No
         submit = next(line for line in out.splitlines() if "submit a first entry:" in line).split(":", 1)[1]
         verify = next(line for line in out.splitlines() if "check it offline:" in line).split(":", 1)[1]
         audit = next(line for line in out.splitlines() if "audit it (replay):" in line).split(":", 1)[1]
+        composite = next(line for line in out.splitlines() if "one with GPU evidence:" in line).split(":", 1)[1]
         root = next(line for line in out.splitlines() if "simulated TDX root:" in line).split(":", 1)[1].strip()
         assert root == httpx.get(server.url + "/api/v1/log").json()["attestation"]["simulatedRoot"]
         client = f"{sys.executable} -m atlas_log.cli"
         work = tmp_path / "work"
         (work / ".atlas-log").mkdir(parents=True)
         (work / ".atlas-log" / "simulated-tdx").symlink_to(data / "simulated-tdx")
-        for command in (submit, verify, audit):
+        (work / ".atlas-log" / "simulated-gpu").symlink_to(data / "simulated-gpu")
+        for command in (submit, composite, verify, audit):
             line = client + " " + command.strip().split(" ", 1)[1]
             run = subprocess.run(["bash", "-c", line], cwd=work, capture_output=True, text=True, timeout=120)
             assert run.returncode == 0, line + "\n" + run.stdout + run.stderr

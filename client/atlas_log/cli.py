@@ -14,6 +14,7 @@ import contextlib
 import enum
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -297,6 +298,26 @@ def _platform(folder: str | None) -> SimulatedPlatform | None:
     if folder:
         raise CliError(f"no simulated TDX platform in {where} (the development server makes one in its data dir)")
     return None
+
+
+class _SimulatedMachine:
+    """``count`` simulated GPUs of one machine: the development server's GPU and siblings under its roots."""
+
+    def __init__(self, count: int) -> None:
+        from atlas_log.testing.simulated_gpu import SimulatedGpu
+
+        where = _data_dir() / "simulated-gpu"
+        try:
+            first = SimulatedGpu.load(where)
+        except (OSError, ValueError, KeyError) as exc:
+            raise CliError(
+                f"no simulated GPU in {where} (the development server makes one in its data dir; "
+                "set ATLAS_DATA_DIR to the server's)"
+            ) from exc
+        self.gpus = [first, *(first.sibling() for _ in range(count - 1))]
+
+    def gpu_evidence(self, nonce: bytes) -> list[Any]:
+        return [g.evidence(nonce) for g in self.gpus]
 
 
 def _quote_provider(simulated_platform: str | None, configfs_tsm: bool, no_quote: bool) -> Any:
@@ -614,19 +635,33 @@ def demo(
     simulated_platform: Annotated[
         str | None, typer.Option(help="simulated TDX platform folder (default: $ATLAS_DATA_DIR/simulated-tdx)")
     ] = None,
+    gpus: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=8,
+            help="simulated GPUs whose evidence each entry carries beside its quote (composite binding; "
+            "the development server's, from $ATLAS_DATA_DIR/simulated-gpu)",
+        ),
+    ] = 0,
 ) -> int:
     """Submit COUNT distinct signed (and, with a simulated platform, attested) demo entries."""
     o = _opts(ctx)
-    return asyncio.run(_demo(o, count, concurrency, receipts, simulated_platform))
+    return asyncio.run(_demo(o, count, concurrency, receipts, simulated_platform, gpus))
 
 
-async def _demo(o: Options, count: int, concurrency: int, receipts: str | None, folder: str | None) -> int:
+async def _demo(
+    o: Options, count: int, concurrency: int, receipts: str | None, folder: str | None, gpus: int = 0
+) -> int:
     from atlas_log.testing.demo import demo_submission
 
     key = Ed25519PrivateKey.generate()
     platform = _platform(folder)
     if platform is None:
+        if gpus:
+            raise CliError("GPU evidence is bound through a TDX quote, and there is no simulated TDX platform")
         o.ui.note(f"note: no simulated TDX platform in {_data_dir() / 'simulated-tdx'}; submitting without quotes")
+    machine = _SimulatedMachine(gpus) if gpus else None
     out = Path(receipts) if receipts else None
     if out:
         out.mkdir(parents=True, exist_ok=True)
@@ -645,7 +680,7 @@ async def _demo(o: Options, count: int, concurrency: int, receipts: str | None, 
             async def one(n: int) -> None:
                 nonlocal done
                 async with sem:
-                    receipt = await client.submit(demo_submission(key, n, platform))
+                    receipt = await client.submit(demo_submission(key, n, platform, gpus=machine))
                 if out:
                     path = out / f"receipt-{receipt.log_index:08d}.json"
                     path.write_text(json.dumps(receipt.to_json(), indent=2))
@@ -986,8 +1021,13 @@ def search(
 # --- auditing -----------------------------------------------------------------------------------------------
 
 
-def _trust(tdx_root: list[str] | None, x509_roots: str | None, x509_eku: str) -> Any:
+def _trust(tdx_root: list[str] | None, x509_roots: str | None, x509_eku: str, gpu_root: list[str] | None = None) -> Any:
     from atlas_log.reverify import Trust
+
+    for fingerprint in gpu_root or ():
+        if not re.fullmatch(r"[0-9a-f]{64}", fingerprint):
+            raise CliError(f"--gpu-root takes a root certificate's SHA-256 in lowercase hex, not {fingerprint!r}")
+    gpu = tuple(gpu_root or ())
 
     try:
         roots = x509.load_pem_x509_certificates(_read(x509_roots, "X.509 roots file")) if x509_roots else []
@@ -995,6 +1035,8 @@ def _trust(tdx_root: list[str] | None, x509_roots: str | None, x509_eku: str) ->
         raise CliError(f"{x509_roots} holds no PEM certificates: {exc}") from exc
     return Trust(
         tdx_roots=tuple(tdx_root) if tdx_root else Trust().tdx_roots,
+        gpu_device_roots=gpu or Trust().gpu_device_roots,
+        gpu_rim_roots=gpu or Trust().gpu_rim_roots,
         x509_roots=tuple(r.public_bytes(serialization.Encoding.DER) for r in roots),
         x509_eku=x509_eku,
     )
@@ -1003,6 +1045,13 @@ def _trust(tdx_root: list[str] | None, x509_roots: str | None, x509_eku: str) ->
 TdxRootOption = Annotated[
     list[str] | None,
     typer.Option(help="a trusted TDX root CA key's SHA-256 (repeat) (default: Intel's SGX root)"),
+]
+GpuRootOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="a trusted GPU root certificate's SHA-256, device identity or RIM signing (repeat) "
+        "(default: NVIDIA's two roots)"
+    ),
 ]
 X509RootsOption = Annotated[
     str | None, typer.Option(help="PEM file of X.509 roots that certificate-signed entries must chain to")
@@ -1013,7 +1062,7 @@ X509EkuOption = Annotated[str, typer.Option(help="extended key usage (OID) signi
 def _simulated_hint(problems: Sequence[str], o: Options) -> str | None:
     """The configuration problem behind a simulated log's entries failing only for their root: the log's own
     account of its simulated root (``/api/v1/log``) and the option that trusts it."""
-    if not any("untrusted-root" in p or "trusted root" in p for p in problems):
+    if not any("untrusted-root" in p or "trusted root" in p or "chain_invalid" in p for p in problems):
         return None
     try:
         with LogClient(o.server, None, **o.network()) as keyless:
@@ -1023,9 +1072,12 @@ def _simulated_hint(problems: Sequence[str], o: Options) -> str | None:
     root = info.attestation.get("simulatedRoot") if info.attestation.get("simulated") else None
     if not isinstance(root, str):
         return None
+    gpu = info.attestation.get("gpu") or {}
+    gpu_roots = " ".join(f"--gpu-root {gpu[k]}" for k in ("deviceRoot", "rimRoot") if isinstance(gpu.get(k), str))
     return (
-        f"this log runs a simulated TDX platform with root {root}; pass --tdx-root {root} to trust it "
-        "(a development log: its quotes prove nothing about real hardware)"
+        f"this log runs a simulated TDX platform with root {root}; pass --tdx-root {root} to trust it"
+        + (f" (and {gpu_roots} for its simulated GPUs)" if gpu_roots else "")
+        + " (a development log: its quotes prove nothing about real hardware)"
     )
 
 
@@ -1116,6 +1168,7 @@ def monitor(
         bool, typer.Option("--replay", help="rebuild the tree from the entry bundles and re-verify every entry")
     ] = False,
     tdx_root: TdxRootOption = None,
+    gpu_root: GpuRootOption = None,
     replay_workers: Annotated[
         int | None, typer.Option(min=1, help="processes re-verifying entries (default: one per CPU)")
     ] = None,
@@ -1160,7 +1213,7 @@ def monitor(
         map_max_lag_s=map_max_lag or None,
         **o.witness_policy(),
     )
-    trust = _trust(tdx_root, x509_roots, x509_eku)
+    trust = _trust(tdx_root, x509_roots, x509_eku, gpu_root)
     if listen:
         host, _, port = listen.rpartition(":")
         serve_checkpoint(mon, host or "127.0.0.1", int(port))
@@ -1287,6 +1340,7 @@ def verify_pack_command(
     ctx: typer.Context,
     file: Annotated[str, typer.Argument(help="an evidence pack (atlas-log pack, or the explorer's download)")],
     tdx_root: TdxRootOption = None,
+    gpu_root: GpuRootOption = None,
     x509_roots: X509RootsOption = None,
     x509_eku: X509EkuOption = CODE_SIGNING,
 ) -> int:
@@ -1298,7 +1352,7 @@ def verify_pack_command(
         o.ui.line("pack does not hold: no log key is pinned; give the log's verifier key with --vkey", "red")
         return 1
     data = _read(file, "pack")
-    trust = _trust(tdx_root, x509_roots, x509_eku)
+    trust = _trust(tdx_root, x509_roots, x509_eku, gpu_root)
     if o.quorum and not o.witnesses:
         raise CliError("--quorum needs the witnesses' keys (--witness)")
     # Without --witness, the pack's own witnesses and quorum are checked.
@@ -1330,6 +1384,7 @@ def verify_evidence_command(
     ctx: typer.Context,
     file: Annotated[str, typer.Argument(help="an evidence file a monitor wrote")],
     tdx_root: TdxRootOption = None,
+    gpu_root: GpuRootOption = None,
     x509_roots: X509RootsOption = None,
     x509_eku: X509EkuOption = CODE_SIGNING,
 ) -> int:
@@ -1341,7 +1396,7 @@ def verify_evidence_command(
         # The key an evidence file names proves nothing: anyone can make a key with the log's name.
         o.ui.line("evidence does not hold: no log key is pinned; give the log's verifier key with --vkey", "red")
         return 1
-    trust = _trust(tdx_root, x509_roots, x509_eku)
+    trust = _trust(tdx_root, x509_roots, x509_eku, gpu_root)
     try:
         # The evidence embeds an entry (leaf and submission, base64) and its collateral: the one parser, with
         # room for them.

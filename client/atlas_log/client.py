@@ -15,6 +15,7 @@ policy, and proved consistent with the trusted state. Errors are the :mod:`atlas
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import http as _http_status
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
@@ -440,6 +441,17 @@ class _Core:
             raise LogAPIError(f"GET /api/v1/collateral/{digest}: the answer holds no collateral")
         return parse_collateral(answer["collateral"], digest)
 
+    def _rim(self, digest: str) -> Op[bytes]:
+        if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
+            raise FormatError("a RIM digest is 64 lowercase hex digits")
+        answer = _json((yield Request.get(f"/api/v1/rims/{digest}")), "RIM")
+        if not isinstance(answer, dict) or not isinstance(answer.get("rim"), str):
+            raise LogAPIError(f"GET /api/v1/rims/{digest}: the answer holds no RIM")
+        document = b64decode(answer["rim"], "rim")
+        if hashlib.sha256(document).hexdigest() != digest:
+            raise LogAPIError(f"GET /api/v1/rims/{digest}: the RIM served is not the one of that digest")
+        return document
+
     def _submit(self, submission: dict[str, Any]) -> Op[Receipt]:
         sent = SubmittedEntry.from_submission(submission)
         # Under a witness policy only a receipt proved against a cosigned checkpoint can be accepted.
@@ -677,6 +689,10 @@ class LogClient(_Core):
         """The collateral set with ``digest`` (as entries record it), checked to have that digest."""
         return self._run(self._collateral(digest))
 
+    def rim(self, digest: str) -> bytes:
+        """The GPU RIM document with SHA-256 ``digest`` (as composite entries record it), checked to have it."""
+        return self._run(self._rim(digest))
+
     def submit(self, submission: dict[str, Any]) -> Receipt:
         """POST an entry and return its receipt once it is proved to be for this submission.
 
@@ -853,6 +869,9 @@ class AsyncLogClient(_Core):
 
     async def collateral(self, digest: str) -> Collateral:
         return await self._run(self._collateral(digest))
+
+    async def rim(self, digest: str) -> bytes:
+        return await self._run(self._rim(digest))
 
     async def submit(self, submission: dict[str, Any]) -> Receipt:
         """See :meth:`LogClient.submit`."""

@@ -26,6 +26,7 @@ import rfc8785
 from atlas_log._encoding import b64encode, json_loads
 from atlas_log.dsse import Envelope, PublicKey
 from atlas_log.errors import FormatError, VerificationError
+from atlas_log.gpu.evidence import collection_sha256
 from atlas_log.intoto import Extraction
 from atlas_log.tdx.quote import attestation_id
 from atlas_log.tee import Attestation, OwnQuote, TeeRecord
@@ -332,6 +333,8 @@ def build_entry(
             simulated=attestation.simulated,
             evidence=attestation.evidence,
             nonce_checkpoint_size=attestation.nonce_checkpoint_size,
+            gpu_evidence_sha256=collection_sha256(request.gpus).hex() if request.gpus else None,
+            gpus=attestation.gpus,
         )
         if isinstance(attestation.evidence, OwnQuote) and request.quote is not None:
             aid = attestation_id(request.quote)

@@ -65,6 +65,7 @@ from atlas_log.checkpoint import Checkpoint, open_checkpoint, succession
 from atlas_log.dsse import PublicKey, SpkiDer, parse_envelope
 from atlas_log.entry import canonical_json, fact_names, parse_leaf
 from atlas_log.errors import FormatError, InconsistentLogError, ProofError, VerificationError
+from atlas_log.gpu.roots import DEVICE_IDENTITY_ROOT_SHA256 as GPU_ROOT
 from atlas_log.merkle import (
     EMPTY_ROOT,
     CompactRange,
@@ -250,13 +251,14 @@ class BackdatedEvidence(Evidence):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BadEntryEvidence(Evidence):
     """A leaf of a signed tree whose entry does not verify, with what re-verifying it takes: the submission
-    (as the log served it: base64 of its bytes, or its JSON object) and the collateral (PCS parts, base64)
-    the entry names."""
+    (as the log served it: base64 of its bytes, or its JSON object), the collateral (PCS parts, base64) the
+    entry names, and the GPU RIMs a composite entry records (base64, by SHA-256)."""
 
     checkpoint: bytes
     entry: LoggedLeaf
     submission: str | dict[str, Any]
     collateral: dict[str, Any] | None = None
+    rims: dict[str, str] | None = None
 
     @classmethod
     def _from_json(cls, obj: dict[str, Any], log: str | None, reason: str | None) -> BadEntryEvidence:
@@ -264,18 +266,33 @@ class BadEntryEvidence(Evidence):
         e = obj.get("entry")
         entry = LoggedLeaf.from_json(e, "entry")
         assert isinstance(e, dict)  # LoggedLeaf.from_json checked it
-        submission, collateral = e.get("submission"), e.get("collateral")
+        submission, collateral, rims = e.get("submission"), e.get("collateral"), e.get("rims")
         if not isinstance(submission, str | dict):
             raise FormatError("malformed bad-entry evidence: entry.submission must be base64 or an object")
         if collateral is not None and not isinstance(collateral, dict):
             raise FormatError("malformed bad-entry evidence: entry.collateral must be an object")
-        return cls(log=log, reason=reason, checkpoint=note, entry=entry, submission=submission, collateral=collateral)
+        if rims is not None and (not isinstance(rims, dict) or not all(isinstance(v, str) for v in rims.values())):
+            raise FormatError("malformed bad-entry evidence: entry.rims must map digests to base64")
+        return cls(
+            log=log,
+            reason=reason,
+            checkpoint=note,
+            entry=entry,
+            submission=submission,
+            collateral=collateral,
+            rims=rims,
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
             **self._head("bad-entry"),
             "checkpoints": [self.checkpoint.decode()],
-            "entry": {**self.entry.to_json(), "submission": self.submission, "collateral": self.collateral},
+            "entry": {
+                **self.entry.to_json(),
+                "submission": self.submission,
+                "collateral": self.collateral,
+                **({"rims": self.rims} if self.rims else {}),
+            },
         }
 
 
@@ -528,7 +545,23 @@ def _bad_entry(evidence: BadEntryEvidence, verifier: Verifier, trust: Trust) -> 
         )
     if named is not None and (coll is None or coll.digest != named):
         raise VerificationError(f"the evidence lacks the collateral set {named} that entry {index} names")
-    checked = check_entry(index, leaf, committed, lambda digest: coll if digest == named else None, trust)
+    rims = {}
+    for digest, text in (evidence.rims or {}).items():
+        document = b64decode(text, "a RIM")
+        if hashlib.sha256(document).hexdigest() == digest:
+            rims[digest] = document
+    try:
+        record = entry.tee
+    except FormatError:  # a tee the parser refuses: check_entry says so
+        record = None
+    for gpu in record.gpus if record is not None else ():
+        for _, rim_id, _, digest in gpu.rims:
+            # A RIM missing from the evidence is the evidence's gap, not the log's fault.
+            if digest not in rims:
+                raise VerificationError(f"the evidence lacks the RIM {rim_id} ({digest}) that entry {index} records")
+    if record is not None and record.gpus and record.simulated and set(trust.gpu_device_roots) <= {GPU_ROOT}:
+        raise VerificationError(f"entry {index} records a simulated GPU; pin its roots with --gpu-root to check it")
+    checked = check_entry(index, leaf, committed, lambda digest: coll if digest == named else None, trust, rim=rims.get)
     if checked.problem is None:
         raise VerificationError(
             f"entry {index} verifies on its own; the stated reason ({evidence.reason}) depends on other "

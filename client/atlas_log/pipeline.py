@@ -4,13 +4,16 @@ it, keep the receipt — in one call (:func:`record_step`), or piece by piece.
 Hashing streams (constant memory for multi-GB files) and reports progress through an optional callback.
 Quote providers: :class:`ConfigfsTsmProvider` (Linux ``/sys/kernel/config/tsm/report``: write the 64-byte
 REPORTDATA to ``inblob``, read the quote from ``outblob``); for development, a simulated platform
-(:mod:`atlas_log.testing.simulate`) quotes too.
+(:mod:`atlas_log.testing.simulate`) quotes too. GPU evidence providers: :class:`NvattestGpuProvider`
+(NVIDIA's attestation CLI), or for development a simulated GPU (:mod:`atlas_log.testing.simulated_gpu`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+import subprocess
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,20 +26,21 @@ from atlas_log.client import LogClient
 from atlas_log.disclosure import Disclosure, hides_digests, redact
 from atlas_log.errors import Error, FormatError
 from atlas_log.files import write_atomic
+from atlas_log.gpu.evidence import GpuEvidence, parse_evidence_items
 from atlas_log.intoto import DEPLOYMENT_V1, MODEL_SIGNING_V1, SLSA_V1, TEST_RESULT
 from atlas_log.receipt import Receipt
 from atlas_log.submission import (
-    INTOTO_PAYLOAD_TYPE,
+    GpuEvidenceProvider,
     QuoteProvider,
     intoto_statement,
     signed_submission,
-    spki_der,
-    tdx_tee,
 )
-from atlas_log.tdx.binding import ZERO_NONCE, payload_report_data
+from atlas_log.tdx.binding import ZERO_NONCE
 
 __all__ = [
     "ConfigfsTsmProvider",
+    "GpuEvidenceProvider",
+    "NvattestGpuProvider",
     "QuoteProvider",
     "deployment_statement",
     "evaluation_statement",
@@ -203,6 +207,54 @@ class ConfigfsTsmProvider:
             return None
 
 
+@dataclass
+class NvattestGpuProvider:
+    """GPU evidence from NVIDIA's attestation CLI (``nvattest collect-evidence``, which reads every GPU of the
+    confidential VM through the driver's NVML interface), for a given nonce.
+
+    ``command`` is the command line before ``--nonce HEX``; it must print NVIDIA's JSON document (``evidences``,
+    one per GPU, with ``result_code``). Raises :class:`~atlas_log.errors.Error` saying what to do when the tool
+    is missing, fails, or prints something else.
+    """
+
+    command: Sequence[str] = ("nvattest", "collect-evidence", "--device", "gpu")
+    timeout_s: float = 120.0
+
+    def gpu_evidence(self, nonce: bytes) -> list[GpuEvidence]:
+        exe = shutil.which(self.command[0])
+        if exe is None:
+            raise Error(
+                f"{self.command[0]} (NVIDIA's attestation CLI) is not installed here, so no GPU evidence can be "
+                "collected: install the NVIDIA Attestation CLI in the confidential VM with NVIDIA's driver, or "
+                "record the step without GPU evidence"
+            )
+        argv = [exe, *self.command[1:], "--nonce", nonce.hex()]
+        try:
+            done = subprocess.run(argv, capture_output=True, timeout=self.timeout_s, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise Error(f"{' '.join(argv)} failed: {exc}") from exc
+        try:
+            answer: Any = json.loads(done.stdout)
+            evidences = answer["evidences"]
+            code = answer.get("result_code", 0)
+        except (ValueError, KeyError, TypeError) as exc:
+            tail = (done.stderr or done.stdout).decode(errors="replace").strip()[-400:]
+            raise Error(
+                f"{' '.join(argv)} exited {done.returncode} without NVIDIA's JSON evidence document "
+                f"(give a command that prints it, e.g. with --format json): {tail}"
+            ) from exc
+        if code != 0 or done.returncode != 0:
+            raise Error(f"{' '.join(argv)} could not collect GPU evidence: {answer.get('result_message', code)}")
+        if not isinstance(evidences, list):
+            raise Error(f"{' '.join(argv)} printed no list of evidences")
+        # Newer versions state the driver and VBIOS versions beside each report; the report itself says them.
+        items = [
+            {k: e.get(k) for k in ("arch", "nonce", "evidence", "certificate")} if isinstance(e, dict) else e
+            for e in evidences
+        ]
+        return parse_evidence_items(items, "nvattest's evidence")
+
+
 def record_step(
     client: LogClient,
     key: Ed25519PrivateKey,
@@ -212,8 +264,13 @@ def record_step(
     receipt_path: str | Path | None = None,
     nonce: bytes = ZERO_NONCE,
     confidential: Sequence[str] = (),
+    gpus: GpuEvidenceProvider | None = None,
 ) -> Receipt:
     """Sign ``statement``, attest it (a quote bound to it and this key), submit it, verify and save the receipt.
+
+    With ``gpus`` (:class:`NvattestGpuProvider` on a confidential VM with NVIDIA GPUs, or a simulated GPU),
+    the evidence of every GPU is attached under the composite binding: each GPU's report is made for this
+    entry, and the quote commits to the reports.
 
     ``confidential`` names fields to keep private (:func:`~atlas_log.disclosure.redact` paths, such as
     ``predicate.buildDefinition.externalParameters.dataset``): they are replaced by salted digests before
@@ -232,10 +289,9 @@ def record_step(
         blinding = client.blinding_key() if hides_digests(confidential) else None
         redacted, disclosures = redact(parsed, confidential, blinding_key=blinding)
         statement = json.dumps(redacted, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
-    submission = signed_submission(key, statement, disclosures=disclosures)
-    if provider is not None:
-        rd = payload_report_data(INTOTO_PAYLOAD_TYPE, statement, spki_der(key), nonce)
-        submission["tee"] = tdx_tee(provider.quote(rd), nonce=nonce)
+    if gpus is not None and provider is None:
+        raise Error("GPU evidence is bound to an entry through a TDX quote: give a quote provider too")
+    submission = signed_submission(key, statement, provider, nonce, disclosures=disclosures, gpus=gpus)
     receipt = client.submit(submission)
     if receipt_path is not None:
         path = Path(receipt_path)

@@ -86,7 +86,9 @@ _UNASKED = (LogUnreachableError, LogTimeoutError)
 def _init_worker(url: str, trust: Trust, token: str | None = None) -> None:
     # No key: a worker reads entry bundles, submissions and collateral, which the replay itself checks.
     client = LogClient(url, None, timeout_s=60, token=token)
-    _worker.update(client=client, trust=trust, cache=VerificationCache(), coll={}, cited={}, granted=token is not None)
+    _worker.update(
+        client=client, trust=trust, cache=VerificationCache(), coll={}, rims={}, cited={}, granted=token is not None
+    )
 
 
 def _collateral(digest: str) -> Collateral | None:
@@ -97,6 +99,18 @@ def _collateral(digest: str) -> Collateral | None:
         except _UNASKED:
             raise
         except Error:  # not served, or not the set of that digest
+            known[digest] = None
+    return known[digest]
+
+
+def _rim(digest: str) -> bytes | None:
+    known: dict[str, bytes | None] = _worker["rims"]
+    if digest not in known:
+        try:
+            known[digest] = _worker["client"].rim(digest)
+        except _UNASKED:
+            raise
+        except Error:  # not served, or not the RIM of that digest
             known[digest] = None
     return known[digest]
 
@@ -124,7 +138,7 @@ def _check_block(block: int, width: int) -> list[Checked]:
     raws = client.submissions(start, width).items
     trust, cache = _worker["trust"], _worker["cache"]
     checked = [
-        check_entry(start + i, leaf, raw, _collateral, trust, cache, _cited_quote)
+        check_entry(start + i, leaf, raw, _collateral, trust, cache, _cited_quote, _rim)
         for i, (leaf, raw) in enumerate(zip(leaves, raws, strict=True))
     ]
     if _worker["granted"]:
@@ -406,6 +420,14 @@ def entry_evidence(url: str, vkey: str, note: bytes, checkpoint: Checkpoint, ind
                 raise
             except Error:  # not served, or not the set of that digest: the entry's evidence says so
                 coll = None
+        rims = {}
+        for digest in {d for g in (tee.gpus if tee is not None else ()) for _, _, _, d in g.rims}:
+            try:
+                rims[digest] = b64encode(client.rim(digest))
+            except _UNASKED:
+                raise
+            except Error:  # not served: the evidence lacks it, and says so when checked
+                pass
     submission = logged.submission
     if submission is None:
         raise FormatError(f"the log serves no submission for entry {index}")
@@ -417,4 +439,5 @@ def entry_evidence(url: str, vkey: str, note: bytes, checkpoint: Checkpoint, ind
         # The log serves a stored submission it cannot parse within the limits as its bytes, base64.
         submission=b64encode(submission if isinstance(submission, bytes) else json.dumps(submission).encode()),
         collateral=coll,
+        rims=rims or None,
     ).to_json()

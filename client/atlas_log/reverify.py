@@ -19,18 +19,28 @@ from typing import Any
 from cryptography import x509
 
 from atlas_log.bundle import CODE_SIGNING
+from atlas_log.certificates import load_pem_certificates
 from atlas_log.entry import build_entry, parse_leaf
 from atlas_log.errors import Error, FormatError
+from atlas_log.gpu import CORIM_ROOT_SHA256, DEVICE_IDENTITY_ROOT_SHA256, parse_rim, verify_gpu_evidence
+from atlas_log.gpu.roots import certificate_sha256
 from atlas_log.merkle import leaf_hash
-from atlas_log.submission import expected_report_data, parse_submission, parse_tee
-from atlas_log.tdx.binding import KEY_TAG, ZERO_NONCE
+from atlas_log.submission import (
+    ParsedSubmission,
+    TeeRequest,
+    expected_gpu_nonce,
+    expected_report_data,
+    parse_submission,
+    parse_tee,
+)
+from atlas_log.tdx.binding import GPU_TAG, KEY_TAG, ZERO_NONCE
 from atlas_log.tdx.collateral import Collateral
 from atlas_log.tdx.pki import INTEL_ROOT_SPKI_SHA256
 from atlas_log.tdx.policy import TCB_STATUSES, Policy
 from atlas_log.tdx.quote import parse_quote
 from atlas_log.tdx.verification import verify_quote
 from atlas_log.tdx.verification_cache import VerificationCache
-from atlas_log.tee import Attestation, InheritedAttestation, OwnQuote, TeeRecord, VerdictRecord
+from atlas_log.tee import Attestation, GpuRecord, InheritedAttestation, OwnQuote, TeeRecord, VerdictRecord
 from atlas_log.vmap import MapCommitment
 
 __all__ = [
@@ -53,10 +63,13 @@ _ANY_STATUS = Policy(
 
 @dataclass(frozen=True, slots=True)
 class Trust:
-    """What the verifying party trusts: TDX root CA key fingerprints, and X.509 roots (DER) with the extended
-    key usage (dotted OID) a signing certificate must carry, for certificate-signed entries."""
+    """What the verifying party trusts: TDX root CA key fingerprints, GPU device identity and RIM signing root
+    certificate fingerprints (SHA-256 of the DER), and X.509 roots (DER) with the extended key usage (dotted
+    OID) a signing certificate must carry, for certificate-signed entries."""
 
     tdx_roots: tuple[str, ...] = (INTEL_ROOT_SPKI_SHA256,)
+    gpu_device_roots: tuple[str, ...] = (DEVICE_IDENTITY_ROOT_SHA256,)
+    gpu_rim_roots: tuple[str, ...] = (CORIM_ROOT_SHA256,)
     x509_roots: tuple[bytes, ...] = ()
     x509_eku: str = CODE_SIGNING
 
@@ -91,17 +104,20 @@ def check_entry(
     trust: Trust,
     cache: VerificationCache | None = None,
     cited_quote: Callable[[int], bytes | None] | None = None,
+    rim: Callable[[str], bytes | None] | None = None,
 ) -> Checked:
     """Re-verify one entry from its submission (see the module docstring); never raises for a bad entry.
 
     ``collateral(digest)`` is the collateral set with that digest (None: not available). ``cited_quote(i)`` is
     the raw quote of entry ``i`` as the log serves it (None: not served). An entry citing a key attestation
     records that quote re-verified at its own integration time, so without ``cited_quote`` (offline evidence
-    of one entry) its verdict is taken as recorded, not re-derived.
+    of one entry) its verdict is taken as recorded, not re-derived. ``rim(digest)`` is the GPU RIM document
+    with that SHA-256 (None: not available); a composite entry's GPUs are re-appraised with exactly the RIMs
+    it records.
     """
     lh = leaf_hash(leaf)
     try:
-        return _check(index, leaf, lh, submission, collateral, trust, cache, cited_quote)
+        return _check(index, leaf, lh, submission, collateral, trust, cache, cited_quote, rim)
     except (Error, KeyError, TypeError, ValueError, AttributeError) as exc:  # any malformed member
         return Checked(index, lh, f"entry {index}: {exc}")
 
@@ -115,6 +131,7 @@ def _check(
     trust: Trust,
     cache: VerificationCache | None,
     cited_quote: Callable[[int], bytes | None] | None,
+    rim: Callable[[str], bytes | None] | None,
 ) -> Checked:
     try:
         stored = parse_leaf(leaf)
@@ -178,7 +195,13 @@ def _check(
                     evidence = replace(evidence, quote_sha256=logged.quote_sha256)  # logged before padding was cut off
                 if request.binding == KEY_TAG:
                     attests_key = (signer.fingerprint, _key_identity(evidence.quote_sha256, record.simulated))
-        attestation = Attestation(request, evidence, record.simulated, size)
+        gpus: tuple[GpuRecord, ...] = ()
+        if request.binding == GPU_TAG:
+            appraised = _gpus(request, record, sub, t, rim, trust)
+            if isinstance(appraised, str):
+                return Checked(index, lh, f"entry {index}: {appraised}")
+            gpus = appraised
+        attestation = Attestation(request, evidence, record.simulated, size, gpus)
     built = build_entry(sub, attestation, chain_digests=_records_chain(stored.body))
     links = stored.links
     if links is None or set(links) != set(built.linked):
@@ -214,3 +237,48 @@ def _records_chain(body: Any) -> bool:
 def _key_identity(quote_sha256: str, simulated: bool) -> dict[str, Any]:
     """What an entry citing a key attestation and the attestation it cites must agree on."""
     return {"quoteSha256": quote_sha256, "simulated": simulated}
+
+
+def _trusted_root(certs: list[x509.Certificate], fingerprints: tuple[str, ...]) -> x509.Certificate | None:
+    return certs[-1] if certs and certificate_sha256(certs[-1]) in fingerprints else None
+
+
+def _gpus(
+    request: TeeRequest,
+    record: TeeRecord,
+    sub: ParsedSubmission,
+    t: int,
+    rim: Callable[[str], bytes | None] | None,
+    trust: Trust,
+) -> tuple[GpuRecord, ...] | str:
+    """The GPU records of a composite entry re-derived at its integration time ``t`` with the RIMs it records
+    (by digest), or why they cannot be."""
+    nonce = expected_gpu_nonce(request, sub.envelope, sub.signers[request.signature_index])
+    out = []
+    for n, item in enumerate(request.gpus):
+        logged = record.gpus[n].rims if n < len(record.gpus) else ()
+        documents: dict[str, bytes] = {}
+        for kind, _, _, digest in logged:
+            document = rim(digest) if rim is not None else None
+            if document is None or hashlib.sha256(document).hexdigest() != digest:
+                return f"the RIM it records for GPU {n} ({digest}) is not available"
+            documents[kind] = document
+        rim_root = None
+        if documents:
+            rim_root = _trusted_root(list(parse_rim(next(iter(documents.values()))).certificates), trust.gpu_rim_roots)
+        verdict = verify_gpu_evidence(
+            item.report,
+            item.certificate_chain,
+            nonce=nonce,
+            at=t,
+            driver_rim=documents.get("driver"),
+            vbios_rim=documents.get("vbios"),
+            evidence_nonce=item.nonce,
+            architecture=item.architecture,
+            device_root=_trusted_root(load_pem_certificates(item.certificate_chain), trust.gpu_device_roots),
+            rim_root=rim_root,
+        )
+        if not verdict.accept:
+            return f"GPU {n} does not verify: {verdict.code}: {verdict.reason}"
+        out.append(GpuRecord.of(verdict, item.report, documents))
+    return tuple(out)

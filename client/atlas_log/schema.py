@@ -16,8 +16,8 @@ from typing import Any
 from atlas_log.bundle import MAX_CERTIFICATES, MEDIA_TYPES
 from atlas_log.dsse import MAX_KEYID, MAX_SIGNATURES
 from atlas_log.entry import API_VERSION
-from atlas_log.submission import MAX_INDEX, MAX_KEYS
-from atlas_log.tdx.binding import KEY_TAG, PAYLOAD_TAG, ZERO_NONCE
+from atlas_log.submission import MAX_GPUS, MAX_INDEX, MAX_KEYS
+from atlas_log.tdx.binding import GPU_TAG, KEY_TAG, PAYLOAD_TAG, ZERO_NONCE
 
 __all__ = ["BASE64_PATTERN", "DEFS", "SUBMISSION_SCHEMA", "submission_definitions", "submission_schema"]
 
@@ -146,6 +146,30 @@ def _definitions(ref: str) -> dict[str, Any]:
         ["type", "quote"],
         "a TDX quote binding this statement (payload binding) or this signer's key (key binding)",
     )
+    gpu_evidence = _object(
+        {
+            "arch": {"enum": ["HOPPER", "BLACKWELL"]},
+            "nonce": {
+                "type": "string",
+                "pattern": f"^[0-9a-fA-F]{{{_NONCE_HEX}}}$",
+                "description": "the SPDM request's nonce: the entry's GPU nonce (see the composite binding)",
+            },
+            "evidence": _base64("the GPU's SPDM GET_MEASUREMENTS request and signed response", non_empty=True),
+            "certificate": _base64("the GPU's device certificate chain, PEM, leaf first", non_empty=True),
+        },
+        ["arch", "nonce", "evidence", "certificate"],
+        "one GPU's attestation evidence, as NVIDIA's tools serialize it",
+    )
+    gpu_tee = _object(
+        {
+            **tee_common,
+            "binding": {"const": GPU_TAG},
+            "quote": _base64("a DCAP TDX quote whose REPORTDATA is the composite binding", non_empty=True),
+            "gpus": {"type": "array", "items": gpu_evidence, "minItems": 1, "maxItems": MAX_GPUS},
+        },
+        ["type", "binding", "quote", "gpus"],
+        "a TDX quote binding this statement and the evidence of every GPU that did the work (composite binding)",
+    )
     key_tee = _object(
         {
             **tee_common,
@@ -173,7 +197,7 @@ def _definitions(ref: str) -> dict[str, Any]:
         "SigstoreBundleWithKey": bundle(
             "publicKey", "a Sigstore bundle v0.3 signed with a key the submission supplies"
         ),
-        "Tee": {"oneOf": [quote_tee, key_tee], "description": "the TEE evidence for the entry"},
+        "Tee": {"oneOf": [quote_tee, gpu_tee, key_tee], "description": "the TEE evidence for the entry"},
     }
 
 

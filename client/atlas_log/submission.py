@@ -26,21 +26,34 @@ from atlas_log.dsse import (
     verify_envelope,
 )
 from atlas_log.entry import API_VERSION
-from atlas_log.errors import FormatError, SignatureError, SubmissionError, VerificationError
+from atlas_log.errors import FormatError, GpuEvidenceError, SignatureError, SubmissionError, VerificationError
+from atlas_log.gpu.evidence import GpuEvidence, collection_sha256, parse_evidence_items, serialize_evidence
 from atlas_log.intoto import Extraction, extract, extract_statement
-from atlas_log.tdx.binding import KEY_TAG, PAYLOAD_TAG, ZERO_NONCE, key_report_data, payload_report_data
+from atlas_log.tdx.binding import (
+    GPU_TAG,
+    KEY_TAG,
+    PAYLOAD_TAG,
+    ZERO_NONCE,
+    composite_report_data,
+    gpu_nonce,
+    key_report_data,
+    payload_report_data,
+)
 
 __all__ = [
     "INTOTO_PAYLOAD_TYPE",
+    "MAX_GPUS",
     "MAX_INDEX",
     "MAX_KEYS",
     "TEE_MEMBERS",
     "TOP_LEVEL_MEMBERS",
+    "GpuEvidenceProvider",
     "ParsedSubmission",
     "QuoteProvider",
     "TeeRequest",
     "build_submission",
     "certificate_chain",
+    "expected_gpu_nonce",
     "expected_report_data",
     "intoto_statement",
     "parse_submission",
@@ -92,6 +105,13 @@ class QuoteProvider(Protocol):
     def quote(self, report_data: bytes) -> bytes: ...
 
 
+class GpuEvidenceProvider(Protocol):
+    """Anything that returns the evidence of every GPU of the TD (each stating its architecture), its SPDM
+    requests carrying the given 32-byte nonce."""
+
+    def gpu_evidence(self, nonce: bytes) -> list[GpuEvidence]: ...
+
+
 def signed_submission(
     key: Ed25519PrivateKey,
     payload: bytes,
@@ -99,15 +119,25 @@ def signed_submission(
     nonce: bytes = ZERO_NONCE,
     payload_type: str = INTOTO_PAYLOAD_TYPE,
     disclosures: Sequence[Disclosure] = (),
+    gpus: GpuEvidenceProvider | None = None,
 ) -> dict[str, Any]:
-    """Sign ``payload`` into a submission; with a quote ``platform``, attach a quote bound to it. A
-    confidential statement (:func:`~atlas_log.disclosure.redact`) travels with its ``disclosures`` beside it:
-    the log keeps them encrypted, and the signature and quote cover the redacted statement only."""
+    """Sign ``payload`` into a submission; with a quote ``platform``, attach a quote bound to it, and with
+    ``gpus`` the evidence of every GPU too (composite binding: the GPUs' reports are made for this entry and
+    the quote commits to them). A confidential statement (:func:`~atlas_log.disclosure.redact`) travels with
+    its ``disclosures`` beside it: the log keeps them encrypted, and the signature and quote cover the redacted
+    statement only."""
     spki = spki_der(key)
     extra: dict[str, Any] = {"disclosures": [d.encoded for d in disclosures]} if disclosures else {}
-    if platform is not None:
+    if platform is not None and gpus is not None:
+        evidence = gpus.gpu_evidence(gpu_nonce(payload_type, payload, spki, nonce))
+        rd = composite_report_data(payload_type, payload, spki, collection_sha256(evidence), nonce)
+        tee = tdx_tee(platform.quote(rd), binding=GPU_TAG, nonce=nonce)
+        extra["tee"] = {**tee, "gpus": serialize_evidence(evidence)}
+    elif platform is not None:
         rd = payload_report_data(payload_type, payload, spki, nonce)
         extra["tee"] = tdx_tee(platform.quote(rd), nonce=nonce)
+    elif gpus is not None:
+        raise ValueError("GPU evidence is bound through a TDX quote: give the quote platform too")
     return build_submission(sign_envelope(payload_type, payload, key), [spki], **extra)
 
 
@@ -117,7 +147,10 @@ MAX_INDEX = (1 << 53) - 1
 TOP_LEVEL_MEMBERS = frozenset(
     {"apiVersion", "dsseEnvelope", "sigstoreBundle", "verificationMaterial", "tee", "annotations", "disclosures"}
 )
-TEE_MEMBERS = frozenset({"type", "quote", "binding", "nonce", "signatureIndex", "keyAttestationEntry", "eventLog"})
+TEE_MEMBERS = frozenset(
+    {"type", "quote", "binding", "nonce", "signatureIndex", "keyAttestationEntry", "eventLog", "gpus"}
+)
+MAX_GPUS = 8  # the GPUs one confidential VM can hold
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,6 +318,7 @@ class TeeRequest:
     nonce: bytes
     quote: bytes | None
     key_attestation_entry: int | None
+    gpus: tuple[GpuEvidence, ...] = ()
 
 
 def parse_tee(tee: Any, signers: int) -> TeeRequest:
@@ -298,8 +332,8 @@ def parse_tee(tee: Any, signers: int) -> TeeRequest:
     if tee.get("type") != "intel-tdx":
         raise bad("tee.type must be 'intel-tdx'")
     binding = tee.get("binding", PAYLOAD_TAG)
-    if binding not in (PAYLOAD_TAG, KEY_TAG):
-        raise bad(f"tee.binding must be {PAYLOAD_TAG!r} or {KEY_TAG!r}")
+    if binding not in (PAYLOAD_TAG, KEY_TAG, GPU_TAG):
+        raise bad(f"tee.binding must be {PAYLOAD_TAG!r}, {KEY_TAG!r} or {GPU_TAG!r}")
     index = tee.get("signatureIndex", 0)
     if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < signers:
         raise bad("tee.signatureIndex must index a signature of the envelope")
@@ -321,7 +355,17 @@ def parse_tee(tee: Any, signers: int) -> TeeRequest:
         quote = b64decode(tee["quote"], "tee.quote")
     except FormatError as exc:
         raise bad(str(exc)) from exc
-    return TeeRequest(binding, index, nonce, quote, None)
+    if (binding == GPU_TAG) != ("gpus" in tee):
+        raise bad(f"tee.gpus (the GPUs' evidence) goes with binding {GPU_TAG!r}, and that binding needs it")
+    gpus: tuple[GpuEvidence, ...] = ()
+    if binding == GPU_TAG:
+        if not isinstance(tee["gpus"], list) or not 0 < len(tee["gpus"]) <= MAX_GPUS:
+            raise bad(f"tee.gpus must list the evidence of 1 to {MAX_GPUS} GPUs")
+        try:
+            gpus = tuple(parse_evidence_items(tee["gpus"], "tee.gpus"))
+        except GpuEvidenceError as exc:
+            raise bad(str(exc)) from exc
+    return TeeRequest(binding, index, nonce, quote, None, gpus)
 
 
 def expected_report_data(request: TeeRequest, envelope: Envelope, signer: PublicKey) -> bytes:
@@ -329,4 +373,12 @@ def expected_report_data(request: TeeRequest, envelope: Envelope, signer: Public
     and nonce) or the key binding (this signer's key and nonce)."""
     if request.binding == PAYLOAD_TAG:
         return payload_report_data(envelope.payload_type, envelope.payload, signer.spki, request.nonce)
+    if request.binding == GPU_TAG:
+        digest = collection_sha256(request.gpus)
+        return composite_report_data(envelope.payload_type, envelope.payload, signer.spki, digest, request.nonce)
     return key_report_data(signer.spki, request.nonce)
+
+
+def expected_gpu_nonce(request: TeeRequest, envelope: Envelope, signer: PublicKey) -> bytes:
+    """The nonce every GPU report of a composite request must carry (:func:`~atlas_log.tdx.binding.gpu_nonce`)."""
+    return gpu_nonce(envelope.payload_type, envelope.payload, signer.spki, request.nonce)

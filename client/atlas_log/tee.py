@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from atlas_log._encoding import hexdecode
 from atlas_log.errors import FormatError
-from atlas_log.tdx.binding import KEY_TAG, PAYLOAD_TAG
+from atlas_log.tdx.binding import GPU_TAG, KEY_TAG, PAYLOAD_TAG
 
 if TYPE_CHECKING:
+    from atlas_log.gpu.verdict import GpuVerdict
     from atlas_log.submission import TeeRequest
     from atlas_log.tdx.quote import Quote
     from atlas_log.tdx.verdict import Verdict
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = [
     "TEE_TYPE",
     "Attestation",
+    "GpuRecord",
     "InheritedAttestation",
     "OwnQuote",
     "TeeRecord",
@@ -152,6 +154,92 @@ class VerdictRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class GpuRecord:
+    """One GPU's accepting verdict as a composite entry records it: what the GPU is (architecture, device
+    identity, driver and VBIOS versions), which report (``evidenceSha256``) and which RIMs (kind, id, version,
+    signer, SHA-256 of the document the log stores) it was appraised with, and whether its measurements were
+    compared with them (``matched``) or not (``not-checked``: no RIM was given and the policy allowed that)."""
+
+    architecture: str | None
+    driver_version: str | None
+    vbios_version: str | None
+    ueid: str
+    hwmodel: str
+    fwid: str | None
+    evidence_sha256: str
+    device_chain: tuple[str, ...]
+    rims: tuple[tuple[str, str, str, str], ...]  # (kind, RIM service id, version, SHA-256 of the document)
+    measurements: str
+
+    MEMBERS = frozenset(
+        {"architecture", "driverVersion", "vbiosVersion", "ueid", "hwmodel", "fwid", "evidenceSha256"}
+        | {"deviceChain", "rims", "measurements"}
+    )
+
+    @classmethod
+    def of(cls, verdict: GpuVerdict, report: bytes, rims: dict[str, bytes]) -> GpuRecord:
+        """The record of an accepting ``verdict`` of ``report``, appraised with ``rims`` (kind → document);
+        raises :class:`ValueError` for a rejection."""
+        if not verdict.accept:
+            raise ValueError("only an accepted GPU is recorded")
+        return cls(
+            architecture=verdict.architecture,
+            driver_version=verdict.driver_version,
+            vbios_version=verdict.vbios_version,
+            ueid=verdict.ueid,
+            hwmodel=verdict.hwmodel,
+            fwid=verdict.fwid,
+            evidence_sha256=hashlib.sha256(report).hexdigest(),
+            device_chain=verdict.device_chain,
+            rims=tuple(
+                (r.kind, r.expected_id or r.tag_id, r.version, hashlib.sha256(rims[r.kind]).hexdigest())
+                for r in verdict.rims
+            ),
+            measurements="matched" if verdict.measurements_checked else "not-checked",
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "architecture": self.architecture,
+            "driverVersion": self.driver_version,
+            "vbiosVersion": self.vbios_version,
+            "ueid": self.ueid,
+            "hwmodel": self.hwmodel,
+            "fwid": self.fwid,
+            "evidenceSha256": self.evidence_sha256,
+            "deviceChain": list(self.device_chain),
+            "rims": [{"kind": k, "id": i, "version": v, "sha256": d} for k, i, v, d in self.rims],
+            "measurements": self.measurements,
+        }
+
+    @classmethod
+    def from_json(cls, obj: Any) -> GpuRecord:
+        if not isinstance(obj, dict) or set(obj) != cls.MEMBERS:
+            raise FormatError(f"each of tee.gpus must have exactly the members {sorted(cls.MEMBERS)}")
+        rims = obj["rims"]
+        rim_members = {"kind", "id", "version", "sha256"}
+        if not isinstance(rims, list) or not all(
+            isinstance(r, dict) and set(r) == rim_members and all(isinstance(v, str) for v in r.values()) for r in rims
+        ):
+            raise FormatError("tee.gpus[].rims must list {kind, id, version, sha256} strings")
+        measurements = _str(obj, "measurements")
+        if measurements not in ("matched", "not-checked"):
+            raise FormatError("tee.gpus[].measurements must be 'matched' or 'not-checked'")
+        return cls(
+            architecture=_opt_str(obj, "architecture"),
+            driver_version=_opt_str(obj, "driverVersion"),
+            vbios_version=_opt_str(obj, "vbiosVersion"),
+            ueid=_str(obj, "ueid"),
+            hwmodel=_str(obj, "hwmodel"),
+            fwid=_opt_str(obj, "fwid"),
+            evidence_sha256=_str(obj, "evidenceSha256"),
+            device_chain=_strings(obj, "deviceChain"),
+            rims=tuple((r["kind"], r["id"], r["version"], r["sha256"]) for r in rims),
+            measurements=measurements,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class OwnQuote:
     """An entry's own quote: its identity (``quoteSha256``), its REPORTDATA (hex) and the accepting verdict."""
 
@@ -188,6 +276,7 @@ class Attestation:
     evidence: OwnQuote | InheritedAttestation
     simulated: bool
     nonce_checkpoint_size: int | None = None
+    gpus: tuple[GpuRecord, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +291,8 @@ class TeeRecord:
     simulated: bool
     evidence: OwnQuote | InheritedAttestation
     nonce_checkpoint_size: int | None = None
+    gpu_evidence_sha256: str | None = None  # composite binding: the GPU evidence collection the quote commits to
+    gpus: tuple[GpuRecord, ...] = ()
 
     def attests_key(self, fingerprint: str) -> bool:
         """Whether this is a quote-attested key binding for the key ``fingerprint`` (so later entries signed by
@@ -227,6 +318,9 @@ class TeeRecord:
         out.update(evidence.verdict.to_json())
         if isinstance(evidence, InheritedAttestation):
             out["keyAttestationEntry"] = evidence.entry
+        if self.binding == GPU_TAG:
+            out["gpuEvidenceSha256"] = self.gpu_evidence_sha256
+            out["gpus"] = [g.to_json() for g in self.gpus]
         return out
 
     @classmethod
@@ -237,11 +331,21 @@ class TeeRecord:
         own = "quoteSha256" in obj
         members = {"type", "binding", "signatureIndex", "spkiSha256", "nonce", "simulated", *VerdictRecord.MEMBERS}
         members |= {"nonceCheckpointSize"} | ({"quoteSha256", "reportData"} if own else {"keyAttestationEntry"})
+        binding = obj.get("binding")
+        if binding == GPU_TAG:
+            members |= {"gpuEvidenceSha256", "gpus"}
         if obj.get("type") != TEE_TYPE or not set(obj) <= members:
             raise FormatError(f"tee must be a {TEE_TYPE!r} record with members from {sorted(members)}")
         binding = _str(obj, "binding")
-        if binding not in (PAYLOAD_TAG, KEY_TAG):
-            raise FormatError(f"tee.binding must be {PAYLOAD_TAG!r} or {KEY_TAG!r}")
+        if binding not in (PAYLOAD_TAG, KEY_TAG, GPU_TAG):
+            raise FormatError(f"tee.binding must be {PAYLOAD_TAG!r}, {KEY_TAG!r} or {GPU_TAG!r}")
+        gpus: tuple[GpuRecord, ...] = ()
+        gpu_digest = None
+        if binding == GPU_TAG:
+            if not own or not isinstance(obj.get("gpus"), list) or not obj["gpus"]:
+                raise FormatError("a composite tee carries its own quote and lists its GPUs")
+            gpus = tuple(GpuRecord.from_json(g) for g in obj["gpus"])
+            gpu_digest = _str(obj, "gpuEvidenceSha256")
         simulated = obj.get("simulated")
         if not isinstance(simulated, bool):
             raise FormatError("tee.simulated must be a boolean")
@@ -265,4 +369,6 @@ class TeeRecord:
             simulated=simulated,
             evidence=evidence,
             nonce_checkpoint_size=size,
+            gpu_evidence_sha256=gpu_digest,
+            gpus=gpus,
         )

@@ -179,7 +179,7 @@ def create_app(settings: Settings) -> FastAPI:
             )
             tasks = [
                 asyncio.create_task(sequencer.run(), name="sequencer"),
-                asyncio.create_task(attestation.store.refresh_loop(), name="collateral-refresh"),
+                asyncio.create_task(attestation.refresh_loop(), name="collateral-refresh"),
             ]
             if settings.map_interval_s:
                 builder = MapBuilder(maps, repo, sequencer, settings.map_interval_s)

@@ -133,11 +133,15 @@ def _serve(args: argparse.Namespace) -> int:
     client = _client_command()
     key_source = settings.signer_command or settings.signing_key_path
     simulated_root = None
+    gpu_roots = ""
     if settings.tdx_mode == "simulated":
-        from atlas_log_server.attest.dev import load_or_create_platform
+        from atlas_log.gpu.roots import certificate_sha256
+        from atlas_log_server.attest.dev import load_or_create_gpu, load_or_create_platform
 
-        # Made now, not at the app's start, so the banner can name the root auditors must pass to trust it.
+        # Made now, not at the app's start, so the banner can name the roots auditors must pass to trust them.
         simulated_root = load_or_create_platform(settings.platform_dir).root_fingerprint
+        gpu = load_or_create_gpu(settings.gpu_dir)
+        gpu_roots = " ".join(f"--gpu-root {certificate_sha256(r)}" for r in (gpu.device_root, gpu.rim_root))
     print(
         f"Atlas Log serving {settings.origin} on {base} ({where})\n"
         f"  checkpoint key {'generated' if created else 'loaded'}: {key_source}\n"
@@ -145,14 +149,20 @@ def _serve(args: argparse.Namespace) -> int:
         + (
             f"  TDX: SIMULATED platform in {settings.platform_dir} (development only; quotes prove nothing)\n"
             f"  simulated TDX root:     {simulated_root}\n"
+            f"  GPU: SIMULATED GPU in {settings.gpu_dir}, RIMs from a local stand-in of NVIDIA's RIM service\n"
             if simulated_root is not None
             else "  TDX: Intel PCS, pinned Intel SGX Root CA\n"
         )
         + f"  submit a first entry:   {client} --server {base} demo --count 1 --receipts ./receipts\n"
-        f"  check it offline:       {client} --vkey '{signer.verifier.vkey}' verify ./receipts/*.json\n"
+        + (
+            f"  one with GPU evidence:  {client} --server {base} demo --count 1 --gpus 2\n"
+            if simulated_root is not None
+            else ""
+        )
+        + f"  check it offline:       {client} --vkey '{signer.verifier.vkey}' verify ./receipts/*.json\n"
         + (
             f"  audit it (replay):      {client} --server {base} --vkey '{signer.verifier.vkey}' monitor --once "
-            f"--replay --tdx-root {simulated_root}\n"
+            f"--replay --tdx-root {simulated_root} {gpu_roots}\n"
             if simulated_root is not None
             else ""
         )

@@ -74,6 +74,20 @@ class Settings(BaseSettings):
     collateral_refresh_margin_s: int = Field(
         default=3 * 86_400, ge=60, description="refetch collateral this long before it expires"
     )
+    gpu_required: bool = Field(
+        default=False, description="attested entries must carry their GPUs' evidence (composite binding)"
+    )
+    gpu_require_rims: bool = Field(
+        default=True,
+        description="each GPU's driver and VBIOS RIMs must be found and every measurement match them",
+    )
+    gpu_min_driver_version: str | None = Field(
+        default=None, pattern=r"^\d+(\.\d+)*$", description="oldest GPU driver version admitted, e.g. 570.124.06"
+    )
+    gpu_rim_service_url: str | None = Field(
+        default=None,
+        description="RIM service base URL (default: NVIDIA's, or the local stand-in in simulated mode)",
+    )
     x509_roots_file: Path | None = Field(default=None, description="PEM roots for certificate-signed entries")
     x509_extended_key_usage: str = Field(
         default=CODE_SIGNING,
@@ -90,6 +104,7 @@ class Settings(BaseSettings):
         description="how often the verifiable map commits new leaves (0: no map, no completeness proofs)",
     )
     simulated_platform_dir: Path | None = Field(default=None, description="default data_dir/simulated-tdx")
+    simulated_gpu_dir: Path | None = Field(default=None, description="default data_dir/simulated-gpu")
     disclosure_key_dir: Path | None = Field(
         default=None,
         description="holds the key-encryption key of confidential entries' disclosures and the tombstones of "
@@ -145,6 +160,8 @@ class Settings(BaseSettings):
             object.__setattr__(self, "key_file", self.data_dir / "log.key")
         if self.simulated_platform_dir is None:
             object.__setattr__(self, "simulated_platform_dir", self.data_dir / "simulated-tdx")
+        if self.simulated_gpu_dir is None:
+            object.__setattr__(self, "simulated_gpu_dir", self.data_dir / "simulated-gpu")
         if self.disclosure_key_dir is None:
             object.__setattr__(self, "disclosure_key_dir", self.data_dir / "disclosures")
         if self.witness_quorum > len(self.witnesses):
@@ -167,6 +184,11 @@ class Settings(BaseSettings):
     def platform_dir(self) -> Path:
         assert self.simulated_platform_dir is not None
         return self.simulated_platform_dir
+
+    @property
+    def gpu_dir(self) -> Path:
+        assert self.simulated_gpu_dir is not None
+        return self.simulated_gpu_dir
 
     @property
     def signing_key_path(self) -> Path:

@@ -7,7 +7,10 @@ does none. :func:`verify_gpu_evidence_path` is what ``atlas-log gpu verify`` cal
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,15 +26,19 @@ from atlas_log.gpu.verification import verify_gpu_evidence
 
 __all__ = [
     "GpuEvidence",
+    "collection_sha256",
     "load_gpu_evidence",
     "load_rims",
+    "parse_evidence_items",
     "parse_serialized_evidence",
+    "serialize_evidence",
     "verify_gpu_evidence_path",
 ]
 
 _MAX_FILE = 16 << 20  # a serialized file for 8 GPUs is about 100 KB
 _ARCHITECTURES = frozenset({"HOPPER", "BLACKWELL"})
 _SERIALIZED_KEYS = frozenset({"arch", "nonce", "evidence", "certificate"})
+COLLECTION_TAG = b"atlas-log/gpu-evidence/v1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +77,11 @@ def parse_serialized_evidence(data: bytes, source: str = "evidence") -> list[Gpu
         items: Any = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise GpuEvidenceError("parse_error", f"{source} is not JSON: {exc}") from exc
+    return parse_evidence_items(items, source)
+
+
+def parse_evidence_items(items: Any, source: str = "evidence") -> list[GpuEvidence]:
+    """:func:`parse_serialized_evidence` of the already decoded JSON (a submission's ``tee.gpus``)."""
     if not isinstance(items, list) or not items:
         raise GpuEvidenceError("parse_error", f"{source} is not a non-empty JSON array of GPU evidence")
     out = []
@@ -90,6 +102,38 @@ def parse_serialized_evidence(data: bytes, source: str = "evidence") -> list[Gpu
             GpuEvidence(ReportBytes(report), chain, Nonce(_hex(nonce, "nonce", NONCE_SIZE)), item["arch"], where)
         )
     return out
+
+
+def serialize_evidence(items: Sequence[GpuEvidence]) -> list[dict[str, str]]:
+    """The serialized form :func:`parse_evidence_items` reads (every item must state its nonce and
+    architecture)."""
+    out = []
+    for item in items:
+        if item.nonce is None or item.architecture is None:
+            raise ValueError(f"{item.source} states no nonce or architecture")
+        out.append(
+            {
+                "arch": item.architecture,
+                "nonce": item.nonce.hex(),
+                "evidence": base64.b64encode(item.report).decode(),
+                "certificate": base64.b64encode(item.certificate_chain).decode(),
+            }
+        )
+    return out
+
+
+def collection_sha256(items: Sequence[GpuEvidence]) -> bytes:
+    """SHA-256 of the canonical GPU evidence collection, which a composite REPORTDATA commits to: a tag, then
+    for each GPU in order its architecture, nonce, report and certificate chain, each length-prefixed, so that
+    neither the JSON's spelling (base64 padding, hex case, member order) nor a boundary between fields can make
+    two collections hash alike."""
+    h = hashlib.sha256(COLLECTION_TAG + b"\x00" + struct.pack(">I", len(items)))
+    for item in items:
+        if item.nonce is None or item.architecture is None:
+            raise ValueError(f"{item.source} states no nonce or architecture")
+        for part in (item.architecture.encode(), item.nonce, item.report, item.certificate_chain):
+            h.update(struct.pack(">I", len(part)) + part)
+    return h.digest()
 
 
 def load_gpu_evidence(path: Path) -> list[GpuEvidence]:

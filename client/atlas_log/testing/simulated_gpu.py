@@ -501,6 +501,11 @@ class SimulatedGpu:
             self.report(nonce), self.certificate_chain, Nonce(nonce), self.architecture, f"simulated GPU {self.ueid}"
         )
 
+    def gpu_evidence(self, nonce: bytes) -> list[GpuEvidence]:
+        """This one GPU's evidence for ``nonce``, as a submission's GPU evidence provider gives it
+        (:class:`~atlas_log.submission.GpuEvidenceProvider`)."""
+        return [self.evidence(nonce)]
+
     # --- reference integrity manifests ----------------------------------------------------------------------
 
     @property

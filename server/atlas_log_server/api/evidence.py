@@ -8,9 +8,10 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
 
-from atlas_log._encoding import json_loads
+from atlas_log._encoding import b64encode, json_loads
 from atlas_log.entry import parse_leaf
 from atlas_log.errors import FormatError
+from atlas_log.tdx.binding import GPU_TAG
 from atlas_log.tee import OwnQuote
 from atlas_log.tiles import TILE_WIDTH
 from atlas_log_server.api import schemas
@@ -49,7 +50,7 @@ async def get_evidence(index: int, ctx: Ctx) -> dict[str, Any]:
     collateral = await ctx.attestation.store.by_digest(digest)
     if collateral is None:
         raise Internal("evidence-missing", "the collateral this entry was verified with is not stored")
-    return {
+    answer = {
         "logIndex": index,
         "quote": quote,
         # The quote was verified at admission: the entry's integration time.
@@ -58,6 +59,40 @@ async def get_evidence(index: int, ctx: Ctx) -> dict[str, Any]:
         "collateral": collateral.to_json(),
         "verdict": tee.to_json(),
     }
+    if tee.binding == GPU_TAG:
+        rims = {}
+        for digest in {d for g in tee.gpus for _, _, _, d in g.rims}:
+            stored = await ctx.attestation.rims.by_digest(digest)
+            if stored is None:
+                raise Internal("evidence-missing", f"the RIM {digest} this entry was appraised with is not stored")
+            rims[digest] = b64encode(stored.document)
+        gpu = ctx.attestation.summary["gpu"]
+        answer |= {
+            "gpus": submission["tee"]["gpus"],
+            "gpuRoots": {"device": gpu["deviceRoot"], "rim": gpu["rimRoot"]},
+            "rims": rims,
+        }
+    return answer
+
+
+@router.get(
+    "/rims/{digest}",
+    summary="A GPU reference integrity manifest the log appraised GPU evidence with, by the SHA-256 entries record",
+    response_class=Response,
+    responses=answers(schemas.GpuRim, 400, 404),
+)
+async def get_rim(digest: str, ctx: Ctx) -> Response:
+    _check_digest(digest)
+    stored = await ctx.attestation.rims.by_digest(digest)
+    if stored is None:
+        raise NotFound("rim-not-found", f"no stored RIM has digest {digest}")
+    body = orjson.dumps({"digest": digest, "rimId": stored.rim_id, "rim": b64encode(stored.document)})
+    return Response(body, media_type="application/json", headers={"Cache-Control": IMMUTABLE})
+
+
+def _check_digest(digest: str) -> None:
+    if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
+        raise InvalidRequest("invalid-digest", "the digest is 64 lowercase hex digits")
 
 
 @router.get(
@@ -67,8 +102,7 @@ async def get_evidence(index: int, ctx: Ctx) -> dict[str, Any]:
     responses=answers(schemas.CollateralSet, 400, 404),
 )
 async def get_collateral(digest: str, ctx: Ctx) -> Response:
-    if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
-        raise InvalidRequest("invalid-digest", "the collateral digest is 64 lowercase hex digits")
+    _check_digest(digest)
     collateral = await ctx.attestation.store.by_digest(digest)
     if collateral is None:
         raise NotFound("collateral-not-found", f"no stored collateral set has digest {digest}")

@@ -220,11 +220,29 @@ class Evidence(_Answer):
     trusted_roots: list[str] = Field(alias="trustedRoots")
     collateral: dict[str, str] = Field(description=f"the PCS collateral by name ({B64})")
     verdict: dict[str, Any]
+    gpus: list[dict[str, str]] | None = Field(
+        default=None,
+        description="composite entries: each GPU's evidence as submitted (arch, nonce, evidence, certificate)",
+    )
+    gpu_roots: dict[str, str] | None = Field(
+        default=None,
+        alias="gpuRoots",
+        description="SHA-256 of the GPU device identity and RIM signing roots the log trusts",
+    )
+    rims: dict[str, str] | None = Field(
+        default=None, description=f"composite entries: the RIMs their GPUs were appraised with, by SHA-256 ({B64})"
+    )
 
 
 class CollateralSet(_Answer):
     digest: str = Field(pattern="^[0-9a-f]{64}$")
     collateral: dict[str, str] = Field(description=B64)
+
+
+class GpuRim(_Answer):
+    digest: str = Field(pattern="^[0-9a-f]{64}$")
+    rim_id: str = Field(alias="rimId")
+    rim: str = Field(description=f"the RIM document ({B64})")
 
 
 class Submissions(_Answer):

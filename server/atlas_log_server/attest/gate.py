@@ -1,7 +1,8 @@
 """The TDX admission gate: an entry is admitted only with a quote that verifies and commits to it.
 
 Order: the ``tee`` block's shape → the nonce (zero, or the root of a recent checkpoint) → the quote's
-platform → cached, verified collateral → ``verify_quote`` under the policy → the REPORTDATA binding. Every
+platform → cached, verified collateral → ``verify_quote`` under the policy → the REPORTDATA binding → with
+the composite binding, each GPU's evidence (:mod:`atlas_log_server.attest.gpu`). Every
 failure is a 4xx problem whose type names the reason; an unavailable PCS is a 503 with ``Retry-After``.
 
 Key mode with a ``keyAttestationEntry``: that entry must attest this signer's key, be at most
@@ -18,15 +19,16 @@ import hashlib
 from atlas_log._encoding import b64decode, json_loads
 from atlas_log.entry import parse_leaf
 from atlas_log.errors import CollateralFetchError, FormatError, QuoteError, SubmissionError
-from atlas_log.submission import ParsedSubmission, expected_report_data, parse_tee
-from atlas_log.tdx.binding import ZERO_NONCE
+from atlas_log.submission import ParsedSubmission, expected_gpu_nonce, expected_report_data, parse_tee
+from atlas_log.tdx.binding import GPU_TAG, ZERO_NONCE
 from atlas_log.tdx.pck_chain import quote_platform
 from atlas_log.tdx.policy import Policy
 from atlas_log.tdx.quote import Quote, parse_quote
 from atlas_log.tdx.verdict import Verdict
 from atlas_log.tdx.verification import verify_quote
 from atlas_log.tdx.verification_cache import VerificationCache
-from atlas_log.tee import Attestation, InheritedAttestation, OwnQuote, TeeRecord, VerdictRecord
+from atlas_log.tee import Attestation, GpuRecord, InheritedAttestation, OwnQuote, TeeRecord, VerdictRecord
+from atlas_log_server.attest.gpu import GpuAppraiser
 from atlas_log_server.attest.store import CollateralStore
 from atlas_log_server.db.repository import Repository, StoredEntry
 from atlas_log_server.errors import Internal, InvalidRequest, Rejected, ServerError, Unavailable
@@ -50,7 +52,9 @@ class TdxGate:
         nonce_max_age_s: int,
         require_fresh_nonce: bool,
         key_attestation_max_age_s: int,
+        gpu: GpuAppraiser,
     ) -> None:
+        self.gpu = gpu
         self.store = store
         self.repo = repo
         self.cache = cache
@@ -74,6 +78,11 @@ class TdxGate:
             request = parse_tee(tee, len(sub.signers))
         except SubmissionError as exc:
             raise InvalidRequest(exc.code, exc.message) from exc
+        if self.gpu.policy.required and request.binding != GPU_TAG:
+            raise _reject(
+                "gpu-evidence-required",
+                f"this log admits only entries carrying their GPUs' evidence (binding {GPU_TAG}, tee.gpus)",
+            )
         signer = sub.signers[request.signature_index]
         size = await self._nonce(request.nonce)
         if request.key_attestation_entry is not None:
@@ -94,7 +103,12 @@ class TdxGate:
                 "tdx-binding-mismatch",
                 f"the quote's REPORTDATA is not the {request.binding} binding of this entry, signer and nonce",
             )
-        return Attestation(request, OwnQuote.of(parsed, verdict, collateral_set), self.simulated, size)
+        gpus: tuple[GpuRecord, ...] = ()
+        if request.binding == GPU_TAG:
+            # The quote commits to these reports (REPORTDATA, checked above); each must have been made for this
+            # entry (its nonce) and be appraised under the log's GPU policy.
+            gpus = await self.gpu.appraise(request.gpus, expected_gpu_nonce(request, sub.envelope, signer), now)
+        return Attestation(request, OwnQuote.of(parsed, verdict, collateral_set), self.simulated, size, gpus)
 
     async def _verify(self, parsed: Quote, now: int) -> tuple[Verdict, str]:
         """``verify_quote`` at ``now`` against the collateral in force now, under the current policy and roots;

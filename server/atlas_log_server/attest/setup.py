@@ -1,22 +1,30 @@
-"""Builds the TDX admission gate (collateral store, PCS client, policy, roots) from the settings."""
+"""Builds the TDX admission gate (collateral store, PCS client, policy, roots, and the GPU appraisal with its
+RIM store) from the settings."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from cryptography import x509
 
+from atlas_log.gpu import CORIM_ROOT_SHA256, DEVICE_IDENTITY_ROOT_SHA256
+from atlas_log.gpu.roots import certificate_sha256
 from atlas_log.tdx.pcs import INTEL_PCS_URL, INTEL_ROOT_CRL_URL, PcsClient
 from atlas_log.tdx.pki import INTEL_ROOT_SPKI_SHA256
 from atlas_log.tdx.policy import Policy
 from atlas_log.tdx.verification_cache import VerificationCache
 from atlas_log_server.attest.gate import TdxGate
+from atlas_log_server.attest.gpu import GpuAdmissionPolicy, GpuAppraiser
+from atlas_log_server.attest.rims import NVIDIA_RIM_SERVICE_URL, RimStore
 from atlas_log_server.attest.store import CollateralStore
 from atlas_log_server.config import Settings
 from atlas_log_server.db.collateral import CollateralRepository
 from atlas_log_server.db.repository import Repository
+from atlas_log_server.db.rims import RimRepository
 from atlas_log_server.metrics import Metrics
 
 
@@ -24,8 +32,16 @@ from atlas_log_server.metrics import Metrics
 class Attestation:
     gate: TdxGate
     store: CollateralStore
+    rims: RimStore
     http: httpx.AsyncClient
     summary: dict[str, Any]
+
+    async def refresh_loop(self, interval_s: float = 60) -> None:
+        """Refresh collateral and RIMs near their expiry every ``interval_s`` seconds until cancelled."""
+        while True:
+            await asyncio.sleep(interval_s)
+            await self.store.refresh_once()
+            await self.rims.refresh_once()
 
 
 def build_attestation(
@@ -36,14 +52,25 @@ def build_attestation(
     )
     if settings.tdx_mode == "simulated":
         # Development only: the simulator loads when it is asked for, never on the production path.
-        from atlas_log_server.attest.dev import load_or_create_platform, start_simulated_pcs
+        from atlas_log_server.attest.dev import (
+            load_or_create_gpu,
+            load_or_create_platform,
+            start_simulated_pcs,
+            start_simulated_rim_service,
+        )
 
         platform = load_or_create_platform(settings.platform_dir)
         roots = [platform.root_fingerprint, *settings.tdx_extra_roots]
         pcs_url = settings.pcs_url or start_simulated_pcs(platform)
+        gpu = load_or_create_gpu(settings.gpu_dir)
+        device_root: x509.Certificate | None = gpu.device_root
+        rim_root: x509.Certificate | None = gpu.rim_root
+        rim_url = settings.gpu_rim_service_url or start_simulated_rim_service(gpu)
     else:
         roots = [INTEL_ROOT_SPKI_SHA256, *settings.tdx_extra_roots]
         pcs_url = settings.pcs_url or INTEL_PCS_URL
+        device_root = rim_root = None
+        rim_url = settings.gpu_rim_service_url or NVIDIA_RIM_SERVICE_URL
     root_crl_url = settings.pcs_root_crl_url or (
         INTEL_ROOT_CRL_URL
         if pcs_url.rstrip("/") == INTEL_PCS_URL
@@ -52,6 +79,12 @@ def build_attestation(
     http = httpx.AsyncClient(timeout=10)
     store = CollateralStore(
         collateral, PcsClient(http, pcs_url, root_crl_url), roots, settings.collateral_refresh_margin_s, metrics=metrics
+    )
+    rims = RimStore(RimRepository(collateral.pool), http, rim_url, rim_root, settings.collateral_refresh_margin_s)
+    gpu_policy = GpuAdmissionPolicy(
+        required=settings.gpu_required,
+        require_rims=settings.gpu_require_rims,
+        min_driver_version=settings.gpu_min_driver_version,
     )
     gate = TdxGate(
         store,
@@ -64,6 +97,7 @@ def build_attestation(
         nonce_max_age_s=settings.nonce_max_age_s,
         require_fresh_nonce=settings.require_fresh_nonce,
         key_attestation_max_age_s=settings.key_attestation_max_age_s,
+        gpu=GpuAppraiser(rims, gpu_policy, device_root=device_root, rim_root=rim_root),
     )
     summary: dict[str, Any] = {
         "mode": settings.tdx_mode,
@@ -83,9 +117,18 @@ def build_attestation(
             "allowPerfmon": policy.allow_perfmon,
             "allowReservedTdAttributes": policy.allow_reserved_td_attributes,
         },
+        "gpu": {
+            "required": gpu_policy.required,
+            "requireRims": gpu_policy.require_rims,
+            "minDriverVersion": gpu_policy.min_driver_version,
+            "rimServiceUrl": rim_url,
+            # SHA-256 of the DER root certificates GPU device chains and RIM signing chains must end in.
+            "deviceRoot": DEVICE_IDENTITY_ROOT_SHA256 if device_root is None else certificate_sha256(device_root),
+            "rimRoot": CORIM_ROOT_SHA256 if rim_root is None else certificate_sha256(rim_root),
+        },
     }
     if settings.tdx_mode == "simulated":
         summary["warning"] = "SIMULATED TDX: quotes come from a simulated platform and prove nothing about TEEs"
         # What an auditor passes (--tdx-root) to re-verify this development log's quotes.
         summary["simulatedRoot"] = roots[0] if roots else None
-    return Attestation(gate, store, http, summary)
+    return Attestation(gate, store, rims, http, summary)

@@ -111,9 +111,3 @@ class CollateralStore:
             for platform, seconds in self.freshness().items():
                 self.metrics.collateral_expiry.labels(platform).set(seconds)
         return done
-
-    async def refresh_loop(self, interval_s: float = 60) -> None:
-        """Run :meth:`refresh_once` every ``interval_s`` seconds until cancelled."""
-        while True:
-            await asyncio.sleep(interval_s)
-            await self.refresh_once()

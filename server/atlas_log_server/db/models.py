@@ -99,6 +99,18 @@ pcs_collateral = Table(
 Index("checkpoints_root_hash", checkpoints.c.root_hash, checkpoints.c.size)
 Index("pcs_collateral_platform", pcs_collateral.c.fmspc, pcs_collateral.c.ca, pcs_collateral.c.not_after)
 
+gpu_rims = Table(
+    "gpu_rims",
+    metadata,
+    Column("digest", Text, primary_key=True),
+    Column("rim_id", Text, nullable=False),
+    Column("document", LargeBinary, nullable=False),
+    Column("not_before", BigInteger, nullable=False),
+    Column("not_after", BigInteger, nullable=False),
+    Column("fetched_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+Index("gpu_rims_id", gpu_rims.c.rim_id, gpu_rims.c.not_after)
+
 entry_artifacts = Table(
     "entry_artifacts",
     metadata,

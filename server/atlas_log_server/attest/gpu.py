@@ -1,0 +1,129 @@
+"""GPU appraisal at admission: each GPU of a composite submission verified with the RIMs of its driver and
+VBIOS, under the log's GPU policy, into the per-GPU record the entry's leaf holds.
+
+Order per GPU: the report parses and its signature, nonce (derived from the entry: the report was made for
+it) and device chain verify without RIMs first, so that nothing unauthenticated makes the log ask the RIM
+service for anything; then the RIMs the report names are fetched (cached, stored) and the evidence is
+verified again with them; then the log's own policy (a minimum driver version). Every refusal is a 4xx
+problem ``gpu-<code>`` naming the GPU; a RIM service that cannot answer is a 503.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from cryptography import x509
+
+from atlas_log.errors import CollateralFetchError, GpuEvidenceError
+from atlas_log.gpu import GpuVerdict, Policy, parse_report, verify_gpu_evidence
+from atlas_log.gpu.evidence import GpuEvidence
+from atlas_log.gpu.verification import expected_rim_ids
+from atlas_log.tee import GpuRecord
+from atlas_log_server.attest.rims import RimStore
+from atlas_log_server.errors import Rejected, Unavailable
+
+_VERSION = re.compile(r"\d+(\.\d+)*")
+
+
+def driver_version_key(version: str) -> tuple[int, ...]:
+    """A dotted driver version as numbers (``"580.65.06"`` → ``(580, 65, 6)``); raises :class:`ValueError`."""
+    if not _VERSION.fullmatch(version):
+        raise ValueError(f"{version!r} is not a dotted driver version")
+    return tuple(int(p) for p in version.split("."))
+
+
+@dataclass(frozen=True, slots=True)
+class GpuAdmissionPolicy:
+    """What the log requires of GPUs: evidence on every attested entry (``required``), RIMs that match
+    (``require_rims``: both the driver's and the VBIOS's RIM found and every measurement equal), and a minimum
+    driver version."""
+
+    required: bool = False
+    require_rims: bool = True
+    min_driver_version: str | None = None
+
+
+def _code(code: str | None) -> str:
+    return "gpu-" + (code or "rejected").replace("_", "-")
+
+
+class GpuAppraiser:
+    def __init__(
+        self,
+        rims: RimStore,
+        policy: GpuAdmissionPolicy,
+        *,
+        device_root: x509.Certificate | None = None,
+        rim_root: x509.Certificate | None = None,
+    ) -> None:
+        self.rims = rims
+        self.policy = policy
+        self.device_root = device_root
+        self.rim_root = rim_root
+        self.verifier_policy = Policy(require_driver_rim=policy.require_rims, require_vbios_rim=policy.require_rims)
+
+    async def appraise(self, gpus: tuple[GpuEvidence, ...], nonce: bytes, now: int) -> tuple[GpuRecord, ...]:
+        """The records of ``gpus``, each verified at ``now`` for ``nonce``; raises :class:`Rejected` naming the
+        first GPU refused, or :class:`Unavailable` when a RIM cannot be had."""
+        records = []
+        for n, item in enumerate(gpus):
+            where = f"GPU {n} ({item.architecture})"
+            try:
+                bare = self._verify(item, nonce, now, None, None, Policy())
+                if not bare.accept:
+                    raise Rejected(_code(bare.code), f"{where}: {bare.reason}")
+                driver_id, vbios_id = expected_rim_ids(parse_report(item.report), item.architecture)
+                driver, vbios = await self._rim(driver_id), await self._rim(vbios_id)
+                verdict = self._verify(item, nonce, now, driver, vbios, self.verifier_policy)
+            except GpuEvidenceError as exc:
+                raise Rejected(_code(exc.code), f"{where}: {exc.message}") from exc
+            if not verdict.accept:
+                raise Rejected(_code(verdict.code), f"{where}: {verdict.reason}")
+            minimum = self.policy.min_driver_version
+            if minimum is not None and (
+                verdict.driver_version is None
+                or not _VERSION.fullmatch(verdict.driver_version)
+                or driver_version_key(verdict.driver_version) < driver_version_key(minimum)
+            ):
+                raise Rejected(
+                    "gpu-driver-too-old",
+                    f"{where}: driver {verdict.driver_version} is older than this log's minimum {minimum}",
+                )
+            documents = {k: d for k, d in (("driver", driver), ("vbios", vbios)) if d is not None}
+            records.append(GpuRecord.of(verdict, item.report, documents))
+        return tuple(records)
+
+    def _verify(
+        self,
+        item: GpuEvidence,
+        nonce: bytes,
+        now: int,
+        driver: bytes | None,
+        vbios: bytes | None,
+        policy: Policy,
+    ) -> GpuVerdict:
+        return verify_gpu_evidence(
+            item.report,
+            item.certificate_chain,
+            nonce=nonce,
+            at=now,
+            driver_rim=driver,
+            vbios_rim=vbios,
+            policy=policy,
+            evidence_nonce=item.nonce,
+            architecture=item.architecture,
+            device_root=self.device_root,
+            rim_root=self.rim_root,
+        )
+
+    async def _rim(self, rim_id: str | None) -> bytes | None:
+        if rim_id is None:
+            return None
+        try:
+            stored = await self.rims.get(rim_id)
+        except CollateralFetchError as exc:
+            raise Unavailable(
+                "gpu-rim-unavailable", f"the RIM {rim_id} cannot be had from the RIM service: {exc}", retry_after=30
+            ) from exc
+        return None if stored is None else stored.document

@@ -1,0 +1,237 @@
+"""Composite admission end to end: a real server in simulated mode admits an entry carrying a TDX quote and
+the evidence of its GPUs only when every GPU report was made for this entry, the quote commits to exactly those
+reports, and each GPU verifies with the RIMs of its driver and VBIOS; the leaf records a verdict per GPU, the
+evidence endpoint serves what it was appraised with, and a monitor's replay re-derives it."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from atlas_log.dsse import sign_envelope
+from atlas_log.gpu.evidence import GpuEvidence, collection_sha256, serialize_evidence
+from atlas_log.gpu.roots import certificate_sha256
+from atlas_log.submission import (
+    INTOTO_PAYLOAD_TYPE,
+    build_submission,
+    intoto_statement,
+    signed_submission,
+    spki_der,
+    tdx_tee,
+)
+from atlas_log.tdx.binding import GPU_TAG, ZERO_NONCE, composite_report_data, gpu_nonce
+from atlas_log.testing.demo import demo_submission
+from atlas_log.testing.simulate import SimulatedPlatform
+from atlas_log.testing.simulated_gpu import SimulatedGpu
+from tests.conftest import ServerProcess
+from tests.test_api import problem
+
+GPU_ROOTS = ("deviceRoot", "rimRoot")
+
+
+class Gpus:
+    """Several GPUs of one machine as a submission's evidence provider."""
+
+    def __init__(self, *gpus: SimulatedGpu) -> None:
+        self.gpus = gpus
+
+    def gpu_evidence(self, nonce: bytes) -> list[GpuEvidence]:
+        return [g.evidence(nonce) for g in self.gpus]
+
+
+def _payload(n: int) -> bytes:
+    return intoto_statement([(f"model-{n}", f"{n:064x}")], "https://atlas-log.dev/train/v1", {"run": n})
+
+
+def composite(
+    key: Ed25519PrivateKey,
+    platform: SimulatedPlatform,
+    evidence: list[GpuEvidence],
+    payload: bytes,
+    *,
+    quoted: list[GpuEvidence] | None = None,
+) -> dict[str, Any]:
+    """A composite submission whose quote commits to ``quoted`` (default: ``evidence``) and which carries
+    ``evidence``: the two differ only in an attack."""
+    spki = spki_der(key)
+    rd = composite_report_data(INTOTO_PAYLOAD_TYPE, payload, spki, collection_sha256(quoted or evidence))
+    tee = {**tdx_tee(platform.quote(rd), binding=GPU_TAG), "gpus": serialize_evidence(evidence)}
+    return build_submission(sign_envelope(INTOTO_PAYLOAD_TYPE, payload, key), [spki], tee=tee)
+
+
+def nonce_for(key: Ed25519PrivateKey, payload: bytes) -> bytes:
+    return gpu_nonce(INTOTO_PAYLOAD_TYPE, payload, spki_der(key), ZERO_NONCE)
+
+
+@pytest.fixture(scope="module")
+def gpu_server(pg_url: str, template_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    import asyncio
+
+    from tests.conftest import _admin, with_database
+
+    name = "atlas_t_gpu_admission"
+    asyncio.run(
+        _admin(
+            pg_url,
+            f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
+            f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"',
+        )
+    )
+    s = ServerProcess(with_database(pg_url, name), tmp_path_factory.mktemp("gpu") / "data")
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def http(gpu_server: ServerProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=gpu_server.url, timeout=30) as client:
+        yield client
+
+
+def test_a_composite_entry_records_each_gpu_and_serves_what_it_was_appraised_with(
+    gpu_server: ServerProcess, http: httpx.Client
+) -> None:
+    gpu = gpu_server.gpu
+    machine = Gpus(gpu, gpu.sibling())
+    r = http.post(
+        "/api/v1/entries", json=demo_submission(Ed25519PrivateKey.generate(), 1, gpu_server.platform, gpus=machine)
+    )
+    assert r.status_code == 201, r.text
+    tee = json.loads(base64.b64decode(r.json()["leaf"]))["body"]["tee"]
+    assert tee["binding"] == GPU_TAG and len(tee["gpus"]) == 2
+    for record, g in zip(tee["gpus"], machine.gpus, strict=True):
+        assert record["measurements"] == "matched"
+        assert record["architecture"] == "HOPPER" and record["driverVersion"] == g.driver_version
+        assert record["ueid"] == g.ueid
+        assert {r["kind"] for r in record["rims"]} == {"driver", "vbios"}
+        assert [r["id"] for r in record["rims"]] == list(g.rim_ids)
+    evidence = http.get(f"/api/v1/entries/{r.json()['logIndex']}/evidence").json()
+    assert [e["arch"] for e in evidence["gpus"]] == ["HOPPER", "HOPPER"]
+    for record in tee["gpus"]:
+        for rim in record["rims"]:
+            document = base64.b64decode(evidence["rims"][rim["sha256"]])
+            served = http.get(f"/api/v1/rims/{rim['sha256']}").json()
+            assert base64.b64decode(served["rim"]) == document and served["rimId"] == rim["id"]
+    info = http.get("/api/v1/log").json()["attestation"]["gpu"]
+    assert info["deviceRoot"] == certificate_sha256(gpu.device_root) and info["requireRims"] is True
+    assert evidence["gpuRoots"] == {"device": info["deviceRoot"], "rim": info["rimRoot"]}
+    problem(http.get("/api/v1/rims/" + "0" * 64), 404, "rim-not-found")
+    problem(http.get("/api/v1/rims/nothex"), 400, "invalid-digest")
+
+
+def test_gpu_evidence_not_made_for_this_entry_or_not_the_one_quoted_is_refused(
+    gpu_server: ServerProcess, http: httpx.Client
+) -> None:
+    gpu, platform, key = gpu_server.gpu, gpu_server.platform, Ed25519PrivateKey.generate()
+    payload = _payload(2)
+    right = nonce_for(key, payload)
+    # Reports made for another nonce (another entry, or a replay), even though the quote commits to them.
+    stale = [gpu.evidence(nonce_for(key, _payload(3)))]
+    problem(http.post("/api/v1/entries", json=composite(key, platform, stale, payload)), 422, "gpu-nonce-mismatch")
+    # A report swapped in after quoting, a GPU dropped, a GPU added: the quote committed to other reports.
+    two = [gpu.evidence(right), gpu.sibling().evidence(right)]
+    swapped = [two[0], gpu.sibling().evidence(right)]
+    for carried in (swapped, two[:1], [*two, gpu.sibling().evidence(right)], [two[1], two[0]]):
+        sub = composite(key, platform, carried, payload, quoted=two)
+        problem(http.post("/api/v1/entries", json=sub), 422, "tdx-binding-mismatch")
+    # A signature that does not hold over the report.
+    report = bytearray(gpu.evidence(right).report)
+    report[-1] ^= 1
+    forged = [GpuEvidence(bytes(report), gpu.certificate_chain, right, "HOPPER", "forged")]  # type: ignore[arg-type]
+    problem(http.post("/api/v1/entries", json=composite(key, platform, forged, payload)), 422, "gpu-signature-invalid")
+    # A GPU under a root the log does not trust (a simulated GPU of someone else's).
+    stranger = SimulatedGpu.create()
+    sub = composite(key, platform, [stranger.evidence(right)], payload)
+    problem(http.post("/api/v1/entries", json=sub), 422, "gpu-chain-invalid")
+    # Measurements that differ from the RIMs' golden values.
+    changed = dict(gpu.measurements)
+    changed[5] = bytes(48)
+    tampered = [GpuEvidence(gpu.report(right, measurements=changed), gpu.certificate_chain, right, "HOPPER", "x")]  # type: ignore[arg-type]
+    sub = composite(key, platform, tampered, payload)
+    resp = http.post("/api/v1/entries", json=sub)
+    problem(resp, 422, "gpu-measurement-mismatch")
+    # A driver the RIM service has no RIM for: this log requires RIMs.
+    unknown = gpu.variant(driver_version="999.1.2")
+    problem(
+        http.post("/api/v1/entries", json=composite(key, platform, [unknown.evidence(right)], payload)),
+        422,
+        "gpu-driver-rim-missing",
+    )
+    # Not JSON-shaped evidence, a composite binding without GPUs, GPUs without the composite binding.
+    sub = composite(key, platform, [gpu.evidence(right)], payload)
+    sub["tee"]["gpus"][0]["evidence"] = "not base64!"
+    problem(http.post("/api/v1/entries", json=sub), 400, "invalid-tee")
+    sub = composite(key, platform, [gpu.evidence(right)], payload)
+    del sub["tee"]["gpus"]
+    problem(http.post("/api/v1/entries", json=sub), 400, "invalid-tee")
+    plain = signed_submission(key, payload, platform)
+    plain["tee"]["gpus"] = serialize_evidence([gpu.evidence(right)])
+    problem(http.post("/api/v1/entries", json=plain), 400, "invalid-tee")
+    # Nothing refused was logged; the honest submission still goes in.
+    assert http.get("/api/v1/log").json()["treeSize"] <= 1
+    ok = composite(key, platform, [gpu.evidence(right)], payload)
+    assert http.post("/api/v1/entries", json=ok).status_code == 201
+
+
+def test_the_monitor_replays_composite_entries_with_the_rims_the_log_serves(
+    gpu_server: ServerProcess, http: httpx.Client
+) -> None:
+    gpu = gpu_server.gpu
+    for n in range(3):
+        sub = demo_submission(Ed25519PrivateKey.generate(), 10 + n, gpu_server.platform, gpus=gpu)
+        assert http.post("/api/v1/entries", json=sub).status_code in (200, 201)
+    info = http.get("/api/v1/log").json()["attestation"]
+    base = [sys.executable, "-m", "atlas_log.cli", "--server", gpu_server.url, "--vkey", gpu_server.vkey]
+    replay = [*base, "monitor", "--once", "--replay", "--replay-workers", "1", "--tdx-root", info["simulatedRoot"]]
+    roots = [a for k in GPU_ROOTS for a in ("--gpu-root", info["gpu"][k])]
+    done = subprocess.run(
+        [*replay, *roots, "--state", str(Path(gpu_server.data_dir) / "m1.json")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    # Without the simulated GPU roots the replay fails those entries, and says which option trusts them.
+    done = subprocess.run(
+        [*replay, "--state", str(Path(gpu_server.data_dir) / "m2.json")], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode != 0
+    assert f"--gpu-root {info['gpu']['deviceRoot']}" in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"ATLAS_GPU_REQUIRED": "true"}, "gpu-evidence-required"),
+        ({"ATLAS_GPU_MIN_DRIVER_VERSION": "581.0"}, "gpu-driver-too-old"),
+    ],
+)
+def test_the_gpu_policy_refuses_what_it_does_not_admit(
+    db_url: str, tmp_path: Path, env: dict[str, str], expected: str
+) -> None:
+    s = ServerProcess(db_url, tmp_path / "data", env=env)
+    try:
+        with httpx.Client(base_url=s.url, timeout=30) as http:
+            key = Ed25519PrivateKey.generate()
+            sub = (
+                demo_submission(key, 1, s.platform)
+                if "REQUIRED" in next(iter(env))
+                else demo_submission(key, 1, s.platform, gpus=s.gpu)
+            )
+            problem(http.post("/api/v1/entries", json=sub), 422, expected)
+            if "REQUIRED" in next(iter(env)):
+                assert (
+                    http.post("/api/v1/entries", json=demo_submission(key, 2, s.platform, gpus=s.gpu)).status_code
+                    == 201
+                )
+    finally:
+        s.stop()
