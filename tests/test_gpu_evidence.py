@@ -153,3 +153,39 @@ def test_the_command_line_verifies_gpu_evidence(capsys: pytest.CaptureFixture[st
     assert cli.main(["gpu", "verify", str(nvidia / "README.md"), "--at", str(NOW)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("atlas-log: ")
+
+
+def test_the_collection_digest_binds_every_field_and_ignores_only_spelling() -> None:
+    """What a composite REPORTDATA commits to: each GPU's architecture, nonce, report and chain, in order;
+    base64 padding, hex case or member order of the JSON do not change it, and no boundary can shift."""
+    import dataclasses
+
+    from atlas_log.gpu.evidence import collection_sha256, parse_evidence_items, serialize_evidence
+    from atlas_log.testing.simulated_gpu import SimulatedGpu
+
+    gpu = SimulatedGpu.create()
+    nonce = bytes(range(32))
+    a, b = gpu.evidence(nonce), gpu.sibling().evidence(nonce)
+    digest = collection_sha256([a, b])
+    items = serialize_evidence([a, b])
+    # Other hex case, members in another order.
+    respelled = [
+        {
+            "nonce": i["nonce"].upper(),
+            "certificate": i["certificate"],
+            "evidence": i["evidence"],
+            "arch": i["arch"],
+        }
+        for i in items
+    ]
+    assert collection_sha256(parse_evidence_items(respelled)) == digest
+    changed = [
+        [b, a],
+        [a],
+        [a, b, b],
+        [dataclasses.replace(a, architecture="BLACKWELL"), b],
+        [dataclasses.replace(a, nonce=bytes(32)), b],
+        [dataclasses.replace(a, report=a.report + b"\x00"), b],
+        [dataclasses.replace(a, report=a.report[:-1], certificate_chain=a.report[-1:] + a.certificate_chain), b],
+    ]
+    assert len({collection_sha256(c) for c in changed} | {digest}) == len(changed) + 1

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from atlas_log.errors import FormatError
-from atlas_log.tdx.binding import KEY_TAG
+from atlas_log.tdx.binding import GPU_TAG, KEY_TAG
 from atlas_log.tee import InheritedAttestation, OwnQuote, TeeRecord
 from tests.data import entry_bodies
 
@@ -56,6 +56,41 @@ def test_records_are_read_strictly() -> None:
         {k: v for k, v in logged.items() if k != "mrTd"},
         {k: v for k, v in logged.items() if k not in ("quoteSha256", "reportData")},  # and no cited entry
         {**_logged("key"), "keyAttestationEntry": -1},
+    ):
+        with pytest.raises(FormatError):
+            TeeRecord.from_json(broken)
+
+
+def _composite() -> dict[str, Any]:
+    gpu = {
+        "architecture": "HOPPER",
+        "driverVersion": "580.0.0",
+        "vbiosVersion": "96.00.aa.00.01",
+        "ueid": "123",
+        "hwmodel": "GH100 A01 GSP BROM",
+        "fwid": "ab" * 48,
+        "evidenceSha256": "cd" * 32,
+        "deviceChain": ["CN=leaf", "CN=root"],
+        "rims": [{"kind": "driver", "id": "NV_GPU_DRIVER_GH100_580.0.0", "version": "580.0.0", "sha256": "ef" * 32}],
+        "measurements": "matched",
+    }
+    return {**_logged("quote"), "binding": GPU_TAG, "gpuEvidenceSha256": "01" * 32, "gpus": [gpu]}
+
+
+def test_a_composite_record_reads_back_to_the_same_json_and_strictly() -> None:
+    logged = _composite()
+    record = TeeRecord.from_json(logged)
+    assert record.to_json() == logged and record.gpus[0].rims[0][0] == "driver"
+    gpu = logged["gpus"][0]
+    for broken in (
+        {**_logged("quote"), "gpus": logged["gpus"]},  # GPUs under a binding that does not commit to them
+        {k: v for k, v in logged.items() if k != "gpus"},
+        {**logged, "gpus": []},
+        {**logged, "gpus": [{**gpu, "extra": 1}]},
+        {**logged, "gpus": [{**gpu, "measurements": "mostly"}]},
+        {**logged, "gpus": [{**gpu, "rims": [{"kind": "driver"}]}]},
+        {**logged, "gpus": [{k: v for k, v in gpu.items() if k != "ueid"}]},
+        {k: v for k, v in logged.items() if k != "gpuEvidenceSha256"},
     ):
         with pytest.raises(FormatError):
             TeeRecord.from_json(broken)
