@@ -66,6 +66,7 @@ def test_real_submissions_and_answers_match_the_served_document(mapped_server: S
     doc = Document(http.get("/openapi.json").json())
     key = Ed25519PrivateKey.generate()
     subs = [demo_submission(key, n, server.platform) for n in range(2)]
+    subs.append(demo_submission(key, 2, server.platform, gpus=server.gpu))  # composite: a quote and a GPU
     example = doc.doc["paths"]["/api/v1/entries"]["post"]["requestBody"]["content"]["application/json"]
     subs.append(example["examples"]["simulated-tdx"]["value"])
     for sub in subs:
@@ -83,6 +84,8 @@ def test_real_submissions_and_answers_match_the_served_document(mapped_server: S
     leaf = json.loads(base64.b64decode(receipt["leaf"]))
     subject = leaf["body"]["index"]["subjects"][0]
     collateral = leaf["body"]["tee"]["collateral"]["set"]
+    composite = json.loads(base64.b64decode(http.get("/api/v1/entries/2").json()["leaf"]))["body"]["tee"]
+    rim = composite["gpus"][0]["rims"][0]["sha256"]
     deadline = time.monotonic() + 30  # the map commits what was admitted
     while "completeness" not in http.get(f"/api/v1/artifacts/{subject}/history").json():
         assert time.monotonic() < deadline, "the map never committed"
@@ -90,7 +93,12 @@ def test_real_submissions_and_answers_match_the_served_document(mapped_server: S
     answers = {
         "/api/v1/entries/{index}": ["/api/v1/entries/0", "/api/v1/entries/99", "/api/v1/entries/-1"],
         "/api/v1/entries": [f"/api/v1/entries?leafHash={receipt['leafHash']}", "/api/v1/entries?leafHash=x"],
-        "/api/v1/entries/{index}/evidence": ["/api/v1/entries/0/evidence", "/api/v1/entries/9/evidence"],
+        "/api/v1/entries/{index}/evidence": [
+            "/api/v1/entries/0/evidence",
+            "/api/v1/entries/2/evidence",
+            "/api/v1/entries/9/evidence",
+        ],
+        "/api/v1/rims/{digest}": [f"/api/v1/rims/{rim}", "/api/v1/rims/00", "/api/v1/rims/" + "0" * 64],
         "/api/v1/collateral/{digest}": [f"/api/v1/collateral/{collateral}", "/api/v1/collateral/00"],
         "/api/v1/submissions": ["/api/v1/submissions?start=0&count=2", "/api/v1/submissions?start=5&count=1"],
         "/api/v1/proofs/inclusion": ["/api/v1/proofs/inclusion?index=0&treeSize=3", "/api/v1/proofs/inclusion"],
