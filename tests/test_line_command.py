@@ -13,7 +13,7 @@ import pytest
 
 from atlas_log_server.line_command import CommandFailed, LineCommand
 
-# Answers each line upper-cased; "hang" hangs, "twice" answers two lines, "exit" exits.
+# Answers each line upper-cased; "hang" hangs, "twice" answers two lines, "late" a second one later, "exit" exits.
 PROGRAM = """
 import sys, time
 for line in sys.stdin:
@@ -24,6 +24,9 @@ for line in sys.stdin:
         sys.exit(3)
     print(word.upper(), flush=True)
     if word == "twice":
+        print("again", flush=True)
+    if word == "late":
+        time.sleep(0.2)
         print("again", flush=True)
 """
 
@@ -43,7 +46,7 @@ def test_answers_pair_with_their_requests() -> None:
 
 @pytest.mark.parametrize(
     ("request_line", "message"),
-    [(b"hang\n", "did not answer within 0.5 s"), (b"exit\n", "exited (status 3)"), (b"twice\n", "more than one line")],
+    [(b"hang\n", "did not answer within 0.5 s"), (b"exit\n", "exited (status 3)")],
 )
 def test_a_failing_command_is_an_error_in_time_and_restarted(request_line: bytes, message: str) -> None:
     command = _command()
@@ -53,5 +56,22 @@ def test_a_failing_command_is_an_error_in_time_and_restarted(request_line: bytes
             command.exchange(request_line)
         assert time.monotonic() - started < 5
         assert command.exchange(b"after\n") == b"AFTER"  # a fresh process, in step again
+    finally:
+        command.close()
+
+
+@pytest.mark.parametrize("request_line", [b"twice\n", b"late\n"])
+def test_a_second_answer_never_pairs_with_the_next_request(request_line: bytes) -> None:
+    """A second line arriving with the first is an error at once; one arriving later would be read as the answer to
+    the next request, so the command is found out of step then and started again."""
+    command = _command()
+    try:
+        try:
+            assert command.exchange(request_line) == request_line.strip().upper()
+        except CommandFailed as exc:
+            assert "more than one line" in str(exc)
+        time.sleep(0.4)
+        assert command.exchange(b"after\n") == b"AFTER"
+        assert command.exchange(b"next\n") == b"NEXT"
     finally:
         command.close()

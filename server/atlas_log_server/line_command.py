@@ -41,6 +41,11 @@ class LineCommand:
 
     def _exchange(self, message: bytes) -> bytes:
         proc = self._proc
+        if proc is not None and proc.stdout is not None and select.select([proc.stdout], [], [], 0)[0]:
+            # It said something unasked (a late second line, or its exit): that line would pair with this
+            # request, so it is out of step and started again.
+            self._discard()
+            proc = None
         if proc is None or proc.poll() is not None:
             if proc is not None:
                 self._discard()
