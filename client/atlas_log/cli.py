@@ -1535,10 +1535,28 @@ def gpu_verify(
     rim: Annotated[
         list[str] | None, typer.Option(help="a driver or VBIOS reference integrity manifest (RIM) file (repeat)")
     ] = None,
+    ocsp: Annotated[
+        list[str] | None,
+        typer.Option(help="a DER OCSP response for a device or RIM certificate (repeat); a revoked one rejects"),
+    ] = None,
+    require_ocsp: Annotated[
+        bool, typer.Option(help="reject a certificate no --ocsp response speaks for (below the roots)")
+    ] = False,
+    allow_on_hold: Annotated[
+        bool, typer.Option(help="accept a certificate revoked with reason certificateHold (a suspension)")
+    ] = False,
+    device_root: Annotated[
+        str | None,
+        typer.Option(help="a PEM root certificate in place of NVIDIA's pinned Device Identity CA (a test PKI)"),
+    ] = None,
+    rim_root: Annotated[
+        str | None, typer.Option(help="a PEM root certificate in place of NVIDIA's pinned CoRIM root (a test PKI)")
+    ] = None,
 ) -> int:
     """Verify NVIDIA GPU attestation evidence offline: the SPDM report's signature and nonce, the device chain
-    to NVIDIA's pinned root at --at, and with --rim each RIM's signature, chain, version and golden measurements
-    (exit 0 only when every GPU is accepted)."""
+    to NVIDIA's pinned root at --at, with --rim each RIM's signature, chain, version and golden measurements,
+    and with --ocsp the revocation status of both chains (exit 0 only when every GPU is accepted)."""
+    from atlas_log.certificates import load_pem_certificates
     from atlas_log.errors import GpuEvidenceError
     from atlas_log.gpu import Policy, verify_gpu_evidence_path
 
@@ -1547,9 +1565,24 @@ def gpu_verify(
         wanted = bytes.fromhex(nonce) if nonce is not None else None
     except ValueError as exc:
         raise CliError(f"--nonce is not hex: {exc}") from exc
+    roots = {}
+    for option, given in (("--device-root", device_root), ("--rim-root", rim_root)):
+        if given is not None:
+            try:
+                roots[option] = load_pem_certificates(Path(given).read_bytes())[0]
+            except (OSError, ValueError) as exc:
+                raise CliError(f"{option} {given}: not a readable PEM certificate ({exc})") from exc
+    policy = Policy(require_ocsp=require_ocsp, allow_on_hold=allow_on_hold)
     try:
         verdicts = verify_gpu_evidence_path(
-            Path(evidence), at=at, nonce=wanted, rims=[Path(r) for r in rim or []], policy=Policy()
+            Path(evidence),
+            at=at,
+            nonce=wanted,
+            rims=[Path(r) for r in rim or []],
+            policy=policy,
+            ocsp=[Path(r) for r in ocsp or []],
+            device_root=roots.get("--device-root"),
+            rim_root=roots.get("--rim-root"),
         )
     except GpuEvidenceError as exc:
         if o.json:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
+
 from atlas_log._encoding import b64decode, hexdecode
 from atlas_log.errors import FormatError, GpuEvidenceError
 from atlas_log.gpu.policy import Policy
@@ -180,14 +182,20 @@ def verify_gpu_evidence_path(
     nonce: bytes | None = None,
     rims: Sequence[Path] = (),
     policy: Policy | None = None,
+    ocsp: Sequence[Path] = (),
+    device_root: x509.Certificate | None = None,
+    rim_root: x509.Certificate | None = None,
 ) -> list[GpuVerdict]:
     """Verify every GPU's evidence in ``path`` at Unix time ``at``, one verdict per GPU in file order.
 
     ``nonce`` is the nonce the relying party chose; without it, each report is checked against the nonce its
     evidence states (``nonce.hex`` or the serialized ``nonce``), which proves consistency but not freshness.
-    The same RIMs apply to every GPU. Raises :class:`GpuEvidenceError` for unreadable or malformed input.
+    The same RIMs apply to every GPU; ``ocsp`` names DER OCSP responses for the device and RIM chains (each
+    applies to the certificate it names). ``device_root`` / ``rim_root`` replace the pinned roots. Raises
+    :class:`GpuEvidenceError` for unreadable or malformed input.
     """
     driver_rim, vbios_rim = load_rims(rims)
+    responses = [_read(p) for p in ocsp]
     verdicts = []
     for item in load_gpu_evidence(path):
         expected = nonce if nonce is not None else item.nonce
@@ -204,6 +212,9 @@ def verify_gpu_evidence_path(
                 policy=policy,
                 evidence_nonce=item.nonce,
                 architecture=item.architecture,
+                device_root=device_root,
+                rim_root=rim_root,
+                ocsp=responses,
             )
         )
     return verdicts

@@ -16,8 +16,15 @@ class Policy:
     (codes ``driver_rim_missing`` / ``vbios_rim_missing``): only then are the measurements appraised at
     all. ``check_rim_signatures=False`` skips the RIMs' XML signatures (never their chains or versions); it
     exists to reproduce NVIDIA's own test of measurement mismatches, and no production policy should use it.
+
+    OCSP responses given beside the evidence are always judged (a revoked certificate, one the responder does
+    not know, or a response that is not to be believed fails). ``require_ocsp`` also rejects a certificate no
+    response speaks for (``ocsp_missing``); ``allow_on_hold`` accepts a certificate revoked with reason
+    certificateHold (a suspension NVIDIA may lift) instead of failing it as ``certificate_revoked``.
     """
 
     require_driver_rim: bool = False
     require_vbios_rim: bool = False
     check_rim_signatures: bool = True
+    require_ocsp: bool = False
+    allow_on_hold: bool = False

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from atlas_log.gpu.ocsp import RevocationCheck
+
 __all__ = ["FAILURE_ORDER", "GpuVerdict", "RimCheck"]
 
 _RIM_CHECKS = (
@@ -15,6 +17,10 @@ _RIM_CHECKS = (
     "rim_signature_invalid",
     "rim_certificate_not_yet_valid",
     "rim_certificate_expired",
+    "rim_certificate_revoked",
+    "rim_certificate_status_unknown",
+    "rim_ocsp_invalid",
+    "rim_ocsp_missing",
 )
 FAILURE_ORDER: tuple[str, ...] = (
     "parse_error",
@@ -25,6 +31,10 @@ FAILURE_ORDER: tuple[str, ...] = (
     "chain_invalid",
     "certificate_not_yet_valid",
     "certificate_expired",
+    "certificate_revoked",
+    "certificate_status_unknown",
+    "ocsp_invalid",
+    "ocsp_missing",
     *(f"driver_{c}" for c in _RIM_CHECKS),
     *(f"vbios_{c}" for c in _RIM_CHECKS),
     "rim_index_conflict",
@@ -46,6 +56,7 @@ class RimCheck:
     signer: str
     signer_serial: str
     failures: tuple[str, ...]
+    revocation: tuple[RevocationCheck, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -56,6 +67,7 @@ class RimCheck:
             "signer": self.signer,
             "signer_serial": self.signer_serial,
             "failures": list(self.failures),
+            "revocation": [r.to_json() for r in self.revocation],
         }
 
 
@@ -67,7 +79,8 @@ class GpuVerdict:
     :data:`FAILURE_ORDER` and ``reason`` says it in words; ``failures`` holds every check that failed.
     The other fields say what was checked: the report's architecture and versions, the device chain's
     identity, each RIM's identity, and which RIM indices mismatched (``measurements_checked`` is False when
-    no RIM was given, so nothing was compared).
+    no RIM was given, so nothing was compared). ``revocation`` holds what OCSP said of each device certificate
+    it was asked about (empty when no response was given and none was required).
     """
 
     accept: bool
@@ -86,6 +99,7 @@ class GpuVerdict:
     rims: tuple[RimCheck, ...] = ()
     measurements_checked: bool = False
     mismatched_indices: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    revocation: tuple[RevocationCheck, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -105,4 +119,5 @@ class GpuVerdict:
             "rims": [r.to_json() for r in self.rims],
             "measurements_checked": self.measurements_checked,
             "mismatched_indices": {k: list(v) for k, v in self.mismatched_indices.items()},
+            "revocation": [r.to_json() for r in self.revocation],
         }

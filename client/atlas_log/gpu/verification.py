@@ -15,15 +15,18 @@ The checks, in order:
 4. the report's FWID (opaque field 20), when present, equals the leaf certificate's — ``fwid_mismatch``;
 5. the device chain validates to the pinned NVIDIA Device Identity CA at ``at`` (RFC 5280 §6) —
    ``chain_invalid``, ``certificate_not_yet_valid``, ``certificate_expired``;
-6. for each RIM given: it parses, names the report's version, its chain validates to the pinned CoRIM root
-   at ``at``, and its XML signature verifies — ``<kind>_rim_…``;
-7. no index is claimed by both RIMs, and every active golden measurement matches — ``rim_index_conflict``,
+6. the OCSP responses given (or required by the policy) for the device chain hold and call no certificate
+   revoked (RFC 6960, :mod:`atlas_log.gpu.ocsp`) — ``certificate_revoked``, ``certificate_status_unknown``,
+   ``ocsp_invalid``, ``ocsp_missing``;
+7. for each RIM given: it parses, names the report's version, its chain validates to the pinned CoRIM root
+   at ``at``, its XML signature verifies, and OCSP says the same of its chain — ``<kind>_rim_…``;
+8. no index is claimed by both RIMs, and every active golden measurement matches — ``rim_index_conflict``,
    ``measurement_mismatch``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -36,6 +39,7 @@ from atlas_log.errors import GpuEvidenceError
 from atlas_log.gpu.chain import ChainCheck, check_chain
 from atlas_log.gpu.device import device_identity
 from atlas_log.gpu.measurements import compare_measurements
+from atlas_log.gpu.ocsp import RevocationCheck, check_revocation
 from atlas_log.gpu.policy import Policy
 from atlas_log.gpu.report import NONCE_SIZE, AttestationReport, parse_report
 from atlas_log.gpu.rim import GoldenMeasurement, Rim, RimKind, parse_rim, rim_signature_problem
@@ -52,12 +56,20 @@ _MESSAGES = {
     "chain_invalid": "the device certificate chain does not lead to the NVIDIA Device Identity CA",
     "certificate_not_yet_valid": "a device certificate is not yet valid at the evaluation time",
     "certificate_expired": "a device certificate has expired at the evaluation time",
+    "certificate_revoked": "OCSP says a device certificate is revoked (or on hold)",
+    "certificate_status_unknown": "the OCSP responder does not know a device certificate",
+    "ocsp_invalid": "an OCSP response for the device chain is not to be believed",
+    "ocsp_missing": "the policy requires OCSP and no response speaks for a device certificate",
     "rim_version_mismatch": "the {kind} RIM is for another version than the report's",
     "rim_missing": "the policy requires a {kind} RIM and none was given",
     "rim_chain_invalid": "the {kind} RIM's signing chain does not lead to the NVIDIA CoRIM signing root",
     "rim_signature_invalid": "the {kind} RIM's XML signature does not verify",
     "rim_certificate_not_yet_valid": "a {kind} RIM certificate is not yet valid at the evaluation time",
     "rim_certificate_expired": "a {kind} RIM certificate has expired at the evaluation time",
+    "rim_certificate_revoked": "OCSP says a {kind} RIM certificate is revoked (or on hold)",
+    "rim_certificate_status_unknown": "the OCSP responder does not know a {kind} RIM certificate",
+    "rim_ocsp_invalid": "an OCSP response for the {kind} RIM's chain is not to be believed",
+    "rim_ocsp_missing": "the policy requires OCSP and no response speaks for a {kind} RIM certificate",
     "rim_index_conflict": "the driver and VBIOS RIMs both claim a measurement index",
     "measurement_mismatch": "measurements differ from the RIMs' golden values",
 }
@@ -101,17 +113,62 @@ def _chain(certs: list[x509.Certificate], root: x509.Certificate | None, pin: st
     return check_chain(certs, anchor, at)
 
 
+def _revocation(
+    chain: ChainCheck, ocsp: Sequence[bytes], policy: Policy, at: int, *, skip_leaf: bool
+) -> tuple[tuple[str, ...], tuple[RevocationCheck, ...]]:
+    """The revocation failures of a chain (unprefixed) and what OCSP said of each certificate. Nothing is
+    judged when no response is given and none is required, nor for a chain whose path is invalid (its
+    issuers are not known to be NVIDIA's, so neither are their responders)."""
+    if (not ocsp and not policy.require_ocsp) or chain.path_problem is not None:
+        return (), ()
+    checks = check_revocation(chain.certificates, ocsp, at=at, skip_leaf=skip_leaf)
+    failures = []
+    for check in checks:
+        if check.status == "revoked" or (check.status == "on_hold" and not policy.allow_on_hold):
+            failures.append("certificate_revoked")
+        elif check.status == "unknown":
+            failures.append("certificate_status_unknown")
+        elif check.status == "invalid":
+            failures.append("ocsp_invalid")
+        elif check.status == "missing" and policy.require_ocsp:
+            failures.append("ocsp_missing")
+    return tuple(dict.fromkeys(failures)), checks
+
+
+def _rim_failures(
+    rim: Rim,
+    at: int,
+    root: x509.Certificate | None,
+    policy: Policy,
+    ocsp: Sequence[bytes],
+) -> tuple[tuple[str, ...], tuple[RevocationCheck, ...]]:
+    chain = _chain(list(rim.certificates), root, CORIM_ROOT_SHA256, at)
+    revoked, checks = _revocation(chain, ocsp, policy, at, skip_leaf=False)
+    failures = [f"rim_{f}" for f in (*chain.failures, *revoked)]
+    if policy.check_rim_signatures and rim_signature_problem(rim) is not None:
+        failures.append("rim_signature_invalid")
+    return tuple(sorted(failures, key=lambda f: FAILURE_ORDER.index(f"driver_{f}"))), checks
+
+
 def verify_rim(
-    document: bytes | Rim, *, at: int, root: x509.Certificate | None = None, check_signature: bool = True
+    document: bytes | Rim,
+    *,
+    at: int,
+    root: x509.Certificate | None = None,
+    check_signature: bool = True,
+    ocsp: Sequence[bytes] = (),
+    policy: Policy | None = None,
 ) -> tuple[str, ...]:
     """The failures of one RIM on its own, in order: ``rim_chain_invalid``, ``rim_signature_invalid``,
-    ``rim_certificate_not_yet_valid``, ``rim_certificate_expired`` (empty when it verifies at ``at``).
-    ``root`` replaces the pinned CoRIM root. Raises :class:`GpuEvidenceError` ``rim_parse_error``."""
+    ``rim_certificate_not_yet_valid``, ``rim_certificate_expired``, and from the OCSP responses ``ocsp``
+    (DER) ``rim_certificate_revoked`` … ``rim_ocsp_missing`` (empty when it verifies at ``at``). ``root``
+    replaces the pinned CoRIM root. Raises :class:`GpuEvidenceError` ``rim_parse_error`` (or
+    ``ocsp_parse_error``)."""
     rim = document if isinstance(document, Rim) else parse_rim(document)
-    failures = [f"rim_{f}" for f in _chain(list(rim.certificates), root, CORIM_ROOT_SHA256, at).failures]
-    if check_signature and rim_signature_problem(rim) is not None:
-        failures.append("rim_signature_invalid")
-    return tuple(sorted(failures, key=lambda f: FAILURE_ORDER.index(f"driver_{f}")))
+    base = policy or Policy()
+    if not check_signature:
+        base = Policy(base.require_driver_rim, base.require_vbios_rim, False, base.require_ocsp, base.allow_on_hold)
+    return _rim_failures(rim, at, root, base, ocsp)[0]
 
 
 def _rim(
@@ -122,9 +179,11 @@ def _rim(
     root: x509.Certificate | None,
     at: int,
     policy: Policy,
+    ocsp: Sequence[bytes],
 ) -> tuple[RimCheck, Rim | None]:
     rim = parse_rim(document, f"{kind}_rim_parse_error")
-    failures = list(verify_rim(rim, at=at, root=root, check_signature=policy.check_rim_signatures))
+    checked, revocation = _rim_failures(rim, at, root, policy, ocsp)
+    failures = list(checked)
     if rim.version != wanted_version:
         failures.insert(0, "rim_version_mismatch")
     check = RimCheck(
@@ -135,6 +194,7 @@ def _rim(
         rim.signer.subject.rfc4514_string(),
         str(rim.signer.serial_number),
         tuple(failures),
+        revocation,
     )
     # A RIM for another version says nothing about this firmware: its measurements are not compared.
     return check, (None if rim.version != wanted_version else rim)
@@ -153,6 +213,7 @@ def verify_gpu_evidence(
     architecture: str | None = None,
     device_root: x509.Certificate | None = None,
     rim_root: x509.Certificate | None = None,
+    ocsp: Sequence[bytes] = (),
 ) -> GpuVerdict:
     """Verify one GPU's evidence at Unix time ``at``.
 
@@ -160,10 +221,11 @@ def verify_gpu_evidence(
     first; ``nonce`` the 32 bytes the relying party chose. ``driver_rim`` / ``vbios_rim`` are RIM documents.
     ``evidence_nonce`` and ``architecture`` are what a serialized evidence file states beside the report
     (each must agree). ``device_root`` / ``rim_root`` replace the pinned roots (tests, private deployments);
-    by default the chains must end in the certificates NVIDIA's fingerprints pin.
+    by default the chains must end in the certificates NVIDIA's fingerprints pin. ``ocsp`` holds DER OCSP
+    responses for the device and RIM chains (each is matched to the certificate its CertID names).
 
     Raises :class:`GpuEvidenceError` (``parse_error``, ``driver_rim_parse_error``, ``vbios_rim_parse_error``)
-    for input that does not parse, and :class:`ValueError` for a nonce that is not 32 bytes.
+    (``ocsp_parse_error``) for input that does not parse, and :class:`ValueError` for a nonce that is not 32 bytes.
     """
     if len(nonce) != NONCE_SIZE:
         raise ValueError(f"the expected nonce must be {NONCE_SIZE} bytes, not {len(nonce)}")
@@ -187,6 +249,8 @@ def verify_gpu_evidence(
         failures.append("fwid_mismatch")
     device = _chain(certs, device_root, DEVICE_IDENTITY_ROOT_SHA256, at)
     failures.extend(device.failures)
+    revoked, revocation = _revocation(device, ocsp, policy, at, skip_leaf=True)
+    failures.extend(revoked)
 
     driver_id, vbios_id = expected_rim_ids(parsed, identity.architecture)
     rim_checks: list[RimCheck] = []
@@ -201,7 +265,7 @@ def verify_gpu_evidence(
             if required:
                 failures.append(f"{k}_rim_missing")
             continue
-        check, usable = _rim(k, document, version, rim_id, rim_root, at, policy)
+        check, usable = _rim(k, document, version, rim_id, rim_root, at, policy, ocsp)
         rim_checks.append(check)
         failures.extend(f"{k}_{f}" for f in check.failures)
         if usable is not None:
@@ -232,6 +296,7 @@ def verify_gpu_evidence(
         rims=tuple(rim_checks),
         measurements_checked=bool(golden),
         mismatched_indices={k: v for k, v in comparison.mismatched.items() if v},
+        revocation=revocation,
     )
 
 

@@ -40,7 +40,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-from cryptography.x509.oid import NameOID
+from cryptography.x509 import ocsp
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from lxml import etree
 from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, SignatureConstructionMethod, SignatureMethod
 from signxml.signer import XMLSigner
@@ -590,6 +591,74 @@ class SimulatedGpu:
         """Both RIMs by the ids NVIDIA's RIM service would serve them under (what a RIM stand-in serves)."""
         driver_id, vbios_id = self.rim_ids
         return {driver_id: self.driver_rim(), vbios_id: self.vbios_rim()}
+
+    # --- revocation (the OCSP responses NVIDIA's OCSP service would give) ----------------------------------
+
+    def ocsp_response(
+        self,
+        chain: Literal["device", "rim"],
+        position: int,
+        *,
+        now: int | None = None,
+        status: Literal["good", "revoked", "on_hold", "unknown"] = "good",
+        lifetime_s: int | None = 7 * DAY,
+        delegated: bool = False,
+        nonce: bytes | None = None,
+    ) -> bytes:
+        """A DER OCSP response (RFC 6960) for the certificate at ``position`` of the device or RIM chain (leaf
+        first), produced at ``now`` and current for ``lifetime_s`` (None: no nextUpdate), signed by its
+        issuer's key or, ``delegated``, by a fresh responder certificate the issuer signs for OCSP."""
+        certs, keys = (self.device_chain, self.device_keys) if chain == "device" else (self.rim_chain, self.rim_keys)
+        if not 0 <= position < len(certs) - 1:
+            raise ValueError(f"the {chain} chain has certificates 0..{len(certs) - 2} below its root")
+        t = _now() if now is None else now
+        cert, issuer, issuer_key = certs[position], certs[position + 1], keys[position + 1]
+        responder, responder_key = issuer, issuer_key
+        if delegated:
+            responder_key = _key()
+            responder = _issue(
+                _name("Atlas Log Simulated OCSP Responder"),
+                responder_key.public_key(),
+                issuer.subject,
+                issuer_key,
+                t - DAY,
+                t + 365 * DAY,
+                ca=False,
+                extra=[x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING])],
+            )
+        cert_status = {"good": ocsp.OCSPCertStatus.GOOD, "unknown": ocsp.OCSPCertStatus.UNKNOWN}.get(
+            status, ocsp.OCSPCertStatus.REVOKED
+        )
+        revoked = cert_status == ocsp.OCSPCertStatus.REVOKED
+        builder = (
+            ocsp.OCSPResponseBuilder()
+            .add_response(
+                cert=cert,
+                issuer=issuer,
+                algorithm=hashes.SHA384(),
+                cert_status=cert_status,
+                this_update=_time(t),
+                next_update=None if lifetime_s is None else _time(t + lifetime_s),
+                revocation_time=_time(t - DAY) if revoked else None,
+                revocation_reason=(
+                    (x509.ReasonFlags.certificate_hold if status == "on_hold" else x509.ReasonFlags.key_compromise)
+                    if revoked
+                    else None
+                ),
+            )
+            .responder_id(ocsp.OCSPResponderEncoding.HASH, responder)
+        )
+        if delegated:
+            builder = builder.certificates([responder])
+        if nonce is not None:
+            builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
+        return builder.sign(responder_key, hashes.SHA384()).public_bytes(serialization.Encoding.DER)
+
+    def ocsp_responses(self, now: int | None = None) -> list[bytes]:
+        """``good`` responses for every certificate NVIDIA's OCSP service speaks for: the device chain below
+        its root except the GPU-made attestation leaf, and the RIM chain below its root."""
+        device = [self.ocsp_response("device", p, now=now) for p in range(1, len(self.device_chain) - 1)]
+        return device + [self.ocsp_response("rim", p, now=now) for p in range(len(self.rim_chain) - 1)]
 
     # --- persistence (dev mode keeps one GPU across restarts) -------------------------------------------------
 
