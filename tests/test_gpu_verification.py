@@ -225,3 +225,40 @@ def test_wrong_size_nonce_is_refused(tmp_path: Path) -> None:
     report, chain, _, _ = _case("hopper-580-valid")
     with pytest.raises(ValueError, match="32 bytes"):
         verify_gpu_evidence(report, chain, nonce=b"short", at=NOW)
+
+
+def test_memoised_work_never_decides_for_other_bytes_or_another_time() -> None:
+    """Verification memoises chain paths and RIM parses/signatures by exact bytes: a tampered RIM or chain met
+    after (or before) the genuine one is still refused, and time is judged on every call."""
+    from cryptography.hazmat.primitives import serialization
+
+    from atlas_log.gpu.verification import clear_caches
+    from atlas_log.testing import SimulatedGpu
+
+    gpu = SimulatedGpu.create(NOW, rim_years=1)
+    nonce = bytes(range(32))
+    report, driver = gpu.report(nonce), gpu.driver_rim()
+    at = driver.index(b':Hash0="') + len(b':Hash0="')  # the first golden value: one hex digit changed
+    tampered_rim = driver[:at] + (b"1" if driver[at : at + 1] == b"0" else b"0") + driver[at + 1 :]
+    other = SimulatedGpu.create(NOW)
+    # The same names and keys' places, but another GPU's leaf: a chain that does not chain.
+    spliced = b"".join(
+        c.public_bytes(serialization.Encoding.PEM) for c in (other.device_chain[0], *gpu.device_chain[1:])
+    )
+
+    def verify(chain: bytes, rim: bytes, at: int = NOW + 60) -> GpuVerdict:
+        return verify_gpu_evidence(
+            report, chain, nonce=nonce, at=at, driver_rim=rim, device_root=gpu.device_root, rim_root=gpu.rim_root
+        )
+
+    for first_genuine in (True, False):
+        clear_caches()
+        runs = [(gpu.certificate_chain, driver), (spliced, tampered_rim)]
+        for chain, rim in runs if first_genuine else runs[::-1]:
+            verdict = verify(chain, rim)
+            if chain == gpu.certificate_chain:
+                assert verdict.accept, verdict.failures
+            else:
+                assert "chain_invalid" in verdict.failures or "signature_invalid" in verdict.failures
+                assert "driver_rim_signature_invalid" in verdict.failures
+    assert verify(gpu.certificate_chain, driver, at=NOW + 2 * 365 * 86_400).code == "driver_rim_certificate_expired"

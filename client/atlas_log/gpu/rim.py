@@ -5,14 +5,19 @@ A RIM is an ISO/IEC 19770-2:2015 SWID tag with TCG RIM attributes and an envelop
 carries the signing chain, signer first. :func:`parse_rim` reads one strictly; :func:`rim_signature_problem`
 checks its XML signature (with ``signxml``) against its signer certificate. The chain and the time are
 judged by :mod:`atlas_log.gpu.chain`.
+
+Both are memoised by the document's bytes: a log sees the same few RIMs with every entry of a fleet.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Literal
 
 from cryptography import x509
@@ -25,7 +30,15 @@ from atlas_log.certificates import load_der_certificate
 from atlas_log.errors import GpuEvidenceError
 from atlas_log.gpu.report import Measurement
 
-__all__ = ["GoldenMeasurement", "Rim", "RimKind", "parse_rim", "rim_kind_of", "rim_signature_problem"]
+__all__ = [
+    "GoldenMeasurement",
+    "Rim",
+    "RimKind",
+    "clear_rim_caches",
+    "parse_rim",
+    "rim_kind_of",
+    "rim_signature_problem",
+]
 
 RimKind = Literal["driver", "vbios"]
 
@@ -56,7 +69,7 @@ class Rim:
     tag_id: str
     version: str
     product: str
-    golden: dict[int, GoldenMeasurement]
+    golden: Mapping[int, GoldenMeasurement]
     certificates: tuple[x509.Certificate, ...]
 
     @property
@@ -117,6 +130,11 @@ def _certificates(signature: etree._Element, code: str) -> tuple[x509.Certificat
 def parse_rim(document: bytes, code: str = "rim_parse_error") -> Rim:
     """Parse a RIM strictly; :class:`GpuEvidenceError` with ``code`` (the caller names which RIM, e.g.
     ``driver_rim_parse_error``) when it is not one. No DTDs, entities or network access."""
+    return _parse_rim(bytes(document), code)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_rim(document: bytes, code: str) -> Rim:
     if len(document) > _MAX_RIM_BYTES:
         raise _fail(code, f"the RIM is larger than {_MAX_RIM_BYTES} bytes")
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
@@ -153,24 +171,35 @@ def parse_rim(document: bytes, code: str = "rim_parse_error") -> Rim:
         _attr(root, "tagId", code, "SoftwareIdentity"),
         _attr(metas[0], "colloquialVersion", code, "Meta"),
         metas[0].get("product", ""),
-        golden,
+        MappingProxyType(golden),
         _certificates(signatures[0], code),
     )
+
+
+def clear_rim_caches() -> None:
+    """Forget every memoised parse and signature verdict (benchmarks measure the cold cost with it)."""
+    _parse_rim.cache_clear()
+    _signature_problem.cache_clear()
 
 
 def rim_signature_problem(rim: Rim) -> str | None:
     """Why the RIM's XML signature does not verify with its signer certificate's key, or None when it does:
     the reference digest (SHA-384 of the C14N 1.1 document without the signature) and the ECDSA P-384
     SignatureValue over the canonical SignedInfo (XML-DSig 1.1 §3.2, core validation)."""
+    return _signature_problem(rim.document, rim.signer)
+
+
+@functools.lru_cache(maxsize=256)
+def _signature_problem(document: bytes, signer: x509.Certificate) -> str | None:
     config = SignatureConfiguration(
         signature_methods=frozenset({SignatureMethod.ECDSA_SHA384}),
         digest_algorithms=frozenset({DigestAlgorithm.SHA384}),
         # signxml also checks the signer's validity period; the caller judges time for the whole chain and
         # reports it under its own code, so the check here is made at an instant the signer is valid.
-        verification_time=rim.signer.not_valid_before_utc,
+        verification_time=signer.not_valid_before_utc,
     )
     try:
-        XMLVerifier().verify(rim.document, x509_cert=rim.signer, expect_config=config)
+        XMLVerifier().verify(document, x509_cert=signer, expect_config=config)
     except SignXMLException as exc:
         return str(exc) or type(exc).__name__
     return None

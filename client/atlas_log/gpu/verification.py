@@ -26,6 +26,7 @@ The checks, in order:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 
 from cryptography import x509
@@ -36,17 +37,17 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from atlas_log.certificates import load_pem_certificates
 from atlas_log.errors import GpuEvidenceError
-from atlas_log.gpu.chain import ChainCheck, check_chain
+from atlas_log.gpu.chain import ChainCheck, check_chain, clear_path_cache
 from atlas_log.gpu.device import device_identity
 from atlas_log.gpu.measurements import compare_measurements
 from atlas_log.gpu.ocsp import RevocationCheck, check_revocation
 from atlas_log.gpu.policy import Policy
 from atlas_log.gpu.report import NONCE_SIZE, AttestationReport, parse_report
-from atlas_log.gpu.rim import GoldenMeasurement, Rim, RimKind, parse_rim, rim_signature_problem
+from atlas_log.gpu.rim import GoldenMeasurement, Rim, RimKind, clear_rim_caches, parse_rim, rim_signature_problem
 from atlas_log.gpu.roots import CORIM_ROOT_SHA256, DEVICE_IDENTITY_ROOT_SHA256, pinned_root
 from atlas_log.gpu.verdict import FAILURE_ORDER, GpuVerdict, RimCheck
 
-__all__ = ["expected_rim_ids", "verify_gpu_evidence", "verify_rim"]
+__all__ = ["clear_caches", "expected_rim_ids", "verify_gpu_evidence", "verify_rim"]
 
 _MESSAGES = {
     "signature_invalid": "the report's signature does not verify with the device certificate's key",
@@ -91,6 +92,19 @@ def expected_rim_ids(report: AttestationReport, architecture: str | None) -> tup
     if vbios is not None and all(p is not None for p in parts):
         vbios_id = f"NV_GPU_VBIOS_{parts[0]}_{parts[1]}_{parts[2]}_{vbios.replace('.', '')}"
     return driver_id, vbios_id
+
+
+@functools.lru_cache(maxsize=1024)
+def _device_certificates(pem: bytes) -> tuple[x509.Certificate, ...]:
+    return tuple(load_pem_certificates(pem))
+
+
+def clear_caches() -> None:
+    """Forget what verification memoises by exact bytes (device chains, their paths, RIM parses and signatures):
+    a verdict never depends on it, only the time it takes."""
+    _device_certificates.cache_clear()
+    clear_path_cache()
+    clear_rim_caches()
 
 
 def _signature_valid(report: AttestationReport, leaf: x509.Certificate) -> bool:
@@ -232,7 +246,7 @@ def verify_gpu_evidence(
     policy = policy or Policy()
     parsed = parse_report(report)
     try:
-        certs = load_pem_certificates(certificate_chain)
+        certs = list(_device_certificates(bytes(certificate_chain)))
     except ValueError as exc:
         raise GpuEvidenceError("parse_error", f"the device certificate chain is malformed: {exc}") from exc
     identity = device_identity(certs)
