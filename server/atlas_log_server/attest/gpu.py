@@ -1,10 +1,11 @@
 """GPU appraisal at admission: each GPU of a composite submission verified with the RIMs of its driver and
 VBIOS, under the log's GPU policy, into the per-GPU record the entry's leaf holds.
 
-Order per GPU: the report parses and its signature, nonce (derived from the entry: the report was made for
-it) and device chain verify without RIMs first, so that nothing unauthenticated makes the log ask the RIM
-service for anything; then the RIMs the report names are fetched (cached, stored) and the evidence is
-verified again with them; then the log's own policy (a minimum driver version). Every refusal is a 4xx
+Order per GPU: when the RIMs the report names are not in memory, its signature, nonce (derived from the
+entry: the report was made for it) and device chain must verify without them first, so that nothing
+unauthenticated makes the log ask the RIM service for anything; then those RIMs are fetched (cached,
+stored). The evidence is verified with its RIMs (once, when they were in memory); then the log's own policy
+(a minimum driver version). Every refusal is a 4xx
 problem ``gpu-<code>`` naming the GPU; a RIM service that cannot answer is a 503.
 """
 
@@ -21,6 +22,7 @@ from atlas_log.gpu.evidence import GpuEvidence
 from atlas_log.gpu.verification import expected_rim_ids
 from atlas_log.tee import GpuRecord
 from atlas_log_server.attest.rims import RimStore
+from atlas_log_server.db.rims import StoredRim
 from atlas_log_server.errors import Rejected, Unavailable
 
 _VERSION = re.compile(r"\d+(\.\d+)*")
@@ -70,11 +72,16 @@ class GpuAppraiser:
         for n, item in enumerate(gpus):
             where = f"GPU {n} ({item.architecture})"
             try:
-                bare = self._verify(item, nonce, now, None, None, Policy())
-                if not bare.accept:
-                    raise Rejected(_code(bare.code), f"{where}: {bare.reason}")
-                driver_id, vbios_id = expected_rim_ids(parse_report(item.report), item.architecture)
-                driver, vbios = await self._rim(driver_id), await self._rim(vbios_id)
+                ids = expected_rim_ids(parse_report(item.report), item.architecture)
+                held = [None if i is None else self.rims.cached(i) for i in ids]
+                if any(i is not None and h is None for i, h in zip(ids, held, strict=True)):
+                    # The RIMs must be fetched: only for evidence that holds without them, so junk cannot
+                    # make the log ask the RIM service for whatever ids it names.
+                    bare = self._verify(item, nonce, now, None, None, Policy())
+                    if not bare.accept:
+                        raise Rejected(_code(bare.code), f"{where}: {bare.reason}")
+                    held = [await self._rim(i) for i in ids]
+                driver, vbios = (None if h is None else h.document for h in held)
                 verdict = self._verify(item, nonce, now, driver, vbios, self.verifier_policy)
             except GpuEvidenceError as exc:
                 raise Rejected(_code(exc.code), f"{where}: {exc.message}") from exc
@@ -117,13 +124,12 @@ class GpuAppraiser:
             rim_root=self.rim_root,
         )
 
-    async def _rim(self, rim_id: str | None) -> bytes | None:
+    async def _rim(self, rim_id: str | None) -> StoredRim | None:
         if rim_id is None:
             return None
         try:
-            stored = await self.rims.get(rim_id)
+            return await self.rims.get(rim_id)
         except CollateralFetchError as exc:
             raise Unavailable(
                 "gpu-rim-unavailable", f"the RIM {rim_id} cannot be had from the RIM service: {exc}", retry_after=30
             ) from exc
-        return None if stored is None else stored.document

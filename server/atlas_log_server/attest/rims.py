@@ -84,6 +84,12 @@ class RimStore:
         self._unknown: dict[str, float] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
+    def cached(self, rim_id: str) -> StoredRim | None:
+        """The RIM ``rim_id`` if memory holds it valid now (no I/O)."""
+        hit = self._mem.get(rim_id)
+        now = int(self.clock())
+        return hit if hit is not None and hit.not_before <= now < hit.not_after else None
+
     async def get(self, rim_id: str) -> StoredRim | None:
         """The RIM ``rim_id`` valid now: from memory, else PostgreSQL, else the RIM service (then stored). None
         when the service has no such RIM. Raises :class:`CollateralFetchError` when it cannot be had."""
