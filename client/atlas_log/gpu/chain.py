@@ -15,8 +15,10 @@ Path validation is split from the time check because a verdict names them apart 
 
 A chain that stops short of the root is completed with the pinned root; a chain that ends in another root fails.
 
-The path's verdict depends on nothing but the certificates' bytes, so it is memoised by them: a GPU attests
-again and again with one chain, and each chain's five signature checks are most of a verification's cost.
+Whether one certificate is issued by another depends on nothing but their bytes, so it is memoised by them
+(``cryptography`` certificates hash and compare by their DER): a GPU attests again and again with one chain,
+its fleet shares every CA above its two per-device certificates, and these signature checks are most of a
+verification's cost.
 """
 
 from __future__ import annotations
@@ -29,10 +31,9 @@ from datetime import datetime
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtensionOID
 
-__all__ = ["ChainCheck", "check_chain", "clear_path_cache"]
+__all__ = ["ChainCheck", "check_chain", "clear_issuance_cache"]
 
 _MAX_DEPTH = 8  # the chains here have 4 or 5 certificates; a longer one is not NVIDIA's
 
@@ -61,19 +62,27 @@ class ChainCheck:
         return tuple(out)
 
 
-def _der(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.DER)
-
-
 def _seconds(dt: datetime) -> int:
     return int(dt.timestamp())
 
 
+@functools.lru_cache(maxsize=8192)
+def _issued_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
+    try:
+        child.verify_directly_issued_by(parent)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def clear_issuance_cache() -> None:
+    """Forget every memoised issuance check (benchmarks measure the cold cost with it)."""
+    _issued_by.cache_clear()
+
+
 def _ordered_problem(chain: Sequence[x509.Certificate]) -> str | None:
     for child, parent in itertools.pairwise(chain):
-        try:
-            child.verify_directly_issued_by(parent)
-        except (ValueError, TypeError, InvalidSignature):
+        if not _issued_by(child, parent):
             return f"{child.subject.rfc4514_string()} is not issued by {parent.subject.rfc4514_string()}"
     try:
         usage = chain[0].extensions.get_extension_for_class(x509.KeyUsage).value
@@ -103,9 +112,7 @@ def _profile_problem(chain: Sequence[x509.Certificate]) -> str | None:
     if len(chain) > _MAX_DEPTH:
         return f"the chain has {len(chain)} certificates, more than {_MAX_DEPTH}"
     root = chain[-1]
-    try:
-        root.verify_directly_issued_by(root)
-    except (ValueError, TypeError, InvalidSignature):
+    if not _issued_by(root, root):
         return "the root is not self-signed"
     for position, cert in enumerate(chain):
         for ext in cert.extensions:
@@ -130,17 +137,6 @@ def _profile_problem(chain: Sequence[x509.Certificate]) -> str | None:
     return None
 
 
-@functools.lru_cache(maxsize=4096)
-def _path_problem(ders: tuple[bytes, ...]) -> str | None:
-    chain = [x509.load_der_x509_certificate(d) for d in ders]
-    return _ordered_problem(chain) or _profile_problem(chain)
-
-
-def clear_path_cache() -> None:
-    """Forget every memoised path verdict (benchmarks measure the cold cost with it)."""
-    _path_problem.cache_clear()
-
-
 def check_chain(certificates: Sequence[x509.Certificate], root: x509.Certificate, at: int) -> ChainCheck:
     """Check ``certificates`` (leaf first) to the pinned ``root`` at Unix time ``at``.
 
@@ -149,9 +145,9 @@ def check_chain(certificates: Sequence[x509.Certificate], root: x509.Certificate
     if not certificates:
         return ChainCheck((), "the chain is empty", False, False)
     chain = list(certificates)
-    if _der(chain[-1]) != _der(root):
+    if chain[-1] != root:  # certificates compare by their DER
         chain.append(root)
-    problem = _path_problem(tuple(_der(c) for c in chain))
+    problem = _ordered_problem(chain) or _profile_problem(chain)
     return ChainCheck(
         tuple(chain),
         problem,

@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from atlas_log.certificates import load_pem_certificates
 from atlas_log.errors import GpuEvidenceError
-from atlas_log.gpu.chain import ChainCheck, check_chain, clear_path_cache
+from atlas_log.gpu.chain import ChainCheck, check_chain, clear_issuance_cache
 from atlas_log.gpu.device import device_identity
 from atlas_log.gpu.measurements import compare_measurements
 from atlas_log.gpu.ocsp import RevocationCheck, check_revocation
@@ -103,7 +103,7 @@ def clear_caches() -> None:
     """Forget what verification memoises by exact bytes (device chains, their paths, RIM parses and signatures):
     a verdict never depends on it, only the time it takes."""
     _device_certificates.cache_clear()
-    clear_path_cache()
+    clear_issuance_cache()
     clear_rim_caches()
 
 
