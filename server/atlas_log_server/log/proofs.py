@@ -84,6 +84,7 @@ class ProofService:
                     if t is None:
                         missing.add(key)
                         return _PLACEHOLDER
+                    self._cache.move_to_end(key)  # least recently used goes first: upper tiles stay
                     local[(level, tindex)] = t
                 node = t.node(r, pos)
                 if node is None:
