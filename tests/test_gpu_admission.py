@@ -121,6 +121,16 @@ def test_a_composite_entry_records_each_gpu_and_serves_what_it_was_appraised_wit
             document = base64.b64decode(evidence["rims"][rim["sha256"]])
             served = http.get(f"/api/v1/rims/{rim['sha256']}").json()
             assert base64.b64decode(served["rim"]) == document and served["rimId"] == rim["id"]
+    for record in tee["gpus"]:
+        # OCSP spoke for the device chain's CAs (not the GPU-made leaf) and each RIM's chain below its root.
+        chains = [c["chain"] for c in record["revocation"]]
+        assert chains == ["device"] * 3 + ["driver"] * 3 + ["vbios"] * 3
+        assert {c["status"] for c in record["revocation"]} == {"good"}
+        for c in record["revocation"]:
+            response = base64.b64decode(evidence["ocsp"][c["sha256"]])
+            served = http.get(f"/api/v1/ocsp/{c['sha256']}").json()
+            assert base64.b64decode(served["response"]) == response and served["thisUpdate"] <= served["nextUpdate"]
+    problem(http.get("/api/v1/ocsp/" + "0" * 64), 404, "ocsp-not-found")
     info = http.get("/api/v1/log").json()["attestation"]["gpu"]
     assert info["deviceRoot"] == certificate_sha256(gpu.device_root) and info["requireRims"] is True
     assert evidence["gpuRoots"] == {"device": info["deviceRoot"], "rim": info["rimRoot"]}
@@ -188,7 +198,8 @@ def test_the_monitor_replays_composite_entries_with_the_rims_the_log_serves(
     gpu = gpu_server.gpu
     for n in range(3):
         sub = demo_submission(Ed25519PrivateKey.generate(), 10 + n, gpu_server.platform, gpus=gpu)
-        assert http.post("/api/v1/entries", json=sub).status_code in (200, 201)
+        posted = http.post("/api/v1/entries", json=sub)
+        assert posted.status_code in (200, 201), posted.text
     info = http.get("/api/v1/log").json()["attestation"]
     base = [sys.executable, "-m", "atlas_log.cli", "--server", gpu_server.url, "--vkey", gpu_server.vkey]
     replay = [*base, "monitor", "--once", "--replay", "--replay-workers", "1", "--tdx-root", info["simulatedRoot"]]
@@ -233,5 +244,43 @@ def test_the_gpu_policy_refuses_what_it_does_not_admit(
                     http.post("/api/v1/entries", json=demo_submission(key, 2, s.platform, gpus=s.gpu)).status_code
                     == 201
                 )
+    finally:
+        s.stop()
+
+
+@pytest.mark.parametrize("case", ["revoked", "service-down-required", "service-down-optional"])
+def test_revocation_is_judged_at_admission(db_url: str, tmp_path: Path, case: str) -> None:
+    """A GPU whose device certificate NVIDIA's OCSP service calls revoked is refused; with OCSP required, an
+    unreachable service refuses (503, nothing written) rather than admitting unchecked; without, the entry is
+    admitted and records no response."""
+    from atlas_log_server.attest.dev import start_simulated_ocsp_service
+
+    gpu = SimulatedGpu.create()
+    gpu.save(tmp_path / "data" / "simulated-gpu")  # the server takes this GPU's roots
+    revoked: set[int] = set()
+    url = start_simulated_ocsp_service(gpu, revoked) if case == "revoked" else "http://127.0.0.1:9/"
+    required = "true" if case != "service-down-optional" else "false"
+    s = ServerProcess(db_url, tmp_path / "data", env={"ATLAS_GPU_OCSP_URL": url, "ATLAS_GPU_REQUIRE_OCSP": required})
+    try:
+        with httpx.Client(base_url=s.url, timeout=30) as http:
+            key = Ed25519PrivateKey.generate()
+            if case == "revoked":
+                other = gpu.sibling()
+                revoked.add(other.device_chain[1].serial_number)  # that GPU's own device certificate
+                refused = http.post("/api/v1/entries", json=demo_submission(key, 1, s.platform, gpus=other))
+                problem(refused, 422, "gpu-certificate-revoked")
+                assert (
+                    http.post("/api/v1/entries", json=demo_submission(key, 2, s.platform, gpus=gpu)).status_code == 201
+                )
+            elif case == "service-down-required":
+                refused = http.post("/api/v1/entries", json=demo_submission(key, 1, s.platform, gpus=gpu))
+                problem(refused, 503, "gpu-ocsp-unavailable")
+                assert refused.headers["Retry-After"] == "30"
+                assert http.get("/api/v1/log").json()["treeSize"] == 0
+            else:
+                admitted = http.post("/api/v1/entries", json=demo_submission(key, 1, s.platform, gpus=gpu))
+                assert admitted.status_code == 201, admitted.text
+                tee = json.loads(base64.b64decode(admitted.json()["leaf"]))["body"]["tee"]
+                assert tee["gpus"][0]["revocation"] == []
     finally:
         s.stop()

@@ -17,7 +17,7 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from atlas_log.errors import GpuEvidenceError
-from atlas_log.gpu.ocsp import MAX_AGE_WITHOUT_NEXT_UPDATE_S, check_revocation
+from atlas_log.gpu.ocsp import MAX_AGE_WITHOUT_NEXT_UPDATE_S, MAX_CLOCK_SKEW_S, check_revocation
 from atlas_log.gpu.policy import Policy
 from atlas_log.gpu.verdict import GpuVerdict
 from atlas_log.gpu.verification import verify_gpu_evidence, verify_rim
@@ -127,7 +127,8 @@ def test_validity_window(gpu: SimulatedGpu, good: list[bytes]) -> None:
     assert _verify(gpu, good, at=NOW + 7 * DAY).accept  # and so is nextUpdate
     stale = _verify(gpu, good, at=NOW + 7 * DAY + 1)
     assert stale.code == "ocsp_invalid" and "nextUpdate" in (stale.revocation[0].problem or "")
-    early = _verify(gpu, good, at=NOW - 1)
+    assert _verify(gpu, good, at=NOW - MAX_CLOCK_SKEW_S).accept  # a responder's clock a little ahead
+    early = _verify(gpu, good, at=NOW - MAX_CLOCK_SKEW_S - 1)
     assert early.code == "ocsp_invalid" and "after the evaluation time" in (early.revocation[0].problem or "")
     open_ended = _replace(good, 0, gpu.ocsp_response("device", 1, now=NOW, lifetime_s=None))
     assert _verify(gpu, open_ended, at=NOW + MAX_AGE_WITHOUT_NEXT_UPDATE_S).accept

@@ -77,15 +77,19 @@ def test_real_submissions_and_answers_match_the_served_document(mapped_server: S
         doc.answer(method, route, response)
         return response
 
+    admitted = []
     for sub in subs:
-        assert call("POST", "/api/v1/entries", json=sub).status_code == 201
+        posted = call("POST", "/api/v1/entries", json=sub)
+        assert posted.status_code == 201
+        admitted.append(posted.json())
     assert call("POST", "/api/v1/entries", json=subs[0]).status_code == 200
     receipt = http.post("/api/v1/entries", json=subs[0]).json()
     leaf = json.loads(base64.b64decode(receipt["leaf"]))
     subject = leaf["body"]["index"]["subjects"][0]
     collateral = leaf["body"]["tee"]["collateral"]["set"]
-    composite = json.loads(base64.b64decode(http.get("/api/v1/entries/2").json()["leaf"]))["body"]["tee"]
+    composite = json.loads(base64.b64decode(admitted[2]["leaf"]))["body"]["tee"]
     rim = composite["gpus"][0]["rims"][0]["sha256"]
+    ocsp = composite["gpus"][0]["revocation"][0]["sha256"]
     deadline = time.monotonic() + 30  # the map commits what was admitted
     while "completeness" not in http.get(f"/api/v1/artifacts/{subject}/history").json():
         assert time.monotonic() < deadline, "the map never committed"
@@ -99,6 +103,7 @@ def test_real_submissions_and_answers_match_the_served_document(mapped_server: S
             "/api/v1/entries/9/evidence",
         ],
         "/api/v1/rims/{digest}": [f"/api/v1/rims/{rim}", "/api/v1/rims/00", "/api/v1/rims/" + "0" * 64],
+        "/api/v1/ocsp/{digest}": [f"/api/v1/ocsp/{ocsp}", "/api/v1/ocsp/00", "/api/v1/ocsp/" + "0" * 64],
         "/api/v1/collateral/{digest}": [f"/api/v1/collateral/{collateral}", "/api/v1/collateral/00"],
         "/api/v1/submissions": ["/api/v1/submissions?start=0&count=2", "/api/v1/submissions?start=5&count=1"],
         "/api/v1/proofs/inclusion": ["/api/v1/proofs/inclusion?index=0&treeSize=3", "/api/v1/proofs/inclusion"],

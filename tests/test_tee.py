@@ -73,6 +73,7 @@ def _composite() -> dict[str, Any]:
         "deviceChain": ["CN=leaf", "CN=root"],
         "rims": [{"kind": "driver", "id": "NV_GPU_DRIVER_GH100_580.0.0", "version": "580.0.0", "sha256": "ef" * 32}],
         "measurements": "matched",
+        "revocation": [{"chain": "device", "serial": "12ab", "status": "good", "sha256": "aa" * 32}],
     }
     return {**_logged("quote"), "binding": GPU_TAG, "gpuEvidenceSha256": "01" * 32, "gpus": [gpu]}
 
@@ -81,6 +82,7 @@ def test_a_composite_record_reads_back_to_the_same_json_and_strictly() -> None:
     logged = _composite()
     record = TeeRecord.from_json(logged)
     assert record.to_json() == logged and record.gpus[0].rims[0][0] == "driver"
+    assert record.gpus[0].revocation == (("device", "12ab", "good", "aa" * 32),)
     gpu = logged["gpus"][0]
     for broken in (
         {**_logged("quote"), "gpus": logged["gpus"]},  # GPUs under a binding that does not commit to them
@@ -89,6 +91,8 @@ def test_a_composite_record_reads_back_to_the_same_json_and_strictly() -> None:
         {**logged, "gpus": [{**gpu, "extra": 1}]},
         {**logged, "gpus": [{**gpu, "measurements": "mostly"}]},
         {**logged, "gpus": [{**gpu, "rims": [{"kind": "driver"}]}]},
+        {**logged, "gpus": [{**gpu, "revocation": [{"chain": "device", "status": "good"}]}]},
+        {**logged, "gpus": [{**gpu, "revocation": {}}]},
         {**logged, "gpus": [{k: v for k, v in gpu.items() if k != "ueid"}]},
         {k: v for k, v in logged.items() if k != "gpuEvidenceSha256"},
     ):

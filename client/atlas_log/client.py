@@ -452,6 +452,17 @@ class _Core:
             raise LogAPIError(f"GET /api/v1/rims/{digest}: the RIM served is not the one of that digest")
         return document
 
+    def _ocsp(self, digest: str) -> Op[bytes]:
+        if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
+            raise FormatError("an OCSP response digest is 64 lowercase hex digits")
+        answer = _json((yield Request.get(f"/api/v1/ocsp/{digest}")), "OCSP response")
+        if not isinstance(answer, dict) or not isinstance(answer.get("response"), str):
+            raise LogAPIError(f"GET /api/v1/ocsp/{digest}: the answer holds no OCSP response")
+        response = b64decode(answer["response"], "response")
+        if hashlib.sha256(response).hexdigest() != digest:
+            raise LogAPIError(f"GET /api/v1/ocsp/{digest}: the response served is not the one of that digest")
+        return response
+
     def _submit(self, submission: dict[str, Any]) -> Op[Receipt]:
         sent = SubmittedEntry.from_submission(submission)
         # Under a witness policy only a receipt proved against a cosigned checkpoint can be accepted.
@@ -693,6 +704,10 @@ class LogClient(_Core):
         """The GPU RIM document with SHA-256 ``digest`` (as composite entries record it), checked to have it."""
         return self._run(self._rim(digest))
 
+    def ocsp(self, digest: str) -> bytes:
+        """The OCSP response (DER) with SHA-256 ``digest`` (as composite entries record it), checked to have it."""
+        return self._run(self._ocsp(digest))
+
     def submit(self, submission: dict[str, Any]) -> Receipt:
         """POST an entry and return its receipt once it is proved to be for this submission.
 
@@ -872,6 +887,9 @@ class AsyncLogClient(_Core):
 
     async def rim(self, digest: str) -> bytes:
         return await self._run(self._rim(digest))
+
+    async def ocsp(self, digest: str) -> bytes:
+        return await self._run(self._ocsp(digest))
 
     async def submit(self, submission: dict[str, Any]) -> Receipt:
         """See :meth:`LogClient.submit`."""

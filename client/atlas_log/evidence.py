@@ -259,6 +259,7 @@ class BadEntryEvidence(Evidence):
     submission: str | dict[str, Any]
     collateral: dict[str, Any] | None = None
     rims: dict[str, str] | None = None
+    ocsp: dict[str, str] | None = None
 
     @classmethod
     def _from_json(cls, obj: dict[str, Any], log: str | None, reason: str | None) -> BadEntryEvidence:
@@ -266,13 +267,15 @@ class BadEntryEvidence(Evidence):
         e = obj.get("entry")
         entry = LoggedLeaf.from_json(e, "entry")
         assert isinstance(e, dict)  # LoggedLeaf.from_json checked it
-        submission, collateral, rims = e.get("submission"), e.get("collateral"), e.get("rims")
+        submission, collateral, rims, ocsp = e.get("submission"), e.get("collateral"), e.get("rims"), e.get("ocsp")
         if not isinstance(submission, str | dict):
             raise FormatError("malformed bad-entry evidence: entry.submission must be base64 or an object")
         if collateral is not None and not isinstance(collateral, dict):
             raise FormatError("malformed bad-entry evidence: entry.collateral must be an object")
         if rims is not None and (not isinstance(rims, dict) or not all(isinstance(v, str) for v in rims.values())):
             raise FormatError("malformed bad-entry evidence: entry.rims must map digests to base64")
+        if ocsp is not None and (not isinstance(ocsp, dict) or not all(isinstance(v, str) for v in ocsp.values())):
+            raise FormatError("malformed bad-entry evidence: entry.ocsp must map digests to base64")
         return cls(
             log=log,
             reason=reason,
@@ -281,6 +284,7 @@ class BadEntryEvidence(Evidence):
             submission=submission,
             collateral=collateral,
             rims=rims,
+            ocsp=ocsp,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -292,6 +296,7 @@ class BadEntryEvidence(Evidence):
                 "submission": self.submission,
                 "collateral": self.collateral,
                 **({"rims": self.rims} if self.rims else {}),
+                **({"ocsp": self.ocsp} if self.ocsp else {}),
             },
         }
 
@@ -545,11 +550,15 @@ def _bad_entry(evidence: BadEntryEvidence, verifier: Verifier, trust: Trust) -> 
         )
     if named is not None and (coll is None or coll.digest != named):
         raise VerificationError(f"the evidence lacks the collateral set {named} that entry {index} names")
-    rims = {}
+    rims, responses = {}, {}
     for digest, text in (evidence.rims or {}).items():
         document = b64decode(text, "a RIM")
         if hashlib.sha256(document).hexdigest() == digest:
             rims[digest] = document
+    for digest, text in (evidence.ocsp or {}).items():
+        response = b64decode(text, "an OCSP response")
+        if hashlib.sha256(response).hexdigest() == digest:
+            responses[digest] = response
     try:
         record = entry.tee
     except FormatError:  # a tee the parser refuses: check_entry says so
@@ -559,9 +568,23 @@ def _bad_entry(evidence: BadEntryEvidence, verifier: Verifier, trust: Trust) -> 
             # A RIM missing from the evidence is the evidence's gap, not the log's fault.
             if digest not in rims:
                 raise VerificationError(f"the evidence lacks the RIM {rim_id} ({digest}) that entry {index} records")
+        for _, serial, _, digest in gpu.revocation:
+            if digest not in responses:
+                raise VerificationError(
+                    f"the evidence lacks the OCSP response for certificate {serial} ({digest}) that entry {index} "
+                    "records"
+                )
     if record is not None and record.gpus and record.simulated and set(trust.gpu_device_roots) <= {GPU_ROOT}:
         raise VerificationError(f"entry {index} records a simulated GPU; pin its roots with --gpu-root to check it")
-    checked = check_entry(index, leaf, committed, lambda digest: coll if digest == named else None, trust, rim=rims.get)
+    checked = check_entry(
+        index,
+        leaf,
+        committed,
+        lambda digest: coll if digest == named else None,
+        trust,
+        rim=rims.get,
+        ocsp=responses.get,
+    )
     if checked.problem is None:
         raise VerificationError(
             f"entry {index} verifies on its own; the stated reason ({evidence.reason}) depends on other "

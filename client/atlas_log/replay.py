@@ -87,7 +87,14 @@ def _init_worker(url: str, trust: Trust, token: str | None = None) -> None:
     # No key: a worker reads entry bundles, submissions and collateral, which the replay itself checks.
     client = LogClient(url, None, timeout_s=60, token=token)
     _worker.update(
-        client=client, trust=trust, cache=VerificationCache(), coll={}, rims={}, cited={}, granted=token is not None
+        client=client,
+        trust=trust,
+        cache=VerificationCache(),
+        coll={},
+        rims={},
+        ocsp={},
+        cited={},
+        granted=token is not None,
     )
 
 
@@ -115,6 +122,18 @@ def _rim(digest: str) -> bytes | None:
     return known[digest]
 
 
+def _ocsp(digest: str) -> bytes | None:
+    known: dict[str, bytes | None] = _worker["ocsp"]
+    if digest not in known:
+        try:
+            known[digest] = _worker["client"].ocsp(digest)
+        except _UNASKED:
+            raise
+        except Error:  # not served, or not the response of that digest
+            known[digest] = None
+    return known[digest]
+
+
 def _cited_quote(index: int) -> bytes | None:
     """The raw quote of entry ``index`` as the log serves it (its submission's ``tee.quote``)."""
     known: dict[int, bytes | None] = _worker["cited"]
@@ -138,7 +157,7 @@ def _check_block(block: int, width: int) -> list[Checked]:
     raws = client.submissions(start, width).items
     trust, cache = _worker["trust"], _worker["cache"]
     checked = [
-        check_entry(start + i, leaf, raw, _collateral, trust, cache, _cited_quote, _rim)
+        check_entry(start + i, leaf, raw, _collateral, trust, cache, _cited_quote, _rim, _ocsp)
         for i, (leaf, raw) in enumerate(zip(leaves, raws, strict=True))
     ]
     if _worker["granted"]:
@@ -428,6 +447,14 @@ def entry_evidence(url: str, vkey: str, note: bytes, checkpoint: Checkpoint, ind
                 raise
             except Error:  # not served: the evidence lacks it, and says so when checked
                 pass
+        responses = {}
+        for digest in {d for g in (tee.gpus if tee is not None else ()) for _, _, _, d in g.revocation}:
+            try:
+                responses[digest] = b64encode(client.ocsp(digest))
+            except _UNASKED:
+                raise
+            except Error:  # not served: the evidence lacks it, and says so when checked
+                pass
     submission = logged.submission
     if submission is None:
         raise FormatError(f"the log serves no submission for entry {index}")
@@ -440,4 +467,5 @@ def entry_evidence(url: str, vkey: str, note: bytes, checkpoint: Checkpoint, ind
         submission=b64encode(submission if isinstance(submission, bytes) else json.dumps(submission).encode()),
         collateral=coll,
         rims=rims or None,
+        ocsp=responses or None,
     ).to_json()

@@ -105,6 +105,7 @@ def check_entry(
     cache: VerificationCache | None = None,
     cited_quote: Callable[[int], bytes | None] | None = None,
     rim: Callable[[str], bytes | None] | None = None,
+    ocsp: Callable[[str], bytes | None] | None = None,
 ) -> Checked:
     """Re-verify one entry from its submission (see the module docstring); never raises for a bad entry.
 
@@ -112,12 +113,12 @@ def check_entry(
     the raw quote of entry ``i`` as the log serves it (None: not served). An entry citing a key attestation
     records that quote re-verified at its own integration time, so without ``cited_quote`` (offline evidence
     of one entry) its verdict is taken as recorded, not re-derived. ``rim(digest)`` is the GPU RIM document
-    with that SHA-256 (None: not available); a composite entry's GPUs are re-appraised with exactly the RIMs
-    it records.
+    with that SHA-256 (None: not available), ``ocsp(digest)`` likewise the OCSP response; a composite entry's
+    GPUs are re-appraised with exactly the RIMs and OCSP responses it records.
     """
     lh = leaf_hash(leaf)
     try:
-        return _check(index, leaf, lh, submission, collateral, trust, cache, cited_quote, rim)
+        return _check(index, leaf, lh, submission, collateral, trust, cache, cited_quote, rim, ocsp)
     except (Error, KeyError, TypeError, ValueError, AttributeError) as exc:  # any malformed member
         return Checked(index, lh, f"entry {index}: {exc}")
 
@@ -132,6 +133,7 @@ def _check(
     cache: VerificationCache | None,
     cited_quote: Callable[[int], bytes | None] | None,
     rim: Callable[[str], bytes | None] | None,
+    ocsp: Callable[[str], bytes | None] | None,
 ) -> Checked:
     try:
         stored = parse_leaf(leaf)
@@ -197,7 +199,7 @@ def _check(
                     attests_key = (signer.fingerprint, _key_identity(evidence.quote_sha256, record.simulated))
         gpus: tuple[GpuRecord, ...] = ()
         if request.binding == GPU_TAG:
-            appraised = _gpus(request, record, sub, t, rim, trust)
+            appraised = _gpus(request, record, sub, t, rim, ocsp, trust)
             if isinstance(appraised, str):
                 return Checked(index, lh, f"entry {index}: {appraised}")
             gpus = appraised
@@ -249,10 +251,11 @@ def _gpus(
     sub: ParsedSubmission,
     t: int,
     rim: Callable[[str], bytes | None] | None,
+    ocsp: Callable[[str], bytes | None] | None,
     trust: Trust,
 ) -> tuple[GpuRecord, ...] | str:
-    """The GPU records of a composite entry re-derived at its integration time ``t`` with the RIMs it records
-    (by digest), or why they cannot be."""
+    """The GPU records of a composite entry re-derived at its integration time ``t`` with the RIMs and OCSP
+    responses it records (by digest), or why they cannot be."""
     nonce = expected_gpu_nonce(request, sub.envelope, sub.signers[request.signature_index])
     out = []
     for n, item in enumerate(request.gpus):
@@ -263,6 +266,12 @@ def _gpus(
             if document is None or hashlib.sha256(document).hexdigest() != digest:
                 return f"the RIM it records for GPU {n} ({digest}) is not available"
             documents[kind] = document
+        responses = []
+        for _, serial, _, digest in record.gpus[n].revocation if n < len(record.gpus) else ():
+            response = ocsp(digest) if ocsp is not None else None
+            if response is None or hashlib.sha256(response).hexdigest() != digest:
+                return f"the OCSP response it records for GPU {n} (certificate {serial}, {digest}) is not available"
+            responses.append(response)
         rim_root = None
         if documents:
             rim_root = _trusted_root(list(parse_rim(next(iter(documents.values()))).certificates), trust.gpu_rim_roots)
@@ -277,6 +286,7 @@ def _gpus(
             architecture=item.architecture,
             device_root=_trusted_root(load_pem_certificates(item.certificate_chain), trust.gpu_device_roots),
             rim_root=rim_root,
+            ocsp=responses,
         )
         if not verdict.accept:
             return f"GPU {n} does not verify: {verdict.code}: {verdict.reason}"

@@ -157,8 +157,10 @@ class VerdictRecord:
 class GpuRecord:
     """One GPU's accepting verdict as a composite entry records it: what the GPU is (architecture, device
     identity, driver and VBIOS versions), which report (``evidenceSha256``) and which RIMs (kind, id, version,
-    signer, SHA-256 of the document the log stores) it was appraised with, and whether its measurements were
-    compared with them (``matched``) or not (``not-checked``: no RIM was given and the policy allowed that)."""
+    signer, SHA-256 of the document the log stores) it was appraised with, whether its measurements were
+    compared with them (``matched``) or not (``not-checked``: no RIM was given and the policy allowed that),
+    and the OCSP responses that spoke for its certificates (``revocation``: which chain — ``device``,
+    ``driver`` or ``vbios`` —, the certificate's serial, the status, SHA-256 of the response the log stores)."""
 
     architecture: str | None
     driver_version: str | None
@@ -170,10 +172,11 @@ class GpuRecord:
     device_chain: tuple[str, ...]
     rims: tuple[tuple[str, str, str, str], ...]  # (kind, RIM service id, version, SHA-256 of the document)
     measurements: str
+    revocation: tuple[tuple[str, str, str, str], ...] = ()  # (chain, serial, status, SHA-256 of the response)
 
     MEMBERS = frozenset(
         {"architecture", "driverVersion", "vbiosVersion", "ueid", "hwmodel", "fwid", "evidenceSha256"}
-        | {"deviceChain", "rims", "measurements"}
+        | {"deviceChain", "rims", "measurements", "revocation"}
     )
 
     @classmethod
@@ -196,6 +199,12 @@ class GpuRecord:
                 for r in verdict.rims
             ),
             measurements="matched" if verdict.measurements_checked else "not-checked",
+            revocation=tuple(
+                (chain, c.serial, c.status, c.response_sha256)
+                for chain, checks in (("device", verdict.revocation), *((r.kind, r.revocation) for r in verdict.rims))
+                for c in checks
+                if c.response_sha256 is not None
+            ),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -210,6 +219,7 @@ class GpuRecord:
             "deviceChain": list(self.device_chain),
             "rims": [{"kind": k, "id": i, "version": v, "sha256": d} for k, i, v, d in self.rims],
             "measurements": self.measurements,
+            "revocation": [{"chain": c, "serial": n, "status": t, "sha256": d} for c, n, t, d in self.revocation],
         }
 
     @classmethod
@@ -222,6 +232,14 @@ class GpuRecord:
             isinstance(r, dict) and set(r) == rim_members and all(isinstance(v, str) for v in r.values()) for r in rims
         ):
             raise FormatError("tee.gpus[].rims must list {kind, id, version, sha256} strings")
+        revocation = obj["revocation"]
+        if not isinstance(revocation, list) or not all(
+            isinstance(r, dict)
+            and set(r) == {"chain", "serial", "status", "sha256"}
+            and all(isinstance(v, str) for v in r.values())
+            for r in revocation
+        ):
+            raise FormatError("tee.gpus[].revocation must list {chain, serial, status, sha256} strings")
         measurements = _str(obj, "measurements")
         if measurements not in ("matched", "not-checked"):
             raise FormatError("tee.gpus[].measurements must be 'matched' or 'not-checked'")
@@ -236,6 +254,7 @@ class GpuRecord:
             device_chain=_strings(obj, "deviceChain"),
             rims=tuple((r["kind"], r["id"], r["version"], r["sha256"]) for r in rims),
             measurements=measurements,
+            revocation=tuple((r["chain"], r["serial"], r["status"], r["sha256"]) for r in revocation),
         )
 
 

@@ -88,6 +88,15 @@ class Settings(BaseSettings):
         default=None,
         description="RIM service base URL (default: NVIDIA's, or the local stand-in in simulated mode)",
     )
+    gpu_ocsp_url: str | None = Field(
+        default=None,
+        description="OCSP service URL for GPU device and RIM certificates (default: NVIDIA's, or the local "
+        "stand-in in simulated mode); 'off' asks none",
+    )
+    gpu_require_ocsp: bool = Field(
+        default=False,
+        description="each GPU's NVIDIA-issued device and RIM certificates need a current OCSP response saying good",
+    )
     x509_roots_file: Path | None = Field(default=None, description="PEM roots for certificate-signed entries")
     x509_extended_key_usage: str = Field(
         default=CODE_SIGNING,

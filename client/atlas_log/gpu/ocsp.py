@@ -9,7 +9,8 @@ and is believed only when (§3.2, §4.2.2.2):
 1. its signature verifies with the key of the certificate's issuer itself, or of a delegated responder
    certificate that the issuer signed directly, that carries the id-kp-OCSPSigning extended key usage and is
    valid at the evaluation time; the responder ID (name or key hash) names that key's certificate;
-2. ``thisUpdate ≤ t``, and ``t ≤ nextUpdate`` (a response without nextUpdate is current for
+2. ``thisUpdate ≤ t`` (or up to :data:`MAX_CLOCK_SKEW_S` later: the responder's clock and the evaluation
+   time are read on different machines), and ``t ≤ nextUpdate`` (a response without nextUpdate is current for
    :data:`MAX_AGE_WITHOUT_NEXT_UPDATE_S` after thisUpdate);
 3. when the caller asked with a nonce, the response carries that nonce (RFC 8954).
 
@@ -21,6 +22,7 @@ skipped (``skip_leaf``).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -33,9 +35,16 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from atlas_log.errors import GpuEvidenceError
 
-__all__ = ["MAX_AGE_WITHOUT_NEXT_UPDATE_S", "RevocationCheck", "RevocationStatus", "check_revocation"]
+__all__ = [
+    "MAX_AGE_WITHOUT_NEXT_UPDATE_S",
+    "MAX_CLOCK_SKEW_S",
+    "RevocationCheck",
+    "RevocationStatus",
+    "check_revocation",
+]
 
 MAX_AGE_WITHOUT_NEXT_UPDATE_S = 24 * 3600
+MAX_CLOCK_SKEW_S = 300
 _MAX_RESPONSE_BYTES = 64 * 1024  # a response names a handful of certificates; NVIDIA's are under 3 KB
 
 RevocationStatus = Literal["good", "revoked", "on_hold", "unknown", "invalid", "missing"]
@@ -45,7 +54,8 @@ RevocationStatus = Literal["good", "revoked", "on_hold", "unknown", "invalid", "
 class RevocationCheck:
     """What OCSP said of one certificate: ``good``, ``revoked``, ``on_hold`` (revoked with reason
     certificateHold), ``unknown`` (the responder does not know it), ``invalid`` (a response names it but is not
-    to be believed: ``problem`` says why) or ``missing`` (no response names it). Times are Unix seconds."""
+    to be believed: ``problem`` says why) or ``missing`` (no response names it). Times are Unix seconds;
+    ``response_sha256`` identifies the response that said it (hex SHA-256 of its DER)."""
 
     subject: str
     serial: str
@@ -54,6 +64,7 @@ class RevocationCheck:
     next_update: int | None = None
     revoked_at: int | None = None
     problem: str | None = None
+    response_sha256: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -64,6 +75,7 @@ class RevocationCheck:
             "next_update": self.next_update,
             "revoked_at": self.revoked_at,
             "problem": self.problem,
+            "response_sha256": self.response_sha256,
         }
 
 
@@ -144,7 +156,7 @@ def _responder_problem(response: ocsp.OCSPResponse, issuer: x509.Certificate, at
 
 def _time_problem(single: ocsp.OCSPSingleResponse, at: int) -> str | None:
     this_update = _seconds(single.this_update_utc)
-    if at < this_update:
+    if at + MAX_CLOCK_SKEW_S < this_update:
         return "it was produced after the evaluation time (thisUpdate is later)"
     next_update = single.next_update_utc
     end = this_update + MAX_AGE_WITHOUT_NEXT_UPDATE_S if next_update is None else _seconds(next_update)
@@ -162,32 +174,33 @@ def _nonce_problem(response: ocsp.OCSPResponse, nonce: bytes | None) -> str | No
 
 
 def _judge(
-    response: ocsp.OCSPResponse, single: ocsp.OCSPSingleResponse, cert: x509.Certificate, at: int, problem: str | None
+    single: ocsp.OCSPSingleResponse, cert: x509.Certificate, digest: str, problem: str | None
 ) -> RevocationCheck:
     subject, serial = cert.subject.rfc4514_string(), str(cert.serial_number)
     this_update = _seconds(single.this_update_utc)
     next_update = None if single.next_update_utc is None else _seconds(single.next_update_utc)
     if problem is not None:
-        return RevocationCheck(subject, serial, "invalid", this_update, next_update, problem=problem)
-    status = single.certificate_status
-    if status == ocsp.OCSPCertStatus.GOOD:
-        return RevocationCheck(subject, serial, "good", this_update, next_update)
-    if status == ocsp.OCSPCertStatus.UNKNOWN:
-        return RevocationCheck(subject, serial, "unknown", this_update, next_update)
+        return RevocationCheck(subject, serial, "invalid", this_update, next_update, None, problem, digest)
+    given = single.certificate_status
+    if given == ocsp.OCSPCertStatus.GOOD:
+        return RevocationCheck(subject, serial, "good", this_update, next_update, response_sha256=digest)
+    if given == ocsp.OCSPCertStatus.UNKNOWN:
+        return RevocationCheck(subject, serial, "unknown", this_update, next_update, response_sha256=digest)
     revoked_at = None if single.revocation_time_utc is None else _seconds(single.revocation_time_utc)
     held = single.revocation_reason == x509.ReasonFlags.certificate_hold
-    return RevocationCheck(subject, serial, "on_hold" if held else "revoked", this_update, next_update, revoked_at)
+    status: RevocationStatus = "on_hold" if held else "revoked"
+    return RevocationCheck(subject, serial, status, this_update, next_update, revoked_at, response_sha256=digest)
 
 
 def _check_one(
-    responses: Sequence[ocsp.OCSPResponse],
+    responses: Sequence[tuple[ocsp.OCSPResponse, str]],
     cert: x509.Certificate,
     issuer: x509.Certificate,
     at: int,
     nonce: bytes | None,
 ) -> RevocationCheck:
     judged = []
-    for response in responses:
+    for response, digest in responses:
         for single in response.responses:
             if _names(single, cert, issuer):
                 problem = (
@@ -195,7 +208,7 @@ def _check_one(
                     or _time_problem(single, at)
                     or _nonce_problem(response, nonce)
                 )
-                judged.append(_judge(response, single, cert, at, problem))
+                judged.append(_judge(single, cert, digest, problem))
     if not judged:
         return RevocationCheck(cert.subject.rfc4514_string(), str(cert.serial_number), "missing")
     believed = [j for j in judged if j.status != "invalid"]
@@ -218,6 +231,6 @@ def check_revocation(
     the root, whose path the caller has validated) at Unix time ``at``; the root, and the leaf when
     ``skip_leaf``, are not judged. Responses naming none of the chain are ignored. Raises
     :class:`GpuEvidenceError` ``ocsp_parse_error`` for a response that does not parse or is not successful."""
-    parsed = [_parse(der) for der in responses]
+    parsed = [(_parse(der), hashlib.sha256(der).hexdigest()) for der in responses]
     first = 1 if skip_leaf else 0
     return tuple(_check_one(parsed, chain[i], chain[i + 1], at, nonce) for i in range(first, len(chain) - 1))

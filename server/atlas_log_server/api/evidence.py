@@ -66,11 +66,20 @@ async def get_evidence(index: int, ctx: Ctx) -> dict[str, Any]:
             if stored is None:
                 raise Internal("evidence-missing", f"the RIM {digest} this entry was appraised with is not stored")
             rims[digest] = b64encode(stored.document)
+        responses = {}
+        for digest in {d for g in tee.gpus for _, _, _, d in g.revocation}:
+            held = await ctx.attestation.ocsp.by_digest(digest) if ctx.attestation.ocsp is not None else None
+            if held is None:
+                raise Internal(
+                    "evidence-missing", f"the OCSP response {digest} this entry was judged with is not stored"
+                )
+            responses[digest] = b64encode(held.response)
         gpu = ctx.attestation.summary["gpu"]
         answer |= {
             "gpus": submission["tee"]["gpus"],
             "gpuRoots": {"device": gpu["deviceRoot"], "rim": gpu["rimRoot"]},
             "rims": rims,
+            "ocsp": responses,
         }
     return answer
 
@@ -87,6 +96,29 @@ async def get_rim(digest: str, ctx: Ctx) -> Response:
     if stored is None:
         raise NotFound("rim-not-found", f"no stored RIM has digest {digest}")
     body = orjson.dumps({"digest": digest, "rimId": stored.rim_id, "rim": b64encode(stored.document)})
+    return Response(body, media_type="application/json", headers={"Cache-Control": IMMUTABLE})
+
+
+@router.get(
+    "/ocsp/{digest}",
+    summary="An OCSP response the log judged a GPU device or RIM certificate with, by the SHA-256 entries record",
+    response_class=Response,
+    responses=answers(schemas.GpuOcsp, 400, 404),
+)
+async def get_ocsp(digest: str, ctx: Ctx) -> Response:
+    _check_digest(digest)
+    held = await ctx.attestation.ocsp.by_digest(digest) if ctx.attestation.ocsp is not None else None
+    if held is None:
+        raise NotFound("ocsp-not-found", f"no stored OCSP response has digest {digest}")
+    body = orjson.dumps(
+        {
+            "digest": digest,
+            "certificate": held.certificate,
+            "thisUpdate": held.this_update,
+            "nextUpdate": held.next_update,
+            "response": b64encode(held.response),
+        }
+    )
     return Response(body, media_type="application/json", headers={"Cache-Control": IMMUTABLE})
 
 

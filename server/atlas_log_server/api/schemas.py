@@ -232,6 +232,10 @@ class Evidence(_Answer):
     rims: dict[str, str] | None = Field(
         default=None, description=f"composite entries: the RIMs their GPUs were appraised with, by SHA-256 ({B64})"
     )
+    ocsp: dict[str, str] | None = Field(
+        default=None,
+        description=f"composite entries: the OCSP responses (DER) their certificates were judged with ({B64})",
+    )
 
 
 class CollateralSet(_Answer):
@@ -243,6 +247,14 @@ class GpuRim(_Answer):
     digest: str = Field(pattern="^[0-9a-f]{64}$")
     rim_id: str = Field(alias="rimId")
     rim: str = Field(description=f"the RIM document ({B64})")
+
+
+class GpuOcsp(_Answer):
+    digest: str = Field(pattern="^[0-9a-f]{64}$")
+    certificate: str = Field(description="SHA-256 of the issuer's SubjectPublicKeyInfo and the serial, hex, ':'")
+    this_update: int = Field(alias="thisUpdate", description="Unix seconds")
+    next_update: int = Field(alias="nextUpdate", description="Unix seconds")
+    response: str = Field(description=f"the OCSP response, DER ({B64})")
 
 
 class Submissions(_Answer):

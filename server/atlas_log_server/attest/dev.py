@@ -8,7 +8,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TypeVar
 
@@ -18,6 +18,7 @@ from starlette.applications import Starlette
 
 from atlas_log.testing.simulate import SimulatedPlatform
 from atlas_log.testing.simulated_gpu import SimulatedGpu
+from atlas_log_server.attest.ocsp_standin import create_ocsp_standin_app
 from atlas_log_server.attest.pcs_standin import Source, create_standin_app, simulated_source
 from atlas_log_server.attest.rim_standin import RIM_PATH, create_rim_standin_app, simulated_rims
 
@@ -111,3 +112,11 @@ def start_simulated_rim_service(gpu: SimulatedGpu) -> str:
     """Serve the simulated GPU's driver and VBIOS RIMs like NVIDIA's RIM service, on a free loopback port from a
     daemon thread; return its base URL (RIMs at ``<url>/v1/rim/<id>``) when it answers."""
     return _serve(create_rim_standin_app(simulated_rims([gpu])), "rim-standin", f"{RIM_PATH}/ids", "RIM stand-in")
+
+
+def start_simulated_ocsp_service(gpu: SimulatedGpu, revoked: Collection[int] = ()) -> str:
+    """Answer OCSP requests for the certificates the simulated GPU's CAs issue (its siblings' included) like
+    NVIDIA's OCSP service, on a free loopback port from a daemon thread; return its URL when it answers. The
+    serials in ``revoked`` (read at each request) are answered revoked."""
+    url = _serve(create_ocsp_standin_app([gpu], revoked=revoked), "ocsp-standin", "/healthz", "OCSP stand-in")
+    return url.rstrip("/") + "/"

@@ -16,11 +16,13 @@ from dataclasses import dataclass
 
 from cryptography import x509
 
+from atlas_log.certificates import load_pem_certificates
 from atlas_log.errors import CollateralFetchError, GpuEvidenceError
-from atlas_log.gpu import GpuVerdict, Policy, parse_report, verify_gpu_evidence
+from atlas_log.gpu import GpuVerdict, Policy, parse_report, parse_rim, verify_gpu_evidence
 from atlas_log.gpu.evidence import GpuEvidence
 from atlas_log.gpu.verification import expected_rim_ids
 from atlas_log.tee import GpuRecord
+from atlas_log_server.attest.ocsp import OcspStore
 from atlas_log_server.attest.rims import RimStore
 from atlas_log_server.db.rims import StoredRim
 from atlas_log_server.errors import Rejected, Unavailable
@@ -39,11 +41,14 @@ def driver_version_key(version: str) -> tuple[int, ...]:
 class GpuAdmissionPolicy:
     """What the log requires of GPUs: evidence on every attested entry (``required``), RIMs that match
     (``require_rims``: both the driver's and the VBIOS's RIM found and every measurement equal), and a minimum
-    driver version."""
+    driver version; and OCSP (``require_ocsp``: a current response from the OCSP service for every NVIDIA-issued
+    certificate of the device and RIM chains; without it, responses the service gives are still judged, and a
+    GPU is admitted when the service cannot answer)."""
 
     required: bool = False
     require_rims: bool = True
     min_driver_version: str | None = None
+    require_ocsp: bool = False
 
 
 def _code(code: str | None) -> str:
@@ -56,14 +61,20 @@ class GpuAppraiser:
         rims: RimStore,
         policy: GpuAdmissionPolicy,
         *,
+        ocsp: OcspStore | None = None,
         device_root: x509.Certificate | None = None,
         rim_root: x509.Certificate | None = None,
     ) -> None:
         self.rims = rims
+        self.ocsp = ocsp
         self.policy = policy
         self.device_root = device_root
         self.rim_root = rim_root
-        self.verifier_policy = Policy(require_driver_rim=policy.require_rims, require_vbios_rim=policy.require_rims)
+        self.verifier_policy = Policy(
+            require_driver_rim=policy.require_rims,
+            require_vbios_rim=policy.require_rims,
+            require_ocsp=policy.require_ocsp,
+        )
 
     async def appraise(self, gpus: tuple[GpuEvidence, ...], nonce: bytes, now: int) -> tuple[GpuRecord, ...]:
         """The records of ``gpus``, each verified at ``now`` for ``nonce``; raises :class:`Rejected` naming the
@@ -74,15 +85,17 @@ class GpuAppraiser:
             try:
                 ids = expected_rim_ids(parse_report(item.report), item.architecture)
                 held = [None if i is None else self.rims.cached(i) for i in ids]
-                if any(i is not None and h is None for i, h in zip(ids, held, strict=True)):
-                    # The RIMs must be fetched: only for evidence that holds without them, so junk cannot
-                    # make the log ask the RIM service for whatever ids it names.
-                    bare = self._verify(item, nonce, now, None, None, Policy())
+                responses = self._cached_ocsp(item, held)
+                if responses is None or any(i is not None and h is None for i, h in zip(ids, held, strict=True)):
+                    # RIMs or OCSP responses must be fetched: only for evidence that holds without them, so
+                    # junk cannot make the log ask the RIM or OCSP service for whatever it names.
+                    bare = self._verify(item, nonce, now, None, None, Policy(), ())
                     if not bare.accept:
                         raise Rejected(_code(bare.code), f"{where}: {bare.reason}")
                     held = [await self._rim(i) for i in ids]
+                    responses = await self._ocsp(item, held)
                 driver, vbios = (None if h is None else h.document for h in held)
-                verdict = self._verify(item, nonce, now, driver, vbios, self.verifier_policy)
+                verdict = self._verify(item, nonce, now, driver, vbios, self.verifier_policy, responses)
             except GpuEvidenceError as exc:
                 raise Rejected(_code(exc.code), f"{where}: {exc.message}") from exc
             if not verdict.accept:
@@ -109,6 +122,7 @@ class GpuAppraiser:
         driver: bytes | None,
         vbios: bytes | None,
         policy: Policy,
+        ocsp: tuple[bytes, ...],
     ) -> GpuVerdict:
         return verify_gpu_evidence(
             item.report,
@@ -122,7 +136,50 @@ class GpuAppraiser:
             architecture=item.architecture,
             device_root=self.device_root,
             rim_root=self.rim_root,
+            ocsp=ocsp,
         )
+
+    def _certificates(
+        self, item: GpuEvidence, rims: list[StoredRim | None]
+    ) -> list[tuple[x509.Certificate, x509.Certificate]]:
+        """Each certificate NVIDIA's OCSP service speaks for, with its issuer: the device chain's between its
+        GPU-made leaf and its root, and every RIM chain's below its root."""
+        chains = [(self._chain(load_pem_certificates(item.certificate_chain), self.device_root), 1)]
+        for rim in rims:
+            if rim is not None:
+                chains.append((self._chain(list(parse_rim(rim.document).certificates), self.rim_root), 0))
+        return [(chain[i], chain[i + 1]) for chain, first in chains for i in range(first, len(chain) - 1)]
+
+    @staticmethod
+    def _chain(certs: list[x509.Certificate], root: x509.Certificate | None) -> list[x509.Certificate]:
+        return [*certs, root] if root is not None and certs and certs[-1] != root else certs
+
+    def _cached_ocsp(self, item: GpuEvidence, rims: list[StoredRim | None]) -> tuple[bytes, ...] | None:
+        """The responses memory holds for every certificate of this evidence, or None when one is missing."""
+        if self.ocsp is None:
+            return ()
+        out = []
+        for cert, issuer in self._certificates(item, rims):
+            hit = self.ocsp.cached(cert, issuer)
+            if hit is not None:
+                out.append(hit.response)
+            elif self.policy.require_ocsp or not self.ocsp.recently_failed(cert, issuer):
+                return None  # to be asked for (or refused), after the evidence holds without it
+        return tuple(out)
+
+    async def _ocsp(self, item: GpuEvidence, rims: list[StoredRim | None]) -> tuple[bytes, ...]:
+        if self.ocsp is None:
+            return ()
+        out = []
+        for cert, issuer in self._certificates(item, rims):
+            try:
+                out.append((await self.ocsp.get(cert, issuer)).response)
+            except CollateralFetchError as exc:
+                if self.policy.require_ocsp:
+                    raise Unavailable(
+                        "gpu-ocsp-unavailable", f"no current OCSP response can be had: {exc}", retry_after=30
+                    ) from exc
+        return tuple(out)
 
     async def _rim(self, rim_id: str | None) -> StoredRim | None:
         if rim_id is None:

@@ -111,6 +111,18 @@ gpu_rims = Table(
 )
 Index("gpu_rims_id", gpu_rims.c.rim_id, gpu_rims.c.not_after)
 
+gpu_ocsp = Table(
+    "gpu_ocsp",
+    metadata,
+    Column("digest", Text, primary_key=True),
+    Column("certificate", Text, nullable=False),
+    Column("response", LargeBinary, nullable=False),
+    Column("this_update", BigInteger, nullable=False),
+    Column("next_update", BigInteger, nullable=False),
+    Column("fetched_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+Index("gpu_ocsp_certificate", gpu_ocsp.c.certificate, gpu_ocsp.c.this_update)
+
 entry_artifacts = Table(
     "entry_artifacts",
     metadata,
