@@ -180,6 +180,10 @@ def test_gpu_evidence_not_made_for_this_entry_or_not_the_one_quoted_is_refused(
     sub = composite(key, platform, [gpu.evidence(right)], payload)
     sub["tee"]["gpus"][0]["evidence"] = "not base64!"
     problem(http.post("/api/v1/entries", json=sub), 400, "invalid-tee")
+    for chain in (b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", b"", b"junk"):
+        broken = [GpuEvidence(gpu.evidence(right).report, chain, right, "HOPPER", "x")]  # type: ignore[arg-type]
+        resp = http.post("/api/v1/entries", json=composite(key, platform, broken, payload))
+        assert 400 <= resp.status_code < 500, resp.text
     sub = composite(key, platform, [gpu.evidence(right)], payload)
     del sub["tee"]["gpus"]
     problem(http.post("/api/v1/entries", json=sub), 400, "invalid-tee")

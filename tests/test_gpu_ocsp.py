@@ -120,6 +120,11 @@ def test_a_delegated_responder_is_believed(gpu: SimulatedGpu, good: list[bytes])
     assert _verify(gpu, _replace(good, 0, delegated)).code == "certificate_revoked"
     fine = gpu.ocsp_response("rim", 0, now=NOW, delegated=True)
     assert _verify(gpu, _replace(good, 3, fine), Policy(require_ocsp=True)).accept
+    # The responder's certificate (valid for a year from a day before) is judged at every evaluation time,
+    # though what does not depend on time was memoised by the call above.
+    lasting = gpu.ocsp_response("rim", 0, now=NOW, delegated=True, lifetime_s=None)
+    checks = check_revocation(gpu.rim_chain, [lasting], at=NOW + 366 * DAY)
+    assert checks[0].status == "invalid" and "responder certificate is not valid" in (checks[0].problem or "")
 
 
 def test_validity_window(gpu: SimulatedGpu, good: list[bytes]) -> None:

@@ -9,10 +9,12 @@ other malformed certificate, so callers keep one ``except ValueError``.
 
 from __future__ import annotations
 
+import functools
+
 from cryptography import x509
 from cryptography.utils import CryptographyDeprecationWarning
 
-__all__ = ["load_der_certificate", "load_pem_certificates"]
+__all__ = ["load_der_certificate", "load_pem_certificates", "load_pem_chain", "subject_text"]
 
 
 def _positive_serial(cert: x509.Certificate) -> x509.Certificate:
@@ -35,3 +37,16 @@ def load_pem_certificates(data: bytes) -> list[x509.Certificate]:
         return [_positive_serial(c) for c in x509.load_pem_x509_certificates(data)]
     except (CryptographyDeprecationWarning, x509.InvalidVersion) as exc:
         raise ValueError(str(exc)) from exc
+
+
+@functools.lru_cache(maxsize=4096)
+def subject_text(cert: x509.Certificate) -> str:
+    """The certificate's subject as an RFC 4514 string (memoised: verdicts name the same few certificates)."""
+    return cert.subject.rfc4514_string()
+
+
+@functools.lru_cache(maxsize=1024)
+def load_pem_chain(data: bytes) -> tuple[x509.Certificate, ...]:
+    """:func:`load_pem_certificates` as a tuple, memoised by the bytes (a device presents one chain again and
+    again); :class:`ValueError` when malformed."""
+    return tuple(load_pem_certificates(data))

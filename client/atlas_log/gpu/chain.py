@@ -76,8 +76,9 @@ def _issued_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
 
 
 def clear_issuance_cache() -> None:
-    """Forget every memoised issuance check (benchmarks measure the cold cost with it)."""
+    """Forget every memoised issuance check and chain verdict (benchmarks measure the cold cost with it)."""
     _issued_by.cache_clear()
+    _judged.cache_clear()
 
 
 def _ordered_problem(chain: Sequence[x509.Certificate]) -> str | None:
@@ -144,13 +145,19 @@ def check_chain(certificates: Sequence[x509.Certificate], root: x509.Certificate
     """
     if not certificates:
         return ChainCheck((), "the chain is empty", False, False)
-    chain = list(certificates)
+    chain = tuple(certificates)
     if chain[-1] != root:  # certificates compare by their DER
-        chain.append(root)
-    problem = _ordered_problem(chain) or _profile_problem(chain)
-    return ChainCheck(
-        tuple(chain),
-        problem,
-        any(at < _seconds(c.not_valid_before_utc) for c in chain),
-        any(at > _seconds(c.not_valid_after_utc) for c in chain),
+        chain = (*chain, root)
+    problem, latest_start, earliest_end = _judged(chain)
+    return ChainCheck(chain, problem, at < latest_start, at > earliest_end)
+
+
+@functools.lru_cache(maxsize=4096)
+def _judged(chain: tuple[x509.Certificate, ...]) -> tuple[str | None, int, int]:
+    """What of a chain does not depend on the time: its path problem, and the window in which every one of its
+    certificates is valid (the latest notBefore, the earliest notAfter)."""
+    return (
+        _ordered_problem(chain) or _profile_problem(chain),
+        max(_seconds(c.not_valid_before_utc) for c in chain),
+        min(_seconds(c.not_valid_after_utc) for c in chain),
     )

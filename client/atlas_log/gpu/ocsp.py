@@ -14,6 +14,10 @@ and is believed only when (§3.2, §4.2.2.2):
    :data:`MAX_AGE_WITHOUT_NEXT_UPDATE_S` after thisUpdate);
 3. when the caller asked with a nonce, the response carries that nonce (RFC 8954).
 
+What does not depend on the time — a response's parse, which certificate its CertID names, and whether its
+signer is authorised and its signature holds — is memoised by the exact bytes: a log judges the same few
+responses with every entry while they are current.
+
 There is no third root: a responder is trusted only through the chain under judgement, which itself must end
 in the pinned root. The root needs no response (it is the trust anchor); the device's attestation certificate,
 issued by the GPU's own identity key rather than by NVIDIA, is not covered by NVIDIA's OCSP service and is
@@ -22,6 +26,7 @@ skipped (``skip_leaf``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,10 +34,12 @@ from typing import Any, Literal
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from atlas_log.certificates import subject_text
 from atlas_log.errors import GpuEvidenceError
 
 __all__ = [
@@ -41,6 +48,7 @@ __all__ = [
     "RevocationCheck",
     "RevocationStatus",
     "check_revocation",
+    "clear_ocsp_caches",
 ]
 
 MAX_AGE_WITHOUT_NEXT_UPDATE_S = 24 * 3600
@@ -79,6 +87,7 @@ class RevocationCheck:
         }
 
 
+@functools.lru_cache(maxsize=1024)
 def _parse(der: bytes) -> ocsp.OCSPResponse:
     if len(der) > _MAX_RESPONSE_BYTES:
         raise GpuEvidenceError("ocsp_parse_error", f"an OCSP response is {len(der)} bytes, over {_MAX_RESPONSE_BYTES}")
@@ -97,15 +106,25 @@ def _seconds(value: Any) -> int:
     return int(value.timestamp())
 
 
+@functools.lru_cache(maxsize=4096)
+def _cert_id_hashes(
+    cert: x509.Certificate, issuer: x509.Certificate, algorithm: type[hashes.HashAlgorithm]
+) -> tuple[bytes, bytes] | None:
+    try:  # the request builder computes a CertID's hashes exactly as RFC 6960 §4.1.1 defines them
+        wanted = ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, algorithm()).build()
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        return None
+    return wanted.issuer_name_hash, wanted.issuer_key_hash
+
+
 def _names(single: ocsp.OCSPSingleResponse, cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     """Whether ``single``'s CertID names ``cert`` as issued by ``issuer`` (under the response's own hash)."""
     if single.serial_number != cert.serial_number:
         return False
-    try:  # the request builder computes a CertID's hashes exactly as RFC 6960 §4.1.1 defines them
-        wanted = ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, single.hash_algorithm).build()
-    except (ValueError, TypeError, UnsupportedAlgorithm):
-        return False
-    return wanted.issuer_name_hash == single.issuer_name_hash and wanted.issuer_key_hash == single.issuer_key_hash
+    return _cert_id_hashes(cert, issuer, type(single.hash_algorithm)) == (
+        single.issuer_name_hash,
+        single.issuer_key_hash,
+    )
 
 
 def _signed_by(response: ocsp.OCSPResponse, key: Any) -> bool:
@@ -131,27 +150,39 @@ def _identifies(response: ocsp.OCSPResponse, cert: x509.Certificate) -> bool:
     return response.responder_key_hash == key_hash
 
 
-def _responder_problem(response: ocsp.OCSPResponse, issuer: x509.Certificate, at: int) -> str | None:
-    """None when the issuer, or a responder it authorised, signed ``response`` (RFC 6960 §4.2.2.2)."""
+def _responder_problem(response: ocsp.OCSPResponse, der: bytes, issuer: x509.Certificate, at: int) -> str | None:
+    """None when the issuer, or a responder it authorised that is valid at ``at``, signed ``response`` (RFC
+    6960 §4.2.2.2)."""
+    problem, window = _responder(der, issuer)
+    if problem is None and window is not None and not window[0] <= at <= window[1]:
+        return "its responder certificate is not valid at the evaluation time"
+    return problem
+
+
+@functools.lru_cache(maxsize=1024)
+def _responder(der: bytes, issuer: x509.Certificate) -> tuple[str | None, tuple[int, int] | None]:
+    """What of the response's signer does not depend on the time: why it is not to be believed (None when it
+    is), and a delegated responder's validity window, which the caller compares with its time."""
+    response = _parse(der)
     if _identifies(response, issuer):
-        return None if _signed_by(response, issuer.public_key()) else "its signature does not verify"
+        return (None if _signed_by(response, issuer.public_key()) else "its signature does not verify"), None
     for delegate in response.certificates:
         if not _identifies(response, delegate):
             continue
         try:
             delegate.verify_directly_issued_by(issuer)
         except (ValueError, TypeError, InvalidSignature):
-            return "its responder certificate is not issued by the certificate's issuer"
+            return "its responder certificate is not issued by the certificate's issuer", None
         try:
             usages = delegate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
         except x509.ExtensionNotFound:
             usages = x509.ExtendedKeyUsage([])
         if ExtendedKeyUsageOID.OCSP_SIGNING not in usages:
-            return "its responder certificate is not authorised for OCSP signing"
-        if not _seconds(delegate.not_valid_before_utc) <= at <= _seconds(delegate.not_valid_after_utc):
-            return "its responder certificate is not valid at the evaluation time"
-        return None if _signed_by(response, delegate.public_key()) else "its signature does not verify"
-    return "it is signed by neither the certificate's issuer nor a responder certificate it carries"
+            return "its responder certificate is not authorised for OCSP signing", None
+        if not _signed_by(response, delegate.public_key()):
+            return "its signature does not verify", None
+        return None, (_seconds(delegate.not_valid_before_utc), _seconds(delegate.not_valid_after_utc))
+    return "it is signed by neither the certificate's issuer nor a responder certificate it carries", None
 
 
 def _time_problem(single: ocsp.OCSPSingleResponse, at: int) -> str | None:
@@ -176,7 +207,7 @@ def _nonce_problem(response: ocsp.OCSPResponse, nonce: bytes | None) -> str | No
 def _judge(
     single: ocsp.OCSPSingleResponse, cert: x509.Certificate, digest: str, problem: str | None
 ) -> RevocationCheck:
-    subject, serial = cert.subject.rfc4514_string(), str(cert.serial_number)
+    subject, serial = subject_text(cert), str(cert.serial_number)
     this_update = _seconds(single.this_update_utc)
     next_update = None if single.next_update_utc is None else _seconds(single.next_update_utc)
     if problem is not None:
@@ -192,31 +223,41 @@ def _judge(
     return RevocationCheck(subject, serial, status, this_update, next_update, revoked_at, response_sha256=digest)
 
 
+_Answer = tuple[ocsp.OCSPResponse, ocsp.OCSPSingleResponse, bytes, str]
+
+
 def _check_one(
-    responses: Sequence[tuple[ocsp.OCSPResponse, str]],
+    answers: dict[int, list[_Answer]],
     cert: x509.Certificate,
     issuer: x509.Certificate,
     at: int,
     nonce: bytes | None,
 ) -> RevocationCheck:
     judged = []
-    for response, digest in responses:
-        for single in response.responses:
-            if _names(single, cert, issuer):
-                problem = (
-                    _responder_problem(response, issuer, at)
-                    or _time_problem(single, at)
-                    or _nonce_problem(response, nonce)
-                )
-                judged.append(_judge(single, cert, digest, problem))
+    for response, single, der, digest in answers.get(cert.serial_number, ()):
+        if _names(single, cert, issuer):
+            problem = (
+                _responder_problem(response, der, issuer, at)
+                or _time_problem(single, at)
+                or _nonce_problem(response, nonce)
+            )
+            judged.append(_judge(single, cert, digest, problem))
     if not judged:
-        return RevocationCheck(cert.subject.rfc4514_string(), str(cert.serial_number), "missing")
+        return RevocationCheck(subject_text(cert), str(cert.serial_number), "missing")
     believed = [j for j in judged if j.status != "invalid"]
     if not believed:
         return judged[0]
     # Several believable answers: a revocation outweighs any "good", else the newest answer stands.
     bad = [j for j in believed if j.status in ("revoked", "on_hold")]
     return bad[0] if bad else max(believed, key=lambda j: j.this_update or 0)
+
+
+def clear_ocsp_caches() -> None:
+    """Forget every memoised parse and signer verdict (benchmarks measure the cold cost with it)."""
+    _parse.cache_clear()
+    _digest.cache_clear()
+    _cert_id_hashes.cache_clear()
+    _responder.cache_clear()
 
 
 def check_revocation(
@@ -231,6 +272,16 @@ def check_revocation(
     the root, whose path the caller has validated) at Unix time ``at``; the root, and the leaf when
     ``skip_leaf``, are not judged. Responses naming none of the chain are ignored. Raises
     :class:`GpuEvidenceError` ``ocsp_parse_error`` for a response that does not parse or is not successful."""
-    parsed = [(_parse(der), hashlib.sha256(der).hexdigest()) for der in responses]
+    answers: dict[int, list[_Answer]] = {}  # every single response, by the serial its CertID names
+    for der in responses:
+        raw = bytes(der)
+        response, digest = _parse(raw), _digest(raw)
+        for single in response.responses:
+            answers.setdefault(single.serial_number, []).append((response, single, raw, digest))
     first = 1 if skip_leaf else 0
-    return tuple(_check_one(parsed, chain[i], chain[i + 1], at, nonce) for i in range(first, len(chain) - 1))
+    return tuple(_check_one(answers, chain[i], chain[i + 1], at, nonce) for i in range(first, len(chain) - 1))
+
+
+@functools.lru_cache(maxsize=1024)
+def _digest(der: bytes) -> str:
+    return hashlib.sha256(der).hexdigest()

@@ -11,6 +11,8 @@ All integers are little-endian (DSP0274 §7, "Byte ordering").
 
 from __future__ import annotations
 
+import functools
+import struct
 from dataclasses import dataclass
 from typing import NewType
 
@@ -152,25 +154,28 @@ def _request(r: _Reader) -> MeasurementRequest:
     return MeasurementRequest(version, param1, param2, nonce, slot)
 
 
+_BLOCK_HEAD = struct.Struct("<BBHBH")  # Index, MeasurementSpecification, MeasurementSize, then the DMTF header
+
+
 def _block(r: _Reader, seen: set[int]) -> MeasurementBlock:
-    index = r.uint(1, "measurement block Index")
+    data, at = r.data, r.pos
+    if at + _BLOCK_HEAD.size > len(data):
+        r.take(_BLOCK_HEAD.size, "a measurement block header")  # raises, naming where the report ends
+    index, spec, size, value_type, value_size = _BLOCK_HEAD.unpack_from(data, at)
     if index == 0 or index == 0xFF or index in seen:  # 0 and 0xFF are reserved request values, never blocks
         raise GpuEvidenceError("parse_error", f"measurement block index {index} is reserved or repeated")
     seen.add(index)
-    _expect(r.uint(1, "MeasurementSpecification"), _DMTF_SPEC, f"block {index} MeasurementSpecification")
-    size = r.uint(2, "MeasurementSize")
-    body = _Reader(r.take(size, f"block {index} Measurement"))
-    value_type = body.uint(1, "DMTFSpecMeasurementValueType")
+    _expect(spec, _DMTF_SPEC, f"block {index} MeasurementSpecification")
     if value_type & 0x80:  # bit 7 set: a raw bit stream, which cannot be compared with golden digests
         raise GpuEvidenceError("parse_error", f"block {index} holds a raw bit stream, not a digest")
-    value_size = body.uint(2, "DMTFSpecMeasurementValueSize")
     if size != _DMTF_HEADER + value_size or value_size != DIGEST_SIZE:
         raise GpuEvidenceError(
             "parse_error",
             f"block {index}: MeasurementSize {size} and value size {value_size} disagree "
             f"with a {DIGEST_SIZE}-byte SHA-384 digest",
         )
-    return MeasurementBlock(index, value_type, Measurement(body.take(value_size, "DMTFSpecMeasurementValue")))
+    r.pos = at + 4 + _DMTF_HEADER
+    return MeasurementBlock(index, value_type, Measurement(r.take(value_size, f"block {index} Measurement")))
 
 
 def _response(r: _Reader) -> tuple[MeasurementResponse, int]:
@@ -205,7 +210,13 @@ def _response(r: _Reader) -> tuple[MeasurementResponse, int]:
 
 def parse_report(data: bytes) -> AttestationReport:
     """Parse request ‖ response strictly (DSP0274 1.1 §10.11); :class:`GpuEvidenceError` ``parse_error`` on
-    any violation, including bytes after the signature."""
+    any violation, including bytes after the signature. The last few parses are memoised by the bytes (an
+    appraisal reads a report's RIM ids before it verifies it)."""
+    return _parse_report(bytes(data))
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_report(data: bytes) -> AttestationReport:
     r = _Reader(data)
     request = _request(r)
     response, signed_end = _response(r)

@@ -26,7 +26,6 @@ The checks, in order:
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
 
 from cryptography import x509
@@ -35,12 +34,12 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from atlas_log.certificates import load_pem_certificates
+from atlas_log.certificates import load_pem_chain, subject_text
 from atlas_log.errors import GpuEvidenceError
 from atlas_log.gpu.chain import ChainCheck, check_chain, clear_issuance_cache
 from atlas_log.gpu.device import device_identity
 from atlas_log.gpu.measurements import compare_measurements
-from atlas_log.gpu.ocsp import RevocationCheck, check_revocation
+from atlas_log.gpu.ocsp import RevocationCheck, check_revocation, clear_ocsp_caches
 from atlas_log.gpu.policy import Policy
 from atlas_log.gpu.report import NONCE_SIZE, AttestationReport, parse_report
 from atlas_log.gpu.rim import GoldenMeasurement, Rim, RimKind, clear_rim_caches, parse_rim, rim_signature_problem
@@ -94,17 +93,13 @@ def expected_rim_ids(report: AttestationReport, architecture: str | None) -> tup
     return driver_id, vbios_id
 
 
-@functools.lru_cache(maxsize=1024)
-def _device_certificates(pem: bytes) -> tuple[x509.Certificate, ...]:
-    return tuple(load_pem_certificates(pem))
-
-
 def clear_caches() -> None:
-    """Forget what verification memoises by exact bytes (device chains, their paths, RIM parses and signatures):
-    a verdict never depends on it, only the time it takes."""
-    _device_certificates.cache_clear()
+    """Forget what verification memoises by exact bytes (device chains, issuance checks, RIM parses and
+    signatures, OCSP parses and signers): a verdict never depends on it, only the time it takes."""
+    load_pem_chain.cache_clear()
     clear_issuance_cache()
     clear_rim_caches()
+    clear_ocsp_caches()
 
 
 def _signature_valid(report: AttestationReport, leaf: x509.Certificate) -> bool:
@@ -205,7 +200,7 @@ def _rim(
         expected_id,
         rim.tag_id,
         rim.version,
-        rim.signer.subject.rfc4514_string(),
+        subject_text(rim.signer),
         str(rim.signer.serial_number),
         tuple(failures),
         revocation,
@@ -246,7 +241,7 @@ def verify_gpu_evidence(
     policy = policy or Policy()
     parsed = parse_report(report)
     try:
-        certs = list(_device_certificates(bytes(certificate_chain)))
+        certs = list(load_pem_chain(bytes(certificate_chain)))
     except ValueError as exc:
         raise GpuEvidenceError("parse_error", f"the device certificate chain is malformed: {exc}") from exc
     identity = device_identity(certs)
@@ -304,7 +299,7 @@ def verify_gpu_evidence(
         ueid=identity.ueid,
         hwmodel=identity.hwmodel,
         fwid=None if opaque.fwid is None else opaque.fwid.hex(),
-        device_chain=tuple(c.subject.rfc4514_string() for c in device.certificates),
+        device_chain=tuple(subject_text(c) for c in device.certificates),
         driver_rim_id=driver_id,
         vbios_rim_id=vbios_id,
         rims=tuple(rim_checks),

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 
-from atlas_log.certificates import load_pem_certificates
+from atlas_log.certificates import load_pem_chain
 from atlas_log.errors import CollateralFetchError, GpuEvidenceError
 from atlas_log.gpu import GpuVerdict, Policy, parse_report, parse_rim, verify_gpu_evidence
 from atlas_log.gpu.evidence import GpuEvidence
@@ -144,7 +144,11 @@ class GpuAppraiser:
     ) -> list[tuple[x509.Certificate, x509.Certificate]]:
         """Each certificate NVIDIA's OCSP service speaks for, with its issuer: the device chain's between its
         GPU-made leaf and its root, and every RIM chain's below its root."""
-        chains = [(self._chain(load_pem_certificates(item.certificate_chain), self.device_root), 1)]
+        try:
+            device = list(load_pem_chain(item.certificate_chain))
+        except ValueError:
+            return []  # a malformed chain: the verification refuses it, naming why
+        chains = [(self._chain(device, self.device_root), 1)]
         for rim in rims:
             if rim is not None:
                 chains.append((self._chain(list(parse_rim(rim.document).certificates), self.rim_root), 0))

@@ -12,6 +12,7 @@ hear.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import time
@@ -34,6 +35,7 @@ _MAX_RESPONSE = 64 * 1024
 _FAILED_TTL_S = 60  # how long a service that could not answer is not asked again for that certificate
 
 
+@functools.lru_cache(maxsize=4096)
 def certificate_key(cert: x509.Certificate, issuer: x509.Certificate) -> str:
     """How the store names a certificate: SHA-256 of its issuer's SubjectPublicKeyInfo and its serial, hex."""
     spki = issuer.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
