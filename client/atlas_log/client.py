@@ -442,26 +442,22 @@ class _Core:
         return parse_collateral(answer["collateral"], digest)
 
     def _rim(self, digest: str) -> Op[bytes]:
-        if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
-            raise FormatError("a RIM digest is 64 lowercase hex digits")
-        answer = _json((yield Request.get(f"/api/v1/rims/{digest}")), "RIM")
-        if not isinstance(answer, dict) or not isinstance(answer.get("rim"), str):
-            raise LogAPIError(f"GET /api/v1/rims/{digest}: the answer holds no RIM")
-        document = b64decode(answer["rim"], "rim")
-        if hashlib.sha256(document).hexdigest() != digest:
-            raise LogAPIError(f"GET /api/v1/rims/{digest}: the RIM served is not the one of that digest")
-        return document
+        return self._by_digest("rims", "rim", "RIM", digest)
 
     def _ocsp(self, digest: str) -> Op[bytes]:
+        return self._by_digest("ocsp", "response", "OCSP response", digest)
+
+    def _by_digest(self, route: str, member: str, what: str, digest: str) -> Op[bytes]:
+        """A GPU collateral document the log serves at ``/api/v1/<route>/<digest>``, checked to have it."""
         if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
-            raise FormatError("an OCSP response digest is 64 lowercase hex digits")
-        answer = _json((yield Request.get(f"/api/v1/ocsp/{digest}")), "OCSP response")
-        if not isinstance(answer, dict) or not isinstance(answer.get("response"), str):
-            raise LogAPIError(f"GET /api/v1/ocsp/{digest}: the answer holds no OCSP response")
-        response = b64decode(answer["response"], "response")
-        if hashlib.sha256(response).hexdigest() != digest:
-            raise LogAPIError(f"GET /api/v1/ocsp/{digest}: the response served is not the one of that digest")
-        return response
+            raise FormatError(f"a {what} digest is 64 lowercase hex digits")
+        answer = _json((yield Request.get(f"/api/v1/{route}/{digest}")), what)
+        if not isinstance(answer, dict) or not isinstance(answer.get(member), str):
+            raise LogAPIError(f"GET /api/v1/{route}/{digest}: the answer holds no {what}")
+        document = b64decode(answer[member], member)
+        if hashlib.sha256(document).hexdigest() != digest:
+            raise LogAPIError(f"GET /api/v1/{route}/{digest}: the {what} served is not the one of that digest")
+        return document
 
     def _submit(self, submission: dict[str, Any]) -> Op[Receipt]:
         sent = SubmittedEntry.from_submission(submission)
