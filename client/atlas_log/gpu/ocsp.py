@@ -53,7 +53,7 @@ __all__ = [
 
 MAX_AGE_WITHOUT_NEXT_UPDATE_S = 24 * 3600
 MAX_CLOCK_SKEW_S = 300
-_MAX_RESPONSE_BYTES = 64 * 1024  # a response names a handful of certificates; NVIDIA's are under 3 KB
+_MAX_RESPONSE_BYTES = 64 * 1024  # a response names a handful of certificates and perhaps its responder
 
 RevocationStatus = Literal["good", "revoked", "on_hold", "unknown", "invalid", "missing"]
 

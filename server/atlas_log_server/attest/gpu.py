@@ -1,12 +1,13 @@
 """GPU appraisal at admission: each GPU of a composite submission verified with the RIMs of its driver and
-VBIOS, under the log's GPU policy, into the per-GPU record the entry's leaf holds.
+VBIOS and the OCSP responses for its certificates, under the log's GPU policy, into the per-GPU record the
+entry's leaf holds.
 
-Order per GPU: when the RIMs the report names are not in memory, its signature, nonce (derived from the
-entry: the report was made for it) and device chain must verify without them first, so that nothing
-unauthenticated makes the log ask the RIM service for anything; then those RIMs are fetched (cached,
-stored). The evidence is verified with its RIMs (once, when they were in memory); then the log's own policy
-(a minimum driver version). Every refusal is a 4xx
-problem ``gpu-<code>`` naming the GPU; a RIM service that cannot answer is a 503.
+Order per GPU: when the RIMs the report names or the OCSP responses its chains need are not in memory, its
+signature, nonce (derived from the entry: the report was made for it) and device chain must verify without
+them first, so that nothing unauthenticated makes the log ask the RIM or OCSP service for anything; then they
+are fetched (cached, stored). The evidence is verified with them (once, when they were in memory); then the
+log's own policy (a minimum driver version). Every refusal is a 4xx problem ``gpu-<code>`` naming the GPU; a
+RIM service that cannot answer, or an OCSP service when OCSP is required, is a 503.
 """
 
 from __future__ import annotations
