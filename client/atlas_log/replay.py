@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from atlas_log._encoding import b64decode, b64encode, json_loads
 from atlas_log.checkpoint import Checkpoint
@@ -98,40 +98,33 @@ def _init_worker(url: str, trust: Trust, token: str | None = None) -> None:
     )
 
 
-def _collateral(digest: str) -> Collateral | None:
-    known: dict[str, Collateral | None] = _worker["coll"]
+T = TypeVar("T")
+
+
+def _by_digest(table: str, digest: str, fetch: Callable[[], T]) -> T | None:
+    """What ``fetch`` gets from the log for ``digest``, once per worker; None when the log does not serve it,
+    or serves something without that digest (the entry naming it then fails its check, saying so)."""
+    known: dict[str, T | None] = _worker[table]
     if digest not in known:
         try:
-            known[digest] = _worker["client"].collateral(digest)
+            known[digest] = fetch()
         except _UNASKED:
             raise
-        except Error:  # not served, or not the set of that digest
+        except Error:
             known[digest] = None
     return known[digest]
+
+
+def _collateral(digest: str) -> Collateral | None:
+    return _by_digest("coll", digest, lambda: _worker["client"].collateral(digest))
 
 
 def _rim(digest: str) -> bytes | None:
-    known: dict[str, bytes | None] = _worker["rims"]
-    if digest not in known:
-        try:
-            known[digest] = _worker["client"].rim(digest)
-        except _UNASKED:
-            raise
-        except Error:  # not served, or not the RIM of that digest
-            known[digest] = None
-    return known[digest]
+    return _by_digest("rims", digest, lambda: _worker["client"].rim(digest))
 
 
 def _ocsp(digest: str) -> bytes | None:
-    known: dict[str, bytes | None] = _worker["ocsp"]
-    if digest not in known:
-        try:
-            known[digest] = _worker["client"].ocsp(digest)
-        except _UNASKED:
-            raise
-        except Error:  # not served, or not the response of that digest
-            known[digest] = None
-    return known[digest]
+    return _by_digest("ocsp", digest, lambda: _worker["client"].ocsp(digest))
 
 
 def _cited_quote(index: int) -> bytes | None:
