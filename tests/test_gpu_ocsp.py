@@ -325,6 +325,11 @@ def test_the_command_line_takes_ocsp_responses(
     (tmp_path / "0.der").write_bytes(gpu.ocsp_response("device", 1, now=NOW, status="revoked"))
     assert cli.main([*base, *answers]) == 1
     assert json.loads(capsys.readouterr().out)["code"] == "certificate_revoked"
+    (tmp_path / "0.der").write_bytes(gpu.ocsp_response("device", 1, now=NOW, status="on_hold"))
+    assert cli.main([*base, *answers]) == 1
+    assert json.loads(capsys.readouterr().out)["code"] == "certificate_revoked"
+    assert cli.main([*base, *answers, "--allow-on-hold"]) == 0
+    assert json.loads(capsys.readouterr().out)["revocation"][0]["status"] == "on_hold"
     (tmp_path / "0.der").write_bytes(b"junk")
     assert cli.main([*base[:-1], *base[-1:], *answers]) == 2
     assert json.loads(capsys.readouterr().out)["code"] == "ocsp_parse_error"
