@@ -37,3 +37,11 @@ def test_x509_extended_key_usage_is_an_oid() -> None:
     assert Settings(x509_extended_key_usage="1.3.6.1.5.5.7.3.1").x509_extended_key_usage == "1.3.6.1.5.5.7.3.1"
     with pytest.raises(ValidationError):
         Settings(x509_extended_key_usage="codeSigning")
+
+
+def test_required_ocsp_needs_a_service_to_ask() -> None:
+    """Requiring OCSP with the service turned off would refuse every GPU: refused at startup instead."""
+    with pytest.raises(ValidationError, match="gpu_require_ocsp"):
+        Settings(gpu_require_ocsp=True, gpu_ocsp_url="off")
+    Settings(gpu_require_ocsp=False, gpu_ocsp_url="off")
+    Settings(gpu_require_ocsp=True)

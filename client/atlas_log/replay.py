@@ -127,6 +127,20 @@ def _ocsp(digest: str) -> bytes | None:
     return _by_digest("ocsp", digest, lambda: _worker["client"].ocsp(digest))
 
 
+def _served(digests: set[str], fetch: Callable[[str], bytes]) -> dict[str, str]:
+    """The documents the log serves for ``digests``, base64 by digest; one it does not serve is left out (the
+    evidence then lacks it, and says so when checked)."""
+    out = {}
+    for digest in digests:
+        try:
+            out[digest] = b64encode(fetch(digest))
+        except _UNASKED:
+            raise
+        except Error:
+            pass
+    return out
+
+
 def _cited_quote(index: int) -> bytes | None:
     """The raw quote of entry ``index`` as the log serves it (its submission's ``tee.quote``)."""
     known: dict[int, bytes | None] = _worker["cited"]
@@ -432,22 +446,9 @@ def entry_evidence(url: str, vkey: str, note: bytes, checkpoint: Checkpoint, ind
                 raise
             except Error:  # not served, or not the set of that digest: the entry's evidence says so
                 coll = None
-        rims = {}
-        for digest in {d for g in (tee.gpus if tee is not None else ()) for _, _, _, d in g.rims}:
-            try:
-                rims[digest] = b64encode(client.rim(digest))
-            except _UNASKED:
-                raise
-            except Error:  # not served: the evidence lacks it, and says so when checked
-                pass
-        responses = {}
-        for digest in {d for g in (tee.gpus if tee is not None else ()) for _, _, _, d in g.revocation}:
-            try:
-                responses[digest] = b64encode(client.ocsp(digest))
-            except _UNASKED:
-                raise
-            except Error:  # not served: the evidence lacks it, and says so when checked
-                pass
+        gpus = tee.gpus if tee is not None else ()
+        rims = _served({d for g in gpus for _, _, _, d in g.rims}, client.rim)
+        responses = _served({d for g in gpus for _, _, _, d in g.revocation}, client.ocsp)
     submission = logged.submission
     if submission is None:
         raise FormatError(f"the log serves no submission for entry {index}")

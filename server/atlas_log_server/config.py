@@ -173,6 +173,8 @@ class Settings(BaseSettings):
             object.__setattr__(self, "simulated_gpu_dir", self.data_dir / "simulated-gpu")
         if self.disclosure_key_dir is None:
             object.__setattr__(self, "disclosure_key_dir", self.data_dir / "disclosures")
+        if self.gpu_require_ocsp and self.gpu_ocsp_url == "off":
+            raise ValueError("gpu_require_ocsp needs an OCSP service: gpu_ocsp_url is 'off'")
         if self.witness_quorum > len(self.witnesses):
             raise ValueError("witness_quorum is larger than the number of configured witnesses")
         if self.require_fresh_nonce and self.checkpoint_interval_s > self.nonce_max_age_s / 2:

@@ -26,6 +26,7 @@ The checks, in order:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 
 from cryptography import x509
@@ -176,7 +177,7 @@ def verify_rim(
     rim = document if isinstance(document, Rim) else parse_rim(document)
     base = policy or Policy()
     if not check_signature:
-        base = Policy(base.require_driver_rim, base.require_vbios_rim, False, base.require_ocsp, base.allow_on_hold)
+        base = dataclasses.replace(base, check_rim_signatures=False)
     return _rim_failures(rim, at, root, base, ocsp)[0]
 
 

@@ -68,7 +68,7 @@ async def get_evidence(index: int, ctx: Ctx) -> dict[str, Any]:
             rims[digest] = b64encode(stored.document)
         responses = {}
         for digest in {d for g in tee.gpus for _, _, _, d in g.revocation}:
-            held = await ctx.attestation.ocsp.by_digest(digest) if ctx.attestation.ocsp is not None else None
+            held = await ctx.attestation.ocsp.by_digest(digest)
             if held is None:
                 raise Internal(
                     "evidence-missing", f"the OCSP response {digest} this entry was judged with is not stored"
@@ -107,7 +107,7 @@ async def get_rim(digest: str, ctx: Ctx) -> Response:
 )
 async def get_ocsp(digest: str, ctx: Ctx) -> Response:
     _check_digest(digest)
-    held = await ctx.attestation.ocsp.by_digest(digest) if ctx.attestation.ocsp is not None else None
+    held = await ctx.attestation.ocsp.by_digest(digest)
     if held is None:
         raise NotFound("ocsp-not-found", f"no stored OCSP response has digest {digest}")
     body = orjson.dumps(

@@ -35,7 +35,7 @@ class Attestation:
     gate: TdxGate
     store: CollateralStore
     rims: RimStore
-    ocsp: OcspStore | None
+    ocsp: OcspStore
     http: httpx.AsyncClient
     summary: dict[str, Any]
 
@@ -46,8 +46,7 @@ class Attestation:
             await asyncio.sleep(interval_s)
             await self.store.refresh_once()
             await self.rims.refresh_once()
-            if self.ocsp is not None:
-                await self.ocsp.refresh_once()
+            await self.ocsp.refresh_once()
 
 
 def build_attestation(
@@ -90,11 +89,9 @@ def build_attestation(
         collateral, PcsClient(http, pcs_url, root_crl_url), roots, settings.collateral_refresh_margin_s, metrics=metrics
     )
     rims = RimStore(RimRepository(collateral.pool), http, rim_url, rim_root, settings.collateral_refresh_margin_s)
-    ocsp = (
-        None
-        if ocsp_url == "off"
-        else OcspStore(OcspRepository(collateral.pool), http, ocsp_url, settings.collateral_refresh_margin_s)
-    )
+    # The store serves the responses entries recorded even when the service is no longer asked ("off").
+    ocsp = OcspStore(OcspRepository(collateral.pool), http, ocsp_url, settings.collateral_refresh_margin_s)
+    asked = None if ocsp_url == "off" else ocsp
     gpu_policy = GpuAdmissionPolicy(
         required=settings.gpu_required,
         require_rims=settings.gpu_require_rims,
@@ -112,7 +109,7 @@ def build_attestation(
         nonce_max_age_s=settings.nonce_max_age_s,
         require_fresh_nonce=settings.require_fresh_nonce,
         key_attestation_max_age_s=settings.key_attestation_max_age_s,
-        gpu=GpuAppraiser(rims, gpu_policy, ocsp=ocsp, device_root=device_root, rim_root=rim_root),
+        gpu=GpuAppraiser(rims, gpu_policy, ocsp=asked, device_root=device_root, rim_root=rim_root),
     )
     summary: dict[str, Any] = {
         "mode": settings.tdx_mode,
@@ -137,7 +134,7 @@ def build_attestation(
             "requireRims": gpu_policy.require_rims,
             "minDriverVersion": gpu_policy.min_driver_version,
             "rimServiceUrl": rim_url,
-            "ocspUrl": None if ocsp is None else ocsp_url,
+            "ocspUrl": None if asked is None else ocsp_url,
             "requireOcsp": gpu_policy.require_ocsp,
             # SHA-256 of the DER root certificates GPU device chains and RIM signing chains must end in.
             "deviceRoot": DEVICE_IDENTITY_ROOT_SHA256 if device_root is None else certificate_sha256(device_root),
