@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import httpx
@@ -36,6 +37,8 @@ def test_metrics_count_what_the_log_does(server: ServerProcess) -> None:
     assert m[("atlas_batch_entries_count", ())] >= 1
     assert m[("atlas_receipt_seconds_count", ())] == 2
     assert m[("atlas_tree_size", ())] == 1
+    assert httpx.get(server.url + "/api/v1/proofs/inclusion", params={"index": 0, "treeSize": 1}).status_code == 200
+    assert samples(server.url)[("atlas_tile_cache_tiles", ())] >= 1
     expiry = [v for (name, _), v in m.items() if name == "atlas_collateral_expiry_seconds"]
     assert expiry and all(v > 0 for v in expiry)
 
@@ -51,3 +54,16 @@ def test_metrics_add_up_across_workers(db_url: str, tmp_path: Path) -> None:
             assert samples(server.url)[("atlas_admissions_total", (("outcome", "logged"),))] == 20
     finally:
         server.stop()
+    # Started on a log with entries, each worker fills its tile cache at once and says so.
+    server = ServerProcess(db_url, tmp_path / "data", env={"ATLAS_ALLOW_UNATTESTED": "true"}, args=["--workers", "2"])
+    try:
+        deadline = time.monotonic() + 30
+        while (cached := _per_worker(server.url, "atlas_tile_cache_tiles")) != [1, 1]:
+            assert time.monotonic() < deadline, cached
+            time.sleep(0.1)
+    finally:
+        server.stop()
+
+
+def _per_worker(url: str, name: str) -> list[float]:
+    return sorted(v for (n, labels), v in samples(url).items() if n == name and dict(labels).get("pid"))

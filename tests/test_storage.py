@@ -335,24 +335,3 @@ async def test_lineage_visits_each_artifact_once_and_stops_at_its_limit(db_url: 
     assert sorted(await repo.lineage(a, *down, 20, size, 100)) == [(a, b, size - 2), (b, a, size - 1)]
     assert await repo.lineage(a, *down, 20, size - 1, 100) == [(a, b, size - 2)]  # only entries below the size
     await repo.pool.close()
-
-
-async def test_the_tile_cache_keeps_what_every_proof_uses(db_url: str) -> None:
-    """Least recently used tiles go first: the upper tile every proof touches stays cached while level-0 tiles
-    come and go, so each proof past the first loads just its own level-0 tile."""
-    signer = Signer.generate(ORIGIN)
-    repo, seq = await _log(db_url, signer)
-    await seq.append([pending(i) for i in range(768)])  # three full level-0 tiles under one level-1 tile
-    proofs = ProofService(repo, 2)
-    loaded: list[int] = []
-    fetch = repo.tile_levels
-
-    async def counting(keys: list[tuple[int, int]]) -> dict[tuple[int, int], tuple[bytes, bytes | None]]:
-        loaded.append(len(keys))
-        return await fetch(keys)
-
-    repo.tile_levels = counting  # type: ignore[method-assign]
-    for index in (0, 256, 512, 0, 256, 512, 0):
-        await proofs.inclusion(index, 768)
-    assert loaded == [2, 1, 1, 1, 1, 1, 1]
-    await repo.pool.close()

@@ -132,7 +132,7 @@ def create_app(settings: Settings) -> FastAPI:
             attestation = await asyncio.to_thread(
                 build_attestation, settings, CollateralRepository(pool), repo, metrics
             )
-            proof_service = ProofService(repo, settings.tile_cache_tiles)
+            proof_service = ProofService(repo, settings.tile_cache_tiles, metrics)
             maps = MapRepository(pool)
             key_dir = settings.disclosure_key_dir
             assert key_dir is not None  # resolved by Settings
@@ -180,6 +180,7 @@ def create_app(settings: Settings) -> FastAPI:
             tasks = [
                 asyncio.create_task(sequencer.run(), name="sequencer"),
                 asyncio.create_task(attestation.refresh_loop(), name="collateral-refresh"),
+                asyncio.create_task(proof_service.prewarm((await repo.state()).size), name="tile-prewarm"),
             ]
             if settings.map_interval_s:
                 builder = MapBuilder(maps, repo, sequencer, settings.map_interval_s)

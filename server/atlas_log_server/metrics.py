@@ -61,6 +61,9 @@ class Metrics:
             ["witness", "outcome"],
             registry=r,
         )
+        self.tile_cache_tiles = Gauge(
+            "atlas_tile_cache_tiles", "tiles in the proof cache, per process", multiprocess_mode="liveall", registry=r
+        )
 
     def exposition(self) -> bytes:
         """The text exposition: this process's samples, or every worker's in multi-process mode."""

@@ -2,11 +2,17 @@
 
 A full tile never changes, and neither does a partial tile of a given width (a wider one is a different
 tile), so both are cached by ``(level, index, width)``: a warm proof costs no database round trip and a
-single pass over the proof's nodes.
+single pass over the proof's nodes. Tiles missing from the cache are read together: every proof that misses
+in one turn of the event loop waits on one query, and a tile already being read is not read again. At start
+the cache is filled in the background (:meth:`ProofService.prewarm`), so the first proofs after a restart
+do not each pay a round trip.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import TypeVar
@@ -21,12 +27,28 @@ from atlas_log.merkle import (
     inclusion_proofs,
     subtree_root,
 )
-from atlas_log.tiles import TileLevels, node_tile, tile_path, tile_width
+from atlas_log.tiles import TILE_HEIGHT, TILE_WIDTH, TileLevels, node_tile, tile_path, tile_width
 from atlas_log_server.db.repository import Repository, StorageError
 from atlas_log_server.errors import InvalidRequest
+from atlas_log_server.metrics import Metrics
 
 T = TypeVar("T")
+TileKey = tuple[int, int, int]  # (level, index, width)
 _PLACEHOLDER = bytes(HASH_SIZE)
+READ_BATCH_TILES = 256  # tiles per query (4 MiB of hashes and inner nodes at most)
+_log = logging.getLogger(__name__)
+
+
+def tree_tiles(size: int) -> list[TileKey]:
+    """Every tile of the tree of ``size`` leaves, upper levels first (every proof touches them), level 0 last
+    and newest first (recent entries are the ones asked about most)."""
+    levels: list[list[TileKey]] = []
+    level = 0
+    while nodes := size >> (TILE_HEIGHT * level):  # nodes of height 8·level: what level's tiles hold
+        tiles = -(-nodes // TILE_WIDTH)
+        levels.append([(level, i, tile_width(level, i, size)) for i in reversed(range(tiles))])
+        level += 1
+    return [key for keys in reversed(levels) for key in keys]
 
 
 class ProofService:
@@ -34,11 +56,14 @@ class ProofService:
     their sizes (the log's own checkpoints); :meth:`checked_inclusion` and :meth:`checked_consistency` answer a
     client's request and first check it against the log's size."""
 
-    def __init__(self, repo: Repository, cache_tiles: int) -> None:
+    def __init__(self, repo: Repository, cache_tiles: int, metrics: Metrics | None = None) -> None:
         self.repo = repo
         self.capacity = cache_tiles
-        self._cache: OrderedDict[tuple[int, int, int], TileLevels] = OrderedDict()
+        self.metrics = metrics
+        self._cache: OrderedDict[TileKey, TileLevels] = OrderedDict()
         self._known_size = 0  # the largest tree size this process has seen committed
+        self._reading: dict[TileKey, asyncio.Future[TileLevels]] = {}  # asked for, being read
+        self._queued: list[TileKey] = []  # asked for in this turn of the event loop, read at its end
 
     async def _check_size(self, size: int, name: str) -> None:
         """Raise :class:`InvalidRequest` when the log has no tree of ``size`` (the request's parameter ``name``).
@@ -73,9 +98,9 @@ class ProofService:
         """
         local: dict[tuple[int, int], TileLevels] = {}
         for _ in range(2):
-            missing: set[tuple[int, int, int]] = set()
+            missing: set[TileKey] = set()
 
-            def source(height: int, index: int, missing: set[tuple[int, int, int]] = missing) -> bytes:
+            def source(height: int, index: int, missing: set[TileKey] = missing) -> bytes:
                 level, tindex, r, pos = node_tile(height, index)
                 t = local.get((level, tindex))
                 if t is None:
@@ -97,8 +122,58 @@ class ProofService:
             await self._load(missing, local)
         raise StorageError("tiles changed while a proof was computed")
 
-    async def _load(self, keys: set[tuple[int, int, int]], local: dict[tuple[int, int], TileLevels]) -> None:
+    async def _load(self, keys: set[TileKey], local: dict[tuple[int, int], TileLevels]) -> None:
+        order = list(keys)
+        for (level, index, _), levels in zip(order, await self._tiles(order), strict=True):
+            local[(level, index)] = levels
+
+    async def _tiles(self, keys: Sequence[TileKey]) -> list[TileLevels]:
+        """The tiles ``keys`` (in their order), read with every other tile asked for in this turn of the event
+        loop; a tile already being read is waited for, not read twice."""
+        loop = asyncio.get_running_loop()
+        waits = []
+        for key in keys:
+            future = self._reading.get(key)
+            if future is None:
+                future = self._reading[key] = loop.create_future()
+                if not self._queued:
+                    loop.call_soon(self._read_queued)
+                self._queued.append(key)
+            waits.append(future)
+        # Shielded: one request given up on (a client gone) must not cancel a read that others wait on.
+        return list(await asyncio.shield(asyncio.gather(*waits)))
+
+    def _read_queued(self) -> None:
+        queued, self._queued = self._queued, []
+        for start in range(0, len(queued), READ_BATCH_TILES):
+            task = asyncio.get_running_loop().create_task(self._read(queued[start : start + READ_BATCH_TILES]))
+            task.add_done_callback(lambda t: None if t.cancelled() else t.exception())  # errors go to waiters
+
+    async def _read(self, keys: list[TileKey]) -> None:
+        """Read ``keys`` in one query, cache them and hand them to whoever waits; a failure goes to each."""
+        try:
+            levels = await self._fetch(keys)
+        except BaseException as exc:
+            for key in keys:
+                future = self._reading.pop(key)
+                if not future.done():
+                    future.set_exception(exc if isinstance(exc, Exception) else StorageError("tile read cancelled"))
+                    future.exception()  # retrieved here: nobody may be waiting any more
+            raise
+        for key, tile in zip(keys, levels, strict=True):
+            self._keep(key, tile)
+            future = self._reading.pop(key)
+            if not future.done():
+                future.set_result(tile)
+        self._count()
+
+    def _count(self) -> None:
+        if self.metrics is not None:
+            self.metrics.tile_cache_tiles.set(len(self._cache))
+
+    async def _fetch(self, keys: Sequence[TileKey]) -> list[TileLevels]:
         fetched = await self.repo.tile_levels([(level, index) for level, index, _ in keys])
+        out = []
         for level, index, width in keys:
             data, inner = fetched.get((level, index), (b"", None))
             if len(data) < width * HASH_SIZE:
@@ -106,12 +181,14 @@ class ProofService:
             # A full tile's stored inner nodes spare hashing it; a partial one (or one filled before they
             # were stored) is hashed here, at the width this tree needs.
             full = inner is not None and len(data) == width * HASH_SIZE
-            levels = TileLevels(data, inner) if full else TileLevels(data[: width * HASH_SIZE])
-            local[(level, index)] = levels
-            if self.capacity:
-                self._cache[(level, index, width)] = levels
-                if len(self._cache) > self.capacity:
-                    self._cache.popitem(last=False)
+            out.append(TileLevels(data, inner) if full else TileLevels(data[: width * HASH_SIZE]))
+        return out
+
+    def _keep(self, key: TileKey, tile: TileLevels) -> None:
+        if self.capacity:
+            self._cache[key] = tile
+            if len(self._cache) > self.capacity:
+                self._cache.popitem(last=False)
 
     async def root(self, size: int) -> Hash:
         return await self._compute(size, lambda src: subtree_root(0, size, src))
@@ -131,3 +208,42 @@ class ProofService:
         if old_size == size:
             return []
         return await self._compute(size, lambda src: consistency_proof(old_size, size, src))
+
+    async def prewarm(self, size: int) -> int:
+        """Fill the cache with the tiles of the tree of ``size`` (upper levels, then level 0 newest first)
+        until it is full, reading :data:`READ_BATCH_TILES` at a time so requests go on meanwhile; it never
+        evicts what is cached. Returns the number of tiles read. Best effort: a failed read is logged and ends
+        it (proofs then read what they miss)."""
+        if not self.capacity:
+            return 0
+        started = time.monotonic()
+        wanted = tree_tiles(size)
+        if len(wanted) > self.capacity:
+            _log.warning(
+                "the tile cache holds %d tiles of this tree's %d: proofs of older entries read PostgreSQL; "
+                "ATLAS_TILE_CACHE_TILES=%d keeps them all (about %d MiB per process)",
+                self.capacity,
+                len(wanted),
+                len(wanted),
+                len(wanted) * 2 * TILE_WIDTH * HASH_SIZE >> 20,
+            )
+        read = 0
+        try:
+            for start in range(0, len(wanted), READ_BATCH_TILES):
+                room = self.capacity - len(self._cache)
+                if room <= 0:
+                    break
+                batch = [k for k in wanted[start : start + READ_BATCH_TILES] if k not in self._cache][:room]
+                if not batch:
+                    continue
+                for key, tile in zip(batch, await self._fetch(batch), strict=True):
+                    if key not in self._cache and len(self._cache) < self.capacity:
+                        self._cache[key] = tile
+                        self._cache.move_to_end(key, last=False)  # evicted before what requests use
+                read += len(batch)
+                self._count()
+        except Exception as exc:  # a warm-up is an optimisation: proofs read what they miss
+            _log.warning("tile cache warm-up stopped after %d tiles: %s", read, exc)
+            return read
+        _log.info("tile cache warmed: %d tiles in %.1f s", read, time.monotonic() - started)
+        return read
