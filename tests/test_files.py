@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from atlas_log.files import write_atomic
+from atlas_log.files import create_once, write_atomic
 
 
 def test_writes_and_replaces(tmp_path: Path) -> None:
@@ -55,3 +55,12 @@ def test_a_crash_before_the_rename_leaves_the_old_file(tmp_path: Path) -> None:
 def test_the_folder_must_exist(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         write_atomic(tmp_path / "missing" / "f", b"x")
+
+
+def test_create_once_keeps_what_is_there(tmp_path: Path) -> None:
+    target = tmp_path / "key"
+    assert create_once(target, b"first") == b"first"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert create_once(target, b"second") == b"first"  # never replaced: the caller learns what it holds
+    assert target.read_bytes() == b"first"
+    assert os.listdir(tmp_path) == ["key"]  # no temporary left either way

@@ -4,10 +4,12 @@ blinding keys are per tenant and stable across restarts."""
 
 from __future__ import annotations
 
+import multiprocessing
 import shlex
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -99,3 +101,32 @@ def test_an_external_service_that_fails_is_an_error_never_a_hang(
             kek.wrap(bytes(32), b"\x01" * 32)
     finally:
         kek.close()
+
+
+def _race_for_keys(paths: list[Path], barrier: Any, out: Path) -> None:
+    keys = []
+    for path in paths:
+        barrier.wait()
+        try:
+            keys.append(key_file(path).hex())
+        except VaultError as exc:
+            keys.append(str(exc))
+    out.write_text("\n".join(keys))
+
+
+def test_processes_starting_together_agree_on_one_key(tmp_path: Path) -> None:
+    """Workers start at once on a new data directory: each must read the one key that was made, whole, never
+    a file another is still writing."""
+    paths = [tmp_path / f"k{n}" / "blinding" for n in range(40)]
+    fork = multiprocessing.get_context("fork")
+    barrier = fork.Barrier(4)
+    racers = [fork.Process(target=_race_for_keys, args=(paths, barrier, tmp_path / f"out{w}")) for w in range(4)]
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join(60)
+        assert racer.exitcode == 0
+    seen = [(tmp_path / f"out{w}").read_text().split("\n") for w in range(4)]
+    for n, path in enumerate(paths):
+        assert {s[n] for s in seen} == {path.read_bytes().hex()}
+    assert sorted(p.name for p in tmp_path.glob("k*/*")) == ["blinding"] * 40  # nothing left beside them

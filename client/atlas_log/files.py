@@ -1,8 +1,9 @@
-"""Durable, atomic file replacement: after a crash at any moment, a reader finds the old bytes or the new.
+"""Durable, atomic file writes: after a crash at any moment, a reader finds the old bytes or the new.
 
 The bytes go to a fresh temporary file in the same folder (so the rename cannot cross file systems), which is
 fsynced, renamed over the target (atomic on POSIX), and then the folder is fsynced so the rename itself
-survives a power loss.
+survives a power loss. :func:`create_once` links the file into place instead, so the first of several
+processes creating it at once wins and the others read its bytes, whole.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["write_atomic"]
+__all__ = ["create_once", "write_atomic"]
 
 
 def write_atomic(path: str | Path, data: bytes, mode: int = 0o600) -> None:
@@ -21,6 +22,34 @@ def write_atomic(path: str | Path, data: bytes, mode: int = 0o600) -> None:
     the temporary file removed (a process killed mid-write may leave a ``.<name>.*.tmp`` beside it).
     """
     target = Path(path)
+    tmp = _written(target, data, mode)
+    try:
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _sync_folder(target.parent)
+
+
+def create_once(path: str | Path, data: bytes, mode: int = 0o600) -> bytes:
+    """Create ``path`` holding ``data`` (file mode ``mode``, durably) unless it exists; returns what it holds.
+
+    Processes creating the same file at once agree: one's bytes are linked into place whole and every other
+    reads them, so nobody ever sees part of the file. The folder must exist."""
+    target = Path(path)
+    tmp = _written(target, data, mode)
+    try:
+        os.link(tmp, target)  # fails, rather than replaces, when another process was first
+    except FileExistsError:
+        return target.read_bytes()
+    finally:
+        tmp.unlink(missing_ok=True)
+    _sync_folder(target.parent)
+    return data
+
+
+def _written(target: Path, data: bytes, mode: int) -> Path:
+    """A new temporary file beside ``target`` holding ``data``, fsynced."""
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         try:
@@ -31,11 +60,14 @@ def write_atomic(path: str | Path, data: bytes, mode: int = 0o600) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    dir_fd = os.open(target.parent, os.O_RDONLY)
+    return Path(tmp)
+
+
+def _sync_folder(folder: Path) -> None:
+    dir_fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:

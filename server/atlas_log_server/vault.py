@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from atlas_log._encoding import b64decode, b64encode
 from atlas_log.errors import FormatError
+from atlas_log.files import create_once
 from atlas_log_server.line_command import CommandFailed, LineCommand
 
 _AAD = b"atlas-log/disclosures/v1\n"
@@ -61,21 +62,13 @@ class KeyWrapper(Protocol):
 
 
 def key_file(path: Path) -> bytes:
-    """The 256-bit secret in ``path``, created (mode 0600, durably) on first use."""
+    """The 256-bit secret in ``path``, created (mode 0600, durably) on first use; processes starting together
+    agree on one."""
     try:
         key = path.read_bytes()
     except FileNotFoundError:
-        key = AESGCM.generate_key(bit_length=256)
         path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process made it first
-            key = path.read_bytes()
-        else:
-            with os.fdopen(fd, "wb") as f:
-                f.write(key)
-                f.flush()
-                os.fsync(f.fileno())
+        key = create_once(path, AESGCM.generate_key(bit_length=256))
     if len(key) != 32:
         raise VaultError(f"{path} does not hold a 256-bit key")
     return key

@@ -11,14 +11,13 @@ In both key modes the signer keeps a durable record of the last checkpoint it si
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from atlas_log._encoding import b64decode, b64encode
 from atlas_log.checkpoint import Checkpoint, sign_checkpoint
 from atlas_log.errors import Error, FormatError, ProofError
-from atlas_log.files import write_atomic
+from atlas_log.files import create_once, write_atomic
 from atlas_log.merkle import verify_consistency
 from atlas_log.note import NoteSignature, NoteSigner, Signer, Verifier
 from atlas_log_server.config import DEFAULT_SIGNER_TIMEOUT_S, Settings
@@ -47,13 +46,9 @@ def load_or_create_key(path: Path, origin: str) -> tuple[Signer, bool]:
         return signer, False
     signer = Signer.generate(origin)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # O_EXCL: two processes starting at once must not each write a different key.
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
+    # Two processes starting at once must agree on one key, and neither may read half of the other's.
+    if create_once(path, (signer.skey + "\n").encode()) != (signer.skey + "\n").encode():
         return load_or_create_key(path, origin)
-    with os.fdopen(fd, "w") as f:
-        f.write(signer.skey + "\n")
     return signer, True
 
 
