@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -61,8 +63,22 @@ def test_metrics_add_up_across_workers(db_url: str, tmp_path: Path) -> None:
         while (cached := _per_worker(server.url, "atlas_tile_cache_tiles")) != [1, 1]:
             assert time.monotonic() < deadline, cached
             time.sleep(0.1)
+        # A worker that dies is restarted, and only the living are reported.
+        workers = _worker_pids(server.url)
+        os.kill(int(workers[0]), signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while workers[0] in (pids := _worker_pids(server.url)) or len(pids) != 2:
+            assert time.monotonic() < deadline, pids
+            time.sleep(0.2)
     finally:
         server.stop()
+
+
+def _worker_pids(url: str) -> list[str]:
+    try:
+        return sorted(dict(labels)["pid"] for (n, labels), _ in samples(url).items() if n == "atlas_tile_cache_tiles")
+    except httpx.TransportError:  # the killed worker's connection
+        return []
 
 
 def _per_worker(url: str, name: str) -> list[float]:

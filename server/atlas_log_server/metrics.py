@@ -74,6 +74,12 @@ class Metrics:
         return generate_latest(self.registry)
 
 
+def forget_worker(pid: int) -> None:
+    """Drop the live gauges of a worker process that exited (its counts stay in the totals)."""
+    if os.environ.get(MULTIPROC_ENV):
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+
+
 router = APIRouter(tags=["operations"])
 
 

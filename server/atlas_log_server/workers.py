@@ -17,6 +17,8 @@ import time
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from atlas_log_server.metrics import forget_worker
+
 _log = logging.getLogger(__name__)
 
 RESTART_DELAY_S = 1.0
@@ -81,6 +83,8 @@ def supervise(app: str, sockets: list[socket.socket], config: dict[str, Any]) ->
             for i, p in enumerate(procs):
                 if not p.is_alive() and not stopping:
                     _log.error("worker %d (pid %s) exited with %s; restarting it", i, p.pid, p.exitcode)
+                    if p.pid is not None:
+                        forget_worker(p.pid)
                     time.sleep(RESTART_DELAY_S)
                     procs[i] = start(sockets[i])
     finally:
