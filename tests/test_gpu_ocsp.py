@@ -17,7 +17,7 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from atlas_log.errors import GpuEvidenceError
-from atlas_log.gpu.ocsp import MAX_AGE_WITHOUT_NEXT_UPDATE_S, MAX_CLOCK_SKEW_S, check_revocation
+from atlas_log.gpu.ocsp import MAX_AGE_WITHOUT_NEXT_UPDATE_S, MAX_CLOCK_SKEW_S, check_revocation, clear_ocsp_caches
 from atlas_log.gpu.policy import Policy
 from atlas_log.gpu.verdict import GpuVerdict
 from atlas_log.gpu.verification import verify_gpu_evidence, verify_rim
@@ -138,6 +138,25 @@ def test_validity_window(gpu: SimulatedGpu, good: list[bytes]) -> None:
     open_ended = _replace(good, 0, gpu.ocsp_response("device", 1, now=NOW, lifetime_s=None))
     assert _verify(gpu, open_ended, at=NOW + MAX_AGE_WITHOUT_NEXT_UPDATE_S).accept
     assert _verify(gpu, open_ended, at=NOW + MAX_AGE_WITHOUT_NEXT_UPDATE_S + 1).code == "ocsp_invalid"
+
+
+def test_a_remembered_judgement_is_the_one_for_every_time_it_is_used_at(gpu: SimulatedGpu, good: list[bytes]) -> None:
+    """A chain's judgement is memoised with the span it holds for: swept across every threshold (thisUpdate
+    less the skew, nextUpdate, the open-ended age, a delegated responder's validity) in both directions, each
+    answer equals one judged from nothing."""
+    lasting = gpu.ocsp_response("rim", 0, now=NOW, delegated=True, lifetime_s=None)
+    responses = [*good[3:], lasting]  # the RIM chain: a fixed-term answer and an open-ended delegated one
+    edges = (NOW - MAX_CLOCK_SKEW_S, NOW + 7 * DAY, NOW + MAX_AGE_WITHOUT_NEXT_UPDATE_S, NOW - DAY, NOW + 365 * DAY)
+    times = sorted({t + d for t in edges for d in (-1, 0, 1)})
+    fresh = []
+    for t in times:
+        clear_ocsp_caches()
+        fresh.append(check_revocation(gpu.rim_chain, responses, at=t))
+    assert len({tuple((c.status, c.problem) for c in checks) for checks in fresh}) > 2  # it crosses verdicts
+    for order in (list(range(len(times))), list(reversed(range(len(times))))):
+        clear_ocsp_caches()
+        for i in order:
+            assert check_revocation(gpu.rim_chain, responses, at=times[i]) == fresh[i], times[i]
 
 
 # --- the attacks -------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ was admitted). :class:`Attestation` is what the log's gate (or a monitor's repla
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -153,6 +154,11 @@ class VerdictRecord:
         )
 
 
+@functools.lru_cache(maxsize=64)  # the same few RIMs appraise every entry of a fleet
+def _sha256_hex(document: bytes) -> str:
+    return hashlib.sha256(document).hexdigest()
+
+
 @dataclass(frozen=True, slots=True)
 class GpuRecord:
     """One GPU's accepting verdict as a composite entry records it: what the GPU is (architecture, device
@@ -195,7 +201,7 @@ class GpuRecord:
             evidence_sha256=hashlib.sha256(report).hexdigest(),
             device_chain=verdict.device_chain,
             rims=tuple(
-                (r.kind, r.expected_id or r.tag_id, r.version, hashlib.sha256(rims[r.kind]).hexdigest())
+                (r.kind, r.expected_id or r.tag_id, r.version, _sha256_hex(rims[r.kind]))
                 for r in verdict.rims
             ),
             measurements="matched" if verdict.measurements_checked else "not-checked",

@@ -16,7 +16,10 @@ and is believed only when (§3.2, §4.2.2.2):
 
 What does not depend on the time — a response's parse, which certificate its CertID names, and whether its
 signer is authorised and its signature holds — is memoised by the exact bytes: a log judges the same few
-responses with every entry while they are current.
+responses with every entry while they are current. So is a whole judgement of a chain, with the span of
+time it holds for: every time rule above is a threshold (``t ≥ b`` for thisUpdate − skew, nextUpdate + 1, a
+responder's notBefore and notAfter + 1), so between the nearest thresholds below and above ``t`` no verdict
+can change, and one judged at any ``t`` in that span is the one for every other.
 
 There is no third root: a responder is trusted only through the chain under judgement, which itself must end
 in the pinned root. The root needs no response (it is the trust anchor); the device's attestation certificate,
@@ -28,6 +31,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -185,6 +190,17 @@ def _responder(der: bytes, issuer: x509.Certificate) -> tuple[str | None, tuple[
     return "it is signed by neither the certificate's issuer nor a responder certificate it carries", None
 
 
+def _thresholds(single: ocsp.OCSPSingleResponse, der: bytes, issuer: x509.Certificate) -> tuple[int, ...]:
+    """The times at which a verdict on ``single`` may change: each rule of :func:`_time_problem` and
+    :func:`_responder_problem` flips where ``t`` reaches one of these."""
+    this_update = _seconds(single.this_update_utc)
+    next_update = single.next_update_utc
+    end = this_update + MAX_AGE_WITHOUT_NEXT_UPDATE_S if next_update is None else _seconds(next_update)
+    window = _responder(der, issuer)[1]
+    responder = () if window is None else (window[0], window[1] + 1)
+    return (this_update - MAX_CLOCK_SKEW_S, end + 1, *responder)
+
+
 def _time_problem(single: ocsp.OCSPSingleResponse, at: int) -> str | None:
     this_update = _seconds(single.this_update_utc)
     if at + MAX_CLOCK_SKEW_S < this_update:
@@ -232,10 +248,12 @@ def _check_one(
     issuer: x509.Certificate,
     at: int,
     nonce: bytes | None,
+    thresholds: list[int],
 ) -> RevocationCheck:
     judged = []
     for response, single, der, digest in answers.get(cert.serial_number, ()):
         if _names(single, cert, issuer):
+            thresholds.extend(_thresholds(single, der, issuer))
             problem = (
                 _responder_problem(response, der, issuer, at)
                 or _time_problem(single, at)
@@ -258,6 +276,14 @@ def clear_ocsp_caches() -> None:
     _digest.cache_clear()
     _cert_id_hashes.cache_clear()
     _responder.cache_clear()
+    with _judged_lock:
+        _judged.clear()
+
+
+_JUDGED_MAX = 1024
+# (chain, responses, skip_leaf, nonce) -> (from, until, checks): the checks hold for from <= t < until.
+_judged: OrderedDict[tuple[Any, ...], tuple[float, float, tuple[RevocationCheck, ...]]] = OrderedDict()
+_judged_lock = threading.Lock()  # verifications may run in threads
 
 
 def check_revocation(
@@ -272,14 +298,29 @@ def check_revocation(
     the root, whose path the caller has validated) at Unix time ``at``; the root, and the leaf when
     ``skip_leaf``, are not judged. Responses naming none of the chain are ignored. Raises
     :class:`GpuEvidenceError` ``ocsp_parse_error`` for a response that does not parse or is not successful."""
+    key = (tuple(chain), tuple(bytes(r) for r in responses), skip_leaf, nonce)
+    with _judged_lock:
+        hit = _judged.get(key)
+        if hit is not None and hit[0] <= at < hit[1]:
+            _judged.move_to_end(key)
+            return hit[2]
     answers: dict[int, list[_Answer]] = {}  # every single response, by the serial its CertID names
-    for der in responses:
-        raw = bytes(der)
+    for raw in key[1]:
         response, digest = _parse(raw), _digest(raw)
         for single in response.responses:
             answers.setdefault(single.serial_number, []).append((response, single, raw, digest))
     first = 1 if skip_leaf else 0
-    return tuple(_check_one(answers, chain[i], chain[i + 1], at, nonce) for i in range(first, len(chain) - 1))
+    thresholds: list[int] = []
+    checks = tuple(
+        _check_one(answers, chain[i], chain[i + 1], at, nonce, thresholds) for i in range(first, len(chain) - 1)
+    )
+    since = max((b for b in thresholds if b <= at), default=float("-inf"))
+    until = min((b for b in thresholds if b > at), default=float("inf"))
+    with _judged_lock:
+        _judged[key] = (since, until, checks)
+        if len(_judged) > _JUDGED_MAX:
+            _judged.popitem(last=False)
+    return checks
 
 
 @functools.lru_cache(maxsize=1024)

@@ -36,6 +36,7 @@ _FAILED_TTL_S = 60  # how long a service that could not answer is not asked agai
 
 
 @functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=4096)  # asked for every certificate of every GPU entry
 def certificate_key(cert: x509.Certificate, issuer: x509.Certificate) -> str:
     """How the store names a certificate: SHA-256 of its issuer's SubjectPublicKeyInfo and its serial, hex."""
     spki = issuer.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
