@@ -14,6 +14,8 @@ import functools
 from cryptography import x509
 from cryptography.utils import CryptographyDeprecationWarning
 
+from atlas_log.memo import IdentityMemo
+
 __all__ = ["load_der_certificate", "load_pem_certificates", "load_pem_chain", "subject_text"]
 
 
@@ -39,10 +41,12 @@ def load_pem_certificates(data: bytes) -> list[x509.Certificate]:
         raise ValueError(str(exc)) from exc
 
 
-@functools.lru_cache(maxsize=4096)
+_SUBJECTS: IdentityMemo[str] = IdentityMemo(4096)
+
+
 def subject_text(cert: x509.Certificate) -> str:
     """The certificate's subject as an RFC 4514 string (memoised: verdicts name the same few certificates)."""
-    return cert.subject.rfc4514_string()
+    return _SUBJECTS.get((cert,)) or _SUBJECTS.put((cert,), cert.subject.rfc4514_string())
 
 
 @functools.lru_cache(maxsize=1024)

@@ -200,10 +200,7 @@ class GpuRecord:
             fwid=verdict.fwid,
             evidence_sha256=hashlib.sha256(report).hexdigest(),
             device_chain=verdict.device_chain,
-            rims=tuple(
-                (r.kind, r.expected_id or r.tag_id, r.version, _sha256_hex(rims[r.kind]))
-                for r in verdict.rims
-            ),
+            rims=tuple((r.kind, r.expected_id or r.tag_id, r.version, _sha256_hex(rims[r.kind])) for r in verdict.rims),
             measurements="matched" if verdict.measurements_checked else "not-checked",
             revocation=tuple(
                 (chain, c.serial, c.status, c.response_sha256)

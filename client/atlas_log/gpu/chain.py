@@ -33,6 +33,8 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.x509.oid import ExtensionOID
 
+from atlas_log.memo import IdentityMemo
+
 __all__ = ["ChainCheck", "check_chain", "clear_issuance_cache"]
 
 _MAX_DEPTH = 8  # the chains here have 4 or 5 certificates; a longer one is not NVIDIA's
@@ -78,7 +80,7 @@ def _issued_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
 def clear_issuance_cache() -> None:
     """Forget every memoised issuance check and chain verdict (benchmarks measure the cold cost with it)."""
     _issued_by.cache_clear()
-    _judged.cache_clear()
+    _JUDGED.clear()
 
 
 def _ordered_problem(chain: Sequence[x509.Certificate]) -> str | None:
@@ -146,18 +148,27 @@ def check_chain(certificates: Sequence[x509.Certificate], root: x509.Certificate
     if not certificates:
         return ChainCheck((), "the chain is empty", False, False)
     chain = tuple(certificates)
-    if chain[-1] != root:  # certificates compare by their DER
+    if chain[-1] is not root and chain[-1] != root:  # certificates compare by their DER
         chain = (*chain, root)
     problem, latest_start, earliest_end = _judged(chain)
     return ChainCheck(chain, problem, at < latest_start, at > earliest_end)
 
 
-@functools.lru_cache(maxsize=4096)
+_JUDGED: IdentityMemo[tuple[str | None, int, int]] = IdentityMemo(4096)
+
+
 def _judged(chain: tuple[x509.Certificate, ...]) -> tuple[str | None, int, int]:
     """What of a chain does not depend on the time: its path problem, and the window in which every one of its
-    certificates is valid (the latest notBefore, the earliest notAfter)."""
-    return (
-        _ordered_problem(chain) or _profile_problem(chain),
-        max(_seconds(c.not_valid_before_utc) for c in chain),
-        min(_seconds(c.not_valid_after_utc) for c in chain),
+    certificates is valid (the latest notBefore, the earliest notAfter). Memoised by the certificates'
+    identity (hashing a chain costs more than finding it this way)."""
+    known = _JUDGED.get(chain)
+    if known is not None:
+        return known
+    return _JUDGED.put(
+        chain,
+        (
+            _ordered_problem(chain) or _profile_problem(chain),
+            max(_seconds(c.not_valid_before_utc) for c in chain),
+            min(_seconds(c.not_valid_after_utc) for c in chain),
+        ),
     )

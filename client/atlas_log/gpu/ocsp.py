@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -46,6 +44,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from atlas_log.certificates import subject_text
 from atlas_log.errors import GpuEvidenceError
+from atlas_log.memo import IdentityMemo
 
 __all__ = [
     "MAX_AGE_WITHOUT_NEXT_UPDATE_S",
@@ -276,14 +275,11 @@ def clear_ocsp_caches() -> None:
     _digest.cache_clear()
     _cert_id_hashes.cache_clear()
     _responder.cache_clear()
-    with _judged_lock:
-        _judged.clear()
+    _JUDGED.clear()
 
 
-_JUDGED_MAX = 1024
-# (chain, responses, skip_leaf, nonce) -> (from, until, checks): the checks hold for from <= t < until.
-_judged: OrderedDict[tuple[Any, ...], tuple[float, float, tuple[RevocationCheck, ...]]] = OrderedDict()
-_judged_lock = threading.Lock()  # verifications may run in threads
+# chain (by identity), (responses, skip_leaf, nonce) -> (from, until, checks): the checks hold for from <= t < until.
+_JUDGED: IdentityMemo[tuple[float, float, tuple[RevocationCheck, ...]]] = IdentityMemo(1024)
 
 
 def check_revocation(
@@ -298,14 +294,13 @@ def check_revocation(
     the root, whose path the caller has validated) at Unix time ``at``; the root, and the leaf when
     ``skip_leaf``, are not judged. Responses naming none of the chain are ignored. Raises
     :class:`GpuEvidenceError` ``ocsp_parse_error`` for a response that does not parse or is not successful."""
-    key = (tuple(chain), tuple(bytes(r) for r in responses), skip_leaf, nonce)
-    with _judged_lock:
-        hit = _judged.get(key)
-        if hit is not None and hit[0] <= at < hit[1]:
-            _judged.move_to_end(key)
-            return hit[2]
+    given = tuple(bytes(r) for r in responses)
+    key = (given, skip_leaf, nonce)
+    hit = _JUDGED.get(chain, key)
+    if hit is not None and hit[0] <= at < hit[1]:
+        return hit[2]
     answers: dict[int, list[_Answer]] = {}  # every single response, by the serial its CertID names
-    for raw in key[1]:
+    for raw in given:
         response, digest = _parse(raw), _digest(raw)
         for single in response.responses:
             answers.setdefault(single.serial_number, []).append((response, single, raw, digest))
@@ -316,10 +311,7 @@ def check_revocation(
     )
     since = max((b for b in thresholds if b <= at), default=float("-inf"))
     until = min((b for b in thresholds if b > at), default=float("inf"))
-    with _judged_lock:
-        _judged[key] = (since, until, checks)
-        if len(_judged) > _JUDGED_MAX:
-            _judged.popitem(last=False)
+    _JUDGED.put(chain, (since, until, checks), key)
     return checks
 
 

@@ -12,7 +12,6 @@ hear.
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import logging
 import time
@@ -26,6 +25,7 @@ from cryptography.x509 import ocsp
 
 from atlas_log.errors import CollateralFetchError, GpuEvidenceError
 from atlas_log.gpu.ocsp import check_revocation
+from atlas_log.memo import IdentityMemo
 from atlas_log_server.db.ocsp import OcspRepository, StoredOcsp
 
 _log = logging.getLogger(__name__)
@@ -35,12 +35,16 @@ _MAX_RESPONSE = 64 * 1024
 _FAILED_TTL_S = 60  # how long a service that could not answer is not asked again for that certificate
 
 
-@functools.lru_cache(maxsize=4096)
-@functools.lru_cache(maxsize=4096)  # asked for every certificate of every GPU entry
+_KEYS: IdentityMemo[str] = IdentityMemo(4096)  # asked for every certificate of every GPU entry
+
+
 def certificate_key(cert: x509.Certificate, issuer: x509.Certificate) -> str:
     """How the store names a certificate: SHA-256 of its issuer's SubjectPublicKeyInfo and its serial, hex."""
+    known = _KEYS.get((cert, issuer))
+    if known is not None:
+        return known
     spki = issuer.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return f"{hashlib.sha256(spki).hexdigest()}:{cert.serial_number:x}"
+    return _KEYS.put((cert, issuer), f"{hashlib.sha256(spki).hexdigest()}:{cert.serial_number:x}")
 
 
 class OcspStore:
