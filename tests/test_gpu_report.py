@@ -106,6 +106,7 @@ def _mutated(data: bytes, offset: int, value: int) -> bytes:
         ("not a MEASUREMENTS response", lambda d: _mutated(d, 38, 0x61)),
         ("no blocks", lambda d: _mutated(d, 41, 0)),
         ("record length off by one", lambda d: _mutated(d, 42, d[42] + 1)),
+        ("record length one short: the last digest cut", lambda d: _mutated(d, 42, d[42] - 1)),
         ("block index 0", lambda d: _mutated(d, 45, 0)),
         ("repeated block index", lambda d: _mutated(d, 45 + 55, 1)),
         ("raw bit stream block", lambda d: _mutated(d, 49, 0x81)),

@@ -157,25 +157,37 @@ def _request(r: _Reader) -> MeasurementRequest:
 _BLOCK_HEAD = struct.Struct("<BBHBH")  # Index, MeasurementSpecification, MeasurementSize, then the DMTF header
 
 
-def _block(r: _Reader, seen: set[int]) -> MeasurementBlock:
-    data, at = r.data, r.pos
-    if at + _BLOCK_HEAD.size > len(data):
-        r.take(_BLOCK_HEAD.size, "a measurement block header")  # raises, naming where the report ends
-    index, spec, size, value_type, value_size = _BLOCK_HEAD.unpack_from(data, at)
-    if index == 0 or index == 0xFF or index in seen:  # 0 and 0xFF are reserved request values, never blocks
-        raise GpuEvidenceError("parse_error", f"measurement block index {index} is reserved or repeated")
-    seen.add(index)
-    _expect(spec, _DMTF_SPEC, f"block {index} MeasurementSpecification")
-    if value_type & 0x80:  # bit 7 set: a raw bit stream, which cannot be compared with golden digests
-        raise GpuEvidenceError("parse_error", f"block {index} holds a raw bit stream, not a digest")
-    if size != _DMTF_HEADER + value_size or value_size != DIGEST_SIZE:
+def _blocks(record: bytes, count: int) -> tuple[MeasurementBlock, ...]:
+    """``count`` measurement blocks filling ``record`` exactly (one tight pass: a report has 64 of them)."""
+    blocks: list[MeasurementBlock] = []
+    seen: set[int] = set()
+    at, unpack = 0, _BLOCK_HEAD.unpack_from
+    for _ in range(count):
+        if at + _BLOCK_HEAD.size > len(record):
+            raise GpuEvidenceError("parse_error", f"report truncated in a measurement block header at offset {at}")
+        index, spec, size, value_type, value_size = unpack(record, at)
+        if index == 0 or index == 0xFF or index in seen:  # 0 and 0xFF are reserved request values, never blocks
+            raise GpuEvidenceError("parse_error", f"measurement block index {index} is reserved or repeated")
+        seen.add(index)
+        _expect(spec, _DMTF_SPEC, f"block {index} MeasurementSpecification")
+        if value_type & 0x80:  # bit 7 set: a raw bit stream, which cannot be compared with golden digests
+            raise GpuEvidenceError("parse_error", f"block {index} holds a raw bit stream, not a digest")
+        if size != _DMTF_HEADER + value_size or value_size != DIGEST_SIZE:
+            raise GpuEvidenceError(
+                "parse_error",
+                f"block {index}: MeasurementSize {size} and value size {value_size} disagree "
+                f"with a {DIGEST_SIZE}-byte SHA-384 digest",
+            )
+        start = at + _BLOCK_HEAD.size
+        at = start + DIGEST_SIZE
+        if at > len(record):
+            raise GpuEvidenceError("parse_error", f"report truncated in block {index} Measurement")
+        blocks.append(MeasurementBlock(index, value_type, Measurement(record[start:at])))
+    if at != len(record):
         raise GpuEvidenceError(
-            "parse_error",
-            f"block {index}: MeasurementSize {size} and value size {value_size} disagree "
-            f"with a {DIGEST_SIZE}-byte SHA-384 digest",
+            "parse_error", f"MeasurementRecordLength {len(record)} but {count} blocks use {at} bytes"
         )
-    r.pos = at + 4 + _DMTF_HEADER
-    return MeasurementBlock(index, value_type, Measurement(r.take(value_size, f"block {index} Measurement")))
+    return tuple(blocks)
 
 
 def _response(r: _Reader) -> tuple[MeasurementResponse, int]:
@@ -190,13 +202,7 @@ def _response(r: _Reader) -> tuple[MeasurementResponse, int]:
     if count == 0:
         raise GpuEvidenceError("parse_error", "NumberOfBlocks is 0: the response measures nothing")
     record_length = r.uint(3, "MeasurementRecordLength")
-    record = _Reader(r.take(record_length, "MeasurementRecord"))
-    seen: set[int] = set()
-    blocks = tuple(_block(record, seen) for _ in range(count))
-    if record.pos != record_length:
-        raise GpuEvidenceError(
-            "parse_error", f"MeasurementRecordLength {record_length} but {count} blocks use {record.pos} bytes"
-        )
+    blocks = _blocks(r.take(record_length, "MeasurementRecord"), count)
     nonce = Nonce(r.take(NONCE_SIZE, "response Nonce"))
     opaque_length = r.uint(2, "OpaqueLength")
     if not 0 < opaque_length <= _MAX_OPAQUE:  # NVIDIA's versions and FWID live here: it must be present
