@@ -6,9 +6,12 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+import asyncpg
 import pytest
 
 from atlas_log.note import Signer
+from atlas_log_server.db.engine import create_pool
+from atlas_log_server.db.replicas import pinned
 from atlas_log_server.db.repository import Repository, StorageError
 from atlas_log_server.log.proofs import ProofService, tree_tiles
 from tests import reference
@@ -158,3 +161,65 @@ async def test_a_failed_warm_up_is_reported_not_raised(db_url: str, caplog: pyte
         assert await ProofService(repo, 100).prewarm(10) == 0
     assert "tile cache warm-up stopped after 0 tiles: no tiles today" in caplog.text
     await repo.pool.close()
+
+
+async def test_each_proof_reads_from_its_own_database(db_url: str) -> None:
+    """A proof pinned to a read replica that lags and one on the primary, missing tiles at the same moment,
+    are each read where they belong: neither is answered from (or failed by) the other's database."""
+    signer = Signer.generate(ORIGIN)
+    repo, seq = await _log(db_url, signer)
+    items = [pending(i) for i in range(200)]
+    await seq.append(items[:100])
+    await repo.pool.close()
+    lagging = db_url.rsplit("/", 1)[0] + "/" + db_url.rsplit("/", 1)[1] + "_lag"
+    conn = await asyncpg.connect(db_url.rsplit("/", 1)[0] + "/postgres")
+    try:
+        await conn.execute(f'CREATE DATABASE "{lagging.rsplit("/", 1)[1]}" TEMPLATE "{db_url.rsplit("/", 1)[1]}"')
+    finally:
+        await conn.close()
+    repo, seq = await _log(db_url, signer)
+    await seq.append(items[100:])
+    replica = await create_pool(lagging, 2)
+    leaves = [expected_leaf_hash(p) for p in items]
+    proofs = ProofService(repo, 100)
+
+    async def on_replica() -> tuple[bytes, list[bytes]]:
+        with pinned(replica):
+            return await proofs.inclusion(50, 100)
+
+    try:
+        old, new = await asyncio.gather(on_replica(), proofs.inclusion(150, 200))
+        assert old == (leaves[50], reference.path(50, leaves[:100]))
+        assert new == (leaves[150], reference.path(150, leaves))
+    finally:
+        await replica.close()
+        await repo.pool.close()
+        conn = await asyncpg.connect(db_url.rsplit("/", 1)[0] + "/postgres")
+        await conn.execute(f'DROP DATABASE IF EXISTS "{lagging.rsplit("/", 1)[1]}" WITH (FORCE)')
+        await conn.close()
+
+
+def test_a_service_outlives_its_event_loop(db_url: str) -> None:
+    """A read left unfinished when a loop closes does not poison the tile for the next loop."""
+
+    async def first() -> ProofService:
+        repo, seq = await _log(db_url, Signer.generate(ORIGIN))
+        await seq.append([pending(i) for i in range(10)])
+        proofs = ProofService(repo, 100)
+        # What a loop closed in the middle of a read leaves behind: a tile queued, its future never resolved.
+        proofs._loop = asyncio.get_running_loop()
+        proofs._queued = {repo.pool: [(0, 0, 10)]}
+        proofs._reading[(repo.pool, (0, 0, 10))] = asyncio.get_running_loop().create_future()
+        await repo.pool.close()
+        return proofs
+
+    proofs = asyncio.run(first())
+
+    async def second() -> bytes:
+        proofs.repo = Repository(await create_pool(db_url, 2), ORIGIN)
+        try:
+            return (await asyncio.wait_for(proofs.inclusion(3, 10), 10))[0]
+        finally:
+            await proofs.repo.pool.close()
+
+    assert asyncio.run(second()) == expected_leaf_hash(pending(3))

@@ -17,6 +17,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+import asyncpg
+
 from atlas_log.merkle import (
     HASH_SIZE,
     Hash,
@@ -28,6 +30,7 @@ from atlas_log.merkle import (
     subtree_root,
 )
 from atlas_log.tiles import TILE_HEIGHT, TILE_WIDTH, TileLevels, node_tile, tile_path, tile_width
+from atlas_log_server.db.replicas import pinned, reading
 from atlas_log_server.db.repository import Repository, StorageError
 from atlas_log_server.errors import InvalidRequest
 from atlas_log_server.metrics import Metrics
@@ -51,6 +54,18 @@ def tree_tiles(size: int) -> list[TileKey]:
     return [key for keys in reversed(levels) for key in keys]
 
 
+def _levels(key: TileKey, fetched: dict[tuple[int, int], tuple[bytes, bytes | None]]) -> TileLevels:
+    """Tile ``key`` from what storage returned; :class:`StorageError` when it is not there at that width."""
+    level, index, width = key
+    data, inner = fetched.get((level, index), (b"", None))
+    if len(data) < width * HASH_SIZE:
+        raise StorageError(f"tile {tile_path(level, index, width)} is missing from storage")
+    # A full tile's stored inner nodes spare hashing it; a partial one (or one filled before they were stored)
+    # is hashed here, at the width this tree needs.
+    full = inner is not None and len(data) == width * HASH_SIZE
+    return TileLevels(data, inner) if full else TileLevels(data[: width * HASH_SIZE])
+
+
 class ProofService:
     """Inclusion and consistency proofs of the log's trees. :meth:`inclusion` and :meth:`consistency` trust
     their sizes (the log's own checkpoints); :meth:`checked_inclusion` and :meth:`checked_consistency` answer a
@@ -62,8 +77,12 @@ class ProofService:
         self.metrics = metrics
         self._cache: OrderedDict[TileKey, TileLevels] = OrderedDict()
         self._known_size = 0  # the largest tree size this process has seen committed
-        self._reading: dict[TileKey, asyncio.Future[TileLevels]] = {}  # asked for, being read
-        self._queued: list[TileKey] = []  # asked for in this turn of the event loop, read at its end
+        # Tiles asked for and being read, by the pool they are read from; those asked for in this turn of the
+        # event loop, read at its end; the reads under way; the loop all this belongs to.
+        self._reading: dict[tuple[asyncpg.Pool, TileKey], asyncio.Future[TileLevels]] = {}
+        self._queued: dict[asyncpg.Pool, list[TileKey]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def _check_size(self, size: int, name: str) -> None:
         """Raise :class:`InvalidRequest` when the log has no tree of ``size`` (the request's parameter ``name``).
@@ -129,40 +148,60 @@ class ProofService:
 
     async def _tiles(self, keys: Sequence[TileKey]) -> list[TileLevels]:
         """The tiles ``keys`` (in their order), read with every other tile asked for in this turn of the event
-        loop; a tile already being read is waited for, not read twice."""
+        loop from the same database (the request's read replica, or the primary); a tile already being read
+        from it is waited for, not read twice."""
         loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # reads begun on another (closed) loop can never finish on this one
+            self._loop, self._reading, self._queued = loop, {}, {}
+        pool = reading(self.repo.pool)
         waits = []
         for key in keys:
-            future = self._reading.get(key)
+            future = self._reading.get((pool, key))
             if future is None:
-                future = self._reading[key] = loop.create_future()
+                future = self._reading[(pool, key)] = loop.create_future()
                 if not self._queued:
                     loop.call_soon(self._read_queued)
-                self._queued.append(key)
+                self._queued.setdefault(pool, []).append(key)
             waits.append(future)
         # Shielded: one request given up on (a client gone) must not cancel a read that others wait on.
         return list(await asyncio.shield(asyncio.gather(*waits)))
 
     def _read_queued(self) -> None:
-        queued, self._queued = self._queued, []
-        for start in range(0, len(queued), READ_BATCH_TILES):
-            task = asyncio.get_running_loop().create_task(self._read(queued[start : start + READ_BATCH_TILES]))
-            task.add_done_callback(lambda t: None if t.cancelled() else t.exception())  # errors go to waiters
+        queued, self._queued = self._queued, {}
+        for pool, keys in queued.items():
+            for start in range(0, len(keys), READ_BATCH_TILES):
+                task = asyncio.get_running_loop().create_task(self._read(pool, keys[start : start + READ_BATCH_TILES]))
+                self._tasks.add(task)  # the loop keeps tasks only weakly
+                task.add_done_callback(self._read_done)
 
-    async def _read(self, keys: list[TileKey]) -> None:
-        """Read ``keys`` in one query, cache them and hand them to whoever waits; a failure goes to each."""
+    def _read_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled():
+            task.exception()  # each waiter has it
+
+    async def _read(self, pool: asyncpg.Pool, keys: list[TileKey]) -> None:
+        """Read ``keys`` from ``pool`` in one query, cache them and hand each to whoever waits for it; a tile
+        missing there fails only the proofs that need it, a failed query every proof waiting on it."""
         try:
-            levels = await self._fetch(keys)
+            with pinned(pool):
+                fetched = await self.repo.tile_levels([(level, index) for level, index, _ in keys])
         except BaseException as exc:
             for key in keys:
-                future = self._reading.pop(key)
+                future = self._reading.pop((pool, key))
                 if not future.done():
                     future.set_exception(exc if isinstance(exc, Exception) else StorageError("tile read cancelled"))
                     future.exception()  # retrieved here: nobody may be waiting any more
             raise
-        for key, tile in zip(keys, levels, strict=True):
+        for key in keys:
+            future = self._reading.pop((pool, key))
+            try:
+                tile = _levels(key, fetched)
+            except StorageError as exc:
+                if not future.done():
+                    future.set_exception(exc)
+                    future.exception()
+                continue
             self._keep(key, tile)
-            future = self._reading.pop(key)
             if not future.done():
                 future.set_result(tile)
         self._count()
@@ -173,16 +212,7 @@ class ProofService:
 
     async def _fetch(self, keys: Sequence[TileKey]) -> list[TileLevels]:
         fetched = await self.repo.tile_levels([(level, index) for level, index, _ in keys])
-        out = []
-        for level, index, width in keys:
-            data, inner = fetched.get((level, index), (b"", None))
-            if len(data) < width * HASH_SIZE:
-                raise StorageError(f"tile {tile_path(level, index, width)} is missing from storage")
-            # A full tile's stored inner nodes spare hashing it; a partial one (or one filled before they
-            # were stored) is hashed here, at the width this tree needs.
-            full = inner is not None and len(data) == width * HASH_SIZE
-            out.append(TileLevels(data, inner) if full else TileLevels(data[: width * HASH_SIZE]))
-        return out
+        return [_levels(key, fetched) for key in keys]
 
     def _keep(self, key: TileKey, tile: TileLevels) -> None:
         if self.capacity:
