@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from atlas_log.files import create_once, write_atomic
+from atlas_log.files import create_once, remove_leftovers, write_atomic
 
 
 def test_writes_and_replaces(tmp_path: Path) -> None:
@@ -64,3 +64,24 @@ def test_create_once_keeps_what_is_there(tmp_path: Path) -> None:
     assert create_once(target, b"second") == b"first"  # never replaced: the caller learns what it holds
     assert target.read_bytes() == b"first"
     assert os.listdir(tmp_path) == ["key"]  # no temporary left either way
+
+
+def test_create_once_where_files_cannot_be_linked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(src: object, dst: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", refuse)
+    target = tmp_path / "key"
+    assert create_once(target, b"first") == b"first"
+    assert create_once(target, b"second") == b"first"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert os.listdir(tmp_path) == ["key"]
+
+
+def test_leftovers_of_a_killed_writer_are_removed(tmp_path: Path) -> None:
+    target = tmp_path / "key"
+    target.write_bytes(b"live")
+    os.link(target, tmp_path / ".key.abc123.tmp")  # what a crash between link and unlink leaves
+    (tmp_path / ".other.x.tmp").write_bytes(b"not ours")
+    remove_leftovers(target)
+    assert sorted(os.listdir(tmp_path)) == [".other.x.tmp", "key"]

@@ -8,11 +8,12 @@ processes creating it at once wins and the others read its bytes, whole.
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["create_once", "write_atomic"]
+__all__ = ["create_once", "remove_leftovers", "write_atomic"]
 
 
 def write_atomic(path: str | Path, data: bytes, mode: int = 0o600) -> None:
@@ -41,11 +42,42 @@ def create_once(path: str | Path, data: bytes, mode: int = 0o600) -> bytes:
     try:
         os.link(tmp, target)  # fails, rather than replaces, when another process was first
     except FileExistsError:
+        _sync_folder(target.parent)  # the first one's file must outlive a power loss before we use it too
         return target.read_bytes()
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+            raise
+        return _create_exclusive(target, data, mode)  # a file system without hard links
     finally:
         tmp.unlink(missing_ok=True)
     _sync_folder(target.parent)
     return data
+
+
+def _create_exclusive(target: Path, data: bytes, mode: int) -> bytes:
+    """:func:`create_once` where files cannot be linked: created exclusively and written in place (a process
+    starting at that very moment may then read it short, and fail rather than use it)."""
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:
+        return target.read_bytes()
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    _sync_folder(target.parent)
+    return data
+
+
+def remove_leftovers(path: str | Path) -> None:
+    """Remove the temporary files a process killed while writing ``path`` may have left beside it (one left
+    by :func:`create_once` is a second name for the file's bytes)."""
+    target = Path(path)
+    for leftover in target.parent.glob(f".{target.name}.*.tmp"):
+        leftover.unlink(missing_ok=True)
 
 
 def _written(target: Path, data: bytes, mode: int) -> Path:

@@ -92,17 +92,23 @@ def _cheap_to_decode(raw: bytes) -> bool:
 
 def _light(obj: object) -> bool:
     """Whether checking ``obj`` costs at most a couple of elliptic-curve signature checks over a small
-    statement: few signatures, supplied keys that are all short (no RSA), a payload of at most
-    :data:`INLINE_MAX_BYTES` and no certificate chain to validate. Decides only where the work runs, never
-    what is accepted."""
+    statement: few signatures, supplied keys that are all short (no RSA), a payload and disclosures of at most
+    :data:`INLINE_MAX_BYTES` together and no certificate chain to validate. Decides only where the work runs,
+    never what is accepted."""
     if not isinstance(obj, dict) or "sigstoreBundle" in obj:
         return not isinstance(obj, dict)
     envelope = obj.get("dsseEnvelope")
     signatures = envelope.get("signatures") if isinstance(envelope, dict) else None
     if isinstance(signatures, list) and len(signatures) > _INLINE_SIGNATURES:
         return False
+    # What parse_submission decodes and parses beyond the outer JSON: the payload and each disclosure (base64
+    # of JSON, whose tokens the outer count cannot see) together stay within one small statement's size.
     payload = envelope.get("payload") if isinstance(envelope, dict) else None
-    if isinstance(payload, str) and len(payload) > INLINE_MAX_BYTES:
+    disclosures = obj.get("disclosures")
+    hidden = len(payload) if isinstance(payload, str) else 0
+    if isinstance(disclosures, list):
+        hidden += sum(len(d) if isinstance(d, str) else INLINE_MAX_BYTES for d in disclosures)
+    if hidden > INLINE_MAX_BYTES:
         return False
     material = obj.get("verificationMaterial")
     if not isinstance(material, dict) or "x509CertificateChain" in material:

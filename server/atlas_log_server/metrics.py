@@ -49,7 +49,7 @@ class Metrics:
             "atlas_collateral_expiry_seconds",
             "seconds until the cached collateral of a platform expires",
             ["platform"],
-            multiprocess_mode="min",
+            multiprocess_mode="livemin",  # a dead worker's last value does not hold it down
             registry=r,
         )
         self.collateral_refresh_failures = Counter(

@@ -17,7 +17,7 @@ from pathlib import Path
 from atlas_log._encoding import b64decode, b64encode
 from atlas_log.checkpoint import Checkpoint, sign_checkpoint
 from atlas_log.errors import Error, FormatError, ProofError
-from atlas_log.files import create_once, write_atomic
+from atlas_log.files import create_once, remove_leftovers, write_atomic
 from atlas_log.merkle import verify_consistency
 from atlas_log.note import NoteSignature, NoteSigner, Signer, Verifier
 from atlas_log_server.config import DEFAULT_SIGNER_TIMEOUT_S, Settings
@@ -53,8 +53,10 @@ def load_or_create_key(path: Path, origin: str) -> tuple[Signer, bool]:
 
 
 def replace_key(path: Path, origin: str) -> Signer:
-    """Write a new key over the one in ``path`` (mode 0600, atomically): the old key is destroyed."""
+    """Write a new key over the one in ``path`` (mode 0600, atomically): the old key is destroyed, and so is
+    any copy a crash left beside it."""
     signer = Signer.generate(origin)
+    remove_leftovers(path)
     write_atomic(path, (signer.skey + "\n").encode())
     return signer
 
