@@ -62,10 +62,7 @@ def _create_exclusive(target: Path, data: bytes, mode: int) -> bytes:
     except FileExistsError:
         return target.read_bytes()
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
+        _write_all(fd, data)
     finally:
         os.close(fd)
     _sync_folder(target.parent)
@@ -86,16 +83,20 @@ def _written(target: Path, data: bytes, mode: int) -> Path:
     try:
         try:
             os.fchmod(fd, mode)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
+            _write_all(fd, data)
         finally:
             os.close(fd)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return Path(tmp)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    os.fsync(fd)
 
 
 def _sync_folder(folder: Path) -> None:
