@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -15,6 +16,7 @@ from atlas_log_server.db.replicas import pinned
 from atlas_log_server.db.repository import Repository, StorageError
 from atlas_log_server.log.proofs import ProofService, tree_tiles
 from tests import reference
+from tests.conftest import with_database
 from tests.test_storage import ORIGIN, _log, expected_leaf_hash, pending
 
 Fetch = Callable[[list[tuple[int, int]]], Awaitable[dict[tuple[int, int], tuple[bytes, bytes | None]]]]
@@ -163,7 +165,7 @@ async def test_a_failed_warm_up_is_reported_not_raised(db_url: str, caplog: pyte
     await repo.pool.close()
 
 
-async def test_each_proof_reads_from_its_own_database(db_url: str) -> None:
+async def test_each_proof_reads_from_its_own_database(db_url: str, pg_url: str) -> None:
     """A proof pinned to a read replica that lags and one on the primary, missing tiles at the same moment,
     are each read where they belong: neither is answered from (or failed by) the other's database."""
     signer = Signer.generate(ORIGIN)
@@ -171,10 +173,11 @@ async def test_each_proof_reads_from_its_own_database(db_url: str) -> None:
     items = [pending(i) for i in range(200)]
     await seq.append(items[:100])
     await repo.pool.close()
-    lagging = db_url.rsplit("/", 1)[0] + "/" + db_url.rsplit("/", 1)[1] + "_lag"
-    conn = await asyncpg.connect(db_url.rsplit("/", 1)[0] + "/postgres")
+    name = urlsplit(db_url).path.lstrip("/")
+    lagging = with_database(pg_url, name + "_lag")
+    conn = await asyncpg.connect(pg_url)
     try:
-        await conn.execute(f'CREATE DATABASE "{lagging.rsplit("/", 1)[1]}" TEMPLATE "{db_url.rsplit("/", 1)[1]}"')
+        await conn.execute(f'CREATE DATABASE "{name}_lag" TEMPLATE "{name}"')
     finally:
         await conn.close()
     repo, seq = await _log(db_url, signer)
@@ -194,8 +197,8 @@ async def test_each_proof_reads_from_its_own_database(db_url: str) -> None:
     finally:
         await replica.close()
         await repo.pool.close()
-        conn = await asyncpg.connect(db_url.rsplit("/", 1)[0] + "/postgres")
-        await conn.execute(f'DROP DATABASE IF EXISTS "{lagging.rsplit("/", 1)[1]}" WITH (FORCE)')
+        conn = await asyncpg.connect(pg_url)
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}_lag" WITH (FORCE)')
         await conn.close()
 
 
