@@ -52,3 +52,18 @@ def test_least_recently_used_go_first() -> None:
     assert len(memo) == 2
     memo.clear()
     assert memo.get((a,)) is None
+
+
+def test_remember_makes_a_value_once_per_objects() -> None:
+    memo: IdentityMemo[int] = IdentityMemo(8)
+    a, b = Thing(), Thing()
+    made: list[int] = []
+
+    def make() -> int:
+        made.append(1)
+        return len(made)
+
+    assert memo.remember((a,), make) == 1
+    assert memo.remember((a,), make) == 1
+    assert memo.remember((b,), make) == 2
+    assert len(made) == 2

@@ -46,7 +46,7 @@ _SUBJECTS: IdentityMemo[str] = IdentityMemo(4096)
 
 def subject_text(cert: x509.Certificate) -> str:
     """The certificate's subject as an RFC 4514 string (memoised: verdicts name the same few certificates)."""
-    return _SUBJECTS.get((cert,)) or _SUBJECTS.put((cert,), cert.subject.rfc4514_string())
+    return _SUBJECTS.remember((cert,), cert.subject.rfc4514_string)
 
 
 @functools.lru_cache(maxsize=1024)

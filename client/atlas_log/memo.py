@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Generic, TypeVar
 
 __all__ = ["IdentityMemo"]
@@ -49,6 +49,11 @@ class IdentityMemo(Generic[V]):
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
         return value
+
+    def remember(self, objects: Sequence[object], make: Callable[[], V]) -> V:
+        """The value stored for exactly these objects, else ``make()``, stored."""
+        known = self.get(objects)
+        return known if known is not None else self.put(objects, make())
 
     def clear(self) -> None:
         with self._lock:

@@ -161,12 +161,9 @@ def _judged(chain: tuple[x509.Certificate, ...]) -> tuple[str | None, int, int]:
     """What of a chain does not depend on the time: its path problem, and the window in which every one of its
     certificates is valid (the latest notBefore, the earliest notAfter). Memoised by the certificates'
     identity (hashing a chain costs more than finding it this way)."""
-    known = _JUDGED.get(chain)
-    if known is not None:
-        return known
-    return _JUDGED.put(
+    return _JUDGED.remember(
         chain,
-        (
+        lambda: (
             _ordered_problem(chain) or _profile_problem(chain),
             max(_seconds(c.not_valid_before_utc) for c in chain),
             min(_seconds(c.not_valid_after_utc) for c in chain),

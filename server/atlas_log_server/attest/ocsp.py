@@ -40,11 +40,14 @@ _KEYS: IdentityMemo[str] = IdentityMemo(4096)  # asked for every certificate of 
 
 def certificate_key(cert: x509.Certificate, issuer: x509.Certificate) -> str:
     """How the store names a certificate: SHA-256 of its issuer's SubjectPublicKeyInfo and its serial, hex."""
-    known = _KEYS.get((cert, issuer))
-    if known is not None:
-        return known
-    spki = issuer.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return _KEYS.put((cert, issuer), f"{hashlib.sha256(spki).hexdigest()}:{cert.serial_number:x}")
+
+    def make() -> str:
+        spki = issuer.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return f"{hashlib.sha256(spki).hexdigest()}:{cert.serial_number:x}"
+
+    return _KEYS.remember((cert, issuer), make)
 
 
 class OcspStore:

@@ -47,7 +47,8 @@ def load_or_create_key(path: Path, origin: str) -> tuple[Signer, bool]:
     signer = Signer.generate(origin)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Two processes starting at once must agree on one key, and neither may read half of the other's.
-    if create_once(path, (signer.skey + "\n").encode()) != (signer.skey + "\n").encode():
+    mine = (signer.skey + "\n").encode()
+    if create_once(path, mine) != mine:
         return load_or_create_key(path, origin)
     return signer, True
 
