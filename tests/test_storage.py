@@ -23,11 +23,11 @@ from atlas_log.merkle import EMPTY_ROOT, LeafHash, RootHash, verify_consistency,
 from atlas_log.note import NoteSignature, Signer, Verifier
 from atlas_log.tiles import TileLevels
 from atlas_log_server.db import migrate
-from atlas_log_server.db.engine import create_pool, sqlalchemy_url
+from atlas_log_server.db.engine import UNAVAILABLE, create_pool, sqlalchemy_url
 from atlas_log_server.db.models import metadata
 from atlas_log_server.db.repository import Repository
 from atlas_log_server.errors import InvalidRequest
-from atlas_log_server.log.last_signed import LastSignedFile
+from atlas_log_server.log.last_signed import LastSignedFile, TreeHead
 from atlas_log_server.log.proofs import ProofService
 from atlas_log_server.log.sequencer import PendingEntry, Sequencer
 from atlas_log_server.log.signer import CheckpointSigner, SigningRefused
@@ -274,6 +274,81 @@ async def test_a_batch_cancelled_while_it_signs_takes_its_checkpoint_back(db_url
     assert found is not None and not found.pending and found.signed.size == 0
     assert (await repo.state()).size == 0
     assert [r.index for r in await seq.append([pending(1)])] == [0]
+    await pool.close()
+
+
+_LOSE_COMMIT = """
+CREATE FUNCTION lose_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN PERFORM pg_terminate_backend(pg_backend_pid()); PERFORM pg_sleep(5); RETURN NULL; END $$;
+CREATE CONSTRAINT TRIGGER lose_commit AFTER INSERT ON checkpoints DEFERRABLE INITIALLY DEFERRED
+FOR EACH ROW EXECUTE FUNCTION lose_commit();
+"""
+
+
+async def test_a_batch_whose_commit_was_lost_is_committed_again_by_its_sequencer(db_url: str, tmp_path: Path) -> None:
+    """The database goes away while a batch COMMITs: the sequencer cannot know whether it committed, so its
+    signed checkpoint stays pending and every process sharing the key refuses to sign over the batch's base.
+    The sequencer that signed it still holds the batch: once the database is back it commits that same tree
+    (nothing new is signed), by itself and without waiting for another submission, and the log goes on."""
+    key = Signer.generate(ORIGIN)
+    pool = await create_pool(db_url, 2)
+    repo = Repository(pool, ORIGIN)
+    await repo.init_log(sign_checkpoint(Checkpoint(ORIGIN, 0, EMPTY_ROOT), key))
+    record = LastSignedFile.beside(tmp_path / "log.key", key.verifier.vkey)
+    signing = CheckpointSigner(key, record)
+    assert signing.adopt(Checkpoint(ORIGIN, 0, EMPTY_ROOT)) is None
+    seq = Sequencer(repo, signing, max_batch=8, max_age_s=0.002, max_pending=100)
+    other = Sequencer(repo, CheckpointSigner(key, record), max_batch=8, max_age_s=0.002, max_pending=100)
+    await seq.append([pending(0)])
+    await pool.execute(_LOSE_COMMIT)  # the connection dies inside COMMIT, as when the server stops
+    with pytest.raises(UNAVAILABLE):
+        await seq.append([pending(1), pending(2)])
+    await pool.execute("DROP TRIGGER lose_commit ON checkpoints")
+    found = record.read()
+    assert found is not None and found.pending and found.signed.size == 3
+    assert (await repo.state()).size == 1
+    with pytest.raises(SigningRefused, match="not told whether"):  # another process must not sign over it
+        await other.append([pending(9)])
+
+    running = asyncio.create_task(seq.run())  # no submission arrives: the sequencer settles the batch itself
+    try:
+        deadline = time.monotonic() + 10
+        while (await repo.state()).size != 3:
+            assert time.monotonic() < deadline, "the lost batch was not committed again"
+            await asyncio.sleep(0.05)
+    finally:
+        running.cancel()
+    state = await repo.state()
+    assert state.root_hash == found.signed.root  # the tree the record holds as signed, not another one
+    assert state.root_hash == reference.mth([expected_leaf_hash(pending(i)) for i in range(3)])
+    found = record.read()
+    assert found is not None and not found.pending
+    again = await other.append([pending(1), pending(9)])  # its submitter retries; another process goes on
+    assert [(r.index, r.created) for r in again] == [(1, False), (3, True)]
+    await pool.close()
+
+
+async def test_a_lost_batch_is_not_committed_over_a_database_that_moved_on(db_url: str, tmp_path: Path) -> None:
+    """When the operator released the lost batch's checkpoint and the log went on, the batch the sequencer
+    still holds is no longer the next tree: it is dropped, never written over the new one."""
+    key = Signer.generate(ORIGIN)
+    pool = await create_pool(db_url, 2)
+    repo = Repository(pool, ORIGIN)
+    await repo.init_log(sign_checkpoint(Checkpoint(ORIGIN, 0, EMPTY_ROOT), key))
+    record = LastSignedFile.beside(tmp_path / "log.key", key.verifier.vkey)
+    signing = CheckpointSigner(key, record)
+    assert signing.adopt(Checkpoint(ORIGIN, 0, EMPTY_ROOT)) is None
+    seq = Sequencer(repo, signing, max_batch=8, max_age_s=0.002, max_pending=100)
+    other = Sequencer(repo, CheckpointSigner(key, record), max_batch=8, max_age_s=0.002, max_pending=100)
+    await pool.execute(_LOSE_COMMIT)
+    with pytest.raises(UNAVAILABLE):
+        await seq.append([pending(1), pending(2)])
+    await pool.execute("DROP TRIGGER lose_commit ON checkpoints")
+    record.release_pending(TreeHead(0, EMPTY_ROOT))
+    assert [r.index for r in await other.append([pending(5)])] == [0]
+    assert [r.index for r in await seq.append([pending(6)])] == [1]
+    state = await repo.state()
+    assert state.root_hash == reference.mth([expected_leaf_hash(pending(5)), expected_leaf_hash(pending(6))])
     await pool.close()
 
 

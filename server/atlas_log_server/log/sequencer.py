@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,13 +31,15 @@ from atlas_log.merkle import (
 from atlas_log.note import Verifier
 from atlas_log.tiles import TILE_HEIGHT, TILE_WIDTH
 from atlas_log_server.db.engine import database_unavailable, row_refused
-from atlas_log_server.db.repository import Repository, StorageError, StoredEntry
+from atlas_log_server.db.repository import BatchTransaction, Repository, StorageError, StoredEntry
 from atlas_log_server.errors import Conflict, Gone, Unavailable
 from atlas_log_server.log.signer import CheckpointSigner, SignerUnavailable, SigningRefused
 from atlas_log_server.metrics import Metrics
 from atlas_log_server.vault import Sealed
 
 _log = logging.getLogger(__name__)
+
+SETTLE_INTERVAL_S = 1.0  # how often an idle sequencer tries to settle a batch whose commit was lost
 
 
 class Overloaded(Unavailable):
@@ -154,6 +157,30 @@ def _tile_writes(rows: dict[int, tuple[int, bytearray]]) -> list[tuple[int, int,
     return writes
 
 
+@dataclass(frozen=True, slots=True)
+class _Writes:
+    """What one batch writes: its rows, then (once signed) its checkpoint. Kept while its COMMIT's outcome is
+    unknown, to write the same tree again."""
+
+    previous: Checkpoint
+    checkpoint: Checkpoint
+    frontier: Sequence[bytes]
+    entries: Sequence[StoredEntry]
+    index_rows: Sequence[tuple[int, str, str, str | None, str, str | None]]
+    sealed_rows: Sequence[tuple[int, str | None, bytes, bytes]]
+    tile_rows: dict[int, tuple[int, bytearray]]
+    note: bytes = b""
+
+    async def rows(self, tx: BatchTransaction) -> None:
+        await tx.insert_entries(self.entries)
+        await tx.insert_artifacts(self.index_rows)
+        await tx.insert_disclosures(self.sealed_rows)
+        await tx.write_tiles(_tile_writes(self.tile_rows))
+
+    async def save(self, tx: BatchTransaction) -> None:
+        await tx.save_checkpoint(self.checkpoint.size, self.checkpoint.root_hash, self.frontier, self.note)
+
+
 class Sequencer:
     """Collects admitted entries into batches (by count and age) and appends them."""
 
@@ -174,6 +201,7 @@ class Sequencer:
         self.max_age_s = max_age_s
         self._queue: asyncio.Queue[tuple[PendingEntry, asyncio.Future[Sequenced]]] = asyncio.Queue(max_pending)
         self._analyzing: asyncio.Task[None] | None = None
+        self._unsettled: _Writes | None = None  # a signed batch whose COMMIT's outcome is unknown
 
     async def submit(self, entry: PendingEntry) -> Sequenced:
         """Queue ``entry`` and wait until its batch has committed; raises :class:`Overloaded` when full."""
@@ -184,12 +212,23 @@ class Sequencer:
             raise Overloaded("too many entries waiting to be sequenced") from None
         return await fut
 
+    async def _next(self) -> tuple[PendingEntry, asyncio.Future[Sequenced]]:
+        """The next queued entry; meanwhile, a batch whose commit was lost is settled as soon as the database
+        answers, so the processes sharing the key are not kept refusing until a submission arrives here."""
+        while self._unsettled is not None:
+            try:
+                return await asyncio.wait_for(self._queue.get(), SETTLE_INTERVAL_S)
+            except TimeoutError:
+                with contextlib.suppress(Exception):  # the database is still away: next time
+                    await self._settle()
+        return await self._queue.get()
+
     async def run(self) -> None:
         """Batch forever; cancel the task to stop (queued submitters are then failed)."""
         loop = asyncio.get_running_loop()
         try:
             while True:
-                batch = [await self._queue.get()]
+                batch = [await self._next()]
                 deadline = loop.time() + self.max_age_s
                 while len(batch) < self.max_batch:
                     try:
@@ -282,6 +321,38 @@ class Sequencer:
                 "the signed checkpoint of size %d (never committed) was not taken back: %s", checkpoint.size, exc
             )
 
+    async def _settle(self) -> None:
+        """Settle the batch whose COMMIT was lost. A database at that batch's base never committed it (or lost
+        it since): the same rows and the same signed checkpoint are committed again, so no second tree of that
+        size is ever signed, and the signer's record is told. A database holding the batch needs only the
+        record told. A database that moved on another way (its pending checkpoint released by the operator and
+        the log written over) no longer wants it: it is dropped, and so is a batch the database refuses.
+        Raises while the database is away (the batch is kept)."""
+        writes = self._unsettled
+        if writes is None:
+            return
+        base, tree = writes.previous, writes.checkpoint
+        try:
+            async with self.repo.batch() as tx:
+                state = await tx.lock_state()
+                here = (state.size, state.root_hash)
+                if here == (base.size, base.root_hash) and state.frozen_note is None:
+                    await writes.rows(tx)
+                    await writes.save(tx)
+                elif here != (tree.size, tree.root_hash):
+                    _log.warning("the batch of size %d whose commit was lost is no longer the next tree", tree.size)
+                    self._unsettled = None
+                    return
+        except Exception as exc:
+            if database_unavailable(exc):
+                raise
+            _log.error("the batch of size %d whose commit was lost could not be committed again: %s", tree.size, exc)
+            self._unsettled = None
+            return
+        self._unsettled = None
+        _log.warning("the batch of size %d whose commit was lost is committed", tree.size)
+        await asyncio.to_thread(self.signer.committed, tree)
+
     def _analyze_on_growth(self, batch: Batch) -> None:
         """Refresh the planner's statistics each time the log doubles (from 1,024 entries): plans made for a
         small table stay fast as it grows, whether or not autovacuum runs."""
@@ -301,81 +372,91 @@ class Sequencer:
 
     async def append(self, entries: Sequence[PendingEntry]) -> list[Sequenced]:
         """Append one batch in one transaction; returns where each entry is (in order)."""
-        async with self.repo.batch() as tx:
-            state = await tx.lock_state()
-            if state.frozen_note is not None:
-                raise LogFrozen(state.frozen_note, self.signer.signer.verifier)
-            existing = await tx.existing([e.entry_id for e in entries])
-            quotes = await tx.quotes_in_use([e.quote_sha256 for e in entries if e.quote_sha256 is not None])
-            frontier = CompactRange(state.size, state.frontier)
-            if frontier.root() != state.root_hash:
-                raise StorageError("stored frontier does not match the stored root")
-            nodes = BatchNodes(frontier)
-            rows: dict[int, tuple[int, bytearray]] = {}
+        if self._unsettled is not None:
+            await self._settle()  # the database is away while it fails: so would this batch
+        committing: _Writes | None = None
+        try:
+            async with self.repo.batch() as tx:
+                state = await tx.lock_state()
+                if state.frozen_note is not None:
+                    raise LogFrozen(state.frozen_note, self.signer.signer.verifier)
+                existing = await tx.existing([e.entry_id for e in entries])
+                quotes = await tx.quotes_in_use([e.quote_sha256 for e in entries if e.quote_sha256 is not None])
+                frontier = CompactRange(state.size, state.frontier)
+                if frontier.root() != state.root_hash:
+                    raise StorageError("stored frontier does not match the stored root")
+                nodes = BatchNodes(frontier)
+                rows: dict[int, tuple[int, bytearray]] = {}
 
-            def on_node(height: int, index: int, digest: bytes) -> None:
-                nodes.add(height, index, digest)
-                if height % TILE_HEIGHT == 0:
-                    row = rows.get(height // TILE_HEIGHT)
-                    if row is None:
-                        rows[height // TILE_HEIGHT] = row = (index, bytearray())
-                    row[1].extend(digest)
+                def on_node(height: int, index: int, digest: bytes) -> None:
+                    nodes.add(height, index, digest)
+                    if height % TILE_HEIGHT == 0:
+                        row = rows.get(height // TILE_HEIGHT)
+                        if row is None:
+                            rows[height // TILE_HEIGHT] = row = (index, bytearray())
+                        row[1].extend(digest)
 
-            placed: list[tuple[int, bool, bytes | None, QuoteReused | None]] = []
-            new: list[StoredEntry] = []
-            index_rows: list[tuple[int, str, str, str | None, str, str | None]] = []
-            sealed_rows: list[tuple[int, str | None, bytes, bytes]] = []
-            last = await tx.last_naming(sorted({d for e in entries for d in e.linked}))
-            for e in entries:
-                idx = existing.get(e.entry_id)
-                if idx is not None:
-                    placed.append((idx, False, None, None))
-                    continue
-                if e.quote_sha256 is not None:
-                    holder = quotes.get(e.quote_sha256)
-                    if holder is not None:
-                        placed.append((holder, False, None, QuoteReused(holder)))
+                placed: list[tuple[int, bool, bytes | None, QuoteReused | None]] = []
+                new: list[StoredEntry] = []
+                index_rows: list[tuple[int, str, str, str | None, str, str | None]] = []
+                sealed_rows: list[tuple[int, str | None, bytes, bytes]] = []
+                last = await tx.last_naming(sorted({d for e in entries for d in e.linked}))
+                for e in entries:
+                    idx = existing.get(e.entry_id)
+                    if idx is not None:
+                        placed.append((idx, False, None, None))
                         continue
-                    quotes[e.quote_sha256] = frontier.size
-                idx = frontier.size
-                existing[e.entry_id] = idx
-                links = {d: last.get(d) for d in e.linked}
-                last.update(dict.fromkeys(e.linked, idx))
-                leaf = encode_leaf(e.body, e.integrated_time, links)
-                lh = leaf_hash(leaf)
-                frontier.append(lh, on_node)
-                new.append(
-                    StoredEntry(
-                        idx, e.entry_id, lh, leaf, e.submission, e.integrated_time, e.predicate_type, e.quote_sha256
+                    if e.quote_sha256 is not None:
+                        holder = quotes.get(e.quote_sha256)
+                        if holder is not None:
+                            placed.append((holder, False, None, QuoteReused(holder)))
+                            continue
+                        quotes[e.quote_sha256] = frontier.size
+                    idx = frontier.size
+                    existing[e.entry_id] = idx
+                    links = {d: last.get(d) for d in e.linked}
+                    last.update(dict.fromkeys(e.linked, idx))
+                    leaf = encode_leaf(e.body, e.integrated_time, links)
+                    lh = leaf_hash(leaf)
+                    frontier.append(lh, on_node)
+                    new.append(
+                        StoredEntry(
+                            idx, e.entry_id, lh, leaf, e.submission, e.integrated_time, e.predicate_type, e.quote_sha256
+                        )
                     )
-                )
-                index_rows.extend((idx, r.digest, r.role, r.name, r.path, r.version) for r in e.rows)
-                if e.sealed is not None:
-                    sealed_rows.append((idx, e.tenant, e.sealed.wrapped_key, e.sealed.ciphertext))
-                placed.append((idx, True, leaf, None))
+                    index_rows.extend((idx, r.digest, r.role, r.name, r.path, r.version) for r in e.rows)
+                    if e.sealed is not None:
+                        sealed_rows.append((idx, e.tenant, e.sealed.wrapped_key, e.sealed.ciphertext))
+                    placed.append((idx, True, leaf, None))
 
-            previous = Checkpoint(self.repo.origin, state.size, state.root_hash)
-            if new:
-                checkpoint = Checkpoint(self.repo.origin, frontier.size, frontier.root())
-                proof = consistency_proof(state.size, frontier.size, nodes) if state.size else []
-                # Rows first: a batch the database refuses (and is retried without its failing entry) must
-                # not leave behind a signed checkpoint of a tree that never existed. Signed last, just before
-                # the commit, off the event loop (file lock, fsync, external signer).
-                await tx.insert_entries(new)
-                await tx.insert_artifacts(index_rows)
-                await tx.insert_disclosures(sealed_rows)
-                await tx.write_tiles(_tile_writes(rows))
-                note = await self._sign(previous, checkpoint, proof)
-                try:
-                    await tx.save_checkpoint(checkpoint.size, checkpoint.root_hash, frontier.hashes, note)
-                except BaseException:
-                    # Its COMMIT is never sent: nobody sees this checkpoint, and it is taken back before the
-                    # rollback releases the tree-state lock. (A COMMIT that fails is not: it may have committed.)
-                    await self._withdraw(checkpoint)
-                    raise
-            else:
-                checkpoint = previous
-                note = state.checkpoint or b""
+                previous = Checkpoint(self.repo.origin, state.size, state.root_hash)
+                if new:
+                    checkpoint = Checkpoint(self.repo.origin, frontier.size, frontier.root())
+                    proof = consistency_proof(state.size, frontier.size, nodes) if state.size else []
+                    writes = _Writes(previous, checkpoint, frontier.hashes, new, index_rows, sealed_rows, rows)
+                    # Rows first: a batch the database refuses (and is retried without its failing entry) must
+                    # not leave behind a signed checkpoint of a tree that never existed. Signed last, just before
+                    # the commit, off the event loop (file lock, fsync, external signer).
+                    await writes.rows(tx)
+                    note = await self._sign(previous, checkpoint, proof)
+                    writes = dataclasses.replace(writes, note=note)
+                    try:
+                        await writes.save(tx)
+                    except BaseException:
+                        # Its COMMIT is never sent: nobody sees this checkpoint, and it is taken back before the
+                        # rollback releases the tree-state lock. (A COMMIT that fails is not: it may have committed.)
+                        await self._withdraw(checkpoint)
+                        raise
+                    committing = writes
+                else:
+                    checkpoint = previous
+                    note = state.checkpoint or b""
+        except BaseException:
+            if committing is not None:
+                # Its COMMIT failed: the database may hold the batch or not, and says which once it answers.
+                # Until then the batch is kept, to commit this same tree again if it did not (see _settle).
+                self._unsettled = committing
+            raise
         if new:
             await asyncio.to_thread(self.signer.committed, checkpoint)
         batch = Batch(checkpoint, note, state.size, nodes)
