@@ -310,21 +310,21 @@ async def test_a_batch_whose_commit_was_lost_is_committed_again_by_its_sequencer
     with pytest.raises(SigningRefused, match="not told whether"):  # another process must not sign over it
         await other.append([pending(9)])
 
-    running = asyncio.create_task(seq.run())  # no submission arrives: the sequencer settles the batch itself
+    # Another process's batch waits for it; no submission reaches the sequencer that holds the lost batch.
+    running = [asyncio.create_task(other.run()), asyncio.create_task(seq.run())]
     try:
-        deadline = time.monotonic() + 10
-        while (await repo.state()).size != 3:
-            assert time.monotonic() < deadline, "the lost batch was not committed again"
-            await asyncio.sleep(0.05)
+        meanwhile = await asyncio.wait_for(other.submit(pending(9)), 10)
+        assert (meanwhile.index, meanwhile.created) == (3, True)
+        # The tree of size 3 is the one the record holds as signed, not another one.
+        assert await pool.fetchval("SELECT root_hash FROM checkpoints WHERE size = 3") == found.signed.root
+        assert reference.mth([expected_leaf_hash(pending(i)) for i in range(3)]) == found.signed.root
+        again = await other.submit(pending(1))  # its submitter retries and gets its entry
+        assert (again.index, again.created) == (1, False)
     finally:
-        running.cancel()
-    state = await repo.state()
-    assert state.root_hash == found.signed.root  # the tree the record holds as signed, not another one
-    assert state.root_hash == reference.mth([expected_leaf_hash(pending(i)) for i in range(3)])
+        for task in running:
+            task.cancel()
     found = record.read()
     assert found is not None and not found.pending
-    again = await other.append([pending(1), pending(9)])  # its submitter retries; another process goes on
-    assert [(r.index, r.created) for r in again] == [(1, False), (3, True)]
     await pool.close()
 
 

@@ -46,10 +46,12 @@ RECORD_SUFFIX = ".last-signed"
 
 class RecordRefused(Unavailable):
     """The database is inconsistent with the signer's record (or the record is unreadable): writes are refused
-    until the operator acts (the message says how)."""
+    until the operator acts (the message says how). ``pending``: the database is at the base of a checkpoint
+    signed but not known to have committed, which the process that signed it may yet commit."""
 
-    def __init__(self, detail: str) -> None:
+    def __init__(self, detail: str, *, pending: bool = False) -> None:
         super().__init__("signing-refused", detail, retry_after=60)
+        self.pending = pending
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +145,8 @@ def check_database(record: SignedRecord | None, database: TreeHead, where: Path)
             "(restore a newer backup, promote an up-to-date replica: the server then continues), or freeze this "
             f"log (`atlas-log-server freeze`, which signs its final checkpoint at size {last.size}) and start a "
             "successor. Only if the database has not been restored or failed over since that batch (so it cannot "
-            "have committed), run `atlas-log-server release-pending` to take the unsent checkpoint back"
+            "have committed), run `atlas-log-server release-pending` to take the unsent checkpoint back",
+            pending=True,
         )
     if database.size < record.committed.size:
         raise RecordRefused(

@@ -40,6 +40,7 @@ from atlas_log_server.vault import Sealed
 _log = logging.getLogger(__name__)
 
 SETTLE_INTERVAL_S = 1.0  # how often an idle sequencer tries to settle a batch whose commit was lost
+PENDING_WAIT_S = 3 * SETTLE_INTERVAL_S  # how long a batch waits for another process to settle one
 
 
 class Overloaded(Unavailable):
@@ -281,7 +282,7 @@ class Sequencer:
         2·log2(batch) transactions. Any other failure (database away, log frozen, signer refusing) fails the
         whole batch, as it would fail any part of it."""
         try:
-            return list(await self.append([e for e, _ in waiting]))
+            return list(await self._append_after_settling([e for e, _ in waiting]))
         except Exception as exc:
             if len(waiting) > 1 and (row_refused(exc) or isinstance(exc, FormatError)):
                 _log.warning("batch of %d entries failed (%s); isolating the failing entry", len(waiting), exc)
@@ -294,6 +295,19 @@ class Sequencer:
             elif not isinstance(exc, LogFrozen):  # a frozen log refusing entries is no failure
                 _log.exception("batch of %d entries failed", len(waiting))
             return [exc] * len(waiting)
+
+    async def _append_after_settling(self, entries: Sequence[PendingEntry]) -> list[Sequenced]:
+        """:meth:`append`; while the database is at the base of a checkpoint another process signed and lost the
+        commit of, wait a little for that process to commit it again (:meth:`_settle`) before refusing."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + PENDING_WAIT_S
+        while True:
+            try:
+                return await self.append(entries)
+            except SigningRefused as exc:
+                if not exc.pending or loop.time() >= deadline:
+                    raise
+            await asyncio.sleep(0.1)
 
     async def _sign(self, previous: Checkpoint, checkpoint: Checkpoint, proof: Sequence[bytes]) -> bytes:
         """Sign; an external signer off the event loop. Cancelled meanwhile (a shutdown), its thread still signs

@@ -28,10 +28,12 @@ from atlas_log_server.log.last_signed import LastSignedFile, RecordRefused, Sign
 
 class SigningRefused(Unavailable):
     """The signer was asked to sign a checkpoint that could fork the log (the message says what to do). The
-    operator must act; retrying alone will not help, so clients are asked to wait a minute."""
+    operator must act; retrying alone will not help, so clients are asked to wait a minute. ``pending``: see
+    :class:`~atlas_log_server.log.last_signed.RecordRefused`."""
 
-    def __init__(self, detail: str) -> None:
+    def __init__(self, detail: str, *, pending: bool = False) -> None:
         super().__init__("signing-refused", detail, retry_after=60)
+        self.pending = pending
 
 
 def load_or_create_key(path: Path, origin: str) -> tuple[Signer, bool]:
@@ -193,7 +195,7 @@ class CheckpointSigner:
                 # Recorded before the caller commits: a database that later loses this tree is caught.
                 self.record.write(SignedRecord(self.record.key, base, TreeHead(new.size, new.root_hash)))
         except RecordRefused as exc:
-            raise SigningRefused(str(exc)) from exc
+            raise SigningRefused(str(exc), pending=exc.pending) from exc
         return note
 
     def _sign(self, new: Checkpoint) -> bytes:
