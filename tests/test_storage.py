@@ -285,20 +285,25 @@ FOR EACH ROW EXECUTE FUNCTION lose_commit();
 """
 
 
+async def _two_processes(db_url: str, tmp_path: Path) -> tuple[Repository, LastSignedFile, Sequencer, Sequencer]:
+    """A new log and two sequencers sharing its key folder, as two server processes do."""
+    key = Signer.generate(ORIGIN)
+    repo = Repository(await create_pool(db_url, 2), ORIGIN)
+    await repo.init_log(sign_checkpoint(Checkpoint(ORIGIN, 0, EMPTY_ROOT), key))
+    record = LastSignedFile.beside(tmp_path / "log.key", key.verifier.vkey)
+    first, second = CheckpointSigner(key, record), CheckpointSigner(key, record)
+    assert first.adopt(Checkpoint(ORIGIN, 0, EMPTY_ROOT)) is None
+    seq = [Sequencer(repo, s, max_batch=8, max_age_s=0.002, max_pending=100) for s in (first, second)]
+    return repo, record, seq[0], seq[1]
+
+
 async def test_a_batch_whose_commit_was_lost_is_committed_again_by_its_sequencer(db_url: str, tmp_path: Path) -> None:
     """The database goes away while a batch COMMITs: the sequencer cannot know whether it committed, so its
     signed checkpoint stays pending and every process sharing the key refuses to sign over the batch's base.
     The sequencer that signed it still holds the batch: once the database is back it commits that same tree
     (nothing new is signed), by itself and without waiting for another submission, and the log goes on."""
-    key = Signer.generate(ORIGIN)
-    pool = await create_pool(db_url, 2)
-    repo = Repository(pool, ORIGIN)
-    await repo.init_log(sign_checkpoint(Checkpoint(ORIGIN, 0, EMPTY_ROOT), key))
-    record = LastSignedFile.beside(tmp_path / "log.key", key.verifier.vkey)
-    signing = CheckpointSigner(key, record)
-    assert signing.adopt(Checkpoint(ORIGIN, 0, EMPTY_ROOT)) is None
-    seq = Sequencer(repo, signing, max_batch=8, max_age_s=0.002, max_pending=100)
-    other = Sequencer(repo, CheckpointSigner(key, record), max_batch=8, max_age_s=0.002, max_pending=100)
+    repo, record, seq, other = await _two_processes(db_url, tmp_path)
+    pool = repo.pool
     await seq.append([pending(0)])
     await pool.execute(_LOSE_COMMIT)  # the connection dies inside COMMIT, as when the server stops
     with pytest.raises(UNAVAILABLE):
@@ -331,15 +336,8 @@ async def test_a_batch_whose_commit_was_lost_is_committed_again_by_its_sequencer
 async def test_a_lost_batch_is_not_committed_over_a_database_that_moved_on(db_url: str, tmp_path: Path) -> None:
     """When the operator released the lost batch's checkpoint and the log went on, the batch the sequencer
     still holds is no longer the next tree: it is dropped, never written over the new one."""
-    key = Signer.generate(ORIGIN)
-    pool = await create_pool(db_url, 2)
-    repo = Repository(pool, ORIGIN)
-    await repo.init_log(sign_checkpoint(Checkpoint(ORIGIN, 0, EMPTY_ROOT), key))
-    record = LastSignedFile.beside(tmp_path / "log.key", key.verifier.vkey)
-    signing = CheckpointSigner(key, record)
-    assert signing.adopt(Checkpoint(ORIGIN, 0, EMPTY_ROOT)) is None
-    seq = Sequencer(repo, signing, max_batch=8, max_age_s=0.002, max_pending=100)
-    other = Sequencer(repo, CheckpointSigner(key, record), max_batch=8, max_age_s=0.002, max_pending=100)
+    repo, record, seq, other = await _two_processes(db_url, tmp_path)
+    pool = repo.pool
     await pool.execute(_LOSE_COMMIT)
     with pytest.raises(UNAVAILABLE):
         await seq.append([pending(1), pending(2)])
