@@ -244,3 +244,29 @@ def test_replay_checks_every_map_commitment_and_a_wrong_root_is_evidence(db_url:
         assert "committed" in check.stdout and "0707" in check.stdout
     finally:
         server.stop()
+
+
+def test_an_entry_that_fails_does_not_fail_the_map_and_back_links_after_it(db_url: str, tmp_path: Path) -> None:
+    """A replay that does not trust an entry's GPU roots fails that entry, and only it: what its statement names
+    still counts for the log's map commitments and the back-links of later entries naming the same model."""
+    server = ServerProcess(db_url, tmp_path / "data", env={"ATLAS_MAP_INTERVAL_S": "0.2"})
+    try:
+        key = Ed25519PrivateKey.generate()
+        with httpx.Client(base_url=server.url, timeout=60) as http:
+            for i, gpus in enumerate([server.gpu, None, None]):
+                payload = intoto_statement([("model.pt", MODEL)], "https://atlas-log.dev/test/v1", {"step": i})
+                posted = http.post("/api/v1/entries", json=signed_submission(key, payload, server.platform, gpus=gpus))
+                assert posted.status_code == 201, posted.text
+            deadline = time.monotonic() + 30
+            while True:
+                cp = open_checkpoint(http.get("/checkpoint").content, Verifier.from_vkey(server.vkey))
+                if cp.size > 3:  # the map's commitment of the three entries
+                    break
+                assert time.monotonic() < deadline, "no map commitment was logged"
+                time.sleep(0.1)
+        result = Replay(server.url, Trust(tdx_roots=(server.platform.root_fingerprint,)), workers=1).run(cp)
+        assert [index for index, _ in result.bad_entries] == [0], result.problems
+        assert "GPU" in result.bad_entries[0][1]
+        assert result.bad_commitments == [] and len(result.problems) == 1, result.problems
+    finally:
+        server.stop()

@@ -20,7 +20,7 @@ from cryptography import x509
 
 from atlas_log.bundle import CODE_SIGNING
 from atlas_log.certificates import load_pem_certificates
-from atlas_log.entry import build_entry, parse_leaf
+from atlas_log.entry import LINKED_ROLES, Entry, build_entry, parse_leaf
 from atlas_log.errors import Error, FormatError
 from atlas_log.gpu import CORIM_ROOT_SHA256, DEVICE_IDENTITY_ROOT_SHA256, parse_rim, verify_gpu_evidence
 from atlas_log.gpu.roots import certificate_sha256
@@ -59,6 +59,9 @@ _ANY_STATUS = Policy(
     allow_perfmon=True,
     allow_reserved_td_attributes=True,
 )
+
+
+_MALFORMED = (Error, KeyError, TypeError, ValueError, AttributeError)  # what a malformed member raises
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +122,7 @@ def check_entry(
     lh = leaf_hash(leaf)
     try:
         return _check(index, leaf, lh, submission, collateral, trust, cache, cited_quote, rim, ocsp)
-    except (Error, KeyError, TypeError, ValueError, AttributeError) as exc:  # any malformed member
+    except _MALFORMED as exc:
         return Checked(index, lh, f"entry {index}: {exc}")
 
 
@@ -148,9 +151,38 @@ def _check(
         return Checked(index, lh, None, integrated_time=stored.integrated_time, commitment=commitment)
     if MapCommitment.is_earlier_format(stored.body):  # the log's own, of a map format that proves nothing
         return Checked(index, lh, None, integrated_time=stored.integrated_time)
-    t, recorded = stored.integrated_time, stored.body.get("tee")
+    t = stored.integrated_time
     roots = tuple(x509.load_der_x509_certificate(r) for r in trust.x509_roots)
     sub = parse_submission(raw, t, roots, trust.x509_eku)
+    try:
+        checked = _check_submission(
+            index, leaf, lh, stored, sub, roots, collateral, trust, cache, cited_quote, rim, ocsp
+        )
+    except _MALFORMED as exc:
+        checked = Checked(index, lh, f"entry {index}: {exc}")
+    if checked.problem is None:
+        return checked
+    # What its statement names counts whether or not the entry verifies: the log indexed it, so its map keys
+    # and later entries' back-links include it, and one bad entry must not make every later check fail too.
+    ex = sub.extraction
+    return replace(checked, linked=tuple(ex.digests(*LINKED_ROLES)), named=tuple(ex.digests()))
+
+
+def _check_submission(
+    index: int,
+    leaf: bytes,
+    lh: bytes,
+    stored: Entry,
+    sub: ParsedSubmission,
+    roots: tuple[x509.Certificate, ...],
+    collateral: Callable[[str], Collateral | None],
+    trust: Trust,
+    cache: VerificationCache | None,
+    cited_quote: Callable[[int], bytes | None] | None,
+    rim: Callable[[str], bytes | None] | None,
+    ocsp: Callable[[str], bytes | None] | None,
+) -> Checked:
+    t, recorded = stored.integrated_time, stored.body.get("tee")
     attestation: Attestation | None = None
     nonce: tuple[int, bytes] | None = None
     key_reference = attests_key = None
