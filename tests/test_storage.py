@@ -10,6 +10,7 @@ import os
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -23,7 +24,7 @@ from atlas_log.merkle import EMPTY_ROOT, LeafHash, RootHash, verify_consistency,
 from atlas_log.note import NoteSignature, Signer, Verifier
 from atlas_log.tiles import TileLevels
 from atlas_log_server.db import migrate
-from atlas_log_server.db.engine import UNAVAILABLE, create_pool, sqlalchemy_url
+from atlas_log_server.db.engine import UNAVAILABLE, asyncpg_dsn, create_pool, sqlalchemy_url
 from atlas_log_server.db.models import metadata
 from atlas_log_server.db.repository import Repository
 from atlas_log_server.errors import InvalidRequest
@@ -32,6 +33,7 @@ from atlas_log_server.log.proofs import ProofService
 from atlas_log_server.log.sequencer import PendingEntry, Sequencer
 from atlas_log_server.log.signer import CheckpointSigner, SigningRefused
 from tests import reference
+from tests.conftest import _admin, with_database
 
 ORIGIN = "test.example/log"
 
@@ -333,21 +335,83 @@ async def test_a_batch_whose_commit_was_lost_is_committed_again_by_its_sequencer
     await pool.close()
 
 
-async def test_a_lost_batch_is_not_committed_over_a_database_that_moved_on(db_url: str, tmp_path: Path) -> None:
-    """When the operator released the lost batch's checkpoint and the log went on, the batch the sequencer
-    still holds is no longer the next tree: it is dropped, never written over the new one."""
-    repo, record, seq, other = await _two_processes(db_url, tmp_path)
-    pool = repo.pool
-    await pool.execute(_LOSE_COMMIT)
+async def _lose_a_batch(repo: Repository, seq: Sequencer) -> None:
+    """``seq`` loses the COMMIT of entries 1 and 2 over the log's tree."""
+    await repo.pool.execute(_LOSE_COMMIT)
     with pytest.raises(UNAVAILABLE):
         await seq.append([pending(1), pending(2)])
-    await pool.execute("DROP TRIGGER lose_commit ON checkpoints")
+    await repo.pool.execute("DROP TRIGGER lose_commit ON checkpoints")
+
+
+def _root(*entries: int) -> bytes:
+    return reference.mth([expected_leaf_hash(pending(i)) for i in entries])
+
+
+@pytest.mark.parametrize("first", ["holder", "other"])
+async def test_a_released_lost_batch_is_dropped_whoever_writes_first(db_url: str, tmp_path: Path, first: str) -> None:
+    """The operator released the lost batch's checkpoint (it never committed): the sequencer still holding the
+    batch drops it, never commits it, whether it or another process writes first, and the log goes on."""
+    repo, record, seq, other = await _two_processes(db_url, tmp_path)
+    await _lose_a_batch(repo, seq)
     record.release_pending(TreeHead(0, EMPTY_ROOT))
-    assert [r.index for r in await other.append([pending(5)])] == [0]
-    assert [r.index for r in await seq.append([pending(6)])] == [1]
-    state = await repo.state()
-    assert state.root_hash == reference.mth([expected_leaf_hash(pending(5)), expected_leaf_hash(pending(6))])
-    await pool.close()
+    order = [(seq, 6), (other, 7)] if first == "holder" else [(other, 7), (seq, 6)]
+    for i, (sequencer, entry) in enumerate(order):
+        assert [r.index for r in await sequencer.append([pending(entry)])] == [i]
+    assert (await repo.state()).root_hash == _root(*(entry for _, entry in order))
+    await repo.pool.close()
+
+
+async def test_a_lost_batch_released_and_then_failed_over_is_never_committed(
+    db_url: str, pg_url: str, tmp_path: Path
+) -> None:
+    """Released, the log goes on (a tree of size 1 is served), then the database fails over to a replica still
+    at the lost batch's base. Committing the batch there would serve a second tree that does not extend the
+    one served: the record no longer holds it, so it is dropped, and writes are refused as for any rollback."""
+    repo, record, seq, other = await _two_processes(db_url, tmp_path)
+    await _lose_a_batch(repo, seq)
+    name = urlsplit(db_url).path.lstrip("/")
+    lagging = f"{name}_lagging"
+    await repo.pool.close()  # a database copied as a template has no other connections
+    await _admin(pg_url, f'CREATE DATABASE "{lagging}" TEMPLATE "{name}"')
+    replica = Repository(await create_pool(with_database(pg_url, lagging), 2), ORIGIN)
+    try:
+        other.repo = Repository(await create_pool(db_url, 2), ORIGIN)
+        record.release_pending(TreeHead(0, EMPTY_ROOT))
+        assert [r.index for r in await other.append([pending(5)])] == [0]
+        await other.repo.pool.close()
+        seq.repo = other.repo = replica  # failed over
+        for sequencer in (seq, other):
+            with pytest.raises(SigningRefused, match="rolled back"):
+                await sequencer.append([pending(8)])
+        assert (await replica.state()).size == 0
+    finally:
+        await replica.pool.close()
+        await _admin(pg_url, f'DROP DATABASE IF EXISTS "{lagging}" WITH (FORCE)')
+
+
+@pytest.mark.parametrize("trouble", ["read-only", "lock-timeout"])
+async def test_a_lost_batch_is_kept_through_passing_trouble(db_url: str, tmp_path: Path, trouble: str) -> None:
+    """While the database fails over it may answer read-only (a standby not promoted yet), or the tree's lock
+    may time out: the batch is kept, and committed again once the database takes writes."""
+    repo, _, seq, _ = await _two_processes(db_url, tmp_path)
+    await _lose_a_batch(repo, seq)
+    setting = {"read-only": {"default_transaction_read_only": "on"}, "lock-timeout": {"lock_timeout": "200ms"}}
+    troubled = await asyncpg.create_pool(asyncpg_dsn(db_url), min_size=1, max_size=2, server_settings=setting[trouble])
+    blocker = await asyncpg.connect(asyncpg_dsn(db_url))
+    try:
+        async with blocker.transaction():
+            if trouble == "lock-timeout":
+                await blocker.execute("SELECT 1 FROM log_state FOR UPDATE")
+            seq.repo = Repository(troubled, ORIGIN)
+            with pytest.raises(asyncpg.PostgresError):
+                await seq.append([pending(3)])
+        seq.repo = repo
+        assert [r.index for r in await seq.append([pending(3)])] == [2]
+        assert (await repo.state()).root_hash == _root(1, 2, 3)
+    finally:
+        await blocker.close()
+        await troubled.close()
+        await repo.pool.close()
 
 
 def test_signer_refuses_inconsistent_checkpoints() -> None:

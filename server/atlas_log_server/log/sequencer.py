@@ -203,6 +203,7 @@ class Sequencer:
         self._queue: asyncio.Queue[tuple[PendingEntry, asyncio.Future[Sequenced]]] = asyncio.Queue(max_pending)
         self._analyzing: asyncio.Task[None] | None = None
         self._unsettled: _Writes | None = None  # a signed batch whose COMMIT's outcome is unknown
+        self._settle_failure: str | None = None  # why committing it again failed last
 
     async def submit(self, entry: PendingEntry) -> Sequenced:
         """Queue ``entry`` and wait until its batch has committed; raises :class:`Overloaded` when full."""
@@ -336,12 +337,14 @@ class Sequencer:
             )
 
     async def _settle(self) -> None:
-        """Settle the batch whose COMMIT was lost. A database at that batch's base never committed it (or lost
-        it since): the same rows and the same signed checkpoint are committed again, so no second tree of that
-        size is ever signed, and the signer's record is told. A database holding the batch needs only the
-        record told. A database that moved on another way (its pending checkpoint released by the operator and
-        the log written over) no longer wants it: it is dropped, and so is a batch the database refuses.
-        Raises while the database is away (the batch is kept)."""
+        """Settle the batch whose COMMIT was lost, while the signer's record still holds its checkpoint pending
+        over its base (nobody released it, froze the log or signed past it since: the record's writers all hold
+        the tree-state lock, as this does). A database at that base never committed the batch, or lost it: the
+        same rows and the same signed checkpoint are committed again, so no second tree of that size is
+        signed. A database holding the batch needs only the record told. In any other state the batch is kept
+        (a database failed over behind the base may be rolled forward to it) and the record refuses writes.
+        Once the record no longer holds it, the batch is dropped. Raises only while the database is away;
+        any other failure keeps the batch for the next try and is logged."""
         writes = self._unsettled
         if writes is None:
             return
@@ -350,20 +353,23 @@ class Sequencer:
             async with self.repo.batch() as tx:
                 state = await tx.lock_state()
                 here = (state.size, state.root_hash)
-                if here == (base.size, base.root_hash) and state.frozen_note is None:
+                if here != (tree.size, tree.root_hash):
+                    if not await asyncio.to_thread(self.signer.holds_pending, base, tree):
+                        _log.warning("the batch of size %d whose commit was lost was released: dropped", tree.size)
+                        self._unsettled = None
+                        return
+                    if here != (base.size, base.root_hash) or state.frozen_note is not None:
+                        return
                     await writes.rows(tx)
                     await writes.save(tx)
-                elif here != (tree.size, tree.root_hash):
-                    _log.warning("the batch of size %d whose commit was lost is no longer the next tree", tree.size)
-                    self._unsettled = None
-                    return
         except Exception as exc:
             if database_unavailable(exc):
                 raise
-            _log.error("the batch of size %d whose commit was lost could not be committed again: %s", tree.size, exc)
-            self._unsettled = None
+            if str(exc) != self._settle_failure:  # once per distinct failure, not every retry
+                _log.error("the batch of size %d whose commit was lost is not committed yet: %s", tree.size, exc)
+            self._settle_failure = str(exc)
             return
-        self._unsettled = None
+        self._unsettled = self._settle_failure = None
         _log.warning("the batch of size %d whose commit was lost is committed", tree.size)
         await asyncio.to_thread(self.signer.committed, tree)
 

@@ -215,6 +215,24 @@ class CheckpointSigner:
         # refused, never forked.
         self._settle(checkpoint, lambda found, head: None if found.frozen else found.committed)
 
+    def holds_pending(self, previous: Checkpoint, checkpoint: Checkpoint) -> bool:
+        """Whether the record holds ``checkpoint`` signed and pending over ``previous``: nobody released it,
+        froze the log or signed another tree since (without a record, only this process signs: true). Ask
+        under the tree-state lock, which every writer of the record holds."""
+        if self.record is None:
+            return True
+        try:
+            with self.record.locked():
+                found = self.record.read()
+        except RecordRefused:
+            return False
+        return (
+            found is not None
+            and not found.frozen
+            and found.committed == TreeHead(previous.size, previous.root_hash)
+            and found.signed == TreeHead(checkpoint.size, checkpoint.root_hash)
+        )
+
     def committed(self, checkpoint: Checkpoint) -> None:
         """Record that ``checkpoint`` is durably the log's state (call after the batch commits, before anyone
         is told of it)."""
