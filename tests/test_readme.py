@@ -40,12 +40,19 @@ def log(db_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
 
 def _run(lines: list[str], log: ServerProcess, cwd: Path) -> subprocess.CompletedProcess[str]:
     """The lines as one shell script (so an export holds for the next line), stopping at the first failure."""
-    filled = [
-        line.replace("<the verifier key make run printed>", log.vkey).replace(
-            "<the simulated TDX root make run printed>", log.platform.root_fingerprint
-        )
-        for line in lines
-    ]
+    gpu = httpx.get(log.url + "/api/v1/log").json()["attestation"]["gpu"]
+    placeholders = {
+        "<the verifier key make run printed>": log.vkey,
+        "<the simulated TDX root make run printed>": log.platform.root_fingerprint,
+        "<the simulated GPU device root make run printed>": gpu["deviceRoot"],
+        "<the simulated GPU RIM root make run printed>": gpu["rimRoot"],
+        "<the index submit printed>": "1",  # after one demo entry
+    }
+    filled = []
+    for line in lines:
+        for placeholder, value in placeholders.items():
+            line = line.replace(placeholder, value)
+        filled.append(line)
     # The venv's activate script puts atlas-log on the PATH: here it is this interpreter's folder.
     script = "\n".join(
         f'export PATH="{Path(sys.executable).parent}:$PATH"' if line.startswith(". .venv/bin/activate") else line
@@ -59,14 +66,17 @@ def _run(lines: list[str], log: ServerProcess, cwd: Path) -> subprocess.Complete
 
 
 def test_the_first_pipeline_walkthrough_runs_as_printed(log: ServerProcess, tmp_path: Path) -> None:
+    # As after the banner's demo with GPU evidence: the audit must trust the simulated GPU's roots too.
+    entry = demo_submission(Ed25519PrivateKey.generate(), 0, log.platform, gpus=log.gpu)
+    assert httpx.post(log.url + "/api/v1/entries", json=entry, timeout=30).status_code == 201
     work = tmp_path / "work"
     shutil.copytree(ROOT / "examples", work / "examples")
     lines = _block_after("### Your first pipeline, step by step")
     assert any(line.startswith("atlas-log submit") for line in lines)
     out = _run(lines, log, work)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    assert "logged at index 0" in out.stdout
-    assert "OK   first.receipt.json: entry 0" in out.stdout
+    assert "logged at index 1" in out.stdout
+    assert "OK   first.receipt.json: entry 1" in out.stdout
     assert "sentiment-classifier" in out.stdout and "reviews-dataset" in out.stdout  # history and lineage name them
     assert '"problems": []' in out.stdout  # the auditor's replay found nothing wrong
     assert (work / "pipeline.key").stat().st_mode & 0o777 == 0o600

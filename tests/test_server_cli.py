@@ -39,7 +39,11 @@ def test_serve_with_no_database_url_uses_embedded_postgres(tmp_path: Path) -> No
         audit = next(line for line in out.splitlines() if "audit it (replay):" in line).split(":", 1)[1]
         composite = next(line for line in out.splitlines() if "one with GPU evidence:" in line).split(":", 1)[1]
         root = next(line for line in out.splitlines() if "simulated TDX root:" in line).split(":", 1)[1].strip()
-        assert root == httpx.get(server.url + "/api/v1/log").json()["attestation"]["simulatedRoot"]
+        attestation = httpx.get(server.url + "/api/v1/log").json()["attestation"]
+        assert root == attestation["simulatedRoot"]
+        for name, key in (("device", "deviceRoot"), ("RIM", "rimRoot")):
+            printed = next(line for line in out.splitlines() if f"simulated GPU {name} root:" in line)
+            assert printed.split(":", 1)[1].strip() == attestation["gpu"][key]
         client = f"{sys.executable} -m atlas_log.cli"
         work = tmp_path / "work"
         (work / ".atlas-log").mkdir(parents=True)

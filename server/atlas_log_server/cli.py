@@ -141,7 +141,8 @@ def _serve(args: argparse.Namespace) -> int:
         # Made now, not at the app's start, so the banner can name the roots auditors must pass to trust them.
         simulated_root = load_or_create_platform(settings.platform_dir).root_fingerprint
         gpu = load_or_create_gpu(settings.gpu_dir)
-        gpu_roots = " ".join(f"--gpu-root {certificate_sha256(r)}" for r in (gpu.device_root, gpu.rim_root))
+        device_root, rim_root = certificate_sha256(gpu.device_root), certificate_sha256(gpu.rim_root)
+        gpu_roots = f"--gpu-root {device_root} --gpu-root {rim_root}"
     print(
         f"Atlas Log serving {settings.origin} on {base} ({where})\n"
         f"  checkpoint key {'generated' if created else 'loaded'}: {key_source}\n"
@@ -150,6 +151,8 @@ def _serve(args: argparse.Namespace) -> int:
             f"  TDX: SIMULATED platform in {settings.platform_dir} (development only; quotes prove nothing)\n"
             f"  simulated TDX root:     {simulated_root}\n"
             f"  GPU: SIMULATED GPU in {settings.gpu_dir}, RIMs from a local stand-in of NVIDIA's RIM service\n"
+            f"  simulated GPU device root: {device_root}\n"
+            f"  simulated GPU RIM root:    {rim_root}\n"
             if simulated_root is not None
             else "  TDX: Intel PCS, pinned Intel SGX Root CA\n"
         )
