@@ -8,7 +8,7 @@ yet be excluded) and upstream lineage against one checkpoint, and
 prints JSON with the share of run time spent on provenance.
 
     make run                                   # in another terminal
-    .venv/bin/pip install torch==2.13.0 numpy  # make test installs them (the examples extra)
+    .venv/bin/pip install -e '.[examples]'     # torch and numpy (make test installs them)
     .venv/bin/python examples/pytorch_pipeline.py --workdir ./pipeline-run
 """
 
@@ -23,7 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import torch
+
+try:
+    import torch
+except ImportError:  # the examples extra is not part of `make run`'s install
+    sys.exit("this example needs torch and numpy: .venv/bin/pip install -e '.[examples]'")
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -99,7 +103,7 @@ def train(data: Path, out: Path, epochs: int, learning_rate: float) -> float:
                 loss = loss_fn(model(d["x"][i : i + 64]), d["y"][i : i + 64])
                 loss.backward()
                 opt.step()
-            progress.update(task, advance=1, loss=f"{float(loss):.4f}")
+            progress.update(task, advance=1, loss=f"{loss.item():.4f}")
     out.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), out / "weights.pt")
     (out / "config.json").write_text(json.dumps({"layers": [16, 64, 2]}))

@@ -298,9 +298,13 @@ def test_what_a_user_gets_wrong_with_files_and_keys_is_one_line(tmp_path: Path) 
         "Missing argument": ["get"],
         "No such command": ["frobnicate"],
         "is not a verifier key": ["--vkey", "nonsense", "verify", str(statement)],
+        "is not an artifact digest: give ALGORITHM:HEX": [*submit[:2], "history", "sentiment-classifier"],
     }
     for expected, args in cases.items():
         assert expected in _fails_in_one_line(*args), expected
+    not_a_receipt = _run("--vkey", VKEY, "verify", str(statement))  # verify reports on each file it was given
+    assert not_a_receipt.returncode != 0, not_a_receipt.stdout
+    assert f"FAIL {statement}: not a receipt: it has no member 'inclusionProof'" in not_a_receipt.stdout
 
 
 def test_an_encrypted_key_opens_with_its_passphrase_file(server: ServerProcess, tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ from atlas_log.cli_output import Output, add, one_line, render_json, tree, verdi
 from atlas_log.client import AsyncLogClient, LogClient
 from atlas_log.disclosure import Disclosure, hides_digests, redact, verify_disclosures
 from atlas_log.dsse import PublicKey, sign_envelope
-from atlas_log.errors import Error, SubmissionError
+from atlas_log.errors import Error, FormatError, SubmissionError
 from atlas_log.history import EVALUATION_DATA
 from atlas_log.monitor import DEFAULT_MAP_MAX_LAG_S
 from atlas_log.note import Verifier, parse_note
@@ -811,7 +811,20 @@ HiddenOption = Annotated[
     ),
 ]
 TokenFileOption = Annotated[str | None, typer.Option(help="file holding the token (default: $ATLAS_LOG_TOKEN)")]
-DigestArgument = Annotated[str, typer.Argument(help="the artifact's digest, <alg>:<hex> (e.g. sha256:…)")]
+
+
+def _digest(text: str) -> str:
+    from atlas_log.intoto import artifact_digest
+
+    try:
+        return artifact_digest(text)
+    except FormatError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
+DigestArgument = Annotated[
+    str, typer.Argument(help="the artifact's digest, <alg>:<hex> (e.g. sha256:…)", callback=_digest)
+]
 
 
 def _witnessed(client: LogClient) -> str:

@@ -64,7 +64,7 @@ from atlas_log.history import (
     verify_lineage,
     verify_map_status,
 )
-from atlas_log.intoto import normalise_digest
+from atlas_log.intoto import artifact_digest
 from atlas_log.merkle import LeafHash
 from atlas_log.note import Verifier, parse_note
 from atlas_log.receipt import Receipt, SubmittedEntry, verify_receipt, verify_receipt_for
@@ -154,11 +154,6 @@ def _parsed(reply: Reply, parse: Callable[..., T], *args: Any) -> T:
         return parse(answer, *args)
     except FormatError as exc:
         raise LogAPIError(f"{_where(reply)}: malformed answer: {exc}", reply.status) from exc
-
-
-def _artifact(artifact: str) -> str:
-    alg, _, value = artifact.partition(":")
-    return ":".join(normalise_digest(alg, value))
 
 
 def _artifact_path(artifact: str, what: str) -> str:
@@ -347,7 +342,7 @@ class _Core:
             if not isinstance(hidden, dict) or not all(isinstance(v, str) for v in hidden.values()):
                 raise FormatError("hidden must map artifacts to blinded keys")
             if answer.get("key") is None:
-                return None, {_artifact(k): v for k, v in hidden.items()}
+                return None, {artifact_digest(k): v for k, v in hidden.items()}
             key = b64decode(answer["key"], "the blinding key")
             if len(key) != BLINDING_KEY_BYTES:
                 raise FormatError(f"a blinding key is {BLINDING_KEY_BYTES} bytes")
@@ -619,9 +614,9 @@ class LogClient(_Core):
         if key is None:
             key, told = self._run(self._blinding())
             if key is None:
-                if _artifact(artifact) not in told:
+                if artifact_digest(artifact) not in told:
                     raise LogAPIError(f"{artifact} is not one of the artifacts this grant covers")
-                return told[_artifact(artifact)]
+                return told[artifact_digest(artifact)]
         return blinded_artifact(key, artifact)
 
     def submissions(self, start: int, count: int) -> Submissions:
@@ -641,7 +636,7 @@ class LogClient(_Core):
         verified about that artifact and chained to the previous page by back-links
         (:func:`~atlas_log.history.verify_history`); each page's checkpoint is witnessed under the policy and
         proved consistent with the trusted state, hence with every other page's."""
-        name, after = _artifact(artifact), None
+        name, after = artifact_digest(artifact), None
         while after is None or after.next_before is not None:
             page, note = self._run(self._history_page(name, page_size, cache, after))
             self.prove_consistent(note)
@@ -670,7 +665,7 @@ class LogClient(_Core):
         """``artifact``'s lineage (:func:`~atlas_log.history.verify_lineage`), its checkpoint proved consistent;
         with ``complete`` (the default) the log is asked for the proofs that every edge up to ``depth`` is there
         (the result's ``complete``)."""
-        lineage, note = self._run(self._lineage(_artifact(artifact), direction, depth, complete))
+        lineage, note = self._run(self._lineage(artifact_digest(artifact), direction, depth, complete))
         self.prove_consistent(note)
         return lineage
 
@@ -836,7 +831,7 @@ class AsyncLogClient(_Core):
     async def history_pages(
         self, artifact: str, *, page_size: int = DEFAULT_HISTORY_PAGE, cache: HistoryCache | None = None
     ) -> AsyncIterator[VerifiedHistory]:
-        name, after = _artifact(artifact), None
+        name, after = artifact_digest(artifact), None
         while after is None or after.next_before is not None:
             page, note = await self._run(self._history_page(name, page_size, cache, after))
             await self.prove_consistent(note)
@@ -861,7 +856,7 @@ class AsyncLogClient(_Core):
     async def lineage(
         self, artifact: str, direction: str = "up", depth: int = 5, *, complete: bool = True
     ) -> VerifiedLineage:
-        lineage, note = await self._run(self._lineage(_artifact(artifact), direction, depth, complete))
+        lineage, note = await self._run(self._lineage(artifact_digest(artifact), direction, depth, complete))
         await self.prove_consistent(note)
         return lineage
 

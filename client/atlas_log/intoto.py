@@ -26,6 +26,7 @@ __all__ = [
     "TEST_RESULT",
     "Extraction",
     "Fact",
+    "artifact_digest",
     "extract",
     "normalise_algorithm",
     "normalise_digest",
@@ -67,6 +68,17 @@ def normalise_digest(alg: str, value: str) -> tuple[str, str]:
     if want is not None and len(v) != want:
         raise FormatError(f"{a} digest must be {want} hex digits, got {len(v)}")
     return a, v
+
+
+def artifact_digest(text: str) -> str:
+    """An artifact named as ``alg:hex`` (``sha256:…``), normalised (:func:`normalise_digest`)."""
+    alg, colon, value = text.partition(":")
+    if not colon:
+        raise FormatError(
+            f"{text[:40]!r} is not an artifact digest: give ALGORITHM:HEX, e.g. sha256:5d9f… "
+            "(to find an artifact by its name, use search --name)"
+        )
+    return ":".join(normalise_digest(alg, value))
 
 
 @dataclass(frozen=True, slots=True)

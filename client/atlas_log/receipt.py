@@ -71,7 +71,12 @@ class Receipt:
                 hashes=tuple(b64decode(h, "inclusionProof.hashes") for h in hashes),
                 checkpoint=obj["checkpoint"].encode(),
             )
-        except (KeyError, TypeError) as exc:
+        except KeyError as exc:
+            raise FormatError(
+                f"not a receipt: it has no member {exc} (a receipt is what the log answers a submission with; "
+                "submit --receipt FILE saves it)"
+            ) from exc
+        except TypeError as exc:
             raise FormatError(f"malformed receipt: {exc}") from exc
 
     def to_json(self) -> dict[str, Any]:
