@@ -269,6 +269,8 @@ def test_the_explorer_loads_only_its_own_files(log: ServerProcess) -> None:
         csp = r.headers["content-security-policy"]
         assert "default-src 'self'" in csp and "script-src 'self'" in csp and "unsafe" not in csp, csp
     assert httpx.get(log.url + "/explorer/assets/nothing.js").status_code == 404
+    home = httpx.get(log.url + "/", follow_redirects=True)  # the log's address in a browser
+    assert home.status_code == 200 and home.url.path == "/explorer/" and 'id="verification"' in home.text
 
 
 def test_a_confidential_entry_shows_what_is_hidden_and_reveals_it_to_a_grant_holder(

@@ -304,3 +304,7 @@ def test_serve_prints_no_library_chatter_and_stops_its_database(monkeypatch: pyt
     logged = [json.loads(line) for line in out.splitlines() if line not in banner]  # nothing else but log lines
     # The server's own lines and uvicorn's: no embedded PostgreSQL commands, migrations, HTTP client lines.
     assert {str(x["logger"]).split(".")[0] for x in logged} <= {"atlas_log_server", "uvicorn"}, out
+    # One server starts, on its own port: the local stand-ins (PCS, RIM, OCSP) say nothing of theirs.
+    said = [str(x["message"]) for x in logged]
+    assert said.count("Application startup complete.") == 1, out
+    assert not any("Uvicorn running on" in m and server.url not in m for m in said), out

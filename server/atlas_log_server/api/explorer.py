@@ -1,13 +1,13 @@
-"""The regulator's explorer at ``/explorer/``: static pages (``atlas_log_server/explorer``) that verify every
-answer in the browser against a key the reader pins. Every path under ``/explorer/`` that is not an asset is the
-one page, which routes itself (so artifact, entry and log links can be shared)."""
+"""The regulator's explorer at ``/explorer/`` (where ``/`` leads): static pages (``atlas_log_server/explorer``)
+that verify every answer in the browser against a key the reader pins. Every path under ``/explorer/`` that is
+not an asset is the one page, which routes itself (so artifact, entry and log links can be shared)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from fastapi import APIRouter
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 
 from atlas_log_server.errors import NotFound
 
@@ -42,6 +42,12 @@ async def asset(name: str) -> Response:
     if name not in ASSETS:
         raise NotFound("not-found", f"the explorer has no asset {name!r}")
     return _file(name, ASSETS[name])
+
+
+@router.get("/")
+async def home() -> Response:
+    """The log's address in a browser: its explorer (the API's own description is at ``/docs``)."""
+    return RedirectResponse("/explorer/", status_code=302)
 
 
 @router.get("/explorer")

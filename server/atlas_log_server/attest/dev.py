@@ -60,7 +60,7 @@ def load_or_create_gpu(folder: Path) -> SimulatedGpu:
     return _load_or_create(folder, "gpu.json", ".gpu.create.lock", SimulatedGpu.load, SimulatedGpu.create)
 
 
-_STANDIN_THREADS = frozenset({"pcs-standin", "rim-standin"})
+_STANDIN = "-standin"  # the end of every stand-in's thread name
 
 
 class _QuietStandin(logging.Filter):
@@ -68,7 +68,7 @@ class _QuietStandin(logging.Filter):
     they share the server's logger and would read as the log server's own."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno >= logging.WARNING or record.threadName not in _STANDIN_THREADS
+        return record.levelno >= logging.WARNING or not (record.threadName or "").endswith(_STANDIN)
 
 
 _quiet_standin = _QuietStandin()
