@@ -38,7 +38,7 @@ def log(db_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
     server.stop()
 
 
-def _run(lines: list[str], log: ServerProcess, cwd: Path) -> subprocess.CompletedProcess[str]:
+def _run(lines: list[str], log: ServerProcess, cwd: Path, index: int = 0) -> subprocess.CompletedProcess[str]:
     """The lines as one shell script (so an export holds for the next line), stopping at the first failure."""
     gpu = httpx.get(log.url + "/api/v1/log").json()["attestation"]["gpu"]
     placeholders = {
@@ -46,7 +46,7 @@ def _run(lines: list[str], log: ServerProcess, cwd: Path) -> subprocess.Complete
         "<the simulated TDX root make run printed>": log.platform.root_fingerprint,
         "<the simulated GPU device root make run printed>": gpu["deviceRoot"],
         "<the simulated GPU RIM root make run printed>": gpu["rimRoot"],
-        "<the index submit printed>": "1",  # after one demo entry
+        "<the index submit printed>": str(index),
     }
     filled = []
     for line in lines:
@@ -73,7 +73,7 @@ def test_the_first_pipeline_walkthrough_runs_as_printed(log: ServerProcess, tmp_
     shutil.copytree(ROOT / "examples", work / "examples")
     lines = _block_after("### Your first pipeline, step by step")
     assert any(line.startswith("atlas-log submit") for line in lines)
-    out = _run(lines, log, work)
+    out = _run(lines, log, work, index=1)  # after the demo entry
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "logged at index 1" in out.stdout
     assert "OK   first.receipt.json: entry 1" in out.stdout
@@ -104,3 +104,25 @@ def test_the_commands_make_run_suggests_run(log: ServerProcess, tmp_path: Path) 
     out = _run([". .venv/bin/activate", *lines], log, tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "OK   ./receipts/" in out.stdout and '"problems": []' in out.stdout
+
+
+def test_the_confidential_walkthrough_runs_as_printed(log: ServerProcess, tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    shutil.copytree(ROOT / "examples", work / "examples")
+    (work / ".atlas-log").symlink_to(log.data_dir)  # the development log's folder, as under `make run`
+    first = _block_after("### Your first pipeline, step by step")
+    setup = [line for line in first if line.startswith((". .venv", "export", "atlas-log keygen"))]
+    lines = [line.replace("http://127.0.0.1:8080", log.url) for line in _block_after("### Confidential entries")]
+    out = _run([*setup, *lines], log, work)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "warning: no tenant token" not in out.stderr
+    assert "logged at index 0" in out.stdout
+    assert "s3://example-bucket/datasets/reviews-v2" in out.stdout and "0.001" in out.stdout  # verified, shown
+    public = httpx.get(log.url + "/api/v1/entries/0").text  # what anyone reads: neither hidden value
+    assert "s3://example-bucket" not in public and "learningRate" not in public
+    # Hidden values submitted without a tenant's token would be readable by the admin alone: the tool says so.
+    tokenless = [
+        line.replace(" --token-file vendor.token", "") for line in lines if line.startswith("atlas-log submit")
+    ]
+    out = _run([*setup[:2], *tokenless, "  --confidential predicate.runDetails.metadata.invocationId"], log, work)
+    assert out.returncode == 0 and "warning: no tenant token" in out.stderr, out.stderr

@@ -61,6 +61,12 @@ def test_serve_with_no_database_url_uses_embedded_postgres(tmp_path: Path) -> No
         assert (data / "pgdata" / "PG_VERSION").exists()
         assert Signer.from_skey((data / "log.key").read_text()).verifier.vkey == vkey
         assert oct((data / "log.key").stat().st_mode & 0o777) == "0o600"
+        # A development log's admin token: private, named by the banner, and it opens the admin API.
+        assert f"admin API token:        in {data / 'admin.token'} (development only)" in out
+        assert oct((data / "admin.token").stat().st_mode & 0o777) == "0o600"
+        admin = {"Authorization": "Bearer " + (data / "admin.token").read_text().strip()}
+        assert httpx.get(server.url + "/admin/v1/tenants", headers=admin).status_code == 200
+        assert httpx.get(server.url + "/admin/v1/tenants", headers={"Authorization": "Bearer x"}).status_code == 401
     finally:
         server.stop()
         shutil.rmtree(data, ignore_errors=True)

@@ -563,6 +563,12 @@ def submit(
                 raise CliError(f"{statement} is not JSON; --confidential needs a JSON statement: {exc}") from exc
             if not isinstance(parsed_statement, dict):
                 raise CliError(f"{statement} is not a JSON statement; --confidential needs one")
+            if token is None:
+                o.ui.note(
+                    "warning: no tenant token (--token-file or ATLAS_LOG_TOKEN): only the log's admin will read "
+                    "the hidden values, not you nor your grants",
+                    "yellow",
+                )
             blinding = None
             if hides_digests(confidential):
                 with LogClient(o.server, None, token=token, **o.network()) as keyed:

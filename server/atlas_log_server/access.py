@@ -19,10 +19,12 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from fastapi import Request
 
+from atlas_log.files import create_once
 from atlas_log_server.db.access import AccessRepository, Grant
 from atlas_log_server.errors import Forbidden, RateLimited, ServerError, Unauthorized
 from atlas_log_server.rate import TokenBucket
@@ -49,6 +51,26 @@ class Reader:
         """Whether this reader may read entries submitted by ``tenant`` (None: a log without tenants); a grant
         scoped to artifacts reads only the entries naming one of them, besides."""
         return self.admin or (tenant is not None and tenant == self.tenant)
+
+
+ADMIN_TOKEN_PREFIX = "atladm_"  # noqa: S105 - a public prefix, not a secret
+DEVELOPMENT_ADMIN_TOKEN = "admin.token"  # noqa: S105 - its file name, in a development log's data folder
+
+
+def new_admin_token() -> tuple[str, str]:
+    """``(token text, SHA-256 hex to configure as ATLAS_ADMIN_TOKEN_SHA256)``; the text is never stored."""
+    token = ADMIN_TOKEN_PREFIX + base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode()
+    return token, hashlib.sha256(token.encode()).hexdigest()
+
+
+def development_admin_token(data_dir: Path) -> tuple[Path, str]:
+    """A development log's admin token (simulated TDX, no ATLAS_ADMIN_TOKEN_SHA256 set): made once in its data
+    folder (mode 0600, beside the log's key), so the admin API works out of the box where nothing is real.
+    Returns the file and the SHA-256 hex of the token it holds."""
+    path = data_dir / DEVELOPMENT_ADMIN_TOKEN
+    data_dir.mkdir(parents=True, exist_ok=True)
+    token = create_once(path, (new_admin_token()[0] + "\n").encode()).decode().strip()
+    return path, hashlib.sha256(token.encode()).hexdigest()
 
 
 def new_token() -> tuple[str, str, bytes]:

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from atlas_log.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
 from atlas_log.errors import Error
 from atlas_log.merkle import EMPTY_ROOT
-from atlas_log_server.access import AccessControl
+from atlas_log_server.access import AccessControl, development_admin_token
 from atlas_log_server.admission import Admission
 from atlas_log_server.api import admin, artifacts, disclosures, entries, evidence, explorer, health, pack, proofs, tiles
 from atlas_log_server.api.document import install_document
@@ -77,6 +77,13 @@ async def _recorded_tree_held(record: LastSignedFile, repo: Repository, size: in
         return None
     held = await repo.checkpoint_by_root(found.signed.root)
     return found.signed if held is not None and held[0] == found.signed.size else None
+
+
+def _admin_token_sha256(settings: Settings) -> str | None:
+    """The configured admin token's digest; a development log (simulated TDX) without one makes its own."""
+    if settings.admin_token_sha256 is None and settings.tdx_mode == "simulated":
+        return development_admin_token(settings.data_dir)[1]
+    return settings.admin_token_sha256
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -170,7 +177,7 @@ def create_app(settings: Settings) -> FastAPI:
                 AccessControl(
                     AccessRepository(pool),
                     require_tokens=settings.require_tokens,
-                    admin_token_sha256=settings.admin_token_sha256,
+                    admin_token_sha256=_admin_token_sha256(settings),
                 ),
                 Receipts(repo, proof_service, witnessed=bool(settings.witnesses)),
                 Completeness(maps, repo, proof_service) if settings.map_interval_s else None,

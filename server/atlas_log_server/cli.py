@@ -7,10 +7,8 @@ line on stderr and a non-zero exit, never a traceback (:mod:`atlas_log_server.di
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
 import os
-import secrets
 import shutil
 import signal
 import socket
@@ -143,6 +141,11 @@ def _serve(args: argparse.Namespace) -> int:
         gpu = load_or_create_gpu(settings.gpu_dir)
         device_root, rim_root = certificate_sha256(gpu.device_root), certificate_sha256(gpu.rim_root)
         gpu_roots = f"--gpu-root {device_root} --gpu-root {rim_root}"
+    admin_file = None
+    if settings.tdx_mode == "simulated" and settings.admin_token_sha256 is None:
+        from atlas_log_server.access import development_admin_token
+
+        admin_file = development_admin_token(settings.data_dir)[0]
     print(
         f"Atlas Log serving {settings.origin} on {base} ({where})\n"
         f"  checkpoint key {'generated' if created else 'loaded'}: {key_source}\n"
@@ -153,6 +156,7 @@ def _serve(args: argparse.Namespace) -> int:
             f"  GPU: SIMULATED GPU in {settings.gpu_dir}, RIMs from a local stand-in of NVIDIA's RIM service\n"
             f"  simulated GPU device root: {device_root}\n"
             f"  simulated GPU RIM root:    {rim_root}\n"
+            + (f"  admin API token:        in {admin_file} (development only)\n" if admin_file else "")
             if simulated_root is not None
             else "  TDX: Intel PCS, pinned Intel SGX Root CA\n"
         )
@@ -555,9 +559,11 @@ def _export_tiles(args: argparse.Namespace) -> int:
 
 
 def _admin_token(args: argparse.Namespace) -> int:
-    token = "atladm_" + secrets.token_urlsafe(32)
+    from atlas_log_server.access import new_admin_token
+
+    token, digest = new_admin_token()
     print(f"admin token (give it to the operator; it is not stored): {token}")
-    print(f"ATLAS_ADMIN_TOKEN_SHA256={hashlib.sha256(token.encode()).hexdigest()}")
+    print(f"ATLAS_ADMIN_TOKEN_SHA256={digest}")
     return 0
 
 
