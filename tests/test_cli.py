@@ -59,6 +59,11 @@ def test_demo_then_verify_get_checkpoint(
     assert json.loads(capsys.readouterr().out)["logIndex"] == 7
     assert cli.main([*base, "get", "70"]) == 1
     assert "no entry at index 70" in capsys.readouterr().err
+    # Unpinned, the demo checks its receipts against the key the server announced, and says so.
+    assert cli.main(["--server", server.url, "demo", "--count", "1", "--simulated-platform", platform]) == 0
+    said = capsys.readouterr()
+    assert f"trusting the key the server announced ({vkey})" in said.err
+    assert "submitted 1 entry in" in said.out
 
 
 def test_wrong_pinned_key_fails(server: ServerProcess, capsys: pytest.CaptureFixture[str]) -> None:

@@ -119,8 +119,12 @@ class Options:
                 raise CliError(f"--vkey is not a verifier key: {exc}") from exc
         with LogClient(self.server, None, **self.network()) as keyless:
             key = keyless.log_info().verifier_key
-        self.ui.note(f"warning: trusting the key the server announced ({key}); pin it with --vkey", "yellow")
+        self.unpinned(key)
         return Verifier.from_vkey(key)
+
+    def unpinned(self, key: str) -> None:
+        """Warn that answers are checked against ``key``, which the server announced and nobody pinned."""
+        self.ui.note(f"warning: trusting the key the server announced ({key}); pin it with --vkey", "yellow")
 
     def client(self, state_file: Path | None = None, token: str | None = None) -> LogClient:
         return LogClient(
@@ -675,6 +679,7 @@ async def _demo(
     if not vkey:
         async with AsyncLogClient(o.server, None, **o.network()) as keyless:
             vkey = (await keyless.log_info()).verifier_key
+        o.unpinned(vkey)
     started = time.monotonic()
     # A submission the log did not answer is sent again, byte for byte, until it is (the log deduplicates):
     # the demo keeps going through a restart of the log.
@@ -699,7 +704,7 @@ async def _demo(
         o.emit({"submitted": count, "seconds": round(seconds, 3), "receipts": str(out) if out else None})
     else:
         o.ui.line(
-            f"submitted {count} entries in {seconds:.1f}s; every receipt verified"
+            f"submitted {count} {'entry' if count == 1 else 'entries'} in {seconds:.1f}s; every receipt verified"
             + (f"; saved to {out}" if out else "")
         )
     return 0
@@ -1078,10 +1083,15 @@ X509RootsOption = Annotated[
 X509EkuOption = Annotated[str, typer.Option(help="extended key usage (OID) signing certificates must carry")]
 
 
+def _untrusted_root(problems: Sequence[str]) -> bool:
+    """Whether a problem is an attestation chaining to a root the verifier does not trust."""
+    return any("untrusted-root" in p or "trusted root" in p or "chain_invalid" in p for p in problems)
+
+
 def _simulated_hint(problems: Sequence[str], o: Options) -> str | None:
     """The configuration problem behind a simulated log's entries failing only for their root: the log's own
     account of its simulated root (``/api/v1/log``) and the option that trusts it."""
-    if not any("untrusted-root" in p or "trusted root" in p or "chain_invalid" in p for p in problems):
+    if not _untrusted_root(problems):
         return None
     try:
         with LogClient(o.server, None, **o.network()) as keyless:
@@ -1383,6 +1393,13 @@ def verify_pack_command(
             o.emit({"verified": False, "reason": one_line(exc)})
         else:
             o.ui.line(f"pack does not hold: {one_line(exc)}", "red")
+            if not tdx_root and _untrusted_root([str(exc)]):
+                o.ui.note(
+                    "hint: a development log's quotes come from its simulated platform: pass --tdx-root with the "
+                    "simulated TDX root (and --gpu-root with its GPU roots) that the log's banner and /api/v1/log "
+                    "name; real entries verify against Intel's root, the default",
+                    "yellow",
+                )
         return 1
     if o.json:
         o.emit({"verified": True, **pack_json(verdict)})
