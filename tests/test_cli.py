@@ -72,6 +72,15 @@ def test_wrong_pinned_key_fails(server: ServerProcess, capsys: pytest.CaptureFix
     assert "no signature from a trusted key" in capsys.readouterr().err
 
 
+def test_get_shows_each_gpu_the_entry_attests(server: ServerProcess, capsys: pytest.CaptureFixture[str]) -> None:
+    sub = demo_submission(Ed25519PrivateKey.generate(), 0, server.platform, gpus=server.gpu)
+    r = httpx.post(server.url + "/api/v1/entries", json=sub, timeout=30)
+    assert r.status_code == 201, r.text
+    assert cli.main(["--server", server.url, "--vkey", server.vkey, "get", str(r.json()["logIndex"])]) == 0
+    shown = capsys.readouterr().out
+    assert "GPU 0" in shown and "NVIDIA HOPPER, driver" in shown and "measurements match the RIMs" in shown, shown
+
+
 def test_get_prints_only_what_the_leaf_proves(server: ServerProcess, capsys: pytest.CaptureFixture[str]) -> None:
     key = Ed25519PrivateKey.generate()
     for n in range(2):

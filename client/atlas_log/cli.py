@@ -424,6 +424,8 @@ def get(ctx: typer.Context, index: Annotated[int, typer.Argument(min=0, help="th
         table.add_row("signer", f"sha256:{s.get('verifier', {}).get('spkiSha256', '?')}")
     if tee:
         table.add_row("TEE", _tee_line(tee))
+        for i, gpu in enumerate(tee.get("gpus") or []):
+            table.add_row(f"GPU {i}", _gpu_line(gpu))
     table.add_row("entry ID", verified["entryId"])
     table.add_row("leaf hash", verified["leafHash"])
     o.ui.show(table)
@@ -438,6 +440,15 @@ def get(ctx: typer.Context, index: Annotated[int, typer.Argument(min=0, help="th
 def _tee_line(tee: dict[str, Any]) -> str:
     status = tee.get("tcbStatus") or tee.get("verdict") or "recorded"
     return f"Intel TDX, TCB {status}" + (" (simulated platform)" if tee.get("simulated") else "")
+
+
+def _gpu_line(gpu: dict[str, Any]) -> str:
+    """One GPU the entry's verdict records (``tee.gpus[]``): what it is and what was compared."""
+    measured = "measurements match the RIMs" if gpu.get("measurements") == "matched" else "measurements not checked"
+    return (
+        f"NVIDIA {gpu.get('architecture') or '?'}, driver {gpu.get('driverVersion') or '?'}, "
+        f"VBIOS {gpu.get('vbiosVersion') or '?'}, {measured}"
+    )
 
 
 @app.command()

@@ -333,7 +333,7 @@ async function artifactPage(view, digest) {
     );
   });
   const proved = h.complete
-    ? `Complete as of tree size ${h.completeAsOf}: the log's map commitment (entry #${h.commitment}) proves these are all ${h.entries.length} entries naming it below that size.`
+    ? `Complete as of tree size ${h.completeAsOf}: the log's map commitment (entry #${h.commitment}) proves ${h.entries.length === 1 ? "this is the one entry" : `these are all ${h.entries.length} entries`} naming it below that size.`
     : `${h.entries.length} entries verified; not proved complete: ${h.incomplete}.`;
   const real = query().get("hidden");
   view.replaceChildren(
