@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -382,6 +383,7 @@ def test_a_simulated_logs_root_untrusted_is_a_configuration_problem(server: Serv
     assert f"simulated TDX platform with root {root}; pass --root {root}" in line, line
     accepted = _run("tdx", "verify", str(folder), "--root", root)
     assert accepted.returncode == 0 and "ACCEPTED" in accepted.stdout, accepted.stderr
+    assert re.search(r"collateral valid until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", accepted.stdout), accepted.stdout
     evidence_dir = tmp_path / "found"
     monitor = ["monitor", "--once", "--replay", "--replay-workers", "1", "--evidence-dir", str(evidence_dir)]
     line = _fails_in_one_line(*base, *monitor)

@@ -1557,7 +1557,8 @@ def tdx_verify(
         o.ui.out.print(
             verdict_text(True, "ACCEPTED"),
             f": TCB status {verdict.tcb_status}, FMSPC {verdict.fmspc}, advisories "
-            f"{list(verdict.advisory_ids) or 'none'}, collateral valid until {verdict.collateral_expiry}",
+            f"{list(verdict.advisory_ids) or 'none'}, collateral valid until "
+            + time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(verdict.collateral_expiry)),
         )
     else:
         o.ui.out.print(verdict_text(False, f"REJECTED ({verdict.code})"), f": {verdict.reason}")
