@@ -6,6 +6,7 @@ import asyncio
 import importlib.metadata
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -176,10 +177,15 @@ def test_operator_commands_print_no_traceback(tmp_path: Path) -> None:
             assert _one_line(out.stderr).startswith("atlas-log-server"), out.stderr
 
 
-def test_version_is_printed() -> None:
+def test_version_is_printed_and_every_command_describes_itself() -> None:
     out = _cli("--version", env={})
     assert out.returncode == 0, out.stderr
     assert out.stdout == f"atlas-log-server {importlib.metadata.version('atlas-log')}\n"
+    commands = re.search(r"\{([a-z,-]+)\}", _cli("--help", env={}).stdout)
+    assert commands is not None
+    for name in commands.group(1).split(","):
+        rest = _cli(name, "--help", env={}).stdout.partition("\n\n")[2]
+        assert rest.strip() and not rest.lstrip().startswith(("options:", "positional")), (name, rest)
 
 
 def _one_line(stderr: str) -> str:
