@@ -389,6 +389,33 @@ async def test_a_lost_batch_released_and_then_failed_over_is_never_committed(
         await _admin(pg_url, f'DROP DATABASE IF EXISTS "{lagging}" WITH (FORCE)')
 
 
+async def test_a_lost_batch_is_kept_while_the_database_is_behind_its_base(
+    db_url: str, pg_url: str, tmp_path: Path
+) -> None:
+    """Failed over to a replica behind the lost batch's base, the log refuses writes (a rollback); rolled
+    forward to the base again, the sequencer still holds the batch and commits it: no operator needed."""
+    repo, _, seq, _ = await _two_processes(db_url, tmp_path)
+    name = urlsplit(db_url).path.lstrip("/")
+    older = f"{name}_older"
+    await repo.pool.close()
+    await _admin(pg_url, f'CREATE DATABASE "{older}" TEMPLATE "{name}"')  # the log at size 0
+    repo = seq.repo = Repository(await create_pool(db_url, 2), ORIGIN)
+    behind = Repository(await create_pool(with_database(pg_url, older), 2), ORIGIN)
+    try:
+        await seq.append([pending(0)])
+        await _lose_a_batch(repo, seq)
+        seq.repo = behind
+        with pytest.raises(SigningRefused, match="rolled back"):
+            await seq.append([pending(3)])
+        seq.repo = repo  # rolled forward to the batch's base
+        assert [r.index for r in await seq.append([pending(3)])] == [3]
+        assert (await repo.state()).root_hash == _root(0, 1, 2, 3)
+    finally:
+        await repo.pool.close()
+        await behind.pool.close()
+        await _admin(pg_url, f'DROP DATABASE IF EXISTS "{older}" WITH (FORCE)')
+
+
 @pytest.mark.parametrize("trouble", ["read-only", "lock-timeout"])
 async def test_a_lost_batch_is_kept_through_passing_trouble(db_url: str, tmp_path: Path, trouble: str) -> None:
     """While the database fails over it may answer read-only (a standby not promoted yet), or the tree's lock
