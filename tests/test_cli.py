@@ -82,6 +82,26 @@ def test_get_shows_each_gpu_the_entry_attests(server: ServerProcess, capsys: pyt
     assert "GPU 0" in shown and "NVIDIA HOPPER, driver" in shown and "measurements match the RIMs" in shown, shown
 
 
+def test_get_shows_the_logs_own_map_commitment(db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    log = ServerProcess(db_url, tmp_path / "data", env={"ATLAS_MAP_INTERVAL_S": "0.2"})
+    try:
+        sub = demo_submission(Ed25519PrivateKey.generate(), 0, log.platform)
+        assert httpx.post(log.url + "/api/v1/entries", json=sub, timeout=30).status_code == 201
+        deadline = time.monotonic() + 30
+        while httpx.get(log.url + "/api/v1/log").json()["treeSize"] < 2:  # the commitment of entry 0
+            assert time.monotonic() < deadline, "no map commitment was logged"
+            time.sleep(0.1)
+        base = ["--server", log.url, "--vkey", log.vkey]
+        assert cli.main([*base, "get", "1"]) == 0
+        shown = capsys.readouterr().out
+        assert "the log's own commitment of its verifiable map" in shown and "the first 1 entries" in shown, shown
+        assert cli.main([*base, "get", "--json", "1"]) == 0
+        answer = json.loads(capsys.readouterr().out)
+        assert answer["unverified"] == {}, answer["unverified"]  # its ID and body are what the leaf proves
+    finally:
+        log.stop()
+
+
 def test_get_prints_only_what_the_leaf_proves(server: ServerProcess, capsys: pytest.CaptureFixture[str]) -> None:
     key = Ed25519PrivateKey.generate()
     for n in range(2):

@@ -47,6 +47,7 @@ from atlas_log.tdx.binding import payload_report_data
 from atlas_log.transport import RetryPolicy
 
 if TYPE_CHECKING:
+    from atlas_log.answers import LoggedEntry
     from atlas_log.cosignature import CosignatureVerifier
     from atlas_log.history import VerifiedHistory
     from atlas_log.testing.simulate import SimulatedPlatform
@@ -370,11 +371,14 @@ def get(ctx: typer.Context, index: Annotated[int, typer.Argument(min=0, help="th
     With --json: what the leaf proves under "verified"; whatever else the log served, under "unverified"."""
     from atlas_log.entry import entry_id
     from atlas_log.receipt import SubmittedEntry, split_submission, verify_leaf_for
+    from atlas_log.vmap import MapCommitment
 
     o = _opts(ctx)
     with o.client() as client, o.ui.waiting(f"asking {o.server}"):
         logged = client.entry(index)  # proved included in the latest (trusted) checkpoint
     served, leaf, lh, cp, entry = logged.served, logged.leaf, logged.leaf_hash, logged.checkpoint, logged.entry
+    if MapCommitment.is_commitment(entry.body) or MapCommitment.is_earlier_format(entry.body):
+        return _show_commitment(o, index, logged)
     verified: dict[str, Any] = {
         "leafHash": b64encode(lh),
         "entryId": entry_id(entry.body).hex(),
@@ -434,6 +438,43 @@ def get(ctx: typer.Context, index: Annotated[int, typer.Argument(min=0, help="th
     if unverified:
         o.ui.line(f"not verified (said by the log, not proved by the leaf): {', '.join(sorted(unverified))}", "yellow")
     o.ui.note("the whole entry: atlas-log get --json " + str(index))
+    return 0
+
+
+def _show_commitment(o: Options, index: int, logged: LoggedEntry) -> int:
+    """``get`` of one of the log's own entries: a commitment of its verifiable map (its entry body is its
+    submission; an earlier format's proves nothing)."""
+    from atlas_log.vmap import MapCommitment
+
+    served, lh, cp, entry = logged.served, logged.leaf_hash, logged.checkpoint, logged.entry
+
+    commitment = MapCommitment.from_body(entry.body) if MapCommitment.is_commitment(entry.body) else None
+    verified: dict[str, Any] = {
+        "leafHash": b64encode(lh),
+        "entryId": None if commitment is None else commitment.entry_id.hex(),
+        "entry": {"body": entry.body, "integratedTime": entry.integrated_time, "links": entry.links},
+        "inclusion": {"treeSize": cp.size, "rootHash": b64encode(cp.root_hash)},
+    }
+    proved = {"logIndex": index, "leaf": served.get("leaf"), "leafHash": verified["leafHash"]}
+    proved |= {"entryId": verified["entryId"], "integratedTime": entry.integrated_time, "submission": entry.body}
+    unverified = {k: v for k, v in served.items() if k not in proved or proved[k] != v}
+    if o.json:
+        o.emit({"logIndex": index, "verified": verified, "unverified": unverified})
+        return 0
+    table = o.ui.table("", "verified", title=f"entry #{index}: included in the log's tree of size {cp.size}")
+    table.add_row("integrated", when(entry.integrated_time))
+    if commitment is None:
+        table.add_row("statement", "the log's own map commitment, of an earlier format that proves nothing")
+    else:
+        table.add_row("statement", "the log's own commitment of its verifiable map (no submission)")
+        table.add_row("covers", f"the first {commitment.tree_size} entries: {commitment.keys} artifacts")
+        table.add_row("map root", commitment.root.hex())
+        table.add_row("entry ID", verified["entryId"])
+    table.add_row("leaf hash", verified["leafHash"])
+    o.ui.show(table)
+    if unverified:
+        o.ui.line(f"not verified (said by the log, not proved by the leaf): {', '.join(sorted(unverified))}", "yellow")
+    o.ui.note("a monitor's replay rebuilds the map from the entries and checks this root: atlas-log monitor --replay")
     return 0
 
 

@@ -217,6 +217,11 @@ class MapCommitment:
     root: MapRoot
     keys: int
 
+    @property
+    def entry_id(self) -> bytes:
+        """Its entry's ID, which depends only on the tree size: one commitment per size."""
+        return hashlib.sha256(b"atlas-log/map-commitment/v2\n%d" % self.tree_size).digest()
+
     def body(self) -> dict[str, Any]:
         return {
             "apiVersion": MAP_COMMITMENT,

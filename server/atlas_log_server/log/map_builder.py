@@ -12,7 +12,6 @@ the commitment's entry ID is fixed by the tree size, so committing twice yields 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections.abc import Generator
@@ -41,9 +40,9 @@ _READ_CHUNK = 5_000
 
 def commitment_entry(version: MapVersion, now: int) -> PendingEntry:
     """The log entry committing ``version``. Its ID depends only on the tree size: one commitment per size."""
-    body = canonical_json(MapCommitment(version.tree_size, version.root, version.keys).body())
-    entry_id = hashlib.sha256(b"atlas-log/map-commitment/v2\n%d" % version.tree_size).digest()
-    return PendingEntry(entry_id, body, body, now)
+    commitment = MapCommitment(version.tree_size, version.root, version.keys)
+    body = canonical_json(commitment.body())
+    return PendingEntry(commitment.entry_id, body, body, now)
 
 
 def _advance(
