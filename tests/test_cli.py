@@ -285,7 +285,7 @@ def _run(*args: str, env: dict[str, str] | None = None, stdin: str | None = None
 
 
 def test_the_tools_options_stand_anywhere_and_come_from_the_environment(server: ServerProcess) -> None:
-    before = _run("--server", server.url, "--vkey", server.vkey, "--json", "checkpoint")
+    before = _run("--server", server.url + "/api/v1/", "--vkey", server.vkey, "--json", "checkpoint")  # as copied
     after = _run("checkpoint", "--json", "--vkey", server.vkey, "--server", server.url)
     from_env = _run("checkpoint", "--json", env={"ATLAS_LOG_URL": server.url, "ATLAS_LOG_VKEY": server.vkey})
     assert before.returncode == after.returncode == from_env.returncode == 0, (after.stderr, from_env.stderr)
@@ -334,6 +334,7 @@ def test_what_a_user_gets_wrong_with_files_and_keys_is_one_line(tmp_path: Path) 
         "No such command": ["frobnicate"],
         "is not a verifier key": ["--vkey", "nonsense", "verify", str(statement)],
         "is not an artifact digest: give ALGORITHM:HEX": [*submit[:2], "history", "sentiment-classifier"],
+        f"an artifact digest names its algorithm: sha256:{'ab' * 32}": [*submit[:2], "history", "AB" * 32],
     }
     for expected, args in cases.items():
         assert expected in _fails_in_one_line(*args), expected

@@ -120,6 +120,8 @@ def test_the_confidential_walkthrough_runs_as_printed(log: ServerProcess, tmp_pa
     assert "s3://example-bucket/datasets/reviews-v2" in out.stdout and "0.001" in out.stdout  # verified, shown
     public = httpx.get(log.url + "/api/v1/entries/0").text  # what anyone reads: neither hidden value
     assert "s3://example-bucket" not in public and "learningRate" not in public
+    mixed_up = _run([*setup[:2], "atlas-log verify hidden-entry.json"], log, work)  # not a receipt
+    assert mixed_up.returncode == 1 and "this is a disclosure file, not a receipt" in mixed_up.stdout
     # Hidden values submitted without a tenant's token would be readable by the admin alone: the tool says so.
     tokenless = [
         line.replace(" --token-file vendor.token", "") for line in lines if line.startswith("atlas-log submit")

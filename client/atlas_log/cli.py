@@ -220,7 +220,13 @@ def _options(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit")
     ] = False,
 ) -> None:
-    ctx.obj = Options(server, vkey, list(witness or []), quorum, timeout, deadline, json_out)
+    ctx.obj = Options(_log_url(server), vkey, list(witness or []), quorum, timeout, deadline, json_out)
+
+
+def _log_url(url: str) -> str:
+    """The log's base URL, also when given with a trailing slash or the ``/api/v1`` of an API address."""
+    base = url.rstrip("/")
+    return base.removesuffix("/api/v1") if base.endswith("/api/v1") else base
 
 
 def _opts(ctx: typer.Context) -> Options:
@@ -510,7 +516,10 @@ def verify(
     results = []
     for path in receipts:
         try:
-            receipt = Receipt.from_json(_read_json(path, "receipt"))
+            obj = _read_json(path, "receipt")
+            if isinstance(obj, dict) and "disclosures" in obj:
+                raise CliError("this is a disclosure file, not a receipt: check it with verify-disclosure")
+            receipt = Receipt.from_json(obj)
             cp = verify_receipt(receipt, verifier)
             if policy["quorum"]:
                 verify_cosignatures(
@@ -1283,7 +1292,7 @@ def monitor(
     if not o.vkey:
         raise CliError("monitor needs the log's verifier key pinned: --vkey (or ATLAS_LOG_VKEY)")
     verifier = o.verifier()
-    logs = list(log) if log else [o.server]
+    logs = [_log_url(u) for u in log] if log else [o.server]
     mon = Monitor(
         None,
         logs,

@@ -74,6 +74,9 @@ def artifact_digest(text: str) -> str:
     """An artifact named as ``alg:hex`` (``sha256:…``), normalised (:func:`normalise_digest`)."""
     alg, colon, value = text.partition(":")
     if not colon:
+        guess = next((a for a, n in _HEX_LENGTHS.items() if n == len(text)), None)
+        if guess is not None and re.fullmatch(r"[0-9a-fA-F]+", text):
+            raise FormatError(f"an artifact digest names its algorithm: {guess}:{text.lower()}, for example")
         raise FormatError(
             f"{text[:40]!r} is not an artifact digest: give ALGORITHM:HEX, e.g. sha256:5d9f… "
             "(to find an artifact by its name, use search --name)"
