@@ -80,6 +80,7 @@ def test_get_shows_each_gpu_the_entry_attests(server: ServerProcess, capsys: pyt
     assert cli.main(["--server", server.url, "--vkey", server.vkey, "get", str(r.json()["logIndex"])]) == 0
     shown = capsys.readouterr().out
     assert "GPU 0" in shown and "NVIDIA HOPPER, driver" in shown and "measurements match the RIMs" in shown, shown
+    assert "(simulated GPU)" in shown
 
 
 def test_get_shows_the_logs_own_map_commitment(db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -334,3 +334,34 @@ def test_a_confidential_entry_shows_what_is_hidden_and_reveals_it_to_a_grant_hol
             context.close()
     finally:
         server.stop()
+
+
+def test_an_entry_page_shows_its_gpus_and_the_logs_map_commitment(browser: Any, log: ServerProcess) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from atlas_log.testing.demo import demo_submission
+
+    sub = demo_submission(Ed25519PrivateKey.generate(), 0, log.platform, gpus=log.gpu)
+    posted = httpx.post(log.url + "/api/v1/entries", json=sub, timeout=30)
+    assert posted.status_code == 201, posted.text
+    commitment = next(
+        i
+        for i in range(posted.json()["logIndex"])
+        if json.loads(base64.b64decode(httpx.get(f"{log.url}/api/v1/entries/{i}").json()["leaf"]))["body"].get(
+            "apiVersion"
+        )
+        == "atlas-log/map-commitment/v2"
+    )
+    for index, shown in (
+        (posted.json()["logIndex"], ["GPU 0 (simulated", "NVIDIA HOPPER", "every one matches", "RTMRs"]),
+        (commitment, ["the log's map commitment", "Covers", "Map root"]),
+    ):
+        context, page = _open(browser, f"{log.url}/explorer/entry/{index}?vkey={log.vkey}")
+        try:
+            kind, text = _status(page)
+            assert kind == "ok", text
+            main = page.locator("#main").inner_text()
+            for words in shown:
+                assert words in main, (words, main)
+        finally:
+            context.close()

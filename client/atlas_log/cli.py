@@ -435,7 +435,7 @@ def get(ctx: typer.Context, index: Annotated[int, typer.Argument(min=0, help="th
     if tee:
         table.add_row("TEE", _tee_line(tee))
         for i, gpu in enumerate(tee.get("gpus") or []):
-            table.add_row(f"GPU {i}", _gpu_line(gpu))
+            table.add_row(f"GPU {i}", _gpu_line(gpu) + (" (simulated GPU)" if tee.get("simulated") else ""))
     table.add_row("entry ID", verified["entryId"])
     table.add_row("leaf hash", verified["leafHash"])
     o.ui.show(table)

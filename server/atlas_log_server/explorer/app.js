@@ -176,7 +176,10 @@ function checkpointLine(cp) {
 
 // ---- what a leaf says, for people ------------------------------------------------------------------------------
 
+const MAP_COMMITMENT = "atlas-log/map-commitment/v2";
+
 function kindOf(entry) {
+  if (entry.body?.apiVersion === MAP_COMMITMENT) return "the log's map commitment";
   const pt = entry.body?.index?.predicateType;
   if (pt === TEST_RESULT) return "evaluation";
   if (pt === DEPLOYMENT) return "deployment";
@@ -188,7 +191,8 @@ function kindOf(entry) {
 function teeLine(entry) {
   const tee = entry.body?.tee;
   if (!tee) return "no TEE";
-  return `TDX ${tee.tcbStatus ?? "?"}${tee.simulated ? " (simulated platform)" : ""}`;
+  const gpus = Array.isArray(tee.gpus) && tee.gpus.length ? ` + ${tee.gpus.length} GPU${tee.gpus.length === 1 ? "" : "s"}` : "";
+  return `TDX ${tee.tcbStatus ?? "?"}${gpus}${tee.simulated ? " (simulated platform)" : ""}`;
 }
 
 function signersOf(entry) {
@@ -393,6 +397,29 @@ async function entryPage(view, index) {
   }
   const hidden = parsed ? V.hiddenDigests(parsed).length : 0;
   const rows = (pairs) => el("dl", {}, pairs.filter(([, v2]) => v2 !== undefined && v2 !== null).flatMap(([k, v2]) => [el("dt", {}, k), el("dd", {}, v2)]));
+  const proofs = [
+    el("h2", {}, "Proofs"),
+    rows([
+      ["Leaf hash", el("code", {}, V.hex(v.leafHash))],
+      ["Included in", checkpointLine(cp)],
+      ["Inclusion proof", `${proof.hashes.length} hashes, verified`],
+    ]),
+  ];
+  if (body.apiVersion === MAP_COMMITMENT && body.map) {
+    // The log's own entry: no submission, no signer; a monitor's replay checks its root against the leaves.
+    view.replaceChildren(
+      el("h1", {}, `Entry #${index}: ${kindOf(v.entry)}`),
+      el("p", {}, "The log states, as one of its own entries, the root of its verifiable map of every artifact named by its first entries. History and lineage answers prove themselves complete against it; a monitor replaying the log rebuilds the map and checks this root."),
+      rows([
+        ["Logged", when(v.entry.integratedTime)],
+        ["Covers", `the first ${body.map.treeSize} entries: ${body.map.keys} artifacts`],
+        ["Map root", el("code", {}, String(body.map.root))],
+      ]),
+      ...proofs,
+    );
+    return ["ok", `Verified: entry #${index} is in the log (${checkpointLine(cp)}).`];
+  }
+  const gpus = Array.isArray(tee?.gpus) ? tee.gpus : [];
   view.replaceChildren(
     el("h1", {}, `Entry #${index}: ${kindOf(v.entry)}`),
     rows([
@@ -409,16 +436,22 @@ async function entryPage(view, index) {
           ["TCB status", tee.tcbStatus],
           ["Advisories", (tee.advisoryIds ?? []).join(", ") || "none"],
           ["MRTD", tee.mrTd ? el("code", {}, tee.mrTd) : undefined],
-          ["RTMRs", Array.isArray(tee.rtmrs) ? el("ul", {}, tee.rtmrs.map((r) => el("li", {}, el("code", {}, r)))) : undefined],
+          ["RTMRs", Array.isArray(tee.rtmr) ? el("ul", {}, tee.rtmr.map((r) => el("li", {}, el("code", {}, r)))) : undefined],
           ["Evidence", evidence ? "the quote and its collateral are served for offline re-verification (atlas-log tdx verify)" : undefined],
         ])
       : el("p", {}, "This entry carries no TEE attestation."),
-    el("h2", {}, "Proofs"),
-    rows([
-      ["Leaf hash", el("code", {}, V.hex(v.leafHash))],
-      ["Included in", checkpointLine(cp)],
-      ["Inclusion proof", `${proof.hashes.length} hashes, verified`],
+    ...gpus.flatMap((g, i) => [
+      el("h3", {}, `GPU ${i}${tee.simulated ? " (simulated: proves nothing about hardware)" : ""}`),
+      rows([
+        ["GPU", `NVIDIA ${g.architecture ?? "?"}`],
+        ["Driver", g.driverVersion ?? "—"],
+        ["VBIOS", g.vbiosVersion ?? "—"],
+        ["Measurements", g.measurements === "matched" ? "every one matches the signed reference values (RIMs)" : "not compared with reference values"],
+        ["Reference values", Array.isArray(g.rims) && g.rims.length ? el("ul", {}, g.rims.map((r) => el("li", {}, `${r.kind}: ${r.id}`))) : undefined],
+        ["Revocation", Array.isArray(g.revocation) && g.revocation.length ? g.revocation.map((r) => `${r.chain} ${r.status}`).join(", ") : "not checked"],
+      ]),
     ]),
+    ...proofs,
     el("h2", {}, "Signed statement"),
     hidden ? confidentialView(index, parsed, hidden) : "",
     statement ? el("pre", { class: "statement" }, statement) : el("p", {}, "The statement is not shown (not an in-toto DSSE envelope)."),
