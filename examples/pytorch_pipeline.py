@@ -121,8 +121,12 @@ def evaluate(model_dir: Path, data: Path, train_stats: Path) -> float:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--server", default="http://127.0.0.1:8080")
-    ap.add_argument("--vkey", help="the log's verifier key (default: ask the server, and say so)")
+    ap.add_argument("--server", default=os.environ.get("ATLAS_LOG_URL", "http://127.0.0.1:8080"))
+    ap.add_argument(
+        "--vkey",
+        default=os.environ.get("ATLAS_LOG_VKEY"),
+        help="the log's verifier key (default: $ATLAS_LOG_VKEY, else ask the server, and say so)",
+    )
     ap.add_argument("--workdir", default="pipeline-run")
     ap.add_argument(
         "--simulated-platform",
@@ -150,7 +154,10 @@ def main() -> int:
     token = Path(args.token_file).read_text().strip() if args.token_file else None
     auth = {"Authorization": f"Bearer {token}"} if token else {}
     with httpx.Client(base_url=args.server, timeout=60, headers=auth) as http:
-        vkey = args.vkey or http.get("/api/v1/log").json()["verifierKey"]
+        vkey = args.vkey
+        if not vkey:
+            vkey = http.get("/api/v1/log").json()["verifierKey"]
+            print(f"warning: trusting the key the server announced ({vkey}); pin it with --vkey", file=sys.stderr)
         log = LogClient(http, vkey)
 
         def step(name: str, statement: bytes, confidential: tuple[str, ...] = ()) -> int:
