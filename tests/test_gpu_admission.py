@@ -200,8 +200,8 @@ def test_the_monitor_replays_composite_entries_with_the_rims_the_log_serves(
     gpu_server: ServerProcess, http: httpx.Client
 ) -> None:
     gpu = gpu_server.gpu
-    for n in range(3):
-        sub = demo_submission(Ed25519PrivateKey.generate(), 10 + n, gpu_server.platform, gpus=gpu)
+    for n in range(4):  # three with GPUs, one without
+        sub = demo_submission(Ed25519PrivateKey.generate(), 10 + n, gpu_server.platform, gpus=gpu if n else None)
         posted = http.post("/api/v1/entries", json=sub)
         assert posted.status_code in (200, 201), posted.text
     info = http.get("/api/v1/log").json()["attestation"]
@@ -221,6 +221,8 @@ def test_the_monitor_replays_composite_entries_with_the_rims_the_log_serves(
     )
     assert done.returncode != 0
     assert f"--gpu-root {info['gpu']['deviceRoot']}" in done.stdout + done.stderr
+    said = done.stdout + done.stderr
+    assert "fail only for an untrusted root" in said and "is not evidence against the log" not in said, said
 
 
 @pytest.mark.parametrize(

@@ -1204,10 +1204,16 @@ def _replay_round(o: Options, replay: Any, note: bytes, verifier: Verifier, resu
         None,
     )
     result.problems.extend(outcome.problems)
+    # Entries failing only for a root the log says it uses and the monitor was not told to trust are no
+    # evidence against the log: one line says which option trusts it, instead of one failed gathering each.
+    untrusted = {i for i, r in outcome.bad_entries if _untrusted_root([r])} if hint is not None else set()
+    if untrusted:
+        result.problems.append(f"{len(untrusted)} of these entries fail only for an untrusted root: {hint}")
     gather: list[tuple[int, Callable[[], dict[str, Any]]]] = (
         [
             (index, partial(entry_evidence, replay.url, verifier.vkey, note, checkpoint, index, reason))
             for index, reason in outcome.bad_entries[:MAX_ENTRY_EVIDENCE]
+            if index not in untrusted
         ]
         + [
             (index, partial(order_evidence, replay.url, verifier.vkey, note, checkpoint, earlier, index, reason))
