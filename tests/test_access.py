@@ -65,6 +65,11 @@ def test_admin_needs_the_admin_token(guarded: ServerProcess) -> None:
         )
         _problem(http.post("/admin/v1/tenants/nobody/tokens", json={}, headers=ok), 404, "tenant-not-found")
         _problem(http.post("/admin/v1/tenants/a/tokens", json={"scopes": ["root"]}, headers=ok), 400, "invalid-request")
+        typo = {**ok, "content-type": "application/json"}
+        broken = _problem(
+            http.put("/admin/v1/tenants/a", content=b'{"burst": 1,}', headers=typo), 400, "invalid-request"
+        )
+        assert broken["detail"].startswith("the request body is not JSON"), broken
 
 
 def test_tokens_limits_quotas_and_revocation(guarded: ServerProcess, db_url: str) -> None:

@@ -96,6 +96,9 @@ def install_handlers(app: FastAPI) -> None:
         assert isinstance(exc, RequestValidationError)
         parts = []
         for err in exc.errors()[:5]:
+            if err.get("type") == "json_invalid":  # its location is a byte offset, its message says nothing
+                parts.append(f"the request body is not JSON ({err.get('ctx', {}).get('error', 'invalid')})")
+                continue
             loc = ".".join(str(x) for x in err.get("loc", ()) if x not in ("query", "path", "body"))
             parts.append(f"{loc or 'request'}: {err.get('msg', 'invalid')}")
         return problem(400, "invalid-request", "; ".join(parts) or "invalid request")
