@@ -333,6 +333,7 @@ def test_what_a_user_gets_wrong_with_files_and_keys_is_one_line(tmp_path: Path) 
         "no simulated TDX platform in": [*submit[:-3], "--key", str(private), "--simulated-platform", str(tmp_path)],
         "Missing argument": ["get"],
         "No such command": ["frobnicate"],
+        "no such quote file or evidence folder": ["tdx", "verify", str(tmp_path / "nowhere")],
         "is not a verifier key": ["--vkey", "nonsense", "verify", str(statement)],
         "is not an artifact digest: give ALGORITHM:HEX": [*submit[:2], "history", "sentiment-classifier"],
         f"an artifact digest names its algorithm: sha256:{'ab' * 32}": [*submit[:2], "history", "AB" * 32],

@@ -1587,6 +1587,8 @@ def tdx_verify(
             meta = found if isinstance(found, dict) else {}
         if at is None and isinstance(meta.get("verifiedAt"), int):
             at = meta["verifiedAt"]
+    elif not Path(quote).exists():
+        raise CliError(f"no such quote file or evidence folder: {quote}")
     else:
         quote_file = Path(quote)
     if collateral is None:
