@@ -97,6 +97,8 @@ def test_the_commands_make_run_suggests_run(log: ServerProcess, tmp_path: Path) 
         .replace("http://127.0.0.1:8080", log.url)
         .replace("'atlas-log.localhost/dev+…'", "'<the verifier key make run printed>'")
         .replace("--tdx-root 3f2a…", "--tdx-root '<the simulated TDX root make run printed>'")
+        .replace("--gpu-root 9c41…", "--gpu-root '<the simulated GPU device root make run printed>'")
+        .replace("--gpu-root e7a0…", "--gpu-root '<the simulated GPU RIM root make run printed>'")
         for line in _block_after("`make run` prints the log's verifier key")
         if "atlas-log" in line and not line.startswith("http")
     ]
