@@ -133,6 +133,13 @@ def test_real_submissions_and_answers_match_the_served_document(mapped_server: S
     for route, urls in answers.items():
         for url in urls:
             call("GET", route, url)
+    # With the development log's admin token: a tenant's token asking for another tenant's key is refused.
+    admin = {"Authorization": "Bearer " + (server.data_dir / "admin.token").read_text().strip()}
+    assert call("GET", "/admin/v1/tenants", headers=admin).status_code == 200
+    assert http.put("/admin/v1/tenants/a", json={"ratePerSecond": 10, "burst": 10}, headers=admin).status_code == 200
+    token = http.post("/admin/v1/tenants/a/tokens", json={}, headers=admin).json()["token"]
+    tenant = {"Authorization": f"Bearer {token}"}
+    assert call("GET", "/api/v1/blinding-key", "/api/v1/blinding-key?tenant=b", headers=tenant).status_code == 403
     bad = {**subs[0], "tee": {"type": "intel-tdx"}}
     for body in (b"{", json.dumps({"dsseEnvelope": {}}).encode(), json.dumps(bad).encode()):
         assert call("POST", "/api/v1/entries", content=body).status_code == 400
