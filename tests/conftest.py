@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -54,6 +55,27 @@ def pg_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return EmbeddedPostgres(base).start()
 
 
+_copies: list[str] = []  # databases made by copy_database in this test process, dropped at its end
+
+
+def _administer(url: str, *statements: str) -> None:
+    """Run ``statements`` on a connection of their own, in a thread of their own: a caller may be inside a
+    running event loop (Playwright's sync API keeps one)."""
+    worker = threading.Thread(target=asyncio.run, args=(_admin(url, *statements),))
+    worker.start()
+    worker.join()
+
+
+def copy_database(pg_url: str, template: str, name: str) -> str:
+    """A new database ``name`` copied from ``template`` (replacing one an interrupted run left), dropped when
+    the test session ends; returns its URL."""
+    _administer(
+        pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}" TEMPLATE "{template}"'
+    )
+    _copies.append(name)
+    return with_database(pg_url, name)
+
+
 @pytest.fixture(scope="session")
 def template_db(pg_url: str) -> Iterator[str]:
     name = f"atlas_tpl_{os.getpid()}"
@@ -61,7 +83,8 @@ def template_db(pg_url: str) -> Iterator[str]:
     url = with_database(pg_url, name)
     migrate.upgrade(url)
     yield name
-    asyncio.run(_admin(pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    drops = [f'DROP DATABASE IF EXISTS "{copy}" WITH (FORCE)' for copy in dict.fromkeys(_copies)]
+    asyncio.run(_admin(pg_url, *drops, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture

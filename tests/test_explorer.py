@@ -10,7 +10,6 @@ import base64
 import json
 import os
 import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from atlas_log.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
 from atlas_log.note import Signer, Verifier
 from atlas_log.pack import verify_pack
 from atlas_log.reverify import Trust
-from tests.conftest import ServerProcess
+from tests.conftest import ServerProcess, copy_database
 from tests.pipeline import record_pipeline
 from tests.proxy import TamperingProxy
 from tests.test_regulator import sha
@@ -57,28 +56,13 @@ def browser() -> Iterator[Any]:
 def log(tmp_path_factory: pytest.TempPathFactory, pg_url: str, template_db: str) -> Iterator[ServerProcess]:
     """A pipeline with a map: dataset -> preprocessing -> training (with code) -> evaluation -> deployment."""
     server = ServerProcess(
-        _database(pg_url, template_db, f"atlas_explorer_{id(tmp_path_factory)}"),
+        copy_database(pg_url, template_db, f"atlas_explorer_{id(tmp_path_factory)}"),
         tmp_path_factory.mktemp("explorer") / "data",
         env={"ATLAS_MAP_INTERVAL_S": "0.2"},
     )
     record_pipeline(server)
     yield server
     server.stop()
-
-
-def _database(pg_url: str, template_db: str, name: str) -> str:
-    """A new database from the migrated template, created in a thread of its own: Playwright's sync API keeps
-    an event loop running in this one."""
-    import asyncio
-
-    from tests.conftest import _admin, with_database
-
-    create = threading.Thread(
-        target=asyncio.run, args=(_admin(pg_url, f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"'),)
-    )
-    create.start()
-    create.join()
-    return with_database(pg_url, name)
 
 
 def _status(page: Any) -> tuple[str, str]:
@@ -241,7 +225,7 @@ def test_an_entry_signed_with_a_certificate_shows_its_identity(
     from tests.vectors import vectors_dir
 
     roots = vectors_dir("model-signing", "keys") / "ca-cert.pem"
-    db = _database(pg_url, template_db, f"atlas_explorer_cert_{id(tmp_path)}")
+    db = copy_database(pg_url, template_db, f"atlas_explorer_cert_{id(tmp_path)}")
     server = ServerProcess(db, tmp_path / "data", env={"ATLAS_X509_ROOTS_FILE": str(roots)})
     try:
         sub, _, _ = _submission(server, "v1.1.0-certificate", False)
@@ -285,7 +269,7 @@ def test_a_confidential_entry_shows_what_is_hidden_and_reveals_it_to_a_grant_hol
     from tests.test_confidential import ADMIN, CANARY, DATASET_DIGEST, HIDDEN, SECRET_DATA, _statement
 
     server = ServerProcess(
-        _database(pg_url, template_db, f"atlas_explorer_confidential_{id(tmp_path)}"),
+        copy_database(pg_url, template_db, f"atlas_explorer_confidential_{id(tmp_path)}"),
         tmp_path / "data",
         env={"ATLAS_ADMIN_TOKEN_SHA256": hashlib.sha256(ADMIN.encode()).hexdigest()},
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -74,19 +75,10 @@ def nonce_for(key: Ed25519PrivateKey, payload: bytes) -> bytes:
 
 @pytest.fixture(scope="module")
 def gpu_server(pg_url: str, template_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    import asyncio
+    from tests.conftest import copy_database
 
-    from tests.conftest import _admin, with_database
-
-    name = "atlas_t_gpu_admission"
-    asyncio.run(
-        _admin(
-            pg_url,
-            f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
-            f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"',
-        )
-    )
-    s = ServerProcess(with_database(pg_url, name), tmp_path_factory.mktemp("gpu") / "data")
+    url = copy_database(pg_url, template_db, f"atlas_gpu_admission_{os.getpid()}")
+    s = ServerProcess(url, tmp_path_factory.mktemp("gpu") / "data")
     yield s
     s.stop()
 

@@ -30,14 +30,11 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def packed(tmp_path_factory: pytest.TempPathFactory, pg_url: str, template_db: str) -> Iterator[tuple[bytes, str, str]]:
     """(pack bytes, log key, simulated TDX root) of the pipeline's model, the log stopped afterwards."""
-    import asyncio
+    from tests.conftest import copy_database
 
-    from tests.conftest import _admin, with_database
-
-    name = f"atlas_pack_{id(tmp_path_factory)}"
-    asyncio.run(_admin(pg_url, f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"'))
+    url = copy_database(pg_url, template_db, f"atlas_pack_{id(tmp_path_factory)}")
     tmp = tmp_path_factory.mktemp("pack")
-    server = ServerProcess(with_database(pg_url, name), tmp / "data", env={"ATLAS_MAP_INTERVAL_S": "0.2"})
+    server = ServerProcess(url, tmp / "data", env={"ATLAS_MAP_INTERVAL_S": "0.2"})
     try:
         record_pipeline(server)
         out = _cli("--server", server.url, "--vkey", server.vkey, "pack", MODEL, "--out", str(tmp / "case.zip"))

@@ -55,13 +55,10 @@ def sha(name: str) -> str:
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory: pytest.TempPathFactory, pg_url: str, template_db: str) -> Any:
-    import asyncio
+    from tests.conftest import copy_database
 
-    from tests.conftest import _admin, with_database
-
-    name = f"atlas_regulator_{id(tmp_path_factory)}"
-    asyncio.run(_admin(pg_url, f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"'))
-    server = ServerProcess(with_database(pg_url, name), tmp_path_factory.mktemp("reg") / "data")
+    url = copy_database(pg_url, template_db, f"atlas_regulator_{id(tmp_path_factory)}")
+    server = ServerProcess(url, tmp_path_factory.mktemp("reg") / "data")
     data_key, ml_key = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
     http = httpx.Client(base_url=server.url, timeout=30)
     client = LogClient(http, server.vkey)

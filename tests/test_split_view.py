@@ -4,7 +4,6 @@ and a client with trusted state raises with evidence."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from atlas_log.errors import InconsistentLogError
 from atlas_log.evidence import verify_evidence
 from atlas_log.note import Signer
 from atlas_log.testing.demo import demo_submission
-from tests.conftest import ServerProcess, _admin, with_database
+from tests.conftest import ServerProcess, copy_database
 from tests.test_witness import Witness
 
 
@@ -28,11 +27,7 @@ def test_forked_log_is_caught(
     key = Signer.generate("atlas-log.localhost/dev")
     urls = []
     for name in ("honest", "forked"):
-        db = f"atlas_split_{name}_{id(tmp_path)}"
-        asyncio.run(
-            _admin(pg_url, f'DROP DATABASE IF EXISTS "{db}"', f'CREATE DATABASE "{db}" TEMPLATE "{template_db}"')
-        )
-        urls.append(with_database(pg_url, db))
+        urls.append(copy_database(pg_url, template_db, f"atlas_split_{name}_{id(tmp_path)}"))
         (tmp_path / name).mkdir()
         (tmp_path / name / "log.key").write_text(key.skey + "\n")
     witnesses = [Witness(tmp_path / f"w{i}", key.verifier.vkey, f"witness.example/w{i}") for i in range(2)]
