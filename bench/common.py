@@ -88,7 +88,8 @@ class Server:
     """An ``atlas-log-server serve`` process on a port of its own; :meth:`kill` and :meth:`start` restart it
     on the same port (fault runs)."""
 
-    def __init__(self, db_url: str, data_dir: Path, workers: int = 1, **env: str) -> None:
+    def __init__(self, db_url: str, data_dir: Path, workers: int = 1, log: Path | None = None, **env: str) -> None:
+        self.log = log  # where its log lines go (default: this process's stderr)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -110,7 +111,10 @@ class Server:
     def start(self) -> float:
         """Start the process and wait until it is ready; returns the seconds that took."""
         started = time.monotonic()
-        self.proc = subprocess.Popen(self.args, env=self.env, stdout=subprocess.DEVNULL)
+        stderr = self.log.open("ab") if self.log is not None else None
+        self.proc = subprocess.Popen(self.args, env=self.env, stdout=subprocess.DEVNULL, stderr=stderr)
+        if stderr is not None:
+            stderr.close()  # the child holds its own descriptor
         while time.monotonic() - started < 60:
             try:
                 if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
