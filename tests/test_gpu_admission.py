@@ -282,3 +282,20 @@ def test_revocation_is_judged_at_admission(db_url: str, tmp_path: Path, case: st
                 assert tee["gpus"][0]["revocation"] == []
     finally:
         s.stop()
+
+
+def test_the_roots_hint_is_given_only_while_a_simulated_root_is_untrusted(gpu_server: ServerProcess) -> None:
+    """A monitor already trusting the simulated roots is told nothing about them: failures are then the
+    entries' own, and go on to be gathered as evidence."""
+    from atlas_log import cli
+    from atlas_log.reverify import Trust
+
+    info = httpx.get(gpu_server.url + "/api/v1/log").json()["attestation"]
+    options = cli.Options(server=gpu_server.url)
+    gpu_roots = (info["gpu"]["deviceRoot"], info["gpu"]["rimRoot"])
+    untrusted = cli._simulated_hint(["untrusted-root: not ours"], options, Trust())
+    assert untrusted is not None and f"--tdx-root {info['simulatedRoot']}" in untrusted
+    only_tdx = Trust(tdx_roots=(info["simulatedRoot"],))
+    assert cli._simulated_hint(["chain_invalid"], options, only_tdx) is not None  # its GPU roots are not trusted
+    trusted = Trust(tdx_roots=(info["simulatedRoot"],), gpu_device_roots=gpu_roots, gpu_rim_roots=gpu_roots)
+    assert cli._simulated_hint(["chain_invalid"], options, trusted) is None

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from atlas_log.answers import LoggedEntry
     from atlas_log.cosignature import CosignatureVerifier
     from atlas_log.history import VerifiedHistory
+    from atlas_log.reverify import Trust
     from atlas_log.testing.simulate import SimulatedPlatform
 
 DEFAULT_SERVER = "http://127.0.0.1:8080"
@@ -1149,9 +1150,10 @@ def _untrusted_root(problems: Sequence[str]) -> bool:
     return any("untrusted-root" in p or "trusted root" in p or "chain_invalid" in p for p in problems)
 
 
-def _simulated_hint(problems: Sequence[str], o: Options) -> str | None:
+def _simulated_hint(problems: Sequence[str], o: Options, trust: Trust) -> str | None:
     """The configuration problem behind a simulated log's entries failing only for their root: the log's own
-    account of its simulated root (``/api/v1/log``) and the option that trusts it."""
+    account of its simulated roots (``/api/v1/log``) and the options that trust them. None when ``trust``
+    already holds them all (then the failures are the entries' own)."""
     if not _untrusted_root(problems):
         return None
     try:
@@ -1163,6 +1165,13 @@ def _simulated_hint(problems: Sequence[str], o: Options) -> str | None:
     if not isinstance(root, str):
         return None
     gpu = info.attestation.get("gpu") or {}
+    trusted = (
+        root in trust.tdx_roots
+        and gpu.get("deviceRoot") in (None, *trust.gpu_device_roots)
+        and gpu.get("rimRoot") in (None, *trust.gpu_rim_roots)
+    )
+    if trusted:
+        return None
     gpu_roots = " ".join(f"--gpu-root {gpu[k]}" for k in ("deviceRoot", "rimRoot") if isinstance(gpu.get(k), str))
     return (
         f"this log runs a simulated TDX platform with root {root}; pass --tdx-root {root} to trust it"
@@ -1187,7 +1196,7 @@ def _replay_round(o: Options, replay: Any, note: bytes, verifier: Verifier, resu
     except Exception as exc:  # the log stopped answering mid-replay: a problem of this round; the next continues
         result.problems.append(f"replay stopped at entry {replay.tree.size}: {one_line(exc)}")
         return
-    hint = _simulated_hint([r for _, r in outcome.bad_entries], o)
+    hint = _simulated_hint([r for _, r in outcome.bad_entries], o, replay.trust)
     if hint is not None and len(outcome.bad_entries) == outcome.entries:
         # Not evidence against the log: the monitor was not told to trust the root the log says it uses.
         raise CliError(hint)
