@@ -20,6 +20,11 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import httpx
 
+from atlas_log._encoding import b64decode
+from atlas_log.checkpoint import Checkpoint, open_checkpoint
+from atlas_log.merkle import verify_consistency
+from atlas_log.note import Verifier
+from atlas_log.receipt import verify_receipt
 from atlas_log_server.db import migrate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -192,6 +197,67 @@ def admission_run(result: dict[str, Any]) -> Run:
         "p50_ms": result["latency_ms"]["p50"],
         "p99_ms": result["latency_ms"]["p99"],
     }
+
+
+async def _entry_rows(db_url: str) -> dict[str, Any]:
+    """The entries table's counts, and the durability settings the run wrote under."""
+    conn = await asyncpg.connect(db_url)
+    try:
+        row = await conn.fetchrow(
+            "SELECT count(*) AS n, count(DISTINCT leaf_hash) AS leaves, count(DISTINCT entry_id) AS ids, "
+            "min(idx) AS lo, max(idx) AS hi FROM entries"
+        )
+        settings = {s: await conn.fetchval(f"SHOW {s}") for s in ("fsync", "synchronous_commit")}
+        return {**dict(row), **settings}
+    finally:
+        await conn.close()
+
+
+def audit(
+    url: str, db_url: str, verifier: Verifier, receipts: Iterable[dict[str, Any]], notes: Iterable[bytes]
+) -> tuple[Checkpoint, dict[str, Any], list[str]]:
+    """What a fault run must leave, checked against the final checkpoint the log at ``url`` serves: every receipt
+    verifies and is consistent with it, so is every checkpoint served during the run (``notes``), and the
+    entries table holds each index below its size exactly once. Returns the final checkpoint, the table's
+    counts (with the database's fsync and synchronous_commit) and every failure found."""
+    db = asyncio.run(_entry_rows(db_url))
+    # A server serves the newest checkpoint it has seen: wait (a little) until it has seen the last batch.
+    deadline = time.monotonic() + 10
+    while True:
+        final = open_checkpoint(httpx.get(url + "/checkpoint").content, verifier)
+        if final.size >= db["n"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    proofs: dict[int, list[bytes]] = {}
+
+    def consistent(note: bytes) -> None:
+        cp = open_checkpoint(note, verifier)
+        if 0 < cp.size < final.size:
+            if cp.size not in proofs:
+                got = httpx.get(url + "/api/v1/proofs/consistency", params={"from": cp.size, "to": final.size})
+                proofs[cp.size] = [b64decode(h, "proof") for h in got.json()["hashes"]]
+            verify_consistency(cp.size, final.size, proofs[cp.size], cp.root_hash, final.root_hash)
+        elif cp.size == final.size and cp.root_hash != final.root_hash:
+            raise AssertionError("two roots for one size")
+        elif cp.size > final.size:
+            raise AssertionError("a checkpoint larger than the final one")
+
+    failures: list[str] = []
+    for r in receipts:
+        try:
+            verify_receipt(r, verifier)
+            consistent(r["checkpoint"].encode())
+        except Exception as exc:  # every failure is reported; none may happen
+            failures.append(f"receipt {r.get('logIndex')}: {exc}")
+    for note in set(notes):
+        try:
+            consistent(note)
+        except Exception as exc:  # every failure is reported; none may happen
+            failures.append(f"checkpoint: {exc}")
+
+    if not (db["n"] == db["leaves"] == db["ids"] == final.size and db["lo"] == 0 and db["hi"] == final.size - 1):
+        failures.append(f"database rows {db} do not match the final tree size {final.size}")
+    return final, db, failures
 
 
 def report(name: str, result: dict[str, Any]) -> None:

@@ -14,7 +14,6 @@ index below the tree size holds exactly one entry. Prints JSON (and writes bench
 from __future__ import annotations
 
 import argparse
-import asyncio
 import random
 import sys
 import tempfile
@@ -23,17 +22,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from atlas_log._encoding import b64decode
-from atlas_log.checkpoint import open_checkpoint
-from atlas_log.merkle import verify_consistency
 from atlas_log.note import Verifier
-from atlas_log.receipt import verify_receipt
 from atlas_log.testing.demo import demo_submission
-from bench.common import Server, fresh_database, report
+from bench.common import Server, audit, fresh_database, report
 
 
 def main() -> None:
@@ -118,54 +112,9 @@ def main() -> None:
             t.join()
     elapsed = time.monotonic() - started
 
-    final_note = httpx.get(procs[0].url + "/checkpoint").content
-    final = open_checkpoint(final_note, verifier)
-    proofs: dict[int, list[bytes]] = {}
-
-    def consistency(size: int) -> list[bytes]:
-        if size not in proofs:
-            obj = httpx.get(procs[0].url + "/api/v1/proofs/consistency", params={"from": size, "to": final.size}).json()
-            proofs[size] = [b64decode(h, "proof") for h in obj["hashes"]]
-        return proofs[size]
-
-    def consistent(note: bytes) -> None:
-        cp = open_checkpoint(note, verifier)
-        if 0 < cp.size < final.size:
-            verify_consistency(cp.size, final.size, consistency(cp.size), cp.root_hash, final.root_hash)
-        elif cp.size == final.size and cp.root_hash != final.root_hash:
-            raise AssertionError("two roots for one size")
-        elif cp.size > final.size:
-            raise AssertionError("a checkpoint larger than the final one")
-
-    failures: list[str] = []
-    for r in receipts:
-        try:
-            verify_receipt(r, verifier)
-            consistent(r["checkpoint"].encode())
-        except Exception as exc:  # every failure is reported; none may happen
-            failures.append(f"receipt {r.get('logIndex')}: {exc}")
-    for note in set(notes):
-        try:
-            consistent(note)
-        except Exception as exc:  # every failure is reported; none may happen
-            failures.append(f"checkpoint: {exc}")
-
-    async def db_checks() -> dict[str, int]:
-        conn = await asyncpg.connect(db_url)
-        try:
-            row = await conn.fetchrow(
-                "SELECT count(*) AS n, count(DISTINCT leaf_hash) AS leaves, count(DISTINCT entry_id) AS ids, "
-                "min(idx) AS lo, max(idx) AS hi FROM entries"
-            )
-            return dict(row)
-        finally:
-            await conn.close()
-
-    db = asyncio.run(db_checks())
+    final, db, failures = audit(procs[0].url, db_url, verifier, receipts, notes)
     for p in procs:
         p.stop()
-    if not (db["n"] == db["leaves"] == db["ids"] == final.size and db["lo"] == 0 and db["hi"] == final.size - 1):
-        failures.append(f"database rows {db} do not match the final tree size {final.size}")
     indices = [r["logIndex"] for r in receipts]
     report(
         "crash",

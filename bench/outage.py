@@ -17,7 +17,6 @@ bench/results/outage.json).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import random
 import sys
 import tempfile
@@ -26,19 +25,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tests.pgcluster import Cluster
 
-from atlas_log._encoding import b64decode
-from atlas_log.checkpoint import open_checkpoint
-from atlas_log.merkle import verify_consistency
 from atlas_log.note import Verifier
-from atlas_log.receipt import verify_receipt
 from atlas_log.testing.demo import demo_submission
 from atlas_log_server.db import migrate
-from bench.common import Server, report
+from bench.common import Server, audit, report
 
 
 def main() -> None:
@@ -124,53 +118,9 @@ def main() -> None:
         first = next((t for t in logged_at if t >= up), None)
         resumed.append(None if first is None else first - up)
 
-    time.sleep(1)  # each worker serves the newest checkpoint it has seen: let both see the last batch
-    final_note = httpx.get(server.url + "/checkpoint").content
-    final = open_checkpoint(final_note, verifier)
-    proofs: dict[int, list[bytes]] = {}
-
-    def consistent(note: bytes) -> None:
-        cp = open_checkpoint(note, verifier)
-        if 0 < cp.size < final.size:
-            if cp.size not in proofs:
-                got = httpx.get(server.url + "/api/v1/proofs/consistency", params={"from": cp.size, "to": final.size})
-                proofs[cp.size] = [b64decode(h, "proof") for h in got.json()["hashes"]]
-            verify_consistency(cp.size, final.size, proofs[cp.size], cp.root_hash, final.root_hash)
-        elif cp.size == final.size and cp.root_hash != final.root_hash:
-            raise AssertionError("two roots for one size")
-        elif cp.size > final.size:
-            raise AssertionError("a checkpoint larger than the final one")
-
-    failures: list[str] = []
-    for _, r in receipts:
-        try:
-            verify_receipt(r, verifier)
-            consistent(r["checkpoint"].encode())
-        except Exception as exc:  # every failure is reported; none may happen
-            failures.append(f"receipt {r.get('logIndex')}: {exc}")
-    for note in set(notes):
-        try:
-            consistent(note)
-        except Exception as exc:  # every failure is reported; none may happen
-            failures.append(f"checkpoint: {exc}")
-
-    async def rows() -> dict[str, int]:
-        conn = await asyncpg.connect(cluster.url)
-        try:
-            row = await conn.fetchrow(
-                "SELECT count(*) AS n, count(DISTINCT leaf_hash) AS leaves, count(DISTINCT entry_id) AS ids, "
-                "min(idx) AS lo, max(idx) AS hi FROM entries"
-            )
-            settings = {s: await conn.fetchval(f"SHOW {s}") for s in ("fsync", "synchronous_commit")}
-            return {**dict(row), **settings}
-        finally:
-            await conn.close()
-
-    db = asyncio.run(rows())
+    final, db, failures = audit(server.url, cluster.url, verifier, (r for _, r in receipts), notes)
     server.stop()
     cluster.remove()
-    if not (db["n"] == db["leaves"] == db["ids"] == final.size and db["lo"] == 0 and db["hi"] == final.size - 1):
-        failures.append(f"database rows {db} do not match the final tree size {final.size}")
     if any(r is None for r in resumed):
         failures.append("writes did not resume after a start")
     said = log.read_text(errors="replace")
