@@ -4,6 +4,7 @@ and every reader of stored entries: what the log admits, every monitor can repla
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from typing import Any
 
@@ -12,7 +13,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from atlas_log._encoding import JSON_LIMITS, json_loads
+from atlas_log._encoding import JSON_LIMITS, b64decode, json_loads
 from atlas_log.checkpoint import open_checkpoint
 from atlas_log.errors import FormatError
 from atlas_log.note import Verifier
@@ -32,6 +33,31 @@ def _nested(depth: int) -> Any:
 
 def _body(sub: dict[str, Any]) -> bytes:
     return json.dumps(sub, separators=(",", ":")).encode()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "AB==",  # non-zero bits beside the padding: a second spelling of b"\x00"
+        "AAB=",
+        "AAAA====",  # a quantum of nothing but padding
+        "AAAA=AAA",
+        "AA=A",
+        "=AAA",
+        "AAA",  # unpadded
+        "AA\nA",
+        "AA-_",  # the URL-safe alphabet
+        " AAA",
+    ],
+)
+def test_base64_has_one_spelling(text: str) -> None:
+    with pytest.raises(FormatError):
+        b64decode(text)
+
+
+def test_base64_decodes_every_canonical_tail() -> None:
+    for data in (b"", b"\x00", b"\xff\xfe", b"\x01\x02\x03", bytes(range(256))):
+        assert b64decode(base64.b64encode(data).decode()) == data
 
 
 def test_json_loads_enforces_the_limits() -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from atlas_log.errors import GpuEvidenceError
 from atlas_log.gpu.opaque import FIELD_NAMES
-from atlas_log.gpu.report import AttestationReport, parse_report
+from atlas_log.gpu.report import AttestationReport, _blocks, _checked_blocks, parse_report
 from tests.vectors import vectors_dir
 
 # NVIDIA's parser in expected/ predates these two field types and leaves them out of its output.
@@ -110,12 +110,23 @@ def _mutated(data: bytes, offset: int, value: int) -> bytes:
         ("block index 0", lambda d: _mutated(d, 45, 0)),
         ("repeated block index", lambda d: _mutated(d, 45 + 55, 1)),
         ("raw bit stream block", lambda d: _mutated(d, 49, 0x81)),
+        # Each keeps the record 64 blocks of 55 bytes long, the shape of a valid one.
+        ("block index 255", lambda d: _mutated(d, 45 + 55 * 63, 0xFF)),
+        ("not the DMTF measurement specification", lambda d: _mutated(d, 45 + 55 * 5 + 1, 0x02)),
+        ("MeasurementSize disagrees with the digest", lambda d: _mutated(d, 45 + 55 * 7 + 2, 50)),
+        ("value size is not a SHA-384 digest", lambda d: _mutated(d, 45 + 55 * 9 + 5, 47)),
     ],
 )
 def test_malformed_reports_are_parse_errors(name: str, mutate: Any) -> None:
     with pytest.raises(GpuEvidenceError) as info:
         parse_report(mutate(_report("hopper-580-valid")))
     assert info.value.code == "parse_error", name
+
+
+def test_blocks_unpacked_at_once_equal_blocks_read_one_by_one() -> None:
+    record = _report("hopper-580-valid")[45 : 45 + 64 * 55]
+    assert _blocks(record, 64) == _checked_blocks(record, 64)
+    assert [b.index for b in _blocks(record, 64)] == list(range(1, 65))
 
 
 def test_opaque_length_must_cover_whole_fields() -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from atlas_log.errors import FormatError
 
-_B64_STD = re.compile(rb"\A[A-Za-z0-9+/]*={0,2}\Z")
+_B64_VALUE = {c: v for v, c in enumerate(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")}
 _HEX = re.compile(r"\A(?:[0-9a-f]{2})*\Z")
 _HEX_ANY_CASE = re.compile(r"\A(?:[0-9a-fA-F]{2})*\Z")
 
@@ -27,13 +27,17 @@ def b64decode(text: str | bytes, what: str = "value") -> bytes:
     if not isinstance(text, str | bytes):
         raise FormatError(f"{what} must be a base64 string, not {type(text).__name__}")
     raw = text.encode("ascii", "replace") if isinstance(text, str) else text
-    if len(raw) % 4 or not _B64_STD.match(raw):
+    padding = raw.find(b"=")
+    if len(raw) % 4 or -1 < padding < len(raw) - 2:
         raise FormatError(f"{what} is not padded standard base64")
     try:
-        out = base64.b64decode(raw, validate=True)
+        # Strict mode refuses anything outside the alphabet, padding before the end and data after it.
+        out = binascii.a2b_base64(raw, strict_mode=True)
     except (binascii.Error, ValueError) as exc:
-        raise FormatError(f"{what} is not valid base64: {exc}") from exc
-    if base64.b64encode(out) != raw:
+        raise FormatError(f"{what} is not padded standard base64: {exc}") from exc
+    pad = raw[-2:].count(b"=")
+    # One spelling per value: the bits the padding leaves over in the last character must be zero.
+    if pad and _B64_VALUE[raw[-1 - pad]] & (0b1111 if pad == 2 else 0b11):
         raise FormatError(f"{what} is not canonical base64 (non-zero padding bits)")
     return out
 

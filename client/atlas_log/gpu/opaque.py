@@ -8,7 +8,7 @@ OPAQUE_DATA_VERSION above 1, and so does this parser (code ``parse_error``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NewType
 
 from atlas_log.errors import GpuEvidenceError
@@ -74,12 +74,13 @@ class OpaqueData:
     """The fields in report order, as ``(type, value)``; each type at most once."""
 
     fields: tuple[tuple[int, bytes], ...]
+    _by_type: dict[int, bytes] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_type", dict(self.fields))  # each field is read several times per check
 
     def get(self, field_type: int) -> bytes | None:
-        for t, v in self.fields:
-            if t == field_type:
-                return v
-        return None
+        return self._by_type.get(field_type)
 
     @property
     def driver_version(self) -> str | None:
@@ -145,6 +146,7 @@ def parse_opaque_data(data: bytes) -> OpaqueData:
     """Split OpaqueData into its fields; every field must end inside ``data`` and ``data`` must end with a
     field. Raises :class:`GpuEvidenceError` ``parse_error``."""
     fields: list[tuple[int, bytes]] = []
+    seen: set[int] = set()
     pos = 0
     while pos < len(data):
         if pos + 4 > len(data):
@@ -158,7 +160,7 @@ def parse_opaque_data(data: bytes) -> OpaqueData:
         pos += size
         if not 1 <= field_type <= _MAX_TYPE:
             raise GpuEvidenceError("parse_error", f"opaque field type {field_type} is not in 1..{_MAX_TYPE}")
-        if any(t == field_type for t, _ in fields):  # a second DRIVER_VERSION would make the report ambiguous
+        if field_type in seen:  # a second DRIVER_VERSION would make the report ambiguous
             raise GpuEvidenceError("parse_error", f"opaque field type {field_type} appears twice")
         wanted = _SIZES.get(field_type)
         if wanted is not None and size != wanted:
@@ -168,6 +170,7 @@ def parse_opaque_data(data: bytes) -> OpaqueData:
         if field_type == _MSRSCNT and size % 4:
             raise GpuEvidenceError("parse_error", "opaque field MSRSCNT is not a list of 32-bit counters")
         fields.append((field_type, value))
+        seen.add(field_type)
     out = OpaqueData(tuple(fields))
     version = out.opaque_data_version
     if version is not None and version > 1:

@@ -157,8 +157,27 @@ def _request(r: _Reader) -> MeasurementRequest:
 _BLOCK_HEAD = struct.Struct("<BBHBH")  # Index, MeasurementSpecification, MeasurementSize, then the DMTF header
 
 
+_BLOCK = struct.Struct(f"<BBHBH{DIGEST_SIZE}s")  # a whole block: the only shape a valid one can have
+_BLOCK_SIZE = _BLOCK.size  # 55
+# (MeasurementSpecification, MeasurementSize, raw-bit-stream flag, value size) of every valid block
+_VALID_SHAPE = {(_DMTF_SPEC, _DMTF_HEADER + DIGEST_SIZE, 0, DIGEST_SIZE)}
+
+
 def _blocks(record: bytes, count: int) -> tuple[MeasurementBlock, ...]:
-    """``count`` measurement blocks filling ``record`` exactly (one tight pass: a report has 64 of them)."""
+    """``count`` measurement blocks filling ``record`` exactly. Every valid block is one 55-byte shape, so a
+    record of exactly that many is unpacked in one pass and checked as a whole; anything else (or a check that
+    fails) goes through :func:`_checked_blocks`, which names the first violation."""
+    if len(record) == count * _BLOCK_SIZE:
+        rows = list(_BLOCK.iter_unpack(record))
+        indices = {r[0] for r in rows}
+        shapes = {(r[1], r[2], r[3] & 0x80, r[4]) for r in rows}
+        if len(indices) == count and 0 not in indices and 0xFF not in indices and shapes == _VALID_SHAPE:
+            return tuple([MeasurementBlock(r[0], r[3], Measurement(r[5])) for r in rows])
+    return _checked_blocks(record, count)
+
+
+def _checked_blocks(record: bytes, count: int) -> tuple[MeasurementBlock, ...]:
+    """:func:`_blocks` one block at a time, raising at the first one that breaks a rule."""
     blocks: list[MeasurementBlock] = []
     seen: set[int] = set()
     at, unpack = 0, _BLOCK_HEAD.unpack_from
