@@ -1,5 +1,6 @@
-"""Certificates from untrusted bytes: a serial number RFC 5280 forbids is a ValueError like any other defect,
-never the library's warning (an exception where warnings are errors, as in this suite)."""
+"""Certificates from untrusted bytes: a serial number RFC 5280 forbids, an extension that does not parse or
+a key on a curve the library does not support — each a ValueError when the certificate is
+loaded, never the library's own warning or exception later, where a verifier reads the extension or the key."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtensionOID, NameOID
 
-from atlas_log.certificates import load_der_certificate, load_pem_certificates
+from atlas_log.certificates import checked_certificate, load_der_certificate, load_pem_certificates
 from atlas_log.dsse import sign_envelope
 from atlas_log.errors import QuoteError, SubmissionError
 from atlas_log.submission import INTOTO_PAYLOAD_TYPE, intoto_statement, parse_submission
@@ -80,3 +81,40 @@ def test_parsers_of_untrusted_input_answer_with_their_own_errors() -> None:
     }
     with pytest.raises(SubmissionError):
         parse_submission(submission, 1_767_225_600, [load_der_certificate(_der(0x7F))])
+
+
+_P384 = ec.generate_private_key(ec.SECP384R1())
+
+
+def _usable_only_until_read(case: str) -> bytes:
+    """DER of a self-signed certificate that the library loads and fails on only when a verifier reads its
+    extensions (a keyUsage that is not a BIT STRING) or its key (secp384r1 renamed secp160k1, an OID of the
+    same length, which the library does not support)."""
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "t")])
+    start = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(_P384.public_key())
+        .serial_number(0x7F)
+        .not_valid_before(start)
+        .not_valid_after(start + datetime.timedelta(days=1))
+    )
+    if case == "malformed extension":
+        builder = builder.add_extension(x509.UnrecognizedExtension(ExtensionOID.KEY_USAGE, b"\x05\x00"), False)
+    der = builder.sign(_P384, hashes.SHA384()).public_bytes(serialization.Encoding.DER)
+    if case == "unsupported curve":
+        der = der.replace(bytes.fromhex("06052b81040022"), bytes.fromhex("06052b81040009"), 1)
+    return der
+
+
+@pytest.mark.parametrize("case", ["malformed extension", "unsupported curve"])
+def test_a_certificate_unusable_once_read_is_refused_when_loaded(case: str) -> None:
+    der = _usable_only_until_read(case)
+    with pytest.raises(ValueError, match="certificate"):
+        load_der_certificate(der)
+    with pytest.raises(ValueError, match="certificate"):
+        load_pem_certificates(_pem(der))
+    with pytest.raises(ValueError, match="certificate"):  # one the library parsed elsewhere (an OCSP response's)
+        checked_certificate(x509.load_der_x509_certificate(der))

@@ -35,6 +35,7 @@ from atlas_log.testing.simulate import SimulatedPlatform
 from atlas_log.testing.simulated_gpu import SimulatedGpu
 from tests.conftest import ServerProcess
 from tests.test_api import problem
+from tests.test_gpu_verification import CRAFTED, crafted_chain
 
 GPU_ROOTS = ("deviceRoot", "rimRoot")
 
@@ -186,6 +187,35 @@ def test_gpu_evidence_not_made_for_this_entry_or_not_the_one_quoted_is_refused(
     assert http.get("/api/v1/log").json()["treeSize"] <= 1
     ok = composite(key, platform, [gpu.evidence(right)], payload)
     assert http.post("/api/v1/entries", json=ok).status_code == 201
+
+
+@pytest.mark.parametrize("case", CRAFTED)
+def test_a_device_chain_that_fails_only_when_read_is_refused(
+    gpu_server: ServerProcess, http: httpx.Client, case: str
+) -> None:
+    """A submitter with a TD quotes a GPU whose device chain holds a certificate it made so that the library
+    fails on reading its extension or key: a 4xx naming the chain, before any RIM or OCSP lookup, not a 500."""
+    gpu, platform, key = gpu_server.gpu, gpu_server.platform, Ed25519PrivateKey.generate()
+    payload = _payload(40 + CRAFTED.index(case))
+    right = nonce_for(key, payload)
+    item = GpuEvidence(gpu.evidence(right).report, crafted_chain(gpu, case), right, "HOPPER", "crafted")  # type: ignore[arg-type]
+    resp = http.post("/api/v1/entries", json=composite(key, platform, [item], payload))
+    problem(resp, 422, "gpu-parse-error")
+    assert "certificate" in resp.json()["detail"]
+
+
+def test_one_gpu_listed_twice_is_refused(gpu_server: ServerProcess, http: httpx.Client) -> None:
+    """Each report verifies on its own, and the quote commits to the collection; but one GPU listed twice (the
+    same report, or two reports of one GPU) would log two GPUs where one did the work."""
+    gpu, platform, key = gpu_server.gpu, gpu_server.platform, Ed25519PrivateKey.generate()
+    payload = _payload(50)
+    right = nonce_for(key, payload)
+    one, other = gpu.evidence(right), gpu.sibling().evidence(right)
+    for carried in ([one, one], [one, other, gpu.evidence(right)]):
+        resp = http.post("/api/v1/entries", json=composite(key, platform, carried, payload))
+        problem(resp, 422, "gpu-repeated")
+        assert gpu.ueid in resp.json()["detail"]
+    assert http.post("/api/v1/entries", json=composite(key, platform, [one, other], payload)).status_code == 201
 
 
 def test_the_monitor_replays_composite_entries_with_the_rims_the_log_serves(

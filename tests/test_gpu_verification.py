@@ -9,11 +9,15 @@ from typing import Any
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtensionOID
 
 from atlas_log.errors import GpuEvidenceError
 from atlas_log.gpu.policy import Policy
-from atlas_log.gpu.verdict import GpuVerdict
+from atlas_log.gpu.verdict import GpuVerdict, repeated_device
 from atlas_log.gpu.verification import verify_gpu_evidence
+from atlas_log.testing.simulated_gpu import SimulatedGpu
 from tests.vectors import vector_files, vectors_dir
 
 NOW = 1767225600  # 2026-01-01, inside every device chain's window
@@ -262,3 +266,69 @@ def test_memoised_work_never_decides_for_other_bytes_or_another_time() -> None:
                 assert "chain_invalid" in verdict.failures or "signature_invalid" in verdict.failures
                 assert "driver_rim_signature_invalid" in verdict.failures
     assert verify(gpu.certificate_chain, driver, at=NOW + 2 * 365 * 86_400).code == "driver_rim_certificate_expired"
+
+
+def _pem(*certs: x509.Certificate) -> bytes:
+    return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
+
+
+def _renamed_curve(cert: x509.Certificate) -> x509.Certificate:
+    """``cert`` with its own key's curve (secp384r1, the first curve OID in its DER) renamed secp160k1: it loads,
+    and only reading its key fails (the library does not support that curve)."""
+    der = cert.public_bytes(serialization.Encoding.DER)
+    return x509.load_der_x509_certificate(
+        der.replace(bytes.fromhex("06052b81040022"), bytes.fromhex("06052b81040009"), 1)
+    )
+
+
+def crafted_chain(gpu: SimulatedGpu, case: str) -> bytes:
+    """A device chain a submitter made up so that it parses, with one certificate the library fails on only
+    when a verifier reads it: the leaf's keyUsage is not a BIT STRING, or the leaf's or the BROM CA's key is on
+    a curve the library does not support."""
+    chain = gpu.device_chain
+    if case == "leaf-malformed-key-usage":
+        key = ec.generate_private_key(ec.SECP384R1())
+        leaf = (
+            x509.CertificateBuilder()
+            .subject_name(chain[0].subject)
+            .issuer_name(chain[0].issuer)
+            .public_key(key.public_key())
+            .serial_number(chain[0].serial_number)
+            .not_valid_before(chain[0].not_valid_before_utc)
+            .not_valid_after(chain[0].not_valid_after_utc)
+            .add_extension(x509.UnrecognizedExtension(ExtensionOID.KEY_USAGE, b"\x05\x00"), critical=False)
+            .sign(key, hashes.SHA384())
+        )
+        return _pem(leaf, *chain[1:])
+    if case == "leaf-unsupported-curve":
+        return _pem(_renamed_curve(chain[0]), *chain[1:])
+    return _pem(chain[0], _renamed_curve(chain[1]), *chain[2:])
+
+
+CRAFTED = ["leaf-malformed-key-usage", "leaf-unsupported-curve", "ca-unsupported-curve"]
+
+
+@pytest.mark.parametrize("case", CRAFTED)
+def test_a_device_certificate_unusable_once_read_is_a_parse_error(case: str) -> None:
+    gpu = SimulatedGpu.create(NOW)
+    nonce = bytes(range(32))
+    with pytest.raises(GpuEvidenceError) as info:
+        verify_gpu_evidence(
+            gpu.report(nonce), crafted_chain(gpu, case), nonce=nonce, at=NOW, device_root=gpu.device_root
+        )
+    assert info.value.code == "parse_error"
+
+
+def test_one_device_listed_twice_is_found() -> None:
+    gpu = SimulatedGpu.create(NOW)
+    other = gpu.sibling(NOW)
+
+    def verdict(g: SimulatedGpu, n: int) -> GpuVerdict:
+        nonce = bytes([n]) * 32
+        return verify_gpu_evidence(g.report(nonce), g.certificate_chain, nonce=nonce, at=NOW, device_root=g.device_root)
+
+    one, two, again = verdict(gpu, 1), verdict(other, 2), verdict(gpu, 3)  # `again`: another report, same GPU
+    assert one.accept and two.accept and again.accept
+    assert repeated_device([one, two]) is None
+    assert repeated_device([one, two, again]) == (0, 2)
+    assert repeated_device([two, one, one]) == (1, 2)

@@ -10,10 +10,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from atlas_log.dsse import sign_envelope
 from atlas_log.entry import Entry, build_entry, parse_leaf
+from atlas_log.gpu.evidence import GpuEvidence, collection_sha256, serialize_evidence
+from atlas_log.gpu.roots import certificate_sha256
+from atlas_log.gpu.verification import verify_gpu_evidence
 from atlas_log.reverify import Trust, check_entry
 from atlas_log.submission import (
     INTOTO_PAYLOAD_TYPE,
     build_submission,
+    expected_gpu_nonce,
     intoto_statement,
     parse_submission,
     parse_tee,
@@ -21,12 +25,14 @@ from atlas_log.submission import (
     spki_der,
     tdx_tee,
 )
-from atlas_log.tdx.binding import KEY_TAG, key_report_data
+from atlas_log.tdx.binding import GPU_TAG, KEY_TAG, composite_report_data, gpu_nonce, key_report_data
 from atlas_log.tdx.collateral import COLLATERAL_PARTS, Collateral
 from atlas_log.tdx.quote import parse_quote
 from atlas_log.tdx.verification import verify_quote
-from atlas_log.tee import Attestation, InheritedAttestation, OwnQuote, VerdictRecord
+from atlas_log.tee import Attestation, GpuRecord, InheritedAttestation, OwnQuote, VerdictRecord
 from atlas_log.testing.simulate import SimulatedPlatform
+from atlas_log.testing.simulated_gpu import SimulatedGpu
+from tests.test_gpu_verification import CRAFTED, crafted_chain
 
 DAY = 86_400
 NOW = int(time.time())
@@ -124,3 +130,52 @@ def test_collateral_is_read_from_its_json_form() -> None:
 
     served = {p: base64.b64encode(getattr(COLLATERAL, p)).decode() for p in COLLATERAL_PARTS}
     assert Collateral.from_json(served).digest == COLLATERAL.digest
+
+
+def _composite_leaf(gpus: list[GpuEvidence], records: list[GpuRecord]) -> tuple[bytes, dict[str, Any]]:
+    """A composite entry of ``gpus`` whose leaf records ``records`` (what a dishonest log commits to)."""
+    payload = intoto_statement([("model.pt", "cd" * 32)], "https://atlas-log.dev/test/v1", {})
+    spki = spki_der(KEY)
+    rd = composite_report_data(INTOTO_PAYLOAD_TYPE, payload, spki, collection_sha256(gpus))
+    tee = {**tdx_tee(PLATFORM.quote(rd), binding=GPU_TAG), "gpus": serialize_evidence(gpus)}
+    submission = build_submission(sign_envelope(INTOTO_PAYLOAD_TYPE, payload, KEY), [spki], tee=tee)
+    sub = parse_submission(submission, NOW)
+    request = parse_tee(sub.tee, len(sub.signers))
+    assert request.quote is not None
+    verdict = verify_quote(request.quote, COLLATERAL, NOW, roots=TRUST.tdx_roots)
+    evidence = OwnQuote.of(parse_quote(request.quote), verdict, COLLATERAL.digest)
+    built = build_entry(sub, Attestation(request, evidence, True, None, tuple(records)))
+    return built.leaf(NOW, dict.fromkeys(built.linked)), submission
+
+
+def test_a_composite_entry_a_lying_log_made_up_is_a_problem_not_a_crash() -> None:
+    """The replay reports a bad entry and goes on: GPU evidence whose device certificate fails only when read,
+    and one GPU listed twice (each record true on its own), are each a problem of that entry."""
+    gpu = SimulatedGpu.create(NOW)
+    trust = Trust(tdx_roots=TRUST.tdx_roots, gpu_device_roots=(certificate_sha256(gpu.device_root),))
+    nonce = gpu_nonce(INTOTO_PAYLOAD_TYPE, b"", b"", bytes(32))  # replaced below by the entry's own
+
+    def evidence(chain: bytes | None = None) -> GpuEvidence:
+        honest = gpu.evidence(nonce)
+        return GpuEvidence(honest.report, chain or honest.certificate_chain, honest.nonce, "HOPPER", "x")
+
+    # The nonce a composite entry's reports must carry depends on the statement: build once to learn it.
+    _, submission = _composite_leaf([evidence()], [])
+    sub = parse_submission(submission, NOW)
+    request = parse_tee(sub.tee, len(sub.signers))
+    nonce = expected_gpu_nonce(request, sub.envelope, sub.signers[0])
+
+    one = evidence()
+    record = GpuRecord.of(
+        verify_gpu_evidence(one.report, one.certificate_chain, nonce=nonce, at=NOW, device_root=gpu.device_root),
+        one.report,
+        {},
+    )
+    leaf, submission = _composite_leaf([one], [record])
+    assert check_entry(1, leaf, submission, _collateral, trust).problem is None  # the honest entry
+    leaf, submission = _composite_leaf([one, one], [record, record])
+    assert "GPU 1 is GPU 0 again" in str(check_entry(2, leaf, submission, _collateral, trust).problem)
+    for case in CRAFTED:
+        crafted = evidence(crafted_chain(gpu, case))
+        leaf, submission = _composite_leaf([crafted], [record])
+        assert "certificate" in str(check_entry(3, leaf, submission, _collateral, trust).problem), case

@@ -3,8 +3,11 @@ warns about.
 
 RFC 5280 §4.1.2.2: a certificate's serial number MUST be a positive integer. The ``cryptography`` library loads
 one that is not, with a deprecation warning (an error under strict warning filters, so a test run and a
-production run would differ). Both loaders here raise :class:`ValueError` instead, as the library does for any
-other malformed certificate, so callers keep one ``except ValueError``.
+production run would differ). The library also parses a certificate's extensions and public key only when they
+are first read, and then raises exceptions of its own (a malformed extension, one extension twice — which RFC
+5280 §4.2 forbids —, a key on a curve it does not support). The loaders here read both at once and raise
+:class:`ValueError` for all of it, as the library does for any other malformed certificate, so callers keep one
+``except ValueError`` and a certificate that loads can be used without surprises.
 """
 
 from __future__ import annotations
@@ -12,15 +15,36 @@ from __future__ import annotations
 import functools
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.utils import CryptographyDeprecationWarning
 
 from atlas_log.memo import IdentityMemo
 
-__all__ = ["load_der_certificate", "load_pem_certificates", "load_pem_chain", "subject_text"]
+__all__ = ["checked_certificate", "load_der_certificate", "load_pem_certificates", "load_pem_chain", "subject_text"]
 
 
-def _positive_serial(cert: x509.Certificate) -> x509.Certificate:
-    if cert.serial_number <= 0:
+# What the library raises for a certificate it loaded but cannot use; none of them is a ValueError.
+_UNUSABLE = (
+    CryptographyDeprecationWarning,
+    x509.InvalidVersion,
+    x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType,
+    UnsupportedAlgorithm,
+)
+
+
+def checked_certificate(cert: x509.Certificate) -> x509.Certificate:
+    """``cert`` once its serial, extensions and public key have been read; :class:`ValueError` naming what is
+    wrong otherwise (for certificates the library parsed elsewhere, such as an OCSP response's)."""
+    try:
+        serial = cert.serial_number
+        _ = cert.extensions
+        cert.public_key()
+    except _UNUSABLE as exc:
+        raise ValueError(f"the certificate cannot be used: {exc}") from exc
+    except ValueError as exc:
+        raise ValueError(f"the certificate is malformed: {exc}") from exc
+    if serial <= 0:
         raise ValueError("the certificate's serial number is not positive (RFC 5280 section 4.1.2.2)")
     return cert
 
@@ -28,17 +52,19 @@ def _positive_serial(cert: x509.Certificate) -> x509.Certificate:
 def load_der_certificate(data: bytes) -> x509.Certificate:
     """One DER certificate; :class:`ValueError` when malformed."""
     try:
-        return _positive_serial(x509.load_der_x509_certificate(data))
-    except (CryptographyDeprecationWarning, x509.InvalidVersion) as exc:  # neither is a ValueError
+        cert = x509.load_der_x509_certificate(data)
+    except _UNUSABLE as exc:
         raise ValueError(str(exc)) from exc
+    return checked_certificate(cert)
 
 
 def load_pem_certificates(data: bytes) -> list[x509.Certificate]:
     """PEM certificates in order; :class:`ValueError` when malformed."""
     try:
-        return [_positive_serial(c) for c in x509.load_pem_x509_certificates(data)]
-    except (CryptographyDeprecationWarning, x509.InvalidVersion) as exc:
+        certs = x509.load_pem_x509_certificates(data)
+    except _UNUSABLE as exc:
         raise ValueError(str(exc)) from exc
+    return [checked_certificate(c) for c in certs]
 
 
 _SUBJECTS: IdentityMemo[str] = IdentityMemo(4096)

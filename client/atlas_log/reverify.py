@@ -24,6 +24,7 @@ from atlas_log.entry import LINKED_ROLES, Entry, build_entry, parse_leaf
 from atlas_log.errors import Error, FormatError
 from atlas_log.gpu import CORIM_ROOT_SHA256, DEVICE_IDENTITY_ROOT_SHA256, parse_rim, verify_gpu_evidence
 from atlas_log.gpu.roots import certificate_sha256
+from atlas_log.gpu.verdict import repeated_device
 from atlas_log.merkle import leaf_hash
 from atlas_log.submission import (
     ParsedSubmission,
@@ -289,7 +290,7 @@ def _gpus(
     """The GPU records of a composite entry re-derived at its integration time ``t`` with the RIMs and OCSP
     responses it records (by digest), or why they cannot be."""
     nonce = expected_gpu_nonce(request, sub.envelope, sub.signers[request.signature_index])
-    out = []
+    out, verdicts = [], []
     for n, item in enumerate(request.gpus):
         logged = record.gpus[n].rims if n < len(record.gpus) else ()
         documents: dict[str, bytes] = {}
@@ -323,4 +324,8 @@ def _gpus(
         if not verdict.accept:
             return f"GPU {n} does not verify: {verdict.code}: {verdict.reason}"
         out.append(GpuRecord.of(verdict, item.report, documents))
+        verdicts.append(verdict)
+    repeated = repeated_device(verdicts)
+    if repeated is not None:
+        return f"GPU {repeated[1]} is GPU {repeated[0]} again (UEID {verdicts[repeated[0]].ueid})"
     return tuple(out)

@@ -42,7 +42,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, paddin
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from atlas_log.certificates import subject_text
+from atlas_log.certificates import checked_certificate, subject_text
 from atlas_log.errors import GpuEvidenceError
 from atlas_log.memo import IdentityMemo
 
@@ -171,11 +171,15 @@ def _responder(der: bytes, issuer: x509.Certificate) -> tuple[str | None, tuple[
     if _identifies(response, issuer):
         return (None if _signed_by(response, issuer.public_key()) else "its signature does not verify"), None
     for delegate in response.certificates:
+        try:
+            checked_certificate(delegate)  # the response's certificates are the responder's bytes, not ours
+        except ValueError:
+            continue
         if not _identifies(response, delegate):
             continue
         try:
             delegate.verify_directly_issued_by(issuer)
-        except (ValueError, TypeError, InvalidSignature):
+        except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
             return "its responder certificate is not issued by the certificate's issuer", None
         try:
             usages = delegate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from atlas_log.gpu.ocsp import RevocationCheck
 
-__all__ = ["FAILURE_ORDER", "GpuVerdict", "RimCheck"]
+__all__ = ["FAILURE_ORDER", "GpuVerdict", "RimCheck", "repeated_device"]
 
 _RIM_CHECKS = (
     "rim_parse_error",
@@ -121,3 +122,15 @@ class GpuVerdict:
             "mismatched_indices": {k: list(v) for k, v in self.mismatched_indices.items()},
             "revocation": [r.to_json() for r in self.revocation],
         }
+
+
+def repeated_device(verdicts: Sequence[GpuVerdict]) -> tuple[int, int] | None:
+    """The positions ``(first, again)`` of the first GPU that appears twice in one collection (the same UEID,
+    whatever its reports), or None when every GPU is another device. An entry saying two GPUs did the work
+    when one did overstates its hardware, though each report verifies on its own."""
+    seen: dict[str, int] = {}
+    for n, verdict in enumerate(verdicts):
+        if verdict.ueid in seen:
+            return seen[verdict.ueid], n
+        seen[verdict.ueid] = n
+    return None

@@ -21,6 +21,7 @@ from atlas_log.certificates import load_pem_chain
 from atlas_log.errors import CollateralFetchError, GpuEvidenceError
 from atlas_log.gpu import GpuVerdict, Policy, parse_report, parse_rim, verify_gpu_evidence
 from atlas_log.gpu.evidence import GpuEvidence
+from atlas_log.gpu.verdict import repeated_device
 from atlas_log.gpu.verification import expected_rim_ids
 from atlas_log.tee import GpuRecord
 from atlas_log_server.attest.ocsp import OcspStore
@@ -80,7 +81,7 @@ class GpuAppraiser:
     async def appraise(self, gpus: tuple[GpuEvidence, ...], nonce: bytes, now: int) -> tuple[GpuRecord, ...]:
         """The records of ``gpus``, each verified at ``now`` for ``nonce``; raises :class:`Rejected` naming the
         first GPU refused, or :class:`Unavailable` when a RIM cannot be had."""
-        records = []
+        records, verdicts = [], []
         for n, item in enumerate(gpus):
             where = f"GPU {n} ({item.architecture})"
             try:
@@ -113,6 +114,14 @@ class GpuAppraiser:
                 )
             documents = {k: d for k, d in (("driver", driver), ("vbios", vbios)) if d is not None}
             records.append(GpuRecord.of(verdict, item.report, documents))
+            verdicts.append(verdict)
+        repeated = repeated_device(verdicts)
+        if repeated is not None:
+            first, again = repeated
+            raise Rejected(
+                "gpu-repeated",
+                f"GPU {again} is GPU {first} again (UEID {verdicts[first].ueid}): list each GPU that did the work once",
+            )
         return tuple(records)
 
     def _verify(
