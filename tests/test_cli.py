@@ -460,3 +460,42 @@ def test_every_option_and_argument_says_what_it_is() -> None:
             if param.name != "help" and not (getattr(param, "help", None) or "").strip():
                 missing.append(f"{path} {param.name}")
     assert missing == []
+
+
+def test_a_gpu_device_root_is_not_trusted_to_sign_reference_values() -> None:
+    """A RIM signed with a GPU's own attestation key, its device chain as KeyInfo: trusted only if the device
+    identity root were also a RIM signing root, which one option for both once made it. Each root is trusted
+    for its own role."""
+    import dataclasses
+
+    from atlas_log.bundle import CODE_SIGNING
+    from atlas_log.gpu import parse_rim, verify_gpu_evidence
+    from atlas_log.gpu.roots import certificate_sha256
+    from atlas_log.testing.simulated_gpu import SimulatedGpu
+
+    gpu = SimulatedGpu.create()
+    forged = dataclasses.replace(gpu, rim_keys=gpu.device_keys, rim_chain=gpu.device_chain).driver_rim()
+    device, rim = certificate_sha256(gpu.device_root), certificate_sha256(gpu.rim_root)
+    trust = cli._trust(None, None, CODE_SIGNING, [device], [rim])
+    assert trust.gpu_device_roots == (device,) and trust.gpu_rim_roots == (rim,)
+    nonce = bytes(32)
+
+    def accepts(rim_roots: tuple[str, ...]) -> bool:
+        # As the replay chooses a RIM's root: the last certificate of its KeyInfo, if trusted for RIMs.
+        certs = list(parse_rim(forged).certificates)
+        root = certs[-1] if certificate_sha256(certs[-1]) in rim_roots else None
+        verdict = verify_gpu_evidence(
+            gpu.report(nonce),
+            gpu.certificate_chain,
+            nonce=nonce,
+            at=int(time.time()),
+            device_root=gpu.device_root,
+            rim_root=root,
+            driver_rim=forged,
+        )
+        return verdict.accept
+
+    assert accepts((device, rim))  # the attack, were the device root trusted for RIMs too
+    assert not accepts(trust.gpu_rim_roots)
+    with pytest.raises(cli.CliError, match="--gpu-rim-root"):
+        cli._trust(None, None, CODE_SIGNING, [device], ["not-a-fingerprint"])

@@ -37,8 +37,6 @@ from tests.conftest import ServerProcess
 from tests.test_api import problem
 from tests.test_gpu_verification import CRAFTED, crafted_chain
 
-GPU_ROOTS = ("deviceRoot", "rimRoot")
-
 
 class Gpus:
     """Several GPUs of one machine as a submission's evidence provider."""
@@ -229,7 +227,7 @@ def test_the_monitor_replays_composite_entries_with_the_rims_the_log_serves(
     info = http.get("/api/v1/log").json()["attestation"]
     base = [sys.executable, "-m", "atlas_log.cli", "--server", gpu_server.url, "--vkey", gpu_server.vkey]
     replay = [*base, "monitor", "--once", "--replay", "--replay-workers", "1", "--tdx-root", info["simulatedRoot"]]
-    roots = [a for k in GPU_ROOTS for a in ("--gpu-root", info["gpu"][k])]
+    roots = ["--gpu-device-root", info["gpu"]["deviceRoot"], "--gpu-rim-root", info["gpu"]["rimRoot"]]
     done = subprocess.run(
         [*replay, *roots, "--state", str(Path(gpu_server.data_dir) / "m1.json")],
         capture_output=True,
@@ -242,7 +240,9 @@ def test_the_monitor_replays_composite_entries_with_the_rims_the_log_serves(
         [*replay, "--state", str(Path(gpu_server.data_dir) / "m2.json")], capture_output=True, text=True, timeout=120
     )
     assert done.returncode != 0
-    assert f"--gpu-root {info['gpu']['deviceRoot']}" in done.stdout + done.stderr
+    assert f"--gpu-device-root {info['gpu']['deviceRoot']} --gpu-rim-root {info['gpu']['rimRoot']}" in " ".join(
+        (done.stdout + done.stderr).split()
+    )
     said = done.stdout + done.stderr
     assert "fail only for an untrusted root" in said and "is not evidence against the log" not in said, said
 

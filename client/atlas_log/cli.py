@@ -1107,13 +1107,19 @@ def search(
 # --- auditing -----------------------------------------------------------------------------------------------
 
 
-def _trust(tdx_root: list[str] | None, x509_roots: str | None, x509_eku: str, gpu_root: list[str] | None = None) -> Any:
+def _trust(
+    tdx_root: list[str] | None,
+    x509_roots: str | None,
+    x509_eku: str,
+    gpu_device_root: list[str] | None = None,
+    gpu_rim_root: list[str] | None = None,
+) -> Any:
     from atlas_log.reverify import Trust
 
-    for fingerprint in gpu_root or ():
-        if not re.fullmatch(r"[0-9a-f]{64}", fingerprint):
-            raise CliError(f"--gpu-root takes a root certificate's SHA-256 in lowercase hex, not {fingerprint!r}")
-    gpu = tuple(gpu_root or ())
+    for option, given in (("--gpu-device-root", gpu_device_root), ("--gpu-rim-root", gpu_rim_root)):
+        for fingerprint in given or ():
+            if not re.fullmatch(r"[0-9a-f]{64}", fingerprint):
+                raise CliError(f"{option} takes a root certificate's SHA-256 in lowercase hex, not {fingerprint!r}")
 
     try:
         roots = x509.load_pem_x509_certificates(_read(x509_roots, "X.509 roots file")) if x509_roots else []
@@ -1121,8 +1127,8 @@ def _trust(tdx_root: list[str] | None, x509_roots: str | None, x509_eku: str, gp
         raise CliError(f"{x509_roots} holds no PEM certificates: {exc}") from exc
     return Trust(
         tdx_roots=tuple(tdx_root) if tdx_root else Trust().tdx_roots,
-        gpu_device_roots=gpu or Trust().gpu_device_roots,
-        gpu_rim_roots=gpu or Trust().gpu_rim_roots,
+        gpu_device_roots=tuple(gpu_device_root or ()) or Trust().gpu_device_roots,
+        gpu_rim_roots=tuple(gpu_rim_root or ()) or Trust().gpu_rim_roots,
         x509_roots=tuple(r.public_bytes(serialization.Encoding.DER) for r in roots),
         x509_eku=x509_eku,
     )
@@ -1132,11 +1138,19 @@ TdxRootOption = Annotated[
     list[str] | None,
     typer.Option(help="a trusted TDX root CA key's SHA-256 (repeat) (default: Intel's SGX root)"),
 ]
-GpuRootOption = Annotated[
+# Two options, not one: a root trusted for device identities must not thereby sign reference values (a GPU's own
+# attestation key could then bless any golden measurements).
+GpuDeviceRootOption = Annotated[
     list[str] | None,
     typer.Option(
-        help="a trusted GPU root certificate's SHA-256, device identity or RIM signing (repeat) "
-        "(default: NVIDIA's two roots)"
+        help="a trusted GPU device identity root certificate's SHA-256 (repeat) (default: NVIDIA's Device Identity CA)"
+    ),
+]
+GpuRimRootOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="a trusted GPU reference-value (RIM) signing root certificate's SHA-256 (repeat) "
+        "(default: NVIDIA's CoRIM root)"
     ),
 ]
 X509RootsOption = Annotated[
@@ -1172,7 +1186,11 @@ def _simulated_hint(problems: Sequence[str], o: Options, trust: Trust) -> str | 
     )
     if trusted:
         return None
-    gpu_roots = " ".join(f"--gpu-root {gpu[k]}" for k in ("deviceRoot", "rimRoot") if isinstance(gpu.get(k), str))
+    gpu_roots = " ".join(
+        f"{option} {gpu[k]}"
+        for k, option in (("deviceRoot", "--gpu-device-root"), ("rimRoot", "--gpu-rim-root"))
+        if isinstance(gpu.get(k), str)
+    )
     return (
         f"this log runs a simulated TDX platform with root {root}; pass --tdx-root {root} to trust it"
         + (f" (and {gpu_roots} for its simulated GPUs)" if gpu_roots else "")
@@ -1273,7 +1291,8 @@ def monitor(
         bool, typer.Option("--replay", help="rebuild the tree from the entry bundles and re-verify every entry")
     ] = False,
     tdx_root: TdxRootOption = None,
-    gpu_root: GpuRootOption = None,
+    gpu_device_root: GpuDeviceRootOption = None,
+    gpu_rim_root: GpuRimRootOption = None,
     replay_workers: Annotated[
         int | None, typer.Option(min=1, help="processes re-verifying entries (default: one per CPU)")
     ] = None,
@@ -1318,7 +1337,7 @@ def monitor(
         map_max_lag_s=map_max_lag or None,
         **o.witness_policy(),
     )
-    trust = _trust(tdx_root, x509_roots, x509_eku, gpu_root)
+    trust = _trust(tdx_root, x509_roots, x509_eku, gpu_device_root, gpu_rim_root)
     if listen:
         host, _, port = listen.rpartition(":")
         serve_checkpoint(mon, host or "127.0.0.1", int(port))
@@ -1445,7 +1464,8 @@ def verify_pack_command(
     ctx: typer.Context,
     file: Annotated[str, typer.Argument(help="an evidence pack (atlas-log pack, or the explorer's download)")],
     tdx_root: TdxRootOption = None,
-    gpu_root: GpuRootOption = None,
+    gpu_device_root: GpuDeviceRootOption = None,
+    gpu_rim_root: GpuRimRootOption = None,
     x509_roots: X509RootsOption = None,
     x509_eku: X509EkuOption = CODE_SIGNING,
 ) -> int:
@@ -1457,7 +1477,7 @@ def verify_pack_command(
         o.ui.line("pack does not hold: no log key is pinned; give the log's verifier key with --vkey", "red")
         return 1
     data = _read(file, "pack")
-    trust = _trust(tdx_root, x509_roots, x509_eku, gpu_root)
+    trust = _trust(tdx_root, x509_roots, x509_eku, gpu_device_root, gpu_rim_root)
     if o.quorum and not o.witnesses:
         raise CliError("--quorum needs the witnesses' keys (--witness)")
     # Without --witness, the pack's own witnesses and quorum are checked.
@@ -1472,8 +1492,8 @@ def verify_pack_command(
             if not tdx_root and _untrusted_root([str(exc)]):
                 o.ui.note(
                     "hint: a development log's quotes come from its simulated platform: pass --tdx-root with the "
-                    "simulated TDX root (and --gpu-root with its GPU roots) that the log's banner and /api/v1/log "
-                    "name; real entries verify against Intel's root, the default",
+                    "simulated TDX root (and --gpu-device-root, --gpu-rim-root with its GPU roots) that the log's "
+                    "banner and /api/v1/log name; real entries verify against Intel's root, the default",
                     "yellow",
                 )
         return 1
@@ -1496,7 +1516,8 @@ def verify_evidence_command(
     ctx: typer.Context,
     file: Annotated[str, typer.Argument(help="an evidence file a monitor wrote")],
     tdx_root: TdxRootOption = None,
-    gpu_root: GpuRootOption = None,
+    gpu_device_root: GpuDeviceRootOption = None,
+    gpu_rim_root: GpuRimRootOption = None,
     x509_roots: X509RootsOption = None,
     x509_eku: X509EkuOption = CODE_SIGNING,
 ) -> int:
@@ -1508,7 +1529,7 @@ def verify_evidence_command(
         # The key an evidence file names proves nothing: anyone can make a key with the log's name.
         o.ui.line("evidence does not hold: no log key is pinned; give the log's verifier key with --vkey", "red")
         return 1
-    trust = _trust(tdx_root, x509_roots, x509_eku, gpu_root)
+    trust = _trust(tdx_root, x509_roots, x509_eku, gpu_device_root, gpu_rim_root)
     try:
         # The evidence embeds an entry (leaf and submission, base64) and its collateral: the one parser, with
         # room for them.

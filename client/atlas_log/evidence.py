@@ -575,7 +575,10 @@ def _bad_entry(evidence: BadEntryEvidence, verifier: Verifier, trust: Trust) -> 
                     "records"
                 )
     if record is not None and record.gpus and record.simulated and set(trust.gpu_device_roots) <= {GPU_ROOT}:
-        raise VerificationError(f"entry {index} records a simulated GPU; pin its roots with --gpu-root to check it")
+        raise VerificationError(
+            f"entry {index} records a simulated GPU; pin its roots with --gpu-device-root and --gpu-rim-root "
+            "to check it"
+        )
     checked = check_entry(
         index,
         leaf,

@@ -140,7 +140,7 @@ def _serve(args: argparse.Namespace) -> int:
         simulated_root = load_or_create_platform(settings.platform_dir).root_fingerprint
         gpu = load_or_create_gpu(settings.gpu_dir)
         device_root, rim_root = certificate_sha256(gpu.device_root), certificate_sha256(gpu.rim_root)
-        gpu_roots = f"--gpu-root {device_root} --gpu-root {rim_root}"
+        gpu_roots = f"--gpu-device-root {device_root} --gpu-rim-root {rim_root}"
     admin_file = None
     if settings.tdx_mode == "simulated" and settings.admin_token_sha256 is None:
         from atlas_log_server.access import development_admin_token
