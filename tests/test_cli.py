@@ -499,3 +499,31 @@ def test_a_gpu_device_root_is_not_trusted_to_sign_reference_values() -> None:
     assert not accepts(trust.gpu_rim_roots)
     with pytest.raises(cli.CliError, match="--gpu-rim-root"):
         cli._trust(None, None, CODE_SIGNING, [device], ["not-a-fingerprint"])
+
+
+def test_a_file_that_is_not_a_token_is_refused_without_being_shown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The private key beside the token files, given as --token-file (or in ATLAS_LOG_TOKEN), is refused before
+    anything is sent, and none of it reaches the terminal."""
+    from cryptography.hazmat.primitives import serialization
+
+    pem = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    key = tmp_path / "pipeline.key"
+    key.write_bytes(pem)
+    secret = pem.decode().splitlines()[1]
+    unreachable = f"http://127.0.0.1:{free_port()}"
+    for args in (
+        ["disclose", "1", "--out", str(tmp_path / "d.json"), "--token-file", str(key)],
+        ["history", "sha256:" + "ab" * 32, "--hidden", "--token-file", str(key)],
+    ):
+        assert cli.main(["--server", unreachable, *args]) != 0
+        said = capsys.readouterr()
+        assert f"{key} does not hold a bearer token" in said.err and "PEM key" in said.err
+        assert secret not in said.out + said.err and "reach" not in said.err
+    monkeypatch.setenv("ATLAS_LOG_TOKEN", pem.decode())
+    assert cli.main(["--server", unreachable, "disclose", "1", "--out", str(tmp_path / "d.json")]) != 0
+    said = capsys.readouterr()
+    assert "ATLAS_LOG_TOKEN does not hold a bearer token" in said.err and secret not in said.out + said.err

@@ -257,12 +257,28 @@ def _read_json(path: str | Path, what: str) -> Any:
         raise CliError(f"{path} is not a {what}: {exc}") from exc
 
 
+_BEARER = re.compile(r"[A-Za-z0-9._~+/-]+=*")  # RFC 6750 §2.1 b64token: what an Authorization header can carry
+
+
 def _token(token_file: str | None) -> str | None:
     """The bearer token: ``--token-file``, else ``ATLAS_LOG_TOKEN`` (never a plain argument: it would show in
-    the process list)."""
+    the process list). What is not a bearer token is refused here, without quoting it: the wrong file (a
+    private key beside the token files) must not be echoed into a terminal or a log."""
     if token_file:
-        return _read(token_file, "token file").decode("utf-8", "replace").strip()
-    return os.environ.get("ATLAS_LOG_TOKEN") or None
+        text, source = _read(token_file, "token file").decode("utf-8", "replace").strip(), token_file
+    else:
+        text, source = os.environ.get("ATLAS_LOG_TOKEN", "").strip(), "ATLAS_LOG_TOKEN"
+        if not text:
+            return None
+    if not _BEARER.fullmatch(text):
+        what = (
+            "a PEM key or certificate" if text.startswith("-----BEGIN") else f"{len(text)} characters of another kind"
+        )
+        raise CliError(
+            f"{source} does not hold a bearer token (one line such as atl_<id>_<secret>, as the admin API gave "
+            f"it); it holds {what}"
+        )
+    return text
 
 
 def load_private_key(path: str, password_file: str | None = None) -> Ed25519PrivateKey | ec.EllipticCurvePrivateKey:
