@@ -100,6 +100,35 @@ def test_an_honest_artifact_page_verifies_and_draws_its_lineage(browser: Any, lo
         pack = Path(download.value.path()).read_bytes()
         verdict = verify_pack(pack, log.vkey, trust=Trust(tdx_roots=(log.platform.root_fingerprint,)))
         assert verdict.history_complete_as_of is not None and verdict.entries == 4
+        # The command shown beside it trusts this development log's simulated roots, as it must to hold.
+        command = page.locator("#verify-pack-command").inner_text()
+        assert f"--tdx-root {log.platform.root_fingerprint}" in command and log.vkey in command, command
+    finally:
+        context.close()
+
+
+def test_a_mistyped_link_is_said_to_be_one_and_nothing_is_offered(browser: Any, log: ServerProcess) -> None:
+    """A digest one character off, a malformed digest, an entry past the tree, a page that does not exist: the
+    reader's mistakes, said plainly in neutral colours, never a green page nor a red failure."""
+    real = sha("m1")
+    typo = real[:-1] + ("0" if real[-1] != "0" else "1")
+    context, page = _open(browser, f"{log.url}/explorer/artifact/{typo}?vkey={log.vkey}")
+    try:
+        kind, text = _status(page)
+        assert kind == "notice" and "no entry of this log names this digest" in text, text
+        assert page.locator("h1").inner_text() == "No entry names this artifact"
+        assert page.locator(".full-digest").inner_text() == typo  # in full: the typo can be seen
+        assert page.locator("#download-pack").count() == 0 and page.locator("svg.lineage").count() == 0
+        for path, said in (
+            ("artifact/sha256:deadbeef", "cannot answer"),
+            ("artifact/not-a-digest", "is not an artifact digest"),
+            ("entry/999", "there is no entry #999"),
+            ("entires/4", "there is no page"),
+        ):
+            page.goto(f"{log.url}/explorer/{path}?vkey={log.vkey}")
+            kind, text = _status(page)
+            assert kind == "notice" and said in text.lower(), (path, text)
+            assert page.locator("text=Verifying").count() == 0 and page.locator(".failure").count() == 0
     finally:
         context.close()
 
@@ -179,7 +208,7 @@ def test_the_key_comes_from_the_reader_and_is_pinned(browser: Any, log: ServerPr
     context, page = _open(browser, f"{log.url}/explorer/")
     try:
         kind, text = _status(page)
-        assert kind == "failed" and "no verifier key" in text.lower(), text  # never taken from the server
+        assert kind == "notice" and "pin the log's verifier key" in text.lower(), text  # never from the server
         page.fill("#key-input", log.vkey)
         page.click("#key-form button")
         assert _status(page)[0] == "ok"
@@ -190,7 +219,9 @@ def test_the_key_comes_from_the_reader_and_is_pinned(browser: Any, log: ServerPr
         other = Signer.generate(Verifier.from_vkey(log.vkey).name).verifier.vkey
         page.goto(f"{log.url}/explorer/log?vkey={other}")  # a link with another key for the same origin
         kind, text = _status(page)
-        assert kind == "failed" and "not signed by the pinned key" in text, text
+        assert kind == "failed" and "not signed by the key this page verifies with" in text, text
+        assert "This link's key" in text and "is not the one you pinned" in text, text  # whose key failed
+        assert page.locator("text=Verifying").count() == 0
     finally:
         context.close()
 

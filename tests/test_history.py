@@ -275,6 +275,12 @@ def test_cli_history_and_lineage(
     assert f"sha256:{_digest('dataset-d')}" in tree and "└── " in tree and "input of entry #0]" in tree
     assert cli.main([*base, "lineage", d, "--direction", "down", "--json"]) == 0
     assert len(json.loads(capsys.readouterr().out)["edges"]) == 4
+    # A digest no entry names (one character off, say) is not shown as an empty verified history.
+    typo = d[:-1] + ("0" if d[-1] != "0" else "1")
+    assert cli.main([*base, "history", typo]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"{typo}: no entry of this log names it" in text and "check the digest" in text
+    assert "0 entries" not in text
 
 
 def test_digest_aliases_join_one_history(server: ServerProcess) -> None:

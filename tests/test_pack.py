@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import shlex
 import subprocess
 import sys
 import zipfile
@@ -40,6 +41,11 @@ def packed(tmp_path_factory: pytest.TempPathFactory, pg_url: str, template_db: s
         out = _cli("--server", server.url, "--vkey", server.vkey, "pack", MODEL, "--out", str(tmp / "case.zip"))
         assert out.returncode == 0, out.stdout + out.stderr
         vkey, root = server.vkey, server.platform.root_fingerprint
+        # The command it prints checks the pack as printed: on a development log, trusting its simulated roots.
+        printed = out.stdout.split("verify it offline with", 1)[1].split()
+        assert printed[0] == "atlas-log" and f"--tdx-root {root}" in " ".join(printed), out.stdout
+        again = _cli(*shlex.split(" ".join(printed[1:])))
+        assert again.returncode == 0 and "verdict: verified offline" in again.stdout, again.stdout + again.stderr
     finally:
         server.stop()
     yield (tmp / "case.zip").read_bytes(), vkey, root

@@ -47,7 +47,7 @@ from atlas_log.tdx.binding import payload_report_data
 from atlas_log.transport import RetryPolicy
 
 if TYPE_CHECKING:
-    from atlas_log.answers import LoggedEntry
+    from atlas_log.answers import LoggedEntry, LogInfo
     from atlas_log.cosignature import CosignatureVerifier
     from atlas_log.history import VerifiedHistory
     from atlas_log.reverify import Trust
@@ -971,6 +971,19 @@ def history(
             }
         )
         return 0
+    if not rows:
+        # An empty answer is an answer (it can be proved), but most often the digest was mistyped: say so plainly.
+        o.ui.line(f"{found.artifact}: no entry of this log names it (tree size {found.tree_size})", "yellow")
+        if found.closure is not None and found.complete:
+            o.ui.line(
+                f"  proved as of tree size {found.complete_as_of}{_witnessed(client)}: the log's map commitment "
+                f"(entry #{found.closure.commitment_index}) proves no entry below that size names it",
+                "green",
+            )
+        else:
+            o.ui.line(f"  not proved: {found.incomplete}", "yellow")
+        o.ui.line("  if you expected entries, check the digest above, every character of it (or search --name)")
+        return 0
     count = f"{len(rows)} {'entry' if len(rows) == 1 else 'entries'}"
     o.ui.line(f"{found.artifact}: {count}, verified against tree size {found.tree_size}", "bold")
     if found.closure is not None and found.complete:
@@ -1180,6 +1193,24 @@ def _untrusted_root(problems: Sequence[str]) -> bool:
     return any("untrusted-root" in p or "trusted root" in p or "chain_invalid" in p for p in problems)
 
 
+def _gpu_root_options(gpu: dict[str, Any]) -> str:
+    """The options trusting the GPU roots a log's ``/api/v1/log`` names (its simulated ones)."""
+    return " ".join(
+        f"{option} {gpu[k]}"
+        for k, option in (("deviceRoot", "--gpu-device-root"), ("rimRoot", "--gpu-rim-root"))
+        if isinstance(gpu.get(k), str)
+    )
+
+
+def _simulated_root_options(info: LogInfo) -> str:
+    """``--tdx-root … --gpu-device-root … --gpu-rim-root …`` for a log running simulated TDX ("" otherwise): what
+    an offline check of its entries must trust."""
+    root = info.attestation.get("simulatedRoot") if info.attestation.get("simulated") else None
+    if not isinstance(root, str):
+        return ""
+    return " ".join(filter(None, (f"--tdx-root {root}", _gpu_root_options(info.attestation.get("gpu") or {}))))
+
+
 def _simulated_hint(problems: Sequence[str], o: Options, trust: Trust) -> str | None:
     """The configuration problem behind a simulated log's entries failing only for their root: the log's own
     account of its simulated roots (``/api/v1/log``) and the options that trust them. None when ``trust``
@@ -1202,11 +1233,7 @@ def _simulated_hint(problems: Sequence[str], o: Options, trust: Trust) -> str | 
     )
     if trusted:
         return None
-    gpu_roots = " ".join(
-        f"{option} {gpu[k]}"
-        for k, option in (("deviceRoot", "--gpu-device-root"), ("rimRoot", "--gpu-rim-root"))
-        if isinstance(gpu.get(k), str)
-    )
+    gpu_roots = _gpu_root_options(gpu)
     return (
         f"this log runs a simulated TDX platform with root {root}; pass --tdx-root {root} to trust it"
         + (f" (and {gpu_roots} for its simulated GPUs)" if gpu_roots else "")
@@ -1467,11 +1494,19 @@ def pack(
             depth=depth,
             progress=lambda what: bar.update(bar.task_ids[0], description=f"fetching {what}"),
         )
+        try:
+            roots = _simulated_root_options(client.log_info())
+        except Error:
+            roots = ""  # the hint only: the pack is written either way
     Path(out).write_bytes(data)
     if o.json:
         o.emit({"pack": out, "bytes": len(data)})
     else:
-        o.ui.line(f"wrote {out} ({len(data)} bytes): verify it offline with atlas-log verify-pack {out} --vkey …")
+        vkey = f"'{o.vkey}'" if o.vkey else "'<the log's verifier key>'"
+        o.ui.line(f"wrote {out} ({len(data)} bytes): verify it offline with")
+        o.ui.line(f"  atlas-log --vkey {vkey} verify-pack {out}" + (f" {roots}" if roots else ""))
+        if roots:
+            o.ui.note("  (the --tdx-root and --gpu-*-root options trust this development log's simulated roots)")
     return 0
 
 

@@ -130,9 +130,16 @@ async function getJSON(path, params = {}) {
   for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== "") url.searchParams.set(k, v);
   const r = await fetch(url, { headers: { accept: "application/json" } });
   const body = await r.json().catch(() => null);
+  if (r.status >= 400 && r.status < 500 && r.status !== 401 && r.status !== 403 && body?.detail) {
+    throw new NotFound(`The log cannot answer that: ${body.detail}`);
+  }
   if (!r.ok) throw new Error(body?.detail ? `${body.title ?? r.status}: ${body.detail}` : `${url.pathname} answered ${r.status}`);
   return body;
 }
+
+/** What the reader asked for does not exist or is not well formed (a mistyped link, say): said plainly, in neutral
+ * colours; nothing was verified, and nothing failed to verify. */
+class NotFound extends Error {}
 
 /** The checkpoint verified under the pinned key and, with witnesses pinned, a quorum of their cosignatures. */
 async function checkpoint(note) {
@@ -308,8 +315,22 @@ function hiddenLookup() {
     form);
 }
 
+/** The options trusting a development log's simulated roots, as it names them (its word: a hint for the command
+ * line, which verifies everything itself); "" for a log on real hardware. */
+async function simulatedRoots() {
+  const a = (await getJSON("/api/v1/log").catch(() => null))?.attestation;
+  if (!a?.simulated || typeof a.simulatedRoot !== "string") return "";
+  const gpu = a.gpu ?? {};
+  return [` --tdx-root ${a.simulatedRoot}`, gpu.deviceRoot ? ` --gpu-device-root ${gpu.deviceRoot}` : "", gpu.rimRoot ? ` --gpu-rim-root ${gpu.rimRoot}` : ""].join("");
+}
+
 async function artifactPage(view, digest) {
-  view.replaceChildren(el("h1", {}, "Artifact"), el("p", {}, el("code", {}, digest)), el("p", { class: "muted" }, "Verifying its history and lineage…"));
+  try {
+    V.normaliseDigest(digest);
+  } catch (e) {
+    throw new NotFound(`“${digest}” is not an artifact digest (${e.message}): an artifact is named <alg>:<hex>, e.g. sha256:ab12…`);
+  }
+  view.replaceChildren(el("h1", {}, "Artifact"), el("p", {}, el("code", {}, digest)), el("p", { class: "muted pending-line" }, "Verifying its history and lineage…"));
   const [hist, up, down] = await Promise.all([
     getJSON(`/api/v1/artifacts/${digest}/history`, { limit: 1000 }),
     getJSON(`/api/v1/artifacts/${digest}/lineage`, { direction: "up", depth: UP_DEPTH, complete: "true" }),
@@ -325,6 +346,19 @@ async function artifactPage(view, digest) {
   ];
   const named = namesFrom([...hist.entries, ...up.entries, ...down.entries]);
   const title = named.get(digest)?.name ?? short(digest);
+  if (!h.entries.length && lin.every((l) => !l.edges.length)) {
+    // Proved or not, an empty answer most often means a mistyped digest: shown in full, with nothing to open.
+    const said = h.complete
+      ? `The log's map commitment (entry #${h.commitment}) proves that no entry below tree size ${h.completeAsOf} names it.`
+      : `Not proved that none does: ${h.incomplete}.`;
+    view.replaceChildren(
+      el("h1", {}, "No entry names this artifact"),
+      el("p", {}, el("code", { class: "full-digest" }, digest)),
+      el("p", {}, said),
+      el("p", {}, "If you expected entries, check the digest above, every character of it, or search by name."),
+    );
+    return ["notice", `Verified against the ${checkpointLine(verified.get(hist.checkpoint))}: no entry of this log names this digest.`];
+  }
 
   const timeline = el("ol", { class: "timeline", "aria-label": "history, newest first" });
   h.entries.forEach((v, i) => {
@@ -348,7 +382,7 @@ async function artifactPage(view, digest) {
     el("p", { class: "pack" },
       el("a", { id: "download-pack", class: "button", href: `/api/v1/artifacts/${digest}/pack`, download: "" }, "Download the evidence pack"),
       " One file with every entry, proof, statement, quote and collateral of this case; it verifies offline with ",
-      el("code", {}, "atlas-log verify-pack case.zip --vkey …"), "."),
+      el("code", { id: "verify-pack-command" }, `atlas-log --vkey '${trust.vkey.text}' verify-pack case.zip${await simulatedRoots()}`), "."),
     el("section", { "aria-labelledby": "lineage-h" },
       el("h2", { id: "lineage-h" }, "Where it came from, and what was made from it"),
       drawLineage(digest, lin, named, (d, entry) => (d ? href(`artifact/${d}`) : href(`entry/${entry}`))),
@@ -373,7 +407,7 @@ async function artifactPage(view, digest) {
 async function entryPage(view, index) {
   const note = await (await fetch("/checkpoint")).text();
   const cp = await checkpoint(note);
-  if (index >= cp.size) throw new V.VerificationFailure(`entry ${index} is beyond the log's tree of ${cp.size}`);
+  if (index >= cp.size) throw new NotFound(`There is no entry #${index}: the log's verified tree holds entries #0 to #${cp.size - 1}.`);
   const [answer, proof, evidence] = await Promise.all([
     getJSON(`/api/v1/entries/${index}`),
     getJSON("/api/v1/proofs/inclusion", { index, treeSize: cp.size }),
@@ -543,7 +577,7 @@ async function route() {
     if (!(await loadTrust())) {
       await showKey();
       view.replaceChildren(el("h1", {}, "Pin the log's verifier key"), el("p", {}, "Paste the key you got from the log's operator or your regulator's records above. This page verifies every answer with it; it never takes a key from the server it verifies."));
-      status = ["failed", "Nothing verified: no verifier key is pinned."];
+      status = ["notice", "Nothing verified yet: pin the log's verifier key to begin."];
     } else {
       await showKey();
       const path = location.pathname.replace(/^\/explorer\/?/, "");
@@ -551,15 +585,24 @@ async function route() {
       if (page === "artifact" && arg) status = await artifactPage(view, arg);
       else if (page === "entry" && /^\d+$/.test(arg)) status = await entryPage(view, Number(arg));
       else if (page === "log") status = await logPage(view);
-      else status = await searchPage(view);
+      else if (page === "" || page === "search") status = await searchPage(view);
+      else throw new NotFound(`There is no page “${path}” here: the explorer has search, artifact/<digest>, entry/<number> and log.`);
       // Verified, but with a key the reader did not pin: never shown as plainly verified.
       if (trust.note && status[0] === "ok") status = ["incomplete", `${status[1]} ${trust.note}`];
     }
   } catch (e) {
-    console.error(e);
-    const reason = e instanceof V.VerificationFailure ? e.message : `the log's answer could not be read: ${e.message}`;
-    status = ["failed", `Failed: ${reason}`];
-    view.prepend(el("p", { class: "failure" }, `Do not rely on this page: ${reason}`));
+    for (const line of view.querySelectorAll(".pending-line")) line.remove();
+    if (e instanceof NotFound) {
+      status = ["notice", e.message];
+      view.replaceChildren(el("h1", {}, "Not found"), el("p", {}, e.message), el("p", {}, el("a", { href: href(""), "data-nav": true }, "Search the log")));
+    } else {
+      console.error(e);
+      const reason = e instanceof V.VerificationFailure ? e.message : `the log's answer could not be read: ${e.message}`;
+      // A link whose key is not the pinned one is checked with the link's key: a failure says whose.
+      const said = `${reason}${/[.!?]$/.test(reason) ? "" : "."}${trust.note ? ` ${trust.note}` : ""}`;
+      status = ["failed", `Failed: ${said}`];
+      view.prepend(el("p", { class: "failure" }, `Do not rely on this page: ${said}`));
+    }
   }
   if (mine !== running) return;
   setStatus(...status);

@@ -280,7 +280,7 @@ export async function openCheckpoint(note, vkey) {
   const mine = signatures.filter((s) => s.name === vkey.name && s.id === vkey.id);
   let ok = false;
   for (const s of mine) ok = ok || (s.sig.length === 64 && (await ed25519(vkey.key, s.sig, enc.encode(text))));
-  if (!ok) fail(`the checkpoint is not signed by the pinned key ${vkey.name}`);
+  if (!ok) fail(`the checkpoint is not signed by the key this page verifies with (${vkey.name})`);
   const lines = text.slice(0, -1).split("\n");
   if (lines.length < 3 || !/^(0|[1-9][0-9]*)$/.test(lines[1])) fail("malformed checkpoint text");
   if (lines[0] !== vkey.name) fail(`the checkpoint is for origin ${lines[0]}, not ${vkey.name}`);
