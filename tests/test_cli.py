@@ -65,6 +65,14 @@ def test_demo_then_verify_get_checkpoint(
     said = capsys.readouterr()
     assert f"trusting the key the server announced ({vkey})" in said.err
     assert "submitted 1 entry in" in said.out
+    # Away from the development server's data folder, against a log that requires quotes: stopped before
+    # anything is sent, saying where the platform is looked for.
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("ATLAS_DATA_DIR", str(tmp_path / "elsewhere"))
+        assert cli.main([*base, "demo", "--count", "1"]) == 2
+    said = capsys.readouterr()
+    assert "this log admits only entries with a TDX quote, and there is no simulated TDX platform in" in said.err
+    assert "--simulated-platform DIR" in said.err and "422" not in said.err + said.out
 
 
 def test_wrong_pinned_key_fails(server: ServerProcess, capsys: pytest.CaptureFixture[str]) -> None:

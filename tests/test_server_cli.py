@@ -54,6 +54,7 @@ def test_serve_with_no_database_url_uses_embedded_postgres(tmp_path: Path) -> No
             line = client + " " + command.strip().split(" ", 1)[1]
             run = subprocess.run(["bash", "-c", line], cwd=work, capture_output=True, text=True, timeout=120)
             assert run.returncode == 0, line + "\n" + run.stdout + run.stderr
+            assert "trusting the key the server announced" not in run.stderr, line  # the banner pins the key
         assert len(list((work / "receipts").glob("*.json"))) == 1
         explore = next(line for line in out.splitlines() if "explore it" in line).split(": ", 1)[1].strip()
         page = httpx.get(explore)

@@ -745,18 +745,24 @@ async def _demo(
 
     key = Ed25519PrivateKey.generate()
     platform = _platform(folder)
+    async with AsyncLogClient(o.server, None, **o.network()) as keyless:
+        info = await keyless.log_info()  # its word, read for what to do, never for what to trust
+    missing = f"there is no simulated TDX platform in {_data_dir() / 'simulated-tdx'}"
+    if platform is None and (gpus or info.attestation.get("allowUnattested") is False):
+        why = "GPU evidence is bound through a TDX quote" if gpus else "this log admits only entries with a TDX quote"
+        raise CliError(
+            f"{why}, and {missing}: run demo from the folder `make run` started in (it holds .atlas-log/), or give "
+            "--simulated-platform DIR (the development server's data dir holds simulated-tdx)"
+        )
     if platform is None:
-        if gpus:
-            raise CliError("GPU evidence is bound through a TDX quote, and there is no simulated TDX platform")
-        o.ui.note(f"note: no simulated TDX platform in {_data_dir() / 'simulated-tdx'}; submitting without quotes")
+        o.ui.note(f"note: {missing}; submitting without quotes")
     machine = _SimulatedMachine(gpus) if gpus else None
     out = Path(receipts) if receipts else None
     if out:
         out.mkdir(parents=True, exist_ok=True)
     vkey = o.vkey
     if not vkey:
-        async with AsyncLogClient(o.server, None, **o.network()) as keyless:
-            vkey = (await keyless.log_info()).verifier_key
+        vkey = info.verifier_key
         o.unpinned(vkey)
     started = time.monotonic()
     # A submission the log did not answer is sent again, byte for byte, until it is (the log deduplicates):

@@ -160,9 +160,11 @@ def _serve(args: argparse.Namespace) -> int:
             if simulated_root is not None
             else "  TDX: Intel PCS, pinned Intel SGX Root CA\n"
         )
-        + f"  submit a first entry:   {client} --server {base} demo --count 1 --receipts ./receipts\n"
+        + f"  submit a first entry:   {client} --server {base} --vkey '{signer.verifier.vkey}' demo --count 1 "
+        "--receipts ./receipts\n"
         + (
-            f"  one with GPU evidence:  {client} --server {base} demo --count 1 --gpus 2\n"
+            f"  one with GPU evidence:  {client} --server {base} --vkey '{signer.verifier.vkey}' demo --count 1 "
+            "--gpus 2\n"
             if simulated_root is not None
             else ""
         )
