@@ -535,3 +535,13 @@ def test_a_file_that_is_not_a_token_is_refused_without_being_shown(
     assert cli.main(["--server", unreachable, "disclose", "1", "--out", str(tmp_path / "d.json")]) != 0
     said = capsys.readouterr()
     assert "ATLAS_LOG_TOKEN does not hold a bearer token" in said.err and secret not in said.out + said.err
+
+
+def test_a_bad_key_is_named_by_where_it_came_from(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert cli.main(["--vkey", "not-a-key", "get", "4"]) == 2
+    assert "--vkey is not a verifier key" in capsys.readouterr().err
+    monkeypatch.setenv("ATLAS_LOG_VKEY", "<the verifier key make run printed>")
+    assert cli.main(["get", "4"]) == 2
+    assert "ATLAS_LOG_VKEY is not a verifier key" in capsys.readouterr().err

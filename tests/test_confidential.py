@@ -311,6 +311,14 @@ def test_the_command_line_submits_discloses_and_verifies_offline(log: ServerProc
     out.write_text(json.dumps(record))
     r = _cli("verify-disclosure", str(out), "--vkey", log.vkey)
     assert r.returncode == 1 and "not committed" in r.stderr and "Traceback" not in r.stderr
+    # A receipt (or any other JSON) given instead is named as such, with the command that checks it.
+    receipt = tmp_path / "entry.receipt.json"
+    receipt.write_text(json.dumps({"checkpoint": record["checkpoint"], "inclusionProof": {"hashes": []}}))
+    r = _cli("verify-disclosure", str(receipt), "--vkey", log.vkey)
+    assert r.returncode != 0 and "is a receipt, not a disclosure file: check it with atlas-log verify" in r.stderr
+    receipt.write_text("{}")
+    r = _cli("verify-disclosure", str(receipt), "--vkey", log.vkey)
+    assert r.returncode != 0 and "not a disclosure file: make one with atlas-log disclose" in r.stderr
     # Without a token, disclose says what to pass.
     r = _cli(*common, "disclose", str(index), "--out", str(out), env={"ATLAS_LOG_TOKEN": ""})
     assert r.returncode != 0 and "--token-file" in r.stderr

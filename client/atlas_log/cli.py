@@ -221,6 +221,13 @@ def _options(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit")
     ] = False,
 ) -> None:
+    if vkey:
+        try:
+            Verifier.from_vkey(vkey)  # checked here, once, naming where it came from
+        except Error as exc:
+            source = ctx.get_parameter_source("vkey")
+            given = "ATLAS_LOG_VKEY" if source is not None and source.name == "ENVIRONMENT" else "--vkey"
+            raise CliError(f"{given} is not a verifier key: {exc}") from exc
     ctx.obj = Options(_log_url(server), vkey, list(witness or []), quorum, timeout, deadline, json_out)
 
 
@@ -850,8 +857,10 @@ def verify_disclosure(
     if not o.vkey:
         raise CliError("verify-disclosure works offline: give the log's verifier key with --vkey")
     record = _read_json(file, "disclosure file")
-    if not isinstance(record, dict) or not isinstance(record.get("checkpoint"), str):
-        raise CliError(f"{file} is not a file written by atlas-log disclose")
+    if isinstance(record, dict) and "disclosures" not in record and isinstance(record.get("inclusionProof"), dict):
+        raise CliError(f"{file} is a receipt, not a disclosure file: check it with atlas-log verify {file}")
+    if not isinstance(record, dict) or not isinstance(record.get("checkpoint"), str) or "disclosures" not in record:
+        raise CliError(f"{file} is not a disclosure file: make one with atlas-log disclose INDEX --out FILE")
     checkpoint = open_checkpoint(record["checkpoint"].encode(), o.verifier())
     leaf = b64decode(record.get("leaf", ""), "leaf")
     proof = [b64decode(h, "inclusionProof") for h in record.get("inclusionProof") or []]
