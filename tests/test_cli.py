@@ -448,7 +448,13 @@ def test_get_and_search_read_well_and_script_well(server: ServerProcess) -> None
     assert found.returncode == 0, found.stderr
     assert [e["logIndex"] for e in json.loads(found.stdout)["entries"]] == [index]
     table = _run(*base, "search", "--signer", signer)
-    assert f"#{index}" in table.stdout and "each verified included" in table.stdout
+    assert f"#{index}" in table.stdout and "1 entry, each verified included" in table.stdout
+    # Part of a name finds nothing, and the answer says names are matched whole.
+    partial = _run(*base, "search", "--name", "mod")
+    assert partial.returncode == 0 and "no entry matches" in partial.stdout
+    assert "names are matched whole" in " ".join(partial.stdout.split())
+    missing = _run(*base, "get", str(index + 40))
+    assert missing.returncode == 1 and f"the log holds entries #0 to #{index}" in missing.stderr
 
 
 def test_every_option_and_argument_says_what_it_is() -> None:

@@ -1078,7 +1078,8 @@ def lineage(
         children.setdefault(parent, []).append((child, idx))
     word = "made from" if lin.direction == "up" else "used to make"
     title = f"{_names(lin.served).get(lin.artifact, '')}  {lin.artifact}".strip()
-    root = tree(f"{title} ({word}; {len(lin.edges)} edges, verified against tree size {lin.checkpoint.size})")
+    edges = f"{len(lin.edges)} edge{'' if len(lin.edges) == 1 else 's'}"
+    root = tree(f"{title} ({word}; {edges}, verified against tree size {lin.checkpoint.size})")
     # Each artifact's subtree is drawn once; a later mention refers back to it. Drawing every path instead
     # would print a graph a few artifacts wide and a few layers deep exponentially many times. Iterative: a
     # lineage may be deeper than the recursion limit.
@@ -1112,7 +1113,9 @@ def lineage(
 @app.command()
 def search(
     ctx: typer.Context,
-    name: Annotated[str | None, typer.Option(help="an artifact's name (a model, a dataset)")] = None,
+    name: Annotated[
+        str | None, typer.Option(help="an artifact's exact name (a model, a dataset), matched whole")
+    ] = None,
     signer: Annotated[str | None, typer.Option(help="a signer's key digest, sha256:<hex>")] = None,
     predicate_type: Annotated[str | None, typer.Option(help="the statement type (its predicateType URI)")] = None,
     since: Annotated[int | None, typer.Option("--from", help="logged at or after this Unix time")] = None,
@@ -1139,7 +1142,13 @@ def search(
     if o.json:
         o.emit({"verifiedAgainst": {"treeSize": found.checkpoint.size}, "entries": rows, "next": found.next_before})
         return 0
-    title = f"{len(rows)} entries, each verified included in the tree of size {found.checkpoint.size}"
+    if not rows:
+        o.ui.line(f"no entry matches (tree size {found.checkpoint.size})", "yellow")
+        if name:
+            o.ui.line(f"  names are matched whole: no artifact is named exactly {name!r}; try its full name or digest")
+        return 0
+    count = f"{len(rows)} {'entry' if len(rows) == 1 else 'entries'}"
+    title = f"{count}, each verified included in the tree of size {found.checkpoint.size}"
     table = o.ui.table("entry", "logged", "statement", "subjects", title=title)
     for r in rows:
         subjects = ", ".join(r["subjects"]) or "-"

@@ -111,7 +111,9 @@ async def get_entry(index: int, ctx: Ctx) -> dict[str, Any]:
     check_index(index)
     e = await ctx.repo.entry_by_index(index)
     if e is None:
-        raise NotFound("entry-not-found", f"no entry at index {index}")
+        size = (await ctx.repo.state()).size
+        holds = f"the log holds entries #0 to #{size - 1}" if size else "the log holds no entries yet"
+        raise NotFound("entry-not-found", f"no entry at index {index}: {holds}")
     return entry_json(e)
 
 

@@ -237,7 +237,7 @@ async function searchPage(view) {
   const form = el(
     "form",
     { class: "search", role: "search" },
-    el("label", { for: "q" }, "Model, dataset or artifact: a name or a digest (sha256:…)"),
+    el("label", { for: "q" }, "Model, dataset or artifact: its exact name (e.g. fraud-detector) or a digest (sha256:…)"),
     el("input", { id: "q", name: "q", value: q.get("q") ?? "", autofocus: true }),
     el("details", {}, el("summary", {}, "More filters"),
       el("label", { for: "signer" }, "Signer (sha256:<key digest>)"), el("input", { id: "signer", name: "signer", value: q.get("signer") ?? "" }),
@@ -281,7 +281,11 @@ async function searchPage(view) {
           ` (${a.role})`)))),
     );
   });
-  view.append(el("h2", {}, `${verified.length} entries`), list);
+  const heading = `${verified.length} ${verified.length === 1 ? "entry" : "entries"}`;
+  view.append(el("h2", {}, heading), list);
+  if (!verified.length && params.name) {
+    view.append(el("p", {}, `Names are matched whole: no entry names an artifact exactly “${params.name}”. Try its full name as the statement gives it, or its digest.`));
+  }
   return ["incomplete", `Verified: each result is in the log (${checkpointLine(cp)}). Not proved: that no match is missing — a search is an index lookup; open an artifact for its complete history.`];
 }
 
@@ -372,7 +376,7 @@ async function artifactPage(view, digest) {
   });
   const proved = h.complete
     ? `Complete as of tree size ${h.completeAsOf}: the log's map commitment (entry #${h.commitment}) proves ${h.entries.length === 1 ? "this is the one entry" : `these are all ${h.entries.length} entries`} naming it below that size.`
-    : `${h.entries.length} entries verified; not proved complete: ${h.incomplete}.`;
+    : `${h.entries.length} ${h.entries.length === 1 ? "entry" : "entries"} verified; not proved complete: ${h.incomplete}.`;
   const real = query().get("hidden");
   view.replaceChildren(
     el("h1", {}, title),
