@@ -380,3 +380,46 @@ def test_an_entry_page_shows_its_gpus_and_the_logs_map_commitment(browser: Any, 
                 assert words in main, (words, main)
         finally:
             context.close()
+
+
+def test_a_nodes_kind_follows_the_statements_ml_role_before_its_name(browser: Any, log: ServerProcess) -> None:
+    """Tensors named raw.pt and clean.pt, annotated as training data, are drawn as datasets (their names say
+    nothing); the model trained from them as a model; edges stated by two entries are drawn once."""
+    import hashlib
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from atlas_log.client import LogClient
+    from atlas_log.pipeline import record_step, training_statement
+    from atlas_log.testing.simulate import SimulatedProvider
+
+    def h(name: str) -> str:
+        return hashlib.sha256(f"ml-role {name}".encode()).hexdigest()
+
+    key, tee, by = Ed25519PrivateKey.generate(), SimulatedProvider(log.platform), "https://pipelines.example.com/t"
+    raw, clean = {"raw.pt": (h("raw"), "training-data")}, {"clean.pt": (h("clean"), "training-data")}
+    steps = [
+        training_statement({"clean.pt": h("clean")}, raw, builder=by),
+        training_statement({"weights": h("model")}, clean, builder=by),
+        training_statement({"weights": h("model")}, clean, builder=by, parameters={"run": 2}),
+    ]
+    with httpx.Client(base_url=log.url, timeout=30) as http:
+        client = LogClient(http, log.vkey)
+        for statement in steps:
+            record_step(client, key, statement, tee)
+    context, page = _open(browser, f"{log.url}/explorer/artifact/sha256:{h('model')}?vkey={log.vkey}")
+    try:
+        _status(page)
+        nodes = page.eval_on_selector_all(
+            "svg.lineage a.node", "ns => ns.map(n => [n.querySelector('text').textContent, n.getAttribute('class')])"
+        )
+        kinds = {name: cls.split()[1] for name, cls in nodes}
+        assert kinds["raw.pt"] == "dataset" and kinds["clean.pt"] == "dataset" and kinds["weights"] == "model", kinds
+        labels = page.eval_on_selector_all("svg.lineage .edge > text", "ts => ts.map(t => t.textContent)")
+        assert labels.count("input") == 2, labels  # clean.pt -> weights, stated twice, drawn once
+        spots = page.eval_on_selector_all(
+            "svg.lineage .edge > text", "ts => ts.map(t => [t.getAttribute('x'), t.getAttribute('y')])"
+        )
+        assert len({tuple(s) for s in spots}) == len(spots), spots  # no two labels on one spot
+    finally:
+        context.close()

@@ -278,14 +278,20 @@ def build_body(
 @dataclass(frozen=True, slots=True)
 class IndexRow:
     """One row of the log's artifact index: an artifact digest (``alg:hex``) an entry names, in which role,
-    under which name and version, and the JSON path it was read from. Signer keys are rows too (role
-    ``signer``, digest ``sha256:<SPKI SHA-256>``), so "everything this key signed" is one lookup."""
+    under which name and version (and ML role: what it is to the step), and the JSON path it was read from.
+    Signer keys are rows too (role ``signer``, digest ``sha256:<SPKI SHA-256>``), so "everything this key signed"
+    is one lookup."""
 
     digest: str
     role: str
     name: str | None
     path: str
     version: str | None
+    ml_role: str | None = None
+
+    def record(self, index: int) -> tuple[int, str, str, str | None, str, str | None, str | None]:
+        """The row as the artifact index stores it for the entry at ``index``."""
+        return (index, self.digest, self.role, self.name, self.path, self.version, self.ml_role)
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,7 +345,7 @@ def build_entry(
         if isinstance(attestation.evidence, OwnQuote) and request.quote is not None:
             aid = attestation_id(request.quote)
     body, eid = encode_body(build_body(sub.envelope, sub.signers, tee, index_summary(ex), chain_digests=chain_digests))
-    rows = [IndexRow(f"{a}:{h}", f.role, f.name, f.path, f.version) for f in ex.facts for a, h in f.digests]
+    rows = [IndexRow(f"{a}:{h}", f.role, f.name, f.path, f.version, f.ml_role) for f in ex.facts for a, h in f.digests]
     # Signer keys are indexed like artifacts, so "everything this key signed" is one lookup.
     rows += [
         IndexRow(f"sha256:{k.fingerprint}", "signer", None, f"$.signatures[{i}]", None)

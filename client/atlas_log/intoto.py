@@ -100,6 +100,12 @@ class Fact:
         """The artifact's version, from the descriptor's ``version`` annotation (our published convention)."""
         return dict(self.annotations).get("version")
 
+    @property
+    def ml_role(self) -> str | None:
+        """What the artifact is to the ML step that names it (``training-data``, ``base-model``, ``code``…), from
+        the descriptor's ``mlRole`` annotation (our published convention)."""
+        return dict(self.annotations).get("mlRole")
+
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"role": self.role, "digests": [f"{a}:{h}" for a, h in self.digests], "path": self.path}
         if self.name is not None:

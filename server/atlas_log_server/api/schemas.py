@@ -103,6 +103,9 @@ class NamedArtifact(_Answer):
     version: str | None
     digest: str
     role: str
+    ml_role: str | None = Field(
+        default=None, alias="mlRole", description="what it is to the step, as the statement annotates it"
+    )
 
 
 class NamedEntry(ProvedEntry):

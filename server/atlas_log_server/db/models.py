@@ -132,6 +132,9 @@ entry_artifacts = Table(
     Column("name", Text, nullable=True),
     Column("json_path", Text, nullable=False),
     Column("version", Text, nullable=True),
+    # What the artifact is to the step naming it (the descriptor's mlRole annotation): a hint for people, such as
+    # the explorer's choice of a node's shape; nothing is proved by it.
+    Column("ml_role", Text, nullable=True),
 )
 Index("entry_artifacts_digest", entry_artifacts.c.digest, entry_artifacts.c.idx)
 Index("entry_artifacts_idx", entry_artifacts.c.idx)

@@ -149,10 +149,14 @@ class BatchTransaction:
         )
         return {r["digest"]: r["idx"] for r in rows if r["idx"] is not None}
 
-    async def insert_artifacts(self, rows: Sequence[tuple[int, str, str, str | None, str, str | None]]) -> None:
+    async def insert_artifacts(
+        self, rows: Sequence[tuple[int, str, str, str | None, str, str | None, str | None]]
+    ) -> None:
         if rows:
             await self._conn.copy_records_to_table(
-                "entry_artifacts", records=rows, columns=["idx", "digest", "role", "name", "json_path", "version"]
+                "entry_artifacts",
+                records=rows,
+                columns=["idx", "digest", "role", "name", "json_path", "version", "ml_role"],
             )
 
     async def insert_disclosures(self, rows: Sequence[tuple[int, str | None, bytes, bytes]]) -> None:
@@ -411,14 +415,16 @@ class Repository:
     async def named(self, indices: Sequence[int]) -> dict[int, list[dict[str, str | None]]]:
         """The named artifacts (name, version, digest, role) of these entries, from the index."""
         rows = await self._reads.fetch(
-            "SELECT idx, digest, role, name, version FROM entry_artifacts "
-            "WHERE idx = ANY($1::bigint[]) AND name IS NOT NULL ORDER BY idx, json_path, digest",
+            "SELECT idx, digest, role, name, version, ml_role FROM entry_artifacts "
+            "WHERE idx = ANY($1::bigint[]) AND (name IS NOT NULL OR ml_role IS NOT NULL) "
+            "ORDER BY idx, json_path, digest",
             list(indices),
         )
         out: dict[int, list[dict[str, str | None]]] = {}
         for r in rows:
             out.setdefault(r["idx"], []).append(
                 {"name": r["name"], "version": r["version"], "digest": r["digest"], "role": r["role"]}
+                | ({"mlRole": r["ml_role"]} if r["ml_role"] is not None else {})
             )
         return out
 

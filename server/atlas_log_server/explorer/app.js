@@ -224,9 +224,18 @@ function nameOf(named, digest) {
   return n ? `${n.name}${n.version ? ` ${n.version}` : ""}` : short(digest);
 }
 
+/** digest → {name, version, mlRoles} as the log's index has them: names as the statements give them, and every
+ * role the statements' mlRole annotations give the artifact (a hint for the graph's shapes; nothing proves it). */
 function namesFrom(entries) {
   const named = new Map();
-  for (const e of entries) for (const a of e.artifacts ?? []) if (a.name && !named.has(a.digest)) named.set(a.digest, a);
+  const roles = new Map();
+  for (const e of entries) {
+    for (const a of e.artifacts ?? []) {
+      if (a.name && !named.has(a.digest)) named.set(a.digest, a);
+      if (typeof a.mlRole === "string") roles.set(a.digest, new Set([...(roles.get(a.digest) ?? []), a.mlRole]));
+    }
+  }
+  for (const [digest, r] of roles) named.set(digest, { ...(named.get(digest) ?? { digest }), mlRoles: [...r] });
   return named;
 }
 

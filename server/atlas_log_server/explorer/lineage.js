@@ -24,8 +24,13 @@ const subjectsOf = (v) => (Array.isArray(v?.entry?.body?.index?.subjects) ? v.en
 function kindOf(digest, entries, named, evalData) {
   const made = [...entries.values()].filter((v) => subjectsOf(v).includes(digest));
   if (made.some((v) => predicate(v) === DEPLOYMENT)) return "deployment";
+  // What the statements say it is (mlRole annotations) before what its name suggests.
+  const said = named.get(digest)?.mlRoles ?? [];
+  if (said.some((r) => /model|checkpoint|weights/i.test(r))) return "model";
+  if (evalData.has(digest) || said.some((r) => /data|corpus|sample/i.test(r))) return "dataset";
+  if (said.some((r) => /code|source|script/i.test(r))) return "code";
   const name = named.get(digest)?.name ?? "";
-  if (evalData.has(digest) || /data|set|corpus|\.csv|\.parquet|\.jsonl/i.test(name)) return "dataset";
+  if (/data|set|corpus|\.csv|\.parquet|\.jsonl/i.test(name)) return "dataset";
   if (/\.py$|git|code|src|repo/i.test(name)) return "code";
   if (made.some((v) => predicate(v) !== TEST_RESULT)) return "model";
   return "dataset";
@@ -88,10 +93,10 @@ export function drawLineage(artifact, lineages, named, link) {
       const id = `evaluation #${e.index}`;
       const between = Math.round((nodes.get(e.from).col + nodes.get(e.to).col) / 2);
       if (!nodes.has(id)) nodes.set(id, { id, col: between, kind: "evaluation", entry: e.index });
-      drawn.push({ from: e.from, to: id, label: "test set", dashed: true }, { from: id, to: e.to, label: "evaluated", dashed: true });
+      drawn.push({ from: e.from, to: id, label: "test set", dashed: true, entry: e.index }, { from: id, to: e.to, label: "evaluated", dashed: true, entry: e.index });
     } else {
       const label = predicate(v) === DEPLOYMENT ? "deployed as" : "input";
-      drawn.push({ from: e.from, to: e.to, label, dashed: false });
+      drawn.push({ from: e.from, to: e.to, label, dashed: false, entry: e.index });
     }
   }
   for (const n of nodes.values()) n.kind = n.kind ?? kindOf(n.id, entries, named, evalData);
@@ -128,14 +133,27 @@ export function drawLineage(artifact, lineages, named, link) {
   root.append(
     svg("defs", {}, svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 10, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" }, svg("path", { d: "M0 0 L10 5 L0 10 z" }))),
   );
+  // One line per edge however many entries state it (each entry named in its title), so labels do not pile up.
+  const merged = new Map();
   for (const d of drawn) {
+    const key = `${d.from} ${d.to} ${d.label}`;
+    if (!merged.has(key)) merged.set(key, { ...d, entries: new Set() });
+    merged.get(key).entries.add(d.entry);
+  }
+  for (const d of merged.values()) {
     const a = nodes.get(d.from);
     const b = nodes.get(d.to);
     if (!a || !b) continue; // an end beyond a column's cap
     const [x1, y1, x2, y2] = [a.x + W, a.y + H / 2, b.x, b.y + H / 2];
     const g = svg("g", { class: `edge${d.dashed ? " evaluation" : ""}` });
-    g.append(svg("path", { d: `M${x1} ${y1} C${x1 + 40} ${y1} ${x2 - 40} ${y2} ${x2} ${y2}`, "marker-end": "url(#arrow)" }));
-    const label = svg("text", { x: (x1 + x2) / 2, y: (y1 + y2) / 2 - 6, "text-anchor": "middle" });
+    const stated = svg("title");
+    stated.textContent = `${d.label}: stated by ${[...d.entries].sort((p, q) => p - q).map((i) => `entry #${i}`).join(", ")}`;
+    g.append(stated, svg("path", { d: `M${x1} ${y1} C${x1 + 40} ${y1} ${x2 - 40} ${y2} ${x2} ${y2}`, "marker-end": "url(#arrow)" }));
+    // The label sits on the curve near its target, not at its middle, where edges that cross would share a spot.
+    const t = 0.72;
+    const [u, v] = [(1 - t) ** 3 + 3 * (1 - t) ** 2 * t, 3 * (1 - t) * t * t + t ** 3];
+    const lx = (1 - t) ** 3 * x1 + 3 * (1 - t) ** 2 * t * (x1 + 40) + 3 * (1 - t) * t * t * (x2 - 40) + t ** 3 * x2;
+    const label = svg("text", { x: lx, y: u * y1 + v * y2 - 6, "text-anchor": "middle" });
     label.textContent = d.label;
     g.append(label);
     root.append(g);
@@ -165,7 +183,7 @@ export function drawLineage(artifact, lineages, named, link) {
   }
   const legend = document.createElement("p");
   legend.className = "legend";
-  legend.textContent = "Shapes: rounded box model · cylinder dataset · folded box code · diamond evaluation · hexagon deployment. Dashed: evaluation (a test set, not training data).";
+  legend.textContent = "Shapes: rounded box model · cylinder dataset · folded box code · diamond evaluation · hexagon deployment. Dashed: evaluation (a test set, not training data). A node's kind is read from the statements' mlRole annotations, else guessed from its name and place: a hint, not a proof.";
   const wrap = document.createElement("div");
   wrap.className = "lineage-wrap";
   wrap.append(root, legend);

@@ -167,7 +167,7 @@ class _Writes:
     checkpoint: Checkpoint
     frontier: Sequence[bytes]
     entries: Sequence[StoredEntry]
-    index_rows: Sequence[tuple[int, str, str, str | None, str, str | None]]
+    index_rows: Sequence[tuple[int, str, str, str | None, str, str | None, str | None]]
     sealed_rows: Sequence[tuple[int, str | None, bytes, bytes]]
     tile_rows: dict[int, tuple[int, bytearray]]
     note: bytes = b""
@@ -418,7 +418,7 @@ class Sequencer:
 
                 placed: list[tuple[int, bool, bytes | None, QuoteReused | None]] = []
                 new: list[StoredEntry] = []
-                index_rows: list[tuple[int, str, str, str | None, str, str | None]] = []
+                index_rows: list[tuple[int, str, str, str | None, str, str | None, str | None]] = []
                 sealed_rows: list[tuple[int, str | None, bytes, bytes]] = []
                 last = await tx.last_naming(sorted({d for e in entries for d in e.linked}))
                 for e in entries:
@@ -444,7 +444,7 @@ class Sequencer:
                             idx, e.entry_id, lh, leaf, e.submission, e.integrated_time, e.predicate_type, e.quote_sha256
                         )
                     )
-                    index_rows.extend((idx, r.digest, r.role, r.name, r.path, r.version) for r in e.rows)
+                    index_rows.extend(r.record(idx) for r in e.rows)
                     if e.sealed is not None:
                         sealed_rows.append((idx, e.tenant, e.sealed.wrapped_key, e.sealed.ciphertext))
                     placed.append((idx, True, leaf, None))
