@@ -329,3 +329,44 @@ def test_the_roots_hint_is_given_only_while_a_simulated_root_is_untrusted(gpu_se
     assert cli._simulated_hint(["chain_invalid"], options, only_tdx) is not None  # its GPU roots are not trusted
     trusted = Trust(tdx_roots=(info["simulatedRoot"],), gpu_device_roots=gpu_roots, gpu_rim_roots=gpu_roots)
     assert cli._simulated_hint(["chain_invalid"], options, trusted) is None
+
+
+def test_an_entrys_gpu_evidence_downloads_and_reverifies_offline(
+    gpu_server: ServerProcess, http: httpx.Client, tmp_path: Path
+) -> None:
+    """`atlas-log evidence` writes a composite entry's GPU evidence, RIMs and OCSP responses beside its quote and
+    prints the `gpu verify` command per GPU, which accepts as printed; the client refuses an answer whose GPU
+    parts are not the ones the leaf commits to."""
+    import shlex
+
+    from atlas_log.answers import parse_evidence
+    from atlas_log.client import LogClient
+    from atlas_log.errors import VerificationError
+
+    gpu = gpu_server.gpu
+    sub = demo_submission(Ed25519PrivateKey.generate(), 70, gpu_server.platform, gpus=Gpus(gpu, gpu.sibling()))
+    index = http.post("/api/v1/entries", json=sub).json()["logIndex"]
+    base = [sys.executable, "-m", "atlas_log.cli", "--server", gpu_server.url, "--vkey", gpu_server.vkey]
+    done = subprocess.run(
+        [*base, "evidence", str(index), "--out", str(tmp_path / "ev")], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    commands = [line.split("and its GPU: ", 1)[1] for line in done.stdout.splitlines() if "and its GPU: " in line]
+    assert len(commands) == 2 and all("--gpu-device-root" in c and "--rim" in c for c in commands), done.stdout
+    for command in commands:
+        args = shlex.split(command)
+        assert args[:3] == ["atlas-log", "gpu", "verify"]
+        ran = subprocess.run([*base[:3], *args[1:]], capture_output=True, text=True, timeout=120)
+        assert ran.returncode == 0 and "ACCEPTED" in ran.stdout, command + "\n" + ran.stdout + ran.stderr
+    # What a lying log might serve instead: another RIM under a recorded digest, or other GPU evidence.
+    answer = http.get(f"/api/v1/entries/{index}/evidence").json()
+    with LogClient(gpu_server.url, gpu_server.vkey) as client:
+        entry = client.entry(index)
+    assert len(parse_evidence(answer, entry).gpus) == 2
+    digest = next(iter(answer["rims"]))
+    swapped = {**answer, "rims": {**answer["rims"], digest: base64.b64encode(gpu.vbios_rim() + b" ").decode()}}
+    with pytest.raises(VerificationError, match="is another one"):
+        parse_evidence(swapped, entry)
+    fewer = {**answer, "gpus": answer["gpus"][:1]}
+    with pytest.raises(VerificationError, match="not the one entry"):
+        parse_evidence(fewer, entry)

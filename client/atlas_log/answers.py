@@ -12,19 +12,21 @@ from __future__ import annotations
 import hashlib
 import itertools
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from atlas_log._encoding import b64decode
 from atlas_log.checkpoint import Checkpoint, open_checkpoint
 from atlas_log.disclosure import Revealed
 from atlas_log.entry import Entry, parse_leaf
-from atlas_log.errors import FormatError, VerificationError
+from atlas_log.errors import FormatError, GpuEvidenceError, VerificationError
+from atlas_log.gpu.evidence import GpuEvidence, collection_sha256, parse_evidence_items
 from atlas_log.history import VerifiedEntry, verify_entries
 from atlas_log.merkle import HASH_SIZE, LeafHash, leaf_hash, verify_inclusion
 from atlas_log.note import Verifier
 from atlas_log.tdx.collateral import Collateral
 from atlas_log.tdx.quote import parse_quote
+from atlas_log.tee import GpuRecord
 from atlas_log.tiles import TILE_WIDTH, parse_entry_bundle
 
 __all__ = [
@@ -304,6 +306,12 @@ class EntryEvidence:
     trusted_roots: tuple[str, ...]
     collateral: Collateral
     verdict: Mapping[str, Any]
+    # A composite entry's GPU evidence as submitted, and the RIMs and OCSP responses (by SHA-256) its GPU records
+    # name; each proved to be what the leaf commits to. ``gpu_roots``: the log's word on the roots it trusted.
+    gpus: tuple[GpuEvidence, ...] = ()
+    rims: Mapping[str, bytes] = field(default_factory=dict)
+    ocsp: Mapping[str, bytes] = field(default_factory=dict)
+    gpu_roots: Mapping[str, str] = field(default_factory=dict)
 
 
 def parse_evidence(answer: Any, entry: LoggedEntry) -> EntryEvidence:
@@ -326,7 +334,43 @@ def parse_evidence(answer: Any, entry: LoggedEntry) -> EntryEvidence:
         raise VerificationError(f"the quote served is not the one entry {entry.log_index} records")
     if obj.get("logIndex", entry.log_index) != entry.log_index or at != entry.entry.integrated_time:
         raise VerificationError(f"the evidence is not for entry {entry.log_index} as it was admitted")
-    return EntryEvidence(entry.log_index, quote, at, roots, collateral, tee)
+    if "gpuEvidenceSha256" not in tee:
+        return EntryEvidence(entry.log_index, quote, at, roots, collateral, tee)
+    return EntryEvidence(entry.log_index, quote, at, roots, collateral, tee, *_gpu_evidence(obj, tee, entry.log_index))
+
+
+def _gpu_evidence(
+    obj: dict[str, Any], tee: dict[str, Any], index: int
+) -> tuple[tuple[GpuEvidence, ...], dict[str, bytes], dict[str, bytes], dict[str, str]]:
+    """A composite entry's GPU parts of an evidence answer, each proved against the leaf's ``tee`` record: the
+    evidence collection hashes to its ``gpuEvidenceSha256``, and each RIM and OCSP response its GPU records name
+    is present and hashes to its name."""
+    try:
+        gpus = tuple(parse_evidence_items(obj["gpus"], "gpus"))
+    except KeyError as exc:
+        raise FormatError(f"evidence has no {exc}") from exc
+    except GpuEvidenceError as exc:
+        raise FormatError(exc.message) from exc
+    if collection_sha256(gpus).hex() != tee["gpuEvidenceSha256"]:
+        raise VerificationError(f"the GPU evidence served is not the one entry {index} records")
+    records = [GpuRecord.from_json(g) for g in tee.get("gpus") or []]
+    served: dict[str, dict[str, bytes]] = {}
+    for member, named in (
+        ("rims", {d for g in records for *_, d in g.rims}),
+        ("ocsp", {d for g in records for *_, d in g.revocation}),
+    ):
+        given = obj.get(member) or {}
+        if not isinstance(given, dict):
+            raise FormatError(f"evidence {member} must map SHA-256 to base64")
+        served[member] = {}
+        for digest in sorted(named):
+            data = b64decode(_str(given.get(digest), f"{member}.{digest}"), f"{member}.{digest}")
+            if hashlib.sha256(data).hexdigest() != digest:
+                raise VerificationError(f"the {member} document {digest} served for entry {index} is another one")
+            served[member][digest] = data
+    given_roots = obj.get("gpuRoots") or {}
+    gpu_roots = {k: v for k, v in given_roots.items() if isinstance(v, str)} if isinstance(given_roots, dict) else {}
+    return gpus, served["rims"], served["ocsp"], gpu_roots
 
 
 # --- search --------------------------------------------------------------------------------------------------------

@@ -1160,6 +1160,12 @@ def search(
 # --- auditing -----------------------------------------------------------------------------------------------
 
 
+def _check_fingerprints(option: str, given: list[str] | None) -> None:
+    for fingerprint in given or ():
+        if not re.fullmatch(r"[0-9a-f]{64}", fingerprint):
+            raise CliError(f"{option} takes a root certificate's SHA-256 in lowercase hex, not {fingerprint!r}")
+
+
 def _trust(
     tdx_root: list[str] | None,
     x509_roots: str | None,
@@ -1169,10 +1175,8 @@ def _trust(
 ) -> Any:
     from atlas_log.reverify import Trust
 
-    for option, given in (("--gpu-device-root", gpu_device_root), ("--gpu-rim-root", gpu_rim_root)):
-        for fingerprint in given or ():
-            if not re.fullmatch(r"[0-9a-f]{64}", fingerprint):
-                raise CliError(f"{option} takes a root certificate's SHA-256 in lowercase hex, not {fingerprint!r}")
+    _check_fingerprints("--gpu-device-root", gpu_device_root)
+    _check_fingerprints("--gpu-rim-root", gpu_rim_root)
 
     try:
         roots = x509.load_pem_x509_certificates(_read(x509_roots, "X.509 roots file")) if x509_roots else []
@@ -1633,9 +1637,15 @@ def verify_evidence_command(
 def evidence(
     ctx: typer.Context,
     index: Annotated[int, typer.Argument(min=0, help="the entry's index")],
-    out: Annotated[str, typer.Option(help="the folder to write (quote.bin, pcs/, verdict.json, evidence.json)")],
+    out: Annotated[
+        str,
+        typer.Option(
+            help="the folder to write (quote.bin, pcs/, verdict.json, evidence.json; gpu-N.json, rims/, ocsp/)"
+        ),
+    ],
 ) -> int:
-    """Download an entry's quote and collateral as a folder that `atlas-log tdx verify FOLDER` re-verifies."""
+    """Download an entry's quote and collateral as a folder that `atlas-log tdx verify FOLDER` re-verifies (and
+    a composite entry's GPU evidence, RIMs and OCSP responses, which `atlas-log gpu verify` re-verifies)."""
     from atlas_log.tdx.collateral import replay_files
 
     o = _opts(ctx)
@@ -1651,11 +1661,51 @@ def evidence(
         json.dumps({"logIndex": index, "verifiedAt": ev.verified_at, "trustedRoots": list(ev.trusted_roots)}, indent=2)
     )
     roots = " ".join(f"--root {r}" for r in ev.trusted_roots)
+    gpu_commands = _write_gpu_evidence(folder, ev)
     if o.json:
-        o.emit({"folder": out, "verifiedAt": ev.verified_at, "trustedRoots": list(ev.trusted_roots)})
+        o.emit(
+            {
+                "folder": out,
+                "verifiedAt": ev.verified_at,
+                "trustedRoots": list(ev.trusted_roots),
+                "gpuCommands": gpu_commands,
+            }
+        )
     else:
         o.ui.line(f"wrote {folder}; re-verify it offline: atlas-log tdx verify {folder} {roots}")
+        for command in gpu_commands:
+            o.ui.line(f"  and its GPU: {command}")
     return 0
+
+
+def _write_gpu_evidence(folder: Path, ev: Any) -> list[str]:
+    """A composite entry's GPU parts written beside its quote (``gpu-N.json`` in NVIDIA's serialized form, the
+    RIMs and OCSP responses its GPU records name under ``rims/`` and ``ocsp/``); the ``atlas-log gpu verify``
+    command that re-verifies each GPU at the entry's integration time, under the roots the log names."""
+    from atlas_log.gpu.evidence import serialize_evidence
+    from atlas_log.tee import GpuRecord
+
+    if not ev.gpus:
+        return []
+    for member, suffix in (("rims", ".xml"), ("ocsp", ".der")):
+        (folder / member).mkdir(exist_ok=True)
+        for digest, data in getattr(ev, member).items():
+            (folder / member / f"{digest}{suffix}").write_bytes(data)
+    roots = " ".join(
+        f"{option} {ev.gpu_roots[k]}"
+        for k, option in (("device", "--gpu-device-root"), ("rim", "--gpu-rim-root"))
+        if k in ev.gpu_roots
+    )
+    commands = []
+    for n, (item, record) in enumerate(zip(ev.gpus, ev.verdict.get("gpus") or [], strict=False)):
+        (folder / f"gpu-{n}.json").write_text(json.dumps(serialize_evidence([item]), indent=2))
+        g = GpuRecord.from_json(record)
+        parts = [f"--rim {folder / 'rims' / f'{d}.xml'}" for *_, d in g.rims]
+        parts += [f"--ocsp {folder / 'ocsp' / f'{d}.der'}" for *_, d in g.revocation]
+        commands.append(
+            " ".join(["atlas-log gpu verify", str(folder / f"gpu-{n}.json"), f"--at {ev.verified_at}", *parts, roots])
+        )
+    return commands
 
 
 @tdx_app.command("verify")
@@ -1728,6 +1778,37 @@ def tdx_verify(
     return 0 if verdict.accept else 1
 
 
+def _root_named(fingerprint: str, chain: list[x509.Certificate], option: str) -> x509.Certificate:
+    """The chain's own last certificate, when its SHA-256 is ``fingerprint``: a root trusted by its fingerprint,
+    as the monitor trusts one."""
+    from atlas_log.gpu.roots import certificate_sha256
+
+    if not chain or certificate_sha256(chain[-1]) != fingerprint:
+        raise CliError(f"{option} {fingerprint}: the chain given does not end in that root certificate")
+    return chain[-1]
+
+
+def _device_chain_of(path: Path) -> list[x509.Certificate]:
+    from atlas_log.certificates import load_pem_certificates
+    from atlas_log.errors import GpuEvidenceError
+    from atlas_log.gpu import load_gpu_evidence
+
+    try:
+        return load_pem_certificates(load_gpu_evidence(path)[0].certificate_chain)
+    except (GpuEvidenceError, ValueError, IndexError):
+        return []  # the verification names what is wrong with it
+
+
+def _rim_chain_of(paths: list[str]) -> list[x509.Certificate]:
+    from atlas_log.errors import GpuEvidenceError
+    from atlas_log.gpu import parse_rim
+
+    try:
+        return list(parse_rim(_read(paths[0], "RIM file")).certificates) if paths else []
+    except GpuEvidenceError:
+        return []
+
+
 @gpu_app.command("verify")
 def gpu_verify(
     ctx: typer.Context,
@@ -1763,6 +1844,13 @@ def gpu_verify(
     rim_root: Annotated[
         str | None, typer.Option(help="a PEM root certificate in place of NVIDIA's pinned CoRIM root (a test PKI)")
     ] = None,
+    gpu_device_root: Annotated[
+        str | None,
+        typer.Option(help="trust the device chains' own root when its SHA-256 is this (as monitor takes it)"),
+    ] = None,
+    gpu_rim_root: Annotated[
+        str | None, typer.Option(help="trust the RIMs' own signing root when its SHA-256 is this (as monitor takes it)")
+    ] = None,
 ) -> int:
     """Verify NVIDIA GPU attestation evidence offline: the SPDM report's signature and nonce, the device chain
     to NVIDIA's pinned root at --at, with --rim each RIM's signature, chain, version and golden measurements,
@@ -1783,6 +1871,12 @@ def gpu_verify(
                 roots[option] = load_pem_certificates(Path(given).read_bytes())[0]
             except (OSError, ValueError) as exc:
                 raise CliError(f"{option} {given}: not a readable PEM certificate ({exc})") from exc
+    _check_fingerprints("--gpu-device-root", [gpu_device_root] if gpu_device_root else None)
+    _check_fingerprints("--gpu-rim-root", [gpu_rim_root] if gpu_rim_root else None)
+    if gpu_device_root and "--device-root" not in roots:
+        roots["--device-root"] = _root_named(gpu_device_root, _device_chain_of(Path(evidence)), "--gpu-device-root")
+    if gpu_rim_root and "--rim-root" not in roots:
+        roots["--rim-root"] = _root_named(gpu_rim_root, _rim_chain_of(rim or []), "--gpu-rim-root")
     policy = Policy(require_ocsp=require_ocsp, allow_on_hold=allow_on_hold)
     try:
         verdicts = verify_gpu_evidence_path(
