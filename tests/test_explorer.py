@@ -148,6 +148,8 @@ def test_search_to_artifact_to_entry(browser: Any, log: ServerProcess) -> None:
         kind, text = _status(page)
         assert kind == "ok" and "/explorer/entry/" in page.url, text
         assert page.locator("text=TCB status").is_visible() and page.locator("pre.statement").is_visible()
+        main = page.locator("#main").inner_text()
+        assert "fraud-detector (sha256:" in main or "clean-dataset (sha256:" in main, main  # named, as signed
         page.go_back()
         assert _status(page)[0] == "ok" and "/explorer/artifact/" in page.url
     finally:
@@ -368,7 +370,10 @@ def test_an_entry_page_shows_its_gpus_and_the_logs_map_commitment(browser: Any, 
         == "atlas-log/map-commitment/v2"
     )
     for index, shown in (
-        (posted.json()["logIndex"], ["GPU 0 (simulated", "NVIDIA HOPPER", "every one matches", "RTMRs"]),
+        (
+            posted.json()["logIndex"],
+            ["GPU 0 (simulated", "NVIDIA HOPPER", "every one matches", "RTMRs", "good: the device chain's certificate"],
+        ),
         (commitment, ["the log's map commitment", "Covers", "Map root"]),
     ):
         context, page = _open(browser, f"{log.url}/explorer/entry/{index}?vkey={log.vkey}")

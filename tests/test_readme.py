@@ -119,9 +119,12 @@ def test_the_confidential_walkthrough_runs_as_printed(log: ServerProcess, tmp_pa
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "warning: no tenant token" not in out.stderr
     assert "logged at index 0" in out.stdout
-    assert "s3://example-bucket/datasets/reviews-v2" in out.stdout and "0.001" in out.stdout  # verified, shown
+    assert "s3://example-bucket/datasets/reviews-v3" in out.stdout and "0.0005" in out.stdout  # verified, shown
     public = httpx.get(log.url + "/api/v1/entries/0").text  # what anyone reads: neither hidden value
     assert "s3://example-bucket" not in public and "learningRate" not in public
+    # Nor does any other example state them in the open (the first pipeline's statement is logged openly).
+    opened = (ROOT / "examples" / "first-statement.json").read_text()
+    assert "reviews-v3" not in opened and "0.0005" not in opened
     mixed_up = _run([*setup[:2], "atlas-log verify hidden-entry.json"], log, work)  # not a receipt
     assert mixed_up.returncode == 1 and "this is a disclosure file, not a receipt" in mixed_up.stdout
     # Hidden values submitted without a tenant's token would be readable by the admin alone: the tool says so.

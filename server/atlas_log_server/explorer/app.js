@@ -417,6 +417,28 @@ async function artifactPage(view, digest) {
   return ["ok", `Verified against the ${checkpointLine(verified.get(hist.checkpoint))}; complete as of tree size ${h.completeAsOf}.`];
 }
 
+/** digest (``alg:hex``) → name, as the signed statement's descriptors give them (the statement is verified
+ * against the entry before it is shown). */
+function namesInStatement(statement) {
+  const names = new Map();
+  const walk = (x) => {
+    if (Array.isArray(x)) return x.forEach(walk);
+    if (!x || typeof x !== "object") return;
+    if (typeof x.name === "string" && x.digest && typeof x.digest === "object") {
+      for (const [alg, value] of Object.entries(x.digest)) if (typeof value === "string") names.set(`${alg}:${value.toLowerCase()}`, x.name);
+    }
+    Object.values(x).forEach(walk);
+  };
+  walk(statement);
+  return names;
+}
+
+function artifactList(digests, names) {
+  if (!digests.length) return "none";
+  return el("ul", {}, digests.map((d) => el("li", {},
+    el("a", { href: href(`artifact/${d}`), "data-nav": true }, names.has(d) ? `${names.get(d)} (${short(d)})` : short(d)))));
+}
+
 async function entryPage(view, index) {
   const note = await (await fetch("/checkpoint")).text();
   const cp = await checkpoint(note);
@@ -467,13 +489,14 @@ async function entryPage(view, index) {
     return ["ok", `Verified: entry #${index} is in the log (${checkpointLine(cp)}).`];
   }
   const gpus = Array.isArray(tee?.gpus) ? tee.gpus : [];
+  const signedNames = namesInStatement(parsed);
   view.replaceChildren(
     el("h1", {}, `Entry #${index}: ${kindOf(v.entry)}`),
     rows([
       ["Logged", when(v.entry.integratedTime)],
       ["Statement type", body.index?.predicateType ?? "—"],
-      ["Subjects", el("ul", {}, said(body, "subjects").map((d) => el("li", {}, el("a", { href: href(`artifact/${d}`), "data-nav": true }, short(d)))))],
-      ["Inputs", el("ul", {}, said(body, "materials").map((d) => el("li", {}, el("a", { href: href(`artifact/${d}`), "data-nav": true }, short(d)))))],
+      ["Subjects", artifactList(said(body, "subjects"), signedNames)],
+      ["Inputs", artifactList(said(body, "materials"), signedNames)],
       ["Signers", el("ul", {}, signersOf(v.entry).map((s) => el("li", {}, s)))],
     ]),
     el("h2", {}, "Trusted execution"),
@@ -495,7 +518,9 @@ async function entryPage(view, index) {
         ["VBIOS", g.vbiosVersion ?? "—"],
         ["Measurements", g.measurements === "matched" ? "every one matches the signed reference values (RIMs)" : "not compared with reference values"],
         ["Reference values", Array.isArray(g.rims) && g.rims.length ? el("ul", {}, g.rims.map((r) => el("li", {}, `${r.kind}: ${r.id}`))) : undefined],
-        ["Revocation", Array.isArray(g.revocation) && g.revocation.length ? g.revocation.map((r) => `${r.chain} ${r.status}`).join(", ") : "not checked"],
+        ["Revocation", Array.isArray(g.revocation) && g.revocation.length
+          ? el("ul", {}, g.revocation.map((r) => el("li", {}, `${r.status}: the ${r.chain === "device" ? "device" : `${r.chain} RIM`} chain's certificate with serial ${r.serial} (OCSP)`)))
+          : "not checked"],
       ]),
     ]),
     ...proofs,
