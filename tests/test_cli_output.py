@@ -28,3 +28,10 @@ def test_messages_are_one_line() -> None:
     assert one_line(ValueError("first\n  second\tthird")) == "first second third"
     assert one_line(ValueError("")) == "ValueError"
     assert when(None) == "-" and when(0) == "1970-01-01 00:00:00 UTC"
+
+
+def test_counts_agree_in_number() -> None:
+    from atlas_log.cli_output import counted
+
+    assert [counted(n, "entry", "entries") for n in (0, 1, 2)] == ["0 entries", "1 entry", "2 entries"]
+    assert counted(1, "edge") == "1 edge" and counted(3, "edge") == "3 edges"

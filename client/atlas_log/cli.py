@@ -33,7 +33,7 @@ from typer.exceptions import TyperException
 from atlas_log import __version__
 from atlas_log._encoding import JSON_LIMITS, b64decode, b64encode, json_loads
 from atlas_log.bundle import CODE_SIGNING, parse_bundle
-from atlas_log.cli_output import Output, add, one_line, render_json, tree, verdict_text, when
+from atlas_log.cli_output import Output, add, counted, one_line, render_json, tree, verdict_text, when
 from atlas_log.client import AsyncLogClient, LogClient
 from atlas_log.disclosure import Disclosure, hides_digests, redact, verify_disclosures
 from atlas_log.dsse import PublicKey, sign_envelope
@@ -795,7 +795,7 @@ async def _demo(
         o.emit({"submitted": count, "seconds": round(seconds, 3), "receipts": str(out) if out else None})
     else:
         o.ui.line(
-            f"submitted {count} {'entry' if count == 1 else 'entries'} in {seconds:.1f}s; every receipt verified"
+            f"submitted {counted(count, 'entry', 'entries')} in {seconds:.1f}s; every receipt verified"
             + (f"; saved to {out}" if out else "")
         )
     return 0
@@ -999,8 +999,8 @@ def history(
             o.ui.line(f"  not proved: {found.incomplete}", "yellow")
         o.ui.line("  if you expected entries, check the digest above, every character of it (or search --name)")
         return 0
-    count = f"{len(rows)} {'entry' if len(rows) == 1 else 'entries'}"
-    o.ui.line(f"{found.artifact}: {count}, verified against tree size {found.tree_size}", "bold")
+    entries = counted(len(rows), "entry", "entries")
+    o.ui.line(f"{found.artifact}: {entries}, verified against tree size {found.tree_size}", "bold")
     if found.closure is not None and found.complete:
         o.ui.line(
             f"  complete as of tree size {found.complete_as_of}{_witnessed(client)}: the log's map commitment (entry "
@@ -1078,7 +1078,7 @@ def lineage(
         children.setdefault(parent, []).append((child, idx))
     word = "made from" if lin.direction == "up" else "used to make"
     title = f"{_names(lin.served).get(lin.artifact, '')}  {lin.artifact}".strip()
-    edges = f"{len(lin.edges)} edge{'' if len(lin.edges) == 1 else 's'}"
+    edges = counted(len(lin.edges), "edge")
     root = tree(f"{title} ({word}; {edges}, verified against tree size {lin.checkpoint.size})")
     # Each artifact's subtree is drawn once; a later mention refers back to it. Drawing every path instead
     # would print a graph a few artifacts wide and a few layers deep exponentially many times. Iterative: a
@@ -1147,8 +1147,8 @@ def search(
         if name:
             o.ui.line(f"  names are matched whole: no artifact is named exactly {name!r}; try its full name or digest")
         return 0
-    count = f"{len(rows)} {'entry' if len(rows) == 1 else 'entries'}"
-    title = f"{count}, each verified included in the tree of size {found.checkpoint.size}"
+    entries = counted(len(rows), "entry", "entries")
+    title = f"{entries}, each verified included in the tree of size {found.checkpoint.size}"
     table = o.ui.table("entry", "logged", "statement", "subjects", title=title)
     for r in rows:
         subjects = ", ".join(r["subjects"]) or "-"

@@ -20,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-__all__ = ["Output", "add", "one_line", "render_json", "tree", "verdict_text", "when"]
+__all__ = ["Output", "add", "counted", "one_line", "render_json", "tree", "verdict_text", "when"]
 
 _PIPED_WIDTH = 200  # a pipe has no width: wide enough that a digest and its row stay on one line
 
@@ -28,6 +28,11 @@ _PIPED_WIDTH = 200  # a pipe has no width: wide enough that a digest and its row
 def one_line(exc: BaseException) -> str:
     """An exception's message on one line (a message that spans lines is joined)."""
     return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def counted(n: int, one: str, many: str | None = None) -> str:
+    """``n`` things, in the number ``n`` takes (``counted(1, "entry", "entries")`` → ``1 entry``)."""
+    return f"{n} {one if n == 1 else (many or one + 's')}"
 
 
 def when(t: int | None) -> str:
