@@ -22,6 +22,8 @@ class TamperingProxy:
         self.on_receipt: Callable[[dict[str, Any]], dict[str, Any]] | None = None
         self.on_get: Callable[[httpx.URL, Any], Any] | None = None  # (upstream URL, JSON answer) -> answer served
         self.on_text: Callable[[httpx.URL, bytes], bytes] | None = None  # the same for any other 200 answer
+        # (upstream URL) -> (status, problem) served instead of forwarding the request, or None to forward it
+        self.refuse: Callable[[httpx.URL], tuple[int, dict[str, Any]] | None] | None = None
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -30,6 +32,15 @@ class TamperingProxy:
 
             def _forward(self, method: str) -> None:
                 url = httpx.URL(proxy.upstream + self.path)
+                refusal = proxy.refuse(url) if proxy.refuse is not None else None
+                if refusal is not None:
+                    problem = json.dumps(refusal[1]).encode()
+                    self.send_response(refusal[0])
+                    self.send_header("Content-Type", "application/problem+json")
+                    self.send_header("Content-Length", str(len(problem)))
+                    self.end_headers()
+                    self.wfile.write(problem)
+                    return
                 params = dict(url.params)
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 if method == "POST" and proxy.on_submit is not None:

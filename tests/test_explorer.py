@@ -120,7 +120,7 @@ def test_a_mistyped_link_is_said_to_be_one_and_nothing_is_offered(browser: Any, 
         assert page.locator(".full-digest").inner_text() == typo  # in full: the typo can be seen
         assert page.locator("#download-pack").count() == 0 and page.locator("svg.lineage").count() == 0
         for path, said in (
-            ("artifact/sha256:deadbeef", "cannot answer"),
+            ("artifact/sha256:deadbeef", "is not an artifact digest"),
             ("artifact/not-a-digest", "is not an artifact digest"),
             ("entry/999", "there is no entry #999"),
             ("entires/4", "there is no page"),
@@ -163,7 +163,7 @@ def _forged_checkpoint(log: ServerProcess) -> bytes:
     return sign_checkpoint(Checkpoint(cp.origin, cp.size, bytes(32)), signer)
 
 
-@pytest.mark.parametrize("lie", ["drop-entry", "alter-leaf", "fork"])
+@pytest.mark.parametrize("lie", ["drop-entry", "alter-leaf", "fork", "refuse"])
 def test_a_lying_server_is_caught_on_screen(browser: Any, log: ServerProcess, lie: str) -> None:
     proxy = TamperingProxy(log.url)
     context, page = _open(browser, f"{proxy.url}/explorer/artifact/{sha('m1')}?vkey={log.vkey}")
@@ -190,6 +190,14 @@ def test_a_lying_server_is_caught_on_screen(browser: Any, log: ServerProcess, li
                 }
 
             proxy.on_get = alter
+        elif lie == "refuse":
+            # A log refusing a well-formed question (as if the reader had made a mistake) to hide the answer.
+            problem = {"type": "about:blank", "title": "Not found", "status": 404, "detail": "no such artifact"}
+            proxy.refuse = lambda url: (404, problem) if url.path.endswith("/history") else None
+            page.reload()
+            kind, text = _status(page)
+            assert kind == "failed" and "no such artifact" in text, text
+            return
         else:
             forged = _forged_checkpoint(log)
             proxy.on_text = lambda url, body: forged if url.path == "/checkpoint" else body

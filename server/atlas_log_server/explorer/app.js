@@ -130,9 +130,7 @@ async function getJSON(path, params = {}) {
   for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== "") url.searchParams.set(k, v);
   const r = await fetch(url, { headers: { accept: "application/json" } });
   const body = await r.json().catch(() => null);
-  if (r.status >= 400 && r.status < 500 && r.status !== 401 && r.status !== 403 && body?.detail) {
-    throw new NotFound(`The log cannot answer that: ${body.detail}`);
-  }
+  // Any refusal by the log is its failure, never a notice: the reader's own mistakes are caught before asking.
   if (!r.ok) throw new Error(body?.detail ? `${body.title ?? r.status}: ${body.detail}` : `${url.pathname} answered ${r.status}`);
   return body;
 }

@@ -760,6 +760,8 @@ export function revealDisclosures(statement, encoded) {
 }
 
 const SHA2_NAMES = { sha2256: "sha256", sha2384: "sha384", sha2512: "sha512" };
+// Mirrors atlas_log.intoto: the lengths the log itself demands.
+const HEX_LENGTHS = { sha256: 64, sha384: 96, sha512: 128, sha1: 40, gitCommit: 40 };
 
 /** HMAC-SHA256 (RFC 2104) of ``message`` under a key of at most 64 bytes. */
 export function hmacSha256(key, message) {
@@ -773,8 +775,11 @@ export function normaliseDigest(artifact) {
   const m = /^([A-Za-z0-9][A-Za-z0-9.+_-]{0,63}):([0-9a-fA-F]{2,})$/.exec(String(artifact).trim());
   if (!m || m[2].length % 2) fail("give a digest as alg:hex, e.g. sha256:…");
   const low = m[1].toLowerCase();
-  const alg = low === "gitcommit" ? "gitCommit" : low.replace(/[-_]/g, "");
-  return [SHA2_NAMES[alg] ?? alg, m[2].toLowerCase()];
+  const named = low === "gitcommit" ? "gitCommit" : low.replace(/[-_]/g, "");
+  const alg = SHA2_NAMES[named] ?? named;
+  const want = HEX_LENGTHS[alg];
+  if (want !== undefined && m[2].length !== want) fail(`a ${alg} digest is ${want} hex digits, not ${m[2].length}`);
+  return [alg, m[2].toLowerCase()];
 }
 
 /** The blinded twin of ``artifact`` (``alg:hex``) under a tenant's 32-byte blinding key: the index key
