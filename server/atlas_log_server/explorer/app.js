@@ -330,9 +330,11 @@ function hiddenLookup() {
  * line, which verifies everything itself); "" for a log on real hardware. */
 async function simulatedRoots() {
   const a = (await getJSON("/api/v1/log").catch(() => null))?.attestation;
-  if (!a?.simulated || typeof a.simulatedRoot !== "string") return "";
+  // Only fingerprints go into a command people copy: a lying server's shell text is left out.
+  const sha = (x) => typeof x === "string" && /^[0-9a-f]{64}$/.test(x);
+  if (!a?.simulated || !sha(a.simulatedRoot)) return "";
   const gpu = a.gpu ?? {};
-  return [` --tdx-root ${a.simulatedRoot}`, gpu.deviceRoot ? ` --gpu-device-root ${gpu.deviceRoot}` : "", gpu.rimRoot ? ` --gpu-rim-root ${gpu.rimRoot}` : ""].join("");
+  return [` --tdx-root ${a.simulatedRoot}`, sha(gpu.deviceRoot) ? ` --gpu-device-root ${gpu.deviceRoot}` : "", sha(gpu.rimRoot) ? ` --gpu-rim-root ${gpu.rimRoot}` : ""].join("");
 }
 
 async function artifactPage(view, digest) {
