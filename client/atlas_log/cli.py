@@ -1666,7 +1666,7 @@ def evidence(
     (folder / "evidence.json").write_text(
         json.dumps({"logIndex": index, "verifiedAt": ev.verified_at, "trustedRoots": list(ev.trusted_roots)}, indent=2)
     )
-    roots = " ".join(f"--root {r}" for r in ev.trusted_roots)
+    roots = " ".join(f"--root {r}" for r in ev.trusted_roots if _fingerprint(r))
     gpu_commands = _write_gpu_evidence(folder, ev)
     if o.json:
         o.emit(
