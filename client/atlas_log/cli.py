@@ -1764,7 +1764,7 @@ def tdx_verify(
         recorded = (
             _read_json(folder / "verdict.json", "verdict") if folder and (folder / "verdict.json").exists() else {}
         )
-        known = [r for r in meta.get("trustedRoots") or [] if isinstance(r, str) and r not in roots]
+        known = [r for r in meta.get("trustedRoots") or [] if _fingerprint(r) and r not in roots]
         if isinstance(recorded, dict) and recorded.get("simulated") and known:
             raise CliError(
                 f"this log runs a simulated TDX platform with root {known[0]}; pass --root {known[0]} to trust it "
