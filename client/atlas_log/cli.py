@@ -15,6 +15,7 @@ import enum
 import json
 import os
 import re
+import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -1706,11 +1707,10 @@ def _write_gpu_evidence(folder: Path, ev: Any) -> list[str]:
     for n, (item, record) in enumerate(zip(ev.gpus, ev.verdict.get("gpus") or [], strict=False)):
         (folder / f"gpu-{n}.json").write_text(json.dumps(serialize_evidence([item]), indent=2))
         g = GpuRecord.from_json(record)
-        parts = [f"--rim {folder / 'rims' / f'{d}.xml'}" for *_, d in g.rims]
-        parts += [f"--ocsp {folder / 'ocsp' / f'{d}.der'}" for *_, d in g.revocation]
-        commands.append(
-            " ".join(["atlas-log gpu verify", str(folder / f"gpu-{n}.json"), f"--at {ev.verified_at}", *parts, roots])
-        )
+        parts = [f"--rim {shlex.quote(str(folder / 'rims' / f'{d}.xml'))}" for *_, d in g.rims]
+        parts += [f"--ocsp {shlex.quote(str(folder / 'ocsp' / f'{d}.der'))}" for *_, d in g.revocation]
+        evidence = shlex.quote(str(folder / f"gpu-{n}.json"))
+        commands.append(" ".join(["atlas-log gpu verify", evidence, f"--at {ev.verified_at}", *parts, roots]))
     return commands
 
 

@@ -244,6 +244,7 @@ def _check_storable(ex: Extraction) -> None:
     for f in ex.facts:
         for a, h in f.digests:  # one index row per digest
             _storable(f.path, "a statement's JSON path")
-            for what, value in (("digest", f"{a}:{h}"), ("role", f.role), ("name", f.name), ("version", f.version)):
+            stored = (("digest", f"{a}:{h}"), ("role", f.role), ("name", f.name), ("version", f.version))
+            for what, value in (*stored, ("annotations.mlRole", f.ml_role)):
                 if value is not None:
                     _storable(value, f"{f.path}.{what}")

@@ -387,6 +387,7 @@ async function artifactPage(view, digest) {
     ? `Complete as of tree size ${h.completeAsOf}: the log's map commitment (entry #${h.commitment}) proves ${h.entries.length === 1 ? "this is the one entry" : `these are all ${h.entries.length} entries`} naming it below that size.`
     : `${h.entries.length} ${h.entries.length === 1 ? "entry" : "entries"} verified; not proved complete: ${h.incomplete}.`;
   const real = query().get("hidden");
+  const roots = await simulatedRoots();
   view.replaceChildren(
     el("h1", {}, title),
     el("p", {}, digestView(digest)),
@@ -395,7 +396,8 @@ async function artifactPage(view, digest) {
     el("p", { class: "pack" },
       el("a", { id: "download-pack", class: "button", href: `/api/v1/artifacts/${digest}/pack`, download: "" }, "Download the evidence pack"),
       " One file with every entry, proof, statement, quote and collateral of this case; it verifies offline with ",
-      el("code", { id: "verify-pack-command" }, `atlas-log --vkey '${trust.vkey.text}' verify-pack case.zip${await simulatedRoots()}`), "."),
+      el("code", { id: "verify-pack-command" }, `atlas-log --vkey '${trust.vkey.text}' verify-pack case.zip${roots}`),
+      roots ? " (the roots named are the log's own word that it runs simulated TDX and GPUs: trust them only for a development log)." : "."),
     el("section", { "aria-labelledby": "lineage-h" },
       el("h2", { id: "lineage-h" }, "Where it came from, and what was made from it"),
       drawLineage(digest, lin, named, (d, entry) => (d ? href(`artifact/${d}`) : href(`entry/${entry}`))),
