@@ -189,7 +189,7 @@ def _forged_checkpoint(log: ServerProcess) -> bytes:
     return sign_checkpoint(Checkpoint(cp.origin, cp.size, bytes(32)), signer)
 
 
-@pytest.mark.parametrize("lie", ["drop-entry", "alter-leaf", "fork", "refuse"])
+@pytest.mark.parametrize("lie", ["drop-entry", "alter-leaf", "fork", "refuse", "fork-without-proof"])
 def test_a_lying_server_is_caught_on_screen(browser: Any, log: ServerProcess, lie: str) -> None:
     proxy = TamperingProxy(log.url)
     context, page = _open(browser, f"{proxy.url}/explorer/artifact/{sha('m1')}?vkey={log.vkey}")
@@ -216,6 +216,18 @@ def test_a_lying_server_is_caught_on_screen(browser: Any, log: ServerProcess, li
                 }
 
             proxy.on_get = alter
+        elif lie == "fork-without-proof":
+            # A bigger tree over another root, and a refusal where the proof that it extends the first should be.
+            signer = Signer.from_skey((log.data_dir / "log.key").read_text().strip())
+            cp = open_checkpoint(httpx.get(log.url + "/checkpoint").content, Verifier.from_vkey(log.vkey))
+            bigger = sign_checkpoint(Checkpoint(cp.origin, cp.size + 1, b"\x66" * 32), signer)
+            proxy.on_text = lambda url, body: bigger if url.path == "/checkpoint" else body
+            problem = {"type": "about:blank", "title": "Bad request", "status": 400, "detail": "try again later"}
+            proxy.refuse = lambda url: (400, problem) if url.path.endswith("/proofs/consistency") else None
+            page.goto(f"{proxy.url}/explorer/log?vkey={log.vkey}")
+            kind, text = _status(page)
+            assert kind == "failed" and "may have forked" in text, text
+            return
         elif lie == "refuse":
             # A log refusing a well-formed question (as if the reader had made a mistake) to hide the answer.
             problem = {"type": "about:blank", "title": "Not found", "status": 404, "detail": "no such artifact"}

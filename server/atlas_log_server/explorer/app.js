@@ -167,8 +167,13 @@ async function advance(cp) {
         throw new V.VerificationFailure(`the log has forked: it showed this browser two different trees of size ${cp.size}`);
       });
     } else if (lo.size > 0) {
-      const proof = await getJSON("/api/v1/proofs/consistency", { from: lo.size, to: hi.size });
-      await V.verifyConsistency(lo.size, hi.size, proof.hashes.map((h) => V.b64decode(h, "consistency proof")), loRoot, hiRoot);
+      try {
+        const proof = await getJSON("/api/v1/proofs/consistency", { from: lo.size, to: hi.size });
+        await V.verifyConsistency(lo.size, hi.size, proof.hashes.map((h) => V.b64decode(h, "consistency proof")), loRoot, hiRoot);
+      } catch (e) {
+        // Whatever the log answers instead of a proof that holds, the trees it showed may be a fork.
+        throw new V.VerificationFailure(`the log did not prove that its tree of size ${hi.size} extends the tree of size ${lo.size} this browser verified (${e.message}): it may have forked`);
+      }
     }
   }
   if (!saved || cp.size > saved.size) localStorage.setItem(slot, JSON.stringify({ size: cp.size, root: V.b64encode(cp.root) }));
