@@ -5,7 +5,7 @@
 const SVG = "http://www.w3.org/2000/svg";
 const TEST_RESULT = "https://in-toto.io/attestation/test-result/v0.1";
 const DEPLOYMENT = "https://atlas-log.dev/ml/deployment/v1";
-const COL = 230;
+const COL = 280; // room between the columns for an edge's label
 const ROW = 78;
 const W = 170;
 const H = 44;
@@ -140,6 +140,7 @@ export function drawLineage(artifact, lineages, named, link) {
     if (!merged.has(key)) merged.set(key, { ...d, entries: new Set() });
     merged.get(key).entries.add(d.entry);
   }
+  const placed = [];
   for (const d of merged.values()) {
     const a = nodes.get(d.from);
     const b = nodes.get(d.to);
@@ -149,11 +150,14 @@ export function drawLineage(artifact, lineages, named, link) {
     const stated = svg("title");
     stated.textContent = `${d.label}: stated by ${[...d.entries].sort((p, q) => p - q).map((i) => `entry #${i}`).join(", ")}`;
     g.append(stated, svg("path", { d: `M${x1} ${y1} C${x1 + 40} ${y1} ${x2 - 40} ${y2} ${x2} ${y2}`, "marker-end": "url(#arrow)" }));
-    // The label sits on the curve near its target, not at its middle, where edges that cross would share a spot.
-    const t = 0.72;
-    const [u, v] = [(1 - t) ** 3 + 3 * (1 - t) ** 2 * t, 3 * (1 - t) * t * t + t ** 3];
-    const lx = (1 - t) ** 3 * x1 + 3 * (1 - t) ** 2 * t * (x1 + 40) + 3 * (1 - t) * t * t * (x2 - 40) + t ** 3 * x2;
-    const label = svg("text", { x: lx, y: u * y1 + v * y2 - 6, "text-anchor": "middle" });
+    // The label sits at the edge's middle, in the gap between the columns; where edges cross or converge, it moves
+    // up or down until it overlaps no label already placed.
+    const wide = 6.5 * d.label.length;
+    let [lx, ly] = [(x1 + x2) / 2, (y1 + y2) / 2 - 6];
+    const clash = (y) => placed.some((p) => Math.abs(p.x - lx) < (p.w + wide) / 2 && Math.abs(p.y - y) < 13);
+    for (let k = 1; clash(ly) && k <= 12; k++) ly = (y1 + y2) / 2 - 6 + (k % 2 ? -1 : 1) * 13 * Math.ceil(k / 2);
+    placed.push({ x: lx, y: ly, w: wide });
+    const label = svg("text", { x: lx, y: ly, "text-anchor": "middle" });
     label.textContent = d.label;
     g.append(label);
     root.append(g);
@@ -167,7 +171,8 @@ export function drawLineage(artifact, lineages, named, link) {
     root.append(g);
   }
   for (const n of nodes.values()) {
-    const text = n.kind === "evaluation" ? n.id : named.get(n.id)?.name ?? `${n.id.slice(0, 19)}…`;
+    const said = named.get(n.id);
+    const text = n.kind === "evaluation" ? n.id : said?.name ?? `${n.id.slice(0, 19)}…`;
     const target = n.kind === "evaluation" ? link(null, n.entry) : link(n.id);
     const g = svg("a", { href: target, "data-nav": "", class: `node ${n.kind}${n.id === artifact ? " focus" : ""}`, tabindex: 0 });
     const title = svg("title");
@@ -177,7 +182,7 @@ export function drawLineage(artifact, lineages, named, link) {
     t.textContent = text.length > 24 ? `${text.slice(0, 23)}…` : text;
     g.append(t);
     const k = svg("text", { x: n.x + W / 2, y: n.y + H + 14, "text-anchor": "middle", class: "kind" });
-    k.textContent = n.kind;
+    k.textContent = said?.version ? `${n.kind} · ${said.version}` : n.kind; // two versions of one model differ
     g.append(k);
     root.append(g);
   }
