@@ -331,6 +331,10 @@ def test_the_roots_hint_is_given_only_while_a_simulated_root_is_untrusted(gpu_se
     assert cli._simulated_hint(["chain_invalid"], options, trusted) is None
 
 
+def spki_der_of(submission: dict[str, Any]) -> bytes:
+    return base64.b64decode(submission["verificationMaterial"]["publicKeys"][0]["spki"])
+
+
 def test_an_entrys_gpu_evidence_downloads_and_reverifies_offline(
     gpu_server: ServerProcess, http: httpx.Client, tmp_path: Path
 ) -> None:
@@ -353,6 +357,13 @@ def test_an_entrys_gpu_evidence_downloads_and_reverifies_offline(
     assert done.returncode == 0, done.stdout + done.stderr
     commands = [line.split("and its GPU: ", 1)[1] for line in done.stdout.splitlines() if "and its GPU: " in line]
     assert len(commands) == 2 and all("--gpu-device-root" in c and "--rim" in c for c in commands), done.stdout
+    # The nonce each report must carry, derived from what the leaf commits to: the check is of freshness.
+    right = gpu_nonce(
+        INTOTO_PAYLOAD_TYPE, base64.b64decode(sub["dsseEnvelope"]["payload"]), spki_der_of(sub), ZERO_NONCE
+    )
+    assert all(f"--nonce {right.hex()}" in c for c in commands), commands
+    files = [[a for a in shlex.split(c) if a.endswith((".der", ".xml"))] for c in commands]
+    assert all(len(f) == len(set(f)) for f in files), commands  # each file once
     for command in commands:
         args = shlex.split(command)
         assert args[:3] == ["atlas-log", "gpu", "verify"]

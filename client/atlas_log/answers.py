@@ -19,7 +19,7 @@ from atlas_log._encoding import b64decode
 from atlas_log.checkpoint import Checkpoint, open_checkpoint
 from atlas_log.disclosure import Revealed
 from atlas_log.entry import Entry, parse_leaf
-from atlas_log.errors import FormatError, GpuEvidenceError, VerificationError
+from atlas_log.errors import Error, FormatError, GpuEvidenceError, VerificationError
 from atlas_log.gpu.evidence import GpuEvidence, collection_sha256, parse_evidence_items
 from atlas_log.history import VerifiedEntry, verify_entries
 from atlas_log.merkle import HASH_SIZE, LeafHash, leaf_hash, verify_inclusion
@@ -312,6 +312,7 @@ class EntryEvidence:
     rims: Mapping[str, bytes] = field(default_factory=dict)
     ocsp: Mapping[str, bytes] = field(default_factory=dict)
     gpu_roots: Mapping[str, str] = field(default_factory=dict)
+    gpu_nonce: bytes | None = None  # the nonce each GPU report must carry, from inputs the leaf commits to
 
 
 def parse_evidence(answer: Any, entry: LoggedEntry) -> EntryEvidence:
@@ -336,7 +337,31 @@ def parse_evidence(answer: Any, entry: LoggedEntry) -> EntryEvidence:
         raise VerificationError(f"the evidence is not for entry {entry.log_index} as it was admitted")
     if "gpuEvidenceSha256" not in tee:
         return EntryEvidence(entry.log_index, quote, at, roots, collateral, tee)
-    return EntryEvidence(entry.log_index, quote, at, roots, collateral, tee, *_gpu_evidence(obj, tee, entry.log_index))
+    parts = _gpu_evidence(obj, tee, entry.log_index)
+    return EntryEvidence(entry.log_index, quote, at, roots, collateral, tee, *parts, _gpu_nonce(entry, tee))
+
+
+def _gpu_nonce(entry: LoggedEntry, tee: dict[str, Any]) -> bytes | None:
+    """The nonce a composite entry's GPU reports must carry, derived from the submission served beside it once
+    what it is derived from is the leaf's: the payload (``payloadHash``), the attesting signer's key (its
+    ``spkiSha256``) and the tee nonce. None when the submission does not bear that out (it is not proved)."""
+    from atlas_log.submission import expected_gpu_nonce, parse_submission, parse_tee
+
+    body = entry.entry.body
+    try:
+        sub = parse_submission(entry.submission, entry.entry.integrated_time)  # type: ignore[arg-type]
+        request = parse_tee(sub.tee, len(sub.signers))
+        signer = sub.signers[request.signature_index]
+    except (Error, ValueError, TypeError, IndexError):
+        return None
+    if (
+        not isinstance(body.get("payloadHash"), dict)
+        or hashlib.sha256(sub.envelope.payload).hexdigest() != body["payloadHash"].get("sha256")
+        or signer.fingerprint != tee.get("spkiSha256")
+        or request.nonce.hex() != tee.get("nonce")
+    ):
+        return None
+    return expected_gpu_nonce(request, sub.envelope, signer)
 
 
 def _gpu_evidence(

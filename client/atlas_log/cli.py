@@ -1703,14 +1703,18 @@ def _write_gpu_evidence(folder: Path, ev: Any) -> list[str]:
         for k, option in (("device", "--gpu-device-root"), ("rim", "--gpu-rim-root"))
         if _fingerprint(ev.gpu_roots.get(k))
     )
+    nonce = f"--nonce {ev.gpu_nonce.hex()}" if ev.gpu_nonce is not None else ""
     commands = []
     for n, (item, record) in enumerate(zip(ev.gpus, ev.verdict.get("gpus") or [], strict=False)):
         (folder / f"gpu-{n}.json").write_text(json.dumps(serialize_evidence([item]), indent=2))
         g = GpuRecord.from_json(record)
         parts = [f"--rim {shlex.quote(str(folder / 'rims' / f'{d}.xml'))}" for *_, d in g.rims]
-        parts += [f"--ocsp {shlex.quote(str(folder / 'ocsp' / f'{d}.der'))}" for *_, d in g.revocation]
+        # A CA's response speaks for both RIM chains: each file once.
+        responses = dict.fromkeys(d for *_, d in g.revocation)
+        parts += [f"--ocsp {shlex.quote(str(folder / 'ocsp' / f'{d}.der'))}" for d in responses]
         evidence = shlex.quote(str(folder / f"gpu-{n}.json"))
-        commands.append(" ".join(["atlas-log gpu verify", evidence, f"--at {ev.verified_at}", *parts, roots]))
+        at = f"--at {ev.verified_at}"
+        commands.append(" ".join(filter(None, ["atlas-log gpu verify", evidence, nonce, at, *parts, roots])))
     return commands
 
 
