@@ -369,6 +369,10 @@ def test_an_entrys_gpu_evidence_downloads_and_reverifies_offline(
         assert args[:3] == ["atlas-log", "gpu", "verify"]
         ran = subprocess.run([*base[:3], *args[1:]], capture_output=True, text=True, timeout=120)
         assert ran.returncode == 0 and "ACCEPTED" in ran.stdout, command + "\n" + ran.stdout + ran.stderr
+    # `get` counts the GPU evidence as proved: the leaf commits to its collection hash.
+    shown = subprocess.run([*base, "get", str(index), "--json"], capture_output=True, text=True, timeout=120)
+    got = json.loads(shown.stdout)
+    assert len(got["verified"]["submission"]["tee"]["gpus"]) == 2 and "submission" not in got["unverified"], got
     # Through a lying log, roots it names that are not fingerprints stay out of the printed commands.
     from tests.proxy import TamperingProxy
 

@@ -30,7 +30,15 @@ from atlas_log.checkpoint import Checkpoint, open_checkpoint
 from atlas_log.cosignature import CosignatureVerifier, verify_cosignatures
 from atlas_log.dsse import Envelope, PublicKey, SpkiDer, parse_envelope, verify_envelope
 from atlas_log.entry import canonical_json, entry_id, index_summary, legacy_entry_id, parse_leaf
-from atlas_log.errors import FormatError, ProofError, QuoteError, ReceiptMismatchError, SubmissionError
+from atlas_log.errors import (
+    FormatError,
+    GpuEvidenceError,
+    ProofError,
+    QuoteError,
+    ReceiptMismatchError,
+    SubmissionError,
+)
+from atlas_log.gpu.evidence import collection_sha256, parse_evidence_items
 from atlas_log.intoto import extract
 from atlas_log.merkle import LeafHash, leaf_hash, verify_inclusion
 from atlas_log.note import Verifier, parse_note
@@ -295,10 +303,23 @@ def _split_tee(tee: Any, recorded: Any) -> tuple[dict[str, Any], Any]:
     for name, value in tee.items():
         if name == "quote":
             same = _quote_matches(value, recorded.get("quoteSha256"))
+        elif name == "gpus":
+            same = _gpus_match(value, recorded.get("gpuEvidenceSha256"))
         else:
             same = name in _TEE_RECORDED and name in recorded and _same(value, recorded[name])
         (committed if same else rest)[name] = value
     return committed, rest
+
+
+def _gpus_match(gpus: Any, recorded: Any) -> bool:
+    """Whether the GPU evidence collection served hashes to the ``gpuEvidenceSha256`` the leaf records (its
+    canonical form: the JSON's spelling does not matter)."""
+    if not isinstance(recorded, str):
+        return False
+    try:
+        return collection_sha256(parse_evidence_items(gpus, "tee.gpus")).hex() == recorded
+    except (GpuEvidenceError, ValueError):
+        return False
 
 
 def _quote_matches(quote: Any, recorded: Any) -> bool:
@@ -316,7 +337,8 @@ def split_submission(leaf: bytes, submission: Mapping[str, Any]) -> tuple[dict[s
     The leaf commits to: the DSSE envelope (a Sigstore bundle's too) whose RFC 8785 hash is its ``envelopeHash``;
     of the verification material, the signer keys whose SPKI SHA-256 it records (given as ``spki``) and a
     certificate chain whose digest a signer's ``chainSha256`` records; of the ``tee`` request, the members its
-    ``tee`` records with the same value, and the quote whose hash is its ``quoteSha256``; an ``apiVersion``
+    ``tee`` records with the same value, the quote whose hash is its ``quoteSha256`` and the GPU evidence whose
+    collection hash is its ``gpuEvidenceSha256``; an ``apiVersion``
     equal to its own. Everything else is returned as served in the second dict: key ids and names, PEM texts,
     an event log, annotations, a bundle's other parts, and any member that differs (an envelope that differs
     comes with ``envelopeMismatch``). First check that this is the entry's submission at all
