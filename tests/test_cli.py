@@ -537,6 +537,10 @@ def test_a_file_that_is_not_a_token_is_refused_without_being_shown(
         said = capsys.readouterr()
         assert f"{key} does not hold a bearer token" in said.err and "PEM key" in said.err
         assert secret not in said.out + said.err and "reach" not in said.err
+    empty = tmp_path / "vendor.token"
+    empty.write_text("\n")
+    assert cli.main(["--server", unreachable, "disclose", "1", "--out", "d.json", "--token-file", str(empty)]) != 0
+    assert f"{empty} is empty" in capsys.readouterr().err
     monkeypatch.setenv("ATLAS_LOG_TOKEN", pem.decode())
     assert cli.main(["--server", unreachable, "disclose", "1", "--out", str(tmp_path / "d.json")]) != 0
     said = capsys.readouterr()

@@ -125,6 +125,12 @@ def test_the_confidential_walkthrough_runs_as_printed(log: ServerProcess, tmp_pa
     # Nor does any other example state them in the open (the first pipeline's statement is logged openly).
     opened = (ROOT / "examples" / "first-statement.json").read_text()
     assert "reviews-v3" not in opened and "0.0005" not in opened
+    # A mistake at the admin API (a tenant's name mistyped) shows the log's answer, not a traceback.
+    helpers = [
+        line.replace("http://127.0.0.1:8080", log.url) for line in lines if line.startswith(("admin()", "token()"))
+    ]
+    typo = _run([*helpers, """admin POST tenants/vendr/tokens '{"scopes": ["submit"]}' | token"""], log, work)
+    assert typo.returncode != 0 and "no tenant 'vendr'" in typo.stderr and "Traceback" not in typo.stderr, typo.stderr
     mixed_up = _run([*setup[:2], "atlas-log verify hidden-entry.json"], log, work)  # not a receipt
     assert mixed_up.returncode == 1 and "this is a disclosure file, not a receipt" in mixed_up.stdout
     # Hidden values submitted without a tenant's token would be readable by the admin alone: the tool says so.

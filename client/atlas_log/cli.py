@@ -278,10 +278,10 @@ def _token(token_file: str | None) -> str | None:
         text, source = os.environ.get("ATLAS_LOG_TOKEN", "").strip(), "ATLAS_LOG_TOKEN"
         if not text:
             return None
+    if not text:
+        raise CliError(f"{source} is empty: it should hold the token the admin API gave (atl_<id>_<secret>)")
     if not _BEARER.fullmatch(text):
-        what = (
-            "a PEM key or certificate" if text.startswith("-----BEGIN") else f"{len(text)} characters of another kind"
-        )
+        what = "a PEM key or certificate" if text.startswith("-----BEGIN") else "something else"
         raise CliError(
             f"{source} does not hold a bearer token (one line such as atl_<id>_<secret>, as the admin API gave "
             f"it); it holds {what}"
