@@ -345,6 +345,7 @@ def test_what_a_user_gets_wrong_with_files_and_keys_is_one_line(tmp_path: Path) 
         "is not a verifier key": ["--vkey", "nonsense", "verify", str(statement)],
         "is not an artifact digest: give ALGORITHM:HEX": [*submit[:2], "history", "sentiment-classifier"],
         f"an artifact digest names its algorithm: sha256:{'ab' * 32}": [*submit[:2], "history", "AB" * 32],
+        "a sha256 digest has 64 hex digits, and this one has 63": [*submit[:2], "history", "sha256:" + "a" * 63],
     }
     for expected, args in cases.items():
         assert expected in _fails_in_one_line(*args), expected

@@ -171,6 +171,7 @@ def test_a_mistyped_link_is_said_to_be_one_and_nothing_is_offered(browser: Any, 
         assert page.locator("#download-pack").count() == 0 and page.locator("svg.lineage").count() == 0
         for path, said in (
             ("artifact/sha256:deadbeef", "is not an artifact digest"),
+            (f"artifact/{real[:-1]}", "has 64 hex digits, and this one has 63"),
             ("artifact/not-a-digest", "is not an artifact digest"),
             ("entry/999", "there is no entry #999"),
             ("entires/4", "there is no page"),

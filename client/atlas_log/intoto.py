@@ -62,11 +62,13 @@ def normalise_digest(alg: str, value: str) -> tuple[str, str]:
     value lowercase hex of the right length."""
     a = normalise_algorithm(alg)
     v = value.lower()
-    if not re.fullmatch(r"[0-9a-f]+", v) or len(v) % 2:
+    if not re.fullmatch(r"[0-9a-f]+", v):
         raise FormatError(f"digest {alg}:{value[:20]}… is not hex")
     want = _HEX_LENGTHS.get(a)
     if want is not None and len(v) != want:
-        raise FormatError(f"{a} digest must be {want} hex digits, got {len(v)}")
+        raise FormatError(f"a {a} digest has {want} hex digits, and this one has {len(v)}: check it")
+    if len(v) % 2:
+        raise FormatError(f"digest {alg}:{value[:20]}… has an odd number of hex digits ({len(v)}): check it")
     return a, v
 
 

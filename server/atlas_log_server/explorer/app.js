@@ -346,7 +346,7 @@ async function artifactPage(view, digest) {
   try {
     V.normaliseDigest(digest);
   } catch (e) {
-    throw new NotFound(`“${digest}” is not an artifact digest (${e.message}): an artifact is named <alg>:<hex>, e.g. sha256:ab12…`);
+    throw new NotFound(`“${digest}” is not an artifact digest: ${e.message}.`);
   }
   view.replaceChildren(el("h1", {}, "Artifact"), el("p", {}, el("code", {}, digest)), el("p", { class: "muted pending-line" }, "Verifying its history and lineage…"));
   const [hist, up, down] = await Promise.all([

@@ -772,13 +772,14 @@ export function hmacSha256(key, message) {
 
 /** ``[alg, hex]`` of a digest written ``alg:hex``, normalised as the log normalises it (atlas_log.intoto). */
 export function normaliseDigest(artifact) {
-  const m = /^([A-Za-z0-9][A-Za-z0-9.+_-]{0,63}):([0-9a-fA-F]{2,})$/.exec(String(artifact).trim());
-  if (!m || m[2].length % 2) fail("give a digest as alg:hex, e.g. sha256:…");
+  const m = /^([A-Za-z0-9][A-Za-z0-9.+_-]{0,63}):([0-9a-fA-F]+)$/.exec(String(artifact).trim());
+  if (!m) fail("give a digest as alg:hex, e.g. sha256:…");
   const low = m[1].toLowerCase();
   const named = low === "gitcommit" ? "gitCommit" : low.replace(/[-_]/g, "");
   const alg = SHA2_NAMES[named] ?? named;
   const want = HEX_LENGTHS[alg];
-  if (want !== undefined && m[2].length !== want) fail(`a ${alg} digest is ${want} hex digits, not ${m[2].length}`);
+  if (want !== undefined && m[2].length !== want) fail(`a ${alg} digest has ${want} hex digits, and this one has ${m[2].length}: check it`);
+  if (m[2].length % 2) fail(`a digest has an even number of hex digits, and this one has ${m[2].length}: check it`);
   return [alg, m[2].toLowerCase()];
 }
 
