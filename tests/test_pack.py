@@ -46,6 +46,14 @@ def packed(tmp_path_factory: pytest.TempPathFactory, pg_url: str, template_db: s
         assert printed[0] == "atlas-log" and f"--tdx-root {root}" in " ".join(printed), out.stdout
         again = _cli(*shlex.split(" ".join(printed[1:])))
         assert again.returncode == 0 and "verdict: verified offline" in again.stdout, again.stdout + again.stderr
+        assert "| naming it |" in again.stdout and "| in its lineage |" in again.stdout  # why each entry is there
+        # A digest no entry names (mistyped): the pack is written, and both it and its writer say so.
+        nothing = _cli(
+            "--server", server.url, "--vkey", server.vkey, "pack", "sha256:" + "0" * 64, "--out", str(tmp / "n.zip")
+        )
+        assert nothing.returncode == 0 and "no entry of this log names sha256:" in nothing.stderr, nothing.stderr
+        checked = _cli("verify-pack", str(tmp / "n.zip"), "--vkey", vkey)
+        assert "No entry of this log names this artifact" in checked.stdout, checked.stdout
     finally:
         server.stop()
     yield (tmp / "case.zip").read_bytes(), vkey, root

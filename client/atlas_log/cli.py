@@ -1519,7 +1519,7 @@ def pack(
     depth: Annotated[int, typer.Option(min=1, max=64, help="lineage depth, up and down")] = 5,
 ) -> int:
     """Write an artifact's evidence pack: everything needed to verify its case offline, in one file."""
-    from atlas_log.pack import gather
+    from atlas_log.pack import gather, names_nothing
 
     o = _opts(ctx)
     with o.client() as client, o.ui.progress("gathering the pack") as bar:
@@ -1534,6 +1534,10 @@ def pack(
         except Error:
             roots = ""  # the hint only: the pack is written either way
     Path(out).write_bytes(data)
+    if names_nothing(data):
+        o.ui.note(
+            f"warning: no entry of this log names {digest}; the pack proves only that: check the digest", "yellow"
+        )
     if o.json:
         o.emit({"pack": out, "bytes": len(data)})
     else:

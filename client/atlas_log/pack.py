@@ -49,7 +49,7 @@ from atlas_log.vmap import MapCommitment
 if TYPE_CHECKING:
     from atlas_log.client import LogClient
 
-__all__ = ["FORMAT", "PackVerdict", "gather", "verify_pack"]
+__all__ = ["FORMAT", "PackVerdict", "gather", "names_nothing", "verify_pack"]
 
 FORMAT = "atlas-log/evidence-pack/v1"
 MANIFEST = "manifest.json"
@@ -150,6 +150,17 @@ def gather(
         summary_only=True,
     )
     return _zip(canonical_json(manifest), verdict.summary.encode())
+
+
+def names_nothing(data: bytes) -> bool:
+    """Whether the pack's history and lineage hold no entry at all (most often: a mistyped digest). What the
+    manifest says, unverified: for a warning when writing a pack, not a verdict."""
+    manifest = json_loads(_unzip(data)[0], "pack manifest", JSON_LIMITS.enclosing(4))
+    pages = manifest.get("history") or [] if isinstance(manifest, dict) else []
+    lineage = manifest.get("lineage") or {} if isinstance(manifest, dict) else {}
+    return not any(p.get("entries") for p in pages if isinstance(p, dict)) and not any(
+        x.get("edges") for x in lineage.values() if isinstance(x, dict)
+    )
 
 
 # ---- what a pack keeps of an answer: what verification covers, nothing the log merely says ------------------------
@@ -440,16 +451,28 @@ def render_summary(
             else "not proved complete (" + "; ".join(i for i in verdict.incomplete if i.startswith("lineage")) + ")"
         ),
         "",
-        "## Upstream: what it was made from",
-        "",
     ]
+    naming = {e.log_index for e in history.entries}
+    if not naming and not any(lin.edges for lin in lineages):
+        lines += [
+            "**No entry of this log names this artifact.** If one was expected, check the digest above, every "
+            "character of it.",
+            "",
+        ]
+    lines += ["## Upstream: what it was made from", ""]
     up = lineages[0]
     if not up.edges:
         lines.append("Nothing: no entry states an input of this artifact.")
     for src, dst, idx in sorted(up.edges, key=lambda e: (e[2], e[0])):
         kind = "evaluated on (test data)" if extractions[idx].predicate_type == TEST_RESULT else "input of"
         lines.append(f"- {named(src)}: {kind} {named(dst)}, entry #{idx}")
-    lines += ["", "## Entries", "", "| # | logged | statement | signers | TEE |", "|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Entries",
+        "",
+        "| # | logged | in this pack as | statement | signers | TEE |",
+        "|---|---|---|---|---|---|",
+    ]
     for index, entry in sorted(leaves.items(), reverse=True):
         body = entry.body
         sigs: list[Any] = body["signatures"] if isinstance(body.get("signatures"), list) else []
@@ -465,7 +488,10 @@ def render_summary(
             else "none"
         )
         ptype = extractions[index].predicate_type or "-"
-        lines.append(f"| {index} | {when(entry.integrated_time)} | {ptype} | {signers or '-'} | {verdict_text} |")
+        why = "naming it" if index in naming else "in its lineage"
+        lines.append(
+            f"| {index} | {when(entry.integrated_time)} | {why} | {ptype} | {signers or '-'} | {verdict_text} |"
+        )
     evaluations = [i for i, ex in sorted(extractions.items()) if ex.predicate_type == TEST_RESULT]
     deployments = [i for i, ex in sorted(extractions.items()) if ex.predicate_type == DEPLOYMENT_V1]
     lines += ["", "## Evaluations", ""]
