@@ -64,7 +64,7 @@ def test_demo_then_verify_get_checkpoint(
     assert cli.main(["--server", server.url, "demo", "--count", "1", "--simulated-platform", platform]) == 0
     said = capsys.readouterr()
     assert f"trusting the key the server announced ({vkey})" in said.err
-    assert "submitted 1 entry in" in said.out
+    assert re.search(r"submitted 1 entry \(#\d+\) in", said.out), said.out  # which entry: to open it next
     # Away from the development server's data folder, against a log that requires quotes: stopped before
     # anything is sent, saying where the platform is looked for.
     with pytest.MonkeyPatch.context() as env:

@@ -180,6 +180,10 @@ def test_a_mistyped_link_is_said_to_be_one_and_nothing_is_offered(browser: Any, 
             kind, text = _status(page)
             assert kind == "notice" and said in text.lower(), (path, text)
             assert page.locator("text=Verifying").count() == 0 and page.locator(".failure").count() == 0
+        mangled = log.vkey[:-2] + ("A" if log.vkey[-2] != "A" else "B") + log.vkey[-1]
+        page.goto(f"{log.url}/explorer/log?vkey={mangled}")
+        kind, text = _status(page)
+        assert kind == "notice" and "the key in this link is not a verifier key" in text.lower(), text
     finally:
         context.close()
 
@@ -287,6 +291,7 @@ def test_the_key_comes_from_the_reader_and_is_pinned(browser: Any, log: ServerPr
         assert _status(page)[0] == "ok"
         fingerprint = page.locator("#key-summary").inner_text()
         assert "fingerprint" in fingerprint
+        assert "+".join(log.vkey.split("+")[:2]) in fingerprint  # the key's name and ID, as the banner prints them
         page.goto(f"{log.url}/explorer/log")  # no key in the link: the pinned one
         assert _status(page)[0] == "ok" and page.locator("#key-summary").inner_text() == fingerprint
         other = Signer.generate(Verifier.from_vkey(log.vkey).name).verifier.vkey

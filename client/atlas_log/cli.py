@@ -779,11 +779,13 @@ async def _demo(
         async with AsyncLogClient(o.server, vkey, **o.witness_policy(), **o.network(60)) as client:
             sem = asyncio.Semaphore(concurrency)
             done = 0
+            indices: list[int] = []
 
             async def one(n: int) -> None:
                 nonlocal done
                 async with sem:
                     receipt = await client.submit(demo_submission(key, n, platform, gpus=machine))
+                indices.append(receipt.log_index)
                 if out:
                     path = out / f"receipt-{receipt.log_index:08d}.json"
                     path.write_text(json.dumps(receipt.to_json(), indent=2))
@@ -792,11 +794,14 @@ async def _demo(
 
             await asyncio.gather(*(one(n) for n in range(count)))
     seconds = time.monotonic() - started
+    indices.sort()
     if o.json:
-        o.emit({"submitted": count, "seconds": round(seconds, 3), "receipts": str(out) if out else None})
+        receipts = str(out) if out else None
+        o.emit({"submitted": count, "seconds": round(seconds, 3), "receipts": receipts, "indices": indices})
     else:
+        at = ", ".join(f"#{i}" for i in indices[:10]) + (f" … #{indices[-1]}" if len(indices) > 10 else "")
         o.ui.line(
-            f"submitted {counted(count, 'entry', 'entries')} in {seconds:.1f}s; every receipt verified"
+            f"submitted {counted(count, 'entry', 'entries')} ({at}) in {seconds:.1f}s; every receipt verified"
             + (f"; saved to {out}" if out else "")
         )
     return 0

@@ -69,7 +69,13 @@ async function loadTrust() {
   trust.note = null;
   const text = linked || pinned;
   if (!text) return false;
-  trust.vkey = await V.parseVkey(text);
+  try {
+    trust.vkey = await V.parseVkey(text);
+  } catch (e) {
+    // A mangled link (or stored key) is the reader's to fix, not the log's failure.
+    trust.vkey = null;
+    throw new NotFound(`The ${linked ? "key in this link" : "pinned key"} is not a verifier key (${e.message}): check the link, or paste the key above.`, "Check the key");
+  }
   if (linked && !pinned) localStorage.setItem(PINNED, linked); // pinned on first use
   if (linked && pinned && pinned !== linked) {
     // Verified, but with a key the reader did not pin: never shown as plainly verified.
@@ -94,7 +100,7 @@ async function showKey() {
     document.getElementById("key-panel").open = true;
     return;
   }
-  summary.textContent = `Key ${trust.vkey.name} · fingerprint ${await V.fingerprint(trust.vkey.text)}`;
+  summary.textContent = `Key ${trust.vkey.name}+${trust.vkey.id.toString(16).padStart(8, "0")} · fingerprint ${await V.fingerprint(trust.vkey.text)}`;
   summary.title = trust.vkey.text;
   document.getElementById("key-input").value = trust.vkey.text;
 }
@@ -137,7 +143,12 @@ async function getJSON(path, params = {}) {
 
 /** What the reader asked for does not exist or is not well formed (a mistyped link, say): said plainly, in neutral
  * colours; nothing was verified, and nothing failed to verify. */
-class NotFound extends Error {}
+class NotFound extends Error {
+  constructor(message, title = "Not found") {
+    super(message);
+    this.title = title;
+  }
+}
 
 /** The checkpoint verified under the pinned key and, with witnesses pinned, a quorum of their cosignatures. */
 async function checkpoint(note) {
@@ -399,7 +410,7 @@ async function artifactPage(view, digest) {
     ...(real ? [el("p", { class: "hidden-of", id: "hidden-of" }, "The entries hiding ", el("code", {}, real), ": this is its blinded twin under the tenant's key. Open an entry and reveal it with your token to see the digest it hides.")] : []),
     el("p", { class: "proved" }, proved),
     el("p", { class: "pack" },
-      el("a", { id: "download-pack", class: "button", href: `/api/v1/artifacts/${digest}/pack`, download: "" }, "Download the evidence pack"),
+      el("a", { id: "download-pack", class: "button", href: `/api/v1/artifacts/${digest}/pack`, download: "case.zip" }, "Download the evidence pack"),
       " One file with every entry, proof, statement, quote and collateral of this case; it verifies offline with ",
       el("code", { id: "verify-pack-command" }, `atlas-log --vkey '${trust.vkey.text}' verify-pack case.zip${roots}`),
       roots ? " (the roots named are the log's own word that it runs simulated TDX and GPUs: trust them only for a development log)." : "."),
@@ -639,7 +650,8 @@ async function route() {
     for (const line of view.querySelectorAll(".pending-line")) line.remove();
     if (e instanceof NotFound) {
       status = ["notice", e.message];
-      view.replaceChildren(el("h1", {}, "Not found"), el("p", {}, e.message), el("p", {}, el("a", { href: href(""), "data-nav": true }, "Search the log")));
+      await showKey();
+      view.replaceChildren(el("h1", {}, e.title), el("p", {}, e.message), el("p", {}, el("a", { href: href(""), "data-nav": true }, "Search the log")));
     } else {
       console.error(e);
       const reason = e instanceof V.VerificationFailure ? e.message : `the log's answer could not be read: ${e.message}`;
