@@ -331,6 +331,8 @@ def test_what_a_user_gets_wrong_with_files_and_keys_is_one_line(tmp_path: Path) 
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     submit = ["--server", f"http://127.0.0.1:{free_port()}", "submit", "--no-quote", "--statement", str(statement)]
+    receipt_like = tmp_path / "first.receipt.json"
+    receipt_like.write_text(json.dumps({"checkpoint": "…", "inclusionProof": {}, "leaf": "…"}))
     cases = {
         "no such key file": [*submit, "--key", str(tmp_path / "missing.pem")],
         "is a folder": [*submit, "--key", str(tmp_path)],
@@ -338,10 +340,17 @@ def test_what_a_user_gets_wrong_with_files_and_keys_is_one_line(tmp_path: Path) 
         "give its passphrase with --key-password-file": [*submit, "--key", str(encrypted)],
         "does not open with that passphrase": [*submit, "--key", str(encrypted), "--key-password-file", str(wrong)],
         "no such statement": ["submit", "--no-quote", "--statement", str(tmp_path / "no.json"), "--key", str(private)],
+        "is a receipt (or disclosure file) the log gave, not a statement": [
+            *submit[:-1],
+            str(receipt_like),
+            "--key",
+            str(private),
+        ],
         "no simulated TDX platform in": [*submit[:-3], "--key", str(private), "--simulated-platform", str(tmp_path)],
         "Missing argument": ["get"],
         "No such command": ["frobnicate"],
         "no such quote file or evidence folder": ["tdx", "verify", str(tmp_path / "nowhere")],
+        "is not an evidence folder (it holds no quote.bin)": ["tdx", "verify", str(tmp_path)],
         "is not a verifier key": ["--vkey", "nonsense", "verify", str(statement)],
         "is not an artifact digest: give ALGORITHM:HEX": [*submit[:2], "history", "sentiment-classifier"],
         f"an artifact digest names its algorithm: sha256:{'ab' * 32}": [*submit[:2], "history", "AB" * 32],

@@ -268,6 +268,17 @@ def _read_json(path: str | Path, what: str) -> Any:
 _BEARER = re.compile(r"[A-Za-z0-9._~+/-]+=*")  # RFC 6750 §2.1 b64token: what an Authorization header can carry
 
 
+def _not_a_receipt(payload: bytes, path: str) -> None:
+    """Refuse a file of the log's own making given as a statement to sign (a receipt or a disclosure file
+    beside the statement): signing it would log the log's answer as provenance."""
+    try:
+        obj = json_loads(payload, path)
+    except Error:
+        return  # not JSON: a payload of another kind, judged by the log
+    if isinstance(obj, dict) and "_type" not in obj and {"checkpoint", "inclusionProof"} <= obj.keys():
+        raise CliError(f"{path} is a receipt (or disclosure file) the log gave, not a statement: give the statement")
+
+
 def _token(token_file: str | None) -> str | None:
     """The bearer token: ``--token-file``, else ``ATLAS_LOG_TOKEN`` (never a plain argument: it would show in
     the process list). What is not a bearer token is refused here, without quoting it: the wrong file (a
@@ -645,6 +656,7 @@ def submit(
             raise CliError("give --statement FILE --key KEY.pem, or --bundle FILE [--public-key PEM]")
         signing_key = load_private_key(key, key_password_file)
         payload = _read(statement, "statement")
+        _not_a_receipt(payload, statement)
         disclosures: tuple[Disclosure, ...] = ()
         if confidential:
             try:
@@ -1755,6 +1767,11 @@ def tdx_verify(
     meta: dict[str, Any] = {}
     if folder is not None:
         quote_file = folder / "quote.bin"
+        if not quote_file.exists():
+            raise CliError(
+                f"{folder} is not an evidence folder (it holds no quote.bin): make one with "
+                "atlas-log evidence INDEX --out DIR"
+            )
         collateral = collateral or str(folder)
         if (folder / "evidence.json").exists():
             found = _read_json(folder / "evidence.json", "evidence record")
