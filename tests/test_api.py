@@ -120,6 +120,10 @@ def test_tile_errors(http: httpx.Client) -> None:
 def test_bad_reads_are_problems(server: ServerProcess, http: httpx.Client, path: str, status: int, slug: str) -> None:
     http.post("/api/v1/entries", json=demo_submission(Ed25519PrivateKey.generate(), 0, server.platform))
     problem(http.get(path), status, slug)
+    if slug == "not-found":  # the router's own answer names the path and where the API is described
+        assert http.get(path).json()["detail"] == f"no such path: {path} (the API is under /api/v1, described at /docs)"
+    if slug == "entry-not-found":
+        assert "the log holds entries #0 to #" in http.get(path).json()["detail"]
 
 
 def _signed() -> dict:

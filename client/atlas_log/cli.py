@@ -1936,15 +1936,16 @@ def gpu_verify(
         if nonce is None:
             o.ui.note("note: no --nonce: each report is checked against the nonce stored with it (not fresh)")
         for i, v in enumerate(verdicts):
-            head = f"GPU {i}: " if len(verdicts) > 1 else ""
+            head = [f"GPU {i}: "] if len(verdicts) > 1 else []
             if v.accept:
                 o.ui.out.print(
-                    head,
+                    *head,
                     verdict_text(True, "ACCEPTED"),
                     f": {v.architecture}, driver {v.driver_version}, VBIOS {v.vbios_version}",
+                    sep="",
                 )
             else:
-                o.ui.out.print(head, verdict_text(False, f"REJECTED ({v.code})"), f": {v.reason}")
+                o.ui.out.print(*head, verdict_text(False, f"REJECTED ({v.code})"), f": {v.reason}", sep="")
     return 0 if all(v.accept for v in verdicts) else 1
 
 

@@ -103,10 +103,15 @@ def install_handlers(app: FastAPI) -> None:
             parts.append(f"{loc or 'request'}: {err.get('msg', 'invalid')}")
         return problem(400, "invalid-request", "; ".join(parts) or "invalid request")
 
-    async def on_http(_: Request, exc: Exception) -> Response:
+    async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
         detail = exc.detail if isinstance(exc.detail, str) else "request failed"
+        # The router's own answers name no path: say which, and where the API is described.
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"no such path: {request.url.path} (the API is under /api/v1, described at /docs)"
+        elif exc.status_code == 405 and detail == "Method Not Allowed":
+            detail = f"{request.method} is not allowed on {request.url.path} (see /docs)"
         return problem(exc.status_code, slug, detail, headers=dict(exc.headers or {}))
 
     async def on_error(request: Request, exc: Exception) -> Response:

@@ -525,7 +525,7 @@ async function entryPage(view, index) {
           ["Advisories", (tee.advisoryIds ?? []).join(", ") || "none"],
           ["MRTD", tee.mrTd ? el("code", {}, tee.mrTd) : undefined],
           ["RTMRs", Array.isArray(tee.rtmr) ? el("ul", {}, tee.rtmr.map((r) => el("li", {}, el("code", {}, r)))) : undefined],
-          ["Evidence", evidence ? "the quote and its collateral are served for offline re-verification (atlas-log tdx verify)" : undefined],
+          ["Evidence", evidence ? `the quote and its collateral are served for offline re-verification: atlas-log evidence ${index} --out ./ev, then the atlas-log tdx verify (and gpu verify) commands it prints` : undefined],
         ])
       : el("p", {}, "This entry carries no TEE attestation."),
     ...gpus.flatMap((g, i) => [
