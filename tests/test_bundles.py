@@ -129,7 +129,12 @@ def test_cli_submit_bundle_and_statement(
         )
         == 0
     )
-    assert "logged at index 0" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "logged at index 0" in said and "already" not in said
+    # The same bundle again: the log answers with the entry it holds, and the tool says nothing new was logged.
+    again = [*base, "submit", "--bundle", str(bundle), "--public-key", str(keys / "signing-key-pub.pem"), *platform]
+    assert cli.main(again) == 0
+    assert "already logged (the same submission) at index 0" in capsys.readouterr().out
     cert_bundle = vectors_dir("model-signing", "v1.1.0-certificate") / "model.sig"
     assert cli.main([*base, "submit", "--bundle", str(cert_bundle), *platform]) == 0
     key = ec.generate_private_key(ec.SECP256R1())

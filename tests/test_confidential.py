@@ -8,6 +8,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -147,6 +148,10 @@ def test_hidden_values_stay_private_and_grants_are_enforced(log: ServerProcess) 
             "not-granted",
         )
         _problem(http.get("/api/v1/disclosure-reads", headers=_bearer(grant["token"])), 403, "not-granted")
+        # Nor does it submit; the answer says which token does.
+        refused = http.post("/api/v1/entries", json=sub, headers=_bearer(grant["token"]))
+        _problem(refused, 403, "insufficient-scope")
+        assert "the tenant's submit token submits" in refused.json()["detail"]
         reads = http.get("/api/v1/disclosure-reads", headers=_bearer(vendor)).json()["reads"]
         assert [r["action"] for r in reads] == ["read", "read"]
         assert "EU AI Office" in reads[0]["reader"] and reads[0]["logIndex"] == index
@@ -289,6 +294,8 @@ def test_the_command_line_submits_discloses_and_verifies_offline(log: ServerProc
     index = int(r.stdout.split("index ")[1].split()[0])
     entry = httpx.get(f"{log.url}/api/v1/entries/{index}").text
     assert CANARY not in entry and SECRET_DATA not in entry
+    shown = _cli(*common, "get", str(index))
+    assert shown.returncode == 0 and re.search(r"it hides \d+ values", " ".join(shown.stdout.split())), shown.stdout
     # The hidden dataset is found by its real digest with a grant, and only with one.
     r = _cli(*common, "history", f"sha256:{SECRET_DATA}", "--hidden", "--token-file", str(grant_file), "--json")
     assert r.returncode == 0, r.stderr

@@ -268,6 +268,17 @@ def _read_json(path: str | Path, what: str) -> Any:
 _BEARER = re.compile(r"[A-Za-z0-9._~+/-]+=*")  # RFC 6750 §2.1 b64token: what an Authorization header can carry
 
 
+def _hidden_count(committed: dict[str, Any]) -> int:
+    """How many values the committed statement hides (salted digests standing for them); 0 if it is no JSON."""
+    from atlas_log.disclosure import hidden_digests
+
+    try:
+        payload = b64decode(committed["dsseEnvelope"]["payload"], "payload")
+        return len(hidden_digests(json_loads(payload, "statement")))
+    except (Error, KeyError, TypeError):
+        return 0
+
+
 def _not_a_receipt(payload: bytes, path: str) -> None:
     """Refuse a file of the log's own making given as a statement to sign (a receipt or a disclosure file
     beside the statement): signing it would log the log's answer as provenance."""
@@ -451,6 +462,12 @@ def get(ctx: typer.Context, index: Annotated[int, typer.Argument(min=0, help="th
             if rest:
                 unverified["submission"] = rest
             statement_ok = "the statement served is the one the leaf commits to"
+            hidden = _hidden_count(committed)
+            if hidden:
+                statement_ok += (
+                    f"; it hides {counted(hidden, 'value')} (atlas-log disclose {index} --out FILE, with the "
+                    "tenant's token or a grant, reads them)"
+                )
         except Error as exc:
             unverified["submission"] = submission
             unverified["submissionMismatch"] = str(exc)
@@ -694,8 +711,10 @@ def submit(
         o.emit({"logIndex": got.log_index, "treeSize": got.tree_size, "receipt": got.to_json()})
         return 0
     witnessed = f", witnessed by {o.witness_policy()['quorum']} witnesses" if wait_witnessed or o.quorum else ""
+    # An identical submission is answered with the entry the log already holds: nothing new was logged.
+    logged = "already logged (the same submission)" if got.created is False else "logged"
     o.ui.line(
-        f"logged at index {got.log_index} (tree size {got.tree_size}); receipt verified{witnessed}"
+        f"{logged} at index {got.log_index} (tree size {got.tree_size}); receipt verified{witnessed}"
         + (f", saved to {receipt}" if receipt else "")
     )
     return 0

@@ -465,7 +465,7 @@ class _Core:
             raise LogAPIError(f"{_where(reply)}: malformed receipt: {exc}", reply.status) from exc
         verify_receipt(receipt, self.verifier, witnesses=self.witnesses, quorum=self.quorum)
         verify_receipt_for(receipt, sent, new_leaf=reply.status == 201)
-        return receipt
+        return replace(receipt, created=reply.status == 201)
 
     def _prove_consistent(self, note: bytes) -> Op[Checkpoint]:
         cp = self._open(note)

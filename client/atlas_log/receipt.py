@@ -18,7 +18,7 @@ import hashlib
 import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
@@ -57,6 +57,9 @@ class Receipt:
     tree_size: int
     hashes: tuple[bytes, ...]
     checkpoint: bytes
+    # Whether the log made the leaf for this submission (201) or already held it (200); None when not known
+    # (a receipt read from a file). Not part of the receipt's JSON: it is how the log answered, not what it proved.
+    created: bool | None = field(default=None, compare=False)
 
     @classmethod
     def from_json(cls, obj: Any) -> Receipt:

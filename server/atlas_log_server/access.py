@@ -142,7 +142,12 @@ class AccessControl:
             return None
         grant = await self._authenticate(_bearer(request, "to submit entries"))
         if "submit" not in grant.scopes:
-            raise Forbidden("insufficient-scope", f"token {grant.token_id} does not have the 'submit' scope")
+            held = (
+                " (it is a read-disclosures grant: it reads, the tenant's submit token submits)"
+                if ("read-disclosures" in grant.scopes)
+                else ""
+            )
+            raise Forbidden("insufficient-scope", f"token {grant.token_id} does not have the 'submit' scope{held}")
         self._take(grant)
         await self._count(grant)
         return grant
