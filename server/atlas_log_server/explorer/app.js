@@ -198,6 +198,7 @@ function checkpointLine(cp) {
 // ---- what a leaf says, for people ------------------------------------------------------------------------------
 
 const MAP_COMMITMENT = "atlas-log/map-commitment/v2";
+const LATEST = 10; // entries a first visit lists
 
 function kindOf(entry) {
   if (entry.body?.apiVersion === MAP_COMMITMENT) return "the log's map commitment";
@@ -287,7 +288,20 @@ async function searchPage(view) {
     to: q.get("to") ? Date.parse(q.get("to")) / 1000 : null,
   };
   if (Object.values(params).every((v) => v === null)) {
-    return ["ok", "Verifier key pinned. Search for a model or dataset."];
+    // Something to open on a first visit: the newest entries, each proved in the verified tree.
+    const cp = await checkpoint(await (await fetch("/checkpoint")).text());
+    const indices = Array.from({ length: Math.min(LATEST, cp.size) }, (_, i) => cp.size - 1 - i);
+    const answers = await Promise.all(indices.map((i) => Promise.all([
+      getJSON(`/api/v1/entries/${i}`),
+      getJSON("/api/v1/proofs/inclusion", { index: i, treeSize: cp.size }),
+    ])));
+    const latest = el("ol", { class: "results", id: "latest" });
+    for (const [i, [answer, proof]] of indices.map((x, n) => [x, answers[n]])) {
+      const v = await V.verifyEntry(answer, proof, cp, i);
+      latest.append(el("li", {}, el("a", { href: href(`entry/${i}`), "data-nav": true }, `#${i} ${kindOf(v.entry)}`), ` · ${when(v.entry.integratedTime)} · ${teeLine(v.entry)}`));
+    }
+    view.append(el("h2", {}, "Latest entries"), indices.length ? latest : el("p", {}, "The log holds no entries yet."));
+    return ["ok", `Verifier key pinned. The latest entries are in the log (${checkpointLine(cp)}). Search for a model or dataset.`];
   }
   const answer = await getJSON("/api/v1/search", { ...params, limit: 100 });
   const cp = await checkpoint(answer.checkpoint);
