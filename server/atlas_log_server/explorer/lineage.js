@@ -153,7 +153,8 @@ export function drawLineage(artifact, lineages, named, link) {
     // The label sits at the edge's middle, in the gap between the columns; where edges cross or converge, it moves
     // up or down until it overlaps no label already placed.
     const wide = 6.5 * d.label.length;
-    let [lx, ly] = [(x1 + x2) / 2, (y1 + y2) / 2 - 6];
+    const lx = (x1 + x2) / 2;
+    let ly = (y1 + y2) / 2 - 6;
     const clash = (y) => placed.some((p) => Math.abs(p.x - lx) < (p.w + wide) / 2 && Math.abs(p.y - y) < 13);
     for (let k = 1; clash(ly) && k <= 12; k++) ly = (y1 + y2) / 2 - 6 + (k % 2 ? -1 : 1) * 13 * Math.ceil(k / 2);
     placed.push({ x: lx, y: ly, w: wide });
