@@ -103,7 +103,9 @@ def test_get_shows_the_logs_own_map_commitment(db_url: str, tmp_path: Path, caps
         base = ["--server", log.url, "--vkey", log.vkey]
         assert cli.main([*base, "get", "1"]) == 0
         shown = capsys.readouterr().out
-        assert "the log's own commitment of its verifiable map" in shown and "the first 1 entries" in shown, shown
+        assert "the log's own commitment of its verifiable map" in shown and "the first 1 entry: 1 artifact" in shown, (
+            shown
+        )
         assert cli.main([*base, "get", "--json", "1"]) == 0
         answer = json.loads(capsys.readouterr().out)
         assert answer["unverified"] == {}, answer["unverified"]  # its ID and body are what the leaf proves

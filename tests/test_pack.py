@@ -46,7 +46,7 @@ def packed(tmp_path_factory: pytest.TempPathFactory, pg_url: str, template_db: s
         assert printed[0] == "atlas-log" and f"--tdx-root {root}" in " ".join(printed), out.stdout
         again = _cli(*shlex.split(" ".join(printed[1:])))
         assert again.returncode == 0 and "verdict: verified offline" in again.stdout, again.stdout + again.stderr
-        assert "| naming it |" in again.stdout and "| in its lineage |" in again.stdout  # why each entry is there
+        assert "| naming it |" in again.stdout and "| on a lineage edge |" in again.stdout  # why each is there
         # A digest no entry names (mistyped): the pack is written, and both it and its writer say so.
         nothing = _cli(
             "--server", server.url, "--vkey", server.vkey, "pack", "sha256:" + "0" * 64, "--out", str(tmp / "n.zip")

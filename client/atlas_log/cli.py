@@ -490,7 +490,7 @@ def get(ctx: typer.Context, index: Annotated[int, typer.Argument(min=0, help="th
         for i, gpu in enumerate(tee.get("gpus") or []):
             table.add_row(f"GPU {i}", _gpu_line(gpu) + (" (simulated GPU)" if tee.get("simulated") else ""))
     table.add_row("entry ID", verified["entryId"])
-    table.add_row("leaf hash", verified["leafHash"])
+    table.add_row("leaf hash", lh.hex())  # hex, as the explorer shows it (the JSON keeps base64)
     o.ui.show(table)
     if statement_ok:
         o.ui.line(statement_ok)
@@ -526,7 +526,9 @@ def _show_commitment(o: Options, index: int, logged: LoggedEntry) -> int:
         table.add_row("statement", "the log's own map commitment, of an earlier format that proves nothing")
     else:
         table.add_row("statement", "the log's own commitment of its verifiable map (no submission)")
-        table.add_row("covers", f"the first {commitment.tree_size} entries: {commitment.keys} artifacts")
+        entries, keys = counted(commitment.tree_size, "entry", "entries"), counted(commitment.keys, "artifact")
+        covers = f"the first {entries}: {keys}"
+        table.add_row("covers", covers)
         table.add_row("map root", commitment.root.hex())
         table.add_row("entry ID", verified["entryId"])
     table.add_row("leaf hash", verified["leafHash"])
@@ -1827,9 +1829,10 @@ def tdx_verify(
             f": TCB status {verdict.tcb_status}, FMSPC {verdict.fmspc}, advisories "
             f"{list(verdict.advisory_ids) or 'none'}, collateral valid until "
             + time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(verdict.collateral_expiry)),
+            sep="",
         )
     else:
-        o.ui.out.print(verdict_text(False, f"REJECTED ({verdict.code})"), f": {verdict.reason}")
+        o.ui.out.print(verdict_text(False, f"REJECTED ({verdict.code})"), f": {verdict.reason}", sep="")
     return 0 if verdict.accept else 1
 
 

@@ -453,6 +453,8 @@ def render_summary(
         "",
     ]
     naming = {e.log_index for e in history.entries}
+    # An answer's completeness proof may need entries on no edge drawn (the newest naming a shared input).
+    on_edges = {idx for lin in lineages for _, _, idx in lin.edges}
     if not naming and not any(lin.edges for lin in lineages):
         lines += [
             "**No entry of this log names this artifact.** If one was expected, check the digest above, every "
@@ -488,7 +490,7 @@ def render_summary(
             else "none"
         )
         ptype = extractions[index].predicate_type or "-"
-        why = "naming it" if index in naming else "in its lineage"
+        why = "naming it" if index in naming else "on a lineage edge" if index in on_edges else "for a proof only"
         lines.append(
             f"| {index} | {when(entry.integrated_time)} | {why} | {ptype} | {signers or '-'} | {verdict_text} |"
         )

@@ -367,6 +367,9 @@ async function simulatedRoots() {
   return [` --tdx-root ${a.simulatedRoot}`, sha(gpu.deviceRoot) ? ` --gpu-device-root ${gpu.deviceRoot}` : "", sha(gpu.rimRoot) ? ` --gpu-rim-root ${gpu.rimRoot}` : ""].join("");
 }
 
+/** The file name the log's pack endpoint gives a pack (its Content-Disposition), which browsers keep. */
+const packName = (digest) => `atlas-log-pack-${digest.replace(":", "-").slice(0, 24)}.zip`;
+
 async function artifactPage(view, digest) {
   try {
     V.normaliseDigest(digest);
@@ -400,7 +403,8 @@ async function artifactPage(view, digest) {
       el("p", {}, said),
       el("p", {}, "If you expected entries, check the digest above, every character of it, or search by name."),
     );
-    return ["notice", `Verified against the ${checkpointLine(verified.get(hist.checkpoint))}: no entry of this log names this digest.`];
+    const bound = h.complete ? `no entry below tree size ${h.completeAsOf} names this digest` : "no entry it showed names this digest (not proved complete)";
+    return ["notice", `Verified against the ${checkpointLine(verified.get(hist.checkpoint))}: ${bound}.`];
   }
 
   const timeline = el("ol", { class: "timeline", "aria-label": "history, newest first" });
@@ -424,9 +428,9 @@ async function artifactPage(view, digest) {
     ...(real ? [el("p", { class: "hidden-of", id: "hidden-of" }, "The entries hiding ", el("code", {}, real), ": this is its blinded twin under the tenant's key. Open an entry and reveal it with your token to see the digest it hides.")] : []),
     el("p", { class: "proved" }, proved),
     el("p", { class: "pack" },
-      el("a", { id: "download-pack", class: "button", href: `/api/v1/artifacts/${digest}/pack`, download: "case.zip" }, "Download the evidence pack"),
+      el("a", { id: "download-pack", class: "button", href: `/api/v1/artifacts/${digest}/pack`, download: packName(digest) }, "Download the evidence pack"),
       " One file with every entry, proof, statement, quote and collateral of this case; it verifies offline with ",
-      el("code", { id: "verify-pack-command" }, `atlas-log --vkey '${trust.vkey.text}' verify-pack case.zip${roots}`),
+      el("code", { id: "verify-pack-command" }, `atlas-log --vkey '${trust.vkey.text}' verify-pack ${packName(digest)}${roots}`),
       roots ? " (the roots named are the log's own word that it runs simulated TDX and GPUs: trust them only for a development log)." : "."),
     el("section", { "aria-labelledby": "lineage-h" },
       el("h2", { id: "lineage-h" }, "Where it came from, and what was made from it"),
@@ -539,7 +543,7 @@ async function entryPage(view, index) {
           ["Advisories", (tee.advisoryIds ?? []).join(", ") || "none"],
           ["MRTD", tee.mrTd ? el("code", {}, tee.mrTd) : undefined],
           ["RTMRs", Array.isArray(tee.rtmr) ? el("ul", {}, tee.rtmr.map((r) => el("li", {}, el("code", {}, r)))) : undefined],
-          ["Evidence", evidence ? `the quote and its collateral are served for offline re-verification: atlas-log evidence ${index} --out ./ev, then the atlas-log tdx verify (and gpu verify) commands it prints` : undefined],
+          ["Evidence", evidence ? `the quote and its collateral are served for offline re-verification: atlas-log evidence ${index} --out ./ev, then the atlas-log tdx verify${gpus.length ? " and gpu verify" : ""} commands it prints` : undefined],
         ])
       : el("p", {}, "This entry carries no TEE attestation."),
     ...gpus.flatMap((g, i) => [
@@ -568,7 +572,7 @@ async function entryPage(view, index) {
 function confidentialView(index, parsed, hidden) {
   const out = el("div", { class: "confidential", id: "confidential" });
   const token = el("input", { id: "grant-token", type: "password", autocomplete: "off", "aria-label": "grant token" });
-  const form = el("form", {}, el("label", { for: "grant-token" }, "Grant token (atl_…)"), token, el("button", { type: "submit" }, "Reveal"));
+  const form = el("form", { class: "reveal" }, el("label", { for: "grant-token" }, "Grant token (atl_…)"), token, el("button", { type: "submit" }, "Reveal"));
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const r = await fetch(`/api/v1/entries/${index}/disclosures`, { headers: { Authorization: `Bearer ${token.value.trim()}` } });
