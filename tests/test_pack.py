@@ -75,6 +75,7 @@ def test_a_pack_verifies_offline_and_reads_as_a_case(packed: tuple[bytes, str, s
     # Without the simulated platform's root trusted, the quotes do not verify: the pack does not hold.
     untrusted = _cli("verify-pack", str(tmp_path / "case.zip"), "--vkey", vkey)
     assert untrusted.returncode == 1 and "does not verify" in untrusted.stdout, untrusted.stdout
+    assert "pack not verified under the roots given" in untrusted.stdout  # a configuration, not a forgery
     assert "hint: a development log's quotes come from its simulated platform: pass --tdx-root" in untrusted.stderr
 
 

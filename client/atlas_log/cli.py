@@ -1616,8 +1616,11 @@ def verify_pack_command(
         if o.json:
             o.emit({"verified": False, "reason": one_line(exc)})
         else:
-            o.ui.line(f"pack does not hold: {one_line(exc)}", "red")
-            if not tdx_root and _untrusted_root([str(exc)]):
+            # A root not trusted is the verifier's configuration, not a sign of tampering: worded as such.
+            untrusted = _untrusted_root([str(exc)])
+            said = "pack not verified under the roots given" if untrusted else "pack does not hold"
+            o.ui.line(f"{said}: {one_line(exc)}", "red")
+            if not tdx_root and untrusted:
                 o.ui.note(
                     "hint: a development log's quotes come from its simulated platform: pass --tdx-root with the "
                     "simulated TDX root (and --gpu-device-root, --gpu-rim-root with its GPU roots) that the log's "
