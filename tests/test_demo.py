@@ -17,6 +17,9 @@ def test_demo_submissions_are_distinct_and_valid() -> None:
     parsed = parse_submission(a, int(time.time()))
     assert parsed.extraction.predicate_type == DEMO_PREDICATE
     assert parsed.tee is None
+    # Separate runs (the same sequence number) name different artifacts: a search by name finds one.
+    names = [parse_submission(s, int(time.time())).extraction.facts[0].name for s in (a, b)]
+    assert names[0] != names[1] and all(n and n.startswith("demo-artifact-") for n in names), names
 
 
 def test_a_demo_submission_with_a_platform_carries_a_bound_quote() -> None:

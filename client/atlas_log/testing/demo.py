@@ -29,5 +29,6 @@ def demo_submission(
     ``gpus`` too, the evidence of those GPUs under the composite binding.
     """
     digest = os.urandom(32).hex()
-    payload = intoto_statement([(f"demo-artifact-{n}", digest)], DEMO_PREDICATE, {"sequence": n})
+    # Named by its digest's start, so that artifacts of separate demo runs do not share a name.
+    payload = intoto_statement([(f"demo-artifact-{digest[:8]}", digest)], DEMO_PREDICATE, {"sequence": n})
     return signed_submission(key, payload, platform, nonce, gpus=gpus)
