@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import httpx
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
@@ -131,3 +132,36 @@ async def test_a_revoked_answer_is_kept_for_the_appraisal_to_hear(pool: asyncpg.
     store = _store(pool, Counting(create_ocsp_standin_app([gpu], revoked={brom.serial_number}, clock=clock)), clock)
     got = await store.get(brom, provisioner)
     assert next(ocsp.load_der_ocsp_response(got.response).responses).certificate_status == ocsp.OCSPCertStatus.REVOKED
+
+
+class _Replaying(httpx.AsyncBaseTransport):
+    """Answers every request with the first answer it got from ``inner`` (an attacker on the way to the OCSP
+    service replaying an old response), or with ``fixed`` when set."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, fixed: bytes | None = None) -> None:
+        self.inner, self.first, self.fixed = inner, fixed, fixed
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.first is None:
+            answer = await self.inner.handle_async_request(request)
+            self.first = await answer.aread()
+        return httpx.Response(200, content=self.first, headers={"Content-Type": "application/ocsp-response"})
+
+
+async def test_a_response_is_asked_for_with_a_nonce_and_a_replayed_one_is_refused(
+    pool: asyncpg.Pool, gpu: SimulatedGpu
+) -> None:
+    """The log asks with a fresh nonce (RFC 8954), which the service echoes: an older response replayed to the
+    log echoes another request's nonce and is refused. One without a nonce (a responder's cache) is judged by
+    its window alone."""
+    clock = Clock(gpu.created + 3600)
+    brom, provisioner = gpu.device_chain[1], gpu.device_chain[2]
+    replaying = _Replaying(httpx.ASGITransport(app=create_ocsp_standin_app([gpu], clock=clock)))  # type: ignore[arg-type]
+    first = await _store(pool, replaying, clock).get(brom, provisioner)
+    echoed = ocsp.load_der_ocsp_response(first.response).extensions.get_extension_for_class(x509.OCSPNonce)
+    assert len(echoed.value.nonce) == 32  # asked with one, and it came back
+    await pool.execute("TRUNCATE gpu_ocsp")  # as for a certificate the log has not asked about yet
+    with pytest.raises(CollateralFetchError, match="another request's nonce"):
+        await _store(pool, replaying, clock).get(brom, provisioner)
+    plain = gpu.ocsp_response("device", 1, now=clock())  # for the BROM CA, without a nonce
+    assert await _store(pool, _Replaying(replaying.inner, plain), clock).get(brom, provisioner)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import time
 from collections.abc import Callable
 
@@ -48,6 +49,18 @@ def certificate_key(cert: x509.Certificate, issuer: x509.Certificate) -> str:
         return f"{hashlib.sha256(spki).hexdigest()}:{cert.serial_number:x}"
 
     return _KEYS.remember((cert, issuer), make)
+
+
+def _echoed_nonce(der: bytes) -> bytes | None:
+    """The nonce a response echoes (RFC 8954), or None when it has none or does not parse (then its judgement
+    says why)."""
+    try:
+        response = ocsp.load_der_ocsp_response(der)
+        if response.response_status != ocsp.OCSPResponseStatus.SUCCESSFUL:
+            return None
+        return response.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
+    except (ValueError, x509.ExtensionNotFound):
+        return None
 
 
 class OcspStore:
@@ -117,7 +130,15 @@ class OcspStore:
                 raise
 
     async def _fetch(self, key: str, cert: x509.Certificate, issuer: x509.Certificate) -> StoredOcsp:
-        request = ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, hashes.SHA384()).build()
+        # A fresh nonce (RFC 8954): a response echoing another is an old one replayed to the log and refused. A
+        # responder may answer from a cache without one (the response is then judged by its window alone).
+        nonce = os.urandom(32)
+        request = (
+            ocsp.OCSPRequestBuilder()
+            .add_certificate(cert, issuer, hashes.SHA384())
+            .add_extension(x509.OCSPNonce(nonce), critical=False)
+            .build()
+        )
         body = request.public_bytes(serialization.Encoding.DER)
         what = f"OCSP for {cert.subject.rfc4514_string()} (serial {cert.serial_number:x})"
         try:
@@ -130,6 +151,9 @@ class OcspStore:
             raise CollateralFetchError(f"{what}: POST {self.service_url}: {resp.status_code}", resp.status_code)
         if len(resp.content) > _MAX_RESPONSE:
             raise CollateralFetchError(f"{what}: the answer is larger than {_MAX_RESPONSE} bytes")
+        echoed = _echoed_nonce(resp.content)
+        if echoed is not None and echoed != nonce:
+            raise CollateralFetchError(f"{what}: the answer echoes another request's nonce (a replayed response)")
         now = int(self.clock())
         try:
             [check] = check_revocation([cert, issuer], [resp.content], at=now)

@@ -12,6 +12,7 @@ when it is up.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
 from collections.abc import Callable, Collection, Iterable
@@ -117,6 +118,8 @@ def _response(
         )
         .responder_id(ocsp.OCSPResponderEncoding.HASH, issuer)
     )
+    with contextlib.suppress(x509.ExtensionNotFound):  # a nonce asked for is echoed (RFC 8954)
+        builder = builder.add_extension(asked.extensions.get_extension_for_class(x509.OCSPNonce).value, False)
     der = builder.sign(key, hashes.SHA384()).public_bytes(serialization.Encoding.DER)
     return Response(der, media_type=_RESPONSE)
 
