@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 import pytest
 
@@ -72,3 +73,53 @@ def test_an_evidence_answer_for_a_leaf_whose_gpus_is_not_a_list_is_refused(recor
     tee = {"gpuEvidenceSha256": collection_sha256(items).hex(), "gpus": recorded}
     with pytest.raises(Error):
         answers._gpu_evidence({"gpus": serialize_evidence(items)}, tee, 0)
+
+
+def test_the_gpu_nonce_is_derived_only_from_what_the_leaf_commits_to() -> None:
+    """A lying log serves beside a composite entry the same payload signed under another payload type: the
+    nonce derived from it would be another statement's, under which GPU reports made for that statement pass.
+    The type is part of what the leaf commits to (paeHash), so no nonce is derived then."""
+    from atlas_log.answers import LoggedEntry, _gpu_nonce
+    from atlas_log.dsse import sign_envelope
+    from atlas_log.entry import build_entry, parse_leaf
+    from atlas_log.gpu.evidence import collection_sha256, serialize_evidence
+    from atlas_log.submission import (
+        INTOTO_PAYLOAD_TYPE,
+        build_submission,
+        intoto_statement,
+        parse_submission,
+        parse_tee,
+        spki_der,
+        tdx_tee,
+    )
+    from atlas_log.tdx.binding import GPU_TAG, composite_report_data, gpu_nonce
+    from atlas_log.tdx.quote import parse_quote
+    from atlas_log.tdx.verification import verify_quote
+    from atlas_log.tee import Attestation, OwnQuote
+    from atlas_log.testing.simulated_gpu import SimulatedGpu
+    from tests.test_reverify import COLLATERAL, KEY, NOW, PLATFORM, TRUST
+
+    other_type = "application/vnd.in-toto+json; v=2"
+    gpu = SimulatedGpu.create(NOW)
+    payload = intoto_statement([("model.pt", "cd" * 32)], "https://atlas-log.dev/test/v1", {})
+    spki = spki_der(KEY)
+    right = gpu_nonce(INTOTO_PAYLOAD_TYPE, payload, spki, bytes(32))
+    gpus = [gpu.evidence(gpu_nonce(other_type, payload, spki, bytes(32)))]  # made for the other statement
+    rd = composite_report_data(INTOTO_PAYLOAD_TYPE, payload, spki, collection_sha256(gpus))
+    tee = {**tdx_tee(PLATFORM.quote(rd), binding=GPU_TAG), "gpus": serialize_evidence(gpus)}
+    honest = build_submission(sign_envelope(INTOTO_PAYLOAD_TYPE, payload, KEY), [spki], tee=tee)
+    sub = parse_submission(honest, NOW)
+    request = parse_tee(sub.tee, len(sub.signers))
+    assert request.quote is not None
+    verdict = verify_quote(request.quote, COLLATERAL, NOW, roots=TRUST.tdx_roots)
+    own = OwnQuote.of(parse_quote(request.quote), verdict, COLLATERAL.digest)
+    built = build_entry(sub, Attestation(request, own, True, None, ()))
+    leaf = built.leaf(NOW, dict.fromkeys(built.linked))
+    body = parse_leaf(leaf).body
+
+    def nonce_for(served: dict[str, Any]) -> bytes | None:
+        return _gpu_nonce(LoggedEntry(0, leaf, None, None, (), served, {}), body["tee"])  # type: ignore[arg-type]
+
+    assert nonce_for(honest) == right
+    lying = {**honest, "dsseEnvelope": sign_envelope(other_type, payload, KEY).to_json()}
+    assert nonce_for(lying) is None

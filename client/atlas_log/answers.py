@@ -343,8 +343,8 @@ def parse_evidence(answer: Any, entry: LoggedEntry) -> EntryEvidence:
 
 def _gpu_nonce(entry: LoggedEntry, tee: dict[str, Any]) -> bytes | None:
     """The nonce a composite entry's GPU reports must carry, derived from the submission served beside it once
-    what it is derived from is the leaf's: the payload (``payloadHash``), the attesting signer's key (its
-    ``spkiSha256``) and the tee nonce. None when the submission does not bear that out (it is not proved)."""
+    what it is derived from is the leaf's: the payload and its type (``paeHash``), the attesting signer's key
+    (its ``spkiSha256``) and the tee nonce. None when the submission does not bear that out (it is not proved)."""
     from atlas_log.submission import expected_gpu_nonce, parse_submission, parse_tee
 
     body = entry.entry.body
@@ -355,8 +355,9 @@ def _gpu_nonce(entry: LoggedEntry, tee: dict[str, Any]) -> bytes | None:
     except (Error, ValueError, TypeError, IndexError):
         return None
     if (
-        not isinstance(body.get("payloadHash"), dict)
-        or hashlib.sha256(sub.envelope.payload).hexdigest() != body["payloadHash"].get("sha256")
+        not isinstance(body.get("paeHash"), dict)
+        # The PAE covers the payload type too: the nonce is derived from both.
+        or hashlib.sha256(sub.envelope.pae()).hexdigest() != body["paeHash"].get("sha256")
         or signer.fingerprint != tee.get("spkiSha256")
         or request.nonce.hex() != tee.get("nonce")
     ):
