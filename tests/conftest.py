@@ -114,9 +114,6 @@ class ServerProcess:
         args: Sequence[str] = (),
         port: int | None = None,
     ) -> None:
-        self.port = port if port is not None else free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = data_dir / f"server-{self.port}.log"
         self.data_dir = data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
         full_env = {k: v for k, v in os.environ.items() if k != "ATLAS_DATABASE_URL"}
@@ -125,14 +122,25 @@ class ServerProcess:
         full_env.update({"ATLAS_DATA_DIR": str(data_dir), "ATLAS_MAP_INTERVAL_S": "0", **(env or {})})
         if db_url is not None:  # None: the server starts its own embedded PostgreSQL in data_dir
             full_env["ATLAS_DATABASE_URL"] = db_url
-        self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "atlas_log_server.cli", "serve", "--port", str(self.port), *args],
-            env=full_env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        self._wait_ready(wait)
+        for attempt in range(3):
+            # A port found free may be taken by another test process before the server binds it: another one.
+            self.port = port if port is not None else free_port()
+            self.url = f"http://127.0.0.1:{self.port}"
+            self.log_path = data_dir / f"server-{self.port}.log"
+            self._log = self.log_path.open("wb")
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "atlas_log_server.cli", "serve", "--port", str(self.port), *args],
+                env=full_env,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                self._wait_ready(wait)
+                return
+            except RuntimeError as exc:
+                self._log.close()
+                if port is not None or attempt == 2 or "is in use" not in str(exc):
+                    raise
 
     def _wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout

@@ -321,3 +321,23 @@ def test_serve_prints_no_library_chatter_and_stops_its_database(monkeypatch: pyt
     said = [str(x["message"]) for x in logged]
     assert said.count("Application startup complete.") == 1, out
     assert not any("Uvicorn running on" in m and server.url not in m for m in said), out
+
+
+def test_a_test_server_whose_free_port_was_taken_meanwhile_starts_on_another(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The test harness's own race: a port found free can be taken by a parallel test before the server binds
+    it; the server says so and the harness starts it on another port."""
+    import tests.conftest as harness
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        ports = iter([taken.getsockname()[1], harness.free_port()])
+        monkeypatch.setattr(harness, "free_port", lambda: next(ports))
+        server = harness.ServerProcess(db_url, tmp_path / "data")
+        try:
+            assert server.port != taken.getsockname()[1]
+            assert httpx.get(server.url + "/readyz").status_code == 200
+        finally:
+            server.stop()
