@@ -81,45 +81,22 @@ def test_the_gpu_nonce_is_derived_only_from_what_the_leaf_commits_to() -> None:
     The type is part of what the leaf commits to (paeHash), so no nonce is derived then."""
     from atlas_log.answers import LoggedEntry, _gpu_nonce
     from atlas_log.dsse import sign_envelope
-    from atlas_log.entry import build_entry, parse_leaf
-    from atlas_log.gpu.evidence import collection_sha256, serialize_evidence
-    from atlas_log.submission import (
-        INTOTO_PAYLOAD_TYPE,
-        build_submission,
-        intoto_statement,
-        parse_submission,
-        parse_tee,
-        spki_der,
-        tdx_tee,
-    )
-    from atlas_log.tdx.binding import GPU_TAG, composite_report_data, gpu_nonce
-    from atlas_log.tdx.quote import parse_quote
-    from atlas_log.tdx.verification import verify_quote
-    from atlas_log.tee import Attestation, OwnQuote
+    from atlas_log.entry import parse_leaf
+    from atlas_log.submission import spki_der
+    from atlas_log.tdx.binding import gpu_nonce
     from atlas_log.testing.simulated_gpu import SimulatedGpu
-    from tests.test_reverify import COLLATERAL, KEY, NOW, PLATFORM, TRUST
+    from tests.test_reverify import COMPOSITE_NONCE, COMPOSITE_PAYLOAD, KEY, NOW, _composite_leaf
 
     other_type = "application/vnd.in-toto+json; v=2"
-    gpu = SimulatedGpu.create(NOW)
-    payload = intoto_statement([("model.pt", "cd" * 32)], "https://atlas-log.dev/test/v1", {})
-    spki = spki_der(KEY)
-    right = gpu_nonce(INTOTO_PAYLOAD_TYPE, payload, spki, bytes(32))
-    gpus = [gpu.evidence(gpu_nonce(other_type, payload, spki, bytes(32)))]  # made for the other statement
-    rd = composite_report_data(INTOTO_PAYLOAD_TYPE, payload, spki, collection_sha256(gpus))
-    tee = {**tdx_tee(PLATFORM.quote(rd), binding=GPU_TAG), "gpus": serialize_evidence(gpus)}
-    honest = build_submission(sign_envelope(INTOTO_PAYLOAD_TYPE, payload, KEY), [spki], tee=tee)
-    sub = parse_submission(honest, NOW)
-    request = parse_tee(sub.tee, len(sub.signers))
-    assert request.quote is not None
-    verdict = verify_quote(request.quote, COLLATERAL, NOW, roots=TRUST.tdx_roots)
-    own = OwnQuote.of(parse_quote(request.quote), verdict, COLLATERAL.digest)
-    built = build_entry(sub, Attestation(request, own, True, None, ()))
-    leaf = built.leaf(NOW, dict.fromkeys(built.linked))
+    right = COMPOSITE_NONCE
+    # Reports made for the other statement: the same payload and signer under another type.
+    gpus = [SimulatedGpu.create(NOW).evidence(gpu_nonce(other_type, COMPOSITE_PAYLOAD, spki_der(KEY), bytes(32)))]
+    leaf, honest = _composite_leaf(gpus, [])
     body = parse_leaf(leaf).body
 
     def nonce_for(served: dict[str, Any]) -> bytes | None:
         return _gpu_nonce(LoggedEntry(0, leaf, None, None, (), served, {}), body["tee"])  # type: ignore[arg-type]
 
     assert nonce_for(honest) == right
-    lying = {**honest, "dsseEnvelope": sign_envelope(other_type, payload, KEY).to_json()}
+    lying = {**honest, "dsseEnvelope": sign_envelope(other_type, COMPOSITE_PAYLOAD, KEY).to_json()}
     assert nonce_for(lying) is None

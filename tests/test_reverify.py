@@ -17,7 +17,6 @@ from atlas_log.reverify import Trust, check_entry
 from atlas_log.submission import (
     INTOTO_PAYLOAD_TYPE,
     build_submission,
-    expected_gpu_nonce,
     intoto_statement,
     parse_submission,
     parse_tee,
@@ -132,10 +131,14 @@ def test_collateral_is_read_from_its_json_form() -> None:
     assert Collateral.from_json(served).digest == COLLATERAL.digest
 
 
+COMPOSITE_PAYLOAD = intoto_statement([("model.pt", "cd" * 32)], "https://atlas-log.dev/test/v1", {})
+# The nonce every GPU report of a composite entry of COMPOSITE_PAYLOAD signed by KEY must carry.
+COMPOSITE_NONCE = gpu_nonce(INTOTO_PAYLOAD_TYPE, COMPOSITE_PAYLOAD, spki_der(KEY), bytes(32))
+
+
 def _composite_leaf(gpus: list[GpuEvidence], records: list[GpuRecord]) -> tuple[bytes, dict[str, Any]]:
     """A composite entry of ``gpus`` whose leaf records ``records`` (what a dishonest log commits to)."""
-    payload = intoto_statement([("model.pt", "cd" * 32)], "https://atlas-log.dev/test/v1", {})
-    spki = spki_der(KEY)
+    payload, spki = COMPOSITE_PAYLOAD, spki_der(KEY)
     rd = composite_report_data(INTOTO_PAYLOAD_TYPE, payload, spki, collection_sha256(gpus))
     tee = {**tdx_tee(PLATFORM.quote(rd), binding=GPU_TAG), "gpus": serialize_evidence(gpus)}
     submission = build_submission(sign_envelope(INTOTO_PAYLOAD_TYPE, payload, KEY), [spki], tee=tee)
@@ -153,17 +156,11 @@ def test_a_composite_entry_a_lying_log_made_up_is_a_problem_not_a_crash() -> Non
     and one GPU listed twice (each record true on its own), are each a problem of that entry."""
     gpu = SimulatedGpu.create(NOW)
     trust = Trust(tdx_roots=TRUST.tdx_roots, gpu_device_roots=(certificate_sha256(gpu.device_root),))
-    nonce = gpu_nonce(INTOTO_PAYLOAD_TYPE, b"", b"", bytes(32))  # replaced below by the entry's own
+    nonce = COMPOSITE_NONCE
 
     def evidence(chain: bytes | None = None) -> GpuEvidence:
         honest = gpu.evidence(nonce)
         return GpuEvidence(honest.report, chain or honest.certificate_chain, honest.nonce, "HOPPER", "x")
-
-    # The nonce a composite entry's reports must carry depends on the statement: build once to learn it.
-    _, submission = _composite_leaf([evidence()], [])
-    sub = parse_submission(submission, NOW)
-    request = parse_tee(sub.tee, len(sub.signers))
-    nonce = expected_gpu_nonce(request, sub.envelope, sub.signers[0])
 
     one = evidence()
     record = GpuRecord.of(

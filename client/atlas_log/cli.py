@@ -1201,7 +1201,7 @@ def search(
 
 def _check_fingerprints(option: str, given: list[str] | None) -> None:
     for fingerprint in given or ():
-        if not re.fullmatch(r"[0-9a-f]{64}", fingerprint):
+        if _fingerprint(fingerprint) is None:
             raise CliError(f"{option} takes a root certificate's SHA-256 in lowercase hex, not {fingerprint!r}")
 
 
