@@ -11,6 +11,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -28,6 +29,23 @@ from atlas_log.receipt import verify_receipt
 from atlas_log_server.db import migrate
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def poll_checkpoints(url: Callable[[], str], stop: threading.Event, notes: list[bytes], lock: threading.Lock) -> None:
+    """Until ``stop`` is set: the checkpoint served at ``url()`` every 50 ms, each kept in ``notes`` (a fault run
+    checks every one it saw against the final tree); a server that does not answer is asked again."""
+    with httpx.Client(timeout=5) as http:
+        while not stop.is_set():
+            try:
+                r = http.get(url() + "/checkpoint")
+                if r.status_code == 200:
+                    with lock:
+                        notes.append(r.content)
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+
+
 RESULTS = ROOT / "bench" / "results"
 
 

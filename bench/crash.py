@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from atlas_log.note import Verifier
 from atlas_log.testing.demo import demo_submission
-from bench.common import Server, audit, fresh_database, report
+from bench.common import Server, audit, fresh_database, poll_checkpoints, report
 
 
 def main() -> None:
@@ -81,20 +81,8 @@ def main() -> None:
                         counts["errors"][str(r.status_code)] = counts["errors"].get(str(r.status_code), 0) + 1
                     time.sleep(0.05)
 
-    def poller() -> None:
-        with httpx.Client(timeout=5) as http:
-            while not stop.is_set():
-                try:
-                    r = http.get(rng.choice(procs).url + "/checkpoint")
-                    if r.status_code == 200:
-                        with lock:
-                            notes.append(r.content)
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.05)
-
     threads = [threading.Thread(target=client, args=(n,)) for n in range(args.clients)]
-    threads.append(threading.Thread(target=poller))
+    threads.append(threading.Thread(target=poll_checkpoints, args=(lambda: rng.choice(procs).url, stop, notes, lock)))
     for t in threads:
         t.start()
     restarts: list[float] = []

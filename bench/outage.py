@@ -32,7 +32,7 @@ from tests.pgcluster import Cluster
 from atlas_log.note import Verifier
 from atlas_log.testing.demo import demo_submission
 from atlas_log_server.db import migrate
-from bench.common import Server, audit, report
+from bench.common import Server, audit, poll_checkpoints, report
 
 
 def main() -> None:
@@ -80,20 +80,8 @@ def main() -> None:
                         answers[what] = answers.get(what, 0) + 1
                     time.sleep(0.05)
 
-    def poller() -> None:
-        with httpx.Client(timeout=5) as http:
-            while not stop.is_set():
-                try:
-                    r = http.get(server.url + "/checkpoint")
-                    if r.status_code == 200:
-                        with lock:
-                            notes.append(r.content)
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.05)
-
     threads = [threading.Thread(target=client) for _ in range(args.clients)]
-    threads.append(threading.Thread(target=poller))
+    threads.append(threading.Thread(target=poll_checkpoints, args=(lambda: server.url, stop, notes, lock)))
     for t in threads:
         t.start()
     started_at: list[float] = []
