@@ -4,6 +4,7 @@ entry point, and the gpu package's public names."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from pathlib import Path
 
@@ -104,12 +105,59 @@ def test_serialized_architecture_must_match_the_chain() -> None:
         json.dumps([{"arch": "HOPPER", "nonce": "00", "evidence": "", "certificate": ""}]).encode(),
         json.dumps([{"arch": "HOPPER", "nonce": "00" * 32, "evidence": "!!", "certificate": ""}]).encode(),
         json.dumps([{"arch": "HOPPER", "nonce": "00" * 32, "evidence": "", "certificate": "", "x": 1}]).encode(),
+        json.dumps({"evidences": "x", "result_code": 0}).encode(),
+        json.dumps({"evidence": []}).encode(),
     ],
 )
 def test_malformed_serialized_evidence(data: bytes) -> None:
     with pytest.raises(GpuEvidenceError) as info:
         parse_serialized_evidence(data)
     assert info.value.code == "parse_error"
+
+
+def _nvattest_document(items: list[dict[str, str]], **extra: str) -> dict[str, object]:
+    """What ``nvattest collect-evidence`` prints (NVIDIA Attestation CLI): the items with the fields newer
+    versions state beside each report, in a document with the SDK's result code."""
+    return {"evidences": [{"version": "1.0", **i, **extra} for i in items], "result_code": 0, "result_message": "Ok"}
+
+
+def test_the_attestation_clis_saved_output_is_evidence(tmp_path: Path) -> None:
+    path = vectors_dir("nvidia", "serialized") / "evidence_hopper_590_12.json"
+    items = json.loads(path.read_text())
+    [expected] = parse_serialized_evidence(path.read_bytes())
+    saved = tmp_path / "nvattest.json"
+    saved.write_text(json.dumps(_nvattest_document(items, driver_version="590.12", vbios_version="96.00.A5.00.01")))
+    assert load_gpu_evidence(saved) == [dataclasses.replace(expected, source=f"{saved}[0]")]
+    chosen = bytes.fromhex(items[0]["nonce"])
+    assert [v.accept for v in verify_gpu_evidence_path(saved, at=NOW, nonce=chosen)] == [True]
+    # The SDK's evidence-file schema spells the architecture "Hopper"; it is the same GPU.
+    mixed = [{**items[0], "arch": "Hopper"}]
+    [item] = parse_serialized_evidence(json.dumps(mixed).encode())
+    assert item.architecture == "HOPPER"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"driver_version": "575.03"}, "states driver_version 575.03 but its report says 590.12"),
+        ({"vbios_version": "96.00.00.00.01"}, "states vbios_version 96.00.00.00.01 but its report says"),
+        ({"version": "2.0"}, "evidence format version 2.0"),
+        ({"driver_version": 590}, "driver_version must be text"),
+    ],
+)
+def test_what_the_cli_states_beside_a_report_must_agree_with_it(change: dict[str, object], message: str) -> None:
+    items = json.loads((vectors_dir("nvidia", "serialized") / "evidence_hopper_590_12.json").read_text())
+    document = _nvattest_document(items)
+    document["evidences"][0].update(change)  # type: ignore[index]
+    with pytest.raises(GpuEvidenceError, match=message) as info:
+        parse_serialized_evidence(json.dumps(document).encode())
+    assert info.value.code == "parse_error"
+
+
+def test_a_failed_collection_is_no_evidence() -> None:
+    document = {"evidences": [], "result_code": 7, "result_message": "NVML failed"}
+    with pytest.raises(GpuEvidenceError, match="result code 7: NVML failed"):
+        parse_serialized_evidence(json.dumps(document).encode())
 
 
 def test_missing_files_are_parse_errors(tmp_path: Path) -> None:

@@ -116,6 +116,13 @@ print(json.dumps({{"evidences": [{{"version": "1.0", "arch": e.architecture, "no
 """
 
 
+TEXT_UNLESS_ASKED = """args = sys.argv[1:]
+if args[-2:] != ["--format", "json"]:
+    print("GPU 0: evidence collected (use --format json for the document)")
+    sys.exit(0)
+args = args[:-2]"""
+
+
 def test_nvattest_provider_collects_evidence_and_says_when_it_cannot(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -142,6 +149,19 @@ def test_nvattest_provider_collects_evidence_and_says_when_it_cannot(
         NvattestGpuProvider().gpu_evidence(nonce)
     tool.write_text('#!/bin/sh\necho \'{"evidences": [], "result_code": 7, "result_message": "NVML failed"}\'\n')
     with pytest.raises(Error, match="could not collect GPU evidence: NVML failed"):
+        NvattestGpuProvider().gpu_evidence(nonce)
+    # Version 1.0 of the CLI prints text unless asked for JSON (its global --format option).
+    text_first = FAKE_NVATTEST.replace("args = sys.argv[1:]", TEXT_UNLESS_ASKED)
+    tool.write_text(text_first.format(python=sys.executable, folder=str(tmp_path / "gpu")))
+    (evidence,) = NvattestGpuProvider().gpu_evidence(nonce)
+    assert evidence.nonce == nonce
+    # What the CLI states beside a report must be what the report says.
+    tool.write_text(
+        FAKE_NVATTEST.replace('"driver_version": gpu.driver_version', '"driver_version": "1.2.3"').format(
+            python=sys.executable, folder=str(tmp_path / "gpu")
+        )
+    )
+    with pytest.raises(Error, match=r"states driver_version 1\.2\.3 but its report says 580\.0\.0"):
         NvattestGpuProvider().gpu_evidence(nonce)
 
 

@@ -26,7 +26,7 @@ from atlas_log.client import LogClient
 from atlas_log.disclosure import Disclosure, hides_digests, redact
 from atlas_log.errors import Error, FormatError
 from atlas_log.files import write_atomic
-from atlas_log.gpu.evidence import GpuEvidence, parse_evidence_items
+from atlas_log.gpu.evidence import GpuEvidence, parse_serialized_evidence
 from atlas_log.intoto import DEPLOYMENT_V1, MODEL_SIGNING_V1, SLSA_V1, TEST_RESULT
 from atlas_log.receipt import Receipt
 from atlas_log.submission import (
@@ -229,30 +229,38 @@ class NvattestGpuProvider:
                 "record the step without GPU evidence"
             )
         argv = [exe, *self.command[1:], "--nonce", nonce.hex()]
-        try:
-            done = subprocess.run(argv, capture_output=True, timeout=self.timeout_s, check=False)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise Error(f"{' '.join(argv)} failed: {exc}") from exc
-        try:
-            answer: Any = json.loads(done.stdout)
-            evidences = answer["evidences"]
-            code = answer.get("result_code", 0)
-        except (ValueError, KeyError, TypeError) as exc:
+        done = self._run(argv)
+        if _document(done.stdout) is None and "--format" not in argv:
+            # Version 1.0 of the CLI prints text unless its --format option asks for JSON; later ones print JSON.
+            asked = self._run([*argv, "--format", "json"])
+            if _document(asked.stdout) is not None:
+                argv, done = [*argv, "--format", "json"], asked
+        answer = _document(done.stdout)
+        if answer is None:
             tail = (done.stderr or done.stdout).decode(errors="replace").strip()[-400:]
             raise Error(
                 f"{' '.join(argv)} exited {done.returncode} without NVIDIA's JSON evidence document "
                 f"(give a command that prints it, e.g. with --format json): {tail}"
-            ) from exc
-        if code != 0 or done.returncode != 0:
-            raise Error(f"{' '.join(argv)} could not collect GPU evidence: {answer.get('result_message', code)}")
-        if not isinstance(evidences, list):
-            raise Error(f"{' '.join(argv)} printed no list of evidences")
-        # Newer versions state the driver and VBIOS versions beside each report; the report itself says them.
-        items = [
-            {k: e.get(k) for k in ("arch", "nonce", "evidence", "certificate")} if isinstance(e, dict) else e
-            for e in evidences
-        ]
-        return parse_evidence_items(items, "nvattest's evidence")
+            )
+        if answer.get("result_code", 0) != 0 or done.returncode != 0:
+            why = answer.get("result_message", answer.get("result_code"))
+            raise Error(f"{' '.join(argv)} could not collect GPU evidence: {why}")
+        return parse_serialized_evidence(done.stdout, "nvattest's evidence")
+
+    def _run(self, argv: list[str]) -> subprocess.CompletedProcess[bytes]:
+        try:
+            return subprocess.run(argv, capture_output=True, timeout=self.timeout_s, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise Error(f"{' '.join(argv)} failed: {exc}") from exc
+
+
+def _document(output: bytes) -> dict[str, Any] | None:
+    """The NVIDIA Attestation CLI's JSON document (an object with ``evidences``) in ``output``, or None."""
+    try:
+        answer: Any = json.loads(output)
+    except ValueError:
+        return None
+    return answer if isinstance(answer, dict) and "evidences" in answer else None
 
 
 def record_step(

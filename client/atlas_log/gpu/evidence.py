@@ -21,7 +21,7 @@ from cryptography import x509
 from atlas_log._encoding import b64decode, hexdecode
 from atlas_log.errors import FormatError, GpuEvidenceError
 from atlas_log.gpu.policy import Policy
-from atlas_log.gpu.report import NONCE_SIZE, Nonce, ReportBytes
+from atlas_log.gpu.report import NONCE_SIZE, Nonce, ReportBytes, parse_report
 from atlas_log.gpu.rim import parse_rim, rim_kind_of
 from atlas_log.gpu.verdict import GpuVerdict
 from atlas_log.gpu.verification import verify_gpu_evidence
@@ -40,6 +40,10 @@ __all__ = [
 _MAX_FILE = 16 << 20  # a serialized file for 8 GPUs is about 100 KB
 _ARCHITECTURES = frozenset({"HOPPER", "BLACKWELL"})
 _SERIALIZED_KEYS = frozenset({"arch", "nonce", "evidence", "certificate"})
+# What the NVIDIA Attestation CLI writes: its document, and beside each report what it read of it.
+_DOCUMENT_KEYS = frozenset({"evidences", "result_code", "result_message"})
+_STATED_KEYS = frozenset({"version", "driver_version", "vbios_version"})
+_EVIDENCE_FORMAT = "1.0"
 COLLECTION_TAG = b"atlas-log/gpu-evidence/v1"
 
 
@@ -73,13 +77,73 @@ def _hex(text: str, what: str, size: int | None = None) -> bytes:
 
 def parse_serialized_evidence(data: bytes, source: str = "evidence") -> list[GpuEvidence]:
     """NVIDIA's serialized evidence: a JSON array of ``{"arch", "nonce" (64 hex), "evidence" (base64 of the
-    report), "certificate" (base64 of the PEM chain)}``, one per GPU. Pure; :class:`GpuEvidenceError`
-    ``parse_error`` when it is not exactly that."""
+    report), "certificate" (base64 of the PEM chain)}``, one per GPU, or the document the NVIDIA Attestation
+    CLI prints (``nvattest collect-evidence``: ``{"evidences": [...], "result_code": 0, "result_message"}``).
+    Items may also state what that CLI writes beside a report: ``version`` (``"1.0"``), ``driver_version``
+    and ``vbios_version``, each of which must agree with the report; ``arch`` may be spelt as the SDK's
+    evidence files do (``"Hopper"``). Pure; :class:`GpuEvidenceError` ``parse_error`` when it is not exactly
+    that."""
     try:
-        items: Any = json.loads(data)
+        doc: Any = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise GpuEvidenceError("parse_error", f"{source} is not JSON: {exc}") from exc
-    return parse_evidence_items(items, source)
+    items = _document_items(doc, source) if isinstance(doc, dict) else doc
+    if not isinstance(items, list) or not items:
+        raise GpuEvidenceError("parse_error", f"{source} is not a non-empty JSON array of GPU evidence")
+    canonical, stated = [], []
+    for n, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise GpuEvidenceError("parse_error", f"{source}[{n}] is not a JSON object")
+        said = {k: item[k] for k in _STATED_KEYS if k in item}
+        plain = {k: v for k, v in item.items() if k not in _STATED_KEYS}
+        arch = plain.get("arch")
+        if isinstance(arch, str) and arch.upper() in _ARCHITECTURES:
+            plain["arch"] = arch.upper()
+        canonical.append(plain)
+        stated.append(said)
+    out = parse_evidence_items(canonical, source)
+    for item, said in zip(out, stated, strict=True):
+        _check_stated(item, said)
+    return out
+
+
+def _document_items(doc: dict[str, Any], source: str) -> Any:
+    """The evidence items of the NVIDIA Attestation CLI's document, which must record a collection that
+    succeeded (``result_code`` 0)."""
+    if "evidences" not in doc or set(doc) - _DOCUMENT_KEYS:
+        raise GpuEvidenceError(
+            "parse_error", f"{source} is neither an array of GPU evidence nor NVIDIA's document with 'evidences'"
+        )
+    code = doc.get("result_code", 0)
+    if code != 0:
+        message = doc.get("result_message")
+        raise GpuEvidenceError(
+            "parse_error", f"{source} records a collection that failed (result code {code}: {message})"
+        )
+    return doc["evidences"]
+
+
+def _check_stated(item: GpuEvidence, said: dict[str, Any]) -> None:
+    """What a file states beside a report (unsigned) agrees with the report (signed), so that nobody reads
+    the file's word for the GPU's."""
+    for key, value in said.items():
+        if not isinstance(value, str):
+            raise GpuEvidenceError("parse_error", f"{item.source}: {key} must be text")
+    if said.get("version", _EVIDENCE_FORMAT) != _EVIDENCE_FORMAT:
+        raise GpuEvidenceError(
+            "parse_error", f"{item.source}: evidence format version {said['version']} is not {_EVIDENCE_FORMAT}"
+        )
+    if "driver_version" not in said and "vbios_version" not in said:
+        return
+    try:
+        opaque = parse_report(item.report).response.opaque_data
+    except GpuEvidenceError:
+        return  # verification refuses the report itself, naming why
+    for key, reported in (("driver_version", opaque.driver_version), ("vbios_version", opaque.vbios_version)):
+        if key in said and (reported is None or said[key].upper() != reported.upper()):
+            raise GpuEvidenceError(
+                "parse_error", f"{item.source} states {key} {said[key]} but its report says {reported}"
+            )
 
 
 def parse_evidence_items(items: Any, source: str = "evidence") -> list[GpuEvidence]:
