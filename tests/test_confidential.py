@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from atlas_log.checkpoint import open_checkpoint
 from atlas_log.client import LogClient
+from atlas_log.cosignature import CosignatureSigner
 from atlas_log.disclosure import Disclosure, parse_disclosure, redact, reveal
 from atlas_log.errors import LogAPIError, VerificationError
 from atlas_log.intoto import SLSA_V1
@@ -309,6 +310,11 @@ def test_the_command_line_submits_discloses_and_verifies_offline(log: ServerProc
     r = _cli("verify-disclosure", str(out), "--vkey", log.vkey)
     assert r.returncode == 0, r.stderr
     assert f"$.predicate.buildDefinition.externalParameters.dataset = {json.dumps(CANARY)}" in r.stdout
+    # Under a witness policy the file's checkpoint needs the witnesses' cosignatures, as a receipt's does.
+    witness = CosignatureSigner("witness.example", Ed25519PrivateKey.generate()).verifier
+    for policy in (["--witness", witness.vkey], ["--witness", witness.vkey, "--quorum", "1"]):
+        r = _cli("verify-disclosure", str(out), "--vkey", log.vkey, *policy)
+        assert r.returncode == 1 and "cosignature" in r.stderr and CANARY not in r.stdout, r.stdout + r.stderr
     # The file with a value changed (its disclosure re-encoded around another value) fails, with one line.
     record = json.loads(out.read_text())
     swapped = Disclosure.make("dataset", "s3://elsewhere")

@@ -16,8 +16,10 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from atlas_log.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
+from atlas_log.cosignature import CosignatureSigner
 from atlas_log.note import Signer, Verifier
 from atlas_log.pack import verify_pack
 from atlas_log.reverify import Trust
@@ -305,6 +307,31 @@ def test_the_key_comes_from_the_reader_and_is_pinned(browser: Any, log: ServerPr
         assert kind == "failed" and "not signed by the key this page verifies with" in text, text
         assert "This link's key" in text and "is not the one you pinned" in text, text  # whose key failed
         assert page.locator("text=Verifying").count() == 0
+    finally:
+        context.close()
+
+
+def test_witnesses_named_without_a_quorum_must_all_cosign(browser: Any, log: ServerProcess) -> None:
+    """A link or a pin naming a witness asks for its cosignature (as the command line does): this log's
+    checkpoints carry none, so the page fails, unless the reader says that none need cosign."""
+    from urllib.parse import quote
+
+    witness = CosignatureSigner("witness.example", Ed25519PrivateKey.generate()).verifier.vkey
+    context, page = _open(browser, f"{log.url}/explorer/log?vkey={quote(log.vkey)}&witness={quote(witness)}")
+    try:
+        kind, text = _status(page)
+        assert kind == "failed" and "cosign" in text.lower(), text
+        page.goto(f"{log.url}/explorer/log?vkey={quote(log.vkey)}&witness={quote(witness)}&quorum=0")
+        assert _status(page)[0] == "ok"
+        # Pinned in the form with the quorum left empty: all of them.
+        page.goto(f"{log.url}/explorer/log")
+        page.locator("#key-panel summary").click()
+        page.fill("#key-input", log.vkey)
+        page.fill("#witness-input", witness)
+        page.fill("#quorum-input", "")
+        page.click("#key-form button")
+        kind, text = _status(page)
+        assert kind == "failed" and "cosign" in text.lower(), text
     finally:
         context.close()
 

@@ -168,3 +168,18 @@ def test_the_verifiers_witness_policy_is_applied(packed: tuple[bytes, str, str])
         verify_pack(data, vkey, witnesses=[witness], quorum=1, trust=Trust(tdx_roots=(root,)))
     verdict = verify_pack(data, vkey, witnesses=[witness], quorum=0, trust=Trust(tdx_roots=(root,)))
     assert verdict.witnesses == (witness.vkey,) and verdict.quorum == 0 and verdict.depth == 5
+    # Witnesses without a quorum mean all of them (as everywhere), never the quorum the pack names (0 here).
+    with pytest.raises(Error, match=r"cosignature|witness|quorum"):
+        verify_pack(data, vkey, witnesses=[witness], trust=Trust(tdx_roots=(root,)))
+
+
+def test_the_command_lines_witnesses_are_required_of_a_pack(packed: tuple[bytes, str, str], tmp_path: Path) -> None:
+    from atlas_log.cosignature import CosignatureSigner
+
+    data, vkey, root = packed
+    (tmp_path / "case.zip").write_bytes(data)
+    witness = CosignatureSigner("witness.example", Ed25519PrivateKey.generate()).verifier
+    args = ["verify-pack", str(tmp_path / "case.zip"), "--vkey", vkey, "--tdx-root", root, "--witness", witness.vkey]
+    r = _cli(*args)
+    assert r.returncode == 1 and "witness" in r.stdout + r.stderr, r.stdout
+    assert _cli(*args, "--quorum", "0").returncode == 0

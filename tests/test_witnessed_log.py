@@ -128,6 +128,24 @@ def test_witnessed_checkpoints_and_receipts(db_url: str, tmp_path: Path) -> None
             w.stop()
 
 
+def test_witnesses_given_without_a_quorum_must_all_cosign(server: ServerProcess) -> None:
+    """Naming witnesses is asking for their cosignatures: without a quorum, all of them (as the command line
+    does), never none. This log has no witnesses, so no checkpoint it signs passes such a policy."""
+    witness = CosignatureVerifier.from_vkey(Signer.generate("witness.example/w").verifier.vkey)
+    submission = demo_submission(Ed25519PrivateKey.generate(), 1, server.platform)
+    r = httpx.post(server.url + "/api/v1/entries", json=submission, timeout=30)
+    assert r.status_code == 201, r.text
+    verify_receipt(r.json(), server.vkey)
+    with pytest.raises(SignatureError):
+        verify_receipt(r.json(), server.vkey, witnesses=[witness])
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        with pytest.raises(SignatureError):
+            LogClient(http, server.vkey, witnesses=[witness]).checkpoint()
+        assert LogClient(http, server.vkey, witnesses=[witness], quorum=0).checkpoint()[0].size >= 1
+        with pytest.raises(ValueError, match="quorum of 2 needs at least 2 witnesses"):
+            LogClient(http, server.vkey, witnesses=[witness], quorum=2)
+
+
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "atlas_log.cli", *args],

@@ -561,8 +561,6 @@ def verify(
     """Verify receipt files offline: the checkpoint's signature (and witnesses) and each entry's inclusion.
 
     Never contacts a server: give the log's key with --vkey."""
-    from atlas_log.cosignature import verify_cosignatures
-
     o = _opts(ctx)
     if not o.vkey:
         raise CliError("verify works offline: give the log's verifier key with --vkey (or ATLAS_LOG_VKEY)")
@@ -576,10 +574,7 @@ def verify(
                 raise CliError("this is a disclosure file, not a receipt: check it with verify-disclosure")
             receipt = Receipt.from_json(obj)
             cp = verify_receipt(receipt, verifier)
-            if policy["quorum"]:
-                verify_cosignatures(
-                    parse_note(receipt.checkpoint), policy["witnesses"], policy["quorum"], now=int(time.time())
-                )
+            _check_witnesses(policy, receipt.checkpoint)
             results.append({"file": path, "verified": True, "logIndex": receipt.log_index, "treeSize": cp.size})
         except (Error, CliError, ValueError, KeyError, TypeError) as exc:
             results.append({"file": path, "verified": False, "reason": one_line(exc)})
@@ -592,6 +587,15 @@ def verify(
             else:
                 o.ui.line(f"FAIL {r['file']}: {r['reason']}")
     return 0 if all(r["verified"] for r in results) else 1
+
+
+def _check_witnesses(policy: dict[str, Any], note: bytes) -> None:
+    """The witness policy (``--witness``, ``--quorum``) applied to a checkpoint a file carries, offline: a
+    file's checkpoint answers to it as one fetched from the log does."""
+    from atlas_log.cosignature import verify_cosignatures
+
+    if policy["quorum"]:
+        verify_cosignatures(parse_note(note), policy["witnesses"], policy["quorum"], now=int(time.time()))
 
 
 # --- submitting ---------------------------------------------------------------------------------------------
@@ -901,6 +905,7 @@ def verify_disclosure(
     if not isinstance(record, dict) or not isinstance(record.get("checkpoint"), str) or "disclosures" not in record:
         raise CliError(f"{file} is not a disclosure file: make one with atlas-log disclose INDEX --out FILE")
     checkpoint = open_checkpoint(record["checkpoint"].encode(), o.verifier())
+    _check_witnesses(o.witness_policy(), record["checkpoint"].encode())
     leaf = b64decode(record.get("leaf", ""), "leaf")
     proof = [b64decode(h, "inclusionProof") for h in record.get("inclusionProof") or []]
     verify_inclusion(leaf_hash(leaf), record.get("logIndex", -1), checkpoint.size, proof, checkpoint.root_hash)
@@ -1609,9 +1614,9 @@ def verify_pack_command(
     if o.quorum and not o.witnesses:
         raise CliError("--quorum needs the witnesses' keys (--witness)")
     # Without --witness, the pack's own witnesses and quorum are checked.
-    witnesses = o.witness_policy()["witnesses"] if o.witnesses else None
+    policy = o.witness_policy() if o.witnesses else {"witnesses": None, "quorum": None}
     try:
-        verdict = verify_pack(data, o.vkey, trust=trust, witnesses=witnesses, quorum=o.quorum)
+        verdict = verify_pack(data, o.vkey, trust=trust, **policy)
     except (Error, ValueError) as exc:
         if o.json:
             o.emit({"verified": False, "reason": one_line(exc)})

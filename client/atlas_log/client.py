@@ -171,7 +171,7 @@ class _Core:
         verifier: Verifier | str | None,
         state_file: Path | None,
         witnesses: Sequence[CosignatureVerifier],
-        quorum: int,
+        quorum: int | None,
         window: CosignatureWindow,
         tiles_only: bool = False,
     ) -> None:
@@ -183,7 +183,12 @@ class _Core:
         self._trusted = None if self._verifier is None else TrustedState(self._verifier, state_file)
         self._newest_commitment: int | None = None  # the newest map commitment an answer showed this client
         self.witnesses = tuple(witnesses)
-        self.quorum = quorum
+        # Naming witnesses asks for their cosignatures: all of them unless a quorum says how many.
+        self.quorum = len(self.witnesses) if quorum is None else quorum
+        if not 0 <= self.quorum <= len(self.witnesses):
+            raise ValueError(
+                f"a quorum of {self.quorum} needs at least {self.quorum} witnesses, not {len(self.witnesses)}"
+            )
         self.window = window
         # Checkpoints already proved consistent with the trusted state, (size, root): receipts of one batch share
         # a checkpoint, so one proof serves them all. Consistency is transitive, so later advances keep them valid.
@@ -489,9 +494,10 @@ class LogClient(_Core):
     :meth:`close`), or an ``httpx.Client`` carrying the log's ``base_url`` (or give ``url``). ``verifier`` pins
     the log's key; without one (None) only answers that carry no signed checkpoint can be read.
 
-    Under a witness policy (``quorum > 0``) every checkpoint accepted must carry ``quorum`` cosignatures from
-    ``witnesses`` dated inside ``cosignature_window``. Requests are retried under ``retry``
-    (:mod:`atlas_log.transport`); ``timeout_s`` bounds each attempt of a client made from a URL.
+    Under a witness policy (``witnesses``, and ``quorum`` of them: all unless given) every checkpoint accepted
+    must carry ``quorum`` cosignatures from ``witnesses`` dated inside ``cosignature_window``. Requests are
+    retried under ``retry`` (:mod:`atlas_log.transport`); ``timeout_s`` bounds each attempt of a client made
+    from a URL.
 
     With ``tiles_only`` every inclusion and consistency proof is computed here from the static tiles
     (``/tile/...``) and checked against the signed ``/checkpoint``: the URL may be a CDN or a mirror serving
@@ -506,7 +512,7 @@ class LogClient(_Core):
         *,
         state_file: Path | None = None,
         witnesses: Sequence[CosignatureVerifier] = (),
-        quorum: int = 0,
+        quorum: int | None = None,
         cosignature_window: CosignatureWindow = DEFAULT_WINDOW,
         retry: RetryPolicy = DEFAULT_RETRY,
         timeout_s: float = DEFAULT_TIMEOUT_S,
@@ -740,7 +746,7 @@ class AsyncLogClient(_Core):
         *,
         state_file: Path | None = None,
         witnesses: Sequence[CosignatureVerifier] = (),
-        quorum: int = 0,
+        quorum: int | None = None,
         cosignature_window: CosignatureWindow = DEFAULT_WINDOW,
         retry: RetryPolicy = DEFAULT_RETRY,
         timeout_s: float = DEFAULT_TIMEOUT_S,

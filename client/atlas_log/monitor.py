@@ -69,7 +69,7 @@ class Monitor:
         *,
         peers: Sequence[str] = (),
         witnesses: Sequence[CosignatureVerifier] = (),
-        quorum: int = 0,
+        quorum: int | None = None,
         state_file: Path | None = None,
         cosignature_window: CosignatureWindow = DEFAULT_WINDOW,
         retry: RetryPolicy = MONITOR_RETRY,

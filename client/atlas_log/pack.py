@@ -254,10 +254,10 @@ def verify_pack(
     summary_only: bool = False,
 ) -> PackVerdict:
     """Verify a pack (its bytes) offline under the log key ``vkey``; raises a typed error naming the first thing
-    that does not hold. The witness policy is the caller's (``witnesses``, ``quorum``); without one, the pack's
-    own (listed in the summary: compare them with the keys you trust). Cosignatures are checked against the clock
-    ``now`` (Unix seconds). Entries are re-verified
-    under ``trust`` (TDX roots, X.509 roots); ``summary_only`` (building a pack) skips that and the summary."""
+    that does not hold. The witness policy is the caller's (``witnesses`` and ``quorum``, by default all of
+    them); without one, the pack's own (listed in the summary: compare them with the keys you trust).
+    Cosignatures are checked against the clock ``now`` (Unix seconds). Entries are re-verified under ``trust``
+    (TDX roots, X.509 roots); ``summary_only`` (building a pack) skips that and the summary."""
     manifest_bytes, summary = _unzip(data)
     m = json_loads(manifest_bytes, "pack manifest", JSON_LIMITS.enclosing(4))
     if not isinstance(m, dict) or set(m) != _MEMBERS or m.get("format") != FORMAT:
@@ -276,9 +276,11 @@ def verify_pack(
     packed = [CosignatureVerifier.from_vkey(w) for w in listed]
     if not 0 <= packed_quorum <= len(packed):
         raise FormatError("the pack's witness quorum is not a count of its witnesses")
-    # The caller's witness policy when given; else the pack's own (which the summary lists either way).
+    # The caller's witness policy when given (its witnesses without a quorum: all of them, never the number the
+    # pack names); else the pack's own (which the summary lists either way).
     pool = list(witnesses) if witnesses is not None else packed
-    quorum = packed_quorum if quorum is None else quorum
+    if quorum is None:
+        quorum = len(pool) if witnesses is not None else packed_quorum
     if not 0 <= quorum <= len(pool):
         raise FormatError(f"a quorum of {quorum} needs at least as many witness keys, not {len(pool)}")
     clock = int(time.time()) if now is None else now

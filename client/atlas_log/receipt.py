@@ -110,12 +110,13 @@ def verify_receipt(
     vkey: str | Verifier,
     *,
     witnesses: Sequence[CosignatureVerifier] = (),
-    quorum: int = 0,
+    quorum: int | None = None,
     now: int | None = None,
 ) -> Checkpoint:
     """Verify a receipt offline against the log's verifier key; return the checkpoint it is proved against.
 
-    With ``quorum > 0`` the checkpoint must also carry that many valid cosignatures from ``witnesses``,
+    With ``witnesses`` the checkpoint must also carry ``quorum`` (by default: all of them) valid cosignatures
+    from them,
     none dated beyond the allowed clock skew ahead of ``now`` (POSIX seconds; default: this machine's clock).
     A receipt is kept for years, so old cosignatures are fine here.
 
@@ -124,6 +125,8 @@ def verify_receipt(
     r = receipt if isinstance(receipt, Receipt) else Receipt.from_json(receipt)
     verifier = vkey if isinstance(vkey, Verifier) else Verifier.from_vkey(vkey)
     cp = open_checkpoint(r.checkpoint, verifier)
+    if quorum is None:
+        quorum = len(witnesses)
     if quorum:
         clock = int(time.time()) if now is None else now
         verify_cosignatures(parse_note(r.checkpoint), witnesses, quorum, now=clock)

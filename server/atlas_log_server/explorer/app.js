@@ -83,7 +83,8 @@ async function loadTrust() {
   }
   const saved = JSON.parse(localStorage.getItem(PINNED_WITNESSES) || "null");
   const listed = q.getAll("witness").map((w) => w.replace(/ /g, "+").trim());
-  const policy = listed.length ? { witnesses: listed, quorum: Number(q.get("quorum") || 0) } : saved ?? { witnesses: [], quorum: 0 };
+  // Naming witnesses asks for their cosignatures: all of them unless the link says how many.
+  const policy = listed.length ? { witnesses: listed, quorum: quorumOf(q.get("quorum"), listed.length) } : saved ?? { witnesses: [], quorum: 0 };
   trust.witnesses = [];
   for (const w of policy.witnesses) trust.witnesses.push(await V.parseVkey(w, [1, 4]));
   trust.quorum = policy.quorum;
@@ -91,6 +92,11 @@ async function loadTrust() {
     throw new V.VerificationFailure("the witness quorum must be a count of the witness keys given");
   }
   return true;
+}
+
+/** The quorum a reader gave (a count, checked against the witnesses later), or all ``count`` witnesses when none. */
+function quorumOf(given, count) {
+  return given === null || given === "" ? count : Number(given);
 }
 
 async function showKey() {
@@ -117,13 +123,13 @@ document.getElementById("key-form").addEventListener("submit", async (ev) => {
   }
   localStorage.setItem(PINNED, vkey);
   const witnesses = String(form.get("witnesses") || "").split("\n").map((w) => w.trim()).filter(Boolean);
-  localStorage.setItem(PINNED_WITNESSES, JSON.stringify({ witnesses, quorum: Number(form.get("quorum") || 0) }));
+  const given = String(form.get("quorum") ?? "").trim();
+  localStorage.setItem(PINNED_WITNESSES, JSON.stringify({ witnesses, quorum: quorumOf(given, witnesses.length) }));
   const q = query();
   q.set("vkey", vkey);
   q.delete("witness");
-  for (const w of String(form.get("witnesses") || "").split("\n").map((s) => s.trim()).filter(Boolean)) q.append("witness", w);
-  const quorum = Number(form.get("quorum") || 0);
-  if (quorum > 0) q.set("quorum", String(quorum));
+  for (const w of witnesses) q.append("witness", w);
+  if (witnesses.length && given !== "") q.set("quorum", given);
   else q.delete("quorum");
   history.pushState(null, "", `${location.pathname}?${q}`);
   route();
