@@ -315,8 +315,17 @@ def test_the_command_line_submits_discloses_and_verifies_offline(log: ServerProc
     for policy in (["--witness", witness.vkey], ["--witness", witness.vkey, "--quorum", "1"]):
         r = _cli("verify-disclosure", str(out), "--vkey", log.vkey, *policy)
         assert r.returncode == 1 and "cosignature" in r.stderr and CANARY not in r.stdout, r.stdout + r.stderr
-    # The file with a value changed (its disclosure re-encoded around another value) fails, with one line.
+    # A file (or a log) leaving a disclosure out still verifies what it shows, and says that more stays hidden.
     record = json.loads(out.read_text())
+    partial = tmp_path / "partial.json"
+    partial.write_text(json.dumps({**record, "disclosures": record["disclosures"][1:]}))
+    r = _cli("verify-disclosure", str(partial), "--vkey", log.vkey)
+    assert r.returncode == 0 and "1 value the statement hides is not disclosed here" in r.stderr, r.stderr
+    r = _cli("verify-disclosure", str(partial), "--vkey", log.vkey, "--json")
+    assert json.loads(r.stdout)["undisclosed"] == 1
+    r = _cli("verify-disclosure", str(out), "--vkey", log.vkey, "--json")
+    assert json.loads(r.stdout)["undisclosed"] == 0
+    # The file with a value changed (its disclosure re-encoded around another value) fails, with one line.
     swapped = Disclosure.make("dataset", "s3://elsewhere")
     record["disclosures"] = [
         swapped.encoded if parse_disclosure(d).name == "dataset" else d for d in record["disclosures"]

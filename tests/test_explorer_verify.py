@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from atlas_log.checkpoint import Checkpoint, sign_checkpoint
 from atlas_log.cosignature import CosignatureSigner
-from atlas_log.disclosure import Disclosure, blind, redact, reveal
+from atlas_log.disclosure import Disclosure, blind, hidden_digests, redact, reveal
 from atlas_log.dsse import pae
 from atlas_log.errors import VerificationError
 from atlas_log.history import verify_history
@@ -48,7 +48,9 @@ for (const [name, c] of Object.entries(cases)) {
       V.verifyStatement(c.envelope, c.body);
       out[name] = "ok";
     } else if (c.kind === "reveal") {
-      out[name] = V.revealDisclosures(c.statement, c.disclosures);
+      const r = V.revealDisclosures(c.statement, c.disclosures);
+      out[name] = r.shown;
+      out[`${name} undisclosed`] = r.undisclosed;
     } else if (c.kind === "blind") {
       out[name] = V.blindDigest(V.b64decode(c.key), c.artifact);
     } else if (c.kind === "history") {
@@ -213,6 +215,9 @@ def test_the_browser_reveals_what_the_client_reveals_and_refuses_what_it_refuses
     want = [[p, d.value] for p, d in reveal(redacted, ds).disclosed]
     assert got["all"] == want
     assert got["one"] == [[p, d.value] for p, d in reveal(redacted, ds[:1]).disclosed]
+    # What stays hidden is counted as the client counts it (the nested element's digest included once revealed).
+    assert got["all undisclosed"] == 0
+    assert got["one undisclosed"] == len(hidden_digests(reveal(redacted, ds[:1]).statement)) == len(ds) - 1
     assert "not committed" in got["forged"] and "twice" in got["twice"]
 
 

@@ -874,7 +874,14 @@ def disclose(
     }
     Path(out).write_text(json.dumps(record, indent=2))
     if o.json:
-        o.emit({"logIndex": index, "revealed": {p: d.value for p, d in disclosed.revealed.disclosed}, "saved": out})
+        o.emit(
+            {
+                "logIndex": index,
+                "revealed": {p: d.value for p, d in disclosed.revealed.disclosed},
+                "undisclosed": _undisclosed(disclosed.revealed),
+                "saved": out,
+            }
+        )
         return 0
     _print_revealed(o, disclosed.revealed)
     o.ui.line(f"verified and saved to {out}; check it offline with: atlas-log verify-disclosure {out} --vkey …")
@@ -884,6 +891,21 @@ def disclose(
 def _print_revealed(o: Options, revealed: Any) -> None:
     for path, d in revealed.disclosed:
         o.ui.line(f"{path} = {json.dumps(d.value, ensure_ascii=False)}")
+    withheld = _undisclosed(revealed)
+    if withheld:
+        o.ui.note(
+            f"{counted(withheld, 'value')} the statement hides {'is' if withheld == 1 else 'are'} not disclosed "
+            "here: what is shown is not all it hides",
+            "yellow",
+        )
+
+
+def _undisclosed(revealed: Any) -> int:
+    """How many values the statement still hides once ``revealed``'s disclosures are put back: what a log (or a
+    file) left out, which a reader must not take for all there is."""
+    from atlas_log.disclosure import hidden_digests
+
+    return len(hidden_digests(revealed.statement))
 
 
 @app.command("verify-disclosure")
@@ -917,6 +939,7 @@ def verify_disclosure(
                 "logIndex": record["logIndex"],
                 "treeSize": checkpoint.size,
                 "revealed": {p: d.value for p, d in revealed.disclosed},
+                "undisclosed": _undisclosed(revealed),
             }
         )
         return 0

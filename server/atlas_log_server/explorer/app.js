@@ -588,9 +588,11 @@ function confidentialView(index, parsed, hidden) {
       return;
     }
     try {
-      const shown = V.revealDisclosures(parsed, answer?.disclosures ?? []);
+      const { shown, undisclosed } = V.revealDisclosures(parsed, answer?.disclosures ?? []);
       out.append(el("dl", { class: "revealed", id: "revealed" }, shown.flatMap(([path, value]) => [el("dt", {}, path), el("dd", {}, JSON.stringify(value))])),
         el("p", { class: "muted" }, `${shown.length} value${shown.length === 1 ? "" : "s"} revealed, each checked against the digest in the signed statement.`));
+      // What the log left out is said, so that what it shows is never taken for all the statement hides.
+      if (undisclosed) out.append(el("p", { class: "revealed-partial", role: "alert" }, `${undisclosed} more value${undisclosed === 1 ? " stays" : "s stay"} hidden: the log did not disclose ${undisclosed === 1 ? "it" : "them"} to this grant.`));
     } catch (e) {
       out.append(el("p", { class: "revealed-failed", role: "alert" }, `The log served values the statement does not commit to: ${e.message}`));
     }

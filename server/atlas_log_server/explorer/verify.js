@@ -706,8 +706,10 @@ export function hiddenDigests(node, out = []) {
 }
 
 /** Put disclosures (base64url texts) back into a redacted statement, each proved to be a value it commits to
- * (RFC 9901 §7.1): returns ``[[path, value], ...]``; fails for a disclosure committed nowhere, placed where the
- * other kind stands, given twice, or naming a member already there. Mirrors atlas_log.disclosure.reveal. */
+ * (RFC 9901 §7.1): returns ``{shown: [[path, value], ...], undisclosed}``, ``undisclosed`` counting the digests
+ * met (in the statement or a revealed value) that no disclosure opened; fails for a disclosure committed nowhere,
+ * placed where the other kind stands, given twice, or naming a member already there. Mirrors
+ * atlas_log.disclosure.reveal. */
 export function revealDisclosures(statement, encoded) {
   const byDigest = new Map();
   for (const text of encoded) {
@@ -756,7 +758,7 @@ export function revealDisclosures(statement, encoded) {
   };
   walk(statement, "$");
   for (const digest of byDigest.keys()) if (!used.has(digest)) fail(`a disclosure (${digest}) is not committed anywhere in the statement`);
-  return shown.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  return { shown: shown.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)), undisclosed: used.size - shown.length };
 }
 
 const SHA2_NAMES = { sha2256: "sha256", sha2384: "sha384", sha2512: "sha512" };
