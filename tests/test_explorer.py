@@ -443,6 +443,21 @@ def test_a_confidential_entry_shows_what_is_hidden_and_reveals_it_to_a_grant_hol
             assert CANARY in page.locator("#revealed").inner_text()
             assert "each checked against the digest" in box.inner_text()
             assert SECRET_DATA in page.locator("#revealed").inner_text()
+            assert page.locator(".revealed-partial").count() == 0
+            # A log that leaves a value out is not taken to have shown all: the page says what stays hidden.
+            proxy = TamperingProxy(server.url)
+            proxy.on_get = lambda url, answer: (
+                {**answer, "disclosures": answer["disclosures"][1:]} if url.path.endswith("/disclosures") else answer
+            )
+            try:
+                page.goto(f"{proxy.url}/explorer/entry/{index}?vkey={server.vkey}")
+                assert _status(page)[0] == "ok"
+                page.fill("#grant-token", grant["token"])
+                page.click("#confidential button")
+                page.locator(".revealed-partial").wait_for(timeout=10_000)
+                assert "1 more value stays hidden" in page.locator(".revealed-partial").inner_text()
+            finally:
+                proxy.close()
             # A grant holder finds the entries hiding the dataset by its real digest, from the search page.
             page.goto(f"{server.url}/explorer/")
             _status(page)
