@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from atlas_log import cli
 from atlas_log.note import Signer
-from atlas_log.submission import spki_der
+from atlas_log.submission import intoto_statement, spki_der
 from atlas_log.testing.demo import demo_submission
 from tests.conftest import ServerProcess, free_port
 from tests.test_http import TamperingProxy
@@ -75,10 +75,23 @@ def test_demo_then_verify_get_checkpoint(
     assert "--simulated-platform DIR" in said.err and "422" not in said.err + said.out
 
 
-def test_wrong_pinned_key_fails(server: ServerProcess, capsys: pytest.CaptureFixture[str]) -> None:
-    other = Signer.generate("atlas-log.localhost/dev").verifier.vkey  # right name, wrong key
-    assert cli.main(["--server", server.url, "--vkey", other, "checkpoint"]) == 1
-    assert "no signature from a trusted key" in capsys.readouterr().err
+def test_wrong_pinned_key_fails(server: ServerProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    other = Signer.generate("atlas-log.localhost/dev").verifier  # right name, wrong key
+    assert cli.main(["--server", server.url, "--vkey", other.vkey, "checkpoint"]) == 1
+    said = capsys.readouterr().err
+    # Both keys are named with their IDs: the name alone does not tell them apart.
+    theirs = "+".join(server.vkey.split("+")[:2])
+    assert "no signature from a trusted key" in said and f"{other.name}+{other.key_id:08x}" in said and theirs in said
+    # A submission under the wrong key is not sent: it would be logged, then its receipt refused.
+    statement = tmp_path / "s.json"
+    statement.write_bytes(intoto_statement([("m", "ab" * 32)], "https://atlas-log.dev/demo/v1", {}))
+    key = tmp_path / "k.pem"
+    assert cli.main(["keygen", "--out", str(key)]) == 0
+    platform = str(server.data_dir / "simulated-tdx")
+    args = ["--server", server.url, "submit", "--statement", str(statement), "--key", str(key)]
+    assert cli.main(["--vkey", other.vkey, *args, "--simulated-platform", platform]) == 1
+    assert "nothing was submitted" in capsys.readouterr().err
+    assert httpx.get(server.url + "/api/v1/log", timeout=10).json()["treeSize"] == 0
 
 
 def test_get_shows_each_gpu_the_entry_attests(server: ServerProcess, capsys: pytest.CaptureFixture[str]) -> None:

@@ -193,6 +193,7 @@ class _Core:
         # Checkpoints already proved consistent with the trusted state, (size, root): receipts of one batch share
         # a checkpoint, so one proof serves them all. Consistency is transitive, so later advances keep them valid.
         self._consistent: set[tuple[int, bytes]] = set()
+        self._key_checked = False  # whether a checkpoint of the log opened under the pinned key and policy
 
     @property
     def verifier(self) -> Verifier:
@@ -214,6 +215,7 @@ class _Core:
         cp = open_checkpoint(note, self.verifier)
         if self.quorum:
             verify_cosignatures(parse_note(note), self.witnesses, self.quorum, now=int(time.time()), window=self.window)
+        self._key_checked = True
         return cp
 
     def _join_span(self, cp: Checkpoint) -> tuple[int, int] | None:
@@ -461,6 +463,13 @@ class _Core:
 
     def _submit(self, submission: dict[str, Any]) -> Op[Receipt]:
         sent = SubmittedEntry.from_submission(submission)
+        if not self._key_checked:
+            # The pinned key (and witness policy) checked against the log before anything is sent: a key that is
+            # not the log's would refuse the receipt of an entry the log had already logged.
+            try:
+                yield from self._fetch_checkpoint()
+            except SignatureError as exc:
+                raise SignatureError(f"nothing was submitted: the log's checkpoint does not verify: {exc}") from exc
         # Under a witness policy only a receipt proved against a cosigned checkpoint can be accepted.
         request = Request.post_json("/api/v1/entries", submission, wait="witnessed" if self.quorum else None)
         reply = yield request

@@ -256,6 +256,9 @@ def open_note(msg: bytes, verifiers: Sequence[Verifier]) -> tuple[Note, list[Not
             raise SignatureError(f"signature by {sig.name} ({sig.key_id:08x}) does not verify")
         verified.append(sig)
     if not verified:
-        names = ", ".join(sorted(v.name for v in verifiers)) or "none"
-        raise SignatureError(f"note carries no signature from a trusted key (trusted: {names})")
+        # Names alone do not tell two keys of one name apart (a development log makes a new key per data
+        # folder): each key is named with its ID, as the verifier key text shows it (name+ID+key).
+        names = ", ".join(sorted(f"{v.name}+{v.key_id:08x}" for v in verifiers)) or "none"
+        signed = ", ".join(f"{s.name}+{s.key_id:08x}" for s in note.signatures) or "none"
+        raise SignatureError(f"note carries no signature from a trusted key (trusted: {names}; signed by: {signed})")
     return note, verified
