@@ -94,6 +94,22 @@ def test_wrong_pinned_key_fails(server: ServerProcess, tmp_path: Path, capsys: p
     assert httpx.get(server.url + "/api/v1/log", timeout=10).json()["treeSize"] == 0
 
 
+def test_pasted_values_are_taken_trimmed_and_placeholders_are_named(
+    server: ServerProcess, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A key pasted with the newline after it is the key.
+    assert cli.main(["--server", server.url, "--vkey", f" {server.vkey}\n", "checkpoint"]) == 0
+    capsys.readouterr()
+    # The README's placeholders, left in, are named as such.
+    assert cli.main(["--server", server.url, "--vkey", "<the verifier key make run printed>", "checkpoint"]) == 2
+    assert "still holds a placeholder" in capsys.readouterr().err
+    root = "<the simulated TDX root make run printed>"
+    monitor = ["--server", server.url, "--vkey", server.vkey, "monitor", "--once", "--replay", "--tdx-root", root]
+    assert cli.main(monitor) == 2
+    said = capsys.readouterr().err
+    assert "--tdx-root takes a TDX root CA key's SHA-256" in said and "still holds a placeholder" in said, said
+
+
 def test_get_shows_each_gpu_the_entry_attests(server: ServerProcess, capsys: pytest.CaptureFixture[str]) -> None:
     sub = demo_submission(Ed25519PrivateKey.generate(), 0, server.platform, gpus=server.gpu)
     r = httpx.post(server.url + "/api/v1/entries", json=sub, timeout=30)

@@ -201,6 +201,15 @@ def test_the_command_line_verifies_gpu_evidence(capsys: pytest.CaptureFixture[st
     assert cli.main(["gpu", "verify", str(nvidia / "README.md"), "--at", str(NOW)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("atlas-log: ")
+    # Mistakes in the options are one line each, saying what to give.
+    for options, said in (
+        (["--nonce", "00"], "--nonce must be 32 bytes (64 hex digits), not 1"),
+        (["--nonce", "zz" * 32], "--nonce must be 32 bytes (64 hex digits)"),
+        (["--gpu-rim-root", "ab" * 32], "--gpu-rim-root needs the RIMs it is the root of: give them with --rim FILE"),
+    ):
+        assert cli.main(["gpu", "verify", str(good), "--at", str(NOW), *options]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and said in err[0], err
 
 
 def test_the_collection_digest_binds_every_field_and_ignores_only_spelling() -> None:

@@ -222,14 +222,22 @@ def _options(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit")
     ] = False,
 ) -> None:
+    vkey = vkey.strip() if vkey else vkey  # pasted with the spaces or newline around it
     if vkey:
         try:
             Verifier.from_vkey(vkey)  # checked here, once, naming where it came from
         except Error as exc:
             source = ctx.get_parameter_source("vkey")
             given = "ATLAS_LOG_VKEY" if source is not None and source.name == "ENVIRONMENT" else "--vkey"
-            raise CliError(f"{given} is not a verifier key: {exc}") from exc
+            raise CliError(f"{given} is not a verifier key{_placeholder_hint(vkey)}: {exc}") from exc
     ctx.obj = Options(_log_url(server), vkey, list(witness or []), quorum, timeout, deadline, json_out)
+
+
+def _placeholder_hint(value: str) -> str:
+    """A hint when ``value`` is still a documentation placeholder (``<…>``) rather than the value it stands for."""
+    if re.search(r"[<>‹›…]", value):
+        return " (it still holds a placeholder: put the value make run printed in its place)"
+    return ""
 
 
 def _log_url(url: str) -> str:
@@ -1227,10 +1235,13 @@ def search(
 # --- auditing -----------------------------------------------------------------------------------------------
 
 
-def _check_fingerprints(option: str, given: list[str] | None) -> None:
+def _check_fingerprints(option: str, given: list[str] | None, what: str = "a root certificate's") -> None:
     for fingerprint in given or ():
         if _fingerprint(fingerprint) is None:
-            raise CliError(f"{option} takes a root certificate's SHA-256 in lowercase hex, not {fingerprint!r}")
+            raise CliError(
+                f"{option} takes {what} SHA-256 (64 lowercase hex digits), not {fingerprint!r}"
+                + _placeholder_hint(fingerprint)
+            )
 
 
 def _trust(
@@ -1242,6 +1253,7 @@ def _trust(
 ) -> Any:
     from atlas_log.reverify import Trust
 
+    _check_fingerprints("--tdx-root", tdx_root, "a TDX root CA key's")
     _check_fingerprints("--gpu-device-root", gpu_device_root)
     _check_fingerprints("--gpu-rim-root", gpu_rim_root)
 
@@ -1949,10 +1961,14 @@ def gpu_verify(
     from atlas_log.gpu import Policy, verify_gpu_evidence_path
 
     o = _opts(ctx)
-    try:
-        wanted = bytes.fromhex(nonce) if nonce is not None else None
-    except ValueError as exc:
-        raise CliError(f"--nonce is not hex: {exc}") from exc
+    wanted = None
+    if nonce is not None:
+        try:
+            wanted = bytes.fromhex(nonce)
+        except ValueError:
+            raise CliError(f"--nonce must be 32 bytes (64 hex digits): {nonce[:80]!r} is not hex") from None
+        if len(wanted) != 32:
+            raise CliError(f"--nonce must be 32 bytes (64 hex digits), not {len(wanted)}")
     roots = {}
     for option, given in (("--device-root", device_root), ("--rim-root", rim_root)):
         if given is not None:
@@ -1965,6 +1981,8 @@ def gpu_verify(
     if gpu_device_root and "--device-root" not in roots:
         roots["--device-root"] = _root_named(gpu_device_root, _device_chain_of(Path(evidence)), "--gpu-device-root")
     if gpu_rim_root and "--rim-root" not in roots:
+        if not rim:
+            raise CliError("--gpu-rim-root needs the RIMs it is the root of: give them with --rim FILE")
         roots["--rim-root"] = _root_named(gpu_rim_root, _rim_chain_of(rim or []), "--gpu-rim-root")
     policy = Policy(require_ocsp=require_ocsp, allow_on_hold=allow_on_hold)
     try:
