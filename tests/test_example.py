@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -53,6 +54,7 @@ def test_pytorch_pipeline_example(db_url: str, tmp_path: Path) -> None:
             timeout=600,
         )
         assert out.returncode == 0, out.stderr[-3000:]
+        assert "training: epoch 5/5" in out.stderr  # progress without a terminal too
         report = json.loads(out.stdout)
         assert report["history_entries"] == [4, 3, 2]  # deploy, evaluate, train
         assert report["history_gap_free_from"] == 4 and report["history_complete"] is False
@@ -69,5 +71,16 @@ def test_pytorch_pipeline_example(db_url: str, tmp_path: Path) -> None:
         prefix = "$.predicate.buildDefinition.externalParameters.parameters."
         assert revealed[prefix + "datasetPath"].value == dataset
         assert revealed[prefix + "learningRate"].value == 1e-3
+        # Away from the development server's folder, the example says where the platform is looked for.
+        away = subprocess.run(
+            [sys.executable, str(ROOT_DIR / "examples" / "pytorch_pipeline.py"), "--server", server.url],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
+            env={k: v for k, v in os.environ.items() if k != "ATLAS_DATA_DIR"},
+        )
+        assert away.returncode == 1 and "Traceback" not in away.stderr, away.stderr
+        assert "no simulated TDX platform in .atlas-log/simulated-tdx" in away.stderr
     finally:
         server.stop()
