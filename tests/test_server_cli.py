@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.metadata
 import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -71,6 +73,35 @@ def test_serve_with_no_database_url_uses_embedded_postgres(tmp_path: Path) -> No
         assert httpx.get(server.url + "/admin/v1/tenants", headers={"Authorization": "Bearer x"}).status_code == 401
     finally:
         server.stop()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def test_a_crashed_servers_embedded_postgres_is_stopped_by_the_next_one(tmp_path: Path) -> None:
+    """A server killed outright leaves its embedded PostgreSQL running; the next server on the same data adopts
+    it and, when stopped, stops it (a dead process's handle must not keep it running for ever)."""
+    import psutil
+
+    data = Path(tempfile.mkdtemp(prefix="atlas-emb-"))  # short: the socket lives in the data folder
+    try:
+        crashed = ServerProcess(None, data, wait=120)
+        crashed.proc.kill()
+        crashed.proc.wait()
+        crashed.stop()
+        postmaster = int((data / "pgdata" / "postmaster.pid").read_text().split()[0])
+        assert psutil.pid_exists(postmaster)  # orphaned, still serving
+        adopting = ServerProcess(None, data, wait=120)
+        assert httpx.get(adopting.url + "/readyz", timeout=10).status_code == 200
+        adopting.stop()
+        assert adopting.proc.returncode == 0
+        deadline = time.monotonic() + 30
+        while psutil.pid_exists(postmaster) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not psutil.pid_exists(postmaster), "the adopted PostgreSQL was left running"
+    finally:
+        pid_file = data / "pgdata" / "postmaster.pid"
+        if pid_file.exists():  # never leave a server behind, whatever failed
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid_file.read_text().split()[0]), signal.SIGTERM)
         shutil.rmtree(data, ignore_errors=True)
 
 

