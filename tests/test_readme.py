@@ -129,8 +129,13 @@ def test_the_confidential_walkthrough_runs_as_printed(log: ServerProcess, tmp_pa
     helpers = [
         line.replace("http://127.0.0.1:8080", log.url) for line in lines if line.startswith(("admin()", "token()"))
     ]
-    typo = _run([*helpers, """admin POST tenants/vendr/tokens '{"scopes": ["submit"]}' | token"""], log, work)
+    mistyped = """admin POST tenants/vendr/tokens '{"scopes": ["submit"]}' | token typo.token"""
+    typo = _run([*helpers, mistyped], log, work)
     assert typo.returncode != 0 and "no tenant 'vendr'" in typo.stderr and "Traceback" not in typo.stderr, typo.stderr
+    assert not (work / "typo.token").exists()  # no empty token file left behind
+    # The tokens are secrets: readable by their owner only.
+    for name in ("vendor.token", "grant.token"):
+        assert oct((work / name).stat().st_mode & 0o777) == "0o600", name
     mixed_up = _run([*setup[:2], "atlas-log verify hidden-entry.json"], log, work)  # not a receipt
     assert mixed_up.returncode == 1 and "this is a disclosure file, not a receipt" in mixed_up.stdout
     # Hidden values submitted without a tenant's token would be readable by the admin alone: the tool says so.
