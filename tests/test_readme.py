@@ -108,6 +108,27 @@ def test_the_commands_make_run_suggests_run(log: ServerProcess, tmp_path: Path) 
     assert "OK   ./receipts/" in out.stdout and '"problems": []' in out.stdout
 
 
+def test_the_client_library_example_runs_as_printed(log: ServerProcess, tmp_path: Path) -> None:
+    at = README.index("## Client library")
+    block = re.search(r"```python\n(.*?)```", README[at:], re.DOTALL)
+    assert block is not None
+    code = block.group(1).replace("<the verifier key make run printed>", log.vkey)
+    code = code.replace("http://127.0.0.1:8080", log.url)
+    r = httpx.post(log.url + "/api/v1/entries", json=demo_submission(Ed25519PrivateKey.generate(), 0, log.platform))
+    (tmp_path / "first.receipt.json").write_text(r.text)
+    (tmp_path / "example.py").write_text(code)
+    out = subprocess.run([sys.executable, "example.py"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "entry 0 is in the tree of size 1; the log is now at 1" in out.stdout
+    assert (tmp_path / "trusted.json").exists()
+    # Given the file's text rather than its JSON, the library says what it wants.
+    from atlas_log import verify_receipt
+    from atlas_log.errors import FormatError
+
+    with pytest.raises(FormatError, match=r"a receipt is a JSON object \(parsed, e\.g\. with json\.loads\), not str"):
+        verify_receipt(r.text, log.vkey)  # type: ignore[arg-type]
+
+
 def test_the_confidential_walkthrough_runs_as_printed(log: ServerProcess, tmp_path: Path) -> None:
     work = tmp_path / "work"
     shutil.copytree(ROOT / "examples", work / "examples")

@@ -64,6 +64,8 @@ class Receipt:
     @classmethod
     def from_json(cls, obj: Any) -> Receipt:
         """Parse a receipt strictly; raise :class:`FormatError` on any deviation."""
+        if not isinstance(obj, dict):
+            raise FormatError(f"a receipt is a JSON object (parsed, e.g. with json.loads), not {type(obj).__name__}")
         try:
             proof = obj["inclusionProof"]
             index, size, hashes = proof["logIndex"], proof["treeSize"], proof["hashes"]
