@@ -463,6 +463,10 @@ def test_a_simulated_logs_root_untrusted_is_a_configuration_problem(server: Serv
     assert not evidence_dir.exists()  # not evidence against the log
     trusted = _run(*base, *monitor, "--tdx-root", root)
     assert trusted.returncode == 0 and not evidence_dir.exists(), trusted.stdout + trusted.stderr
+    # Read by a person (without --json): what was verified and replayed, in words.
+    assert re.search(r"checkpoint of size \d+ verified: ok", trusted.stdout), trusted.stdout
+    assert re.search(r"replayed \d+ entr(y|ies) in [\d.]+ s.*: every one re-verified", trusted.stdout), trusted.stdout
+    assert "{" not in trusted.stdout + trusted.stderr
     # Evidence about that entry, checked without the root: a configuration problem again, not a verdict.
     from atlas_log.checkpoint import open_checkpoint
     from atlas_log.note import Verifier

@@ -76,6 +76,7 @@ def _monitor(server: ServerProcess, tmp: Path, *extra: str) -> subprocess.Comple
             sys.executable,
             "-m",
             "atlas_log.cli",
+            "--json",
             "monitor",
             "--log",
             server.url,
@@ -102,7 +103,7 @@ def test_replay_accepts_an_honest_log_and_catches_a_swapped_submission(
     size = _populate(server)
     out = _monitor(server, tmp_path, "--replay-workers", "2")
     assert out.returncode == 0, out.stdout + out.stderr
-    summary = json.loads(out.stderr.strip().splitlines()[-1])
+    summary = json.loads(out.stdout.strip().splitlines()[-1])["replay"]
     assert summary["replayed"] == size and summary["problems"] == 0
 
     # The operator rewrites a stored submission behind the log's back (the leaf, and so the tree, stay).

@@ -94,6 +94,7 @@ def _monitor(
     out = tmp_path / "evidence"
     rc = cli.main(
         [
+            "--json",
             "monitor",
             "--log",
             log.url,

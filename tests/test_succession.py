@@ -82,7 +82,7 @@ def test_freeze_hands_over_to_a_successor(db_url: str, pg_url: str, tmp_path: Pa
 
         # A monitor keeps watching the frozen log and follows its successor.
         httpx.post(new.url + "/api/v1/entries", json=demo_submission(key, 0))
-        monitor = [sys.executable, "-m", "atlas_log.cli", "monitor", "--log", old.url, "--vkey", old.vkey]
+        monitor = [sys.executable, "-m", "atlas_log.cli", "--json", "monitor", "--log", old.url, "--vkey", old.vkey]
         mon = subprocess.run(
             [*monitor, "--follow-successor", "--once", "--evidence-dir", str(tmp_path / "ev")],
             capture_output=True,

@@ -1354,9 +1354,11 @@ def _simulated_hint(problems: Sequence[str], o: Options, trust: Trust) -> str | 
     )
 
 
-def _replay_round(o: Options, replay: Any, note: bytes, verifier: Verifier, result: Any, seen_at: int) -> None:
+def _replay_round(
+    o: Options, replay: Any, note: bytes, verifier: Verifier, result: Any, seen_at: int
+) -> dict[str, Any] | None:
     """Replay up to the monitor's verified checkpoint (first seen at ``seen_at``); failing entries become
-    problems, and evidence when it holds."""
+    problems, and evidence when it holds. Returns what was replayed (None when the replay stopped)."""
     from atlas_log.checkpoint import open_checkpoint
     from atlas_log.evidence import verify_evidence
     from atlas_log.replay import entry_evidence, map_evidence, order_evidence
@@ -1369,23 +1371,18 @@ def _replay_round(o: Options, replay: Any, note: bytes, verifier: Verifier, resu
             )
     except Exception as exc:  # the log stopped answering mid-replay: a problem of this round; the next continues
         result.problems.append(f"replay stopped at entry {replay.tree.size}: {one_line(exc)}")
-        return
+        return None
     hint = _simulated_hint([r for _, r in outcome.bad_entries], o, replay.trust)
     if hint is not None and len(outcome.bad_entries) == outcome.entries:
         # Not evidence against the log: the monitor was not told to trust the root the log says it uses.
         raise CliError(hint)
-    o.ui.note(
-        json.dumps(
-            {
-                "replayed": outcome.entries,
-                "seconds": round(outcome.seconds, 3),
-                "entriesPerSecond": round(outcome.entries / outcome.seconds) if outcome.seconds else None,
-                "problems": len(outcome.problems),
-                **({"disclosures": outcome.disclosures} if outcome.disclosures else {}),
-            }
-        ),
-        None,
-    )
+    replayed = {
+        "replayed": outcome.entries,
+        "seconds": round(outcome.seconds, 3),
+        "entriesPerSecond": round(outcome.entries / outcome.seconds) if outcome.seconds else None,
+        "problems": len(outcome.problems),
+        **({"disclosures": outcome.disclosures} if outcome.disclosures else {}),
+    }
     result.problems.extend(outcome.problems)
     # Entries failing only for a root the log says it uses and the monitor was not told to trust are no
     # evidence against the log: one line says which option trusts it, instead of one failed gathering each.
@@ -1419,6 +1416,7 @@ def _replay_round(o: Options, replay: Any, note: bytes, verifier: Verifier, resu
             result.problems.append(f"entry {index} is not evidence against the log: {exc}")
             continue
         result.evidence.append(evidence)
+    return replayed
 
 
 @app.command()
@@ -1553,8 +1551,9 @@ def _monitor_rounds(
             result.evidence.extend(later.evidence)
         if mon.trusted.note != seen_note:  # entries it covers were dated before this moment
             seen_note, seen_at = mon.trusted.note, int(time.time())
+        replayed = None
         if replayer is not None and mon.trusted.note is not None:
-            _replay_round(o, replayer, mon.trusted.note, verifier, result, seen_at)
+            replayed = _replay_round(o, replayer, mon.trusted.note, verifier, result, seen_at)
         for i, ev in enumerate(result.evidence):
             out.mkdir(parents=True, exist_ok=True)
             path = out / f"evidence-{int(time.time())}-{i}.json"
@@ -1571,22 +1570,43 @@ def _monitor_rounds(
             "evidence": len(result.evidence),
             "frozen": None if frozen is None else {"successorUrl": frozen.url, "successorKey": frozen.vkey},
             "successorSize": None if successor is None else successor.trusted.size,
+            **({"replay": replayed} if replayed is not None else {}),
         }
-        if o.json or not sys.stdout.isatty():
+        if o.json:  # one JSON line per round, for a log collector
             sys.stdout.write(json.dumps(round_record) + "\n")
             sys.stdout.flush()
         else:
-            status = verdict_text(not result.problems, "ok" if not result.problems else "PROBLEMS")
-            o.ui.out.print(
-                f"{time.strftime('%H:%M:%S')} size {result.size} ", status, f" evidence {len(result.evidence)}"
-            )
-            for p in result.problems:
-                o.ui.line(f"  {p}", "red")
+            _print_round(o, result, replayed, frozen, successor)
         if result.evidence:
             return 3
         if once:
             return 1 if result.problems else 0
         time.sleep(interval)
+
+
+def _print_round(o: Options, result: Any, replayed: dict[str, Any] | None, frozen: Any, successor: Any) -> None:
+    """One monitor round for a person: what was verified, and each problem on its own line."""
+    status = verdict_text(not result.problems, "ok" if not result.problems else "PROBLEMS")
+    agree = len(result.views) > 1 and not result.problems
+    views = f" (by {counted(len(result.views), 'view')} that agree)" if agree else ""
+    o.ui.out.print(
+        f"{time.strftime('%H:%M:%S')} checkpoint of size {result.size} verified{views}: ",
+        status,
+        f", {counted(len(result.evidence), 'piece')} of evidence" if result.evidence else "",
+        sep="",
+    )
+    if replayed is not None:
+        rate = f", {replayed['entriesPerSecond']}/s" if replayed["entriesPerSecond"] else ""
+        said = "every one re-verified" if not replayed["problems"] else f"{counted(replayed['problems'], 'problem')}"
+        o.ui.line(
+            f"  replayed {counted(replayed['replayed'], 'entry', 'entries')} in {replayed['seconds']} s{rate}: {said}"
+        )
+    if frozen is not None:
+        o.ui.line(f"  the log is frozen; its successor: {frozen.url} ({frozen.vkey})", "yellow")
+    if successor is not None:
+        o.ui.line(f"  successor's checkpoint: size {successor.trusted.size}")
+    for p in result.problems:
+        o.ui.line(f"  {p}", "red")
 
 
 @app.command()
