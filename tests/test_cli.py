@@ -451,6 +451,11 @@ def test_a_simulated_logs_root_untrusted_is_a_configuration_problem(server: Serv
     base = ["--server", server.url, "--vkey", server.vkey]
     folder = tmp_path / "evidence"
     assert _run(*base, "evidence", str(r.json()["logIndex"]), "--out", str(folder)).returncode == 0
+    # The same entry again into its folder is fine; another entry's evidence is not mixed into it.
+    assert _run(*base, "evidence", str(r.json()["logIndex"]), "--out", str(folder)).returncode == 0
+    other = httpx.post(server.url + "/api/v1/entries", json=demo_submission(key, 1, server.platform), timeout=30)
+    line = _fails_in_one_line(*base, "evidence", str(other.json()["logIndex"]), "--out", str(folder))
+    assert f"already holds the evidence of entry {r.json()['logIndex']}: give a new or empty folder" in line, line
     line = _fails_in_one_line("tdx", "verify", str(folder))
     assert f"simulated TDX platform with root {root}; pass --root {root}" in line, line
     accepted = _run("tdx", "verify", str(folder), "--root", root)

@@ -1761,9 +1761,10 @@ def evidence(
     from atlas_log.tdx.collateral import replay_files
 
     o = _opts(ctx)
+    folder = Path(out)
+    _evidence_folder_for(folder, index)
     with o.client() as client, o.ui.waiting(f"asking {o.server}"):
         ev = client.evidence(index)  # the quote and collateral its included leaf records
-    folder = Path(out)
     (folder / "pcs").mkdir(parents=True, exist_ok=True)
     (folder / "quote.bin").write_bytes(ev.quote)
     for member, name in replay_files().items():
@@ -1788,6 +1789,24 @@ def evidence(
         for command in gpu_commands:
             o.ui.line(f"  and its GPU: {command}")
     return 0
+
+
+def _evidence_folder_for(folder: Path, index: int) -> None:
+    """Refuse a folder holding anything but this entry's evidence: files of another entry left beside this one's
+    (its GPUs, RIMs) would be taken for this entry's."""
+    if not folder.exists():
+        return
+    if not folder.is_dir():
+        raise CliError(f"{folder} is a file: give a folder for the evidence (a new or empty one)")
+    if not any(folder.iterdir()):
+        return
+    try:
+        held = json.loads((folder / "evidence.json").read_text()).get("logIndex")
+    except (OSError, ValueError, AttributeError):
+        held = None
+    if held != index:
+        what = f"the evidence of entry {held}" if isinstance(held, int) else "other files"
+        raise CliError(f"{folder} already holds {what}: give a new or empty folder for entry {index}'s")
 
 
 def _write_gpu_evidence(folder: Path, ev: Any) -> list[str]:
