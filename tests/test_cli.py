@@ -110,6 +110,32 @@ def test_pasted_values_are_taken_trimmed_and_placeholders_are_named(
     assert "--tdx-root takes a TDX root CA key's SHA-256" in said and "still holds a placeholder" in said, said
 
 
+def test_lineage_draws_an_edge_once_and_says_when_no_entry_names_the_artifact(
+    server: ServerProcess, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from atlas_log.pipeline import training_statement
+    from atlas_log.submission import signed_submission
+
+    key = Ed25519PrivateKey.generate()
+    model, data = "cd" * 32, "ef" * 32
+    stated = []
+    for run in (1, 2):  # the same step run twice states the same edge twice
+        payload = training_statement(
+            {"model.pt": model}, {"data.pt": (data, "training-data")}, builder="b", parameters={"run": run}
+        )
+        r = httpx.post(server.url + "/api/v1/entries", json=signed_submission(key, payload, server.platform))
+        stated.append(r.json()["logIndex"])
+    base = ["--server", server.url, "--vkey", server.vkey, "lineage"]
+    assert cli.main([*base, f"sha256:{model}"]) == 0
+    out = capsys.readouterr().out
+    assert out.count(data) == 1 and "1 edge" in out, out
+    assert f"input of entries #{stated[0]}, #{stated[1]}" in out, out
+    # A digest no entry names (most often mistyped) is said to be one, as history says it.
+    assert cli.main([*base, "sha256:" + "0" * 64]) == 0
+    out = capsys.readouterr().out
+    assert "no entry of this log names it" in out and "check the digest" in out and "edge" not in out, out
+
+
 def test_get_shows_each_gpu_the_entry_attests(server: ServerProcess, capsys: pytest.CaptureFixture[str]) -> None:
     sub = demo_submission(Ed25519PrivateKey.generate(), 0, server.platform, gpus=server.gpu)
     r = httpx.post(server.url + "/api/v1/entries", json=sub, timeout=30)

@@ -1013,6 +1013,21 @@ def _witnessed(client: LogClient) -> str:
     return f" (witnessed by at least {client.quorum} of {len(client.witnesses)} witnesses)"
 
 
+def _named_by_nothing(o: Options, client: LogClient, found: VerifiedHistory) -> None:
+    """An artifact's empty history, said plainly: an empty answer is an answer (it can be proved), but most often
+    the digest was mistyped."""
+    o.ui.line(f"{found.artifact}: no entry of this log names it (tree size {found.tree_size})", "yellow")
+    if found.closure is not None and found.complete:
+        o.ui.line(
+            f"  proved as of tree size {found.complete_as_of}{_witnessed(client)}: the log's map commitment "
+            f"(entry #{found.closure.commitment_index}) proves no entry below that size names it",
+            "green",
+        )
+    else:
+        o.ui.line(f"  not proved: {found.incomplete}", "yellow")
+    o.ui.line("  if you expected entries, check the digest above, every character of it (or search --name)")
+
+
 @app.command()
 def history(
     ctx: typer.Context,
@@ -1062,17 +1077,7 @@ def history(
         )
         return 0
     if not rows:
-        # An empty answer is an answer (it can be proved), but most often the digest was mistyped: say so plainly.
-        o.ui.line(f"{found.artifact}: no entry of this log names it (tree size {found.tree_size})", "yellow")
-        if found.closure is not None and found.complete:
-            o.ui.line(
-                f"  proved as of tree size {found.complete_as_of}{_witnessed(client)}: the log's map commitment "
-                f"(entry #{found.closure.commitment_index}) proves no entry below that size names it",
-                "green",
-            )
-        else:
-            o.ui.line(f"  not proved: {found.incomplete}", "yellow")
-        o.ui.line("  if you expected entries, check the digest above, every character of it (or search --name)")
+        _named_by_nothing(o, client, found)
         return 0
     entries = counted(len(rows), "entry", "entries")
     o.ui.line(f"{found.artifact}: {entries}, verified against tree size {found.tree_size}", "bold")
@@ -1133,6 +1138,11 @@ def lineage(
     with o.client(token=_hidden_token(hidden, token_file)) as client, o.ui.waiting("verifying lineage"):
         # About the artifact and in the direction asked, its checkpoint consistent with the log's.
         lin = client.lineage(_looked_up(o, client, digest, hidden), direction.value, depth)
+        # No edge: an artifact without inputs (or uses), or one no entry names (most often a mistyped digest).
+        named = None if lin.edges or o.json else client.history(lin.artifact)
+    if named is not None and not named.entries:
+        _named_by_nothing(o, client, named)
+        return 0
     if o.json:
         o.emit(
             {
@@ -1147,30 +1157,38 @@ def lineage(
             }
         )
         return 0
-    children: dict[str, list[tuple[str, int]]] = {}
+    # One edge per pair of artifacts, naming every entry that states it (a pipeline run again states it again).
+    children: dict[str, dict[str, list[int]]] = {}
     for src, dst, idx in lin.edges:
         parent, child = (dst, src) if lin.direction == "up" else (src, dst)
-        children.setdefault(parent, []).append((child, idx))
+        children.setdefault(parent, {}).setdefault(child, []).append(idx)
     word = "made from" if lin.direction == "up" else "used to make"
     title = f"{_names(lin.served).get(lin.artifact, '')}  {lin.artifact}".strip()
-    edges = counted(len(lin.edges), "edge")
+    edges = counted(sum(len(c) for c in children.values()), "edge")
     root = tree(f"{title} ({word}; {edges}, verified against tree size {lin.checkpoint.size})")
     # Each artifact's subtree is drawn once; a later mention refers back to it. Drawing every path instead
     # would print a graph a few artifacts wide and a few layers deep exponentially many times. Iterative: a
     # lineage may be deeper than the recursion limit.
     drawn = {lin.artifact}
     names = _names(lin.served)
-    stack = [(root, c, i) for c, i in sorted(children.get(lin.artifact, []), reverse=True)]
+    stack = [(root, c, i) for c, i in sorted(children.get(lin.artifact, {}).items(), reverse=True)]
     while stack:
-        parent_node, node, idx = stack.pop()
+        parent_node, node, stated = stack.pop()
         again = node in drawn and node in children
-        role = lin.role(idx)
         label = f"{names[node]}  {node}" if node in names else node
-        how = f"{role} of entry #{idx}" if role == EVALUATION_DATA or lin.direction == "up" else f"entry #{idx}"
+        by_role: dict[str, list[int]] = {}
+        for idx in sorted(set(stated)):
+            by_role.setdefault(lin.role(idx), []).append(idx)
+        how = "; ".join(
+            (f"{role} of " if role == EVALUATION_DATA or lin.direction == "up" else "")
+            + ("entry " if len(idxs) == 1 else "entries ")
+            + ", ".join(f"#{i}" for i in idxs)
+            for role, idxs in by_role.items()
+        )
         branch = add(parent_node, f"{label}  [{how}]{'  (see above)' if again else ''}", None)
         if node not in drawn:
             drawn.add(node)
-            stack.extend((branch, c, i) for c, i in sorted(children.get(node, []), reverse=True))
+            stack.extend((branch, c, i) for c, i in sorted(children.get(node, {}).items(), reverse=True))
     o.ui.show(root)
     if lin.truncated:
         o.ui.line("truncated: the log capped its answer; the nearest edges are shown, more lineage exists", "yellow")
