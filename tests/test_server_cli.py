@@ -324,6 +324,7 @@ def test_serve_on_a_busy_port_stops_before_doing_anything(tmp_path: Path, worker
     assert out.returncode != 0
     line = _one_line(out.stderr)
     assert f"port {port}" in line and "--port" in line and "ATLAS_PORT" in line, line
+    assert "ATLAS_PORT=" in line and "make run" in line, line  # what make run can be given
     assert out.stdout == ""  # no banner
     assert not data.exists()  # no key, no database, nothing
 

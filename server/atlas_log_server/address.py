@@ -16,9 +16,10 @@ class AddressUnavailable(OperatorError):
 def unavailable(host: str, port: int, exc: OSError) -> AddressUnavailable:
     """The operator's reading of a failed bind of ``host``:``port``."""
     if exc.errno == errno.EADDRINUSE:
+        other = port + 1 if port < 65535 else 8081
         return AddressUnavailable(
             f"cannot listen on {host}: port {port} is in use (another server?); "
-            "choose another port with --port or ATLAS_PORT"
+            f"choose another port with --port or ATLAS_PORT (with make run: ATLAS_PORT={other} make run)"
         )
     if exc.errno == errno.EACCES:
         return AddressUnavailable(
