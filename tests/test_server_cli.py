@@ -329,6 +329,27 @@ def test_serve_on_a_busy_port_stops_before_doing_anything(tmp_path: Path, worker
     assert not data.exists()  # no key, no database, nothing
 
 
+def test_serve_listens_on_atlas_port(db_url: str, tmp_path: Path) -> None:
+    """What `ATLAS_PORT=8081 make run` relies on: serve without --port takes the port from ATLAS_PORT."""
+    port = free_port()
+    env = {**os.environ, "ATLAS_DATABASE_URL": db_url, "ATLAS_DATA_DIR": str(tmp_path / "data")}
+    env["ATLAS_PORT"] = str(port)
+    proc = subprocess.Popen([sys.executable, "-m", "atlas_log_server.cli", "serve"], env=env, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError(f"nothing answered on ATLAS_PORT {port}")
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
 def test_serve_prints_no_library_chatter_and_stops_its_database(monkeypatch: pytest.MonkeyPatch) -> None:
     # As `make run` on a machine without a login session: no XDG_RUNTIME_DIR, a data folder of mode 0755.
     monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
