@@ -199,6 +199,9 @@ def test_search_to_artifact_to_entry(browser: Any, log: ServerProcess) -> None:
         size = int(text.split("checkpoint of tree size ")[1].split()[0])
         latest = page.locator("#latest a").all_inner_texts()
         assert latest and latest[0].startswith(f"#{size - 1} ") and len(latest) == min(10, size), latest
+        # Each says what it is about, as its signed statement names it; the log's own entries what they cover.
+        assert any("fraud-detector" in line for line in latest), latest
+        assert all(":" in line for line in latest) and not any("https://" in line for line in latest), latest
         page.fill("#q", "fraud-detector")
         page.keyboard.press("Enter")
         kind, text = _status(page)

@@ -213,7 +213,23 @@ function kindOf(entry) {
   if (pt === DEPLOYMENT) return "deployment";
   if (pt === MODEL_SIGNING) return "model signing";
   if (pt === SLSA) return "build";
-  return pt ?? "statement";
+  return "statement"; // of another type: its page shows the type in full
+}
+
+/** The names the entry's statement gives its subjects: read only from the statement its signatures cover (one that
+ * is not fails the page, as on the entry's own page); none for a statement that is not JSON or names none. */
+function subjectNames(answer, body) {
+  const env = answer.submission?.dsseEnvelope ?? answer.submission?.sigstoreBundle?.dsseEnvelope;
+  if (!env?.payload) return [];
+  const payload = V.verifyStatement(env, body);
+  let parsed;
+  try {
+    parsed = JSON.parse(new TextDecoder().decode(payload));
+  } catch {
+    return [];
+  }
+  const subjects = Array.isArray(parsed?.subject) ? parsed.subject : [];
+  return subjects.map((x) => x?.name).filter((n) => typeof n === "string" && n).slice(0, 3);
 }
 
 function teeLine(entry) {
@@ -304,7 +320,11 @@ async function searchPage(view) {
     const latest = el("ol", { class: "results", id: "latest" });
     for (const [i, [answer, proof]] of indices.map((x, n) => [x, answers[n]])) {
       const v = await V.verifyEntry(answer, proof, cp, i);
-      latest.append(el("li", {}, el("a", { href: href(`entry/${i}`), "data-nav": true }, `#${i} ${kindOf(v.entry)}`), ` · ${when(v.entry.integratedTime)} · ${teeLine(v.entry)}`));
+      const body = v.entry.body;
+      // What it is about, as its signed statement names it (the log's own entries say what they cover).
+      const about = body?.apiVersion === MAP_COMMITMENT ? `covers the first ${body.map?.treeSize} entries` : subjectNames(answer, body).join(", ");
+      const tee = body?.apiVersion === MAP_COMMITMENT ? "signed by the log" : teeLine(v.entry);
+      latest.append(el("li", {}, el("a", { href: href(`entry/${i}`), "data-nav": true }, `#${i} ${kindOf(v.entry)}${about ? `: ${about}` : ""}`), ` · ${when(v.entry.integratedTime)} · ${tee}`));
     }
     view.append(el("h2", {}, "Latest entries"), indices.length ? latest : el("p", {}, "The log holds no entries yet."));
     return ["ok", `Verifier key pinned. The latest entries are in the log (${checkpointLine(cp)}). Search for a model or dataset.`];
