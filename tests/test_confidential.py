@@ -300,6 +300,7 @@ def test_the_command_line_submits_discloses_and_verifies_offline(log: ServerProc
     # The hidden dataset is found by its real digest with a grant, and only with one.
     r = _cli(*common, "history", f"sha256:{SECRET_DATA}", "--hidden", "--token-file", str(grant_file), "--json")
     assert r.returncode == 0, r.stderr
+    assert "the entries naming it openly are found without --hidden" in " ".join(r.stderr.split()), r.stderr
     assert [e["logIndex"] for e in json.loads(r.stdout)["entries"]] == [index]
     r = _cli(*common, "history", f"sha256:{SECRET_DATA}", "--hidden", env={"ATLAS_LOG_TOKEN": ""})
     assert r.returncode != 0 and "--token-file" in r.stderr

@@ -968,7 +968,10 @@ def _looked_up(o: Options, client: LogClient, digest: str, hidden: bool) -> str:
     if not hidden:
         return digest
     blinded = client.hidden(digest)
-    o.ui.note(f"{digest} is hidden in this tenant's entries as {blinded}")
+    o.ui.note(
+        f"{digest} is hidden in this tenant's entries as {blinded}: these are the entries hiding it (the entries "
+        "naming it openly are found without --hidden)"
+    )
     return blinded
 
 
