@@ -69,12 +69,14 @@ def main() -> None:
     nonces = [i.to_bytes(32, "big") for i in range(batch)]
     reports = [first.report(n) for n in nonces]
     fleet_reports = [g.report(n) for g, n in zip(fleet, nonces, strict=False)]
+    # Each GPU's chain as the bytes a submission carries (the simulator encodes it afresh on every call).
+    chains = {id(g): g.certificate_chain for g in [first, *fleet]}
 
     def verify(i: int, gpu: SimulatedGpu, rep: bytes) -> None:
         # A new GPU brings one new OCSP response (for its own device certificate); the CAs' are shared.
         verdict = verify_gpu_evidence(
             rep,
-            gpu.certificate_chain,
+            chains[id(gpu)],
             nonce=nonces[i],
             at=now,
             driver_rim=driver,
