@@ -1141,8 +1141,9 @@ def lineage(
     with o.client(token=_hidden_token(hidden, token_file)) as client, o.ui.waiting("verifying lineage"):
         # About the artifact and in the direction asked, its checkpoint consistent with the log's.
         lin = client.lineage(_looked_up(o, client, digest, hidden), direction.value, depth)
-        # No edge: an artifact without inputs (or uses), or one no entry names (most often a mistyped digest).
-        named = None if lin.edges or o.json else client.history(lin.artifact)
+        # No edge: an artifact without inputs (or uses), or one no entry names (most often a mistyped digest);
+        # the first page of its history tells them apart (an empty first page is the whole, verified answer).
+        named = None if lin.edges or o.json else next(iter(client.history_pages(lin.artifact, page_size=1)))
     if named is not None and not named.entries:
         _named_by_nothing(o, client, named)
         return 0

@@ -118,8 +118,8 @@ def verify_receipt(
     """Verify a receipt offline against the log's verifier key; return the checkpoint it is proved against.
 
     With ``witnesses`` the checkpoint must also carry ``quorum`` (by default: all of them) valid cosignatures
-    from them,
-    none dated beyond the allowed clock skew ahead of ``now`` (POSIX seconds; default: this machine's clock).
+    from them, none dated beyond the allowed clock skew ahead of ``now`` (POSIX seconds; default: this
+    machine's clock).
     A receipt is kept for years, so old cosignatures are fine here.
 
     Raises :class:`~atlas_log.errors.FormatError` or :class:`~atlas_log.errors.VerificationError`.
