@@ -76,35 +76,6 @@ def test_serve_with_no_database_url_uses_embedded_postgres(tmp_path: Path) -> No
         shutil.rmtree(data, ignore_errors=True)
 
 
-def test_a_crashed_servers_embedded_postgres_is_stopped_by_the_next_one(tmp_path: Path) -> None:
-    """A server killed outright leaves its embedded PostgreSQL running; the next server on the same data adopts
-    it and, when stopped, stops it (a dead process's handle must not keep it running for ever)."""
-    import psutil
-
-    data = Path(tempfile.mkdtemp(prefix="atlas-emb-"))  # short: the socket lives in the data folder
-    try:
-        crashed = ServerProcess(None, data, wait=120)
-        crashed.proc.kill()
-        crashed.proc.wait()
-        crashed.stop()
-        postmaster = int((data / "pgdata" / "postmaster.pid").read_text().split()[0])
-        assert psutil.pid_exists(postmaster)  # orphaned, still serving
-        adopting = ServerProcess(None, data, wait=120)
-        assert httpx.get(adopting.url + "/readyz", timeout=10).status_code == 200
-        adopting.stop()
-        assert adopting.proc.returncode == 0
-        deadline = time.monotonic() + 30
-        while psutil.pid_exists(postmaster) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not psutil.pid_exists(postmaster), "the adopted PostgreSQL was left running"
-    finally:
-        pid_file = data / "pgdata" / "postmaster.pid"
-        if pid_file.exists():  # never leave a server behind, whatever failed
-            with contextlib.suppress(ProcessLookupError, ValueError):
-                os.kill(int(pid_file.read_text().split()[0]), signal.SIGTERM)
-        shutil.rmtree(data, ignore_errors=True)
-
-
 def test_keygen_and_migrate(tmp_path: Path, db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     key = tmp_path / "k"
     assert cli.main(["keygen", "--key-file", str(key), "--origin", "example.org/log"]) == 0
@@ -355,6 +326,13 @@ def test_serve_prints_no_library_chatter_and_stops_its_database(monkeypatch: pyt
     monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
     data = Path(tempfile.mkdtemp(prefix="atlas-emb-"))  # short: the socket lives in the data folder
     data.chmod(0o755)
+    # A server killed outright first: its embedded PostgreSQL runs on, orphaned, and the next server adopts it;
+    # that one's stop must stop it (a dead process's handle on it must not keep it running for ever).
+    crashed = ServerProcess(None, data, wait=120)
+    crashed.proc.kill()
+    crashed.proc.wait()
+    crashed.stop()
+    postmaster = int((data / "pgdata" / "postmaster.pid").read_text().split()[0])
     server = ServerProcess(None, data, wait=120)
     try:
         httpx.get(server.url + "/healthz")
@@ -362,9 +340,15 @@ def test_serve_prints_no_library_chatter_and_stops_its_database(monkeypatch: pyt
     finally:
         server.stop()  # SIGTERM
         out = server.log_path.read_text()
+        deadline = time.monotonic() + 30
+        while (data / "pgdata" / "postmaster.pid").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
         stopped_postgres = not (data / "pgdata" / "postmaster.pid").exists()
+        if not stopped_postgres:  # never leave a server behind, whatever failed
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(postmaster, signal.SIGTERM)
         shutil.rmtree(data, ignore_errors=True)
-    assert server.proc.returncode == 0 and stopped_postgres, out  # a graceful stop, the database's too
+    assert server.proc.returncode == 0 and stopped_postgres, out  # a graceful stop, the adopted database's too
     banner = [line for line in out.splitlines() if line.startswith(("Atlas Log serving", "  "))]
     assert banner and banner[0].startswith("Atlas Log serving"), out
     logged = [json.loads(line) for line in out.splitlines() if line not in banner]  # nothing else but log lines
