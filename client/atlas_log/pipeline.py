@@ -230,12 +230,12 @@ class NvattestGpuProvider:
             )
         argv = [exe, *self.command[1:], "--nonce", nonce.hex()]
         done = self._run(argv)
-        if _document(done.stdout) is None and "--format" not in argv:
+        answer = _document(done.stdout)
+        if answer is None and "--format" not in argv:
             # Version 1.0 of the CLI prints text unless its --format option asks for JSON; later ones print JSON.
             asked = self._run([*argv, "--format", "json"])
-            if _document(asked.stdout) is not None:
-                argv, done = [*argv, "--format", "json"], asked
-        answer = _document(done.stdout)
+            if (again := _document(asked.stdout)) is not None:
+                argv, done, answer = [*argv, "--format", "json"], asked, again
         if answer is None:
             tail = (done.stderr or done.stdout).decode(errors="replace").strip()[-400:]
             raise Error(
