@@ -136,6 +136,26 @@ def test_lineage_draws_an_edge_once_and_says_when_no_entry_names_the_artifact(
     assert "no entry of this log names it" in out and "check the digest" in out and "edge" not in out, out
 
 
+def test_a_name_in_a_statement_reaches_the_terminal_as_text(
+    server: ServerProcess, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from atlas_log.pipeline import training_statement
+    from atlas_log.submission import signed_submission
+
+    # Anyone may log a statement naming an artifact, under any name: one that clears an auditor's screen and
+    # prints a line of its own making.
+    model, data = "c1" * 32, "e1" * 32
+    name = "model\x1b[2J\x1b]0;pwned\x07\nverified: complete"
+    payload = training_statement({name: model}, {"data.pt": (data, "training-data")}, builder="b")
+    sub = signed_submission(Ed25519PrivateKey.generate(), payload, server.platform)
+    assert httpx.post(server.url + "/api/v1/entries", json=sub, timeout=30).status_code == 201
+    assert cli.main(["--server", server.url, "--vkey", server.vkey, "lineage", f"sha256:{model}"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out, repr(out)
+    assert "model\\x1b[2J\\x1b]0;pwned\\x07\\nverified: complete" in out, out
+    assert not any(line.startswith("verified: complete") for line in out.splitlines()), out
+
+
 def test_get_shows_each_gpu_the_entry_attests(server: ServerProcess, capsys: pytest.CaptureFixture[str]) -> None:
     sub = demo_submission(Ed25519PrivateKey.generate(), 0, server.platform, gpus=server.gpu)
     r = httpx.post(server.url + "/api/v1/entries", json=sub, timeout=30)

@@ -34,7 +34,7 @@ from typer.exceptions import TyperException
 from atlas_log import __version__
 from atlas_log._encoding import JSON_LIMITS, b64decode, b64encode, json_loads
 from atlas_log.bundle import CODE_SIGNING, parse_bundle
-from atlas_log.cli_output import Output, add, counted, one_line, render_json, tree, verdict_text, when
+from atlas_log.cli_output import Output, add, counted, inert, one_line, render_json, tree, verdict_text, when
 from atlas_log.client import AsyncLogClient, LogClient
 from atlas_log.disclosure import Disclosure, hides_digests, redact, verify_disclosures
 from atlas_log.dsse import PublicKey, sign_envelope
@@ -421,7 +421,7 @@ def checkpoint(
     if o.json:
         o.emit({"origin": cp.origin, "size": cp.size, "rootHash": b64encode(cp.root_hash), "note": note.decode()})
     else:
-        sys.stdout.write(note.decode())
+        sys.stdout.write(inert(note.decode()))  # verified, but its text is the log's to choose
     return 0
 
 
@@ -1116,7 +1116,8 @@ def _names(served: Any) -> dict[str, str]:
     for entry in served.get("entries") or [] if isinstance(served, dict) else []:
         for a in entry.get("artifacts") or [] if isinstance(entry, dict) else []:
             if isinstance(a, dict) and isinstance(a.get("name"), str) and isinstance(a.get("digest"), str):
-                names.setdefault(a["digest"], a["name"] + (f" {a['version']}" if a.get("version") else ""))
+                label = a["name"] + (f" {a['version']}" if a.get("version") else "")
+                names.setdefault(a["digest"], inert(label, line=True))
     return names
 
 
@@ -2147,7 +2148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _fail(message: str, status: int) -> int:
-    sys.stderr.write(f"atlas-log: {' '.join(message.split())}\n")
+    sys.stderr.write(f"atlas-log: {inert(' '.join(message.split()))}\n")
     return status
 
 

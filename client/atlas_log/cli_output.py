@@ -1,28 +1,69 @@
 """What the command line shows a person: rich tables, trees and progress on a terminal, plain text when piped
 (no colour, no bars, lines that do not wrap), and one-line error messages.
 
-Nothing here decides a verdict: the commands verify, this module only renders what they proved.
+Nothing here decides a verdict: the commands verify, this module only renders what they proved. Nor does any
+text from a log, a file or a server reach the terminal as a control: a name in a statement is anyone's to choose.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, ConsoleRenderable, RenderHook, RenderResult
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-__all__ = ["Output", "add", "counted", "one_line", "render_json", "tree", "verdict_text", "when"]
+__all__ = ["Output", "add", "counted", "inert", "one_line", "render_json", "tree", "verdict_text", "when"]
 
 _PIPED_WIDTH = 200  # a pipe has no width: wide enough that a digest and its row stay on one line
+
+
+# What a terminal acts on rather than shows: the C0 controls but tab and line feed (ESC starts colours, cursor
+# moves, window titles and links), DEL, the C1 controls (0x9B is a one-byte CSI), and the bidirectional
+# controls, which show the text after them reordered (a name that reads as another).
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+_LINE_FEED = re.compile("\n")
+
+
+def inert(text: str, *, line: bool = False) -> str:
+    """``text`` with every character a terminal would act on shown as its escape (``\\x1b``, ``\\u202e``);
+    with ``line``, its line feeds too (text that must stay on its line: a name, which could otherwise print a
+    line of its own making)."""
+    escaped = _CONTROL.sub(_escape, text)
+    return _LINE_FEED.sub(_escape, escaped) if line else escaped
+
+
+def _escape(match: re.Match[str]) -> str:
+    return match.group().encode("unicode_escape").decode("ascii")
+
+
+class _Inert:
+    """A renderable drawn as ``inner`` is, its text made :func:`inert` (the console's own control codes, which
+    rich keeps apart as control segments, and its styles pass as they are)."""
+
+    def __init__(self, inner: ConsoleRenderable) -> None:
+        self.inner = inner
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        for segment in console.render(self.inner, options):
+            yield segment if segment.control else Segment(inert(segment.text), segment.style)
+
+
+class _InertHook(RenderHook):
+    def process_renderables(self, renderables: list[ConsoleRenderable]) -> list[ConsoleRenderable]:
+        return [_Inert(r) for r in renderables]
 
 
 def one_line(exc: BaseException) -> str:
@@ -53,7 +94,7 @@ class Output:
     def _console(stderr: bool) -> Console:
         stream = sys.stderr if stderr else sys.stdout
         tty = stream.isatty()
-        return Console(
+        console = Console(
             stderr=stderr,
             markup=False,
             highlight=False,
@@ -61,6 +102,8 @@ class Output:
             width=None if tty else _PIPED_WIDTH,
             no_color="NO_COLOR" in os.environ or not tty,
         )
+        console.push_render_hook(_InertHook())
+        return console
 
     @property
     def interactive(self) -> bool:
