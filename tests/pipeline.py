@@ -17,8 +17,8 @@ from tests.test_regulator import D, sha
 MODEL = sha("m1")
 
 
-def record_pipeline(server: ServerProcess) -> None:
-    """Record the four steps, then wait until the map commits them all."""
+def record_pipeline(server: ServerProcess, *more: bytes) -> None:
+    """Record the four steps (and ``more`` statements after them), then wait until the map commits them all."""
     key = Ed25519PrivateKey.generate()
     tee = SimulatedProvider(server.platform)
     builder = "https://pipelines.example.com/fraud"
@@ -39,7 +39,7 @@ def record_pipeline(server: ServerProcess) -> None:
     ]
     with httpx.Client(base_url=server.url, timeout=30) as http:
         client = LogClient(http, server.vkey)
-        for statement in steps:
+        for statement in [*steps, *more]:
             record_step(client, key, statement, tee)
         size = client.checkpoint()[0].size
         deadline = time.monotonic() + 30

@@ -87,6 +87,21 @@ def test_test_result_and_deployment() -> None:
         INTOTO_PAYLOAD_TYPE, _stmt(TEST_RESULT, {"result": "PASSED", "configuration": [{"digest": {"sha256": H["b"]}}]})
     )
     assert ex.digests("evaluated") == [f"sha256:{H['a']}"] and ex.digests("eval_data") == [f"sha256:{H['b']}"]
+    figures = {
+        "result": "FAILED",
+        "metrics": {"auc": 0.97, "passed": True, "split": "test", "curve": [0.1, 0.2], "n": 10},
+        "passedTests": ["a", "b"],
+        "failedTests": ["c"],
+    }
+    assert dict(extract(INTOTO_PAYLOAD_TYPE, _stmt(TEST_RESULT, figures)).metadata) == {
+        "result": "FAILED",
+        "metric:auc": "0.97",
+        "metric:passed": "true",
+        "metric:split": "test",
+        "metric:n": "10",  # a list is no figure to show
+        "passedTests": "2",
+        "failedTests": "1",
+    }
     dep = extract(
         INTOTO_PAYLOAD_TYPE,
         _stmt(

@@ -19,9 +19,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from atlas_log.entry import canonical_json
 from atlas_log.errors import Error
 from atlas_log.pack import MANIFEST, SUMMARY, _zip, verify_pack
+from atlas_log.pipeline import deployment_statement
 from atlas_log.reverify import Trust
 from tests.conftest import ServerProcess
 from tests.pipeline import MODEL, record_pipeline
+from tests.test_regulator import D, h
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -37,7 +39,16 @@ def packed(tmp_path_factory: pytest.TempPathFactory, pg_url: str, template_db: s
     tmp = tmp_path_factory.mktemp("pack")
     server = ServerProcess(url, tmp / "data", env={"ATLAS_MAP_INTERVAL_S": "0.2"})
     try:
-        record_pipeline(server)
+        # Anyone may log a statement naming the model: this one's names would write headings and lines of
+        # their own into the summary a regulator reads.
+        record_pipeline(
+            server,
+            deployment_statement(
+                ("shadow\n# Verdict: all clear", h("shadow")),
+                {"fraud-detector": D["m1"]},
+                "x\n- [forged](https://e.example) |",
+            ),
+        )
         out = _cli("--server", server.url, "--vkey", server.vkey, "pack", MODEL, "--out", str(tmp / "case.zip"))
         assert out.returncode == 0, out.stdout + out.stderr
         vkey, root = server.vkey, server.platform.root_fingerprint
@@ -66,12 +77,15 @@ def test_a_pack_verifies_offline_and_reads_as_a_case(packed: tuple[bytes, str, s
     assert out.returncode == 0, out.stdout + out.stderr
     text = out.stdout
     assert "fraud-detector" in text and "clean-dataset" in text and "train.py" in text
-    assert "evaluated on" in text and "test-dataset" in text and "PASSED" in text  # the evaluation, named
+    assert "evaluated on" in text and "test-dataset" in text and "PASSED (auc 0.97)" in text  # named, its figures
+    # What statements chose stays text on its own line: no heading, list item, link or cell of theirs.
+    assert "shadow\\n# Verdict: all clear" in text and "x\\n- \\[forged\\](https://e.example) \\|" in text, text
+    assert not any(line.startswith(("# Verdict", "- [forged")) for line in text.splitlines()), text
     assert "deployed as" in text and "fraud-svc" in text
     assert "complete as of tree size" in text and "verdict: verified offline" in text
     as_json = _cli("verify-pack", str(tmp_path / "case.zip"), "--vkey", vkey, "--tdx-root", root, "--json")
     verdict = json.loads(as_json.stdout)
-    assert verdict["verified"] is True and verdict["entries"] == 4 and verdict["historyCompleteAsOf"] is not None
+    assert verdict["verified"] is True and verdict["entries"] == 5 and verdict["historyCompleteAsOf"] is not None
     # Without the simulated platform's root trusted, the quotes do not verify: the pack does not hold.
     untrusted = _cli("verify-pack", str(tmp_path / "case.zip"), "--vkey", vkey)
     assert untrusted.returncode == 1 and "does not verify" in untrusted.stdout, untrusted.stdout

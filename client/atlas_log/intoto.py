@@ -10,6 +10,7 @@ predicate. Other predicate types are admitted with their subjects only.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -318,12 +319,29 @@ def _extract(st: dict[str, Any], legacy: bool) -> Extraction:
         facts += _list(pred.get("configuration"), "eval_data", "$.predicate.configuration")
         if isinstance(pred.get("result"), str):
             meta["result"] = pred["result"]
+        meta.update(_test_figures(pred))
     elif pt == DEPLOYMENT_V1:
         facts += _list(pred.get("models"), "material", "$.predicate.models")
         for key in ("environment", "validFrom", "validTo"):
             if isinstance(pred.get(key), str):
                 meta[key] = pred[key]
     return Extraction(pt, legacy, tuple(subjects + facts), tuple(sorted(meta.items())))
+
+
+def _test_figures(pred: dict[str, Any]) -> dict[str, str]:
+    """A test result's figures as text: each scalar of ``metrics`` (our pipeline's, beside the result) as
+    ``metric:<name>``, and how many tests the predicate lists as passed, warned and failed."""
+    out: dict[str, str] = {}
+    metrics = pred.get("metrics")
+    for name, value in metrics.items() if isinstance(metrics, dict) else ():
+        if isinstance(value, str):
+            out[f"metric:{name}"] = value
+        elif isinstance(value, bool | int | float):
+            out[f"metric:{name}"] = json.dumps(value)
+    for key in ("passedTests", "warnedTests", "failedTests"):
+        if isinstance(pred.get(key), list):
+            out[key] = str(len(pred[key]))
+    return out
 
 
 def _atlas_manifest(payload: bytes) -> Extraction:

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from atlas_log._encoding import JSON_LIMITS, b64decode, b64encode, json_loads
 from atlas_log.answers import parse_collateral
 from atlas_log.checkpoint import Checkpoint, open_checkpoint
+from atlas_log.cli_output import inert
 from atlas_log.cosignature import CosignatureVerifier, verify_cosignatures
 from atlas_log.entry import Entry, canonical_json
 from atlas_log.errors import Error, FormatError, VerificationError
@@ -424,7 +425,7 @@ def render_summary(
             for a, h in f.digests:
                 if f.name:
                     label = f"{f.name} {f.version}" if f.version else f.name
-                    names.setdefault(f"{a}:{h}", label)
+                    names.setdefault(f"{a}:{h}", _plain(label))
 
     def named(digest: str) -> str:
         return f"{names[digest]} (`{digest}`)" if digest in names else f"`{digest}`"
@@ -491,7 +492,7 @@ def render_summary(
             if tee is not None
             else "none"
         )
-        ptype = extractions[index].predicate_type or "-"
+        ptype = _plain(extractions[index].predicate_type or "-")
         why = "naming it" if index in naming else "on a lineage edge" if index in on_edges else "for a proof only"
         lines.append(
             f"| {index} | {when(entry.integrated_time)} | {why} | {ptype} | {signers or '-'} | {verdict_text} |"
@@ -504,13 +505,14 @@ def render_summary(
         meta = dict(ex.metadata)
         data = ", ".join(named(d) for d in ex.digests("eval_data")) or "-"
         model = ", ".join(named(d) for d in ex.digests("evaluated")) or "-"
-        lines.append(f"- entry #{i}: {model} evaluated on {data}: {meta.get('result', 'no result stated')}")
+        outcome = _plain(meta.get("result", "no result stated")) + _figures(meta)
+        lines.append(f"- entry #{i}: {model} evaluated on {data}: {outcome}")
     if not evaluations:
         lines.append("None in this pack.")
     lines += ["", "## Deployments", ""]
     for i in deployments:
         ex = extractions[i]
-        env = dict(ex.metadata).get("environment", "-")
+        env = _plain(dict(ex.metadata).get("environment", "-"))
         lines.append(
             f"- entry #{i}: {', '.join(named(d) for d in ex.digests('material'))} deployed as "
             f"{', '.join(named(d) for d in ex.digests('subject'))} ({env})"
@@ -519,6 +521,28 @@ def render_summary(
         lines.append("None in this pack.")
     lines.append("")
     return "\n".join(lines)
+
+
+_MARKDOWN = str.maketrans({c: "\\" + c for c in "`<>[]|"})
+_FIGURES_SHOWN = 8
+_TEST_COUNTS = (("passedTests", "passed"), ("warnedTests", "warned"), ("failedTests", "failed"))
+
+
+def _plain(text: str) -> str:
+    """Text a statement (anyone's) chose, as it reads in the summary: on its line, with nothing a terminal acts
+    on, and no character that would make Markdown of it (a link, a code span, HTML, a table cell's end)."""
+    return inert(text, line=True).translate(_MARKDOWN)
+
+
+def _figures(meta: Mapping[str, str]) -> str:
+    """An evaluation's figures after its result: `` (auc 0.97, f1 0.91; 12 tests passed, 1 failed)``."""
+    metrics = [f"{_plain(k.removeprefix('metric:'))} {_plain(v)}" for k, v in meta.items() if k.startswith("metric:")]
+    if len(metrics) > _FIGURES_SHOWN:
+        metrics = [*metrics[:_FIGURES_SHOWN], f"{len(metrics) - _FIGURES_SHOWN} more in the statement"]
+    counts = [(meta[k], word) for k, word in _TEST_COUNTS if k in meta]
+    tests = ", ".join(f"{n} {'tests ' if i == 0 else ''}{word}" for i, (n, word) in enumerate(counts))
+    parts = [p for p in (", ".join(metrics), tests) if p]
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 def pack_json(verdict: PackVerdict) -> dict[str, Any]:
