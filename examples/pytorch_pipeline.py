@@ -32,7 +32,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from atlas_log import RetryPolicy
 from atlas_log.client import LogClient
+from atlas_log.errors import Error, LogUnreachableError
 from atlas_log.history import verify_history, verify_lineage
 from atlas_log.pipeline import (
     ConfigfsTsmProvider,
@@ -127,7 +129,11 @@ def evaluate(model_dir: Path, data: Path, train_stats: Path) -> float:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--server", default=os.environ.get("ATLAS_LOG_URL", "http://127.0.0.1:8080"))
+    ap.add_argument(
+        "--server",
+        default=os.environ.get("ATLAS_LOG_URL", "http://127.0.0.1:8080"),
+        help="the log's URL (default: $ATLAS_LOG_URL, else http://127.0.0.1:8080, where make run serves)",
+    )
     ap.add_argument(
         "--vkey",
         default=os.environ.get("ATLAS_LOG_VKEY"),
@@ -159,17 +165,32 @@ def main() -> int:
     provider: QuoteProvider = (
         ConfigfsTsmProvider() if args.configfs_tsm else SimulatedProvider(SimulatedPlatform.load(platform))
     )
+    try:
+        return run(args, work, provider)
+    except (Error, httpx.HTTPError) as exc:  # the log unreachable, or an answer refused: one line, no traceback
+        hint = "; is the log running there? --server (or ATLAS_LOG_URL) names another address"
+        print(
+            f"pytorch_pipeline: {' '.join(str(exc).split())}{hint if isinstance(exc, LogUnreachableError) else ''}",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def run(args: argparse.Namespace, work: Path, provider: QuoteProvider) -> int:
+    """The five steps, each recorded; then the deployed model's history and lineage verified; prints the report."""
     key = Ed25519PrivateKey.generate()
     clock = Clock()
     run_started = time.perf_counter()
     token = Path(args.token_file).read_text().strip() if args.token_file else None
     auth = {"Authorization": f"Bearer {token}"} if token else {}
+    # How long an unanswered request is retried (a log restarting), as atlas-log takes it.
+    retry = RetryPolicy(deadline_s=float(os.environ.get("ATLAS_LOG_RETRY_DEADLINE", "30")))
     with httpx.Client(base_url=args.server, timeout=60, headers=auth) as http:
         vkey = args.vkey
         if not vkey:
-            vkey = http.get("/api/v1/log").json()["verifierKey"]
+            vkey = LogClient(http, None, retry=retry).log_info().verifier_key
             print(f"warning: trusting the key the server announced ({vkey}); pin it with --vkey", file=sys.stderr)
-        log = LogClient(http, vkey)
+        log = LogClient(http, vkey, retry=retry)
 
         def step(name: str, statement: bytes, confidential: tuple[str, ...] = ()) -> int:
             receipt = clock.track(
@@ -231,6 +252,15 @@ def main() -> int:
                 "predicate.buildDefinition.externalParameters.parameters.learningRate",
                 "predicate.buildDefinition.externalParameters.parameters.datasetPath",
             ),
+        )
+        print(
+            "  its learning rate and dataset path are hidden in the log: "
+            + (
+                "the tenant of --token-file and its grants read them (atlas-log disclose)"
+                if token
+                else "without --token-file (a tenant's token), only the log's admin can read them"
+            ),
+            file=sys.stderr,
         )
         accuracy = evaluate(work / "model", test, clean)
         step(

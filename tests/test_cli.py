@@ -317,6 +317,10 @@ def test_an_unreachable_log_is_one_line_naming_its_url() -> None:
     for args in (["--vkey", VKEY, "checkpoint"], ["get", "3"], ["--vkey", VKEY, "history", "sha256:" + "ab" * 32]):
         line = _fails_in_one_line("--server", url, *args)
         assert f"cannot reach the log at {url}/" in line, line
+        # Why it took as long as it did, and where to look.
+        assert re.search(
+            r"tried \d+ times over \d+ s; is the log running there\? --server \(or ATLAS_LOG_URL\)", line
+        ), line
     assert "is not a URL" in _fails_in_one_line("--server", "log.example", "--vkey", VKEY, "checkpoint")
 
 
@@ -545,6 +549,8 @@ def test_get_and_search_read_well_and_script_well(server: ServerProcess) -> None
     assert [e["logIndex"] for e in json.loads(found.stdout)["entries"]] == [index]
     table = _run(*base, "search", "--signer", signer)
     assert f"#{index}" in table.stdout and "1 entry, each verified included" in table.stdout
+    # A search is a lookup in the log's index: what it shows is proved, not that nothing is missing.
+    assert "not proved: that no match is missing" in table.stdout and "atlas-log history" in table.stdout
     # Part of a name finds nothing, and the answer says names are matched whole.
     partial = _run(*base, "search", "--name", "mod")
     assert partial.returncode == 0 and "no entry matches" in partial.stdout

@@ -308,6 +308,10 @@ def test_the_command_line_submits_discloses_and_verifies_offline(log: ServerProc
     r = _cli(*common, "disclose", str(index), "--out", str(out), "--token-file", str(grant_file))
     assert r.returncode == 0, r.stderr
     assert CANARY in r.stdout and str(LR) in r.stdout
+    # A monitor holding the grant says, in words, what became of the confidential entries' disclosures.
+    root = log.platform.root_fingerprint
+    r = _cli(*common, "monitor", "--once", "--replay", "--tdx-root", root, "--token-file", str(grant_file))
+    assert r.returncode == 0 and "confidential entries' disclosures: 1 checked" in r.stdout, r.stdout + r.stderr
     r = _cli("verify-disclosure", str(out), "--vkey", log.vkey)
     assert r.returncode == 0, r.stderr
     assert f"$.predicate.buildDefinition.externalParameters.dataset = {json.dumps(CANARY)}" in r.stdout

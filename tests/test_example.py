@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from atlas_log.client import LogClient
-from tests.conftest import ROOT_DIR, ServerProcess
+from tests.conftest import ROOT_DIR, ServerProcess, free_port
 
 ADMIN = "atladm_example-admin-0123456789"
 
@@ -55,6 +55,7 @@ def test_pytorch_pipeline_example(db_url: str, tmp_path: Path) -> None:
         )
         assert out.returncode == 0, out.stderr[-3000:]
         assert "training: epoch 5/5" in out.stderr  # progress without a terminal too
+        assert "the tenant of --token-file and its grants read them" in out.stderr  # what is hidden, and for whom
         report = json.loads(out.stdout)
         assert report["history_entries"] == [4, 3, 2]  # deploy, evaluate, train
         assert report["history_gap_free_from"] == 4 and report["history_complete"] is False
@@ -82,5 +83,18 @@ def test_pytorch_pipeline_example(db_url: str, tmp_path: Path) -> None:
         )
         assert away.returncode == 1 and "Traceback" not in away.stderr, away.stderr
         assert "no simulated TDX platform in .atlas-log/simulated-tdx" in away.stderr
+        # A log that is not there is one line naming it, not a traceback.
+        nowhere = f"http://127.0.0.1:{free_port()}"
+        platform = ["--simulated-platform", str(server.data_dir / "simulated-tdx"), "--samples", "100", "--epochs", "1"]
+        unreachable = subprocess.run(
+            [sys.executable, str(ROOT_DIR / "examples" / "pytorch_pipeline.py"), "--server", nowhere, *platform],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
+            env={**os.environ, "ATLAS_LOG_RETRY_DEADLINE": "1"},
+        )
+        assert unreachable.returncode == 1 and "Traceback" not in unreachable.stderr, unreachable.stderr
+        assert f"cannot reach the log at {nowhere}/" in unreachable.stderr and "--server" in unreachable.stderr
     finally:
         server.stop()

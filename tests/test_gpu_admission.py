@@ -369,6 +369,15 @@ def test_an_entrys_gpu_evidence_downloads_and_reverifies_offline(
         assert args[:3] == ["atlas-log", "gpu", "verify"]
         ran = subprocess.run([*base[:3], *args[1:]], capture_output=True, text=True, timeout=120)
         assert ran.returncode == 0 and "ACCEPTED" in ran.stdout, command + "\n" + ran.stdout + ran.stderr
+        assert "measurements against the driver RIM and VBIOS RIM, revocation (" in ran.stdout, ran.stdout
+        assert "not checked" not in ran.stdout, ran.stdout
+    # Without the simulated GPU's root, the chain fails, and the tool says which root to pass.
+    at = args.index("--gpu-device-root")
+    untrusted = subprocess.run([*base[:3], *args[1:at], *args[at + 2 :]], capture_output=True, text=True, timeout=120)
+    assert untrusted.returncode == 1 and "REJECTED (chain_invalid)" in untrusted.stdout, untrusted.stdout
+    assert "hint: a development log's GPU evidence comes from its simulated GPU: pass --gpu-device-root" in (
+        untrusted.stderr
+    )
     # `get` counts the GPU evidence as proved: the leaf commits to its collection hash.
     shown = subprocess.run([*base, "get", str(index), "--json"], capture_output=True, text=True, timeout=120)
     got = json.loads(shown.stdout)

@@ -107,6 +107,18 @@ def test_serialized_architecture_must_match_the_chain() -> None:
         json.dumps([{"arch": "HOPPER", "nonce": "00" * 32, "evidence": "", "certificate": "", "x": 1}]).encode(),
         json.dumps({"evidences": "x", "result_code": 0}).encode(),
         json.dumps({"evidence": []}).encode(),
+        # Members of another JSON type than text, each where the parser looks it up.
+        *(
+            json.dumps([{"arch": "HOPPER", "nonce": "00" * 32, "evidence": "", "certificate": "", **bad}]).encode()
+            for bad in (
+                {"arch": ["HOPPER"]},
+                {"arch": {"a": 1}},
+                {"arch": 7},
+                {"evidence": ["AA=="]},
+                {"certificate": {"a": 1}},
+                {"nonce": None},
+            )
+        ),
     ],
 )
 def test_malformed_serialized_evidence(data: bytes) -> None:
@@ -194,7 +206,10 @@ def test_the_command_line_verifies_gpu_evidence(capsys: pytest.CaptureFixture[st
     nvidia = vectors_dir("nvidia")
     good = nvidia / "hopper-580-valid"
     assert cli.main(["gpu", "verify", str(good), "--at", str(NOW)]) == 0
-    assert capsys.readouterr().out.startswith("ACCEPTED: HOPPER, driver ")
+    out = capsys.readouterr().out
+    assert out.startswith("ACCEPTED: HOPPER, driver ")
+    # What the verdict rests on, and what it was not given to check.
+    assert "checked: report signature, nonce, device chain; not checked: measurements (no --rim), revocation" in out
     assert cli.main(["gpu", "verify", str(good), "--at", str(NOW), "--nonce", "00" * 32, "--json"]) == 1
     verdict = json.loads(capsys.readouterr().out)
     assert verdict["accept"] is False and verdict["code"] == "nonce_mismatch"

@@ -83,6 +83,7 @@ def test_a_pack_verifies_offline_and_reads_as_a_case(packed: tuple[bytes, str, s
     assert not any(line.startswith(("# Verdict", "- [forged")) for line in text.splitlines()), text
     assert "deployed as" in text and "fraud-svc" in text
     assert "complete as of tree size" in text and "verdict: verified offline" in text
+    assert "verified against the TDX root --tdx-root names, not Intel's" in " ".join(text.split())
     as_json = _cli("verify-pack", str(tmp_path / "case.zip"), "--vkey", vkey, "--tdx-root", root, "--json")
     verdict = json.loads(as_json.stdout)
     assert verdict["verified"] is True and verdict["entries"] == 5 and verdict["historyCompleteAsOf"] is not None

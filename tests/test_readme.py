@@ -52,14 +52,17 @@ def _run(lines: list[str], log: ServerProcess, cwd: Path, index: int = 0) -> sub
     for line in lines:
         for placeholder, value in placeholders.items():
             line = line.replace(placeholder, value)
-        filled.append(line)
+        # This log's port is not make run's: its address stands where the README gives that one, as a user
+        # who started on another port would write it.
+        filled.append(line.replace("http://127.0.0.1:8080", log.url))
     # The venv's activate script puts atlas-log on the PATH: here it is this interpreter's folder.
     script = "\n".join(
         f'export PATH="{Path(sys.executable).parent}:$PATH"' if line.startswith(". .venv/bin/activate") else line
         for line in filled
     )
-    env = {**os.environ, "ATLAS_LOG_URL": log.url, "ATLAS_DATA_DIR": str(log.data_dir)}
+    env = {**os.environ, "ATLAS_DATA_DIR": str(log.data_dir)}
     env.pop("ATLAS_LOG_VKEY", None)
+    env.pop("ATLAS_LOG_URL", None)  # the README's own lines name the log
     return subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
     )
@@ -86,7 +89,9 @@ def test_the_auditors_offline_replay_runs_as_printed(log: ServerProcess, tmp_pat
     entry = demo_submission(Ed25519PrivateKey.generate(), 0, log.platform)
     assert httpx.post(log.url + "/api/v1/entries", json=entry, timeout=30).status_code == 201
     lines = _block_after("Auditors replay any entry offline:")
-    out = _run([". .venv/bin/activate", *lines], log, tmp_path)
+    # In the walkthrough's shell: the log's address and key exported.
+    exports = [line for line in _block_after("### Your first pipeline, step by step") if line.startswith("export")]
+    out = _run([". .venv/bin/activate", *exports, *lines], log, tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "ACCEPTED" in out.stdout
 
@@ -113,11 +118,13 @@ def test_the_client_library_example_runs_as_printed(log: ServerProcess, tmp_path
     block = re.search(r"```python\n(.*?)```", README[at:], re.DOTALL)
     assert block is not None
     code = block.group(1).replace("<the verifier key make run printed>", log.vkey)
-    code = code.replace("http://127.0.0.1:8080", log.url)
     r = httpx.post(log.url + "/api/v1/entries", json=demo_submission(Ed25519PrivateKey.generate(), 0, log.platform))
     (tmp_path / "first.receipt.json").write_text(r.text)
     (tmp_path / "example.py").write_text(code)
-    out = subprocess.run([sys.executable, "example.py"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    env = {**os.environ, "ATLAS_LOG_URL": log.url}  # as the walkthrough exported it
+    out = subprocess.run(
+        [sys.executable, "example.py"], cwd=tmp_path, capture_output=True, text=True, timeout=60, env=env
+    )
     assert out.returncode == 0, out.stderr
     assert "entry 0 is in the tree of size 1; the log is now at 1" in out.stdout
     assert (tmp_path / "trusted.json").exists()
@@ -135,7 +142,7 @@ def test_the_confidential_walkthrough_runs_as_printed(log: ServerProcess, tmp_pa
     (work / ".atlas-log").symlink_to(log.data_dir)  # the development log's folder, as under `make run`
     first = _block_after("### Your first pipeline, step by step")
     setup = [line for line in first if line.startswith((". .venv", "export", "atlas-log keygen"))]
-    lines = [line.replace("http://127.0.0.1:8080", log.url) for line in _block_after("### Confidential entries")]
+    lines = _block_after("### Confidential entries")
     out = _run([*setup, *lines], log, work)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "warning: no tenant token" not in out.stderr
@@ -147,21 +154,20 @@ def test_the_confidential_walkthrough_runs_as_printed(log: ServerProcess, tmp_pa
     opened = (ROOT / "examples" / "first-statement.json").read_text()
     assert "reviews-v3" not in opened and "0.0005" not in opened
     # A mistake at the admin API (a tenant's name mistyped) shows the log's answer, not a traceback.
-    helpers = [
-        line.replace("http://127.0.0.1:8080", log.url) for line in lines if line.startswith(("admin()", "token()"))
-    ]
+    helpers = [line for line in lines if line.startswith(("admin()", "token()"))]
+    exports = [line for line in setup if line.startswith((". .venv", "export"))]
     mistyped = """admin POST tenants/vendr/tokens '{"scopes": ["submit"]}' | token typo.token"""
-    typo = _run([*helpers, mistyped], log, work)
+    typo = _run([*exports, *helpers, mistyped], log, work)
     assert typo.returncode != 0 and "no tenant 'vendr'" in typo.stderr and "Traceback" not in typo.stderr, typo.stderr
     assert not (work / "typo.token").exists()  # no empty token file left behind
     # The tokens are secrets: readable by their owner only.
     for name in ("vendor.token", "grant.token"):
         assert oct((work / name).stat().st_mode & 0o777) == "0o600", name
-    mixed_up = _run([*setup[:2], "atlas-log verify hidden-entry.json"], log, work)  # not a receipt
+    mixed_up = _run([*exports, "atlas-log verify hidden-entry.json"], log, work)  # not a receipt
     assert mixed_up.returncode == 1 and "this is a disclosure file, not a receipt" in mixed_up.stdout
     # Hidden values submitted without a tenant's token would be readable by the admin alone: the tool says so.
     tokenless = [
         line.replace(" --token-file vendor.token", "") for line in lines if line.startswith("atlas-log submit")
     ]
-    out = _run([*setup[:2], *tokenless, "  --confidential predicate.runDetails.metadata.invocationId"], log, work)
+    out = _run([*exports, *tokenless, "  --confidential predicate.runDetails.metadata.invocationId"], log, work)
     assert out.returncode == 0 and "warning: no tenant token" in out.stderr, out.stderr

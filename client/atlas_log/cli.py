@@ -38,7 +38,7 @@ from atlas_log.cli_output import Output, add, counted, inert, one_line, render_j
 from atlas_log.client import AsyncLogClient, LogClient
 from atlas_log.disclosure import Disclosure, hides_digests, redact, verify_disclosures
 from atlas_log.dsse import PublicKey, sign_envelope
-from atlas_log.errors import Error, FormatError, SubmissionError
+from atlas_log.errors import Error, FormatError, LogUnreachableError, SubmissionError
 from atlas_log.history import EVALUATION_DATA
 from atlas_log.monitor import DEFAULT_MAP_MAX_LAG_S
 from atlas_log.note import Verifier, parse_note
@@ -1252,6 +1252,11 @@ def search(
         subjects = ", ".join(r["subjects"]) or "-"
         table.add_row(f"#{r['logIndex']}", when(r["integratedTime"]), r["predicateType"] or "-", subjects)
     o.ui.show(table)
+    o.ui.line(
+        "not proved: that no match is missing (a search is a lookup in the log's index); every entry naming an "
+        "artifact, proved complete: atlas-log history DIGEST",
+        "yellow",
+    )
     return 0
 
 
@@ -1619,11 +1624,16 @@ def _print_round(o: Options, result: Any, replayed: dict[str, Any] | None, froze
         sep="",
     )
     if replayed is not None:
-        rate = f", {replayed['entriesPerSecond']}/s" if replayed["entriesPerSecond"] else ""
+        # A rate over a handful of entries measures start-up, not the replay.
+        many = replayed["entriesPerSecond"] and replayed["replayed"] >= 1000
+        rate = f", {replayed['entriesPerSecond']}/s" if many else ""
         said = "every one re-verified" if not replayed["problems"] else f"{counted(replayed['problems'], 'problem')}"
         o.ui.line(
             f"  replayed {counted(replayed['replayed'], 'entry', 'entries')} in {replayed['seconds']} s{rate}: {said}"
         )
+        if "disclosures" in replayed:  # with a grant: the confidential entries, by what became of their values
+            outcomes = ", ".join(f"{n} {why}" for why, n in sorted(replayed["disclosures"].items()))
+            o.ui.line(f"  confidential entries' disclosures: {outcomes}")
     if frozen is not None:
         o.ui.line(f"  the log is frozen; its successor: {frozen.url} ({frozen.vkey})", "yellow")
     if successor is not None:
@@ -1722,6 +1732,11 @@ def verify_pack_command(
         + ("" if complete else "; ".join(verdict.incomplete) + ")"),
         "green" if complete else "yellow",
     )
+    if tdx_root:
+        o.ui.line(
+            "  its quotes are verified against the TDX root --tdx-root names, not Intel's: a simulated platform's "
+            "prove nothing about real hardware"
+        )
     return 0
 
 
@@ -2077,9 +2092,35 @@ def gpu_verify(
                     f": {v.architecture}, driver {v.driver_version}, VBIOS {v.vbios_version}",
                     sep="",
                 )
+                o.ui.line("  " + _gpu_checks(v))
             else:
                 o.ui.out.print(*head, verdict_text(False, f"REJECTED ({v.code})"), f": {v.reason}", sep="")
+        if any(v.code == "chain_invalid" for v in verdicts) and "--device-root" not in roots:
+            o.ui.note(
+                "hint: a development log's GPU evidence comes from its simulated GPU: pass --gpu-device-root with "
+                "its root's SHA-256 (the banner and /api/v1/log name it)",
+                None,
+            )
     return 0 if all(v.accept for v in verdicts) else 1
+
+
+_RIM_KINDS = {"driver": "driver", "vbios": "VBIOS"}
+
+
+def _gpu_checks(v: Any) -> str:
+    """What an accepted GPU verdict rests on, and what it was not asked to check (no RIM, no OCSP response)."""
+    done = ["report signature", "nonce", "device chain"]
+    skipped = []
+    if v.measurements_checked:
+        done.append("measurements against the " + " and ".join(f"{_RIM_KINDS.get(r.kind, r.kind)} RIM" for r in v.rims))
+    else:
+        skipped.append("measurements (no --rim)")
+    answers = len(v.revocation) + sum(len(r.revocation) for r in v.rims)
+    if answers:
+        done.append(f"revocation ({counted(answers, 'certificate')})")
+    else:
+        skipped.append("revocation (no --ocsp)")
+    return "checked: " + ", ".join(done) + ("; not checked: " + ", ".join(skipped) if skipped else "")
 
 
 # --- running ------------------------------------------------------------------------------------------------
@@ -2131,6 +2172,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(_usage(exc), int(getattr(exc, "exit_code", 2)))
     except CliError as exc:
         return _fail(str(exc), exc.status)
+    except LogUnreachableError as exc:
+        hint = "; is the log running there? --server (or ATLAS_LOG_URL) names another address"
+        return _fail(one_line(exc) + (hint if str(exc).startswith("cannot reach") else ""), 1)
     except Error as exc:  # what the log or a file said: one line, no traceback
         return _fail(one_line(exc), 1)
     except FileNotFoundError as exc:

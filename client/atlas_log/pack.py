@@ -493,7 +493,13 @@ def render_summary(
             else "none"
         )
         ptype = _plain(extractions[index].predicate_type or "-")
-        why = "naming it" if index in naming else "on a lineage edge" if index in on_edges else "for a proof only"
+        why = (
+            "naming it"
+            if index in naming
+            else "on a lineage edge"
+            if index in on_edges
+            else "for the completeness proof"
+        )
         lines.append(
             f"| {index} | {when(entry.integrated_time)} | {why} | {ptype} | {signers or '-'} | {verdict_text} |"
         )

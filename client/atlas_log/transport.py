@@ -171,8 +171,10 @@ def _reply(request: Request, resp: httpx.Response) -> Reply:
     return Reply(request.method, str(resp.request.url), resp.status_code, resp.content, headers)
 
 
-def _failure(request: Request, url: str, exc: Exception) -> LogAPIError:
+def _failure(request: Request, url: str, exc: Exception, attempts: _Attempts) -> LogAPIError:
     reason = str(exc) or type(exc).__name__
+    if attempts.count:  # the time a caller waited, explained
+        reason += f"; tried {attempts.count + 1} times over {attempts.clock() - attempts.started:.0f} s"
     if isinstance(exc, httpx.UnsupportedProtocol):
         return LogUnreachableError(f"{url} is not a URL a log can be reached at: {reason}")
     if isinstance(exc, httpx.TimeoutException):
@@ -198,7 +200,7 @@ def send(
         wait = attempts.wait(reply, error)
         if wait is None:
             if error is not None:
-                raise _failure(request, str(built.url), error) from error
+                raise _failure(request, str(built.url), error, attempts) from error
             assert reply is not None
             return reply
         time.sleep(wait)
@@ -219,7 +221,7 @@ async def asend(
         wait = attempts.wait(reply, error)
         if wait is None:
             if error is not None:
-                raise _failure(request, str(built.url), error) from error
+                raise _failure(request, str(built.url), error, attempts) from error
             assert reply is not None
             return reply
         await asyncio.sleep(wait)

@@ -155,8 +155,8 @@ def parse_evidence_items(items: Any, source: str = "evidence") -> list[GpuEviden
         where = f"{source}[{n}]"
         if not isinstance(item, dict) or set(item) != _SERIALIZED_KEYS:
             raise GpuEvidenceError("parse_error", f"{where} must have exactly {sorted(_SERIALIZED_KEYS)}")
-        if item["arch"] not in _ARCHITECTURES:
-            raise GpuEvidenceError("parse_error", f"{where}: unknown architecture {item['arch']!r}")
+        if not isinstance(item["arch"], str) or item["arch"] not in _ARCHITECTURES:
+            raise GpuEvidenceError("parse_error", f"{where}: unknown architecture {item['arch']!r:.80}")
         try:
             report, chain = b64decode(item["evidence"], "evidence"), b64decode(item["certificate"], "certificate")
         except FormatError as exc:
